@@ -1,0 +1,144 @@
+/*
+ * conf.h - mxmoat's configuration, shared by mxmoat-proxy, mxmoat-milter and the tools.
+ *
+ * A configuration is loaded into an immutable, reference-counted snapshot (struct moat_conf).
+ * Every key is declared once, in the table in conf_table.c: name, type, offset into the snapshot,
+ * default, limits and a one-line doc. That table drives parsing, validation, --dump-config and the
+ * key list checked against doc/mxmoat.conf.5. A reload builds a new snapshot; sessions in flight keep
+ * the one they took a reference to.
+ */
+#ifndef MOAT_CONF_H
+#define MOAT_CONF_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cidr.h"
+
+#define MOAT_CONF_ERR_MAX 512       /* room for one "file:line: key: what is wrong" message */
+#define MOAT_CONF_LINE_MAX 4096     /* longest line accepted in a config file */
+#define MOAT_CONF_INCLUDE_DEPTH 8   /* include = FILE nesting */
+
+enum moat_conf_type {
+	MOAT_CT_STRING,  /* char *: free text, optionally checked by a validator */
+	MOAT_CT_UINT,    /* unsigned: decimal */
+	MOAT_CT_SIZE,    /* uint64_t: bytes, with optional k/m/g suffix (powers of 1024) */
+	MOAT_CT_TIME,    /* unsigned: milliseconds, written with ms/s/m/h/d suffix (bare = seconds) */
+	MOAT_CT_BOOL,    /* bool: yes/no, true/false, on/off, 1/0 */
+	MOAT_CT_ENUM,    /* int: index into the '|'-separated allowed values */
+};
+
+/* Which programs read a key; used by --dump-config and the man page. */
+#define MOAT_CK_PROXY  0x1
+#define MOAT_CK_MILTER 0x2
+#define MOAT_CK_ALL    (MOAT_CK_PROXY | MOAT_CK_MILTER)
+
+/* A validator for MOAT_CT_STRING keys: returns 0, or -1 with a message in err. */
+typedef int (*moat_conf_check_fn)(const char *value, char *err, size_t errlen);
+
+struct moat_conf_key {
+	const char *name;
+	enum moat_conf_type type;
+	size_t offset;               /* into struct moat_conf */
+	const char *def;             /* default, as it would be written in the file; NULL = dynamic */
+	uint64_t min, max;           /* numeric types, in the stored unit */
+	const char *allowed;         /* MOAT_CT_ENUM: "a|b|c" */
+	moat_conf_check_fn check;    /* MOAT_CT_STRING: optional */
+	unsigned scope;              /* MOAT_CK_* */
+	const char *doc;             /* one line */
+};
+
+enum moat_log_target { MOAT_LOG_SYSLOG = 0, MOAT_LOG_STDERR = 1 };
+enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
+
+struct moat_conf {
+	atomic_int refs;
+	char *source;                  /* the file it was read from, or "(built-in defaults)" */
+
+	/* general */
+	char *authserv_id;
+	char *dns_resolver;
+	unsigned dns_timeout;          /* ms */
+	char *daemon_user;
+	char *daemon_group;
+	int log_target;                /* enum moat_log_target */
+	bool log_verbose;
+	unsigned drain_timeout;        /* ms */
+
+	/* trust rules */
+	char *internal_networks;
+	char *submission_listeners;
+	bool trust_authenticated;
+
+	/* limits */
+	unsigned limit_line_length;
+	unsigned limit_recipients;
+	uint64_t limit_message_size;
+	uint64_t limit_header_size;
+	unsigned limit_header_count;
+	unsigned limit_messages_per_session;
+	unsigned limit_errors;
+	unsigned limit_junk_commands;
+	unsigned limit_sessions_per_ip;
+
+	/* proxy */
+	char *proxy_listen;
+	char *proxy_backend;
+	int proxy_backend_pass;        /* enum moat_backend_client */
+	char *proxy_pid_file;
+	unsigned proxy_workers;
+	unsigned proxy_threadpool_size;
+
+	/* milter */
+	char *milter_socket;
+	char *milter_pid_file;
+
+	/* derived from the keys above by moat_conf_finish(); not keys themselves */
+	struct moat_cidr_set *internal_set;
+};
+
+/* The key table and its length (conf_table.c). */
+extern const struct moat_conf_key moat_conf_keys[];
+extern const size_t moat_conf_nkeys;
+
+/* A key=value given on the command line with -o; applied after the file, in order. */
+struct moat_conf_override {
+	const char *key;
+	const char *value;
+};
+
+/*
+ * moat_conf_load - read FILE (NULL: built-in defaults only), then apply the overrides.
+ * Returns a snapshot with one reference, or NULL with "file:line: key: what is wrong" in err.
+ */
+struct moat_conf *moat_conf_load(const char *file, const struct moat_conf_override *ov, size_t nov,
+    char *err, size_t errlen);
+
+/* moat_conf_parse_override - split "key=value" in place (arg is modified); -1 if no '='. */
+int moat_conf_parse_override(char *arg, struct moat_conf_override *out);
+
+struct moat_conf *moat_conf_ref(struct moat_conf *conf);
+void moat_conf_unref(struct moat_conf *conf);   /* NULL is a no-op */
+
+/* moat_conf_find_key - the table entry for NAME, or NULL. */
+const struct moat_conf_key *moat_conf_find_key(const char *name);
+
+/* moat_conf_dump - write every key of SCOPE as "name = value" (postconf style). */
+void moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, FILE *out);
+
+/* moat_conf_enum_name - the allowed value an MOAT_CT_ENUM index stands for. */
+const char *moat_conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len);
+
+/* Validators shared with later modules. */
+int moat_conf_check_hostport(const char *value, char *err, size_t errlen);
+int moat_conf_check_listen_list(const char *value, char *err, size_t errlen);
+int moat_conf_check_backend(const char *value, char *err, size_t errlen);
+int moat_conf_check_resolver(const char *value, char *err, size_t errlen);
+int moat_conf_check_milter_socket(const char *value, char *err, size_t errlen);
+int moat_conf_check_cidr_list(const char *value, char *err, size_t errlen);
+int moat_conf_check_authserv_id(const char *value, char *err, size_t errlen);
+
+#endif /* MOAT_CONF_H */

@@ -1,0 +1,171 @@
+/*
+ * policy.h - the transaction model both front-ends drive.
+ *
+ * A front-end (proxy/ or milter/) translates its protocol into events on a struct moat_session:
+ * connect (moat_session_new), helo, tls, auth, mail, rcpt, data, header, eoh, body, eom, abort,
+ * and close (moat_session_free). Each event fills a struct moat_verdict: continue, accept,
+ * tempfail, reject, discard or quarantine, with an SMTP code, an RFC 3463 enhanced status code and
+ * text. At end of message the session also hands out header edits (add at the top, delete the n-th
+ * occurrence of a name) for the front-end to apply.
+ *
+ * The core knows no sockets, no libuv and no libmilter. It is reentrant: a session is used by one
+ * thread at a time (any thread), and everything shared between sessions (struct moat_policy) is
+ * either immutable or locked. Events that may wait on DNS (mail, eom) or hash a large body (body)
+ * must be called off an event loop; the proxy calls them on the libuv threadpool.
+ */
+#ifndef MOAT_POLICY_H
+#define MOAT_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+#include "conf.h"
+
+/* Ordered by severity: moat_verdict_combine keeps the more severe of two verdicts. */
+enum moat_action {
+	MOAT_CONTINUE = 0,   /* no objection; go on */
+	MOAT_ACCEPT,         /* accept now, skip further checks for this message */
+	MOAT_QUARANTINE,     /* accept and hold (milter: smfi_quarantine) */
+	MOAT_DISCARD,        /* accept and drop silently: only ever by explicit configuration */
+	MOAT_TEMPFAIL,       /* 4xx */
+	MOAT_REJECT,         /* 5xx */
+};
+
+#define MOAT_REPLY_TEXT_MAX 256
+
+struct moat_verdict {
+	enum moat_action action;
+	unsigned code;                     /* 3-digit SMTP reply code; 0 with MOAT_CONTINUE */
+	char status[12];                   /* RFC 3463 enhanced status, e.g. "5.7.1"; "" if none */
+	char text[MOAT_REPLY_TEXT_MAX];    /* reply text, no CRLF; safe to send as is */
+	const char *reason;                /* short static token for the log, e.g. "limit_recipients" */
+	bool close;                        /* the front-end must close the session after replying */
+};
+
+/* Facts about TLS on the client leg, when known (proxy after the handshake, milter from macros). */
+struct moat_tls_info {
+	bool active;
+	char protocol[16];     /* "TLSv1.3" */
+	char cipher[64];
+	unsigned bits;
+	char sni[256];
+	char peer_fingerprint[96];  /* "" when no client certificate or not requested */
+};
+
+/* What the front-end knows at connect time. All strings are copied by moat_session_new. */
+struct moat_client {
+	const char *addr;        /* numeric address of the SMTP client */
+	unsigned port;
+	const char *name;        /* reverse DNS name as verified by the MTA, or NULL ("unknown") */
+	const char *listener;    /* name of the listener that accepted (proxy: "addr:port";
+	                            milter: {daemon_name}), or NULL */
+	const char *session_id;  /* front-end's id for log lines; NULL: the core makes one */
+};
+
+enum moat_direction {
+	MOAT_INBOUND = 0,        /* verify */
+	MOAT_OUTBOUND = 1,       /* sign */
+};
+
+enum moat_hdr_op {
+	MOAT_HDR_INSERT_TOP,     /* add "name: value" above every existing header */
+	MOAT_HDR_DELETE,         /* delete the index-th (1-based) occurrence of name */
+};
+
+struct moat_hdr_edit {
+	enum moat_hdr_op op;
+	char *name;
+	char *value;             /* INSERT_TOP only: folded with CRLF + tab where long */
+	unsigned index;          /* DELETE only */
+};
+
+struct moat_policy;
+struct moat_session;
+
+/*
+ * moat_policy_new - shared state for one daemon: the current configuration snapshot and the
+ * tables that outlive a session (concurrent sessions per client). Takes its own reference on conf.
+ */
+struct moat_policy *moat_policy_new(struct moat_conf *conf);
+void moat_policy_free(struct moat_policy *pol);
+
+/* moat_policy_reload - install a new snapshot; sessions in flight keep theirs. Thread-safe. */
+void moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf);
+
+/* moat_policy_conf - a new reference to the current snapshot; release with moat_conf_unref. */
+struct moat_conf *moat_policy_conf(struct moat_policy *pol);
+
+/*
+ * moat_session_new - the connect event. Always returns a session unless out of memory (NULL);
+ * v says whether to serve it (MOAT_CONTINUE) or refuse it (e.g. 421 4.7.0 too many sessions,
+ * with v->close set). The session holds a reference to the snapshot current at connect.
+ */
+struct moat_session *moat_session_new(struct moat_policy *pol, const struct moat_client *client,
+    struct moat_verdict *v);
+
+/* moat_session_free - the close event; NULL is a no-op. Valid in any state. */
+void moat_session_free(struct moat_session *s);
+
+const struct moat_conf *moat_session_conf(const struct moat_session *s);   /* borrowed */
+const char *moat_session_id(const struct moat_session *s);                  /* valid until free */
+
+void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v);
+void moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls);
+void moat_session_auth(struct moat_session *s, const char *login);          /* login: not logged */
+
+/* MAIL FROM: path without angle brackets ("" for the null sender); params as sent, or NULL. */
+void moat_session_mail(struct moat_session *s, const char *path, const char *params,
+    struct moat_verdict *v);
+void moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
+    struct moat_verdict *v);
+/* The DATA command (or its milter equivalent): every recipient is known. */
+void moat_session_data(struct moat_session *s, struct moat_verdict *v);
+
+/*
+ * moat_session_header - one raw header field, "Name: value" with any folding CRLFs inside, without
+ * the final CRLF, exactly as it will be relayed. Counts against header size and count limits.
+ */
+void moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+void moat_session_eoh(struct moat_session *s, struct moat_verdict *v);
+/* Body bytes, CRLF line endings, dot-unstuffed. */
+void moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
+/* End of message: the final verdict; header edits are then available from moat_session_edits. */
+void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
+
+/* moat_session_edits - edits to apply for the message just ended; valid until the next event. */
+const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);
+
+/* moat_session_abort - RSET, or the transaction ended without end of message. */
+void moat_session_abort(struct moat_session *s);
+
+/*
+ * moat_session_error - the front-end rejected a command (syntax, sequence). Counts towards
+ * limit_errors; when junk is set (unknown command) also towards limit_junk_commands. v is
+ * MOAT_CONTINUE, or a 421 with v->close once a limit is reached.
+ */
+void moat_session_error(struct moat_session *s, bool junk, struct moat_verdict *v);
+
+/* moat_session_direction - inbound (verify) or outbound (sign), with why, for the log. */
+enum moat_direction moat_session_direction(const struct moat_session *s, const char **why);
+
+/*
+ * moat_session_summary - one line for the log about the message just ended or aborted:
+ * "from=<..> nrcpt=N size=N verdict=... reason=... dir=..." with client text escaped.
+ */
+size_t moat_session_summary(const struct moat_session *s, const struct moat_verdict *v, char *out,
+    size_t len);
+
+/* Verdict helpers (verdict.c). */
+void moat_verdict_continue(struct moat_verdict *v);
+void moat_verdict_set(struct moat_verdict *v, enum moat_action action, unsigned code,
+    const char *status, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* moat_verdict_combine - keep in dst the more severe of dst and src. */
+void moat_verdict_combine(struct moat_verdict *dst, const struct moat_verdict *src);
+const char *moat_action_name(enum moat_action a);
+/* moat_verdict_format_reply - "550 5.7.1 text\r\n" into out; returns length or 0 if it won't fit. */
+size_t moat_verdict_format_reply(const struct moat_verdict *v, char *out, size_t len);
+
+#endif /* MOAT_POLICY_H */
