@@ -1,0 +1,23 @@
+/*
+ * daemon.h - process basics shared by both daemons: detach, pid file, privilege drop.
+ */
+#ifndef MOAT_DAEMON_H
+#define MOAT_DAEMON_H
+
+#include <stddef.h>
+
+/* moat_daemon_detach - fork, setsid, chdir /, stdio to /dev/null; parent exits 0. 0 or -1. */
+int moat_daemon_detach(char *err, size_t errlen);
+
+/* moat_daemon_pidfile_write - write our pid to PATH (created 0644, locked); "" or NULL: none. */
+int moat_daemon_pidfile_write(const char *path, char *err, size_t errlen);
+void moat_daemon_pidfile_remove(const char *path);
+
+/*
+ * moat_daemon_drop_privileges - when running as root, switch to USER (and GROUP, or the user's
+ * primary group), clear supplementary groups, and verify root cannot be regained. Refuses (-1)
+ * to go on as root: an empty USER while root is an error. Not root: a no-op returning 0.
+ */
+int moat_daemon_drop_privileges(const char *user, const char *group, char *err, size_t errlen);
+
+#endif /* MOAT_DAEMON_H */

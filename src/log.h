@@ -1,0 +1,29 @@
+/*
+ * log.h - one line per event, to syslog (LOG_MAIL) or stderr.
+ *
+ * Line format: "<session-id> <event> key=value ..." (syslog adds "prog[pid]: "; on stderr we add
+ * it). Client-supplied text must go through moat_log_escape before it is logged; secrets are never
+ * passed here. Thread-safe.
+ */
+#ifndef MOAT_LOG_H
+#define MOAT_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <syslog.h>
+
+/* moat_log_open - program name and target (enum moat_log_target); verbose enables LOG_DEBUG. */
+void moat_log_open(const char *progname, int target, bool verbose);
+
+/* moat_log - sid may be NULL ("-"); event is a bare word ("connect", "reject", "config"). */
+void moat_log(int priority, const char *sid, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/*
+ * moat_log_escape - copy LEN bytes of untrusted text into OUT as printable ASCII: backslash,
+ * quote, control and 8-bit bytes become \xHH; spaces stay. Always NUL-terminates; a result that
+ * does not fit ends in "..." . Returns out.
+ */
+char *moat_log_escape(const char *in, size_t len, char *out, size_t outlen);
+
+#endif /* MOAT_LOG_H */
