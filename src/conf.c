@@ -1,0 +1,875 @@
+/*
+ * conf.c - load, validate and dump configuration snapshots.
+ *
+ * The file format is "key = value" lines, '#' or ';' comments, and "include = FILE" (relative to
+ * the including file), read with libinih. Every key is typed by the table in conf_table.c. Errors
+ * name file:line, the key and what was expected; the first error ends the load and nothing of the
+ * half-read configuration is kept. Owns struct moat_conf; hands out references.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define CONF_BUILTIN "(built-in defaults)"
+#define CONF_CMDLINE "command line"
+
+/* A file name kept until the load ends (error messages and "first set at" point at it). */
+struct conf_name {
+	struct conf_name *next;
+	char name[];
+};
+
+/* State of one load, shared by nested includes. */
+struct conf_parse {
+	struct moat_conf *conf;
+	const char *file;          /* current file */
+	unsigned line;             /* current line in it, counted by conf_reader */
+	FILE *fp;
+	unsigned depth;
+	unsigned *seen_line;       /* per key: line it was set at in the file, 0 = not yet */
+	const char **seen_file;    /* per key: which file */
+	struct conf_name **names;  /* every file name opened, freed when the load ends */
+	bool failed;
+	char *err;
+	size_t errlen;
+};
+
+static pthread_once_t conf_inih_once = PTHREAD_ONCE_INIT;
+
+/* conf_inih_setup - libinih's run-time options, set once: long lines, no continuation lines. */
+static void
+conf_inih_setup(void)
+{
+	ini_use_stack = false;
+	ini_max_line = MOAT_CONF_LINE_MAX + 3;
+	ini_allow_multiline = false;
+	ini_stop_on_first_error = true;
+	ini_allow_no_value = false;
+}
+
+/* conf_fail - record the first error as "file:line: key: message". */
+static void __attribute__((format(printf, 3, 4)))
+conf_fail(struct conf_parse *p, const char *key, const char *fmt, ...)
+{
+	char msg[MOAT_CONF_ERR_MAX];
+	va_list ap;
+
+	if (p->failed)
+		return;
+	p->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->line > 0)
+		snprintf(p->err, p->errlen, "%s:%u: %s%s%s", p->file, p->line, key ? key : "",
+		    key ? ": " : "", msg);
+	else
+		snprintf(p->err, p->errlen, "%s: %s%s%s", p->file, key ? key : "", key ? ": " : "", msg);
+}
+
+/* conf_edit_distance - Levenshtein distance, for "did you mean" on unknown keys. */
+static size_t
+conf_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[65], i, j;
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		size_t diag = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (up + 1 < best)
+				best = up + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+/* conf_closest_key - the key nearest to NAME, if it is close enough to be a typo. */
+static const char *
+conf_closest_key(const char *name)
+{
+	const char *best = NULL;
+	size_t bestd = 4;
+
+	for (size_t i = 0; i < moat_conf_nkeys; i++) {
+		size_t d = conf_edit_distance(name, moat_conf_keys[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = moat_conf_keys[i].name;
+		}
+	}
+	return best;
+}
+
+const struct moat_conf_key *
+moat_conf_find_key(const char *name)
+{
+	for (size_t i = 0; i < moat_conf_nkeys; i++)
+		if (strcmp(moat_conf_keys[i].name, name) == 0)
+			return &moat_conf_keys[i];
+	return NULL;
+}
+
+/* conf_parse_uint64 - unsigned decimal with no sign or blanks; -1 on junk or overflow. */
+static int
+conf_parse_uint64(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*end = s;
+	*out = v;
+	return 0;
+}
+
+/* conf_scale - multiply with overflow check. */
+static int
+conf_scale(uint64_t *v, uint64_t factor)
+{
+	if (factor != 0 && *v > UINT64_MAX / factor)
+		return -1;
+	*v *= factor;
+	return 0;
+}
+
+/* conf_parse_number - a value of a numeric key type, in its stored unit; the message on error. */
+static const char *
+conf_parse_number(enum moat_conf_type type, const char *s, uint64_t *out)
+{
+	const char *end;
+	uint64_t factor = 1;
+
+	if (conf_parse_uint64(s, &end, out) < 0)
+		return type == MOAT_CT_UINT ? "expected a whole number" :
+		    type == MOAT_CT_SIZE ? "expected a size such as 512k, 50m or 1g" :
+		    "expected a time such as 500ms, 30s, 5m or 1h";
+	if (type == MOAT_CT_UINT)
+		return *end == '\0' ? NULL : "expected a whole number";
+	if (type == MOAT_CT_SIZE) {
+		if (*end != '\0' && end[1] != '\0')
+			return "expected a size such as 512k, 50m or 1g";
+		switch (tolower((unsigned char)*end)) {
+		case '\0': factor = 1; break;
+		case 'k': factor = 1024; break;
+		case 'm': factor = 1024ULL * 1024; break;
+		case 'g': factor = 1024ULL * 1024 * 1024; break;
+		default: return "expected a size such as 512k, 50m or 1g";
+		}
+	} else {
+		if (strcmp(end, "ms") == 0)
+			factor = 1;
+		else if (*end == '\0' || strcmp(end, "s") == 0)
+			factor = 1000;
+		else if (strcmp(end, "m") == 0)
+			factor = 60ULL * 1000;
+		else if (strcmp(end, "h") == 0)
+			factor = 3600ULL * 1000;
+		else if (strcmp(end, "d") == 0)
+			factor = 86400 * 1000ULL;
+		else
+			return "expected a time such as 500ms, 30s, 5m or 1h";
+	}
+	if (conf_scale(out, factor) < 0)
+		return "number too large";
+	return NULL;
+}
+
+/* conf_format_number - write a stored number back in the file's notation. */
+static void
+conf_format_number(enum moat_conf_type type, uint64_t v, char *buf, size_t len)
+{
+	if (type == MOAT_CT_SIZE) {
+		if (v != 0 && v % (1024ULL * 1024 * 1024) == 0)
+			snprintf(buf, len, "%llug", (unsigned long long)(v >> 30));
+		else if (v != 0 && v % (1024ULL * 1024) == 0)
+			snprintf(buf, len, "%llum", (unsigned long long)(v >> 20));
+		else if (v != 0 && v % 1024 == 0)
+			snprintf(buf, len, "%lluk", (unsigned long long)(v >> 10));
+		else
+			snprintf(buf, len, "%llu", (unsigned long long)v);
+	} else if (type == MOAT_CT_TIME) {
+		if (v != 0 && v % 3600000 == 0)
+			snprintf(buf, len, "%lluh", (unsigned long long)(v / 3600000));
+		else if (v != 0 && v % 60000 == 0)
+			snprintf(buf, len, "%llum", (unsigned long long)(v / 60000));
+		else if (v % 1000 == 0)
+			snprintf(buf, len, "%llus", (unsigned long long)(v / 1000));
+		else
+			snprintf(buf, len, "%llums", (unsigned long long)v);
+	} else {
+		snprintf(buf, len, "%llu", (unsigned long long)v);
+	}
+}
+
+/* conf_enum_index - position of VALUE in "a|b|c", or -1. */
+static int
+conf_enum_index(const char *allowed, const char *value)
+{
+	size_t vlen = strlen(value);
+	int i = 0;
+
+	for (const char *p = allowed; *p != '\0'; i++) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == vlen && strncmp(p, value, len) == 0)
+			return i;
+		if (bar == NULL)
+			break;
+		p = bar + 1;
+	}
+	return -1;
+}
+
+const char *
+moat_conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len)
+{
+	const char *p = key->allowed;
+
+	for (int i = 0; i < index && p != NULL; i++) {
+		p = strchr(p, '|');
+		if (p != NULL)
+			p++;
+	}
+	if (p == NULL) {
+		snprintf(buf, len, "?");
+		return buf;
+	}
+	snprintf(buf, len, "%.*s", (int)strcspn(p, "|"), p);
+	return buf;
+}
+
+/* conf_parse_bool - the spellings a postmaster would try. */
+static int
+conf_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * conf_set - parse VALUE for KEY into CONF. Returns 0, or -1 with the reason (no file or key
+ * prefix) in err.
+ */
+static int
+conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *value, char *err,
+    size_t errlen)
+{
+	char *field = (char *)conf + key->offset;
+	char lo[32], hi[32];
+	const char *msg;
+	uint64_t v;
+	int idx;
+
+	switch (key->type) {
+	case MOAT_CT_STRING: {
+		char *copy;
+		if (key->check != NULL && key->check(value, err, errlen) < 0)
+			return -1;
+		if ((copy = strdup(value)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = copy;
+		return 0;
+	}
+	case MOAT_CT_BOOL:
+		if (conf_parse_bool(value, (bool *)field) < 0) {
+			snprintf(err, errlen, "'%s' is not yes or no", value);
+			return -1;
+		}
+		return 0;
+	case MOAT_CT_ENUM:
+		if ((idx = conf_enum_index(key->allowed, value)) < 0) {
+			snprintf(err, errlen, "'%s' is not one of %s", value, key->allowed);
+			return -1;
+		}
+		*(int *)field = idx;
+		return 0;
+	case MOAT_CT_UINT:
+	case MOAT_CT_SIZE:
+	case MOAT_CT_TIME:
+		if ((msg = conf_parse_number(key->type, value, &v)) != NULL) {
+			snprintf(err, errlen, "'%s': %s", value, msg);
+			return -1;
+		}
+		if (v < key->min || v > key->max) {
+			conf_format_number(key->type, key->min, lo, sizeof(lo));
+			conf_format_number(key->type, key->max, hi, sizeof(hi));
+			snprintf(err, errlen, "'%s' is out of range (%s to %s)", value, lo, hi);
+			return -1;
+		}
+		if (key->type == MOAT_CT_SIZE)
+			*(uint64_t *)field = v;
+		else
+			*(unsigned *)field = (unsigned)v;
+		return 0;
+	}
+	snprintf(err, errlen, "internal error: bad key type");
+	return -1;
+}
+
+static int conf_parse_file(struct conf_parse *p, const char *file);
+
+/* conf_include - "include = FILE": FILE relative to the directory of the including file. */
+static int
+conf_include(struct conf_parse *p, const char *value)
+{
+	char path[PATH_MAX];
+	const char *slash = strrchr(p->file, '/');
+	struct conf_parse sub = *p;
+	int rc;
+
+	if (p->depth + 1 >= MOAT_CONF_INCLUDE_DEPTH) {
+		conf_fail(p, "include", "includes nested deeper than %d", MOAT_CONF_INCLUDE_DEPTH);
+		return -1;
+	}
+	if (value[0] == '/' || slash == NULL)
+		rc = snprintf(path, sizeof(path), "%s", value);
+	else
+		rc = snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - p->file), p->file, value);
+	if (rc < 0 || (size_t)rc >= sizeof(path)) {
+		conf_fail(p, "include", "path too long");
+		return -1;
+	}
+	sub.depth = p->depth + 1;
+	sub.failed = false;
+	if (conf_parse_file(&sub, path) < 0) {
+		/* An include that cannot be opened is reported at the include line. */
+		if (!sub.failed)
+			conf_fail(p, "include", "cannot read '%s': %s", path, strerror(errno));
+		p->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* conf_handler - libinih callback: one "name = value" line. Returns 1 to go on, 0 to stop. */
+static int
+conf_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct conf_parse *p = user;
+	const struct moat_conf_key *key;
+	char err[MOAT_CONF_ERR_MAX];
+	size_t idx;
+
+	if (section != NULL && section[0] != '\0') {
+		conf_fail(p, NULL, "sections ([%s]) are not used: write keys at the top level", section);
+		return 0;
+	}
+	if (strcmp(name, "include") == 0)
+		return conf_include(p, value) == 0;
+	if ((key = moat_conf_find_key(name)) == NULL) {
+		const char *hint = conf_closest_key(name);
+		if (hint != NULL)
+			conf_fail(p, name, "unknown key (did you mean %s?)", hint);
+		else
+			conf_fail(p, name, "unknown key");
+		return 0;
+	}
+	idx = (size_t)(key - moat_conf_keys);
+	if (p->seen_line[idx] != 0) {
+		conf_fail(p, name, "set twice (first at %s:%u)", p->seen_file[idx], p->seen_line[idx]);
+		return 0;
+	}
+	if (conf_set(p->conf, key, value, err, sizeof(err)) < 0) {
+		conf_fail(p, name, "%s", err);
+		return 0;
+	}
+	p->seen_line[idx] = p->line;
+	p->seen_file[idx] = p->file;
+	return 1;
+}
+
+/* conf_reader - fgets for libinih that counts lines and refuses over-long ones. */
+static char *
+conf_reader(char *str, int num, void *stream)
+{
+	struct conf_parse *p = stream;
+	size_t len;
+
+	if (p->failed || fgets(str, num, p->fp) == NULL)
+		return NULL;
+	p->line++;
+	len = strlen(str);
+	if (len > 0 && str[len - 1] != '\n' && !feof(p->fp)) {
+		conf_fail(p, NULL, "line longer than %d bytes", MOAT_CONF_LINE_MAX);
+		return NULL;
+	}
+	return str;
+}
+
+/* conf_parse_file - read one file into p->conf. -1 with errno set if it cannot be opened. */
+static int
+conf_parse_file(struct conf_parse *p, const char *file)
+{
+	int rc;
+
+	struct conf_name *kept;
+	size_t len = strlen(file);
+
+	if ((p->fp = fopen(file, "r")) == NULL)
+		return -1;
+	if ((kept = malloc(sizeof(*kept) + len + 1)) == NULL) {
+		fclose(p->fp);
+		errno = ENOMEM;
+		return -1;
+	}
+	memcpy(kept->name, file, len + 1);
+	kept->next = *p->names;
+	*p->names = kept;
+	p->file = kept->name;
+	p->line = 0;
+	rc = ini_parse_stream(conf_reader, p, conf_handler, p);
+	if (ferror(p->fp) && !p->failed)
+		conf_fail(p, NULL, "read error: %s", strerror(errno));
+	fclose(p->fp);
+	if (rc > 0 && !p->failed) {
+		p->line = (unsigned)rc;
+		conf_fail(p, NULL, "expected 'key = value'");
+	}
+	return p->failed ? -2 : 0;
+}
+
+/* conf_defaults - every key to its default, through the same parser as the file. */
+static int
+conf_defaults(struct moat_conf *conf, char *err, size_t errlen)
+{
+	char host[256], msg[MOAT_CONF_ERR_MAX];
+
+	for (size_t i = 0; i < moat_conf_nkeys; i++) {
+		const struct moat_conf_key *key = &moat_conf_keys[i];
+		const char *def = key->def;
+
+		if (def == NULL) {   /* authserv_id: the host name */
+			if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+				snprintf(host, sizeof(host), "localhost");
+			host[sizeof(host) - 1] = '\0';
+			def = host;
+		}
+		if (conf_set(conf, key, def, msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s: %s: bad default: %s", CONF_BUILTIN, key->name, msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* conf_finish - derived data built once per snapshot. */
+static int
+conf_finish(struct moat_conf *conf, char *err, size_t errlen)
+{
+	char msg[MOAT_CONF_ERR_MAX];
+
+	conf->internal_set = moat_cidr_set_parse(conf->internal_networks, msg, sizeof(msg));
+	if (conf->internal_set == NULL) {
+		snprintf(err, errlen, "%s: internal_networks: %s", conf->source, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* conf_free - release a snapshot whose last reference is gone. */
+static void
+conf_free(struct moat_conf *conf)
+{
+	for (size_t i = 0; i < moat_conf_nkeys; i++)
+		if (moat_conf_keys[i].type == MOAT_CT_STRING)
+			free(*(char **)((char *)conf + moat_conf_keys[i].offset));
+	moat_cidr_set_free(conf->internal_set);
+	free(conf->source);
+	free(conf);
+}
+
+/* conf_names_free - the file names kept during a load. */
+static void
+conf_names_free(struct conf_name *names)
+{
+	while (names != NULL) {
+		struct conf_name *next = names->next;
+		free(names);
+		names = next;
+	}
+}
+
+struct moat_conf *
+moat_conf_load(const char *file, const struct moat_conf_override *ov, size_t nov, char *err,
+    size_t errlen)
+{
+	struct conf_parse p;
+	struct conf_name *names = NULL;
+	struct moat_conf *conf;
+	char msg[MOAT_CONF_ERR_MAX];
+
+	pthread_once(&conf_inih_once, conf_inih_setup);
+	err[0] = '\0';
+	if ((conf = calloc(1, sizeof(*conf))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&conf->refs, 1);
+	conf->source = strdup(file ? file : CONF_BUILTIN);
+	if (conf->source == NULL || conf_defaults(conf, err, errlen) < 0) {
+		if (err[0] == '\0')
+			snprintf(err, errlen, "out of memory");
+		conf_free(conf);
+		return NULL;
+	}
+
+	memset(&p, 0, sizeof(p));
+	p.conf = conf;
+	p.names = &names;
+	p.err = err;
+	p.errlen = errlen;
+	p.seen_line = calloc(moat_conf_nkeys, sizeof(*p.seen_line));
+	p.seen_file = calloc(moat_conf_nkeys, sizeof(*p.seen_file));
+	if (p.seen_line == NULL || p.seen_file == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (file != NULL) {
+		int rc = conf_parse_file(&p, file);
+		if (rc == -1) {
+			snprintf(err, errlen, "%s: cannot read: %s", file, strerror(errno));
+			goto fail;
+		}
+		if (rc < 0)
+			goto fail;
+	}
+	for (size_t i = 0; i < nov; i++) {
+		const struct moat_conf_key *key = moat_conf_find_key(ov[i].key);
+		if (key == NULL) {
+			const char *hint = conf_closest_key(ov[i].key);
+			snprintf(err, errlen, "%s: -o %s: unknown key%s%s%s", CONF_CMDLINE, ov[i].key,
+			    hint ? " (did you mean " : "", hint ? hint : "", hint ? "?)" : "");
+			goto fail;
+		}
+		if (conf_set(conf, key, ov[i].value, msg, sizeof(msg)) < 0) {
+			snprintf(err, errlen, "%s: -o %s: %s", CONF_CMDLINE, ov[i].key, msg);
+			goto fail;
+		}
+	}
+	if (conf_finish(conf, err, errlen) < 0)
+		goto fail;
+	free(p.seen_line);
+	free(p.seen_file);
+	conf_names_free(names);
+	return conf;
+
+fail:
+	free(p.seen_line);
+	free(p.seen_file);
+	conf_names_free(names);
+	conf_free(conf);
+	return NULL;
+}
+
+int
+moat_conf_parse_override(char *arg, struct moat_conf_override *out)
+{
+	char *eq = strchr(arg, '=');
+
+	if (eq == NULL || eq == arg)
+		return -1;
+	*eq = '\0';
+	out->key = arg;
+	out->value = eq + 1;
+	return 0;
+}
+
+struct moat_conf *
+moat_conf_ref(struct moat_conf *conf)
+{
+	atomic_fetch_add_explicit(&conf->refs, 1, memory_order_relaxed);
+	return conf;
+}
+
+void
+moat_conf_unref(struct moat_conf *conf)
+{
+	if (conf == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&conf->refs, 1, memory_order_acq_rel) == 1)
+		conf_free(conf);
+}
+
+/* conf_value_text - a key's current value in the file's notation. */
+static const char *
+conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, char *buf, size_t len)
+{
+	const char *field = (const char *)conf + key->offset;
+
+	switch (key->type) {
+	case MOAT_CT_STRING:
+		return *(char *const *)field;
+	case MOAT_CT_BOOL:
+		return *(const bool *)field ? "yes" : "no";
+	case MOAT_CT_ENUM:
+		return moat_conf_enum_name(key, *(const int *)field, buf, len);
+	case MOAT_CT_SIZE:
+		conf_format_number(key->type, *(const uint64_t *)field, buf, len);
+		return buf;
+	case MOAT_CT_UINT:
+	case MOAT_CT_TIME:
+		conf_format_number(key->type, *(const unsigned *)field, buf, len);
+		return buf;
+	}
+	return "";
+}
+
+void
+moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, FILE *out)
+{
+	struct moat_conf *defaults = NULL;
+	char err[MOAT_CONF_ERR_MAX], a[64], b[64];
+
+	if (only_changed)
+		defaults = moat_conf_load(NULL, NULL, 0, err, sizeof(err));
+	for (size_t i = 0; i < moat_conf_nkeys; i++) {
+		const struct moat_conf_key *key = &moat_conf_keys[i];
+		const char *value;
+
+		if ((key->scope & scope) == 0)
+			continue;
+		value = conf_value_text(conf, key, a, sizeof(a));
+		if (defaults != NULL && strcmp(value, conf_value_text(defaults, key, b, sizeof(b))) == 0)
+			continue;
+		fprintf(out, "%s = %s\n", key->name, value);
+	}
+	moat_conf_unref(defaults);
+}
+
+/* ---- validators ---- */
+
+/* conf_check_port - decimal 1..65535. */
+static int
+conf_check_port(const char *s, size_t len)
+{
+	unsigned long v = 0;
+
+	if (len == 0 || len > 5)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	return v >= 1 && v <= 65535 ? 0 : -1;
+}
+
+/* conf_check_hostname - LDH labels separated by dots, at most 253 bytes. */
+static int
+conf_check_hostname(const char *s, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0 || len > 253)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0)
+				return -1;
+			label = 0;
+		} else if (isalnum(c) || c == '-' || c == '_') {
+			if (++label > 63)
+				return -1;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* conf_check_host - an IP literal ([v6] allowed) or a host name. */
+static int
+conf_check_host(const char *s, size_t len)
+{
+	char buf[256];
+	struct moat_addr addr;
+
+	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
+		s++;
+		len -= 2;
+		if (len >= sizeof(buf))
+			return -1;
+		memcpy(buf, s, len);
+		buf[len] = '\0';
+		return moat_addr_parse(buf, &addr) == 0 && !addr.v4 ? 0 : -1;
+	}
+	if (len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	if (moat_addr_parse(buf, &addr) == 0)
+		return addr.v4 ? 0 : -1;   /* bare IPv6 needs brackets: host:port would be ambiguous */
+	return conf_check_hostname(s, len);
+}
+
+/* conf_check_hostport_n - "host:port" over LEN bytes. */
+static int
+conf_check_hostport_n(const char *s, size_t len)
+{
+	const char *colon = NULL;
+
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == ':')
+			colon = s + i;
+	if (colon == NULL)
+		return -1;
+	if (conf_check_host(s, (size_t)(colon - s)) < 0)
+		return -1;
+	return conf_check_port(colon + 1, len - (size_t)(colon + 1 - s));
+}
+
+int
+moat_conf_check_hostport(const char *value, char *err, size_t errlen)
+{
+	if (conf_check_hostport_n(value, strlen(value)) < 0) {
+		snprintf(err, errlen, "'%s' is not host:port ([addr]:port for IPv6)", value);
+		return -1;
+	}
+	return 0;
+}
+
+int
+moat_conf_check_listen_list(const char *value, char *err, size_t errlen)
+{
+	const char *p = value;
+	size_t n = 0;
+
+	while (*p != '\0') {
+		size_t len;
+		while (*p == ',' || isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		len = strcspn(p, ", \t");
+		if (conf_check_hostport_n(p, len) < 0) {
+			snprintf(err, errlen, "'%.*s' is not host:port ([addr]:port for IPv6)", (int)len, p);
+			return -1;
+		}
+		n++;
+		p += len;
+	}
+	return 0;
+}
+
+int
+moat_conf_check_backend(const char *value, char *err, size_t errlen)
+{
+	if (strncmp(value, "unix:", 5) == 0) {
+		if (value[5] != '/' || strlen(value + 5) >= 108) {
+			snprintf(err, errlen, "'%s': expected unix:/absolute/path (at most 107 bytes)", value);
+			return -1;
+		}
+		return 0;
+	}
+	return moat_conf_check_hostport(value, err, errlen);
+}
+
+int
+moat_conf_check_resolver(const char *value, char *err, size_t errlen)
+{
+	const char *at = strchr(value, '@');
+	char buf[64];
+	struct moat_addr addr;
+	size_t alen;
+
+	if (value[0] == '\0')
+		return 0;
+	alen = at ? (size_t)(at - value) : strlen(value);
+	if (alen >= sizeof(buf))
+		goto bad;
+	memcpy(buf, value, alen);
+	buf[alen] = '\0';
+	if (moat_addr_parse(buf, &addr) < 0)
+		goto bad;
+	if (at != NULL && conf_check_port(at + 1, strlen(at + 1)) < 0)
+		goto bad;
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not address[@port] (an IP address, not a name)", value);
+	return -1;
+}
+
+int
+moat_conf_check_milter_socket(const char *value, char *err, size_t errlen)
+{
+	const char *at;
+
+	if (strncmp(value, "unix:", 5) == 0 || strncmp(value, "local:", 6) == 0) {
+		const char *path = strchr(value, ':') + 1;
+		if (path[0] == '/' && strlen(path) < 108)
+			return 0;
+	} else if (strncmp(value, "inet:", 5) == 0 || strncmp(value, "inet6:", 6) == 0) {
+		const char *spec = strchr(value, ':') + 1;
+		at = strchr(spec, '@');
+		if (conf_check_port(spec, at ? (size_t)(at - spec) : strlen(spec)) == 0 &&
+		    (at == NULL || conf_check_host(at + 1, strlen(at + 1)) == 0 ||
+		    moat_addr_parse(at + 1, &(struct moat_addr){ 0 }) == 0))
+			return 0;
+	}
+	snprintf(err, errlen, "'%s': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path", value);
+	return -1;
+}
+
+int
+moat_conf_check_cidr_list(const char *value, char *err, size_t errlen)
+{
+	struct moat_cidr_set *set = moat_cidr_set_parse(value, err, errlen);
+
+	if (set == NULL)
+		return -1;
+	moat_cidr_set_free(set);
+	return 0;
+}
+
+/* RFC 8601 2.5: authserv-id is a value (token or quoted-string); we accept a domain-like token. */
+int
+moat_conf_check_authserv_id(const char *value, char *err, size_t errlen)
+{
+	if (conf_check_hostname(value, strlen(value)) < 0) {
+		snprintf(err, errlen, "'%s' is not a host name (letters, digits, '-', '.')", value);
+		return -1;
+	}
+	return 0;
+}

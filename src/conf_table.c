@@ -1,0 +1,99 @@
+/*
+ * conf_table.c - every configuration key, declared once.
+ *
+ * This table drives parsing and validation (conf.c), --dump-config, and the test that checks
+ * doc/mxmoat.conf.5 lists every key with its default. Add a key here and a field in struct moat_conf;
+ * nothing else needs to know about it. Defaults are written as they would be in the file.
+ */
+#include "config.h"
+
+#include <stddef.h>
+
+#include "conf.h"
+
+#define OFF(field) offsetof(struct moat_conf, field)
+
+#define K_STR(name, def, check, scope, doc) \
+	{ #name, MOAT_CT_STRING, OFF(name), def, 0, 0, NULL, check, scope, doc }
+#define K_UINT(name, def, min, max, scope, doc) \
+	{ #name, MOAT_CT_UINT, OFF(name), def, min, max, NULL, NULL, scope, doc }
+#define K_SIZE(name, def, min, max, scope, doc) \
+	{ #name, MOAT_CT_SIZE, OFF(name), def, min, max, NULL, NULL, scope, doc }
+#define K_TIME(name, def, min, max, scope, doc) \
+	{ #name, MOAT_CT_TIME, OFF(name), def, min, max, NULL, NULL, scope, doc }
+#define K_BOOL(name, def, scope, doc) \
+	{ #name, MOAT_CT_BOOL, OFF(name), def, 0, 1, NULL, NULL, scope, doc }
+#define K_ENUM(name, def, allowed, scope, doc) \
+	{ #name, MOAT_CT_ENUM, OFF(name), def, 0, 0, allowed, NULL, scope, doc }
+
+#define KB 1024ULL
+#define MB (1024ULL * 1024)
+#define SEC 1000ULL
+
+
+const struct moat_conf_key moat_conf_keys[] = {
+	/* general */
+	K_STR(authserv_id, NULL, moat_conf_check_authserv_id, MOAT_CK_ALL,
+	    "authserv-id written in and matched against Authentication-Results (default: the host name)"),
+	K_STR(dns_resolver, "", moat_conf_check_resolver, MOAT_CK_ALL,
+	    "DNS server to forward to, address[@port]; empty: the servers in /etc/resolv.conf"),
+	K_TIME(dns_timeout, "5s", 100, 60 * SEC, MOAT_CK_ALL,
+	    "how long one DNS query may take before it is a temporary error"),
+	K_STR(daemon_user, "nobody", NULL, MOAT_CK_ALL,
+	    "user to run as after binding sockets; a daemon started as root refuses to stay root"),
+	K_STR(daemon_group, "", NULL, MOAT_CK_ALL,
+	    "group to run as (empty: the primary group of daemon_user)"),
+	K_ENUM(log_target, "syslog", "syslog|stderr", MOAT_CK_ALL,
+	    "where log lines go: syslog (facility mail) or stderr"),
+	K_BOOL(log_verbose, "no", MOAT_CK_ALL, "also log debug lines"),
+	K_TIME(drain_timeout, "30s", 0, 3600 * SEC, MOAT_CK_ALL,
+	    "on SIGTERM, how long sessions in flight may take to finish before they are cut"),
+
+	/* trust rules */
+	K_STR(internal_networks, "", moat_conf_check_cidr_list, MOAT_CK_ALL,
+	    "client networks whose mail is outbound (signed, not verified); CIDR list"),
+	K_STR(submission_listeners, "", NULL, MOAT_CK_ALL,
+	    "listeners whose mail is outbound: proxy listen addresses (addr:port) or milter {daemon_name} values"),
+	K_BOOL(trust_authenticated, "yes", MOAT_CK_ALL,
+	    "mail from SMTP-authenticated senders is outbound"),
+
+	/* limits */
+	K_UINT(limit_line_length, "2048", 512, 65536, MOAT_CK_ALL,
+	    "longest command or text line in bytes, CRLF included (RFC 5321 4.5.3.1 minimums are lower)"),
+	K_UINT(limit_recipients, "100", 1, 100000, MOAT_CK_ALL,
+	    "recipients per message; one more gets 452 4.5.3"),
+	K_SIZE(limit_message_size, "50m", 1 * KB, 2048 * MB, MOAT_CK_ALL,
+	    "largest message in bytes (headers and body); larger gets 552 5.3.4"),
+	K_SIZE(limit_header_size, "1m", 1 * KB, 64 * MB, MOAT_CK_ALL,
+	    "largest header section in bytes; larger gets 552 5.3.4"),
+	K_UINT(limit_header_count, "1000", 16, 100000, MOAT_CK_ALL,
+	    "most header fields in one message; more gets 552 5.3.4"),
+	K_UINT(limit_messages_per_session, "100", 1, 100000, MOAT_CK_ALL,
+	    "messages in one SMTP session; one more gets 421 4.7.0 and the session is closed"),
+	K_UINT(limit_errors, "20", 1, 1000, MOAT_CK_ALL,
+	    "rejected commands in one session before 421 and close (Postfix smtpd_hard_error_limit)"),
+	K_UINT(limit_junk_commands, "100", 1, 10000, MOAT_CK_ALL,
+	    "unknown or useless commands in one session before 421 and close (Postfix smtpd_junk_command_limit)"),
+	K_UINT(limit_sessions_per_ip, "50", 1, 100000, MOAT_CK_ALL,
+	    "concurrent sessions from one client address; one more gets 421 4.7.0"),
+
+	/* proxy */
+	K_STR(proxy_listen, "127.0.0.1:10025", moat_conf_check_listen_list, MOAT_CK_PROXY,
+	    "plaintext SMTP listeners, comma-separated host:port ([v6]:port for IPv6)"),
+	K_STR(proxy_backend, "127.0.0.1:25", moat_conf_check_backend, MOAT_CK_PROXY,
+	    "the MTA behind the proxy: host:port or unix:/path"),
+	K_ENUM(proxy_backend_pass, "none", "none|xclient|proxy_v1|proxy_v2", MOAT_CK_PROXY,
+	    "how the real client is passed to the backend: none, XCLIENT or PROXY protocol v1/v2"),
+	K_STR(proxy_pid_file, "", NULL, MOAT_CK_PROXY, "pid file (empty: none)"),
+	K_UINT(proxy_workers, "0", 0, 256, MOAT_CK_PROXY,
+	    "event-loop threads accepting connections (0: one per core)"),
+	K_UINT(proxy_threadpool_size, "4", 1, 128, MOAT_CK_PROXY,
+	    "threads that run blocking policy checks (DNS, big-body crypto) for all loops"),
+
+	/* milter */
+	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,
+	    "libmilter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH"),
+	K_STR(milter_pid_file, "", NULL, MOAT_CK_MILTER, "pid file (empty: none)"),
+};
+
+const size_t moat_conf_nkeys = sizeof(moat_conf_keys) / sizeof(moat_conf_keys[0]);

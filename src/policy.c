@@ -1,0 +1,517 @@
+/*
+ * policy.c - sessions, transactions and the limits every front-end shares (see policy.h).
+ *
+ * Owns struct moat_policy (current snapshot + shared tables) and struct moat_session. Verdicts
+ * carry RFC 5321 reply codes and RFC 3463 enhanced status codes; a verdict reached while the
+ * message streams (size, header limits) is sticky and is returned again at end of message, so a
+ * front-end that must keep reading until the final dot still replies with the right error.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "log.h"
+#include "policy.h"
+#include "sesscount.h"
+#include "trust.h"
+
+#define SESSION_ID_LEN 12
+#define HDR_EDITS_MAX 64
+
+struct moat_policy {
+	pthread_mutex_t lock;              /* guards conf */
+	struct moat_conf *conf;
+	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
+};
+
+struct moat_session {
+	struct moat_policy *pol;
+	struct moat_conf *conf;            /* the snapshot current at connect */
+	char id[SESSION_ID_LEN + 1];
+
+	/* connection */
+	char *client_addr;
+	char *client_name;
+	char *listener;
+	unsigned client_port;
+	struct moat_addr addr;
+	bool addr_known;
+	bool counted;                      /* holds a slot in pol->sessions */
+	char *helo;
+	bool esmtp;
+	bool authenticated;
+	struct moat_tls_info tls;
+	unsigned errors;
+	unsigned junk;
+	unsigned messages;
+
+	/* transaction */
+	bool in_txn;
+	char *mail_from;
+	unsigned nrcpt;
+	uint64_t size;                     /* header + body bytes seen */
+	uint64_t header_bytes;
+	unsigned header_count;
+	struct moat_verdict sticky;        /* a verdict reached while the message streamed */
+	enum moat_direction direction;
+	const char *direction_why;
+	struct moat_hdr_edit edits[HDR_EDITS_MAX];
+	size_t nedits;
+};
+
+/* ---- the shared policy object ---- */
+
+struct moat_policy *
+moat_policy_new(struct moat_conf *conf)
+{
+	struct moat_policy *pol = calloc(1, sizeof(*pol));
+
+	if (pol == NULL)
+		return NULL;
+	if ((pol->sessions = moat_sesscount_new()) == NULL) {
+		free(pol);
+		return NULL;
+	}
+	pthread_mutex_init(&pol->lock, NULL);
+	pol->conf = moat_conf_ref(conf);
+	return pol;
+}
+
+void
+moat_policy_free(struct moat_policy *pol)
+{
+	if (pol == NULL)
+		return;
+	moat_conf_unref(pol->conf);
+	moat_sesscount_free(pol->sessions);
+	pthread_mutex_destroy(&pol->lock);
+	free(pol);
+}
+
+void
+moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf)
+{
+	struct moat_conf *old;
+
+	moat_conf_ref(conf);
+	pthread_mutex_lock(&pol->lock);
+	old = pol->conf;
+	pol->conf = conf;
+	pthread_mutex_unlock(&pol->lock);
+	moat_conf_unref(old);
+}
+
+struct moat_conf *
+moat_policy_conf(struct moat_policy *pol)
+{
+	struct moat_conf *conf;
+
+	pthread_mutex_lock(&pol->lock);
+	conf = moat_conf_ref(pol->conf);
+	pthread_mutex_unlock(&pol->lock);
+	return conf;
+}
+
+/* ---- sessions ---- */
+
+/* session_make_id - 12 hex digits from the kernel's random source, like a Postfix queue id. */
+static void
+session_make_id(char out[SESSION_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char rnd[SESSION_ID_LEN / 2];
+
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		/* No entropy yet at boot: uniqueness is all an id needs. */
+		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)out;
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		out[2 * i] = hex[rnd[i] >> 4];
+		out[2 * i + 1] = hex[rnd[i] & 15];
+	}
+	out[SESSION_ID_LEN] = '\0';
+}
+
+/* session_strdup - strdup that maps NULL to NULL. */
+static char *
+session_strdup(const char *s, bool *oom)
+{
+	char *copy;
+
+	if (s == NULL)
+		return NULL;
+	if ((copy = strdup(s)) == NULL)
+		*oom = true;
+	return copy;
+}
+
+/* session_clear_edits - forget the header edits of the last message. */
+static void
+session_clear_edits(struct moat_session *s)
+{
+	for (size_t i = 0; i < s->nedits; i++) {
+		free(s->edits[i].name);
+		free(s->edits[i].value);
+	}
+	s->nedits = 0;
+}
+
+/* session_reset_txn - back to "no transaction": RSET, end of message, a new MAIL. */
+static void
+session_reset_txn(struct moat_session *s)
+{
+	free(s->mail_from);
+	s->mail_from = NULL;
+	s->in_txn = false;
+	s->nrcpt = 0;
+	s->size = 0;
+	s->header_bytes = 0;
+	s->header_count = 0;
+	moat_verdict_continue(&s->sticky);
+}
+
+struct moat_session *
+moat_session_new(struct moat_policy *pol, const struct moat_client *client, struct moat_verdict *v)
+{
+	struct moat_session *s;
+	bool oom = false;
+
+	moat_verdict_continue(v);
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->pol = pol;
+	s->conf = moat_policy_conf(pol);
+	if (client->session_id != NULL)
+		snprintf(s->id, sizeof(s->id), "%s", client->session_id);
+	else
+		session_make_id(s->id);
+	s->client_addr = session_strdup(client->addr ? client->addr : "unknown", &oom);
+	s->client_name = session_strdup(client->name ? client->name : "unknown", &oom);
+	s->listener = session_strdup(client->listener, &oom);
+	s->client_port = client->port;
+	moat_verdict_continue(&s->sticky);
+	if (oom) {
+		moat_session_free(s);
+		return NULL;
+	}
+	s->addr_known = client->addr != NULL && moat_addr_parse(client->addr, &s->addr) == 0;
+	if (s->addr_known) {
+		if (moat_sesscount_acquire(pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
+			s->counted = true;
+		} else {
+			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_sessions_per_ip",
+			    "Too many concurrent sessions from your address, try again later");
+			v->close = true;
+		}
+	}
+	return s;
+}
+
+void
+moat_session_free(struct moat_session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->counted)
+		moat_sesscount_release(s->pol->sessions, &s->addr);
+	session_reset_txn(s);
+	session_clear_edits(s);
+	free(s->client_addr);
+	free(s->client_name);
+	free(s->listener);
+	free(s->helo);
+	moat_conf_unref(s->conf);
+	free(s);
+}
+
+const struct moat_conf *
+moat_session_conf(const struct moat_session *s)
+{
+	return s->conf;
+}
+
+const char *
+moat_session_id(const struct moat_session *s)
+{
+	return s->id;
+}
+
+void
+moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v)
+{
+	char *copy;
+
+	moat_verdict_continue(v);
+	/* RFC 5321 4.1.4: a new EHLO/HELO resets any transaction in progress. */
+	session_reset_txn(s);
+	if ((copy = strdup(helo)) == NULL) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.3.0", "out_of_memory",
+		    "Service temporarily unavailable");
+		v->close = true;
+		return;
+	}
+	free(s->helo);
+	s->helo = copy;
+	s->esmtp = esmtp;
+}
+
+void
+moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls)
+{
+	s->tls = *tls;
+}
+
+void
+moat_session_auth(struct moat_session *s, const char *login)
+{
+	s->authenticated = login != NULL && login[0] != '\0';
+}
+
+/* session_size_param - the value of SIZE= in ESMTP parameters (RFC 1870), or 0 if absent. */
+static bool
+session_size_param(const char *params, uint64_t *size)
+{
+	const char *p = params;
+
+	*size = 0;
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (strncasecmp(p, "SIZE=", 5) == 0) {
+			uint64_t v = 0;
+			p += 5;
+			if (!isdigit((unsigned char)*p))
+				return false;
+			for (; isdigit((unsigned char)*p); p++) {
+				if (v > (UINT64_MAX - 9) / 10)
+					return false;
+				v = v * 10 + (uint64_t)(*p - '0');
+			}
+			*size = v;
+			return *p == '\0' || *p == ' ';
+		}
+		p = strchr(p, ' ');
+	}
+	return true;
+}
+
+void
+moat_session_mail(struct moat_session *s, const char *path, const char *params,
+    struct moat_verdict *v)
+{
+	uint64_t declared;
+
+	moat_verdict_continue(v);
+	session_reset_txn(s);
+	session_clear_edits(s);
+	if (s->messages >= s->conf->limit_messages_per_session) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
+		    "Too many messages in one session, reconnect to send more");
+		v->close = true;
+		return;
+	}
+	if (!session_size_param(params, &declared)) {
+		moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
+		    "Bad SIZE parameter");
+		return;
+	}
+	if (declared > s->conf->limit_message_size) {
+		/* RFC 1870 6.1 */
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+		    "Message size exceeds fixed maximum message size");
+		return;
+	}
+	if ((s->mail_from = strdup(path)) == NULL) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
+		    "Local error, try again later");
+		return;
+	}
+	s->in_txn = true;
+	s->direction = moat_trust_direction(s->conf, s->addr_known ? &s->addr : NULL, s->listener,
+	    s->authenticated, &s->direction_why);
+}
+
+void
+moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
+    struct moat_verdict *v)
+{
+	(void)path;
+	(void)params;
+	moat_verdict_continue(v);
+	if (!s->in_txn) {
+		moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence", "Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt >= s->conf->limit_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later. */
+		moat_verdict_set(v, MOAT_TEMPFAIL, 452, "4.5.3", "limit_recipients",
+		    "Too many recipients");
+		return;
+	}
+	s->nrcpt++;
+}
+
+void
+moat_session_data(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	if (!s->in_txn || s->nrcpt == 0)
+		moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence",
+		    "Error: need RCPT command");
+}
+
+/* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
+static void
+session_stick(struct moat_session *s, struct moat_verdict *v)
+{
+	if (s->sticky.action == MOAT_CONTINUE)
+		s->sticky = *v;
+	*v = s->sticky;
+}
+
+/* session_count_bytes - add N message bytes; 552 once past limit_message_size. */
+static void
+session_count_bytes(struct moat_session *s, uint64_t n, struct moat_verdict *v)
+{
+	s->size += n;
+	if (s->size > s->conf->limit_message_size && s->sticky.action == MOAT_CONTINUE) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+		    "Message size exceeds fixed maximum message size");
+		session_stick(s, v);
+	}
+}
+
+void
+moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)field;
+	moat_verdict_continue(v);
+	if (s->sticky.action != MOAT_CONTINUE) {
+		*v = s->sticky;
+		return;
+	}
+	s->header_count++;
+	s->header_bytes += len + 2;
+	if (s->header_count > s->conf->limit_header_count) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_count",
+		    "Too many header fields");
+		session_stick(s, v);
+		return;
+	}
+	if (s->header_bytes > s->conf->limit_header_size) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
+		    "Message header section too large");
+		session_stick(s, v);
+		return;
+	}
+	session_count_bytes(s, len + 2, v);
+}
+
+void
+moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	if (s->sticky.action != MOAT_CONTINUE) {
+		*v = s->sticky;
+		return;
+	}
+	session_count_bytes(s, 2, v);    /* the empty line */
+}
+
+void
+moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)chunk;
+	moat_verdict_continue(v);
+	if (s->sticky.action != MOAT_CONTINUE) {
+		*v = s->sticky;
+		return;
+	}
+	session_count_bytes(s, len, v);
+}
+
+void
+moat_session_eom(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	if (s->sticky.action != MOAT_CONTINUE)
+		*v = s->sticky;
+	s->messages++;
+	/* The transaction is over; its envelope stays readable for moat_session_summary until the
+	 * next MAIL, RSET or HELO. */
+	s->in_txn = false;
+}
+
+const struct moat_hdr_edit *
+moat_session_edits(const struct moat_session *s, size_t *n)
+{
+	*n = s->nedits;
+	return s->edits;
+}
+
+void
+moat_session_abort(struct moat_session *s)
+{
+	session_reset_txn(s);
+	session_clear_edits(s);
+}
+
+void
+moat_session_error(struct moat_session *s, bool junk, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	s->errors++;
+	if (junk)
+		s->junk++;
+	if (s->errors >= s->conf->limit_errors) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_errors",
+		    "Too many errors, closing connection");
+		v->close = true;
+	} else if (s->junk >= s->conf->limit_junk_commands) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_junk_commands",
+		    "Too many unrecognized commands, closing connection");
+		v->close = true;
+	}
+}
+
+enum moat_direction
+moat_session_direction(const struct moat_session *s, const char **why)
+{
+	if (s->direction_why == NULL) {
+		/* Asked before MAIL: decide from what is known now. */
+		return moat_trust_direction(s->conf, s->addr_known ? &s->addr : NULL, s->listener,
+		    s->authenticated, why);
+	}
+	*why = s->direction_why;
+	return s->direction;
+}
+
+size_t
+moat_session_summary(const struct moat_session *s, const struct moat_verdict *v, char *out,
+    size_t len)
+{
+	char from[600], name[300], addr[200];
+	int n;
+
+	moat_log_escape(s->mail_from ? s->mail_from : "", s->mail_from ? strlen(s->mail_from) : 0,
+	    from, sizeof(from));
+	moat_log_escape(s->client_name, strlen(s->client_name), name, sizeof(name));
+	moat_log_escape(s->client_addr, strlen(s->client_addr), addr, sizeof(addr));
+	n = snprintf(out, len,
+	    "client=%s[%s]:%u from=<%s> nrcpt=%u size=%llu dir=%s verdict=%s code=%u%s%s reason=%s",
+	    name, addr, s->client_port, from, s->nrcpt,
+	    (unsigned long long)s->size, s->direction == MOAT_OUTBOUND ? "outbound" : "inbound",
+	    moat_action_name(v->action), v->code, v->status[0] ? " status=" : "", v->status,
+	    v->reason && v->reason[0] ? v->reason : "-");
+	if (n < 0)
+		return 0;
+	return (size_t)n < len ? (size_t)n : len - 1;
+}

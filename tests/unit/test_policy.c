@@ -1,0 +1,368 @@
+/*
+ * test_policy.c - the transaction model: every core limit with its exact reply, trust rules,
+ * concurrent sessions, reload semantics and the summary line.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "policy.h"
+#include "sesscount.h"
+#include "trust.h"
+
+static struct moat_policy *
+make_policy(const struct moat_conf_override *ov, size_t nov)
+{
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf = moat_conf_load(NULL, ov, nov, err, sizeof(err));
+	struct moat_policy *pol;
+
+	cr_assert_not_null(conf, "%s", err);
+	pol = moat_policy_new(conf);
+	cr_assert_not_null(pol);
+	moat_conf_unref(conf);
+	return pol;
+}
+
+static struct moat_session *
+connect_from(struct moat_policy *pol, const char *addr, struct moat_verdict *v)
+{
+	struct moat_client c = { .addr = addr, .port = 40000, .name = "client.example",
+		.listener = "127.0.0.1:10025" };
+	struct moat_session *s = moat_session_new(pol, &c, v);
+
+	cr_assert_not_null(s);
+	return s;
+}
+
+/* expect - the verdict's action, code and enhanced status, and close flag. */
+static void
+expect(const struct moat_verdict *v, enum moat_action action, unsigned code, const char *status,
+    bool close, const char *what)
+{
+	cr_assert_eq(v->action, action, "%s: action %s", what, moat_action_name(v->action));
+	cr_assert_eq(v->code, code, "%s: code %u", what, v->code);
+	cr_assert_str_eq(v->status, status, "%s", what);
+	cr_assert_eq(v->close, close, "%s: close", what);
+}
+
+static struct moat_session *
+start_txn(struct moat_policy *pol, unsigned nrcpt)
+{
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_helo(s, "client.example", true, &v);
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "mail");
+	for (unsigned i = 0; i < nrcpt; i++) {
+		moat_session_rcpt(s, "b@example.net", NULL, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "rcpt");
+	}
+	return s;
+}
+
+Test(policy, recipients_limit_is_452_4_5_3)
+{
+	struct moat_conf_override ov[] = { { "limit_recipients", "3" } };
+	struct moat_policy *pol = make_policy(ov, 1);
+	struct moat_session *s = start_txn(pol, 3);
+	struct moat_verdict v;
+
+	moat_session_rcpt(s, "d@example.net", NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 452, "4.5.3", false, "4th rcpt");
+	cr_assert_str_eq(v.text, "Too many recipients");
+	cr_assert_str_eq(v.reason, "limit_recipients");
+	moat_session_data(s, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "data with 3 rcpts");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, declared_size_over_limit_is_552_5_3_4)
+{
+	struct moat_conf_override ov[] = { { "limit_message_size", "1k" } };
+	struct moat_policy *pol = make_policy(ov, 1);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_mail(s, "a@example.org", "BODY=8BITMIME SIZE=1025", &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "SIZE=1025");
+	moat_session_mail(s, "a@example.org", "SIZE=1024", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "SIZE=1024");
+	moat_session_mail(s, "a@example.org", "SIZE=12x", &v);
+	expect(&v, MOAT_REJECT, 501, "5.5.4", false, "SIZE=12x");
+	moat_session_mail(s, "a@example.org", "SIZE=99999999999999999999999", &v);
+	expect(&v, MOAT_REJECT, 501, "5.5.4", false, "SIZE overflow");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, streamed_size_over_limit_is_sticky_552)
+{
+	struct moat_conf_override ov[] = { { "limit_message_size", "1k" } };
+	struct moat_policy *pol = make_policy(ov, 1);
+	struct moat_session *s = start_txn(pol, 1);
+	char body[600];
+	struct moat_verdict v;
+
+	memset(body, 'a', sizeof(body));
+	moat_session_header(s, "Subject: hi", 11, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "header");
+	moat_session_eoh(s, &v);
+	moat_session_body(s, body, sizeof(body), &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "615 bytes");
+	moat_session_body(s, body, sizeof(body), &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "1215 bytes");
+	moat_session_body(s, body, 1, &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "still rejected");
+	moat_session_eom(s, &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "eom repeats it");
+	/* The next transaction starts clean. */
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	moat_session_body(s, body, 10, &v);
+	moat_session_eom(s, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "next message");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, header_count_and_size_limits)
+{
+	struct moat_conf_override ov[] = { { "limit_header_count", "16" }, { "limit_header_size", "1k" } };
+	struct moat_policy *pol = make_policy(ov, 2);
+	struct moat_session *s = start_txn(pol, 1);
+	char big[1100];
+	struct moat_verdict v;
+
+	for (int i = 0; i < 16; i++) {
+		moat_session_header(s, "X-A: b", 6, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "header within count");
+	}
+	moat_session_header(s, "X-A: b", 6, &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "17th header");
+	cr_assert_str_eq(v.reason, "limit_header_count");
+	moat_session_abort(s);
+
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	memcpy(big, "X-Big: ", 7);
+	memset(big + 7, 'x', sizeof(big) - 7);
+	moat_session_header(s, big, sizeof(big), &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "header section over 1k");
+	cr_assert_str_eq(v.reason, "limit_header_size");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, messages_per_session_limit_closes)
+{
+	struct moat_conf_override ov[] = { { "limit_messages_per_session", "2" } };
+	struct moat_policy *pol = make_policy(ov, 1);
+	struct moat_session *s = start_txn(pol, 1);
+	struct moat_verdict v;
+
+	moat_session_eom(s, &v);
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	moat_session_eom(s, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "2nd message");
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "3rd MAIL");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, error_and_junk_limits_close)
+{
+	struct moat_conf_override ov[] = { { "limit_errors", "3" }, { "limit_junk_commands", "2" } };
+	struct moat_policy *pol = make_policy(ov, 2);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_error(s, false, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "1st error");
+	moat_session_error(s, false, &v);
+	moat_session_error(s, false, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "3rd error");
+	cr_assert_str_eq(v.reason, "limit_errors");
+	moat_session_free(s);
+
+	s = connect_from(pol, "192.0.2.1", &v);
+	moat_session_error(s, true, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "1st junk");
+	moat_session_error(s, true, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "2nd junk");
+	cr_assert_str_eq(v.reason, "limit_junk_commands");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, sequence_errors_from_the_core)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "RCPT before MAIL");
+	moat_session_mail(s, "", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "null sender");
+	moat_session_data(s, &v);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "DATA without RCPT");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, sessions_per_ip_limit)
+{
+	struct moat_conf_override ov[] = { { "limit_sessions_per_ip", "2" } };
+	struct moat_policy *pol = make_policy(ov, 1);
+	struct moat_verdict v;
+	struct moat_session *a = connect_from(pol, "192.0.2.1", &v), *b, *c, *other;
+
+	expect(&v, MOAT_CONTINUE, 0, "", false, "1st");
+	b = connect_from(pol, "192.0.2.1", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "2nd");
+	c = connect_from(pol, "192.0.2.1", &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "3rd from the same address");
+	other = connect_from(pol, "192.0.2.2", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "another address");
+	moat_session_free(c);        /* a refused session frees no slot it never held */
+	moat_session_free(a);
+	c = connect_from(pol, "192.0.2.1", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "after one closed");
+	moat_session_free(b);
+	moat_session_free(c);
+	moat_session_free(other);
+	moat_policy_free(pol);
+}
+
+Test(policy, sesscount_table_forgets_closed_clients)
+{
+	struct moat_sesscount *sc = moat_sesscount_new();
+	struct moat_addr a;
+
+	moat_addr_parse("2001:db8::1", &a);
+	cr_assert(moat_sesscount_acquire(sc, &a, 1));
+	cr_assert_not(moat_sesscount_acquire(sc, &a, 1));
+	cr_assert_eq(moat_sesscount_get(sc, &a), 1);
+	moat_sesscount_release(sc, &a);
+	cr_assert_eq(moat_sesscount_get(sc, &a), 0);
+	cr_assert(moat_sesscount_acquire(sc, &a, 1));
+	moat_sesscount_release(sc, &a);
+	moat_sesscount_free(sc);
+}
+
+struct trust_case {
+	const char *label;
+	const char *internal;
+	const char *submission;
+	const char *trust_auth;
+	const char *client;
+	const char *listener;
+	bool authenticated;
+	enum moat_direction want;
+	const char *why;
+};
+
+static const struct trust_case trust_cases[] = {
+	{ "external client", "", "", "yes", "203.0.113.5", "0.0.0.0:25", false, MOAT_INBOUND, "external client" },
+	{ "internal network", "10.0.0.0/8", "", "yes", "10.1.2.3", "0.0.0.0:25", false, MOAT_OUTBOUND,
+	  "client in internal_networks" },
+	{ "loopback not internal by default", "", "", "yes", "127.0.0.1", "0.0.0.0:25", false, MOAT_INBOUND,
+	  "external client" },
+	{ "authenticated", "", "", "yes", "203.0.113.5", "0.0.0.0:25", true, MOAT_OUTBOUND, "authenticated sender" },
+	{ "authenticated, not trusted", "", "", "no", "203.0.113.5", "0.0.0.0:25", true, MOAT_INBOUND,
+	  "authenticated, but trust_authenticated = no" },
+	{ "auth on submission listener", "", "0.0.0.0:587, submission", "no", "203.0.113.5", "submission",
+	  true, MOAT_OUTBOUND, "authenticated on a submission listener" },
+	{ "unauthenticated on submission listener", "", "submission", "yes", "203.0.113.5", "submission",
+	  false, MOAT_INBOUND, "external client" },
+	{ "listener names match exactly", "", "submission", "no", "203.0.113.5", "submissions", true,
+	  MOAT_INBOUND, "authenticated, but trust_authenticated = no" },
+};
+
+/* check_trust - one pass per row of trust_cases. */
+static void
+check_trust(const struct trust_case *c)
+{
+		struct moat_conf_override ov[] = { { "internal_networks", c->internal },
+		{ "submission_listeners", c->submission }, { "trust_authenticated", c->trust_auth } };
+	struct moat_policy *pol = make_policy(ov, 3);
+	struct moat_client cl = { .addr = c->client, .port = 1, .listener = c->listener };
+	struct moat_verdict v;
+	struct moat_session *s = moat_session_new(pol, &cl, &v);
+	const char *why;
+
+	if (c->authenticated)
+		moat_session_auth(s, "user@example.org");
+	moat_session_mail(s, "a@example.org", NULL, &v);
+	cr_assert_eq(moat_session_direction(s, &why), c->want, "%s", c->label);
+	cr_assert_str_eq(why, c->why, "%s", c->label);
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, trust)
+{
+	for (size_t i = 0; i < sizeof(trust_cases) / sizeof(trust_cases[0]); i++)
+		check_trust(&trust_cases[i]);
+}
+
+Test(policy, reload_keeps_sessions_on_their_snapshot)
+{
+	struct moat_conf_override ov[] = { { "limit_recipients", "1" } };
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_session *old = start_txn(pol, 1), *fresh;
+	struct moat_verdict v;
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *next = moat_conf_load(NULL, ov, 1, err, sizeof(err));
+
+	moat_policy_reload(pol, next);
+	moat_conf_unref(next);
+	moat_session_rcpt(old, "c@example.net", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "old session keeps limit 100");
+	fresh = start_txn(pol, 1);
+	moat_session_rcpt(fresh, "c@example.net", NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 452, "4.5.3", false, "new session gets limit 1");
+	moat_session_free(old);
+	moat_session_free(fresh);
+	moat_policy_free(pol);
+}
+
+Test(policy, summary_escapes_client_text)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+	char line[1024];
+
+	moat_session_mail(s, "evil\r\nverdict=accept\"@example.org", NULL, &v);
+	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	moat_session_eom(s, &v);
+	moat_session_summary(s, &v, line, sizeof(line));
+	cr_assert_str_eq(line, "client=client.example[192.0.2.1]:40000 "
+	    "from=<evil\\x0d\\x0averdict=accept\\x22@example.org> nrcpt=1 size=0 dir=inbound "
+	    "verdict=continue code=0 reason=-");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, unparsable_client_address_is_served)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_client cl = { .addr = "unix-socket", .port = 0 };
+	struct moat_verdict v;
+	struct moat_session *s = moat_session_new(pol, &cl, &v);
+	const char *why;
+
+	cr_assert_not_null(s);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "connect");
+	cr_assert_eq(moat_session_direction(s, &why), MOAT_INBOUND);
+	cr_assert_eq(strlen(moat_session_id(s)), 12);
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
