@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "log.h"
 
 /* cmdline_usage - to stderr (usage error) or stdout (-h). */
 static void
@@ -102,4 +103,29 @@ moat_cmdline_early_exit(const struct moat_cmdline *cl, const struct moat_conf *c
 		return 0;
 	}
 	return -1;
+}
+
+void
+moat_cmdline_log_open(const struct moat_cmdline *cl, const struct moat_conf *conf)
+{
+	int target = conf->log_target;
+
+	if (target == MOAT_LOG_AUTO)
+		target = cl->foreground ? MOAT_LOG_STDERR : MOAT_LOG_SYSLOG;
+	moat_log_open(cl->progname, target, conf->log_verbose);
+}
+
+struct moat_conf *
+moat_cmdline_reload(const struct moat_cmdline *cl)
+{
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf;
+
+	conf = moat_conf_load(cl->conf_file, cl->ov, cl->nov, err, sizeof(err));
+	if (conf == NULL) {
+		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration", err);
+		return NULL;
+	}
+	moat_log(LOG_INFO, NULL, "reload", "loaded %s", conf->source);
+	return conf;
 }

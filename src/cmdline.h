@@ -3,7 +3,7 @@
  *   -c FILE       configuration file (default: none, built-in defaults)
  *   -o KEY=VALUE  override one key (repeatable; applied after the file, in order)
  *   -n            check the configuration and exit 0 (good) or 1 (bad), like `nginx -t`
- *   -f            stay in the foreground (log to stderr unless log_target says otherwise)
+ *   -f            stay in the foreground (log_target = auto then means stderr)
  *   -d            dump the effective configuration (postconf style) and exit; -dd only non-defaults
  *   -V            version; -h help
  */
@@ -46,5 +46,14 @@ struct moat_conf *moat_cmdline_load(const struct moat_cmdline *cl);
  * program should exit now, or -1 to go on and serve.
  */
 int moat_cmdline_early_exit(const struct moat_cmdline *cl, const struct moat_conf *conf);
+
+/* moat_cmdline_log_open - open the log as conf says; log_target = auto follows -f. */
+void moat_cmdline_log_open(const struct moat_cmdline *cl, const struct moat_conf *conf);
+
+/*
+ * moat_cmdline_reload - SIGHUP: load the configuration again from the same file and overrides.
+ * Logs the outcome; returns the new snapshot, or NULL (error logged) and the caller keeps the old.
+ */
+struct moat_conf *moat_cmdline_reload(const struct moat_cmdline *cl);
 
 #endif /* MOAT_CMDLINE_H */

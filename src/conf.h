@@ -51,7 +51,8 @@ struct moat_conf_key {
 	const char *doc;             /* one line */
 };
 
-enum moat_log_target { MOAT_LOG_SYSLOG = 0, MOAT_LOG_STDERR = 1 };
+/* auto: stderr when running in the foreground (-f), syslog when detached. */
+enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
 
 struct moat_conf {

@@ -133,3 +133,14 @@ moat_daemon_drop_privileges(const char *user, const char *group, char *err, size
 	}
 	return 0;
 }
+
+int
+moat_daemon_start(bool foreground, const char *pid_file, const char *user, const char *group,
+    char *err, size_t errlen)
+{
+	if (!foreground && moat_daemon_detach(err, errlen) < 0)
+		return -1;
+	if (moat_daemon_pidfile_write(pid_file, err, errlen) < 0)
+		return -1;
+	return moat_daemon_drop_privileges(user, group, err, errlen);
+}

@@ -4,6 +4,7 @@
 #ifndef MOAT_DAEMON_H
 #define MOAT_DAEMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* moat_daemon_detach - fork, setsid, chdir /, stdio to /dev/null; parent exits 0. 0 or -1. */
@@ -19,5 +20,12 @@ void moat_daemon_pidfile_remove(const char *path);
  * to go on as root: an empty USER while root is an error. Not root: a no-op returning 0.
  */
 int moat_daemon_drop_privileges(const char *user, const char *group, char *err, size_t errlen);
+
+/*
+ * moat_daemon_start - after the sockets are bound: detach (unless foreground), write the pid file
+ * (while still root, so it can live in /run), then drop privileges. 0, or -1 with err set.
+ */
+int moat_daemon_start(bool foreground, const char *pid_file, const char *user, const char *group,
+    char *err, size_t errlen);
 
 #endif /* MOAT_DAEMON_H */

@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include <syslog.h>
 
-/* moat_log_open - program name and target (enum moat_log_target); verbose enables LOG_DEBUG. */
+/*
+ * moat_log_open - program name and target (enum moat_log_target; MOAT_LOG_AUTO must have been
+ * resolved by the caller, see moat_cmdline_log_open); verbose enables LOG_DEBUG.
+ */
 void moat_log_open(const char *progname, int target, bool verbose);
 
 /* moat_log - sid may be NULL ("-"); event is a bare word ("connect", "reject", "config"). */

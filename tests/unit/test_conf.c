@@ -64,7 +64,7 @@ static const struct bad_case bad_cases[] = {
 	{ "time below minimum", "dns_timeout = 10ms\n",
 	  "1: dns_timeout: '10ms' is out of range (100ms to 1m)" },
 	{ "bad bool", "log_verbose = maybe\n", "1: log_verbose: 'maybe' is not yes or no" },
-	{ "bad enum", "log_target = file\n", "1: log_target: 'file' is not one of syslog|stderr" },
+	{ "bad enum", "log_target = file\n", "1: log_target: 'file' is not one of auto|syslog|stderr" },
 	{ "listen without port", "proxy_listen = 127.0.0.1\n",
 	  "1: proxy_listen: '127.0.0.1' is not host:port ([addr]:port for IPv6)" },
 	{ "listen bad item in list", "proxy_listen = 127.0.0.1:25, [::1]:99999\n",
@@ -172,7 +172,7 @@ Test(conf, builtin_defaults)
 	cr_assert_eq(conf->limit_recipients, 100);
 	cr_assert_eq(conf->limit_message_size, 50ULL * 1024 * 1024);
 	cr_assert_eq(conf->dns_timeout, 5000);
-	cr_assert_eq(conf->log_target, MOAT_LOG_SYSLOG);
+	cr_assert_eq(conf->log_target, MOAT_LOG_AUTO);
 	cr_assert(conf->trust_authenticated);
 	cr_assert_gt(strlen(conf->authserv_id), 0);
 	cr_assert_eq(moat_cidr_set_count(conf->internal_set), 0);
