@@ -1,0 +1,122 @@
+# dns.sh - an authoritative DNS server (nsd) on a loopback port for the e2e tests (source it; bash).
+#
+#   dns_start PORT ZONE=FILE [ZONE=FILE ...]
+#       Start nsd on 127.0.0.1:PORT (UDP and TCP) serving each ZONE from FILE, in a private
+#       temporary directory; waits (at most 10 s) until it answers. Returns non-zero, with nsd's
+#       log on stderr, if a zone does not load or the server does not come up.
+#       Sets DNS_DIR (the temp dir), DNS_PID and DNS_PORT.
+#   dns_stop
+#       Stop the server started by dns_start (by its pid only) and remove DNS_DIR. Safe to call
+#       twice and when nothing was started; call it from your EXIT trap.
+#   dns_query NAME TYPE
+#       Ask the server with `dig +short` (bind9-dnsutils) if it is installed; for debugging tests.
+#
+# nsd runs in the foreground (-d) as the invoking user with no chroot, no control socket and no
+# zone database file, so nothing outside DNS_DIR is touched and nothing survives dns_stop.
+# Zone files are checked with nsd-checkzone first so a bad fixture fails with a clear message.
+
+DNS_DIR=
+DNS_PID=
+DNS_PORT=
+
+dns_start() {
+	local port=$1 spec zone file i n=0
+	shift
+	if ! command -v nsd >/dev/null 2>&1 && [ ! -x /usr/sbin/nsd ]; then
+		echo "dns_start: nsd not installed (Debian package nsd)" >&2
+		return 2
+	fi
+	local nsd=/usr/sbin/nsd checkzone=/usr/sbin/nsd-checkzone
+	command -v nsd >/dev/null 2>&1 && nsd=$(command -v nsd)
+	command -v nsd-checkzone >/dev/null 2>&1 && checkzone=$(command -v nsd-checkzone)
+	DNS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/moat-dns.XXXXXX") || return 2
+	DNS_PORT=$port
+	{
+		printf 'server:\n'
+		printf '\tip-address: 127.0.0.1@%s\n' "$port"
+		printf '\tport: %s\n' "$port"
+		printf '\tusername: ""\n'
+		printf '\tchroot: ""\n'
+		printf '\tzonesdir: "%s"\n' "$DNS_DIR"
+		printf '\tzonelistfile: "%s/zone.list"\n' "$DNS_DIR"
+		printf '\tdatabase: ""\n'
+		printf '\tpidfile: "%s/nsd.pid"\n' "$DNS_DIR"
+		printf '\txfrdfile: "%s/xfrd.state"\n' "$DNS_DIR"
+		printf '\txfrdir: "%s"\n' "$DNS_DIR"
+		printf '\tlogfile: "%s/nsd.log"\n' "$DNS_DIR"
+		printf '\tserver-count: 1\n'
+		printf '\tverbosity: 1\n'
+		printf '\thide-version: yes\n'
+		printf '\treuseport: no\n'
+		printf 'remote-control:\n\tcontrol-enable: no\n'
+	} >"$DNS_DIR/nsd.conf"
+	for spec in "$@"; do
+		zone=${spec%%=*}
+		file=${spec#*=}
+		n=$((n + 1))
+		cp "$file" "$DNS_DIR/zone$n.zone" || { dns_stop; return 2; }
+		if ! "$checkzone" "$zone" "$DNS_DIR/zone$n.zone" >"$DNS_DIR/check$n.log" 2>&1; then
+			echo "dns_start: zone $zone in $file does not load:" >&2
+			cat "$DNS_DIR/check$n.log" >&2
+			dns_stop
+			return 2
+		fi
+		printf 'zone:\n\tname: "%s"\n\tzonefile: "%s/zone%d.zone"\n' "$zone" "$DNS_DIR" "$n" \
+			>>"$DNS_DIR/nsd.conf"
+	done
+	"$nsd" -d -c "$DNS_DIR/nsd.conf" >"$DNS_DIR/stdout.log" 2>&1 &
+	DNS_PID=$!
+	# Wait for the listener: bounded, 100 x 0.1 s.
+	for i in $(seq 1 100); do
+		if ! kill -0 "$DNS_PID" 2>/dev/null; then
+			echo "dns_start: nsd exited:" >&2
+			cat "$DNS_DIR/stdout.log" "$DNS_DIR/nsd.log" >&2 2>/dev/null
+			DNS_PID=
+			dns_stop
+			return 2
+		fi
+		if dns__listening "$port"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "dns_start: nsd did not answer on 127.0.0.1:$port within 10 s" >&2
+	cat "$DNS_DIR/nsd.log" >&2 2>/dev/null
+	dns_stop
+	return 2
+}
+
+# dns__listening PORT - is something bound to udp 127.0.0.1:PORT and tcp 127.0.0.1:PORT?
+dns__listening() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	grep -q "0100007F:$hex 00000000:0000 07" /proc/net/udp 2>/dev/null &&
+		grep -q "0100007F:$hex 00000000:0000 0A" /proc/net/tcp 2>/dev/null
+}
+
+dns_stop() {
+	local i
+	if [ -n "$DNS_PID" ]; then
+		kill "$DNS_PID" 2>/dev/null
+		for i in $(seq 1 50); do
+			kill -0 "$DNS_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$DNS_PID" 2>/dev/null
+		wait "$DNS_PID" 2>/dev/null
+		DNS_PID=
+	fi
+	if [ -n "$DNS_DIR" ] && [ -d "$DNS_DIR" ]; then
+		rm -rf "$DNS_DIR"
+	fi
+	DNS_DIR=
+}
+
+dns_query() {
+	if command -v dig >/dev/null 2>&1; then
+		dig +short -p "$DNS_PORT" @127.0.0.1 "$1" "$2"
+	else
+		echo "dns_query: dig not installed (Debian package bind9-dnsutils)" >&2
+		return 2
+	fi
+}
