@@ -16,6 +16,7 @@
 
 enum moat_dns_type {
 	MOAT_DNS_A = 1,
+	MOAT_DNS_CNAME = 5,      /* only as a fixture record: real lookups follow CNAMEs themselves */
 	MOAT_DNS_PTR = 12,
 	MOAT_DNS_MX = 15,
 	MOAT_DNS_TXT = 16,
@@ -49,5 +50,71 @@ struct moat_dns_answer {
 };
 
 struct moat_dns;
+
+/* Bounds on one answer; past any of them the answer is MOAT_DNS_PERMFAIL. */
+#define MOAT_DNS_MAX_RR 128          /* records in one answer */
+#define MOAT_DNS_MAX_TXT 8192        /* bytes of one TXT record, its strings concatenated */
+#define MOAT_DNS_MAX_CNAME 8         /* CNAME chain length the fixture follows */
+#define MOAT_DNS_NAME_MAX 253        /* query name, text form, no trailing dot */
+#define MOAT_DNS_DEFAULT_TIMEOUT 5000
+
+/*
+ * moat_dns_new - a resolver backed by libunbound.
+ * resolver: "" or NULL: the servers in /etc/resolv.conf; "ADDR" or "ADDR@PORT" (IPv4 or IPv6
+ * literal): send every query to that server (forwarder). timeout_ms: per query (0 = default).
+ * trust_anchor: NULL or "": no DNSSEC validation; else a file of trust anchors (unbound's
+ * auto-trust-anchor-file format), and answers carry secure=true when validated; a bogus answer is
+ * MOAT_DNS_TEMPFAIL. Returns NULL with a reason in err.
+ */
+struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const char *trust_anchor,
+    char *err, size_t errlen);
+
+/*
+ * moat_dns_new_fixture - an in-process table of records, for tests that need answers a zone file
+ * cannot express (timeouts, CNAME loops, several strings in one TXT record). Names are matched
+ * case-insensitively, with or without a trailing dot. A name with no entry is NXDOMAIN; a name
+ * with entries but none of the type asked is NODATA. Fill it before the first query; queries may
+ * then run from any thread.
+ */
+struct moat_dns *moat_dns_new_fixture(void);
+
+/*
+ * moat_dns_fixture_add - add a record. A/AAAA: 4/16 address bytes. TXT: the strings concatenated.
+ * MX: pref and the exchange name. PTR/CNAME: the target name. data is copied. 0 or -1 (ENOMEM,
+ * or not a fixture).
+ */
+int moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    uint16_t pref, const void *data, size_t len);
+
+/*
+ * moat_dns_fixture_fail - queries for NAME of TYPE (0: of any type) answer STATUS (typically
+ * MOAT_DNS_TEMPFAIL, standing for a timeout). 0 or -1.
+ */
+int moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    enum moat_dns_status status);
+
+/* moat_dns_fixture_queries - how many queries the fixture has answered (tests of lookup limits). */
+unsigned long moat_dns_fixture_queries(const struct moat_dns *dns);
+
+/*
+ * moat_dns_query - look NAME up. Always fills *answer (status and records); returns its status.
+ * The caller owns the answer and releases it with moat_dns_answer_clear(). A name that is not a
+ * valid query name (empty, longer than 253, a label empty or longer than 63, a byte outside
+ * printable ASCII, or a backslash) is MOAT_DNS_PERMFAIL without a query.
+ */
+enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    struct moat_dns_answer *answer);
+
+/* moat_dns_answer_clear - free the records and reset the answer; safe on a zeroed answer. */
+void moat_dns_answer_clear(struct moat_dns_answer *answer);
+
+/* moat_dns_free - release the resolver; NULL is a no-op. No query may be in flight. */
+void moat_dns_free(struct moat_dns *dns);
+
+/* moat_dns_status_name - "ok", "nxdomain", "nodata", "tempfail", "permfail". */
+const char *moat_dns_status_name(enum moat_dns_status status);
+
+/* moat_dns_name_valid - does NAME pass the query-name check moat_dns_query applies? */
+bool moat_dns_name_valid(const char *name);
 
 #endif /* MOAT_DNS_H */

@@ -1,0 +1,573 @@
+/*
+ * dns.c - the resolver layer: libunbound with a per-query timeout, or an in-process fixture.
+ *
+ * Owns the unbound context (its cache is shared by every thread using this resolver) and the
+ * answers it hands out (freed by moat_dns_answer_clear). Queries are synchronous for the caller
+ * but asynchronous inside: each waits for its own result until its deadline, then cancels it, so
+ * a dead server costs dns_timeout and never more. Callbacks are only delivered inside
+ * ub_process(), which runs under `proc_lock`; a thread that times out takes that lock before it
+ * cancels, so no callback can touch a query after its owner has given up on it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <unbound.h>
+
+#include "dns.h"
+
+struct fixture_rec {
+	char *name;                   /* lower case, no trailing dot */
+	enum moat_dns_type type;      /* 0: any type (with fail) */
+	enum moat_dns_status fail;    /* MOAT_DNS_OK: a record; else the status to answer */
+	uint16_t pref;
+	size_t len;
+	char *data;
+};
+
+struct moat_dns {
+	/* unbound */
+	struct ub_ctx *ub;
+	unsigned timeout_ms;
+	bool validate;
+	pthread_mutex_t proc_lock;    /* held while calling ub_process / ub_cancel */
+	pthread_mutex_t lock;         /* protects the `done` flags of queries in flight */
+	pthread_cond_t cond;          /* broadcast after each ub_process */
+
+	/* fixture */
+	bool fixture;
+	struct fixture_rec *recs;
+	size_t nrecs, caprecs;
+	atomic_ulong nqueries;
+};
+
+/* One query in flight; lives on its caller's stack. */
+struct pending {
+	struct moat_dns *dns;
+	bool done;
+	int err;
+	struct ub_result *result;
+};
+
+const char *moat_dns_status_name(enum moat_dns_status status)
+{
+	switch (status) {
+	case MOAT_DNS_OK: return "ok";
+	case MOAT_DNS_NXDOMAIN: return "nxdomain";
+	case MOAT_DNS_NODATA: return "nodata";
+	case MOAT_DNS_TEMPFAIL: return "tempfail";
+	case MOAT_DNS_PERMFAIL: return "permfail";
+	}
+	return "?";
+}
+
+/*
+ * moat_dns_name_valid - RFC 1035 2.3.4 lengths; printable ASCII only (SPF macros can put spaces
+ * and '%' into a name: RFC 7208 7.3). Control and 8-bit bytes are refused.
+ */
+bool moat_dns_name_valid(const char *name)
+{
+	size_t len, label = 0, i;
+
+	if (name == NULL)
+		return false;
+	len = strlen(name);
+	if (len > 0 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > MOAT_DNS_NAME_MAX)
+		return false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		if (c == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (c < 0x20 || c >= 0x7f)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0;
+}
+
+void moat_dns_answer_clear(struct moat_dns_answer *answer)
+{
+	size_t i;
+
+	if (answer == NULL)
+		return;
+	for (i = 0; i < answer->n; i++)
+		free(answer->rr[i].data);
+	free(answer->rr);
+	answer->rr = NULL;
+	answer->n = 0;
+	answer->secure = false;
+	answer->status = MOAT_DNS_TEMPFAIL;
+}
+
+/* answer_add - append a record (data copied, NUL added); -1 past MOAT_DNS_MAX_RR or on ENOMEM. */
+static int answer_add(struct moat_dns_answer *a, uint16_t pref, const void *data, size_t len)
+{
+	struct moat_dns_rr *rr;
+	char *copy;
+
+	if (a->n >= MOAT_DNS_MAX_RR)
+		return -1;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return -1;
+	if (len > 0)
+		memcpy(copy, data, len);
+	copy[len] = '\0';
+	rr = realloc(a->rr, (a->n + 1) * sizeof(*rr));
+	if (rr == NULL) {
+		free(copy);
+		return -1;
+	}
+	a->rr = rr;
+	a->rr[a->n].pref = pref;
+	a->rr[a->n].len = len;
+	a->rr[a->n].data = copy;
+	a->n++;
+	return 0;
+}
+
+/* answer_fail - drop any records and set a failure status; returns it. */
+static enum moat_dns_status answer_fail(struct moat_dns_answer *a, enum moat_dns_status st)
+{
+	moat_dns_answer_clear(a);
+	a->status = st;
+	return st;
+}
+
+/* lower_name - NAME lower-cased without its trailing dot, into out (MOAT_DNS_NAME_MAX + 2). */
+static void lower_name(const char *name, char *out, size_t outlen)
+{
+	size_t i, n = strlen(name);
+
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n >= outlen)
+		n = outlen - 1;
+	for (i = 0; i < n; i++) {
+		char c = name[i];
+		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	out[n] = '\0';
+}
+
+/* --- fixture backend --- */
+
+struct moat_dns *moat_dns_new_fixture(void)
+{
+	struct moat_dns *dns = calloc(1, sizeof(*dns));
+
+	if (dns == NULL)
+		return NULL;
+	dns->fixture = true;
+	atomic_init(&dns->nqueries, 0);
+	return dns;
+}
+
+/* fixture_push - append one entry to the table. */
+static int fixture_push(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    enum moat_dns_status fail, uint16_t pref, const void *data, size_t len)
+{
+	char lname[MOAT_DNS_NAME_MAX + 2];
+	struct fixture_rec *r;
+
+	if (dns == NULL || !dns->fixture || name == NULL || strlen(name) > MOAT_DNS_NAME_MAX + 1)
+		return -1;
+	if (dns->nrecs == dns->caprecs) {
+		size_t cap = dns->caprecs ? dns->caprecs * 2 : 16;
+		r = realloc(dns->recs, cap * sizeof(*r));
+		if (r == NULL)
+			return -1;
+		dns->recs = r;
+		dns->caprecs = cap;
+	}
+	lower_name(name, lname, sizeof(lname));
+	r = &dns->recs[dns->nrecs];
+	memset(r, 0, sizeof(*r));
+	r->name = strdup(lname);
+	r->data = malloc(len + 1);
+	if (r->name == NULL || r->data == NULL) {
+		free(r->name);
+		free(r->data);
+		return -1;
+	}
+	if (len > 0)
+		memcpy(r->data, data, len);
+	r->data[len] = '\0';
+	r->len = len;
+	r->type = type;
+	r->fail = fail;
+	r->pref = pref;
+	dns->nrecs++;
+	return 0;
+}
+
+int moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    uint16_t pref, const void *data, size_t len)
+{
+	return fixture_push(dns, name, type, MOAT_DNS_OK, pref, data, len);
+}
+
+int moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    enum moat_dns_status status)
+{
+	return fixture_push(dns, name, type, status, 0, "", 0);
+}
+
+unsigned long moat_dns_fixture_queries(const struct moat_dns *dns)
+{
+	return dns ? atomic_load(&((struct moat_dns *)dns)->nqueries) : 0;
+}
+
+/* fixture_query - answer from the table, following CNAMEs up to MOAT_DNS_MAX_CNAME. */
+static enum moat_dns_status fixture_query(struct moat_dns *dns, const char *name,
+    enum moat_dns_type type, struct moat_dns_answer *a)
+{
+	char cur[MOAT_DNS_NAME_MAX + 2];
+	size_t i, hops;
+
+	atomic_fetch_add(&dns->nqueries, 1);
+	lower_name(name, cur, sizeof(cur));
+	for (hops = 0; hops <= MOAT_DNS_MAX_CNAME; hops++) {
+		bool exists = false;
+		const struct fixture_rec *cname = NULL;
+
+		for (i = 0; i < dns->nrecs; i++) {
+			const struct fixture_rec *r = &dns->recs[i];
+			if (strcmp(r->name, cur) != 0)
+				continue;
+			exists = true;
+			if (r->fail != MOAT_DNS_OK && (r->type == 0 || r->type == type))
+				return answer_fail(a, r->fail);
+			if (r->fail != MOAT_DNS_OK)
+				continue;
+			if (r->type == MOAT_DNS_CNAME && type != MOAT_DNS_CNAME)
+				cname = r;
+		}
+		if (!exists)
+			return answer_fail(a, MOAT_DNS_NXDOMAIN);
+		if (cname != NULL) {
+			if (!moat_dns_name_valid(cname->data))
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			lower_name(cname->data, cur, sizeof(cur));
+			continue;
+		}
+		for (i = 0; i < dns->nrecs; i++) {
+			const struct fixture_rec *r = &dns->recs[i];
+			if (r->fail != MOAT_DNS_OK || r->type != type || strcmp(r->name, cur) != 0)
+				continue;
+			if (type == MOAT_DNS_TXT && r->len > MOAT_DNS_MAX_TXT)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			if (answer_add(a, r->pref, r->data, r->len) < 0)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+		}
+		a->status = a->n > 0 ? MOAT_DNS_OK : MOAT_DNS_NODATA;
+		return a->status;
+	}
+	/* A CNAME chain too long or a loop (RFC 1034 3.6.2): a server would SERVFAIL. */
+	return answer_fail(a, MOAT_DNS_TEMPFAIL);
+}
+
+/* --- unbound backend --- */
+
+struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const char *trust_anchor,
+    char *err, size_t errlen)
+{
+	struct moat_dns *dns;
+	int rc;
+
+	dns = calloc(1, sizeof(*dns));
+	if (dns == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	atomic_init(&dns->nqueries, 0);
+	dns->timeout_ms = timeout_ms ? timeout_ms : MOAT_DNS_DEFAULT_TIMEOUT;
+	pthread_mutex_init(&dns->proc_lock, NULL);
+	pthread_mutex_init(&dns->lock, NULL);
+	pthread_cond_init(&dns->cond, NULL);
+	dns->ub = ub_ctx_create();
+	if (dns->ub == NULL) {
+		snprintf(err, errlen, "cannot create the unbound context");
+		goto fail;
+	}
+	/* Resolve in a thread of libunbound's, not a forked process: nothing here may fork. */
+	if ((rc = ub_ctx_async(dns->ub, 1)) != 0) {
+		snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
+		goto fail;
+	}
+	if (resolver != NULL && resolver[0] != '\0') {
+		/* Tests point this at 127.0.0.1, which unbound refuses to query unless told. */
+		if ((rc = ub_ctx_set_option(dns->ub, "do-not-query-localhost:", "no")) != 0 ||
+		    (rc = ub_ctx_set_fwd(dns->ub, resolver)) != 0) {
+			snprintf(err, errlen, "dns_resolver %s: %s", resolver, ub_strerror(rc));
+			goto fail;
+		}
+	} else if ((rc = ub_ctx_resolvconf(dns->ub, NULL)) != 0) {
+		snprintf(err, errlen, "cannot read /etc/resolv.conf: %s", ub_strerror(rc));
+		goto fail;
+	}
+	if (trust_anchor != NULL && trust_anchor[0] != '\0') {
+		if ((rc = ub_ctx_add_ta_file(dns->ub, trust_anchor)) != 0) {
+			snprintf(err, errlen, "dns_dnssec_trust_anchor %s: %s", trust_anchor,
+			    ub_strerror(rc));
+			goto fail;
+		}
+		dns->validate = true;
+	} else {
+		/* No validator module: answers are taken as given and never marked secure. */
+		if ((rc = ub_ctx_set_option(dns->ub, "module-config:", "iterator")) != 0) {
+			snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
+			goto fail;
+		}
+	}
+	return dns;
+fail:
+	moat_dns_free(dns);
+	return NULL;
+}
+
+/* ub_done - unbound's callback; runs inside ub_process() under proc_lock. */
+static void ub_done(void *arg, int err, struct ub_result *result)
+{
+	struct pending *p = arg;
+
+	pthread_mutex_lock(&p->dns->lock);
+	p->err = err;
+	p->result = result;
+	p->done = true;
+	pthread_mutex_unlock(&p->dns->lock);
+}
+
+/* now_ms - a monotonic clock in milliseconds. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* wire_name - a wire-format name in rdata at *off into text (no trailing dot); -1 if malformed. */
+static int wire_name(const unsigned char *d, size_t len, size_t off, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	while (off < len) {
+		size_t l = d[off++], i;
+		if (l == 0) {
+			if (o == 0)
+				return -1;       /* the root is no useful target */
+			out[o - 1] = '\0';   /* drop the last dot */
+			return 0;
+		}
+		if (l > 63 || off + l > len || o + l + 1 >= outlen)
+			return -1;
+		for (i = 0; i < l; i++) {
+			unsigned char c = d[off + i];
+			if (c <= 0x20 || c >= 0x7f || c == '.' || c == '\\')
+				return -1;
+			out[o++] = (char)c;
+		}
+		out[o++] = '.';
+		off += l;
+	}
+	return -1;
+}
+
+/* convert_result - copy unbound's answer into ours, applying the bounds. */
+static enum moat_dns_status convert_result(const struct ub_result *r, enum moat_dns_type type,
+    struct moat_dns_answer *a)
+{
+	char name[MOAT_DNS_NAME_MAX + 2];
+	char txt[MOAT_DNS_MAX_TXT + 1];
+	int i;
+
+	if (r->bogus)
+		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+	if (r->rcode == 3 || r->nxdomain)
+		return answer_fail(a, MOAT_DNS_NXDOMAIN);
+	if (r->rcode != 0)
+		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+	if (!r->havedata || r->data == NULL)
+		return answer_fail(a, MOAT_DNS_NODATA);
+	for (i = 0; r->data[i] != NULL; i++) {
+		const unsigned char *d = (const unsigned char *)r->data[i];
+		size_t len = (size_t)r->len[i], off = 0, n = 0;
+
+		switch (type) {
+		case MOAT_DNS_A:
+		case MOAT_DNS_AAAA:
+			if (len != (type == MOAT_DNS_A ? 4u : 16u))
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			if (answer_add(a, 0, d, len) < 0)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			break;
+		case MOAT_DNS_TXT:
+			/* RFC 7208 3.3: the character-strings are concatenated without spaces. */
+			while (off < len) {
+				size_t l = d[off++];
+				if (off + l > len || n + l > MOAT_DNS_MAX_TXT)
+					return answer_fail(a, MOAT_DNS_PERMFAIL);
+				memcpy(txt + n, d + off, l);
+				n += l;
+				off += l;
+			}
+			if (answer_add(a, 0, txt, n) < 0)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			break;
+		case MOAT_DNS_MX:
+			if (len < 3)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			/* A target that is no usable host name is dropped, not trusted. */
+			if (wire_name(d, len, 2, name, sizeof(name)) == 0 &&
+			    answer_add(a, (uint16_t)(d[0] << 8 | d[1]), name, strlen(name)) < 0)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			break;
+		case MOAT_DNS_PTR:
+		case MOAT_DNS_CNAME:
+			if (wire_name(d, len, 0, name, sizeof(name)) == 0 &&
+			    answer_add(a, 0, name, strlen(name)) < 0)
+				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			break;
+		}
+	}
+	a->secure = r->secure != 0;
+	a->status = a->n > 0 ? MOAT_DNS_OK : MOAT_DNS_NODATA;
+	return a->status;
+}
+
+/* present_name - NAME in presentation format: bytes other than LDH, '_' and '.' as \\DDD. */
+static void present_name(const char *name, char *out, size_t outlen)
+{
+	size_t o = 0;
+
+	for (; *name && o + 5 < outlen; name++) {
+		unsigned char c = (unsigned char)*name;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '_' || c == '.') {
+			out[o++] = (char)c;
+		} else {
+			snprintf(out + o, outlen - o, "\\%03u", c);
+			o += 4;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* ub_query - resolve with a deadline; see the file comment for the locking. */
+static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name,
+    enum moat_dns_type type, struct moat_dns_answer *a)
+{
+	struct pending p = { .dns = dns };
+	long long deadline = now_ms() + dns->timeout_ms;
+	enum moat_dns_status st;
+	char pres[MOAT_DNS_NAME_MAX * 4 + 2];
+	int id = 0, rc;
+	bool done;
+
+	present_name(name, pres, sizeof(pres));
+	rc = ub_resolve_async(dns->ub, pres, (int)type, 1, &p, ub_done, &id);
+	if (rc != 0)
+		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+	for (;;) {
+		long long left;
+
+		pthread_mutex_lock(&dns->lock);
+		done = p.done;
+		pthread_mutex_unlock(&dns->lock);
+		if (done)
+			break;
+		left = deadline - now_ms();
+		if (left <= 0) {
+			pthread_mutex_lock(&dns->proc_lock);
+			pthread_mutex_lock(&dns->lock);
+			done = p.done;
+			pthread_mutex_unlock(&dns->lock);
+			if (!done)
+				ub_cancel(dns->ub, id);
+			pthread_mutex_unlock(&dns->proc_lock);
+			if (done)
+				break;
+			return answer_fail(a, MOAT_DNS_TEMPFAIL);
+		}
+		if (left > 50)
+			left = 50;
+		if (pthread_mutex_trylock(&dns->proc_lock) == 0) {
+			struct pollfd pfd = { .fd = ub_fd(dns->ub), .events = POLLIN };
+			if (poll(&pfd, 1, (int)left) > 0)
+				ub_process(dns->ub);
+			pthread_mutex_unlock(&dns->proc_lock);
+			pthread_mutex_lock(&dns->lock);
+			pthread_cond_broadcast(&dns->cond);
+			pthread_mutex_unlock(&dns->lock);
+		} else {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += left * 1000000L;
+			ts.tv_sec += ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_mutex_lock(&dns->lock);
+			if (!p.done)
+				pthread_cond_timedwait(&dns->cond, &dns->lock, &ts);
+			pthread_mutex_unlock(&dns->lock);
+		}
+	}
+	if (p.err != 0 || p.result == NULL) {
+		ub_resolve_free(p.result);
+		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+	}
+	st = convert_result(p.result, type, a);
+	ub_resolve_free(p.result);
+	return st;
+}
+
+enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    struct moat_dns_answer *answer)
+{
+	memset(answer, 0, sizeof(*answer));
+	if (dns == NULL)
+		return answer_fail(answer, MOAT_DNS_TEMPFAIL);
+	if (!moat_dns_name_valid(name))
+		return answer_fail(answer, MOAT_DNS_PERMFAIL);
+	if (dns->fixture)
+		return fixture_query(dns, name, type, answer);
+	return ub_query(dns, name, type, answer);
+}
+
+void moat_dns_free(struct moat_dns *dns)
+{
+	size_t i;
+
+	if (dns == NULL)
+		return;
+	if (dns->fixture) {
+		for (i = 0; i < dns->nrecs; i++) {
+			free(dns->recs[i].name);
+			free(dns->recs[i].data);
+		}
+		free(dns->recs);
+	} else {
+		if (dns->ub != NULL)
+			ub_ctx_delete(dns->ub);
+		pthread_mutex_destroy(&dns->proc_lock);
+		pthread_mutex_destroy(&dns->lock);
+		pthread_cond_destroy(&dns->cond);
+	}
+	free(dns);
+}
