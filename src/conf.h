@@ -53,6 +53,8 @@ struct moat_conf_key {
 
 /* auto: stderr when running in the foreground (-f), syslog when detached. */
 enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
+/* spf_fail_action / spf_temperror_action: tag only, or reject (fail) / tempfail (temperror). */
+enum moat_spf_action { MOAT_SPF_ACT_TAG = 0, MOAT_SPF_ACT_ENFORCE = 1 };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
 
 struct moat_conf {
@@ -63,6 +65,9 @@ struct moat_conf {
 	char *authserv_id;
 	char *dns_resolver;
 	unsigned dns_timeout;          /* ms */
+	char *dns_dnssec_trust_anchor; /* file; empty: no DNSSEC validation */
+	int spf_fail_action;           /* enum moat_spf_action */
+	int spf_temperror_action;      /* enum moat_spf_action */
 	char *daemon_user;
 	char *daemon_group;
 	int log_target;                /* enum moat_log_target */

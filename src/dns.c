@@ -22,6 +22,7 @@
 
 #include <unbound.h>
 
+#include "cidr.h"
 #include "dns.h"
 
 struct fixture_rec {
@@ -285,6 +286,41 @@ static enum moat_dns_status fixture_query(struct moat_dns *dns, const char *name
 
 /* --- unbound backend --- */
 
+static const char *const nodefault_zones[] = {
+	"test. transparent",
+	"2.0.192.in-addr.arpa. transparent",
+	"100.51.198.in-addr.arpa. transparent",
+	"113.0.203.in-addr.arpa. transparent",
+	"8.b.d.0.1.0.0.2.ip6.arpa. transparent",
+	"127.in-addr.arpa. transparent",
+};
+
+/* resolver_ok - "ADDR" or "ADDR@PORT" with an IPv4/IPv6 literal and a port 1..65535. */
+static bool resolver_ok(const char *spec)
+{
+	char buf[64];
+	const char *at = strrchr(spec, '@');
+	size_t alen = at ? (size_t)(at - spec) : strlen(spec);
+	struct moat_addr addr;
+
+	if (alen == 0 || alen >= sizeof(buf))
+		return false;
+	memcpy(buf, spec, alen);
+	buf[alen] = '\0';
+	if (moat_addr_parse(buf, &addr) != 0)
+		return false;
+	if (at != NULL) {
+		char *end;
+		unsigned long port;
+		if (at[1] < '0' || at[1] > '9')
+			return false;
+		port = strtoul(at + 1, &end, 10);
+		if (*end != '\0' || port == 0 || port > 65535)
+			return false;
+	}
+	return true;
+}
+
 struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const char *trust_anchor,
     char *err, size_t errlen)
 {
@@ -311,7 +347,29 @@ struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const c
 		snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
 		goto fail;
 	}
+	/*
+	 * Every query goes to a forwarder (dns_resolver or resolv.conf), which decides what exists.
+	 * unbound's built-in local zones would answer NXDOMAIN for names a mail gateway must be able
+	 * to look up through its resolver: test. (RFC 6761, our loopback test zones), the
+	 * documentation networks' reverse zones (RFC 5737, RFC 3849) and private reverse zones.
+	 */
+	/* ("nodefault" cannot be set through ub_ctx_set_option; "transparent" has the same effect.) */
+	for (size_t i = 0; i < sizeof(nodefault_zones) / sizeof(nodefault_zones[0]); i++) {
+		if ((rc = ub_ctx_set_option(dns->ub, "local-zone:", nodefault_zones[i])) != 0) {
+			snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
+			goto fail;
+		}
+	}
+	if ((rc = ub_ctx_set_option(dns->ub, "unblock-lan-zones:", "yes")) != 0 ||
+	    (rc = ub_ctx_set_option(dns->ub, "insecure-lan-zones:", "yes")) != 0) {
+		snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
+		goto fail;
+	}
 	if (resolver != NULL && resolver[0] != '\0') {
+		if (!resolver_ok(resolver)) {
+			snprintf(err, errlen, "dns_resolver %s: not an address[@port]", resolver);
+			goto fail;
+		}
 		/* Tests point this at 127.0.0.1, which unbound refuses to query unless told. */
 		if ((rc = ub_ctx_set_option(dns->ub, "do-not-query-localhost:", "no")) != 0 ||
 		    (rc = ub_ctx_set_fwd(dns->ub, resolver)) != 0) {
@@ -323,6 +381,13 @@ struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const c
 		goto fail;
 	}
 	if (trust_anchor != NULL && trust_anchor[0] != '\0') {
+		FILE *ta = fopen(trust_anchor, "r");   /* unbound reads it only at the first query */
+		if (ta == NULL) {
+			snprintf(err, errlen, "dns_dnssec_trust_anchor %s: %s", trust_anchor,
+			    strerror(errno));
+			goto fail;
+		}
+		fclose(ta);
 		if ((rc = ub_ctx_add_ta_file(dns->ub, trust_anchor)) != 0) {
 			snprintf(err, errlen, "dns_dnssec_trust_anchor %s: %s", trust_anchor,
 			    ub_strerror(rc));

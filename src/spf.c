@@ -985,6 +985,7 @@ static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigne
 		res = check_host(ev, target, depth + 1, exp, explen, mech, mechlen, &sub_found);
 		if (res == MOAT_SPF_NONE) {
 			/* RFC 7208 6.1: no record at the redirect target is a permerror. */
+			ev->out->reason[0] = '\0';   /* replaces the inner "no SPF record" */
 			set_reason(ev, "redirect target %s has no SPF record", target);
 			res = MOAT_SPF_PERMERROR;
 		}
