@@ -121,6 +121,8 @@ static long letter_value(const struct moat_spf_macro_ctx *ctx, char letter, bool
 /* valid_letter - may this letter appear here (RFC 7208 7.1: c, r, t only in exp)? */
 static bool valid_letter(char l, bool exp)
 {
+	if (l == '\0')
+		return false;   /* strchr() would find the terminator */
 	if (strchr("slodiphv", l) != NULL)
 		return true;
 	return exp && strchr("crt", l) != NULL;
@@ -246,8 +248,11 @@ long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in,
 			if (ctx == NULL)
 				continue;
 			vlen = letter_value(ctx, lower, exp, value, sizeof(value));
-			if (vlen < 0)
-				return MOAT_SPF_MACRO_TOOLONG;
+			if (vlen < 0) {
+				/* keep parsing: a syntax error later in the string still wins */
+				o.over = true;
+				continue;
+			}
 			transform(&o, value, (size_t)vlen, digits, rev, delims, url);
 		}
 	}
