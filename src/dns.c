@@ -48,6 +48,7 @@ struct moat_dns {
 	struct fixture_rec *recs;
 	size_t nrecs, caprecs;
 	atomic_ulong nqueries;
+	unsigned delay_ms;
 };
 
 /* One query in flight; lives on its caller's stack. */
@@ -230,6 +231,12 @@ int moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_
 	return fixture_push(dns, name, type, status, 0, "", 0);
 }
 
+void moat_dns_fixture_delay(struct moat_dns *dns, unsigned ms)
+{
+	if (dns != NULL && dns->fixture)
+		dns->delay_ms = ms;
+}
+
 unsigned long moat_dns_fixture_queries(const struct moat_dns *dns)
 {
 	return dns ? atomic_load(&((struct moat_dns *)dns)->nqueries) : 0;
@@ -243,6 +250,11 @@ static enum moat_dns_status fixture_query(struct moat_dns *dns, const char *name
 	size_t i, hops;
 
 	atomic_fetch_add(&dns->nqueries, 1);
+	if (dns->delay_ms > 0) {
+		struct timespec ts = { .tv_sec = dns->delay_ms / 1000,
+			.tv_nsec = (long)(dns->delay_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	lower_name(name, cur, sizeof(cur));
 	for (hops = 0; hops <= MOAT_DNS_MAX_CNAME; hops++) {
 		bool exists = false;

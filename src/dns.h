@@ -93,6 +93,9 @@ int moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_t
 int moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     enum moat_dns_status status);
 
+/* moat_dns_fixture_delay - make every fixture query take MS milliseconds (time-limit tests). */
+void moat_dns_fixture_delay(struct moat_dns *dns, unsigned ms);
+
 /* moat_dns_fixture_queries - how many queries the fixture has answered (tests of lookup limits). */
 unsigned long moat_dns_fixture_queries(const struct moat_dns *dns);
 

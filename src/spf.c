@@ -59,6 +59,8 @@ struct eval {
 	size_t nptr;
 	char ptr_names[SPF_PTR_MAX][MOAT_SPF_DOMAIN_MAX + 2];
 	const char *cur_domain;     /* for %{p}: names under it are preferred */
+	long long deadline_ms;      /* CLOCK_MONOTONIC; past it every query is a tempfail */
+	bool timed_out;
 };
 
 const char *moat_spf_result_name(enum moat_spf_res res)
@@ -135,6 +137,38 @@ static void set_reason(struct eval *ev, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ev->out->reason, sizeof(ev->out->reason), fmt, ap);
 	va_end(ap);
+}
+
+/* mono_ms - a monotonic clock in milliseconds. */
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * spf_query - every DNS query of an evaluation goes through here: past the evaluation's time
+ * limit (RFC 7208 4.6.4: at least 20 seconds) no more queries are sent and the answer is a
+ * tempfail, so a slow hostile server cannot hold a worker for 100+ query timeouts.
+ */
+static enum moat_dns_status spf_query(struct eval *ev, const char *name, enum moat_dns_type type,
+    struct moat_dns_answer *ans)
+{
+	if (mono_ms() > ev->deadline_ms) {
+		memset(ans, 0, sizeof(*ans));
+		ans->status = MOAT_DNS_TEMPFAIL;
+		if (!ev->timed_out) {
+			ev->timed_out = true;
+			ev->out->reason[0] = '\0';
+			set_reason(ev, "SPF evaluation took longer than %u ms",
+			    ev->opts && ev->opts->time_limit_ms ? ev->opts->time_limit_ms
+			    : MOAT_SPF_TIME_LIMIT);
+		}
+		return MOAT_DNS_TEMPFAIL;
+	}
+	return moat_dns_query(ev->dns, name, type, ans);
 }
 
 /* is_alnum - ASCII only; never the locale's idea. */
@@ -500,7 +534,7 @@ static enum moat_dns_status name_has_client(struct eval *ev, const char *name)
 	size_t i;
 	bool hit = false;
 
-	st = moat_dns_query(ev->dns, name, ev->client->v4 ? MOAT_DNS_A : MOAT_DNS_AAAA, &ans);
+	st = spf_query(ev, name, ev->client->v4 ? MOAT_DNS_A : MOAT_DNS_AAAA, &ans);
 	for (i = 0; st == MOAT_DNS_OK && i < ans.n; i++) {
 		struct moat_addr a;
 		rr_addr(&ans.rr[i], &a);
@@ -524,7 +558,7 @@ static void validate_ptr(struct eval *ev, unsigned depth)
 		return;
 	ev->ptr_done = true;
 	reverse_name(ev->client, rev, sizeof(rev));
-	if (moat_dns_query(ev->dns, rev, MOAT_DNS_PTR, &ans) != MOAT_DNS_OK) {
+	if (spf_query(ev, rev, MOAT_DNS_PTR, &ans) != MOAT_DNS_OK) {
 		trace(ev, depth, "PTR %s: %s", rev, moat_dns_status_name(ans.status));
 		moat_dns_answer_clear(&ans);
 		return;
@@ -661,7 +695,7 @@ static enum mres match_addrs(struct eval *ev, unsigned depth, const char *name,
 	enum mres r = M_NOMATCH;
 	size_t i;
 
-	st = moat_dns_query(ev->dns, name, ev->client->v4 ? MOAT_DNS_A : MOAT_DNS_AAAA, &ans);
+	st = spf_query(ev, name, ev->client->v4 ? MOAT_DNS_A : MOAT_DNS_AAAA, &ans);
 	if (st != MOAT_DNS_OK) {
 		moat_dns_answer_clear(&ans);
 		trace(ev, depth + 1, "%s %s: %s", ev->client->v4 ? "A" : "AAAA", name,
@@ -716,7 +750,7 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
 	case T_A:
 		return match_addrs(ev, depth, target, t, false);
 	case T_MX:
-		st = moat_dns_query(ev->dns, target, MOAT_DNS_MX, &ans);
+		st = spf_query(ev, target, MOAT_DNS_MX, &ans);
 		trace(ev, depth + 1, "MX %s: %s, %zu record(s)", target, moat_dns_status_name(st), ans.n);
 		if (st != MOAT_DNS_OK) {
 			moat_dns_answer_clear(&ans);
@@ -741,7 +775,7 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
 		return M_NOMATCH;
 	case T_EXISTS:
 		/* RFC 7208 5.7: always an A query, whatever the client's family. */
-		st = moat_dns_query(ev->dns, target, MOAT_DNS_A, &ans);
+		st = spf_query(ev, target, MOAT_DNS_A, &ans);
 		trace(ev, depth + 1, "A %s: %s", target, moat_dns_status_name(st));
 		moat_dns_answer_clear(&ans);
 		if (st == MOAT_DNS_OK)
@@ -789,7 +823,7 @@ static enum moat_spf_res fetch_record(struct eval *ev, const char *domain, unsig
 	size_t i, found = 0, which = 0;
 
 	*rec = NULL;
-	st = moat_dns_query(ev->dns, domain, MOAT_DNS_TXT, &ans);
+	st = spf_query(ev, domain, MOAT_DNS_TXT, &ans);
 	if (st == MOAT_DNS_TEMPFAIL) {
 		trace(ev, depth, "TXT %s: tempfail", domain);
 		set_reason(ev, "DNS error looking up TXT %s", domain);
@@ -842,7 +876,7 @@ static void explain(struct eval *ev, const char *domain, unsigned depth, const s
 
 	memset(&ans, 0, sizeof(ans));
 	if (expt != NULL && target_name(ev, domain, expt, target, sizeof(target)) == 0 &&
-	    moat_dns_query(ev->dns, target, MOAT_DNS_TXT, &ans) == MOAT_DNS_OK && ans.n == 1) {
+	    spf_query(ev, target, MOAT_DNS_TXT, &ans) == MOAT_DNS_OK && ans.n == 1) {
 		size_t i;
 		bool ascii = true;
 		for (i = 0; i < ans.rr[0].len; i++)
@@ -1041,6 +1075,8 @@ enum moat_spf_res moat_spf_check_host(struct moat_dns *dns, const struct moat_ad
 	ev->opts = opts;
 	ev->out = out;
 	ev->now = opts && opts->now ? opts->now : time(NULL);
+	ev->deadline_ms = mono_ms() + (opts && opts->time_limit_ms ? opts->time_limit_ms
+	    : MOAT_SPF_TIME_LIMIT);
 	if (split_sender(ev, sender) < 0) {
 		snprintf(out->reason, sizeof(out->reason), "sender address too long");
 		snprintf(out->domain, sizeof(out->domain), "%.*s", MOAT_SPF_DOMAIN_MAX, sender);
@@ -1061,6 +1097,11 @@ enum moat_spf_res moat_spf_check_host(struct moat_dns *dns, const struct moat_ad
 	out->result = check_host(ev, ev->sender_domain, 0, out->explanation,
 	    sizeof(out->explanation), mech, sizeof(mech), &found);
 	snprintf(out->mechanism, sizeof(out->mechanism), "%s", mech);
+	if (ev->timed_out) {
+		/* whatever the terms still gave, an evaluation cut short is not an answer */
+		out->result = MOAT_SPF_TEMPERROR;
+		trace(ev, 0, "time limit reached: temperror");
+	}
 	if (out->result != MOAT_SPF_FAIL)
 		out->explanation[0] = '\0';
 	if (out->result == MOAT_SPF_PASS || out->result == MOAT_SPF_FAIL ||

@@ -39,12 +39,14 @@ enum moat_spf_identity {
 #define MOAT_SPF_TRACE_MAX 16384     /* --explain text */
 #define MOAT_SPF_LOOKUP_LIMIT 10     /* RFC 7208 4.6.4 */
 #define MOAT_SPF_VOID_LIMIT 2        /* RFC 7208 4.6.4 */
+#define MOAT_SPF_TIME_LIMIT 20000    /* ms for one evaluation, RFC 7208 4.6.4 */
 
 struct moat_spf_opts {
 	const char *receiver;        /* %{r}: our host name; NULL: "unknown" */
 	const char *default_exp;     /* explanation when the domain gives none; NULL: a built-in one */
 	time_t now;                  /* %{t}; 0: time(NULL) */
 	bool trace;                  /* keep a trace of every term evaluated (mxmoat-check --explain) */
+	unsigned time_limit_ms;      /* whole evaluation; 0: MOAT_SPF_TIME_LIMIT; then temperror */
 };
 
 struct moat_spf_result {

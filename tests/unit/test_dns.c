@@ -8,6 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
@@ -17,7 +22,9 @@
 #include "dns.h"
 
 #define NSD_PORT "15320"
+#define NSD_THREADS_PORT "15323"
 #define DEAD_PORT "15321"
+#define SILENT_PORT 15322   /* a bound UDP socket that never answers */
 
 /* --- query names --- */
 
@@ -207,10 +214,38 @@ Test(dns_unbound, dead_server_is_tempfail)
 	moat_dns_free(dns);
 }
 
+Test(dns_unbound, silent_server_hits_the_deadline)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(SILENT_PORT) };
+	struct moat_dns_answer a;
+	struct timespec t0, t1;
+	char err[256];
+	struct moat_dns *dns;
+	double secs;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	cr_assert_geq(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0, "bind 127.0.0.1:%d", SILENT_PORT);
+	dns = moat_dns_new("127.0.0.1@15322", 300, NULL, err, sizeof(err));
+	cr_assert_not_null(dns, "%s", err);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_expect_eq(moat_dns_query(dns, "spf.test", MOAT_DNS_TXT, &a), MOAT_DNS_TEMPFAIL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	moat_dns_answer_clear(&a);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* the 300 ms deadline, not unbound's own retries (which take far longer), ended it */
+	cr_expect(secs >= 0.25 && secs < 3.0, "took %.3f s", secs);
+	moat_dns_free(dns);
+	close(fd);
+}
+
 /* nsd on loopback, via tests/lib/dns.sh; its pid and directory kept for the fini. */
 static char nsd_state[512];
 
-static void nsd_up(void)
+/* nsd_start - nsd on PORT serving the test zones (Criterion may run suites in parallel, so each
+ * suite that needs nsd has a port of its own). */
+static void nsd_start(const char *port)
 {
 	const char *src = getenv("top_srcdir");
 	char cmd[2048];
@@ -218,14 +253,24 @@ static void nsd_up(void)
 	cr_assert_not_null(src, "top_srcdir not set");
 	snprintf(nsd_state, sizeof(nsd_state), "/tmp/moat-test-dns.%ld", (long)getpid());
 	snprintf(cmd, sizeof(cmd),
-	    "bash -c '. \"%s/tests/lib/dns.sh\" && dns_start " NSD_PORT
+	    "bash -c '. \"%s/tests/lib/dns.sh\" && dns_start %s"
 	    " spf.test=\"%s/tests/e2e/data/spf.test.zone\" big.test=\"%s/tests/unit/data/big.test.zone\""
 	    " 2.0.192.in-addr.arpa=\"%s/tests/e2e/data/2.0.192.in-addr.arpa.zone\""
 	    " && echo \"$DNS_PID $DNS_DIR\" > %s' </dev/null >/dev/null",
-	    src, src, src, src, nsd_state);
+	    src, port, src, src, src, nsd_state);
 	if (access("/usr/sbin/nsd", X_OK) != 0)
 		cr_skip_test("nsd not installed");
 	cr_assert_eq(system(cmd), 0, "nsd did not start");
+}
+
+static void nsd_up(void)
+{
+	nsd_start(NSD_PORT);
+}
+
+static void nsd_up_threads(void)
+{
+	nsd_start(NSD_THREADS_PORT);
 }
 
 static void nsd_down(void)
@@ -309,6 +354,66 @@ Test(dns_nsd, table)
 		if (strcmp(c->name, "bigtxt.big.test") == 0 && a.n == 1)
 			cr_expect_eq(a.rr[0].len, 32u * 255u, "%s", c->label);
 		moat_dns_answer_clear(&a);
+	}
+	moat_dns_free(dns);
+}
+
+/* Several threads share one resolver (the proxy's threadpool does): every answer is right. */
+struct worker {
+	struct moat_dns *dns;
+	int id;
+	int wrong;
+};
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	int i;
+
+	for (i = 0; i < 60; i++) {
+		struct moat_dns_answer a;
+		char name[64];
+		enum moat_dns_status want;
+
+		/* distinct names defeat the cache for most queries; every third one is missing */
+		if (i % 3 == 2) {
+			snprintf(name, sizeof(name), "missing%d-%d.spf.test", w->id, i);
+			want = MOAT_DNS_NXDOMAIN;
+		} else if (i % 3 == 1) {
+			snprintf(name, sizeof(name), "mail.spf.test");
+			want = MOAT_DNS_OK;
+		} else {
+			snprintf(name, sizeof(name), "long.spf.test");
+			want = MOAT_DNS_OK;
+		}
+		if (moat_dns_query(w->dns, name, i % 3 == 1 ? MOAT_DNS_A : MOAT_DNS_TXT, &a) != want)
+			w->wrong++;
+		else if (want == MOAT_DNS_OK && i % 3 == 0 &&
+		    (a.n != 1 || strcmp(a.rr[0].data, "v=spf1 ip4:203.0.113.0/24 -all") != 0))
+			w->wrong++;
+		moat_dns_answer_clear(&a);
+	}
+	return NULL;
+}
+
+TestSuite(dns_nsd_threads, .init = nsd_up_threads, .fini = nsd_down);
+
+Test(dns_nsd_threads, share_one_resolver)
+{
+	char err[256];
+	struct moat_dns *dns = moat_dns_new("127.0.0.1@" NSD_THREADS_PORT, 3000, NULL, err, sizeof(err));
+	struct worker w[4];
+	pthread_t t[4];
+	int i;
+
+	cr_assert_not_null(dns, "%s", err);
+	for (i = 0; i < 4; i++) {
+		w[i] = (struct worker){ .dns = dns, .id = i };
+		cr_assert_eq(pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_expect_eq(w[i].wrong, 0, "thread %d: %d wrong answers", i, w[i].wrong);
 	}
 	moat_dns_free(dns);
 }

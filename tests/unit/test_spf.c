@@ -279,6 +279,36 @@ Test(spf, trace_is_bounded)
 	moat_dns_free(dns);
 }
 
+Test(spf, time_limit)
+{
+	struct moat_dns *dns = zone();
+	struct moat_spf_opts opts = { .time_limit_ms = 100 };
+	struct moat_spf_result r;
+	struct moat_addr client;
+	unsigned long before;
+
+	/* ten a: terms at 30 ms a query: the 100 ms limit cuts it short, as temperror */
+	moat_dns_fixture_delay(dns, 30);
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &client), 0);
+	before = moat_dns_fixture_queries(dns);
+	moat_spf_check_mailfrom(dns, &client, "h.test", "a@ten.test", &opts, &r);
+	cr_expect_eq(r.result, MOAT_SPF_TEMPERROR, "got %s", moat_spf_result_name(r.result));
+	cr_expect_str_eq(r.reason, "SPF evaluation took longer than 100 ms");
+	cr_expect_leq(moat_dns_fixture_queries(dns) - before, 5u, "queries stop at the limit");
+	moat_spf_result_clear(&r);
+	/* "ptr -all" would otherwise turn a timed-out ptr into a fail */
+	txt(dns, "ptrall.test", "v=spf1 a:x.test a:x.test a:x.test a:x.test ptr -all");
+	moat_spf_check_mailfrom(dns, &client, "h.test", "a@ptrall.test", &opts, &r);
+	cr_expect_eq(r.result, MOAT_SPF_TEMPERROR, "got %s", moat_spf_result_name(r.result));
+	moat_spf_result_clear(&r);
+	/* the same evaluation with the default limit completes */
+	opts.time_limit_ms = 0;
+	moat_spf_check_mailfrom(dns, &client, "h.test", "a@ten.test", &opts, &r);
+	cr_expect_eq(r.result, MOAT_SPF_NEUTRAL);
+	moat_spf_result_clear(&r);
+	moat_dns_free(dns);
+}
+
 Test(spf, result_names)
 {
 	cr_expect_str_eq(moat_spf_result_name(MOAT_SPF_NONE), "none");
