@@ -377,14 +377,20 @@ struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const c
 		snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
 		goto fail;
 	}
+	/*
+	 * The forwarder is often on loopback (a local caching resolver in resolv.conf, or the tests'
+	 * nsd), which unbound refuses to query unless told.
+	 */
+	if ((rc = ub_ctx_set_option(dns->ub, "do-not-query-localhost:", "no")) != 0) {
+		snprintf(err, errlen, "unbound: %s", ub_strerror(rc));
+		goto fail;
+	}
 	if (resolver != NULL && resolver[0] != '\0') {
 		if (!resolver_ok(resolver)) {
 			snprintf(err, errlen, "dns_resolver %s: not an address[@port]", resolver);
 			goto fail;
 		}
-		/* Tests point this at 127.0.0.1, which unbound refuses to query unless told. */
-		if ((rc = ub_ctx_set_option(dns->ub, "do-not-query-localhost:", "no")) != 0 ||
-		    (rc = ub_ctx_set_fwd(dns->ub, resolver)) != 0) {
+		if ((rc = ub_ctx_set_fwd(dns->ub, resolver)) != 0) {
 			snprintf(err, errlen, "dns_resolver %s: %s", resolver, ub_strerror(rc));
 			goto fail;
 		}
