@@ -55,6 +55,12 @@ struct moat_conf_key {
 enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
 /* spf_fail_action / spf_temperror_action: tag only, or reject (fail) / tempfail (temperror). */
 enum moat_spf_action { MOAT_SPF_ACT_TAG = 0, MOAT_SPF_ACT_ENFORCE = 1 };
+/* tls_protocols_min */
+enum moat_tls_min { MOAT_TLS_MIN_12 = 0, MOAT_TLS_MIN_13 = 1 };
+/* tls_starttls_pipelined: plaintext received after the STARTTLS line is dropped, or the session closed. */
+enum moat_tls_pipelined { MOAT_TLS_PIPE_DISCARD = 0, MOAT_TLS_PIPE_CLOSE = 1 };
+/* tls_backend: no TLS to the MTA, STARTTLS when offered, or STARTTLS required (else tempfail). */
+enum moat_tls_backend { MOAT_TLS_BACKEND_NONE = 0, MOAT_TLS_BACKEND_STARTTLS, MOAT_TLS_BACKEND_REQUIRED };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
 
 struct moat_conf {
@@ -97,6 +103,24 @@ struct moat_conf {
 	char *proxy_pid_file;
 	unsigned proxy_workers;
 	unsigned proxy_threadpool_size;
+
+	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
+	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */
+	bool proxy_require_tls;        /* plaintext listeners: 530 5.7.0 before STARTTLS */
+	char *tls_cert_file;           /* comma list, paired in order with tls_key_file */
+	char *tls_key_file;
+	char *tls_sni_map;             /* "name=cert:key, ..." extra certificate sets chosen by SNI */
+	int tls_protocols_min;         /* enum moat_tls_min */
+	char *tls_ciphers;             /* TLS 1.2 list; forward-secret suites only */
+	char *tls_groups;
+	unsigned tls_ticket_rotation;  /* ms; 0: no session tickets */
+	unsigned tls_handshake_timeout; /* ms */
+	bool tls_request_client_cert;
+	char *tls_client_ca_file;
+	int tls_starttls_pipelined;    /* enum moat_tls_pipelined */
+	int tls_backend;               /* enum moat_tls_backend */
+	char *tls_backend_ca_file;
+	char *tls_backend_verify_name;
 
 	/* milter */
 	char *milter_socket;
