@@ -309,6 +309,33 @@ Test(spf, time_limit)
 	moat_dns_free(dns);
 }
 
+Test(spf, sender_length_bounds)
+{
+	struct moat_dns *dns = zone();
+	struct moat_spf_result r;
+	struct moat_addr client;
+	char sender[700];
+
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &client), 0);
+	/* a local part of 256 bytes is checked; 257 is not */
+	memset(sender, 'l', 256);
+	snprintf(sender + 256, sizeof(sender) - 256, "@pass.test");
+	moat_spf_check_mailfrom(dns, &client, "h.test", sender, NULL, &r);
+	cr_expect_eq(r.result, MOAT_SPF_PASS);
+	memset(sender, 'l', 257);
+	snprintf(sender + 257, sizeof(sender) - 257, "@pass.test");
+	moat_spf_check_mailfrom(dns, &client, "h.test", sender, NULL, &r);
+	cr_expect_eq(r.result, MOAT_SPF_NONE);
+	cr_expect_str_eq(r.reason, "sender address too long");
+	/* a whole sender over 512 bytes */
+	memset(sender, 'x', 600);
+	snprintf(sender + 600, sizeof(sender) - 600, "@pass.test");
+	moat_spf_check_mailfrom(dns, &client, "h.test", sender, NULL, &r);
+	cr_expect_eq(r.result, MOAT_SPF_NONE);
+	cr_expect_str_eq(r.reason, "sender address too long");
+	moat_dns_free(dns);
+}
+
 Test(spf, result_names)
 {
 	cr_expect_str_eq(moat_spf_result_name(MOAT_SPF_NONE), "none");
