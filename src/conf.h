@@ -122,6 +122,29 @@ struct moat_conf {
 	char *tls_backend_ca_file;
 	char *tls_backend_verify_name;
 
+	/* rate limits (ratelimit.c; "COUNT/PERIOD[ log|enforce]" strings, "" = off) */
+	int ratelimit_store;           /* enum moat_rl_store (ratelimit.h) */
+	char *ratelimit_redis;         /* host:port */
+	char *ratelimit_redis_prefix;
+	unsigned ratelimit_redis_timeout;  /* ms */
+	int ratelimit_redis_failure;   /* enum moat_rl_failure */
+	int ratelimit_action;          /* enum moat_rl_action: default for limits without their own */
+	char *ratelimit_conn_per_ip;
+	char *ratelimit_conn_per_net;
+	char *ratelimit_msg_per_ip;
+	char *ratelimit_rcpt_per_ip;
+	char *ratelimit_msg_per_sender;
+	char *ratelimit_rcpt_per_sender;
+	char *ratelimit_msg_per_user;
+	char *ratelimit_rcpt_per_user;
+	char *ratelimit_tls_per_ip;
+	unsigned ratelimit_net_prefix_v4;
+	unsigned ratelimit_net_prefix_v6;
+	char *ratelimit_allow;         /* CIDR list: no limit applies */
+	char *ratelimit_deny;          /* CIDR list: refused at connect */
+	unsigned ratelimit_max_entries;
+	unsigned ratelimit_log_interval;   /* ms */
+
 	/* milter */
 	char *milter_socket;
 	char *milter_pid_file;

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "ratelimit.h"
 
 #define OFF(field) offsetof(struct moat_conf, field)
 
@@ -130,6 +131,50 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "CA certificates (PEM) the backend's certificate is verified against; empty: the system's default CAs"),
 	K_STR(tls_backend_verify_name, "", NULL, MOAT_CK_PROXY,
 	    "host name the backend's certificate must match (also sent as SNI); empty: the host part of proxy_backend"),
+
+	/* rate limits (ratelimit.c) */
+	K_ENUM(ratelimit_store, "memory", "memory|redis", MOAT_CK_ALL,
+	    "where rate-limit buckets live: memory (this daemon) or redis (shared by every instance using the same server)"),
+	K_STR(ratelimit_redis, "127.0.0.1:6379", moat_conf_check_hostport, MOAT_CK_ALL,
+	    "the Redis server (host:port) when ratelimit_store is redis"),
+	K_STR(ratelimit_redis_prefix, "mxmoat:rl:", NULL, MOAT_CK_ALL,
+	    "prefix of every Redis key the limiter writes"),
+	K_TIME(ratelimit_redis_timeout, "200ms", 10, 10 * SEC, MOAT_CK_ALL,
+	    "how long connecting to Redis or one Redis call may take before Redis counts as unreachable"),
+	K_ENUM(ratelimit_redis_failure, "open", "open|closed", MOAT_CK_ALL,
+	    "Redis unreachable: open (this daemon's memory enforces the limits, one log line per interval) or closed (421 at connect, 451 4.3.0 at MAIL/RCPT)"),
+	K_ENUM(ratelimit_action, "enforce", "enforce|log", MOAT_CK_ALL,
+	    "what a limit without its own action does when exceeded: enforce (421 at connect, 451 4.7.1 at MAIL/RCPT) or log only"),
+	K_STR(ratelimit_conn_per_ip, "60/60s", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "connections per client address, COUNT/PERIOD[ log|enforce] (COUNT at once, refilled over PERIOD); empty: off"),
+	K_STR(ratelimit_conn_per_net, "300/60s", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "connections per client network (ratelimit_net_prefix_v4/_v6); empty: off"),
+	K_STR(ratelimit_msg_per_ip, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "messages (MAIL commands) per client address; empty: off"),
+	K_STR(ratelimit_rcpt_per_ip, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "recipients (RCPT commands) per client address; empty: off"),
+	K_STR(ratelimit_msg_per_sender, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "messages per envelope sender (MAIL FROM, case-folded; the null sender counts as one sender); empty: off"),
+	K_STR(ratelimit_rcpt_per_sender, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "recipients per envelope sender; empty: off"),
+	K_STR(ratelimit_msg_per_user, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "messages per SMTP-authenticated user; empty: off"),
+	K_STR(ratelimit_rcpt_per_user, "", moat_conf_check_ratelimit, MOAT_CK_ALL,
+	    "recipients per SMTP-authenticated user; empty: off"),
+	K_STR(ratelimit_tls_per_ip, "60/60s", moat_conf_check_ratelimit, MOAT_CK_PROXY,
+	    "TLS handshakes (STARTTLS or implicit TLS) per client address; empty: off"),
+	K_UINT(ratelimit_net_prefix_v4, "24", 8, 32, MOAT_CK_ALL,
+	    "IPv4 prefix length that makes one network for ratelimit_conn_per_net"),
+	K_UINT(ratelimit_net_prefix_v6, "64", 16, 128, MOAT_CK_ALL,
+	    "IPv6 prefix length that makes one network for ratelimit_conn_per_net"),
+	K_STR(ratelimit_allow, "127.0.0.0/8, ::1", moat_conf_check_cidr_list, MOAT_CK_ALL,
+	    "client networks no rate limit applies to; CIDR list"),
+	K_STR(ratelimit_deny, "", moat_conf_check_cidr_list, MOAT_CK_ALL,
+	    "client networks refused at connect (554 5.7.1); CIDR list"),
+	K_UINT(ratelimit_max_entries, "100000", 1024, 100000000, MOAT_CK_ALL,
+	    "buckets the embedded store keeps; past it the least recently used is forgotten"),
+	K_TIME(ratelimit_log_interval, "60s", 1 * SEC, 3600 * SEC, MOAT_CK_ALL,
+	    "a refused key, or an unreachable Redis, is logged at most once per this interval"),
 
 	/* milter */
 	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,

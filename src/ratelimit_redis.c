@@ -1,0 +1,355 @@
+/*
+ * ratelimit_redis.c - the shared rate-limit store in Redis, synchronous (hiredis).
+ *
+ * For callers that may block briefly: milter threads and the proxy's threadpool. The proxy's
+ * event loops use proxy/ratelimit_uv.c, which sends the same script. One script call charges
+ * every bucket of an event atomically, with the server's clock (so instances on different hosts
+ * agree), and sets each key to expire when its bucket would be full again: nothing to clean up.
+ *
+ * Connections are pooled (a hiredis context is not thread-safe; each caller takes one). When
+ * Redis cannot be reached every caller fails at once for a back-off period (100 ms doubling to
+ * 5 s) instead of each waiting for its own timeout; one caller then probes again.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "ratelimit_redis.h"
+
+#define RLREDIS_POOL_MAX 32
+#define RLREDIS_BACKOFF_MIN_MS 100
+#define RLREDIS_BACKOFF_MAX_MS 5000
+
+/*
+ * The bucket arithmetic of ratelimit_mem.c in Lua (Redis 7 replicates a script's effects, so
+ * reading TIME in it is allowed). Per key: ARGV interval_us, limit_us, cost. Returns one
+ * integer per key: 0 allowed (charged), else milliseconds until allowed.
+ */
+const char moat_rl_redis_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local out = {}\n"
+    "for i = 1, #KEYS do\n"
+    "  local iv = tonumber(ARGV[3 * i - 2])\n"
+    "  local lim = tonumber(ARGV[3 * i - 1])\n"
+    "  local cost = tonumber(ARGV[3 * i])\n"
+    "  local tat = tonumber(redis.call('GET', KEYS[i])) or now\n"
+    "  if tat < now then tat = now end\n"
+    "  local nxt = tat + iv * cost\n"
+    "  if nxt - now <= lim then\n"
+    "    redis.call('SET', KEYS[i], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 1)\n"
+    "    out[i] = 0\n"
+    "  else\n"
+    "    local r = math.floor((nxt - now - lim + 999) / 1000)\n"
+    "    if r < 1 then r = 1 end\n"
+    "    out[i] = r\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+struct moat_rlredis {
+	pthread_mutex_t lock;              /* guards everything below */
+	redisContext *idle[RLREDIS_POOL_MAX];
+	size_t nidle;
+	uint64_t down_until_ms;            /* monotonic; 0: not known to be down */
+	unsigned backoff_ms;
+	bool probing;                      /* one caller is trying to reconnect */
+	char host[256];
+	int port;
+	char prefix[MOAT_RL_REDIS_PREFIX_MAX];
+	char sha[41];
+	struct timeval timeout;
+};
+
+/* ---- shared with proxy/ratelimit_uv.c ---- */
+
+void
+moat__rlredis_sha1(char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	out[0] = '\0';
+	if (EVP_Digest(moat_rl_redis_script, strlen(moat_rl_redis_script), md, &len, EVP_sha1(), NULL) != 1
+	    || len != 20)
+		return;
+	for (unsigned i = 0; i < 20; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+void
+moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+    const struct moat_rl_plan *plan)
+{
+	size_t plen = strlen(prefix), n = plan->n;
+	int a = 0;
+
+	if (plen >= MOAT_RL_REDIS_PREFIX_MAX)
+		plen = MOAT_RL_REDIS_PREFIX_MAX - 1;
+	if (sha != NULL) {
+		call->argv[a] = "EVALSHA";
+		call->argvlen[a++] = 7;
+		call->argv[a] = sha;
+		call->argvlen[a++] = strlen(sha);
+	} else {
+		call->argv[a] = "EVAL";
+		call->argvlen[a++] = 4;
+		call->argv[a] = moat_rl_redis_script;
+		call->argvlen[a++] = strlen(moat_rl_redis_script);
+	}
+	snprintf(call->nkeys, sizeof(call->nkeys), "%zu", n);
+	call->argv[a] = call->nkeys;
+	call->argvlen[a++] = strlen(call->nkeys);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(call->keys[i], prefix, plen);
+		memcpy(call->keys[i] + plen, plan->req[i].key, plan->req[i].keylen);
+		call->argv[a] = call->keys[i];
+		call->argvlen[a++] = plen + plan->req[i].keylen;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct moat_rl_req *q = &plan->req[i];
+		uint64_t v[3] = { q->interval_us, q->limit_us, q->cost };
+		for (size_t j = 0; j < 3; j++) {
+			int len = snprintf(call->nums[i][j], sizeof(call->nums[i][j]), "%" PRIu64, v[j]);
+			call->argv[a] = call->nums[i][j];
+			call->argvlen[a++] = (size_t)len;
+		}
+	}
+	call->argc = a;
+}
+
+int
+moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res)
+{
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != plan->n)
+		return -1;
+	for (size_t i = 0; i < plan->n; i++)
+		if (reply->element[i]->type != REDIS_REPLY_INTEGER || reply->element[i]->integer < 0)
+			return -1;
+	for (size_t i = 0; i < plan->n; i++) {
+		res[i].allowed = reply->element[i]->integer == 0;
+		res[i].retry_ms = (uint64_t)reply->element[i]->integer;
+	}
+	return 0;
+}
+
+bool
+moat__rlredis_noscript(const redisReply *reply)
+{
+	return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL
+	    && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+int
+moat__rlredis_hostport(const char *hostport, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *start = hostport, *end;
+	char *stop;
+	long p;
+
+	if (*hostport == '[') {
+		start = hostport + 1;
+		if ((end = strchr(start, ']')) == NULL || end[1] != ':')
+			return -1;
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(hostport, ':')) == NULL)
+			return -1;
+		end = colon;
+	}
+	if (end == start || (size_t)(end - start) >= hostlen)
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &stop, 10);
+	if (errno != 0 || *stop != '\0' || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+/* ---- the synchronous store ---- */
+
+static uint64_t
+rlredis_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct moat_rlredis *
+moat_rlredis_new(const char *hostport, const char *prefix, unsigned timeout_ms)
+{
+	struct moat_rlredis *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	if (hostport == NULL || moat__rlredis_hostport(hostport, r->host, sizeof(r->host), &r->port) < 0
+	    || strlen(prefix) >= sizeof(r->prefix)) {
+		free(r);
+		return NULL;
+	}
+	snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
+	moat__rlredis_sha1(r->sha);
+	if (timeout_ms == 0)
+		timeout_ms = 200;
+	r->timeout.tv_sec = timeout_ms / 1000;
+	r->timeout.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
+	pthread_mutex_init(&r->lock, NULL);
+	return r;
+}
+
+void
+moat_rlredis_free(struct moat_rlredis *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->nidle; i++)
+		redisFree(r->idle[i]);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+/*
+ * rlredis_get - a connection: an idle one (*reused set), or a new one. NULL while Redis is in
+ * its back-off period or cannot be reached.
+ */
+static redisContext *
+rlredis_get(struct moat_rlredis *r, bool *reused, bool *backing_off)
+{
+	redisContext *c = NULL;
+	bool probe = false;
+
+	*reused = false;
+	*backing_off = false;
+	pthread_mutex_lock(&r->lock);
+	if (r->down_until_ms != 0) {
+		if (r->probing || rlredis_now_ms() < r->down_until_ms) {
+			pthread_mutex_unlock(&r->lock);
+			*backing_off = true;
+			return NULL;
+		}
+		r->probing = probe = true;
+	} else if (r->nidle > 0) {
+		c = r->idle[--r->nidle];
+		*reused = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (c != NULL)
+		return c;
+	c = redisConnectWithTimeout(r->host, r->port, r->timeout);
+	if (c != NULL && c->err == 0 && redisSetTimeout(c, r->timeout) == REDIS_OK)
+		return c;
+	if (c != NULL)
+		redisFree(c);
+	pthread_mutex_lock(&r->lock);
+	if (probe)
+		r->probing = false;
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* rlredis_put - C worked: back to the pool, and Redis is up. */
+static void
+rlredis_put(struct moat_rlredis *r, redisContext *c)
+{
+	pthread_mutex_lock(&r->lock);
+	r->down_until_ms = 0;
+	r->backoff_ms = 0;
+	r->probing = false;
+	if (r->nidle < RLREDIS_POOL_MAX) {
+		r->idle[r->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (c != NULL)
+		redisFree(c);
+}
+
+/* rlredis_down - Redis failed: start or lengthen the back-off, drop the idle connections. */
+static void
+rlredis_down(struct moat_rlredis *r)
+{
+	redisContext *stale[RLREDIS_POOL_MAX];
+	size_t n;
+
+	pthread_mutex_lock(&r->lock);
+	r->backoff_ms = r->backoff_ms == 0 ? RLREDIS_BACKOFF_MIN_MS
+	    : r->backoff_ms * 2 > RLREDIS_BACKOFF_MAX_MS ? RLREDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+	r->down_until_ms = rlredis_now_ms() + r->backoff_ms;
+	r->probing = false;
+	n = r->nidle;
+	memcpy(stale, r->idle, n * sizeof(stale[0]));
+	r->nidle = 0;
+	pthread_mutex_unlock(&r->lock);
+	for (size_t i = 0; i < n; i++)
+		redisFree(stale[i]);
+}
+
+/* rlredis_run - the script call on C: 0 with res, -1 on any failure (C is then unusable). */
+static int
+rlredis_run(struct moat_rlredis *r, redisContext *c, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res)
+{
+	struct moat_rl_redis_call call;
+	redisReply *reply;
+	int rc;
+
+	moat__rlredis_call(&call, r->prefix, r->sha[0] != '\0' ? r->sha : NULL, plan);
+	reply = redisCommandArgv(c, call.argc, call.argv, call.argvlen);
+	if (moat__rlredis_noscript(reply)) {
+		/* First use on this server (or after a restart or SCRIPT FLUSH): EVAL caches it. */
+		freeReplyObject(reply);
+		moat__rlredis_call(&call, r->prefix, NULL, plan);
+		reply = redisCommandArgv(c, call.argc, call.argv, call.argvlen);
+	}
+	rc = moat__rlredis_reply(reply, plan, res);
+	if (reply != NULL)
+		freeReplyObject(reply);
+	return rc;
+}
+
+int
+moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res)
+{
+	redisContext *c;
+	bool reused, backing_off;
+
+	if (plan->n == 0)
+		return 0;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if ((c = rlredis_get(r, &reused, &backing_off)) == NULL) {
+			if (backing_off)
+				return -1;   /* known down: fail fast, the back-off stays as it is */
+			break;
+		}
+		if (rlredis_run(r, c, plan, res) == 0) {
+			rlredis_put(r, c);
+			return 0;
+		}
+		redisFree(c);
+		/* A pooled connection may have died with a Redis restart: one fresh try. */
+		if (!reused)
+			break;
+	}
+	rlredis_down(r);
+	return -1;
+}
