@@ -22,7 +22,7 @@
 #include "ratelimit.h"
 
 #define RL_LOG_ENTRIES 4096        /* keys whose last refusal is remembered for the log */
-#define RL_COUNT_MAX 1000000
+#define RL_COUNT_MAX 1000000u
 #define RL_PERIOD_MIN_MS 1000ULL
 #define RL_PERIOD_MAX_MS (7ULL * 24 * 3600 * 1000)
 

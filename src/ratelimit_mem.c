@@ -81,7 +81,7 @@ moat_rlmem_new(size_t max_entries)
 		m->seed = (uint64_t)(uintptr_t)m * 0x9e3779b97f4a7c15ULL;
 	for (size_t i = 0; i < RLMEM_SHARDS; i++) {
 		struct rlmem_shard *sh = &m->shards[i];
-		sh->buckets = calloc(nb, sizeof(*sh->buckets));
+		sh->buckets = calloc(nb, sizeof(struct rlmem_entry *));
 		if (sh->buckets == NULL) {
 			for (size_t j = 0; j < i; j++) {
 				free(m->shards[j].buckets);

@@ -83,7 +83,7 @@ moat__rlredis_sha1(char out[41])
 	if (EVP_Digest(moat_rl_redis_script, strlen(moat_rl_redis_script), md, &len, EVP_sha1(), NULL) != 1
 	    || len != 20)
 		return;
-	for (unsigned i = 0; i < 20; i++) {
+	for (size_t i = 0; i < 20; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
@@ -296,7 +296,7 @@ rlredis_down(struct moat_rlredis *r)
 	r->down_until_ms = rlredis_now_ms() + r->backoff_ms;
 	r->probing = false;
 	n = r->nidle;
-	memcpy(stale, r->idle, n * sizeof(stale[0]));
+	memcpy(stale, r->idle, n * sizeof(redisContext *));
 	r->nidle = 0;
 	pthread_mutex_unlock(&r->lock);
 	for (size_t i = 0; i < n; i++)
