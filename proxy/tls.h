@@ -11,7 +11,13 @@
  * peer goes in with moat_tls_feed(), ciphertext to send comes out of moat_tls_pending_out() and is
  * released with moat_tls_consume(); plaintext comes out of moat_tls_read() and goes in with
  * moat_tls_write(). The handshake is driven by moat_tls_feed() (and moat_tls_conn_new() for a
- * client, which queues the ClientHello). The caller enforces tls_handshake_timeout.
+ * client, which queues the ClientHello). After every moat_tls_feed() and moat_tls_read() the caller
+ * sends whatever moat_tls_pending_out() holds: alerts, handshake messages, tickets and key updates
+ * are produced by both. The caller enforces tls_handshake_timeout and bounds how much it feeds
+ * before reading (the input BIO grows with what is fed).
+ *
+ * Threads: a context may be used from any number of threads at once; one session from one thread
+ * at a time.
  */
 #ifndef MOAT_TLS_H
 #define MOAT_TLS_H

@@ -148,9 +148,7 @@ tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHE
 
 	pthread_mutex_lock(&kr->lock);
 	keyring_rotate(kr, tls_now());
-	if (enc) {
-		key = kr->cur;
-	} else if (memcmp(key_name, kr->cur.name, 16) == 0) {
+	if (enc || memcmp(key_name, kr->cur.name, 16) == 0) {
 		key = kr->cur;
 	} else if (kr->have_prev && memcmp(key_name, kr->prev.name, 16) == 0) {
 		key = kr->prev;

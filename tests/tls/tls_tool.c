@@ -1,9 +1,11 @@
 /*
  * tls_tool.c - the TLS engine on real sockets, for the e2e tests and bench/tls (not installed).
  *
- *   tls_tool server ADDR:PORT [--smtp] [-o key=value]...   implicit-TLS server: one poll() loop;
- *       echoes plaintext, or with --smtp speaks a minimal SMTP (220, 250 to anything, 221 to QUIT).
- *       One line per session on stderr: "open PROTOCOL CIPHER BITS SNI" or "fail REASON".
+ *   tls_tool server ADDR:PORT [--smtp | --backend ADDR:PORT] [--quiet] [-o key=value]...
+ *       implicit-TLS server, one poll() loop: echoes plaintext, or with --smtp speaks a minimal SMTP
+ *       (220, 250 to anything, 221 to QUIT), or with --backend relays to a TCP server after the
+ *       handshake (what stunnel does; bench/tls puts it in front of smtp-sink).
+ *       One line per session on stderr unless --quiet: "open PROTOCOL CIPHER BITS SNI" or "fail REASON".
  *   tls_tool client ADDR:PORT [--starttls] [--name NAME] [--send TEXT] [-o key=value]...
  *       the engine as a client (tls_backend_* keys: CA file, verified name); prints
  *       "PROTOCOL CIPHER BITS" and, with --send, the first reply to TEXT; exit 1 on failure.
@@ -40,9 +42,14 @@ struct tool_conn {
 	struct moat_tls_conn *tls;
 	bool greeted;
 	bool closing;
+	int bfd;                   /* --backend: the relayed connection, -1 before */
 	char line[1024];
 	size_t linelen;
 };
+
+static bool tool_quiet;
+static bool tool_relay;
+static struct sockaddr_in tool_backend;
 
 static struct moat_conf *
 tool_conf(int argc, char **argv, int first)
@@ -127,8 +134,11 @@ flush(int fd, struct moat_tls_conn *tls, bool block)
 static void
 conn_close(struct tool_conn *c)
 {
-	if (moat_tls_conn_state(c->tls) == MOAT_TLS_FAILED)
+	if (moat_tls_conn_state(c->tls) == MOAT_TLS_FAILED && !tool_quiet)
 		fprintf(stderr, "fail %s\n", moat_tls_conn_error(c->tls));
+	if (c->bfd >= 0)
+		close(c->bfd);
+	c->bfd = -1;
 	(void)flush(c->fd, c->tls, false);
 	moat_tls_conn_free(c->tls);
 	close(c->fd);
@@ -189,17 +199,45 @@ conn_event(struct tool_conn *c, bool smtp)
 		struct moat_tls_info info;
 		c->greeted = true;
 		moat_tls_info(c->tls, &info);
-		fprintf(stderr, "open %s %s %u %s\n", info.protocol, info.cipher, info.bits,
-		    info.sni[0] != '\0' ? info.sni : "-");
-		if (smtp)
+		if (!tool_quiet)
+			fprintf(stderr, "open %s %s %u %s\n", info.protocol, info.cipher, info.bits,
+			    info.sni[0] != '\0' ? info.sni : "-");
+		if (tool_relay) {
+			c->bfd = socket(AF_INET, SOCK_STREAM, 0);
+			if (c->bfd < 0 || connect(c->bfd, (struct sockaddr *)&tool_backend, sizeof(tool_backend)) < 0) {
+				conn_close(c);
+				return;
+			}
+		} else if (smtp)
 			conn_reply(c, "220 tls-tool ESMTP\r\n");
 	}
 	while (moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN && !c->closing &&
 	    (n = moat_tls_read(c->tls, buf, sizeof(buf))) > 0)
-		conn_plain(c, buf, (size_t)n, smtp);
+		if (tool_relay) {
+			if (write(c->bfd, buf, (size_t)n) != n)
+				c->closing = true;
+		} else {
+			conn_plain(c, buf, (size_t)n, smtp);
+		}
 	if (moat_tls_conn_state(c->tls) == MOAT_TLS_FAILED || moat_tls_conn_state(c->tls) == MOAT_TLS_CLOSED)
 		c->closing = true;
 	if (flush(c->fd, c->tls, false) < 0 || c->closing)
+		conn_close(c);
+}
+
+/* backend_event - the relayed server spoke: encrypt it for the client. */
+static void
+backend_event(struct tool_conn *c)
+{
+	char buf[16384];
+	ssize_t n = read(c->bfd, buf, sizeof(buf));
+
+	if (n <= 0) {
+		moat_tls_shutdown(c->tls);
+		conn_close(c);
+		return;
+	}
+	if (moat_tls_write(c->tls, buf, (size_t)n) < 0 || flush(c->fd, c->tls, false) < 0)
 		conn_close(c);
 }
 
@@ -207,9 +245,10 @@ static int
 tool_server(int argc, char **argv)
 {
 	static struct tool_conn conns[TOOL_CONNS];
-	static struct pollfd pfd[TOOL_CONNS + 1];
+	static struct pollfd pfd[2 * TOOL_CONNS + 1];
 	struct moat_conf *conf = tool_conf(argc, argv, 3);
 	bool smtp = tool_opt(argc, argv, "--smtp") != NULL;
+	const char *backend = tool_opt(argc, argv, "--backend");
 	char err[MOAT_TLS_ERR_MAX];
 	struct moat_tls_ctx *ctx = moat_tls_ctx_new(conf, err, sizeof(err));
 	struct sockaddr_in sa;
@@ -220,7 +259,9 @@ tool_server(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
-	if (tool_addr(argv[2], &sa) < 0)
+	tool_quiet = tool_opt(argc, argv, "--quiet") != NULL;
+	tool_relay = backend != NULL;
+	if (tool_addr(argv[2], &sa) < 0 || (tool_relay && tool_addr(backend, &tool_backend) < 0))
 		return 2;
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -229,11 +270,11 @@ tool_server(int argc, char **argv)
 		return 2;
 	}
 	for (size_t i = 0; i < TOOL_CONNS; i++)
-		conns[i].fd = -1;
+		conns[i].fd = conns[i].bfd = -1;
 	fprintf(stderr, "listening %s\n", argv[2]);
 	for (;;) {
 		nfds_t n = 1;
-		size_t map[TOOL_CONNS];
+		size_t map[2 * TOOL_CONNS];   /* pfd[k + 1] -> 2 * conn index (+1 for its backend) */
 		pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 		for (size_t i = 0; i < TOOL_CONNS; i++) {
 			if (conns[i].fd < 0)
@@ -242,17 +283,28 @@ tool_server(int argc, char **argv)
 			pfd[n] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
 			if (moat_tls_pending_out(conns[i].tls, &p) > 0)
 				pfd[n].events |= POLLOUT;
-			map[n - 1] = i;
+			map[n - 1] = 2 * i;
 			n++;
+			if (conns[i].bfd >= 0) {
+				pfd[n] = (struct pollfd){ .fd = conns[i].bfd, .events = POLLIN };
+				map[n - 1] = 2 * i + 1;
+				n++;
+			}
 		}
 		if (poll(pfd, n, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
 		}
-		for (nfds_t k = 1; k < n; k++)
-			if (pfd[k].revents != 0)
-				conn_event(&conns[map[k - 1]], smtp);
+		for (nfds_t k = 1; k < n; k++) {
+			struct tool_conn *c = &conns[map[k - 1] / 2];
+			if (pfd[k].revents == 0 || c->fd < 0)
+				continue;
+			if (map[k - 1] % 2 == 0)
+				conn_event(c, smtp);
+			else if (c->bfd >= 0)
+				backend_event(c);
+		}
 		if (pfd[0].revents & POLLIN) {
 			for (int burst = 0; burst < 64; burst++) {
 				int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
@@ -266,7 +318,7 @@ tool_server(int argc, char **argv)
 					continue;
 				}
 				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-				conns[i] = (struct tool_conn){ .fd = fd };
+				conns[i] = (struct tool_conn){ .fd = fd, .bfd = -1 };
 				conns[i].tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 				if (conns[i].tls == NULL) {
 					fprintf(stderr, "fail %s\n", err);
@@ -475,6 +527,6 @@ main(int argc, char **argv)
 		return tool_client(argc, argv);
 	if (argc >= 3 && strcmp(argv[1], "memory") == 0)
 		return tool_memory(argc, argv);
-	fprintf(stderr, "usage: tls_tool server|client ADDR:PORT [options] | memory N [-o key=value]...\n");
+	fprintf(stderr, "usage: tls_tool server|client ADDR:PORT [options] | memory N [-o key=value]... (see tls_tool.c)\n");
 	return 2;
 }
