@@ -770,3 +770,103 @@ Test(tls, thousand_failed_handshakes_leak_nothing, .init = setup, .fini = teardo
 	else
 		cr_log_warn("not built with LeakSanitizer: leak check skipped");
 }
+
+Test(tls, ticket_keys_rotate, .init = setup, .fini = teardown)
+{
+	struct moat_tls_ctx *ctx = default_ctx();
+	struct tls_keyring *kr = ctx->keys;
+	unsigned char first[16];
+	bool resumed;
+	SSL_SESSION *s1, *s2, *s3;
+
+	cr_assert_eq(kr->rotation, 3600);
+	s1 = handshake_session(ctx, NULL, &resumed, NULL, 0);
+	memcpy(first, kr->cur.name, 16);
+
+	/* one interval later: a new current key, the old one still decrypts and the ticket is renewed */
+	kr->cur.created -= 3600;
+	s2 = handshake_session(ctx, s1, &resumed, NULL, 0);
+	cr_assert_eq(resumed, true, "a ticket under the previous key resumes");
+	cr_assert_neq(memcmp(kr->cur.name, first, 16), 0, "the key was replaced");
+	cr_assert_eq(kr->have_prev, true);
+	cr_assert_eq(memcmp(kr->prev.name, first, 16), 0);
+
+	/* two intervals after the first key was made: its tickets are refused, the renewed one is not */
+	kr->prev.created -= 3600;
+	kr->cur.created -= 3600;
+	s3 = handshake_session(ctx, s1, &resumed, NULL, 0);
+	cr_assert_eq(resumed, false, "a ticket two intervals old must not resume");
+	SSL_SESSION_free(s3);
+	s3 = handshake_session(ctx, s2, &resumed, NULL, 0);
+	cr_assert_eq(resumed, true, "the renewed ticket (under the then-current key) resumes");
+	SSL_SESSION_free(s3);
+	SSL_SESSION_free(s2);
+	SSL_SESSION_free(s1);
+	moat_tls_ctx_unref(ctx);
+}
+
+Test(tls, tls13_minimum_refuses_tls12, .init = setup, .fini = teardown)
+{
+	char err[MOAT_TLS_ERR_MAX];
+	snprintf(certs_both, sizeof(certs_both), "tls_cert_file=%s", P("ecdsa.pem"));
+	snprintf(keys_both, sizeof(keys_both), "tls_key_file=%s", P("ecdsa.key"));
+	const char *kv[] = { certs_both, keys_both, "tls_protocols_min=TLSv1.3", NULL };
+	struct moat_tls_ctx *ctx = ctx_of(kv, err, sizeof(err));
+	static const struct { int maxver; bool ok; } cases[] = { { TLS1_2_VERSION, false }, { TLS1_3_VERSION, true } };
+
+	cr_assert_not_null(ctx, "%s", err);
+	for (size_t i = 0; i < 2; i++) {
+		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct raw r;
+		raw_new(&r, cases[i].maxver, "DEFAULT", NULL, NULL);
+		raw_pump(&r, s);
+		cr_assert_eq(moat_tls_conn_state(s), cases[i].ok ? MOAT_TLS_OPEN : MOAT_TLS_FAILED, "max %x", cases[i].maxver);
+		if (!cases[i].ok)
+			cr_assert_not_null(strstr(moat_tls_conn_error(s), "unsupported protocol"), "%s", moat_tls_conn_error(s));
+		raw_free(&r);
+		moat_tls_conn_free(s);
+	}
+	moat_tls_ctx_unref(ctx);
+}
+
+/* move_bytewise - engine A's output into engine B one byte per feed (TCP may cut anywhere). */
+static size_t
+move_bytewise(struct moat_tls_conn *a, struct moat_tls_conn *b)
+{
+	const void *p;
+	size_t n = moat_tls_pending_out(a, &p), i;
+	unsigned char copy[16384];
+
+	cr_assert(n <= sizeof(copy));
+	memcpy(copy, p, n);
+	moat_tls_consume(a, n);
+	for (i = 0; i < n; i++)
+		moat_tls_feed(b, copy + i, 1);
+	return n;
+}
+
+Test(tls, handshake_and_data_one_byte_at_a_time, .init = setup, .fini = teardown)
+{
+	struct moat_tls_ctx *ctx = default_ctx();
+	char err[MOAT_TLS_ERR_MAX], buf[64];
+	struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+	struct moat_tls_conn *c = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+	size_t got = 0;
+
+	for (int i = 0; i < 20 && (move_bytewise(c, s) + move_bytewise(s, c)) > 0; i++)
+		(void)moat_tls_read(c, buf, 0);
+	cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s", moat_tls_conn_error(s));
+	cr_assert_eq(moat_tls_conn_state(c), MOAT_TLS_OPEN, "%s", moat_tls_conn_error(c));
+	cr_assert_eq(moat_tls_write(c, "MAIL FROM:<a@b.test>\r\n", 22), 0);
+	move_bytewise(c, s);
+	for (int i = 0; i < 30 && got < 22; i++) {
+		ssize_t n = moat_tls_read(s, buf + got, sizeof(buf) - got);
+		cr_assert_geq(n, 0);
+		got += (size_t)n;
+	}
+	cr_assert_eq(got, 22);
+	cr_assert_eq(memcmp(buf, "MAIL FROM:<a@b.test>\r\n", 22), 0);
+	moat_tls_conn_free(s);
+	moat_tls_conn_free(c);
+	moat_tls_ctx_unref(ctx);
+}
