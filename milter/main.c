@@ -1,25 +1,225 @@
 /*
- * main.c - mxmoat-milter start-up: command line, configuration check and dump.
+ * main.c - mxmoat-milter: command line, configuration, the libmilter socket, daemon start-up,
+ * SIGHUP reload and SIGTERM shutdown.
+ *
+ * Owns the policy object (shared by every connection) and the reload thread. libmilter owns the
+ * listening socket and one thread per MTA connection (callbacks.c). SIGTERM and SIGINT stop
+ * libmilter (its own signal thread); SIGHUP is ours (see interpose.c): the configuration is read
+ * again and installed with moat_policy_reload, connections in flight keep their snapshot.
  */
 #include "config.h"
 
+#include <errno.h>
+#include <grp.h>
+#include <libmilter/mfapi.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "callbacks.h"
 #include "cmdline.h"
 #include "conf.h"
+#include "daemon.h"
+#include "interpose.h"
+#include "log.h"
+#include "policy.h"
+
+static atomic_bool reload_stop;
+
+struct reload_ctx {
+	const struct moat_cmdline *cl;
+	struct moat_policy *pol;
+};
+
+/* reload_thread - wait for SIGHUP; load the configuration again and install it. */
+static void *
+reload_thread(void *arg)
+{
+	struct reload_ctx *rc = arg;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		int sig = sigwaitinfo(&set, NULL);
+		if (atomic_load(&reload_stop))
+			break;
+		if (sig != SIGHUP)
+			continue;
+		struct moat_conf *conf = moat_cmdline_reload(rc->cl);
+		if (conf != NULL) {
+			/* Socket, user and pid file stay as started; everything else applies to new
+			 * connections. */
+			moat_policy_reload(rc->pol, conf);
+			moat_conf_unref(conf);
+		}
+	}
+	return NULL;
+}
+
+/* socket_unix_path - the path of a unix:/local: socket spec, or NULL for inet. */
+static const char *
+socket_unix_path(const char *spec)
+{
+	if (strncmp(spec, "unix:", 5) == 0)
+		return spec + 5;
+	if (strncmp(spec, "local:", 6) == 0)
+		return spec + 6;
+	return NULL;
+}
+
+/* socket_set_owner - chown a unix socket to "user[:group]". 0 or -1 with err set. */
+static int
+socket_set_owner(const char *path, const char *spec, char *err, size_t errlen)
+{
+	char user[256];
+	const char *colon = strchr(spec, ':');
+	size_t ul = colon ? (size_t)(colon - spec) : strlen(spec);
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+
+	if (ul >= sizeof(user)) {
+		snprintf(err, errlen, "milter_socket_owner: user name too long");
+		return -1;
+	}
+	memcpy(user, spec, ul);
+	user[ul] = '\0';
+	if (ul > 0) {
+		struct passwd *pw = getpwnam(user);
+		if (pw == NULL) {
+			snprintf(err, errlen, "milter_socket_owner: unknown user '%s'", user);
+			return -1;
+		}
+		uid = pw->pw_uid;
+	}
+	if (colon != NULL && colon[1] != '\0') {
+		struct group *gr = getgrnam(colon + 1);
+		if (gr == NULL) {
+			snprintf(err, errlen, "milter_socket_owner: unknown group '%s'", colon + 1);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (chown(path, uid, gid) < 0) {
+		snprintf(err, errlen, "chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* milter_open - register with libmilter and bind the socket (still root). 0 or -1. */
+static int
+milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, size_t errlen)
+{
+	static struct smfiDesc desc;
+	const char *path = socket_unix_path(conf->milter_socket);
+	mode_t mode = (mode_t)strtoul(conf->milter_socket_mode, NULL, 8);
+	mode_t old_umask;
+	int rc;
+
+	milter_callbacks_init(&desc, pol);
+	if (smfi_register(desc) != MI_SUCCESS) {
+		snprintf(err, errlen, "smfi_register failed");
+		return -1;
+	}
+	if (smfi_setconn((char *)conf->milter_socket) != MI_SUCCESS ||
+	    smfi_settimeout((int)(conf->milter_timeout / 1000)) != MI_SUCCESS ||
+	    smfi_setbacklog((int)conf->milter_backlog) != MI_SUCCESS) {
+		snprintf(err, errlen, "libmilter refused socket settings for %s", conf->milter_socket);
+		return -1;
+	}
+	/* The socket is created with no access for others; the mode is set right after. */
+	old_umask = umask(0177);
+	rc = smfi_opensocket(true);
+	umask(old_umask);
+	if (rc != MI_SUCCESS) {
+		snprintf(err, errlen, "cannot listen on %s", conf->milter_socket);
+		return -1;
+	}
+	if (path != NULL) {
+		if (chmod(path, mode) < 0) {
+			snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (conf->milter_socket_owner[0] != '\0' &&
+		    socket_set_owner(path, conf->milter_socket_owner, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
 
 int
 main(int argc, char **argv)
 {
 	struct moat_cmdline cl;
 	struct moat_conf *conf;
+	struct moat_policy *pol;
+	struct reload_ctx rctx;
+	pthread_t reloader;
+	sigset_t set;
+	char err[MOAT_CONF_ERR_MAX];
 	int rc;
 
 	if ((rc = moat_cmdline_parse(&cl, "mxmoat-milter", MOAT_CK_MILTER, argc, argv)) >= 0)
 		return rc;
 	if ((conf = moat_cmdline_load(&cl)) == NULL)
 		return 1;
-	rc = moat_cmdline_early_exit(&cl, conf);
+	if ((rc = moat_cmdline_early_exit(&cl, conf)) >= 0) {
+		moat_conf_unref(conf);
+		return rc;
+	}
+	moat_cmdline_log_open(&cl, conf);
+	if (getenv("MXMOAT_MILTER_NO_TCP_TUNING") != NULL)
+		milter_interpose_tcp_tuning(false);    /* bench/milter: show the stall we remove */
+
+	if ((pol = moat_policy_new(conf)) == NULL) {
+		fprintf(stderr, "mxmoat-milter: out of memory\n");
+		moat_conf_unref(conf);
+		return 1;
+	}
+	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
+	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
+	    conf->daemon_group, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxmoat-milter: %s\n", err);
+		moat_log(LOG_ERR, NULL, "start", "%s", err);
+		moat_policy_free(pol);
+		moat_conf_unref(conf);
+		return 1;
+	}
+
+	/* Blocked in every thread from here (threads inherit the mask): SIGHUP is taken by the reload
+	 * thread alone, SIGTERM and SIGINT by libmilter's signal thread. Left unblocked here, the
+	 * reload thread would be a target for SIGTERM and die of it. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	rctx.cl = &cl;
+	rctx.pol = pol;
+	if (pthread_create(&reloader, NULL, reload_thread, &rctx) != 0) {
+		moat_log(LOG_ERR, NULL, "start", "cannot start the reload thread");
+		moat_policy_free(pol);
+		moat_conf_unref(conf);
+		return 1;
+	}
+	moat_log(LOG_INFO, NULL, "start", "listening on %s config=%s", conf->milter_socket,
+	    conf->source);
+
+	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+
+	moat_log(LOG_INFO, NULL, "stop", "%s", rc == 0 ? "clean" : "libmilter error");
+	atomic_store(&reload_stop, true);
+	pthread_kill(reloader, SIGHUP);
+	pthread_join(reloader, NULL);
+	moat_daemon_pidfile_remove(conf->milter_pid_file);
+	moat_policy_free(pol);
 	moat_conf_unref(conf);
-	return rc >= 0 ? rc : 1;
+	return rc;
 }

@@ -863,6 +863,18 @@ moat_conf_check_cidr_list(const char *value, char *err, size_t errlen)
 	return 0;
 }
 
+/* moat_conf_check_file_mode - an octal permission mode, "0660" or "660", at most 0777. */
+int
+moat_conf_check_file_mode(const char *value, char *err, size_t errlen)
+{
+	size_t n = strlen(value);
+
+	if (n >= 1 && n <= 4 && strspn(value, "01234567") == n && strtoul(value, NULL, 8) <= 0777)
+		return 0;
+	snprintf(err, errlen, "'%s': expected an octal mode such as 0660", value);
+	return -1;
+}
+
 /* RFC 8601 2.5: authserv-id is a value (token or quoted-string); we accept a domain-like token. */
 int
 moat_conf_check_authserv_id(const char *value, char *err, size_t errlen)

@@ -148,6 +148,10 @@ struct moat_conf {
 	/* milter */
 	char *milter_socket;
 	char *milter_pid_file;
+	char *milter_socket_mode;      /* octal, unix sockets only */
+	char *milter_socket_owner;     /* user[:group], unix sockets only; "" = unchanged */
+	unsigned milter_timeout;       /* ms; libmilter's read/write timeout towards the MTA */
+	unsigned milter_backlog;       /* listen(2) backlog */
 
 	/* derived from the keys above by moat_conf_finish(); not keys themselves */
 	struct moat_cidr_set *internal_set;
@@ -193,5 +197,6 @@ int moat_conf_check_resolver(const char *value, char *err, size_t errlen);
 int moat_conf_check_milter_socket(const char *value, char *err, size_t errlen);
 int moat_conf_check_cidr_list(const char *value, char *err, size_t errlen);
 int moat_conf_check_authserv_id(const char *value, char *err, size_t errlen);
+int moat_conf_check_file_mode(const char *value, char *err, size_t errlen);
 
 #endif /* MOAT_CONF_H */

@@ -180,6 +180,14 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,
 	    "libmilter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH"),
 	K_STR(milter_pid_file, "", NULL, MOAT_CK_MILTER, "pid file (empty: none)"),
+	K_STR(milter_socket_mode, "0660", moat_conf_check_file_mode, MOAT_CK_MILTER,
+	    "permissions of a unix milter socket, octal"),
+	K_STR(milter_socket_owner, "", NULL, MOAT_CK_MILTER,
+	    "owner of a unix milter socket, user[:group] (empty: the daemon's own)"),
+	K_TIME(milter_timeout, "5m", 1 * SEC, 7200 * SEC, MOAT_CK_MILTER,
+	    "how long to wait for the MTA to send or take a milter packet"),
+	K_UINT(milter_backlog, "128", 1, 65535, MOAT_CK_MILTER,
+	    "listen queue length of the milter socket"),
 };
 
 const size_t moat_conf_nkeys = sizeof(moat_conf_keys) / sizeof(moat_conf_keys[0]);

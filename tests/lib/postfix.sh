@@ -117,6 +117,8 @@ maximal_queue_lifetime = 1h
 notify_classes =
 default_process_limit = 100
 in_flow_delay = 0
+# one relay transaction per message, whatever the recipient count (tests count them)
+default_destination_recipient_limit = 1000
 $delivery
 EOF
 	# Extra settings replace the defaults above through postconf -e: a duplicate key in main.cf

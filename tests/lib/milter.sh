@@ -1,0 +1,63 @@
+# milter.sh - start and stop mxmoat-milter for the e2e tests (source it after tap.sh; bash).
+#
+#   milter_start SOCKET [ARGS...]    run $top_builddir/milter/mxmoat-milter -f on SOCKET with extra
+#                                    ARGS (e.g. -o limit_recipients=5 or -c FILE), log to
+#                                    $MILTER_LOG; waits (bounded) until the socket accepts.
+#   milter_stop                      SIGTERM, wait (bounded); sets MILTER_RC to its exit status
+#   milter_log_grep REGEX            0 if a line of the milter's log matches
+#   milter_sanitizer_clean           0 if ASan/LSan/UBSan reported nothing in the log
+#
+# MILTER_DIR must be an existing directory for the log (the caller cleans it up).
+
+MILTER_PID=
+MILTER_RC=
+
+milter__ready() {	# milter__ready SOCKET
+	case $1 in
+	inet:*)
+		local spec=${1#inet:} port host
+		port=${spec%@*}; host=${spec#*@}
+		(exec 3<>"/dev/tcp/$host/$port") 2>/dev/null ;;
+	unix:*) [ -S "${1#unix:}" ] ;;
+	*) return 1 ;;
+	esac
+}
+
+milter_start() {
+	local sock=$1; shift
+	MILTER_LOG=$MILTER_DIR/milter.log
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+	"$top_builddir/milter/mxmoat-milter" -f -o "milter_socket=$sock" -o log_target=stderr \
+		-o log_verbose=yes "$@" >> "$MILTER_LOG" 2>&1 &
+	MILTER_PID=$!
+	local i
+	for i in $(seq 1 100); do
+		milter__ready "$sock" && return 0
+		kill -0 "$MILTER_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	printf '# milter did not start on %s\n' "$sock"; sed 's/^/# /' "$MILTER_LOG"
+	return 1
+}
+
+milter_stop() {
+	[ -n "$MILTER_PID" ] || return 0
+	kill -TERM "$MILTER_PID" 2>/dev/null
+	local i
+	for i in $(seq 1 100); do
+		kill -0 "$MILTER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$MILTER_PID" 2>/dev/null; then
+		kill -KILL "$MILTER_PID" 2>/dev/null
+	fi
+	wait "$MILTER_PID" 2>/dev/null
+	MILTER_RC=$?
+	MILTER_PID=
+}
+
+milter_log_grep() { grep -qE "$1" "$MILTER_LOG"; }
+
+milter_sanitizer_clean() {
+	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$MILTER_LOG"
+}
