@@ -9,6 +9,10 @@
  *   tls_tool client ADDR:PORT [--starttls] [--name NAME] [--send TEXT] [-o key=value]...
  *       the engine as a client (tls_backend_* keys: CA file, verified name); prints
  *       "PROTOCOL CIPHER BITS" and, with --send, the first reply to TEXT; exit 1 on failure.
+ *   tls_tool load ADDR:PORT SECONDS [--plain] [-o key=value]...
+ *       20 SMTP sessions kept open (TLS from the first byte with the engine as client, or plaintext),
+ *       each sending 1 KB messages back to back (MAIL, RCPT, DATA, one at a time) for SECONDS;
+ *       prints "messages N seconds S rate R".
  *   tls_tool memory N [-o key=value]...
  *       N server sessions handshaken in memory and left idle: heap bytes per idle session.
  *
@@ -28,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -445,6 +450,174 @@ tool_client(int argc, char **argv)
 	return 0;
 }
 
+#define LOAD_CONNS 20
+
+struct load_conn {
+	int fd;
+	struct moat_tls_conn *tls;     /* NULL: plaintext */
+	int step;                      /* 0 banner, 1 EHLO, 2 MAIL, 3 RCPT, 4 DATA, 5 end of data */
+	char in[4096];
+	size_t inlen;
+};
+
+static const char load_body[] =
+    "From: <a@load.test>\r\nTo: <b@load.test>\r\nSubject: load\r\n\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678\r\n"
+    ".\r\n";
+
+static int
+load_send(struct load_conn *c, const char *text)
+{
+	size_t n = strlen(text);
+	if (c->tls == NULL)
+		return write(c->fd, text, n) == (ssize_t)n ? 0 : -1;
+	if (moat_tls_write(c->tls, text, n) < 0)
+		return -1;
+	return flush(c->fd, c->tls, true);
+}
+
+/* load_reply - one complete reply at the head of c->in: its code, and it is removed; 0 if none yet. */
+static int
+load_reply(struct load_conn *c)
+{
+	size_t start = 0;
+	for (size_t i = 0; i < c->inlen; i++) {
+		if (c->in[i] != '\n')
+			continue;
+		if (i - start >= 4 && c->in[start + 3] == ' ') {
+			int code = atoi(c->in + start);
+			memmove(c->in, c->in + i + 1, c->inlen - i - 1);
+			c->inlen -= i + 1;
+			return code;
+		}
+		start = i + 1;
+	}
+	return 0;
+}
+
+/* load_step - the reply to the current step arrived: send the next command; -1 on a wrong reply. */
+static int
+load_step(struct load_conn *c, int code, long *done)
+{
+	static const int want[] = { 220, 250, 250, 250, 354, 250 };
+	if (code != want[c->step])
+		return -1;
+	switch (c->step) {
+	case 0: c->step = 1; return load_send(c, "EHLO load.test\r\n");
+	case 4: c->step = 5; return load_send(c, load_body);
+	case 5: (*done)++; /* fall through */
+	case 1: c->step = 2; return load_send(c, "MAIL FROM:<a@load.test>\r\n");
+	case 2: c->step = 3; return load_send(c, "RCPT TO:<b@load.test>\r\n");
+	default: c->step = 4; return load_send(c, "DATA\r\n");
+	}
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+tool_load(int argc, char **argv)
+{
+	struct moat_conf *conf = tool_conf(argc, argv, 4);
+	bool plain = tool_opt(argc, argv, "--plain") != NULL;
+	double secs = argc > 3 ? atof(argv[3]) : 0, t0, end;
+	char err[MOAT_TLS_ERR_MAX], buf[16384];
+	struct moat_tls_ctx *ctx = moat_tls_ctx_new(conf, err, sizeof(err));
+	struct load_conn c[LOAD_CONNS];
+	struct pollfd pfd[LOAD_CONNS];
+	struct sockaddr_in sa;
+	long done = 0;
+	int one = 1, rc = 0;
+
+	moat_conf_unref(conf);
+	if (ctx == NULL || secs <= 0 || secs > 600 || tool_addr(argv[2], &sa) < 0) {
+		fprintf(stderr, "%s\n", ctx == NULL ? err : "usage: load ADDR:PORT SECONDS");
+		return 2;
+	}
+	for (int i = 0; i < LOAD_CONNS; i++) {
+		c[i] = (struct load_conn){ .fd = socket(AF_INET, SOCK_STREAM, 0) };
+		if (connect(c[i].fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+			perror("connect");
+			return 2;
+		}
+		setsockopt(c[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!plain) {
+			c[i].tls = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+			if (c[i].tls == NULL || flush(c[i].fd, c[i].tls, true) < 0) {
+				fprintf(stderr, "%s\n", err);
+				return 2;
+			}
+		}
+	}
+	t0 = now_s();
+	end = t0 + secs;
+	while (now_s() < end && rc == 0) {
+		for (int i = 0; i < LOAD_CONNS; i++)
+			pfd[i] = (struct pollfd){ .fd = c[i].fd, .events = POLLIN };
+		if (poll(pfd, LOAD_CONNS, TOOL_TIMEOUT_MS) <= 0) {
+			rc = 1;
+			break;
+		}
+		for (int i = 0; i < LOAD_CONNS && rc == 0; i++) {
+			ssize_t n;
+			int code;
+			if (pfd[i].revents == 0)
+				continue;
+			n = read(c[i].fd, buf, sizeof(buf));
+			if (n <= 0) {
+				rc = 1;
+				break;
+			}
+			if (c[i].tls == NULL) {
+				if ((size_t)n > sizeof(c[i].in) - c[i].inlen) {
+					rc = 1;
+					break;
+				}
+				memcpy(c[i].in + c[i].inlen, buf, (size_t)n);
+				c[i].inlen += (size_t)n;
+			} else {
+				if (moat_tls_feed(c[i].tls, buf, (size_t)n) < 0) {
+					rc = 1;
+					break;
+				}
+				while ((n = moat_tls_read(c[i].tls, c[i].in + c[i].inlen, sizeof(c[i].in) - c[i].inlen)) > 0)
+					c[i].inlen += (size_t)n;
+				if (flush(c[i].fd, c[i].tls, true) < 0)
+					rc = 1;
+			}
+			while (rc == 0 && (code = load_reply(&c[i])) != 0)
+				if (load_step(&c[i], code, &done) < 0) {
+					fprintf(stderr, "unexpected reply %d at step %d\n", code, c[i].step);
+					rc = 1;
+				}
+		}
+	}
+	end = now_s();
+	printf("messages %ld seconds %.1f rate %.0f\n", done, end - t0, (double)done / (end - t0));
+	for (int i = 0; i < LOAD_CONNS; i++) {
+		moat_tls_conn_free(c[i].tls);
+		close(c[i].fd);
+	}
+	moat_tls_ctx_unref(ctx);
+	return rc;
+}
+
 /* pump - move ciphertext both ways until quiet (bounded). */
 static void
 pump(struct moat_tls_conn *a, struct moat_tls_conn *b)
@@ -525,6 +698,8 @@ main(int argc, char **argv)
 		return tool_server(argc, argv);
 	if (argc >= 3 && strcmp(argv[1], "client") == 0)
 		return tool_client(argc, argv);
+	if (argc >= 4 && strcmp(argv[1], "load") == 0)
+		return tool_load(argc, argv);
 	if (argc >= 3 && strcmp(argv[1], "memory") == 0)
 		return tool_memory(argc, argv);
 	fprintf(stderr, "usage: tls_tool server|client ADDR:PORT [options] | memory N [-o key=value]... (see tls_tool.c)\n");
