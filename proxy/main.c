@@ -1,25 +1,175 @@
 /*
- * main.c - mxmoat-proxy start-up: command line, configuration check and dump.
+ * main.c - mxmoat-proxy start-up and signals: command line, configuration, binding the listeners
+ * (one SO_REUSEPORT socket per worker and address), daemon start, the worker threads, SIGHUP
+ * reload (new sessions get the new snapshot) and SIGTERM/SIGINT drain (sessions in flight may
+ * finish for up to drain_timeout).
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include "cmdline.h"
 #include "conf.h"
+#include "daemon.h"
+#include "log.h"
+#include "policy.h"
+#include "worker.h"
+
+#define WORKERS_MAX 256
+
+struct proxy_main {
+	struct moat_cmdline cl;
+	struct moat_policy *pol;
+	struct px_worker *workers[WORKERS_MAX];
+	unsigned nworkers;
+	uv_loop_t loop;
+	uv_signal_t sighup, sigterm, sigint;
+	uv_timer_t drain;
+	bool draining;
+	uint64_t drain_start;
+	unsigned drain_timeout;
+};
+
+/* split_list - the comma-separated listen list into up to max trimmed entries. */
+static size_t
+split_list(char *list, char **out, size_t max)
+{
+	size_t n = 0;
+
+	for (char *tok = strtok(list, ", "); tok != NULL && n < max; tok = strtok(NULL, ", "))
+		out[n++] = tok;
+	return n;
+}
+
+static void
+on_sighup(uv_signal_t *h, int sig)
+{
+	struct proxy_main *m = h->data;
+	struct moat_conf *conf;
+
+	(void)sig;
+	if ((conf = moat_cmdline_reload(&m->cl)) == NULL)
+		return;
+	moat_policy_reload(m->pol, conf);
+	moat_conf_unref(conf);
+	moat_log(LOG_INFO, NULL, "reload", "status=ok note=listeners-unchanged");
+}
+
+static void
+on_drain_tick(uv_timer_t *t)
+{
+	struct proxy_main *m = t->data;
+	unsigned busy = 0, left = 0;
+
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		busy += px_worker_sessions(m->workers[i]);
+		left += !px_worker_done(m->workers[i]);
+	}
+	if (left == 0 || busy == 0 || uv_now(&m->loop) - m->drain_start >= m->drain_timeout) {
+		moat_log(LOG_INFO, NULL, "stop", "sessions_cut=%u", busy);
+		uv_stop(&m->loop);
+	}
+}
+
+static void
+on_sigterm(uv_signal_t *h, int sig)
+{
+	struct proxy_main *m = h->data;
+
+	if (m->draining) {
+		uv_stop(&m->loop);
+		return;
+	}
+	m->draining = true;
+	moat_log(LOG_INFO, NULL, "drain", "signal=%d timeout_ms=%u", sig, m->drain_timeout);
+	for (unsigned i = 0; i < m->nworkers; i++)
+		px_worker_stop(m->workers[i]);
+	m->drain_start = uv_now(&m->loop);
+	uv_timer_start(&m->drain, on_drain_tick, 50, 50);
+}
 
 int
 main(int argc, char **argv)
 {
-	struct moat_cmdline cl;
+	static struct proxy_main m;
 	struct moat_conf *conf;
-	int rc;
+	char err[512], buf[32], *addrs[PX_LISTEN_MAX], *list;
+	int rc, fds[PX_LISTEN_MAX];
+	size_t naddrs;
+	long ncpu;
 
-	if ((rc = moat_cmdline_parse(&cl, "mxmoat-proxy", MOAT_CK_PROXY, argc, argv)) >= 0)
+	if ((rc = moat_cmdline_parse(&m.cl, "mxmoat-proxy", MOAT_CK_PROXY, argc, argv)) >= 0)
 		return rc;
-	if ((conf = moat_cmdline_load(&cl)) == NULL)
+	if ((conf = moat_cmdline_load(&m.cl)) == NULL)
 		return 1;
-	rc = moat_cmdline_early_exit(&cl, conf);
-	moat_conf_unref(conf);
-	return rc >= 0 ? rc : 1;
+	if ((rc = moat_cmdline_early_exit(&m.cl, conf)) >= 0) {
+		moat_conf_unref(conf);
+		return rc;
+	}
+	moat_cmdline_log_open(&m.cl, conf);
+	/* the libuv threadpool is sized once, before its first use */
+	snprintf(buf, sizeof(buf), "%u", conf->proxy_threadpool_size);
+	setenv("UV_THREADPOOL_SIZE", buf, 1);
+	m.drain_timeout = conf->drain_timeout;
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	m.nworkers = conf->proxy_workers ? conf->proxy_workers : (ncpu > 0 ? (unsigned)ncpu : 1);
+	if (m.nworkers > WORKERS_MAX)
+		m.nworkers = WORKERS_MAX;
+	if ((list = strdup(conf->proxy_listen)) == NULL)
+		return 1;
+	naddrs = split_list(list, addrs, PX_LISTEN_MAX);
+	if (naddrs == 0) {
+		fprintf(stderr, "mxmoat-proxy: proxy_listen is empty\n");
+		return 1;
+	}
+	m.pol = moat_policy_new(conf);
+	if (m.pol == NULL) {
+		fprintf(stderr, "mxmoat-proxy: out of memory\n");
+		return 1;
+	}
+	for (unsigned i = 0; i < m.nworkers; i++) {
+		for (size_t j = 0; j < naddrs; j++)
+			if ((fds[j] = px_listen_bind(addrs[j], err, sizeof(err))) < 0) {
+				fprintf(stderr, "mxmoat-proxy: %s\n", err);
+				return 1;
+			}
+		if ((m.workers[i] = px_worker_new(m.pol, fds, naddrs, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "mxmoat-proxy: %s\n", err);
+			return 1;
+		}
+	}
+	if (moat_daemon_start(m.cl.foreground, conf->proxy_pid_file, conf->daemon_user,
+	    conf->daemon_group, err, sizeof(err)) != 0) {
+		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
+	uv_loop_init(&m.loop);
+	uv_signal_init(&m.loop, &m.sighup);
+	uv_signal_init(&m.loop, &m.sigterm);
+	uv_signal_init(&m.loop, &m.sigint);
+	uv_timer_init(&m.loop, &m.drain);
+	m.sighup.data = m.sigterm.data = m.sigint.data = m.drain.data = &m;
+	uv_signal_start(&m.sighup, on_sighup, SIGHUP);
+	uv_signal_start(&m.sigterm, on_sigterm, SIGTERM);
+	uv_signal_start(&m.sigint, on_sigterm, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < m.nworkers; i++)
+		if (px_worker_start(m.workers[i]) != 0) {
+			moat_log(LOG_ERR, NULL, "start", "error=thread");
+			return 1;
+		}
+	moat_log(LOG_INFO, NULL, "start", "listen=%s backend=%s workers=%u", conf->proxy_listen,
+	    conf->proxy_backend, m.nworkers);
+	uv_run(&m.loop, UV_RUN_DEFAULT);
+	moat_daemon_pidfile_remove(conf->proxy_pid_file);
+	moat_log(LOG_INFO, NULL, "exit", "status=0");
+	/* workers may still hold sessions past drain_timeout: exit without joining them */
+	_exit(0);
 }

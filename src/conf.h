@@ -61,6 +61,8 @@ enum moat_tls_min { MOAT_TLS_MIN_12 = 0, MOAT_TLS_MIN_13 = 1 };
 enum moat_tls_pipelined { MOAT_TLS_PIPE_DISCARD = 0, MOAT_TLS_PIPE_CLOSE = 1 };
 /* tls_backend: no TLS to the MTA, STARTTLS when offered, or STARTTLS required (else tempfail). */
 enum moat_tls_backend { MOAT_TLS_BACKEND_NONE = 0, MOAT_TLS_BACKEND_STARTTLS, MOAT_TLS_BACKEND_REQUIRED };
+/* proxy_bare_newline */
+enum moat_bare_newline { MOAT_BARE_REJECT = 0, MOAT_BARE_NORMALIZE = 1 };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
 
 struct moat_conf {
@@ -103,6 +105,12 @@ struct moat_conf {
 	char *proxy_pid_file;
 	unsigned proxy_workers;
 	unsigned proxy_threadpool_size;
+	unsigned proxy_timeout_command;  /* ms */
+	unsigned proxy_timeout_data;     /* ms */
+	unsigned proxy_timeout_backend;  /* ms */
+	unsigned proxy_session_lifetime; /* ms */
+	unsigned proxy_greet_pause;      /* ms; 0: none */
+	int proxy_bare_newline;          /* enum moat_bare_newline */
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */

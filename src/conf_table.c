@@ -96,6 +96,18 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "event-loop threads accepting connections (0: one per core)"),
 	K_UINT(proxy_threadpool_size, "4", 1, 128, MOAT_CK_PROXY,
 	    "threads that run blocking policy checks (DNS, big-body crypto) for all loops"),
+	K_TIME(proxy_timeout_command, "5m", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
+	    "client idle time allowed between commands (RFC 5321 4.5.3.2.7: 5 minutes)"),
+	K_TIME(proxy_timeout_data, "3m", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
+	    "client idle time allowed inside DATA (RFC 5321 4.5.3.2.5: 3 minutes)"),
+	K_TIME(proxy_timeout_backend, "10m", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
+	    "wait for a backend connection or reply (RFC 5321 4.5.3.2.6: 10 minutes after the final dot)"),
+	K_TIME(proxy_session_lifetime, "1h", 1 * SEC, 86400 * SEC, MOAT_CK_PROXY,
+	    "longest a client session may last, whatever it does; then 421 4.4.2 and close"),
+	K_TIME(proxy_greet_pause, "0", 0, 60 * SEC, MOAT_CK_PROXY,
+	    "delay before the 220 banner; a client that talks first gets 554 5.5.1 and is closed (0: no pause)"),
+	K_ENUM(proxy_bare_newline, "reject", "reject|normalize", MOAT_CK_PROXY,
+	    "bare CR or LF in a command or in DATA: reject (550 5.5.2, transaction dropped) or normalize to CRLF"),
 
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,

@@ -1,0 +1,181 @@
+/*
+ * data_reader.c - DATA state machine: end-of-data detection, dot-unstuffing towards the policy,
+ * canonical CRLF and dot-stuffing towards the backend. Owns two small staging buffers.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "data_reader.h"
+
+enum {
+	D_BOL = 0,    /* at the start of a line */
+	D_DOT,        /* "." at the start of a line */
+	D_DOTCR,      /* ".\r" at the start of a line */
+	D_MID,        /* inside a line */
+	D_CR,         /* "\r" inside a line */
+	D_SKIP,       /* after an error: only looking for the real end of data */
+	D_SKIPCR,     /* after an error, "\r" seen */
+	D_SKIPCRLF,   /* after an error, "\r\n" seen (start of a line) */
+	D_SKIPDOT,    /* after an error, "\r\n." seen */
+	D_SKIPDOTCR,  /* after an error, "\r\n.\r" seen */
+};
+
+void
+px_data_init(struct px_data *d, bool normalize, px_data_content_fn content, px_data_wire_fn wire,
+    void *arg)
+{
+	d->state = D_BOL;
+	d->err = PX_DATA_OK;
+	d->normalize = normalize;
+	d->content = content;
+	d->wire = wire;
+	d->arg = arg;
+	d->clen = d->wlen = 0;
+}
+
+void
+px_data_flush(struct px_data *d)
+{
+	if (d->clen > 0 && d->content != NULL)
+		d->content(d->arg, d->cbuf, d->clen);
+	if (d->wlen > 0 && d->wire != NULL)
+		d->wire(d->arg, d->wbuf, d->wlen);
+	d->clen = d->wlen = 0;
+}
+
+/* put - one content octet; at the start of a line a '.' is stuffed on the wire (RFC 5321 4.5.2). */
+static void
+put(struct px_data *d, char c, bool bol)
+{
+	if (d->clen + 1 > sizeof(d->cbuf) || d->wlen + 2 > sizeof(d->wbuf))
+		px_data_flush(d);
+	d->cbuf[d->clen++] = c;
+	if (bol && c == '.')
+		d->wbuf[d->wlen++] = '.';
+	d->wbuf[d->wlen++] = c;
+}
+
+static void
+put_crlf(struct px_data *d)
+{
+	put(d, '\r', false);
+	put(d, '\n', false);
+}
+
+/* fail - record the first error; from now on only the real end of data matters. */
+static void
+fail(struct px_data *d, enum px_data_err e, unsigned char c)
+{
+	if (d->err == PX_DATA_OK)
+		d->err = e;
+	d->clen = d->wlen = 0;
+	/* resynchronise on the octet just seen */
+	d->state = c == '\r' ? D_SKIPCR : D_SKIP;
+}
+
+size_t
+px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
+{
+	size_t i;
+
+	*done = false;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		switch (d->state) {
+		case D_DOT:
+			if (c == '\r') {
+				d->state = D_DOTCR;
+				continue;
+			}
+			/* "." + other: the leading dot was stuffing (or a sender's error); drop it */
+			if (c == '\n') {
+				if (!d->normalize) {
+					fail(d, PX_DATA_BARE, c);
+					continue;
+				}
+				goto end;        /* "\n.\n" normalised is CRLF.CRLF */
+			}
+			if (c == '\0') {
+				fail(d, PX_DATA_NUL, c);
+				continue;
+			}
+			put(d, (char)c, true);
+			d->state = D_MID;
+			continue;
+		case D_DOTCR:
+			if (c == '\n')
+				goto end;
+			if (!d->normalize) {
+				fail(d, PX_DATA_BARE, c);
+				continue;
+			}
+			/* ".\r" + other, normalised: the dot line ended; c is the next command's */
+			px_data_flush(d);
+			*done = true;
+			return i;
+		case D_BOL:
+			if (c == '.') {
+				d->state = D_DOT;
+				continue;
+			}
+			/* FALLTHROUGH */
+		case D_MID:
+			if (c == '\r') {
+				d->state = D_CR;
+			} else if (c == '\n') {
+				if (!d->normalize) {
+					fail(d, PX_DATA_BARE, c);
+					continue;
+				}
+				put_crlf(d);
+				d->state = D_BOL;
+			} else if (c == '\0') {
+				fail(d, PX_DATA_NUL, c);
+			} else {
+				put(d, (char)c, d->state == D_BOL);
+				d->state = D_MID;
+			}
+			continue;
+		case D_CR:
+			if (c == '\n') {
+				put_crlf(d);
+				d->state = D_BOL;
+				continue;
+			}
+			if (!d->normalize) {
+				fail(d, PX_DATA_BARE, c);
+				continue;
+			}
+			put_crlf(d);             /* the bare CR ends a line; c starts the next */
+			d->state = D_BOL;
+			i--;                     /* look at c again at the start of a line */
+			continue;
+		case D_SKIP:
+			if (c == '\r')
+				d->state = D_SKIPCR;
+			continue;
+		case D_SKIPCR:
+			d->state = c == '\n' ? D_SKIPCRLF : c == '\r' ? D_SKIPCR : D_SKIP;
+			continue;
+		case D_SKIPCRLF:
+			d->state = c == '.' ? D_SKIPDOT : c == '\r' ? D_SKIPCR : D_SKIP;
+			continue;
+		case D_SKIPDOT:
+			d->state = c == '\r' ? D_SKIPDOTCR : D_SKIP;
+			continue;
+		case D_SKIPDOTCR:
+			if (c == '\n')
+				goto end;
+			d->state = c == '\r' ? D_SKIPCR : D_SKIP;
+			continue;
+		}
+	}
+	px_data_flush(d);
+	return len;
+end:
+	px_data_flush(d);
+	*done = true;
+	return i + 1;
+}

@@ -1,0 +1,50 @@
+/*
+ * data_reader.h - the DATA byte stream (RFC 5321 4.1.1.4, 4.5.2): finds the one true end of data
+ * (<CR><LF>.<CR><LF> and nothing else), removes dot-stuffing for the policy, and writes canonical
+ * CRLF with fresh dot-stuffing for the backend, so the backend can never see a second end of data
+ * (the CVE-2023-51764/5/6 smuggling class). A bare CR, bare LF or NUL is an error in reject mode;
+ * in normalize mode a bare CR or LF becomes CRLF (CR CR LF is two line ends, never folded).
+ */
+#ifndef PX_DATA_READER_H
+#define PX_DATA_READER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum px_data_err {
+	PX_DATA_OK = 0,
+	PX_DATA_BARE,        /* bare CR or LF */
+	PX_DATA_NUL,         /* NUL byte */
+};
+
+/* Called with unstuffed content (CRLF line ends, final CRLF before the dot included). */
+typedef void (*px_data_content_fn)(void *arg, const char *p, size_t n);
+/* Called with bytes for the backend: canonical, dot-stuffed, without the final ".\r\n". */
+typedef void (*px_data_wire_fn)(void *arg, const char *p, size_t n);
+
+struct px_data {
+	int state;
+	enum px_data_err err;      /* first error seen; output stops after it */
+	bool normalize;
+	px_data_content_fn content;
+	px_data_wire_fn wire;
+	void *arg;
+	size_t clen, wlen;         /* staged bytes in cbuf / wbuf */
+	char cbuf[4096];
+	char wbuf[4096 + 8];
+};
+
+void px_data_init(struct px_data *d, bool normalize, px_data_content_fn content, px_data_wire_fn wire,
+    void *arg);
+
+/*
+ * px_data_feed - consume buf[0..len); returns the bytes used. *done is set when the end of data
+ * was consumed (the bytes after it are the next commands). Errors are recorded in d->err and the
+ * stream is still read up to the real end of data, so the client and the proxy stay in step.
+ */
+size_t px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done);
+
+/* px_data_flush - hand staged content and wire bytes to the callbacks. */
+void px_data_flush(struct px_data *d);
+
+#endif /* PX_DATA_READER_H */

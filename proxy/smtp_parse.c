@@ -1,0 +1,210 @@
+/*
+ * smtp_parse.c - command lines, MAIL/RCPT paths and ESMTP parameters, strictly (RFC 5321 4.1.2).
+ * Owns nothing; every function works on the caller's bytes and checks every bound before use.
+ */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_parse.h"
+
+/* px_parse_line - one command line; limits checked on partial input (OpenSMTPD io_datalen). */
+enum px_line
+px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *linelen, size_t *used)
+{
+	size_t i;
+
+	*linelen = 0;
+	*used = 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c == '\r') {
+			if (i + 1 >= len) {
+				if (i + 2 > max)
+					return PX_LINE_TOOLONG;
+				return PX_LINE_NEED;     /* the LF may be in the next read */
+			}
+			if (buf[i + 1] == '\n') {
+				*linelen = i;
+				*used = i + 2;
+				return PX_LINE_OK;
+			}
+			/* bare CR: RFC 5321 2.3.8 */
+			if (normalize) {
+				*linelen = i;
+				*used = i + 1;
+				return PX_LINE_OK;
+			}
+			*used = px_parse_skip(buf, len, &(bool){false});
+			return PX_LINE_BARE;
+		}
+		if (c == '\n') {
+			*linelen = i;
+			*used = i + 1;
+			return normalize ? PX_LINE_OK : PX_LINE_BARE;
+		}
+		if (c == '\0') {
+			*used = px_parse_skip(buf, len, &(bool){false});
+			return PX_LINE_NUL;
+		}
+		if (i + 3 > max)   /* this octet plus CRLF would not fit */
+			return PX_LINE_TOOLONG;
+	}
+	if (len + 2 > max)
+		return PX_LINE_TOOLONG;
+	return PX_LINE_NEED;
+}
+
+/* px_parse_skip - bytes up to and including the next LF. */
+size_t
+px_parse_skip(const char *buf, size_t len, bool *found)
+{
+	const char *lf = memchr(buf, '\n', len);
+
+	*found = lf != NULL;
+	return lf ? (size_t)(lf - buf) + 1 : 0;
+}
+
+/* path_char - octets allowed inside <...>: printable ASCII but no space, '<', '>'; UTF-8 octets. */
+static bool
+path_char(unsigned char c)
+{
+	if (c >= 0x80)
+		return true;
+	return c > 0x20 && c < 0x7f && c != '<' && c != '>';
+}
+
+/* param_syntax - RFC 5321 4.1.2 esmtp-param: keyword [ "=" value ]; returns count or -1. */
+static int
+param_syntax(const char *p)
+{
+	int n = 0;
+
+	while (*p != '\0') {
+		const char *k = p;
+
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return -1;
+		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-')
+			p++;
+		if (p - k > 64)
+			return -1;
+		if (*p == '=') {
+			const char *v = ++p;
+
+			while ((unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f && *p != '=')
+				p++;
+			if (p == v)
+				return -1;
+		}
+		if (++n > PX_PARAMS_MAX)
+			return -1;
+		if (*p == '\0')
+			break;
+		if (*p != ' ')
+			return -1;
+		p++;
+		if (*p == '\0' || *p == ' ')
+			return -1;   /* trailing or doubled space */
+	}
+	return n;
+}
+
+/* px_parse_path - "FROM:<path> params" / "TO:<path> params". */
+enum px_path_err
+px_parse_path(const char *arg, const char *keyword, bool null_ok, char *path, size_t pathlen,
+    const char **params, unsigned *nparams)
+{
+	size_t kl = strlen(keyword);
+	const char *p, *start;
+	size_t n;
+	int np;
+
+	path[0] = '\0';
+	*params = "";
+	*nparams = 0;
+	if (strncasecmp(arg, keyword, kl) != 0)
+		return PX_PATH_SYNTAX;
+	p = arg + kl;
+	while (*p == ' ')            /* common, though RFC 5321 has no space here */
+		p++;
+	if (*p != '<')
+		return PX_PATH_SYNTAX;
+	start = ++p;
+	while (*p != '>' && *p != '\0') {
+		if (!path_char((unsigned char)*p))
+			return PX_PATH_SYNTAX;
+		p++;
+	}
+	if (*p != '>')
+		return PX_PATH_SYNTAX;
+	n = (size_t)(p - start);
+	if (n > PX_PATH_MAX || n + 1 > pathlen)
+		return PX_PATH_TOOLONG;
+	if (n == 0 && !null_ok)
+		return PX_PATH_NULL;
+	if (n > 0 && (memchr(start, '@', n) == NULL && strncasecmp(start, "postmaster", n) != 0))
+		return PX_PATH_SYNTAX;
+	memcpy(path, start, n);
+	path[n] = '\0';
+	p++;
+	if (*p == '\0')
+		return PX_PATH_OK;
+	if (*p != ' ')
+		return PX_PATH_SYNTAX;
+	while (*p == ' ')
+		p++;
+	if (*p == '\0')
+		return PX_PATH_OK;
+	if ((np = param_syntax(p)) < 0)
+		return PX_PATH_PARAM;
+	*params = p;
+	*nparams = (unsigned)np;
+	return PX_PATH_OK;
+}
+
+/* px_param_find - look up one parameter by name. */
+bool
+px_param_find(const char *params, const char *name, const char **value, size_t *vlen)
+{
+	size_t nl = strlen(name);
+	const char *p = params;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ' ');
+		size_t tl = end ? (size_t)(end - p) : strlen(p);
+
+		if (tl >= nl && strncasecmp(p, name, nl) == 0 && (tl == nl || p[nl] == '=')) {
+			*value = tl == nl ? p + tl : p + nl + 1;
+			*vlen = tl == nl ? 0 : tl - nl - 1;
+			return true;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return false;
+}
+
+/* px_verb - split a command line into its verb and argument. */
+bool
+px_verb(const char *line, size_t len, char out[8], const char **arg)
+{
+	size_t i;
+
+	for (i = 0; i < len && line[i] != ' '; i++) {
+		char c = line[i];
+
+		if (i >= 7 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+			return false;
+		out[i] = (char)(c >= 'a' ? c - 32 : c);
+	}
+	out[i] = '\0';
+	if (i == 0)
+		return false;
+	*arg = i < len ? line + i + 1 : line + len;
+	return true;
+}

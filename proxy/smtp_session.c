@@ -1,0 +1,1362 @@
+/*
+ * smtp_session.c - client-side SMTP for mxmoat-proxy: command table, states, relay of MAIL, RCPT
+ * and DATA to the backend with its replies passed on verbatim, and the nothing-lost rule: the
+ * client gets 250 for a message only after the backend said 250 for that message.
+ *
+ * Owns the input buffer, the DATA reader and the backend reply parser of one session, and the
+ * struct moat_session it drives. The backend is spoken to one command at a time (no pipelining
+ * towards it), so each backend reply answers exactly the pending operation.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "data_reader.h"
+#include "log.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+#include "upstream.h"
+
+#define INBUF_WINDOW 4096      /* room past one maximal line, for pipelined commands and DATA */
+#define HELO_MAX 255
+#define HDR_FIELD_MAX (64 * 1024)
+
+enum px_state { S_GREET = 0, S_CMD, S_DATA, S_CLOSED };
+enum px_wait { W_NONE = 0, W_WORK, W_BACKEND };
+enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET };
+enum px_bstate { B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_XCLIENT, B_EHLO2, B_READY };
+enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM };
+enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
+
+struct px_session {
+	const struct px_ops *ops;
+	void *io;
+	struct moat_session *ms;
+	const struct moat_conf *conf;      /* borrowed from ms */
+	char client_addr[64];
+	unsigned client_port;
+	char client_name[256];
+	char local_addr[64];
+	unsigned local_port;
+
+	enum px_state state;
+	enum px_wait wait;
+	enum px_op op;                     /* backend operation awaiting its reply */
+	enum px_bstate bstate;
+	enum px_work work;
+	enum px_skip skip;                 /* discarding a bad command line up to its LF */
+	bool gone;                         /* client gone: answer nothing, finish quietly */
+	bool quit;
+
+	char helo[HELO_MAX + 1];
+	bool helo_seen, esmtp;
+	bool in_txn;                       /* MAIL accepted by us and by the backend */
+	unsigned nrcpt;                    /* RCPTs the backend accepted */
+	unsigned messages;
+
+	char *line;                        /* copy of the command being run (NUL-terminated) */
+	size_t line_cap;
+	char path[PX_PATH_MAX + 1];
+	const char *params;                /* into line */
+
+	char *in;                          /* input buffer */
+	size_t in_cap, in_len, in_pos;
+
+	struct moat_verdict v;             /* result of the last policy event */
+	struct px_reply *reply;            /* backend reply being read; allocated with the backend */
+
+	/* DATA */
+	struct px_data *data;
+	struct moat_verdict dv;            /* first non-continue verdict inside DATA */
+	bool data_abort;                   /* backend leg of this message abandoned */
+	bool in_headers;
+	char *hdr;                         /* current header field, then line */
+	size_t hdr_len;
+	char *body;                        /* staged body for moat_session_body */
+	size_t body_len;
+};
+
+static const char reply_need_helo[] = "503 5.5.1 Send EHLO or HELO first\r\n";
+static const char reply_nested_mail[] = "503 5.5.1 Nested MAIL command\r\n";
+static const char reply_need_mail[] = "503 5.5.1 Need MAIL command\r\n";
+static const char reply_no_rcpt[] = "554 5.5.1 No valid recipients\r\n";
+static const char reply_unknown[] = "502 5.5.2 Command not recognized\r\n";
+static const char reply_syntax[] = "501 5.5.4 Syntax error in parameters or arguments\r\n";
+static const char reply_path_syntax[] = "501 5.1.3 Bad address syntax\r\n";
+static const char reply_path_long[] = "501 5.5.4 Path too long\r\n";
+static const char reply_param[] = "555 5.5.4 Unsupported or malformed parameter\r\n";
+static const char reply_too_big[] = "552 5.3.4 Message size exceeds fixed limit\r\n";
+static const char reply_line_long[] = "500 5.5.2 Line too long\r\n";
+static const char reply_bare_cmd[] = "550 5.5.2 Bare <CR> or <LF> in command; transaction dropped\r\n";
+static const char reply_nul_cmd[] = "500 5.5.2 NUL byte in command\r\n";
+static const char reply_bare_data[] = "550 5.5.2 Bare <CR> or <LF> in message; message dropped\r\n";
+static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dropped\r\n";
+static const char reply_ok[] = "250 2.0.0 Ok\r\n";
+static const char reply_vrfy[] = "252 2.1.5 Cannot VRFY user, but will accept message\r\n";
+static const char reply_help[] = "214 2.0.0 See RFC 5321\r\n";
+static const char reply_bye[] = "221 2.0.0 Bye\r\n";
+static const char reply_354[] = "354 3.0.0 End data with <CR><LF>.<CR><LF>\r\n";
+static const char reply_early[] = "554 5.5.1 Protocol error: talking before the greeting\r\n";
+static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining after DATA\r\n";
+static const char reply_backend_down[] = "451 4.4.1 Backend not available, try again later\r\n";
+static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try again later\r\n";
+static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\r\n";
+static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
+static const char reply_timeout_fmt[] = "421 4.4.2 %s Error: timeout exceeded\r\n";
+
+static void session_pump(struct px_session *s);
+
+/* say - queue a reply for the client (nothing once it is gone). */
+static void
+say(struct px_session *s, const char *p, size_t n)
+{
+	if (!s->gone && s->state != S_CLOSED)
+		s->ops->client_write(s->io, p, n);
+}
+
+#define SAY(s, r) say((s), (r), sizeof(r) - 1)
+
+/* say_verdict - a policy verdict as a reply line. */
+static void
+say_verdict(struct px_session *s, const struct moat_verdict *v)
+{
+	char buf[MOAT_REPLY_TEXT_MAX + 32];
+	size_t n = moat_verdict_format_reply(v, buf, sizeof(buf));
+
+	if (n == 0)
+		n = (size_t)snprintf(buf, sizeof(buf), "451 4.3.0 Policy error\r\n");
+	say(s, buf, n);
+}
+
+/* session_close - the client leg ends after what is queued. */
+static void
+session_close(struct px_session *s)
+{
+	if (s->state == S_CLOSED)
+		return;
+	if (s->bstate != B_NONE) {
+		if (s->bstate == B_READY && !s->in_txn && s->state != S_DATA)
+			s->ops->backend_write(s->io, "QUIT\r\n", 6);
+		s->ops->backend_close(s->io, s->bstate == B_READY && !s->in_txn && s->state != S_DATA);
+		s->bstate = B_NONE;
+	}
+	s->state = S_CLOSED;
+	if (!s->gone)
+		s->ops->client_close(s->io);
+}
+
+/* backend_abort - drop the backend leg now; a message without its final dot is not delivered. */
+static void
+backend_abort(struct px_session *s)
+{
+	if (s->bstate != B_NONE) {
+		s->ops->backend_close(s->io, false);
+		s->bstate = B_NONE;
+	}
+}
+
+/* txn_reset - forget the transaction on our side and in the core. */
+static void
+txn_reset(struct px_session *s)
+{
+	/* while a work item runs, the core session belongs to the pool thread */
+	if ((s->in_txn || s->nrcpt > 0) && s->wait != W_WORK)
+		moat_session_abort(s->ms);
+	s->in_txn = false;
+	s->nrcpt = 0;
+}
+
+/* count_error - a rejected command: limit_errors / limit_junk_commands may end the session. */
+static bool
+count_error(struct px_session *s, bool junk)
+{
+	struct moat_verdict v;
+
+	moat_session_error(s->ms, junk, &v);
+	if (v.action != MOAT_CONTINUE) {
+		say_verdict(s, &v);
+		if (v.close) {
+			session_close(s);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* ---- backend ---- */
+
+static void
+backend_send(struct px_session *s, const char *p, size_t n)
+{
+	s->ops->backend_write(s->io, p, n);
+}
+
+/* backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); await op's reply. */
+static void
+backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
+    const char *params)
+{
+	char buf[4096];
+	int n;
+
+	if (path == NULL)
+		n = snprintf(buf, sizeof(buf), "%s\r\n", verb);
+	else
+		n = snprintf(buf, sizeof(buf), "%s<%s>%s%s\r\n", verb, path,
+		    params && *params ? " " : "", params ? params : "");
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		SAY(s, reply_syntax);
+		return;
+	}
+	s->op = op;
+	s->wait = W_BACKEND;
+	px_reply_init(s->reply);
+	backend_send(s, buf, (size_t)n);
+}
+
+/* send_mail - MAIL FROM to a ready backend. */
+static void
+send_mail(struct px_session *s)
+{
+	backend_command(s, OP_MAIL, "MAIL FROM:", s->path, s->params);
+}
+
+/* backend_start - connect (MAIL needs the backend); the MAIL goes out once it is ready. */
+static void
+backend_start(struct px_session *s)
+{
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		SAY(s, reply_oom);
+		session_close(s);
+		return;
+	}
+	px_reply_init(s->reply);
+	s->bstate = B_CONNECTING;
+	s->op = OP_MAIL;
+	s->wait = W_BACKEND;
+	if (s->ops->backend_open(s->io) < 0) {
+		s->bstate = B_NONE;
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		txn_reset(s);
+		SAY(s, reply_backend_down);
+	}
+}
+
+void
+px_session_backend_connected(struct px_session *s)
+{
+	char buf[128];
+	size_t n;
+
+	if (s->bstate != B_CONNECTING)
+		return;
+	if (s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
+	    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
+		n = px_proxy_format(buf, sizeof(buf), s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2,
+		    s->client_addr, s->client_port, s->local_addr, s->local_port);
+		if (n == 0) {
+			px_session_backend_error(s, "proxy header");
+			return;
+		}
+		backend_send(s, buf, n);
+	}
+	s->bstate = B_GREET;
+}
+
+/* backend_setup_failed - the backend could not be made ready: the pending MAIL gets 451. */
+static void
+backend_setup_failed(struct px_session *s, const char *why, const char *reply, size_t len)
+{
+	moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "state=setup error=%s", why);
+	backend_abort(s);
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	txn_reset(s);
+	say(s, reply, len);
+}
+
+/* backend_setup - greeting, EHLO, optional XCLIENT: advance on each reply. */
+static void
+backend_setup(struct px_session *s)
+{
+	const struct px_reply *r = s->reply;
+	char buf[2048];
+	size_t n;
+
+	switch (s->bstate) {
+	case B_GREET:
+		if (r->code != 220)
+			goto refused;
+		s->bstate = B_EHLO;
+		n = (size_t)snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
+		backend_send(s, buf, n);
+		break;
+	case B_EHLO:
+		if (r->code != 250)
+			goto refused;
+		if (s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT) {
+			if (!px_reply_has_ext(r, "XCLIENT")) {
+				backend_setup_failed(s, "no-xclient", reply_backend_down, sizeof(reply_backend_down) - 1);
+				return;
+			}
+			n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
+			    s->client_name[0] ? s->client_name : NULL, s->helo, s->esmtp);
+			if (n == 0) {
+				backend_setup_failed(s, "xclient-format", reply_backend_down,
+				    sizeof(reply_backend_down) - 1);
+				return;
+			}
+			s->bstate = B_XCLIENT;
+			backend_send(s, buf, n);
+			break;
+		}
+		s->bstate = B_READY;
+		send_mail(s);
+		break;
+	case B_XCLIENT:
+		if (r->code != 220)
+			goto refused;
+		s->bstate = B_EHLO2;
+		n = (size_t)snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
+		    s->helo[0] ? s->helo : s->conf->authserv_id);
+		backend_send(s, buf, n);
+		break;
+	case B_EHLO2:
+		if (r->code != 250)
+			goto refused;
+		s->bstate = B_READY;
+		send_mail(s);
+		break;
+	default:
+		break;
+	}
+	px_reply_init(s->reply);
+	return;
+refused:
+	backend_setup_failed(s, "refused", reply_backend_down, sizeof(reply_backend_down) - 1);
+}
+
+/* backend_reply - a complete reply for the pending operation. */
+static void
+backend_reply(struct px_session *s)
+{
+	const struct px_reply *r = s->reply;
+	enum px_op op = s->op;
+	char sum[1024];
+
+	if (s->bstate != B_READY) {
+		backend_setup(s);
+		return;
+	}
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	switch (op) {
+	case OP_MAIL:
+		say(s, r->buf, r->len);      /* the backend's verdict, verbatim */
+		if (r->code / 100 == 2)
+			s->in_txn = true;
+		else
+			moat_session_abort(s->ms);
+		break;
+	case OP_RCPT:
+		say(s, r->buf, r->len);
+		if (r->code / 100 == 2)
+			s->nrcpt++;
+		break;
+	case OP_DATA:
+		if (r->code != 354) {
+			say(s, r->buf, r->len);
+			break;
+		}
+		if (s->in_pos < s->in_len) {
+			/* RFC 2920 3.1: DATA ends a group; bytes already here were sent blind */
+			SAY(s, reply_pipe_data);
+			backend_abort(s);
+			txn_reset(s);
+			session_close(s);
+			return;
+		}
+		SAY(s, reply_354);
+		s->state = S_DATA;
+		break;
+	case OP_DOT:
+		say(s, r->buf, r->len);      /* queue id and all: only now may the client hear 250 */
+		moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
+		moat_log(LOG_INFO, moat_session_id(s->ms), r->code / 100 == 2 ? "relayed" : "backend-refused",
+		    "%s backend_code=%u", sum, r->code);
+		s->in_txn = false;
+		s->nrcpt = 0;
+		s->messages++;
+		break;
+	case OP_RSET:
+		SAY(s, reply_ok);
+		break;
+	case OP_NONE:
+		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
+		backend_abort(s);
+		return;
+	}
+	px_reply_init(s->reply);
+}
+
+void
+px_session_backend_input(struct px_session *s, const char *p, size_t n)
+{
+	while (n > 0 && s->bstate != B_NONE) {
+		size_t used = 0;
+		enum px_reply_status st = px_reply_feed(s->reply, p, n, &used);
+
+		if (st == PX_REPLY_BAD) {
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=malformed-reply");
+			if (s->bstate != B_READY) {
+				backend_setup_failed(s, "malformed", reply_backend_bad, sizeof(reply_backend_bad) - 1);
+			} else {
+				px_session_backend_error(s, "malformed");
+			}
+			break;
+		}
+		if (st == PX_REPLY_NEED)
+			break;
+		if (s->op == OP_NONE && s->bstate == B_READY) {
+			backend_abort(s);           /* unsolicited */
+			break;
+		}
+		backend_reply(s);
+		p += used;
+		n -= used;
+	}
+	session_pump(s);
+}
+
+void
+px_session_backend_error(struct px_session *s, const char *why)
+{
+	enum px_op op = s->op;
+	bool bad = strcmp(why, "malformed") == 0;
+
+	if (s->bstate == B_NONE)
+		return;
+	if (s->wait == W_WORK) {
+		backend_abort(s);       /* work_done finds the leg gone and answers 451 */
+		return;
+	}
+	if (s->bstate != B_READY) {
+		backend_setup_failed(s, why, reply_backend_down, sizeof(reply_backend_down) - 1);
+		session_pump(s);
+		return;
+	}
+	backend_abort(s);
+	if (s->state == S_DATA) {
+		/* mid-DATA: read on to the end of data, then 451 (never 250) */
+		if (s->dv.action == MOAT_CONTINUE)
+			moat_verdict_set(&s->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2", "backend_lost",
+			    "Backend connection lost, try again later");
+		s->data_abort = true;
+		return;
+	}
+	if (s->in_txn || op != OP_NONE)
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why, (int)op);
+	if (op == OP_NONE) {
+		if (s->in_txn)
+			txn_reset(s);
+		return;
+	}
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	txn_reset(s);
+	if (op == OP_RSET)
+		SAY(s, reply_ok);
+	else if (bad)
+		SAY(s, reply_backend_bad);
+	else
+		SAY(s, reply_backend_lost);
+	session_pump(s);
+}
+
+/* ---- DATA ---- */
+
+static void
+data_fail(struct px_session *s, const struct moat_verdict *v)
+{
+	if (s->dv.action == MOAT_CONTINUE)
+		s->dv = *v;
+	if (!s->data_abort) {
+		s->data_abort = true;
+		backend_abort(s);
+	}
+}
+
+/* data_wire - canonical bytes for the backend. */
+static void
+data_wire(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (!s->data_abort && s->bstate == B_READY)
+		backend_send(s, p, n);
+}
+
+static void
+body_flush(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	if (s->body_len == 0)
+		return;
+	moat_session_body(s->ms, s->body, s->body_len, &v);
+	s->body_len = 0;
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+static void
+body_add(struct px_session *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = HDR_FIELD_MAX - s->body_len < n ? HDR_FIELD_MAX - s->body_len : n;
+
+		memcpy(s->body + s->body_len, p, k);
+		s->body_len += k;
+		p += k;
+		n -= k;
+		if (s->body_len == HDR_FIELD_MAX)
+			body_flush(s);
+	}
+}
+
+/* field_flush - hand the header field collected in hdr[0..end) to the core. */
+static void
+field_flush(struct px_session *s, size_t end)
+{
+	struct moat_verdict v;
+
+	if (end == 0)
+		return;
+	moat_session_header(s->ms, s->hdr, end, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+static void
+headers_end(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	s->in_headers = false;
+	moat_session_eoh(s->ms, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+/* header_line - hdr ends with a complete line starting at ls: field boundary logic (RFC 5322 2.2). */
+static void
+header_line(struct px_session *s, size_t ls)
+{
+	const char *l = s->hdr + ls;
+	size_t ll = s->hdr_len - ls - 2;        /* without CRLF */
+	const char *colon;
+
+	if (ll == 0) {                           /* the empty line: end of the header section */
+		field_flush(s, ls >= 2 ? ls - 2 : 0);
+		headers_end(s);
+		s->hdr_len = 0;
+		return;
+	}
+	if ((l[0] == ' ' || l[0] == '\t') && ls > 0)
+		return;                              /* continuation of the field */
+	colon = memchr(l, ':', ll);
+	if (colon == NULL || colon == l || (l[0] == ' ' || l[0] == '\t')) {
+		/* not a header field: the body starts here (no empty line) */
+		field_flush(s, ls >= 2 ? ls - 2 : 0);
+		headers_end(s);
+		body_add(s, l, ll + 2);
+		s->hdr_len = 0;
+		return;
+	}
+	field_flush(s, ls >= 2 ? ls - 2 : 0);
+	memmove(s->hdr, l, ll + 2);
+	s->hdr_len = ll + 2;
+}
+
+/* data_content - unstuffed message bytes, for the policy events. */
+static void
+data_content(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (s->data_abort && s->dv.action != MOAT_CONTINUE)
+		return;
+	if (!s->in_headers) {
+		body_add(s, p, n);
+		return;
+	}
+	for (size_t i = 0; i < n && s->in_headers; i++) {
+		size_t ls;
+
+		if (s->hdr_len >= HDR_FIELD_MAX) {
+			struct moat_verdict v;
+
+			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "header_field_size",
+			    "Message header field too long");
+			data_fail(s, &v);
+			return;
+		}
+		s->hdr[s->hdr_len++] = p[i];
+		if (p[i] != '\n')
+			continue;
+		/* find the start of this line */
+		ls = s->hdr_len - 2;
+		while (ls > 0 && s->hdr[ls - 1] != '\n')
+			ls--;
+		header_line(s, ls);
+		if (!s->in_headers && i + 1 < n) {
+			body_add(s, p + i + 1, n - i - 1);
+			return;
+		}
+	}
+}
+
+/* data_begin - after the backend's 354: set up the reader. */
+static int
+data_begin(struct px_session *s)
+{
+	if (s->data == NULL && (s->data = malloc(sizeof(*s->data))) == NULL)
+		return -1;
+	if (s->hdr == NULL && (s->hdr = malloc(HDR_FIELD_MAX)) == NULL)
+		return -1;
+	if (s->body == NULL && (s->body = malloc(HDR_FIELD_MAX)) == NULL)
+		return -1;
+	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content, data_wire, s);
+	moat_verdict_continue(&s->dv);
+	s->data_abort = false;
+	s->in_headers = true;
+	s->hdr_len = 0;
+	s->body_len = 0;
+	return 0;
+}
+
+/* data_free - DATA buffers are only held during DATA: an idle session stays small. */
+static void
+data_free(struct px_session *s)
+{
+	free(s->data);
+	free(s->hdr);
+	free(s->body);
+	s->data = NULL;
+	s->hdr = s->body = NULL;
+}
+
+/* data_end - the client's end of data: verdict, then the final dot or an abort. */
+static void
+data_end(struct px_session *s)
+{
+	s->state = S_CMD;
+	if (s->in_headers && s->dv.action == MOAT_CONTINUE) {
+		field_flush(s, s->hdr_len >= 2 && s->hdr[s->hdr_len - 1] == '\n' ? s->hdr_len - 2 : s->hdr_len);
+		if (s->dv.action == MOAT_CONTINUE)
+			headers_end(s);
+	}
+	if (s->dv.action == MOAT_CONTINUE)
+		body_flush(s);
+	if (s->data->err != PX_DATA_OK) {
+		backend_abort(s);
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
+		    s->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
+		if (s->data->err == PX_DATA_NUL)
+			SAY(s, reply_nul_data);
+		else
+			SAY(s, reply_bare_data);
+		txn_reset(s);
+		data_free(s);
+		return;
+	}
+	if (s->dv.action != MOAT_CONTINUE || s->data_abort) {
+		backend_abort(s);
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
+		    s->dv.reason ? s->dv.reason : "-", s->dv.code);
+		say_verdict(s, &s->dv);
+		txn_reset(s);
+		data_free(s);
+		if (s->dv.close)
+			session_close(s);
+		return;
+	}
+	data_free(s);
+	s->work = WK_EOM;
+	s->wait = W_WORK;
+	s->ops->work(s->io);
+}
+
+/* eom_done - the end-of-message verdict is in. */
+static void
+eom_done(struct px_session *s)
+{
+	const struct moat_verdict *v = &s->v;
+	size_t nedits;
+
+	switch (v->action) {
+	case MOAT_CONTINUE:
+	case MOAT_ACCEPT:
+	case MOAT_QUARANTINE:
+		(void)moat_session_edits(s->ms, &nedits);
+		if (nedits > 0)
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "edits",
+			    "n=%zu dropped=streaming-mode", nedits);
+		if (s->bstate != B_READY) {
+			SAY(s, reply_backend_lost);
+			txn_reset(s);
+			return;
+		}
+		backend_command(s, OP_DOT, ".", NULL, NULL);
+		return;
+	case MOAT_DISCARD:
+		backend_abort(s);
+		SAY(s, "250 2.0.0 Ok: discarded by policy\r\n");
+		break;
+	default:
+		backend_abort(s);
+		say_verdict(s, v);
+		break;
+	}
+	moat_log(LOG_NOTICE, moat_session_id(s->ms), moat_action_name(v->action), "reason=%s",
+	    v->reason ? v->reason : "-");
+	txn_reset(s);
+	if (v->close)
+		session_close(s);
+}
+
+/* ---- commands ---- */
+
+struct px_cmd {
+	const char *name;
+	unsigned flags;
+	/* check - validate; replies itself and returns -1 on refusal */
+	int (*check)(struct px_session *s, const char *arg);
+	/* proceed - act (may start a backend operation or a policy work item) */
+	void (*proceed)(struct px_session *s, const char *arg);
+};
+
+#define CF_NEED_HELO 0x1     /* only after EHLO/HELO */
+
+static int
+check_none(struct px_session *s, const char *arg)
+{
+	(void)s;
+	(void)arg;
+	return 0;
+}
+
+static int
+check_helo(struct px_session *s, const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n == 0 || n > HELO_MAX || strchr(arg, ' ') != NULL) {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 0x21 || (unsigned char)arg[i] == 0x7f) {
+			SAY(s, reply_syntax);
+			return -1;
+		}
+	return 0;
+}
+
+static void
+helo_common(struct px_session *s, const char *arg, bool esmtp)
+{
+	struct moat_verdict v;
+	char buf[512];
+	int n;
+
+	if (s->in_txn || s->op != OP_NONE) {
+		backend_abort(s);    /* RFC 5321 4.1.4: EHLO resets the transaction */
+		txn_reset(s);
+	}
+	moat_session_helo(s->ms, arg, esmtp, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
+		say_verdict(s, &v);
+		if (v.close)
+			session_close(s);
+		return;
+	}
+	snprintf(s->helo, sizeof(s->helo), "%s", arg);
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	if (!esmtp)
+		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
+	else
+		n = snprintf(buf, sizeof(buf),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n"
+		    "250 ENHANCEDSTATUSCODES\r\n",
+		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		say(s, buf, (size_t)n);
+}
+
+static void
+proceed_ehlo(struct px_session *s, const char *arg)
+{
+	helo_common(s, arg, true);
+}
+
+static void
+proceed_helo(struct px_session *s, const char *arg)
+{
+	helo_common(s, arg, false);
+}
+
+/* mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME (RFC 1870, 6152). */
+static int
+mail_params(struct px_session *s, const char *params)
+{
+	const char *p = params;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ' ');
+		size_t tl = end ? (size_t)(end - p) : strlen(p);
+
+		if (tl > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+			unsigned long long v = 0;
+
+			if (tl - 5 > 20)
+				return -1;
+			for (size_t i = 5; i < tl; i++) {
+				if (p[i] < '0' || p[i] > '9')
+					return -1;
+				v = v * 10 + (unsigned)(p[i] - '0');
+			}
+			if (v > s->conf->limit_message_size)
+				return -2;
+		} else if (!(tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) &&
+		    !(tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
+			return -1;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return 0;
+}
+
+static int
+check_mail(struct px_session *s, const char *arg)
+{
+	unsigned np;
+	int rc;
+
+	if (s->in_txn) {
+		SAY(s, reply_nested_mail);
+		return -1;
+	}
+	switch (px_parse_path(arg, "FROM:", true, s->path, sizeof(s->path), &s->params, &np)) {
+	case PX_PATH_OK:
+		break;
+	case PX_PATH_TOOLONG:
+		SAY(s, reply_path_long);
+		return -1;
+	case PX_PATH_PARAM:
+		SAY(s, reply_param);
+		return -1;
+	default:
+		SAY(s, reply_path_syntax);
+		return -1;
+	}
+	if ((rc = mail_params(s, s->params)) == -2) {
+		SAY(s, reply_too_big);
+		return -1;
+	} else if (rc < 0) {
+		SAY(s, reply_param);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_mail(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	s->work = WK_MAIL;
+	s->wait = W_WORK;
+	s->ops->work(s->io);
+}
+
+/* mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
+static void
+mail_done(struct px_session *s)
+{
+	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
+		say_verdict(s, &s->v);
+		moat_session_abort(s->ms);
+		if (s->v.close)
+			session_close(s);
+		return;
+	}
+	if (s->bstate == B_READY)
+		send_mail(s);
+	else
+		backend_start(s);
+}
+
+static int
+check_rcpt(struct px_session *s, const char *arg)
+{
+	unsigned np;
+
+	if (!s->in_txn) {
+		SAY(s, reply_need_mail);
+		return -1;
+	}
+	switch (px_parse_path(arg, "TO:", false, s->path, sizeof(s->path), &s->params, &np)) {
+	case PX_PATH_OK:
+		break;
+	case PX_PATH_TOOLONG:
+		SAY(s, reply_path_long);
+		return -1;
+	case PX_PATH_PARAM:
+		SAY(s, reply_param);
+		return -1;
+	default:
+		SAY(s, reply_path_syntax);
+		return -1;
+	}
+	if (np > 0) {            /* DSN is not advertised: no RCPT parameters */
+		SAY(s, reply_param);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_rcpt(struct px_session *s, const char *arg)
+{
+	struct moat_verdict v;
+
+	(void)arg;
+	moat_session_rcpt(s->ms, s->path, NULL, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
+		say_verdict(s, &v);
+		if (v.close)
+			session_close(s);
+		return;
+	}
+	if (s->bstate != B_READY) {
+		txn_reset(s);
+		SAY(s, reply_backend_lost);
+		return;
+	}
+	backend_command(s, OP_RCPT, "RCPT TO:", s->path, NULL);
+}
+
+static int
+check_data(struct px_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	if (!s->in_txn) {
+		SAY(s, reply_need_mail);
+		return -1;
+	}
+	if (s->nrcpt == 0) {
+		SAY(s, reply_no_rcpt);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_data(struct px_session *s, const char *arg)
+{
+	struct moat_verdict v;
+
+	(void)arg;
+	moat_session_data(s->ms, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
+		say_verdict(s, &v);
+		backend_abort(s);
+		txn_reset(s);
+		if (v.close)
+			session_close(s);
+		return;
+	}
+	if (s->bstate != B_READY) {
+		txn_reset(s);
+		SAY(s, reply_backend_lost);
+		return;
+	}
+	if (data_begin(s) < 0) {
+		SAY(s, reply_oom);
+		session_close(s);
+		return;
+	}
+	backend_command(s, OP_DATA, "DATA", NULL, NULL);
+}
+
+static int
+check_noarg(struct px_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_rset(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	if (s->in_txn && s->bstate == B_READY) {
+		txn_reset(s);
+		backend_command(s, OP_RSET, "RSET", NULL, NULL);
+		return;
+	}
+	txn_reset(s);
+	SAY(s, reply_ok);
+}
+
+static void
+proceed_noop(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_ok);
+}
+
+static void
+proceed_vrfy(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_vrfy);
+}
+
+static void
+proceed_help(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_help);
+}
+
+static void
+proceed_quit(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_bye);
+	if (s->in_txn) {
+		backend_abort(s);
+		txn_reset(s);
+	}
+	session_close(s);
+}
+
+static const struct px_cmd cmd_table[] = {
+	{ "EHLO", 0, check_helo, proceed_ehlo },
+	{ "HELO", 0, check_helo, proceed_helo },
+	{ "MAIL", CF_NEED_HELO, check_mail, proceed_mail },
+	{ "RCPT", CF_NEED_HELO, check_rcpt, proceed_rcpt },
+	{ "DATA", CF_NEED_HELO, check_data, proceed_data },
+	{ "RSET", 0, check_noarg, proceed_rset },
+	{ "NOOP", 0, check_none, proceed_noop },
+	{ "QUIT", 0, check_none, proceed_quit },
+	{ "VRFY", 0, check_none, proceed_vrfy },
+	{ "HELP", 0, check_none, proceed_help },
+};
+
+/* session_command - one complete command line (without CRLF). */
+static void
+session_command(struct px_session *s, const char *line, size_t len)
+{
+	const struct px_cmd *c = NULL;
+	char verb[8];
+	const char *arg;
+
+	if (len + 1 > s->line_cap)
+		return;              /* cannot happen: lines are bounded by the same limit */
+	memcpy(s->line, line, len);
+	s->line[len] = '\0';
+	if (px_verb(s->line, len, verb, &arg)) {
+		for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+			if (strcmp(cmd_table[i].name, verb) == 0) {
+				c = &cmd_table[i];
+				break;
+			}
+	}
+	if (c == NULL) {
+		SAY(s, reply_unknown);
+		count_error(s, true);
+		return;
+	}
+	if ((c->flags & CF_NEED_HELO) && !s->helo_seen) {
+		SAY(s, reply_need_helo);
+		count_error(s, false);
+		return;
+	}
+	if (c->check(s, arg) < 0) {
+		count_error(s, false);
+		return;
+	}
+	c->proceed(s, arg);
+}
+
+/* session_pump - run what the input buffer holds, until it is empty or we must wait. */
+static void
+session_pump(struct px_session *s)
+{
+	while (s->state != S_CLOSED && s->wait == W_NONE && s->in_pos < s->in_len) {
+		const char *p = s->in + s->in_pos;
+		size_t n = s->in_len - s->in_pos;
+
+		if (s->state == S_GREET) {
+			SAY(s, reply_early);
+			moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=early_talker");
+			session_close(s);
+			break;
+		}
+		if (s->state == S_DATA) {
+			bool done;
+
+			s->in_pos += px_data_feed(s->data, p, n, &done);
+			if (s->data->err != PX_DATA_OK && !s->data_abort) {
+				s->data_abort = true;
+				backend_abort(s);
+			}
+			if (done)
+				data_end(s);
+			continue;
+		}
+		if (s->skip != SK_NONE) {
+			bool found;
+			size_t used = px_parse_skip(p, n, &found);
+
+			if (!found) {
+				s->in_pos = s->in_len;
+				break;
+			}
+			s->in_pos += used;
+			if (s->skip == SK_LONG)
+				SAY(s, reply_line_long);
+			else if (s->skip == SK_NUL)
+				SAY(s, reply_nul_cmd);
+			else {
+				SAY(s, reply_bare_cmd);
+				if (s->in_txn) {
+					backend_abort(s);
+					txn_reset(s);
+				}
+			}
+			s->skip = SK_NONE;
+			count_error(s, false);
+			continue;
+		}
+		size_t ll, used;
+		enum px_line r = px_parse_line(p, n, s->conf->limit_line_length,
+		    s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, &ll, &used);
+
+		if (r == PX_LINE_NEED)
+			break;
+		if (r == PX_LINE_OK) {
+			s->in_pos += used;
+			session_command(s, p, ll);
+			continue;
+		}
+		s->skip = r == PX_LINE_TOOLONG ? SK_LONG : r == PX_LINE_NUL ? SK_NUL : SK_BARE;
+	}
+	/* compact: keep unread bytes at the front so a maximal line always fits */
+	if (s->in_pos > 0) {
+		memmove(s->in, s->in + s->in_pos, s->in_len - s->in_pos);
+		s->in_len -= s->in_pos;
+		s->in_pos = 0;
+	}
+}
+
+/* ---- driver entry points ---- */
+
+struct px_session *
+px_session_new(struct moat_policy *pol, const struct moat_client *client, const char *local_addr,
+    unsigned local_port, const struct px_ops *ops, void *io)
+{
+	struct px_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->ops = ops;
+	s->io = io;
+	s->ms = moat_session_new(pol, client, &s->v);
+	if (s->ms == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->conf = moat_session_conf(s->ms);
+	snprintf(s->client_addr, sizeof(s->client_addr), "%s", client->addr);
+	s->client_port = client->port;
+	snprintf(s->client_name, sizeof(s->client_name), "%s", client->name ? client->name : "");
+	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
+	s->local_port = local_port;
+	s->line_cap = s->conf->limit_line_length + 1;
+	s->in_cap = s->conf->limit_line_length + INBUF_WINDOW;
+	s->line = malloc(s->line_cap);
+	s->in = malloc(s->in_cap);
+	if (s->line == NULL || s->in == NULL) {
+		px_session_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void
+px_session_free(struct px_session *s)
+{
+	if (s == NULL)
+		return;
+	moat_session_free(s->ms);
+	data_free(s);
+	free(s->reply);
+	free(s->line);
+	free(s->in);
+	free(s);
+}
+
+const struct moat_conf *
+px_session_conf(const struct px_session *s)
+{
+	return s->conf;
+}
+
+const char *
+px_session_id(const struct px_session *s)
+{
+	return moat_session_id(s->ms);
+}
+
+void
+px_session_start(struct px_session *s, bool greet)
+{
+	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
+		s->state = S_CMD;
+		say_verdict(s, &s->v);
+		session_close(s);
+		return;
+	}
+	s->state = S_GREET;
+	if (greet)
+		px_session_greet(s);
+}
+
+void
+px_session_greet(struct px_session *s)
+{
+	char buf[320];
+	int n;
+
+	if (s->state != S_GREET)
+		return;
+	if (s->in_len > 0) {         /* talked before the banner (postscreen's pregreet test) */
+		session_pump(s);
+		return;
+	}
+	s->state = S_CMD;
+	n = snprintf(buf, sizeof(buf), "220 %s ESMTP mxmoat\r\n", s->conf->authserv_id);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		say(s, buf, (size_t)n);
+}
+
+char *
+px_session_rbuf(struct px_session *s, size_t *avail)
+{
+	*avail = s->in_cap - s->in_len;
+	return *avail > 0 ? s->in + s->in_len : NULL;
+}
+
+void
+px_session_rdone(struct px_session *s, size_t n)
+{
+	if (n > s->in_cap - s->in_len)
+		n = s->in_cap - s->in_len;
+	s->in_len += n;
+	session_pump(s);
+}
+
+void
+px_session_client_gone(struct px_session *s)
+{
+	if (s->gone)
+		return;
+	s->gone = true;
+	if (s->in_txn || s->op != OP_NONE || s->state == S_DATA)
+		backend_abort(s);    /* no final dot ever went out: nothing is delivered */
+	txn_reset(s);
+	session_close(s);
+}
+
+void
+px_session_timeout(struct px_session *s, const char *which)
+{
+	char buf[128];
+	int n = snprintf(buf, sizeof(buf), reply_timeout_fmt, s->conf->authserv_id);
+
+	moat_log(LOG_NOTICE, moat_session_id(s->ms), "timeout", "which=%s", which);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		say(s, buf, (size_t)n);
+	if (s->in_txn || s->state == S_DATA)
+		backend_abort(s);
+	txn_reset(s);
+	session_close(s);
+}
+
+void
+px_session_work_run(struct px_session *s)
+{
+	switch (s->work) {
+	case WK_MAIL:
+		moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
+		break;
+	case WK_EOM:
+		moat_session_eom(s->ms, &s->v);
+		break;
+	case WK_NONE:
+		break;
+	}
+}
+
+void
+px_session_work_done(struct px_session *s)
+{
+	enum px_work w = s->work;
+
+	s->work = WK_NONE;
+	s->wait = W_NONE;
+	if (s->state == S_CLOSED || s->gone)
+		return;
+	if (w == WK_MAIL)
+		mail_done(s);
+	else if (w == WK_EOM)
+		eom_done(s);
+	session_pump(s);
+}
+
+enum px_phase
+px_session_phase(const struct px_session *s)
+{
+	switch (s->state) {
+	case S_GREET:
+		return PX_PHASE_GREET;
+	case S_DATA:
+		return PX_PHASE_DATA;
+	case S_CLOSED:
+		return PX_PHASE_CLOSED;
+	default:
+		return PX_PHASE_COMMAND;
+	}
+}
+
+bool
+px_session_backend_waiting(const struct px_session *s)
+{
+	return s->wait == W_BACKEND;
+}

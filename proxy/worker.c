@@ -1,0 +1,760 @@
+/*
+ * worker.c - the libuv side of a session: client and backend streams, timers, the threadpool
+ * work item, write batching and backpressure. A struct conn embeds its handles, counts those
+ * open and is freed only in the last close callback with no work item pending.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "log.h"
+#include "smtp_session.h"
+#include "worker.h"
+
+#define OUT_MAX (64 * 1024)          /* replies queued for the client before we stop reading */
+#define BACKEND_HIGH (256 * 1024)    /* backend write queue that pauses client reads */
+#define BREAD_SIZE 4096
+
+struct px_worker {
+	uv_loop_t loop;
+	uv_async_t stop;
+	uv_tcp_t listeners[PX_LISTEN_MAX];
+	size_t nlisteners;
+	struct moat_policy *pol;
+	uv_thread_t thread;
+	atomic_int done;
+	atomic_uint sessions;
+};
+
+struct bconn {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} h;
+	uv_connect_t creq;
+	uv_shutdown_t sreq;
+	struct conn *c;
+	bool connected;
+	char rbuf[BREAD_SIZE];
+};
+
+struct conn {
+	uv_tcp_t client;
+	uv_timer_t timer;                /* client: greet pause, idle, data, lifetime */
+	uv_timer_t btimer;               /* backend: connect and reply */
+	uv_work_t work;
+	struct px_worker *w;
+	struct px_session *s;
+	struct bconn *b;
+	unsigned open;                   /* handles not yet closed (bconn included) */
+	bool work_pending, closing, close_after_write, reading, greeted;
+	uint64_t start;                  /* uv_now at accept */
+	char *out;                       /* replies batched for one write */
+	size_t out_len, out_cap;
+	char laddr[64];
+	unsigned lport;
+};
+
+struct wreq {
+	uv_write_t req;
+	struct conn *c;
+	size_t len;
+	char data[];
+};
+
+static void conn_update(struct conn *c);
+static void conn_close(struct conn *c);
+static void on_timer(uv_timer_t *t);
+static void on_close(uv_handle_t *h);
+
+/* conn_close_client - close the client stream and its timer (once). */
+static void
+conn_close_client(struct conn *c)
+{
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, on_close);
+	if (!uv_is_closing((uv_handle_t *)&c->client))
+		uv_close((uv_handle_t *)&c->client, on_close);
+}
+
+/* conn_maybe_free - the last handle closed and no work item holds the session. */
+static void
+conn_maybe_free(struct conn *c)
+{
+	if (c->open > 0 || c->work_pending)
+		return;
+	atomic_fetch_sub(&c->w->sessions, 1);
+	px_session_free(c->s);
+	free(c->out);
+	free(c);
+}
+
+static void
+on_close(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+
+	c->open--;
+	conn_maybe_free(c);
+}
+
+static void
+on_bclose(uv_handle_t *h)
+{
+	struct bconn *b = h->data;
+	struct conn *c = b->c;
+
+	free(b);
+	c->open--;
+	conn_maybe_free(c);
+}
+
+/* ---- writes ---- */
+
+static void
+on_write(uv_write_t *req, int status)
+{
+	struct wreq *wr = (struct wreq *)req;
+	struct conn *c = wr->c;
+
+	(void)status;
+	free(wr);
+	if (!c->closing)
+		conn_update(c);
+	else if (c->close_after_write && c->client.write_queue_size == 0)
+		conn_close_client(c);
+}
+
+/* stream_write - try to write at once; queue a copy of what is left. -1 on error. */
+static int
+stream_write(struct conn *c, uv_stream_t *st, const char *p, size_t n)
+{
+	uv_buf_t buf;
+	struct wreq *wr;
+	int rc;
+
+	if (st->write_queue_size == 0) {
+		buf = uv_buf_init((char *)p, (unsigned)n);
+		rc = uv_try_write(st, &buf, 1);
+		if (rc == (int)n)
+			return 0;
+		if (rc > 0) {
+			p += rc;
+			n -= (size_t)rc;
+		} else if (rc != UV_EAGAIN) {
+			return -1;
+		}
+	}
+	if ((wr = malloc(sizeof(*wr) + n)) == NULL)
+		return -1;
+	wr->c = c;
+	wr->len = n;
+	memcpy(wr->data, p, n);
+	buf = uv_buf_init(wr->data, (unsigned)n);
+	if (uv_write(&wr->req, st, &buf, 1, on_write) != 0) {
+		free(wr);
+		return -1;
+	}
+	return 0;
+}
+
+/* conn_flush - one write for everything the session said during this event (RFC 2920). */
+static void
+conn_flush(struct conn *c)
+{
+	if (c->out_len == 0 || uv_is_closing((uv_handle_t *)&c->client))
+		return;
+	if (stream_write(c, (uv_stream_t *)&c->client, c->out, c->out_len) < 0) {
+		c->out_len = 0;
+		px_session_client_gone(c->s);
+		conn_close(c);
+		return;
+	}
+	c->out_len = 0;
+}
+
+/* ---- px_ops ---- */
+
+static void
+op_client_write(void *io, const char *p, size_t n)
+{
+	struct conn *c = io;
+
+	if (c->out_len + n > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 512;
+		char *q;
+
+		while (cap < c->out_len + n)
+			cap *= 2;
+		if (cap > OUT_MAX + 8192 || (q = realloc(c->out, cap)) == NULL)
+			return;          /* cannot happen: we stop reading long before */
+		c->out = q;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+}
+
+static void
+op_client_close(void *io)
+{
+	struct conn *c = io;
+
+	conn_flush(c);
+	c->close_after_write = true;
+	conn_close(c);
+}
+
+static void
+on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct bconn *b = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init(b->rbuf, sizeof(b->rbuf));
+}
+
+static void
+bconn_close(struct bconn *b, bool graceful);
+
+static void
+on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct bconn *b = st->data;
+	struct conn *c = b->c;
+
+	if (c->b != b)
+		return;
+	if (nread > 0) {
+		px_session_backend_input(c->s, buf->base, (size_t)nread);
+	} else if (nread < 0) {
+		c->b = NULL;
+		bconn_close(b, false);
+		px_session_backend_error(c->s, nread == UV_EOF ? "eof" : uv_err_name((int)nread));
+	}
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+on_bconnect(uv_connect_t *req, int status)
+{
+	struct bconn *b = req->data;
+	struct conn *c = b->c;
+
+	if (c->b != b)
+		return;          /* abandoned: already closing */
+	if (status < 0) {
+		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "error=connect:%s", uv_err_name(status));
+		c->b = NULL;
+		bconn_close(b, false);
+		px_session_backend_error(c->s, "connect");
+	} else {
+		b->connected = true;
+		if (b->h.handle.type == UV_TCP)
+			uv_tcp_nodelay(&b->h.tcp, 1);
+		uv_read_start(&b->h.stream, on_bread_alloc, on_bread);
+		px_session_backend_connected(c->s);
+	}
+	if (!c->closing)
+		conn_update(c);
+}
+
+/* backend target, parsed from proxy_backend */
+static int
+backend_addr(const char *spec, struct sockaddr_storage *ss, char *path, size_t pathlen)
+{
+	char host[256];
+	const char *colon;
+	unsigned port;
+
+	if (strncmp(spec, "unix:", 5) == 0) {
+		if (strlen(spec + 5) + 1 > pathlen)
+			return -1;
+		snprintf(path, pathlen, "%s", spec + 5);
+		return 1;
+	}
+	if (spec[0] == '[') {
+		const char *e = strchr(spec, ']');
+
+		if (e == NULL || e[1] != ':' || (size_t)(e - spec - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, spec + 1, (size_t)(e - spec - 1));
+		host[e - spec - 1] = '\0';
+		colon = e + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
+			return -1;
+		memcpy(host, spec, (size_t)(colon - spec));
+		host[colon - spec] = '\0';
+	}
+	port = (unsigned)strtoul(colon + 1, NULL, 10);
+	if (strcmp(host, "localhost") == 0)
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
+		return 0;
+	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
+		return 0;
+	return -1;
+}
+
+static int
+op_backend_open(void *io)
+{
+	struct conn *c = io;
+	const struct moat_conf *conf = px_session_conf(c->s);
+	struct sockaddr_storage ss;
+	char path[108];
+	struct bconn *b;
+	int kind = backend_addr(conf->proxy_backend, &ss, path, sizeof(path));
+
+	if (kind < 0 || (b = calloc(1, sizeof(*b))) == NULL)
+		return -1;
+	b->c = c;
+	b->h.handle.data = b;
+	b->creq.data = b;
+	if (kind == 1) {
+		uv_pipe_init(&c->w->loop, &b->h.pipe, 0);
+		uv_pipe_connect(&b->creq, &b->h.pipe, path, on_bconnect);
+	} else {
+		uv_tcp_init(&c->w->loop, &b->h.tcp);
+		if (uv_tcp_connect(&b->creq, &b->h.tcp, (struct sockaddr *)&ss, on_bconnect) != 0) {
+			c->open++;
+			uv_close(&b->h.handle, on_bclose);
+			return -1;
+		}
+	}
+	c->open++;
+	c->b = b;
+	return 0;
+}
+
+static void
+op_backend_write(void *io, const char *p, size_t n)
+{
+	struct conn *c = io;
+
+	if (c->b == NULL || !c->b->connected)
+		return;
+	if (stream_write(c, &c->b->h.stream, p, n) < 0) {
+		struct bconn *b = c->b;
+
+		c->b = NULL;
+		bconn_close(b, false);
+		px_session_backend_error(c->s, "write");
+	}
+}
+
+static void
+on_bshutdown(uv_shutdown_t *req, int status)
+{
+	struct bconn *b = req->data;
+
+	(void)status;
+	if (!uv_is_closing(&b->h.handle))
+		uv_close(&b->h.handle, on_bclose);
+}
+
+static void
+bconn_close(struct bconn *b, bool graceful)
+{
+	if (uv_is_closing(&b->h.handle))
+		return;
+	uv_read_stop(&b->h.stream);
+	if (graceful && b->connected) {
+		b->sreq.data = b;
+		if (uv_shutdown(&b->sreq, &b->h.stream, on_bshutdown) == 0)
+			return;
+	}
+	uv_close(&b->h.handle, on_bclose);
+}
+
+static void
+op_backend_close(void *io, bool graceful)
+{
+	struct conn *c = io;
+	struct bconn *b = c->b;
+
+	if (b == NULL)
+		return;
+	c->b = NULL;
+	uv_timer_stop(&c->btimer);
+	bconn_close(b, graceful);
+}
+
+static void
+work_cb(uv_work_t *req)
+{
+	struct conn *c = req->data;
+
+	px_session_work_run(c->s);
+}
+
+static void
+after_work_cb(uv_work_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	(void)status;
+	c->work_pending = false;
+	if (c->closing) {
+		conn_maybe_free(c);
+		return;
+	}
+	px_session_work_done(c->s);
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+op_work(void *io)
+{
+	struct conn *c = io;
+
+	c->work.data = c;
+	c->work_pending = true;
+	if (uv_queue_work(&c->w->loop, &c->work, work_cb, after_work_cb) != 0) {
+		/* the pool refused: run inline rather than lose the answer */
+		px_session_work_run(c->s);
+		c->work_pending = false;
+		px_session_work_done(c->s);
+	}
+}
+
+static const struct px_ops conn_ops = {
+	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
+};
+
+/* ---- client leg ---- */
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_timer_stop(&c->btimer);
+	if (!uv_is_closing((uv_handle_t *)&c->btimer))
+		uv_close((uv_handle_t *)&c->btimer, on_close);
+	if (c->b != NULL) {
+		struct bconn *b = c->b;
+
+		c->b = NULL;
+		bconn_close(b, false);
+	}
+	uv_read_stop((uv_stream_t *)&c->client);
+	if (c->close_after_write && c->client.write_queue_size > 0) {
+		/* let the last replies out; the timer bounds the wait */
+		uv_timer_start(&c->timer, on_timer, 10000, 0);
+		return;
+	}
+	conn_close_client(c);
+}
+
+static void
+on_timer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->closing) {
+		conn_close_client(c);
+		return;
+	}
+	if (px_session_phase(c->s) == PX_PHASE_GREET) {
+		px_session_greet(c->s);
+	} else {
+		uint64_t life = px_session_conf(c->s)->proxy_session_lifetime;
+
+		px_session_timeout(c->s, uv_now(&c->w->loop) - c->start >= life ? "lifetime" :
+		    px_session_phase(c->s) == PX_PHASE_DATA ? "data" : "command");
+	}
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+on_btimer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	if (c->closing || c->b == NULL)
+		return;
+	op_backend_close(c, false);
+	px_session_backend_error(c->s, "timeout");
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+	size_t avail;
+	char *p = px_session_rbuf(c->s, &avail);
+
+	(void)hint;
+	*buf = uv_buf_init(p, (unsigned)avail);
+}
+
+static void
+on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = st->data;
+
+	(void)buf;
+	if (c->closing)
+		return;
+	if (nread > 0) {
+		px_session_rdone(c->s, (size_t)nread);
+	} else if (nread == UV_ENOBUFS) {
+		uv_read_stop(st);
+		c->reading = false;
+	} else if (nread < 0) {
+		/* client gone at any state: no final dot was sent for an unfinished message */
+		px_session_client_gone(c->s);
+		conn_close(c);
+		return;
+	}
+	if (!c->closing)
+		conn_update(c);
+}
+
+/* conn_update - after every event: flush replies, set timers, apply backpressure. */
+static void
+conn_update(struct conn *c)
+{
+	const struct moat_conf *conf;
+	enum px_phase ph;
+	uint64_t now, left, t;
+	size_t avail;
+	bool want;
+
+	conn_flush(c);
+	if (c->closing)
+		return;
+	conf = px_session_conf(c->s);
+	ph = px_session_phase(c->s);
+	now = uv_now(&c->w->loop);
+	left = now - c->start >= conf->proxy_session_lifetime ? 1 :
+	    conf->proxy_session_lifetime - (now - c->start);
+	if (ph == PX_PHASE_GREET)
+		t = conf->proxy_greet_pause;
+	else if (px_session_backend_waiting(c->s))
+		t = left;
+	else
+		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
+	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
+	if (px_session_backend_waiting(c->s))
+		uv_timer_start(&c->btimer, on_btimer, conf->proxy_timeout_backend, 0);
+	else
+		uv_timer_stop(&c->btimer);
+	(void)px_session_rbuf(c->s, &avail);
+	want = avail > 0 && c->client.write_queue_size < OUT_MAX &&
+	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
+	if (want && !c->reading) {
+		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
+			c->reading = true;
+	} else if (!want && c->reading) {
+		uv_read_stop((uv_stream_t *)&c->client);
+		c->reading = false;
+	}
+}
+
+/* ---- accept ---- */
+
+static void
+addr_string(const struct sockaddr_storage *ss, char *out, size_t len, unsigned *port)
+{
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		uv_ip6_name(a, out, len);
+		*port = ntohs(a->sin6_port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		uv_ip4_name(a, out, len);
+		*port = ntohs(a->sin_port);
+	}
+}
+
+static void
+on_connection(uv_stream_t *server, int status)
+{
+	struct px_worker *w = server->data;
+	struct sockaddr_storage peer, local;
+	int plen = sizeof(peer), llen = sizeof(local);
+	char paddr[64], listener[96];
+	unsigned pport;
+	struct moat_client mc;
+	struct conn *c;
+
+	if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL)
+		return;
+	c->w = w;
+	uv_tcp_init(&w->loop, &c->client);
+	c->client.data = c;
+	c->open = 1;
+	atomic_fetch_add(&w->sessions, 1);
+	if (uv_accept(server, (uv_stream_t *)&c->client) != 0 ||
+	    uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &plen) != 0 ||
+	    uv_tcp_getsockname(&c->client, (struct sockaddr *)&local, &llen) != 0) {
+		c->closing = true;
+		c->work_pending = false;
+		uv_close((uv_handle_t *)&c->client, on_close);
+		return;
+	}
+	uv_tcp_nodelay(&c->client, 1);
+	addr_string(&peer, paddr, sizeof(paddr), &pport);
+	addr_string(&local, c->laddr, sizeof(c->laddr), &c->lport);
+	snprintf(listener, sizeof(listener), "%s:%u", c->laddr, c->lport);
+	uv_timer_init(&w->loop, &c->timer);
+	uv_timer_init(&w->loop, &c->btimer);
+	c->timer.data = c->btimer.data = c;
+	c->open = 3;
+	c->start = uv_now(&w->loop);
+	mc.addr = paddr;
+	mc.port = pport;
+	mc.name = NULL;
+	mc.listener = listener;
+	mc.session_id = NULL;
+	c->s = px_session_new(w->pol, &mc, c->laddr, c->lport, &conn_ops, c);
+	if (c->s == NULL) {
+		static const char oom[] = "421 4.3.0 Out of memory\r\n";
+		uv_buf_t b = uv_buf_init((char *)oom, sizeof(oom) - 1);
+
+		(void)uv_try_write((uv_stream_t *)&c->client, &b, 1);
+		c->closing = true;
+		uv_close((uv_handle_t *)&c->timer, on_close);
+		uv_close((uv_handle_t *)&c->btimer, on_close);
+		uv_close((uv_handle_t *)&c->client, on_close);
+		return;
+	}
+	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
+	    listener);
+	px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+	if (!c->closing)
+		conn_update(c);
+}
+
+/* ---- workers ---- */
+
+int
+px_listen_bind(const char *hostport, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	char path[8];
+	int fd, one = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (backend_addr(hostport, &ss, path, sizeof(path)) != 0) {
+		snprintf(err, errlen, "%s: not a numeric host:port", hostport);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: socket: %s", hostport, strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* libuv 1.44 has no flag for SO_REUSEPORT: each worker binds its own socket */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in)) != 0 || listen(fd, 511) != 0) {
+		snprintf(err, errlen, "%s: bind: %s", hostport, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void
+on_stop(uv_async_t *a)
+{
+	struct px_worker *w = a->data;
+
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
+			uv_close((uv_handle_t *)&w->listeners[i], NULL);
+	uv_close((uv_handle_t *)&w->stop, NULL);
+}
+
+struct px_worker *
+px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, size_t errlen)
+{
+	struct px_worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL || nfds > PX_LISTEN_MAX) {
+		snprintf(err, errlen, "out of memory");
+		free(w);
+		return NULL;
+	}
+	w->pol = pol;
+	if (uv_loop_init(&w->loop) != 0) {
+		snprintf(err, errlen, "uv_loop_init failed");
+		free(w);
+		return NULL;
+	}
+	uv_async_init(&w->loop, &w->stop, on_stop);
+	w->stop.data = w;
+	for (size_t i = 0; i < nfds; i++) {
+		uv_tcp_init(&w->loop, &w->listeners[i]);
+		w->listeners[i].data = w;
+		if (uv_tcp_open(&w->listeners[i], fds[i]) != 0 ||
+		    uv_listen((uv_stream_t *)&w->listeners[i], 511, on_connection) != 0) {
+			snprintf(err, errlen, "cannot listen on fd %d", fds[i]);
+			return NULL;
+		}
+		w->nlisteners++;
+	}
+	return w;
+}
+
+static void
+worker_main(void *arg)
+{
+	struct px_worker *w = arg;
+
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	atomic_store(&w->done, 1);
+}
+
+int
+px_worker_start(struct px_worker *w)
+{
+	return uv_thread_create(&w->thread, worker_main, w);
+}
+
+void
+px_worker_stop(struct px_worker *w)
+{
+	uv_async_send(&w->stop);
+}
+
+int
+px_worker_done(struct px_worker *w)
+{
+	return atomic_load(&w->done);
+}
+
+unsigned
+px_worker_sessions(struct px_worker *w)
+{
+	return atomic_load(&w->sessions);
+}

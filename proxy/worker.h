@@ -1,0 +1,31 @@
+/*
+ * worker.h - event-loop threads of mxmoat-proxy. Each worker owns one uv loop, its own
+ * SO_REUSEPORT listening sockets (the kernel spreads connections over them) and the sessions
+ * accepted there. The listening sockets are bound by the main thread before privileges drop.
+ */
+#ifndef PX_WORKER_H
+#define PX_WORKER_H
+
+#include <stddef.h>
+
+#include "policy.h"
+
+#define PX_LISTEN_MAX 16
+
+struct px_worker;
+
+/* px_listen_bind - one bound, listening, non-blocking socket for "host:port"; fd or -1 (err set). */
+int px_listen_bind(const char *hostport, char *err, size_t errlen);
+
+/* px_worker_new - a worker serving fds (taken over); pol borrowed. */
+struct px_worker *px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err,
+    size_t errlen);
+int px_worker_start(struct px_worker *w);
+/* px_worker_stop - thread-safe: close the listeners; the loop ends when its sessions have. */
+void px_worker_stop(struct px_worker *w);
+/* px_worker_done - thread-safe: has the loop ended? */
+int px_worker_done(struct px_worker *w);
+/* px_worker_sessions - thread-safe: sessions open now. */
+unsigned px_worker_sessions(struct px_worker *w);
+
+#endif /* PX_WORKER_H */
