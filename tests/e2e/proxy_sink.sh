@@ -1,0 +1,166 @@
+#!/bin/bash
+# proxy_sink.sh - mxmoat-proxy in front of Postfix's smtp-sink (a byte-capturing backend):
+# delivery, pipelining, dot-stuffing, every published end-of-data smuggling variant followed by a
+# smuggled transaction, limits, backend down / slow / 4xx / 5xx / dropping mid-DATA, client
+# disconnect at every state, early talker, SIGKILL mid-DATA. Ports 12500-12519.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/proxy.sh"
+
+command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not installed"
+command -v swaks >/dev/null || tap_skip_all "swaks not installed"
+[ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
+
+P=12500 S=12501 DOWN=12502
+trap px_cleanup EXIT
+px_init || tap_skip_all "no temp dir"
+px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_start $P 127.0.0.1:$S || { cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+
+HELLO=(R "S:EHLO client.example\r\n" R)
+TXN=("S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R)
+
+# wait_dumps N - bounded wait until the sink has N messages
+wait_dumps() {
+	local i
+	for i in $(seq 1 40); do [ "$(px_dumps)" -ge "$1" ] && return 0; sleep 0.05; done
+	return 1
+}
+
+# --- plain delivery and pipelining ---
+out=$(swaks --server 127.0.0.1:$P --from a@example.org --to b@example.net --body "hello" 2>&1)
+tap_like "plain delivery: 250 for the message" "$out" $'<-  250 2.0.0 Ok'
+wait_dumps 1
+tap_is "plain delivery: the sink got one message" "$(px_dumps)" 1
+out=$(swaks --pipeline --server 127.0.0.1:$P --from a@example.org --to b@example.net,c@example.net 2>&1)
+tap_like "swaks --pipeline: accepted" "$out" $'\n<-  250 2.0.0 Ok[^\n]*\n -> QUIT'
+wait_dumps 2
+tap_like "pipelining: both recipients reached the sink" "$(cat "$PX_DIR"/dump/* | grep -c '^X-Rcpt-Args')" '^3$'
+
+# --- dot-stuffing: the client's stuffed lines reach the sink re-stuffed (the sink unstuffs) ---
+before=$(px_dumps)
+out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: dots\r\n\r\n..one\r\n...two\r\n.\r\n" R "S:QUIT\r\n" A)
+tap_like "dot-stuffed message accepted" "$out" $'<- 250 2.0.0 Ok'
+wait_dumps $((before + 1))
+last=$(ls -t "$PX_DIR"/dump/* | head -1)
+tap_is "dot-stuffing preserved end to end" "$(grep -a -E '^\.+(one|two)' "$last" | tr -d '\r' | tr '\n' ' ')" ".one ..two "
+
+# --- SMTP smuggling: every published end-of-data variant, then a smuggled transaction ---
+SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
+n=0
+for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
+	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
+	n=$((n + 1))
+	before=$(px_dumps)
+	out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: smuggle $n\r\n\r\nbody$v$SMUGGLE\r\n.\r\n" R "S:QUIT\r\n" A)
+	sleep 0.1
+	tap_like "smuggling $v: the message is refused (550 5.5.2 / 5.6.0)" "$out" $'<- 550 5\\.(5\\.2|6\\.0)'
+	tap_is "smuggling $v: the backend got no transaction" "$(( $(px_dumps) - before ))" 0
+	tap_is "smuggling $v: the backend never saw the smuggled MAIL" "$(grep -c 'smuggled@evil' "$PX_DIR/sink.log")" 0
+done
+
+# bare LF / CR in a command line
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\r\n" R "S:QUIT\r\n" A)
+tap_like "bare LF in a command: 550 5.5.2" "$out" $'<- 550 5\\.5\\.2'
+tap_is "bare LF in a command: nothing reached the backend" "$(grep -c 'MAIL FROM:<a@example.org>.RCPT' "$PX_DIR/sink.log")" 0
+
+# --- limits ---
+long=$(printf 'x%.0s' $(seq 1 2100))
+out=$(px_chat $P "${HELLO[@]}" "S:NOOP $long\r\n" R "S:NOOP\r\n" R "S:QUIT\r\n" A)
+tap_like "line over limit_line_length: 500 5.5.2, session goes on" "$out" $'<- 500 5\\.5\\.2 Line too long\n<- 250 2\\.0\\.0 Ok'
+lp=$(printf 'a%.0s' $(seq 1 260))
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<$lp@example.org>\r\n" R "S:QUIT\r\n" A)
+tap_like "path over 256 octets: 501" "$out" $'<- 501 5\\.5\\.4 Path too long'
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org> SIZE=999999999999\r\n" R "S:MAIL FROM:<a@example.org> FOO=bar\r\n" R "S:MAIL FROM:<a@example.org>  SIZE=1\r\n" R "S:QUIT\r\n" A)
+tap_like "SIZE over limit_message_size: 552 5.3.4" "$out" $'<- 552 5\\.3\\.4'
+tap_like "unknown MAIL parameter: 555 5.5.4" "$out" $'<- 555 5\\.5\\.4[^\n]*\n<- 250'
+out=$(px_chat $P "${HELLO[@]}" "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R "S:BDAT 10 LAST\r\n" R "S:QUIT\r\n" A)
+tap_like "sequence: RCPT before MAIL 503, DATA 503, BDAT 502" "$out" $'<- 503 5\\.5\\.1[^\n]*\n<- 503 5\\.5\\.1[^\n]*\n<- 502 5\\.5\\.2'
+px_stop
+px_start $P 127.0.0.1:$S -o limit_recipients=2 -o limit_message_size=2k -o limit_errors=3 || tap_diag "restart failed"
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b1@example.net>\r\n" R "S:RCPT TO:<b2@example.net>\r\n" R "S:RCPT TO:<b3@example.net>\r\n" R "S:QUIT\r\n" A)
+tap_like "limit_recipients=2: the third RCPT is refused" "$out" $'<- 250[^\n]*\n<- 250[^\n]*\n<- 4[0-9][0-9] |<- 5[0-9][0-9] '
+before=$(px_dumps)
+big=$(printf 'y%.0s' $(seq 1 200))
+body=""
+for i in $(seq 1 20); do body="$body$big\r\n"; done
+out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: big\r\n\r\n$body.\r\n" R "S:QUIT\r\n" A)
+tap_like "limit_message_size=2k: the message is refused with 552" "$out" $'<- 552 '
+sleep 0.2
+tap_is "limit_message_size: nothing delivered" "$(( $(px_dumps) - before ))" 0
+out=$(px_chat $P "${HELLO[@]}" "S:FOO\r\n" R "S:BAR\r\n" R "S:BAZ\r\n" R R "S:NOOP\r\n" A)
+tap_like "limit_errors=3: 421 and close" "$out" $'<- 421 [^\n]*\n(<- [^\n]*\n)*EOF'
+
+# --- backend down, 4xx/5xx on RCPT, slow, drop mid-DATA ---
+px_stop
+px_start $P 127.0.0.1:$DOWN
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:QUIT\r\n" A)
+tap_like "backend down: MAIL gets 451 4.4.1" "$out" $'<- 451 4\\.4\\.1'
+px_stop
+px_sink_stop
+px_sink_start $S -f RCPT
+px_start $P 127.0.0.1:$S
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R "S:QUIT\r\n" A)
+tap_like "backend 5xx on RCPT reaches the client verbatim" "$out" $'<- 250[^\n]*\n<- 5[0-9][0-9] [^\n]*\n<- 554 5\\.5\\.1 No valid recipients'
+px_sink_stop
+px_sink_start $S -r RCPT
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:QUIT\r\n" A)
+tap_like "backend 4xx on RCPT reaches the client verbatim" "$out" $'<- 250[^\n]*\n<- 4[0-9][0-9] '
+px_sink_stop
+px_sink_start $S -q .
+before=$(px_dumps)
+out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: x\r\n\r\nbody\r\n.\r\n" R "S:QUIT\r\n" A)
+tap_like "backend drops at end of data: 451, never 250" "$out" $'<- 451 4\\.4\\.2'
+tap_is "backend drops at end of data: no 250 after DATA" "$(grep -c '^<- 250 2.0.0' <<<"$out")" 0
+px_stop
+px_sink_stop
+px_sink_start $S -w 5
+px_start $P 127.0.0.1:$S -o proxy_timeout_backend=1s
+out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R "S:QUIT\r\n" A)
+tap_like "backend slow (DATA reply after 5 s, timeout 1 s): 451 4.4.2" "$out" $'<- 451 4\\.4\\.2'
+px_stop
+px_sink_stop
+px_sink_start $S
+
+# --- client disconnect at every state; the proxy survives and nothing half-done is delivered ---
+px_start $P 127.0.0.1:$S -o proxy_greet_pause=0
+before=$(px_dumps)
+px_chat $P X >/dev/null
+px_chat $P R X >/dev/null
+px_chat $P "${HELLO[@]}" X >/dev/null
+px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R X >/dev/null
+px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R X >/dev/null
+px_chat $P "${HELLO[@]}" "${TXN[@]}" X >/dev/null
+px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: half\r\n\r\nhalf a body" X >/dev/null
+px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: half\r\n\r\nbody\r\n." X >/dev/null
+px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: half\r\n\r\nbody\r\n.\r" X >/dev/null
+sleep 0.3
+tap_is "client disconnects at every state: nothing delivered" "$(( $(px_dumps) - before ))" 0
+out=$(swaks --server 127.0.0.1:$P --from a@example.org --to b@example.net 2>&1)
+tap_like "after the disconnects the proxy still relays" "$out" $'<-  250 2.0.0 Ok'
+tap_ok "the proxy is still running" kill -0 "$PX_PID"
+
+# --- early talker ---
+px_stop
+px_start $P 127.0.0.1:$S -o proxy_greet_pause=1s
+out=$(px_chat $P "S:EHLO early.example\r\n" A)
+tap_like "early talker: 554 5.5.1 and close" "$out" $'<- 554 5\\.5\\.1[^\n]*\nEOF'
+out=$(px_chat $P R "S:EHLO patient.example\r\n" R "S:QUIT\r\n" A)
+tap_like "a client that waits for the banner is served" "$out" $'<- 220 [^\n]*\n<- 250-'
+
+# --- SIGKILL mid-DATA: the client gets a disconnect, never 250 ---
+px_stop
+px_start $P 127.0.0.1:$S
+before=$(px_dumps)
+( sleep 1; kill -KILL "$PX_PID" ) &
+killer=$!
+out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: killed\r\n\r\nstart\r\n" P:2 "S:more\r\n.\r\n" R A)
+wait $killer
+tap_like "SIGKILL mid-DATA: the client sees the connection end" "$out" '(EOF|SENDFAIL)'
+tap_is "SIGKILL mid-DATA: no 250 for the message" "$(grep -c '^<- 250 2.0.0' <<<"$out")" 0
+sleep 0.2
+tap_is "SIGKILL mid-DATA: nothing delivered" "$(( $(px_dumps) - before ))" 0
+PX_PID=
+
+grep -q 'ERROR: AddressSanitizer\|runtime error' "$PX_DIR/proxy.log" && tap_diag "$(cat "$PX_DIR/proxy.log")"
+tap_is "no sanitizer report in the proxy log" "$(grep -c 'AddressSanitizer\|runtime error' "$PX_DIR/proxy.log")" 0
+tap_done

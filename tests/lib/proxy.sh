@@ -1,0 +1,80 @@
+# proxy.sh - start mxmoat-proxy and a capturing smtp-sink for the proxy e2e tests (source it; bash).
+#
+#   px_init                      temp dir PX_DIR (removed by px_cleanup)
+#   px_sink_start PORT [OPT...]  smtp-sink -v on 127.0.0.1:PORT, one dump per message in
+#                                $PX_DIR/dump/, conversation log in $PX_DIR/sink.log
+#   px_sink_stop
+#   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background; waits
+#                                (bounded) until it accepts; log in $PX_DIR/proxy.log
+#   px_stop [SIGNAL]             stop the proxy (TERM by default) and wait for it (bounded)
+#   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
+#   px_dumps                     number of messages the sink captured
+#   px_cleanup                   stop everything, remove PX_DIR (EXIT trap)
+
+PX_DIR=
+PX_PID=
+PX_SINK_PID=
+PX_PY=${PX_PY:-python3}
+
+px_init() {
+	PX_DIR=$(mktemp -d /tmp/mxmoat-px.XXXXXX) || return 1
+	chmod 755 "$PX_DIR"
+	mkdir -p "$PX_DIR/dump" && chmod 777 "$PX_DIR/dump"
+}
+
+px__wait_port() {	# px__wait_port PORT: bounded wait until something accepts
+	local i
+	for i in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.05
+	done
+	return 1
+}
+
+px_sink_start() {
+	local port=$1; shift
+	smtp-sink -v -u nobody "$@" -d "$PX_DIR/dump/%M." "127.0.0.1:$port" 100 >"$PX_DIR/sink.log" 2>&1 &
+	PX_SINK_PID=$!
+	px__wait_port "$port"
+}
+
+px_sink_stop() {
+	[ -n "$PX_SINK_PID" ] && kill "$PX_SINK_PID" 2>/dev/null && wait "$PX_SINK_PID" 2>/dev/null
+	PX_SINK_PID=
+}
+
+px_start() {
+	local port=$1 backend=$2; shift 2
+	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" \
+		-o "proxy_backend=$backend" -o proxy_workers=1 "$@" >>"$PX_DIR/proxy.log" 2>&1 &
+	PX_PID=$!
+	px__wait_port "$port"
+}
+
+px_stop() {
+	local i
+	[ -n "$PX_PID" ] || return 0
+	kill -"${1:-TERM}" "$PX_PID" 2>/dev/null
+	for i in $(seq 1 100); do
+		kill -0 "$PX_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -KILL "$PX_PID" 2>/dev/null
+	wait "$PX_PID" 2>/dev/null
+	PX_PID=
+}
+
+px_chat() {
+	local port=$1; shift
+	"$PX_PY" "$top_srcdir/tests/lib/smtp_chat.py" 127.0.0.1 "$port" "$@"
+}
+
+px_dumps() {
+	find "$PX_DIR/dump" -type f | wc -l
+}
+
+px_cleanup() {
+	px_stop KILL
+	px_sink_stop
+	[ -n "$PX_DIR" ] && [ -z "$PX_KEEP" ] && rm -rf "$PX_DIR"
+}

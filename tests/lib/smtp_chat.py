@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""smtp_chat.py - a byte-exact SMTP client for e2e tests (stdlib only).
+
+usage: smtp_chat.py HOST PORT [--src ADDR] STEP...
+  R            read one complete reply (multi-line) and print it, one line each, as "<- line"
+  S:TEXT       send TEXT with backslash escapes (\\r \\n \\x00 ...) decoded to bytes
+  P:SECS       pause
+  X            close the connection now (abrupt, at any state)
+  A            read everything until the server closes (bounded: 10 s), printing replies
+Prints "EOF" when the server closed, "TIMEOUT" when a read waited more than 10 s.
+"""
+import socket
+import sys
+import time
+
+
+def main():
+    args = sys.argv[1:]
+    host, port = args[0], int(args[1])
+    args = args[2:]
+    src = None
+    if args and args[0] == "--src":
+        src = args[1]
+        args = args[2:]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if src:
+        s.bind((src, 0))
+    s.settimeout(10)
+    s.connect((host, port))
+    buf = b""
+
+    def read_reply():
+        nonlocal buf
+        lines = []
+        while True:
+            while b"\n" not in buf:
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    print("TIMEOUT")
+                    return None
+                except ConnectionResetError:
+                    chunk = b""
+                if not chunk:
+                    print("EOF")
+                    return None
+                buf += chunk
+            line, buf = buf.split(b"\n", 1)
+            text = line.rstrip(b"\r").decode("latin-1")
+            print("<- " + text)
+            lines.append(text)
+            if len(text) < 4 or text[3] != "-":
+                return lines
+
+    for step in args:
+        if step == "R":
+            if read_reply() is None:
+                break
+        elif step.startswith("S:"):
+            data = step[2:].encode("latin-1").decode("unicode_escape").encode("latin-1")
+            try:
+                s.sendall(data)
+            except OSError:
+                print("SENDFAIL")
+                break
+        elif step.startswith("P:"):
+            time.sleep(float(step[2:]))
+        elif step == "X":
+            s.close()
+            return
+        elif step == "A":
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if read_reply() is None:
+                    break
+            break
+    s.close()
+
+
+if __name__ == "__main__":
+    main()

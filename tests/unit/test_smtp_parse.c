@@ -1,0 +1,368 @@
+/*
+ * test_smtp_parse.c - the proxy's command line reader, MAIL/RCPT path parser, backend reply parser
+ * and DATA reader: table-driven, every limit and malformed input, exact values asserted.
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "data_reader.h"
+#include "smtp_parse.h"
+#include "upstream.h"
+
+struct line_case {
+	const char *label;
+	const char *in;
+	size_t len;
+	size_t max;
+	bool normalize;
+	enum px_line want;
+	size_t linelen, used;
+};
+
+#define L(s) s, sizeof(s) - 1
+
+static const struct line_case line_cases[] = {
+	{ "complete", L("NOOP\r\n"), 512, false, PX_LINE_OK, 4, 6 },
+	{ "two lines: first only", L("NOOP\r\nQUIT\r\n"), 512, false, PX_LINE_OK, 4, 6 },
+	{ "partial", L("NOO"), 512, false, PX_LINE_NEED, 0, 0 },
+	{ "CR at end waits for LF", L("NOOP\r"), 512, false, PX_LINE_NEED, 0, 0 },
+	{ "bare LF rejected", L("NOOP\nQUIT\r\n"), 512, false, PX_LINE_BARE, 0, 5 },
+	{ "bare LF normalised", L("NOOP\nQUIT\r\n"), 512, true, PX_LINE_OK, 4, 5 },
+	{ "bare CR rejected up to LF", L("NO\rOP\r\n"), 512, false, PX_LINE_BARE, 0, 7 },
+	{ "bare CR normalised", L("NO\rOP\r\n"), 512, true, PX_LINE_OK, 2, 3 },
+	{ "CR CR LF is not CRLF", L("NOOP\r\r\n"), 512, false, PX_LINE_BARE, 0, 7 },
+	{ "NUL", L("NO\0OP\r\n"), 512, false, PX_LINE_NUL, 0, 7 },
+	{ "exactly max with CRLF", L("12345678\r\n"), 10, false, PX_LINE_OK, 8, 10 },
+	{ "one over max", L("123456789\r\n"), 10, false, PX_LINE_TOOLONG, 0, 0 },
+	{ "over max before the end arrives", L("123456789"), 10, false, PX_LINE_TOOLONG, 0, 0 },
+	{ "partial under max", L("12345678"), 10, false, PX_LINE_NEED, 0, 0 },
+	{ "empty line", L("\r\n"), 10, false, PX_LINE_OK, 0, 2 },
+};
+
+Test(smtp_parse, line_reader_table)
+{
+	for (size_t i = 0; i < sizeof(line_cases) / sizeof(line_cases[0]); i++) {
+		const struct line_case *c = &line_cases[i];
+		size_t ll = 99, used = 99;
+		enum px_line r = px_parse_line(c->in, c->len, c->max, c->normalize, &ll, &used);
+
+		cr_assert_eq(r, c->want, "%s: got %d", c->label, r);
+		if (r == PX_LINE_OK)
+			cr_assert_eq(ll, c->linelen, "%s: linelen %zu", c->label, ll);
+		cr_assert_eq(used, c->used, "%s: used %zu", c->label, used);
+	}
+}
+
+struct path_case {
+	const char *label;
+	const char *arg;
+	const char *kw;
+	bool null_ok;
+	enum px_path_err want;
+	const char *path, *params;
+	unsigned nparams;
+};
+
+static const struct path_case path_cases[] = {
+	{ "plain", "FROM:<a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
+	{ "lower keyword", "from:<a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
+	{ "space after colon", "FROM: <a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
+	{ "null sender", "FROM:<>", "FROM:", true, PX_PATH_OK, "", "", 0 },
+	{ "null recipient", "TO:<>", "TO:", false, PX_PATH_NULL, "", "", 0 },
+	{ "postmaster", "TO:<Postmaster>", "TO:", false, PX_PATH_OK, "Postmaster", "", 0 },
+	{ "no @", "TO:<user>", "TO:", false, PX_PATH_SYNTAX, "", "", 0 },
+	{ "no brackets", "FROM:a@b.example", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "unterminated", "FROM:<a@b.example", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "space inside", "FROM:<a @b.example>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "nested bracket", "FROM:<<a@b.example>>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "control char", "FROM:<a\x01@b.example>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "wrong keyword", "TO:<a@b.example>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "params", "FROM:<a@b.example> SIZE=100 BODY=8BITMIME", "FROM:", true, PX_PATH_OK, "a@b.example",
+	  "SIZE=100 BODY=8BITMIME", 2 },
+	{ "bare keyword param", "FROM:<a@b.example> SMTPUTF8", "FROM:", true, PX_PATH_OK, "a@b.example",
+	  "SMTPUTF8", 1 },
+	{ "junk after path", "FROM:<a@b.example>x", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
+	{ "empty value", "FROM:<a@b.example> SIZE=", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
+	{ "double =", "FROM:<a@b.example> A=b=c", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
+	{ "double space between", "FROM:<a@b.example> A=1  B=2", "FROM:", true, PX_PATH_PARAM,
+	  "a@b.example", "", 0 },
+	{ "trailing space", "FROM:<a@b.example> A=1 ", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
+	{ "keyword starts with -", "FROM:<a@b.example> -X", "FROM:", true, PX_PATH_PARAM, "a@b.example",
+	  "", 0 },
+	{ "17 params", "FROM:<a@b.example> A B C D E F G H I J K L M N O P Q", "FROM:", true, PX_PATH_PARAM,
+	  "a@b.example", "", 0 },
+	{ "UTF-8 local part", "FROM:<\xc3\xa9@b.example>", "FROM:", true, PX_PATH_OK, "\xc3\xa9@b.example",
+	  "", 0 },
+};
+
+Test(smtp_parse, path_table)
+{
+	for (size_t i = 0; i < sizeof(path_cases) / sizeof(path_cases[0]); i++) {
+		const struct path_case *c = &path_cases[i];
+		char path[PX_PATH_MAX + 1];
+		const char *params;
+		unsigned np;
+		enum px_path_err r = px_parse_path(c->arg, c->kw, c->null_ok, path, sizeof(path), &params, &np);
+
+		cr_assert_eq(r, c->want, "%s: got %d", c->label, r);
+		if (r == PX_PATH_OK) {
+			cr_assert_str_eq(path, c->path, "%s", c->label);
+			cr_assert_str_eq(params, c->params, "%s", c->label);
+			cr_assert_eq(np, c->nparams, "%s", c->label);
+		}
+	}
+}
+
+Test(smtp_parse, path_length_limit)
+{
+	char arg[400], path[PX_PATH_MAX + 1];
+	const char *params;
+	unsigned np;
+
+	/* 256 octets: accepted (RFC 5321 4.5.3.1.3); 257: refused. "@b.example" is 10 octets. */
+	memset(arg, 0, sizeof(arg));
+	strcpy(arg, "TO:<");
+	memset(arg + 4, 'a', 245);
+	strcpy(arg + 4 + 245, "@b.example>");
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_OK);
+	cr_assert_eq(strlen(path), 255);
+	memset(arg + 4, 'a', 246);
+	strcpy(arg + 4 + 246, "@b.example>");
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_OK);
+	cr_assert_eq(strlen(path), 256);
+	memset(arg + 4, 'a', 247);
+	strcpy(arg + 4 + 247, "@b.example>");
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_TOOLONG);
+}
+
+Test(smtp_parse, verb_and_params)
+{
+	char verb[8];
+	const char *arg, *v;
+	size_t vl;
+
+	cr_assert(px_verb("ehlo x.example", 14, verb, &arg));
+	cr_assert_str_eq(verb, "EHLO");
+	cr_assert_str_eq(arg, "x.example");
+	cr_assert(px_verb("QUIT", 4, verb, &arg));
+	cr_assert_str_eq(arg, "");
+	cr_assert_not(px_verb("TOOLONGVERB x", 13, verb, &arg));
+	cr_assert_not(px_verb(" NOOP", 5, verb, &arg));
+	cr_assert_not(px_verb("NO1P", 4, verb, &arg));
+	cr_assert(px_param_find("SIZE=100 BODY=8BITMIME", "body", &v, &vl));
+	cr_assert_eq(vl, 8);
+	cr_assert_eq(strncmp(v, "8BITMIME", vl), 0);
+	cr_assert_not(px_param_find("SIZEX=1", "SIZE", &v, &vl));
+}
+
+struct reply_case {
+	const char *label;
+	const char *in;
+	enum px_reply_status want;
+	unsigned code;
+};
+
+static const struct reply_case reply_cases[] = {
+	{ "single", "250 ok\r\n", PX_REPLY_DONE, 250 },
+	{ "code only", "250\r\n", PX_REPLY_DONE, 250 },
+	{ "multi", "250-a\r\n250-b\r\n250 c\r\n", PX_REPLY_DONE, 250 },
+	{ "incomplete", "250-a\r\n250", PX_REPLY_NEED, 0 },
+	{ "bare LF", "250 ok\n", PX_REPLY_BAD, 0 },
+	{ "bare CR inside", "250 o\rk\r\n", PX_REPLY_BAD, 0 },
+	{ "mixed codes", "250-a\r\n251 b\r\n", PX_REPLY_BAD, 0 },
+	{ "letters", "2x0 ok\r\n", PX_REPLY_BAD, 0 },
+	{ "first digit 6", "650 ok\r\n", PX_REPLY_BAD, 0 },
+	{ "second digit 6", "260 ok\r\n", PX_REPLY_BAD, 0 },
+	{ "bad separator", "250_ok\r\n", PX_REPLY_BAD, 0 },
+	{ "too short", "25\r\n", PX_REPLY_BAD, 0 },
+	{ "control char", "250 o\x01k\r\n", PX_REPLY_BAD, 0 },
+	{ "NUL", "250 o\0k\r\n", PX_REPLY_BAD, 0 },
+};
+
+Test(upstream, reply_table)
+{
+	for (size_t i = 0; i < sizeof(reply_cases) / sizeof(reply_cases[0]); i++) {
+		const struct reply_case *c = &reply_cases[i];
+		struct px_reply r;
+		size_t used = 0, len = strlen(c->in);
+
+		if (strcmp(c->label, "NUL") == 0)
+			len = 10;
+		px_reply_init(&r);
+		cr_assert_eq(px_reply_feed(&r, c->in, len, &used), c->want, "%s", c->label);
+		if (c->want == PX_REPLY_DONE) {
+			cr_assert_eq(r.code, c->code, "%s", c->label);
+			cr_assert_eq(used, len, "%s", c->label);
+		}
+	}
+}
+
+Test(upstream, reply_bounds)
+{
+	struct px_reply r;
+	char line[PX_REPLY_LINE_MAX + 10];
+	size_t used;
+
+	/* 33 continuation lines: more than PX_REPLY_LINES */
+	px_reply_init(&r);
+	for (int i = 0; i < PX_REPLY_LINES; i++)
+		cr_assert_eq(px_reply_feed(&r, "250-x\r\n", 7, &used), PX_REPLY_NEED);
+	cr_assert_eq(px_reply_feed(&r, "250-x\r\n", 7, &used), PX_REPLY_BAD);
+	/* a line longer than PX_REPLY_LINE_MAX */
+	px_reply_init(&r);
+	memset(line, 'a', sizeof(line));
+	memcpy(line, "250 ", 4);
+	cr_assert_eq(px_reply_feed(&r, line, sizeof(line), &used), PX_REPLY_BAD);
+	/* byte at a time gives the same answer */
+	px_reply_init(&r);
+	const char *m = "250-a\r\n250 b\r\n";
+	for (size_t i = 0; i < strlen(m) - 1; i++)
+		cr_assert_eq(px_reply_feed(&r, m + i, 1, &used), PX_REPLY_NEED);
+	cr_assert_eq(px_reply_feed(&r, m + strlen(m) - 1, 1, &used), PX_REPLY_DONE);
+	cr_assert(px_reply_has_ext(&r, "B"));
+	cr_assert_not(px_reply_has_ext(&r, "A"));   /* the first line is the greeting name */
+}
+
+Test(upstream, xclient_and_proxy_headers)
+{
+	char buf[512];
+	size_t n;
+
+	n = px_xclient_format(buf, sizeof(buf), "192.0.2.1", 4321, NULL, "he lo+x", true);
+	cr_assert_str_eq(buf, "XCLIENT ADDR=192.0.2.1 PORT=4321 NAME=[UNAVAILABLE] HELO=he+20lo+2Bx PROTO=ESMTP\r\n");
+	cr_assert_eq(n, strlen(buf));
+	n = px_xclient_format(buf, sizeof(buf), "2001:db8::1", 25, "mx.example", "h", false);
+	cr_assert_str_eq(buf, "XCLIENT ADDR=IPV6:2001:db8::1 PORT=25 NAME=mx.example HELO=h PROTO=SMTP\r\n");
+	n = px_proxy_format(buf, sizeof(buf), 1, "192.0.2.1", 4321, "127.0.0.1", 25);
+	cr_assert_eq(n, strlen("PROXY TCP4 192.0.2.1 127.0.0.1 4321 25\r\n"));
+	cr_assert_eq(memcmp(buf, "PROXY TCP4 192.0.2.1 127.0.0.1 4321 25\r\n", n), 0);
+	n = px_proxy_format(buf, sizeof(buf), 2, "192.0.2.1", 4321, "127.0.0.1", 25);
+	cr_assert_eq(n, 28);
+	cr_assert_eq(memcmp(buf, "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\x7f\x00\x00\x01\x10\xe1\x00\x19", 28), 0);
+	cr_assert_eq(px_proxy_format(buf, sizeof(buf), 1, "not-an-ip", 1, "127.0.0.1", 25), 0);
+}
+
+/* ---- DATA reader ---- */
+
+struct sink {
+	char content[4096], wire[4096];
+	size_t clen, wlen;
+};
+
+static void
+sink_content(void *arg, const char *p, size_t n)
+{
+	struct sink *k = arg;
+
+	cr_assert_leq(k->clen + n, sizeof(k->content));
+	memcpy(k->content + k->clen, p, n);
+	k->clen += n;
+}
+
+static void
+sink_wire(void *arg, const char *p, size_t n)
+{
+	struct sink *k = arg;
+
+	cr_assert_leq(k->wlen + n, sizeof(k->wire));
+	memcpy(k->wire + k->wlen, p, n);
+	k->wlen += n;
+}
+
+struct data_case {
+	const char *label;
+	const char *in;
+	size_t len;
+	bool normalize;
+	bool done;
+	size_t used;                 /* where the end of data was found */
+	enum px_data_err err;
+	const char *content, *wire;  /* NULL: not checked */
+};
+
+static const struct data_case data_cases[] = {
+	{ "simple", L("a\r\nb\r\n.\r\nQUIT\r\n"), false, true, 9, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "empty message", L(".\r\n"), false, true, 3, PX_DATA_OK, "", "" },
+	{ "unstuff and restuff", L("..x\r\n.y\r\n...\r\n.\r\n"), false, true, 17, PX_DATA_OK,
+	  ".x\r\ny\r\n..\r\n", "..x\r\ny\r\n...\r\n" },
+	{ "no end", L("a\r\nb"), false, false, 4, PX_DATA_OK, "a\r\nb", "a\r\nb" },
+	{ "8-bit kept", L("\xc3\xa9\r\n.\r\n"), false, true, 7, PX_DATA_OK, "\xc3\xa9\r\n", "\xc3\xa9\r\n" },
+	{ "\\n.\\n is not the end", L("a\n.\nMAIL\r\n"), false, false, 10, PX_DATA_BARE, "", "" },
+	{ "\\n.\\n then the real end", L("a\n.\nMAIL\r\n.\r\nX"), false, true, 13, PX_DATA_BARE, "", "" },
+	{ "\\r.\\r\\n", L("a\r.\r\nM\r\n.\r\n"), false, true, 11, PX_DATA_BARE, "", "" },
+	{ "\\r\\n.\\r then real end", L("a\r\n.\rM\r\n.\r\n"), false, true, 11, PX_DATA_BARE, NULL, NULL },
+	{ "\\r\\n.\\r\\r\\n", L("a\r\n.\r\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_BARE, NULL, NULL },
+	{ "NUL before dot", L("a\r\n\0.\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
+	{ "NUL after dot", L("a\r\n.\0\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
+	{ "CR CR LF not folded", L("a\r\r\n.\r\n"), false, true, 7, PX_DATA_BARE, NULL, NULL },
+	{ "normalise bare LF", L("a\nb\n.\n"), true, true, 6, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "normalise bare CR", L("a\rb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "normalise CR CR LF: two line ends", L("a\r\r\n.\r\n"), true, true, 7, PX_DATA_OK,
+	  "a\r\n\r\n", "a\r\n\r\n" },
+	{ "normalise keeps NUL an error", L("a\0\r\n.\r\n"), true, true, 7, PX_DATA_NUL, NULL, NULL },
+};
+
+Test(data_reader, table_whole_and_byte_at_a_time)
+{
+	for (size_t i = 0; i < sizeof(data_cases) / sizeof(data_cases[0]); i++) {
+		const struct data_case *c = &data_cases[i];
+
+		for (int mode = 0; mode < 2; mode++) {
+			struct px_data d;
+			struct sink k = { .clen = 0 };
+			size_t used = 0;
+			bool done = false;
+
+			px_data_init(&d, c->normalize, sink_content, sink_wire, &k);
+			if (mode == 0) {
+				used = px_data_feed(&d, c->in, c->len, &done);
+			} else {
+				while (used < c->len && !done)
+					used += px_data_feed(&d, c->in + used, 1, &done);
+			}
+			cr_assert_eq(done, c->done, "%s/%d: done", c->label, mode);
+			cr_assert_eq(used, c->used, "%s/%d: used %zu", c->label, mode, used);
+			cr_assert_eq(d.err, c->err, "%s/%d: err %d", c->label, mode, d.err);
+			if (c->content != NULL && c->err == PX_DATA_OK) {
+				cr_assert_eq(k.clen, strlen(c->content), "%s/%d: content", c->label, mode);
+				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%d", c->label, mode);
+				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%d: wire", c->label, mode);
+				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%d", c->label, mode);
+			}
+		}
+	}
+}
+
+/* Whatever goes in, the wire never holds CRLF.CRLF, a bare CR/LF or NUL. */
+Test(data_reader, wire_is_always_canonical)
+{
+	static const char alphabet[] = { '\r', '\n', '.', 'a', '\0' };
+	unsigned seed = 12345;
+
+	for (int round = 0; round < 20000; round++) {
+		char in[24];
+		struct px_data d;
+		struct sink k = { .clen = 0 };
+		bool done;
+
+		for (size_t i = 0; i < sizeof(in); i++) {
+			seed = seed * 1103515245 + 12345;
+			in[i] = alphabet[(seed >> 16) % sizeof(alphabet)];
+		}
+		px_data_init(&d, (round & 1) != 0, sink_content, sink_wire, &k);
+		/* the stream starts after the DATA line's CRLF */
+		memcpy(k.wire, "\r\n", 2);
+		k.wlen = 2;
+		(void)px_data_feed(&d, in, sizeof(in), &done);
+		for (size_t i = 2; i < k.wlen; i++) {
+			cr_assert_neq(k.wire[i], '\0');
+			if (k.wire[i] == '\n')
+				cr_assert_eq(k.wire[i - 1], '\r', "bare LF on the wire, round %d", round);
+			if (k.wire[i] == '\r' && i + 1 < k.wlen)
+				cr_assert_eq(k.wire[i + 1], '\n', "bare CR on the wire, round %d", round);
+		}
+		cr_assert_null(memmem(k.wire, k.wlen, "\r\n.\r\n", 5), "end of data on the wire, round %d", round);
+	}
+}
