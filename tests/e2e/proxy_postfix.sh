@@ -1,0 +1,70 @@
+#!/bin/bash
+# proxy_postfix.sh - mxmoat-proxy in front of a real Postfix (tests/lib/postfix.sh): delivery with the
+# backend's reply (queue id) passed on verbatim, the real client passed by XCLIENT and by PROXY
+# protocol v1/v2, Postfix's own 4xx/5xx recipient verdicts verbatim, pipelining, and the smuggling
+# variants against Postfix itself. The client connects from 127.0.0.2 so the address Postfix logs
+# shows which one it was told. Ports 12520-12539.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/proxy.sh"
+. "$top_srcdir/tests/lib/postfix.sh"
+
+[ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK: Postfix tests skipped"
+[ "$(id -u)" = 0 ] || tap_skip_all "postfix -c needs root"
+command -v swaks >/dev/null || tap_skip_all "swaks not installed"
+
+PF_PORT=12520 P=12521
+cleanup() { px_cleanup; pf_stop; }
+trap cleanup EXIT
+px_init || tap_skip_all "no temp dir"
+pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" \
+	"smtpd_recipient_restrictions = check_recipient_access inline:{ {bad@example.net=REJECT no such user}, {tmp@example.net=DEFER try later} }, permit" \
+	|| tap_skip_all "pf_init failed"
+pf_start || tap_skip_all "postfix did not start"
+px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient || tap_skip_all "proxy did not start"
+
+out=$(swaks --server 127.0.0.1:$P --local-interface 127.0.0.2 --helo client.example \
+	--from a@example.org --to b@example.net --body "via xclient" 2>&1)
+tap_like "delivery through Postfix: its queue id reaches the client verbatim" "$out" $'<-  250 2\\.0\\.0 Ok: queued as [0-9A-Za-z]+'
+pf_wait_delivered 1 20
+tap_is "Postfix delivered one message" "$(pf_delivered_count)" 1
+tap_like "XCLIENT: Postfix saw the real client address and HELO" \
+	"$(pf_headers "$(pf_delivered_last)")" 'from client\.example \(unknown \[127\.0\.0\.2\]\)'
+tap_ok "XCLIENT: Postfix logged client=unknown[127.0.0.2]" pf_maillog_grep 'client=unknown\[127\.0\.0\.2\]'
+
+out=$(swaks --pipeline --server 127.0.0.1:$P --from a@example.org --to b@example.net,c@example.net 2>&1)
+tap_like "pipelining through Postfix" "$out" $'<-  250 2\\.0\\.0 Ok: queued as'
+
+out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<bad@example.net>\r\n" R \
+	"S:RCPT TO:<tmp@example.net>\r\n" R "S:QUIT\r\n" A)
+tap_like "Postfix's 5xx on RCPT reaches the client verbatim" "$out" $'<- 554 5\\.7\\.1 <bad@example\\.net>: Recipient address rejected: no such user'
+tap_like "Postfix's 4xx on RCPT reaches the client verbatim" "$out" $'<- 450 4\\.7\\.1 <tmp@example\\.net>: Recipient address rejected: try later'
+
+# smuggling against the real MTA
+before=$(pf_delivered_count)
+SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
+for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
+	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
+	out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R \
+		"S:DATA\r\n" R "S:Subject: smuggle\r\n\r\nbody$v$SMUGGLE\r\n.\r\n" R "S:QUIT\r\n" A)
+	tap_like "Postfix behind the proxy, $v: refused with 550" "$out" $'<- 550 5\\.(5\\.2|6\\.0)'
+done
+sleep 1
+tap_is "smuggling: Postfix delivered nothing" "$(( $(pf_delivered_count) - before ))" 0
+if pf_maillog_grep 'smuggled@evil'; then r=1; else r=0; fi
+tap_is "smuggling: Postfix never saw the smuggled MAIL" "$r" 0
+
+# PROXY protocol v1 and v2 (Postfix smtpd_upstream_proxy_protocol = haproxy accepts both)
+px_stop
+pf_postconf -e "smtpd_upstream_proxy_protocol = haproxy" && pf_reload
+sleep 1
+for v in 1 2; do
+	px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=proxy_v$v
+	before=$(pf_delivered_count)
+	out=$(swaks --server 127.0.0.1:$P --local-interface 127.0.0.2 --from a@example.org --to "v$v@example.net" 2>&1)
+	tap_like "PROXY v$v: delivered through Postfix" "$out" $'<-  250 2\\.0\\.0 Ok: queued as'
+	pf_wait_delivered $((before + 1)) 20
+	tap_like "PROXY v$v: Postfix saw the real client" "$(pf_headers "$(pf_delivered_last)")" '\[127\.0\.0\.2\]'
+	px_stop
+done
+tap_is "no sanitizer report in the proxy log" "$(grep -c 'AddressSanitizer\|runtime error' "$PX_DIR/proxy.log")" 0
+tap_done
