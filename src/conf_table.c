@@ -104,7 +104,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "wait for a backend connection or reply (RFC 5321 4.5.3.2.6: 10 minutes after the final dot)"),
 	K_TIME(proxy_session_lifetime, "1h", 1 * SEC, 86400 * SEC, MOAT_CK_PROXY,
 	    "longest a client session may last, whatever it does; then 421 4.4.2 and close"),
-	K_TIME(proxy_greet_pause, "0", 0, 60 * SEC, MOAT_CK_PROXY,
+	K_TIME(proxy_greet_pause, "0s", 0, 60 * SEC, MOAT_CK_PROXY,
 	    "delay before the 220 banner; a client that talks first gets 554 5.5.1 and is closed (0: no pause)"),
 	K_ENUM(proxy_bare_newline, "reject", "reject|normalize", MOAT_CK_PROXY,
 	    "bare CR or LF in a command or in DATA: reject (550 5.5.2, transaction dropped) or normalize to CRLF"),
