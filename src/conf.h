@@ -55,6 +55,10 @@ struct moat_conf_key {
 enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
 /* spf_fail_action / spf_temperror_action: tag only, or reject (fail) / tempfail (temperror). */
 enum moat_spf_action { MOAT_SPF_ACT_TAG = 0, MOAT_SPF_ACT_ENFORCE = 1 };
+/* dmarc_reject_action, dmarc_quarantine_action, dmarc_bad_from_action (quarantine/tag only) */
+enum moat_dmarc_action { MOAT_DMARC_ACT_REJECT = 0, MOAT_DMARC_ACT_QUARANTINE = 1, MOAT_DMARC_ACT_TAG = 2 };
+/* dmarc_temperror_action */
+enum moat_dmarc_temp { MOAT_DMARC_TEMP_TEMPFAIL = 0, MOAT_DMARC_TEMP_CONTINUE = 1 };
 /* tls_protocols_min */
 enum moat_tls_min { MOAT_TLS_MIN_12 = 0, MOAT_TLS_MIN_13 = 1 };
 /* tls_starttls_pipelined: plaintext received after the STARTTLS line is dropped, or the session closed. */
@@ -152,6 +156,16 @@ struct moat_conf {
 	char *ratelimit_deny;          /* CIDR list: refused at connect */
 	unsigned ratelimit_max_entries;
 	unsigned ratelimit_log_interval;   /* ms */
+
+	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
+	unsigned dkim_max_signatures;
+	bool dkim_body_length_pass;    /* content after l= still passes */
+	int dmarc_reject_action;       /* enum moat_dmarc_action */
+	int dmarc_quarantine_action;   /* enum moat_dmarc_action: quarantine or tag */
+	int dmarc_bad_from_action;     /* enum moat_dmarc_action */
+	int dmarc_temperror_action;    /* enum moat_dmarc_temp */
+	char *dmarc_never_reject;      /* From domains, comma/space separated */
+	char *dmarc_force_reject;
 
 	/* milter */
 	char *milter_socket;

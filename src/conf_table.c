@@ -188,6 +188,24 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_TIME(ratelimit_log_interval, "60s", 1 * SEC, 3600 * SEC, MOAT_CK_ALL,
 	    "a refused key, or an unreachable Redis, is logged at most once per this interval"),
 
+	/* DKIM verification and DMARC */
+	K_UINT(dkim_max_signatures, "5", 1, 50, MOAT_CK_ALL,
+	    "DKIM signatures evaluated per message, top-down; the rest are reported as dkim=policy"),
+	K_BOOL(dkim_body_length_pass, "no", MOAT_CK_ALL,
+	    "a signature whose l= leaves body content unsigned still passes (default: dkim=policy)"),
+	K_ENUM(dmarc_reject_action, "reject", "reject|quarantine|tag", MOAT_CK_ALL,
+	    "a DMARC fail under p=reject: reject (550 5.7.1), quarantine, or tag (Authentication-Results only)"),
+	K_ENUM(dmarc_quarantine_action, "quarantine", "quarantine|tag", MOAT_CK_ALL,
+	    "a DMARC fail under p=quarantine: quarantine verdict, or tag (Authentication-Results only)"),
+	K_ENUM(dmarc_bad_from_action, "reject", "reject|quarantine|tag", MOAT_CK_ALL,
+	    "a message without exactly one From field with exactly one address (dmarc=permerror): reject (550 5.7.1), quarantine or tag"),
+	K_ENUM(dmarc_temperror_action, "tempfail", "tempfail|continue", MOAT_CK_ALL,
+	    "a DNS error during DMARC evaluation: tempfail (451 4.7.1) or continue (dmarc=temperror only)"),
+	K_STR(dmarc_never_reject, "", NULL, MOAT_CK_ALL,
+	    "From domains (comma-separated, subdomains included) whose DMARC reject becomes quarantine"),
+	K_STR(dmarc_force_reject, "", NULL, MOAT_CK_ALL,
+	    "From domains (comma-separated, subdomains included) rejected (550 5.7.1) unless DMARC passes, whatever they publish"),
+
 	/* milter */
 	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,
 	    "libmilter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH"),

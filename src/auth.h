@@ -1,0 +1,99 @@
+/*
+ * auth.h - the authentication engine for one inbound message: SPF, DKIM, DMARC, the one
+ * Authentication-Results field, and the verdict the configured actions give.
+ *
+ * struct moat_auth_engine is shared by every session of a daemon (a DNS resolver and a DKIM
+ * verifier, both thread-safe). struct moat_auth_msg follows one message: header, eoh, body and
+ * eom events, as the core policy receives them. At eom it evaluates SPF (unless the caller
+ * already did), DKIM (every signature, up to dkim_max_signatures), the RFC5322.From and DMARC,
+ * and hands out a verdict, the Authentication-Results value to insert at the top, and the indices
+ * of every existing Authentication-Results field carrying our authserv-id, to delete (last first).
+ * Everything decided stays readable in struct moat_auth_results (for logs, mxmoat-check
+ * --explain and a future RFC 9990 aggregate-report module).
+ */
+#ifndef MOAT_AUTH_H
+#define MOAT_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conf.h"
+#include "dkim_verify.h"
+#include "dmarc.h"
+#include "dns.h"
+#include "policy.h"
+#include "rfc5322_from.h"
+#include "spf.h"
+
+#define MOAT_AUTH_AR_MAX 16384       /* our Authentication-Results value */
+#define MOAT_AUTH_FORGED_MAX 32      /* A-R fields with our authserv-id we remove; more: reject */
+#define MOAT_AUTH_WHY_MAX 1024
+
+struct moat_auth_engine;
+struct moat_auth_msg;
+
+/* The envelope, as the session knows it; strings are copied. */
+struct moat_auth_env {
+	const char *client_addr;     /* numeric; NULL: SPF is none */
+	const char *helo;            /* NULL or "" if not given */
+	const char *mail_from;       /* without angle brackets; "" null sender */
+};
+
+struct moat_auth_forged {
+	char name[64];               /* the field name as written (before the colon) */
+	unsigned index;              /* 1-based occurrence among fields of that name */
+};
+
+struct moat_auth_results {
+	struct moat_spf_result spf_mailfrom, spf_helo;
+	bool spf_done, helo_checked;
+	struct moat_dkim_sig dkim[MOAT_DKIM_SIGS_MAX];
+	size_t ndkim;
+	struct moat_from from;
+	struct moat_dmarc_eval dmarc;
+	char authres[MOAT_AUTH_AR_MAX];          /* one line, no field name */
+	char authres_folded[MOAT_AUTH_AR_MAX + 512];
+	struct moat_auth_forged forged[MOAT_AUTH_FORGED_MAX];
+	size_t nforged;                          /* in the order seen */
+	bool forged_overflow;
+	struct moat_verdict verdict;
+	char why[MOAT_AUTH_WHY_MAX];             /* the decision, for --explain and the log */
+};
+
+/* moat_auth_engine_new - resolver and DKIM verifier from CONF (dns_*, dkim_*). NULL + err. */
+struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen);
+/* moat_auth_engine_new_dns - with a resolver the caller owns (borrowed; tests, mxmoat-check). */
+struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf,
+    time_t fixed_time);
+void moat_auth_engine_free(struct moat_auth_engine *e);
+struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e);   /* borrowed */
+
+/* moat_auth_msg_new - CONF is borrowed for the life of the message. NULL when out of memory. */
+struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
+    const struct moat_auth_env *env);
+void moat_auth_msg_free(struct moat_auth_msg *m);
+
+/* moat_auth_set_spf - results computed by the caller (copied, trace not kept). */
+void moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *mailfrom,
+    const struct moat_spf_result *helo);
+
+void moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len);
+void moat_auth_eoh(struct moat_auth_msg *m);
+void moat_auth_body(struct moat_auth_msg *m, const char *chunk, size_t len);
+/* moat_auth_eom - evaluate; *v gets the verdict (also in the results). */
+void moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v);
+
+/* moat_auth_results - valid until moat_auth_msg_free. */
+const struct moat_auth_results *moat_auth_results(const struct moat_auth_msg *m);
+
+/*
+ * moat_auth_edits - the header edits after eom: deletes (highest index first, per name), then one
+ * INSERT_TOP of our Authentication-Results. Strings point into the message (borrowed, valid
+ * until moat_auth_msg_free). Returns how many were written to out (at most max).
+ */
+size_t moat_auth_edits(struct moat_auth_msg *m, struct moat_hdr_edit *out, size_t max);
+
+/* moat_auth_domain_listed - is DOMAIN or a parent of it in LIST (comma/space separated)? */
+bool moat_auth_domain_listed(const char *list, const char *domain);
+
+#endif /* MOAT_AUTH_H */
