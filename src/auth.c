@@ -367,6 +367,13 @@ static void dmarc_action(struct moat_verdict *v, int action, const char *reason,
 	}
 }
 
+/* quarantine_action - dmarc_quarantine_action as a moat_dmarc_action. */
+static int quarantine_action(const struct moat_conf *c)
+{
+	return c->dmarc_quarantine_action == MOAT_DMARC_QACT_QUARANTINE ? MOAT_DMARC_ACT_QUARANTINE :
+	    MOAT_DMARC_ACT_TAG;
+}
+
 /* decide - the verdict from the results and the configured actions. */
 static void decide(struct moat_auth_msg *m)
 {
@@ -406,12 +413,11 @@ static void decide(struct moat_auth_msg *m)
 			act = c->dmarc_reject_action;
 			if (act == MOAT_DMARC_ACT_REJECT &&
 			    moat_auth_domain_listed(c->dmarc_never_reject, d->from_domain)) {
-				act = c->dmarc_quarantine_action;
+				act = quarantine_action(c);
 				why_add(r, "From domain in dmarc_never_reject: reject becomes the quarantine action");
 			}
 		} else if (d->disposition == MOAT_DMARC_P_QUARANTINE) {
-			act = c->dmarc_quarantine_action == MOAT_DMARC_ACT_QUARANTINE ?
-			    MOAT_DMARC_ACT_QUARANTINE : MOAT_DMARC_ACT_TAG;
+			act = quarantine_action(c);
 		} else {
 			act = MOAT_DMARC_ACT_TAG;
 		}

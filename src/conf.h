@@ -55,8 +55,10 @@ struct moat_conf_key {
 enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
 /* spf_fail_action / spf_temperror_action: tag only, or reject (fail) / tempfail (temperror). */
 enum moat_spf_action { MOAT_SPF_ACT_TAG = 0, MOAT_SPF_ACT_ENFORCE = 1 };
-/* dmarc_reject_action, dmarc_quarantine_action, dmarc_bad_from_action (quarantine/tag only) */
+/* dmarc_reject_action, dmarc_bad_from_action */
 enum moat_dmarc_action { MOAT_DMARC_ACT_REJECT = 0, MOAT_DMARC_ACT_QUARANTINE = 1, MOAT_DMARC_ACT_TAG = 2 };
+/* dmarc_quarantine_action */
+enum moat_dmarc_qaction { MOAT_DMARC_QACT_QUARANTINE = 0, MOAT_DMARC_QACT_TAG = 1 };
 /* dmarc_temperror_action */
 enum moat_dmarc_temp { MOAT_DMARC_TEMP_TEMPFAIL = 0, MOAT_DMARC_TEMP_CONTINUE = 1 };
 /* tls_protocols_min */
@@ -161,7 +163,7 @@ struct moat_conf {
 	unsigned dkim_max_signatures;
 	bool dkim_body_length_pass;    /* content after l= still passes */
 	int dmarc_reject_action;       /* enum moat_dmarc_action */
-	int dmarc_quarantine_action;   /* enum moat_dmarc_action: quarantine or tag */
+	int dmarc_quarantine_action;   /* enum moat_dmarc_qaction */
 	int dmarc_bad_from_action;     /* enum moat_dmarc_action */
 	int dmarc_temperror_action;    /* enum moat_dmarc_temp */
 	char *dmarc_never_reject;      /* From domains, comma/space separated */

@@ -36,7 +36,20 @@ struct moat_dkim_msg {
 	size_t nrefused;              /* DKIM-Signature fields we kept from libopendkim */
 	struct moat_dkim_sig refused[MOAT_DKIM_SIGS_MAX];
 	size_t nfields;               /* DKIM-Signature fields seen */
+	char err[80];                 /* libopendkim's reason when it refused the message */
 };
+
+/* note_error - keep libopendkim's reason for a refused message (printable bytes only). */
+static void note_error(struct moat_dkim_msg *m)
+{
+	const char *e = dkim_geterror(m->d);
+	size_t i;
+
+	snprintf(m->err, sizeof(m->err), "%s", e != NULL && e[0] ? e : dkim_getresultstr(m->st));
+	for (i = 0; m->err[i]; i++)
+		if ((unsigned char)m->err[i] < 0x20 || (unsigned char)m->err[i] >= 0x7f)
+			m->err[i] = '?';
+}
 
 /* prescreen - evaluate the first max_signatures signatures only (top-down). */
 static DKIM_CBSTAT prescreen(DKIM *d, DKIM_SIGINFO **sigs, int nsigs)
@@ -217,6 +230,10 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 		}
 		if (ne - ns != 1)
 			continue;
+		/* d= and s= are names: no whitespace inside (RFC 6376 3.5 domain-name, selector) */
+		if ((*ns == 'd' || *ns == 's') && (memchr(vs, ' ', (size_t)(ve - vs)) ||
+		    memchr(vs, '\t', (size_t)(ve - vs)) || memchr(vs, '\n', (size_t)(ve - vs))))
+			return -1;
 		switch (*ns) {
 		case 'd':
 			if (!copy_value(vs, ve, out->domain, sizeof(out->domain), false) ||
@@ -306,6 +323,8 @@ void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 		}
 	}
 	m->st = dkim_header(m->d, (u_char *)field, len);
+	if (m->st != DKIM_STAT_OK)
+		note_error(m);
 }
 
 void moat_dkim_eoh(struct moat_dkim_msg *m)
@@ -318,8 +337,11 @@ void moat_dkim_eoh(struct moat_dkim_msg *m)
 		return;
 	}
 	m->st = dkim_eoh(m->d);
-	if (m->st != DKIM_STAT_OK)
+	if (m->st != DKIM_STAT_OK) {
+		if (m->st != DKIM_STAT_NOSIG)
+			note_error(m);
 		m->skip_body = true;
+	}
 }
 
 void moat_dkim_body(struct moat_dkim_msg *m, const char *chunk, size_t len)
@@ -415,7 +437,7 @@ static void sig_from_lib(const struct moat_dkim_msg *m, DKIM_SIGINFO *sig, struc
 		o->result = MOAT_DKIM_PERMERROR;
 		break;
 	}
-	if (err == DKIM_SIGERROR_OK && bh == DKIM_SIGBH_MISMATCH)
+	if (bh == DKIM_SIGBH_MISMATCH && (err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_BADSIG))
 		snprintf(o->reason, sizeof(o->reason), "body hash did not verify");
 	else if (err != DKIM_SIGERROR_OK)
 		snprintf(o->reason, sizeof(o->reason), "%s", dkim_sig_geterrorstr(err));
@@ -443,7 +465,7 @@ size_t moat_dkim_eom(struct moat_dkim_msg *m, struct moat_dkim_sig *sigs, size_t
 		memset(&sigs[n], 0, sizeof(sigs[n]));
 		sigs[n].result = MOAT_DKIM_PERMERROR;
 		sigs[n].body_signed = sigs[n].body_total = -1;
-		snprintf(sigs[n].reason, sizeof(sigs[n].reason), "%s", dkim_getresultstr(m->st));
+		snprintf(sigs[n].reason, sizeof(sigs[n].reason), "%s", m->err);
 		n++;
 	}
 	for (k = 0; k < m->nrefused && n < max; k++)
