@@ -59,5 +59,5 @@ milter_stop() {
 milter_log_grep() { grep -qE "$1" "$MILTER_LOG"; }
 
 milter_sanitizer_clean() {
-	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$MILTER_LOG"
+	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|Sanitizer has encountered|runtime error:' "$MILTER_LOG"
 }
