@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "dkim_sign.h"
 
 #define CONF_BUILTIN "(built-in defaults)"
 #define CONF_CMDLINE "command line"
@@ -504,6 +505,10 @@ conf_finish(struct moat_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: internal_networks: %s", conf->source, msg);
 		return -1;
 	}
+	/* The signing table and its keys load with the snapshot: a bad key fails start-up or
+	 * leaves the running snapshot in place on reload (dkim_sign.c). */
+	if (moat_signer_load(conf, &conf->signer, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -515,6 +520,7 @@ conf_free(struct moat_conf *conf)
 		if (moat_conf_keys[i].type == MOAT_CT_STRING)
 			free(*(char **)((char *)conf + moat_conf_keys[i].offset));
 	moat_cidr_set_free(conf->internal_set);
+	moat_signer_free(conf->signer);
 	free(conf->source);
 	free(conf);
 }

@@ -18,6 +18,8 @@
 
 #include "cidr.h"
 
+struct moat_signer;
+
 #define MOAT_CONF_ERR_MAX 512       /* room for one "file:line: key: what is wrong" message */
 #define MOAT_CONF_LINE_MAX 4096     /* longest line accepted in a config file */
 #define MOAT_CONF_INCLUDE_DEPTH 8   /* include = FILE nesting */
@@ -69,6 +71,11 @@ enum moat_tls_pipelined { MOAT_TLS_PIPE_DISCARD = 0, MOAT_TLS_PIPE_CLOSE = 1 };
 enum moat_tls_backend { MOAT_TLS_BACKEND_NONE = 0, MOAT_TLS_BACKEND_STARTTLS, MOAT_TLS_BACKEND_REQUIRED };
 /* proxy_bare_newline */
 enum moat_bare_newline { MOAT_BARE_REJECT = 0, MOAT_BARE_NORMALIZE = 1 };
+/* dkim_sign_canonicalization: header/body (RFC 6376 3.4) */
+enum moat_dkim_canon { MOAT_DKIM_RELAXED_RELAXED = 0, MOAT_DKIM_RELAXED_SIMPLE, MOAT_DKIM_SIMPLE_RELAXED,
+	MOAT_DKIM_SIMPLE_SIMPLE };
+/* dkim_sign_failure: a message that should be signed but cannot be is tempfailed or passed unsigned. */
+enum moat_dkim_sign_failure { MOAT_DKIM_FAIL_TEMPFAIL = 0, MOAT_DKIM_FAIL_UNSIGNED = 1 };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
 
 struct moat_conf {
@@ -168,6 +175,13 @@ struct moat_conf {
 	int dmarc_temperror_action;    /* enum moat_dmarc_temp */
 	char *dmarc_never_reject;      /* From domains, comma/space separated */
 	char *dmarc_force_reject;
+	/* DKIM signing (dkim_sign.c, signtable.c) */
+	char *dkim_signing_table;      /* file; empty: no signing */
+	int dkim_sign_canonicalization; /* enum moat_dkim_canon */
+	char *dkim_sign_headers;       /* comma list; "List-*" style wildcards */
+	char *dkim_oversign_headers;   /* comma list */
+	unsigned dkim_sign_expire;     /* ms; 0: no x= */
+	int dkim_sign_failure;         /* enum moat_dkim_sign_failure */
 
 	/* milter */
 	char *milter_socket;
@@ -179,6 +193,7 @@ struct moat_conf {
 
 	/* derived from the keys above by moat_conf_finish(); not keys themselves */
 	struct moat_cidr_set *internal_set;
+	struct moat_signer *signer;    /* dkim_signing_table loaded, keys and all; NULL: no signing */
 };
 
 /* The key table and its length (conf_table.c). */

@@ -11,6 +11,7 @@
 
 #include "conf.h"
 #include "ratelimit.h"
+#include "dkim_sign.h"
 
 #define OFF(field) offsetof(struct moat_conf, field)
 
@@ -207,6 +208,21 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "From domains (comma-separated, subdomains included) rejected (550 5.7.1) unless DMARC passes, whatever they publish"),
 
 	/* milter */
+	/* DKIM signing (dkim_sign.c, signtable.c) */
+	K_STR(dkim_signing_table, "", NULL, MOAT_CK_ALL,
+	    "file mapping From domains to selector, algorithm and key file (see SIGNING TABLE); empty: no signing"),
+	K_ENUM(dkim_sign_canonicalization, "relaxed/relaxed",
+	    "relaxed/relaxed|relaxed/simple|simple/relaxed|simple/simple", MOAT_CK_ALL,
+	    "header/body canonicalization of the signatures made (RFC 6376 3.4)"),
+	K_STR(dkim_sign_headers, MOAT_DKIM_SIGN_HEADERS_DEFAULT, moat_conf_check_header_list, MOAT_CK_ALL,
+	    "header fields signed when present (comma list; Name-* matches a prefix); From is always signed"),
+	K_STR(dkim_oversign_headers, MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT, moat_conf_check_header_list,
+	    MOAT_CK_ALL, "header fields listed in h= once more than present, so none can be added after signing"),
+	K_TIME(dkim_sign_expire, "0", 0, 30 * 24 * 3600 * SEC, MOAT_CK_ALL,
+	    "signature lifetime written as x= (RFC 6376 3.5); 0: no x="),
+	K_ENUM(dkim_sign_failure, "tempfail", "tempfail|unsigned", MOAT_CK_ALL,
+	    "a message that should be signed but cannot be: tempfail (451 4.7.0) or pass it on unsigned"),
+
 	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,
 	    "libmilter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH"),
 	K_STR(milter_pid_file, "", NULL, MOAT_CK_MILTER, "pid file (empty: none)"),

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "dkim_sign.h"
 #include "log.h"
 #include "policy.h"
 #include "sesscount.h"
@@ -63,6 +64,7 @@ struct moat_session {
 	const char *direction_why;
 	struct moat_hdr_edit edits[HDR_EDITS_MAX];
 	size_t nedits;
+	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
 };
 
 /* ---- the shared policy object ---- */
@@ -175,6 +177,8 @@ session_reset_txn(struct moat_session *s)
 	s->header_bytes = 0;
 	s->header_count = 0;
 	moat_verdict_continue(&s->sticky);
+	moat_sign_free(s->sign);
+	s->sign = NULL;
 }
 
 struct moat_session *
@@ -368,6 +372,57 @@ moat_session_data(struct moat_session *s, struct moat_verdict *v)
 		    "Error: need RCPT command");
 }
 
+/* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
+
+/* session_sign_header - start signing at the first header of an outbound message; feed it. */
+static void
+session_sign_header(struct moat_session *s, const char *field, size_t len)
+{
+	if (s->header_count == 1 && s->sign == NULL && s->direction == MOAT_OUTBOUND &&
+	    s->conf->signer != NULL && (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
+		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
+	if (s->sign != NULL)
+		moat_sign_header(s->sign, field, len);
+}
+
+/* session_sign_end - the signatures as INSERT_TOP edits; dkim_sign_failure on failure. */
+static void
+session_sign_end(struct moat_session *s, struct moat_verdict *v)
+{
+	char *values[MOAT_SIGN_KEYS_MAX], why[512];
+	size_t n = 0;
+	enum moat_sign_status st;
+	bool tempfail;
+
+	if (s->direction != MOAT_OUTBOUND || s->conf->signer == NULL)
+		return;
+	st = s->sign != NULL ? moat_sign_end(s->sign, values, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why))
+	    : MOAT_SIGN_FAILED;
+	if (s->sign == NULL)
+		snprintf(why, sizeof(why), "no header seen or out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (s->nedits < HDR_EDITS_MAX && (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
+			s->edits[s->nedits].op = MOAT_HDR_INSERT_TOP;
+			s->edits[s->nedits++].value = values[i];
+		} else {
+			free(values[i]);
+			st = MOAT_SIGN_FAILED;
+			snprintf(why, sizeof(why), "no room for the header edit");
+		}
+	}
+	tempfail = st == MOAT_SIGN_FAILED && s->conf->dkim_sign_failure == MOAT_DKIM_FAIL_TEMPFAIL;
+	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
+	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),
+	    s->direction_why ? s->direction_why : "-", st == MOAT_SIGN_OK ? "" : "why=\"", why,
+	    st == MOAT_SIGN_OK ? (tempfail ? "" : "") : (tempfail ? "\" action=tempfail" :
+	    (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
+	if (tempfail) {
+		session_clear_edits(s);
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.0", "dkim_sign_failed",
+		    "Message could not be signed, try again later");
+	}
+}
+
 /* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
 static void
 session_stick(struct moat_session *s, struct moat_verdict *v)
@@ -413,6 +468,7 @@ moat_session_header(struct moat_session *s, const char *field, size_t len, struc
 		return;
 	}
 	session_count_bytes(s, len + 2, v);
+	session_sign_header(s, field, len);                     /* DKIM signing */
 }
 
 void
@@ -424,6 +480,8 @@ moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
 		return;
 	}
 	session_count_bytes(s, 2, v);    /* the empty line */
+	if (s->sign != NULL)                                    /* DKIM signing */
+		moat_sign_eoh(s->sign);
 }
 
 void
@@ -436,6 +494,8 @@ moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct 
 		return;
 	}
 	session_count_bytes(s, len, v);
+	if (s->sign != NULL)                                    /* DKIM signing */
+		moat_sign_body(s->sign, chunk, len);
 }
 
 void
@@ -444,6 +504,8 @@ moat_session_eom(struct moat_session *s, struct moat_verdict *v)
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE)
 		*v = s->sticky;
+	else
+		session_sign_end(s, v);                         /* DKIM signing */
 	s->messages++;
 	/* The transaction is over; its envelope stays readable for moat_session_summary until the
 	 * next MAIL, RSET or HELO. */

@@ -1,0 +1,553 @@
+/*
+ * dkim_sign.c - sign outbound mail with every key the signing table gives the From domain.
+ *
+ * libopendkim 2.11 does the canonicalization, hashing and signing for both rsa-sha256 and
+ * ed25519-sha256 (DKIM_SIGN_ED25519SHA256, RFC 8463), so this file only chooses keys, buffers the
+ * header until the From domain is known, and runs one libopendkim handle per key over the same
+ * bytes. Owns struct moat_signer (per config snapshot) and struct moat_sign (per message).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <opendkim/dkim.h>
+
+#include "dkim_ed25519.h"
+#include "dkim_sign.h"
+#include "keyfile.h"
+#include "signtable.h"
+
+struct moat_signer {
+	DKIM_LIB *lib;
+	struct moat_signtable *table;
+	dkim_canon_t hcanon, bcanon;
+	char *signhdrs_buf, *oversign_buf;
+	const char *signhdrs[MOAT_DKIM_HEADER_LIST_MAX + 2];
+	const char *oversign[MOAT_DKIM_HEADER_LIST_MAX + 1];
+	uint64_t ttl;                /* x= lifetime in seconds; 0: none */
+	size_t header_max;           /* bytes of header kept for one message */
+	unsigned header_count_max;
+};
+
+enum sign_state { SIGN_COLLECT, SIGN_STREAM, SIGN_DONE };
+
+struct moat_sign {
+	const struct moat_signer *signer;
+	enum sign_state state;
+	enum moat_sign_status status;  /* once decided before the end */
+	char why[256];
+
+	/* header fields until eoh: field i is hbuf[hoff[i] .. hoff[i] + hlen[i]) */
+	char *hbuf;
+	size_t hused, hcap;
+	size_t *hoff, *hlen;
+	unsigned nhdr;
+	unsigned nfrom;
+	char from_domain[256];
+	bool from_bad;
+
+	DKIM *dkim[MOAT_SIGN_KEYS_MAX];                 /* rsa-sha256: libopendkim */
+	struct moat__ed_sign *ed[MOAT_SIGN_KEYS_MAX];   /* ed25519-sha256: dkim_ed25519.c */
+	const struct moat_sign_key *keys[MOAT_SIGN_KEYS_MAX];
+	size_t nkeys;
+};
+
+/* ---- header lists ---- */
+
+/* sign_split_list - split a comma list in BUF (modified) into names; returns count or -1. */
+static int
+sign_split_list(char *buf, const char **names, size_t max, char *err, size_t errlen)
+{
+	size_t n = 0;
+	char *save = NULL;
+
+	for (char *p = strtok_r(buf, ",", &save); p != NULL; p = strtok_r(NULL, ",", &save)) {
+		char *end;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (*p == '\0')
+			continue;
+		for (const char *c = p; *c; c++) {
+			/* RFC 5322 2.2: field names are printable ASCII except ':'; '*' ends a prefix. */
+			if (*c <= 32 || *c >= 127 || *c == ':' || (*c == '*' && c[1] != '\0')) {
+				snprintf(err, errlen, "bad header field name '%s'", p);
+				return -1;
+			}
+		}
+		if (n == max) {
+			snprintf(err, errlen, "more than %zu names", max);
+			return -1;
+		}
+		names[n++] = p;
+	}
+	names[n] = NULL;
+	return (int)n;
+}
+
+int
+moat_conf_check_header_list(const char *value, char *err, size_t errlen)
+{
+	const char *names[MOAT_DKIM_HEADER_LIST_MAX + 1];
+	char *copy = strdup(value);
+	int rc;
+
+	if (copy == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = sign_split_list(copy, names, MOAT_DKIM_HEADER_LIST_MAX, err, errlen);
+	free(copy);
+	return rc < 0 ? -1 : 0;
+}
+
+/* ---- the signer ---- */
+
+void
+moat_signer_free(struct moat_signer *signer)
+{
+	if (signer == NULL)
+		return;
+	if (signer->lib != NULL)
+		dkim_close(signer->lib);
+	moat_signtable_free(signer->table);
+	free(signer->signhdrs_buf);
+	free(signer->oversign_buf);
+	free(signer);
+}
+
+const struct moat_signtable *
+moat_signer_table(const struct moat_signer *signer)
+{
+	return signer->table;
+}
+
+int
+moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *err, size_t errlen)
+{
+	struct moat_signer *sg;
+	char msg[768];
+	uid_t owner;
+	int n;
+	bool has_from = false;
+	uint64_t ttl;
+
+	*out = NULL;
+	if (conf->dkim_signing_table == NULL || conf->dkim_signing_table[0] == '\0')
+		return 0;
+	if (moat_keyfile_owner(conf->daemon_user, &owner, msg, sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: dkim_signing_table: %s", conf->source, msg);
+		return -1;
+	}
+	if ((sg = calloc(1, sizeof(*sg))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((sg->table = moat_signtable_load(conf->dkim_signing_table, owner, err, errlen)) == NULL)
+		goto fail;
+	sg->hcanon = (conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
+	    conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_SIMPLE) ? DKIM_CANON_RELAXED :
+	    DKIM_CANON_SIMPLE;
+	sg->bcanon = (conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
+	    conf->dkim_sign_canonicalization == MOAT_DKIM_SIMPLE_RELAXED) ? DKIM_CANON_RELAXED :
+	    DKIM_CANON_SIMPLE;
+	sg->header_max = conf->limit_header_size;
+	sg->header_count_max = conf->limit_header_count;
+	sg->signhdrs_buf = strdup(conf->dkim_sign_headers);
+	sg->oversign_buf = strdup(conf->dkim_oversign_headers);
+	if (sg->signhdrs_buf == NULL || sg->oversign_buf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if ((n = sign_split_list(sg->signhdrs_buf, sg->signhdrs, MOAT_DKIM_HEADER_LIST_MAX, msg,
+	    sizeof(msg))) < 0) {
+		snprintf(err, errlen, "%s: dkim_sign_headers: %s", conf->source, msg);
+		goto fail;
+	}
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(sg->signhdrs[i], "from") == 0)
+			has_from = true;
+	if (!has_from) {
+		/* RFC 6376 5.4: From MUST be signed. */
+		sg->signhdrs[n++] = "From";
+		sg->signhdrs[n] = NULL;
+	}
+	if (sign_split_list(sg->oversign_buf, sg->oversign, MOAT_DKIM_HEADER_LIST_MAX, msg,
+	    sizeof(msg)) < 0) {
+		snprintf(err, errlen, "%s: dkim_oversign_headers: %s", conf->source, msg);
+		goto fail;
+	}
+	if ((sg->lib = dkim_init(NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "dkim_init failed");
+		goto fail;
+	}
+	ttl = conf->dkim_sign_expire / 1000;
+	sg->ttl = ttl;
+	if (dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, sg->signhdrs,
+	    sizeof(char **)) != DKIM_STAT_OK ||
+	    dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, sg->oversign,
+	    sizeof(char **)) != DKIM_STAT_OK ||
+	    (ttl > 0 && dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &ttl,
+	    sizeof(ttl)) != DKIM_STAT_OK)) {
+		snprintf(err, errlen, "%s: libopendkim refused the dkim_sign_* settings", conf->source);
+		goto fail;
+	}
+	*out = sg;
+	return 0;
+fail:
+	moat_signer_free(sg);
+	return -1;
+}
+
+/* ---- From domain ---- */
+
+int
+moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
+{
+	size_t at = 0, nat = 0, start = 0, end = len, depth = 0, dlen = 0;
+	bool quoted = false, angle = false, seen_angle = false;
+
+	/* One pass: skip quoted strings and comments; find '<' '>' and '@' outside them. */
+	for (size_t i = 0; i < len; i++) {
+		char c = value[i];
+		if (c == '\0')
+			return -1;
+		if (quoted) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '"')
+				quoted = false;
+			continue;
+		}
+		if (depth > 0) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '(')
+				depth++;
+			else if (c == ')')
+				depth--;
+			continue;
+		}
+		switch (c) {
+		case '"': quoted = true; break;
+		case '(': if (++depth > 16) return -1; break;
+		case '<':
+			if (seen_angle)
+				return -1;
+			seen_angle = angle = true;
+			start = i + 1;
+			break;
+		case '>':
+			if (!angle)
+				return -1;
+			angle = false;
+			end = i;
+			break;
+		case ',': return -1;     /* several mailboxes (RFC 5322 3.6.2 allows it; we do not sign) */
+		case '@':
+			if (!seen_angle || angle) {
+				nat++;
+				at = i;
+			}
+			break;
+		default: break;
+		}
+	}
+	if (quoted || depth > 0 || angle || nat != 1 || at < start || at >= end)
+		return -1;
+	/* The domain runs from after '@' to the end of the address, blanks trimmed. */
+	{
+		size_t i = at + 1;
+		while (i < end && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' ||
+		    value[i] == '\n'))
+			i++;
+		for (; i < end; i++) {
+			char c = value[i];
+			if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '(')
+				break;
+			if (dlen + 1 >= outlen)
+				return -1;
+			out[dlen++] = (char)tolower((unsigned char)c);
+		}
+		for (; i < end; i++)
+			if (value[i] != ' ' && value[i] != '\t' && value[i] != '\r' && value[i] != '\n' &&
+			    value[i] != '(')
+				return -1;
+	}
+	if (dlen > 0 && out[dlen - 1] == '.')
+		dlen--;
+	out[dlen] = '\0';
+	return moat_sign_domain_valid(out) ? 0 : -1;
+}
+
+/* ---- one message ---- */
+
+struct moat_sign *
+moat_sign_begin(const struct moat_signer *signer)
+{
+	struct moat_sign *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->signer = signer;
+	s->state = SIGN_COLLECT;
+	s->status = MOAT_SIGN_OK;
+	return s;
+}
+
+void
+moat_sign_free(struct moat_sign *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->nkeys; i++) {
+		if (s->dkim[i] != NULL)
+			dkim_free(s->dkim[i]);
+		moat__ed_free(s->ed[i]);
+	}
+	free(s->hbuf);
+	free(s->hoff);
+	free(s->hlen);
+	free(s);
+}
+
+/* sign_fail - give up on this message with a reason; the first reason is kept. */
+static void __attribute__((format(printf, 3, 4)))
+sign_fail(struct moat_sign *s, enum moat_sign_status st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->state == SIGN_DONE)
+		return;
+	s->status = st;
+	s->state = SIGN_DONE;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+}
+
+/* sign_is_from - is FIELD a From field? "From :" (RFC 5322 4.5.3 obsolete) counts too. */
+static bool
+sign_is_from(const char *field, size_t len, size_t *colon)
+{
+	size_t i = 4;
+
+	if (len < 5 || strncasecmp(field, "from", 4) != 0)
+		return false;
+	while (i < len && (field[i] == ' ' || field[i] == '\t'))
+		i++;
+	if (i >= len || field[i] != ':')
+		return false;
+	*colon = i;
+	return true;
+}
+
+void
+moat_sign_header(struct moat_sign *s, const char *field, size_t len)
+{
+	size_t colon;
+
+	if (s->state != SIGN_COLLECT)
+		return;
+	if (s->nhdr >= s->signer->header_count_max || len > s->signer->header_max - s->hused) {
+		sign_fail(s, MOAT_SIGN_FAILED, "header too large to sign");
+		return;
+	}
+	if (s->hused + len > s->hcap) {
+		size_t cap = s->hcap ? s->hcap : 8192;
+		char *nb;
+		while (cap < s->hused + len)
+			cap *= 2;
+		if ((nb = realloc(s->hbuf, cap)) == NULL) {
+			sign_fail(s, MOAT_SIGN_FAILED, "out of memory");
+			return;
+		}
+		s->hbuf = nb;
+		s->hcap = cap;
+	}
+	if ((s->nhdr & 63) == 0) {
+		size_t *no = realloc(s->hoff, (s->nhdr + 64) * sizeof(*no));
+		size_t *nl;
+		if (no == NULL) {
+			sign_fail(s, MOAT_SIGN_FAILED, "out of memory");
+			return;
+		}
+		s->hoff = no;
+		if ((nl = realloc(s->hlen, (s->nhdr + 64) * sizeof(*nl))) == NULL) {
+			sign_fail(s, MOAT_SIGN_FAILED, "out of memory");
+			return;
+		}
+		s->hlen = nl;
+	}
+	memcpy(s->hbuf + s->hused, field, len);
+	s->hoff[s->nhdr] = s->hused;
+	s->hlen[s->nhdr] = len;
+	s->hused += len;
+	s->nhdr++;
+	if (sign_is_from(field, len, &colon)) {
+		s->nfrom++;
+		if (moat_sign_from_domain(field + colon + 1, len - colon - 1, s->from_domain,
+		    sizeof(s->from_domain)) < 0)
+			s->from_bad = true;
+	}
+}
+
+void
+moat_sign_eoh(struct moat_sign *s)
+{
+	const struct moat_signer *sg = s->signer;
+
+	if (s->state != SIGN_COLLECT)
+		return;
+	if (s->nfrom != 1 || s->from_bad) {
+		sign_fail(s, MOAT_SIGN_NO_FROM, "%s", s->nfrom == 0 ? "no From field" :
+		    s->nfrom > 1 ? "several From fields" : "no single address with a valid domain in From");
+		return;
+	}
+	s->nkeys = moat_signtable_lookup(sg->table, s->from_domain, s->keys, MOAT_SIGN_KEYS_MAX);
+	if (s->nkeys == 0) {
+		sign_fail(s, MOAT_SIGN_NO_KEY, "no signing table row for %.200s", s->from_domain);
+		return;
+	}
+	for (size_t k = 0; k < s->nkeys; k++) {
+		const struct moat_sign_key *key = s->keys[k];
+		DKIM_STAT st = DKIM_STAT_OK;
+
+		if (key->key.alg == MOAT_KEY_ED25519_SHA256) {
+			struct moat__ed_params p = {
+				.evp = key->key.evp, .domain = key->domain, .selector = key->selector,
+				.hrelaxed = sg->hcanon == DKIM_CANON_RELAXED,
+				.brelaxed = sg->bcanon == DKIM_CANON_RELAXED,
+				.signhdrs = sg->signhdrs, .oversign = sg->oversign,
+				.now = (uint64_t)time(NULL), .ttl = sg->ttl,
+			};
+			if ((s->ed[k] = moat__ed_begin(&p)) == NULL ||
+			    moat__ed_header(s->ed[k], s->hbuf, s->hoff, s->hlen, s->nhdr) < 0) {
+				sign_fail(s, MOAT_SIGN_FAILED, "ed25519 signature cannot start");
+				return;
+			}
+			continue;
+		}
+
+		s->dkim[k] = dkim_sign(sg->lib, (const unsigned char *)"mxmoat", NULL,
+		    (dkim_sigkey_t)key->key.pem, (const unsigned char *)key->selector,
+		    (const unsigned char *)key->domain, sg->hcanon, sg->bcanon,
+		    key->key.alg == MOAT_KEY_ED25519_SHA256 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256,
+		    -1, &st);
+		if (s->dkim[k] == NULL) {
+			sign_fail(s, MOAT_SIGN_FAILED, "libopendkim cannot start a signature: %s",
+			    dkim_getresultstr(st));
+			return;
+		}
+		for (unsigned i = 0; i < s->nhdr; i++) {
+			st = dkim_header(s->dkim[k], (unsigned char *)s->hbuf + s->hoff[i], s->hlen[i]);
+			if (st != DKIM_STAT_OK) {
+				sign_fail(s, MOAT_SIGN_FAILED, "header rejected by libopendkim: %s",
+				    dkim_getresultstr(st));
+				return;
+			}
+		}
+		if ((st = dkim_eoh(s->dkim[k])) != DKIM_STAT_OK) {
+			sign_fail(s, MOAT_SIGN_FAILED, "end of header: %s", dkim_getresultstr(st));
+			return;
+		}
+	}
+	free(s->hbuf);
+	s->hbuf = NULL;
+	s->hused = s->hcap = 0;
+	s->state = SIGN_STREAM;
+}
+
+void
+moat_sign_body(struct moat_sign *s, const char *chunk, size_t len)
+{
+	if (s->state != SIGN_STREAM || len == 0)
+		return;
+	for (size_t k = 0; k < s->nkeys; k++) {
+		DKIM_STAT st;
+		if (s->ed[k] != NULL) {
+			moat__ed_body(s->ed[k], chunk, len);
+			continue;
+		}
+		st = dkim_body(s->dkim[k], (unsigned char *)chunk, len);
+		if (st != DKIM_STAT_OK) {
+			sign_fail(s, MOAT_SIGN_FAILED, "body: %s", dkim_getresultstr(st));
+			return;
+		}
+	}
+}
+
+enum moat_sign_status
+moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n, char *why, size_t whylen)
+{
+	size_t used = 0;
+
+	*n = 0;
+	if (s->state == SIGN_COLLECT)
+		moat_sign_eoh(s);
+	if (s->state == SIGN_DONE) {
+		snprintf(why, whylen, "%s", s->why);
+		return s->status;
+	}
+	for (size_t k = 0; k < s->nkeys && k < max; k++) {
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		DKIM_STAT st = DKIM_STAT_OK;
+
+		values[k] = NULL;
+		if (s->ed[k] != NULL) {
+			values[k] = moat__ed_end(s->ed[k]);
+			if (values[k] == NULL)
+				st = DKIM_STAT_INTERNAL;
+		} else {
+			st = dkim_eom(s->dkim[k], NULL);
+			if (st == DKIM_STAT_OK)
+				st = dkim_getsighdr_d(s->dkim[k], strlen("DKIM-Signature: "), &buf, &len);
+			if (st == DKIM_STAT_OK && buf != NULL)
+				values[k] = strndup((char *)buf, len);
+		}
+		if (st != DKIM_STAT_OK || values[k] == NULL) {
+			for (size_t j = 0; j < k; j++) {
+				free(values[j]);
+				values[j] = NULL;
+			}
+			s->state = SIGN_DONE;
+			snprintf(why, whylen, "signing with %s (s=%s d=%s) failed: %s",
+			    s->keys[k]->key.path, s->keys[k]->selector, s->keys[k]->domain,
+			    st != DKIM_STAT_OK ? dkim_getresultstr(st) : "out of memory");
+			return MOAT_SIGN_FAILED;
+		}
+		*n = k + 1;
+	}
+	why[0] = '\0';
+	for (size_t k = 0; k < *n; k++) {
+		int w = snprintf(why + used, whylen > used ? whylen - used : 0, "%sd=%s s=%s a=%s",
+		    k ? ", " : "", s->keys[k]->domain, s->keys[k]->selector,
+		    moat_key_alg_name(s->keys[k]->key.alg));
+		if (w > 0)
+			used += (size_t)w;
+		if (used >= whylen)
+			break;
+	}
+	s->state = SIGN_DONE;
+	return MOAT_SIGN_OK;
+}
+
+const char *
+moat_sign_status_name(enum moat_sign_status st)
+{
+	switch (st) {
+	case MOAT_SIGN_OK: return "signed";
+	case MOAT_SIGN_NO_KEY: return "no_key";
+	case MOAT_SIGN_NO_FROM: return "no_from";
+	default: return "failed";
+	}
+}
