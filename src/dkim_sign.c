@@ -277,9 +277,9 @@ moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
 				return -1;
 			out[dlen++] = (char)tolower((unsigned char)c);
 		}
-		for (; i < end; i++)
-			if (value[i] != ' ' && value[i] != '\t' && value[i] != '\r' && value[i] != '\n' &&
-			    value[i] != '(')
+		/* Only blanks or a comment (balanced, checked above) may follow the domain. */
+		for (; i < end && value[i] != '('; i++)
+			if (value[i] != ' ' && value[i] != '\t' && value[i] != '\r' && value[i] != '\n')
 				return -1;
 	}
 	if (dlen > 0 && out[dlen - 1] == '.')
