@@ -218,7 +218,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "header fields signed when present (comma list; Name-* matches a prefix); From is always signed"),
 	K_STR(dkim_oversign_headers, MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT, moat_conf_check_header_list,
 	    MOAT_CK_ALL, "header fields listed in h= once more than present, so none can be added after signing"),
-	K_TIME(dkim_sign_expire, "0", 0, 30 * 24 * 3600 * SEC, MOAT_CK_ALL,
+	K_TIME(dkim_sign_expire, "0s", 0, 30 * 24 * 3600 * SEC, MOAT_CK_ALL,
 	    "signature lifetime written as x= (RFC 6376 3.5); 0: no x="),
 	K_ENUM(dkim_sign_failure, "tempfail", "tempfail|unsigned", MOAT_CK_ALL,
 	    "a message that should be signed but cannot be: tempfail (451 4.7.0) or pass it on unsigned"),

@@ -3,6 +3,8 @@
 # libopendkim), keys published through nsd exactly as mxmoat-keygen prints them: rsa-sha256 and
 # ed25519-sha256 in one pass, every canonicalization; tampering and a replayed Subject fail;
 # mxmoat-keygen --check against the same server. Ports 17500-17509.
+top_srcdir=$(cd "$top_srcdir" && pwd)
+top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
 

@@ -2,6 +2,8 @@
 # sign_keys.sh - key files and signing tables that must be refused, each with a message naming
 # the file (and line): wrong mode, wrong owner, symlink, weak or mismatched key, bad rows.
 # Uses no network.
+top_srcdir=$(cd "$top_srcdir" && pwd)
+top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 
 keygen=$top_builddir/tools/mxmoat-keygen
