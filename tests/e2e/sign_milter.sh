@@ -1,0 +1,80 @@
+#!/bin/bash
+# sign_milter.sh - DKIM signing through mxmoat-milter behind a real Postfix: a message from an
+# internal network leaves signed with rsa-sha256 and ed25519-sha256, both verified by dkimpy with
+# the keys served by nsd; with no internal network the same client is inbound and nothing is
+# signed; a From domain without a row passes unsigned.
+# Ports: 17510 (smtpd), 17511 (sink), 17512 (milter), 17513 (nsd).
+top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
+top_builddir=$(cd "${top_builddir:-.}" && pwd)
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/postfix.sh"
+. "$top_srcdir/tests/lib/milter.sh"
+. "$top_srcdir/tests/lib/dns.sh"
+
+[ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
+[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
+command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
+/usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
+[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+pf_lock sign-milter || tap_skip_all "another run of this test held its ports for 600 s"
+
+MILTER_DIR=$(mktemp -d /tmp/mxmoat-signmilter.XXXXXX)
+chmod 755 "$MILTER_DIR"
+cleanup() { milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"; }
+trap cleanup EXIT
+cd "$MILTER_DIR" || exit 1
+
+keygen=$top_builddir/tools/mxmoat-keygen
+verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17513"
+"$keygen" -o rsa.key s2026r sign.test >rsa.out
+"$keygen" -a ed25519 -o ed.key s2026e sign.test >ed.out
+chown nobody rsa.key ed.key
+{ tail -n 1 rsa.out; tail -n 1 ed.out; } >table
+chmod 644 table
+cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
+grep -h '_domainkey' rsa.out ed.out >>zone
+dns_start 17513 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
+
+printf 'dkim_signing_table = %s/table\ninternal_networks = 127.0.0.0/8\n' "$MILTER_DIR" >out.conf
+printf 'dkim_signing_table = %s/table\n' "$MILTER_DIR" >in.conf
+
+PF_PORT=17510 PF_SINK_PORT=17511
+pf_init "smtpd_milters = inet:127.0.0.1:17512" "milter_default_action = tempfail" \
+	"milter_protocol = 6"
+pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+
+# send SUBJECT FROM -> swaks output
+send() {
+	swaks --server 127.0.0.1:17510 --from "$2" --to b@example.net \
+		--header "From: Alice <$2>" --header "Subject: $1" \
+		--body $'Hello  there\n\nwith  blanks \t\n' 2>&1
+}
+# last_message_crlf - the last relayed message with CRLF line ends
+last_message_crlf() { pf__message "$(pf_delivered_last)" | sed 's/$/\r/'; }
+
+tap_ok "milter starts (outbound config)" milter_start inet:17512@127.0.0.1 -c out.conf
+out=$(send "outbound" alice@sign.test)
+tap_like "outbound: 250 queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "outbound: relayed" pf_wait_delivered 1 20
+msg=$(last_message_crlf)
+tap_is "outbound: two DKIM-Signature fields" "$(printf '%s\n' "$msg" | grep -c '^DKIM-Signature:')" 2
+tap_is "outbound: dkimpy verifies both as relayed by Postfix" "$(printf '%s\n' "$msg" | $verify)" \
+	"$(printf 's=s2026r a=rsa-sha256 pass\ns=s2026e a=ed25519-sha256 pass')"
+tap_ok "outbound: signing logged with the trust rule" milter_log_grep \
+	'dkim-sign result=signed dir_why="client in internal_networks" d=sign\.test s=s2026r a=rsa-sha256, d=sign\.test s=s2026e a=ed25519-sha256'
+
+out=$(send "no row" alice@other.test)
+tap_like "no row for the From domain: still delivered" "$out" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "no row: relayed" pf_wait_delivered 2 20
+tap_is "no row: not signed" "$(last_message_crlf | grep -c '^DKIM-Signature:')" 0
+tap_ok "no row: logged" milter_log_grep 'dkim-sign result=no_key .*no signing table row for other\.test'
+milter_stop
+
+tap_ok "milter starts (no internal network: inbound)" milter_start inet:17512@127.0.0.1 -c in.conf
+out=$(send "inbound" alice@sign.test)
+tap_like "inbound: 250 queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "inbound: relayed" pf_wait_delivered 3 20
+tap_is "inbound: not signed" "$(last_message_crlf | grep -c '^DKIM-Signature:')" 0
+milter_stop
+tap_ok "no sanitizer report in the milter log" milter_sanitizer_clean
+tap_done
