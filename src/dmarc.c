@@ -198,8 +198,12 @@ static int lookup(struct moat_dns *dns, const char *name, struct moat_dmarc_reco
 	return valid == 1 ? 1 : 0;
 }
 
-/* do_walk - RFC 9989 4.10 from DOMAIN up; stops after a record with a psd tag. */
-static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, unsigned *queries)
+/*
+ * do_walk - RFC 9989 4.10 from DOMAIN up; stops after a record with a psd tag, or with
+ * FIRST_ONLY after the first valid record (policy discovery needs no more).
+ */
+static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, unsigned *queries,
+    bool first_only)
 {
 	const char *target = domain;
 	unsigned labels = count_labels(domain);
@@ -217,6 +221,8 @@ static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, un
 			return;
 		}
 		st->found = r == 1;
+		if (st->found && first_only)
+			return;
 		if (st->found && st->rec.psd != MOAT_DMARC_PSD_U && w->n > 1)
 			return;
 		if (st->found && st->rec.psd == MOAT_DMARC_PSD_N)
@@ -258,7 +264,7 @@ int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, s
 {
 	static __thread struct walk w;
 
-	do_walk(dns, domain, &w, queries);
+	do_walk(dns, domain, &w, queries, false);
 	if (w.tempfail) {
 		snprintf(out, outlen, "%s", domain);
 		return -1;
@@ -279,7 +285,7 @@ int moat_dmarc_aligned(struct moat_dns *dns, const char *a, const char *org_a, c
 		*aligned = true;
 		return 0;
 	}
-	if (strict)
+	if (strict || org_a == NULL || org_a[0] == '\0')
 		return 0;
 	if (moat_dmarc_org_domain(dns, b, org_b, sizeof(org_b), queries) < 0)
 		return -1;
@@ -321,6 +327,20 @@ static int align(struct moat_dns *dns, const char *from_domain, const struct moa
 	bool dkim_temp = false, spf_temp = false;
 	size_t i;
 
+	/* The Organizational Domain of the From domain takes a full walk: only when relaxed
+	 * alignment has an identifier other than the From domain itself to compare. */
+	if (ids != NULL && !(ev->rec.adkim_strict && ev->rec.aspf_strict)) {
+		bool need = ids->spf_domain && ids->spf_domain[0] &&
+		    strcasecmp(ids->spf_domain, from_domain) != 0 && !ev->rec.aspf_strict;
+		for (i = 0; i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->rec.adkim_strict; i++)
+			need = need || strcasecmp(ids->dkim_domains[i], from_domain) != 0;
+		if (need && moat_dmarc_org_domain(dns, from_domain, ev->org_domain,
+		    sizeof(ev->org_domain), &ev->queries) < 0) {
+			ev->org_domain[0] = '\0';
+			dkim_temp = true;
+		}
+	}
+
 	for (i = 0; ids != NULL && i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->dkim_aligned; i++) {
 		bool al = false;
 		if (moat_dmarc_aligned(dns, from_domain, ev->org_domain, ids->dkim_domains[i],
@@ -355,7 +375,7 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 		return ev->result;
 	}
 	snprintf(ev->from_domain, sizeof(ev->from_domain), "%s", from_domain);
-	do_walk(dns, from_domain, &w, &ev->queries);
+	do_walk(dns, from_domain, &w, &ev->queries, true);
 	if (w.tempfail) {
 		ev->result = MOAT_DMARC_TEMPERROR;
 		snprintf(ev->reason, sizeof(ev->reason), "DNS error looking up _dmarc.%s",
@@ -368,14 +388,12 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 	if (found == NULL) {
 		/* Not applicable; alignment (relaxed) is still computed for local policy
 		 * (dmarc_force_reject). A DNS error there changes nothing. */
-		walk_org(from_domain, &w, ev->org_domain, sizeof(ev->org_domain));
 		(void)align(dns, from_domain, ids, ev);
 		ev->result = MOAT_DMARC_NONE;
 		snprintf(ev->reason, sizeof(ev->reason), "no DMARC record for %s or its parents",
 		    from_domain);
 		return ev->result;
 	}
-	walk_org(from_domain, &w, ev->org_domain, sizeof(ev->org_domain));
 	snprintf(ev->policy_domain, sizeof(ev->policy_domain), "%s", found->name);
 	ev->rec = found->rec;
 

@@ -2,9 +2,11 @@
  * mxmoat-check.c - run the authentication engine offline on one message and print what the
  * daemons would write: the Authentication-Results header field and, with --explain, why.
  *
- * First version: SPF for the MAIL FROM and HELO identities. The message is read (bounded by
- * limit_message_size) so later checks (DKIM, DMARC) can use it. Exit status: 0 accept, 1 reject,
- * 2 tempfail, 3 usage or configuration error.
+ * SPF for the MAIL FROM and HELO identities, then the message (bounded by limit_message_size;
+ * bare LF line ends are taken as CRLF) through the authentication engine exactly as the daemons
+ * run it: DKIM (every signature), the RFC5322.From, DMARC, the one Authentication-Results field
+ * and the verdict. An empty message (e.g. /dev/null) checks the envelope only (SPF). Exit
+ * status: 0 accept (or quarantine), 1 reject, 2 tempfail, 3 usage or configuration error.
  */
 #include "config.h"
 
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "authres.h"
 #include "cidr.h"
 #include "conf.h"
@@ -33,14 +36,20 @@ static const char usage_text[] =
     "Prints the Authentication-Results header mxmoat would add. Exit: 0 accept, 1 reject,\n"
     "2 tempfail, 3 usage or configuration error.\n";
 
-/* read_message - the whole message into memory, at most max bytes; -1 past that or on error. */
-static long read_message(const char *path, unsigned long long max)
+/*
+ * read_message - the whole message into *out (CRLF line ends: a bare LF becomes CRLF), at most
+ * max bytes; returns its length, or -1 past that or on error.
+ */
+static long read_message(const char *path, unsigned long long max, char **out)
 {
 	FILE *f = (path == NULL || strcmp(path, "-") == 0) ? stdin : fopen(path, "rb");
 	char buf[8192];
 	unsigned long long total = 0;
-	size_t n;
+	size_t n, len = 0, cap = 0;
+	char *msg = NULL;
+	int prev = 0;
 
+	*out = NULL;
 	if (f == NULL) {
 		fprintf(stderr, "mxmoat-check: cannot open %s\n", path);
 		return -1;
@@ -49,14 +58,72 @@ static long read_message(const char *path, unsigned long long max)
 		total += n;
 		if (total > max) {
 			fprintf(stderr, "mxmoat-check: message larger than limit_message_size (%llu)\n", max);
-			if (f != stdin)
-				fclose(f);
-			return -1;
+			goto fail;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (len + 3 > cap) {
+				size_t ncap = cap ? cap * 2 : 65536;
+				char *m = realloc(msg, ncap);
+				if (m == NULL) {
+					fprintf(stderr, "mxmoat-check: out of memory\n");
+					goto fail;
+				}
+				msg = m;
+				cap = ncap;
+			}
+			if (buf[i] == '\n' && prev != '\r')
+				msg[len++] = '\r';
+			msg[len++] = buf[i];
+			prev = (unsigned char)buf[i];
 		}
 	}
 	if (f != stdin)
 		fclose(f);
-	return (long)total;
+	if (msg == NULL && (msg = malloc(1)) == NULL)
+		return -1;
+	msg[len] = '\0';
+	*out = msg;
+	return (long)len;
+fail:
+	if (f != stdin)
+		fclose(f);
+	free(msg);
+	return -1;
+}
+
+/* feed_message - header fields (unfolded boundaries: CRLF not followed by WSP), then the body. */
+static void feed_message(struct moat_auth_msg *am, const char *msg, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t start = i, end;
+		if (len - i >= 2 && msg[i] == '\r' && msg[i + 1] == '\n') {
+			i += 2;
+			break;     /* the empty line */
+		}
+		for (;;) {
+			const char *crlf = NULL;
+			for (end = i; end + 1 < len; end++)
+				if (msg[end] == '\r' && msg[end + 1] == '\n') {
+					crlf = msg + end;
+					break;
+				}
+			if (crlf == NULL) {
+				end = len;
+				i = len;
+				break;
+			}
+			i = end + 2;
+			if (i < len && (msg[i] == ' ' || msg[i] == '\t'))
+				continue;
+			break;
+		}
+		moat_auth_header(am, msg + start, end - start);
+	}
+	moat_auth_eoh(am);
+	if (i < len)
+		moat_auth_body(am, msg + i, len - i);
 }
 
 /* print_safe - text from DNS or the client with bytes other than printable ASCII as '?'. */
@@ -103,6 +170,124 @@ static void add_spf(struct moat_authres *ar, const struct moat_spf_result *r, co
 	moat_authres_prop(ar, "smtp", prop, value);
 }
 
+/* explain_message - every decision of the engine with its reason (--explain). */
+static void explain_message(const struct moat_auth_results *r)
+{
+	const struct moat_dmarc_eval *d = &r->dmarc;
+	size_t i;
+
+	for (i = 0; i < r->ndkim; i++) {
+		const struct moat_dkim_sig *s = &r->dkim[i];
+		printf("dkim %zu: %s d=", i + 1, moat_dkim_result_name(s->result));
+		print_safe(s->domain);
+		printf(" s=");
+		print_safe(s->selector);
+		printf(" a=%s", s->alg[0] ? s->alg : "?");
+		if (s->key_bits)
+			printf(" key=%u bits", s->key_bits);
+		if (s->body_signed >= 0)
+			printf(" l=%zd of %zd body bytes", s->body_signed, s->body_total);
+		if (s->reason[0]) {
+			printf(" (");
+			print_safe(s->reason);
+			printf(")");
+		}
+		putchar('\n');
+	}
+	if (r->ndkim == 0)
+		printf("dkim: no DKIM-Signature\n");
+	if (r->from.status == MOAT_FROM_OK) {
+		printf("from: one From field, one address, domain ");
+		print_safe(r->from.domain);
+		putchar('\n');
+	} else {
+		printf("from: refused: %s (%u From field(s))\n", r->from.why ? r->from.why : "?",
+		    r->from.count);
+	}
+	printf("dmarc: %s", moat_dmarc_result_name(d->result));
+	if (d->policy_domain[0]) {
+		printf(", record at _dmarc.");
+		print_safe(d->policy_domain);
+		printf(" (p=%s", moat_dmarc_policy_name(d->rec.p));
+		if (d->rec.sp)
+			printf(" sp=%s", moat_dmarc_policy_name(d->rec.sp));
+		if (d->rec.np)
+			printf(" np=%s", moat_dmarc_policy_name(d->rec.np));
+		printf(" adkim=%c aspf=%c%s%s)", d->rec.adkim_strict ? 's' : 'r',
+		    d->rec.aspf_strict ? 's' : 'r', d->rec.testing ? " t=y" : "",
+		    d->rec.psd == MOAT_DMARC_PSD_Y ? " psd=y" : d->rec.psd == MOAT_DMARC_PSD_N ? " psd=n" : "");
+		printf(", policy %s=%s%s, disposition %s", d->policy_tag, moat_dmarc_policy_name(d->applied),
+		    d->nonexistent ? " (From domain does not exist)" : "",
+		    moat_dmarc_policy_name(d->disposition));
+	}
+	if (d->org_domain[0]) {
+		printf(", organizational domain ");
+		print_safe(d->org_domain);
+	}
+	printf(", spf %saligned, dkim %saligned", d->spf_aligned ? "" : "not ",
+	    d->dkim_aligned ? "" : "not ");
+	printf(", %u DNS queries\n", d->queries);
+	printf("dmarc: ");
+	print_safe(d->reason);
+	putchar('\n');
+	for (i = 0; i < r->nforged; i++)
+		printf("authres: removing forged \"%s\" field #%u (carries our authserv-id)\n",
+		    r->forged[i].name, r->forged[i].index);
+	printf("decision: ");
+	print_safe(r->why);
+	putchar('\n');
+}
+
+/* check_message - the message through the engine; prints the header and the verdict. */
+static int check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *client,
+    const char *helo, const char *mail_from, const struct moat_spf_result *mf,
+    const struct moat_spf_result *he, const char *msg, size_t len, bool explain)
+{
+	struct moat_auth_env env = { client, helo, mail_from };
+	struct moat_auth_engine *e = moat_auth_engine_new_dns(dns, conf, 0);
+	struct moat_auth_msg *am;
+	const struct moat_auth_results *r;
+	struct moat_verdict v;
+	int status;
+
+	if (e == NULL || (am = moat_auth_msg_new(e, conf, &env)) == NULL) {
+		fprintf(stderr, "mxmoat-check: cannot set up the authentication engine\n");
+		moat_auth_engine_free(e);
+		return EXIT_USAGE;
+	}
+	moat_auth_set_spf(am, mf, helo[0] != '\0' ? he : NULL);
+	feed_message(am, msg, len);
+	moat_auth_eom(am, &v);
+	r = moat_auth_results(am);
+	printf("Authentication-Results: %s\n", r->authres);
+	if (explain) {
+		print_trace("mailfrom", mf);
+		if (helo[0] != '\0')
+			print_trace("helo", he);
+		explain_message(r);
+	}
+	switch (v.action) {
+	case MOAT_REJECT:
+		status = EXIT_REJECT;
+		break;
+	case MOAT_TEMPFAIL:
+		status = EXIT_TEMPFAIL;
+		break;
+	default:
+		status = EXIT_ACCEPT;
+		break;
+	}
+	if (v.action == MOAT_CONTINUE)
+		printf("verdict: accept\n");
+	else if (v.code)
+		printf("verdict: %s %u %s %s\n", moat_action_name(v.action), v.code, v.status, v.text);
+	else
+		printf("verdict: %s %s\n", moat_action_name(v.action), v.text);
+	moat_auth_msg_free(am);
+	moat_auth_engine_free(e);
+	return status;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -129,6 +314,8 @@ int main(int argc, char **argv)
 	struct moat_authres ar;
 	char err[MOAT_CONF_ERR_MAX], header[HEADER_MAX];
 	int c, status = EXIT_ACCEPT;
+	char *msg = NULL;
+	long msg_len;
 
 	while ((c = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -178,7 +365,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-check: %s\n", err);
 		return EXIT_USAGE;
 	}
-	if (read_message(msg_path, conf->limit_message_size) < 0) {
+	if ((msg_len = read_message(msg_path, conf->limit_message_size, &msg)) < 0) {
 		moat_conf_unref(conf);
 		return EXIT_USAGE;
 	}
@@ -187,6 +374,7 @@ int main(int argc, char **argv)
 	if (dns == NULL) {
 		fprintf(stderr, "mxmoat-check: %s\n", err);
 		moat_conf_unref(conf);
+		free(msg);
 		return EXIT_USAGE;
 	}
 	opts.receiver = conf->authserv_id;
@@ -194,6 +382,11 @@ int main(int argc, char **argv)
 	moat_spf_check_mailfrom(dns, &client, helo, mail_from, &opts, &mf);
 	moat_spf_check_helo(dns, &client, helo, &opts, &he);
 
+	if (msg_len > 0) {
+		status = check_message(conf, dns, client_text, helo, mail_from, &mf, &he, msg,
+		    (size_t)msg_len, explain);
+		goto out;
+	}
 	moat_authres_init(&ar, header, sizeof(header), conf->authserv_id);
 	add_spf(&ar, &mf, "mailfrom", mf.sender[0] ? mf.sender : mf.domain);
 	if (helo[0] != '\0')
@@ -224,7 +417,9 @@ int main(int argc, char **argv)
 	} else if (status == EXIT_ACCEPT) {
 		printf("verdict: accept\n");
 	}
+out:
 	(void)nrcpt;
+	free(msg);
 	moat_spf_result_clear(&mf);
 	moat_spf_result_clear(&he);
 	moat_dns_free(dns);

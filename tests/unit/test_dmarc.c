@@ -250,12 +250,15 @@ Test(dmarc, eval_records_policy_domain)
 {
 	struct moat_dns *d = zone();
 	struct moat_dmarc_eval ev;
+	struct moat_dmarc_ids ids = { .dkim_domains = { "other.test" }, .ndkim = 1 };
 
-	moat_dmarc_evaluate(d, "mail.brand.psd.test", NULL, &ev);
+	moat_dmarc_evaluate(d, "mail.brand.psd.test", &ids, &ev);
 	cr_expect_str_eq(ev.policy_domain, "psd.test");
 	cr_expect_str_eq(ev.org_domain, "brand.psd.test");
 	moat_dmarc_evaluate(d, "testing.example", NULL, &ev);
 	cr_expect_eq(ev.applied, MOAT_DMARC_P_REJECT);
 	cr_expect(ev.rec.testing);
+	cr_expect_str_eq(ev.org_domain, "", "no identifier to align: no walk past the policy record");
+	cr_expect_eq(ev.queries, 1u);
 	moat_dns_free(d);
 }

@@ -1,0 +1,180 @@
+#!/bin/bash
+# dkim_cross.sh - DKIM and DMARC through mxmoat-check against an independent implementation:
+# messages signed by python3-dkim (dkimpy: rsa-sha256 and ed25519-sha256, every simple/relaxed
+# combination) must verify here and in dkimpy, tampered copies must fail in both; rsa-sha1, a
+# 512-bit key and content after l= are not a pass; the RFC 8463 example message verifies (both
+# signatures); a spoofed From is rejected with the reason in --explain; forged
+# Authentication-Results are reported as removed. Keys are made at test time (dknewkey, openssl)
+# and served, with the DMARC and SPF records, by nsd on 127.0.0.1:15400 (tests/lib/dns.sh).
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/dns.sh"
+[ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
+[ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
+[ -x /usr/bin/dkimsign ] || tap_skip_all "python3-dkim not installed"
+PORT=15400
+PY=/usr/bin/python3
+CHECK=$top_builddir/tools/mxmoat-check
+data=$top_srcdir/tests/e2e/data
+work=$(mktemp -d)
+# tap_has NAME TEXT PART - PART occurs in TEXT, as a fixed string
+tap_has() {
+	[[ $2 == *"$3"* ]]; tap__result $? "$1" "got:  '$2'" "want part: '$3'"
+}
+trap 'dns_stop; rm -rf "$work"' EXIT
+
+# ---- keys and the zone ----
+(cd "$work" && dknewkey rsa >/dev/null 2>&1 && dknewkey --ktype ed25519 ed >/dev/null 2>&1 &&
+	openssl genrsa -out small.key 512 2>/dev/null) || { echo "Bail out! cannot make keys"; exit 1; }
+small_pub=$(openssl rsa -in "$work/small.key" -pubout 2>/dev/null | grep -v '^-----' | tr -d '\n')
+# txt NAME RECORD - a TXT line, split into 200-byte character-strings
+txt() {
+	printf '%s\tIN TXT' "$1"
+	printf '%s\n' "$2" | fold -w 200 | while IFS= read -r part; do printf ' "%s"' "$part"; done
+	printf '\n'
+}
+{
+	printf '$ORIGIN auth2.test.\n$TTL 300\n'
+	printf '@\tIN SOA ns.auth2.test. hostmaster.auth2.test. 1 3600 600 86400 300\n'
+	printf '@\tIN NS ns\nns\tIN A 127.0.0.1\n@\tIN A 192.0.2.10\nsub\tIN A 192.0.2.11\n'
+	txt @ "v=spf1 ip4:192.0.2.0/24 -all"
+	txt _dmarc "v=DMARC1; p=reject; sp=quarantine"
+	txt sub "v=spf1 ip4:192.0.2.0/24 -all"
+	txt rsa._domainkey "$(cat "$work/rsa.dns")"
+	txt ed._domainkey "$(cat "$work/ed.dns")"
+	txt small._domainkey "v=DKIM1; k=rsa; p=$small_pub"
+	# the same RSA key without h=sha256, so an rsa-sha1 signature meets our rule, not the key's
+	txt rsa1._domainkey "$(sed 's/ h=sha256;//' "$work/rsa.dns")"
+} >"$work/auth2.test.zone"
+dns_start $PORT .="$data/root.zone" auth2.test="$work/auth2.test.zone" \
+	football.example.com="$data/football.example.com.zone" ||
+	{ echo "Bail out! nsd did not start"; exit 1; }
+
+cat >"$work/msg" <<'EOF'
+From: Alice <alice@auth2.test>
+To: bob@example.net
+Subject: cross-check
+Date: Sun, 22 Nov 2026 21:00:00 +0000
+Message-ID: <cross@auth2.test>
+
+Hello Bob,
+  two spaces, a tab	and trailing space 
+here.
+EOF
+
+# check FILE ARGS... - mxmoat-check from a client outside the SPF record; sets OUT, RC, AR.
+check() {
+	local f=$1
+	shift
+	OUT=$("$CHECK" --resolver 127.0.0.1@$PORT -o authserv_id=mx.test -o dns_timeout=2s \
+		--client-ip 198.51.100.7 --helo mta.example.net --mail-from x@example.net "$@" "$f" 2>&1)
+	RC=$?
+	AR=$(printf '%s\n' "$OUT" | grep '^Authentication-Results: ')
+}
+
+# pyverify FILE - dkimpy's verdict on the first signature with the same keys: "pass" or "fail".
+pyverify() {
+	"$PY" - "$work" "$1" <<'PYEOF'
+import sys, dkim
+work, path = sys.argv[1], sys.argv[2]
+keys = {b'rsa._domainkey.auth2.test.': open(work + '/rsa.dns', 'rb').read(),
+        b'ed._domainkey.auth2.test.': open(work + '/ed.dns', 'rb').read()}
+msg = open(path, 'rb').read().replace(b'\r\n', b'\n').replace(b'\n', b'\r\n')
+print('pass' if dkim.verify(msg, dnsfunc=lambda n, timeout=5: keys.get(n)) else 'fail')
+PYEOF
+}
+
+for alg in rsa-sha256 ed25519-sha256; do
+	sel=rsa key=$work/rsa.key
+	[ $alg = ed25519-sha256 ] && sel=ed key=$work/ed.key
+	for hc in simple relaxed; do
+		for bc in simple relaxed; do
+			name="$alg $hc/$bc"
+			"$PY" /usr/bin/dkimsign --signalg $alg --hcanon $hc --bcanon $bc $sel auth2.test "$key" \
+				<"$work/msg" >"$work/signed" 2>"$work/err"
+			check "$work/signed"
+			tap_has "$name: dkim=pass" "$AR" \
+				"dkim=pass header.d=auth2.test header.s=$sel header.a=$alg header.b="
+			tap_has "$name: dmarc=pass" "$AR" "; dmarc=pass header.from=auth2.test policy.dmarc=reject"
+			tap_is "$name: accepted" "$RC" 0
+			tap_is "$name: dkimpy agrees" "$(pyverify "$work/signed")" pass
+			# tampered body: one byte of the text changed
+			sed 's/Hello Bob/Hello Rob/' "$work/signed" >"$work/tampered"
+			check "$work/tampered"
+			tap_has "$name, body tampered: dkim=fail" "$AR" "dkim=fail reason=\"body hash did not verify\" header.d=auth2.test"
+			tap_is "$name, body tampered: dkimpy agrees" "$(pyverify "$work/tampered")" fail
+			tap_is "$name, body tampered: rejected by p=reject" "$RC" 1
+			# tampered header
+			sed 's/^Subject: cross-check/Subject: cross-check!/' "$work/signed" >"$work/tampered"
+			check "$work/tampered"
+			tap_has "$name, header tampered: dkim=fail" "$AR" "dkim=fail reason=\"signature verification failed\" header.d=auth2.test"
+			tap_is "$name, header tampered: dkimpy agrees" "$(pyverify "$work/tampered")" fail
+		done
+	done
+done
+
+# RFC 8301: rsa-sha1 and a 512-bit key are not a pass
+"$PY" /usr/bin/dkimsign --signalg rsa-sha1 rsa1 auth2.test "$work/rsa.key" <"$work/msg" >"$work/signed"
+check "$work/signed"
+tap_has "rsa-sha1: dkim=fail" "$AR" 'dkim=fail reason="rsa-sha1 is not accepted (RFC 8301)" header.d=auth2.test header.s=rsa1 header.a=rsa-sha1'
+tap_is "rsa-sha1: rejected (no aligned pass)" "$RC" 1
+"$PY" /usr/bin/dkimsign small auth2.test "$work/small.key" <"$work/msg" >"$work/signed"
+check "$work/signed"
+tap_has "512-bit key: dkim=fail" "$AR" 'dkim=fail reason="signing key too small" header.d=auth2.test header.s=small'
+tap_is "512-bit key: rejected" "$RC" 1
+
+# l=: content after the signed length is "policy", not pass
+"$PY" - "$work" <<'PYEOF'
+import sys, dkim
+w = sys.argv[1]
+msg = open(w + '/msg', 'rb').read().replace(b'\n', b'\r\n')
+sig = dkim.sign(msg, b'rsa', b'auth2.test', open(w + '/rsa.key', 'rb').read(), length=True)
+open(w + '/l.eml', 'wb').write(sig + msg)
+open(w + '/l-appended.eml', 'wb').write(sig + msg + b'\r\nClick here: http://evil.example/\r\n')
+PYEOF
+check "$work/l.eml"
+tap_has "l= covering the body: pass" "$AR" "dkim=pass header.d=auth2.test"
+check "$work/l-appended.eml" --explain
+tap_has "l= with appended content: dkim=policy" "$AR" 'dkim=policy reason="l=60 signs 60 of 96 body bytes"'
+tap_has "l= with appended content: --explain shows the coverage" "$OUT" "l=60 of 96 body bytes"
+tap_is "l= with appended content: rejected (policy is not a pass)" "$RC" 1
+check "$work/l-appended.eml" -o dkim_body_length_pass=yes
+tap_has "l= with dkim_body_length_pass=yes: pass" "$AR" "dkim=pass header.d=auth2.test"
+
+# RFC 8463 Appendix A.3: ed25519 and rsa signatures over the same message
+check "$data/rfc8463.msg"
+tap_has "RFC 8463 example: both signatures pass" "$AR" \
+	'dkim=pass header.d=football.example.com header.s=brisbane header.a=ed25519-sha256 header.b="9/dsDChY"; dkim=pass header.d=football.example.com header.s=test header.a=rsa-sha256 header.b=icKcLSEZ; dmarc=pass header.from=football.example.com'
+tap_is "RFC 8463 example: accepted" "$RC" 0
+
+# A spoofed From: no signature, SPF for another domain
+printf 'From: CEO <ceo@auth2.test>\nTo: staff@example.net\nSubject: wire money\nDate: Sun, 22 Nov 2026 21:00:00 +0000\n\npay now\n' >"$work/spoof"
+check "$work/spoof" --explain
+tap_is "spoofed From: exit 1" "$RC" 1
+tap_has "spoofed From: verdict" "$OUT" "verdict: reject 550 5.7.1 Message rejected: DMARC policy of auth2.test"
+tap_has "spoofed From: --explain says why" "$OUT" \
+	'decision: dmarc=fail: no aligned SPF or DKIM pass for auth2.test (relaxed alignment); policy p=reject at auth2.test -> reject'
+tap_has "spoofed From: --explain shows the record" "$OUT" \
+	'dmarc: fail, record at _dmarc.auth2.test (p=reject sp=quarantine adkim=r aspf=r), policy p=reject, disposition reject'
+# the same From sent from an address SPF allows: aligned SPF pass
+OUT=$("$CHECK" --resolver 127.0.0.1@$PORT -o authserv_id=mx.test --client-ip 192.0.2.25 \
+	--mail-from bounce@sub.auth2.test "$work/spoof" 2>&1)
+tap_is "SPF-aligned (relaxed, subdomain): accepted" "$?" 0
+# subdomain From: sp=quarantine
+sed 's/ceo@auth2.test/ceo@sub.auth2.test/' "$work/spoof" >"$work/spoof-sub"
+check "$work/spoof-sub"
+tap_has "subdomain: sp=quarantine" "$OUT" "verdict: quarantine"
+tap_is "subdomain: quarantine exits 0" "$RC" 0
+# two From fields
+printf 'From: ceo@auth2.test\nFrom: a@example.net\nDate: Sun, 22 Nov 2026 21:00:00 +0000\n\nx\n' >"$work/twofrom"
+check "$work/twofrom" --explain
+tap_has "two From fields: dmarc=permerror" "$AR" 'dmarc=permerror reason="no single valid RFC5322.From address"'
+tap_has "two From fields: rejected" "$OUT" "verdict: reject 550 5.7.1 Message must have exactly one From address (several From fields)"
+
+# forged Authentication-Results with our authserv-id
+{ printf 'Authentication-Results: mx.test; dkim=pass header.d=auth2.test; dmarc=pass\n'
+  printf 'Authentication-Results: other.example; spf=pass\n'
+  cat "$work/spoof"; } >"$work/forged"
+check "$work/forged" --explain
+tap_has "forged A-R: reported as removed" "$OUT" 'authres: removing forged "Authentication-Results" field #1'
+tap_has "forged A-R: not believed" "$OUT" "verdict: reject 550 5.7.1"
+tap_done
