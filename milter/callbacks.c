@@ -26,7 +26,7 @@
 #include "log.h"
 #include "macros.h"
 
-#define HDR_FIELD_MAX (1024 * 1024)   /* a header field larger than libmilter's packet: refuse */
+#define HDR_FIELD_MAX ((size_t)1024 * 1024)   /* a header field larger than libmilter's packet: refuse */
 #define EDITS_MAX 128
 
 static struct moat_policy *milter_policy;   /* set once before smfi_main, then only read */

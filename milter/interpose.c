@@ -51,7 +51,7 @@ int
 accept(int fd, struct sockaddr *addr, socklen_t *len)
 {
 	int cfd = accept4(fd, addr, len, 0);
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t sl = sizeof(ss);
 	int one = 1;
 
