@@ -59,7 +59,7 @@ pf_lock() {
 
 # pf_init - create the instance's directories and configuration
 pf_init() {
-	[ -n "$PF_PORT" ] || { pf__die "PF_PORT is not set"; return 1; }
+	[ -n "${PF_PORT:-}" ] || { pf__die "PF_PORT is not set"; return 1; }
 	[ "$(id -u)" = 0 ] || { pf__die "must run as root (postfix -c needs it)"; return 1; }
 	command -v postfix >/dev/null || { pf__die "postfix not installed"; return 1; }
 	PF_DIR=$(mktemp -d /tmp/mxmoat-pf.XXXXXX) || return 1
@@ -76,7 +76,7 @@ pf_init() {
 	: > "$PF_LOG"
 
 	local delivery
-	if [ -n "$PF_SINK_PORT" ]; then
+	if [ -n "${PF_SINK_PORT:-}" ]; then
 		delivery="relayhost = [127.0.0.1]:$PF_SINK_PORT
 relay_domains =
 smtp_dns_support_level = disabled"
@@ -213,7 +213,7 @@ pf_reload() { postfix -c "$PF_CONF" reload >> "$PF_DIR/postfix-start.out" 2>&1; 
 
 # pf_sink_start - smtp-sink capturing each message into its own file under PF_SINKDIR
 pf_sink_start() {
-	[ -n "$PF_SINK_PORT" ] || { pf__die "PF_SINK_PORT is not set"; return 1; }
+	[ -n "${PF_SINK_PORT:-}" ] || { pf__die "PF_SINK_PORT is not set"; return 1; }
 	# smtp-sink refuses to run as root without -u; the dump dir belongs to that user.
 	smtp-sink -u postfix -d "$PF_SINKDIR/%Y%m%d%H%M%S." -h sink.mxmoat.test \
 		"127.0.0.1:$PF_SINK_PORT" 64 > "$PF_DIR/sink.out" 2>&1 &
@@ -248,7 +248,7 @@ pf_stop() {
 		wait "$PF_SINK_PID" 2>/dev/null
 		PF_SINK_PID=
 	fi
-	if [ -z "$PF_KEEP" ]; then
+	if [ -z "${PF_KEEP:-}" ]; then
 		rm -rf "$PF_DIR"
 	else
 		printf '# postfix.sh: kept %s\n' "$PF_DIR" >&2
@@ -266,7 +266,7 @@ pf_diag() {
 
 # pf_delivered_files - captured messages, oldest first
 pf_delivered_files() {
-	if [ -n "$PF_SINK_PORT" ]; then
+	if [ -n "${PF_SINK_PORT:-}" ]; then
 		ls -1tr "$PF_SINKDIR"/* 2>/dev/null
 	else
 		ls -1tr "$PF_MAILDIR"new/* 2>/dev/null
@@ -290,7 +290,7 @@ pf_wait_delivered() {
 # (X-Client-Addr:, X-Mail-Args:, ... then a three-line "Received: ... (smtp-sink) ..." header that
 # marks their end, see smtp-sink(1) DUMP FILE FORMAT); those are skipped.
 pf__message() {
-	if [ -n "$PF_SINK_PORT" ]; then
+	if [ -n "${PF_SINK_PORT:-}" ]; then
 		awk 'BEGIN { skip = -1 } { sub(/\r$/, "") }
 		     skip < 0 && /^Received: / { skip = 2; next }
 		     skip < 0 { next }
