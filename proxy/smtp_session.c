@@ -21,6 +21,8 @@
 #include "upstream.h"
 
 #define INBUF_WINDOW 4096      /* room past one maximal line, for pipelined commands and DATA */
+/* The input buffer and the command copy exist only while there is something to read or run: an
+ * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
 #define HELO_MAX 255
 #define HDR_FIELD_MAX (64 * 1024)
 
@@ -1078,6 +1080,11 @@ session_command(struct px_session *s, const char *line, size_t len)
 
 	if (len + 1 > s->line_cap)
 		return;              /* cannot happen: lines are bounded by the same limit */
+	if (s->line == NULL && (s->line = malloc(s->line_cap)) == NULL) {
+		SAY(s, reply_oom);
+		session_close(s);
+		return;
+	}
 	memcpy(s->line, line, len);
 	s->line[len] = '\0';
 	if (px_verb(s->line, len, verb, &arg)) {
@@ -1173,6 +1180,12 @@ session_pump(struct px_session *s)
 		s->in_len -= s->in_pos;
 		s->in_pos = 0;
 	}
+	/* idle between commands: give the buffers back */
+	if (s->in_len == 0 && s->wait == W_NONE && s->state != S_DATA && s->skip == SK_NONE) {
+		free(s->in);
+		free(s->line);
+		s->in = s->line = NULL;
+	}
 }
 
 /* ---- driver entry points ---- */
@@ -1200,12 +1213,6 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 	s->local_port = local_port;
 	s->line_cap = s->conf->limit_line_length + 1;
 	s->in_cap = s->conf->limit_line_length + INBUF_WINDOW;
-	s->line = malloc(s->line_cap);
-	s->in = malloc(s->in_cap);
-	if (s->line == NULL || s->in == NULL) {
-		px_session_free(s);
-		return NULL;
-	}
 	return s;
 }
 
@@ -1269,8 +1276,18 @@ px_session_greet(struct px_session *s)
 char *
 px_session_rbuf(struct px_session *s, size_t *avail)
 {
+	if (s->in == NULL && (s->in = malloc(s->in_cap)) == NULL) {
+		*avail = 0;
+		return NULL;
+	}
 	*avail = s->in_cap - s->in_len;
 	return *avail > 0 ? s->in + s->in_len : NULL;
+}
+
+size_t
+px_session_rroom(const struct px_session *s)
+{
+	return s->in_cap - s->in_len;
 }
 
 void

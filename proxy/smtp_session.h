@@ -50,6 +50,8 @@ void px_session_greet(struct px_session *s);
 
 /* px_session_rbuf - free room in the input buffer (NULL, 0 when full: stop reading). */
 char *px_session_rbuf(struct px_session *s, size_t *avail);
+/* px_session_rroom - room left in the input buffer, without allocating it. */
+size_t px_session_rroom(const struct px_session *s);
 /* px_session_rdone - n bytes were read into the room px_session_rbuf gave. */
 void px_session_rdone(struct px_session *s, size_t n);
 /* px_session_client_gone - the client closed or failed; the session aborts what it was doing. */

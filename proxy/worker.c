@@ -564,7 +564,7 @@ conn_update(struct conn *c)
 		uv_timer_start(&c->btimer, on_btimer, conf->proxy_timeout_backend, 0);
 	else
 		uv_timer_stop(&c->btimer);
-	(void)px_session_rbuf(c->s, &avail);
+	avail = px_session_rroom(c->s);
 	want = avail > 0 && c->client.write_queue_size < OUT_MAX &&
 	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
 	if (want && !c->reading) {

@@ -1,0 +1,235 @@
+/*
+ * fuzz_smtp_session.c - arbitrary client bytes into the proxy's session logic (proxy/smtp_session.c),
+ * with a simulated backend that answers every command it is sent. Checks, beyond the sanitizers,
+ * that whatever the client sends the backend stream is canonical: no bare CR or LF, no NUL, and
+ * every message ends with exactly one "." line.
+ *
+ * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: XCLIENT, bits 2-7:
+ * read chunk size - 1); the rest is what the client sends, delivered in chunks of that size.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "policy.h"
+#include "smtp_session.h"
+
+struct fz {
+	struct px_session *s;
+	bool closed, bopen, bconnect_pending, work_pending;
+	bool in_data;
+	char bline[8192];        /* current line the backend is receiving */
+	size_t blen;
+	char last;               /* last byte written to the backend */
+	char replies[8192];      /* replies the simulated backend owes */
+	size_t rlen;
+};
+
+static void
+fz_owe(struct fz *f, const char *r)
+{
+	size_t n = strlen(r);
+
+	if (f->rlen + n <= sizeof(f->replies)) {
+		memcpy(f->replies + f->rlen, r, n);
+		f->rlen += n;
+	}
+}
+
+static void
+op_client_write(void *io, const char *p, size_t n)
+{
+	(void)io;
+	(void)p;
+	(void)n;
+}
+
+static void
+op_client_close(void *io)
+{
+	((struct fz *)io)->closed = true;
+}
+
+static int
+op_backend_open(void *io)
+{
+	struct fz *f = io;
+
+	f->bopen = true;
+	f->bconnect_pending = true;
+	f->in_data = false;
+	f->blen = 0;
+	f->last = '\n';
+	f->rlen = 0;
+	return 0;
+}
+
+/* a backend line is complete: answer it as an MTA would */
+static void
+fz_backend_line(struct fz *f)
+{
+	const char *l = f->bline;
+
+	if (f->in_data) {
+		if (f->blen == 3 && memcmp(l, ".\r\n", 3) == 0) {
+			f->in_data = false;
+			fz_owe(f, "250 2.0.0 Ok: queued as FUZZ\r\n");
+		}
+		return;
+	}
+	if (strncmp(l, "EHLO", 4) == 0)
+		fz_owe(f, "250-mx.fuzz\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n250 8BITMIME\r\n");
+	else if (strncmp(l, "HELO", 4) == 0)
+		fz_owe(f, "250 mx.fuzz\r\n");
+	else if (strncmp(l, "XCLIENT", 7) == 0)
+		fz_owe(f, "220 mx.fuzz\r\n");
+	else if (strncmp(l, "DATA", 4) == 0) {
+		f->in_data = true;
+		fz_owe(f, "354 go\r\n");
+	} else if (strncmp(l, "QUIT", 4) == 0)
+		fz_owe(f, "221 bye\r\n");
+	else if (strncmp(l, "RCPT TO:<r", 10) == 0)
+		fz_owe(f, "550 5.1.1 no such user\r\n");
+	else
+		fz_owe(f, "250 2.0.0 Ok\r\n");
+}
+
+static void
+op_backend_write(void *io, const char *p, size_t n)
+{
+	struct fz *f = io;
+
+	if (!f->bopen)
+		abort();                 /* writes only to an open leg */
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == '\0')
+			abort();
+		if (c == '\n' && f->last != '\r')
+			abort();             /* bare LF reached the backend */
+		if (f->last == '\r' && c != '\n')
+			abort();             /* bare CR reached the backend */
+		f->last = c;
+		if (f->blen < sizeof(f->bline) - 1)
+			f->bline[f->blen++] = c;
+		if (c == '\n') {
+			f->bline[f->blen] = '\0';
+			fz_backend_line(f);
+			f->blen = 0;
+		}
+	}
+}
+
+static void
+op_backend_close(void *io, bool graceful)
+{
+	struct fz *f = io;
+
+	(void)graceful;
+	f->bopen = false;
+	f->bconnect_pending = false;
+	f->rlen = 0;
+}
+
+static void
+op_work(void *io)
+{
+	((struct fz *)io)->work_pending = true;
+}
+
+static const struct px_ops fz_ops = {
+	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
+};
+
+/* fz_settle - deliver owed backend events and finished work until nothing moves (bounded). */
+static void
+fz_settle(struct fz *f)
+{
+	for (int round = 0; round < 64; round++) {
+		if (f->work_pending) {
+			f->work_pending = false;
+			px_session_work_run(f->s);
+			px_session_work_done(f->s);
+			continue;
+		}
+		if (f->bconnect_pending) {
+			f->bconnect_pending = false;
+			px_session_backend_connected(f->s);
+			fz_owe(f, "220 mx.fuzz ESMTP\r\n");
+			continue;
+		}
+		if (f->rlen > 0 && f->bopen) {
+			char r[8192];
+			size_t n = f->rlen;
+
+			memcpy(r, f->replies, n);
+			f->rlen = 0;
+			px_session_backend_input(f->s, r, n);
+			continue;
+		}
+		break;
+	}
+}
+
+static struct moat_policy *pols[4];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct moat_client mc = { "192.0.2.1", 4321, NULL, "127.0.0.1:25", "FUZZ" };
+	struct fz f;
+	size_t chunk, pos = 1;
+	unsigned opt;
+
+	if (size < 1)
+		return 0;
+	opt = data[0] & 3;
+	chunk = (size_t)(data[0] >> 2) + 1;
+	if (pols[opt] == NULL) {
+		struct moat_conf_override ov[] = {
+			{ "proxy_bare_newline", (opt & 1) ? "normalize" : "reject" },
+			{ "proxy_backend_pass", (opt & 2) ? "xclient" : "none" },
+			{ "limit_message_size", "4k" },
+			{ "limit_line_length", "512" },
+			{ "log_target", "stderr" },
+		};
+		char err[MOAT_CONF_ERR_MAX];
+		struct moat_conf *conf = moat_conf_load(NULL, ov, 5, err, sizeof(err));
+
+		if (conf == NULL)
+			abort();
+		moat_log_open("fuzz", MOAT_LOG_STDERR, false);
+		pols[opt] = moat_policy_new(conf);
+		moat_conf_unref(conf);
+	}
+	memset(&f, 0, sizeof(f));
+	f.s = px_session_new(pols[opt], &mc, "127.0.0.1", 25, &fz_ops, &f);
+	if (f.s == NULL)
+		return 0;
+	px_session_start(f.s, true);
+	while (pos < size && !f.closed) {
+		size_t avail, n = size - pos < chunk ? size - pos : chunk;
+		char *rb = px_session_rbuf(f.s, &avail);
+
+		if (rb == NULL || avail == 0)
+			break;               /* the driver would stop reading: input is stuck */
+		if (n > avail)
+			n = avail;
+		memcpy(rb, data + pos, n);
+		pos += n;
+		px_session_rdone(f.s, n);
+		fz_settle(&f);
+	}
+	if (!f.closed)
+		px_session_client_gone(f.s);
+	fz_settle(&f);
+	px_session_free(f.s);
+	return 0;
+}
