@@ -37,17 +37,17 @@ def main():
                 try:
                     chunk = s.recv(65536)
                 except socket.timeout:
-                    print("TIMEOUT")
+                    print("TIMEOUT", flush=True)
                     return None
                 except ConnectionResetError:
                     chunk = b""
                 if not chunk:
-                    print("EOF")
+                    print("EOF", flush=True)
                     return None
                 buf += chunk
             line, buf = buf.split(b"\n", 1)
             text = line.rstrip(b"\r").decode("latin-1")
-            print("<- " + text)
+            print("<- " + text, flush=True)
             lines.append(text)
             if len(text) < 4 or text[3] != "-":
                 return lines
