@@ -10,11 +10,18 @@
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
 #   px_dumps                     number of messages the sink captured
 #   px_cleanup                   stop everything, remove PX_DIR (EXIT trap)
+#   px_lock NAME                 serialise runs of one test across build trees (they share ports;
+#                                fd 8 stays open until the test exits)
 
 PX_DIR=
 PX_PID=
 PX_SINK_PID=
 PX_PY=${PX_PY:-python3}
+
+px_lock() {
+	exec 8> "/tmp/mxmoat-e2e-$1.lock" || return 1
+	flock -w "${2:-600}" 8
+}
 
 px_init() {
 	PX_DIR=$(mktemp -d /tmp/mxmoat-px.XXXXXX) || return 1
