@@ -52,6 +52,11 @@ px_sink_stop() {
 
 px_start() {
 	local port=$1 backend=$2; shift 2
+	# SO_REUSEPORT would let a second proxy share the port silently: refuse to start next to one
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "# px_start: 127.0.0.1:$port is already in use" >&2
+		return 1
+	fi
 	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" \
 		-o "proxy_backend=$backend" -o proxy_workers=1 "$@" >>"$PX_DIR/proxy.log" 2>&1 &
 	PX_PID=$!
