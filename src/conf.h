@@ -167,6 +167,7 @@ struct moat_conf {
 	unsigned ratelimit_log_interval;   /* ms */
 
 	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
+	bool auth_inbound;             /* run the engine on inbound mail */
 	unsigned dkim_max_signatures;
 	bool dkim_body_length_pass;    /* content after l= still passes */
 	int dmarc_reject_action;       /* enum moat_dmarc_action */

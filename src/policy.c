@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "auth.h"
 #include "dkim_sign.h"
 #include "log.h"
 #include "policy.h"
@@ -29,6 +30,8 @@ struct moat_policy {
 	pthread_mutex_t lock;              /* guards conf */
 	struct moat_conf *conf;
 	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
+	struct moat_auth_engine *auth;     /* resolver + DKIM verifier, made at the first inbound
+	                                      message (auth_inbound); guarded by lock */
 };
 
 struct moat_session {
@@ -65,6 +68,8 @@ struct moat_session {
 	struct moat_hdr_edit edits[HDR_EDITS_MAX];
 	size_t nedits;
 	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
+	struct moat_auth_msg *auth;        /* SPF/DKIM/DMARC of an inbound message, or NULL */
+	bool auth_failed;                  /* auth_inbound on, but the engine could not start */
 };
 
 /* ---- the shared policy object ---- */
@@ -92,6 +97,7 @@ moat_policy_free(struct moat_policy *pol)
 		return;
 	moat_conf_unref(pol->conf);
 	moat_sesscount_free(pol->sessions);
+	moat_auth_engine_free(pol->auth);
 	pthread_mutex_destroy(&pol->lock);
 	free(pol);
 }
@@ -179,6 +185,9 @@ session_reset_txn(struct moat_session *s)
 	moat_verdict_continue(&s->sticky);
 	moat_sign_free(s->sign);
 	s->sign = NULL;
+	moat_auth_msg_free(s->auth);
+	s->auth = NULL;
+	s->auth_failed = false;
 }
 
 struct moat_session *
@@ -423,6 +432,75 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 	}
 }
 
+/* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
+
+/* session_auth_header - start the engine at the first header of an inbound message; feed it. */
+static void
+session_auth_header(struct moat_session *s, const char *field, size_t len)
+{
+	if (s->header_count == 1 && s->auth == NULL && s->direction == MOAT_INBOUND &&
+	    s->conf->auth_inbound) {
+		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
+			s->mail_from ? s->mail_from : "" };
+		char err[256] = "";
+		pthread_mutex_lock(&s->pol->lock);
+		if (s->pol->auth == NULL)
+			s->pol->auth = moat_auth_engine_new(s->conf, err, sizeof(err));
+		pthread_mutex_unlock(&s->pol->lock);
+		if (s->pol->auth == NULL || (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
+			moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
+			    err[0] ? err : "out of memory");
+			s->auth_failed = true;
+		}
+	}
+	if (s->auth != NULL)
+		moat_auth_header(s->auth, field, len);
+}
+
+/* session_auth_end - the verdict and header edits of the engine (forged A-R deleted, ours added). */
+static void
+session_auth_end(struct moat_session *s, struct moat_verdict *v)
+{
+	struct moat_hdr_edit edits[MOAT_AUTH_FORGED_MAX + 1];
+	struct moat_verdict av;
+	char ar[600];
+	size_t n, i;
+
+	if (s->auth_failed) {
+		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "auth_unavailable",
+		    "Authentication checks unavailable, try again later");
+		moat_verdict_combine(v, &av);
+		return;
+	}
+	if (s->auth == NULL)
+		return;
+	moat_auth_eom(s->auth, &av);
+	n = moat_auth_edits(s->auth, edits, MOAT_AUTH_FORGED_MAX + 1);
+	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++) {
+		struct moat_hdr_edit *e = &s->edits[s->nedits];
+		e->op = edits[i].op;
+		e->index = edits[i].index;
+		e->name = strdup(edits[i].name);
+		e->value = edits[i].value ? strdup(edits[i].value) : NULL;
+		if (e->name == NULL || (edits[i].value && e->value == NULL)) {
+			free(e->name);
+			free(e->value);
+			moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
+			    "Local error, try again later");
+			break;
+		}
+		s->nedits++;
+	}
+	if (i < n && av.action < MOAT_TEMPFAIL)
+		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "too_many_edits",
+		    "Local error, try again later");
+	moat_log_escape(moat_auth_results(s->auth)->authres, strlen(moat_auth_results(s->auth)->authres),
+	    ar, sizeof(ar));
+	moat_log(LOG_INFO, s->id, "auth", "verdict=%s reason=%s ar=\"%s\"", moat_action_name(av.action),
+	    av.reason && av.reason[0] ? av.reason : "-", ar);
+	moat_verdict_combine(v, &av);
+}
+
 /* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
 static void
 session_stick(struct moat_session *s, struct moat_verdict *v)
@@ -469,6 +547,7 @@ moat_session_header(struct moat_session *s, const char *field, size_t len, struc
 	}
 	session_count_bytes(s, len + 2, v);
 	session_sign_header(s, field, len);                     /* DKIM signing */
+	session_auth_header(s, field, len);                     /* SPF, DKIM, DMARC */
 }
 
 void
@@ -482,6 +561,8 @@ moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
 	session_count_bytes(s, 2, v);    /* the empty line */
 	if (s->sign != NULL)                                    /* DKIM signing */
 		moat_sign_eoh(s->sign);
+	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
+		moat_auth_eoh(s->auth);
 }
 
 void
@@ -496,6 +577,8 @@ moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct 
 	session_count_bytes(s, len, v);
 	if (s->sign != NULL)                                    /* DKIM signing */
 		moat_sign_body(s->sign, chunk, len);
+	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
+		moat_auth_body(s->auth, chunk, len);
 }
 
 void
@@ -504,8 +587,10 @@ moat_session_eom(struct moat_session *s, struct moat_verdict *v)
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE)
 		*v = s->sticky;
-	else
+	else {
 		session_sign_end(s, v);                         /* DKIM signing */
+		session_auth_end(s, v);                         /* SPF, DKIM, DMARC */
+	}
 	s->messages++;
 	/* The transaction is over; its envelope stays readable for moat_session_summary until the
 	 * next MAIL, RSET or HELO. */

@@ -606,3 +606,91 @@ Test(auth, tampered_and_hostile_signatures)
 	run_free(&r);
 	moat_dns_free(dns);
 }
+
+/* ---- through the core policy (policy.c): the events the front-ends drive ---- */
+
+/*
+ * policy_run - one inbound message through a session with auth_inbound on. The resolver is a
+ * loopback port nothing listens on (127.0.0.1:15499, this area's range), so every lookup is a
+ * temporary error after 100 ms: deterministic without a DNS server.
+ */
+static void policy_run(const char *temp_action, struct moat_verdict *v, struct moat_hdr_edit *out,
+    size_t *nout)
+{
+	struct moat_conf_override ov[] = {
+		{ "authserv_id", AUTHSERV }, { "auth_inbound", "yes" },
+		{ "dns_resolver", "127.0.0.1@15499" }, { "dns_timeout", "100ms" },
+		{ "dmarc_temperror_action", temp_action },
+	};
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf = moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
+	struct moat_policy *pol;
+	struct moat_session *s;
+	struct moat_client cl = { .addr = "198.51.100.7", .port = 2525 };
+	static const char *hdrs[] = {
+		"Authentication-Results: other.example; dmarc=pass",
+		"Authentication-Results: mx.test; dmarc=pass header.from=example.com",
+		"From: a@example.com", "Date: Sun, 22 Nov 2026 21:00:00 +0000", "Subject: x",
+		"Authentication-Results: mx.test; dkim=pass",
+	};
+	const struct moat_hdr_edit *e;
+	size_t n;
+
+	cr_assert_not_null(conf, "%s", err);
+	pol = moat_policy_new(conf);
+	cr_assert_not_null(pol);
+	s = moat_session_new(pol, &cl, v);
+	cr_assert_not_null(s);
+	moat_session_helo(s, "mta.evil.test", true, v);
+	moat_session_mail(s, "x@evil.test", NULL, v);
+	moat_session_rcpt(s, "b@example.net", NULL, v);
+	moat_session_data(s, v);
+	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++)
+		moat_session_header(s, hdrs[i], strlen(hdrs[i]), v);
+	moat_session_eoh(s, v);
+	moat_session_body(s, "hi\r\n", 4, v);
+	moat_session_eom(s, v);
+	e = moat_session_edits(s, &n);
+	cr_assert_leq(n, 8u);
+	for (size_t i = 0; i < n; i++) {
+		out[i].op = e[i].op;
+		out[i].index = e[i].index;
+		out[i].name = strdup(e[i].name);
+		out[i].value = e[i].value ? strdup(e[i].value) : NULL;
+	}
+	*nout = n;
+	moat_session_free(s);
+	moat_policy_free(pol);
+	moat_conf_unref(conf);
+}
+
+Test(auth, through_the_policy_core)
+{
+	struct moat_hdr_edit e[8];
+	struct moat_verdict v;
+	size_t n, i;
+
+	policy_run("tempfail", &v, e, &n);
+	cr_expect_eq(v.action, MOAT_TEMPFAIL);
+	cr_expect_eq(v.code, 451u);
+	cr_expect_str_eq(v.status, "4.7.1");
+	for (i = 0; i < n; i++) {
+		free(e[i].name);
+		free(e[i].value);
+	}
+	policy_run("continue", &v, e, &n);
+	cr_expect_eq(v.action, MOAT_CONTINUE);
+	cr_assert_eq(n, 3u);
+	cr_expect_eq(e[0].op, MOAT_HDR_DELETE);
+	cr_expect_str_eq(e[0].name, "Authentication-Results");
+	cr_expect_eq(e[0].index, 3u);
+	cr_expect_eq(e[1].op, MOAT_HDR_DELETE);
+	cr_expect_eq(e[1].index, 2u);
+	cr_expect_eq(e[2].op, MOAT_HDR_INSERT_TOP);
+	cr_expect_not_null(strstr(e[2].value, "dmarc=temperror"), "%s", e[2].value);
+	cr_expect_eq(strncmp(e[2].value, "mx.test;\r\n\tspf=temperror", 24), 0, "%s", e[2].value);
+	for (i = 0; i < n; i++) {
+		free(e[i].name);
+		free(e[i].value);
+	}
+}
