@@ -1,0 +1,64 @@
+# redis.sh - a real redis-server on a loopback port for the e2e tests (source it; bash).
+#
+#   redis_start PORT
+#       Start redis-server on 127.0.0.1:PORT in a private temporary directory, no persistence
+#       (--save '' --appendonly no); waits (at most 10 s) until it answers PING. Sets REDIS_DIR
+#       (kept across restarts), REDIS_PID and REDIS_PORT. Non-zero with the log on stderr on failure.
+#   redis_kill
+#       Stop the server (by its pid only) and wait for it to be gone; REDIS_DIR stays, so
+#       redis_start can bring it back on the same port ("Redis restarted" tests).
+#   redis_stop
+#       redis_kill and remove REDIS_DIR. Safe to call twice; call it from your EXIT trap.
+
+REDIS_DIR=
+REDIS_PID=
+REDIS_PORT=
+
+redis_start() {
+	local port=$1 i
+	command -v redis-server >/dev/null 2>&1 || { echo "redis_start: redis-server not installed" >&2; return 2; }
+	[ -n "$REDIS_DIR" ] || REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/moat-redis.XXXXXX") || return 2
+	REDIS_PORT=$port
+	# The server gets none of the caller's descriptors beyond 0-2 (a fifo or the TAP pipe kept
+	# open by it would keep a reader waiting for an end of file that never comes).
+	(
+		for fd in $(ls "/proc/$BASHPID/fd"); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done 2>/dev/null
+		exec redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$REDIS_DIR" \
+			--daemonize no --protected-mode yes --logfile "$REDIS_DIR/redis.log" </dev/null >/dev/null 2>&1
+	) &
+	REDIS_PID=$!
+	for i in $(seq 1 100); do
+		# The server answering must be ours, not one left on the port by someone else.
+		if [ "$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null |
+			sed -n 's/^process_id:\([0-9]*\).*/\1/p')" = "$REDIS_PID" ]; then
+			return 0
+		fi
+		kill -0 "$REDIS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "redis_start: redis-server did not answer on 127.0.0.1:$port" >&2
+	cat "$REDIS_DIR/redis.log" >&2 2>/dev/null
+	redis_kill
+	return 1
+}
+
+redis_kill() {
+	local i
+	[ -n "$REDIS_PID" ] || return 0
+	kill "$REDIS_PID" 2>/dev/null
+	for i in $(seq 1 100); do
+		kill -0 "$REDIS_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -9 "$REDIS_PID" 2>/dev/null
+	wait "$REDIS_PID" 2>/dev/null
+	REDIS_PID=
+}
+
+redis_stop() {
+	redis_kill
+	[ -n "$REDIS_DIR" ] && rm -rf "$REDIS_DIR"
+	REDIS_DIR=
+}
