@@ -54,7 +54,7 @@ cmd_flood(struct moat_ratelimit *rl, const char *ip, long n, const char *other)
 {
 	struct moat_verdict v;
 	long served = 0, refused = 0, other_refused = 0;
-	unsigned seen[4];
+	unsigned seen[4] = { 0 };
 	size_t nseen = 0, used = 0;
 	char codes[64] = "none";
 
