@@ -49,10 +49,15 @@ bc_flush(struct body_canon *b)
 static void
 bc_emit(struct body_canon *b, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	while (n > 0) {
+		size_t take;
 		if (b->used == sizeof(b->buf))
 			bc_flush(b);
-		b->buf[b->used++] = p[i];
+		take = sizeof(b->buf) - b->used < n ? sizeof(b->buf) - b->used : n;
+		memcpy(b->buf + b->used, p, take);
+		b->used += take;
+		p += take;
+		n -= take;
 	}
 	b->emitted = true;
 }
@@ -77,7 +82,28 @@ static void
 bc_feed(struct body_canon *b, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
+		char c;
+		if (!b->pending_cr && !b->pending_wsp) {
+			/* Fast path: a run of ordinary bytes goes out in one piece. */
+			size_t j = i;
+			while (j < n && p[j] != '\r' && p[j] != '\n') {
+				/* relaxed: a lone SP between two ordinary bytes stays as it is */
+				if (b->relaxed && (p[j] == ' ' || p[j] == '\t') &&
+				    (p[j] == '\t' || j + 1 >= n || p[j + 1] == ' ' || p[j + 1] == '\t' ||
+				    p[j + 1] == '\r' || p[j + 1] == '\n'))
+					break;
+				j++;
+			}
+			if (j > i) {
+				bc_release(b);
+				bc_emit(b, p + i, j - i);
+				b->line_open = true;
+				i = j;
+				if (i == n)
+					break;
+			}
+		}
+		c = p[i];
 		if (c == '\n' && b->pending_cr) {
 			b->pending_cr = false;
 			b->pending_wsp = false;     /* relaxed: blanks at end of line go */
