@@ -213,6 +213,11 @@ backend_command(struct px_session *s, enum px_op op, const char *verb, const cha
 		SAY(s, reply_syntax);
 		return;
 	}
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		SAY(s, reply_oom);
+		session_close(s);
+		return;
+	}
 	s->op = op;
 	s->wait = W_BACKEND;
 	px_reply_init(s->reply);
@@ -410,7 +415,13 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 {
 	while (n > 0 && s->bstate != B_NONE) {
 		size_t used = 0;
-		enum px_reply_status st = px_reply_feed(s->reply, p, n, &used);
+		enum px_reply_status st;
+
+		if (s->reply == NULL) {
+			backend_abort(s);           /* nothing was asked: unsolicited bytes */
+			break;
+		}
+		st = px_reply_feed(s->reply, p, n, &used);
 
 		if (st == PX_REPLY_BAD) {
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=malformed-reply");
@@ -430,6 +441,11 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		backend_reply(s);
 		p += used;
 		n -= used;
+	}
+	/* between commands the leg holds no reply buffer (4 KB) */
+	if (s->op == OP_NONE && s->bstate == B_READY && s->reply != NULL) {
+		free(s->reply);
+		s->reply = NULL;
 	}
 	session_pump(s);
 }

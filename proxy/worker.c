@@ -50,7 +50,6 @@ struct bconn {
 	uv_shutdown_t sreq;
 	struct conn *c;
 	bool connected;
-	char rbuf[BREAD_SIZE];
 };
 
 struct conn {
@@ -186,6 +185,10 @@ conn_flush(struct conn *c)
 		return;
 	}
 	c->out_len = 0;
+	/* written or copied into the write request: an idle session keeps no reply buffer */
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
 }
 
 /* ---- px_ops ---- */
@@ -220,13 +223,15 @@ op_client_close(void *io)
 	conn_close(c);
 }
 
+/* on_bread_alloc - a read buffer only for the duration of one read: idle legs hold none. */
 static void
 on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct bconn *b = h->data;
+	char *p = malloc(BREAD_SIZE);
 
+	(void)h;
 	(void)hint;
-	*buf = uv_buf_init(b->rbuf, sizeof(b->rbuf));
+	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0);
 }
 
 static void
@@ -238,11 +243,15 @@ on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	struct bconn *b = st->data;
 	struct conn *c = b->c;
 
-	if (c->b != b)
+	if (c->b != b) {
+		free(buf->base);
 		return;
+	}
 	if (nread > 0) {
 		px_session_backend_input(c->s, buf->base, (size_t)nread);
+		free(buf->base);
 	} else if (nread < 0) {
+		free(buf->base);
 		c->b = NULL;
 		bconn_close(b, false);
 		px_session_backend_error(c->s, nread == UV_EOF ? "eof" : uv_err_name((int)nread));

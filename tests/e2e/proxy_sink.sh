@@ -152,10 +152,13 @@ tap_like "a client that waits for the banner is served" "$out" $'<- 220 [^\n]*\n
 px_stop
 px_start $P 127.0.0.1:$S
 before=$(px_dumps)
-( sleep 1; kill -KILL "$PX_PID" ) &
-killer=$!
-out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: killed\r\n\r\nstart\r\n" P:2 "S:more\r\n.\r\n" R A)
-wait $killer
+px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: killed\r\n\r\nstart\r\n" P:2 "S:more\r\n.\r\n" R A > "$PX_DIR/kill.out" 2>&1 &
+chat=$!
+for _ in $(seq 1 100); do grep -q '^<- 354' "$PX_DIR/kill.out" && break; sleep 0.05; done
+kill -KILL "$PX_PID"
+wait $chat
+out=$(cat "$PX_DIR/kill.out")
+tap_like "SIGKILL mid-DATA: the client had reached DATA" "$out" '<- 354'
 tap_like "SIGKILL mid-DATA: the client sees the connection end" "$out" '(EOF|SENDFAIL)'
 tap_is "SIGKILL mid-DATA: no 250 for the message" "$(grep -c '^<- 250 2.0.0' <<<"$out")" 0
 sleep 0.2
