@@ -26,6 +26,7 @@
 #include "cmdline.h"
 #include "conf.h"
 #include "daemon.h"
+#include "ratelimit.h"
 #include "interpose.h"
 #include "log.h"
 #include "policy.h"
@@ -35,6 +36,7 @@ static atomic_bool reload_stop;
 struct reload_ctx {
 	const struct moat_cmdline *cl;
 	struct moat_policy *pol;
+	struct moat_ratelimit *rl;
 };
 
 /* reload_thread - wait for SIGHUP; load the configuration again and install it. */
@@ -56,7 +58,10 @@ reload_thread(void *arg)
 		if (conf != NULL) {
 			/* Socket, user and pid file stay as started; everything else applies to new
 			 * connections. */
+			char err[MOAT_CONF_ERR_MAX];
 			moat_policy_reload(rc->pol, conf);
+			if (moat_ratelimit_reload(rc->rl, conf, err, sizeof(err)) < 0)
+				moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
 			moat_conf_unref(conf);
 		}
 	}
@@ -160,6 +165,7 @@ main(int argc, char **argv)
 	struct moat_cmdline cl;
 	struct moat_conf *conf;
 	struct moat_policy *pol;
+	struct moat_ratelimit *rl;
 	struct reload_ctx rctx;
 	pthread_t reloader;
 	sigset_t set;
@@ -183,11 +189,19 @@ main(int argc, char **argv)
 		moat_conf_unref(conf);
 		return 1;
 	}
+	if ((rl = moat_ratelimit_new(conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxmoat-milter: %s\n", err);
+		moat_policy_free(pol);
+		moat_conf_unref(conf);
+		return 1;
+	}
+	milter_callbacks_ratelimit(rl);
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 	    conf->daemon_group, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
 		moat_log(LOG_ERR, NULL, "start", "%s", err);
+		moat_ratelimit_free(rl);
 		moat_policy_free(pol);
 		moat_conf_unref(conf);
 		return 1;
@@ -203,8 +217,10 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	rctx.cl = &cl;
 	rctx.pol = pol;
+	rctx.rl = rl;
 	if (pthread_create(&reloader, NULL, reload_thread, &rctx) != 0) {
 		moat_log(LOG_ERR, NULL, "start", "cannot start the reload thread");
+		moat_ratelimit_free(rl);
 		moat_policy_free(pol);
 		moat_conf_unref(conf);
 		return 1;
@@ -219,6 +235,8 @@ main(int argc, char **argv)
 	pthread_kill(reloader, SIGHUP);
 	pthread_join(reloader, NULL);
 	moat_daemon_pidfile_remove(conf->milter_pid_file);
+	milter_callbacks_ratelimit(NULL);
+	moat_ratelimit_free(rl);
 	moat_policy_free(pol);
 	moat_conf_unref(conf);
 	return rc;
