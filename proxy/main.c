@@ -19,6 +19,8 @@
 #include "daemon.h"
 #include "log.h"
 #include "policy.h"
+#include "ratelimit.h"
+#include "smtp_session.h"
 #include "worker.h"
 
 #define WORKERS_MAX 256
@@ -26,6 +28,7 @@
 struct proxy_main {
 	struct moat_cmdline cl;
 	struct moat_policy *pol;
+	struct moat_ratelimit *rl;
 	struct px_worker *workers[WORKERS_MAX];
 	unsigned nworkers;
 	uv_loop_t loop;
@@ -52,11 +55,14 @@ on_sighup(uv_signal_t *h, int sig)
 {
 	struct proxy_main *m = h->data;
 	struct moat_conf *conf;
+	char err[MOAT_CONF_ERR_MAX];
 
 	(void)sig;
 	if ((conf = moat_cmdline_reload(&m->cl)) == NULL)
 		return;
 	moat_policy_reload(m->pol, conf);
+	if (moat_ratelimit_reload(m->rl, conf, err, sizeof(err)) < 0)
+		moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
 	moat_conf_unref(conf);
 	moat_log(LOG_INFO, NULL, "reload", "status=ok note=listeners-unchanged");
 }
@@ -134,6 +140,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: out of memory\n");
 		return 1;
 	}
+	if ((m.rl = moat_ratelimit_new(conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
+	px_session_set_ratelimit(m.rl);
+	if (conf->ratelimit_store == MOAT_RL_STORE_REDIS)
+		moat_log(LOG_WARNING, NULL, "start", "ratelimit_store=redis: the proxy counts connections "
+		    "in its own memory (its Redis client is not wired yet)");
 	for (unsigned i = 0; i < m.nworkers; i++) {
 		for (size_t j = 0; j < naddrs; j++)
 			if ((fds[j] = px_listen_bind(addrs[j], err, sizeof(err))) < 0) {

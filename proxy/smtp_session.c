@@ -16,6 +16,7 @@
 
 #include "data_reader.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "upstream.h"
@@ -1206,6 +1207,38 @@ session_pump(struct px_session *s)
 
 /* ---- driver entry points ---- */
 
+/*
+ * The rate limiter (set once by main before the loops start, then only read). Connections are
+ * checked in the embedded store only: it never blocks, and a loop must not wait on Redis (the
+ * libuv Redis client is not wired yet, see src/ratelimit.h).
+ */
+static struct moat_ratelimit *px_ratelimit;
+
+void
+px_session_set_ratelimit(struct moat_ratelimit *rl)
+{
+	px_ratelimit = rl;
+}
+
+/* session_ratelimit_connect - the connection limits and deny list for CLIENT, into s->v. */
+static void
+session_ratelimit_connect(struct px_session *s, const struct moat_client *client)
+{
+	struct moat_addr a;
+	struct moat_rl_subject subj = { .addr = &a, .sid = moat_session_id(s->ms) };
+	struct moat_rl_plan plan;
+	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
+	struct moat_verdict rv;
+
+	if (px_ratelimit == NULL || client->addr == NULL || moat_addr_parse(client->addr, &a) < 0)
+		return;
+	moat_ratelimit_plan(px_ratelimit, MOAT_RL_EV_CONNECT, &subj, &plan);
+	moat_ratelimit_local(px_ratelimit, &plan, res);
+	moat_ratelimit_decide(px_ratelimit, &plan, res, MOAT_RL_OK, subj.sid, &rv);
+	if (rv.action != MOAT_CONTINUE)
+		s->v = rv;
+}
+
 struct px_session *
 px_session_new(struct moat_policy *pol, const struct moat_client *client, const char *local_addr,
     unsigned local_port, const struct px_ops *ops, void *io)
@@ -1221,6 +1254,8 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 		free(s);
 		return NULL;
 	}
+	if (s->v.action == MOAT_CONTINUE)
+		session_ratelimit_connect(s, client);
 	s->conf = moat_session_conf(s->ms);
 	snprintf(s->client_addr, sizeof(s->client_addr), "%s", client->addr);
 	s->client_port = client->port;

@@ -35,6 +35,10 @@ struct px_ops {
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
 enum px_phase { PX_PHASE_GREET = 0, PX_PHASE_COMMAND, PX_PHASE_DATA, PX_PHASE_CLOSED };
 
+/* px_session_set_ratelimit - the limiter every new session checks (borrowed; NULL: none). */
+struct moat_ratelimit;
+void px_session_set_ratelimit(struct moat_ratelimit *rl);
+
 /*
  * px_session_new - the connect event. pol: borrowed; client: copied by the core; local_*: where
  * the client connected (for PROXY headers). NULL on out of memory.
