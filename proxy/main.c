@@ -21,6 +21,7 @@
 #include "policy.h"
 #include "ratelimit.h"
 #include "smtp_session.h"
+#include "tls.h"
 #include "worker.h"
 
 #define WORKERS_MAX 256
@@ -37,6 +38,7 @@ struct proxy_main {
 	bool draining;
 	uint64_t drain_start;
 	unsigned drain_timeout;
+	struct moat_tls_ctx *tls;        /* TLS (issue 7): certificates in use */
 };
 
 /* split_list - the comma-separated listen list into up to max trimmed entries. */
@@ -63,6 +65,20 @@ on_sighup(uv_signal_t *h, int sig)
 	moat_policy_reload(m->pol, conf);
 	if (moat_ratelimit_reload(m->rl, conf, err, sizeof(err)) < 0)
 		moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
+	{
+		/* TLS (issue 7): new certificates for new sessions; on error the old ones stay */
+		char terr[MOAT_TLS_ERR_MAX];
+		struct moat_tls_ctx *tls = moat_tls_ctx_reload(m->tls, conf, terr, sizeof(terr));
+
+		if (tls == NULL) {
+			moat_log(LOG_ERR, NULL, "reload", "tls=kept error=%s", terr);
+		} else {
+			for (unsigned i = 0; i < m->nworkers; i++)
+				px_worker_set_tls(m->workers[i], tls);
+			moat_tls_ctx_unref(m->tls);
+			m->tls = tls;
+		}
+	}
 	moat_conf_unref(conf);
 	moat_log(LOG_INFO, NULL, "reload", "status=ok note=listeners-unchanged");
 }
@@ -148,6 +164,15 @@ main(int argc, char **argv)
 	if (conf->ratelimit_store == MOAT_RL_STORE_REDIS)
 		moat_log(LOG_WARNING, NULL, "start", "ratelimit_store=redis: the proxy counts connections "
 		    "in its own memory (its Redis client is not wired yet)");
+	/* TLS (issue 7): certificates are read now, before privileges drop */
+	if ((m.tls = moat_tls_ctx_new(conf, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
+	if ((conf->proxy_listen_tls[0] != '\0' || conf->proxy_require_tls) && !moat_tls_ctx_server_ready(m.tls)) {
+		fprintf(stderr, "mxmoat-proxy: proxy_listen_tls and proxy_require_tls need tls_cert_file\n");
+		return 1;
+	}
 	for (unsigned i = 0; i < m.nworkers; i++) {
 		for (size_t j = 0; j < naddrs; j++)
 			if ((fds[j] = px_listen_bind(addrs[j], err, sizeof(err))) < 0) {
@@ -157,6 +182,26 @@ main(int argc, char **argv)
 		if ((m.workers[i] = px_worker_new(m.pol, fds, naddrs, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "mxmoat-proxy: %s\n", err);
 			return 1;
+		}
+		/* TLS (issue 7): implicit-TLS listeners, bound the same way */
+		{
+			char *tlist = strdup(conf->proxy_listen_tls), *taddrs[PX_LISTEN_MAX];
+			int tfds[PX_LISTEN_MAX];
+			size_t nt = tlist != NULL ? split_list(tlist, taddrs, PX_LISTEN_MAX) : 0;
+
+			int trc = 0;
+
+			for (size_t j = 0; j < nt && trc == 0; j++)
+				if ((tfds[j] = px_listen_bind(taddrs[j], err, sizeof(err))) < 0)
+					trc = -1;
+			if (trc == 0)
+				trc = px_worker_listen_tls(m.workers[i], tfds, nt, err, sizeof(err));
+			free(tlist);
+			if (trc < 0) {
+				fprintf(stderr, "mxmoat-proxy: %s\n", err);
+				return 1;
+			}
+			px_worker_set_tls(m.workers[i], m.tls);
 		}
 	}
 	if (moat_daemon_start(m.cl.foreground, conf->proxy_pid_file, conf->daemon_user,
@@ -179,8 +224,9 @@ main(int argc, char **argv)
 			moat_log(LOG_ERR, NULL, "start", "error=thread");
 			return 1;
 		}
-	moat_log(LOG_INFO, NULL, "start", "listen=%s backend=%s workers=%u", conf->proxy_listen,
-	    conf->proxy_backend, m.nworkers);
+	moat_log(LOG_INFO, NULL, "start", "listen=%s listen_tls=%s tls=%s backend=%s workers=%u", conf->proxy_listen,
+	    conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
+	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers);
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 	moat_daemon_pidfile_remove(conf->proxy_pid_file);
 	moat_log(LOG_INFO, NULL, "exit", "status=0");

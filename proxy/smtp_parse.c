@@ -191,14 +191,14 @@ px_param_find(const char *params, const char *name, const char **value, size_t *
 
 /* px_verb - split a command line into its verb and argument. */
 bool
-px_verb(const char *line, size_t len, char out[8], const char **arg)
+px_verb(const char *line, size_t len, char out[9], const char **arg)
 {
 	size_t i;
 
 	for (i = 0; i < len && line[i] != ' '; i++) {
 		char c = line[i];
 
-		if (i >= 7 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+		if (i >= 8 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
 			return false;
 		out[i] = (char)(c >= 'a' ? c - 32 : c);
 	}

@@ -57,7 +57,7 @@ enum px_path_err px_parse_path(const char *arg, const char *keyword, bool null_o
  */
 bool px_param_find(const char *params, const char *name, const char **value, size_t *vlen);
 
-/* px_verb - the verb of a command line upper-cased into out (<= 7 chars + NUL); *arg: the rest. */
-bool px_verb(const char *line, size_t len, char out[8], const char **arg);
+/* px_verb - the verb of a command line upper-cased into out (<= 8 chars + NUL: STARTTLS); *arg: the rest. */
+bool px_verb(const char *line, size_t len, char out[9], const char **arg);
 
 #endif /* PX_SMTP_PARSE_H */

@@ -52,6 +52,8 @@ struct px_session {
 	enum px_work work;
 	enum px_skip skip;                 /* discarding a bad command line up to its LF */
 	bool gone;                         /* client gone: answer nothing, finish quietly */
+	bool tls_offer;                    /* TLS (issue 7): STARTTLS may be offered */
+	bool tls_active;                   /* TLS (issue 7): the client leg is TLS */
 	bool quit;
 
 	char helo[HELO_MAX + 1];
@@ -109,6 +111,12 @@ static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try
 static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\r\n";
 static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
 static const char reply_timeout_fmt[] = "421 4.4.2 %s Error: timeout exceeded\r\n";
+/* TLS (issue 7) */
+static const char reply_starttls[] = "220 2.0.0 Ready to start TLS\r\n";
+static const char reply_tls_active[] = "503 5.5.1 TLS already active\r\n";
+static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
+static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
+static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; closing\r\n";
 
 static void session_pump(struct px_session *s);
 
@@ -760,6 +768,7 @@ struct px_cmd {
 };
 
 #define CF_NEED_HELO 0x1     /* only after EHLO/HELO */
+#define CF_NEED_TLS 0x2      /* TLS (issue 7): 530 5.7.0 before STARTTLS when proxy_require_tls */
 
 static int
 check_none(struct px_session *s, const char *arg)
@@ -811,9 +820,10 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
 		n = snprintf(buf, sizeof(buf),
-		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n"
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s"
 		    "250 ENHANCEDSTATUSCODES\r\n",
-		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size);
+		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
+		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "");
 	if (n > 0 && (size_t)n < sizeof(buf))
 		say(s, buf, (size_t)n);
 }
@@ -1074,12 +1084,63 @@ proceed_quit(struct px_session *s, const char *arg)
 	session_close(s);
 }
 
+/* TLS (issue 7) - STARTTLS, RFC 3207; the injection defence of CVE-2011-0411 and "NO STARTTLS". */
+static int
+check_starttls(struct px_session *s, const char *arg)
+{
+	if (!s->tls_offer || s->ops->client_starttls == NULL) {
+		SAY(s, reply_unknown);       /* not advertised: not a command here */
+		return -1;
+	}
+	if (s->tls_active) {
+		SAY(s, reply_tls_active);    /* RFC 3207 4.2: no STARTTLS inside TLS */
+		return -1;
+	}
+	if (arg[0] != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	if (s->in_txn || s->op != OP_NONE) {
+		SAY(s, reply_tls_in_txn);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_starttls(struct px_session *s, const char *arg)
+{
+	size_t pipelined = s->in_len - s->in_pos;
+
+	(void)arg;
+	if (pipelined > 0) {
+		/* plaintext sent after STARTTLS must never run inside TLS (RFC 3207 4.2, CVE-2011-0411) */
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "starttls", "pipelined=%zu action=%s", pipelined,
+		    s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE ? "close" : "discard");
+		s->in_pos = s->in_len;
+		if (s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE) {
+			SAY(s, reply_tls_pipelined);
+			session_close(s);
+			return;
+		}
+	}
+	SAY(s, reply_starttls);
+	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is required */
+	txn_reset(s);
+	s->helo_seen = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	if (s->ops->client_starttls(s->io) < 0)
+		session_close(s);
+}
+
 static const struct px_cmd cmd_table[] = {
+	{ "STARTTLS", CF_NEED_HELO, check_starttls, proceed_starttls },
 	{ "EHLO", 0, check_helo, proceed_ehlo },
 	{ "HELO", 0, check_helo, proceed_helo },
-	{ "MAIL", CF_NEED_HELO, check_mail, proceed_mail },
-	{ "RCPT", CF_NEED_HELO, check_rcpt, proceed_rcpt },
-	{ "DATA", CF_NEED_HELO, check_data, proceed_data },
+	{ "MAIL", CF_NEED_HELO | CF_NEED_TLS, check_mail, proceed_mail },
+	{ "RCPT", CF_NEED_HELO | CF_NEED_TLS, check_rcpt, proceed_rcpt },
+	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, proceed_data },
 	{ "RSET", 0, check_noarg, proceed_rset },
 	{ "NOOP", 0, check_none, proceed_noop },
 	{ "QUIT", 0, check_none, proceed_quit },
@@ -1092,7 +1153,7 @@ static void
 session_command(struct px_session *s, const char *line, size_t len)
 {
 	const struct px_cmd *c = NULL;
-	char verb[8];
+	char verb[9];
 	const char *arg;
 
 	if (len + 1 > s->line_cap)
@@ -1114,6 +1175,11 @@ session_command(struct px_session *s, const char *line, size_t len)
 	if (c == NULL) {
 		SAY(s, reply_unknown);
 		count_error(s, true);
+		return;
+	}
+	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !s->tls_active) {
+		SAY(s, reply_tls_required);  /* TLS (issue 7) */
+		count_error(s, false);
 		return;
 	}
 	if ((c->flags & CF_NEED_HELO) && !s->helo_seen) {
@@ -1237,6 +1303,23 @@ session_ratelimit_connect(struct px_session *s, const struct moat_client *client
 	moat_ratelimit_decide(px_ratelimit, &plan, res, MOAT_RL_OK, subj.sid, &rv);
 	if (rv.action != MOAT_CONTINUE)
 		s->v = rv;
+}
+
+/* TLS (issue 7) */
+void
+px_session_tls_offer(struct px_session *s, bool offer)
+{
+	s->tls_offer = offer;
+}
+
+void
+px_session_tls_started(struct px_session *s, const struct moat_tls_info *info)
+{
+	s->tls_active = true;
+	moat_session_tls(s->ms, info);
+	moat_log(LOG_INFO, moat_session_id(s->ms), "tls", "protocol=%s cipher=%s bits=%u sni=%s%s%s",
+	    info->protocol, info->cipher, info->bits, info->sni[0] != '\0' ? info->sni : "-",
+	    info->peer_fingerprint[0] != '\0' ? " peer_fingerprint=" : "", info->peer_fingerprint);
 }
 
 struct px_session *

@@ -30,6 +30,9 @@ struct px_ops {
 	void (*backend_close)(void *io, bool graceful);
 	/* run px_session_work_run on a pool thread, then px_session_work_done on the loop */
 	void (*work)(void *io);
+	/* TLS (issue 7): write what is queued in plaintext, then put TLS on the client leg; 0 or -1.
+	 * NULL: the driver has no TLS (STARTTLS is never offered). */
+	int (*client_starttls)(void *io);
 };
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
@@ -67,6 +70,12 @@ void px_session_backend_connected(struct px_session *s);
 void px_session_backend_input(struct px_session *s, const char *p, size_t n);
 /* px_session_backend_error - connect failed, EOF, write error or timeout on the backend leg. */
 void px_session_backend_error(struct px_session *s, const char *why);
+
+/* TLS (issue 7) */
+/* px_session_tls_offer - this plaintext session may offer STARTTLS (a certificate is loaded). */
+void px_session_tls_offer(struct px_session *s, bool offer);
+/* px_session_tls_started - the handshake finished (STARTTLS or implicit TLS): facts to the core. */
+void px_session_tls_started(struct px_session *s, const struct moat_tls_info *info);
 
 void px_session_work_run(struct px_session *s);
 void px_session_work_done(struct px_session *s);

@@ -22,11 +22,13 @@
 
 #include "log.h"
 #include "smtp_session.h"
+#include "tls.h"
 #include "worker.h"
 
 #define OUT_MAX (64 * 1024)          /* replies queued for the client before we stop reading */
 #define BACKEND_HIGH (256 * 1024)    /* backend write queue that pauses client reads */
 #define BREAD_SIZE 4096
+#define TLS_READ_SIZE (16384 + 2048)  /* TLS (issue 7): one full record and its overhead */
 
 struct px_worker {
 	uv_loop_t loop;
@@ -37,6 +39,10 @@ struct px_worker {
 	uv_thread_t thread;
 	atomic_int done;
 	atomic_uint sessions;
+	/* TLS (issue 7) */
+	bool listen_tls[PX_LISTEN_MAX];  /* implicit TLS (proxy_listen_tls) */
+	pthread_mutex_t tls_lock;        /* guards tls: main swaps it on SIGHUP */
+	struct moat_tls_ctx *tls;        /* NULL: no certificate, no TLS */
 };
 
 struct bconn {
@@ -67,6 +73,11 @@ struct conn {
 	size_t out_len, out_cap;
 	char laddr[64];
 	unsigned lport;
+	/* TLS (issue 7) */
+	struct moat_tls_conn *tls;       /* the client leg is TLS (after STARTTLS, or implicit) */
+	char *tlsbuf;                    /* ciphertext read buffer */
+	bool tls_implicit, tls_reported;
+	uint64_t tls_start;              /* uv_now when the handshake began */
 };
 
 struct wreq {
@@ -99,6 +110,8 @@ conn_maybe_free(struct conn *c)
 		return;
 	atomic_fetch_sub(&c->w->sessions, 1);
 	px_session_free(c->s);
+	moat_tls_conn_free(c->tls);     /* TLS (issue 7) */
+	free(c->tlsbuf);
 	free(c->out);
 	free(c);
 }
@@ -172,12 +185,40 @@ stream_write(struct conn *c, uv_stream_t *st, const char *p, size_t n)
 	return 0;
 }
 
+/* TLS (issue 7) - tls_send: the engine's ciphertext for the client, written raw. -1 on error. */
+static int
+tls_send(struct conn *c)
+{
+	const void *p;
+	size_t n;
+
+	while ((n = moat_tls_pending_out(c->tls, &p)) > 0) {
+		if (uv_is_closing((uv_handle_t *)&c->client) ||
+		    stream_write(c, (uv_stream_t *)&c->client, p, n) < 0)
+			return -1;
+		moat_tls_consume(c->tls, n);
+	}
+	return 0;
+}
+
 /* conn_flush - one write for everything the session said during this event (RFC 2920). */
 static void
 conn_flush(struct conn *c)
 {
 	if (c->out_len == 0 || uv_is_closing((uv_handle_t *)&c->client))
 		return;
+	if (c->tls != NULL) {
+		/* TLS (issue 7): encrypt; nothing can be said in clear once TLS has started */
+		int rc = moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN ?
+		    moat_tls_write(c->tls, c->out, c->out_len) : 0;
+
+		c->out_len = 0;
+		if (rc < 0 || tls_send(c) < 0) {
+			px_session_client_gone(c->s);
+			conn_close(c);
+		}
+		return;
+	}
 	if (stream_write(c, (uv_stream_t *)&c->client, c->out, c->out_len) < 0) {
 		c->out_len = 0;
 		px_session_client_gone(c->s);
@@ -446,8 +487,94 @@ op_work(void *io)
 	}
 }
 
+/* TLS (issue 7) - tls_begin: a server TLS session on the worker's current context. */
+static int
+tls_begin(struct conn *c)
+{
+	struct moat_tls_ctx *ctx = NULL;
+	char err[MOAT_TLS_ERR_MAX];
+
+	pthread_mutex_lock(&c->w->tls_lock);
+	if (c->w->tls != NULL)
+		ctx = moat_tls_ctx_ref(c->w->tls);
+	pthread_mutex_unlock(&c->w->tls_lock);
+	if (ctx == NULL)
+		return -1;
+	c->tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+	c->tls_start = uv_now(&c->w->loop);
+	moat_tls_ctx_unref(ctx);         /* the session holds its own reference */
+	if (c->tls == NULL || (c->tlsbuf = malloc(TLS_READ_SIZE)) == NULL) {
+		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s",
+		    c->tls == NULL ? err : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* TLS (issue 7) - op_client_starttls: the 220 goes out in clear, then the leg is TLS. */
+static int
+op_client_starttls(void *io)
+{
+	struct conn *c = io;
+
+	conn_flush(c);
+	if (c->closing)
+		return -1;
+	return tls_begin(c);
+}
+
+/* TLS (issue 7) - tls_deliver: report the finished handshake, then hand plaintext to the session
+ * as far as its input buffer has room (the rest stays in the engine until conn_update). */
+static void
+tls_deliver(struct conn *c)
+{
+	if (!c->tls_reported && moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN) {
+		struct moat_tls_info info;
+
+		c->tls_reported = true;
+		moat_tls_info(c->tls, &info);
+		px_session_tls_started(c->s, &info);
+		if (c->tls_implicit)           /* RFC 8314: the greeting comes after the handshake */
+			px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+	}
+	while (!c->closing && c->tls_reported) {
+		/* through a stack buffer: an idle session keeps no input buffer (px_session_rbuf allocates) */
+		char plain[4096], *p;
+		size_t room = px_session_rroom(c->s), avail;
+		ssize_t n;
+
+		if (room == 0)
+			break;
+		n = moat_tls_read(c->tls, plain, room < sizeof(plain) ? room : sizeof(plain));
+		if (n <= 0 || (p = px_session_rbuf(c->s, &avail)) == NULL || avail < (size_t)n)
+			break;
+		memcpy(p, plain, (size_t)n);
+		px_session_rdone(c->s, (size_t)n);
+	}
+}
+
+/* TLS (issue 7) - tls_input: ciphertext from the client. */
+static void
+tls_input(struct conn *c, const char *p, size_t n)
+{
+	enum moat_tls_state st;
+
+	(void)moat_tls_feed(c->tls, p, n);
+	tls_deliver(c);
+	if (c->closing || c->tls == NULL)
+		return;
+	st = moat_tls_conn_state(c->tls);
+	if (st == MOAT_TLS_FAILED)
+		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s", moat_tls_conn_error(c->tls));
+	if (tls_send(c) < 0 || st == MOAT_TLS_FAILED || st == MOAT_TLS_CLOSED) {
+		px_session_client_gone(c->s);
+		conn_close(c);
+	}
+}
+
 static const struct px_ops conn_ops = {
 	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
+	op_client_starttls,
 };
 
 /* ---- client leg ---- */
@@ -485,6 +612,13 @@ on_timer(uv_timer_t *t)
 		conn_close_client(c);
 		return;
 	}
+	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE) {
+		/* TLS (issue 7): tls_handshake_timeout; nothing can be said in clear */
+		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=handshake-timeout");
+		px_session_client_gone(c->s);
+		conn_close(c);
+		return;
+	}
 	if (px_session_phase(c->s) == PX_PHASE_GREET) {
 		px_session_greet(c->s);
 	} else {
@@ -515,9 +649,14 @@ on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
 	size_t avail;
-	char *p = px_session_rbuf(c->s, &avail);
+	char *p;
 
 	(void)hint;
+	if (c->tls != NULL) {            /* TLS (issue 7): ciphertext goes to the engine */
+		*buf = uv_buf_init(c->tlsbuf, TLS_READ_SIZE);
+		return;
+	}
+	p = px_session_rbuf(c->s, &avail);
 	*buf = uv_buf_init(p, (unsigned)avail);
 }
 
@@ -526,10 +665,11 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = st->data;
 
-	(void)buf;
 	if (c->closing)
 		return;
-	if (nread > 0) {
+	if (nread > 0 && c->tls != NULL) {
+		tls_input(c, buf->base, (size_t)nread);   /* TLS (issue 7) */
+	} else if (nread > 0) {
 		px_session_rdone(c->s, (size_t)nread);
 	} else if (nread == UV_ENOBUFS) {
 		uv_read_stop(st);
@@ -554,6 +694,8 @@ conn_update(struct conn *c)
 	size_t avail;
 	bool want;
 
+	if (c->tls != NULL && !c->closing)
+		tls_deliver(c);              /* TLS (issue 7): plaintext the session had no room for */
 	conn_flush(c);
 	if (c->closing)
 		return;
@@ -562,7 +704,11 @@ conn_update(struct conn *c)
 	now = uv_now(&c->w->loop);
 	left = now - c->start >= conf->proxy_session_lifetime ? 1 :
 	    conf->proxy_session_lifetime - (now - c->start);
-	if (ph == PX_PHASE_GREET)
+	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE)
+		/* TLS (issue 7): from the start of the handshake, not reset by each byte (slowloris) */
+		t = now - c->tls_start >= conf->tls_handshake_timeout ? 1 :
+		    conf->tls_handshake_timeout - (now - c->tls_start);
+	else if (ph == PX_PHASE_GREET)
 		t = conf->proxy_greet_pause;
 	else if (px_session_backend_waiting(c->s))
 		t = left;
@@ -574,7 +720,7 @@ conn_update(struct conn *c)
 	else
 		uv_timer_stop(&c->btimer);
 	avail = px_session_rroom(c->s);
-	want = avail > 0 && c->client.write_queue_size < OUT_MAX &&
+	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && c->client.write_queue_size < OUT_MAX &&
 	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
@@ -657,7 +803,22 @@ on_connection(uv_stream_t *server, int status)
 	}
 	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
 	    listener);
-	px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+	/* TLS (issue 7): implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
+	for (size_t i = 0; i < w->nlisteners; i++)
+		if (server == (uv_stream_t *)&w->listeners[i])
+			c->tls_implicit = w->listen_tls[i];
+	if (c->tls_implicit) {
+		if (tls_begin(c) < 0) {
+			px_session_client_gone(c->s);
+			conn_close(c);
+			return;
+		}
+	} else {
+		pthread_mutex_lock(&w->tls_lock);
+		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
+		pthread_mutex_unlock(&w->tls_lock);
+		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+	}
 	if (!c->closing)
 		conn_update(c);
 }
@@ -715,6 +876,7 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 		return NULL;
 	}
 	w->pol = pol;
+	pthread_mutex_init(&w->tls_lock, NULL);   /* TLS (issue 7) */
 	if (uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "uv_loop_init failed");
 		free(w);
@@ -766,4 +928,42 @@ unsigned
 px_worker_sessions(struct px_worker *w)
 {
 	return atomic_load(&w->sessions);
+}
+
+/* TLS (issue 7) */
+int
+px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < nfds; i++) {
+		size_t k = w->nlisteners;
+
+		if (k == PX_LISTEN_MAX) {
+			snprintf(err, errlen, "too many listeners (at most %d)", PX_LISTEN_MAX);
+			return -1;
+		}
+		uv_tcp_init(&w->loop, &w->listeners[k]);
+		w->listeners[k].data = w;
+		if (uv_tcp_open(&w->listeners[k], fds[i]) != 0 ||
+		    uv_listen((uv_stream_t *)&w->listeners[k], 511, on_connection) != 0) {
+			snprintf(err, errlen, "cannot listen on fd %d", fds[i]);
+			return -1;
+		}
+		w->listen_tls[k] = true;
+		w->nlisteners++;
+	}
+	return 0;
+}
+
+void
+px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx)
+{
+	struct moat_tls_ctx *old;
+
+	if (ctx != NULL)
+		moat_tls_ctx_ref(ctx);
+	pthread_mutex_lock(&w->tls_lock);
+	old = w->tls;
+	w->tls = ctx;
+	pthread_mutex_unlock(&w->tls_lock);
+	moat_tls_ctx_unref(old);         /* sessions keep the context they started with */
 }

@@ -28,4 +28,11 @@ int px_worker_done(struct px_worker *w);
 /* px_worker_sessions - thread-safe: sessions open now. */
 unsigned px_worker_sessions(struct px_worker *w);
 
+/* TLS (issue 7) */
+struct moat_tls_ctx;
+/* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */
+int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen);
+/* px_worker_set_tls - thread-safe: new sessions use CTX (a reference is taken; NULL: no TLS). */
+void px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx);
+
 #endif /* PX_WORKER_H */

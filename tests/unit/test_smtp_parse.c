@@ -139,7 +139,7 @@ Test(smtp_parse, path_length_limit)
 
 Test(smtp_parse, verb_and_params)
 {
-	char verb[8];
+	char verb[9];
 	const char *arg, *v;
 	size_t vl;
 
@@ -149,6 +149,9 @@ Test(smtp_parse, verb_and_params)
 	cr_assert(px_verb("QUIT", 4, verb, &arg));
 	cr_assert_str_eq(arg, "");
 	cr_assert_not(px_verb("TOOLONGVERB x", 13, verb, &arg));
+	cr_assert(px_verb("starttls", 8, verb, &arg));   /* TLS (issue 7): 8 letters */
+	cr_assert_str_eq(verb, "STARTTLS");
+	cr_assert_not(px_verb("STARTTLSX", 9, verb, &arg));
 	cr_assert_not(px_verb(" NOOP", 5, verb, &arg));
 	cr_assert_not(px_verb("NO1P", 4, verb, &arg));
 	cr_assert(px_param_find("SIZE=100 BODY=8BITMIME", "body", &v, &vl));
