@@ -75,7 +75,7 @@ struct conn {
 	unsigned lport;
 	/* TLS (issue 7) */
 	struct moat_tls_conn *tls;       /* the client leg is TLS (after STARTTLS, or implicit) */
-	char *tlsbuf;                    /* ciphertext read buffer */
+	char *tlsbuf;                    /* ciphertext read buffer, only during a read */
 	bool tls_implicit, tls_reported;
 	uint64_t tls_start;              /* uv_now when the handshake began */
 };
@@ -503,9 +503,8 @@ tls_begin(struct conn *c)
 	c->tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 	c->tls_start = uv_now(&c->w->loop);
 	moat_tls_ctx_unref(ctx);         /* the session holds its own reference */
-	if (c->tls == NULL || (c->tlsbuf = malloc(TLS_READ_SIZE)) == NULL) {
-		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s",
-		    c->tls == NULL ? err : "out of memory");
+	if (c->tls == NULL) {
+		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s", err);
 		return -1;
 	}
 	return 0;
@@ -653,7 +652,9 @@ on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 	(void)hint;
 	if (c->tls != NULL) {            /* TLS (issue 7): ciphertext goes to the engine */
-		*buf = uv_buf_init(c->tlsbuf, TLS_READ_SIZE);
+		if (c->tlsbuf == NULL)
+			c->tlsbuf = malloc(TLS_READ_SIZE);   /* per read: idle sessions hold none */
+		*buf = uv_buf_init(c->tlsbuf, c->tlsbuf != NULL ? TLS_READ_SIZE : 0);
 		return;
 	}
 	p = px_session_rbuf(c->s, &avail);
@@ -669,6 +670,8 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	if (nread > 0 && c->tls != NULL) {
 		tls_input(c, buf->base, (size_t)nread);   /* TLS (issue 7) */
+		free(c->tlsbuf);
+		c->tlsbuf = NULL;
 	} else if (nread > 0) {
 		px_session_rdone(c->s, (size_t)nread);
 	} else if (nread == UV_ENOBUFS) {
