@@ -295,8 +295,10 @@ void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 {
 	size_t off;
 
-	if (m->st != DKIM_STAT_OK || m->eoh_done)
+	if (m->eoh_done)
 		return;
+	/* DKIM-Signature fields are counted even after libopendkim refused the message, so the
+	 * report says "permerror", not "none" */
 	off = dkim_sig_value_off(field, len);
 	if (off > 0) {
 		struct moat_dkim_sig tags;
@@ -318,10 +320,14 @@ void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 				/* only bytes that are safe to report */
 				if (!is_ldh_name(r->domain, strlen(r->domain)))
 					r->domain[0] = '\0';
+				if (!is_ldh_name(r->selector, strlen(r->selector)))
+					r->selector[0] = '\0';
 			}
 			return;
 		}
 	}
+	if (m->st != DKIM_STAT_OK)
+		return;
 	m->st = dkim_header(m->d, (u_char *)field, len);
 	if (m->st != DKIM_STAT_OK)
 		note_error(m);

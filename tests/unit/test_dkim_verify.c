@@ -88,3 +88,30 @@ Test(dkim_verify, unsigned_message_has_no_results)
 	moat_dkim_verifier_free(v);
 	moat_dns_free(dns);
 }
+
+Test(dkim_verify, signature_after_a_refused_header_is_permerror)
+{
+	struct moat_dns *dns = moat_dns_new_fixture();
+	struct moat_dkim_verifier *v = moat_dkim_verifier_new(dns, NULL);
+	struct moat_dkim_msg *m;
+	struct moat_dkim_sig sigs[4];
+	static const char *hdrs[] = { "From: a@example.com", "From: b@example.com",
+		"Date: Sun, 22 Nov 2026 21:00:00 +0000",
+		"DKIM-Signature: v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh=AAAA; b=AAAA" };
+	size_t n;
+
+	cr_assert_not_null(v);
+	m = moat_dkim_msg_new(v);
+	cr_assert_not_null(m);
+	for (size_t i = 0; i < 4; i++)
+		moat_dkim_header(m, hdrs[i], strlen(hdrs[i]));
+	moat_dkim_eoh(m);
+	moat_dkim_body(m, "hi\r\n", 4);
+	n = moat_dkim_eom(m, sigs, 4);
+	cr_assert_eq(n, 1u, "two From fields: libopendkim (STRICTHDRS) refuses the message");
+	cr_expect_eq(sigs[0].result, MOAT_DKIM_PERMERROR, "%s", moat_dkim_result_name(sigs[0].result));
+	cr_expect_eq(moat_dns_fixture_queries(dns), 0u, "no key fetched");
+	moat_dkim_msg_free(m);
+	moat_dkim_verifier_free(v);
+	moat_dns_free(dns);
+}
