@@ -45,9 +45,18 @@ txt() {
 	# the same RSA key without h=sha256, so an rsa-sha1 signature meets our rule, not the key's
 	txt rsa1._domainkey "$(sed 's/ h=sha256;//' "$work/rsa.dns")"
 } >"$work/auth2.test.zone"
+# A server still bound to the port (a previous run shutting down) would answer with its own
+# keys: wait for the port to be free (bounded), and check afterwards that the keys are ours.
+for i in $(seq 1 50); do
+	dns__listening $PORT || break
+	sleep 0.1
+done
 dns_start $PORT .="$data/root.zone" auth2.test="$work/auth2.test.zone" \
 	football.example.com="$data/football.example.com.zone" ||
 	{ echo "Bail out! nsd did not start"; exit 1; }
+served=$("$top_builddir/tests/spf/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.auth2.test TXT | sed -n 2p)
+[ "$served" = "$(cat "$work/rsa.dns")" ] ||
+	{ echo "Bail out! 127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"; exit 1; }
 
 cat >"$work/msg" <<'EOF'
 From: Alice <alice@auth2.test>
