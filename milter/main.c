@@ -181,7 +181,8 @@ main(int argc, char **argv)
 		return rc;
 	}
 	moat_cmdline_log_open(&cl, conf);
-	if (getenv("MXMOAT_MILTER_NO_TCP_TUNING") != NULL)
+	const char *notune = getenv("MXMOAT_MILTER_NO_TCP_TUNING");
+	if (notune != NULL && strcmp(notune, "1") == 0)
 		milter_interpose_tcp_tuning(false);    /* bench/milter: show the stall we remove */
 
 	if ((pol = moat_policy_new(conf)) == NULL) {
