@@ -541,8 +541,9 @@ xxfi_eom(SMFICTX *ctx)
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "quarantine_failed",
 		    "Local error, try again later");
 	moat_session_summary(c->s, &v, summary, sizeof(summary));
-	moat_log(LOG_INFO, moat_session_id(c->s), "message", "queue_id=%s %s", qid ? qid : "-",
-	    summary);
+	/* {msg_size} is the MTA's own count; logged next to ours (size=) to spot a mismatch. */
+	moat_log(LOG_INFO, moat_session_id(c->s), "message", "queue_id=%s mta_size=%lld %s",
+	    qid ? qid : "-", milter_macro_uint(ctx, MILTER_M_MSG_SIZE, UINT64_MAX / 2), summary);
 	rc = milter_answer(ctx, c, &v, "eom");
 	return rc == SMFIS_ACCEPT ? SMFIS_CONTINUE : rc;
 }

@@ -42,7 +42,7 @@ tap_ok "plain: relayed" pf_wait_delivered 1 20
 f=$(pf_delivered_last)
 tap_like "plain: headers relayed" "$(pf_headers "$f")" $'\nSubject: milter plain(\n|$)'
 tap_is "plain: body relayed" "$(pf_body "$f" | head -n 1)" "plain body"
-tap_ok "plain: the milter logged Postfix's queue id (macro i)" milter_log_grep " message queue_id=$qid client=.*from=<a@example\.org> nrcpt=1 .*verdict=continue"
+tap_ok "plain: the milter logged Postfix's queue id (macro i)" milter_log_grep " message queue_id=$qid mta_size=-?[0-9]+ client=.*from=<a@example\.org> nrcpt=1 .*verdict=continue"
 tap_ok "plain: {daemon_name} reached the core as the listener" milter_log_grep " connect client=.* listener=mxmoat-test-in"
 
 # 2. 101 recipients: the 101st is told 452 4.5.3, the message goes to the first 100

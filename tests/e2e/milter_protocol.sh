@@ -26,7 +26,7 @@ for t in connect_only abort_mid_body truncated limits; do
 done
 tap_ok "limits: 452 4.5.3 logged for the third recipient" milter_log_grep " tempfail stage=rcpt code=452 status=4\.5\.3 reason=limit_recipients"
 tap_ok "limits: 552 5.3.4 logged for SIZE=" milter_log_grep " reject stage=mail code=552 status=5\.3\.4 reason=limit_message_size"
-tap_ok "abort: the second transaction ended with a message line" milter_log_grep " message queue_id=- client=client\.example\[192\.0\.2\.20\].* from=<c@example\.org> nrcpt=1 "
+tap_ok "abort: the second transaction ended with a message line" milter_log_grep " message queue_id=- mta_size=-1 client=client\.example\[192\.0\.2\.20\].* from=<c@example\.org> nrcpt=1 "
 sleep 0.3
 milter_stop
 tap_is "SIGTERM: exit 0" "$MILTER_RC" 0
