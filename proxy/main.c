@@ -121,7 +121,7 @@ main(int argc, char **argv)
 {
 	static struct proxy_main m;
 	struct moat_conf *conf;
-	char err[512], buf[32], *addrs[PX_LISTEN_MAX], *list;
+	char err[512], buf[32], *addrs[PX_LISTEN_MAX], list[MOAT_CONF_LINE_MAX + 1];
 	int rc, fds[PX_LISTEN_MAX];
 	size_t naddrs;
 	long ncpu;
@@ -144,8 +144,7 @@ main(int argc, char **argv)
 	m.nworkers = conf->proxy_workers ? conf->proxy_workers : (ncpu > 0 ? (unsigned)ncpu : 1);
 	if (m.nworkers > WORKERS_MAX)
 		m.nworkers = WORKERS_MAX;
-	if ((list = strdup(conf->proxy_listen)) == NULL)
-		return 1;
+	snprintf(list, sizeof(list), "%s", conf->proxy_listen);   /* a config line is never longer */
 	naddrs = split_list(list, addrs, PX_LISTEN_MAX);
 	if (naddrs == 0) {
 		fprintf(stderr, "mxmoat-proxy: proxy_listen is empty\n");

@@ -25,7 +25,7 @@
 /* The input buffer and the command copy exist only while there is something to read or run: an
  * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
 #define HELO_MAX 255
-#define HDR_FIELD_MAX (64 * 1024)
+#define HDR_FIELD_MAX ((size_t)64 * 1024)
 
 enum px_state { S_GREET = 0, S_CMD, S_DATA, S_CLOSED };
 enum px_wait { W_NONE = 0, W_WORK, W_BACKEND };

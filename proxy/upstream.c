@@ -170,7 +170,7 @@ px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sp
 
 	if (len < 16 + plen)
 		return 0;
-	memcpy(o, sig, 12);
+	memcpy(o, sig, 12);   /* NOLINT(bugprone-not-null-terminated-result): binary signature */
 	o[12] = 0x21;
 	o[13] = v6 ? 0x21 : 0x11;
 	o[14] = (unsigned char)(plen >> 8);

@@ -25,8 +25,8 @@
 #include "tls.h"
 #include "worker.h"
 
-#define OUT_MAX (64 * 1024)          /* replies queued for the client before we stop reading */
-#define BACKEND_HIGH (256 * 1024)    /* backend write queue that pauses client reads */
+#define OUT_MAX ((size_t)64 * 1024)         /* replies queued for the client before we stop reading */
+#define BACKEND_HIGH ((size_t)256 * 1024)    /* backend write queue that pauses client reads */
 #define BREAD_SIZE 4096
 #define TLS_READ_SIZE (16384 + 2048)  /* TLS (issue 7): one full record and its overhead */
 
@@ -268,11 +268,12 @@ op_client_close(void *io)
 static void
 on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
+	/* Freed by on_bread, which libuv always calls after this allocation. */
 	char *p = malloc(BREAD_SIZE);
 
 	(void)h;
 	(void)hint;
-	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0);
+	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0);   /* NOLINT(clang-analyzer-unix.Malloc) */
 }
 
 static void

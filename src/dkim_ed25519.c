@@ -141,10 +141,9 @@ bc_end(struct body_canon *b)
 		b->line_open = true;
 	}
 	/* Held-back empty lines are dropped; an unterminated last line gets its CRLF. */
-	if (b->line_open)
+	/* simple: an empty body is one CRLF (RFC 6376 3.4.3) */
+	if (b->line_open || (!b->emitted && !b->relaxed))
 		bc_emit(b, "\r\n", 2);
-	else if (!b->emitted && !b->relaxed)
-		bc_emit(b, "\r\n", 2);      /* simple: an empty body is one CRLF (3.4.3) */
 	bc_flush(b);
 }
 
@@ -391,7 +390,7 @@ moat__ed_end(struct moat__ed_sign *s)
 	snprintf(tag, sizeof(tag), "t=%llu;", (unsigned long long)s->p.now);
 	ed_append(value, &o, &col, tag, true);
 	if (s->p.ttl > 0) {
-		snprintf(tag, sizeof(tag), "x=%llu;", (unsigned long long)(s->p.now + s->p.ttl));
+		snprintf(tag, sizeof(tag), "x=%llu;", (unsigned long long)s->p.now + (unsigned long long)s->p.ttl);
 		ed_append(value, &o, &col, tag, true);
 	}
 	snprintf(tag, sizeof(tag), "bh=%s;", bh64);

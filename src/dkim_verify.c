@@ -303,6 +303,8 @@ void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 	if (off > 0) {
 		struct moat_dkim_sig tags;
 		const char *why = NULL;
+
+		memset(&tags, 0, sizeof(tags));
 		m->nfields++;
 		if (len > MOAT_DKIM_SIG_FIELD_MAX)
 			why = "DKIM-Signature field too large";

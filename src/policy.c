@@ -423,7 +423,7 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
 	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),
 	    s->direction_why ? s->direction_why : "-", st == MOAT_SIGN_OK ? "" : "why=\"", why,
-	    st == MOAT_SIGN_OK ? (tempfail ? "" : "") : (tempfail ? "\" action=tempfail" :
+	    st == MOAT_SIGN_OK ? "" : (tempfail ? "\" action=tempfail" :
 	    (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
 	if (tempfail) {
 		session_clear_edits(s);
