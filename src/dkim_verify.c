@@ -381,10 +381,13 @@ static void sig_from_lib(const struct moat_dkim_msg *m, DKIM_SIGINFO *sig, struc
 	memset(o, 0, sizeof(*o));
 	o->body_signed = -1;
 	o->body_total = -1;
-	if ((t = dkim_sig_getdomain(sig)) != NULL && is_ldh_name((char *)t, strlen((char *)t)))
-		snprintf(o->domain, sizeof(o->domain), "%s", (char *)t);
-	if ((t = dkim_sig_getselector(sig)) != NULL && is_ldh_name((char *)t, strlen((char *)t)))
-		snprintf(o->selector, sizeof(o->selector), "%s", (char *)t);
+	/* A name that does not fit is left out, never reported cut short. */
+	if ((t = dkim_sig_getdomain(sig)) != NULL && strlen((char *)t) < sizeof(o->domain) &&
+	    is_ldh_name((char *)t, strlen((char *)t)))
+		memcpy(o->domain, t, strlen((char *)t) + 1);
+	if ((t = dkim_sig_getselector(sig)) != NULL && strlen((char *)t) < sizeof(o->selector) &&
+	    is_ldh_name((char *)t, strlen((char *)t)))
+		memcpy(o->selector, t, strlen((char *)t) + 1);
 	for (size_t i = 0; o->domain[i]; i++)
 		o->domain[i] = (char)tolower((unsigned char)o->domain[i]);
 	if ((t = dkim_sig_gettagvalue(sig, false, (u_char *)"b")) != NULL)
