@@ -768,7 +768,7 @@ Test(tls, thousand_failed_handshakes_leak_nothing, .init = setup, .fini = teardo
 	if (__lsan_do_recoverable_leak_check != NULL)
 		cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks");
 	else
-		cr_log_warn("not built with LeakSanitizer: leak check skipped");
+		cr_skip_test("not built with LeakSanitizer: the 1,000 handshakes failed cleanly, leak check skipped");
 }
 
 Test(tls, ticket_keys_rotate, .init = setup, .fini = teardown)
