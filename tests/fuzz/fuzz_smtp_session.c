@@ -142,8 +142,14 @@ op_work(void *io)
 	((struct fz *)io)->work_pending = true;
 }
 
+/* No client_starttls: the fuzzed session never offers STARTTLS (fuzz_tls_server covers TLS). */
 static const struct px_ops fz_ops = {
-	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
+	.client_write = op_client_write,
+	.client_close = op_client_close,
+	.backend_open = op_backend_open,
+	.backend_write = op_backend_write,
+	.backend_close = op_backend_close,
+	.work = op_work,
 };
 
 /* fz_settle - deliver owed backend events and finished work until nothing moves (bounded). */
