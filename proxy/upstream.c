@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proxy_proto.h"
 #include "upstream.h"
 
 void
@@ -158,28 +159,28 @@ px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sp
 	if (inet_pton(v6 ? AF_INET6 : AF_INET, src, a) != 1 || inet_pton(v6 ? AF_INET6 : AF_INET, dst, b) != 1)
 		return 0;
 	if (version == 1) {
-		int n = snprintf(out, len, "PROXY %s %s %s %u %u\r\n", v6 ? "TCP6" : "TCP4", src, dst,
+		int n = snprintf(out, len, PX_PP1_PREFIX "%s %s %s %u %u\r\n", v6 ? "TCP6" : "TCP4", src, dst,
 		    sport, dport);
 
 		return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 	}
-	/* v2: 12-octet signature, ver/cmd 0x21 (PROXY), family 0x11 (TCP4) or 0x21 (TCP6) */
-	static const unsigned char sig[12] = "\r\n\r\n\0\r\nQUIT\n";
-	size_t alen = v6 ? 16 : 4, plen = 2 * alen + 4;
+	/* v2: signature, PROXY command, TCP over IPv4 or IPv6, then the address block */
+	size_t alen = v6 ? 16 : 4, plen = v6 ? PX_PP2_TCP6_LEN : PX_PP2_TCP4_LEN;
 	unsigned char *o = (unsigned char *)out;
 
-	if (len < 16 + plen)
+	if (len < PX_PP2_HDR_LEN + plen)
 		return 0;
-	memcpy(o, sig, 12);   /* NOLINT(bugprone-not-null-terminated-result): binary signature */
-	o[12] = 0x21;
-	o[13] = v6 ? 0x21 : 0x11;
+	memcpy(o, PX_PP2_SIG, PX_PP2_SIG_LEN);   /* NOLINT(bugprone-not-null-terminated-result): binary signature */
+	o[12] = PX_PP2_VERSION | PX_PP2_CMD_PROXY;
+	o[13] = v6 ? PX_PP2_TCP6 : PX_PP2_TCP4;
 	o[14] = (unsigned char)(plen >> 8);
 	o[15] = (unsigned char)(plen & 0xff);
-	memcpy(o + 16, a, alen);
-	memcpy(o + 16 + alen, b, alen);
-	o[16 + 2 * alen] = (unsigned char)(sport >> 8);
-	o[17 + 2 * alen] = (unsigned char)(sport & 0xff);
-	o[18 + 2 * alen] = (unsigned char)(dport >> 8);
-	o[19 + 2 * alen] = (unsigned char)(dport & 0xff);
-	return 16 + plen;
+	o += PX_PP2_HDR_LEN;
+	memcpy(o, a, alen);
+	memcpy(o + alen, b, alen);
+	o[2 * alen] = (unsigned char)(sport >> 8);
+	o[2 * alen + 1] = (unsigned char)(sport & 0xff);
+	o[2 * alen + 2] = (unsigned char)(dport >> 8);
+	o[2 * alen + 3] = (unsigned char)(dport & 0xff);
+	return PX_PP2_HDR_LEN + plen;
 }

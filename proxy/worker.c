@@ -20,7 +20,9 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "cidr.h"
 #include "log.h"
+#include "proxy_inbound.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "worker.h"
@@ -78,6 +80,15 @@ struct conn {
 	char *tlsbuf;                    /* ciphertext read buffer, only during a read */
 	bool tls_implicit, tls_reported;
 	uint64_t tls_start;              /* uv_now when the handshake began */
+	struct pin *pin;                 /* a load balancer's PROXY header is being read (no session yet) */
+};
+
+/* The connection's own addresses, and the header bytes read so far from a listed load balancer. */
+struct pin {
+	char paddr[64], listener[96];
+	unsigned pport;
+	size_t len;
+	char buf[PX_PIN_MAX];
 };
 
 struct wreq {
@@ -110,6 +121,7 @@ conn_maybe_free(struct conn *c)
 		return;
 	atomic_fetch_sub(&c->w->sessions, 1);
 	px_session_free(c->s);
+	free(c->pin);
 	moat_tls_conn_free(c->tls);     /* TLS (issue 7) */
 	free(c->tlsbuf);
 	free(c->out);
@@ -612,6 +624,12 @@ on_timer(uv_timer_t *t)
 		conn_close_client(c);
 		return;
 	}
+	if (c->pin != NULL) {
+		moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=timeout len=%zu",
+		    c->pin->paddr, c->pin->pport, c->pin->len);
+		conn_close(c);
+		return;
+	}
 	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE) {
 		/* TLS (issue 7): tls_handshake_timeout; nothing can be said in clear */
 		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=handshake-timeout");
@@ -753,6 +771,142 @@ addr_string(const struct sockaddr_storage *ss, char *out, size_t len, unsigned *
 	}
 }
 
+/* conn_begin - the session for a client at paddr:pport (from the socket, or from a load balancer's
+ * PROXY header); early: bytes that came with the header, handed to the session (or to TLS). */
+static void
+conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listener, const char *early,
+    size_t nearly)
+{
+	struct px_worker *w = c->w;
+	struct moat_client mc;
+
+	mc.addr = paddr;
+	mc.port = pport;
+	mc.name = NULL;
+	mc.listener = listener;
+	mc.session_id = NULL;
+	c->s = px_session_new(w->pol, &mc, c->laddr, c->lport, &conn_ops, c);
+	if (c->s == NULL) {
+		static const char oom[] = "421 4.3.0 Out of memory\r\n";
+		uv_buf_t b = uv_buf_init((char *)oom, sizeof(oom) - 1);
+
+		(void)uv_try_write((uv_stream_t *)&c->client, &b, 1);
+		conn_close(c);
+		return;
+	}
+	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
+	    listener);
+	/* TLS (issue 7): implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
+	if (c->tls_implicit) {
+		if (tls_begin(c) < 0) {
+			px_session_client_gone(c->s);
+			conn_close(c);
+			return;
+		}
+		if (nearly > 0)
+			tls_input(c, early, nearly);
+	} else {
+		pthread_mutex_lock(&w->tls_lock);
+		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
+		pthread_mutex_unlock(&w->tls_lock);
+		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+		if (nearly > 0 && !c->closing) {
+			/* sent before our greeting: with a greet pause this is an early talker */
+			size_t avail;
+			char *p = px_session_rbuf(c->s, &avail);
+
+			if (p != NULL && avail >= nearly) {
+				memcpy(p, early, nearly);
+				px_session_rdone(c->s, nearly);
+			}
+		}
+	}
+	if (!c->closing)
+		conn_update(c);
+}
+
+/* ---- PROXY protocol from a listed load balancer, before any session exists ---- */
+
+static void
+on_pin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init(c->pin->buf + c->pin->len, (unsigned)(sizeof(c->pin->buf) - c->pin->len));
+}
+
+/* pin_done - the header is complete: the session starts with the client it names. */
+static void
+pin_done(struct conn *c, const struct px_pin *h)
+{
+	struct pin *pin = c->pin;
+	char addr[64];
+	unsigned port = pin->pport;
+
+	c->pin = NULL;
+	uv_read_stop((uv_stream_t *)&c->client);
+	uv_timer_stop(&c->timer);
+	snprintf(addr, sizeof(addr), "%s", pin->paddr);
+	if (!h->local) {
+		/* the real client; its destination is what a PROXY header to the backend names */
+		snprintf(addr, sizeof(addr), "%s", h->src);
+		port = h->sport;
+		snprintf(c->laddr, sizeof(c->laddr), "%s", h->dst);
+		c->lport = h->dport;
+	}
+	moat_log(LOG_INFO, NULL, "proxy-header", "from=%s port=%u version=%d client=%s client_port=%u%s",
+	    pin->paddr, pin->pport, h->version, addr, port, h->local ? " local=yes" : "");
+	conn_begin(c, addr, port, pin->listener, pin->buf + h->len, pin->len - h->len);
+	free(pin);
+}
+
+static void
+on_pin_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = st->data;
+	struct px_pin h;
+	const char *why;
+
+	(void)buf;
+	if (c->closing || c->pin == NULL)
+		return;
+	if (nread < 0) {
+		moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=%s len=%zu", c->pin->paddr,
+		    c->pin->pport, nread == UV_EOF ? "eof" : uv_err_name((int)nread), c->pin->len);
+		conn_close(c);
+		return;
+	}
+	c->pin->len += (size_t)nread;
+	switch (px_pin_parse(c->pin->buf, c->pin->len, &h, &why)) {
+	case PX_PIN_DONE:
+		pin_done(c, &h);
+		break;
+	case PX_PIN_BAD:
+		/* a listed load balancer that does not speak the protocol: nothing SMTP is said */
+		moat_log(LOG_WARNING, NULL, "proxy-header", "from=%s port=%u error=%s", c->pin->paddr,
+		    c->pin->pport, why);
+		conn_close(c);
+		break;
+	case PX_PIN_NEED:
+		break;
+	}
+}
+
+/* pin_expected - is the peer a load balancer listed in proxy_inbound_proxy_networks? */
+static bool
+pin_expected(struct px_worker *w, const char *paddr, unsigned *timeout)
+{
+	struct moat_conf *conf = moat_policy_conf(w->pol);
+	struct moat_addr a;
+	bool listed = moat_cidr_set_count(conf->proxy_inbound_set) > 0 && moat_addr_parse(paddr, &a) == 0 &&
+	    moat_cidr_set_match(conf->proxy_inbound_set, &a);
+
+	*timeout = conf->proxy_inbound_proxy_timeout;
+	moat_conf_unref(conf);
+	return listed;
+}
+
 static void
 on_connection(uv_stream_t *server, int status)
 {
@@ -760,8 +914,7 @@ on_connection(uv_stream_t *server, int status)
 	struct sockaddr_storage peer, local;
 	int plen = sizeof(peer), llen = sizeof(local);
 	char paddr[64], listener[96];
-	unsigned pport;
-	struct moat_client mc;
+	unsigned pport, timeout;
 	struct conn *c;
 
 	if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL)
@@ -788,43 +941,23 @@ on_connection(uv_stream_t *server, int status)
 	c->timer.data = c->btimer.data = c;
 	c->open = 3;
 	c->start = uv_now(&w->loop);
-	mc.addr = paddr;
-	mc.port = pport;
-	mc.name = NULL;
-	mc.listener = listener;
-	mc.session_id = NULL;
-	c->s = px_session_new(w->pol, &mc, c->laddr, c->lport, &conn_ops, c);
-	if (c->s == NULL) {
-		static const char oom[] = "421 4.3.0 Out of memory\r\n";
-		uv_buf_t b = uv_buf_init((char *)oom, sizeof(oom) - 1);
-
-		(void)uv_try_write((uv_stream_t *)&c->client, &b, 1);
-		c->closing = true;
-		uv_close((uv_handle_t *)&c->timer, on_close);
-		uv_close((uv_handle_t *)&c->btimer, on_close);
-		uv_close((uv_handle_t *)&c->client, on_close);
-		return;
-	}
-	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
-	    listener);
-	/* TLS (issue 7): implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (server == (uv_stream_t *)&w->listeners[i])
 			c->tls_implicit = w->listen_tls[i];
-	if (c->tls_implicit) {
-		if (tls_begin(c) < 0) {
-			px_session_client_gone(c->s);
+	if (pin_expected(w, paddr, &timeout)) {
+		/* the header comes first, before TLS and before our greeting, within the timeout */
+		if ((c->pin = calloc(1, sizeof(*c->pin))) == NULL ||
+		    uv_read_start((uv_stream_t *)&c->client, on_pin_alloc, on_pin_read) != 0) {
 			conn_close(c);
 			return;
 		}
-	} else {
-		pthread_mutex_lock(&w->tls_lock);
-		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
-		pthread_mutex_unlock(&w->tls_lock);
-		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+		snprintf(c->pin->paddr, sizeof(c->pin->paddr), "%s", paddr);
+		snprintf(c->pin->listener, sizeof(c->pin->listener), "%s", listener);
+		c->pin->pport = pport;
+		uv_timer_start(&c->timer, on_timer, timeout, 0);
+		return;
 	}
-	if (!c->closing)
-		conn_update(c);
+	conn_begin(c, paddr, pport, listener, NULL, 0);
 }
 
 /* ---- workers ---- */

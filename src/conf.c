@@ -505,6 +505,11 @@ conf_finish(struct moat_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: internal_networks: %s", conf->source, msg);
 		return -1;
 	}
+	conf->proxy_inbound_set = moat_cidr_set_parse(conf->proxy_inbound_proxy_networks, msg, sizeof(msg));
+	if (conf->proxy_inbound_set == NULL) {
+		snprintf(err, errlen, "%s: proxy_inbound_proxy_networks: %s", conf->source, msg);
+		return -1;
+	}
 	/* The signing table and its keys load with the snapshot: a bad key fails start-up or
 	 * leaves the running snapshot in place on reload (dkim_sign.c). */
 	if (moat_signer_load(conf, &conf->signer, err, errlen) < 0)
@@ -520,6 +525,7 @@ conf_free(struct moat_conf *conf)
 		if (moat_conf_keys[i].type == MOAT_CT_STRING)
 			free(*(char **)((char *)conf + moat_conf_keys[i].offset));
 	moat_cidr_set_free(conf->internal_set);
+	moat_cidr_set_free(conf->proxy_inbound_set);
 	moat_signer_free(conf->signer);
 	free(conf->source);
 	free(conf);

@@ -124,6 +124,8 @@ struct moat_conf {
 	unsigned proxy_session_lifetime; /* ms */
 	unsigned proxy_greet_pause;      /* ms; 0: none */
 	int proxy_bare_newline;          /* enum moat_bare_newline */
+	char *proxy_inbound_proxy_networks; /* CIDR list: peers that must send a PROXY header */
+	unsigned proxy_inbound_proxy_timeout; /* ms */
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */
@@ -194,6 +196,7 @@ struct moat_conf {
 
 	/* derived from the keys above by moat_conf_finish(); not keys themselves */
 	struct moat_cidr_set *internal_set;
+	struct moat_cidr_set *proxy_inbound_set;   /* proxy_inbound_proxy_networks */
 	struct moat_signer *signer;    /* dkim_signing_table loaded, keys and all; NULL: no signing */
 };
 

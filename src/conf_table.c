@@ -109,6 +109,10 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "delay before the 220 banner; a client that talks first gets 554 5.5.1 and is closed (0: no pause)"),
 	K_ENUM(proxy_bare_newline, "reject", "reject|normalize", MOAT_CK_PROXY,
 	    "bare CR or LF in a command or in DATA: reject (550 5.5.2, transaction dropped) or normalize to CRLF"),
+	K_STR(proxy_inbound_proxy_networks, "", moat_conf_check_cidr_list, MOAT_CK_PROXY,
+	    "load balancers whose connections start with a PROXY protocol v1/v2 header (required from them, on every listener); CIDR list, empty: none"),
+	K_TIME(proxy_inbound_proxy_timeout, "5s", 100, 60 * SEC, MOAT_CK_PROXY,
+	    "how long a listed load balancer may take to send its whole PROXY header; then the connection is closed"),
 
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,
