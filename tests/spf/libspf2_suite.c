@@ -21,48 +21,7 @@
 #include <spf2/spf.h>
 #include <spf2/spf_dns_zone.h>
 
-static long unhex(char *f)
-{
-	size_t n, i;
-
-	if (f[0] != 'x')
-		return -1;
-	n = strlen(f + 1);
-	for (i = 0; i < n / 2; i++) {
-		unsigned v;
-		if (sscanf(f + 1 + 2 * i, "%2x", &v) != 1)
-			return -1;
-		f[i] = (char)v;
-	}
-	f[n / 2] = '\0';
-	return (long)(n / 2);
-}
-
-static int type_of(const char *t)
-{
-	if (strcmp(t, "A") == 0) return ns_t_a;
-	if (strcmp(t, "AAAA") == 0) return ns_t_aaaa;
-	if (strcmp(t, "MX") == 0) return ns_t_mx;
-	if (strcmp(t, "PTR") == 0) return ns_t_ptr;
-	if (strcmp(t, "CNAME") == 0) return ns_t_cname;
-	if (strcmp(t, "TXT") == 0) return ns_t_txt;
-	return -1;
-}
-
-static int result_ok(const char *got, const char *want)
-{
-	size_t n = strlen(got);
-	const char *p = want;
-
-	while (*p) {
-		const char *e = strchr(p, ',');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == n && strncmp(p, got, n) == 0)
-			return 1;
-		p += l + (e ? 1 : 0);
-	}
-	return 0;
-}
+#include "suite_format.h"
 
 #define NAMES_MAX 256
 
@@ -89,7 +48,7 @@ int main(int argc, char **argv)
 		if (nf == 0)
 			continue;
 		for (k = 1; k < nf; k++)
-			unhex(fld[k]);
+			suite_unhex(fld[k]);
 		if (strcmp(fld[0], "S") == 0) {
 			if (spf)
 				SPF_server_free(spf);   /* frees the resolver too */
@@ -100,7 +59,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (strcmp(fld[0], "R") == 0 || strcmp(fld[0], "F") == 0) {
-			int t = type_of(fld[2]);
+			int t = suite_rrtype(fld[2]);
 			for (i = 0; i < nnames && strcasecmp(names[i], fld[1]) != 0; i++)
 				;
 			if (i == nnames && nnames < NAMES_MAX)
@@ -139,12 +98,12 @@ int main(int argc, char **argv)
 			SPF_request_query_mailfrom(req, &resp);
 			got = resp ? SPF_strresult(SPF_response_result(resp)) : "(null)";
 			exp = resp ? SPF_response_get_explanation(resp) : NULL;
-			ok = result_ok(got, fld[5]);
+			ok = suite_result_ok(got, fld[5]);
 			if (ok && fld[6][0] != '\0' && (exp == NULL || strcmp(exp, fld[6]) != 0))
 				ok = 0;
 			passed += ok;
 			/* libspf2 reports many permerrors as "(invalid)": count those separately */
-			lenient += ok || (strcmp(got, "(invalid)") == 0 && result_ok("permerror", fld[5]));
+			lenient += ok || (strcmp(got, "(invalid)") == 0 && suite_result_ok("permerror", fld[5]));
 			printf("%s %d - %s: libspf2 %s (want %s)\n", ok ? "ok" : "not ok", n, fld[1], got,
 			    fld[5]);
 			if (resp)

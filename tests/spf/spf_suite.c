@@ -19,56 +19,10 @@
 #include "cidr.h"
 #include "dns.h"
 #include "spf.h"
+#include "suite_format.h"
 
 #define LINE_MAX_ 65536
 #define FIELDS_MAX 8
-
-/* unhex - decode an "x"-prefixed hex field in place; returns its length or -1. */
-static long unhex(char *f)
-{
-	size_t n, i;
-
-	if (f[0] != 'x')
-		return -1;
-	n = strlen(f + 1);
-	if (n % 2)
-		return -1;
-	for (i = 0; i < n / 2; i++) {
-		unsigned v;
-		if (sscanf(f + 1 + 2 * i, "%2x", &v) != 1)
-			return -1;
-		f[i] = (char)v;
-	}
-	f[n / 2] = '\0';
-	return (long)(n / 2);
-}
-
-static int type_of(const char *t)
-{
-	if (strcmp(t, "A") == 0) return MOAT_DNS_A;
-	if (strcmp(t, "AAAA") == 0) return MOAT_DNS_AAAA;
-	if (strcmp(t, "MX") == 0) return MOAT_DNS_MX;
-	if (strcmp(t, "PTR") == 0) return MOAT_DNS_PTR;
-	if (strcmp(t, "CNAME") == 0) return MOAT_DNS_CNAME;
-	if (strcmp(t, "TXT") == 0) return MOAT_DNS_TXT;
-	return -1;
-}
-
-/* result_ok - is GOT among the comma-separated WANT list? */
-static int result_ok(const char *got, const char *want)
-{
-	size_t n = strlen(got);
-	const char *p = want;
-
-	while (*p) {
-		const char *e = strchr(p, ',');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		if (l == n && strncmp(p, got, n) == 0)
-			return 1;
-		p += l + (e ? 1 : 0);
-	}
-	return 0;
-}
 
 int main(int argc, char **argv)
 {
@@ -94,7 +48,7 @@ int main(int argc, char **argv)
 		if (nf == 0)
 			continue;
 		for (i = 1; i < nf; i++)
-			if ((len[i] = unhex(fld[i])) < 0)
+			if ((len[i] = suite_unhex(fld[i])) < 0)
 				bad = 1;
 		if (bad) {
 			printf("Bail out! malformed line in %s\n", argv[1]);
@@ -108,9 +62,9 @@ int main(int argc, char **argv)
 				return 2;
 			}
 		} else if (strcmp(fld[0], "F") == 0 && nf == 3) {
-			moat_dns_fixture_fail(dns, fld[1], type_of(fld[2]), MOAT_DNS_TEMPFAIL);
+			moat_dns_fixture_fail(dns, fld[1], suite_rrtype(fld[2]), MOAT_DNS_TEMPFAIL);
 		} else if (strcmp(fld[0], "R") == 0 && nf == 5) {
-			int t = type_of(fld[2]);
+			int t = suite_rrtype(fld[2]);
 			struct moat_addr a;
 			if (t == MOAT_DNS_A || t == MOAT_DNS_AAAA) {
 				if (moat_addr_parse(fld[4], &a) != 0) {
@@ -143,7 +97,7 @@ int main(int argc, char **argv)
 			}
 			moat_spf_check_mailfrom(dns, &client, fld[3], fld[4], &opts, &res);
 			got = moat_spf_result_name(res.result);
-			ok = result_ok(got, fld[5]);
+			ok = suite_result_ok(got, fld[5]);
 			if (ok && fld[6][0] != '\0' && strcmp(res.explanation, fld[6]) != 0)
 				ok = 0;
 			printf("%s %d - %s: %s (want %s)\n", ok ? "ok" : "not ok", n, fld[1], got, fld[5]);
