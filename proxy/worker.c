@@ -81,6 +81,8 @@ struct conn {
 	bool tls_implicit, tls_reported;
 	uint64_t tls_start;              /* uv_now when the handshake began */
 	struct pin *pin;                 /* a load balancer's PROXY header is being read (no session yet) */
+	uint64_t rate_start;             /* DATA: uv_now when this proxy_min_data_rate window began; 0: none */
+	uint64_t rate_bytes;             /* bytes read from the client in that window */
 };
 
 /* The connection's own addresses, and the header bytes read so far from a listed load balancer. */
@@ -615,6 +617,34 @@ conn_close(struct conn *c)
 	conn_close_client(c);
 }
 
+/* rate_due - has the current proxy_min_data_rate window ended? */
+static bool
+rate_due(struct conn *c)
+{
+	return uv_now(&c->w->loop) - c->rate_start >= px_session_conf(c->s)->proxy_min_data_rate_window;
+}
+
+/*
+ * rate_check - a window of DATA has passed: a client that sent less than proxy_min_data_rate
+ * bytes/s over it (a slow drip that resets every idle timer) gets 421 4.4.2, and the backend
+ * transaction is aborted without its final dot; otherwise the next window starts.
+ */
+static void
+rate_check(struct conn *c)
+{
+	const struct moat_conf *conf = px_session_conf(c->s);
+	uint64_t ms = uv_now(&c->w->loop) - c->rate_start;
+
+	if (c->rate_bytes * 1000 < (uint64_t)conf->proxy_min_data_rate * ms) {
+		moat_log(LOG_NOTICE, px_session_id(c->s), "data-rate", "bytes=%llu ms=%llu min=%u/s",
+		    (unsigned long long)c->rate_bytes, (unsigned long long)ms, conf->proxy_min_data_rate);
+		px_session_timeout(c->s, "data-rate");
+		return;
+	}
+	c->rate_start = uv_now(&c->w->loop);
+	c->rate_bytes = 0;
+}
+
 static void
 on_timer(uv_timer_t *t)
 {
@@ -637,7 +667,9 @@ on_timer(uv_timer_t *t)
 		conn_close(c);
 		return;
 	}
-	if (px_session_phase(c->s) == PX_PHASE_GREET) {
+	if (c->rate_start != 0 && rate_due(c)) {
+		rate_check(c);
+	} else if (px_session_phase(c->s) == PX_PHASE_GREET) {
 		px_session_greet(c->s);
 	} else {
 		uint64_t life = px_session_conf(c->s)->proxy_session_lifetime;
@@ -687,6 +719,8 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 	if (c->closing)
 		return;
+	if (nread > 0)
+		c->rate_bytes += (uint64_t)nread;
 	if (nread > 0 && c->tls != NULL) {
 		tls_input(c, buf->base, (size_t)nread);   /* TLS (issue 7) */
 		free(c->tlsbuf);
@@ -704,6 +738,32 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (!c->closing)
 		conn_update(c);
+}
+
+/*
+ * rate_update - the proxy_min_data_rate window: it runs only in DATA while we read the client and
+ * wait for nobody else (backpressure or a backend reply restarts it), and its end arms the timer.
+ */
+static void
+rate_update(struct conn *c, enum px_phase ph, uint64_t now)
+{
+	const struct moat_conf *conf = px_session_conf(c->s);
+	uint64_t end;
+
+	if (ph != PX_PHASE_DATA || conf->proxy_min_data_rate == 0 || !c->reading ||
+	    px_session_backend_waiting(c->s)) {
+		c->rate_start = 0;
+		return;
+	}
+	if (c->rate_start == 0) {
+		c->rate_start = now;
+		c->rate_bytes = 0;
+	}
+	end = c->rate_start + conf->proxy_min_data_rate_window;
+	if (end <= now)
+		end = now + 1;
+	if (end - now < uv_timer_get_due_in(&c->timer))
+		uv_timer_start(&c->timer, on_timer, end - now, 0);
 }
 
 /* conn_update - after every event: flush replies, set timers, apply backpressure. */
@@ -747,10 +807,12 @@ conn_update(struct conn *c)
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
 			c->reading = true;
+		c->rate_start = 0;           /* a window never spans a pause of ours */
 	} else if (!want && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->client);
 		c->reading = false;
 	}
+	rate_update(c, ph, now);
 }
 
 /* ---- accept ---- */

@@ -126,6 +126,8 @@ struct moat_conf {
 	int proxy_bare_newline;          /* enum moat_bare_newline */
 	char *proxy_inbound_proxy_networks; /* CIDR list: peers that must send a PROXY header */
 	unsigned proxy_inbound_proxy_timeout; /* ms */
+	unsigned proxy_min_data_rate;    /* bytes/s in DATA; 0: none */
+	unsigned proxy_min_data_rate_window; /* ms */
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */

@@ -113,6 +113,10 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "load balancers whose connections start with a PROXY protocol v1/v2 header (required from them, on every listener); CIDR list, empty: none"),
 	K_TIME(proxy_inbound_proxy_timeout, "5s", 100, 60 * SEC, MOAT_CK_PROXY,
 	    "how long a listed load balancer may take to send its whole PROXY header; then the connection is closed"),
+	K_UINT(proxy_min_data_rate, "500", 0, 1000000000, MOAT_CK_PROXY,
+	    "least bytes per second a client must send in DATA, measured over proxy_min_data_rate_window; slower gets 421 4.4.2 (0: no minimum)"),
+	K_TIME(proxy_min_data_rate_window, "30s", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
+	    "the window proxy_min_data_rate is measured over (restarted whenever the proxy itself stops reading)"),
 
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,
