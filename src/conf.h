@@ -128,6 +128,9 @@ struct moat_conf {
 	unsigned proxy_inbound_proxy_timeout; /* ms */
 	unsigned proxy_min_data_rate;    /* bytes/s in DATA; 0: none */
 	unsigned proxy_min_data_rate_window; /* ms */
+	/* holding mode (proxy/hold.c): when the core writes a header that depends on the body */
+	uint64_t proxy_hold_memory;      /* held in memory up to this, then in a spool file */
+	char *proxy_spool_dir;
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */

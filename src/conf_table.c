@@ -117,6 +117,10 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "least bytes per second a client must send in DATA, measured over proxy_min_data_rate_window; slower gets 421 4.4.2 (0: no minimum)"),
 	K_TIME(proxy_min_data_rate_window, "30s", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
 	    "the window proxy_min_data_rate is measured over (restarted whenever the proxy itself stops reading)"),
+	K_SIZE(proxy_hold_memory, "256k", 4 * KB, 64 * MB, MOAT_CK_PROXY,
+	    "holding mode: a held message is kept in memory up to this size, past it in proxy_spool_dir"),
+	K_STR(proxy_spool_dir, "/var/spool/mxmoat", NULL, MOAT_CK_PROXY,
+	    "holding mode: directory of the unlinked temporary files of messages past proxy_hold_memory"),
 
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,

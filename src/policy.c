@@ -604,6 +604,14 @@ moat_session_edits(const struct moat_session *s, size_t *n)
 	return s->edits;
 }
 
+bool
+moat_session_edits_need_body(const struct moat_session *s)
+{
+	if (s->direction == MOAT_OUTBOUND)
+		return s->conf->signer != NULL;
+	return s->conf->auth_inbound;
+}
+
 void
 moat_session_abort(struct moat_session *s)
 {

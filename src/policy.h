@@ -137,6 +137,15 @@ void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
 /* moat_session_edits - edits to apply for the message just ended; valid until the next event. */
 const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);
 
+/*
+ * moat_session_edits_need_body - will the end-of-message edits of this transaction depend on the
+ * whole body? True when the core writes Authentication-Results (auth_inbound, inbound) or
+ * DKIM-Signature (a signing table, outbound). A front-end that cannot add header fields after the
+ * message has passed (mxmoat-proxy) must then hold the message until end of message. Valid from
+ * the MAIL event on (the direction is decided there).
+ */
+bool moat_session_edits_need_body(const struct moat_session *s);
+
 /* moat_session_abort - RSET, or the transaction ended without end of message. */
 void moat_session_abort(struct moat_session *s);
 
