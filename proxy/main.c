@@ -17,6 +17,7 @@
 #include "cmdline.h"
 #include "conf.h"
 #include "daemon.h"
+#include "hold.h"
 #include "log.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -63,6 +64,9 @@ on_sighup(uv_signal_t *h, int sig)
 	if ((conf = moat_cmdline_reload(&m->cl)) == NULL)
 		return;
 	moat_policy_reload(m->pol, conf);
+	if ((conf->auth_inbound || conf->signer != NULL) &&
+	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0)
+		moat_log(LOG_ERR, NULL, "reload", "error=\"%s\" note=held messages past proxy_hold_memory get 451", err);
 	if (moat_ratelimit_reload(m->rl, conf, err, sizeof(err)) < 0)
 		moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
 	{
@@ -206,6 +210,13 @@ main(int argc, char **argv)
 	if (moat_daemon_start(m.cl.foreground, conf->proxy_pid_file, conf->daemon_user,
 	    conf->daemon_group, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
+	/* holding mode spools as the user we now run as: check the directory it will need */
+	if ((conf->auth_inbound || conf->signer != NULL) &&
+	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
 		return 1;
 	}
 	uv_loop_init(&m.loop);

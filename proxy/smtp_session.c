@@ -6,15 +6,25 @@
  * Owns the input buffer, the DATA reader and the backend reply parser of one session, and the
  * struct moat_session it drives. The backend is spoken to one command at a time (no pipelining
  * towards it), so each backend reply answers exactly the pending operation.
+ *
+ * Two DATA modes (doc/architecture.md): streaming, where the message goes to the backend as it
+ * arrives and only the final dot waits for the verdict; and holding, chosen when the core's edits
+ * depend on the body (moat_session_edits_need_body): the message is kept (hold.c), its policy
+ * events run on the pool one chunk at a time, and after an accept DATA and the edited message
+ * (hdr_edit.c) go to the backend.
  */
 #include "config.h"
 
+#include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
 #include "data_reader.h"
+#include "hdr_edit.h"
+#include "hold.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "smtp_parse.h"
@@ -26,12 +36,21 @@
  * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
 #define HELO_MAX 255
 #define HDR_FIELD_MAX ((size_t)64 * 1024)
+/* Holding mode: content goes to the pool in chunks of CHUNK_HIGH; one feed of the DATA reader
+ * adds at most twice its input (bare LF normalised to CRLF), so CHUNK_CAP always has room. A held
+ * message goes out in pieces of CHUNK_HIGH, the next one once the backend queue is under SEND_HIGH. */
+#define CHUNK_HIGH ((size_t)64 * 1024)
+#define CHUNK_CAP (2 * CHUNK_HIGH + 64)
+#define SEND_HIGH ((size_t)128 * 1024)
 
 enum px_state { S_GREET = 0, S_CMD, S_DATA, S_CLOSED };
-enum px_wait { W_NONE = 0, W_WORK, W_BACKEND };
-enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET };
+/* W_DRAIN: a held message waits for the backend's write queue to drain */
+enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN };
+/* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
+ * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply) */
+enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET };
 enum px_bstate { B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_XCLIENT, B_EHLO2, B_READY };
-enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM };
+enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
 enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
 
 struct px_session {
@@ -82,6 +101,19 @@ struct px_session {
 	size_t hdr_len;
 	char *body;                        /* staged body for moat_session_body */
 	size_t body_len;
+
+	/* holding mode */
+	bool holding;                      /* this message is held until the verdict */
+	struct px_hold *hold;
+	int hold_err;                      /* px_hold_append's error (pool), logged on the loop */
+	char *chunk;                       /* content for the pool; then a piece being sent */
+	size_t chunk_len;
+	ssize_t read_len;                  /* px_hold_read's answer (pool) */
+	uint64_t send_off;                 /* bytes of the held message sent */
+	struct px_edit *edit;
+	char *sbuf;                        /* edited, stuffed bytes of one piece: one backend write */
+	size_t slen, scap;
+	bool sfull;                        /* sbuf was too small (a bug): the message is not sent */
 };
 
 static const char reply_need_helo[] = "503 5.5.1 Send EHLO or HELO first\r\n";
@@ -110,6 +142,7 @@ static const char reply_backend_down[] = "451 4.4.1 Backend not available, try a
 static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try again later\r\n";
 static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\r\n";
 static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
+static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
 static const char reply_timeout_fmt[] = "421 4.4.2 %s Error: timeout exceeded\r\n";
 /* TLS (issue 7) */
 static const char reply_starttls[] = "220 2.0.0 Ready to start TLS\r\n";
@@ -119,6 +152,10 @@ static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS comman
 static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; closing\r\n";
 
 static void session_pump(struct px_session *s);
+static void data_free(struct px_session *s);
+static bool data_open(struct px_session *s);
+static void msg_drop(struct px_session *s);
+static void send_begin(struct px_session *s);
 
 /* say - queue a reply for the client (nothing once it is gone). */
 static void
@@ -388,16 +425,29 @@ backend_reply(struct px_session *s)
 			say(s, r->buf, r->len);
 			break;
 		}
-		if (s->in_pos < s->in_len) {
-			/* RFC 2920 3.1: DATA ends a group; bytes already here were sent blind */
-			SAY(s, reply_pipe_data);
-			backend_abort(s);
-			txn_reset(s);
-			session_close(s);
+		if (!data_open(s))
 			return;
+		break;
+	case OP_HDATA:
+		if (r->code != 354) {
+			say(s, r->buf, r->len);      /* the backend's verdict on the held message */
+			s->holding = false;          /* its DATA state is unknown: drop the leg */
+			msg_drop(s);
+			break;
 		}
-		SAY(s, reply_354);
-		s->state = S_DATA;
+		px_reply_init(s->reply);
+		send_begin(s);
+		return;
+	case OP_SEND:
+		/* a reply before the dot (e.g. 421): the backend gave up on the message */
+		backend_abort(s);
+		txn_reset(s);
+		data_free(s);
+		SAY(s, reply_backend_lost);
+		return;
+	case OP_RSET_QUIET:
+		if (r->code != 250)
+			backend_abort(s);
 		break;
 	case OP_DOT:
 		say(s, r->buf, r->len);      /* queue id and all: only now may the client hear 250 */
@@ -495,8 +545,11 @@ px_session_backend_error(struct px_session *s, const char *why)
 	s->op = OP_NONE;
 	s->wait = W_NONE;
 	txn_reset(s);
+	data_free(s);                /* a held message that was going out */
 	if (op == OP_RSET)
 		SAY(s, reply_ok);
+	else if (op == OP_RSET_QUIET)
+		;                        /* the client has its reply; the next MAIL reconnects */
 	else if (bad)
 		SAY(s, reply_backend_bad);
 	else
@@ -506,24 +559,52 @@ px_session_backend_error(struct px_session *s, const char *why)
 
 /* ---- DATA ---- */
 
+/* data_fail - remember the first verdict that stops the message (also on the pool). */
 static void
 data_fail(struct px_session *s, const struct moat_verdict *v)
 {
 	if (s->dv.action == MOAT_CONTINUE)
 		s->dv = *v;
-	if (!s->data_abort) {
+}
+
+/* data_settle - on the loop, after content was read or a chunk ran: a message that failed stops
+ * going to the backend (streaming: the leg is dropped without its dot). */
+static void
+data_settle(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	if (s->hold_err != 0) {
+		moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=\"%s\" spool_dir=%s",
+		    strerror(-s->hold_err), s->conf->proxy_spool_dir);
+		if (s->hold_err == -EFBIG)
+			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+			    "Message size exceeds fixed maximum message size");
+		else
+			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_failed",
+			    "Local error in processing, try again later");
+		data_fail(s, &v);
+		s->hold_err = 0;
+	}
+	if (s->holding && s->bstate != B_READY && s->dv.action == MOAT_CONTINUE) {
+		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
+		    "Backend connection lost, try again later");
+		data_fail(s, &v);
+	}
+	if ((s->dv.action != MOAT_CONTINUE || s->data->err != PX_DATA_OK) && !s->data_abort) {
 		s->data_abort = true;
-		backend_abort(s);
+		if (!s->holding)
+			backend_abort(s);
 	}
 }
 
-/* data_wire - canonical bytes for the backend. */
+/* data_wire - canonical bytes for the backend (streaming mode). */
 static void
 data_wire(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->data_abort && s->bstate == B_READY)
+	if (!s->holding && !s->data_abort && s->bstate == B_READY)
 		backend_send(s, p, n);
 }
 
@@ -579,7 +660,8 @@ headers_end(struct px_session *s)
 		data_fail(s, &v);
 }
 
-/* header_line - hdr ends with a complete line starting at ls: field boundary logic (RFC 5322 2.2). */
+/* header_line - hdr ends with a complete line starting at ls: field boundary logic (RFC 5322 2.2).
+ * hdr_edit.c finds the same boundaries again when it applies the core's edits. */
 static void
 header_line(struct px_session *s, size_t ls)
 {
@@ -609,13 +691,12 @@ header_line(struct px_session *s, size_t ls)
 	s->hdr_len = ll + 2;
 }
 
-/* data_content - unstuffed message bytes, for the policy events. */
+/* content_events - unstuffed message bytes as header, end-of-header and body events. On the loop
+ * in streaming mode (the events only count), on the pool in holding mode (DKIM hashes them). */
 static void
-data_content(void *arg, const char *p, size_t n)
+content_events(struct px_session *s, const char *p, size_t n)
 {
-	struct px_session *s = arg;
-
-	if (s->data_abort && s->dv.action != MOAT_CONTINUE)
+	if (s->dv.action != MOAT_CONTINUE)
 		return;
 	if (!s->in_headers) {
 		body_add(s, p, n);
@@ -647,7 +728,63 @@ data_content(void *arg, const char *p, size_t n)
 	}
 }
 
-/* data_begin - after the backend's 354: set up the reader. */
+/* content_end - the end of data for the events: the last field, end of header, the last body. */
+static void
+content_end(struct px_session *s)
+{
+	if (s->in_headers && s->dv.action == MOAT_CONTINUE) {
+		field_flush(s, s->hdr_len >= 2 && s->hdr[s->hdr_len - 1] == '\n' ? s->hdr_len - 2 : s->hdr_len);
+		if (s->dv.action == MOAT_CONTINUE)
+			headers_end(s);
+	}
+	if (s->dv.action == MOAT_CONTINUE)
+		body_flush(s);
+}
+
+/* data_content - unstuffed message bytes from the reader: events now, or staged for the pool. */
+static void
+data_content(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (!s->holding) {
+		content_events(s, p, n);
+		return;
+	}
+	if (n > CHUNK_CAP - s->chunk_len) {      /* cannot happen: session_pump feeds what fits */
+		struct moat_verdict v;
+
+		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk", "Local error in processing");
+		data_fail(s, &v);
+		return;
+	}
+	memcpy(s->chunk + s->chunk_len, p, n);
+	s->chunk_len += n;
+}
+
+/* chunk_run - on the pool: the events over the staged content, then keep it (holding mode). */
+static void
+chunk_run(struct px_session *s)
+{
+	content_events(s, s->chunk, s->chunk_len);
+	if (s->dv.action == MOAT_CONTINUE && s->data->err == PX_DATA_OK)
+		s->hold_err = px_hold_append(s->hold, s->chunk, s->chunk_len);
+	s->chunk_len = 0;
+}
+
+/* data_feed_max - how much client input may go to the DATA reader now. */
+static size_t
+data_feed_max(const struct px_session *s, size_t n)
+{
+	size_t room;
+
+	if (!s->holding)
+		return n;
+	room = (CHUNK_CAP - s->chunk_len - 16) / 2;
+	return n < room ? n : room;
+}
+
+/* data_begin - the DATA command is accepted: set up the reader (and the hold). */
 static int
 data_begin(struct px_session *s)
 {
@@ -657,65 +794,213 @@ data_begin(struct px_session *s)
 		return -1;
 	if (s->body == NULL && (s->body = malloc(HDR_FIELD_MAX)) == NULL)
 		return -1;
+	if (s->holding) {
+		if (s->chunk == NULL && (s->chunk = malloc(CHUNK_CAP)) == NULL)
+			return -1;
+		px_hold_free(s->hold);
+		s->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
+		    s->conf->proxy_spool_dir);
+		if (s->hold == NULL)
+			return -1;
+	}
 	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content, data_wire, s);
 	moat_verdict_continue(&s->dv);
 	s->data_abort = false;
 	s->in_headers = true;
 	s->hdr_len = 0;
 	s->body_len = 0;
+	s->chunk_len = 0;
+	s->hold_err = 0;
 	return 0;
 }
 
-/* data_free - DATA buffers are only held during DATA: an idle session stays small. */
+/* data_free - DATA buffers (and a held message) exist only for one message: an idle session
+ * stays small. */
 static void
 data_free(struct px_session *s)
 {
 	free(s->data);
 	free(s->hdr);
 	free(s->body);
+	free(s->chunk);
+	free(s->edit);
+	free(s->sbuf);
+	px_hold_free(s->hold);
 	s->data = NULL;
-	s->hdr = s->body = NULL;
+	s->hdr = s->body = s->chunk = s->sbuf = NULL;
+	s->edit = NULL;
+	s->hold = NULL;
+	s->slen = s->scap = 0;
 }
 
-/* data_end - the client's end of data: verdict, then the final dot or an abort. */
+/* data_open - 354 for the client; RFC 2920 3.1: DATA ends a group, so bytes already here were
+ * sent without waiting for it. false when the session was closed for that. */
+static bool
+data_open(struct px_session *s)
+{
+	if (s->in_pos < s->in_len) {
+		SAY(s, reply_pipe_data);
+		backend_abort(s);
+		txn_reset(s);
+		data_free(s);
+		session_close(s);
+		return false;
+	}
+	SAY(s, reply_354);
+	s->state = S_DATA;
+	return true;
+}
+
+/* data_end - the client's end of data: the last events and the verdict run on the pool. */
 static void
 data_end(struct px_session *s)
 {
 	s->state = S_CMD;
-	if (s->in_headers && s->dv.action == MOAT_CONTINUE) {
-		field_flush(s, s->hdr_len >= 2 && s->hdr[s->hdr_len - 1] == '\n' ? s->hdr_len - 2 : s->hdr_len);
-		if (s->dv.action == MOAT_CONTINUE)
-			headers_end(s);
-	}
-	if (s->dv.action == MOAT_CONTINUE)
-		body_flush(s);
-	if (s->data->err != PX_DATA_OK) {
-		backend_abort(s);
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
-		    s->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
-		if (s->data->err == PX_DATA_NUL)
-			SAY(s, reply_nul_data);
-		else
-			SAY(s, reply_bare_data);
-		txn_reset(s);
-		data_free(s);
-		return;
-	}
-	if (s->dv.action != MOAT_CONTINUE || s->data_abort) {
-		backend_abort(s);
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
-		    s->dv.reason ? s->dv.reason : "-", s->dv.code);
-		say_verdict(s, &s->dv);
-		txn_reset(s);
-		data_free(s);
-		if (s->dv.close)
-			session_close(s);
-		return;
-	}
-	data_free(s);
 	s->work = WK_EOM;
 	s->wait = W_WORK;
 	s->ops->work(s->io);
+}
+
+/* eom_run - on the pool: what is left of the content, then the end-of-message verdict. */
+static void
+eom_run(struct px_session *s)
+{
+	if (s->holding)
+		chunk_run(s);
+	content_end(s);
+	if (s->data->err == PX_DATA_OK && s->dv.action == MOAT_CONTINUE)
+		moat_session_eom(s->ms, &s->v);
+}
+
+/* msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
+ * Holding: the backend never saw DATA; RSET ends its transaction and the leg stays. */
+static void
+msg_drop(struct px_session *s)
+{
+	bool rset = s->holding && s->bstate == B_READY;
+
+	data_free(s);
+	txn_reset(s);
+	if (rset)
+		backend_command(s, OP_RSET_QUIET, "RSET", NULL, NULL);
+	else
+		backend_abort(s);
+}
+
+/* ---- holding mode: the edited message goes out ---- */
+
+/* send_emit - edited, stuffed bytes collect in sbuf (sized for one piece, see send_begin). */
+static void
+send_emit(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (n > s->scap - s->slen) {
+		s->sfull = true;     /* cannot happen: sbuf holds the largest piece */
+		return;
+	}
+	memcpy(s->sbuf + s->slen, p, n);
+	s->slen += n;
+}
+
+/* send_fail - the held message cannot go out: 451 and the backend leg dropped without a dot. */
+static void
+send_fail(struct px_session *s, const char *why)
+{
+	moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=%s", why);
+	SAY(s, reply_local);
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	backend_abort(s);
+	txn_reset(s);
+	data_free(s);
+}
+
+/* send_piece - n bytes read from the hold at send_off: edit, stuff, write. */
+static void
+send_piece(struct px_session *s, ssize_t n)
+{
+	if (n <= 0) {
+		send_fail(s, n == 0 ? "hold-short" : "hold-read");
+		return;
+	}
+	px_edit_feed(s->edit, s->chunk, (size_t)n);
+	s->send_off += (uint64_t)n;
+	if (s->sfull) {
+		send_fail(s, "send-buffer");
+		return;
+	}
+	backend_send(s, s->sbuf, s->slen);   /* a write error ends the leg: op is no longer OP_SEND */
+	s->slen = 0;
+}
+
+/* send_next - the next piece of the held message, or the final dot when all is out. */
+static void
+send_next(struct px_session *s)
+{
+	while (s->op == OP_SEND) {
+		if (s->send_off == px_hold_size(s->hold)) {
+			if (s->slen > 0)
+				backend_send(s, s->sbuf, s->slen);   /* the inserted fields of an empty message */
+			if (s->op != OP_SEND)
+				return;
+			data_free(s);
+			backend_command(s, OP_DOT, ".", NULL, NULL);
+			return;
+		}
+		if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH) {
+			s->wait = W_DRAIN;       /* px_session_backend_drained resumes */
+			return;
+		}
+		if (px_hold_spooled(s->hold)) {
+			s->work = WK_READ;       /* the file is read on the pool */
+			s->wait = W_WORK;
+			s->ops->work(s->io);
+			return;
+		}
+		send_piece(s, px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH));
+	}
+}
+
+/* send_begin - the backend said 354 to DATA for the held message: the edits, then the pieces. */
+static void
+send_begin(struct px_session *s)
+{
+	size_t nedits, ins = 0;
+	const struct moat_hdr_edit *edits = moat_session_edits(s->ms, &nedits);
+
+	for (size_t i = 0; i < nedits; i++)
+		if (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].name != NULL && edits[i].value != NULL)
+			ins += strlen(edits[i].name) + strlen(edits[i].value) + 4;
+	/* a piece of CHUNK_HIGH at most doubles with stuffing; the inserted fields come first */
+	s->op = OP_SEND;
+	s->wait = W_DRAIN;
+	s->send_off = 0;
+	s->slen = 0;
+	s->sfull = false;
+	s->scap = 2 * CHUNK_HIGH + 2 * ins;
+	if ((s->edit = malloc(sizeof(*s->edit))) == NULL || (s->sbuf = malloc(s->scap)) == NULL) {
+		send_fail(s, "out-of-memory");
+		return;
+	}
+	if (px_edit_begin(s->edit, edits, nedits, send_emit, s) < 0) {
+		send_fail(s, "edits");
+		return;
+	}
+	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
+	    (unsigned long long)px_hold_size(s->hold), px_hold_spooled(s->hold) ? "yes" : "no");
+	send_next(s);
+}
+
+void
+px_session_backend_drained(struct px_session *s)
+{
+	if (s->wait != W_DRAIN || s->op != OP_SEND)
+		return;
+	if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH)
+		return;
+	send_next(s);
+	session_pump(s);
 }
 
 /* eom_done - the end-of-message verdict is in. */
@@ -725,33 +1010,58 @@ eom_done(struct px_session *s)
 	const struct moat_verdict *v = &s->v;
 	size_t nedits;
 
+	data_settle(s);
+	if (s->data->err != PX_DATA_OK) {
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
+		    s->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
+		if (s->data->err == PX_DATA_NUL)
+			SAY(s, reply_nul_data);
+		else
+			SAY(s, reply_bare_data);
+		msg_drop(s);
+		return;
+	}
+	if (s->dv.action != MOAT_CONTINUE) {
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
+		    s->dv.reason ? s->dv.reason : "-", s->dv.code);
+		say_verdict(s, &s->dv);
+		msg_drop(s);
+		if (s->dv.close)
+			session_close(s);
+		return;
+	}
 	switch (v->action) {
 	case MOAT_CONTINUE:
 	case MOAT_ACCEPT:
 	case MOAT_QUARANTINE:
+		if (s->bstate != B_READY) {
+			SAY(s, reply_backend_lost);
+			data_free(s);
+			txn_reset(s);
+			return;
+		}
+		if (s->holding) {
+			backend_command(s, OP_HDATA, "DATA", NULL, NULL);
+			return;
+		}
+		data_free(s);
+		/* cannot happen: the core asks for holding whenever it edits (edits_need_body) */
 		(void)moat_session_edits(s->ms, &nedits);
 		if (nedits > 0)
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "edits",
 			    "n=%zu dropped=streaming-mode", nedits);
-		if (s->bstate != B_READY) {
-			SAY(s, reply_backend_lost);
-			txn_reset(s);
-			return;
-		}
 		backend_command(s, OP_DOT, ".", NULL, NULL);
 		return;
 	case MOAT_DISCARD:
-		backend_abort(s);
 		SAY(s, "250 2.0.0 Ok: discarded by policy\r\n");
 		break;
 	default:
-		backend_abort(s);
 		say_verdict(s, v);
 		break;
 	}
 	moat_log(LOG_NOTICE, moat_session_id(s->ms), moat_action_name(v->action), "reason=%s",
 	    v->reason ? v->reason : "-");
-	txn_reset(s);
+	msg_drop(s);
 	if (v->close)
 		session_close(s);
 }
@@ -873,19 +1183,14 @@ mail_params(struct px_session *s, const char *params)
 	return 0;
 }
 
+/* parse_path - "FROM:<path> params" or "TO:<path> params" into s->path and s->params; replies
+ * itself and returns -1 when malformed. */
 static int
-check_mail(struct px_session *s, const char *arg)
+parse_path(struct px_session *s, const char *arg, const char *prefix, bool mail, unsigned *np)
 {
-	unsigned np;
-	int rc;
-
-	if (s->in_txn) {
-		SAY(s, reply_nested_mail);
-		return -1;
-	}
-	switch (px_parse_path(arg, "FROM:", true, s->path, sizeof(s->path), &s->params, &np)) {
+	switch (px_parse_path(arg, prefix, mail, s->path, sizeof(s->path), &s->params, np)) {
 	case PX_PATH_OK:
-		break;
+		return 0;
 	case PX_PATH_TOOLONG:
 		SAY(s, reply_path_long);
 		return -1;
@@ -896,6 +1201,20 @@ check_mail(struct px_session *s, const char *arg)
 		SAY(s, reply_path_syntax);
 		return -1;
 	}
+}
+
+static int
+check_mail(struct px_session *s, const char *arg)
+{
+	unsigned np;
+	int rc;
+
+	if (s->in_txn) {
+		SAY(s, reply_nested_mail);
+		return -1;
+	}
+	if (parse_path(s, arg, "FROM:", true, &np) < 0)
+		return -1;
 	if ((rc = mail_params(s, s->params)) == -2) {
 		SAY(s, reply_too_big);
 		return -1;
@@ -941,19 +1260,8 @@ check_rcpt(struct px_session *s, const char *arg)
 		SAY(s, reply_need_mail);
 		return -1;
 	}
-	switch (px_parse_path(arg, "TO:", false, s->path, sizeof(s->path), &s->params, &np)) {
-	case PX_PATH_OK:
-		break;
-	case PX_PATH_TOOLONG:
-		SAY(s, reply_path_long);
+	if (parse_path(s, arg, "TO:", false, &np) < 0)
 		return -1;
-	case PX_PATH_PARAM:
-		SAY(s, reply_param);
-		return -1;
-	default:
-		SAY(s, reply_path_syntax);
-		return -1;
-	}
 	if (np > 0) {            /* DSN is not advertised: no RCPT parameters */
 		SAY(s, reply_param);
 		return -1;
@@ -1020,12 +1328,17 @@ proceed_data(struct px_session *s, const char *arg)
 		SAY(s, reply_backend_lost);
 		return;
 	}
+	/* holding mode: the backend hears DATA only after the verdict, with the edited message */
+	s->holding = moat_session_edits_need_body(s->ms);
 	if (data_begin(s) < 0) {
 		SAY(s, reply_oom);
 		session_close(s);
 		return;
 	}
-	backend_command(s, OP_DATA, "DATA", NULL, NULL);
+	if (s->holding)
+		data_open(s);
+	else
+		backend_command(s, OP_DATA, "DATA", NULL, NULL);
 }
 
 static int
@@ -1211,13 +1524,16 @@ session_pump(struct px_session *s)
 		if (s->state == S_DATA) {
 			bool done;
 
-			s->in_pos += px_data_feed(s->data, p, n, &done);
-			if (s->data->err != PX_DATA_OK && !s->data_abort) {
-				s->data_abort = true;
-				backend_abort(s);
-			}
-			if (done)
+			assert(s->data != NULL);     /* S_DATA only between data_begin and data_end */
+			s->in_pos += px_data_feed(s->data, p, data_feed_max(s, n), &done);
+			data_settle(s);
+			if (done) {
 				data_end(s);
+			} else if (s->holding && s->chunk_len >= CHUNK_HIGH) {
+				s->work = WK_CHUNK;      /* events and spool writes, in order, on the pool */
+				s->wait = W_WORK;
+				s->ops->work(s->io);
+			}
 			continue;
 		}
 		if (s->skip != SK_NONE) {
@@ -1468,7 +1784,13 @@ px_session_work_run(struct px_session *s)
 		moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
 		break;
 	case WK_EOM:
-		moat_session_eom(s->ms, &s->v);
+		eom_run(s);
+		break;
+	case WK_CHUNK:
+		chunk_run(s);
+		break;
+	case WK_READ:
+		s->read_len = px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH);
 		break;
 	case WK_NONE:
 		break;
@@ -1484,10 +1806,28 @@ px_session_work_done(struct px_session *s)
 	s->wait = W_NONE;
 	if (s->state == S_CLOSED || s->gone)
 		return;
-	if (w == WK_MAIL)
+	switch (w) {
+	case WK_MAIL:
 		mail_done(s);
-	else if (w == WK_EOM)
+		break;
+	case WK_EOM:
 		eom_done(s);
+		break;
+	case WK_CHUNK:
+		data_settle(s);
+		break;
+	case WK_READ:
+		s->wait = W_DRAIN;
+		if (s->bstate != B_READY) {      /* the leg went while the file was read */
+			send_fail(s, "backend-lost");
+			break;
+		}
+		send_piece(s, s->read_len);
+		send_next(s);
+		break;
+	case WK_NONE:
+		break;
+	}
 	session_pump(s);
 }
 
@@ -1509,5 +1849,5 @@ px_session_phase(const struct px_session *s)
 bool
 px_session_backend_waiting(const struct px_session *s)
 {
-	return s->wait == W_BACKEND;
+	return s->wait == W_BACKEND || s->wait == W_DRAIN;
 }

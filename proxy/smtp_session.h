@@ -33,6 +33,9 @@ struct px_ops {
 	/* TLS (issue 7): write what is queued in plaintext, then put TLS on the client leg; 0 or -1.
 	 * NULL: the driver has no TLS (STARTTLS is never offered). */
 	int (*client_starttls)(void *io);
+	/* bytes queued for the backend, not yet written (holding mode paces a held message by it);
+	 * NULL: none are ever queued */
+	size_t (*backend_queued)(void *io);
 };
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
@@ -68,6 +71,8 @@ void px_session_timeout(struct px_session *s, const char *which);
 
 void px_session_backend_connected(struct px_session *s);
 void px_session_backend_input(struct px_session *s, const char *p, size_t n);
+/* px_session_backend_drained - a backend write finished (holding mode sends the next piece). */
+void px_session_backend_drained(struct px_session *s);
 /* px_session_backend_error - connect failed, EOF, write error or timeout on the backend leg. */
 void px_session_backend_error(struct px_session *s, const char *why);
 

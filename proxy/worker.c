@@ -157,9 +157,12 @@ on_write(uv_write_t *req, int status)
 {
 	struct wreq *wr = (struct wreq *)req;
 	struct conn *c = wr->c;
+	bool backend = c->b != NULL && req->handle == &c->b->h.stream;
 
 	(void)status;
 	free(wr);
+	if (backend && !c->closing)
+		px_session_backend_drained(c->s);    /* holding mode: the next piece of a held message */
 	if (!c->closing)
 		conn_update(c);
 	else if (c->close_after_write && c->client.write_queue_size == 0)
@@ -586,9 +589,17 @@ tls_input(struct conn *c, const char *p, size_t n)
 	}
 }
 
+static size_t
+op_backend_queued(void *io)
+{
+	struct conn *c = io;
+
+	return c->b != NULL ? c->b->h.stream.write_queue_size : 0;
+}
+
 static const struct px_ops conn_ops = {
 	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
-	op_client_starttls,
+	op_client_starttls, op_backend_queued,
 };
 
 /* ---- client leg ---- */
