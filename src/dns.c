@@ -6,7 +6,9 @@
  * but asynchronous inside: each waits for its own result until its deadline, then cancels it, so
  * a dead server costs dns_timeout and never more. Callbacks are only delivered inside
  * ub_process(), which runs under `proc_lock`; a thread that times out takes that lock before it
- * cancels, so no callback can touch a query after its owner has given up on it.
+ * cancels, so no callback can touch a query after its owner has given up on it. Answers are
+ * remembered for their TTL in dns_cache.c, so a repeated question never reaches libunbound's
+ * thread (the fixture is not cached: its tests count queries).
  */
 #include "config.h"
 
@@ -24,6 +26,7 @@
 
 #include "cidr.h"
 #include "dns.h"
+#include "dns_cache.h"
 
 struct fixture_rec {
 	char *name;                   /* lower case, no trailing dot */
@@ -37,6 +40,7 @@ struct fixture_rec {
 struct moat_dns {
 	/* unbound */
 	struct ub_ctx *ub;
+	struct moat__dns_cache *cache;  /* answers without the trip through unbound's thread */
 	unsigned timeout_ms;
 	bool validate;
 	pthread_mutex_t proc_lock;    /* held while calling ub_process / ub_cancel */
@@ -349,8 +353,9 @@ struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const c
 	pthread_mutex_init(&dns->proc_lock, NULL);
 	pthread_mutex_init(&dns->lock, NULL);
 	pthread_cond_init(&dns->cond, NULL);
+	dns->cache = moat__dns_cache_new();
 	dns->ub = ub_ctx_create();
-	if (dns->ub == NULL) {
+	if (dns->ub == NULL || dns->cache == NULL) {
 		snprintf(err, errlen, "cannot create the unbound context");
 		goto fail;
 	}
@@ -553,8 +558,11 @@ static void present_name(const char *name, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-/* ub_query - resolve with a deadline; see the file comment for the locking. */
-static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name,
+/*
+ * ub_query - resolve with a deadline (see the file comment for the locking) and remember the
+ * answer for its TTL under LNAME (NAME lower-cased, no trailing dot).
+ */
+static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name, const char *lname,
     enum moat_dns_type type, struct moat_dns_answer *a)
 {
 	struct pending p = { .dns = dns };
@@ -616,6 +624,10 @@ static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name,
 		return answer_fail(a, MOAT_DNS_TEMPFAIL);
 	}
 	st = convert_result(p.result, type, a);
+	/* libunbound's ttl: the answer's, or for NXDOMAIN/NODATA the SOA's negative TTL (0 if
+	 * there was no SOA: not cached). A bogus result's ttl is untrusted; it is TEMPFAIL here. */
+	if (p.result->ttl > 0)
+		moat__dns_cache_put(dns->cache, lname, type, a, (unsigned)p.result->ttl, now_ms());
 	ub_resolve_free(p.result);
 	return st;
 }
@@ -623,6 +635,8 @@ static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name,
 enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer)
 {
+	char lname[MOAT_DNS_NAME_MAX + 2];
+
 	memset(answer, 0, sizeof(*answer));
 	if (dns == NULL)
 		return answer_fail(answer, MOAT_DNS_TEMPFAIL);
@@ -630,7 +644,17 @@ enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum
 		return answer_fail(answer, MOAT_DNS_PERMFAIL);
 	if (dns->fixture)
 		return fixture_query(dns, name, type, answer);
-	return ub_query(dns, name, type, answer);
+	lower_name(name, lname, sizeof(lname));
+	if (moat__dns_cache_get(dns->cache, lname, type, now_ms(), answer))
+		return answer->status;
+	return ub_query(dns, name, lname, type, answer);
+}
+
+void moat_dns_cache_stats(struct moat_dns *dns, struct moat_dns_cache_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	if (dns != NULL && dns->cache != NULL)
+		moat__dns_cache_stats(dns->cache, st);
 }
 
 void moat_dns_free(struct moat_dns *dns)
@@ -648,6 +672,7 @@ void moat_dns_free(struct moat_dns *dns)
 	} else {
 		if (dns->ub != NULL)
 			ub_ctx_delete(dns->ub);
+		moat__dns_cache_free(dns->cache);
 		pthread_mutex_destroy(&dns->proc_lock);
 		pthread_mutex_destroy(&dns->lock);
 		pthread_cond_destroy(&dns->cond);

@@ -3,7 +3,7 @@
  *
  * Synchronous and thread-safe: callers are libmilter threads or libuv threadpool workers, never an
  * event loop. Backed by libunbound (cache, per-query timeout, forwarder from dns_resolver, optional
- * DNSSEC), or by an in-process table for tests that need records a zone file cannot express.
+ * DNSSEC) with a bounded in-process answer cache in front of it (dns_cache.h), or by an in-process table for tests that need records a zone file cannot express.
  * Answers are bounded (record size, record count, CNAME chain); anything past a bound is
  * MOAT_DNS_PERMFAIL, never a crash.
  */
@@ -107,6 +107,14 @@ unsigned long moat_dns_fixture_queries(const struct moat_dns *dns);
  */
 enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer);
+
+struct moat_dns_cache_stats;
+
+/*
+ * moat_dns_cache_stats - what the libunbound backend's in-process answer cache (dns_cache.h) holds
+ * and how many answers it gave without a trip through libunbound. All 0 for a fixture.
+ */
+void moat_dns_cache_stats(struct moat_dns *dns, struct moat_dns_cache_stats *st);
 
 /* moat_dns_answer_clear - free the records and reset the answer; safe on a zeroed answer. */
 void moat_dns_answer_clear(struct moat_dns_answer *answer);

@@ -1,7 +1,7 @@
 /*
  * test_dns.c - the DNS layer: query-name checks, the in-process fixture, and the libunbound
- * backend against nsd on loopback (started through tests/lib/dns.sh on 127.0.0.1:15320) and
- * against a port where nothing answers.
+ * backend against nsd on loopback (started through tests/lib/dns.sh on 127.0.0.1:15320, 15323
+ * and 15500, one port per suite) and against a port where nothing answers.
  */
 #include "config.h"
 
@@ -20,9 +20,11 @@
 #include <criterion/criterion.h>
 
 #include "dns.h"
+#include "dns_cache.h"
 
 #define NSD_PORT "15320"
 #define NSD_THREADS_PORT "15323"
+#define NSD_CACHE_PORT "15500"
 #define DEAD_PORT "15321"
 #define SILENT_PORT 15322   /* a bound UDP socket that never answers */
 
@@ -273,6 +275,11 @@ static void nsd_up_threads(void)
 	nsd_start(NSD_THREADS_PORT);
 }
 
+static void nsd_up_cache(void)
+{
+	nsd_start(NSD_CACHE_PORT);
+}
+
 static void nsd_down(void)
 {
 	FILE *f = fopen(nsd_state, "r");
@@ -355,6 +362,38 @@ Test(dns_nsd, table)
 			cr_expect_eq(a.rr[0].len, 32u * 255u, "%s", c->label);
 		moat_dns_answer_clear(&a);
 	}
+	moat_dns_free(dns);
+}
+
+TestSuite(dns_nsd_cache, .init = nsd_up_cache, .fini = nsd_down, .timeout = 30);
+
+/* A repeated question is answered from the in-process cache, with the same records. */
+Test(dns_nsd_cache, repeat_is_a_cache_hit)
+{
+	char err[256];
+	struct moat_dns *dns = moat_dns_new("127.0.0.1@" NSD_CACHE_PORT, 3000, NULL, err, sizeof(err));
+	struct moat_dns_cache_stats st;
+	struct moat_dns_answer a;
+	int i;
+
+	cr_assert_not_null(dns, "%s", err);
+	for (i = 0; i < 3; i++) {
+		cr_expect_eq(moat_dns_query(dns, i == 2 ? "LONG.spf.test." : "long.spf.test", MOAT_DNS_TXT,
+		    &a), MOAT_DNS_OK);
+		cr_expect(a.n == 1 && strcmp(a.rr[0].data, "v=spf1 ip4:203.0.113.0/24 -all") == 0,
+		    "query %d", i);
+		moat_dns_answer_clear(&a);
+		cr_expect_eq(moat_dns_query(dns, "nope.spf.test", MOAT_DNS_TXT, &a), MOAT_DNS_NXDOMAIN);
+		moat_dns_answer_clear(&a);
+	}
+	/* a zone nsd does not serve: REFUSED, a temporary failure, is asked again each time */
+	for (i = 0; i < 2; i++) {
+		cr_expect_eq(moat_dns_query(dns, "example.org", MOAT_DNS_TXT, &a), MOAT_DNS_TEMPFAIL);
+		moat_dns_answer_clear(&a);
+	}
+	moat_dns_cache_stats(dns, &st);
+	cr_expect_eq(st.stored, 2u, "the TXT answer and the NXDOMAIN (SOA negative TTL)");
+	cr_expect_eq(st.hits, 4u, "the second and third time of each, any case, trailing dot");
 	moat_dns_free(dns);
 }
 
