@@ -202,7 +202,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "a refused key, or an unreachable Redis, is logged at most once per this interval"),
 
 	/* DKIM verification and DMARC */
-	K_BOOL(auth_inbound, "no", MOAT_CK_ALL,
+	K_BOOL(auth_inbound, "yes", MOAT_CK_ALL,
 	    "on inbound mail, run SPF, DKIM verification and DMARC, replace our Authentication-Results and apply the dmarc_/spf_ actions"),
 	K_UINT(dkim_max_signatures, "5", 1, 50, MOAT_CK_ALL,
 	    "DKIM signatures evaluated per message, top-down; the rest are reported as dkim=policy"),

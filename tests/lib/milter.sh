@@ -3,6 +3,10 @@
 #   milter_start SOCKET [ARGS...]    run $top_builddir/milter/mxmoat-milter -f on SOCKET with extra
 #                                    ARGS (e.g. -o limit_recipients=5 or -c FILE), log to
 #                                    $MILTER_LOG; waits (bounded) until the socket accepts.
+#                                    auth_inbound is set to no before ARGS: tests without a DNS
+#                                    fixture must not ask resolv.conf's servers. Tests of the
+#                                    authentication engine pass -o auth_inbound=yes together
+#                                    with -o dns_resolver=127.0.0.1@PORT of their nsd (dns.sh).
 #   milter_stop                      SIGTERM, wait (bounded); sets MILTER_RC to its exit status
 #   milter_log_grep REGEX            0 if a line of the milter's log matches
 #   milter_sanitizer_clean           0 if ASan/LSan/UBSan reported nothing in the log
@@ -28,7 +32,7 @@ milter_start() {
 	MILTER_LOG=$MILTER_DIR/milter.log
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	"$top_builddir/milter/mxmoat-milter" -f -o "milter_socket=$sock" -o log_target=stderr \
-		-o log_verbose=yes "$@" >> "$MILTER_LOG" 2>&1 &
+		-o log_verbose=yes -o auth_inbound=no "$@" >> "$MILTER_LOG" 2>&1 &
 	MILTER_PID=$!
 	local i
 	for i in $(seq 1 100); do

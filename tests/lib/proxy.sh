@@ -4,7 +4,9 @@
 #   px_sink_start PORT [OPT...]  smtp-sink -v on 127.0.0.1:PORT, one dump per message in
 #                                $PX_DIR/dump/, conversation log in $PX_DIR/sink.log
 #   px_sink_stop
-#   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background; waits
+#   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background (with
+#       -o auth_inbound=no before the caller's options, so tests without a DNS fixture never ask
+#       resolv.conf's servers; authentication tests pass auth_inbound=yes and dns_resolver); waits
 #                                (bounded) until it accepts; log in $PX_DIR/proxy.log
 #   px_stop [SIGNAL]             stop the proxy (TERM by default) and wait for it (bounded)
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
@@ -58,7 +60,7 @@ px_start() {
 		return 1
 	fi
 	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" \
-		-o "proxy_backend=$backend" -o proxy_workers=1 "$@" >>"$PX_DIR/proxy.log" 2>&1 &
+		-o "proxy_backend=$backend" -o proxy_workers=1 -o auth_inbound=no "$@" >>"$PX_DIR/proxy.log" 2>&1 &
 	PX_PID=$!
 	px__wait_port "$port"
 }
