@@ -163,10 +163,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
-	px_session_set_ratelimit(m.rl);
-	if (conf->ratelimit_store == MOAT_RL_STORE_REDIS)
-		moat_log(LOG_WARNING, NULL, "start", "ratelimit_store=redis: the proxy counts connections "
-		    "in its own memory (its Redis client is not wired yet)");
 	/* TLS (issue 7): certificates are read now, before privileges drop */
 	if ((m.tls = moat_tls_ctx_new(conf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
@@ -182,7 +178,8 @@ main(int argc, char **argv)
 				fprintf(stderr, "mxmoat-proxy: %s\n", err);
 				return 1;
 			}
-		if ((m.workers[i] = px_worker_new(m.pol, fds, naddrs, err, sizeof(err))) == NULL) {
+		if ((m.workers[i] = px_worker_new(m.pol, fds, naddrs, err, sizeof(err))) == NULL ||
+		    px_worker_set_ratelimit(m.workers[i], m.rl, conf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mxmoat-proxy: %s\n", err);
 			return 1;
 		}

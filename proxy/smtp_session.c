@@ -45,7 +45,9 @@
 
 enum px_state { S_GREET = 0, S_CMD, S_DATA, S_CLOSED };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
-enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN };
+enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
+/* what waits for a rate-limit answer (issue 9) */
+enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply) */
 enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET };
@@ -74,6 +76,8 @@ struct px_session {
 	bool tls_offer;                    /* TLS (issue 7): STARTTLS may be offered */
 	bool tls_active;                   /* TLS (issue 7): the client leg is TLS */
 	bool quit;
+	enum px_rlnext rl_next;            /* issue 9: what the pending rate-limit check decides */
+	bool greet_now;                    /* issue 9: greet once the connection limits allow it */
 
 	char helo[HELO_MAX + 1];
 	bool helo_seen, esmtp;
@@ -156,6 +160,7 @@ static void data_free(struct px_session *s);
 static bool data_open(struct px_session *s);
 static void msg_drop(struct px_session *s);
 static void send_begin(struct px_session *s);
+static void session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next);
 
 /* say - queue a reply for the client (nothing once it is gone). */
 static void
@@ -1245,6 +1250,13 @@ mail_done(struct px_session *s)
 			session_close(s);
 		return;
 	}
+	session_ratelimit(s, MOAT_RL_EV_MAIL, RL_MAIL);
+}
+
+/* mail_send - MAIL passed every check: to the backend, connecting it first if need be. */
+static void
+mail_send(struct px_session *s)
+{
 	if (s->bstate == B_READY)
 		send_mail(s);
 	else
@@ -1282,6 +1294,13 @@ proceed_rcpt(struct px_session *s, const char *arg)
 			session_close(s);
 		return;
 	}
+	session_ratelimit(s, MOAT_RL_EV_RCPT, RL_RCPT);
+}
+
+/* rcpt_send - RCPT passed every check: to the backend. */
+static void
+rcpt_send(struct px_session *s)
+{
 	if (s->bstate != B_READY) {
 		txn_reset(s);
 		SAY(s, reply_backend_lost);
@@ -1437,6 +1456,13 @@ proceed_starttls(struct px_session *s, const char *arg)
 			return;
 		}
 	}
+	session_ratelimit(s, MOAT_RL_EV_TLS, RL_STARTTLS);
+}
+
+/* starttls_begin - STARTTLS passed the TLS handshake limit: 220, then TLS. */
+static void
+starttls_begin(struct px_session *s)
+{
 	SAY(s, reply_starttls);
 	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is required */
 	txn_reset(s);
@@ -1589,36 +1615,74 @@ session_pump(struct px_session *s)
 
 /* ---- driver entry points ---- */
 
-/*
- * The rate limiter (set once by main before the loops start, then only read). Connections are
- * checked in the embedded store only: it never blocks, and a loop must not wait on Redis (the
- * libuv Redis client is not wired yet, see src/ratelimit.h).
- */
-static struct moat_ratelimit *px_ratelimit;
-
-void
-px_session_set_ratelimit(struct moat_ratelimit *rl)
+/* ratelimit_then - go on with what waited for the rate limits (issue 9), or refuse it. */
+static void
+ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
 {
-	px_ratelimit = rl;
+	if (v->action != MOAT_CONTINUE && v->action != MOAT_ACCEPT) {
+		if (next != RL_TLS_IMPLICIT)     /* before the handshake nothing can be said */
+			say_verdict(s, v);
+		if (next == RL_MAIL)
+			moat_session_abort(s->ms);
+		if (v->close || next == RL_TLS_IMPLICIT)
+			session_close(s);
+		return;
+	}
+	switch (next) {
+	case RL_GREET:
+		if (s->greet_now)
+			px_session_greet(s);
+		break;
+	case RL_TLS_IMPLICIT:
+		if (s->ops->client_starttls(s->io) < 0)
+			session_close(s);
+		break;
+	case RL_STARTTLS:
+		starttls_begin(s);
+		break;
+	case RL_MAIL:
+		mail_send(s);
+		break;
+	case RL_RCPT:
+		rcpt_send(s);
+		break;
+	}
 }
 
-/* session_ratelimit_connect - the connection limits and deny list for CLIENT, into s->v. */
+/* session_ratelimit - check EV through the driver; NEXT runs now or when the answer comes. */
 static void
-session_ratelimit_connect(struct px_session *s, const struct moat_client *client)
+session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next)
 {
-	struct moat_addr a;
-	struct moat_rl_subject subj = { .addr = &a, .sid = moat_session_id(s->ms) };
-	struct moat_rl_plan plan;
-	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
-	struct moat_verdict rv;
+	struct moat_rl_subject subj = { .addr = moat_session_addr(s->ms),
+		.sender = moat_session_sender(s->ms), .user = moat_session_user(s->ms),
+		.sid = moat_session_id(s->ms) };
+	struct moat_verdict v;
 
-	if (px_ratelimit == NULL || client->addr == NULL || moat_addr_parse(client->addr, &a) < 0)
+	moat_verdict_continue(&v);
+	if (s->ops->ratelimit != NULL && s->ops->ratelimit(s->io, ev, &subj, &v) > 0) {
+		s->rl_next = next;
+		s->wait = W_RATELIMIT;
 		return;
-	moat_ratelimit_plan(px_ratelimit, MOAT_RL_EV_CONNECT, &subj, &plan);
-	moat_ratelimit_local(px_ratelimit, &plan, res);
-	moat_ratelimit_decide(px_ratelimit, &plan, res, MOAT_RL_OK, subj.sid, &rv);
-	if (rv.action != MOAT_CONTINUE)
-		s->v = rv;
+	}
+	ratelimit_then(s, next, &v);
+}
+
+void
+px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *v)
+{
+	if (s->wait != W_RATELIMIT)
+		return;
+	s->wait = W_NONE;
+	if (s->state == S_CLOSED || s->gone)
+		return;
+	ratelimit_then(s, s->rl_next, v);
+	session_pump(s);
+}
+
+void
+px_session_tls_implicit(struct px_session *s)
+{
+	session_ratelimit(s, MOAT_RL_EV_TLS, RL_TLS_IMPLICIT);
 }
 
 /* TLS (issue 7) */
@@ -1653,8 +1717,6 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 		free(s);
 		return NULL;
 	}
-	if (s->v.action == MOAT_CONTINUE)
-		session_ratelimit_connect(s, client);
 	s->conf = moat_session_conf(s->ms);
 	snprintf(s->client_addr, sizeof(s->client_addr), "%s", client->addr);
 	s->client_port = client->port;
@@ -1701,8 +1763,8 @@ px_session_start(struct px_session *s, bool greet)
 		return;
 	}
 	s->state = S_GREET;
-	if (greet)
-		px_session_greet(s);
+	s->greet_now = greet;
+	session_ratelimit(s, MOAT_RL_EV_CONNECT, RL_GREET);
 }
 
 void
@@ -1711,8 +1773,8 @@ px_session_greet(struct px_session *s)
 	char buf[320];
 	int n;
 
-	if (s->state != S_GREET)
-		return;
+	if (s->state != S_GREET || s->wait != W_NONE)
+		return;                  /* not yet: the connection limits have not answered */
 	if (s->in_len > 0) {         /* talked before the banner (postscreen's pregreet test) */
 		session_pump(s);
 		return;

@@ -15,6 +15,7 @@
 #include <stddef.h>
 
 #include "policy.h"
+#include "ratelimit.h"
 
 struct px_session;
 
@@ -36,14 +37,14 @@ struct px_ops {
 	/* bytes queued for the backend, not yet written (holding mode paces a held message by it);
 	 * NULL: none are ever queued */
 	size_t (*backend_queued)(void *io);
+	/* rate limits (issue 9): check EV for SUBJ (borrowed for the call); 0 with the verdict in v,
+	 * or 1: pending, px_session_ratelimit_done comes later. NULL: no rate limits. */
+	int (*ratelimit)(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
+	    struct moat_verdict *v);
 };
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
 enum px_phase { PX_PHASE_GREET = 0, PX_PHASE_COMMAND, PX_PHASE_DATA, PX_PHASE_CLOSED };
-
-/* px_session_set_ratelimit - the limiter every new session checks (borrowed; NULL: none). */
-struct moat_ratelimit;
-void px_session_set_ratelimit(struct moat_ratelimit *rl);
 
 /*
  * px_session_new - the connect event. pol: borrowed; client: copied by the core; local_*: where
@@ -81,6 +82,11 @@ void px_session_backend_error(struct px_session *s, const char *why);
 void px_session_tls_offer(struct px_session *s, bool offer);
 /* px_session_tls_started - the handshake finished (STARTTLS or implicit TLS): facts to the core. */
 void px_session_tls_started(struct px_session *s, const struct moat_tls_info *info);
+
+/* px_session_tls_implicit - an implicit-TLS connection: the TLS limit, then ops->client_starttls. */
+void px_session_tls_implicit(struct px_session *s);
+/* px_session_ratelimit_done - the verdict of a pending ops->ratelimit check (issue 9). */
+void px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *v);
 
 void px_session_work_run(struct px_session *s);
 void px_session_work_done(struct px_session *s);

@@ -23,6 +23,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "proxy_inbound.h"
+#include "ratelimit_uv.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "worker.h"
@@ -45,6 +46,10 @@ struct px_worker {
 	bool listen_tls[PX_LISTEN_MAX];  /* implicit TLS (proxy_listen_tls) */
 	pthread_mutex_t tls_lock;        /* guards tls: main swaps it on SIGHUP */
 	struct moat_tls_ctx *tls;        /* NULL: no certificate, no TLS */
+	/* rate limits (issue 9) */
+	struct moat_ratelimit *rl;       /* borrowed; NULL: none */
+	struct px_rlredis *rlr;          /* this loop's Redis store; NULL: the embedded one */
+	bool stopping;
 };
 
 struct bconn {
@@ -70,6 +75,9 @@ struct conn {
 	struct bconn *b;
 	unsigned open;                   /* handles not yet closed (bconn included) */
 	bool work_pending, closing, close_after_write, reading, greeted;
+	bool rl_pending;                 /* issue 9: a rate-limit check waits for Redis */
+	char *early;                     /* issue 9: bytes after a PROXY header, kept for TLS meanwhile */
+	size_t nearly;
 	uint64_t start;                  /* uv_now at accept */
 	char *out;                       /* replies batched for one write */
 	size_t out_len, out_cap;
@@ -119,11 +127,15 @@ conn_close_client(struct conn *c)
 static void
 conn_maybe_free(struct conn *c)
 {
-	if (c->open > 0 || c->work_pending)
+	if (c->open > 0 || c->work_pending || c->rl_pending)
 		return;
-	atomic_fetch_sub(&c->w->sessions, 1);
+	if (atomic_fetch_sub(&c->w->sessions, 1) == 1 && c->w->stopping) {
+		px_rlredis_close(c->w->rlr);     /* the last session drained: the loop may end */
+		c->w->rlr = NULL;
+	}
 	px_session_free(c->s);
 	free(c->pin);
+	free(c->early);
 	moat_tls_conn_free(c->tls);     /* TLS (issue 7) */
 	free(c->tlsbuf);
 	free(c->out);
@@ -505,6 +517,42 @@ op_work(void *io)
 	}
 }
 
+static void tls_input(struct conn *c, const char *p, size_t n);
+
+/* conn_rl_done - the verdict of a check that waited for Redis (issue 9). */
+static void
+conn_rl_done(void *arg, const struct moat_verdict *v)
+{
+	struct conn *c = arg;
+
+	c->rl_pending = false;
+	if (c->closing) {
+		conn_maybe_free(c);
+		return;
+	}
+	px_session_ratelimit_done(c->s, v);
+	if (c->early != NULL && c->tls != NULL && !c->closing)
+		tls_input(c, c->early, c->nearly);   /* implicit TLS allowed: its first bytes */
+	free(c->early);
+	c->early = NULL;
+	if (!c->closing)
+		conn_update(c);
+}
+
+static int
+op_ratelimit(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
+    struct moat_verdict *v)
+{
+	struct conn *c = io;
+	int rc;
+
+	if (c->w->rl == NULL)
+		return 0;
+	rc = px_ratelimit_event(c->w->rl, c->w->rlr, ev, subj, v, conn_rl_done, c);
+	c->rl_pending = rc > 0;
+	return rc;
+}
+
 /* TLS (issue 7) - tls_begin: a server TLS session on the worker's current context. */
 static int
 tls_begin(struct conn *c)
@@ -599,7 +647,7 @@ op_backend_queued(void *io)
 
 static const struct px_ops conn_ops = {
 	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
-	op_client_starttls, op_backend_queued,
+	op_client_starttls, op_backend_queued, op_ratelimit,
 };
 
 /* ---- client leg ---- */
@@ -801,10 +849,10 @@ conn_update(struct conn *c)
 		/* TLS (issue 7): from the start of the handshake, not reset by each byte (slowloris) */
 		t = now - c->tls_start >= conf->tls_handshake_timeout ? 1 :
 		    conf->tls_handshake_timeout - (now - c->tls_start);
+	else if (c->rl_pending || px_session_backend_waiting(c->s))
+		t = left;    /* the backend timer, or the Redis store's own timeout (issue 9), bounds it */
 	else if (ph == PX_PHASE_GREET)
 		t = conf->proxy_greet_pause;
-	else if (px_session_backend_waiting(c->s))
-		t = left;
 	else
 		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
 	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
@@ -813,7 +861,9 @@ conn_update(struct conn *c)
 	else
 		uv_timer_stop(&c->btimer);
 	avail = px_session_rroom(c->s);
-	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && c->client.write_queue_size < OUT_MAX &&
+	/* issue 9: nothing is read while a rate-limit answer is awaited (implicit TLS has no engine yet) */
+	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && !c->rl_pending &&
+	    c->client.write_queue_size < OUT_MAX &&
 	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
@@ -871,13 +921,13 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 	    listener);
 	/* TLS (issue 7): implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
 	if (c->tls_implicit) {
-		if (tls_begin(c) < 0) {
-			px_session_client_gone(c->s);
-			conn_close(c);
-			return;
-		}
-		if (nearly > 0)
+		px_session_tls_implicit(c->s);   /* issue 9: the TLS handshake limit, then tls_begin */
+		if (nearly > 0 && c->tls != NULL && !c->closing) {
 			tls_input(c, early, nearly);
+		} else if (nearly > 0 && c->rl_pending && (c->early = malloc(nearly)) != NULL) {
+			memcpy(c->early, early, nearly);   /* for the handshake, once allowed */
+			c->nearly = nearly;
+		}
 	} else {
 		pthread_mutex_lock(&w->tls_lock);
 		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
@@ -1073,6 +1123,12 @@ on_stop(uv_async_t *a)
 		if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
 			uv_close((uv_handle_t *)&w->listeners[i], NULL);
 	uv_close((uv_handle_t *)&w->stop, NULL);
+	/* issue 9: Redis stays for the sessions draining; without any, it goes now */
+	w->stopping = true;
+	if (atomic_load(&w->sessions) == 0) {
+		px_rlredis_close(w->rlr);
+		w->rlr = NULL;
+	}
 }
 
 struct px_worker *
@@ -1138,6 +1194,21 @@ unsigned
 px_worker_sessions(struct px_worker *w)
 {
 	return atomic_load(&w->sessions);
+}
+
+int
+px_worker_set_ratelimit(struct px_worker *w, struct moat_ratelimit *rl, const struct moat_conf *conf,
+    char *err, size_t errlen)
+{
+	w->rl = rl;
+	if (rl == NULL || moat_ratelimit_store(rl) != MOAT_RL_STORE_REDIS)
+		return 0;
+	if ((w->rlr = px_rlredis_new(&w->loop, rl, conf)) == NULL) {
+		snprintf(err, errlen, "ratelimit_redis: cannot resolve '%s' (or out of memory)",
+		    conf->ratelimit_redis);
+		return -1;
+	}
+	return 0;
 }
 
 /* TLS (issue 7) */

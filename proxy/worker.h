@@ -28,6 +28,12 @@ int px_worker_done(struct px_worker *w);
 /* px_worker_sessions - thread-safe: sessions open now. */
 unsigned px_worker_sessions(struct px_worker *w);
 
+/* px_worker_set_ratelimit - the limiter sessions check (borrowed; NULL: none), with this loop's
+ * own Redis connection when ratelimit_store = redis. Before px_worker_start; 0 or -1 (err set). */
+struct moat_ratelimit;
+int px_worker_set_ratelimit(struct px_worker *w, struct moat_ratelimit *rl, const struct moat_conf *conf,
+    char *err, size_t errlen);
+
 /* TLS (issue 7) */
 struct moat_tls_ctx;
 /* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */

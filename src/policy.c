@@ -50,6 +50,7 @@ struct moat_session {
 	char *helo;
 	bool esmtp;
 	bool authenticated;
+	char *login;                       /* for per-user rate limits; never logged */
 	struct moat_tls_info tls;
 	unsigned errors;
 	unsigned junk;
@@ -241,6 +242,7 @@ moat_session_free(struct moat_session *s)
 	free(s->client_name);
 	free(s->listener);
 	free(s->helo);
+	free(s->login);
 	moat_conf_unref(s->conf);
 	free(s);
 }
@@ -255,6 +257,24 @@ const char *
 moat_session_id(const struct moat_session *s)
 {
 	return s->id;
+}
+
+const struct moat_addr *
+moat_session_addr(const struct moat_session *s)
+{
+	return s->addr_known ? &s->addr : NULL;
+}
+
+const char *
+moat_session_sender(const struct moat_session *s)
+{
+	return s->mail_from;
+}
+
+const char *
+moat_session_user(const struct moat_session *s)
+{
+	return s->login;
 }
 
 void
@@ -286,6 +306,9 @@ void
 moat_session_auth(struct moat_session *s, const char *login)
 {
 	s->authenticated = login != NULL && login[0] != '\0';
+	free(s->login);
+	/* out of memory: authenticated all the same, only the per-user limits do not apply */
+	s->login = s->authenticated ? strdup(login) : NULL;
 }
 
 /* session_size_param - the value of SIZE= in ESMTP parameters (RFC 1870), or 0 if absent. */

@@ -457,6 +457,14 @@ moat_ratelimit_local(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
 	}
 }
 
+void
+moat_ratelimit_fallback(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res)
+{
+	if (rl->failure == MOAT_RL_FAIL_OPEN)
+		moat_ratelimit_local(rl, plan, res);
+}
+
 /* ---- deciding ---- */
 
 /* rl_log_due - true at most once per log interval for KEY (a refusal worth a line). */
@@ -541,8 +549,7 @@ moat_ratelimit_check(struct moat_ratelimit *rl, enum moat_rl_event ev,
 	if (plan.n > 0) {
 		if (rl->redis != NULL && moat_rlredis_take(rl->redis, &plan, res) < 0) {
 			status = MOAT_RL_STORE_DOWN;
-			if (rl->failure == MOAT_RL_FAIL_OPEN)
-				moat_ratelimit_local(rl, &plan, res);
+			moat_ratelimit_fallback(rl, &plan, res);
 		} else if (rl->redis == NULL) {
 			moat_ratelimit_local(rl, &plan, res);
 		}

@@ -143,6 +143,13 @@ void moat_ratelimit_local(struct moat_ratelimit *rl, const struct moat_rl_plan *
     struct moat_rl_result *res);
 
 /*
+ * moat_ratelimit_fallback - Redis failed for PLAN: with ratelimit_redis_failure = open the
+ * embedded store charges it into res; with closed res is left alone (decide refuses).
+ */
+void moat_ratelimit_fallback(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res);
+
+/*
  * moat_ratelimit_decide - the verdict for a charged plan. status MOAT_RL_STORE_DOWN says the
  * shared store failed: with ratelimit_redis_failure = open res must hold the embedded store's
  * answer (this function does not charge it); with closed the event is refused (421 at

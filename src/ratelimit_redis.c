@@ -26,8 +26,6 @@
 #include "ratelimit_redis.h"
 
 #define RLREDIS_POOL_MAX 32
-#define RLREDIS_BACKOFF_MIN_MS 100
-#define RLREDIS_BACKOFF_MAX_MS 5000
 
 /*
  * The bucket arithmetic of ratelimit_mem.c in Lua (Redis 7 replicates a script's effects, so
@@ -152,6 +150,14 @@ moat__rlredis_noscript(const redisReply *reply)
 {
 	return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL
 	    && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+unsigned
+moat__rlredis_backoff(unsigned prev_ms)
+{
+	if (prev_ms == 0)
+		return MOAT_RL_REDIS_BACKOFF_MIN_MS;
+	return prev_ms * 2 > MOAT_RL_REDIS_BACKOFF_MAX_MS ? MOAT_RL_REDIS_BACKOFF_MAX_MS : prev_ms * 2;
 }
 
 int
@@ -291,8 +297,7 @@ rlredis_down(struct moat_rlredis *r)
 	size_t n;
 
 	pthread_mutex_lock(&r->lock);
-	r->backoff_ms = r->backoff_ms == 0 ? RLREDIS_BACKOFF_MIN_MS
-	    : r->backoff_ms * 2 > RLREDIS_BACKOFF_MAX_MS ? RLREDIS_BACKOFF_MAX_MS : r->backoff_ms * 2;
+	r->backoff_ms = moat__rlredis_backoff(r->backoff_ms);
 	r->down_until_ms = rlredis_now_ms() + r->backoff_ms;
 	r->probing = false;
 	n = r->nidle;

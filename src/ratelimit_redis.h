@@ -13,6 +13,8 @@
 #include "ratelimit.h"
 
 #define MOAT_RL_REDIS_ARGV_MAX (3 + 4 * MOAT_RL_PLAN_MAX)
+#define MOAT_RL_REDIS_BACKOFF_MIN_MS 100   /* first wait before Redis is tried again */
+#define MOAT_RL_REDIS_BACKOFF_MAX_MS 5000
 
 /* The arguments of one EVALSHA (or EVAL) call; argv points into the struct itself. */
 struct moat_rl_redis_call {
@@ -40,6 +42,9 @@ int moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan
 
 /* moat__rlredis_noscript - the reply says the server does not have the script (EVAL next). */
 bool moat__rlredis_noscript(const redisReply *reply);
+
+/* moat__rlredis_backoff - the next back-off after PREV_MS (0: the first): 100 ms doubling to 5 s. */
+unsigned moat__rlredis_backoff(unsigned prev_ms);
 
 /* moat__rlredis_hostport - split "host:port" / "[v6]:port"; 0 or -1. */
 int moat__rlredis_hostport(const char *hostport, char *host, size_t hostlen, int *port);

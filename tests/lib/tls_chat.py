@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """tls_chat.py - a byte-exact SMTP client that can start TLS mid-conversation (stdlib only).
 
-usage: tls_chat.py HOST PORT [--implicit] [--sni NAME] STEP...
+usage: tls_chat.py HOST PORT [--implicit] [--sni NAME] [--src ADDR] STEP...
   R            read one complete reply (multi-line) and print it, one line each, as "<- line"
   S:TEXT       send TEXT (one write) with backslash escapes (\\r \\n ...) decoded to bytes
   T            start TLS now (after a 220 to STARTTLS); prints "TLS <version> <cipher>"
   P:SECS       pause
   A            read everything until the server closes (bounded: 10 s), printing replies
---implicit: TLS from the first byte (RFC 8314). Certificates are not verified (test certs).
+--implicit: TLS from the first byte (RFC 8314). --src: the local address to connect from. Certificates are not verified (test certs).
 Prints "EOF" when the server closed, "TIMEOUT" after 10 s without a reply, "TLSERR ..." on failure.
 """
 import socket
@@ -20,7 +20,7 @@ def main():
     args = sys.argv[1:]
     host, port = args[0], int(args[1])
     args = args[2:]
-    implicit, sni = False, None
+    implicit, sni, src = False, None, None
     while args and args[0].startswith("--"):
         if args[0] == "--implicit":
             implicit = True
@@ -28,12 +28,16 @@ def main():
         elif args[0] == "--sni":
             sni = args[1]
             args = args[2:]
+        elif args[0] == "--src":
+            src = args[1]
+            args = args[2:]
         else:
             break
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    s = socket.create_connection((host, port), timeout=10)
+    s = socket.create_connection((host, port), timeout=10,
+                                 source_address=(src, 0) if src else None)
     buf = b""
 
     def start_tls():

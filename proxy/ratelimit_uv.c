@@ -1,0 +1,306 @@
+/*
+ * ratelimit_uv.c - the rate-limit checks of mxmoat-proxy's loops, and the Redis store for a loop.
+ *
+ * One asynchronous hiredis connection per worker loop, driven by hiredis's libuv adapter, so a
+ * check never blocks the loop: the session waits for the answer as it waits for the backend. The
+ * call is the one atomic script of src/ratelimit_redis.c (EVALSHA, EVAL once after NOSCRIPT).
+ *
+ * Failure: a connect error, a lost connection or no answer within ratelimit_redis_timeout while
+ * calls are pending marks Redis down; the pending checks and every check until the back-off ends
+ * (100 ms doubling to 5 s) get the configured fallback at once (moat_ratelimit_fallback: the
+ * embedded store, or a refusal); the first check after the back-off connects again.
+ *
+ * Owns struct px_rlredis (its timer, its hiredis context) and one struct rlr_req per pending
+ * check; hands out verdicts through the caller's callback.
+ */
+#include "config.h"
+
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <syslog.h>
+
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libuv.h>
+
+#include "log.h"
+#include "ratelimit_redis.h"
+#include "ratelimit_uv.h"
+
+struct px_rlredis {
+	uv_loop_t *loop;
+	struct moat_ratelimit *rl;         /* borrowed */
+	redisAsyncContext *ac;             /* NULL: no connection (not used yet, or down) */
+	uv_timer_t timer;                  /* fires when pending calls got no answer in time */
+	unsigned pending;                  /* calls sent on ac and not answered */
+	uint64_t retry_at;                 /* uv_now before which no connection is tried; 0: none */
+	unsigned backoff_ms;
+	unsigned timeout_ms;
+	bool down;                         /* for one log line per outage */
+	bool closing;
+	char host[NI_MAXHOST];             /* numeric: hiredis resolves on the loop otherwise */
+	int port;
+	char sha[41];
+};
+
+struct rlr_req {
+	struct px_rlredis *r;
+	px_rl_done_fn done;
+	void *arg;
+	bool eval;                         /* resent with the script text after NOSCRIPT */
+	char sid[32];
+	struct moat_rl_plan plan;
+};
+
+static void rlr_on_timer(uv_timer_t *t);
+
+/* rlr_lost - the connection failed or was dropped: back off before the next try. */
+static void
+rlr_lost(struct px_rlredis *r, const char *why)
+{
+	r->ac = NULL;
+	uv_timer_stop(&r->timer);
+	if (r->closing)
+		return;
+	r->backoff_ms = moat__rlredis_backoff(r->backoff_ms);
+	r->retry_at = uv_now(r->loop) + r->backoff_ms;
+	if (!r->down)
+		moat_log(LOG_WARNING, NULL, "ratelimit", "store=redis status=down error=%s", why);
+	r->down = true;
+}
+
+/* rlr_drop - give up the connection now (pending calls complete with the fallback). */
+static void
+rlr_drop(struct px_rlredis *r, const char *why)
+{
+	redisAsyncContext *ac = r->ac;
+
+	rlr_lost(r, why);
+	if (ac != NULL)
+		redisAsyncFree(ac);     /* inside a reply callback hiredis defers it to the return */
+}
+
+/* rlr_finish - the verdict of Q: res filled by Redis (MOAT_RL_OK) or the fallback; Q is freed. */
+static void
+rlr_finish(struct rlr_req *q, struct moat_rl_result *res, enum moat_rl_status status)
+{
+	struct moat_ratelimit *rl = q->r->rl;
+	struct moat_verdict v;
+
+	if (status == MOAT_RL_STORE_DOWN && q->r->closing) {
+		/* shutting down: the sessions still draining count in memory, quietly */
+		moat_ratelimit_local(rl, &q->plan, res);
+		status = MOAT_RL_OK;
+	} else if (status == MOAT_RL_STORE_DOWN) {
+		moat_ratelimit_fallback(rl, &q->plan, res);
+	}
+	moat_ratelimit_decide(rl, &q->plan, res, status, q->sid, &v);
+	q->done(q->arg, &v);
+	free(q);
+}
+
+static void rlr_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+/* rlr_send - the script call for Q on the connection; 0 or -1. */
+static int
+rlr_send(struct px_rlredis *r, struct rlr_req *q)
+{
+	struct moat_rl_redis_call call;   /* hiredis formats it into its buffer at once */
+
+	moat__rlredis_call(&call, moat_ratelimit_redis_prefix(r->rl),
+	    q->eval || r->sha[0] == '\0' ? NULL : r->sha, &q->plan);
+	if (redisAsyncCommandArgv(r->ac, rlr_on_reply, q, call.argc, call.argv, call.argvlen) != REDIS_OK)
+		return -1;
+	if (r->pending++ == 0)
+		uv_timer_start(&r->timer, rlr_on_timer, r->timeout_ms, 0);
+	return 0;
+}
+
+static void
+rlr_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct rlr_req *q = privdata;
+	struct px_rlredis *r = q->r;
+	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
+
+	if (r->pending > 0)
+		r->pending--;
+	if (reply == NULL) {               /* the connection is going away */
+		if (ac == r->ac)
+			rlr_lost(r, "connection lost");
+		rlr_finish(q, res, MOAT_RL_STORE_DOWN);
+		return;
+	}
+	/* an answer: time runs again for the calls still pending */
+	if (r->pending > 0)
+		uv_timer_start(&r->timer, rlr_on_timer, r->timeout_ms, 0);
+	else
+		uv_timer_stop(&r->timer);
+	if (!q->eval && moat__rlredis_noscript(reply)) {
+		/* first use on this server, or after a restart or SCRIPT FLUSH: EVAL caches it */
+		q->eval = true;
+		if (ac == r->ac && rlr_send(r, q) == 0)
+			return;
+	}
+	if (moat__rlredis_reply(reply, &q->plan, res) < 0) {
+		if (ac == r->ac)
+			rlr_drop(r, "bad reply");
+		rlr_finish(q, res, MOAT_RL_STORE_DOWN);
+		return;
+	}
+	if (r->down && !r->closing)
+		moat_log(LOG_NOTICE, NULL, "ratelimit", "store=redis status=up");
+	r->down = false;
+	r->backoff_ms = 0;
+	r->retry_at = 0;
+	rlr_finish(q, res, MOAT_RL_OK);
+}
+
+static void
+rlr_on_connect(const redisAsyncContext *ac, int status)
+{
+	struct px_rlredis *r = ac->data;
+
+	/* on failure hiredis frees the context next, failing its pending calls */
+	if (status != REDIS_OK && ac == r->ac)
+		rlr_lost(r, "connect");
+}
+
+static void
+rlr_on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct px_rlredis *r = ac->data;
+
+	(void)status;
+	if (ac == r->ac)
+		rlr_lost(r, "disconnected");
+}
+
+/* rlr_on_timer - calls pending and no answer for ratelimit_redis_timeout: Redis is down. */
+static void
+rlr_on_timer(uv_timer_t *t)
+{
+	struct px_rlredis *r = t->data;
+
+	if (r->ac != NULL && r->pending > 0)
+		rlr_drop(r, "timeout");
+}
+
+/* rlr_connect - start connecting (non-blocking; calls may be queued at once). 0 or -1. */
+static int
+rlr_connect(struct px_rlredis *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+
+	if (ac == NULL)
+		return -1;
+	if (ac->err != 0 || redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+		redisAsyncFree(ac);
+		return -1;
+	}
+	ac->data = r;
+	redisAsyncSetConnectCallback(ac, rlr_on_connect);
+	redisAsyncSetDisconnectCallback(ac, rlr_on_disconnect);
+	r->ac = ac;
+	return 0;
+}
+
+/* rlr_take - send PLAN to Redis: 1 pending (DONE later), or -1: Redis is down, answer now. */
+static int
+rlr_take(struct px_rlredis *r, const struct moat_rl_plan *plan, const char *sid, px_rl_done_fn done,
+    void *arg)
+{
+	struct rlr_req *q;
+
+	if (r->ac == NULL) {
+		if (r->retry_at != 0 && uv_now(r->loop) < r->retry_at)
+			return -1;
+		if (rlr_connect(r) < 0) {
+			rlr_lost(r, "connect");
+			return -1;
+		}
+	}
+	if ((q = malloc(sizeof(*q))) == NULL)
+		return -1;
+	q->r = r;
+	q->done = done;
+	q->arg = arg;
+	q->eval = false;
+	snprintf(q->sid, sizeof(q->sid), "%s", sid != NULL ? sid : "-");
+	q->plan = *plan;
+	if (rlr_send(r, q) < 0) {
+		free(q);
+		return -1;
+	}
+	return 1;
+}
+
+int
+px_ratelimit_event(struct moat_ratelimit *rl, struct px_rlredis *r, enum moat_rl_event ev,
+    const struct moat_rl_subject *subj, struct moat_verdict *v, px_rl_done_fn done, void *arg)
+{
+	struct moat_rl_plan plan;
+	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
+	enum moat_rl_status status = MOAT_RL_OK;
+
+	moat_ratelimit_plan(rl, ev, subj, &plan);
+	if (plan.n > 0 && r != NULL && !r->closing) {
+		if (rlr_take(r, &plan, subj->sid, done, arg) > 0)
+			return 1;
+		status = MOAT_RL_STORE_DOWN;
+		moat_ratelimit_fallback(rl, &plan, res);
+	} else if (plan.n > 0) {
+		moat_ratelimit_local(rl, &plan, res);
+	}
+	moat_ratelimit_decide(rl, &plan, res, status, subj->sid, v);
+	return 0;
+}
+
+struct px_rlredis *
+px_rlredis_new(uv_loop_t *loop, struct moat_ratelimit *rl, const struct moat_conf *conf)
+{
+	struct px_rlredis *r = calloc(1, sizeof(*r));
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	char host[256];
+
+	if (r == NULL)
+		return NULL;
+	/* resolved once here, at start-up: on the loop hiredis would call getaddrinfo and block */
+	if (conf->ratelimit_redis == NULL ||
+	    moat__rlredis_hostport(conf->ratelimit_redis, host, sizeof(host), &r->port) < 0 ||
+	    getaddrinfo(host, NULL, &hints, &ai) != 0 ||
+	    getnameinfo(ai->ai_addr, ai->ai_addrlen, r->host, sizeof(r->host), NULL, 0, NI_NUMERICHOST) != 0) {
+		if (ai != NULL)
+			freeaddrinfo(ai);
+		free(r);
+		return NULL;
+	}
+	freeaddrinfo(ai);
+	r->loop = loop;
+	r->rl = rl;
+	r->timeout_ms = conf->ratelimit_redis_timeout != 0 ? conf->ratelimit_redis_timeout : 200;
+	moat__rlredis_sha1(r->sha);
+	uv_timer_init(loop, &r->timer);
+	r->timer.data = r;
+	return r;
+}
+
+static void
+rlr_on_close(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void
+px_rlredis_close(struct px_rlredis *r)
+{
+	if (r == NULL || r->closing)
+		return;
+	r->closing = true;
+	rlr_drop(r, "closing");
+	uv_close((uv_handle_t *)&r->timer, rlr_on_close);
+}
