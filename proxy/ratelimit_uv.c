@@ -6,7 +6,8 @@
  * call is the one atomic script of src/ratelimit_redis.c (EVALSHA, EVAL once after NOSCRIPT).
  *
  * Failure: a connect error, a lost connection or no answer within ratelimit_redis_timeout while
- * calls are pending marks Redis down; the pending checks and every check until the back-off ends
+ * calls are pending marks Redis down (a refused non-blocking connect is seen only by the timeout:
+ * hiredis 0.14's libuv adapter drops the poll error it raises); the pending checks and every check until the back-off ends
  * (100 ms doubling to 5 s) get the configured fallback at once (moat_ratelimit_fallback: the
  * embedded store, or a refusal); the first check after the back-off connects again.
  *
