@@ -136,10 +136,14 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
     unsigned long *pf3)
 {
 	unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
-	/* Stages whose verdicts the core makes sticky and repeats at end of message (header limits,
-	 * size) need no reply of their own: one round trip saved per header line and body chunk. */
-	unsigned long want_nr = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
-	unsigned long proto = SMFIP_NOUNKNOWN;
+	/* Stages whose verdicts the core makes sticky and repeats later need no reply of their own:
+	 * header limits and size at end of message, a HELO refusal at MAIL (as Postfix itself
+	 * defers a HELO reject). One round trip saved per HELO, header line and body chunk. */
+	unsigned long want_nr = SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
+	/* Not sent at all: unknown commands, and DATA (the core has nothing to decide there; the
+	 * MTA only sends it after an accepted RCPT). libmilter drops either flag for an MTA that
+	 * cannot skip the step, and then answers it itself (no callback registered). */
+	unsigned long proto = SMFIP_NOUNKNOWN | SMFIP_NODATA;
 
 	(void)f2;
 	(void)f3;
@@ -150,12 +154,9 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	*pf0 = want_actions;
 	if (f0 & SMFIF_SETSYMLIST)
 		*pf0 |= SMFIF_SETSYMLIST;
+	/* libmilter offers every SMFIP_NR_* (it answers for an MTA that lacks one). */
 	negotiated_nr = f1 & want_nr;
 	proto |= negotiated_nr;
-	if (f1 & SMFIP_NOUNKNOWN)
-		proto |= SMFIP_NOUNKNOWN;
-	else
-		proto &= ~(unsigned long)SMFIP_NOUNKNOWN;
 	negotiated_leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
 	if (negotiated_leadspc)
 		proto |= SMFIP_HDR_LEADSPC;
@@ -164,6 +165,8 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	*pf3 = 0;
 	if (*pf0 & SMFIF_SETSYMLIST)
 		milter_macros_request(ctx);
+	moat_log(LOG_DEBUG, NULL, "negotiate", "mta_protocol=0x%lx protocol=0x%lx actions=0x%lx", f1,
+	    proto, *pf0);
 	return SMFIS_CONTINUE;
 }
 
@@ -247,6 +250,20 @@ xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 	return milter_answer(ctx, c, &v, "connect");
 }
 
+/*
+ * helo_answer - the HELO verdict, or no reply under SMFIP_NR_HELO: then a refusal is kept and
+ * given at MAIL (xxfi_envfrom answers c->refused first), which is when Postfix would apply it.
+ */
+static sfsistat
+helo_answer(SMFICTX *ctx, struct milter_conn *c, const struct moat_verdict *v)
+{
+	if (!(c->nr & SMFIP_NR_HELO))
+		return milter_answer(ctx, c, v, "helo");
+	if (v->action != MOAT_CONTINUE)
+		c->refused = *v;
+	return SMFIS_NOREPLY;
+}
+
 static sfsistat
 xxfi_helo(SMFICTX *ctx, char *helo)
 {
@@ -255,9 +272,9 @@ xxfi_helo(SMFICTX *ctx, char *helo)
 	const char *ver;
 
 	if (c == NULL || c->s == NULL)
-		return SMFIS_TEMPFAIL;
+		return (negotiated_nr & SMFIP_NR_HELO) ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 	if (c->refused.action != MOAT_CONTINUE)
-		return milter_answer(ctx, c, &c->refused, "helo");
+		return helo_answer(ctx, c, &c->refused);
 	/* Postfix sends the TLS macros with HELO (milter_helo_macros); a new HELO after STARTTLS
 	 * brings them for the first time. */
 	if (!c->tls_seen && (ver = milter_macro_get(ctx, MILTER_M_TLS_VERSION)) != NULL) {
@@ -271,7 +288,7 @@ xxfi_helo(SMFICTX *ctx, char *helo)
 		c->tls_seen = true;
 	}
 	moat_session_helo(c->s, helo ? helo : "", true, &v);
-	return milter_answer(ctx, c, &v, "helo");
+	return helo_answer(ctx, c, &v);
 }
 
 /* envelope_path - "<a@b>" as sent, without the angle brackets, into out. -1 if too long. */
@@ -362,18 +379,6 @@ xxfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (v.action == MOAT_CONTINUE)
 		conn_ratelimit(c, MOAT_RL_EV_RCPT, &v);
 	return milter_answer(ctx, c, &v, "rcpt");
-}
-
-static sfsistat
-xxfi_data(SMFICTX *ctx)
-{
-	struct milter_conn *c = conn_get(ctx);
-	struct moat_verdict v;
-
-	if (c == NULL || c->s == NULL)
-		return SMFIS_TEMPFAIL;
-	moat_session_data(c->s, &v);
-	return milter_answer(ctx, c, &v, "data");
 }
 
 /* conn_field - "Name:" + value (+ a space unless the MTA kept the value's own) in c->field. */
@@ -594,7 +599,6 @@ milter_callbacks_init(struct smfiDesc *desc, struct moat_policy *pol)
 	desc->xxfi_helo = xxfi_helo;
 	desc->xxfi_envfrom = xxfi_envfrom;
 	desc->xxfi_envrcpt = xxfi_envrcpt;
-	desc->xxfi_data = xxfi_data;
 	desc->xxfi_header = xxfi_header;
 	desc->xxfi_eoh = xxfi_eoh;
 	desc->xxfi_body = xxfi_body;

@@ -31,6 +31,17 @@
 #include "log.h"
 #include "policy.h"
 
+/*
+ * Stack size of the threads started from here on: libmilter's (one per MTA connection, created
+ * with default attributes) and the DNS layer's. glibc caches up to 40 MiB of freed thread stacks;
+ * at RLIMIT_STACK's usual 8 MiB that is 5 stacks, so under load nearly every connection paid for
+ * a fresh mmap, a guard-page mprotect, page faults on first touch and a munmap (with a TLB
+ * shootdown on every core): 11 page faults per message, 0.8 with 1 MiB, which keeps 40 cached.
+ * The ASan build passes the milter e2e tests (SPF, DKIM verification and signing, DMARC) with
+ * 192 KiB stacks.
+ */
+#define MILTER_THREAD_STACK ((size_t)1024 * 1024)
+
 static atomic_bool reload_stop;
 
 struct reload_ctx {
@@ -66,6 +77,20 @@ reload_thread(void *arg)
 		}
 	}
 	return NULL;
+}
+
+/* thread_stack_default - MILTER_THREAD_STACK for threads created with default attributes. */
+static void
+thread_stack_default(void)
+{
+	pthread_attr_t attr;
+
+	if (pthread_attr_init(&attr) != 0)
+		return;
+	if (pthread_attr_setstacksize(&attr, MILTER_THREAD_STACK) != 0 ||
+	    pthread_setattr_default_np(&attr) != 0)
+		moat_log(LOG_WARNING, NULL, "start", "%s", "cannot set the thread stack size, the default stays");
+	pthread_attr_destroy(&attr);
 }
 
 /* socket_unix_path - the path of a unix:/local: socket spec, or NULL for inet. */
@@ -197,6 +222,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	milter_callbacks_ratelimit(rl);
+	thread_stack_default();
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 	    conf->daemon_group, err, sizeof(err)) < 0) {

@@ -44,6 +44,11 @@ tap_like "plain: headers relayed" "$(pf_headers "$f")" $'\nSubject: milter plain
 tap_is "plain: body relayed" "$(pf_body "$f" | head -n 1)" "plain body"
 tap_ok "plain: the milter logged Postfix's queue id (macro i)" milter_log_grep " message queue_id=$qid mta_size=-?[0-9]+ client=.*from=<a@example\.org> nrcpt=1 .*verdict=continue"
 tap_ok "plain: {daemon_name} reached the core as the listener" milter_log_grep " connect client=.* listener=mxmoat-test-in"
+# Postfix 3.7 offers every step (0x1fffff); we take no reply at HELO (0x2000), header (0x80),
+# end of header (0x40000) and body (0x80000), skip DATA (0x200) and unknown commands (0x100),
+# and take header values with their leading space (0x100000): 0x1c2380.
+tap_ok "plain: the protocol steps negotiated with Postfix" milter_log_grep \
+	" negotiate mta_protocol=0x1fffff protocol=0x1c2380 actions=0x131$"
 
 # 2. 101 recipients: the 101st is told 452 4.5.3, the message goes to the first 100
 rcpts=$(for i in $(seq 1 101); do printf 'r%d@example.net,' "$i"; done)
