@@ -34,7 +34,7 @@ start() {
 	local name=$1 port=$2
 	shift 2
 	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" -o "proxy_backend=127.0.0.1:$S" \
-		-o proxy_workers=1 -o ratelimit_store=redis -o "ratelimit_redis=127.0.0.1:$R" \
+		-o proxy_workers=1 -o auth_inbound=no -o ratelimit_store=redis -o "ratelimit_redis=127.0.0.1:$R" \
 		-o "ratelimit_redis_prefix=$PREFIX" -o ratelimit_redis_timeout=300ms -o ratelimit_allow= \
 		-o ratelimit_conn_per_net= -o ratelimit_conn_per_ip=3/60s -o ratelimit_msg_per_ip=2/60s \
 		"$@" >>"$PX_DIR/$name.log" 2>&1 &
