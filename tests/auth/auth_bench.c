@@ -6,7 +6,8 @@
  *   auth_bench -n COUNT --client-ip ADDR --helo NAME --mail-from ADDR [-o KEY=VALUE]... FILE
  *
  * The first message is not timed (it fills the DNS cache). Prints the A-R of the last message
- * on stdout and "N msgs/s" on stderr.
+ * on stdout and "N msgs/s" (per CPU second of the process, as openssl speed counts) and
+ * "W msgs/s wall" on stderr.
  */
 #include "config.h"
 
@@ -20,11 +21,11 @@
 
 #define OVERRIDES_MAX 16
 
-static double now(void)
+static double now(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
 	long count = 1000;
 	FILE *f;
 	int c, prev = 0;
-	double t0, t1;
+	double t0, t1, c0, c1;
 
 	while ((c = getopt_long(argc, argv, "n:o:", longopts, NULL)) != -1) {
 		switch (c) {
@@ -134,12 +135,15 @@ int main(int argc, char **argv)
 	}
 	if (one(e, conf, &env, msg, len, false) < 0)      /* warms the DNS cache */
 		return 2;
-	t0 = now();
+	t0 = now(CLOCK_MONOTONIC);
+	c0 = now(CLOCK_PROCESS_CPUTIME_ID);
 	for (long k = 0; k < count; k++)
 		if (one(e, conf, &env, msg, len, k == count - 1) < 0)
 			return 2;
-	t1 = now();
-	fprintf(stderr, "%.1f msgs/s\n", (double)count / (t1 - t0));
+	t1 = now(CLOCK_MONOTONIC);
+	c1 = now(CLOCK_PROCESS_CPUTIME_ID);
+	fprintf(stderr, "%.1f msgs/s\n%.1f msgs/s wall\n", (double)count / (c1 - c0),
+	    (double)count / (t1 - t0));
 	moat_auth_engine_free(e);
 	moat_conf_unref(conf);
 	free(msg);

@@ -6,11 +6,15 @@
 # lands in Postfix's hold queue (smfi_quarantine), p=reject gives the client 550 5.7.1, an
 # aligned SPF pass is delivered with dmarc=pass, and a forged "Authentication-Results :" (blank
 # before the colon) carrying our authserv-id is removed while one of another authserv-id stays.
-# Ports: 15510 (smtpd), 15511 (sink), 15512 (milter), 15513 (nsd).
+# Then mxmoat-proxy (holding mode) in front of smtp-sink: the same p=quarantine message is
+# relayed (the proxy has no hold queue of its own) with dmarc=fail policy.dmarc=quarantine in our
+# A-R and verdict=quarantine in its log, and "Authentication-Results<tab>:" is removed there too.
+# Ports: 15510 (smtpd), 15511 (sink), 15512 (milter), 15513 (nsd), 15515 (proxy), 15516 (sink).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
 . "${top_srcdir:-.}/tests/lib/milter.sh"
 . "${top_srcdir:-.}/tests/lib/dns.sh"
+. "${top_srcdir:-.}/tests/lib/proxy.sh"
 top_builddir=${top_builddir:-.}
 
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
@@ -22,7 +26,7 @@ pf_lock auth-daemons || tap_skip_all "another run of this test held its ports fo
 
 MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
 chmod 755 "$MILTER_DIR"
-trap 'milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"' EXIT
+trap 'milter_stop; pf_stop; px_cleanup; dns_stop; rm -rf "$MILTER_DIR"' EXIT
 
 # Postfix hands the milter client 127.0.0.1: pass.daemons.test authorizes it, q. and r. do not.
 cat >"$MILTER_DIR/daemons.test.zone" <<'EOF'
@@ -96,4 +100,29 @@ tap_is "only the passing message was relayed" "$(pf_delivered_count)" 1
 milter_stop
 tap_is "SIGTERM: exit 0" "$MILTER_RC" 0
 tap_ok "no sanitizer report" milter_sanitizer_clean
+
+# ---- mxmoat-proxy in holding mode (the A-R depends on the body) ----
+px_init || tap_skip_all "no temp dir"
+mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"   # the proxy runs as daemon_user
+px_sink_start 15516 || tap_skip_all "smtp-sink did not start"
+tap_ok "proxy starts (authentication on, resolver at nsd)" px_start 15515 127.0.0.1:15516 \
+	-o auth_inbound=yes -o dns_resolver=127.0.0.1@15513 -o authserv_id=mx.mxmoat.test \
+	-o "proxy_spool_dir=$PX_DIR/spool"
+out=$(swaks --server 127.0.0.1:15515 --from bounce@q.daemons.test --to b@example.net \
+	--header 'From: <alice@q.daemons.test>' --header 'Subject: quarantine me' \
+	--add-header 'Authentication-Results	: mx.mxmoat.test; dmarc=pass header.from=forged3.example' \
+	--body 'q' 2>&1)
+tap_like "proxy, p=quarantine: relayed (250 from the sink)" "$out" "<-  250 2\.0\.0 Ok"
+for i in $(seq 1 50); do [ "$(px_dumps)" -ge 1 ] && break; sleep 0.1; done
+dump=$(find "$PX_DIR/dump" -type f | head -1)
+ar=$([ -n "$dump" ] && ars "$dump")
+tap_like "proxy, p=quarantine: our A-R says dmarc=fail with policy quarantine" \
+	"$(printf '%s\n' "$ar" | grep -i 'mx\.mxmoat\.test;')" \
+	"spf=fail smtp\.mailfrom=bounce@q\.daemons\.test.*dmarc=fail .*header\.from=q\.daemons\.test policy\.dmarc=quarantine"
+tap_is "proxy: forged 'Authentication-Results<tab>:' of our authserv-id gone" \
+	"$(printf '%s\n' "$ar" | grep -c 'forged3\.example')" 0
+tap_like "proxy logs the quarantine verdict" "$(cat "$PX_DIR/proxy.log")" "verdict=quarantine"
+px_stop
+tap_is "proxy: no sanitizer report" \
+	"$(grep -cE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$PX_DIR/proxy.log")" 0
 tap_done
