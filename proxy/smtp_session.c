@@ -21,12 +21,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include "data_reader.h"
 #include "hdr_edit.h"
 #include "hold.h"
 #include "log.h"
 #include "ratelimit.h"
+#include "received.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
 #include "upstream.h"
@@ -51,7 +53,11 @@ enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply) */
 enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET };
-enum px_bstate { B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_XCLIENT, B_EHLO2, B_READY };
+/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready. */
+enum px_bstate {
+	B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_STARTTLS, B_HANDSHAKE, B_EHLO_TLS, B_XCLIENT, B_EHLO2,
+	B_READY
+};
 enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
 enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
 
@@ -75,6 +81,9 @@ struct px_session {
 	bool gone;                         /* client gone: answer nothing, finish quietly */
 	bool tls_offer;                    /* TLS (issue 7): STARTTLS may be offered */
 	bool tls_active;                   /* TLS (issue 7): the client leg is TLS */
+	bool backend_tls;                  /* TLS (issue 7): the backend leg is TLS */
+	bool backend_xclient;              /* the backend's last EHLO reply offered XCLIENT */
+	struct moat_tls_info tls;          /* TLS (issue 7): the client leg's facts (active false: none) */
 	bool quit;
 	enum px_rlnext rl_next;            /* issue 9: what the pending rate-limit check decides */
 	bool greet_now;                    /* issue 9: greet once the connection limits allow it */
@@ -154,6 +163,10 @@ static const char reply_tls_active[] = "503 5.5.1 TLS already active\r\n";
 static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
 static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
 static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; closing\r\n";
+/* tls_backend = required and the backend does not offer or refuses STARTTLS (RFC 3463 X.7.4) */
+static const char reply_backend_tls_missing[] = "451 4.7.4 TLS to the backend not available, try again later\r\n";
+/* the handshake with the backend failed: certificate, protocol, or bytes injected after its 220 */
+static const char reply_backend_tls_failed[] = "451 4.7.5 TLS to the backend failed, try again later\r\n";
 
 static void session_pump(struct px_session *s);
 static void data_free(struct px_session *s);
@@ -161,6 +174,7 @@ static bool data_open(struct px_session *s);
 static void msg_drop(struct px_session *s);
 static void send_begin(struct px_session *s);
 static void session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next);
+static void data_received(struct px_session *s);
 
 /* say - queue a reply for the client (nothing once it is gone). */
 static void
@@ -337,51 +351,121 @@ backend_setup_failed(struct px_session *s, const char *why, const char *reply, s
 	say(s, reply, len);
 }
 
-/* backend_setup - greeting, EHLO, optional XCLIENT: advance on each reply. */
+#define SETUP_FAIL(s, why, reply) backend_setup_failed((s), (why), (reply), sizeof(reply) - 1)
+
+/* backend_ehlo - (again) introduce ourselves to the backend. */
+static void
+backend_ehlo(struct px_session *s, enum px_bstate next)
+{
+	char buf[320];
+	int n = snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
+
+	s->bstate = next;
+	if (n > 0 && (size_t)n < sizeof(buf))
+		backend_send(s, buf, (size_t)n);
+}
+
+/* backend_xclient - pass the real client on (Postfix XCLIENT_README), or the leg is ready. */
+static void
+backend_xclient(struct px_session *s)
+{
+	char buf[2048];
+	size_t n;
+
+	if (s->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
+		s->bstate = B_READY;
+		send_mail(s);
+		return;
+	}
+	if (!s->backend_xclient) {
+		SETUP_FAIL(s, "no-xclient", reply_backend_down);
+		return;
+	}
+	n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
+	    s->client_name[0] ? s->client_name : NULL, s->helo, s->esmtp);
+	if (n == 0) {
+		SETUP_FAIL(s, "xclient-format", reply_backend_down);
+		return;
+	}
+	s->bstate = B_XCLIENT;
+	backend_send(s, buf, n);
+}
+
+/*
+ * backend_after_ehlo - the backend's EHLO reply (250) is in. TLS (issue 7): STARTTLS comes first,
+ * so XCLIENT (the client's address and HELO) crosses only inside TLS and only to a verified
+ * backend; Postfix 3.7 accepts XCLIENT after STARTTLS and keeps the TLS session across it.
+ */
+static void
+backend_after_ehlo(struct px_session *s)
+{
+	s->backend_xclient = px_reply_has_ext(s->reply, "XCLIENT");
+	if (s->bstate == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
+		if (px_reply_has_ext(s->reply, "STARTTLS")) {
+			s->bstate = B_STARTTLS;
+			backend_send(s, "STARTTLS\r\n", 10);
+			return;
+		}
+		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(s, "tls-not-offered", reply_backend_tls_missing);
+			return;
+		}
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=not-offered");
+	}
+	backend_xclient(s);
+}
+
+/* backend_starttls_reply - the backend answered STARTTLS. */
+static void
+backend_starttls_reply(struct px_session *s)
+{
+	if (s->reply->code != 220) {
+		/* refused (e.g. 454): only tls_backend = starttls goes on in plaintext, and says so */
+		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(s, "tls-refused", reply_backend_tls_missing);
+			return;
+		}
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=refused code=%u",
+		    s->reply->code);
+		backend_xclient(s);
+		return;
+	}
+	s->bstate = B_HANDSHAKE;
+	if (s->ops->backend_starttls == NULL || s->ops->backend_starttls(s->io) < 0)
+		SETUP_FAIL(s, "tls-start", reply_backend_tls_failed);
+}
+
+/* backend_setup - advance the backend's setup on each reply (see enum px_bstate). */
 static void
 backend_setup(struct px_session *s)
 {
 	const struct px_reply *r = s->reply;
-	char buf[2048];
-	size_t n;
+	char buf[320];
+	int n;
 
 	switch (s->bstate) {
 	case B_GREET:
 		if (r->code != 220)
 			goto refused;
-		s->bstate = B_EHLO;
-		n = (size_t)snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
-		backend_send(s, buf, n);
+		backend_ehlo(s, B_EHLO);
 		break;
 	case B_EHLO:
+	case B_EHLO_TLS:
 		if (r->code != 250)
 			goto refused;
-		if (s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT) {
-			if (!px_reply_has_ext(r, "XCLIENT")) {
-				backend_setup_failed(s, "no-xclient", reply_backend_down, sizeof(reply_backend_down) - 1);
-				return;
-			}
-			n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
-			    s->client_name[0] ? s->client_name : NULL, s->helo, s->esmtp);
-			if (n == 0) {
-				backend_setup_failed(s, "xclient-format", reply_backend_down,
-				    sizeof(reply_backend_down) - 1);
-				return;
-			}
-			s->bstate = B_XCLIENT;
-			backend_send(s, buf, n);
-			break;
-		}
-		s->bstate = B_READY;
-		send_mail(s);
+		backend_after_ehlo(s);
+		break;
+	case B_STARTTLS:
+		backend_starttls_reply(s);
 		break;
 	case B_XCLIENT:
 		if (r->code != 220)
 			goto refused;
 		s->bstate = B_EHLO2;
-		n = (size_t)snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
+		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
 		    s->helo[0] ? s->helo : s->conf->authserv_id);
-		backend_send(s, buf, n);
+		if (n > 0 && (size_t)n < sizeof(buf))
+			backend_send(s, buf, (size_t)n);
 		break;
 	case B_EHLO2:
 		if (r->code != 250)
@@ -390,12 +474,28 @@ backend_setup(struct px_session *s)
 		send_mail(s);
 		break;
 	default:
+		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
 		break;
 	}
-	px_reply_init(s->reply);
+	if (s->bstate != B_NONE)
+		px_reply_init(s->reply);
 	return;
 refused:
-	backend_setup_failed(s, "refused", reply_backend_down, sizeof(reply_backend_down) - 1);
+	SETUP_FAIL(s, "refused", reply_backend_down);
+}
+
+/* TLS (issue 7) */
+void
+px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info)
+{
+	if (s->bstate != B_HANDSHAKE)
+		return;
+	s->backend_tls = true;
+	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u", info->protocol,
+	    info->cipher, info->bits);
+	/* RFC 3207 4.2: everything learnt before TLS is forgotten; ask again */
+	backend_ehlo(s, B_EHLO_TLS);
+	px_reply_init(s->reply);
 }
 
 /* backend_reply - a complete reply for the pending operation. */
@@ -432,6 +532,7 @@ backend_reply(struct px_session *s)
 		}
 		if (!data_open(s))
 			return;
+		data_received(s);
 		break;
 	case OP_HDATA:
 		if (r->code != 354) {
@@ -458,7 +559,8 @@ backend_reply(struct px_session *s)
 		say(s, r->buf, r->len);      /* queue id and all: only now may the client hear 250 */
 		moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
 		moat_log(LOG_INFO, moat_session_id(s->ms), r->code / 100 == 2 ? "relayed" : "backend-refused",
-		    "%s backend_code=%u", sum, r->code);
+		    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code, s->tls.active ? s->tls.protocol : "-",
+		    s->backend_tls ? "yes" : "no");
 		s->in_txn = false;
 		s->nrcpt = 0;
 		s->messages++;
@@ -490,7 +592,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		if (st == PX_REPLY_BAD) {
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=malformed-reply");
 			if (s->bstate != B_READY) {
-				backend_setup_failed(s, "malformed", reply_backend_bad, sizeof(reply_backend_bad) - 1);
+				SETUP_FAIL(s, "malformed", reply_backend_bad);
 			} else {
 				px_session_backend_error(s, "malformed");
 			}
@@ -500,6 +602,14 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 			break;
 		if (s->op == OP_NONE && s->bstate == B_READY) {
 			backend_abort(s);           /* unsolicited */
+			break;
+		}
+		if (s->bstate == B_STARTTLS && s->reply->code == 220 && used < n) {
+			/* TLS (issue 7): bytes after the 220 would be taken as replies from inside TLS
+			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=starttls-injection bytes=%zu",
+			    n - used);
+			SETUP_FAIL(s, "starttls-injection", reply_backend_tls_failed);
 			break;
 		}
 		backend_reply(s);
@@ -526,8 +636,13 @@ px_session_backend_error(struct px_session *s, const char *why)
 		backend_abort(s);       /* work_done finds the leg gone and answers 451 */
 		return;
 	}
+	if (s->bstate == B_HANDSHAKE) {
+		SETUP_FAIL(s, why, reply_backend_tls_failed);   /* TLS (issue 7): never a plaintext retry */
+		session_pump(s);
+		return;
+	}
 	if (s->bstate != B_READY) {
-		backend_setup_failed(s, why, reply_backend_down, sizeof(reply_backend_down) - 1);
+		SETUP_FAIL(s, why, reply_backend_down);
 		session_pump(s);
 		return;
 	}
@@ -789,6 +904,26 @@ data_feed_max(const struct px_session *s, size_t n)
 	return n < room ? n : room;
 }
 
+/*
+ * data_received - our Received field, first in the data stream to the backend, above anything the
+ * core inserts (TLS facts of the client leg, issue 7). It depends on the session only: streaming
+ * mode sends it at the backend's 354, holding mode before the held message (send_begin).
+ */
+static void
+data_received(struct px_session *s)
+{
+	char buf[PX_RECEIVED_MAX];
+	struct px_received r = {
+		.helo = s->helo, .name = s->client_name, .addr = s->client_addr, .by = s->conf->authserv_id,
+		.id = moat_session_id(s->ms), .esmtp = s->esmtp, .tls = &s->tls,
+		.client_cert_requested = s->conf->tls_request_client_cert, .when = time(NULL),
+	};
+	size_t n = px_received_format(buf, sizeof(buf), &r);
+
+	if (n > 0)
+		backend_send(s, buf, n);
+}
+
 /* data_begin - the DATA command is accepted: set up the reader (and the hold). */
 static int
 data_begin(struct px_session *s)
@@ -994,6 +1129,7 @@ send_begin(struct px_session *s)
 	}
 	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
 	    (unsigned long long)px_hold_size(s->hold), px_hold_spooled(s->hold) ? "yes" : "no");
+	data_received(s);
 	send_next(s);
 }
 
@@ -1696,6 +1832,7 @@ void
 px_session_tls_started(struct px_session *s, const struct moat_tls_info *info)
 {
 	s->tls_active = true;
+	s->tls = *info;
 	moat_session_tls(s->ms, info);
 	moat_log(LOG_INFO, moat_session_id(s->ms), "tls", "protocol=%s cipher=%s bits=%u sni=%s%s%s",
 	    info->protocol, info->cipher, info->bits, info->sni[0] != '\0' ? info->sni : "-",

@@ -41,6 +41,10 @@ struct px_ops {
 	 * or 1: pending, px_session_ratelimit_done comes later. NULL: no rate limits. */
 	int (*ratelimit)(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
 	    struct moat_verdict *v);
+	/* TLS (issue 7): the backend said 220 to STARTTLS; start the client handshake on the backend
+	 * leg: 0, then px_session_backend_tls_done or px_session_backend_error later; -1 now. NULL: the
+	 * driver has no TLS (tls_backend = required then tempfails every transaction). */
+	int (*backend_starttls)(void *io);
 };
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
@@ -82,6 +86,8 @@ void px_session_backend_error(struct px_session *s, const char *why);
 void px_session_tls_offer(struct px_session *s, bool offer);
 /* px_session_tls_started - the handshake finished (STARTTLS or implicit TLS): facts to the core. */
 void px_session_tls_started(struct px_session *s, const struct moat_tls_info *info);
+/* px_session_backend_tls_done - the handshake with the backend finished (its certificate verified). */
+void px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info);
 
 /* px_session_tls_implicit - an implicit-TLS connection: the TLS limit, then ops->client_starttls. */
 void px_session_tls_implicit(struct px_session *s);

@@ -323,6 +323,7 @@ moat_tls_info(const struct moat_tls_conn *conn, struct moat_tls_info *info)
 		int alg = 0;
 		snprintf(info->cipher, sizeof(info->cipher), "%s", SSL_CIPHER_get_name(c));
 		info->bits = (unsigned)SSL_CIPHER_get_bits(c, &alg);
+		info->alg_bits = alg > 0 ? (unsigned)alg : 0;
 	}
 	sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
 	if (sni != NULL)

@@ -63,6 +63,10 @@ struct bconn {
 	uv_shutdown_t sreq;
 	struct conn *c;
 	bool connected;
+	/* TLS (issue 7): STARTTLS towards the backend (tls_backend) */
+	struct moat_tls_conn *tls;
+	bool tls_reported;
+	uint64_t tls_start;              /* uv_now when the handshake began */
 };
 
 struct conn {
@@ -157,6 +161,7 @@ on_bclose(uv_handle_t *h)
 	struct bconn *b = h->data;
 	struct conn *c = b->c;
 
+	moat_tls_conn_free(b->tls);
 	free(b);
 	c->open--;
 	conn_maybe_free(c);
@@ -214,18 +219,17 @@ stream_write(struct conn *c, uv_stream_t *st, const char *p, size_t n)
 	return 0;
 }
 
-/* TLS (issue 7) - tls_send: the engine's ciphertext for the client, written raw. -1 on error. */
+/* TLS (issue 7) - tls_send: the engine's ciphertext for the peer on ST, written raw. -1 on error. */
 static int
-tls_send(struct conn *c)
+tls_send(struct conn *c, struct moat_tls_conn *tls, uv_stream_t *st)
 {
 	const void *p;
 	size_t n;
 
-	while ((n = moat_tls_pending_out(c->tls, &p)) > 0) {
-		if (uv_is_closing((uv_handle_t *)&c->client) ||
-		    stream_write(c, (uv_stream_t *)&c->client, p, n) < 0)
+	while ((n = moat_tls_pending_out(tls, &p)) > 0) {
+		if (uv_is_closing((uv_handle_t *)st) || stream_write(c, st, p, n) < 0)
 			return -1;
-		moat_tls_consume(c->tls, n);
+		moat_tls_consume(tls, n);
 	}
 	return 0;
 }
@@ -242,7 +246,7 @@ conn_flush(struct conn *c)
 		    moat_tls_write(c->tls, c->out, c->out_len) : 0;
 
 		c->out_len = 0;
-		if (rc < 0 || tls_send(c) < 0) {
+		if (rc < 0 || tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0) {
 			px_session_client_gone(c->s);
 			conn_close(c);
 		}
@@ -308,6 +312,49 @@ on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void
 bconn_close(struct bconn *b, bool graceful);
 
+/* bconn_fail - the backend leg is unusable (write error, TLS failure): close it, tell the session. */
+static void
+bconn_fail(struct conn *c, struct bconn *b, const char *why)
+{
+	c->b = NULL;
+	bconn_close(b, false);
+	px_session_backend_error(c->s, why);
+}
+
+/* TLS (issue 7) - btls_input: ciphertext from the backend; after the handshake, plaintext replies
+ * go to the session. Whatever the backend sent in clear after its 220 reaches only the engine. */
+static void
+btls_input(struct conn *c, struct bconn *b, const char *p, size_t n)
+{
+	enum moat_tls_state st;
+	char plain[4096];
+	ssize_t got = 0;
+
+	(void)moat_tls_feed(b->tls, p, n);
+	if (!b->tls_reported && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
+		struct moat_tls_info info;
+
+		b->tls_reported = true;
+		moat_tls_info(b->tls, &info);
+		px_session_backend_tls_done(c->s, &info);
+	}
+	while (c->b == b && b->tls_reported && (got = moat_tls_read(b->tls, plain, sizeof(plain))) > 0)
+		px_session_backend_input(c->s, plain, (size_t)got);
+	if (c->b != b)
+		return;              /* the session closed the leg */
+	st = moat_tls_conn_state(b->tls);
+	if (st == MOAT_TLS_FAILED) {
+		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s",
+		    moat_tls_conn_error(b->tls));
+		(void)tls_send(c, b->tls, &b->h.stream);   /* the alert, if any */
+		bconn_fail(c, b, "tls");
+	} else if (tls_send(c, b->tls, &b->h.stream) < 0) {
+		bconn_fail(c, b, "write");
+	} else if (st == MOAT_TLS_CLOSED) {
+		bconn_fail(c, b, "eof");
+	}
+}
+
 static void
 on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -318,7 +365,10 @@ on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		free(buf->base);
 		return;
 	}
-	if (nread > 0) {
+	if (nread > 0 && b->tls != NULL) {
+		btls_input(c, b, buf->base, (size_t)nread);   /* TLS (issue 7) */
+		free(buf->base);
+	} else if (nread > 0) {
 		px_session_backend_input(c->s, buf->base, (size_t)nread);
 		free(buf->base);
 	} else if (nread < 0) {
@@ -430,15 +480,51 @@ op_backend_write(void *io, const char *p, size_t n)
 {
 	struct conn *c = io;
 
-	if (c->b == NULL || !c->b->connected)
-		return;
-	if (stream_write(c, &c->b->h.stream, p, n) < 0) {
-		struct bconn *b = c->b;
+	struct bconn *b = c->b;
 
-		c->b = NULL;
-		bconn_close(b, false);
-		px_session_backend_error(c->s, "write");
+	if (b == NULL || !b->connected)
+		return;
+	if (b->tls != NULL) {            /* TLS (issue 7): nothing goes in clear once STARTTLS began */
+		if (moat_tls_write(b->tls, p, n) < 0 || tls_send(c, b->tls, &b->h.stream) < 0)
+			bconn_fail(c, b, "write");
+		return;
 	}
+	if (stream_write(c, &b->h.stream, p, n) < 0)
+		bconn_fail(c, b, "write");
+}
+
+/* tls_ctx_current - a reference to the worker's TLS context (NULL: none). */
+static struct moat_tls_ctx *
+tls_ctx_current(struct px_worker *w)
+{
+	struct moat_tls_ctx *ctx = NULL;
+
+	pthread_mutex_lock(&w->tls_lock);
+	if (w->tls != NULL)
+		ctx = moat_tls_ctx_ref(w->tls);
+	pthread_mutex_unlock(&w->tls_lock);
+	return ctx;
+}
+
+/* TLS (issue 7) - op_backend_starttls: a verifying client session on the backend leg, ClientHello out. */
+static int
+op_backend_starttls(void *io)
+{
+	struct conn *c = io;
+	struct bconn *b = c->b;
+	struct moat_tls_ctx *ctx;
+	char err[MOAT_TLS_ERR_MAX];
+
+	if (b == NULL || (ctx = tls_ctx_current(c->w)) == NULL)
+		return -1;
+	b->tls = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+	moat_tls_ctx_unref(ctx);         /* the session holds its own reference */
+	if (b->tls == NULL) {
+		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s", err);
+		return -1;
+	}
+	b->tls_start = uv_now(&c->w->loop);
+	return tls_send(c, b->tls, &b->h.stream);
 }
 
 static void
@@ -458,6 +544,10 @@ bconn_close(struct bconn *b, bool graceful)
 		return;
 	uv_read_stop(&b->h.stream);
 	if (graceful && b->connected) {
+		if (b->tls != NULL && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
+			moat_tls_shutdown(b->tls);   /* TLS (issue 7): close_notify after the QUIT */
+			(void)tls_send(b->c, b->tls, &b->h.stream);
+		}
 		b->sreq.data = b;
 		if (uv_shutdown(&b->sreq, &b->h.stream, on_bshutdown) == 0)
 			return;
@@ -557,13 +647,9 @@ op_ratelimit(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj
 static int
 tls_begin(struct conn *c)
 {
-	struct moat_tls_ctx *ctx = NULL;
+	struct moat_tls_ctx *ctx = tls_ctx_current(c->w);
 	char err[MOAT_TLS_ERR_MAX];
 
-	pthread_mutex_lock(&c->w->tls_lock);
-	if (c->w->tls != NULL)
-		ctx = moat_tls_ctx_ref(c->w->tls);
-	pthread_mutex_unlock(&c->w->tls_lock);
 	if (ctx == NULL)
 		return -1;
 	c->tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
@@ -631,7 +717,7 @@ tls_input(struct conn *c, const char *p, size_t n)
 	st = moat_tls_conn_state(c->tls);
 	if (st == MOAT_TLS_FAILED)
 		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s", moat_tls_conn_error(c->tls));
-	if (tls_send(c) < 0 || st == MOAT_TLS_FAILED || st == MOAT_TLS_CLOSED) {
+	if (tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0 || st == MOAT_TLS_FAILED || st == MOAT_TLS_CLOSED) {
 		px_session_client_gone(c->s);
 		conn_close(c);
 	}
@@ -647,7 +733,7 @@ op_backend_queued(void *io)
 
 static const struct px_ops conn_ops = {
 	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
-	op_client_starttls, op_backend_queued, op_ratelimit,
+	op_client_starttls, op_backend_queued, op_ratelimit, op_backend_starttls,
 };
 
 /* ---- client leg ---- */
@@ -856,7 +942,11 @@ conn_update(struct conn *c)
 	else
 		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
 	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
-	if (px_session_backend_waiting(c->s))
+	if (c->b != NULL && c->b->tls != NULL && moat_tls_conn_state(c->b->tls) == MOAT_TLS_HANDSHAKE)
+		/* TLS (issue 7): the backend's handshake, from its start, within tls_handshake_timeout */
+		uv_timer_start(&c->btimer, on_btimer, now - c->b->tls_start >= conf->tls_handshake_timeout ? 1 :
+		    conf->tls_handshake_timeout - (now - c->b->tls_start), 0);
+	else if (px_session_backend_waiting(c->s))
 		uv_timer_start(&c->btimer, on_btimer, conf->proxy_timeout_backend, 0);
 	else
 		uv_timer_stop(&c->btimer);

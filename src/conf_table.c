@@ -151,7 +151,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(tls_starttls_pipelined, "discard", "discard|close", MOAT_CK_PROXY,
 	    "plaintext sent after the STARTTLS line, before the handshake: discarded unread, or the session closed"),
 	K_ENUM(tls_backend, "none", "none|starttls|required", MOAT_CK_PROXY,
-	    "TLS towards proxy_backend: none, STARTTLS when the MTA offers it, or required (no STARTTLS offered: tempfail)"),
+	    "STARTTLS towards proxy_backend, certificate verified: none; starttls (plaintext only when the MTA offers no STARTTLS or refuses it, and logged); required (then 451 4.7.4). A failed handshake is 451 4.7.5 in both modes, never a plaintext retry"),
 	K_STR(tls_backend_ca_file, "", NULL, MOAT_CK_PROXY,
 	    "CA certificates (PEM) the backend's certificate is verified against; empty: the system's default CAs"),
 	K_STR(tls_backend_verify_name, "", NULL, MOAT_CK_PROXY,

@@ -50,6 +50,7 @@ struct moat_tls_info {
 	char protocol[16];     /* "TLSv1.3" */
 	char cipher[64];
 	unsigned bits;
+	unsigned alg_bits;     /* the cipher's full strength (Postfix's "256/256 bits"); 0: not known */
 	char sni[256];
 	char peer_fingerprint[96];  /* "" when no client certificate or not requested */
 };

@@ -142,8 +142,8 @@ op_work(void *io)
 	((struct fz *)io)->work_pending = true;
 }
 
-/* No client_starttls: the fuzzed session never offers STARTTLS (fuzz_tls_server covers TLS);
- * no ratelimit: no rate limits apply. */
+/* No client_starttls or backend_starttls: the fuzzed session never offers STARTTLS and its
+ * backend never is TLS (fuzz_tls_server covers TLS); no ratelimit: no rate limits apply. */
 static const struct px_ops fz_ops = {
 	.client_write = op_client_write,
 	.client_close = op_client_close,
