@@ -107,6 +107,21 @@ tap_like "the proxy's Received for a plaintext client: ESMTP, no TLS comment" "$
 tap_like "... while Postfix's says ESMTPS (the proxy's leg to it)" "$hdr" \
 	'by mx\.mxmoat\.test \(Postfix\) with ESMTPS id'
 
+# --- 1b. holding mode (outbound, signed): our Received above the core's DKIM-Signature ---
+"$top_builddir/tools/mxmoat-keygen" -a ed25519 -o "$PX_DIR/ed.key" s1 example.org | tail -n 1 > "$PX_DIR/table" &&
+	chown nobody "$PX_DIR/ed.key" && mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool" ||
+	tap_diag "signing key setup failed"
+start_proxy 127.0.0.1:$PF_PORT "tls_backend=required" "dkim_signing_table=$PX_DIR/table" \
+	"internal_networks=127.0.0.0/8" "proxy_spool_dir=$PX_DIR/spool"
+TAG=held
+out=$(send --tls)
+tap_like "holding mode over backend TLS: Postfix's queue id" "$out" $'<~  250 2\\.0\\.0 Ok: queued as'
+wait_for $TAG
+tap_like "holding mode: the proxy's Received first, then the DKIM-Signature, then the message" \
+	"$(pf_headers "$(delivered $TAG)")" \
+	$'\nReceived: from client\\.example \\(unknown \\[127\\.0\\.0\\.1\\]\\)\n\t\\(using TLSv1\\.3 with cipher TLS_AES_256_GCM_SHA384 \\(256/256 bits\\)\\)\n\t\\(No client certificate requested\\)\n\tby gw\\.mxmoat\\.test \\(mxmoat\\) with ESMTPS id [0-9A-F]+;\n\t'"$DATE"$'\nDKIM-Signature: v=1; a=ed25519-sha256; [^\n]*d=example\\.org;'
+tap_is "holding mode: the message was held and edited" "$(count_log 'hold size=[0-9]+ spooled=no edits=applied')" 1
+
 # --- 2. client certificates in the Received field (tls_request_client_cert) ---
 start_proxy 127.0.0.1:$PF_PORT "tls_backend=required" "tls_request_client_cert=yes"
 TAG=no-ccert

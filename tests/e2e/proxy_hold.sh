@@ -1,10 +1,10 @@
 #!/bin/bash
 # proxy_hold.sh - mxmoat-proxy's holding mode (auth_inbound=yes: the Authentication-Results field
 # depends on the whole body). Against smtp-sink (byte capture) and a real Postfix: a DKIM-signed
-# message arrives with exactly one A-R of our authserv-id on top, forged A-Rs of our authserv-id
-# (any case, and the "Authentication-Results :" spelling) removed and another's kept; a message
-# past proxy_hold_memory goes through the spool file and arrives byte-identical apart from the
-# added field; a spool directory gone at run time gives 451 and delivers nothing; a DMARC
+# message arrives with exactly one A-R of our authserv-id on top (below the proxy's own Received),
+# forged A-Rs of our authserv-id (any case, and the "Authentication-Results :" spelling) removed and
+# another's kept; a message past proxy_hold_memory goes through the spool file and arrives
+# byte-identical apart from the added fields; a spool directory gone at run time gives 451 and delivers nothing; a DMARC
 # p=reject spoof gets 550 and the backend sees no DATA; the proxy refuses to start without its
 # spool directory. Keys are made at test time and served by nsd (tests/lib/dns.sh).
 # Ports 12600 (DNS), 12601 (sink), 12602 (proxy), 12603 (start check), 12604 (Postfix),
@@ -123,7 +123,9 @@ ar=$(printf '%s\n' "$msg" | fields | grep -i '^Authentication-Results *:')
 tap_is "forged A-R of our authserv-id: all three gone" "$(printf '%s\n' "$ar" | grep -c -i 'forged[123]\.example')" 0
 tap_is "A-R of another authserv-id kept" "$(printf '%s\n' "$ar" | grep -c 'other\.example; spf=pass smtp\.mailfrom=kept\.example')" 1
 tap_is "exactly one A-R of ours" "$(printf '%s\n' "$ar" | grep -c -i '^Authentication-Results: mx\.hold\.test;')" 1
-tap_like "ours is the first field" "$(printf '%s\n' "$msg" | head -1)" '^Authentication-Results: mx\.hold\.test;'
+tap_like "the proxy's Received is the first field" "$(printf '%s\n' "$msg" | fields | head -1)" \
+	'^Received: from client\.example \(unknown \[127\.0\.0\.1\]\)[[:space:]]+by mx\.hold\.test \(mxmoat\) with ESMTP id '
+tap_like "ours is the first field below it" "$(printf '%s\n' "$msg" | fields | sed -n 2p)" '^Authentication-Results: mx\.hold\.test;'
 tap_like "ours says spf, dkim and dmarc pass" "$(printf '%s\n' "$ar" | grep -i '^Authentication-Results: mx\.hold\.test;')" \
 	'spf=pass .*dkim=pass .*dmarc=pass'
 tap_like "the dot line arrived unstuffed once (fresh stuffing)" "$(printf '%s\n' "$msg" | grep -c '^\.a line that starts')" '^1$'
@@ -145,12 +147,16 @@ out=$(send $P alice@hold.test "$W/m2" "$W/sel.key")
 tap_like "big message: 250" "$out" '^250 2\.0\.0 Ok'
 wait_dumps $((before + 1))
 tap_like "the proxy spooled it" "$(cat "$W/proxy.log")" 'hold size=[0-9]{6} spooled=yes edits=applied'
-newest_message | awk 'NR == 1 && /^Authentication-Results: mx\.hold\.test;/ { skip = 1; next }
-	skip && /^[ \t]/ { next } { skip = 0; print }' >"$W/m2.got"
+# the proxy's Received field and our A-R below it are the added fields
+newest_message | awk 'NR == 1 && /^Received: from client\.example / { skip = 1; n = 1; next }
+	n == 1 && skip && /^[ \t]/ { next }
+	n == 1 && /^Authentication-Results: mx\.hold\.test;/ { skip = 1; n = 2; next }
+	skip && /^[ \t]/ { next } { skip = 0; n = 2; print }' >"$W/m2.got"
 tr -d '\r' <"$W/m2.sent" >"$W/m2.want"
 # smtp-sink ends its dump with an empty line of its own
-tap_ok "byte-identical apart from the added field" cmp "$W/m2.want" <(sed '$ { /^$/ d }' "$W/m2.got")
-tap_like "and dkim=pass over the whole body" "$(newest_message | fields | head -1)" 'dkim=pass'
+tap_ok "byte-identical apart from the added fields" cmp "$W/m2.want" <(sed '$ { /^$/ d }' "$W/m2.got")
+tap_like "and dkim=pass over the whole body" \
+	"$(newest_message | fields | grep -i '^Authentication-Results: mx\.hold\.test;')" 'dkim=pass'
 tap_is "no spool file left behind" "$(ls -A "$W/spool" | wc -l)" 0
 
 # ---- 3. DMARC p=reject spoof: 550, the backend saw MAIL and RCPT but no DATA ----
