@@ -51,12 +51,15 @@ enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
 /* what waits for a rate-limit answer (issue 9) */
 enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
- * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply) */
-enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET };
-/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready. */
+ * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
+ * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept) */
+enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET, OP_EHLO };
+/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
+ * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
+ * client's HELO) still to be sent at the first MAIL. */
 enum px_bstate {
 	B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_STARTTLS, B_HANDSHAKE, B_EHLO_TLS, B_XCLIENT, B_EHLO2,
-	B_READY
+	B_PARKED, B_READY
 };
 enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
 enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
@@ -90,6 +93,8 @@ struct px_session {
 
 	char helo[HELO_MAX + 1];
 	bool helo_seen, esmtp;
+	bool backend_utf8;                 /* the backend's last EHLO reply offered SMTPUTF8 */
+	bool utf8_offered;                 /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool in_txn;                       /* MAIL accepted by us and by the backend */
 	unsigned nrcpt;                    /* RCPTs the backend accepted */
 	unsigned messages;
@@ -175,6 +180,7 @@ static void msg_drop(struct px_session *s);
 static void send_begin(struct px_session *s);
 static void session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next);
 static void data_received(struct px_session *s);
+static void ehlo_reply(struct px_session *s);
 
 /* say - queue a reply for the client (nothing once it is gone). */
 static void
@@ -205,9 +211,11 @@ session_close(struct px_session *s)
 	if (s->state == S_CLOSED)
 		return;
 	if (s->bstate != B_NONE) {
-		if (s->bstate == B_READY && !s->in_txn && s->state != S_DATA)
+		bool idle = (s->bstate == B_READY || s->bstate == B_PARKED) && !s->in_txn && s->state != S_DATA;
+
+		if (idle)
 			s->ops->backend_write(s->io, "QUIT\r\n", 6);
-		s->ops->backend_close(s->io, s->bstate == B_READY && !s->in_txn && s->state != S_DATA);
+		s->ops->backend_close(s->io, idle);
 		s->bstate = B_NONE;
 	}
 	s->state = S_CLOSED;
@@ -261,6 +269,19 @@ backend_send(struct px_session *s, const char *p, size_t n)
 	s->ops->backend_write(s->io, p, n);
 }
 
+/* reply_alloc - a fresh reply buffer for the next backend reply; -1 (421 said, closing) on OOM. */
+static int
+reply_alloc(struct px_session *s)
+{
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		SAY(s, reply_oom);
+		session_close(s);
+		return -1;
+	}
+	px_reply_init(s->reply);
+	return 0;
+}
+
 /* backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); await op's reply. */
 static void
 backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
@@ -278,14 +299,10 @@ backend_command(struct px_session *s, enum px_op op, const char *verb, const cha
 		SAY(s, reply_syntax);
 		return;
 	}
-	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
-		SAY(s, reply_oom);
-		session_close(s);
+	if (reply_alloc(s) < 0)
 		return;
-	}
 	s->op = op;
 	s->wait = W_BACKEND;
-	px_reply_init(s->reply);
 	backend_send(s, buf, (size_t)n);
 }
 
@@ -296,26 +313,35 @@ send_mail(struct px_session *s)
 	backend_command(s, OP_MAIL, "MAIL FROM:", s->path, s->params);
 }
 
-/* backend_start - connect (MAIL needs the backend); the MAIL goes out once it is ready. */
+/*
+ * backend_start - connect. op OP_MAIL: MAIL needs the backend and goes out once it is ready;
+ * OP_NONE: proxy_backend_connect = accept, nobody waits (a failure only means MAIL tries again).
+ */
 static void
-backend_start(struct px_session *s)
+backend_start(struct px_session *s, enum px_op op)
 {
-	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
-		SAY(s, reply_oom);
-		session_close(s);
+	if (reply_alloc(s) < 0)
 		return;
-	}
-	px_reply_init(s->reply);
 	s->bstate = B_CONNECTING;
-	s->op = OP_MAIL;
-	s->wait = W_BACKEND;
+	s->backend_utf8 = false;
+	s->op = op;
+	s->wait = op == OP_NONE ? W_NONE : W_BACKEND;
 	if (s->ops->backend_open(s->io) < 0) {
 		s->bstate = B_NONE;
 		s->op = OP_NONE;
 		s->wait = W_NONE;
+		if (op == OP_NONE)
+			return;
 		txn_reset(s);
 		SAY(s, reply_backend_down);
 	}
+}
+
+/* backend_in_setup - connecting, or greeting/EHLO/XCLIENT under way. */
+static bool
+backend_in_setup(const struct px_session *s)
+{
+	return s->bstate != B_NONE && s->bstate != B_PARKED && s->bstate != B_READY;
 }
 
 void
@@ -339,14 +365,23 @@ px_session_backend_connected(struct px_session *s)
 	s->bstate = B_GREET;
 }
 
-/* backend_setup_failed - the backend could not be made ready: the pending MAIL gets 451. */
+/*
+ * backend_setup_failed - the backend could not be made ready: the pending MAIL gets 451; a waiting
+ * EHLO is answered without the backend's extensions; with nobody waiting, MAIL will try again.
+ */
 static void
 backend_setup_failed(struct px_session *s, const char *why, const char *reply, size_t len)
 {
+	enum px_op op = s->op;
+
 	moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "state=setup error=%s", why);
 	backend_abort(s);
 	s->op = OP_NONE;
 	s->wait = W_NONE;
+	if (op == OP_EHLO)
+		ehlo_reply(s);
+	if (op == OP_NONE || op == OP_EHLO)
+		return;
 	txn_reset(s);
 	say(s, reply, len);
 }
@@ -363,6 +398,21 @@ backend_ehlo(struct px_session *s, enum px_bstate next)
 	s->bstate = next;
 	if (n > 0 && (size_t)n < sizeof(buf))
 		backend_send(s, buf, (size_t)n);
+}
+
+/*
+ * backend_parked - an early connection (proxy_backend_connect = accept) got through EHLO with no
+ * MAIL waiting: keep it for the first MAIL, and answer a client EHLO that waited for its extensions.
+ */
+static void
+backend_parked(struct px_session *s)
+{
+	s->bstate = s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
+	if (s->op == OP_EHLO) {
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		ehlo_reply(s);
+	}
 }
 
 /* backend_xclient - pass the real client on (Postfix XCLIENT_README), or the leg is ready. */
@@ -392,6 +442,19 @@ backend_xclient(struct px_session *s)
 }
 
 /*
+ * backend_proceed - EHLO (and TLS) done: towards a waiting MAIL, or park an early connection
+ * (proxy_backend_connect = accept) until the first MAIL, XCLIENT still to be sent then.
+ */
+static void
+backend_proceed(struct px_session *s)
+{
+	if (s->op == OP_MAIL)
+		backend_xclient(s);
+	else
+		backend_parked(s);   /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
+}
+
+/*
  * backend_after_ehlo - the backend's EHLO reply (250) is in. TLS (issue 7): STARTTLS comes first,
  * so XCLIENT (the client's address and HELO) crosses only inside TLS and only to a verified
  * backend; Postfix 3.7 accepts XCLIENT after STARTTLS and keeps the TLS session across it.
@@ -400,6 +463,7 @@ static void
 backend_after_ehlo(struct px_session *s)
 {
 	s->backend_xclient = px_reply_has_ext(s->reply, "XCLIENT");
+	s->backend_utf8 = px_reply_has_ext(s->reply, "SMTPUTF8");
 	if (s->bstate == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
 		if (px_reply_has_ext(s->reply, "STARTTLS")) {
 			s->bstate = B_STARTTLS;
@@ -412,7 +476,7 @@ backend_after_ehlo(struct px_session *s)
 		}
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=not-offered");
 	}
-	backend_xclient(s);
+	backend_proceed(s);
 }
 
 /* backend_starttls_reply - the backend answered STARTTLS. */
@@ -427,7 +491,7 @@ backend_starttls_reply(struct px_session *s)
 		}
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=refused code=%u",
 		    s->reply->code);
-		backend_xclient(s);
+		backend_proceed(s);
 		return;
 	}
 	s->bstate = B_HANDSHAKE;
@@ -470,6 +534,7 @@ backend_setup(struct px_session *s)
 	case B_EHLO2:
 		if (r->code != 250)
 			goto refused;
+		s->backend_utf8 = px_reply_has_ext(r, "SMTPUTF8");
 		s->bstate = B_READY;
 		send_mail(s);
 		break;
@@ -569,6 +634,7 @@ backend_reply(struct px_session *s)
 		SAY(s, reply_ok);
 		break;
 	case OP_NONE:
+	case OP_EHLO:
 		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
 		backend_abort(s);
 		return;
@@ -617,7 +683,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		n -= used;
 	}
 	/* between commands the leg holds no reply buffer (4 KB) */
-	if (s->op == OP_NONE && s->bstate == B_READY && s->reply != NULL) {
+	if (s->op == OP_NONE && (s->bstate == B_READY || s->bstate == B_PARKED) && s->reply != NULL) {
 		free(s->reply);
 		s->reply = NULL;
 	}
@@ -1246,12 +1312,31 @@ check_helo(struct px_session *s, const char *arg)
 	return 0;
 }
 
+/* ehlo_reply - the reply to EHLO/HELO; SMTPUTF8 only if the backend now connected offers it. */
+static void
+ehlo_reply(struct px_session *s)
+{
+	char buf[512];
+	int n;
+
+	s->utf8_offered = s->esmtp && s->backend_utf8 && (s->bstate == B_READY || s->bstate == B_PARKED);
+	if (!s->esmtp)
+		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
+	else
+		n = snprintf(buf, sizeof(buf),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s"
+		    "250 ENHANCEDSTATUSCODES\r\n",
+		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
+		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "",
+		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "");
+	if (n > 0 && (size_t)n < sizeof(buf))
+		say(s, buf, (size_t)n);
+}
+
 static void
 helo_common(struct px_session *s, const char *arg, bool esmtp)
 {
 	struct moat_verdict v;
-	char buf[512];
-	int n;
 
 	if (s->in_txn || s->op != OP_NONE) {
 		backend_abort(s);    /* RFC 5321 4.1.4: EHLO resets the transaction */
@@ -1267,16 +1352,17 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	snprintf(s->helo, sizeof(s->helo), "%s", arg);
 	s->helo_seen = true;
 	s->esmtp = esmtp;
-	if (!esmtp)
-		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
-	else
-		n = snprintf(buf, sizeof(buf),
-		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s"
-		    "250 ENHANCEDSTATUSCODES\r\n",
-		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
-		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "");
-	if (n > 0 && (size_t)n < sizeof(buf))
-		say(s, buf, (size_t)n);
+	if (esmtp && s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT) {
+		/* the extensions we offer depend on the backend's: wait for its EHLO reply */
+		if (s->bstate == B_NONE)
+			backend_start(s, OP_NONE);
+		if (backend_in_setup(s)) {
+			s->op = OP_EHLO;
+			s->wait = W_BACKEND;
+			return;
+		}
+	}
+	ehlo_reply(s);
 }
 
 static void
@@ -1291,7 +1377,7 @@ proceed_helo(struct px_session *s, const char *arg)
 	helo_common(s, arg, false);
 }
 
-/* mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME (RFC 1870, 6152). */
+/* mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8 (RFC 1870, 6152, 6531). */
 static int
 mail_params(struct px_session *s, const char *params)
 {
@@ -1313,6 +1399,9 @@ mail_params(struct px_session *s, const char *params)
 			}
 			if (v > s->conf->limit_message_size)
 				return -2;
+		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
+			if (!s->utf8_offered)
+				return -1;   /* RFC 6531 3.4: only when advertised; relayed as given */
 		} else if (!(tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) &&
 		    !(tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
 			return -1;
@@ -1393,10 +1482,20 @@ mail_done(struct px_session *s)
 static void
 mail_send(struct px_session *s)
 {
-	if (s->bstate == B_READY)
+	if (s->bstate == B_READY) {
 		send_mail(s);
-	else
-		backend_start(s);
+	} else if (s->bstate == B_PARKED) {
+		if (reply_alloc(s) < 0)
+			return;
+		s->op = OP_MAIL;
+		s->wait = W_BACKEND;
+		backend_xclient(s);
+	} else if (backend_in_setup(s)) {
+		s->op = OP_MAIL;             /* the early connection's setup sends it once ready */
+		s->wait = W_BACKEND;
+	} else {
+		backend_start(s, OP_MAIL);
+	}
 }
 
 static int
@@ -1604,6 +1703,7 @@ starttls_begin(struct px_session *s)
 	txn_reset(s);
 	s->helo_seen = false;
 	s->esmtp = false;
+	s->utf8_offered = false;
 	s->helo[0] = '\0';
 	if (s->ops->client_starttls(s->io) < 0)
 		session_close(s);
@@ -1766,6 +1866,8 @@ ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verd
 	}
 	switch (next) {
 	case RL_GREET:
+		if (s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT)
+			backend_start(s, OP_NONE);   /* its EHLO reply decides what our EHLO offers */
 		if (s->greet_now)
 			px_session_greet(s);
 		break;

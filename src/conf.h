@@ -77,6 +77,8 @@ enum moat_dkim_canon { MOAT_DKIM_RELAXED_RELAXED = 0, MOAT_DKIM_RELAXED_SIMPLE, 
 /* dkim_sign_failure: a message that should be signed but cannot be is tempfailed or passed unsigned. */
 enum moat_dkim_sign_failure { MOAT_DKIM_FAIL_TEMPFAIL = 0, MOAT_DKIM_FAIL_UNSIGNED = 1 };
 enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
+/* proxy_backend_connect: at the first MAIL, or at accept */
+enum moat_backend_connect { MOAT_BCONN_MAIL = 0, MOAT_BCONN_ACCEPT = 1 };
 
 struct moat_conf {
 	atomic_int refs;
@@ -115,6 +117,7 @@ struct moat_conf {
 	char *proxy_listen;
 	char *proxy_backend;
 	int proxy_backend_pass;        /* enum moat_backend_client */
+	int proxy_backend_connect;     /* enum moat_backend_connect */
 	char *proxy_pid_file;
 	unsigned proxy_workers;
 	unsigned proxy_threadpool_size;

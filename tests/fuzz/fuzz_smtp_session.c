@@ -4,8 +4,9 @@
  * that whatever the client sends the backend stream is canonical: no bare CR or LF, no NUL, and
  * every message ends with exactly one "." line.
  *
- * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: XCLIENT, bits 2-7:
- * read chunk size - 1); the rest is what the client sends, delivered in chunks of that size.
+ * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: XCLIENT, bit 2:
+ * proxy_backend_connect=accept, bits 3-7: read chunk size - 1); the rest is what the client sends,
+ * delivered in chunks of that size.
  */
 #include "config.h"
 
@@ -82,7 +83,7 @@ fz_backend_line(struct fz *f)
 		return;
 	}
 	if (strncmp(l, "EHLO", 4) == 0)
-		fz_owe(f, "250-mx.fuzz\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n250 8BITMIME\r\n");
+		fz_owe(f, "250-mx.fuzz\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n");
 	else if (strncmp(l, "HELO", 4) == 0)
 		fz_owe(f, "250 mx.fuzz\r\n");
 	else if (strncmp(l, "XCLIENT", 7) == 0)
@@ -183,7 +184,7 @@ fz_settle(struct fz *f)
 	}
 }
 
-static struct moat_policy *pols[4];
+static struct moat_policy *pols[8];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -197,18 +198,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	opt = data[0] & 3;
-	chunk = (size_t)(data[0] >> 2) + 1;
+	opt = data[0] & 7;
+	chunk = (size_t)(data[0] >> 3) + 1;
 	if (pols[opt] == NULL) {
 		struct moat_conf_override ov[] = {
 			{ "proxy_bare_newline", (opt & 1) ? "normalize" : "reject" },
 			{ "proxy_backend_pass", (opt & 2) ? "xclient" : "none" },
+			{ "proxy_backend_connect", (opt & 4) ? "accept" : "mail" },
 			{ "limit_message_size", "4k" },
 			{ "limit_line_length", "512" },
 			{ "log_target", "stderr" },
 		};
 		char err[MOAT_CONF_ERR_MAX];
-		struct moat_conf *conf = moat_conf_load(NULL, ov, 5, err, sizeof(err));
+		struct moat_conf *conf = moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
 
 		if (conf == NULL)
 			abort();
@@ -221,6 +223,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (f.s == NULL)
 		return 0;
 	px_session_start(f.s, true);
+	fz_settle(&f);                   /* proxy_backend_connect=accept: the backend's greeting and EHLO */
 	while (pos < size && !f.closed) {
 		size_t avail, n = size - pos < chunk ? size - pos : chunk;
 		char *rb = px_session_rbuf(f.s, &avail);
