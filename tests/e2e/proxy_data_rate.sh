@@ -70,8 +70,8 @@ before=$(px_dumps)
 out=$(/usr/bin/python3 "$PX_DIR/drip.py" $P 24 0.25)
 ms=$(printf '%s\n' "$out" | sed -n 's/^ms=//p')
 tap_like "slow drip (40 bytes/s < 200): 421 4.4.2, then closed" "$out" $'<- 354 [^\n]*\n<- 421 4\\.4\\.2 [^\n]*\nEOF\n'
-tap_like "... cut at the end of the first 1 s window, not at the end of the drip: ${ms} ms" "$ms" '^1[0-4][0-9]{2}$'
-tap_like "... logged with the bytes counted" "$(cat "$PX_DIR/proxy.log")" 'data-rate bytes=[0-9]+ ms=1[0-9]{3} min=200/s'
+tap_like "... cut at the end of the first 1 s window, not at the end of the 6 s drip (bound 3 s on a loaded machine): ${ms} ms" "$ms" '^[12][0-9]{3}$'
+tap_like "... logged with the bytes counted" "$(cat "$PX_DIR/proxy.log")" 'data-rate bytes=[0-9]+ ms=[12][0-9]{3} min=200/s'
 tap_like "... and as a data-rate timeout" "$(cat "$PX_DIR/proxy.log")" 'timeout which=data-rate'
 sleep 0.3
 tap_is "... the backend got no message (its transaction was aborted)" "$(( $(px_dumps) - before ))" 0
