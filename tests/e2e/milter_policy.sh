@@ -84,15 +84,25 @@ tap_has() {
 	[[ $2 == *"$3"* ]]; tap__result $? "$1" "got:  '$2'" "want part: '$3'"
 }
 n=0
+# relayed NAME OUT - swaks got 250 and the message was relayed with exactly one A-R of ours,
+# left in $ar
+relayed() {
+	tap_like "$1: 250 queued" "$2" "<-  250 2\.0\.0 Ok: queued as"
+	tap_ok "$1: relayed" pf_wait_delivered $((n += 1)) 20
+	ar=$(ours)
+	tap_is "$1: exactly one A-R of ours" "$(printf '%s\n' "$ar" | grep -c .)" 1
+}
+# refused NAME OUT REPLY REASON - swaks got REPLY (a regex) after the dot, and the milter logged
+# REASON for it
+refused() {
+	tap_like "$1: ${3%% *} after the dot" "$2" $' -> \\.\n<\\*\\* '"$3"
+	tap_ok "$1: the milter logged $4" milter_log_grep " stage=eom code=${3%% *} .* reason=$4"
+}
 
 # 1. signed by the From domain, sent from an address its SPF allows
 signed "Alice <alice@good.test>" "aligned" good.test >m1
 tap_like "signed: the signature is dkimpy's" "$(head -c 200 m1)" '^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=good\.test;'
-out=$(send bounce@good.test mta.good.test m1)
-tap_like "signed, aligned: 250 queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
-tap_ok "signed, aligned: relayed" pf_wait_delivered $((n += 1)) 20
-ar=$(ours)
-tap_is "signed, aligned: exactly one A-R of ours" "$(printf '%s\n' "$ar" | grep -c .)" 1
+relayed "signed, aligned" "$(send bounce@good.test mta.good.test m1)"
 tap_has "signed, aligned: spf=pass" "$ar" "spf=pass smtp.mailfrom=bounce@good.test"
 tap_has "signed, aligned: dkim=pass" "$ar" "dkim=pass header.d=good.test header.s=sel header.a=rsa-sha256"
 tap_has "signed, aligned: dmarc=pass" "$ar" "dmarc=pass header.from=good.test policy.dmarc=reject"
@@ -100,38 +110,26 @@ tap_like "signed, aligned: the signature relayed unchanged" "$(pf_headers "$(pf_
 
 # 2. spoofed From of the p=reject domain: no signature, envelope of another domain
 message "CEO <ceo@good.test>" "wire money" >m2
-out=$(send x@example.net mta.example.net m2)
-tap_like "spoofed From: 550 5.7.1 after the dot" "$out" \
-	$' -> \\.\n<\\*\\* 550 5\\.7\\.1 Message rejected: DMARC policy of good\\.test'
-tap_ok "spoofed From: the milter logged the reject" milter_log_grep \
-	" reject stage=eom code=550 status=5\.7\.1 reason=dmarc_fail"
+refused "spoofed From" "$(send x@example.net mta.example.net m2)" \
+	'550 5\.7\.1 Message rejected: DMARC policy of good\.test' dmarc_fail
 
 # 3. SPF fail (fwd.test allows only 192.0.2.1), DKIM of fwd.test passes: DMARC passes, relayed
 signed "Fred <fred@fwd.test>" "forwarded" fwd.test >m3
-out=$(send bounce@fwd.test mta.good.test m3)
-tap_like "SPF fail, DKIM aligned: 250 queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
-tap_ok "SPF fail, DKIM aligned: relayed" pf_wait_delivered $((n += 1)) 20
-ar=$(ours)
-tap_is "SPF fail, DKIM aligned: exactly one A-R of ours" "$(printf '%s\n' "$ar" | grep -c .)" 1
+relayed "SPF fail, DKIM aligned" "$(send bounce@fwd.test mta.good.test m3)"
 tap_has "SPF fail, DKIM aligned: spf=fail" "$ar" "spf=fail smtp.mailfrom=bounce@fwd.test"
 tap_has "SPF fail, DKIM aligned: dkim=pass" "$ar" "dkim=pass header.d=fwd.test header.s=sel"
 tap_has "SPF fail, DKIM aligned: dmarc=pass" "$ar" "dmarc=pass header.from=fwd.test"
 
 # 4. two From fields: DMARC cannot pick a domain, rejected
 { printf 'From: ceo@good.test\n'; message "a@example.net" "two from"; } >m4
-out=$(send x@example.net mta.example.net m4)
-tap_like "two From fields: 550 5.7.1 after the dot" "$out" \
-	$' -> \\.\n<\\*\\* 550 5\\.7\\.1 Message must have exactly one From address \\(several From fields\\)'
-tap_ok "two From fields: the milter logged the reject" milter_log_grep \
-	" reject stage=eom code=550 status=5\.7\.1 reason=dmarc_bad_from"
+refused "two From fields" "$(send x@example.net mta.example.net m4)" \
+	'550 5\.7\.1 Message must have exactly one From address \(several From fields\)' dmarc_bad_from
 
 # 5. null sender: SPF of the HELO name (RFC 7208 2.3) decides, and the A-R says so
 message "MAILER-DAEMON <mailer-daemon@good.test>" "bounce" >m5
 out=$(send "<>" mta.good.test m5)
 tap_like "null sender: MAIL FROM:<> sent" "$out" " -> MAIL FROM:<>"
-tap_like "null sender: 250 queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
-tap_ok "null sender: relayed" pf_wait_delivered $((n += 1)) 20
-ar=$(ours)
+relayed "null sender" "$out"
 tap_has "null sender: spf of the HELO name in the A-R" "$ar" "spf=pass smtp.helo=mta.good.test"
 tap_has "null sender: MAIL FROM identity is postmaster@HELO" "$ar" "spf=pass smtp.mailfrom=postmaster@mta.good.test"
 tap_has "null sender: dmarc=pass through the HELO identity" "$ar" "dmarc=pass header.from=good.test"
@@ -139,10 +137,7 @@ tap_has "null sender: dmarc=pass through the HELO identity" "$ar" "dmarc=pass he
 # 6. the DNS server stopped: DMARC cannot be evaluated, tempfail (dmarc_temperror_action)
 dns_stop
 message "Dan <dan@down.test>" "dns down" >m6
-out=$(send dan@down.test mta.down.test m6)
-tap_like "DNS down: 451 4.7.1 after the dot" "$out" $' -> \\.\n<\\*\\* 451 4\\.7\\.1 '
-tap_ok "DNS down: the milter logged the tempfail" milter_log_grep \
-	" tempfail stage=eom code=451 status=4\.7\.1 reason=dmarc_temperror"
+refused "DNS down" "$(send dan@down.test mta.down.test m6)" '451 4\.7\.1 ' dmarc_temperror
 
 tap_is "rejected and tempfailed messages: nothing relayed" "$(pf_delivered_count)" "$n"
 milter_stop
