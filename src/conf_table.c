@@ -147,7 +147,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_TIME(tls_handshake_timeout, "10s", 1 * SEC, 300 * SEC, MOAT_CK_PROXY,
 	    "a TLS handshake not finished in this time closes the session"),
 	K_BOOL(tls_request_client_cert, "no", MOAT_CK_PROXY,
-	    "ask SMTP clients for a certificate; any is accepted and its SHA-256 fingerprint reaches the policy and the log"),
+	    "ask SMTP clients for a certificate; any is accepted and its SHA-256 fingerprint reaches the policy, the log and the proxy's Received field"),
 	K_STR(tls_client_ca_file, "", NULL, MOAT_CK_PROXY,
 	    "CA certificates (PEM) named to clients when tls_request_client_cert is on, and against which their certificate is verified"),
 	K_ENUM(tls_starttls_pipelined, "discard", "discard|close", MOAT_CK_PROXY,
