@@ -2,7 +2,9 @@
 # proxy_backend_connect.sh - proxy_backend_connect = accept (the backend is connected, greeted and
 # EHLOed when the client is accepted) and SMTPUTF8 offered only when that backend offers it: with
 # smtp-sink (which never offers it) and Postfix (smtputf8_enable yes/no) behind, a MAIL with the
-# SMTPUTF8 parameter is relayed only when offered, else 555 5.5.4. Ports 12720-12729.
+# SMTPUTF8 parameter is relayed only when offered, else 555 5.5.4; with TLS to the backend
+# (tls_backend = required) the client's EHLO waits through STARTTLS and the handshake too.
+# Ports 12720-12729.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/proxy.sh"
 . "$top_srcdir/tests/lib/postfix.sh"
@@ -64,7 +66,12 @@ if [ "${MXMOAT_QUICK:-}" = 1 ]; then
 	tap_done
 	exit
 fi
-if ! pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" "smtputf8_enable = yes" || ! pf_start; then
+cp "$top_srcdir"/tests/data/tls/ecdsa.pem "$top_srcdir"/tests/data/tls/ecdsa.key "$top_srcdir"/tests/data/tls/ca.pem "$PX_DIR"/
+chmod 600 "$PX_DIR"/ecdsa.key && chmod 644 "$PX_DIR"/*.pem
+if ! pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" "smtputf8_enable = yes" \
+	"smtpd_tls_cert_file = $PX_DIR/ecdsa.pem" "smtpd_tls_key_file = $PX_DIR/ecdsa.key" \
+	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes" ||
+	! echo "tlsmgr unix - - n 1000? 1 tlsmgr" >>"$PF_CONF/master.cf" || ! pf_start; then
 	tap_ok "Postfix started" false
 	pf_diag
 	tap_done
@@ -78,6 +85,18 @@ pf_wait_delivered 1 20
 tap_like "... Postfix received it as SMTPUTF8 (RFC 6531 3.7.3: with UTF8SMTP)" "$(pf_headers "$(pf_delivered_last)")" 'with UTF8SMTP '
 tap_like "... and XCLIENT, sent at MAIL, named the client and its HELO" "$(pf_headers "$(pf_delivered_last)")" \
 	'from client\.example \(unknown \[127\.0\.0\.2\]\)'
+px_stop
+
+# the same with STARTTLS to Postfix first: the client's EHLO waits through the handshake
+px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_connect=accept -o proxy_backend_pass=xclient \
+	-o tls_backend=required -o "tls_backend_ca_file=$PX_DIR/ca.pem" -o tls_backend_verify_name=mail.test ||
+	tap_diag "restart failed"
+before=$(pf_delivered_count)
+out=$(px_chat $P --src 127.0.0.2 R "S:EHLO client.example\r\n" R "${UTF8_TXN[@]}" "S:QUIT\r\n" A)
+tap_like "accept + tls_backend=required: SMTPUTF8 offered after the backend's TLS EHLO" "$out" $'<- 250-SMTPUTF8\n'
+tap_like "... delivered" "$out" $'<- 250 2\\.0\\.0 Ok: queued as'
+pf_wait_delivered $((before + 1)) 20
+tap_like "... over TLS and as SMTPUTF8 (with UTF8SMTPS)" "$(pf_headers "$(pf_delivered_last)")" 'with UTF8SMTPS '
 px_stop
 
 px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient || tap_diag "restart failed"
