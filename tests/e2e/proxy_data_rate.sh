@@ -38,7 +38,10 @@ s = socket.create_connection(("127.0.0.1", port), timeout=5)
 f = s.makefile("rb")
 def reply():
     while True:
-        line = f.readline().decode("latin-1").rstrip("\r\n")
+        try:
+            line = f.readline().decode("latin-1").rstrip("\r\n")
+        except OSError:        # a reset after our last drip crossed the close: the same as EOF
+            line = ""
         print("<- " + line if line else "EOF", flush=True)
         if len(line) < 4 or line[3] != "-":
             return line
@@ -70,7 +73,7 @@ before=$(px_dumps)
 out=$(/usr/bin/python3 "$PX_DIR/drip.py" $P 24 0.25)
 ms=$(printf '%s\n' "$out" | sed -n 's/^ms=//p')
 tap_like "slow drip (40 bytes/s < 200): 421 4.4.2, then closed" "$out" $'<- 354 [^\n]*\n<- 421 4\\.4\\.2 [^\n]*\nEOF\n'
-tap_like "... cut at the end of the first 1 s window, not at the end of the 6 s drip (bound 3 s on a loaded machine): ${ms} ms" "$ms" '^[12][0-9]{3}$'
+tap_like "... cut at the end of the first 1 s window, not at the end of the 6 s drip (the window opens at our 354, a little before the client's clock starts; bound 3 s on a loaded machine): ${ms} ms" "$ms" '^(9[0-9]{2}|[12][0-9]{3})$'
 tap_like "... logged with the bytes counted" "$(cat "$PX_DIR/proxy.log")" 'data-rate bytes=[0-9]+ ms=[12][0-9]{3} min=200/s'
 tap_like "... and as a data-rate timeout" "$(cat "$PX_DIR/proxy.log")" 'timeout which=data-rate'
 sleep 0.3
