@@ -1,10 +1,11 @@
 /*
  * dkim_sign.c - sign outbound mail with every key the signing table gives the From domain.
  *
- * libopendkim 2.11 does the canonicalization, hashing and signing for both rsa-sha256 and
- * ed25519-sha256 (DKIM_SIGN_ED25519SHA256, RFC 8463), so this file only chooses keys, buffers the
- * header until the From domain is known, and runs one libopendkim handle per key over the same
- * bytes. Owns struct moat_signer (per config snapshot) and struct moat_sign (per message).
+ * Chooses the keys, buffers the header until the From domain is known, then hands the header to
+ * one signature per key and streams the body once through a shared canonicalizer and hash
+ * (dkim_signature.c), so rsa-sha256 and ed25519-sha256 are made in one pass with keys decoded
+ * when the table was loaded. Owns struct moat_signer (per config snapshot) and struct moat_sign
+ * (per message).
  */
 #include "config.h"
 
@@ -16,17 +17,17 @@
 #include <string.h>
 #include <time.h>
 
-#include <opendkim/dkim.h>
+#include <openssl/evp.h>
 
-#include "dkim_ed25519.h"
+#include "dkim_signature.h"
 #include "dkim_sign.h"
 #include "keyfile.h"
 #include "signtable.h"
 
 struct moat_signer {
-	DKIM_LIB *lib;
+	EVP_MD *sha256;              /* fetched once: an implicit fetch per message costs */
 	struct moat_signtable *table;
-	dkim_canon_t hcanon, bcanon;
+	bool hrelaxed, brelaxed;
 	char *signhdrs_buf, *oversign_buf;
 	const char *signhdrs[MOAT_DKIM_HEADER_LIST_MAX + 2];
 	const char *oversign[MOAT_DKIM_HEADER_LIST_MAX + 1];
@@ -52,8 +53,8 @@ struct moat_sign {
 	char from_domain[256];
 	bool from_bad;
 
-	DKIM *dkim[MOAT_SIGN_KEYS_MAX];                 /* rsa-sha256: libopendkim */
-	struct moat__ed_sign *ed[MOAT_SIGN_KEYS_MAX];   /* ed25519-sha256: dkim_ed25519.c */
+	struct moat__dkim_body *body;                   /* one body hash for every key */
+	struct moat__dkim_sig *sig[MOAT_SIGN_KEYS_MAX];
 	const struct moat_sign_key *keys[MOAT_SIGN_KEYS_MAX];
 	size_t nkeys;
 };
@@ -116,8 +117,7 @@ moat_signer_free(struct moat_signer *signer)
 {
 	if (signer == NULL)
 		return;
-	if (signer->lib != NULL)
-		dkim_close(signer->lib);
+	EVP_MD_free(signer->sha256);
 	moat_signtable_free(signer->table);
 	free(signer->signhdrs_buf);
 	free(signer->oversign_buf);
@@ -138,7 +138,6 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 	uid_t owner;
 	int n;
 	bool has_from = false;
-	uint64_t ttl;
 
 	*out = NULL;
 	if (conf->dkim_signing_table == NULL || conf->dkim_signing_table[0] == '\0')
@@ -153,12 +152,10 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 	}
 	if ((sg->table = moat_signtable_load(conf->dkim_signing_table, owner, err, errlen)) == NULL)
 		goto fail;
-	sg->hcanon = (conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
-	    conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_SIMPLE) ? DKIM_CANON_RELAXED :
-	    DKIM_CANON_SIMPLE;
-	sg->bcanon = (conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
-	    conf->dkim_sign_canonicalization == MOAT_DKIM_SIMPLE_RELAXED) ? DKIM_CANON_RELAXED :
-	    DKIM_CANON_SIMPLE;
+	sg->hrelaxed = conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
+	    conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_SIMPLE;
+	sg->brelaxed = conf->dkim_sign_canonicalization == MOAT_DKIM_RELAXED_RELAXED ||
+	    conf->dkim_sign_canonicalization == MOAT_DKIM_SIMPLE_RELAXED;
 	sg->header_max = conf->limit_header_size;
 	sg->header_count_max = conf->limit_header_count;
 	sg->signhdrs_buf = strdup(conf->dkim_sign_headers);
@@ -185,21 +182,11 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 		snprintf(err, errlen, "%s: dkim_oversign_headers: %s", conf->source, msg);
 		goto fail;
 	}
-	if ((sg->lib = dkim_init(NULL, NULL)) == NULL) {
-		snprintf(err, errlen, "dkim_init failed");
+	if ((sg->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+		snprintf(err, errlen, "OpenSSL has no SHA-256");
 		goto fail;
 	}
-	ttl = conf->dkim_sign_expire / 1000;
-	sg->ttl = ttl;
-	if (dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, sg->signhdrs,
-	    sizeof(char **)) != DKIM_STAT_OK ||
-	    dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, sg->oversign,
-	    sizeof(char **)) != DKIM_STAT_OK ||
-	    (ttl > 0 && dkim_options(sg->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL, &ttl,
-	    sizeof(ttl)) != DKIM_STAT_OK)) {
-		snprintf(err, errlen, "%s: libopendkim refused the dkim_sign_* settings", conf->source);
-		goto fail;
-	}
+	sg->ttl = conf->dkim_sign_expire / 1000;
 	*out = sg;
 	return 0;
 fail:
@@ -308,11 +295,9 @@ moat_sign_free(struct moat_sign *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->nkeys; i++) {
-		if (s->dkim[i] != NULL)
-			dkim_free(s->dkim[i]);
-		moat__ed_free(s->ed[i]);
-	}
+	for (size_t i = 0; i < s->nkeys; i++)
+		moat__dkim_sig_free(s->sig[i]);
+	moat__dkim_body_free(s->body);
 	free(s->hbuf);
 	free(s->hoff);
 	free(s->hlen);
@@ -417,46 +402,23 @@ moat_sign_eoh(struct moat_sign *s)
 		sign_fail(s, MOAT_SIGN_NO_KEY, "no signing table row for %.200s", s->from_domain);
 		return;
 	}
+	if ((s->body = moat__dkim_body_new(sg->brelaxed, sg->sha256)) == NULL) {
+		sign_fail(s, MOAT_SIGN_FAILED, "out of memory");
+		return;
+	}
 	for (size_t k = 0; k < s->nkeys; k++) {
 		const struct moat_sign_key *key = s->keys[k];
-		DKIM_STAT st = DKIM_STAT_OK;
-
-		if (key->key.alg == MOAT_KEY_ED25519_SHA256) {
-			struct moat__ed_params p = {
-				.evp = key->key.evp, .domain = key->domain, .selector = key->selector,
-				.hrelaxed = sg->hcanon == DKIM_CANON_RELAXED,
-				.brelaxed = sg->bcanon == DKIM_CANON_RELAXED,
-				.signhdrs = sg->signhdrs, .oversign = sg->oversign,
-				.now = (uint64_t)time(NULL), .ttl = sg->ttl,
-			};
-			if ((s->ed[k] = moat__ed_begin(&p)) == NULL ||
-			    moat__ed_header(s->ed[k], s->hbuf, s->hoff, s->hlen, s->nhdr) < 0) {
-				sign_fail(s, MOAT_SIGN_FAILED, "ed25519 signature cannot start");
-				return;
-			}
-			continue;
-		}
-
-		s->dkim[k] = dkim_sign(sg->lib, (const unsigned char *)"mxmoat", NULL,
-		    (dkim_sigkey_t)key->key.pem, (const unsigned char *)key->selector,
-		    (const unsigned char *)key->domain, sg->hcanon, sg->bcanon,
-		    key->key.alg == MOAT_KEY_ED25519_SHA256 ? DKIM_SIGN_ED25519SHA256 : DKIM_SIGN_RSASHA256,
-		    -1, &st);
-		if (s->dkim[k] == NULL) {
-			sign_fail(s, MOAT_SIGN_FAILED, "libopendkim cannot start a signature: %s",
-			    dkim_getresultstr(st));
-			return;
-		}
-		for (unsigned i = 0; i < s->nhdr; i++) {
-			st = dkim_header(s->dkim[k], (unsigned char *)s->hbuf + s->hoff[i], s->hlen[i]);
-			if (st != DKIM_STAT_OK) {
-				sign_fail(s, MOAT_SIGN_FAILED, "header rejected by libopendkim: %s",
-				    dkim_getresultstr(st));
-				return;
-			}
-		}
-		if ((st = dkim_eoh(s->dkim[k])) != DKIM_STAT_OK) {
-			sign_fail(s, MOAT_SIGN_FAILED, "end of header: %s", dkim_getresultstr(st));
+		struct moat__dkim_sig_params p = {
+			.alg = key->key.alg, .evp = key->key.evp, .md = sg->sha256,
+			.domain = key->domain, .selector = key->selector,
+			.hrelaxed = sg->hrelaxed, .brelaxed = sg->brelaxed,
+			.signhdrs = sg->signhdrs, .oversign = sg->oversign,
+			.now = (uint64_t)time(NULL), .ttl = sg->ttl,
+		};
+		if ((s->sig[k] = moat__dkim_sig_begin(&p)) == NULL ||
+		    moat__dkim_sig_header(s->sig[k], s->hbuf, s->hoff, s->hlen, s->nhdr) < 0) {
+			sign_fail(s, MOAT_SIGN_FAILED, "%s signature cannot start (s=%s d=%s)",
+			    moat_key_alg_name(key->key.alg), key->selector, key->domain);
 			return;
 		}
 	}
@@ -469,25 +431,14 @@ moat_sign_eoh(struct moat_sign *s)
 void
 moat_sign_body(struct moat_sign *s, const char *chunk, size_t len)
 {
-	if (s->state != SIGN_STREAM || len == 0)
-		return;
-	for (size_t k = 0; k < s->nkeys; k++) {
-		DKIM_STAT st;
-		if (s->ed[k] != NULL) {
-			moat__ed_body(s->ed[k], chunk, len);
-			continue;
-		}
-		st = dkim_body(s->dkim[k], (unsigned char *)chunk, len);
-		if (st != DKIM_STAT_OK) {
-			sign_fail(s, MOAT_SIGN_FAILED, "body: %s", dkim_getresultstr(st));
-			return;
-		}
-	}
+	if (s->state == SIGN_STREAM && len > 0)
+		moat__dkim_body_feed(s->body, chunk, len);
 }
 
 enum moat_sign_status
 moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n, char *why, size_t whylen)
 {
+	unsigned char bh[MOAT_DKIM_BH_LEN];
 	size_t used = 0;
 
 	*n = 0;
@@ -497,32 +448,20 @@ moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n, char *w
 		snprintf(why, whylen, "%s", s->why);
 		return s->status;
 	}
+	s->state = SIGN_DONE;
+	if (moat__dkim_body_end(s->body, bh) < 0) {
+		snprintf(why, whylen, "body hash failed");
+		return MOAT_SIGN_FAILED;
+	}
 	for (size_t k = 0; k < s->nkeys && k < max; k++) {
-		unsigned char *buf = NULL;
-		size_t len = 0;
-		DKIM_STAT st = DKIM_STAT_OK;
-
-		values[k] = NULL;
-		if (s->ed[k] != NULL) {
-			values[k] = moat__ed_end(s->ed[k]);
-			if (values[k] == NULL)
-				st = DKIM_STAT_INTERNAL;
-		} else {
-			st = dkim_eom(s->dkim[k], NULL);
-			if (st == DKIM_STAT_OK)
-				st = dkim_getsighdr_d(s->dkim[k], strlen("DKIM-Signature: "), &buf, &len);
-			if (st == DKIM_STAT_OK && buf != NULL)
-				values[k] = strndup((char *)buf, len);
-		}
-		if (st != DKIM_STAT_OK || values[k] == NULL) {
+		if ((values[k] = moat__dkim_sig_end(s->sig[k], bh)) == NULL) {
 			for (size_t j = 0; j < k; j++) {
 				free(values[j]);
 				values[j] = NULL;
 			}
-			s->state = SIGN_DONE;
-			snprintf(why, whylen, "signing with %s (s=%s d=%s) failed: %s",
-			    s->keys[k]->key.path, s->keys[k]->selector, s->keys[k]->domain,
-			    st != DKIM_STAT_OK ? dkim_getresultstr(st) : "out of memory");
+			*n = 0;
+			snprintf(why, whylen, "signing with %s (s=%s d=%s) failed",
+			    s->keys[k]->key.path, s->keys[k]->selector, s->keys[k]->domain);
 			return MOAT_SIGN_FAILED;
 		}
 		*n = k + 1;
@@ -537,7 +476,6 @@ moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n, char *w
 		if (used >= whylen)
 			break;
 	}
-	s->state = SIGN_DONE;
 	return MOAT_SIGN_OK;
 }
 

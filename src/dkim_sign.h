@@ -2,11 +2,12 @@
  * dkim_sign.h - DKIM signing of outbound mail (RFC 6376; ed25519-sha256 per RFC 8463).
  *
  * Two objects. A struct moat_signer belongs to one configuration snapshot: the signing table with
- * its loaded keys, a libopendkim library handle set up with the signed and oversigned header
- * lists, canonicalization and x= lifetime. It is immutable once built and shared by every session
- * on that snapshot, from any thread. A struct moat_sign is one message being signed: header
- * fields are collected until the end of the header (the From domain picks the keys), then header
- * and body stream through one libopendkim handle per key, so every key signs in the same pass.
+ * its keys (decoded once, at load: a reload builds a new signer), the signed and oversigned
+ * header lists, canonicalization and x= lifetime. It is immutable once built and shared by every
+ * session on that snapshot, from any thread. A struct moat_sign is one message being signed:
+ * header fields are collected until the end of the header (the From domain picks the keys), then
+ * the body streams once through one canonicalizer and hash shared by every key
+ * (dkim_signature.c), so rsa-sha256 and ed25519-sha256 signatures are made in the same pass.
  */
 #ifndef MOAT_DKIM_SIGN_H
 #define MOAT_DKIM_SIGN_H

@@ -24,10 +24,10 @@ enum moat_key_alg {
 struct moat_key {
 	enum moat_key_alg alg;
 	unsigned bits;           /* RSA modulus size; 256 for Ed25519 */
-	char *pem;               /* the file's PEM text, NUL-terminated (what libopendkim takes) */
+	char *pem;               /* the file's PEM text, NUL-terminated (mxmoat-keygen --check) */
 	size_t pemlen;
 	char *path;
-	void *evp;               /* EVP_PKEY * of the key (dkim_ed25519.c signs with it) */
+	void *evp;               /* EVP_PKEY * decoded once at load (dkim_signature.c signs with it) */
 };
 
 /*

@@ -5,7 +5,9 @@
  *
  * Reads the message (LF or CRLF, at most 10 MB), feeds header fields and body to moat_sign_*
  * exactly as the policy core does, and writes the DKIM-Signature fields followed by the message
- * with CRLF line ends. With -n, signs COUNT times and prints "signatures/s" on stderr.
+ * with CRLF line ends. With -n, signs COUNT times and prints on stderr the rate per CPU second
+ * ("N signatures/s cpu", the basis `openssl speed` uses by default, steady on a shared machine)
+ * and per wall-clock second ("N signatures/s wall").
  * Exit: 0 signed, 1 not signed (no key, no From), 2 signing failed, 3 usage.
  */
 #include "config.h"
@@ -120,10 +122,11 @@ main(int argc, char **argv)
 	}
 	free(raw);
 	if (count > 0) {
-		struct timespec a, b;
-		double secs;
+		struct timespec a, b, ca, cb;
+		double secs, cpu;
 		unsigned long sigs = 0;
 		clock_gettime(CLOCK_MONOTONIC, &a);
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
 		for (unsigned long i = 0; i < count; i++) {
 			if (sign_once(conf->signer, msg, clen, vals, &n, why, sizeof(why)) != MOAT_SIGN_OK) {
 				fprintf(stderr, "sign_message: %s\n", why);
@@ -133,9 +136,12 @@ main(int argc, char **argv)
 				free(vals[k]);
 			sigs += n;
 		}
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cb);
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-		fprintf(stderr, "%.1f signatures/s\n", (double)sigs / secs);
+		cpu = (double)(cb.tv_sec - ca.tv_sec) + (double)(cb.tv_nsec - ca.tv_nsec) / 1e9;
+		fprintf(stderr, "%.1f signatures/s cpu\n%.1f signatures/s wall\n", (double)sigs / cpu,
+		    (double)sigs / secs);
 	}
 	st = sign_once(conf->signer, msg, clen, vals, &n, why, sizeof(why));
 	if (st != MOAT_SIGN_OK) {

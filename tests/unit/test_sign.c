@@ -15,7 +15,7 @@
 #include <openssl/pem.h>
 #include <opendkim/dkim.h>
 
-#include "dkim_ed25519.h"
+#include "dkim_signature.h"
 #include "dkim_sign.h"
 #include "dns.h"
 #include "dns_dkim.h"
