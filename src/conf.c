@@ -350,24 +350,33 @@ conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *va
 
 static int conf_parse_file(struct conf_parse *p, const char *file);
 
+/* conf_relative - VALUE as a path relative to the directory of FILE (as it is if absolute or if
+ * FILE has no directory part). -1 if it does not fit in out. */
+static int
+conf_relative(const char *file, const char *value, char *out, size_t outlen)
+{
+	const char *slash = strrchr(file, '/');
+	int rc;
+
+	if (value[0] == '/' || slash == NULL)
+		rc = snprintf(out, outlen, "%s", value);
+	else
+		rc = snprintf(out, outlen, "%.*s/%s", (int)(slash - file), file, value);
+	return rc < 0 || (size_t)rc >= outlen ? -1 : 0;
+}
+
 /* conf_include - "include = FILE": FILE relative to the directory of the including file. */
 static int
 conf_include(struct conf_parse *p, const char *value)
 {
 	char path[PATH_MAX];
-	const char *slash = strrchr(p->file, '/');
 	struct conf_parse sub = *p;
-	int rc;
 
 	if (p->depth + 1 >= MOAT_CONF_INCLUDE_DEPTH) {
 		conf_fail(p, "include", "includes nested deeper than %d", MOAT_CONF_INCLUDE_DEPTH);
 		return -1;
 	}
-	if (value[0] == '/' || slash == NULL)
-		rc = snprintf(path, sizeof(path), "%s", value);
-	else
-		rc = snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - p->file), p->file, value);
-	if (rc < 0 || (size_t)rc >= sizeof(path)) {
+	if (conf_relative(p->file, value, path, sizeof(path)) < 0) {
 		conf_fail(p, "include", "path too long");
 		return -1;
 	}
@@ -411,7 +420,19 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 		conf_fail(p, name, "set twice (first at %s:%u)", p->seen_file[idx], p->seen_line[idx]);
 		return 0;
 	}
-	if (conf_set(p->conf, key, value, err, sizeof(err)) < 0) {
+	if ((key->scope & MOAT_CK_FILE_RELATIVE) && value[0] != '\0') {
+		/* A file named by a key is found next to the file that names it, not in the
+		 * daemon's working directory (which is / once detached). */
+		char path[PATH_MAX];
+		if (conf_relative(p->file, value, path, sizeof(path)) < 0) {
+			conf_fail(p, name, "path too long");
+			return 0;
+		}
+		if (conf_set(p->conf, key, path, err, sizeof(err)) < 0) {
+			conf_fail(p, name, "%s", err);
+			return 0;
+		}
+	} else if (conf_set(p->conf, key, value, err, sizeof(err)) < 0) {
 		conf_fail(p, name, "%s", err);
 		return 0;
 	}

@@ -37,6 +37,7 @@ enum moat_conf_type {
 #define MOAT_CK_PROXY  0x1
 #define MOAT_CK_MILTER 0x2
 #define MOAT_CK_ALL    (MOAT_CK_PROXY | MOAT_CK_MILTER)
+#define MOAT_CK_FILE_RELATIVE 0x4   /* a relative path set in a file is relative to that file */
 
 /* A validator for MOAT_CT_STRING keys: returns 0, or -1 with a message in err. */
 typedef int (*moat_conf_check_fn)(const char *value, char *err, size_t errlen);

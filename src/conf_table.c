@@ -225,8 +225,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 
 	/* milter */
 	/* DKIM signing (dkim_sign.c, signtable.c) */
-	K_STR(dkim_signing_table, "", NULL, MOAT_CK_ALL,
-	    "file mapping From domains to selector, algorithm and key file (see SIGNING TABLE); empty: no signing"),
+	K_STR(dkim_signing_table, "", NULL, MOAT_CK_ALL | MOAT_CK_FILE_RELATIVE,
+	    "file mapping From domains to selector, algorithm and key file (see SIGNING TABLE), relative to the configuration file that sets it; empty: no signing"),
 	K_ENUM(dkim_sign_canonicalization, "relaxed/relaxed",
 	    "relaxed/relaxed|relaxed/simple|simple/relaxed|simple/simple", MOAT_CK_ALL,
 	    "header/body canonicalization of the signatures made (RFC 6376 3.4)"),

@@ -64,6 +64,25 @@ tap_like "duplicate row" "$(try 'k.test sel rsa-sha256 rsa.key\nk.test sel rsa-s
 tap_like "bad selector" "$(try 'k.test se\"l rsa-sha256 rsa.key\n')" "$dir/table:1: bad selector"
 tap_like "missing table" "$(rm -f table; printf 'dkim_signing_table = %s/nope\n' "$dir" >moat.conf;
 	"$signer" -c moat.conf </dev/null 2>&1)" "$dir/nope: cannot open signing table: No such file or directory"
+# A relative dkim_signing_table is found next to the file that sets it (the daemons run in /), and
+# its key files next to the table.
+mkdir -p etc/mxmoat/keys etc/mxmoat/conf.d
+cp -p rsa.key etc/mxmoat/keys/rsa.key
+printf 'k.test sel rsa-sha256 keys/rsa.key\n' >etc/mxmoat/signing.table
+printf 'dkim_signing_table = signing.table\n' >etc/mxmoat/moat.conf
+tap_is "relative table: found next to the config file, from another directory" \
+	"$(cd / && "$signer" -c "$dir/etc/mxmoat/moat.conf" <"$dir/msg" 2>&1 | grep -c '^DKIM-Signature: .*d=k.test; s=sel;')" 1
+tap_like "relative table: the dump shows the resolved path" \
+	"$(cd / && "$top_builddir/milter/mxmoat-milter" -c "$dir/etc/mxmoat/moat.conf" -d 2>&1 | grep '^dkim_signing_table')" \
+	"^dkim_signing_table = $dir/etc/mxmoat/signing.table\$"
+printf 'include = conf.d/sign.conf\n' >etc/mxmoat/moat.conf
+printf 'dkim_signing_table = ../signing.table\n' >etc/mxmoat/conf.d/sign.conf
+tap_is "relative table in an included file: relative to that file" \
+	"$(cd / && "$signer" -c "$dir/etc/mxmoat/moat.conf" <"$dir/msg" 2>&1 | grep -c '^DKIM-Signature: ')" 1
+printf 'dkim_signing_table = missing.table\n' >etc/mxmoat/moat.conf
+tap_like "relative table missing: the error names the resolved path" \
+	"$(cd / && "$signer" -c "$dir/etc/mxmoat/moat.conf" </dev/null 2>&1)" \
+	"$dir/etc/mxmoat/missing.table: cannot open signing table: No such file or directory"
 tap_like "bad header list key" "$("$signer" -o dkim_signing_table=x -o 'dkim_sign_headers=From, Sub ject' </dev/null 2>&1)" \
 	"dkim_sign_headers: bad header field name 'Sub ject'"
 tap_done
