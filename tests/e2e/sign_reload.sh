@@ -1,0 +1,93 @@
+#!/bin/bash
+# sign_reload.sh - DKIM keys reloaded on SIGHUP by mxmoat-milter behind a real Postfix. The zone
+# (nsd) publishes the NEW rsa-sha256 and ed25519-sha256 keys of the selectors from the start:
+# a message signed before the reload fails dkimpy, the key files are replaced, SIGHUP, and the
+# next message verifies; then a key file made group-readable is refused on the next SIGHUP
+# (logged, naming the file) and the running keys keep signing.
+# Ports: 17600 (smtpd), 17601 (sink), 17602 (milter), 17603 (nsd).
+top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
+top_builddir=$(cd "${top_builddir:-.}" && pwd)
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/postfix.sh"
+. "$top_srcdir/tests/lib/milter.sh"
+. "$top_srcdir/tests/lib/dns.sh"
+
+[ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
+[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
+command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
+/usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
+[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+pf_lock sign-reload || tap_skip_all "another run of this test held its ports for 600 s"
+
+MILTER_DIR=$(mktemp -d /tmp/mxmoat-signreload.XXXXXX)
+chmod 755 "$MILTER_DIR"
+cleanup() { milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"; }
+trap cleanup EXIT
+cd "$MILTER_DIR" || exit 1
+
+keygen=$top_builddir/tools/mxmoat-keygen
+verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17603"
+# The running keys (rsa.key, ed.key) and their replacements, same selectors.
+"$keygen" -o rsa.key s1r sign.test >rsa.out
+"$keygen" -a ed25519 -o ed.key s1e sign.test >ed.out
+"$keygen" -o new-rsa.key s1r sign.test >new-rsa.out
+"$keygen" -a ed25519 -o new-ed.key s1e sign.test >new-ed.out
+chown nobody rsa.key ed.key new-rsa.key new-ed.key
+{ tail -n 1 rsa.out; tail -n 1 ed.out; } >table
+chmod 644 table
+cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
+grep -h '_domainkey' new-rsa.out new-ed.out >>zone
+dns_start 17603 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
+printf 'dkim_signing_table = %s/table\ninternal_networks = 127.0.0.0/8\n' "$MILTER_DIR" >moat.conf
+
+PF_PORT=17600 PF_SINK_PORT=17601
+pf_init "smtpd_milters = inet:127.0.0.1:17602" "milter_default_action = tempfail" \
+	"milter_protocol = 6"
+pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+
+# send SUBJECT -> swaks output
+send() {
+	swaks --server 127.0.0.1:17600 --from alice@sign.test --to b@example.net \
+		--header "From: Alice <alice@sign.test>" --header "Subject: $1" \
+		--body $'Hello  there\n' 2>&1
+}
+# verified N -> dkimpy's lines for the Nth relayed message
+verified() { pf__message "$(pf_delivered_files | sed -n "${1}p")" | sed 's/$/\r/' | $verify; }
+# reloads N -> wait (bounded) until the milter has logged N reload results
+reloads() {
+	local i
+	for i in $(seq 1 100); do
+		[ "$(grep -cE 'reload (loaded|refused)' "$MILTER_LOG")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+fail2=$(printf 's=s1r a=rsa-sha256 fail\ns=s1e a=ed25519-sha256 fail')
+pass2=$(printf 's=s1r a=rsa-sha256 pass\ns=s1e a=ed25519-sha256 pass')
+
+tap_ok "milter starts" milter_start inet:17602@127.0.0.1 -c moat.conf
+tap_like "before the reload: 250 queued" "$(send before)" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "before the reload: relayed" pf_wait_delivered 1 20
+tap_is "before the reload: signed with the old keys, which DNS no longer publishes" "$(verified 1)" "$fail2"
+
+mv new-rsa.key rsa.key
+mv new-ed.key ed.key
+kill -HUP "$MILTER_PID"
+tap_ok "SIGHUP: configuration and keys reloaded" reloads 1
+tap_ok "SIGHUP: logged" milter_log_grep "reload loaded (.*/)?moat\\.conf"
+tap_like "after the reload: 250 queued" "$(send after)" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "after the reload: relayed" pf_wait_delivered 2 20
+tap_is "after the reload: dkimpy verifies both with the new keys" "$(verified 2)" "$pass2"
+
+chmod 640 rsa.key
+kill -HUP "$MILTER_PID"
+tap_ok "SIGHUP with a group-readable key: answered" reloads 2
+tap_ok "bad key on reload: refused, logged with the file, running keys kept" milter_log_grep \
+	"reload refused: .*$MILTER_DIR/rsa\.key: key file is readable or writable by its group \(mode 0640\).*keeping the running configuration"
+tap_like "bad key on reload: still 250" "$(send kept)" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "bad key on reload: relayed" pf_wait_delivered 3 20
+tap_is "bad key on reload: still signed with the loaded keys, dkimpy verifies" "$(verified 3)" "$pass2"
+milter_stop
+tap_is "milter exits 0" "$MILTER_RC" 0
+tap_ok "no sanitizer report in the milter log" milter_sanitizer_clean
+tap_done
