@@ -125,7 +125,8 @@ main(int argc, char **argv)
 {
 	static struct proxy_main m;
 	struct moat_conf *conf;
-	char err[512], buf[32], *addrs[PX_LISTEN_MAX], list[MOAT_CONF_LINE_MAX + 1];
+	char err[512], buf[32], *addrs[PX_LISTEN_MAX], list[MOAT_CONF_LINE_MAX + 1],
+	    slist[MOAT_CONF_LINE_MAX + 1];
 	int rc, fds[PX_LISTEN_MAX];
 	size_t naddrs;
 	long ncpu;
@@ -150,6 +151,9 @@ main(int argc, char **argv)
 		m.nworkers = WORKERS_MAX;
 	snprintf(list, sizeof(list), "%s", conf->proxy_listen);   /* a config line is never longer */
 	naddrs = split_list(list, addrs, PX_LISTEN_MAX);
+	/* submission listeners are plaintext ones too (STARTTLS, then AUTH: smtp_auth.c) */
+	snprintf(slist, sizeof(slist), "%s", conf->proxy_submission_listen);
+	naddrs += split_list(slist, addrs + naddrs, PX_LISTEN_MAX - naddrs);
 	if (naddrs == 0) {
 		fprintf(stderr, "mxmoat-proxy: proxy_listen is empty\n");
 		return 1;
@@ -170,6 +174,13 @@ main(int argc, char **argv)
 	}
 	if ((conf->proxy_listen_tls[0] != '\0' || conf->proxy_require_tls) && !moat_tls_ctx_server_ready(m.tls)) {
 		fprintf(stderr, "mxmoat-proxy: proxy_listen_tls and proxy_require_tls need tls_cert_file\n");
+		return 1;
+	}
+	/* AUTH is offered only inside TLS: without a certificate a submission listener could never
+	 * authenticate anyone, and must not run as an unauthenticated one. */
+	if (conf->proxy_submission_listen[0] != '\0' && !moat_tls_ctx_server_ready(m.tls)) {
+		fprintf(stderr, "mxmoat-proxy: proxy_submission_listen needs tls_cert_file (AUTH is only "
+		    "offered inside TLS; an unauthenticated submission listener is refused)\n");
 		return 1;
 	}
 	for (unsigned i = 0; i < m.nworkers; i++) {
@@ -231,8 +242,9 @@ main(int argc, char **argv)
 			moat_log(LOG_ERR, NULL, "start", "error=thread");
 			return 1;
 		}
-	moat_log(LOG_INFO, NULL, "start", "listen=%s listen_tls=%s tls=%s backend=%s workers=%u", conf->proxy_listen,
-	    conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
+	moat_log(LOG_INFO, NULL, "start", "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u",
+	    conf->proxy_listen, conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
+	    conf->proxy_submission_listen[0] != '\0' ? conf->proxy_submission_listen : "-",
 	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers);
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 	moat_daemon_pidfile_remove(conf->proxy_pid_file);

@@ -23,14 +23,18 @@
 #include <syslog.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "data_reader.h"
 #include "hdr_edit.h"
 #include "hold.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "received.h"
+#include "smtp_auth.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
+#include "trust.h"
 #include "upstream.h"
 
 #define INBUF_WINDOW 4096      /* room past one maximal line, for pipelined commands and DATA */
@@ -45,21 +49,24 @@
 #define CHUNK_CAP (2 * CHUNK_HIGH + 64)
 #define SEND_HIGH ((size_t)128 * 1024)
 
-enum px_state { S_GREET = 0, S_CMD, S_DATA, S_CLOSED };
+enum px_state { S_GREET = 0, S_CMD, S_AUTH, S_DATA, S_CLOSED };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
 enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
 /* what waits for a rate-limit answer (issue 9) */
 enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
- * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept) */
-enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET, OP_EHLO };
+ * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept);
+ * OP_AUTH: a line of a relayed AUTH exchange (smtp_auth.c) */
+enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET, OP_EHLO,
+	OP_AUTH };
 /* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
  * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
- * client's HELO) still to be sent at the first MAIL. */
+ * client's HELO) still to be sent at the first MAIL or AUTH. B_XLOGIN, B_EHLO3: after a relayed
+ * AUTH's 235 (smtp_auth.c), XCLIENT LOGIN and the EHLO it requires. */
 enum px_bstate {
 	B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_STARTTLS, B_HANDSHAKE, B_EHLO_TLS, B_XCLIENT, B_EHLO2,
-	B_PARKED, B_READY
+	B_XLOGIN, B_EHLO3, B_PARKED, B_READY
 };
 enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
 enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
@@ -90,6 +97,9 @@ struct px_session {
 	bool quit;
 	enum px_rlnext rl_next;            /* issue 9: what the pending rate-limit check decides */
 	bool greet_now;                    /* issue 9: greet once the connection limits allow it */
+	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
+	bool submission, authenticated, backend_auth;
+	struct px_auth *auth;
 
 	char helo[HELO_MAX + 1];
 	bool helo_seen, esmtp;
@@ -172,6 +182,14 @@ static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; 
 static const char reply_backend_tls_missing[] = "451 4.7.4 TLS to the backend not available, try again later\r\n";
 /* the handshake with the backend failed: certificate, protocol, or bytes injected after its 220 */
 static const char reply_backend_tls_failed[] = "451 4.7.5 TLS to the backend failed, try again later\r\n";
+/* AUTH on submission listeners (RFC 4954) */
+static const char reply_auth_required[] = "530 5.7.0 Authentication required\r\n";
+static const char reply_auth_twice[] = "503 5.5.1 Already authenticated\r\n";
+static const char reply_auth_mech[] = "504 5.5.4 Unrecognized authentication type\r\n";
+static const char reply_auth_syntax[] = "501 5.5.2 Cannot decode response\r\n";
+static const char reply_auth_long[] = "500 5.5.6 Authentication exchange line is too long\r\n";
+static const char reply_auth_unavailable[] = "454 4.7.0 Temporary authentication failure\r\n";
+static const char reply_auth_ok[] = "235 2.7.0 Authentication successful\r\n";
 
 static void session_pump(struct px_session *s);
 static void data_free(struct px_session *s);
@@ -313,9 +331,23 @@ send_mail(struct px_session *s)
 	backend_command(s, OP_MAIL, "MAIL FROM:", s->path, s->params);
 }
 
+static void auth_end(struct px_session *s);
+static void auth_send(struct px_session *s);
+static int auth_xlogin_reply(struct px_session *s, const struct px_reply *r);
+
+/* backend_ready - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
+static void
+backend_ready(struct px_session *s)
+{
+	if (s->op == OP_AUTH)
+		auth_send(s);
+	else
+		send_mail(s);
+}
+
 /*
- * backend_start - connect. op OP_MAIL: MAIL needs the backend and goes out once it is ready;
- * OP_NONE: proxy_backend_connect = accept, nobody waits (a failure only means MAIL tries again).
+ * backend_start - connect. op OP_MAIL or OP_AUTH: it needs the backend and goes out once it is
+ * ready; OP_NONE: proxy_backend_connect = accept, nobody waits (a failure only means MAIL tries again).
  */
 static void
 backend_start(struct px_session *s, enum px_op op)
@@ -333,6 +365,7 @@ backend_start(struct px_session *s, enum px_op op)
 		if (op == OP_NONE)
 			return;
 		txn_reset(s);
+		auth_end(s);
 		SAY(s, reply_backend_down);
 	}
 }
@@ -383,6 +416,7 @@ backend_setup_failed(struct px_session *s, const char *why, const char *reply, s
 	if (op == OP_NONE || op == OP_EHLO)
 		return;
 	txn_reset(s);
+	auth_end(s);
 	say(s, reply, len);
 }
 
@@ -424,7 +458,7 @@ backend_xclient(struct px_session *s)
 
 	if (s->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
 		s->bstate = B_READY;
-		send_mail(s);
+		backend_ready(s);
 		return;
 	}
 	if (!s->backend_xclient) {
@@ -448,7 +482,7 @@ backend_xclient(struct px_session *s)
 static void
 backend_proceed(struct px_session *s)
 {
-	if (s->op == OP_MAIL)
+	if (s->op == OP_MAIL || s->op == OP_AUTH)
 		backend_xclient(s);
 	else
 		backend_parked(s);   /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
@@ -464,6 +498,7 @@ backend_after_ehlo(struct px_session *s)
 {
 	s->backend_xclient = px_reply_has_ext(s->reply, "XCLIENT");
 	s->backend_utf8 = px_reply_has_ext(s->reply, "SMTPUTF8");
+	s->backend_auth = px_reply_has_ext(s->reply, "AUTH");
 	if (s->bstate == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
 		if (px_reply_has_ext(s->reply, "STARTTLS")) {
 			s->bstate = B_STARTTLS;
@@ -535,8 +570,14 @@ backend_setup(struct px_session *s)
 		if (r->code != 250)
 			goto refused;
 		s->backend_utf8 = px_reply_has_ext(r, "SMTPUTF8");
+		s->backend_auth = px_reply_has_ext(r, "AUTH");
 		s->bstate = B_READY;
-		send_mail(s);
+		backend_ready(s);
+		break;
+	case B_XLOGIN:
+	case B_EHLO3:
+		if (auth_xlogin_reply(s, r) < 0)
+			goto refused;
 		break;
 	default:
 		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
@@ -562,6 +603,8 @@ px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *in
 	backend_ehlo(s, B_EHLO_TLS);
 	px_reply_init(s->reply);
 }
+
+static void auth_backend_reply(struct px_session *s, const struct px_reply *r);
 
 /* backend_reply - a complete reply for the pending operation. */
 static void
@@ -632,6 +675,9 @@ backend_reply(struct px_session *s)
 		break;
 	case OP_RSET:
 		SAY(s, reply_ok);
+		break;
+	case OP_AUTH:
+		auth_backend_reply(s, r);
 		break;
 	case OP_NONE:
 	case OP_EHLO:
@@ -732,6 +778,10 @@ px_session_backend_error(struct px_session *s, const char *why)
 	s->wait = W_NONE;
 	txn_reset(s);
 	data_free(s);                /* a held message that was going out */
+	if (op == OP_AUTH || s->state == S_AUTH) {
+		s->state = S_CMD;
+		auth_end(s);
+	}
 	if (op == OP_RSET)
 		SAY(s, reply_ok);
 	else if (op == OP_RSET_QUIET)
@@ -1324,11 +1374,13 @@ ehlo_reply(struct px_session *s)
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
 		n = snprintf(buf, sizeof(buf),
-		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s"
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s"
 		    "250 ENHANCEDSTATUSCODES\r\n",
 		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
 		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "",
-		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "");
+		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "",
+		    /* RFC 4954 4: AUTH only inside TLS, and not again once authenticated */
+		    s->submission && s->tls_active && !s->authenticated ? PX_AUTH_EHLO : "");
 	if (n > 0 && (size_t)n < sizeof(buf))
 		say(s, buf, (size_t)n);
 }
@@ -1443,6 +1495,10 @@ check_mail(struct px_session *s, const char *arg)
 		SAY(s, reply_nested_mail);
 		return -1;
 	}
+	if (s->submission && !s->authenticated) {
+		SAY(s, reply_auth_required);     /* RFC 4954 6 */
+		return -1;
+	}
 	if (parse_path(s, arg, "FROM:", true, &np) < 0)
 		return -1;
 	if ((rc = mail_params(s, s->params)) == -2) {
@@ -1478,24 +1534,32 @@ mail_done(struct px_session *s)
 	session_ratelimit(s, MOAT_RL_EV_MAIL, RL_MAIL);
 }
 
-/* mail_send - MAIL passed every check: to the backend, connecting it first if need be. */
+/* backend_request - OP (MAIL, or AUTH's first line) to the backend, connecting it first if need be. */
 static void
-mail_send(struct px_session *s)
+backend_request(struct px_session *s, enum px_op op)
 {
 	if (s->bstate == B_READY) {
-		send_mail(s);
+		s->op = op;
+		backend_ready(s);
 	} else if (s->bstate == B_PARKED) {
 		if (reply_alloc(s) < 0)
 			return;
-		s->op = OP_MAIL;
+		s->op = op;
 		s->wait = W_BACKEND;
 		backend_xclient(s);
 	} else if (backend_in_setup(s)) {
-		s->op = OP_MAIL;             /* the early connection's setup sends it once ready */
+		s->op = op;                  /* the early connection's setup sends it once ready */
 		s->wait = W_BACKEND;
 	} else {
-		backend_start(s, OP_MAIL);
+		backend_start(s, op);
 	}
+}
+
+/* mail_send - MAIL passed every check: to the backend. */
+static void
+mail_send(struct px_session *s)
+{
+	backend_request(s, OP_MAIL);
 }
 
 static int
@@ -1709,7 +1773,174 @@ starttls_begin(struct px_session *s)
 		session_close(s);
 }
 
+/* ---- AUTH on submission listeners (RFC 4954), relayed to the backend: smtp_auth.c ---- */
+
+/* auth_end - the exchange is over (either way): wipe what it held. */
+static void
+auth_end(struct px_session *s)
+{
+	px_auth_free(s->auth);
+	s->auth = NULL;
+}
+
+/* auth_send - the pending line of the exchange to the backend, then wipe our copy. */
+static void
+auth_send(struct px_session *s)
+{
+	size_t n;
+	const char *l;
+
+	if (!s->backend_auth) {
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "auth", "result=unavailable backend_offers_auth=no");
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		auth_end(s);
+		SAY(s, reply_auth_unavailable);
+		return;
+	}
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		auth_end(s);
+		SAY(s, reply_oom);
+		session_close(s);
+		return;
+	}
+	px_reply_init(s->reply);
+	l = px_auth_line(s->auth, &n);
+	s->op = OP_AUTH;
+	s->wait = W_BACKEND;
+	backend_send(s, l, n);
+	px_auth_sent(s->auth);
+}
+
+/* auth_succeeded - the backend said 235 (and took XCLIENT LOGIN if asked): trusted from now. */
+static void
+auth_succeeded(struct px_session *s)
+{
+	s->authenticated = true;
+	moat_session_auth(s->ms, px_auth_login(s->auth));
+	/* the login name is not logged (AUTH data never is, STYLE.md 5) */
+	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s", px_auth_mech(s->auth));
+	auth_end(s);
+	SAY(s, reply_auth_ok);
+}
+
+/* auth_backend_reply - the backend's answer to a line of the exchange. */
+static void
+auth_backend_reply(struct px_session *s, const struct px_reply *r)
+{
+	char buf[PX_AUTH_LOGIN_MAX * 3 + 32];
+	size_t n;
+
+	if (r->code == 334) {
+		say(s, r->buf, r->len);          /* the challenge, verbatim; the client answers */
+		s->state = S_AUTH;
+		return;
+	}
+	s->state = S_CMD;
+	if (r->code != 235) {
+		say(s, r->buf, r->len);          /* 535, 501, 454...: the backend's word */
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth", "result=fail mech=%s backend_code=%u",
+		    px_auth_mech(s->auth), r->code);
+		auth_end(s);
+		count_error(s, false);
+		return;
+	}
+	/* pass the login on where the backend takes XCLIENT (its reply is a new greeting) */
+	if (s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
+	    (n = px_xclient_login_format(buf, sizeof(buf), px_auth_login(s->auth))) > 0) {
+		s->bstate = B_XLOGIN;
+		s->op = OP_AUTH;
+		s->wait = W_BACKEND;
+		backend_send(s, buf, n);
+		return;
+	}
+	auth_succeeded(s);
+}
+
+/* auth_xlogin_reply - XCLIENT LOGIN's greeting, then the EHLO it needs; -1: leg unusable. */
+static int
+auth_xlogin_reply(struct px_session *s, const struct px_reply *r)
+{
+	char buf[512];
+	int n;
+
+	if (s->bstate == B_XLOGIN) {
+		if (r->code != 220)
+			return -1;
+		s->bstate = B_EHLO3;
+		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
+		    s->helo[0] ? s->helo : s->conf->authserv_id);
+		backend_send(s, buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0);
+		return 0;
+	}
+	if (r->code != 250)
+		return -1;
+	s->bstate = B_READY;
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	auth_succeeded(s);
+	return 0;
+}
+
+static int
+check_auth(struct px_session *s, const char *arg)
+{
+	static const char *const replies[] = {
+		[PX_AUTH_BAD_MECH] = reply_auth_mech, [PX_AUTH_SYNTAX] = reply_auth_syntax,
+		[PX_AUTH_TOOLONG] = reply_auth_long, [PX_AUTH_NOMEM] = reply_oom,
+	};
+	enum px_auth_rc rc;
+
+	if (!s->submission) {
+		SAY(s, reply_unknown);       /* not advertised: not a command here */
+		return -1;
+	}
+	if (!s->tls_active) {
+		SAY(s, reply_tls_required);  /* RFC 4954 4: credentials only inside TLS */
+		return -1;
+	}
+	if (s->authenticated) {
+		SAY(s, reply_auth_twice);
+		return -1;
+	}
+	if (s->in_txn || s->op != OP_NONE) {
+		SAY(s, reply_tls_in_txn);
+		return -1;
+	}
+	if ((rc = px_auth_start(arg, &s->auth)) != PX_AUTH_SEND) {
+		say(s, replies[rc], strlen(replies[rc]));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_auth(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	backend_request(s, OP_AUTH);
+}
+
+/* auth_client_line - the client's answer to a 334 (credentials: wiped once relayed). */
+static void
+auth_client_line(struct px_session *s, char *line, size_t len)
+{
+	enum px_auth_rc rc = px_auth_response(s->auth, line, len);
+
+	OPENSSL_cleanse(line, len);
+	if (rc != PX_AUTH_SEND) {
+		/* too long: cancel at the backend, whose 501 ends the exchange there */
+		s->state = S_CMD;
+		auth_end(s);
+		SAY(s, reply_auth_long);
+		backend_abort(s);
+		return;
+	}
+	auth_send(s);
+}
+
 static const struct px_cmd cmd_table[] = {
+	{ "AUTH", CF_NEED_HELO, check_auth, proceed_auth },
 	{ "STARTTLS", CF_NEED_HELO, check_starttls, proceed_starttls },
 	{ "EHLO", 0, check_helo, proceed_ehlo },
 	{ "HELO", 0, check_helo, proceed_helo },
@@ -1829,8 +2060,19 @@ session_pump(struct px_session *s)
 		if (r == PX_LINE_NEED)
 			break;
 		if (r == PX_LINE_OK) {
+			/* AUTH lines carry credentials: no copy of them stays behind */
+			bool secret = s->state == S_AUTH || (ll >= 4 && strncasecmp(p, "AUTH", 4) == 0);
+
 			s->in_pos += used;
-			session_command(s, p, ll);
+			if (s->state == S_AUTH)
+				auth_client_line(s, s->in + s->in_pos - used, ll);
+			else
+				session_command(s, p, ll);
+			if (secret) {
+				OPENSSL_cleanse(s->in + s->in_pos - used, used);
+				if (s->line != NULL)
+					OPENSSL_cleanse(s->line, s->line_cap);
+			}
 			continue;
 		}
 		s->skip = r == PX_LINE_TOOLONG ? SK_LONG : r == PX_LINE_NUL ? SK_NUL : SK_BARE;
@@ -1962,6 +2204,8 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 	snprintf(s->client_name, sizeof(s->client_name), "%s", client->name ? client->name : "");
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
 	s->local_port = local_port;
+	s->submission = client->listener != NULL &&
+	    moat_trust_list_has(s->conf->proxy_submission_listen, client->listener);
 	s->line_cap = s->conf->limit_line_length + 1;
 	s->in_cap = s->conf->limit_line_length + INBUF_WINDOW;
 	return s;
@@ -1973,6 +2217,7 @@ px_session_free(struct px_session *s)
 	if (s == NULL)
 		return;
 	moat_session_free(s->ms);
+	auth_end(s);
 	data_free(s);
 	free(s->reply);
 	free(s->line);

@@ -138,6 +138,7 @@ struct moat_conf {
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */
+	char *proxy_submission_listen; /* plaintext listeners that require AUTH (inside TLS) */
 	bool proxy_require_tls;        /* plaintext listeners: 530 5.7.0 before STARTTLS */
 	char *tls_cert_file;           /* comma list, paired in order with tls_key_file */
 	char *tls_key_file;

@@ -127,6 +127,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,
 	    "implicit-TLS listeners (RFC 8314, port 465 style), comma-separated host:port; needs tls_cert_file"),
+	K_STR(proxy_submission_listen, "", moat_conf_check_listen_list, MOAT_CK_PROXY,
+	    "submission listeners (port 587 style), comma-separated host:port: STARTTLS, then AUTH relayed to the backend before MAIL; needs tls_cert_file"),
 	K_BOOL(proxy_require_tls, "no", MOAT_CK_PROXY,
 	    "on plaintext listeners, MAIL, RCPT and DATA before STARTTLS get 530 5.7.0"),
 	K_STR(tls_cert_file, "", NULL, MOAT_CK_PROXY,

@@ -10,23 +10,30 @@
 #include "trust.h"
 
 bool
-moat_trust_is_submission(const struct moat_conf *conf, const char *listener)
+moat_trust_list_has(const char *list, const char *item)
 {
 	size_t want;
 
-	if (listener == NULL || listener[0] == '\0')
+	if (item == NULL || item[0] == '\0')
 		return false;
-	want = strlen(listener);
-	for (const char *p = conf->submission_listeners; *p != '\0';) {
+	want = strlen(item);
+	for (const char *p = list; *p != '\0';) {
 		size_t len;
 		while (*p == ',' || isspace((unsigned char)*p))
 			p++;
 		len = strcspn(p, ", \t\r\n");
-		if (len > 0 && len == want && strncmp(p, listener, len) == 0)
+		if (len > 0 && len == want && strncmp(p, item, len) == 0)
 			return true;
 		p += len;
 	}
 	return false;
+}
+
+bool
+moat_trust_is_submission(const struct moat_conf *conf, const char *listener)
+{
+	return moat_trust_list_has(conf->submission_listeners, listener) ||
+	    moat_trust_list_has(conf->proxy_submission_listen, listener);
 }
 
 enum moat_direction
