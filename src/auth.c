@@ -81,7 +81,7 @@ struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char
 		return NULL;
 	e = engine_new(dns, true, conf, 0);
 	if (e == NULL) {
-		snprintf(err, errlen, "cannot set up the DKIM verifier (libopendkim)");
+		snprintf(err, errlen, "cannot set up the DKIM verifier (out of memory, or no SHA-256 in OpenSSL)");
 		return NULL;
 	}
 	return e;

@@ -31,6 +31,7 @@ struct moat__dkim_body {
 	EVP_MD_CTX *md;               /* sink: hash ... */
 	char *out;                    /* ... or buffer (tests) */
 	size_t outlen;
+	size_t limit, total;          /* hash at most limit bytes (l=, verification); bytes seen */
 	char buf[BODY_OUTBUF];
 	size_t used;
 };
@@ -40,9 +41,12 @@ bc_flush(struct moat__dkim_body *b)
 {
 	if (b->used == 0)
 		return;
-	if (b->md != NULL)
-		EVP_DigestUpdate(b->md, b->buf, b->used);
-	else {
+	if (b->md != NULL) {
+		size_t room = b->total < b->limit ? b->limit - b->total : 0;
+		if (room > 0)
+			EVP_DigestUpdate(b->md, b->buf, room < b->used ? room : b->used);
+		b->total += b->used;
+	} else {
 		memcpy(b->out + b->outlen, b->buf, b->used);
 		b->outlen += b->used;
 	}
@@ -179,6 +183,7 @@ moat__dkim_body_new(bool relaxed, const void *md)
 	if (b == NULL)
 		return NULL;
 	b->relaxed = relaxed;
+	b->limit = SIZE_MAX;
 	if ((b->md = EVP_MD_CTX_new()) == NULL || EVP_DigestInit_ex(b->md, md, NULL) != 1) {
 		moat__dkim_body_free(b);
 		return NULL;
@@ -199,6 +204,18 @@ moat__dkim_body_end(struct moat__dkim_body *b, unsigned char out[MOAT_DKIM_BH_LE
 
 	bc_end(b);
 	return EVP_DigestFinal_ex(b->md, out, &hl) == 1 && hl == MOAT_DKIM_BH_LEN ? 0 : -1;
+}
+
+void
+moat__dkim_body_limit(struct moat__dkim_body *b, size_t limit)
+{
+	b->limit = limit;
+}
+
+size_t
+moat__dkim_body_length(const struct moat__dkim_body *b)
+{
+	return b->total;
 }
 
 void
@@ -275,9 +292,8 @@ sig_listed(const char *const *list, const char *name, size_t n)
 	return false;
 }
 
-/* sig_canon_header - one field canonicalized into out (RFC 6376 3.4.1, 3.4.2); with CRLF if crlf. */
-static size_t
-sig_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char *out)
+size_t
+moat__dkim_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char *out)
 {
 	size_t o = 0, nl = sig_name_len(f, len), i;
 	bool wsp = false;
@@ -332,6 +348,23 @@ int
 moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *off, const size_t *len,
     unsigned n)
 {
+	/* h=: the signed fields in message order, then each oversigned name once more. */
+	for (unsigned i = 0; i < n; i++) {
+		size_t nl = sig_name_len(buf + off[i], len[i]);
+		if (nl > 0 && sig_listed(s->p.signhdrs, buf + off[i], nl))
+			sig_hlist_add(s, buf + off[i], nl);
+	}
+	for (size_t k = 0; s->p.oversign != NULL && s->p.oversign[k] != NULL; k++)
+		sig_hlist_add(s, s->p.oversign[k], strlen(s->p.oversign[k]));
+	if (!s->failed && moat__dkim_hash_headers(s->hmd, s->hlist, s->p.hrelaxed, buf, off, len, n) < 0)
+		s->failed = true;
+	return s->failed ? -1 : 0;
+}
+
+int
+moat__dkim_hash_headers(void *md, const char *hlist, bool relaxed, const char *buf,
+    const size_t *off, const size_t *len, unsigned n)
+{
 	bool *used = calloc(n ? n : 1, sizeof(*used));
 	char *canon;
 	size_t maxlen = 0;
@@ -345,23 +378,15 @@ moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *o
 		free(used);
 		return -1;
 	}
-	/* h=: the signed fields in message order, then each oversigned name once more. */
-	for (unsigned i = 0; i < n; i++) {
-		size_t nl = sig_name_len(buf + off[i], len[i]);
-		if (nl > 0 && sig_listed(s->p.signhdrs, buf + off[i], nl))
-			sig_hlist_add(s, buf + off[i], nl);
-	}
-	for (size_t k = 0; s->p.oversign != NULL && s->p.oversign[k] != NULL; k++)
-		sig_hlist_add(s, s->p.oversign[k], strlen(s->p.oversign[k]));
-	/* Hash: for each h= name, the last instance not used yet (RFC 6376 5.4.2). */
-	for (const char *h = s->hlist; *h && !s->failed;) {
+	/* For each h= name, the last instance not used yet (RFC 6376 5.4.2); none left: nothing. */
+	for (const char *h = hlist; *h;) {
 		const char *e = strchr(h, ':');
 		size_t hn = e ? (size_t)(e - h) : strlen(h);
 		for (unsigned i = n; i-- > 0;) {
 			size_t nl = sig_name_len(buf + off[i], len[i]);
 			if (!used[i] && nl == hn && strncasecmp(buf + off[i], h, hn) == 0) {
-				size_t cl = sig_canon_header(buf + off[i], len[i], s->p.hrelaxed, true, canon);
-				EVP_DigestUpdate(s->hmd, canon, cl);
+				size_t cl = moat__dkim_canon_header(buf + off[i], len[i], relaxed, true, canon);
+				EVP_DigestUpdate((EVP_MD_CTX *)md, canon, cl);
 				used[i] = true;
 				break;
 			}
@@ -370,7 +395,7 @@ moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *o
 	}
 	free(canon);
 	free(used);
-	return s->failed ? -1 : 0;
+	return 0;
 }
 
 /* The field value being built: bounded, folded to keep lines near 76 columns. */
@@ -512,7 +537,7 @@ moat__dkim_sig_end(struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_BH
 		goto out;
 	snprintf(field, flen + 1, "DKIM-Signature: %s", v->buf);
 	if ((canon = malloc(flen + 3)) != NULL) {
-		cl = sig_canon_header(field, flen, s->p.hrelaxed, false, canon);
+		cl = moat__dkim_canon_header(field, flen, s->p.hrelaxed, false, canon);
 		EVP_DigestUpdate(s->hmd, canon, cl);
 	}
 	free(field);

@@ -46,6 +46,21 @@ void moat__dkim_body_feed(struct moat__dkim_body *b, const char *chunk, size_t l
 /* moat__dkim_body_end - the bh= hash into out; once. -1 on an OpenSSL error. */
 int moat__dkim_body_end(struct moat__dkim_body *b, unsigned char out[MOAT_DKIM_BH_LEN]);
 void moat__dkim_body_free(struct moat__dkim_body *b);   /* NULL is a no-op */
+/* moat__dkim_body_limit - hash only the first LIMIT canonical bytes (l=; verification). */
+void moat__dkim_body_limit(struct moat__dkim_body *b, size_t limit);
+/* moat__dkim_body_length - canonical body bytes seen so far, hashed or not (after _end: all). */
+size_t moat__dkim_body_length(const struct moat__dkim_body *b);
+
+/*
+ * moat__dkim_hash_headers - feed MD (EVP_MD_CTX *) the header fields HLIST (names separated by
+ * ':', no blanks) selects, bottom-up, each instance once (RFC 6376 5.4.2), canonicalized with
+ * CRLF. Field i is buf[off[i] .. off[i] + len[i]). 0, or -1 when out of memory.
+ */
+int moat__dkim_hash_headers(void *md, const char *hlist, bool relaxed, const char *buf,
+    const size_t *off, const size_t *len, unsigned n);
+/* moat__dkim_canon_header - one field canonicalized into out (RFC 6376 3.4.1, 3.4.2), with a
+ * final CRLF if CRLF; out must hold len + 2 bytes. Returns the length. */
+size_t moat__dkim_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char *out);
 
 struct moat__dkim_sig *moat__dkim_sig_begin(const struct moat__dkim_sig_params *p);
 /* The whole header at once: field i is buf[off[i] .. off[i] + len[i]), no final CRLF. */

@@ -1,11 +1,11 @@
 /*
- * dkim_verify.h - DKIM verification (RFC 6376, 8301, 8463) on libopendkim, every signature.
+ * dkim_verify.h - DKIM verification (RFC 6376, 8301, 8463), every signature, with OpenSSL over
+ * our own canonicalization (dkim_signature.c, shared with signing).
  *
- * A struct moat_dkim_verifier wraps one DKIM_LIB configured for verification: strict header
- * checks (DKIM_LIBFLAGS_STRICTHDRS), RSA keys of at least 1024 bits, key lookups through the DNS
- * layer (moat_dns_dkim_attach), a cap on the signatures evaluated. It is shared by every thread;
- * a struct moat_dkim_msg is one message, fed header by header and chunk by chunk.
- * dkim_ohdrs() is never called (its z= copy overflows upstream, OpenDKIM #433).
+ * A struct moat_dkim_verifier holds what verification shares: the DNS layer (key lookups), a
+ * bounded cache of decoded public keys, SHA-256 fetched once, a cap on the signatures evaluated.
+ * It is shared by every thread; a struct moat_dkim_msg is one message, fed header by header and
+ * chunk by chunk.
  */
 #ifndef MOAT_DKIM_VERIFY_H
 #define MOAT_DKIM_VERIFY_H
@@ -73,8 +73,8 @@ void moat_dkim_msg_free(struct moat_dkim_msg *m);
 const char *moat_dkim_result_name(enum moat_dkim_res r);
 
 /*
- * moat_dkim_sig_tags - the tags of a DKIM-Signature value as we use them before libopendkim
- * does (d=, s=, a=, b= prefix for reporting): bounded tag-list parse (RFC 6376 3.2). d= and s=
+ * moat_dkim_sig_tags - the tags of a DKIM-Signature value as we check them before anything else
+ * is done (d=, s=, a=, b= prefix for reporting): bounded tag-list parse (RFC 6376 3.2). d= and s=
  * must be LDH names (a NUL, quote or other byte is refused before any DNS name is built).
  * Returns 0, or -1 when the tag list is malformed.
  */

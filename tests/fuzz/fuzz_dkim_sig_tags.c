@@ -1,6 +1,6 @@
 /*
  * fuzz_dkim_sig_tags.c - libFuzzer target: the DKIM-Signature tag-list parser as we use it
- * before libopendkim (dkim_verify.c: d=, s=, a=, b= prefix, l=).
+ * before anything else (dkim_verify.c: d=, s=, a=, b= prefix, l=).
  *
  * Invariants: on success d= and s= are non-empty LDH names (so the key's DNS name cannot carry a
  * NUL, quote or space), the b= prefix is at most 8 bytes and l= is -1 or non-negative.

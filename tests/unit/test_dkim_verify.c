@@ -1,10 +1,11 @@
 /*
- * test_dkim_verify.c - our DKIM-Signature tag-list parser (what we read before libopendkim does:
+ * test_dkim_verify.c - our DKIM-Signature tag-list parser (what we read before anything else:
  * d=, s=, a=, the b= prefix, l=), and the verifier's handling of unsigned messages. Verification
  * itself is in test_auth.c and tests/e2e/dkim_cross.sh (against python3-dkim).
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -114,4 +115,115 @@ Test(dkim_verify, signature_after_a_refused_header_is_permerror)
 	moat_dkim_msg_free(m);
 	moat_dkim_verifier_free(v);
 	moat_dns_free(dns);
+}
+
+/*
+ * What our verifier refuses before or instead of the RSA operation (RFC 6376 3.5, 3.6.1,
+ * RFC 8301): each signature is over a fixed message, with a key record from the fixture; the
+ * result and reason are exact. Signatures here are not valid RSA ones: every case is decided
+ * before the signature would be checked, so a "signature verification failed" here is a bug.
+ */
+struct refusal {
+	const char *label;
+	const char *sig;        /* the DKIM-Signature value */
+	const char *key;        /* TXT at sel._domainkey.example.com, NULL: none */
+	enum moat_dkim_res res;
+	const char *reason;
+	unsigned long queries;  /* key lookups made */
+};
+
+#define BH "bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="   /* empty body, relaxed */
+#define B "b=dGVzdA=="
+/* a 1024-bit RSA SubjectPublicKeyInfo is not needed: these keys never reach d2i */
+static const struct refusal refusals[] = {
+	{ "v=2", "v=2; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B, "p=AAAA",
+	  MOAT_DKIM_PERMERROR, "unsupported v= version", 0 },
+	{ "unknown a=", "v=1; a=rsa-md5; d=example.com; s=sel; h=from; " BH "; " B, "p=AAAA",
+	  MOAT_DKIM_PERMERROR, "unknown a= algorithm", 0 },
+	{ "rsa-sha1 (RFC 8301)", "v=1; a=rsa-sha1; d=example.com; s=sel; h=from; " BH "; " B, "p=AAAA",
+	  MOAT_DKIM_FAIL, "rsa-sha1 is not accepted (RFC 8301)", 0 },
+	{ "h= without From", "v=1; a=rsa-sha256; d=example.com; s=sel; h=to:subject; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "From field not signed", 0 },
+	{ "no bh=", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " B, "p=AAAA",
+	  MOAT_DKIM_PERMERROR, "missing bh= tag", 0 },
+	{ "b= not base64", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; b=!!!!", "p=AAAA",
+	  MOAT_DKIM_PERMERROR, "b= is not valid base64", 0 },
+	{ "unknown c=", "v=1; a=rsa-sha256; c=relaxed/fancy; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "unknown canonicalization", 0 },
+	{ "q= other than dns/txt", "v=1; a=rsa-sha256; q=http; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "no supported q= method", 0 },
+	{ "i= outside d=", "v=1; a=rsa-sha256; i=@evil.test; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "i= is not within d=", 0 },
+	{ "i= a look-alike suffix", "v=1; a=rsa-sha256; i=@badexample.com; d=example.com; s=sel; h=from; "
+	  BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= is not within d=", 0 },
+	{ "expired x=", "v=1; a=rsa-sha256; t=1000; x=2000; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_FAIL, "signature expired", 0 },
+	{ "t= in the future", "v=1; a=rsa-sha256; t=9999999999; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_FAIL, "signature in the future", 0 },
+	{ "x= before t=", "v=1; a=rsa-sha256; t=3000; x=2500; d=example.com; s=sel; h=from; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "x= is before t=", 0 },
+	{ "no key record", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B, NULL,
+	  MOAT_DKIM_PERMERROR, "no key", 1 },
+	{ "revoked key (empty p=)", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; p=", MOAT_DKIM_FAIL, "key revoked", 1 },
+	{ "key h= without sha256", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; h=sha1; p=AAAA", MOAT_DKIM_FAIL, "key does not allow sha256", 1 },
+	{ "key s= not email", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; s=web; p=AAAA", MOAT_DKIM_FAIL, "key not for email", 1 },
+	{ "key t=s with a subdomain i=", "v=1; a=rsa-sha256; i=@sub.example.com; d=example.com; s=sel; "
+	  "h=from; " BH "; " B, "v=DKIM1; t=s; p=AAAA", MOAT_DKIM_FAIL, "key t=s: i= must be d=", 1 },
+	{ "v=DKIM1 not first", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "k=rsa; v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key syntax error", 1 },
+	{ "unknown k=", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; k=dsa; p=AAAA", MOAT_DKIM_PERMERROR, "key syntax error", 1 },
+	{ "ed25519 key for rsa-sha256", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", MOAT_DKIM_PERMERROR,
+	  "key type does not match a=", 1 },
+	{ "p= not a key", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	{ "ed25519 p= of 31 bytes", "v=1; a=ed25519-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHUQ==", MOAT_DKIM_PERMERROR,
+	  "key could not be decoded", 1 },
+};
+
+Test(dkim_verify, refusals)
+{
+	static const char *hdrs[] = { "From: a@example.com", "Date: Sun, 22 Nov 2026 21:00:00 +0000",
+		"Subject: x" };
+	struct moat_dkim_opts opts = { .fixed_time = 1795000000 };
+
+	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
+		const struct refusal *c = &refusals[i];
+		struct moat_dns *dns = moat_dns_new_fixture();
+		struct moat_dkim_verifier *v;
+		struct moat_dkim_msg *m;
+		struct moat_dkim_sig sigs[2];
+		char field[1024];
+		size_t n;
+
+		cr_assert_not_null(dns);
+		if (c->key != NULL)
+			cr_assert_eq(moat_dns_fixture_add(dns, "sel._domainkey.example.com", MOAT_DNS_TXT, 0,
+			    c->key, strlen(c->key)), 0);
+		v = moat_dkim_verifier_new(dns, &opts);
+		cr_assert_not_null(v);
+		m = moat_dkim_msg_new(v);
+		cr_assert_not_null(m);
+		snprintf(field, sizeof(field), "DKIM-Signature: %s", c->sig);
+		moat_dkim_header(m, field, strlen(field));
+		for (size_t k = 0; k < 3; k++)
+			moat_dkim_header(m, hdrs[k], strlen(hdrs[k]));
+		moat_dkim_eoh(m);
+		n = moat_dkim_eom(m, sigs, 2);
+		cr_expect_eq(n, 1u, "%s", c->label);
+		if (n == 1) {
+			cr_expect_eq(sigs[0].result, c->res, "%s: %s (%s)", c->label,
+			    moat_dkim_result_name(sigs[0].result), sigs[0].reason);
+			cr_expect_str_eq(sigs[0].reason, c->reason, "%s", c->label);
+		}
+		cr_expect_eq(moat_dns_fixture_queries(dns), c->queries, "%s: key lookups", c->label);
+		moat_dkim_msg_free(m);
+		moat_dkim_verifier_free(v);
+		moat_dns_free(dns);
+	}
 }
