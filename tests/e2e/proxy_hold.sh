@@ -6,9 +6,10 @@
 # another's kept; a message past proxy_hold_memory goes through the spool file and arrives
 # byte-identical apart from the added fields; a spool directory gone at run time gives 451 and delivers nothing; a DMARC
 # p=reject spoof gets 550 and the backend sees no DATA; the proxy refuses to start without its
-# spool directory. Keys are made at test time and served by nsd (tests/lib/dns.sh).
+# spool directory; outbound with a signing table, the DKIM-Signature goes on top and verifies
+# (dkimpy). Keys are made at test time and served by nsd (tests/lib/dns.sh).
 # Ports 12600 (DNS), 12601 (sink), 12602 (proxy), 12603 (start check), 12604 (Postfix),
-# 12605 (proxy in front of Postfix).
+# 12605 (proxy in front of Postfix), 12606 (signing proxy).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/proxy.sh"
 . "$top_srcdir/tests/lib/postfix.sh"
@@ -20,7 +21,7 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 command -v dknewkey >/dev/null || tap_skip_all "dknewkey (opendkim-tools) not installed"
 /usr/bin/python3 -c 'import dkim' 2>/dev/null || tap_skip_all "python3-dkim not installed"
 
-DNSP=12600 S=12601 P=12602 BADP=12603 PF_PORT=12604 PP=12605
+DNSP=12600 S=12601 P=12602 BADP=12603 PF_PORT=12604 PP=12605 SP=12606
 PY=/usr/bin/python3
 cleanup() { px_cleanup; pf_stop; dns_stop; }
 px_lock proxy-hold || tap_skip_all "another run of this test held its ports for 600 s"
@@ -31,6 +32,9 @@ mkdir -p "$W/spool" && chown nobody "$W/spool"   # the proxy runs as daemon_user
 
 # ---- the key and the zone: SPF allows 127.0.0.1, DMARC p=reject ----
 (cd "$W" && dknewkey sel >/dev/null 2>&1) || tap_skip_all "cannot make a key"
+# the signing key of the outbound case (section 7), published in the same zone
+"$top_builddir/tools/mxmoat-keygen" -o "$W/sign.key" sign hold.test >"$W/sign.out" 2>&1 &&
+	chown nobody "$W/sign.key" && tail -n 1 "$W/sign.out" >"$W/table" || tap_skip_all "mxmoat-keygen failed"
 txt() {
 	printf '%s\tIN TXT' "$1"
 	printf '%s\n' "$2" | fold -w 200 | while IFS= read -r part; do printf ' "%s"' "$part"; done
@@ -43,6 +47,7 @@ txt() {
 	txt @ "v=spf1 ip4:127.0.0.1 -all"
 	txt _dmarc "v=DMARC1; p=reject"
 	txt sel._domainkey "$(cat "$W/sel.dns")"
+	grep '_domainkey' "$W/sign.out"
 } >"$W/hold.test.zone"
 for i in $(seq 1 50); do dns__listening $DNSP || break; sleep 0.1; done
 dns_start $DNSP .="$top_srcdir/tests/e2e/data/root.zone" hold.test="$W/hold.test.zone" ||
@@ -211,6 +216,23 @@ else
 	px_stop
 	PX_PID=$PX_PID_SINK
 fi
+
+# ---- 7. outbound with a signing table: holding mode, the DKIM-Signature on top ----
+PX_PID_SINK=$PX_PID PX_PID=
+px_start $SP 127.0.0.1:$S -o authserv_id=mx.hold.test -o internal_networks=127.0.0.0/8 \
+	-o "dkim_signing_table=$W/table" -o "proxy_spool_dir=$W/spool" || tap_diag "signing proxy did not start"
+printf 'From: Alice <alice@hold.test>\nTo: b@example.net\nSubject: signed by the proxy\n\n.dot\nbody\n' >"$W/m4"
+before=$(px_dumps)
+out=$(send $SP alice@hold.test "$W/m4")
+tap_like "outbound: 250" "$out" '^250 2\.0\.0 Ok'
+wait_dumps $((before + 1))
+tap_like "outbound: the DKIM-Signature is the first field below the proxy's Received" \
+	"$(newest_message | fields | sed -n 2p)" '^DKIM-Signature: .*d=hold\.test'
+tap_like "outbound: dkimpy verifies it (key from nsd)" \
+	"$(newest_message | sed 's/$/\r/' | "$PY" "$top_srcdir/tests/sign/dkim-verify.py" --dns 127.0.0.1@$DNSP 2>&1)" \
+	'^s=sign a=rsa-sha256 pass$'
+px_stop
+PX_PID=$PX_PID_SINK
 
 px_stop
 tap_ok "no sanitizer report in the proxy log" bash -c "! grep -q -E 'ERROR: (Address|Leak|Undefined)Sanitizer|runtime error' '$W/proxy.log'"
