@@ -53,6 +53,22 @@ split_list(char *list, char **out, size_t max)
 	return n;
 }
 
+/*
+ * check_spool - can holding mode (auth_inbound, a signing table) spool to proxy_spool_dir? Not
+ * fatal: messages under proxy_hold_memory still pass, bigger ones get 451 4.3.0 (nothing lost),
+ * and this line says why at start and at each reload.
+ */
+static void
+check_spool(const struct moat_conf *conf, const char *phase)
+{
+	char err[512];
+
+	if ((conf->auth_inbound || conf->signer != NULL) &&
+	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0)
+		moat_log(LOG_ERR, NULL, phase, "error=\"%s\" note=\"held messages past proxy_hold_memory "
+		    "get 451 4.3.0\"", err);
+}
+
 static void
 on_sighup(uv_signal_t *h, int sig)
 {
@@ -64,9 +80,7 @@ on_sighup(uv_signal_t *h, int sig)
 	if ((conf = moat_cmdline_reload(&m->cl)) == NULL)
 		return;
 	moat_policy_reload(m->pol, conf);
-	if ((conf->auth_inbound || conf->signer != NULL) &&
-	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0)
-		moat_log(LOG_ERR, NULL, "reload", "error=\"%s\" note=held messages past proxy_hold_memory get 451", err);
+	check_spool(conf, "reload");
 	if (moat_ratelimit_reload(m->rl, conf, err, sizeof(err)) < 0)
 		moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
 	{
@@ -220,13 +234,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
-	/* holding mode spools as the user we now run as: check the directory it will need */
-	if ((conf->auth_inbound || conf->signer != NULL) &&
-	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mxmoat-proxy: %s\n", err);
-		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
-		return 1;
-	}
+	check_spool(conf, "start");     /* as the user we now run as */
 	uv_loop_init(&m.loop);
 	uv_signal_init(&m.loop, &m.sighup);
 	uv_signal_init(&m.loop, &m.sigterm);
