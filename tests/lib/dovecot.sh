@@ -1,0 +1,62 @@
+# dovecot.sh - a throwaway Dovecot auth service (passwd-file, PLAIN and LOGIN) that a test's
+# Postfix asks for SASL (source it; bash; run as root). Nothing outside the temp dir is read or
+# written; the passwords never leave the test.
+#
+#   dovecot_start DIR USER:PASSWORD...  write DIR/dovecot.conf and DIR/users, start `dovecot -F`,
+#                                       wait (bounded, 5 s) for its auth socket; sets DOVECOT_PID
+#                                       and DOVECOT_PF (the main.cf lines for pf_init, an array).
+#                                       1 (dovecot.out printed as TAP comments) if it did not start.
+#   dovecot_stop                        stop it (idempotent; call it from the EXIT trap)
+#
+# Example:
+#   dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_skip_all "dovecot did not start"
+#   pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1"
+
+DOVECOT_PID=
+DOVECOT_PF=()
+
+dovecot_start() {
+	local dir=$1 i
+	shift
+	mkdir -p "$dir/run" "$dir/state" || return 1
+	cat >"$dir/dovecot.conf" <<EOC
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/dovecot.log
+protocols =
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u $dir/users
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}
+EOC
+	: >"$dir/users"
+	for i in "$@"; do printf '%s:{PLAIN}%s\n' "${i%%:*}" "${i#*:}" >>"$dir/users"; done
+	chmod 644 "$dir/users"
+	dovecot -F -c "$dir/dovecot.conf" >"$dir/dovecot.out" 2>&1 &
+	DOVECOT_PID=$!
+	for i in $(seq 1 50); do [ -S "$dir/run/auth-postfix" ] && break; sleep 0.1; done
+	if [ ! -S "$dir/run/auth-postfix" ]; then
+		sed 's/^/# /' "$dir/dovecot.out"
+		return 1
+	fi
+	DOVECOT_PF=("smtpd_sasl_auth_enable = yes" "smtpd_sasl_type = dovecot"
+		"smtpd_sasl_path = $dir/run/auth-postfix" "smtpd_sasl_authenticated_header = yes")
+}
+
+dovecot_stop() {
+	[ -n "$DOVECOT_PID" ] && kill "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
+	DOVECOT_PID=
+	return 0
+}
