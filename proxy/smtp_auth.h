@@ -2,7 +2,7 @@
  * smtp_auth.h - SMTP AUTH (RFC 4954) on submission listeners, relayed to the backend.
  *
  * The backend owns the user database and decides; the proxy checks the syntax of each step,
- * passes it on, and learns only the login name (for XCLIENT LOGIN and the trust rules). Only
+ * passes it on, and learns only the login name (for the trust rules and the per-user rate limits). Only
  * PLAIN (RFC 4616) and LOGIN are relayed: the mechanisms whose exchange names the login.
  * A struct px_auth exists only during one exchange; px_auth_free wipes it, and no password is
  * ever copied anywhere but into the line handed to the backend, which is wiped too.

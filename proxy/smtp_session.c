@@ -62,11 +62,13 @@ enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, 
 	OP_AUTH };
 /* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
  * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
- * client's HELO) still to be sent at the first MAIL or AUTH. B_XLOGIN, B_EHLO3: after a relayed
- * AUTH's 235 (smtp_auth.c), XCLIENT LOGIN and the EHLO it requires. */
+ * client's HELO) still to be sent at the first MAIL or AUTH. A relayed AUTH (smtp_auth.c) needs
+ * no step of its own: the backend ran it, so its session already has the login; an XCLIENT LOGIN
+ * after it would be refused by Postfix, which checks smtpd_authorized_xclient_hosts against the
+ * client address the first XCLIENT set. */
 enum px_bstate {
 	B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_STARTTLS, B_HANDSHAKE, B_EHLO_TLS, B_XCLIENT, B_EHLO2,
-	B_XLOGIN, B_EHLO3, B_PARKED, B_READY
+	B_PARKED, B_READY
 };
 enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
 enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
@@ -333,7 +335,6 @@ send_mail(struct px_session *s)
 
 static void auth_end(struct px_session *s);
 static void auth_send(struct px_session *s);
-static int auth_xlogin_reply(struct px_session *s, const struct px_reply *r);
 
 /* backend_ready - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
 static void
@@ -573,11 +574,6 @@ backend_setup(struct px_session *s)
 		s->backend_auth = px_reply_has_ext(r, "AUTH");
 		s->bstate = B_READY;
 		backend_ready(s);
-		break;
-	case B_XLOGIN:
-	case B_EHLO3:
-		if (auth_xlogin_reply(s, r) < 0)
-			goto refused;
 		break;
 	default:
 		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
@@ -1812,7 +1808,8 @@ auth_send(struct px_session *s)
 	px_auth_sent(s->auth);
 }
 
-/* auth_succeeded - the backend said 235 (and took XCLIENT LOGIN if asked): trusted from now. */
+/* auth_succeeded - the backend said 235: trusted from now, the login counted by the per-user
+ * rate limits and known to the trust rules. */
 static void
 auth_succeeded(struct px_session *s)
 {
@@ -1828,9 +1825,6 @@ auth_succeeded(struct px_session *s)
 static void
 auth_backend_reply(struct px_session *s, const struct px_reply *r)
 {
-	char buf[PX_AUTH_LOGIN_MAX * 3 + 32];
-	size_t n;
-
 	if (r->code == 334) {
 		say(s, r->buf, r->len);          /* the challenge, verbatim; the client answers */
 		s->state = S_AUTH;
@@ -1845,41 +1839,7 @@ auth_backend_reply(struct px_session *s, const struct px_reply *r)
 		count_error(s, false);
 		return;
 	}
-	/* pass the login on where the backend takes XCLIENT (its reply is a new greeting) */
-	if (s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
-	    (n = px_xclient_login_format(buf, sizeof(buf), px_auth_login(s->auth))) > 0) {
-		s->bstate = B_XLOGIN;
-		s->op = OP_AUTH;
-		s->wait = W_BACKEND;
-		backend_send(s, buf, n);
-		return;
-	}
 	auth_succeeded(s);
-}
-
-/* auth_xlogin_reply - XCLIENT LOGIN's greeting, then the EHLO it needs; -1: leg unusable. */
-static int
-auth_xlogin_reply(struct px_session *s, const struct px_reply *r)
-{
-	char buf[512];
-	int n;
-
-	if (s->bstate == B_XLOGIN) {
-		if (r->code != 220)
-			return -1;
-		s->bstate = B_EHLO3;
-		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
-		    s->helo[0] ? s->helo : s->conf->authserv_id);
-		backend_send(s, buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0);
-		return 0;
-	}
-	if (r->code != 250)
-		return -1;
-	s->bstate = B_READY;
-	s->op = OP_NONE;
-	s->wait = W_NONE;
-	auth_succeeded(s);
-	return 0;
 }
 
 static int

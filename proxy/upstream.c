@@ -101,8 +101,6 @@ px_reply_has_ext(const struct px_reply *r, const char *name)
 	return false;
 }
 
-#define PX_XTEXT_LOGIN_MAX (3 * 255 + 1)   /* a 255-byte login, every byte encoded */
-
 /* xtext - RFC 3461 4: '+', '=', and octets outside 33..126 as +HH. 0 if it does not fit. */
 static size_t
 xtext(char *out, size_t len, const char *in)
@@ -149,18 +147,6 @@ px_xclient_format(char *out, size_t len, const char *addr, unsigned port, const 
 	if (n < 0 || (size_t)n >= len)
 		return 0;
 	return (size_t)n;
-}
-
-size_t
-px_xclient_login_format(char *out, size_t len, const char *login)
-{
-	char xl[PX_XTEXT_LOGIN_MAX];
-	int n;
-
-	if (*login == '\0' || xtext(xl, sizeof(xl), login) == 0)
-		return 0;
-	n = snprintf(out, len, "XCLIENT LOGIN=%s\r\n", xl);
-	return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 }
 
 size_t

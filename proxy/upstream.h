@@ -41,10 +41,6 @@ bool px_reply_has_ext(const struct px_reply *r, const char *name);
 size_t px_xclient_format(char *out, size_t len, const char *addr, unsigned port, const char *name,
     const char *helo, bool esmtp);
 
-/* px_xclient_login_format - "XCLIENT LOGIN=<xtext>\r\n" (after AUTH on a submission listener);
- * its length or 0 if it does not fit. */
-size_t px_xclient_login_format(char *out, size_t len, const char *login);
-
 /*
  * px_proxy_format - a PROXY protocol header (v1 text or v2 binary) for a TCP connection from
  * src:sport to dst:dport (numeric IPv4/IPv6); returns its length or 0 on error.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # proxy_submission.sh - a submission listener of mxmoat-proxy (proxy_submission_listen) in front
 # of a real Postfix whose SASL is a throwaway Dovecot auth service: STARTTLS first, AUTH only inside TLS and
-# relayed to Postfix, MAIL only after 235, the login passed on with XCLIENT LOGIN (Postfix writes
+# relayed to Postfix, MAIL only after 235, Postfix knowing the login from the AUTH it ran (it writes
 # "Authenticated sender" into its Received header), the message signed in holding mode with
 # rsa-sha256 and ed25519-sha256 over what Postfix received (dkimpy verifies, keys from nsd),
 # wrong password 535 and nothing delivered, no credential in the proxy's log, and a submission
@@ -14,6 +14,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/postfix.sh"
 . "$top_srcdir/tests/lib/proxy.sh"
 . "$top_srcdir/tests/lib/dns.sh"
+. "$top_srcdir/tests/lib/dovecot.sh"
 
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
 [ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
@@ -24,10 +25,9 @@ postconf -a | grep -qx dovecot || tap_skip_all "Postfix without Dovecot SASL"
 pf_lock proxy-submission || tap_skip_all "another run of this test held its ports for 600 s"
 
 PF_PORT=17610 PF_SINK_PORT=17611 SUB=17612 PLAIN=17613
-DOVECOT_PID=
 cleanup() {
 	[ -n "$PX_KEEP" ] && cp "$PF_LOG" "$PX_DIR/maillog"
-	[ -n "$DOVECOT_PID" ] && kill "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
+	dovecot_stop
 	px_cleanup
 	pf_stop
 	dns_stop
@@ -38,38 +38,8 @@ px_init || tap_skip_all "no temp dir"
 # Postfix asking a throwaway Dovecot auth service (passwd-file) for SASL; the password never
 # leaves this test
 pw='s3cret-Pw+42'
-mkdir -p "$PX_DIR/dovecot/run" "$PX_DIR/dovecot/state"
-cat >"$PX_DIR/dovecot/dovecot.conf" <<EOC
-base_dir = $PX_DIR/dovecot/run
-state_dir = $PX_DIR/dovecot/state
-log_path = $PX_DIR/dovecot/dovecot.log
-protocols =
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u $PX_DIR/dovecot/users
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener auth-postfix {
-    mode = 0666
-  }
-}
-EOC
-printf 'alice:{PLAIN}%s\n' "$pw" >"$PX_DIR/dovecot/users"
-chmod 644 "$PX_DIR/dovecot/users"
-dovecot -F -c "$PX_DIR/dovecot/dovecot.conf" >"$PX_DIR/dovecot/dovecot.out" 2>&1 &
-DOVECOT_PID=$!
-for i in $(seq 1 50); do [ -S "$PX_DIR/dovecot/run/auth-postfix" ] && break; sleep 0.1; done
-[ -S "$PX_DIR/dovecot/run/auth-postfix" ] || { cat "$PX_DIR/dovecot/dovecot.out"; tap_skip_all "dovecot did not start"; }
-pf_init "smtpd_sasl_auth_enable = yes" "smtpd_sasl_type = dovecot" \
-	"smtpd_sasl_path = $PX_DIR/dovecot/run/auth-postfix" "smtpd_sasl_authenticated_header = yes" \
-	"smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
+dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_skip_all "dovecot did not start"
+pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
 pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
 
 # signing keys for example.org, published by nsd for dkimpy
@@ -123,7 +93,7 @@ out=$(sw --tls --auth PLAIN --auth-user alice --auth-password "$pw")
 tap_like "PLAIN: 235 from the proxy" "$out" $'<~  235 2.7.0 Authentication successful'
 tap_like "PLAIN: message queued by Postfix" "$out" $'<~  250 2.0.0 Ok: queued as'
 tap_ok "PLAIN: delivered" pf_wait_delivered 1 20
-tap_like "PLAIN: Postfix knows the login (XCLIENT LOGIN)" "$(pf__message "$(pf_delivered_last)")" \
+tap_like "PLAIN: Postfix knows the login (its own AUTH, relayed)" "$(pf__message "$(pf_delivered_last)")" \
 	"\(Authenticated sender: alice\)"
 msg=$(pf__message "$(pf_delivered_last)" | sed 's/$/\r/')
 tap_is "PLAIN: signed by the proxy with both keys, dkimpy verifies as Postfix relayed it" \

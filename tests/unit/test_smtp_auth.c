@@ -1,7 +1,7 @@
 /*
  * test_smtp_auth.c - the proxy's side of a relayed AUTH exchange (proxy/smtp_auth.c): mechanisms,
  * base64 checks, the login name learnt from PLAIN and LOGIN, the exact lines for the backend,
- * cancel, and XCLIENT LOGIN's xtext.
+ * cancel.
  */
 #include "config.h"
 
@@ -108,14 +108,3 @@ Test(smtp_auth, cancel_and_garbage)
 	px_auth_free(a);
 }
 
-Test(smtp_auth, xclient_login)
-{
-	char buf[1024];
-
-	cr_expect_eq(px_xclient_login_format(buf, sizeof(buf), "alice"), 21);
-	cr_expect_str_eq(buf, "XCLIENT LOGIN=alice\r\n");
-	cr_expect_gt(px_xclient_login_format(buf, sizeof(buf), "a+b=c"), 0);
-	cr_expect_str_eq(buf, "XCLIENT LOGIN=a+2Bb+3Dc\r\n");
-	cr_expect_eq(px_xclient_login_format(buf, 10, "alice"), 0, "does not fit");
-	cr_expect_eq(px_xclient_login_format(buf, sizeof(buf), ""), 0, "no login");
-}
