@@ -341,10 +341,11 @@ rl_fnv64(const char *s, size_t len, bool fold)
 	return h;
 }
 
-/* rl_add - append a bucket for KIND keyed by TEXT (lower-cased when FOLD) to the plan. */
+/* rl_add - append a bucket for KIND keyed by TEXT (lower-cased when FOLD) to the plan; HIDE: the
+ * key is always the hash, so TEXT (a login: AUTH data, never logged) is in no log line or Redis key. */
 static void
 rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind kind,
-    const char *text, bool fold)
+    const char *text, bool fold, bool hide)
 {
 	const struct moat_rl_limit *lim = &r->limit[kind];
 	struct moat_rl_req *q;
@@ -361,7 +362,7 @@ rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind ki
 	if (q->interval_us == 0)
 		q->interval_us = 1;
 	q->limit_us = q->interval_us * lim->count;
-	if (taglen + 1 + len < sizeof(q->key)) {
+	if (!hide && taglen + 1 + len < sizeof(q->key)) {
 		memcpy(q->key, rl_kinds[kind].tag, taglen);
 		q->key[taglen] = ':';
 		for (size_t i = 0; i < len; i++)
@@ -369,7 +370,7 @@ rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind ki
 		q->keylen = taglen + 1 + len;
 		q->key[q->keylen] = '\0';
 	} else {
-		/* Too long to keep: a hash of the folded text, the same in every instance. */
+		/* Too long to keep or hidden: a hash of the folded text, the same in every instance. */
 		n = snprintf(q->key, sizeof(q->key), "%s:#%016" PRIx64 "-%zu", rl_kinds[kind].tag,
 		    rl_fnv64(text, len, fold), len);
 		q->keylen = n > 0 ? (size_t)n : 0;
@@ -416,29 +417,29 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 	case MOAT_RL_EV_CONNECT:
 		if (subj->addr != NULL) {
 			rl_net_text(r, subj->addr, net, sizeof(net));
-			rl_add(plan, r, MOAT_RL_CONN_IP, ip, false);
-			rl_add(plan, r, MOAT_RL_CONN_NET, net, false);
+			rl_add(plan, r, MOAT_RL_CONN_IP, ip, false, false);
+			rl_add(plan, r, MOAT_RL_CONN_NET, net, false, false);
 		}
 		break;
 	case MOAT_RL_EV_TLS:
 		if (subj->addr != NULL)
-			rl_add(plan, r, MOAT_RL_TLS_IP, ip, false);
+			rl_add(plan, r, MOAT_RL_TLS_IP, ip, false, false);
 		break;
 	case MOAT_RL_EV_MAIL:
 		if (subj->addr != NULL)
-			rl_add(plan, r, MOAT_RL_MSG_IP, ip, false);
+			rl_add(plan, r, MOAT_RL_MSG_IP, ip, false, false);
 		if (subj->sender != NULL)
-			rl_add(plan, r, MOAT_RL_MSG_SENDER, subj->sender, true);
+			rl_add(plan, r, MOAT_RL_MSG_SENDER, subj->sender, true, false);
 		if (user)
-			rl_add(plan, r, MOAT_RL_MSG_USER, subj->user, false);
+			rl_add(plan, r, MOAT_RL_MSG_USER, subj->user, false, true);
 		break;
 	case MOAT_RL_EV_RCPT:
 		if (subj->addr != NULL)
-			rl_add(plan, r, MOAT_RL_RCPT_IP, ip, false);
+			rl_add(plan, r, MOAT_RL_RCPT_IP, ip, false, false);
 		if (subj->sender != NULL)
-			rl_add(plan, r, MOAT_RL_RCPT_SENDER, subj->sender, true);
+			rl_add(plan, r, MOAT_RL_RCPT_SENDER, subj->sender, true, false);
 		if (user)
-			rl_add(plan, r, MOAT_RL_RCPT_USER, subj->user, false);
+			rl_add(plan, r, MOAT_RL_RCPT_USER, subj->user, false, true);
 		break;
 	}
 }
