@@ -22,54 +22,84 @@
 #define SIG_HLIST_MAX 512         /* names in h= */
 #define SIG_VALUE_MAX 16384       /* the signature field value */
 
-/* ---- body canonicalization (RFC 6376 3.4.3, 3.4.4), streaming ---- */
+/* ---- body canonicalization (RFC 6376 3.4.3, 3.4.4), streaming ----
+ *
+ * A line is what precedes a CRLF; a bare CR or LF is an ordinary byte. Ordinary runs are found
+ * a word at a time and are not copied: consecutive output that is also consecutive input (plain
+ * lines and their CRLFs) is kept as one span of the caller's chunk and goes to SHA-256 in one
+ * update. Only what the canonicalization changes (a collapsed blank run, held-back empty lines,
+ * a CR or CRLF split between chunks) is written to the small buffer, in order with the spans.
+ */
 
 struct moat__dkim_body {
 	bool relaxed;
 	unsigned long pending_crlf;   /* empty lines held back: dropped if they end the body */
-	bool pending_cr, pending_wsp, emitted, line_open;
+	bool pending_cr;              /* the chunk ended with CR: a CRLF or a bare CR? */
+	bool pending_wsp;             /* relaxed: a blank run, one SP unless the line ends */
+	bool emitted, line_open;
 	EVP_MD_CTX *md;               /* sink: hash ... */
 	char *out;                    /* ... or buffer (tests) */
 	size_t outlen;
 	size_t limit, total;          /* hash at most limit bytes (l=, verification); bytes seen */
+	const char *span;             /* output that is input: valid during one bc_feed */
+	size_t spanlen;
 	char buf[BODY_OUTBUF];
 	size_t used;
 };
 
 static void
-bc_flush(struct moat__dkim_body *b)
+bc_sink(struct moat__dkim_body *b, const char *p, size_t n)
 {
-	if (b->used == 0)
-		return;
 	if (b->md != NULL) {
 		size_t room = b->total < b->limit ? b->limit - b->total : 0;
 		if (room > 0)
-			EVP_DigestUpdate(b->md, b->buf, room < b->used ? room : b->used);
-		b->total += b->used;
+			EVP_DigestUpdate(b->md, p, room < n ? room : n);
+		b->total += n;
 	} else {
-		memcpy(b->out + b->outlen, b->buf, b->used);
-		b->outlen += b->used;
+		memcpy(b->out + b->outlen, p, n);
+		b->outlen += n;
 	}
-	b->used = 0;
 }
 
+/* bc_flush - everything emitted so far goes to the sink: the buffer, then the span after it. */
 static void
-bc_emit(struct moat__dkim_body *b, const char *p, size_t n)
+bc_flush(struct moat__dkim_body *b)
 {
-	while (n > 0) {
-		size_t take;
-		if (b->used == sizeof(b->buf))
-			bc_flush(b);
-		take = sizeof(b->buf) - b->used < n ? sizeof(b->buf) - b->used : n;
-		memcpy(b->buf + b->used, p, take);
-		b->used += take;
-		p += take;
-		n -= take;
+	if (b->used > 0)
+		bc_sink(b, b->buf, b->used);
+	b->used = 0;
+	if (b->spanlen > 0)
+		bc_sink(b, b->span, b->spanlen);
+	b->span = NULL;
+	b->spanlen = 0;
+}
+
+/* bc_emit_in - N bytes of the current chunk at P, unchanged: extends the span when adjacent. */
+static void
+bc_emit_in(struct moat__dkim_body *b, const char *p, size_t n)
+{
+	if (b->spanlen > 0 && b->span + b->spanlen == p) {
+		b->spanlen += n;
+	} else {
+		bc_flush(b);
+		b->span = p;
+		b->spanlen = n;
 	}
 	b->emitted = true;
 }
 
-/* bc_release - what was held back goes out because a non-blank byte follows. */
+/* bc_emit - N bytes (at most the buffer size) that are not the input's own. */
+static void
+bc_emit(struct moat__dkim_body *b, const char *p, size_t n)
+{
+	if (b->spanlen > 0 || sizeof(b->buf) - b->used < n)
+		bc_flush(b);
+	memcpy(b->buf + b->used, p, n);
+	b->used += n;
+	b->emitted = true;
+}
+
+/* bc_release - what was held back goes out because an ordinary byte follows. */
 static void
 bc_release(struct moat__dkim_body *b)
 {
@@ -83,78 +113,125 @@ bc_release(struct moat__dkim_body *b)
 		bc_emit(b, "\r", 1);
 		b->pending_cr = false;
 	}
+	b->line_open = true;
+}
+
+/* bc_eol - a CRLF (CRLF: the input's own, or NULL when split between chunks). */
+static void
+bc_eol(struct moat__dkim_body *b, const char *crlf)
+{
+	b->pending_wsp = false;             /* relaxed: blanks at end of line go */
+	if (!b->line_open) {
+		b->pending_crlf++;
+		return;
+	}
+	if (crlf != NULL)
+		bc_emit_in(b, crlf, 2);
+	else
+		bc_emit(b, "\r\n", 2);
+	b->line_open = false;
+}
+
+/* bc_below - 0x80 in each byte of W below C (< 0x80), and maybe in bytes after such a byte. */
+static inline uint64_t
+bc_below(uint64_t w, unsigned c)
+{
+	return (w - 0x0101010101010101ULL * c) & ~w & 0x8080808080808080ULL;
+}
+
+/*
+ * bc_plain - the length of the prefix of P that relaxed canonicalization leaves as it is:
+ * bytes above SP, and an SP followed by one. It stops at a control byte (CR, HTAB; a bare LF
+ * is ordinary but rare and handled one at a time), at an SP before a blank or control byte, and
+ * at an SP that ends the chunk. Eight bytes at a time (and the next one) while nine are left.
+ */
+static size_t
+bc_plain(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	while (k < n) {
+		bool word = n - k >= 9;     /* bytes k to k + 8 can be read */
+		size_t e = word ? k + 8 : n;
+		if (word) {
+			uint64_t w, w1;
+			memcpy(&w, p + k, 8);
+			memcpy(&w1, p + k + 1, 8);
+			if ((bc_below(w, 0x20) | (bc_below(w, 0x21) & bc_below(w1, 0x21))) == 0) {
+				k = e;
+				continue;
+			}
+		}
+		/* maybe a stop in these bytes (the word test can only err towards one): look */
+		for (; k < e; k++) {
+			unsigned char c = (unsigned char)p[k];
+			if (c < ' ' || (c == ' ' && (k + 1 == n || (unsigned char)p[k + 1] <= ' ')))
+				return k;
+		}
+	}
+	return n;
 }
 
 static void
 bc_feed(struct moat__dkim_body *b, const char *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		char c;
-		if (!b->pending_cr && !b->pending_wsp) {
-			/* Fast path: a run of ordinary bytes goes out in one piece. */
-			size_t j = i;
-			while (j < n) {
-				unsigned char u = (unsigned char)p[j];
-				/* most bytes: visible ASCII or 8-bit, one comparison */
-				if (u > ' ') {
-					j++;
-					continue;
-				}
-				if (u == '\r' || u == '\n')
-					break;
-				/* relaxed: a lone SP between two ordinary bytes stays as it is */
-				if (b->relaxed && (u == ' ' || u == '\t') &&
-				    (u == '\t' || j + 1 >= n || p[j + 1] == ' ' || p[j + 1] == '\t' ||
-				    p[j + 1] == '\r' || p[j + 1] == '\n'))
-					break;
-				j++;
-			}
-			if (j > i) {
-				bc_release(b);
-				bc_emit(b, p + i, j - i);
-				b->line_open = true;
-				i = j;
-				if (i == n)
-					break;
-			}
-		}
-		c = p[i];
-		if (c == '\n' && b->pending_cr) {
-			b->pending_cr = false;
-			b->pending_wsp = false;     /* relaxed: blanks at end of line go */
-			if (b->line_open) {
-				bc_emit(b, "\r\n", 2);
-				b->line_open = false;
+	size_t i = 0;
+
+	while (i < n) {
+		char c = p[i];
+		if (b->pending_cr) {                /* the previous chunk ended with CR */
+			if (c == '\n') {
+				b->pending_cr = false;
+				bc_eol(b, NULL);
+				i++;
 			} else {
-				b->pending_crlf++;
+				bc_release(b);      /* a bare CR */
 			}
 			continue;
+		}
+		if (!b->pending_wsp) {
+			const char *cr;
+			size_t run = b->relaxed ? bc_plain(p + i, n - i) :
+			    (cr = memchr(p + i, '\r', n - i)) != NULL ? (size_t)(cr - (p + i)) : n - i;
+			if (run > 0) {
+				bc_release(b);
+				bc_emit_in(b, p + i, run);
+				i += run;
+				continue;
+			}
 		}
 		if (c == '\r') {
-			if (b->pending_cr) {        /* a bare CR before this one */
-				bc_release(b);
-				b->line_open = true;
+			if (i + 1 == n) {
+				b->pending_cr = true;
+				i++;
+				continue;
 			}
-			b->pending_cr = true;
-			continue;
-		}
-		if (b->relaxed && (c == ' ' || c == '\t') && !b->pending_cr) {
+			if (p[i + 1] == '\n') {
+				bc_eol(b, p + i);
+				i += 2;
+				continue;
+			}
+		} else if (b->relaxed && (c == ' ' || c == '\t')) {
+			/* a blank run: one SP, unless a CRLF follows (decided at the CR) */
+			while (i < n && (p[i] == ' ' || p[i] == '\t'))
+				i++;
 			b->pending_wsp = true;
+			if (i < n && p[i] != '\r')
+				bc_release(b);
 			continue;
 		}
-		bc_release(b);
-		bc_emit(b, &c, 1);
-		b->line_open = true;
+		bc_release(b);                      /* a bare CR, LF or another control byte */
+		bc_emit_in(b, p + i, 1);
+		i++;
 	}
+	bc_flush(b);                                /* the span points into the caller's chunk */
 }
 
 static void
 bc_end(struct moat__dkim_body *b)
 {
-	if (b->pending_cr) {                /* a bare CR at the very end */
+	if (b->pending_cr)                  /* a bare CR at the very end */
 		bc_release(b);
-		b->line_open = true;
-	}
 	/* Held-back empty lines are dropped; an unterminated last line gets its CRLF. */
 	/* simple: an empty body is one CRLF (RFC 6376 3.4.3) */
 	if (b->line_open || (!b->emitted && !b->relaxed))

@@ -53,6 +53,171 @@ Test(sign, body_canon)
 	}
 }
 
+/*
+ * ref_canon - the body canonicalization as RFC 6376 words it, on the whole body, written for
+ * clarity: lines end at CRLF (a bare CR or LF is an ordinary byte); relaxed turns each run of
+ * SP/HTAB into one SP and drops it at the end of a line; empty lines at the end go; a last line
+ * without CRLF gets one; simple turns an empty body into one CRLF. OUT holds 2 * len + 2.
+ */
+static size_t
+ref_canon(const char *in, size_t len, bool relaxed, char *out)
+{
+	size_t o = 0, held = 0, start = 0;
+
+	while (start < len) {
+		size_t end = start, next, l0 = o;
+		while (end < len && !(in[end] == '\r' && end + 1 < len && in[end + 1] == '\n'))
+			end++;
+		next = end < len ? end + 2 : len;
+		for (size_t k = start; k < end; k++) {
+			bool wsp = in[k] == ' ' || in[k] == '\t';
+			if (relaxed && wsp && k > start && (in[k - 1] == ' ' || in[k - 1] == '\t'))
+				continue;
+			out[o++] = relaxed && wsp ? ' ' : in[k];
+		}
+		if (relaxed && o > l0 && out[o - 1] == ' ')
+			o--;
+		if (o == l0) {
+			held++;                 /* an empty line: kept only if a line follows */
+		} else {
+			memmove(out + l0 + 2 * held, out + l0, o - l0);
+			for (; held > 0; held--, l0 += 2, o += 2)
+				memcpy(out + l0, "\r\n", 2);
+			memcpy(out + o, "\r\n", 2);
+			o += 2;
+		}
+		start = next;
+	}
+	if (o == 0 && !relaxed) {
+		memcpy(out, "\r\n", 2);
+		o = 2;
+	}
+	return o;
+}
+
+/* split_hash - the body hash of IN fed in chunks of the sizes SIZES gives in turn (0: the rest). */
+static void
+split_hash(const char *in, size_t len, bool relaxed, const size_t *sizes, size_t nsizes,
+    unsigned char bh[MOAT_DKIM_BH_LEN])
+{
+	struct moat__dkim_body *b = moat__dkim_body_new(relaxed, EVP_sha256());
+	size_t off = 0;
+
+	cr_assert_not_null(b);
+	for (size_t k = 0; off < len; k++) {
+		size_t want = nsizes > 0 ? sizes[k % nsizes] : 0, n = len - off;
+		char *chunk;
+		if (want > 0 && want < n)
+			n = want;
+		/* a chunk of its own, so that ASan sees a read past its end */
+		cr_assert_not_null(chunk = malloc(n));
+		memcpy(chunk, in + off, n);
+		moat__dkim_body_feed(b, chunk, n);
+		free(chunk);
+		off += n;
+	}
+	cr_assert_eq(moat__dkim_body_end(b, bh), 0);
+	moat__dkim_body_free(b);
+}
+
+/*
+ * check_splits - the canonical form of IN matches ref_canon, and the body hash is the same for
+ * IN fed whole, a byte at a time, cut once at every offset, and in random chunk sizes (each
+ * chunk in a buffer of its own size). Returns the number of mismatches (each reported).
+ */
+static unsigned
+check_splits(const char *label, const char *in, size_t len, bool relaxed)
+{
+	char *want = malloc(2 * len + 2), *got = malloc(2 * len + 2);
+	unsigned char ref[MOAT_DKIM_BH_LEN], bh[MOAT_DKIM_BH_LEN];
+	unsigned bad = 0, wl = 0;
+	size_t wn, gn, one = 1;
+	const char *mode = relaxed ? "relaxed" : "simple";
+
+	cr_assert(want != NULL && got != NULL);
+	wn = ref_canon(in, len, relaxed, want);
+	gn = moat__dkim_body_canon(in, len, relaxed, got);
+	if (gn != wn || memcmp(got, want, wn) != 0) {
+		cr_log_error("%s (%s): canonical form differs from the reference", label, mode);
+		bad++;
+	}
+	EVP_Digest(want, wn, ref, &wl, EVP_sha256(), NULL);
+	split_hash(in, len, relaxed, NULL, 0, bh);
+	if (memcmp(bh, ref, sizeof(bh)) != 0) {
+		cr_log_error("%s (%s): differs fed whole", label, mode);
+		bad++;
+	}
+	split_hash(in, len, relaxed, &one, 1, bh);
+	if (memcmp(bh, ref, sizeof(bh)) != 0) {
+		cr_log_error("%s (%s): differs fed a byte at a time", label, mode);
+		bad++;
+	}
+	for (size_t cut = 1; cut < len; cut++) {
+		size_t sizes[2] = { cut, 0 };
+		split_hash(in, len, relaxed, sizes, 2, bh);
+		if (memcmp(bh, ref, sizeof(bh)) != 0) {
+			cr_log_error("%s (%s): differs cut at %zu", label, mode, cut);
+			bad++;
+		}
+	}
+	for (unsigned r = 0; r < 8; r++) {
+		size_t sizes[16];
+		for (size_t k = 0; k < 16; k++)
+			sizes[k] = 1 + (size_t)rand() % (r < 4 ? 12 : 200);
+		split_hash(in, len, relaxed, sizes, 16, bh);
+		if (memcmp(bh, ref, sizeof(bh)) != 0) {
+			cr_log_error("%s (%s): differs in random chunks (round %u)", label, mode, r);
+			bad++;
+		}
+	}
+	free(want);
+	free(got);
+	return bad;
+}
+
+Test(sign, body_canon_splits)
+{
+	static const char *const tricky[] = {
+		"", "\r\n", "\r\n\r\n\r\n", "a", "a ", "a \t", " ", "\r", "\n", "a\r", "a\n",
+		"a \r\nb\r\n",                          /* WSP before CRLF, cut anywhere */
+		"a\t \t\r\n\r\n \r\n\t\r\n",            /* empty and blank lines at the end */
+		"x\r\n\r\n\r\n\r\ny\r\n",               /* empty lines inside, released */
+		"a\r  b\r\n", "a  \rb\r\n", "a \n b\r\n", "\r\r\n\r", "a\r\r\r\nb",
+		"word  word\t\tword \t word!\r\n",
+		" !\r\n ! ! !! \r\n",                   /* 0x21 after SP (word-test borrow) */
+		"Line 001 of the body, padded with some words to be ordinary text.\r\n"
+		"Line 002 of the body, padded with some words to be ordinary text.\r\n\r\n",
+		"\x80\xff \xe9t\xe9  \x7f\x01\x1f \r\n",
+		"abcdefgh abcdefgh\tabcdefgh  abcdefgh abcdefgh \r\n  \r\n",
+	};
+	static const char *const pieces[] = {
+		"a", "word", "abcdefghijklmnopq", " ", "  ", "\t", " \t ", "\r\n", "\r\n", "\r\n\r\n",
+		"\r", "\n", "!", "\xe9", "\x01", " !",
+	};
+	unsigned bad = 0;
+	char body[400];
+
+	srand(8);
+	for (size_t i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++)
+		for (int relaxed = 0; relaxed < 2; relaxed++)
+			bad += check_splits(tricky[i], tricky[i], strlen(tricky[i]), relaxed);
+	/* random bodies of those pieces, a few hundred bytes each */
+	for (unsigned r = 0; r < 300; r++) {
+		size_t len = 0, target = (size_t)rand() % 300;
+		char label[32];
+		while (len < target) {
+			const char *piece = pieces[(size_t)rand() % (sizeof(pieces) / sizeof(pieces[0]))];
+			size_t pl = strlen(piece);
+			memcpy(body + len, piece, pl);
+			len += pl;
+		}
+		snprintf(label, sizeof(label), "random body %u", r);
+		for (int relaxed = 0; relaxed < 2; relaxed++)
+			bad += check_splits(label, body, len, relaxed);
+	}
+	cr_expect_eq(bad, 0, "%u body hashes differ from the whole-body reference", bad);
+}
+
 Test(sign, from_domain)
 {
 	static const struct {
