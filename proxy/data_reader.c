@@ -1,9 +1,14 @@
 /*
  * data_reader.c - DATA state machine: end-of-data detection, dot-unstuffing towards the policy,
  * canonical CRLF and dot-stuffing towards the backend. Owns two small staging buffers.
+ *
+ * Only NUL, a bare CR or LF and a dot at the start of a line change anything: the lines between
+ * them (CRLFs included) are found a word at a time and copied to both buffers as one run. Octet
+ * by octet through the states, this was 89% of the proxy's instructions per message.
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "data_reader.h"
@@ -54,6 +59,87 @@ put(struct px_data *d, char c, bool bol)
 	if (bol && c == '.')
 		d->wbuf[d->wlen++] = '.';
 	d->wbuf[d->wlen++] = c;
+}
+
+/* put_run - n octets that are the same on both sides (nothing to stuff, no line end to mend). */
+static void
+put_run(struct px_data *d, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t room = sizeof(d->cbuf) - d->clen;
+		size_t wroom = sizeof(d->wbuf) - d->wlen;
+		size_t m = n;
+
+		if (wroom < room)
+			room = wroom;
+		if (room == 0) {
+			px_data_flush(d);
+			continue;
+		}
+		if (m > room)
+			m = room;
+		memcpy(d->cbuf + d->clen, p, m);
+		memcpy(d->wbuf + d->wlen, p, m);
+		d->clen += m;
+		d->wlen += m;
+		p += m;
+		n -= m;
+	}
+}
+
+/* has_below - does the word hold an octet below c (c <= 0x80)? Exact: a borrow only flags octets
+ * above one that is below c (Hacker's Delight, "hasless"). */
+static inline uint64_t
+has_below(uint64_t w, unsigned c)
+{
+	return (w - 0x0101010101010101ULL * c) & ~w & 0x8080808080808080ULL;
+}
+
+/*
+ * plain_run - how many octets of p[0..n) come before the first CR, LF or NUL (n: none). Words
+ * without an octet below CR + 1 are passed over eight octets at a time; a word with one (a stop,
+ * or a TAB) is looked at octet by octet.
+ */
+static size_t
+plain_run(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	for (;;) {
+		size_t e;
+
+		for (; n - k >= 8; k += 8) {
+			uint64_t w;
+
+			memcpy(&w, p + k, 8);
+			if (has_below(w, '\r' + 1) != 0)
+				break;
+		}
+		e = n - k >= 8 ? k + 8 : n;
+		for (; k < e; k++)
+			if (p[k] == '\r' || p[k] == '\n' || p[k] == '\0')
+				return k;
+		if (k == n)
+			return n;
+	}
+}
+
+/*
+ * verbatim_run - how many octets of p[0..n) go to both sides as they are: lines and their CRLFs,
+ * up to a NUL, a bare CR or LF, a CRLF followed by a dot, or a CRLF too near the end to tell
+ * (the state machine takes those, across reads). p[0] is not a dot at the start of a line.
+ */
+static size_t
+verbatim_run(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	for (;;) {
+		k += plain_run(p + k, n - k);
+		if (n - k < 3 || p[k] != '\r' || p[k + 1] != '\n' || p[k + 2] == '.')
+			return k;
+		k += 2;
+	}
 }
 
 static void
@@ -134,8 +220,13 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 			} else if (c == '\0') {
 				fail(d, PX_DATA_NUL, c);
 			} else {
-				put(d, (char)c, d->state == D_BOL);
-				d->state = D_MID;
+				/* not a dot at the start of a line (D_DOT took that): nothing to stuff */
+				size_t run = verbatim_run(buf + i, len - i);
+
+				put_run(d, buf + i, run);
+				/* an LF in the run ended a CRLF: the run ends at the start of a line */
+				d->state = buf[i + run - 1] == '\n' ? D_BOL : D_MID;
+				i += run - 1;
 			}
 			continue;
 		case D_CR:
@@ -152,10 +243,17 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 			d->state = D_BOL;
 			i--;                     /* look at c again at the start of a line */
 			continue;
-		case D_SKIP:
-			if (c == '\r')
-				d->state = D_SKIPCR;
+		case D_SKIP: {
+			const char *cr = memchr(buf + i, '\r', len - i);
+
+			if (cr == NULL) {
+				i = len - 1;
+				continue;
+			}
+			i = (size_t)(cr - buf);
+			d->state = D_SKIPCR;
 			continue;
+		}
 		case D_SKIPCR:
 			d->state = c == '\n' ? D_SKIPCRLF : c == '\r' ? D_SKIPCR : D_SKIP;
 			continue;

@@ -250,7 +250,7 @@ Test(upstream, xclient_and_proxy_headers)
 /* ---- DATA reader ---- */
 
 struct sink {
-	char content[4096], wire[4096];
+	char content[16384], wire[16384];
 	size_t clen, wlen;
 };
 
@@ -367,5 +367,141 @@ Test(data_reader, wire_is_always_canonical)
 				cr_assert_eq(k.wire[i + 1], '\n', "bare CR on the wire, round %d", round);
 		}
 		cr_assert_null(memmem(k.wire, k.wlen, "\r\n.\r\n", 5), "end of data on the wire, round %d", round);
+	}
+}
+
+/* feed_pieces - feed IN cut at the offsets in CUTS (ascending), as reads would bring it. */
+static size_t
+feed_pieces(struct px_data *d, const char *in, size_t len, const size_t *cuts, size_t ncuts, bool *done)
+{
+	size_t used = 0;
+
+	*done = false;
+	for (size_t i = 0; i <= ncuts && !*done; i++) {
+		size_t end = i < ncuts ? cuts[i] : len;
+
+		/* a read ending on the terminator's first octets leaves the rest for the next feed */
+		while (used < end && !*done)
+			used += px_data_feed(d, in + used, end - used, done);
+	}
+	return used;
+}
+
+/* Every table case cut in two at every offset, and in three at every pair of offsets. */
+Test(data_reader, table_cut_at_every_offset)
+{
+	for (size_t i = 0; i < sizeof(data_cases) / sizeof(data_cases[0]); i++) {
+		const struct data_case *c = &data_cases[i];
+
+		for (size_t a = 0; a <= c->len; a++) {
+			for (size_t b = a; b <= c->len; b++) {
+				size_t cuts[2] = { a, b };
+				struct px_data d;
+				struct sink k = { .clen = 0 };
+				bool done;
+				size_t used;
+
+				px_data_init(&d, c->normalize, sink_content, sink_wire, &k);
+				used = feed_pieces(&d, c->in, c->len, cuts, 2, &done);
+				cr_assert_eq(done, c->done, "%s/%zu/%zu: done", c->label, a, b);
+				cr_assert_eq(used, c->used, "%s/%zu/%zu: used %zu", c->label, a, b, used);
+				cr_assert_eq(d.err, c->err, "%s/%zu/%zu: err %d", c->label, a, b, d.err);
+				if (c->content == NULL || c->err != PX_DATA_OK)
+					continue;
+				cr_assert_eq(k.clen, strlen(c->content), "%s/%zu/%zu: content", c->label, a, b);
+				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%zu/%zu", c->label, a, b);
+				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%zu/%zu: wire", c->label, a, b);
+				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%zu/%zu", c->label, a, b);
+			}
+		}
+	}
+}
+
+/*
+ * A message whose lines cross the 4 KB staging buffers and the 8-octet words of the scan, with a
+ * stuffed line and the terminator near the end, cut at every offset: the content, the wire bytes
+ * and the place the next command starts never depend on where a read ended.
+ */
+Test(data_reader, long_lines_cut_at_every_offset)
+{
+	static char in[2 * 4096 + 64], content[sizeof(in)], wire[sizeof(in)];
+	static struct sink k;
+	size_t n = 0, cn = 0, wn = 0, end;
+
+	/* line 1: 4100 octets; line 2: ".." + 13 octets (stuffed); line 3: empty; line 4: 4000 */
+	memset(in, 'a', 4100);
+	n = 4100;
+	memcpy(in + n, "\r\n..bcdefghijklmn\r\n\r\n", 21);
+	n += 21;
+	memset(in + n, 'z', 4000);
+	n += 4000;
+	memcpy(in + n, "\r\n.\r\nQUIT\r\n", 11);
+	end = n + 5;
+	n += 11;
+	memcpy(content, in, 4102);
+	memcpy(content + 4102, ".bcdefghijklmn\r\n\r\n", 18);
+	memcpy(content + 4120, in + 4121, 4002);
+	cn = 8122;
+	memcpy(wire, in, end - 3);
+	wn = end - 3;
+	for (size_t cut = 0; cut <= n; cut++) {
+		struct px_data d;
+		bool done;
+		size_t used;
+
+		k.clen = k.wlen = 0;
+		px_data_init(&d, false, sink_content, sink_wire, &k);
+		used = feed_pieces(&d, in, n, &cut, 1, &done);
+		cr_assert(done, "cut %zu", cut);
+		cr_assert_eq(used, end, "cut %zu: used %zu", cut, used);
+		cr_assert_eq(d.err, PX_DATA_OK, "cut %zu", cut);
+		cr_assert_eq(k.clen, cn, "cut %zu: content %zu", cut, k.clen);
+		cr_assert_eq(memcmp(k.content, content, cn), 0, "cut %zu", cut);
+		cr_assert_eq(k.wlen, wn, "cut %zu: wire %zu", cut, k.wlen);
+		cr_assert_eq(memcmp(k.wire, wire, wn), 0, "cut %zu", cut);
+	}
+}
+
+/* A CR, LF or NUL at every place in and around the scan's 8-octet words, whole and cut there. */
+Test(data_reader, stop_octet_at_every_word_position)
+{
+	static const struct {
+		const char *stop;
+		size_t len;
+		enum px_data_err err;
+	} stops[] = {
+		{ L("\r\n"), PX_DATA_OK }, { L("\r"), PX_DATA_BARE }, { L("\n"), PX_DATA_BARE },
+		{ L("\0"), PX_DATA_NUL }, { L("\r\r\n"), PX_DATA_BARE },
+	};
+
+	for (size_t s = 0; s < sizeof(stops) / sizeof(stops[0]); s++) {
+		for (size_t off = 0; off < 40; off++) {
+			char in[64];
+			size_t n;
+
+			memset(in, 'x', off);
+			memcpy(in + off, stops[s].stop, stops[s].len);
+			n = off + stops[s].len;
+			memcpy(in + n, "y\r\n.\r\nM", 7);
+			n += 7;
+			for (size_t cut = 0; cut <= n; cut++) {
+				struct px_data d;
+				struct sink k = { .clen = 0 };
+				bool done;
+				size_t used;
+
+				px_data_init(&d, false, sink_content, sink_wire, &k);
+				used = feed_pieces(&d, in, n, &cut, 1, &done);
+				cr_assert(done, "stop %zu off %zu cut %zu", s, off, cut);
+				cr_assert_eq(used, n - 1, "stop %zu off %zu cut %zu", s, off, cut);
+				cr_assert_eq(d.err, stops[s].err, "stop %zu off %zu cut %zu", s, off, cut);
+				if (stops[s].err != PX_DATA_OK)
+					continue;
+				cr_assert_eq(k.clen, n - 4, "stop %zu off %zu cut %zu", s, off, cut);
+				cr_assert_eq(memcmp(k.content, in, n - 4), 0);
+				cr_assert_eq(k.wlen, n - 4);
+				cr_assert_eq(memcmp(k.wire, in, n - 4), 0);
+			}
+		}
 	}
 }
