@@ -2282,6 +2282,29 @@ px_session_timeout(struct px_session *s, const char *which)
 	session_close(s);
 }
 
+/*
+ * px_session_work_blocks - may the pending work item block the loop? MAIL: no, moat_session_mail
+ * does no I/O (policy.h). End of data in streaming mode: the last header and body events only
+ * count (as they did on the loop while the message streamed), and moat_session_eom waits on DNS or
+ * signs only when the core says so. Holding mode: yes, its chunks and its end of data hash the
+ * body, write the spool file and run the checks, and WK_READ reads the spool file.
+ */
+bool
+px_session_work_blocks(const struct px_session *s)
+{
+	switch (s->work) {
+	case WK_MAIL:
+		return false;
+	case WK_EOM:
+		return s->holding || moat_session_eom_blocks(s->ms);
+	case WK_CHUNK:
+	case WK_READ:
+	case WK_NONE:
+		break;
+	}
+	return true;
+}
+
 void
 px_session_work_run(struct px_session *s)
 {

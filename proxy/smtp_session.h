@@ -5,8 +5,9 @@
  * command table, turns them into policy events (src/policy.h) and into commands to the backend,
  * and writes replies. All I/O goes through struct px_ops, so the same code runs under libuv
  * (worker.c) and under the fuzzer (tests/fuzz/fuzz_smtp_session.c). The driver owns the handles;
- * the session tells it what to do and is told what happened. Policy events that may block run
- * through ops->work: the driver calls px_session_work_run off the loop, then px_session_work_done.
+ * the session tells it what to do and is told what happened. Policy events run through ops->work:
+ * the driver calls px_session_work_run, off the loop when px_session_work_blocks, then
+ * px_session_work_done on the loop.
  */
 #ifndef PX_SMTP_SESSION_H
 #define PX_SMTP_SESSION_H
@@ -29,7 +30,8 @@ struct px_ops {
 	void (*backend_write)(void *io, const char *p, size_t n);
 	/* close the backend leg; graceful: after queued writes (QUIT), else at once (abort) */
 	void (*backend_close)(void *io, bool graceful);
-	/* run px_session_work_run on a pool thread, then px_session_work_done on the loop */
+	/* run px_session_work_run (on a pool thread when px_session_work_blocks, else on the loop),
+	 * then px_session_work_done on the loop; both later, never inside this call */
 	void (*work)(void *io);
 	/* TLS (issue 7): write what is queued in plaintext, then put TLS on the client leg; 0 or -1.
 	 * NULL: the driver has no TLS (STARTTLS is never offered). */
@@ -94,6 +96,9 @@ void px_session_tls_implicit(struct px_session *s);
 /* px_session_ratelimit_done - the verdict of a pending ops->ratelimit check (issue 9). */
 void px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *v);
 
+/* px_session_work_blocks - may the pending work item block (DNS, signing, hashing a held body,
+ * spool I/O)? Asked when ops->work is called. */
+bool px_session_work_blocks(const struct px_session *s);
 void px_session_work_run(struct px_session *s);
 void px_session_work_done(struct px_session *s);
 

@@ -1,7 +1,8 @@
 /*
- * worker.c - the libuv side of a session: client and backend streams, timers, the threadpool
- * work item, write batching and backpressure. A struct conn embeds its handles, counts those
- * open and is freed only in the last close callback with no work item pending.
+ * worker.c - the libuv side of a session: client and backend streams, timers, the work items
+ * (on the threadpool, or queued on the loop when they cannot block), write batching and
+ * backpressure. A struct conn embeds its handles, counts those open and is freed only in the last
+ * close callback with no work item pending.
  */
 #include "config.h"
 
@@ -50,6 +51,9 @@ struct px_worker {
 	struct moat_ratelimit *rl;       /* borrowed; NULL: none */
 	struct px_rlredis *rlr;          /* this loop's Redis store; NULL: the embedded one */
 	bool stopping;
+	/* work items that cannot block, run by the idle handle in order (op_work) */
+	uv_idle_t inline_idle;
+	struct conn *inline_head, *inline_tail;
 };
 
 struct bconn {
@@ -77,6 +81,7 @@ struct conn {
 	struct px_worker *w;
 	struct px_session *s;
 	struct bconn *b;
+	struct conn *inline_next;        /* the loop's queue of work items that cannot block */
 	unsigned open;                   /* handles not yet closed (bconn included) */
 	bool work_pending, closing, close_after_write, reading, greeted;
 	bool rl_pending;                 /* issue 9: a rate-limit check waits for Redis */
@@ -127,16 +132,25 @@ conn_close_client(struct conn *c)
 		uv_close((uv_handle_t *)&c->client, on_close);
 }
 
+/* worker_drained - the worker stops and has no session left: close what sessions shared, so the
+ * loop can end (and be closed). */
+static void
+worker_drained(struct px_worker *w)
+{
+	px_rlredis_close(w->rlr);
+	w->rlr = NULL;
+	uv_close((uv_handle_t *)&w->inline_idle, NULL);
+}
+
 /* conn_maybe_free - the last handle closed and no work item holds the session. */
 static void
 conn_maybe_free(struct conn *c)
 {
 	if (c->open > 0 || c->work_pending || c->rl_pending)
 		return;
-	if (atomic_fetch_sub(&c->w->sessions, 1) == 1 && c->w->stopping) {
-		px_rlredis_close(c->w->rlr);     /* the last session drained: the loop may end */
-		c->w->rlr = NULL;
-	}
+	if (atomic_fetch_sub(&c->w->sessions, 1) == 1 && c->w->stopping)
+		worker_drained(c->w);
+
 	px_session_free(c->s);
 	free(c->pin);
 	free(c->early);
@@ -576,12 +590,10 @@ work_cb(uv_work_t *req)
 	px_session_work_run(c->s);
 }
 
+/* work_finish - on the loop, the work item has run: the session takes its answer. */
 static void
-after_work_cb(uv_work_t *req, int status)
+work_finish(struct conn *c)
 {
-	struct conn *c = req->data;
-
-	(void)status;
 	c->work_pending = false;
 	if (c->closing) {
 		conn_maybe_free(c);
@@ -593,18 +605,56 @@ after_work_cb(uv_work_t *req, int status)
 }
 
 static void
+after_work_cb(uv_work_t *req, int status)
+{
+	(void)status;
+	work_finish(req->data);
+}
+
+/* on_inline - the idle phase: run the items queued on the loop so far, in order (those they
+ * queue wait for the next turn of the loop). A session closed meanwhile skips its item. */
+static void
+on_inline(uv_idle_t *h)
+{
+	struct px_worker *w = h->data;
+	struct conn *c = w->inline_head, *next;
+
+	w->inline_head = w->inline_tail = NULL;
+	uv_idle_stop(h);
+	for (; c != NULL; c = next) {
+		next = c->inline_next;       /* c may be freed below; the others hold work_pending */
+		c->inline_next = NULL;
+		if (!c->closing)
+			px_session_work_run(c->s);
+		work_finish(c);
+	}
+}
+
+/*
+ * op_work - run the session's work item later, on the threadpool when it may block (DNS, signing,
+ * hashing a held body, spool I/O: px_session_work_blocks), else on the loop from the idle handle,
+ * which saves the two thread hand-offs (futex, async wake-up) of the pool per MAIL and per end of
+ * data. Either way the answer comes from a later callback, never inside the caller's stack.
+ */
+static void
 op_work(void *io)
 {
 	struct conn *c = io;
+	struct px_worker *w = c->w;
 
-	c->work.data = c;
 	c->work_pending = true;
-	if (uv_queue_work(&c->w->loop, &c->work, work_cb, after_work_cb) != 0) {
-		/* the pool refused: run inline rather than lose the answer */
-		px_session_work_run(c->s);
-		c->work_pending = false;
-		px_session_work_done(c->s);
+	if (px_session_work_blocks(c->s)) {
+		c->work.data = c;
+		if (uv_queue_work(&w->loop, &c->work, work_cb, after_work_cb) == 0)
+			return;
+		/* the pool refused: run it on the loop rather than lose the answer */
 	}
+	if (w->inline_tail != NULL)
+		w->inline_tail->inline_next = c;
+	else
+		w->inline_head = c;
+	w->inline_tail = c;
+	uv_idle_start(&w->inline_idle, on_inline);
 }
 
 static void tls_input(struct conn *c, const char *p, size_t n);
@@ -1213,12 +1263,10 @@ on_stop(uv_async_t *a)
 		if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
 			uv_close((uv_handle_t *)&w->listeners[i], NULL);
 	uv_close((uv_handle_t *)&w->stop, NULL);
-	/* issue 9: Redis stays for the sessions draining; without any, it goes now */
+	/* issue 9: Redis (and the inline queue) stay for the sessions draining; without any, they go now */
 	w->stopping = true;
-	if (atomic_load(&w->sessions) == 0) {
-		px_rlredis_close(w->rlr);
-		w->rlr = NULL;
-	}
+	if (atomic_load(&w->sessions) == 0)
+		worker_drained(w);
 }
 
 struct px_worker *
@@ -1240,6 +1288,8 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 	}
 	uv_async_init(&w->loop, &w->stop, on_stop);
 	w->stop.data = w;
+	uv_idle_init(&w->loop, &w->inline_idle);
+	w->inline_idle.data = w;
 	for (size_t i = 0; i < nfds; i++) {
 		uv_tcp_init(&w->loop, &w->listeners[i]);
 		w->listeners[i].data = w;

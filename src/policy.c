@@ -628,6 +628,12 @@ moat_session_edits(const struct moat_session *s, size_t *n)
 }
 
 bool
+moat_session_eom_blocks(const struct moat_session *s)
+{
+	return s->auth != NULL || s->sign != NULL;
+}
+
+bool
 moat_session_edits_need_body(const struct moat_session *s)
 {
 	if (s->direction == MOAT_OUTBOUND)

@@ -10,8 +10,11 @@
  *
  * The core knows no sockets, no libuv and no libmilter. It is reentrant: a session is used by one
  * thread at a time (any thread), and everything shared between sessions (struct moat_policy) is
- * either immutable or locked. Events that may wait on DNS (mail, eom) or hash a large body (body)
- * must be called off an event loop; the proxy calls them on the libuv threadpool.
+ * either immutable or locked. Events that may wait on DNS or sign (eom, when
+ * moat_session_eom_blocks says so) or hash a large body (body, when the message is held) must be
+ * called off an event loop; the proxy calls them on the libuv threadpool. The mail event does no
+ * I/O (limits, SIZE, the trust rules: SPF is evaluated at end of message), so the proxy runs it on
+ * its loop; a check at MAIL that waits on DNS would have to say so here and in the proxy.
  */
 #ifndef MOAT_POLICY_H
 #define MOAT_POLICY_H
@@ -139,6 +142,13 @@ void moat_session_eoh(struct moat_session *s, struct moat_verdict *v);
 void moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
 /* End of message: the final verdict; header edits are then available from moat_session_edits. */
 void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
+
+/*
+ * moat_session_eom_blocks - will moat_session_eom wait on DNS (SPF, DKIM keys, DMARC) or sign? True
+ * once the header events started the authentication engine or a signer for this message; false
+ * when it only returns the limits' verdict. Valid after the header events.
+ */
+bool moat_session_eom_blocks(const struct moat_session *s);
 
 /* moat_session_edits - edits to apply for the message just ended; valid until the next event. */
 const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);
