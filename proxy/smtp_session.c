@@ -53,7 +53,7 @@ enum px_state { S_GREET = 0, S_CMD, S_AUTH, S_DATA, S_CLOSED };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
 enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
 /* what waits for a rate-limit answer (issue 9) */
-enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
+enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_FIRST_RCPT, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
  * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept);
@@ -108,6 +108,7 @@ struct px_session {
 	bool backend_utf8;                 /* the backend's last EHLO reply offered SMTPUTF8 */
 	bool utf8_offered;                 /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool in_txn;                       /* MAIL accepted by us and by the backend */
+	bool rl_msg_counted;               /* issue 9: the transaction's message buckets are charged */
 	unsigned nrcpt;                    /* RCPTs the backend accepted */
 	unsigned messages;
 
@@ -619,9 +620,10 @@ backend_reply(struct px_session *s)
 	switch (op) {
 	case OP_MAIL:
 		say(s, r->buf, r->len);      /* the backend's verdict, verbatim */
-		if (r->code / 100 == 2)
+		if (r->code / 100 == 2) {
 			s->in_txn = true;
-		else
+			s->rl_msg_counted = false;   /* charged with the first recipient */
+		} else
 			moat_session_abort(s->ms);
 		break;
 	case OP_RCPT:
@@ -1516,20 +1518,6 @@ proceed_mail(struct px_session *s, const char *arg)
 	s->ops->work(s->io);
 }
 
-/* mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
-static void
-mail_done(struct px_session *s)
-{
-	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
-		say_verdict(s, &s->v);
-		moat_session_abort(s->ms);
-		if (s->v.close)
-			session_close(s);
-		return;
-	}
-	session_ratelimit(s, MOAT_RL_EV_MAIL, RL_MAIL);
-}
-
 /* backend_request - OP (MAIL, or AUTH's first line) to the backend, connecting it first if need be. */
 static void
 backend_request(struct px_session *s, enum px_op op)
@@ -1551,10 +1539,18 @@ backend_request(struct px_session *s, enum px_op op)
 	}
 }
 
-/* mail_send - MAIL passed every check: to the backend. */
+/* mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
 static void
-mail_send(struct px_session *s)
+mail_done(struct px_session *s)
 {
+	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
+		say_verdict(s, &s->v);
+		moat_session_abort(s->ms);
+		if (s->v.close)
+			session_close(s);
+		return;
+	}
+	/* the message rate limits are charged with the first recipient: one store call a message */
 	backend_request(s, OP_MAIL);
 }
 
@@ -1589,7 +1585,10 @@ proceed_rcpt(struct px_session *s, const char *arg)
 			session_close(s);
 		return;
 	}
-	session_ratelimit(s, MOAT_RL_EV_RCPT, RL_RCPT);
+	if (s->rl_msg_counted)
+		session_ratelimit(s, MOAT_RL_EV_RCPT, RL_RCPT);
+	else
+		session_ratelimit(s, MOAT_RL_EV_FIRST_RCPT, RL_FIRST_RCPT);
 }
 
 /* rcpt_send - RCPT passed every check: to the backend. */
@@ -2057,11 +2056,11 @@ session_pump(struct px_session *s)
 static void
 ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
 {
+	if (next == RL_FIRST_RCPT)
+		s->rl_msg_counted = moat_ratelimit_message_counted(v);
 	if (v->action != MOAT_CONTINUE && v->action != MOAT_ACCEPT) {
 		if (next != RL_TLS_IMPLICIT)     /* before the handshake nothing can be said */
 			say_verdict(s, v);
-		if (next == RL_MAIL)
-			moat_session_abort(s->ms);
 		if (v->close || next == RL_TLS_IMPLICIT)
 			session_close(s);
 		return;
@@ -2080,9 +2079,7 @@ ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verd
 	case RL_STARTTLS:
 		starttls_begin(s);
 		break;
-	case RL_MAIL:
-		mail_send(s);
-		break;
+	case RL_FIRST_RCPT:
 	case RL_RCPT:
 		rcpt_send(s);
 		break;

@@ -378,6 +378,19 @@ rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind ki
 	plan->n++;
 }
 
+/* rl_add_subject - the per-address, per-sender and per-user buckets of one event, in that order. */
+static void
+rl_add_subject(struct moat_rl_plan *plan, const struct rl_rules *r, const struct moat_rl_subject *subj,
+    const char *ip, enum moat_rl_kind by_ip, enum moat_rl_kind by_sender, enum moat_rl_kind by_user)
+{
+	if (subj->addr != NULL)
+		rl_add(plan, r, by_ip, ip, false, false);
+	if (subj->sender != NULL)
+		rl_add(plan, r, by_sender, subj->sender, true, false);
+	if (subj->user != NULL && subj->user[0] != '\0')
+		rl_add(plan, r, by_user, subj->user, false, true);
+}
+
 /* rl_net_text - "a.b.c.0/24" or "2001:db8::/64" for ADDR cut to the configured prefix. */
 static void
 rl_net_text(const struct rl_rules *r, const struct moat_addr *addr, char *out, size_t len)
@@ -398,7 +411,6 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 {
 	const struct rl_rules *r = atomic_load_explicit(&rl->rules, memory_order_acquire);
 	char ip[64] = "", net[80];
-	bool user = subj->user != NULL && subj->user[0] != '\0';
 
 	memset(plan, 0, offsetof(struct moat_rl_plan, req));
 	plan->ev = ev;
@@ -426,22 +438,33 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 			rl_add(plan, r, MOAT_RL_TLS_IP, ip, false, false);
 		break;
 	case MOAT_RL_EV_MAIL:
-		if (subj->addr != NULL)
-			rl_add(plan, r, MOAT_RL_MSG_IP, ip, false, false);
-		if (subj->sender != NULL)
-			rl_add(plan, r, MOAT_RL_MSG_SENDER, subj->sender, true, false);
-		if (user)
-			rl_add(plan, r, MOAT_RL_MSG_USER, subj->user, false, true);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER);
+		break;
+	case MOAT_RL_EV_FIRST_RCPT:
+		/* MAIL's first: the verdict names the first refused bucket (message_counted) */
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER, MOAT_RL_RCPT_USER);
 		break;
 	case MOAT_RL_EV_RCPT:
-		if (subj->addr != NULL)
-			rl_add(plan, r, MOAT_RL_RCPT_IP, ip, false, false);
-		if (subj->sender != NULL)
-			rl_add(plan, r, MOAT_RL_RCPT_SENDER, subj->sender, true, false);
-		if (user)
-			rl_add(plan, r, MOAT_RL_RCPT_USER, subj->user, false, true);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER, MOAT_RL_RCPT_USER);
 		break;
 	}
+}
+
+bool
+moat_ratelimit_message_counted(const struct moat_verdict *v)
+{
+	static const enum moat_rl_kind msg[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER };
+
+	if (v->action == MOAT_CONTINUE || v->action == MOAT_ACCEPT)
+		return true;
+	/* reasons are rl_kinds' static strings: a refusal by a message bucket, or no store */
+	if (v->reason == NULL || strcmp(v->reason, "ratelimit_store_down") == 0)
+		return false;
+	for (size_t i = 0; i < sizeof(msg) / sizeof(msg[0]); i++)
+		if (strcmp(v->reason, rl_kinds[msg[i]].key) == 0)
+			return false;
+	return true;
 }
 
 void

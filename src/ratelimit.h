@@ -34,7 +34,7 @@
 #include "policy.h"
 
 #define MOAT_RL_KEY_MAX 300     /* "kind:" + a 254-byte address fits; longer senders are hashed */
-#define MOAT_RL_PLAN_MAX 4      /* buckets one event may charge */
+#define MOAT_RL_PLAN_MAX 6      /* buckets one event may charge (MOAT_RL_EV_FIRST_RCPT: 3 + 3) */
 #define MOAT_RL_REDIS_PREFIX_MAX 64   /* ratelimit_redis_prefix, NUL included */
 
 /* The limits, in the order of their keys; the index is also the Redis key's kind tag. */
@@ -56,6 +56,13 @@ enum moat_rl_event {
 	MOAT_RL_EV_TLS,         /* a TLS handshake is about to start: tls_per_ip */
 	MOAT_RL_EV_MAIL,        /* MAIL FROM: msg_per_ip, msg_per_sender, msg_per_user */
 	MOAT_RL_EV_RCPT,        /* RCPT TO: rcpt_per_ip, rcpt_per_sender, rcpt_per_user */
+	/*
+	 * The first RCPT TO of a transaction whose MAIL-time buckets are not charged yet: MAIL's and
+	 * RCPT's buckets in one charge, MAIL's first. The proxy uses it to save a store round trip
+	 * per message; a message-limit refusal then answers RCPT, as Postfix's smtpd_delay_reject
+	 * does (moat_ratelimit_message_counted tells the front-end which event comes next).
+	 */
+	MOAT_RL_EV_FIRST_RCPT,
 };
 
 /* ratelimit_store / ratelimit_redis_failure / per-limit action */
@@ -159,6 +166,14 @@ void moat_ratelimit_fallback(struct moat_ratelimit *rl, const struct moat_rl_pla
 void moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
     const struct moat_rl_result *res, enum moat_rl_status status, const char *sid,
     struct moat_verdict *v);
+
+/*
+ * moat_ratelimit_message_counted - after a MOAT_RL_EV_FIRST_RCPT check with verdict V: true when
+ * the transaction's message buckets are charged (V is no message-limit refusal and no store
+ * failure), so its later recipients are checked as MOAT_RL_EV_RCPT; false: check the next
+ * recipient as MOAT_RL_EV_FIRST_RCPT again.
+ */
+bool moat_ratelimit_message_counted(const struct moat_verdict *v);
 
 /* moat_ratelimit_store - the configured store; moat_ratelimit_redis_failure - its fallback. */
 enum moat_rl_store moat_ratelimit_store(const struct moat_ratelimit *rl);

@@ -1,9 +1,10 @@
 #!/bin/bash
 # ratelimit_proxy_limits.sh - the message, recipient and TLS-handshake rate limits of
 # mxmoat-proxy (embedded store) with swaks and the TLS chat client, each from its own loopback
-# address: ratelimit_msg_per_ip = 2/60s gives the third MAIL 451 4.7.1 while another address is
-# served; ratelimit_rcpt_per_ip = 3/60s gives the fourth RCPT 451 4.7.1 and the message goes to
-# three; ratelimit_msg_per_sender = 3/60s counts one sender (any case) across addresses;
+# address: ratelimit_msg_per_ip = 2/60s gives the third message 451 4.7.1 at each RCPT (the
+# message limits are charged with the first recipient) while another address is served;
+# ratelimit_rcpt_per_ip = 3/60s gives the fourth RCPT 451 4.7.1 and the message goes to three;
+# ratelimit_msg_per_sender = 3/60s counts one sender (any case) across addresses;
 # ratelimit_tls_per_ip = 2/60s answers the third STARTTLS with 421 4.7.0 and closes, and closes
 # the third implicit-TLS connection before any handshake. Ports 16400-16402.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -44,9 +45,12 @@ wait_dumps() {
 # --- messages per address ---
 tap_like "127.0.0.2 message 1: 250" "$(send 127.0.0.2 a@one.example r@example.net)" $'<-  250 2\\.0\\.0 Ok'
 tap_like "127.0.0.2 message 2: 250" "$(send 127.0.0.2 b@one.example r@example.net)" $'<-  250 2\\.0\\.0 Ok'
-out=$(send 127.0.0.2 c@one.example r@example.net)
-tap_like "127.0.0.2 message 3: MAIL gets 451 4.7.1" "$out" \
-	$'<\\*\\* 451 4\\.7\\.1 Too many messages from your address, try again later'
+out=$(send 127.0.0.2 c@one.example r@example.net r2@example.net)
+tap_like "127.0.0.2 message 3: MAIL is relayed" "$out" $'MAIL FROM:<c@one.example>\n<-  250 '
+tap_like "... its first RCPT gets 451 4.7.1 (message limits answer the first RCPT)" "$out" \
+	$'RCPT TO:<r@example.net>\n<\\*\\* 451 4\\.7\\.1 Too many messages from your address, try again later'
+tap_like "... and so does the second" "$out" \
+	$'RCPT TO:<r2@example.net>\n<\\*\\* 451 4\\.7\\.1 Too many messages from your address, try again later'
 tap_like "127.0.0.3 is served meanwhile" "$(send 127.0.0.3 d@one.example r@example.net)" $'<-  250 2\\.0\\.0 Ok'
 wait_dumps 3
 tap_is "the sink got 3 messages, not 4" "$(px_dumps)" 3

@@ -1,7 +1,7 @@
 #!/bin/bash
 # ratelimit_proxy_redis.sh - two mxmoat-proxy instances share their rate limits through a real
 # redis-server (the libuv Redis store, proxy/ratelimit_uv.c): the second refuses a connection
-# (421 4.7.0) and a MAIL (451 4.7.1) once the first used the budget; Redis stopped mid-test:
+# (421 4.7.0) and a message (451 4.7.1 at RCPT) once the first used the budget; Redis stopped mid-test:
 # the fail-open instances go on limiting in their own memory and log the outage, a fail-closed
 # third instance refuses, nobody crashes; Redis back on the same port: shared again.
 # Ports 16410 (redis), 16411 (sink), 16412-16414 (proxies).
@@ -59,8 +59,8 @@ tap_like "127.0.0.2 -> proxy 2, connection 4: 421 (proxy 1 used the budget)" "$(
 tap_like "127.0.0.2 -> proxy 1, connection 5: 421 too" "$(greet 127.0.0.2 $P1)" "$refused"
 tap_like "127.0.0.3 message 1 through proxy 1: 250" "$(send 127.0.0.3 $P1)" $'<-  250 2\\.0\\.0 Ok'
 tap_like "127.0.0.3 message 2 through proxy 2: 250" "$(send 127.0.0.3 $P2)" $'<-  250 2\\.0\\.0 Ok'
-tap_like "127.0.0.3 message 3 through proxy 2: MAIL gets 451 4.7.1" "$(send 127.0.0.3 $P2)" \
-	$'<\\*\\* 451 4\\.7\\.1 Too many messages from your address, try again later'
+tap_like "127.0.0.3 message 3 through proxy 2: RCPT gets 451 4.7.1" "$(send 127.0.0.3 $P2)" \
+	$'RCPT TO:<[^>]*>\n<\\*\\* 451 4\\.7\\.1 Too many messages from your address, try again later'
 keys=$(redis-cli -p $R --scan --pattern "${PREFIX}*" | sed "s/^$PREFIX//" | sort | tr '\n' ' ')
 tap_is "the buckets live in Redis" "$keys" "cip:127.0.0.1 cip:127.0.0.2 cip:127.0.0.3 mip:127.0.0.3 "
 ttl=$(redis-cli -p $R pttl "${PREFIX}cip:127.0.0.2")

@@ -2,7 +2,7 @@
 # ratelimit_proxy_user.sh - the per-user limits of mxmoat-proxy on a submission listener, the
 # login taken from an AUTH that a real Postfix (SASL by the Dovecot fixture) accepted with 235:
 # ratelimit_msg_per_user = 3/60s is one budget for alice whether she connects from 127.0.0.2 or
-# 127.0.0.3 (her fourth MAIL gets 451 4.7.1, a fifth too, logged once) while bob is served;
+# 127.0.0.3 (her fourth message gets 451 4.7.1 at RCPT, a fifth too, logged once) while bob is served;
 # ratelimit_rcpt_per_user = 4/60s is shared the same way by bob's two addresses (his fifth RCPT
 # gets 451 4.7.1, the message goes to the four); the login is not in the proxy's log.
 # Clients connect from 127.0.0.2/.3, which Postfix does not authorize for XCLIENT: the AUTH the
@@ -64,8 +64,8 @@ tap_like "alice from 127.0.0.3, message 2: queued" "$(send 127.0.0.3 alice "$pw_
 tap_like "alice from 127.0.0.2, message 3: queued" "$(send 127.0.0.2 alice "$pw_a" a3@example.org r@example.net)" "$queued"
 out=$(send 127.0.0.3 alice "$pw_a" a4@example.org r@example.net)
 tap_like "alice from 127.0.0.3, message 4: authenticated (235)" "$out" $'<~  235 2\\.7\\.0'
-tap_like "... but MAIL gets 451 4.7.1 (one budget for both addresses)" "$out" \
-	$'<~\\* 451 4\\.7\\.1 Too many messages from this account, try again later'
+tap_like "... but its RCPT gets 451 4.7.1 (one budget for both addresses)" "$out" \
+	$'RCPT TO:<r@example.net>\n<~\\* 451 4\\.7\\.1 Too many messages from this account, try again later'
 tap_like "bob from 127.0.0.3 meanwhile: queued" "$(send 127.0.0.3 bob "$pw_b" b1@example.org r@example.net)" "$queued"
 tap_like "alice from 127.0.0.2, message 5: 451 4.7.1 again" "$(send 127.0.0.2 alice "$pw_a" a5@example.org r@example.net)" \
 	$'<~\\* 451 4\\.7\\.1 Too many messages from this account'

@@ -399,6 +399,72 @@ Test(ratelimit, mail_and_rcpt_limits)
 	moat_ratelimit_free(rl);
 }
 
+/*
+ * The first recipient charges MAIL's buckets and RCPT's in one plan, MAIL's first; a refusal by a
+ * message bucket leaves the message uncounted (the next recipient tries again), a refusal by a
+ * recipient bucket does not.
+ */
+Test(ratelimit, first_rcpt_charges_message_and_recipient)
+{
+	struct moat_conf_override ov[] = {
+		{ "ratelimit_msg_per_ip", "2/60s" }, { "ratelimit_msg_per_sender", "5/60s" },
+		{ "ratelimit_rcpt_per_ip", "3/60s" }, { "ratelimit_rcpt_per_user", "5/60s" },
+		{ "ratelimit_allow", "" },
+	};
+	struct fake_clock clk;
+	struct moat_ratelimit *rl = make_rl(ov, 5, &clk);
+	struct moat_addr addr;
+	struct moat_rl_subject subj = { .addr = &addr, .sender = "s@example.org", .user = "alice" };
+	struct moat_rl_plan plan;
+	struct moat_verdict v;
+	static const enum moat_rl_kind order[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_RCPT_IP,
+		MOAT_RL_RCPT_USER };
+
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &addr), 0);
+	moat_ratelimit_plan(rl, MOAT_RL_EV_FIRST_RCPT, &subj, &plan);
+	cr_assert_eq(plan.n, 4, "buckets: %zu", plan.n);
+	for (size_t i = 0; i < plan.n; i++)
+		cr_assert_eq(plan.req[i].kind, order[i], "bucket %zu is kind %d", i, plan.req[i].kind);
+
+	/* message 1 to three recipients: the message counts once, each recipient once */
+	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "message 1, recipient 1");
+	cr_assert(moat_ratelimit_message_counted(&v));
+	check_from(rl, MOAT_RL_EV_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	check_from(rl, MOAT_RL_EV_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "message 1, recipient 3");
+	/* message 2: its message token is there, the recipients are used up */
+	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_rcpt_per_ip", "message 2, recipient 1");
+	cr_assert(moat_ratelimit_message_counted(&v), "a recipient refusal still counts the message");
+	/* message 3: no message token left; the refusal names the message limit */
+	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_msg_per_ip", "message 3");
+	cr_assert_str_eq(v.text, "Too many messages from your address, try again later");
+	cr_assert_not(moat_ratelimit_message_counted(&v), "a message refusal leaves it uncounted");
+	/* a minute later both buckets are full again */
+	clk.now += 60 * SEC;
+	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "a minute later");
+	moat_ratelimit_free(rl);
+}
+
+Test(ratelimit, message_counted_reads_the_verdict)
+{
+	struct moat_verdict v;
+
+	moat_verdict_continue(&v);
+	cr_assert(moat_ratelimit_message_counted(&v));
+	moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "ratelimit_store_down", "x");
+	cr_assert_not(moat_ratelimit_message_counted(&v), "store down: nothing was charged");
+	moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.1", "ratelimit_msg_per_sender", "x");
+	cr_assert_not(moat_ratelimit_message_counted(&v));
+	moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.1", "ratelimit_msg_per_user", "x");
+	cr_assert_not(moat_ratelimit_message_counted(&v));
+	moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.1", "ratelimit_rcpt_per_sender", "x");
+	cr_assert(moat_ratelimit_message_counted(&v));
+}
+
 Test(ratelimit, tls_per_ip)
 {
 	struct moat_conf_override ov[] = { { "ratelimit_tls_per_ip", "2/10s" }, { "ratelimit_allow", "" } };
