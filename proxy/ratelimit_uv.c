@@ -110,11 +110,11 @@ static void rlr_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int
 rlr_send(struct px_rlredis *r, struct rlr_req *q)
 {
-	struct moat_rl_redis_call call;   /* hiredis formats it into its buffer at once */
+	struct moat_rl_redis_call call;   /* hiredis copies it into its output buffer */
 
-	moat__rlredis_call(&call, moat_ratelimit_redis_prefix(r->rl),
-	    q->eval || r->sha[0] == '\0' ? NULL : r->sha, &q->plan);
-	if (redisAsyncCommandArgv(r->ac, rlr_on_reply, q, call.argc, call.argv, call.argvlen) != REDIS_OK)
+	if (moat__rlredis_call(&call, moat_ratelimit_redis_prefix(r->rl),
+	    q->eval || r->sha[0] == '\0' ? NULL : r->sha, &q->plan) < 0
+	    || redisAsyncFormattedCommand(r->ac, rlr_on_reply, q, call.buf, call.len) != REDIS_OK)
 		return -1;
 	if (r->pending++ == 0)
 		uv_timer_start(&r->timer, rlr_on_timer, r->timeout_ms, 0);

@@ -29,20 +29,20 @@
 
 /*
  * The bucket arithmetic of ratelimit_mem.c in Lua (Redis 7 replicates a script's effects, so
- * reading TIME in it is allowed). Per key: ARGV interval_us, limit_us, cost. Returns one
- * integer per key: 0 allowed (charged), else milliseconds until allowed.
+ * reading TIME in it is allowed). Per key: ARGV step_us (interval times cost), limit_us; two
+ * numbers, not three: converting arguments is a good part of a call's cost in Redis. Returns
+ * one integer per key: 0 allowed (charged), else milliseconds until allowed.
  */
 const char moat_rl_redis_script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local out = {}\n"
     "for i = 1, #KEYS do\n"
-    "  local iv = tonumber(ARGV[3 * i - 2])\n"
-    "  local lim = tonumber(ARGV[3 * i - 1])\n"
-    "  local cost = tonumber(ARGV[3 * i])\n"
+    "  local step = tonumber(ARGV[2 * i - 1])\n"
+    "  local lim = tonumber(ARGV[2 * i])\n"
     "  local tat = tonumber(redis.call('GET', KEYS[i])) or now\n"
     "  if tat < now then tat = now end\n"
-    "  local nxt = tat + iv * cost\n"
+    "  local nxt = tat + step\n"
     "  if nxt - now <= lim then\n"
     "    redis.call('SET', KEYS[i], string.format('%.0f', nxt), 'PX', math.floor((nxt - now) / 1000) + 1)\n"
     "    out[i] = 0\n"
@@ -88,45 +88,84 @@ moat__rlredis_sha1(char out[41])
 	out[40] = '\0';
 }
 
-void
+/* rlredis_put_u64 - V in decimal at P; returns the end. */
+static char *
+rlredis_put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* rlredis_arg - append one bulk string (PART1 then PART2) to CALL; 0, or -1 when full. */
+static int
+rlredis_arg(struct moat_rl_redis_call *call, const char *part1, size_t len1, const char *part2,
+    size_t len2)
+{
+	char *p = call->buf + call->len;
+
+	/* "$" + up to 20 digits + CRLF, the bytes, CRLF */
+	if (sizeof(call->buf) - call->len < 25 + len1 + len2)
+		return -1;
+	*p++ = '$';
+	p = rlredis_put_u64(p, len1 + len2);
+	*p++ = '\r';
+	*p++ = '\n';
+	memcpy(p, part1, len1);
+	memcpy(p + len1, part2, len2);
+	p += len1 + len2;
+	*p++ = '\r';
+	*p++ = '\n';
+	call->len = (size_t)(p - call->buf);
+	return 0;
+}
+
+/* rlredis_num - append V as a bulk string. */
+static int
+rlredis_num(struct moat_rl_redis_call *call, uint64_t v)
+{
+	char digits[20];
+
+	return rlredis_arg(call, digits, (size_t)(rlredis_put_u64(digits, v) - digits), "", 0);
+}
+
+int
 moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
     const struct moat_rl_plan *plan)
 {
 	size_t plen = strlen(prefix), n = plan->n;
-	int a = 0;
+	char *p = call->buf;
+	int rc;
 
-	if (plen >= MOAT_RL_REDIS_PREFIX_MAX)
-		plen = MOAT_RL_REDIS_PREFIX_MAX - 1;
-	if (sha != NULL) {
-		call->argv[a] = "EVALSHA";
-		call->argvlen[a++] = 7;
-		call->argv[a] = sha;
-		call->argvlen[a++] = strlen(sha);
-	} else {
-		call->argv[a] = "EVAL";
-		call->argvlen[a++] = 4;
-		call->argv[a] = moat_rl_redis_script;
-		call->argvlen[a++] = strlen(moat_rl_redis_script);
-	}
-	snprintf(call->nkeys, sizeof(call->nkeys), "%zu", n);
-	call->argv[a] = call->nkeys;
-	call->argvlen[a++] = strlen(call->nkeys);
-	for (size_t i = 0; i < n; i++) {
-		memcpy(call->keys[i], prefix, plen);
-		memcpy(call->keys[i] + plen, plan->req[i].key, plan->req[i].keylen);
-		call->argv[a] = call->keys[i];
-		call->argvlen[a++] = plen + plan->req[i].keylen;
-	}
+	if (plen >= MOAT_RL_REDIS_PREFIX_MAX || n > MOAT_RL_PLAN_MAX)
+		return -1;
+	/* command, script, key count, the keys, two numbers a key */
+	*p++ = '*';
+	p = rlredis_put_u64(p, 3 + 3 * n);
+	*p++ = '\r';
+	*p++ = '\n';
+	call->len = (size_t)(p - call->buf);
+	if (sha != NULL)
+		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) | rlredis_arg(call, sha, strlen(sha), "", 0);
+	else
+		rc = rlredis_arg(call, "EVAL", 4, "", 0)
+		    | rlredis_arg(call, moat_rl_redis_script, sizeof(moat_rl_redis_script) - 1, "", 0);
+	rc |= rlredis_num(call, n);
+	for (size_t i = 0; i < n; i++)
+		rc |= rlredis_arg(call, prefix, plen, plan->req[i].key, plan->req[i].keylen);
 	for (size_t i = 0; i < n; i++) {
 		const struct moat_rl_req *q = &plan->req[i];
-		uint64_t v[3] = { q->interval_us, q->limit_us, q->cost };
-		for (size_t j = 0; j < 3; j++) {
-			int len = snprintf(call->nums[i][j], sizeof(call->nums[i][j]), "%" PRIu64, v[j]);
-			call->argv[a] = call->nums[i][j];
-			call->argvlen[a++] = (size_t)len;
-		}
+		/* the time this event moves the bucket ahead: one interval per token */
+		rc |= rlredis_num(call, q->interval_us * q->cost) | rlredis_num(call, q->limit_us);
 	}
-	call->argc = a;
+	return rc != 0 ? -1 : 0;
 }
 
 int
@@ -308,6 +347,18 @@ rlredis_down(struct moat_rlredis *r)
 		redisFree(stale[i]);
 }
 
+/* rlredis_command - send CALL on C and wait for its reply (NULL on any failure). */
+static redisReply *
+rlredis_command(redisContext *c, const struct moat_rl_redis_call *call)
+{
+	void *reply = NULL;
+
+	if (redisAppendFormattedCommand(c, call->buf, call->len) != REDIS_OK
+	    || redisGetReply(c, &reply) != REDIS_OK)
+		return NULL;
+	return reply;
+}
+
 /* rlredis_run - the script call on C: 0 with res, -1 on any failure (C is then unusable). */
 static int
 rlredis_run(struct moat_rlredis *r, redisContext *c, const struct moat_rl_plan *plan,
@@ -317,13 +368,13 @@ rlredis_run(struct moat_rlredis *r, redisContext *c, const struct moat_rl_plan *
 	redisReply *reply;
 	int rc;
 
-	moat__rlredis_call(&call, r->prefix, r->sha[0] != '\0' ? r->sha : NULL, plan);
-	reply = redisCommandArgv(c, call.argc, call.argv, call.argvlen);
+	if (moat__rlredis_call(&call, r->prefix, r->sha[0] != '\0' ? r->sha : NULL, plan) < 0)
+		return -1;
+	reply = rlredis_command(c, &call);
 	if (moat__rlredis_noscript(reply)) {
 		/* First use on this server (or after a restart or SCRIPT FLUSH): EVAL caches it. */
 		freeReplyObject(reply);
-		moat__rlredis_call(&call, r->prefix, NULL, plan);
-		reply = redisCommandArgv(c, call.argc, call.argv, call.argvlen);
+		reply = moat__rlredis_call(&call, r->prefix, NULL, plan) == 0 ? rlredis_command(c, &call) : NULL;
 	}
 	rc = moat__rlredis_reply(reply, plan, res);
 	if (reply != NULL)

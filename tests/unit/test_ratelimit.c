@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ratelimit.h"
+#include "ratelimit_redis.h"
 
 #define SEC 1000000ULL
 
@@ -620,4 +621,84 @@ Test(ratelimit, redis_down_fallbacks)
 	check_from(rl, MOAT_RL_EV_MAIL, "192.0.2.1", "a@b.example", NULL, &v);
 	expect(&v, MOAT_TEMPFAIL, 451, "4.3.0", false, "ratelimit_store_down", "closed at MAIL");
 	moat_ratelimit_free(rl);
+}
+
+/* ---- the Redis call, checked against hiredis's own formatter ---- */
+
+/* plan_req - a bucket of PLAN with KEY, INTERVAL and COUNT tokens at COST. */
+static void
+plan_req(struct moat_rl_plan *plan, const char *key, uint64_t interval_us, unsigned count, unsigned cost)
+{
+	struct moat_rl_req *q = &plan->req[plan->n++];
+
+	q->keylen = strlen(key);
+	memcpy(q->key, key, q->keylen + 1);
+	q->interval_us = interval_us;
+	q->limit_us = interval_us * count;
+	q->cost = cost;
+}
+
+/* expect_call - CALL holds exactly what hiredis formats for ARGV. */
+static void
+expect_call(const struct moat_rl_redis_call *call, int argc, const char **argv)
+{
+	char *want = NULL;
+	int len = redisFormatCommandArgv(&want, argc, argv, NULL);
+
+	cr_assert_gt(len, 0);
+	cr_assert_eq(call->len, (size_t)len, "length %zu, hiredis %d", call->len, len);
+	cr_assert_eq(memcmp(call->buf, want, call->len), 0, "bytes differ from hiredis's");
+	free(want);
+}
+
+Test(ratelimit, redis_call_is_what_hiredis_formats)
+{
+	struct moat_rl_plan plan = { .n = 0 };
+	struct moat_rl_redis_call call;
+	char sha[41];
+
+	moat__rlredis_sha1(sha);
+	cr_assert_eq(strlen(sha), 40);
+	plan_req(&plan, "mip:192.0.2.1", 60, 1000000, 1);
+	plan_req(&plan, "rsnd:a@example.org", 3000000, 20, 3);
+	cr_assert_eq(moat__rlredis_call(&call, "mx:", sha, &plan), 0);
+	expect_call(&call, 9, (const char *[]){ "EVALSHA", sha, "2", "mx:mip:192.0.2.1",
+	    "mx:rsnd:a@example.org", "60", "60000000", "9000000", "60000000" });
+	cr_assert_eq(moat__rlredis_call(&call, "", NULL, &plan), 0);
+	expect_call(&call, 9, (const char *[]){ "EVAL", moat_rl_redis_script, "2", "mip:192.0.2.1",
+	    "rsnd:a@example.org", "60", "60000000", "9000000", "60000000" });
+	plan.n = 0;
+	cr_assert_eq(moat__rlredis_call(&call, "p:", sha, &plan), 0);
+	expect_call(&call, 3, (const char *[]){ "EVALSHA", sha, "0" });
+}
+
+Test(ratelimit, redis_call_longest_fits)
+{
+	struct moat_rl_plan plan = { .n = 0 };
+	struct moat_rl_redis_call call;
+	char key[MOAT_RL_KEY_MAX], prefix[MOAT_RL_REDIS_PREFIX_MAX], longer[MOAT_RL_REDIS_PREFIX_MAX + 1];
+	char full[MOAT_RL_PLAN_MAX][MOAT_RL_REDIS_PREFIX_MAX + MOAT_RL_KEY_MAX];
+	const char *argv[3 + 3 * MOAT_RL_PLAN_MAX] = { "EVAL", moat_rl_redis_script, "6" };
+	char num[24];
+
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';
+	memset(prefix, 'p', sizeof(prefix) - 1);
+	prefix[sizeof(prefix) - 1] = '\0';
+	snprintf(num, sizeof(num), "%llu", 18446744073709551615ULL);
+	for (size_t i = 0; i < MOAT_RL_PLAN_MAX; i++) {
+		plan_req(&plan, key, 18446744073709551615ULL, 1, 1);
+		plan.req[i].limit_us = 18446744073709551615ULL;
+		snprintf(full[i], sizeof(full[i]), "%s%s", prefix, key);
+		argv[3 + i] = full[i];
+		argv[3 + MOAT_RL_PLAN_MAX + 2 * i] = num;
+		argv[3 + MOAT_RL_PLAN_MAX + 2 * i + 1] = num;
+	}
+	cr_assert_eq(MOAT_RL_PLAN_MAX, 6, "argv[2] above says 6");
+	cr_assert_eq(moat__rlredis_call(&call, prefix, NULL, &plan), 0, "the longest call fits");
+	expect_call(&call, 3 + 3 * MOAT_RL_PLAN_MAX, argv);
+	/* a prefix the configuration would refuse is refused here too, not overrun */
+	memset(longer, 'p', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	cr_assert_eq(moat__rlredis_call(&call, longer, NULL, &plan), -1);
 }
