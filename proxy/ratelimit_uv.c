@@ -1,18 +1,25 @@
 /*
  * ratelimit_uv.c - the rate-limit checks of mxmoat-proxy's loops, and the Redis store for a loop.
  *
- * One asynchronous hiredis connection per worker loop, driven by hiredis's libuv adapter, so a
- * check never blocks the loop: the session waits for the answer as it waits for the backend. The
- * call is the one atomic script of src/ratelimit_redis.c (EVALSHA, EVAL once after NOSCRIPT).
+ * One asynchronous hiredis connection per worker loop, so a check never blocks the loop: the
+ * session waits for the answer as it waits for the backend. The call is the one atomic script of
+ * src/ratelimit_redis.c (EVALSHA, EVAL once after NOSCRIPT).
+ *
+ * The connection is driven by our own libuv glue (struct rlr_io), not hiredis 0.14's adapter:
+ * that one restarts its uv_poll on every command (an epoll_ctl DEL and ADD each time, about
+ * three system calls a message under load) and drops the error a refused connect raises. Ours
+ * writes what was queued in one go just before the loop next waits (a uv_prepare handle: every
+ * check a loop iteration's callbacks made leaves in one write), polls for writability only
+ * while connecting or when the socket is full, and hands poll errors to hiredis, which reports
+ * them.
  *
  * Failure: a connect error, a lost connection or no answer within ratelimit_redis_timeout while
- * calls are pending marks Redis down (a refused non-blocking connect is seen only by the timeout:
- * hiredis 0.14's libuv adapter drops the poll error it raises); the pending checks and every check until the back-off ends
+ * calls are pending marks Redis down; the pending checks and every check until the back-off ends
  * (100 ms doubling to 5 s) get the configured fallback at once (moat_ratelimit_fallback: the
  * embedded store, or a refusal); the first check after the back-off connects again.
  *
- * Owns struct px_rlredis (its timer, its hiredis context) and one struct rlr_req per pending
- * check; hands out verdicts through the caller's callback.
+ * Owns struct px_rlredis (its timer, its hiredis context), the struct rlr_io of each connection
+ * and one struct rlr_req per pending check; hands out verdicts through the caller's callback.
  */
 #include "config.h"
 
@@ -26,7 +33,6 @@
 
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
-#include <hiredis/adapters/libuv.h>
 
 #include "log.h"
 #include "ratelimit_redis.h"
@@ -57,7 +63,165 @@ struct rlr_req {
 	struct moat_rl_plan plan;
 };
 
+/* The libuv side of one hiredis connection; freed when both handles are closed. */
+struct rlr_io {
+	redisAsyncContext *ac;             /* NULL once hiredis let go of the connection */
+	uv_poll_t poll;
+	uv_prepare_t flush;                /* writes what was queued, before the loop waits */
+	int want;                          /* UV_READABLE / UV_WRITABLE, as hiredis asked */
+	int polled;                        /* the events the poll handle is started with */
+	bool write_blocked;                /* a flush left bytes: wait until writable */
+	bool flushing;
+	int open_handles;
+};
+
 static void rlr_on_timer(uv_timer_t *t);
+
+/* rlr_io_poll_update - start, change or stop the poll only when the wanted events change. */
+static void rlr_io_on_poll(uv_poll_t *h, int status, int events);
+
+static void
+rlr_io_poll_update(struct rlr_io *io)
+{
+	bool connected = io->ac != NULL && (io->ac->c.flags & REDIS_CONNECTED) != 0;
+	int ev = io->want & UV_READABLE;
+
+	/* connect's outcome shows as writability; after it, only a full socket waits for it */
+	if ((io->want & UV_WRITABLE) && (!connected || io->write_blocked))
+		ev |= UV_WRITABLE;
+	if (ev == io->polled)
+		return;
+	io->polled = ev;
+	if (ev != 0)
+		uv_poll_start(&io->poll, ev, rlr_io_on_poll);
+	else
+		uv_poll_stop(&io->poll);
+}
+
+static void
+rlr_io_on_poll(uv_poll_t *h, int status, int events)
+{
+	struct rlr_io *io = h->data;
+
+	if (status < 0) {
+		/* libuv stopped the poll; hiredis finds the error itself (SO_ERROR or read) */
+		io->polled = 0;
+		events = io->want & UV_WRITABLE ? UV_WRITABLE : UV_READABLE;
+	}
+	if (io->ac != NULL && (events & UV_READABLE))
+		redisAsyncHandleRead(io->ac);
+	if (io->ac != NULL && (events & UV_WRITABLE)) {
+		io->write_blocked = false;
+		redisAsyncHandleWrite(io->ac);
+	}
+	if (io->ac != NULL)
+		rlr_io_poll_update(io);
+}
+
+/* rlr_io_on_flush - before the loop waits: one write for every command queued since the last. */
+static void
+rlr_io_on_flush(uv_prepare_t *h)
+{
+	struct rlr_io *io = h->data;
+
+	uv_prepare_stop(h);
+	if (io->ac == NULL || !(io->want & UV_WRITABLE))
+		return;
+	io->flushing = true;
+	redisAsyncHandleWrite(io->ac);
+	io->flushing = false;
+	if (io->ac != NULL && (io->want & UV_WRITABLE)) {
+		io->write_blocked = true;    /* not all written: the poll takes over */
+		rlr_io_poll_update(io);
+	}
+}
+
+static void
+rlr_io_add_read(void *arg)
+{
+	struct rlr_io *io = arg;
+
+	io->want |= UV_READABLE;
+	rlr_io_poll_update(io);
+}
+
+static void
+rlr_io_del_read(void *arg)
+{
+	struct rlr_io *io = arg;
+
+	io->want &= ~UV_READABLE;
+	rlr_io_poll_update(io);
+}
+
+static void
+rlr_io_add_write(void *arg)
+{
+	struct rlr_io *io = arg;
+
+	io->want |= UV_WRITABLE;
+	if (io->ac != NULL && (io->ac->c.flags & REDIS_CONNECTED) && !io->write_blocked) {
+		if (!io->flushing)
+			uv_prepare_start(&io->flush, rlr_io_on_flush);
+		return;
+	}
+	rlr_io_poll_update(io);
+}
+
+static void
+rlr_io_del_write(void *arg)
+{
+	struct rlr_io *io = arg;
+
+	io->want &= ~UV_WRITABLE;
+	io->write_blocked = false;
+	rlr_io_poll_update(io);
+}
+
+static void
+rlr_io_on_close(uv_handle_t *h)
+{
+	struct rlr_io *io = h->data;
+
+	if (--io->open_handles == 0)
+		free(io);
+}
+
+/* rlr_io_cleanup - hiredis frees the connection: close our handles (never from its callbacks). */
+static void
+rlr_io_cleanup(void *arg)
+{
+	struct rlr_io *io = arg;
+
+	io->ac = NULL;
+	uv_close((uv_handle_t *)&io->poll, rlr_io_on_close);
+	uv_close((uv_handle_t *)&io->flush, rlr_io_on_close);
+}
+
+/* rlr_io_attach - drive AC from LOOP; 0 or -1. */
+static int
+rlr_io_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+	struct rlr_io *io = calloc(1, sizeof(*io));
+
+	if (io == NULL)
+		return -1;
+	if (uv_poll_init(loop, &io->poll, ac->c.fd) != 0) {
+		free(io);
+		return -1;
+	}
+	uv_prepare_init(loop, &io->flush);
+	io->poll.data = io->flush.data = io;
+	io->open_handles = 2;
+	io->ac = ac;
+	ac->ev.data = io;
+	ac->ev.addRead = rlr_io_add_read;
+	ac->ev.delRead = rlr_io_del_read;
+	ac->ev.addWrite = rlr_io_add_write;
+	ac->ev.delWrite = rlr_io_del_write;
+	ac->ev.cleanup = rlr_io_cleanup;
+	return 0;
+}
 
 /* rlr_lost - the connection failed or was dropped: back off before the next try. */
 static void
@@ -199,7 +363,7 @@ rlr_connect(struct px_rlredis *r)
 
 	if (ac == NULL)
 		return -1;
-	if (ac->err != 0 || redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+	if (ac->err != 0 || rlr_io_attach(ac, r->loop) < 0) {
 		redisAsyncFree(ac);
 		return -1;
 	}

@@ -1,12 +1,15 @@
 /*
  * test_ratelimit_uv.c - the proxy's Redis store on a libuv loop (proxy/ratelimit_uv.c) against a
  * fake Redis served on the same loop: a reply, NOSCRIPT then EVAL, a server that never answers
- * (timeout, fail-open and fail-closed), a refused connection with its back-off, and a close with
- * a check pending. Every test makes its own loop and ends with uv_loop_close() == 0.
+ * (timeout, fail-open and fail-closed), a refused connection seen at once and its back-off, a
+ * server that stops reading until more is queued than the sockets hold, and a close with a
+ * check pending. Every test makes its own loop and ends with uv_loop_close() == 0.
  */
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +18,7 @@
 #include "ratelimit_uv.h"
 
 /* How the fake Redis answers each read. */
-enum fake_mode { FAKE_ALLOW, FAKE_REFUSE, FAKE_NOSCRIPT, FAKE_SILENT };
+enum fake_mode { FAKE_ALLOW, FAKE_REFUSE, FAKE_NOSCRIPT, FAKE_SILENT, FAKE_STALL };
 
 struct fake {
 	uv_tcp_t server;
@@ -23,6 +26,8 @@ struct fake {
 	bool accepted;
 	enum fake_mode mode;
 	unsigned evalsha, eval;           /* commands seen */
+	size_t received;                  /* bytes read */
+	char tail[8];                     /* FAKE_STALL: the last bytes, for a command split by reads */
 	char buf[8192];
 	int port;
 };
@@ -58,7 +63,29 @@ fake_say(struct fake *f, const char *text)
 	cr_assert_eq(uv_write(req, (uv_stream_t *)&f->client, &b, 1, fake_write_done), 0);
 }
 
-/* fake_read - one script call per read (the tests send one at a time). */
+/* fake_answer_each - FAKE_STALL: allow every EVALSHA in the stream, however the reads cut it. */
+static void
+fake_answer_each(struct fake *f, const char *data, size_t n)
+{
+	char joined[sizeof(f->tail) + sizeof(f->buf)];
+	size_t len = strlen(f->tail), keep;
+	const char *p, *end;
+
+	memcpy(joined, f->tail, len);
+	memcpy(joined + len, data, n);
+	len += n;
+	end = joined + len;
+	for (p = joined; (p = memmem(p, (size_t)(end - p), "EVALSHA", 7)) != NULL; p += 7) {
+		f->evalsha++;
+		fake_say(f, "*2\r\n:0\r\n:0\r\n");
+	}
+	/* six bytes can hold the start of the next "EVALSHA", never a whole one */
+	keep = len < 6 ? len : 6;
+	memcpy(f->tail, end - keep, keep);
+	f->tail[keep] = '\0';
+}
+
+/* fake_read - one script call per read (the tests send one at a time), or FAKE_STALL's stream. */
 static void
 fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
@@ -68,6 +95,11 @@ fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (n <= 0) {
 		if (n < 0 && !uv_is_closing((uv_handle_t *)st))
 			uv_close((uv_handle_t *)st, NULL);
+		return;
+	}
+	f->received += (size_t)n;
+	if (f->mode == FAKE_STALL) {
+		fake_answer_each(f, buf->base, (size_t)n);
 		return;
 	}
 	sha = memmem(buf->base, (size_t)n, "EVALSHA", 7) != NULL;
@@ -86,6 +118,7 @@ fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		fake_say(f, sha ? "-NOSCRIPT No matching script. Please use EVAL.\r\n" : "*2\r\n:0\r\n:0\r\n");
 		break;
 	case FAKE_SILENT:
+	case FAKE_STALL:
 		break;
 	}
 }
@@ -101,7 +134,8 @@ fake_conn(uv_stream_t *server, int status)
 	f->client.data = f;
 	cr_assert_eq(uv_accept(server, (uv_stream_t *)&f->client), 0);
 	f->accepted = true;
-	uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read);
+	if (f->mode != FAKE_STALL)       /* a stalled server reads once fake_resume says so */
+		uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read);
 }
 
 /* fake_start - listen on an ephemeral loopback port (f->port). */
@@ -118,6 +152,12 @@ fake_start(uv_loop_t *loop, struct fake *f, enum fake_mode mode)
 	f->server.data = f;
 	uv_ip4_addr("127.0.0.1", 0, &sin);
 	cr_assert_eq(uv_tcp_bind(&f->server, (struct sockaddr *)&sin, 0), 0);
+	if (mode == FAKE_STALL) {
+		/* a small receive window, inherited by the accepted socket, so the client's fills */
+		int fd = -1, small = 4096;
+		uv_fileno((uv_handle_t *)&f->server, &fd);
+		cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
+	}
 	cr_assert_eq(uv_listen((uv_stream_t *)&f->server, 8, fake_conn), 0);
 	uv_tcp_getsockname(&f->server, (struct sockaddr *)&ss, &len);
 	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -303,6 +343,72 @@ Test(ratelimit_uv, fail_closed_refuses)
 	finish(&loop, rl, r, &f);
 }
 
+/*
+ * shrink_peer_sndbuf - find the store's socket in this process (the one whose local port is the
+ * fake's peer) and give it a small fixed send buffer, or the kernel's autotuning takes megabytes.
+ */
+static void
+shrink_peer_sndbuf(struct fake *f)
+{
+	struct sockaddr_storage peer, mine;
+	int plen = sizeof(peer), small = 4096;
+
+	cr_assert_eq(uv_tcp_getpeername(&f->client, (struct sockaddr *)&peer, &plen), 0);
+	for (int fd = 3; fd < 1024; fd++) {
+		socklen_t mlen = sizeof(mine);
+		if (getsockname(fd, (struct sockaddr *)&mine, &mlen) == 0 && mine.ss_family == AF_INET
+		    && ((struct sockaddr_in *)&mine)->sin_port == ((struct sockaddr_in *)&peer)->sin_port) {
+			cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+			return;
+		}
+	}
+	cr_assert_fail("the store's socket was not found");
+}
+
+/*
+ * Redis stops reading: checks queued meanwhile stay in hiredis's buffer once the sockets are
+ * full (the poll waits for writability), and every one is answered once Redis reads again.
+ */
+Test(ratelimit_uv, backlog_beyond_socket_buffers)
+{
+	enum { N = 4000 };
+	uv_loop_t loop;
+	struct fake f;
+	struct moat_ratelimit *rl;
+	struct px_rlredis *r;
+	struct moat_addr a;
+	struct moat_rl_subject subj = { .addr = &a, .sender = "s@example.org", .sid = "test" };
+	struct done d = { 0 };
+	struct moat_verdict v;
+	int fd = -1, queued = 0;
+
+	uv_loop_init(&loop);
+	fake_start(&loop, &f, FAKE_STALL);
+	rl = setup(f.port, "closed", "10s");
+	r = store(&loop, rl, f.port);
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &a), 0);
+	cr_assert_eq(px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, &v, on_done, &d), 1);
+	for (int i = 0; i < 200 && !f.accepted; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert(f.accepted);
+	shrink_peer_sndbuf(&f);
+	for (int i = 1; i < N; i++)
+		cr_assert_eq(px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, &v, on_done, &d), 1);
+	for (int i = 0; i < 50; i++)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	uv_fileno((uv_handle_t *)&f.client, &fd);
+	cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
+	cr_assert_lt((size_t)queued * 2, (size_t)N * 150, "the sockets hold a fraction (%d bytes)", queued);
+	cr_assert_eq(d.calls, 0);
+	uv_read_start((uv_stream_t *)&f.client, fake_alloc, fake_read);
+	for (int i = 0; i < 100000 && d.calls < N; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	cr_assert_eq(d.calls, N, "answered %d of %d", d.calls, N);
+	cr_assert_eq(f.evalsha, N);
+	cr_assert_eq(d.v.action, MOAT_CONTINUE, "the last one from Redis, not the fail-closed refusal");
+	finish(&loop, rl, r, &f);
+}
+
 Test(ratelimit_uv, refused_connect_backs_off)
 {
 	uv_loop_t loop;
@@ -311,17 +417,19 @@ Test(ratelimit_uv, refused_connect_backs_off)
 	struct moat_ratelimit *rl;
 	struct px_rlredis *r;
 	int port;
+	uint64_t t0;
 
 	uv_loop_init(&loop);
 	fake_start(&loop, &f, FAKE_ALLOW);   /* a port that was free: closed again at once */
 	port = f.port;
 	fake_stop(&f);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	rl = setup(port, "open", "100ms");
+	rl = setup(port, "open", "10s");
 	r = store(&loop, rl, port);
-	/* refused at once, or (EINPROGRESS) noticed by the timeout: hiredis 0.14's libuv adapter
-	 * drops the poll error a refused connect raises */
+	/* refused by connect() itself, or reported by the poll: not left to the timeout */
+	t0 = uv_hrtime();
 	mail(&loop, rl, r, &v);
+	cr_assert_lt((uv_hrtime() - t0) / 1000000, 5000, "the refusal is seen before the 10 s timeout");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
 	cr_assert_eq(mail(&loop, rl, r, &v), 0, "in the back-off: no new connection is tried");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
