@@ -85,6 +85,7 @@ struct conn {
 	unsigned open;                   /* handles not yet closed (bconn included) */
 	bool work_pending, closing, close_after_write, reading, greeted;
 	bool rl_pending;                 /* issue 9: a rate-limit check waits for Redis */
+	bool rl_hold_input;              /* ... at connect or before TLS: read nothing meanwhile */
 	char *early;                     /* issue 9: bytes after a PROXY header, kept for TLS meanwhile */
 	size_t nearly;
 	uint64_t start;                  /* uv_now at accept */
@@ -665,7 +666,7 @@ conn_rl_done(void *arg, const struct moat_verdict *v)
 {
 	struct conn *c = arg;
 
-	c->rl_pending = false;
+	c->rl_pending = c->rl_hold_input = false;
 	if (c->closing) {
 		conn_maybe_free(c);
 		return;
@@ -690,6 +691,12 @@ op_ratelimit(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj
 		return 0;
 	rc = px_ratelimit_event(c->w->rl, c->w->rlr, ev, subj, v, conn_rl_done, c);
 	c->rl_pending = rc > 0;
+	/*
+	 * Before the greeting (early talkers) and around a TLS handshake (no plaintext may be taken
+	 * after STARTTLS) input waits in the kernel; at RCPT it is read on, as while the backend
+	 * answers, which spares two epoll_ctl calls a message.
+	 */
+	c->rl_hold_input = rc > 0 && (ev == MOAT_RL_EV_CONNECT || ev == MOAT_RL_EV_TLS);
 	return rc;
 }
 
@@ -1001,8 +1008,8 @@ conn_update(struct conn *c)
 	else
 		uv_timer_stop(&c->btimer);
 	avail = px_session_rroom(c->s);
-	/* issue 9: nothing is read while a rate-limit answer is awaited (implicit TLS has no engine yet) */
-	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && !c->rl_pending &&
+	/* issue 9: nothing is read while a connect or TLS limit is awaited (implicit TLS has no engine yet) */
+	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && !c->rl_hold_input &&
 	    c->client.write_queue_size < OUT_MAX &&
 	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
 	if (want && !c->reading) {

@@ -66,6 +66,13 @@ tap_is "the buckets live in Redis" "$keys" "cip:127.0.0.1 cip:127.0.0.2 cip:127.
 ttl=$(redis-cli -p $R pttl "${PREFIX}cip:127.0.0.2")
 tap_ok "and expire on their own (pttl $ttl ms)" test "$ttl" -gt 0 -a "$ttl" -le 60000
 
+# --- pipelined: the commands after an RCPT arrive while its check waits for Redis ---
+out=$(swaks --server 127.0.0.1:$P1 --local-interface 127.0.0.10 --pipeline --from a@example.org \
+	--to r1@example.net,r2@example.net,r3@example.net --body "pipelined" --timeout 10 2>&1)
+tap_is "pipelined through proxy 1: three RCPTs accepted" "$(grep -c '250 2.1.5' <<< "$out")" 3
+tap_like "... and the message" "$out" '250 2\.0\.0 Ok'
+tap_is "... its message bucket is in Redis" "$(redis-cli -p $R exists "${PREFIX}mip:127.0.0.10")" 1
+
 # --- Redis stopped ---
 redis_kill
 for i in 1 2 3; do tap_like "Redis down: 127.0.0.4 -> proxy 1, connection $i: 220 (fail-open)" "$(greet 127.0.0.4 $P1)" "^<- 220 "; done
