@@ -18,7 +18,7 @@
 #include "ratelimit_uv.h"
 
 /* How the fake Redis answers each read. */
-enum fake_mode { FAKE_ALLOW, FAKE_REFUSE, FAKE_NOSCRIPT, FAKE_SILENT, FAKE_STALL };
+enum fake_mode { FAKE_ALLOW, FAKE_REFUSE, FAKE_NOSCRIPT, FAKE_SILENT, FAKE_STALL, FAKE_GONE };
 
 struct fake {
 	uv_tcp_t server;
@@ -119,6 +119,7 @@ fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		break;
 	case FAKE_SILENT:
 	case FAKE_STALL:
+	case FAKE_GONE:
 		break;
 	}
 }
@@ -220,127 +221,132 @@ store(uv_loop_t *loop, struct moat_ratelimit *rl, int port)
 	return r;
 }
 
-/* mail - one MAIL check from 192.0.2.1; the verdict once it is in (the loop runs meanwhile). */
-static int
-mail(uv_loop_t *loop, struct moat_ratelimit *rl, struct px_rlredis *r, struct moat_verdict *v)
-{
-	struct moat_addr a;
-	struct moat_rl_subject subj = { .addr = &a, .sender = "s@example.org", .sid = "test" };
-	struct done d = { 0 };
-	int rc;
+/* A loop, a fake Redis, a limiter with Redis at the fake's port, its store, and a client. */
+struct rig {
+	uv_loop_t loop;
+	struct fake f;
+	struct moat_ratelimit *rl;
+	struct px_rlredis *r;
+	struct moat_addr addr;
+	struct moat_rl_subject subj;
+};
 
-	cr_assert_eq(moat_addr_parse("192.0.2.1", &a), 0);
-	rc = px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, v, on_done, &d);
-	if (rc == 0)
+/* rig_start - MODE FAKE_GONE: a port that was free, closed again at once (connect is refused). */
+static void
+rig_start(struct rig *g, enum fake_mode mode, const char *failure, const char *timeout)
+{
+	uv_loop_init(&g->loop);
+	fake_start(&g->loop, &g->f, mode);
+	if (mode == FAKE_GONE) {
+		fake_stop(&g->f);
+		uv_run(&g->loop, UV_RUN_DEFAULT);
+	}
+	g->rl = setup(g->f.port, failure, timeout);
+	g->r = store(&g->loop, g->rl, g->f.port);
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &g->addr), 0);
+	g->subj = (struct moat_rl_subject){ .addr = &g->addr, .sender = "s@example.org", .sid = "test" };
+}
+
+/* check - one MAIL check from 192.0.2.1: 0 (answered in *v) or 1 (D gets it later). */
+static int
+check(struct rig *g, struct moat_verdict *v, struct done *d)
+{
+	return px_ratelimit_event(g->rl, g->r, MOAT_RL_EV_MAIL, &g->subj, v, on_done, d);
+}
+
+/* mail - a check and its verdict once it is in (the loop runs meanwhile); 1: it went to Redis. */
+static int
+mail(struct rig *g, struct moat_verdict *v)
+{
+	struct done d = { 0 };
+
+	if (check(g, v, &d) == 0)
 		return 0;
 	cr_assert_eq(d.calls, 0, "never called from inside px_ratelimit_event");
 	for (int i = 0; i < 1000 && d.calls == 0; i++)
-		uv_run(loop, UV_RUN_ONCE);
+		uv_run(&g->loop, UV_RUN_ONCE);
 	cr_assert_eq(d.calls, 1);
 	*v = d.v;
 	return 1;
 }
 
+/* rig_finish - close the store (if still open) and the fake; the loop must end with no handle. */
 static void
-finish(uv_loop_t *loop, struct moat_ratelimit *rl, struct px_rlredis *r, struct fake *f)
+rig_finish(struct rig *g)
 {
-	px_rlredis_close(r);
-	if (f != NULL)
-		fake_stop(f);
-	uv_run(loop, UV_RUN_DEFAULT);
-	cr_assert_eq(uv_loop_close(loop), 0, "a handle was left open");
-	moat_ratelimit_free(rl);
+	px_rlredis_close(g->r);
+	if (g->f.mode != FAKE_GONE)
+		fake_stop(&g->f);
+	uv_run(&g->loop, UV_RUN_DEFAULT);
+	cr_assert_eq(uv_loop_close(&g->loop), 0, "a handle was left open");
+	moat_ratelimit_free(g->rl);
 }
 
 Test(ratelimit_uv, answers_from_redis)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_ALLOW);
-	rl = setup(f.port, "open", "1s");
-	r = store(&loop, rl, f.port);
+	rig_start(&g, FAKE_ALLOW, "open", "1s");
 	for (int i = 0; i < 3; i++) {
-		cr_assert_eq(mail(&loop, rl, r, &v), 1, "check %d went to Redis", i);
+		cr_assert_eq(mail(&g, &v), 1, "check %d went to Redis", i);
 		cr_assert_eq(v.action, MOAT_CONTINUE, "Redis allows; the embedded store is not asked");
 	}
-	cr_assert_eq(f.evalsha, 3);
-	f.mode = FAKE_REFUSE;
-	cr_assert_eq(mail(&loop, rl, r, &v), 1);
+	cr_assert_eq(g.f.evalsha, 3);
+	g.f.mode = FAKE_REFUSE;
+	cr_assert_eq(mail(&g, &v), 1);
 	cr_assert_eq(v.code, 451);
 	cr_assert_str_eq(v.status, "4.7.1");
 	cr_assert_str_eq(v.reason, "ratelimit_msg_per_sender");
-	finish(&loop, rl, r, &f);
+	rig_finish(&g);
 }
 
 Test(ratelimit_uv, noscript_then_eval)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_NOSCRIPT);
-	rl = setup(f.port, "closed", "1s");
-	r = store(&loop, rl, f.port);
-	cr_assert_eq(mail(&loop, rl, r, &v), 1);
+	rig_start(&g, FAKE_NOSCRIPT, "closed", "1s");
+	cr_assert_eq(mail(&g, &v), 1);
 	cr_assert_eq(v.action, MOAT_CONTINUE, "the EVAL answer counts, not the NOSCRIPT error");
-	cr_assert_eq(f.evalsha, 1);
-	cr_assert_eq(f.eval, 1);
-	finish(&loop, rl, r, &f);
+	cr_assert_eq(g.f.evalsha, 1);
+	cr_assert_eq(g.f.eval, 1);
+	rig_finish(&g);
 }
 
 Test(ratelimit_uv, silent_server_times_out)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
 	uint64_t t0;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_SILENT);
-	rl = setup(f.port, "open", "50ms");
-	r = store(&loop, rl, f.port);
+	rig_start(&g, FAKE_SILENT, "open", "50ms");
 	t0 = uv_hrtime();
-	cr_assert_eq(mail(&loop, rl, r, &v), 1);
+	cr_assert_eq(mail(&g, &v), 1);
 	cr_assert_eq(v.action, MOAT_CONTINUE, "fail-open: the embedded store allows the first");
 	cr_assert((uv_hrtime() - t0) / 1000000 < 2000, "the timeout bounds the wait");
 	/* in the back-off: answered at once, from memory (2/60s: the third is refused) */
-	cr_assert_eq(mail(&loop, rl, r, &v), 0);
+	cr_assert_eq(mail(&g, &v), 0);
 	cr_assert_eq(v.action, MOAT_CONTINUE);
-	cr_assert_eq(mail(&loop, rl, r, &v), 0);
+	cr_assert_eq(mail(&g, &v), 0);
 	cr_assert_eq(v.code, 451);
 	cr_assert_str_eq(v.reason, "ratelimit_msg_per_ip");
-	finish(&loop, rl, r, &f);
+	rig_finish(&g);
 }
 
 Test(ratelimit_uv, fail_closed_refuses)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_SILENT);
-	rl = setup(f.port, "closed", "50ms");
-	r = store(&loop, rl, f.port);
-	cr_assert_eq(mail(&loop, rl, r, &v), 1);
+	rig_start(&g, FAKE_SILENT, "closed", "50ms");
+	cr_assert_eq(mail(&g, &v), 1);
 	cr_assert_eq(v.code, 451);
 	cr_assert_str_eq(v.status, "4.3.0");
 	cr_assert_str_eq(v.reason, "ratelimit_store_down");
-	cr_assert_eq(mail(&loop, rl, r, &v), 0, "in the back-off: refused at once");
+	cr_assert_eq(mail(&g, &v), 0, "in the back-off: refused at once");
 	cr_assert_eq(v.code, 451);
-	finish(&loop, rl, r, &f);
+	rig_finish(&g);
 }
 
 /*
@@ -372,95 +378,64 @@ shrink_peer_sndbuf(struct fake *f)
 Test(ratelimit_uv, backlog_beyond_socket_buffers)
 {
 	enum { N = 4000 };
-	uv_loop_t loop;
-	struct fake f;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
-	struct moat_addr a;
-	struct moat_rl_subject subj = { .addr = &a, .sender = "s@example.org", .sid = "test" };
+	struct rig g;
 	struct done d = { 0 };
 	struct moat_verdict v;
 	int fd = -1, queued = 0;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_STALL);
-	rl = setup(f.port, "closed", "10s");
-	r = store(&loop, rl, f.port);
-	cr_assert_eq(moat_addr_parse("192.0.2.1", &a), 0);
-	cr_assert_eq(px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, &v, on_done, &d), 1);
-	for (int i = 0; i < 200 && !f.accepted; i++)
-		uv_run(&loop, UV_RUN_ONCE);
-	cr_assert(f.accepted);
-	shrink_peer_sndbuf(&f);
+	rig_start(&g, FAKE_STALL, "closed", "10s");
+	cr_assert_eq(check(&g, &v, &d), 1);
+	for (int i = 0; i < 200 && !g.f.accepted; i++)
+		uv_run(&g.loop, UV_RUN_ONCE);
+	cr_assert(g.f.accepted);
+	shrink_peer_sndbuf(&g.f);
 	for (int i = 1; i < N; i++)
-		cr_assert_eq(px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, &v, on_done, &d), 1);
+		cr_assert_eq(check(&g, &v, &d), 1);
 	for (int i = 0; i < 50; i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	uv_fileno((uv_handle_t *)&f.client, &fd);
+		uv_run(&g.loop, UV_RUN_NOWAIT);
+	uv_fileno((uv_handle_t *)&g.f.client, &fd);
 	cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
 	cr_assert_lt((size_t)queued * 2, (size_t)N * 150, "the sockets hold a fraction (%d bytes)", queued);
 	cr_assert_eq(d.calls, 0);
-	uv_read_start((uv_stream_t *)&f.client, fake_alloc, fake_read);
+	uv_read_start((uv_stream_t *)&g.f.client, fake_alloc, fake_read);
 	for (int i = 0; i < 100000 && d.calls < N; i++)
-		uv_run(&loop, UV_RUN_ONCE);
+		uv_run(&g.loop, UV_RUN_ONCE);
 	cr_assert_eq(d.calls, N, "answered %d of %d", d.calls, N);
-	cr_assert_eq(f.evalsha, N);
+	cr_assert_eq(g.f.evalsha, N);
 	cr_assert_eq(d.v.action, MOAT_CONTINUE, "the last one from Redis, not the fail-closed refusal");
-	finish(&loop, rl, r, &f);
+	rig_finish(&g);
 }
 
 Test(ratelimit_uv, refused_connect_backs_off)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
-	int port;
 	uint64_t t0;
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_ALLOW);   /* a port that was free: closed again at once */
-	port = f.port;
-	fake_stop(&f);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	rl = setup(port, "open", "10s");
-	r = store(&loop, rl, port);
+	rig_start(&g, FAKE_GONE, "open", "10s");
 	/* refused by connect() itself, or reported by the poll: not left to the timeout */
 	t0 = uv_hrtime();
-	mail(&loop, rl, r, &v);
+	mail(&g, &v);
 	cr_assert_lt((uv_hrtime() - t0) / 1000000, 5000, "the refusal is seen before the 10 s timeout");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
-	cr_assert_eq(mail(&loop, rl, r, &v), 0, "in the back-off: no new connection is tried");
+	cr_assert_eq(mail(&g, &v), 0, "in the back-off: no new connection is tried");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
-	finish(&loop, rl, r, NULL);
+	rig_finish(&g);
 }
 
 Test(ratelimit_uv, close_with_a_check_pending)
 {
-	uv_loop_t loop;
-	struct fake f;
+	struct rig g;
 	struct moat_verdict v;
-	struct moat_ratelimit *rl;
-	struct px_rlredis *r;
-	struct moat_addr a;
-	struct moat_rl_subject subj = { .addr = &a, .sender = "s@example.org", .sid = "test" };
 	struct done d = { 0 };
 
-	uv_loop_init(&loop);
-	fake_start(&loop, &f, FAKE_SILENT);
-	rl = setup(f.port, "closed", "5s");
-	r = store(&loop, rl, f.port);
-	cr_assert_eq(moat_addr_parse("192.0.2.1", &a), 0);
-	cr_assert_eq(px_ratelimit_event(rl, r, MOAT_RL_EV_MAIL, &subj, &v, on_done, &d), 1);
-	for (int i = 0; i < 100 && f.evalsha == 0; i++)
-		uv_run(&loop, UV_RUN_ONCE);
-	cr_assert_eq(f.evalsha, 1, "the call reached the server");
-	px_rlredis_close(r);
+	rig_start(&g, FAKE_SILENT, "closed", "5s");
+	cr_assert_eq(check(&g, &v, &d), 1);
+	for (int i = 0; i < 100 && g.f.evalsha == 0; i++)
+		uv_run(&g.loop, UV_RUN_ONCE);
+	cr_assert_eq(g.f.evalsha, 1, "the call reached the server");
+	px_rlredis_close(g.r);
 	cr_assert_eq(d.calls, 1, "closing answers the pending check");
 	cr_assert_eq(d.v.action, MOAT_CONTINUE, "from memory, even fail-closed: the daemon is stopping");
-	fake_stop(&f);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	cr_assert_eq(uv_loop_close(&loop), 0, "a handle was left open");
-	moat_ratelimit_free(rl);
+	rig_finish(&g);
 }
