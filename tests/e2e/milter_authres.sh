@@ -10,22 +10,14 @@
 . "${top_srcdir:-.}/tests/lib/dns.sh"
 top_builddir=${top_builddir:-.}
 
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
-pf_lock milter-authres || tap_skip_all "another run of this test held its ports for 600 s"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
-chmod 755 "$MILTER_DIR"
-trap 'milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"' EXIT
+milter_pf_prepare milter-authres
 
 dns_start 15514 .="$top_srcdir/tests/e2e/data/root.zone" || { echo "Bail out! nsd did not start"; exit 1; }
 tap_ok "milter starts" milter_start inet:13532@127.0.0.1 -o authserv_id=mx.mxmoat.test -o auth_inbound=yes \
 	-o dns_resolver=127.0.0.1@15514
-PF_PORT=13530 PF_SINK_PORT=13531
-pf_init "smtpd_milters = inet:127.0.0.1:13532" "milter_default_action = tempfail" "milter_protocol = 6"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+milter_pf_start 13530 13531 "smtpd_milters = inet:127.0.0.1:13532" "milter_default_action = tempfail" \
+	"milter_protocol = 6"
 
 out=$(swaks --server 127.0.0.1:13530 --from a@example.org --to b@example.net \
 	--header 'Subject: forged' \

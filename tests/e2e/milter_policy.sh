@@ -19,17 +19,9 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/dns.sh"
 
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 [ -x /usr/bin/dkimsign ] && [ -x /usr/bin/dknewkey ] || tap_skip_all "python3-dkim not installed"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
-pf_lock milter-policy || tap_skip_all "another run of this test held its ports for 600 s"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-milterpol.XXXXXX)
-chmod 755 "$MILTER_DIR"
-cleanup() { milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"; }
-trap cleanup EXIT
+milter_pf_prepare milter-policy
 cd "$MILTER_DIR" || exit 1
 DNS=13603
 
@@ -55,9 +47,8 @@ dns_start $DNS .="$top_srcdir/tests/e2e/data/root.zone" good.test=good.zone fwd.
 
 tap_ok "milter starts" milter_start inet:13602@127.0.0.1 -o auth_inbound=yes \
 	-o authserv_id=mx.mxmoat.test -o "dns_resolver=127.0.0.1@$DNS" -o dns_timeout=2s
-PF_PORT=13600 PF_SINK_PORT=13601
-pf_init "smtpd_milters = inet:127.0.0.1:13602" "milter_default_action = accept" "milter_protocol = 6"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+milter_pf_start 13600 13601 "smtpd_milters = inet:127.0.0.1:13602" "milter_default_action = accept" \
+	"milter_protocol = 6"
 
 # message FROM SUBJECT - a message from FROM (LF line ends)
 message() {

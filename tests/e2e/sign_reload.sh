@@ -13,16 +13,8 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/dns.sh"
 
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
 /usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
-pf_lock sign-reload || tap_skip_all "another run of this test held its ports for 600 s"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-signreload.XXXXXX)
-chmod 755 "$MILTER_DIR"
-cleanup() { milter_stop; pf_stop; dns_stop; rm -rf "$MILTER_DIR"; }
-trap cleanup EXIT
+milter_pf_prepare sign-reload
 cd "$MILTER_DIR" || exit 1
 
 keygen=$top_builddir/tools/mxmoat-keygen
@@ -40,10 +32,8 @@ grep -h '_domainkey' new-rsa.out new-ed.out >>zone
 dns_start 17603 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
 printf 'dkim_signing_table = %s/table\ninternal_networks = 127.0.0.0/8\n' "$MILTER_DIR" >moat.conf
 
-PF_PORT=17600 PF_SINK_PORT=17601
-pf_init "smtpd_milters = inet:127.0.0.1:17602" "milter_default_action = tempfail" \
-	"milter_protocol = 6"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+milter_pf_start 17600 17601 "smtpd_milters = inet:127.0.0.1:17602" \
+	"milter_default_action = tempfail" "milter_protocol = 6"
 
 # send SUBJECT -> swaks output
 send() {

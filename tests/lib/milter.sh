@@ -12,6 +12,18 @@
 #   milter_sanitizer_clean           0 if ASan/LSan/UBSan reported nothing in the log
 #
 # MILTER_DIR must be an existing directory for the log (the caller cleans it up).
+#
+# Tests of the milter behind a real Postfix (they also source postfix.sh; dns.sh if they use nsd):
+#   milter_pf_prepare LOCK           skip the test unless run as root with postfix, swaks and a
+#                                    built mxmoat-milter; hold the lock LOCK (pf_lock); make
+#                                    MILTER_DIR; on EXIT stop the milter, Postfix and nsd (when
+#                                    dns.sh is sourced) and remove MILTER_DIR
+#   milter_pf_snippet PORT           the settings of contrib/postfix/main.cf.milter, one a line,
+#                                    the milter's socket changed to inet:127.0.0.1:PORT
+#   milter_pf_start SMTPD SINK MAIN_CF_LINE...
+#                                    Postfix on 127.0.0.1:SMTPD (pf_init with the lines) relaying
+#                                    to smtp-sink on 127.0.0.1:SINK; the test is skipped if either
+#                                    does not start
 
 MILTER_PID=
 MILTER_RC=
@@ -64,4 +76,34 @@ milter_log_grep() { grep -qE "$1" "$MILTER_LOG"; }
 
 milter_sanitizer_clean() {
 	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|Sanitizer has encountered|runtime error:' "$MILTER_LOG"
+}
+
+# milter_pf_prepare LOCK - the preamble of a test of the milter behind Postfix
+milter_pf_prepare() {
+	[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
+	command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
+	[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+	pf_lock "$1" || tap_skip_all "another run of this test held its ports for 600 s"
+	MILTER_DIR=$(mktemp -d "/tmp/mxmoat-$1.XXXXXX") || tap_skip_all "no temp dir"
+	# Postfix's processes and the milter (as nobody, for the key files) read files there.
+	chmod 755 "$MILTER_DIR"
+	trap milter__pf_cleanup EXIT
+}
+
+milter__pf_cleanup() {
+	milter_stop
+	pf_stop
+	if declare -F dns_stop >/dev/null; then dns_stop; fi
+	rm -rf "$MILTER_DIR"
+}
+
+milter_pf_snippet() {
+	grep -v -e '^#' -e '^$' "$top_srcdir/contrib/postfix/main.cf.milter" |
+		sed "s/inet:127\.0\.0\.1:8894/inet:127.0.0.1:$1/"
+}
+
+milter_pf_start() {
+	PF_PORT=$1 PF_SINK_PORT=$2
+	shift 2
+	pf_init "$@" && pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
 }
