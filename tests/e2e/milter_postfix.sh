@@ -10,28 +10,16 @@
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
 . "${top_srcdir:-.}/tests/lib/milter.sh"
 top_builddir=${top_builddir:-.}
-pf_lock milter-postfix || tap_skip_all "another run of this test held its ports for 600 s"
-
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
-chmod 755 "$MILTER_DIR"
-cleanup() { milter_stop; pf_stop; rm -rf "$MILTER_DIR"; }
-trap cleanup EXIT
+milter_pf_prepare milter-postfix
 
 conf=$MILTER_DIR/mxmoat.conf
 printf 'limit_recipients = 100\nlimit_message_size = 20k\nlimit_header_count = 40\n' > "$conf"
 tap_ok "milter starts on inet:13502@127.0.0.1" milter_start inet:13502@127.0.0.1 -c "$conf"
 
 # Postfix runs with the shipped snippet, socket address changed to ours.
-PF_PORT=13500 PF_SINK_PORT=13501
-mapfile -t snippet < <(grep -v -e '^#' -e '^$' "$top_srcdir/contrib/postfix/main.cf.milter" |
-	sed 's/inet:127\.0\.0\.1:8894/inet:127.0.0.1:13502/')
+mapfile -t snippet < <(milter_pf_snippet 13502)
 tap_is "snippet: smtpd_milters line found" "$(printf '%s\n' "${snippet[@]}" | grep -c '^smtpd_milters = inet:127.0.0.1:13502$')" 1
-pf_init "${snippet[@]}" "milter_macro_daemon_name = mxmoat-test-in"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+milter_pf_start 13500 13501 "${snippet[@]}" "milter_macro_daemon_name = mxmoat-test-in"
 
 # 1. a plain message goes through unchanged
 out=$(swaks --server 127.0.0.1:13500 --from a@example.org --to b@example.net \

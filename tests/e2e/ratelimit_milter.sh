@@ -9,15 +9,7 @@
 . "${top_srcdir:-.}/tests/lib/milter.sh"
 top_builddir=${top_builddir:-.}
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
-pf_lock ratelimit-milter || tap_skip_all "another run of this test held its ports for 600 s"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-rlmilter.XXXXXX)
-chmod 755 "$MILTER_DIR"
-cleanup() { milter_stop; pf_stop; rm -rf "$MILTER_DIR"; }
-trap cleanup EXIT
+milter_pf_prepare ratelimit-milter
 
 conf=$MILTER_DIR/mxmoat.conf
 # The test's client connects from 127.0.0.2; 127.0.0.1 (pf_start's readiness probes) stays
@@ -25,11 +17,8 @@ conf=$MILTER_DIR/mxmoat.conf
 printf 'ratelimit_allow = 127.0.0.1\nratelimit_conn_per_ip = 3/60s\nratelimit_msg_per_sender = 2/60s\n' > "$conf"
 tap_ok "milter starts with rate limits" milter_start inet:16312@127.0.0.1 -c "$conf"
 
-PF_PORT=16310 PF_SINK_PORT=16311
-mapfile -t snippet < <(grep -v -e '^#' -e '^$' "$top_srcdir/contrib/postfix/main.cf.milter" |
-	sed 's/inet:127\.0\.0\.1:8894/inet:127.0.0.1:16312/')
-pf_init "${snippet[@]}"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+mapfile -t snippet < <(milter_pf_snippet 16312)
+milter_pf_start 16310 16311 "${snippet[@]}"
 
 send() {	# send FROM SUBJECT
 	swaks --server 127.0.0.1:16310 --local-interface 127.0.0.2 --from "$1" --to b@example.net --header "Subject: $2" \
