@@ -17,10 +17,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/dovecot.sh"
 
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
-command -v dovecot >/dev/null || tap_skip_all "needs dovecot (Debian dovecot-core)"
-postconf -a | grep -qx dovecot || tap_skip_all "Postfix without Dovecot SASL"
+dovecot_pf_require
 /usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
 pf_lock proxy-submission || tap_skip_all "another run of this test held its ports for 600 s"
 
@@ -38,9 +35,7 @@ px_init || tap_skip_all "no temp dir"
 # Postfix asking a throwaway Dovecot auth service (passwd-file) for SASL; the password never
 # leaves this test
 pw='s3cret-Pw+42'
-dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_skip_all "dovecot did not start"
-pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+dovecot_pf_start "$PX_DIR/dovecot" "alice:$pw"
 
 # signing keys for example.org, published by nsd for dkimpy
 keygen=$top_builddir/tools/mxmoat-keygen
@@ -56,8 +51,7 @@ dns_start 17614 example.org="$PX_DIR/example.org.zone" || tap_skip_all "nsd did 
 verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17614"
 mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"
 
-cp "$top_srcdir"/tests/data/tls/rsa.pem "$top_srcdir"/tests/data/tls/rsa.key "$PX_DIR"/
-chmod 600 "$PX_DIR"/rsa.key && chown nobody "$PX_DIR"/rsa.key
+px_tls_key
 conf=$PX_DIR/mxmoat.conf
 printf 'tls_cert_file = %s/rsa.pem\ntls_key_file = %s/rsa.key\nproxy_submission_listen = 127.0.0.1:%s\n' \
 	"$PX_DIR" "$PX_DIR" "$SUB" >"$conf"

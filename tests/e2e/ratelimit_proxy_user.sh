@@ -16,10 +16,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/dovecot.sh"
 
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
-command -v dovecot >/dev/null || tap_skip_all "needs dovecot (Debian dovecot-core)"
-postconf -a | grep -qx dovecot || tap_skip_all "Postfix without Dovecot SASL"
+dovecot_pf_require
 swaks --support 2>&1 | grep -q '^=== TLS supported' || tap_skip_all "swaks without TLS"
 pf_lock ratelimit-proxy-user || tap_skip_all "another run of this test held its ports for 600 s"
 
@@ -33,12 +30,9 @@ trap cleanup EXIT
 px_init || tap_skip_all "no temp dir"
 
 pw_a='al1ce-Pw+7' pw_b='b0b-Pw+9'
-dovecot_start "$PX_DIR/dovecot" "alice:$pw_a" "bob:$pw_b" || tap_skip_all "dovecot did not start"
-pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+dovecot_pf_start "$PX_DIR/dovecot" "alice:$pw_a" "bob:$pw_b"
 
-cp "$top_srcdir"/tests/data/tls/rsa.pem "$top_srcdir"/tests/data/tls/rsa.key "$PX_DIR"/
-chmod 600 "$PX_DIR"/rsa.key && chown nobody "$PX_DIR"/rsa.key
+px_tls_key
 # per-address and per-sender limits off, loopback not allow-listed: only the per-user ones count
 px_start $PLAIN 127.0.0.1:$PF_PORT -o "tls_cert_file=$PX_DIR/rsa.pem" -o "tls_key_file=$PX_DIR/rsa.key" \
 	-o "proxy_submission_listen=127.0.0.1:$SUB" -o proxy_backend_pass=xclient \

@@ -8,6 +8,15 @@
 #                                       1 (dovecot.out printed as TAP comments) if it did not start.
 #   dovecot_stop                        stop it (idempotent; call it from the EXIT trap)
 #
+# For a test of the proxy's submission listener in front of Postfix (tap.sh and postfix.sh
+# sourced):
+#   dovecot_pf_require                  skip the test unless run as root with swaks, dovecot and
+#                                       a Postfix that has Dovecot SASL
+#   dovecot_pf_start DIR USER:PASSWORD...  dovecot_start, then Postfix on PF_PORT asking it for
+#                                       SASL and taking XCLIENT from 127.0.0.1 (the proxy),
+#                                       relaying to smtp-sink on PF_SINK_PORT; the test is
+#                                       skipped if one of them does not start
+#
 # Example:
 #   dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_skip_all "dovecot did not start"
 #   pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1"
@@ -59,4 +68,17 @@ dovecot_stop() {
 	[ -n "$DOVECOT_PID" ] && kill "$DOVECOT_PID" 2>/dev/null && wait "$DOVECOT_PID" 2>/dev/null
 	DOVECOT_PID=
 	return 0
+}
+
+dovecot_pf_require() {
+	[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
+	command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
+	command -v dovecot >/dev/null || tap_skip_all "needs dovecot (Debian dovecot-core)"
+	postconf -a | grep -qx dovecot || tap_skip_all "Postfix without Dovecot SASL"
+}
+
+dovecot_pf_start() {
+	dovecot_start "$@" || tap_skip_all "dovecot did not start"
+	pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
+	pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
 }

@@ -12,6 +12,9 @@
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
 #   px_dumps                     number of messages the sink captured
 #   px_cleanup                   stop everything, remove PX_DIR (EXIT trap)
+#   px_tls_key                   copy the test certificate and key (tests/data/tls/rsa.*) into
+#                                PX_DIR, the key mode 600 and owned by nobody (the proxy's
+#                                daemon_user)
 #   px_lock NAME                 serialise runs of one test across build trees (they share ports;
 #                                fd 8 stays open until the test exits)
 
@@ -91,4 +94,9 @@ px_cleanup() {
 	px_stop KILL
 	px_sink_stop
 	[ -n "$PX_DIR" ] && [ -z "$PX_KEEP" ] && rm -rf "$PX_DIR"
+}
+
+px_tls_key() {
+	cp "$top_srcdir"/tests/data/tls/rsa.pem "$top_srcdir"/tests/data/tls/rsa.key "$PX_DIR"/ &&
+		chmod 600 "$PX_DIR"/rsa.key && chown nobody "$PX_DIR"/rsa.key
 }
