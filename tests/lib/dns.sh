@@ -15,12 +15,14 @@
 # zone database file, so nothing outside DNS_DIR is touched and nothing survives dns_stop.
 # Zone files are checked with nsd-checkzone first so a bad fixture fails with a clear message.
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 DNS_DIR=
 DNS_PID=
 DNS_PORT=
 
 dns_start() {
-	local port=$1 spec zone file i n=0
+	local port=$1 spec zone file n=0
 	shift
 	if ! command -v nsd >/dev/null 2>&1 && [ ! -x /usr/sbin/nsd ]; then
 		echo "dns_start: nsd not installed (Debian package nsd)" >&2
@@ -66,22 +68,9 @@ dns_start() {
 	done
 	"$nsd" -d -c "$DNS_DIR/nsd.conf" >"$DNS_DIR/stdout.log" 2>&1 &
 	DNS_PID=$!
-	# Wait for the listener: bounded, 100 x 0.1 s.
-	for i in $(seq 1 100); do
-		if ! kill -0 "$DNS_PID" 2>/dev/null; then
-			echo "dns_start: nsd exited:" >&2
-			cat "$DNS_DIR/stdout.log" "$DNS_DIR/nsd.log" >&2 2>/dev/null
-			DNS_PID=
-			dns_stop
-			return 2
-		fi
-		if dns__listening "$port"; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "dns_start: nsd did not answer on 127.0.0.1:$port within 10 s" >&2
-	cat "$DNS_DIR/nsd.log" >&2 2>/dev/null
+	proc_wait_ready "$DNS_PID" dns__listening "$port" && return 0
+	echo "dns_start: nsd exited or did not answer on 127.0.0.1:$port within 10 s:" >&2
+	cat "$DNS_DIR/stdout.log" "$DNS_DIR/nsd.log" >&2 2>/dev/null
 	dns_stop
 	return 2
 }
@@ -95,15 +84,8 @@ dns__listening() {
 }
 
 dns_stop() {
-	local i
 	if [ -n "$DNS_PID" ]; then
-		kill "$DNS_PID" 2>/dev/null
-		for i in $(seq 1 50); do
-			kill -0 "$DNS_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$DNS_PID" 2>/dev/null
-		wait "$DNS_PID" 2>/dev/null
+		proc_stop "$DNS_PID"
 		DNS_PID=
 	fi
 	if [ -n "$DNS_DIR" ] && [ -d "$DNS_DIR" ]; then

@@ -18,6 +18,8 @@
 #   px_lock NAME                 serialise runs of one test across build trees (they share ports;
 #                                fd 8 stays open until the test exits)
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 PX_DIR=
 PX_PID=
 PX_SINK_PID=
@@ -69,15 +71,8 @@ px_start() {
 }
 
 px_stop() {
-	local i
 	[ -n "$PX_PID" ] || return 0
-	kill -"${1:-TERM}" "$PX_PID" 2>/dev/null
-	for i in $(seq 1 100); do
-		kill -0 "$PX_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -KILL "$PX_PID" 2>/dev/null
-	wait "$PX_PID" 2>/dev/null
+	proc_stop "$PX_PID" "${1:-TERM}"
 	PX_PID=
 }
 

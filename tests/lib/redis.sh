@@ -10,12 +10,14 @@
 #   redis_stop
 #       redis_kill and remove REDIS_DIR. Safe to call twice; call it from your EXIT trap.
 
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
+
 REDIS_DIR=
 REDIS_PID=
 REDIS_PORT=
 
 redis_start() {
-	local port=$1 i
+	local port=$1
 	command -v redis-server >/dev/null 2>&1 || { echo "redis_start: redis-server not installed" >&2; return 2; }
 	[ -n "$REDIS_DIR" ] || REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/moat-redis.XXXXXX") || return 2
 	REDIS_PORT=$port
@@ -29,31 +31,23 @@ redis_start() {
 			--daemonize no --protected-mode yes --logfile "$REDIS_DIR/redis.log" </dev/null >/dev/null 2>&1
 	) &
 	REDIS_PID=$!
-	for i in $(seq 1 100); do
-		# The server answering must be ours, not one left on the port by someone else.
-		if [ "$(redis-cli -h 127.0.0.1 -p "$port" info server 2>/dev/null |
-			sed -n 's/^process_id:\([0-9]*\).*/\1/p')" = "$REDIS_PID" ]; then
-			return 0
-		fi
-		kill -0 "$REDIS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	proc_wait_ready "$REDIS_PID" redis__ours "$port" && return 0
 	echo "redis_start: redis-server did not answer on 127.0.0.1:$port" >&2
 	cat "$REDIS_DIR/redis.log" >&2 2>/dev/null
 	redis_kill
 	return 1
 }
 
+# redis__ours PORT - the server answering on 127.0.0.1:PORT is ours, not one left there by
+# someone else
+redis__ours() {
+	[ "$(redis-cli -h 127.0.0.1 -p "$1" info server 2>/dev/null |
+		sed -n 's/^process_id:\([0-9]*\).*/\1/p')" = "$REDIS_PID" ]
+}
+
 redis_kill() {
-	local i
 	[ -n "$REDIS_PID" ] || return 0
-	kill "$REDIS_PID" 2>/dev/null
-	for i in $(seq 1 100); do
-		kill -0 "$REDIS_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -9 "$REDIS_PID" 2>/dev/null
-	wait "$REDIS_PID" 2>/dev/null
+	proc_stop "$REDIS_PID"
 	REDIS_PID=
 }
 
