@@ -1,5 +1,7 @@
 /*
- * dns_dkim.c - libopendkim's DNS hooks on top of moat_dns_query().
+ * dns_dkim.c - libopendkim's DNS hooks on top of moat_dns_query(), for the tests: libopendkim's
+ * verifier is their independent check of our signatures (test_sign.c) and of the DNS layer
+ * (test_dns_dkim.c). The daemons verify with src/dkim_verify.c and link none of this.
  *
  * libopendkim starts a query, waits for it, then always cancels it (which frees the handle).
  * Our queries are synchronous, so the start hook resolves at once and keeps the finished reply

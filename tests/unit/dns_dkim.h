@@ -1,5 +1,6 @@
 /*
- * dns_dkim.h - route libopendkim's DNS lookups (DKIM keys, ATPS) through the DNS layer.
+ * dns_dkim.h - route libopendkim's DNS lookups (DKIM keys, ATPS) through the DNS layer (a test
+ * helper: see dns_dkim.c).
  */
 #ifndef MOAT_DNS_DKIM_H
 #define MOAT_DNS_DKIM_H
