@@ -18,15 +18,8 @@
 top_builddir=${top_builddir:-.}
 
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
-pf_lock auth-daemons || tap_skip_all "another run of this test held its ports for 600 s"
-
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
-chmod 755 "$MILTER_DIR"
-trap 'milter_stop; pf_stop; px_cleanup; dns_stop; rm -rf "$MILTER_DIR"' EXIT
+milter_pf_prepare auth-daemons
 
 # Postfix hands the milter client 127.0.0.1: pass.daemons.test authorizes it, q. and r. do not.
 cat >"$MILTER_DIR/daemons.test.zone" <<'EOF'
@@ -49,9 +42,8 @@ tap_is "auth_inbound defaults to yes in both daemons" \
 	"$( { "$top_builddir/milter/mxmoat-milter" -d; "$top_builddir/proxy/mxmoat-proxy" -d; } | grep -c '^auth_inbound = yes$')" 2
 tap_ok "milter starts (authentication on, resolver at nsd)" milter_start inet:15512@127.0.0.1 \
 	-o auth_inbound=yes -o dns_resolver=127.0.0.1@15513 -o authserv_id=mx.mxmoat.test
-PF_PORT=15510 PF_SINK_PORT=15511
-pf_init "smtpd_milters = inet:127.0.0.1:15512" "milter_default_action = tempfail" "milter_protocol = 6"
-pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+milter_pf_start 15510 15511 "smtpd_milters = inet:127.0.0.1:15512" "milter_default_action = tempfail" \
+	"milter_protocol = 6"
 
 # ours FILE - the Authentication-Results fields of a captured message, one per line, unfolded
 ars() {

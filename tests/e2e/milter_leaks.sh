@@ -7,22 +7,12 @@
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
 . "${top_srcdir:-.}/tests/lib/milter.sh"
 top_builddir=${top_builddir:-.}
-pf_lock milter-leaks || tap_skip_all "another run of this test held its ports for 600 s"
-
-[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-command -v postfix >/dev/null && command -v smtp-source >/dev/null || tap_skip_all "needs postfix"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+milter_pf_prepare milter-leaks smtp-source
 grep -q __asan_init "$top_builddir/milter/mxmoat-milter" 2>/dev/null || \
 	tap_diag "mxmoat-milter is not an ASan build: only counts are checked"
 
-MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
-chmod 755 "$MILTER_DIR"
-trap 'milter_stop; pf_stop; rm -rf "$MILTER_DIR"' EXIT
-
 tap_ok "milter starts" milter_start inet:13522@127.0.0.1 -o log_verbose=no
-PF_PORT=13520 PF_SINK_PORT=13521
-pf_init "smtpd_milters = inet:127.0.0.1:13522" "milter_default_action = tempfail"
-pf_sink_start && pf_start || tap_skip_all "postfix did not start"
+milter_pf_start 13520 13521 "smtpd_milters = inet:127.0.0.1:13522" "milter_default_action = tempfail"
 
 tap_ok "smtp-source: 500 messages, one per session" timeout 120 smtp-source -s 10 -m 500 -l 2048 \
 	-f a@example.org -t b@example.net 127.0.0.1:13520

@@ -14,10 +14,12 @@
 # MILTER_DIR must be an existing directory for the log (the caller cleans it up).
 #
 # Tests of the milter behind a real Postfix (they also source postfix.sh; dns.sh if they use nsd):
-#   milter_pf_prepare LOCK           skip the test unless run as root with postfix, swaks and a
-#                                    built mxmoat-milter; hold the lock LOCK (pf_lock); make
-#                                    MILTER_DIR; on EXIT stop the milter, Postfix and nsd (when
-#                                    dns.sh is sourced) and remove MILTER_DIR
+#   milter_pf_prepare LOCK [CLIENT]  skip the test unless run as root with postfix, CLIENT (the
+#                                    SMTP client it drives; swaks by default) and a built
+#                                    mxmoat-milter; hold the lock LOCK (pf_lock); make
+#                                    MILTER_DIR; on EXIT stop the milter, Postfix, nsd and the
+#                                    proxy (those of dns.sh and proxy.sh, when sourced) and
+#                                    remove MILTER_DIR
 #   milter_pf_snippet PORT           the settings of contrib/postfix/main.cf.milter, one a line,
 #                                    the milter's socket changed to inet:127.0.0.1:PORT
 #   milter_pf_start SMTPD SINK MAIN_CF_LINE...
@@ -78,10 +80,12 @@ milter_sanitizer_clean() {
 	! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|Sanitizer has encountered|runtime error:' "$MILTER_LOG"
 }
 
-# milter_pf_prepare LOCK - the preamble of a test of the milter behind Postfix
+# milter_pf_prepare LOCK [CLIENT] - the preamble of a test of the milter behind Postfix
 milter_pf_prepare() {
+	local client=${2:-swaks}
 	[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
-	command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
+	command -v postfix >/dev/null && command -v "$client" >/dev/null ||
+		tap_skip_all "needs postfix and $client"
 	[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
 	pf_lock "$1" || tap_skip_all "another run of this test held its ports for 600 s"
 	MILTER_DIR=$(mktemp -d "/tmp/mxmoat-$1.XXXXXX") || tap_skip_all "no temp dir"
@@ -93,6 +97,7 @@ milter_pf_prepare() {
 milter__pf_cleanup() {
 	milter_stop
 	pf_stop
+	if declare -F px_cleanup >/dev/null; then px_cleanup; fi
 	if declare -F dns_stop >/dev/null; then dns_stop; fi
 	rm -rf "$MILTER_DIR"
 }
