@@ -141,7 +141,7 @@ moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const ch
     const struct moat_rl_plan *plan)
 {
 	size_t plen = strlen(prefix), n = plan->n;
-	char *p = call->buf;
+	char head[24], *p = head;
 	int rc;
 
 	if (plen >= MOAT_RL_REDIS_PREFIX_MAX || n > MOAT_RL_PLAN_MAX)
@@ -151,7 +151,8 @@ moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const ch
 	p = rlredis_put_u64(p, 3 + 3 * n);
 	*p++ = '\r';
 	*p++ = '\n';
-	call->len = (size_t)(p - call->buf);
+	call->len = (size_t)(p - head);
+	memcpy(call->buf, head, call->len);
 	if (sha != NULL)
 		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) | rlredis_arg(call, sha, strlen(sha), "", 0);
 	else
