@@ -264,13 +264,13 @@ pf_diag() {
 	tail -n 30 "$PF_LOG" 2>/dev/null | sed 's/^/# /'
 }
 
-# pf_delivered_files - captured messages, oldest first
+# pf_delivered_files - captured messages, oldest first (the folder is listed, not globbed: a
+# glob of ~35,000 paths exceeds the kernel's argument limit and would list nothing)
 pf_delivered_files() {
-	if [ -n "${PF_SINK_PORT:-}" ]; then
-		ls -1tr "$PF_SINKDIR"/* 2>/dev/null
-	else
-		ls -1tr "$PF_MAILDIR"new/* 2>/dev/null
-	fi
+	local dir=${PF_MAILDIR}new
+
+	[ -n "${PF_SINK_PORT:-}" ] && dir=$PF_SINKDIR
+	ls -1tr "$dir" 2>/dev/null | awk -v d="${dir%/}/" '{ print d $0 }'
 }
 
 pf_delivered_count() { pf_delivered_files | wc -l; }
