@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bytescan.h"
 #include "data_reader.h"
 
 enum {
@@ -87,14 +88,6 @@ put_run(struct px_data *d, const char *p, size_t n)
 	}
 }
 
-/* has_below - does the word hold an octet below c (c <= 0x80)? Exact: a borrow only flags octets
- * above one that is below c (Hacker's Delight, "hasless"). */
-static inline uint64_t
-has_below(uint64_t w, unsigned c)
-{
-	return (w - 0x0101010101010101ULL * c) & ~w & 0x8080808080808080ULL;
-}
-
 /*
  * plain_run - how many octets of p[0..n) come before the first CR, LF or NUL (n: none). Words
  * without an octet below CR + 1 are passed over eight octets at a time; a word with one (a stop,
@@ -112,7 +105,7 @@ plain_run(const char *p, size_t n)
 			uint64_t w;
 
 			memcpy(&w, p + k, 8);
-			if (has_below(w, '\r' + 1) != 0)
+			if (moat__bytes_below(w, '\r' + 1) != 0)
 				break;
 		}
 		e = n - k >= 8 ? k + 8 : n;

@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "bytescan.h"
 #include "dkim_signature.h"
 
 #define BODY_OUTBUF 4096
@@ -132,13 +133,6 @@ bc_eol(struct moat__dkim_body *b, const char *crlf)
 	b->line_open = false;
 }
 
-/* bc_below - 0x80 in each byte of W below C (< 0x80), and maybe in bytes after such a byte. */
-static inline uint64_t
-bc_below(uint64_t w, unsigned c)
-{
-	return (w - 0x0101010101010101ULL * c) & ~w & 0x8080808080808080ULL;
-}
-
 /*
  * bc_plain - the length of the prefix of P that relaxed canonicalization leaves as it is:
  * bytes above SP, and an SP followed by one. It stops at a control byte (CR, HTAB; a bare LF
@@ -157,7 +151,8 @@ bc_plain(const char *p, size_t n)
 			uint64_t w, w1;
 			memcpy(&w, p + k, 8);
 			memcpy(&w1, p + k + 1, 8);
-			if ((bc_below(w, 0x20) | (bc_below(w, 0x21) & bc_below(w1, 0x21))) == 0) {
+			if ((moat__bytes_below(w, 0x20) |
+			    (moat__bytes_below(w, 0x21) & moat__bytes_below(w1, 0x21))) == 0) {
 				k = e;
 				continue;
 			}
