@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,9 +45,12 @@ struct moat_auth_msg {
 	char *client_addr, *helo, *mail_from;
 	struct moat_dkim_msg *dkim;
 	struct name_count ar_names[NAME_VARIANTS];   /* A-R field names seen, with counts */
-	struct moat_auth_results r;
 	bool eom_done;
+	struct moat_auth_results r;                  /* last: only its head is zeroed (msg_new) */
 };
+
+_Static_assert(offsetof(struct moat_auth_msg, r) + sizeof(struct moat_auth_results) ==
+    sizeof(struct moat_auth_msg), "the results end the message");
 
 /* ---- engine ---- */
 
@@ -118,10 +122,14 @@ static char *dup_or_empty(const char *s)
 struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
     const struct moat_auth_env *env)
 {
-	struct moat_auth_msg *m = calloc(1, sizeof(*m));
+	/* Zero everything up to the results' buffers, not the buffers (about 60 KB: zeroing them was
+	 * 7.5% of the engine's instructions per message); each is written before it is read. */
+	struct moat_auth_msg *m = malloc(sizeof(*m));
 
 	if (m == NULL)
 		return NULL;
+	memset(m, 0, offsetof(struct moat_auth_msg, r.dkim));
+	m->r.authres[0] = m->r.authres_folded[0] = m->r.why[0] = '\0';
 	m->e = e;
 	m->conf = conf;
 	m->client_addr = env->client_addr ? strdup(env->client_addr) : NULL;

@@ -47,16 +47,18 @@ struct moat_auth_forged {
 struct moat_auth_results {
 	struct moat_spf_result spf_mailfrom, spf_helo;
 	bool spf_done, helo_checked;
-	struct moat_dkim_sig dkim[MOAT_DKIM_SIGS_MAX];
 	size_t ndkim;
 	struct moat_from from;
 	struct moat_dmarc_eval dmarc;
-	char authres[MOAT_AUTH_AR_MAX];          /* one line, no field name */
-	char authres_folded[MOAT_AUTH_AR_MAX + 512];
-	struct moat_auth_forged forged[MOAT_AUTH_FORGED_MAX];
 	size_t nforged;                          /* in the order seen */
 	bool forged_overflow;
 	struct moat_verdict verdict;
+	/* From here on (about 60 KB) each entry is written before it is read: a new message zeroes
+	 * only the fields above, the strings start empty. */
+	struct moat_dkim_sig dkim[MOAT_DKIM_SIGS_MAX];   /* ndkim of them */
+	struct moat_auth_forged forged[MOAT_AUTH_FORGED_MAX];   /* nforged of them */
+	char authres[MOAT_AUTH_AR_MAX];          /* one line, no field name ("" before eom) */
+	char authres_folded[MOAT_AUTH_AR_MAX + 512];
 	char why[MOAT_AUTH_WHY_MAX];             /* the decision, for --explain and the log */
 };
 
