@@ -121,6 +121,8 @@ px_hold_append(struct px_hold *h, const char *p, size_t n)
 
 	if (h->err != 0)
 		return h->err;
+	if (n == 0)
+		return 0;        /* an empty message: h->mem may still be NULL, memcpy must not see it */
 	if (n > h->max - h->size)
 		return -EFBIG;
 	if (h->fd < 0 && h->mem_len + n <= h->mem_max) {

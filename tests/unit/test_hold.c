@@ -80,6 +80,22 @@ Test(hold, small_message_stays_in_memory, .init = setup, .fini = teardown)
 	px_hold_free(h);
 }
 
+/* An empty message (".\r\n" in holding mode) appends nothing to a hold that has no memory yet. */
+Test(hold, empty_append_to_a_new_hold, .init = setup, .fini = teardown)
+{
+	struct px_hold *h = px_hold_new(1024, 4096, dir);
+	char out[8];
+
+	cr_assert_not_null(h);
+	cr_assert_eq(px_hold_append(h, out, 0), 0);
+	cr_assert_eq(px_hold_size(h), 0);
+	cr_assert_eq(px_hold_read(h, 0, out, sizeof(out)), 0);
+	cr_assert_eq(px_hold_append(h, "x\r\n", 3), 0);
+	cr_assert_eq(read_all(h, out, sizeof(out), 2), 3);
+	cr_assert_eq(memcmp(out, "x\r\n", 3), 0);
+	px_hold_free(h);
+}
+
 Test(hold, past_the_threshold_spools_to_an_unlinked_file, .init = setup, .fini = teardown)
 {
 	static char in[300000], out[300000];
