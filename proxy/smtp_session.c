@@ -1399,6 +1399,13 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 			session_close(s);
 		return;
 	}
+	/*
+	 * A new name on a leg that already passed the old one by XCLIENT: park it, so the next
+	 * MAIL sends XCLIENT (and EHLO) again and the backend records the name the client gave now.
+	 */
+	if (s->bstate == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
+	    (strcmp(s->helo, arg) != 0 || s->esmtp != esmtp))
+		s->bstate = B_PARKED;
 	snprintf(s->helo, sizeof(s->helo), "%s", arg);
 	s->helo_seen = true;
 	s->esmtp = esmtp;

@@ -28,9 +28,21 @@ out=$(swaks --server 127.0.0.1:$P --local-interface 127.0.0.2 --helo client.exam
 tap_like "delivery through Postfix: its queue id reaches the client verbatim" "$out" $'<-  250 2\\.0\\.0 Ok: queued as [0-9A-Za-z]+'
 pf_wait_delivered 1 20
 tap_is "Postfix delivered one message" "$(pf_delivered_count)" 1
+# (Postfix's own Received field: the proxy's, above it, names the client the same way)
 tap_like "XCLIENT: Postfix saw the real client address and HELO" \
-	"$(pf_headers "$(pf_delivered_last)")" 'from client\.example \(unknown \[127\.0\.0\.2\]\)'
+	"$(pf_headers "$(pf_delivered_last)")" $'from client\\.example \\(unknown \\[127\\.0\\.0\\.2\\]\\)\n\tby [^ ]+ \\(Postfix\\)'
 tap_ok "XCLIENT: Postfix logged client=unknown[127.0.0.2]" pf_maillog_grep 'client=unknown\[127\.0\.0\.2\]'
+
+# a second EHLO with another name after a message: the next message carries the new name
+out=$(px_chat $P R "S:EHLO first.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R \
+	"S:DATA\r\n" R "S:Subject: one\r\n\r\none\r\n.\r\n" R "S:EHLO second.example\r\n" R \
+	"S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R \
+	"S:Subject: two\r\n\r\ntwo\r\n.\r\n" R "S:QUIT\r\n" A)
+tap_is "two messages, one session, two EHLO names: both queued" "$(grep -c '^<- 250 2\.0\.0 Ok: queued as' <<< "$out")" 2
+pf_wait_delivered 3 20
+two=$(grep -l '^Subject: two' $(pf_delivered_files) | head -1)
+tap_like "XCLIENT after the second EHLO: Postfix saw the new name" \
+	"$(pf_headers "$two")" $'from second\\.example \\(unknown \\[127\\.0\\.0\\.1\\]\\)\n\tby [^ ]+ \\(Postfix\\)'
 
 out=$(swaks --pipeline --server 127.0.0.1:$P --from a@example.org --to b@example.net,c@example.net 2>&1)
 tap_like "pipelining through Postfix" "$out" $'<-  250 2\\.0\\.0 Ok: queued as'
