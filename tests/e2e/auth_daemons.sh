@@ -36,7 +36,7 @@ r	IN TXT "v=spf1 -all"
 _dmarc.r	IN TXT "v=DMARC1; p=reject"
 EOF
 dns_start 15513 .="$top_srcdir/tests/e2e/data/root.zone" daemons.test="$MILTER_DIR/daemons.test.zone" ||
-	{ echo "Bail out! nsd did not start"; exit 1; }
+	tap_bail "nsd did not start"
 
 tap_is "auth_inbound defaults to yes in both daemons" \
 	"$( { "$top_builddir/milter/mxmoat-milter" -d; "$top_builddir/proxy/mxmoat-proxy" -d; } | grep -c '^auth_inbound = yes$')" 2
@@ -94,9 +94,9 @@ tap_is "SIGTERM: exit 0" "$MILTER_RC" 0
 tap_ok "no sanitizer report" milter_sanitizer_clean
 
 # ---- mxmoat-proxy in holding mode (the A-R depends on the body) ----
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"   # the proxy runs as daemon_user
-px_sink_start 15516 || tap_skip_all "smtp-sink did not start"
+px_sink_start 15516 || tap_bail "smtp-sink did not start"
 tap_ok "proxy starts (authentication on, resolver at nsd)" px_start 15515 127.0.0.1:15516 \
 	-o auth_inbound=yes -o dns_resolver=127.0.0.1@15513 -o authserv_id=mx.mxmoat.test \
 	-o "proxy_spool_dir=$PX_DIR/spool"

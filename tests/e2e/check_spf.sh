@@ -16,7 +16,7 @@ work=$(mktemp -d)
 trap 'dns_stop; rm -rf "$work"' EXIT
 
 dns_start $PORT spf.test="$data/spf.test.zone" 2.0.192.in-addr.arpa="$data/2.0.192.in-addr.arpa.zone" ||
-	{ echo "Bail out! nsd did not start"; exit 1; }
+	tap_bail "nsd did not start"
 
 # run ARGS... - mxmoat-check against our nsd; sets OUT (stdout), AR (the A-R line), RC, ERR.
 run() {

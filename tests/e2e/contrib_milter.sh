@@ -14,7 +14,7 @@
 top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
 top_builddir=$(cd "${top_builddir:-.}" && pwd)
 milter=$top_builddir/milter/mxmoat-milter
-[ -x "$milter" ] || tap_skip_all "mxmoat-milter not built"
+[ -x "$milter" ] || tap_bail "mxmoat-milter not built"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -26,7 +26,7 @@ trap 'dns_stop; rm -rf "$work"' EXIT
 
 # ---- keys and the zone ----
 (cd "$work" && dknewkey rsa >/dev/null 2>&1 && dknewkey --ktype ed25519 ed >/dev/null 2>&1 &&
-	openssl genrsa -out small.key 512 2>/dev/null) || { echo "Bail out! cannot make keys"; exit 1; }
+	openssl genrsa -out small.key 512 2>/dev/null) || tap_bail "cannot make keys"
 small_pub=$(openssl rsa -in "$work/small.key" -pubout 2>/dev/null | grep -v '^-----' | tr -d '\n')
 # txt NAME RECORD - a TXT line, split into 200-byte character-strings
 txt() {
@@ -55,10 +55,10 @@ for i in $(seq 1 50); do
 done
 dns_start $PORT .="$data/root.zone" auth2.test="$work/auth2.test.zone" \
 	football.example.com="$data/football.example.com.zone" ||
-	{ echo "Bail out! nsd did not start"; exit 1; }
+	tap_bail "nsd did not start"
 served=$("$top_builddir/tests/spf/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.auth2.test TXT | sed -n 2p)
 [ "$served" = "$(cat "$work/rsa.dns")" ] ||
-	{ echo "Bail out! 127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"; exit 1; }
+	tap_bail "127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"
 
 cat >"$work/msg" <<'EOF'
 From: Alice <alice@auth2.test>

@@ -24,10 +24,10 @@ sign() {
 		ldns-signzone -f "$2.signed" -o spf.test zone "$zsk" "$ksk" &&
 		cp "$ksk.key" "$2.key" && rm -f K*) >/dev/null
 }
-sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/good" || { echo "Bail out! signing failed"; exit 1; }
-sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/other" || { echo "Bail out! signing failed"; exit 1; }
+sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/good" || tap_bail "signing failed"
+sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/other" || tap_bail "signing failed"
 
-dns_start $PORT spf.test="$work/good.signed" || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start $PORT spf.test="$work/good.signed" || tap_bail "nsd did not start"
 tap_is "signed TXT validates: secure" "$("$Q" 127.0.0.1@$PORT "$work/good.key" soft.spf.test TXT)" \
 	"ok secure=1 n=1
 v=spf1 ~all"
@@ -47,7 +47,7 @@ dns_stop
 sed 's/"v=spf1 ~all"/"v=spf1 +all"/' "$work/good.signed" >"$work/tampered.signed"
 cmp -s "$work/good.signed" "$work/tampered.signed"
 tap_is "the tampered zone differs" "$?" 1
-dns_start $PORT spf.test="$work/tampered.signed" || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start $PORT spf.test="$work/tampered.signed" || tap_bail "nsd did not start"
 tap_is "record altered after signing: bogus is tempfail" \
 	"$("$Q" 127.0.0.1@$PORT "$work/good.key" soft.spf.test TXT)" "tempfail secure=0 n=0"
 tap_is "an untouched record of that zone still validates" \
@@ -59,7 +59,7 @@ v=spf1 +all"
 dns_stop
 
 # An unsigned zone where the trust anchor says it must be signed.
-dns_start $PORT spf.test="$top_srcdir/tests/e2e/data/spf.test.zone" || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start $PORT spf.test="$top_srcdir/tests/e2e/data/spf.test.zone" || tap_bail "nsd did not start"
 tap_is "unsigned answer under a trust anchor: tempfail" \
 	"$("$Q" 127.0.0.1@$PORT "$work/good.key" soft.spf.test TXT)" "tempfail secure=0 n=0"
 tap_is "missing trust-anchor file: refused at start" \

@@ -13,7 +13,7 @@ top_builddir=${top_builddir:-.}
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 milter_pf_prepare milter-authres
 
-dns_start 15514 .="$top_srcdir/tests/e2e/data/root.zone" || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start 15514 .="$top_srcdir/tests/e2e/data/root.zone" || tap_bail "nsd did not start"
 tap_ok "milter starts" milter_start inet:13532@127.0.0.1 -o authserv_id=mx.mxmoat.test -o auth_inbound=yes \
 	-o dns_resolver=127.0.0.1@15514
 milter_pf_start 13530 13531 "smtpd_milters = inet:127.0.0.1:13532" "milter_default_action = tempfail" \

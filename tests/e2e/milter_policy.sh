@@ -27,7 +27,7 @@ DNS=13603
 
 # ---- keys and zones: good.test (SPF allows 127.0.0.1) and fwd.test (SPF does not), both
 # p=reject and both with a dkimpy key; down.test is never served (asked only with nsd stopped).
-dknewkey sel >/dev/null 2>&1 || { echo "Bail out! dknewkey failed"; exit 1; }
+dknewkey sel >/dev/null 2>&1 || tap_bail "dknewkey failed"
 # zone DOMAIN SPF - a zone file with SOA, NS, the SPF record, DMARC p=reject and the key
 zone() {
 	printf '$ORIGIN %s.\n$TTL 300\n' "$1"
@@ -43,7 +43,7 @@ zone good.test "v=spf1 ip4:127.0.0.1 -all" >good.zone
 zone fwd.test "v=spf1 ip4:192.0.2.1 -all" >fwd.zone
 for i in $(seq 1 50); do dns__listening $DNS || break; sleep 0.1; done
 dns_start $DNS .="$top_srcdir/tests/e2e/data/root.zone" good.test=good.zone fwd.test=fwd.zone ||
-	{ echo "Bail out! nsd did not start"; exit 1; }
+	tap_bail "nsd did not start"
 
 tap_ok "milter starts" milter_start inet:13602@127.0.0.1 -o auth_inbound=yes \
 	-o authserv_id=mx.mxmoat.test -o "dns_resolver=127.0.0.1@$DNS" -o dns_timeout=2s

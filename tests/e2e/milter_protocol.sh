@@ -12,7 +12,7 @@ top_builddir=${top_builddir:-.}
 pf_lock milter-protocol || tap_skip_all "another run of this test held its ports for 600 s"
 
 command -v miltertest >/dev/null || tap_skip_all "needs miltertest"
-[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_bail "mxmoat-milter not built"
 MILTER_DIR=$(mktemp -d /tmp/mxmoat-milter.XXXXXX)
 trap 'milter_stop; rm -rf "$MILTER_DIR"' EXIT
 

@@ -16,8 +16,8 @@ P=12720 S=12721 DOWN=12722 PF_PORT=12723
 px_lock proxy-backend-connect || tap_skip_all "another run of this test held its ports for 600 s"
 cleanup() { px_cleanup; pf_stop; }
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 
 UTF8_TXN=("S:MAIL FROM:<j\xc3\xb6rg@example.org> SMTPUTF8\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R
 	"S:Subject: utf8\r\n\r\nbody\r\n.\r\n" R)
@@ -30,7 +30,7 @@ wait_dumps() {
 }
 
 # --- smtp-sink behind, connected at accept ---
-px_start $P 127.0.0.1:$S -o proxy_backend_connect=accept || { cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+px_start $P 127.0.0.1:$S -o proxy_backend_connect=accept || { cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 # px_start's probe connection is a session too: let its backend leg finish first
 ehlos() { grep -c 'smtp-sink: EHLO' "$PX_DIR/sink.log"; }
 for i in $(seq 1 20); do n=$(ehlos); sleep 0.3; [ "$(ehlos)" = "$n" ] && break; done

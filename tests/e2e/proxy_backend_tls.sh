@@ -26,20 +26,20 @@ cleanup() {
 }
 px_lock proxy-backend-tls || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 cp "$top_srcdir"/tests/data/tls/*.pem "$top_srcdir"/tests/data/tls/*.key "$PX_DIR"/
 chmod 600 "$PX_DIR"/*.key
 chmod 644 "$PX_DIR"/*.pem
 pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" \
 	"smtpd_tls_cert_file = $PX_DIR/ecdsa.pem" "smtpd_tls_key_file = $PX_DIR/ecdsa.key" \
 	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes" "smtpd_tls_loglevel = 1" \
-	|| tap_skip_all "pf_init failed"
+	|| tap_bail "pf_init failed"
 # STARTTLS needs Postfix's tlsmgr; a second smtpd offers no STARTTLS at all
 cat >> "$PF_CONF/master.cf" <<EOF
 tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 127.0.0.1:$PF_PLAIN inet n - n - - smtpd -o smtpd_tls_security_level=none
 EOF
-pf_start || tap_skip_all "postfix did not start"
+pf_start || tap_bail "postfix did not start"
 
 conf=$PX_DIR/mxmoat.conf
 start_proxy() {	# start_proxy BACKEND [key=value ...]: a fresh proxy; the pairs override the file

@@ -12,11 +12,11 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 P=12710 S=12711
 px_lock proxy-data-rate || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 # 200 bytes/s over 1 s windows; the idle timeout (2 s) alone would never cut a 0.25 s drip
 px_start $P 127.0.0.1:$S -o proxy_min_data_rate=200 -o proxy_min_data_rate_window=1s \
-	-o proxy_timeout_data=2s || { cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	-o proxy_timeout_data=2s || { cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 
 HELLO=(R "S:EHLO client.example\r\n" R)
 TXN=("S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R)

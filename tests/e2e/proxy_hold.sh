@@ -26,15 +26,15 @@ PY=/usr/bin/python3
 cleanup() { px_cleanup; pf_stop; dns_stop; }
 px_lock proxy-hold || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 W=$PX_DIR
 mkdir -p "$W/spool" && chown nobody "$W/spool"   # the proxy runs as daemon_user (nobody)
 
 # ---- the key and the zone: SPF allows 127.0.0.1, DMARC p=reject ----
-(cd "$W" && dknewkey sel >/dev/null 2>&1) || tap_skip_all "cannot make a key"
+(cd "$W" && dknewkey sel >/dev/null 2>&1) || tap_bail "cannot make a key"
 # the signing key of the outbound case (section 7), published in the same zone
 "$top_builddir/tools/mxmoat-keygen" -o "$W/sign.key" sign hold.test >"$W/sign.out" 2>&1 &&
-	chown nobody "$W/sign.key" && tail -n 1 "$W/sign.out" >"$W/table" || tap_skip_all "mxmoat-keygen failed"
+	chown nobody "$W/sign.key" && tail -n 1 "$W/sign.out" >"$W/table" || tap_bail "mxmoat-keygen failed"
 txt() {
 	printf '%s\tIN TXT' "$1"
 	printf '%s\n' "$2" | fold -w 200 | while IFS= read -r part; do printf ' "%s"' "$part"; done
@@ -51,7 +51,7 @@ txt() {
 } >"$W/hold.test.zone"
 for i in $(seq 1 50); do dns__listening $DNSP || break; sleep 0.1; done
 dns_start $DNSP .="$top_srcdir/tests/e2e/data/root.zone" hold.test="$W/hold.test.zone" ||
-	tap_skip_all "nsd did not start"
+	tap_bail "nsd did not start"
 
 # send.py PORT MAIL_FROM FILE [KEY [PREFIX]]: the message in FILE (LF lines) over SMTP,
 # DKIM-signed with KEY as sel._domainkey.hold.test, then the fields in PREFIX put on top (dkimpy
@@ -85,8 +85,8 @@ skip() {
 
 PXOPTS=(-o authserv_id=mx.hold.test -o auth_inbound=yes -o "dns_resolver=127.0.0.1@$DNSP" -o dns_timeout=2s
 	-o proxy_hold_memory=16k -o "proxy_spool_dir=$W/spool")
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
-px_start $P 127.0.0.1:$S "${PXOPTS[@]}" || { cat "$W/proxy.log"; tap_skip_all "proxy did not start"; }
+px_sink_start $S || tap_bail "smtp-sink did not start"
+px_start $P 127.0.0.1:$S "${PXOPTS[@]}" || { cat "$W/proxy.log"; tap_bail "proxy did not start"; }
 
 wait_dumps() {
 	local i

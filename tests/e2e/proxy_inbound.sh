@@ -21,12 +21,12 @@ cleanup() {
 	pf_stop
 }
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 # the tests connect from 127.0.0.1: it is the load balancer
 px_start $P 127.0.0.1:$S -o proxy_inbound_proxy_networks=127.0.0.1/32 \
 	-o proxy_inbound_proxy_timeout=1s -o limit_sessions_per_ip=1 -o ratelimit_deny=203.0.113.66 ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 
 HELLO=(R "S:EHLO client.example\r\n" R)
 TXN=("S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R

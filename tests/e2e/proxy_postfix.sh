@@ -16,12 +16,12 @@ PF_PORT=12520 P=12521
 cleanup() { px_cleanup; pf_stop; }
 px_lock proxy-postfix || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" \
 	"smtpd_recipient_restrictions = check_recipient_access inline:{ {bad@example.net=REJECT no such user}, {tmp@example.net=DEFER try later} }, permit" \
-	|| tap_skip_all "pf_init failed"
-pf_start || tap_skip_all "postfix did not start"
-px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient || tap_skip_all "proxy did not start"
+	|| tap_bail "pf_init failed"
+pf_start || tap_bail "postfix did not start"
+px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient || tap_bail "proxy did not start"
 
 out=$(swaks --server 127.0.0.1:$P --local-interface 127.0.0.2 --helo client.example \
 	--from a@example.org --to b@example.net --body "via xclient" 2>&1)

@@ -11,11 +11,11 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 P=12540 S=12541
 px_lock proxy-signals || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 conf=$PX_DIR/mxmoat.conf
 echo "limit_recipients = 1" > "$conf"
-px_start $P 127.0.0.1:$S -c "$conf" || tap_skip_all "proxy did not start"
+px_start $P 127.0.0.1:$S -c "$conf" || tap_bail "proxy did not start"
 
 RCPT2=(R "S:EHLO c.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b1@example.net>\r\n" R)
 # an old session opened before the reload, answering its second RCPT only after it

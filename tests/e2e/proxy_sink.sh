@@ -13,9 +13,9 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 P=12500 S=12501 DOWN=12502
 px_lock proxy-sink || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
-px_start $P 127.0.0.1:$S || { cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
+px_start $P 127.0.0.1:$S || { cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 
 HELLO=(R "S:EHLO client.example\r\n" R)
 TXN=("S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R)

@@ -30,7 +30,7 @@ cleanup() {
 	dns_stop
 }
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 
 # Postfix asking a throwaway Dovecot auth service (passwd-file) for SASL; the password never
 # leaves this test
@@ -41,13 +41,13 @@ dovecot_pf_start "$PX_DIR/dovecot" "alice:$pw"
 keygen=$top_builddir/tools/mxmoat-keygen
 (cd "$PX_DIR" && "$keygen" -o sub-rsa.key subr example.org >rsa.out && "$keygen" -a ed25519 \
 	-o sub-ed.key sube example.org >ed.out && chown nobody sub-rsa.key sub-ed.key &&
-	{ tail -n 1 rsa.out; tail -n 1 ed.out; } >signing.table) || tap_skip_all "mxmoat-keygen failed"
+	{ tail -n 1 rsa.out; tail -n 1 ed.out; } >signing.table) || tap_bail "mxmoat-keygen failed"
 {
 	printf '$ORIGIN example.org.\n$TTL 300\n@ IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 300\n'
 	printf '@ IN NS ns\nns IN A 127.0.0.1\n'
 	grep -h '_domainkey' "$PX_DIR/rsa.out" "$PX_DIR/ed.out"
 } >"$PX_DIR/example.org.zone"
-dns_start 17614 example.org="$PX_DIR/example.org.zone" || tap_skip_all "nsd did not start"
+dns_start 17614 example.org="$PX_DIR/example.org.zone" || tap_bail "nsd did not start"
 verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17614"
 mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"
 
@@ -57,7 +57,7 @@ printf 'tls_cert_file = %s/rsa.pem\ntls_key_file = %s/rsa.key\nproxy_submission_
 	"$PX_DIR" "$PX_DIR" "$SUB" >"$conf"
 printf 'dkim_signing_table = signing.table\nproxy_spool_dir = %s/spool\n' "$PX_DIR" >>"$conf"
 px_start $PLAIN 127.0.0.1:$PF_PORT -c "$conf" -o proxy_backend_pass=xclient -o log_verbose=yes ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 px__wait_port $SUB || tap_diag "submission listener not up"
 
 tc() { "$PX_PY" "$top_srcdir/tests/lib/tls_chat.py" 127.0.0.1 "$@"; }

@@ -14,7 +14,7 @@ px_lock proxy-tls || tap_skip_all "another run of this test held its ports for 6
 
 P=14560 S=14561 T=14562
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 cp "$top_srcdir"/tests/data/tls/*.pem "$top_srcdir"/tests/data/tls/*.key "$PX_DIR"/
 chmod 600 "$PX_DIR"/*.key
 chown nobody "$PX_DIR"/*.key      # readable after the proxy drops to daemon_user, for the reload
@@ -33,8 +33,8 @@ write_conf() {	# write_conf CERTS KEYS [extra lines]: comma lists of file names 
 	chmod 644 "$conf"
 }
 write_conf rsa.pem,ecdsa.pem rsa.key,ecdsa.key "tls_handshake_timeout = 1s"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
-px_start $P 127.0.0.1:$S -c "$conf" || { cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+px_sink_start $S || tap_bail "smtp-sink did not start"
+px_start $P 127.0.0.1:$S -c "$conf" || { cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 px__wait_port $T || tap_diag "implicit-TLS listener not up"
 
 tc() { "$PX_PY" "$top_srcdir/tests/lib/tls_chat.py" 127.0.0.1 "$@"; }

@@ -12,11 +12,11 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 P=16320 S=16321
 px_lock ratelimit-proxy || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 px_start $P 127.0.0.1:$S -o ratelimit_allow= -o ratelimit_conn_per_ip=3/60s \
 	-o ratelimit_conn_per_net= -o ratelimit_deny=127.0.0.9 ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 
 # px_start's readiness probe from 127.0.0.1 counts too: the test's client is 127.0.0.2.
 chat() { python3 "$top_srcdir/tests/lib/smtp_chat.py" 127.0.0.1 $P --src "$1" R "S:QUIT\r\n" A; }

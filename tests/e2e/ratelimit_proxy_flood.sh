@@ -12,14 +12,14 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 P=16430 S=16431
 px_lock ratelimit-proxy-flood || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 # 1h: one token back every 3 minutes, so the count is exact for a test that lasts less. The
 # proxy may free a refused session after the client has already opened the next connection (a
 # loaded machine): limit_sessions_per_ip is raised so only the rate limit answers.
 px_start $P 127.0.0.1:$S -o ratelimit_allow= -o ratelimit_conn_per_ip=20/1h -o ratelimit_conn_per_net= \
 	-o limit_sessions_per_ip=5000 ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 
 out=$(timeout 120 "$PX_PY" - $P <<'PY'
 import socket, sys

@@ -17,15 +17,15 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 P=16400 S=16401 T=16402
 px_lock ratelimit-proxy-limits || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 cp "$top_srcdir"/tests/data/tls/rsa.pem "$top_srcdir"/tests/data/tls/rsa.key "$PX_DIR"/
 chmod 600 "$PX_DIR"/rsa.key
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 px_start $P 127.0.0.1:$S -o ratelimit_allow= -o ratelimit_conn_per_ip=1000/60s -o ratelimit_conn_per_net= \
 	-o ratelimit_msg_per_ip=2/60s -o ratelimit_rcpt_per_ip=3/60s -o ratelimit_msg_per_sender=3/60s \
 	-o ratelimit_tls_per_ip=2/60s -o "tls_cert_file=$PX_DIR/rsa.pem" -o "tls_key_file=$PX_DIR/rsa.key" \
 	-o "proxy_listen_tls=127.0.0.1:$T" ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 px__wait_port $T || tap_diag "implicit-TLS listener not up"
 
 # send SRC FROM TO... - one message through the proxy with swaks from address SRC.

@@ -25,9 +25,9 @@ cleanup() {
 }
 px_lock ratelimit-proxy-redis || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
-redis_start $R || tap_skip_all "redis-server did not start"
-px_sink_start $S || tap_skip_all "smtp-sink did not start"
+px_init || tap_bail "no temp dir"
+redis_start $R || tap_bail "redis-server did not start"
+px_sink_start $S || tap_bail "smtp-sink did not start"
 
 # start NAME PORT [-o ...] - one proxy instance, its log in $PX_DIR/NAME.log.
 start() {
@@ -41,9 +41,9 @@ start() {
 	PID[$name]=$!
 	px__wait_port "$port"
 }
-start p1 $P1 || tap_skip_all "proxy 1 did not start"
-start p2 $P2 || tap_skip_all "proxy 2 did not start"
-start p3 $P3 -o ratelimit_redis_failure=closed || tap_skip_all "proxy 3 did not start"
+start p1 $P1 || tap_bail "proxy 1 did not start"
+start p2 $P2 || tap_bail "proxy 2 did not start"
+start p3 $P3 -o ratelimit_redis_failure=closed || tap_bail "proxy 3 did not start"
 
 greet() { python3 "$top_srcdir/tests/lib/smtp_chat.py" 127.0.0.1 "$2" --src "$1" R "S:QUIT\r\n" A | head -1; }
 send() {

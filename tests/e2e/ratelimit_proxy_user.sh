@@ -27,7 +27,7 @@ cleanup() {
 	pf_stop
 }
 trap cleanup EXIT
-px_init || tap_skip_all "no temp dir"
+px_init || tap_bail "no temp dir"
 
 pw_a='al1ce-Pw+7' pw_b='b0b-Pw+9'
 dovecot_pf_start "$PX_DIR/dovecot" "alice:$pw_a" "bob:$pw_b"
@@ -38,7 +38,7 @@ px_start $PLAIN 127.0.0.1:$PF_PORT -o "tls_cert_file=$PX_DIR/rsa.pem" -o "tls_ke
 	-o "proxy_submission_listen=127.0.0.1:$SUB" -o proxy_backend_pass=xclient \
 	-o ratelimit_allow= -o ratelimit_conn_per_ip=1000/60s -o ratelimit_conn_per_net= \
 	-o ratelimit_msg_per_user=3/60s -o ratelimit_rcpt_per_user=4/60s ||
-	{ cat "$PX_DIR/proxy.log"; tap_skip_all "proxy did not start"; }
+	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 px__wait_port $SUB || tap_diag "submission listener not up"
 
 # send SRC USER PASSWORD FROM TO... - one message through the submission listener from address

@@ -37,7 +37,7 @@ tap_like "keygen never overwrites a key" "$(cat exists.err)" 'rsa\.key: File exi
 
 cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
 grep -h '_domainkey' rsa.out ed.out >>zone
-dns_start 17500 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start 17500 sign.test=zone || tap_bail "nsd did not start"
 
 [ "$(id -u)" = 0 ] && chown nobody rsa.key ed.key other.key
 { tail -n 1 rsa.out; tail -n 1 ed.out; } >table

@@ -25,7 +25,7 @@ chown nobody rsa.key ed.key
 chmod 644 table
 cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
 grep -h '_domainkey' rsa.out ed.out >>zone
-dns_start 17513 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start 17513 sign.test=zone || tap_bail "nsd did not start"
 
 printf 'dkim_signing_table = %s/table\ninternal_networks = 127.0.0.0/8\n' "$MILTER_DIR" >out.conf
 printf 'dkim_signing_table = %s/table\n' "$MILTER_DIR" >in.conf

@@ -29,7 +29,7 @@ chown nobody rsa.key ed.key new-rsa.key new-ed.key
 chmod 644 table
 cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
 grep -h '_domainkey' new-rsa.out new-ed.out >>zone
-dns_start 17603 sign.test=zone || { echo "Bail out! nsd did not start"; exit 1; }
+dns_start 17603 sign.test=zone || tap_bail "nsd did not start"
 printf 'dkim_signing_table = %s/table\ninternal_networks = 127.0.0.0/8\n' "$MILTER_DIR" >moat.conf
 
 milter_pf_start 17600 17601 "smtpd_milters = inet:127.0.0.1:17602" \

@@ -6,7 +6,7 @@
 . "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
 
 tool=$top_builddir/tests/tls/tls_tool
-[ -x "$tool" ] || tap_skip_all "tests/tls/tls_tool not built"
+[ -x "$tool" ] || tap_bail "tests/tls/tls_tool not built"
 command -v openssl >/dev/null || tap_skip_all "openssl not installed"
 pf_lock tls-engine || tap_skip_all "another run of this test held its ports for 600 s"
 
@@ -37,7 +37,7 @@ wait_port() {
 	-o "tls_key_file=$work/rsa.key,$work/ecdsa.key" \
 	-o "tls_sni_map=other.test=$work/other.pem:$work/other.key" 2>"$work/server.log" &
 pids="$pids $!"
-wait_port 14510 || { cat "$work/server.log"; tap_skip_all "engine server did not start"; }
+wait_port 14510 || { cat "$work/server.log"; tap_bail "engine server did not start"; }
 
 # sc ARGS... - one s_client session that sends QUIT and reads until the server closes; its report
 sc() {

@@ -18,7 +18,7 @@
 #                                       skipped if one of them does not start
 #
 # Example:
-#   dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_skip_all "dovecot did not start"
+#   dovecot_start "$PX_DIR/dovecot" "alice:$pw" || tap_bail "dovecot did not start"
 #   pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1"
 
 DOVECOT_PID=
@@ -78,7 +78,7 @@ dovecot_pf_require() {
 }
 
 dovecot_pf_start() {
-	dovecot_start "$@" || tap_skip_all "dovecot did not start"
-	pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_skip_all "pf_init failed"
-	pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+	dovecot_start "$@" || tap_bail "dovecot did not start"
+	pf_init "${DOVECOT_PF[@]}" "smtpd_authorized_xclient_hosts = 127.0.0.1" || tap_bail "pf_init failed"
+	pf_sink_start && pf_start || { pf_diag; tap_bail "postfix did not start"; }
 }

@@ -86,9 +86,9 @@ milter_pf_prepare() {
 	[ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
 	command -v postfix >/dev/null && command -v "$client" >/dev/null ||
 		tap_skip_all "needs postfix and $client"
-	[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_skip_all "mxmoat-milter not built"
+	[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_bail "mxmoat-milter not built"
 	pf_lock "$1" || tap_skip_all "another run of this test held its ports for 600 s"
-	MILTER_DIR=$(mktemp -d "/tmp/mxmoat-$1.XXXXXX") || tap_skip_all "no temp dir"
+	MILTER_DIR=$(mktemp -d "/tmp/mxmoat-$1.XXXXXX") || tap_bail "no temp dir"
 	# Postfix's processes and the milter (as nobody, for the key files) read files there.
 	chmod 755 "$MILTER_DIR"
 	trap milter__pf_cleanup EXIT
@@ -110,5 +110,5 @@ milter_pf_snippet() {
 milter_pf_start() {
 	PF_PORT=$1 PF_SINK_PORT=$2
 	shift 2
-	pf_init "$@" && pf_sink_start && pf_start || { pf_diag; tap_skip_all "postfix did not start"; }
+	pf_init "$@" && pf_sink_start && pf_start || { pf_diag; tap_bail "postfix did not start"; }
 }

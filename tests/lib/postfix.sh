@@ -43,7 +43,7 @@
 #   PF_PORT=13510 PF_SINK_PORT=13511
 #   trap pf_stop EXIT
 #   pf_init "smtpd_milters = inet:127.0.0.1:13512" "milter_default_action = tempfail"
-#   pf_sink_start && pf_start || tap_skip_all "postfix did not start"
+#   pf_sink_start && pf_start || tap_bail "postfix did not start"
 
 PF_DIR=
 PF_SINK_PID=

@@ -3,7 +3,9 @@
 #   tap_ok   NAME CMD...        pass if CMD exits 0
 #   tap_is   NAME GOT WANT      pass if the two strings are equal (both shown on failure)
 #   tap_like NAME GOT REGEX     pass if GOT matches the extended regex
-#   tap_skip_all REASON         the whole file is skipped (prints "1..0 # SKIP REASON", exits 0)
+#   tap_skip_all REASON         the whole file is skipped (prints "1..0 # SKIP REASON", exits 0):
+#                               only for what the machine lacks (a package, root, MXMOAT_QUICK)
+#   tap_bail REASON             a fixture or a daemon of ours failed: "Bail out!", an ERROR
 #   tap_done                    print the plan; exit 1 if anything failed
 #
 # Each assertion is one TAP line, so `make check` counts cases, not scripts.
@@ -38,6 +40,12 @@ tap_like() {
 
 tap_diag() {
 	printf '# %s\n' "$@"
+}
+
+# tap_bail REASON - a fixture or a daemon of ours failed: the file is an error, never a skip.
+tap_bail() {
+	printf 'Bail out! %s\n' "$1"
+	exit 1
 }
 
 tap_skip_all() {
