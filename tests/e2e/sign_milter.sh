@@ -11,19 +11,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/milter.sh"
 . "$top_srcdir/tests/lib/dns.sh"
 
-[ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
-/usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
-milter_pf_prepare sign-milter
-cd "$MILTER_DIR" || exit 1
-
-keygen=$top_builddir/tools/mxmoat-keygen
-verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17513"
-"$keygen" -o rsa.key s2026r sign.test >rsa.out
-"$keygen" -a ed25519 -o ed.key s2026e sign.test >ed.out
-chown nobody rsa.key ed.key
-{ tail -n 1 rsa.out; tail -n 1 ed.out; } >table
-chmod 644 table
-cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
+milter_sign_prepare sign-milter 17513 s2026r s2026e
 grep -h '_domainkey' rsa.out ed.out >>zone
 dns_start 17513 sign.test=zone || tap_bail "nsd did not start"
 

@@ -24,8 +24,16 @@
 #                                    the milter's socket changed to inet:127.0.0.1:PORT
 #   milter_pf_start SMTPD SINK MAIN_CF_LINE...
 #                                    Postfix on 127.0.0.1:SMTPD (pf_init with the lines) relaying
-#                                    to smtp-sink on 127.0.0.1:SINK; the test is skipped if either
+#                                    to smtp-sink on 127.0.0.1:SINK; the test bails out if either
 #                                    does not start
+#   milter_sign_prepare LOCK NSDPORT RSASEL EDSEL
+#                                    for the DKIM signing tests: skip unless dkimpy and PyNaCl
+#                                    are there; milter_pf_prepare LOCK; cd to MILTER_DIR; there an
+#                                    rsa-2048 and an ed25519 key for sign.test (rsa.key, ed.key,
+#                                    the keygen's output in rsa.out, ed.out; owned by nobody, who
+#                                    runs the milter), the signing table of both (table) and
+#                                    sign.test's zone without key records (zone); $keygen is
+#                                    mxmoat-keygen, $verify dkimpy asking nsd on NSDPORT
 
 MILTER_PID=
 MILTER_RC=
@@ -92,6 +100,22 @@ milter_pf_prepare() {
 	# Postfix's processes and the milter (as nobody, for the key files) read files there.
 	chmod 755 "$MILTER_DIR"
 	trap milter__pf_cleanup EXIT
+}
+
+milter_sign_prepare() {
+	[ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK"
+	/usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null ||
+		tap_skip_all "python3-dkim/python3-nacl missing"
+	milter_pf_prepare "$1"
+	cd "$MILTER_DIR" || tap_bail "no $MILTER_DIR"
+	keygen=$top_builddir/tools/mxmoat-keygen
+	verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@$2"
+	"$keygen" -o rsa.key "$3" sign.test >rsa.out && "$keygen" -a ed25519 -o ed.key "$4" sign.test >ed.out ||
+		tap_bail "mxmoat-keygen failed"
+	chown nobody rsa.key ed.key
+	{ tail -n 1 rsa.out; tail -n 1 ed.out; } >table
+	chmod 644 table
+	cp "$top_srcdir/tests/e2e/data/sign.test.zone" zone
 }
 
 milter__pf_cleanup() {
