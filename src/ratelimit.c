@@ -43,6 +43,9 @@ static const struct rl_kind_info {
 	[MOAT_RL_TLS_IP] = { "ratelimit_tls_per_ip", "tip", "Too many TLS handshakes from your address" },
 };
 
+/* The reason of a refusal because the shared store failed (fail-closed). */
+static const char rl_reason_store_down[] = "ratelimit_store_down";
+
 /* The rules of one snapshot; immutable once published. */
 struct rl_rules {
 	struct rl_rules *retired_next;     /* older rule sets, freed with the limiter */
@@ -459,7 +462,7 @@ moat_ratelimit_message_counted(const struct moat_verdict *v)
 	if (v->action == MOAT_CONTINUE || v->action == MOAT_ACCEPT)
 		return true;
 	/* reasons are rl_kinds' static strings: a refusal by a message bucket, or no store */
-	if (v->reason == NULL || strcmp(v->reason, "ratelimit_store_down") == 0)
+	if (v->reason == NULL || strcmp(v->reason, rl_reason_store_down) == 0)
 		return false;
 	for (size_t i = 0; i < sizeof(msg) / sizeof(msg[0]); i++)
 		if (strcmp(v->reason, rl_kinds[msg[i]].key) == 0)
@@ -540,7 +543,7 @@ moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan *plan
 			moat_log(LOG_WARNING, sid, "ratelimit", "store=redis status=unreachable fallback=%s",
 			    rl->failure == MOAT_RL_FAIL_CLOSED ? "closed" : "memory");
 		if (rl->failure == MOAT_RL_FAIL_CLOSED) {
-			rl_refuse(v, plan->ev, "ratelimit_store_down",
+			rl_refuse(v, plan->ev, rl_reason_store_down,
 			    "Rate-limit service unavailable", "4.3.0");
 			return;
 		}
