@@ -74,7 +74,7 @@ wait_for() {	# wait_for TAG: bounded wait until Postfix delivered the message ta
 	return 1
 }
 count_log() { grep -c -E "$1" "$PX_DIR/proxy.log"; }
-DATE='[A-Z][a-z]{2}, [0-9]{2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4} \([A-Z]+\)'
+DATE='[A-Z][a-z]{2}, +[0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4} \([A-Z]+\)'
 
 # --- 1. required, verified, a TLS client: delivery over TLS both ways ---
 start_proxy 127.0.0.1:$PF_PORT "tls_backend=required"
