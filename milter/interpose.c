@@ -11,12 +11,18 @@
  *    header edits followed by the final reply are write, write. So on every accepted TCP socket
  *    we set TCP_NODELAY once, and TCP_QUICKACK after every read (the kernel drops quickack mode
  *    again on its own, tcp(7)), so the MTA's data is ACKed at once.
+ *    milter_tcp_tuning = no turns this off (bench/milter measures the stall with it).
  * 2. SIGHUP. libmilter's signal thread sigwaits for SIGHUP, SIGTERM and SIGINT and stops the
  *    milter on any of them. We remove SIGHUP from its set; main.c's own thread waits for SIGHUP
  *    and reloads the configuration.
  *
- * Only sockets accepted here are tuned (a flag per descriptor number, set or cleared at each
- * accept). A stale flag on a reused number costs one failed or harmless setsockopt, nothing more.
+ * Only sockets accepted here are tuned: a flag per descriptor number, set at accept and cleared
+ * by close (also taken over here) before the number can be handed out again, so a descriptor
+ * another part of the process opens later is never given TCP options. The first tuned connection
+ * calls the hook main.c registers (it logs "tcp-tuning active"), the proof that the interposition
+ * took effect, which the e2e tests look for: a libmilter that stopped calling through the PLT
+ * would silently bring the stall back. No hook, no call: bench/milter preloads this file alone
+ * into another milter.
  */
 #include "config.h"
 
@@ -35,15 +41,31 @@
 #define TUNED_FDS 65536
 
 static atomic_bool tcp_tuning = true;
+static atomic_bool first_tuned_done;
+static _Atomic(milter_interpose_hook) first_tuned_hook;
 static atomic_uchar tuned[TUNED_FDS];     /* 1: an accepted TCP socket of ours */
 
 typedef ssize_t (*read_fn)(int, void *, size_t);
+typedef int (*close_fn)(int);
 static _Atomic(read_fn) real_read;
+static _Atomic(close_fn) real_close;
 
 void
 milter_interpose_tcp_tuning(bool on)
 {
 	atomic_store(&tcp_tuning, on);
+}
+
+void
+milter_interpose_on_first_tuned(milter_interpose_hook hook)
+{
+	atomic_store(&first_tuned_hook, hook);
+}
+
+bool
+milter_interpose_tuned(int fd)
+{
+	return fd >= 0 && fd < TUNED_FDS && atomic_load(&tuned[fd]) != 0;
 }
 
 /* accept - libmilter's listener; marks and tunes TCP connections. */
@@ -65,6 +87,9 @@ accept(int fd, struct sockaddr *addr, socklen_t *len)
 		(void)setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		(void)setsockopt(cfd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 		atomic_store(&tuned[cfd], 1);
+		milter_interpose_hook hook = atomic_load(&first_tuned_hook);
+		if (hook != NULL && !atomic_exchange(&first_tuned_done, true))
+			hook();
 	}
 	return cfd;
 }
@@ -90,6 +115,25 @@ read(int fd, void *buf, size_t n)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	}
 	return r;
+}
+
+/* close - forget the descriptor's flag while the number is still ours, then the real close. */
+int
+close(int fd)
+{
+	close_fn fn = atomic_load(&real_close);
+
+	if (fn == NULL) {
+		fn = (close_fn)dlsym(RTLD_NEXT, "close");
+		if (fn == NULL) {
+			errno = ENOSYS;
+			return -1;
+		}
+		atomic_store(&real_close, fn);
+	}
+	if (fd >= 0 && fd < TUNED_FDS)
+		atomic_store(&tuned[fd], 0);
+	return fn(fd);
 }
 
 /* sigwait - libmilter's signal thread: everything it asked for except SIGHUP (main.c's). */

@@ -71,12 +71,21 @@ reload_thread(void *arg)
 			 * connections. */
 			char err[MOAT_CONF_ERR_MAX];
 			moat_policy_reload(rc->pol, conf);
+			milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
 			if (moat_ratelimit_reload(rc->rl, conf, err, sizeof(err)) < 0)
 				moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
 			moat_conf_unref(conf);
 		}
 	}
 	return NULL;
+}
+
+/* log_tcp_tuning - the first inet connection was tuned: the interposition works. */
+static void
+log_tcp_tuning(void)
+{
+	moat_log(LOG_INFO, NULL, "tcp-tuning", "active: TCP_NODELAY and TCP_QUICKACK on inet milter "
+	    "connections");
 }
 
 /* thread_stack_default - MILTER_THREAD_STACK for threads created with default attributes. */
@@ -206,9 +215,8 @@ main(int argc, char **argv)
 		return rc;
 	}
 	moat_cmdline_log_open(&cl, conf);
-	const char *notune = getenv("MXMOAT_MILTER_NO_TCP_TUNING");
-	if (notune != NULL && strcmp(notune, "1") == 0)
-		milter_interpose_tcp_tuning(false);    /* bench/milter: show the stall we remove */
+	milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
+	milter_interpose_on_first_tuned(log_tcp_tuning);
 
 	if ((pol = moat_policy_new(conf)) == NULL) {
 		fprintf(stderr, "mxmoat-milter: out of memory\n");

@@ -203,6 +203,7 @@ struct moat_conf {
 	char *milter_socket_owner;     /* user[:group], unix sockets only; "" = unchanged */
 	unsigned milter_timeout;       /* ms; libmilter's read/write timeout towards the MTA */
 	unsigned milter_backlog;       /* listen(2) backlog */
+	bool milter_tcp_tuning;        /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
 
 	/* derived from the keys above by moat_conf_finish(); not keys themselves */
 	struct moat_cidr_set *internal_set;

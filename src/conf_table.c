@@ -252,6 +252,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "how long to wait for the MTA to send or take a milter packet"),
 	K_UINT(milter_backlog, "128", 1, 65535, MOAT_CK_MILTER,
 	    "listen queue length of the milter socket"),
+	K_BOOL(milter_tcp_tuning, "yes", MOAT_CK_MILTER,
+	    "set TCP_NODELAY and TCP_QUICKACK on inet milter connections (no 40 ms stall per round)"),
 };
 
 const size_t moat_conf_nkeys = sizeof(moat_conf_keys) / sizeof(moat_conf_keys[0]);

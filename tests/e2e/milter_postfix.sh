@@ -37,6 +37,8 @@ tap_ok "plain: {daemon_name} reached the core as the listener" milter_log_grep "
 # and take header values with their leading space (0x100000): 0x1c2380.
 tap_ok "plain: the protocol steps negotiated with Postfix" milter_log_grep \
 	" negotiate mta_protocol=0x1fffff protocol=0x1c2380 actions=0x131$"
+# The interposed accept tuned the inet connection (milter_tcp_tuning, milter/interpose.c).
+tap_is "inet: tcp-tuning logged once" "$(grep -c ' tcp-tuning active: TCP_NODELAY and TCP_QUICKACK' "$MILTER_LOG")" 1
 
 # 2. 101 recipients: the 101st is told 452 4.5.3, the message goes to the first 100
 rcpts=$(for i in $(seq 1 101); do printf 'r%d@example.net,' "$i"; done)
@@ -123,6 +125,8 @@ out=$(swaks --server 127.0.0.1:13500 --from c@example.org --to d@example.net --h
 tap_like "unix socket: queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
 tap_ok "unix socket: relayed" pf_wait_delivered $((before + 1)) 20
 tap_ok "unix socket: the milter saw it" milter_log_grep " message queue_id=[0-9A-F]+ .*from=<c@example\.org>"
+tap_is "unix socket: no tcp-tuning line of its own (only the inet run's)" \
+	"$(grep -c ' tcp-tuning active' "$MILTER_LOG")" 1
 milter_stop
 tap_is "unix socket: SIGTERM exit 0" "$MILTER_RC" 0
 tap_ok "unix socket: no sanitizer report" milter_sanitizer_clean
