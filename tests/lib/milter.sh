@@ -51,14 +51,21 @@ milter__ready() {	# milter__ready SOCKET
 
 milter_start() {
 	local sock=$1; shift
+	local started
 	MILTER_LOG=$MILTER_DIR/milter.log
+	# Ready means "start listening on" logged by this run: it comes after the unix socket's
+	# chmod and chown and the privilege drop, which a socket that merely exists does not prove.
+	started=$(grep -c ' start listening on ' "$MILTER_LOG" 2>/dev/null)
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	"$top_builddir/milter/mxmoat-milter" -f -o "milter_socket=$sock" -o log_target=stderr \
 		-o log_verbose=yes -o auth_inbound=no "$@" >> "$MILTER_LOG" 2>&1 &
 	MILTER_PID=$!
 	local i
-	for i in $(seq 1 100); do
-		milter__ready "$sock" && return 0
+	for i in $(seq 1 600); do
+		if [ "$(grep -c ' start listening on ' "$MILTER_LOG")" -gt "${started:-0}" ] &&
+		   milter__ready "$sock"; then
+			return 0
+		fi
 		kill -0 "$MILTER_PID" 2>/dev/null || break
 		sleep 0.05
 	done
