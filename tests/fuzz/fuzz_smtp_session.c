@@ -1,8 +1,8 @@
 /*
  * fuzz_smtp_session.c - arbitrary client bytes into the proxy's session logic (proxy/smtp_session.c),
- * with a simulated backend that answers every command it is sent. Checks, beyond the sanitizers,
- * that whatever the client sends the backend stream is canonical: no bare CR or LF, no NUL, and
- * every message ends with exactly one "." line.
+ * with a simulated backend (tests/helpers/sim_mta.c) that answers every command it is sent.
+ * Checks, beyond the sanitizers, that whatever the client sends the backend stream is canonical:
+ * no bare CR or LF, no NUL, and every message ends with exactly one "." line.
  *
  * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: XCLIENT, bit 2:
  * proxy_backend_connect=accept, bits 3-7: read chunk size - 1); the rest is what the client sends,
@@ -17,12 +17,13 @@
 #include "conf.h"
 #include "log.h"
 #include "policy.h"
+#include "sim_mta.h"
 #include "smtp_session.h"
 
 struct fz {
 	struct px_session *s;
 	bool closed, bopen, bconnect_pending, work_pending;
-	bool in_data;
+	struct sim_mta mta;
 	char bline[8192];        /* current line the backend is receiving */
 	size_t blen;
 	char last;               /* last byte written to the backend */
@@ -62,41 +63,25 @@ op_backend_open(void *io)
 
 	f->bopen = true;
 	f->bconnect_pending = true;
-	f->in_data = false;
+	f->mta.in_data = false;
 	f->blen = 0;
 	f->last = '\n';
 	f->rlen = 0;
 	return 0;
 }
 
-/* a backend line is complete: answer it as an MTA would */
+/* a backend line is complete: answer it as an MTA would (one recipient class is unknown) */
 static void
 fz_backend_line(struct fz *f)
 {
-	const char *l = f->bline;
+	const char *r;
 
-	if (f->in_data) {
-		if (f->blen == 3 && memcmp(l, ".\r\n", 3) == 0) {
-			f->in_data = false;
-			fz_owe(f, "250 2.0.0 Ok: queued as FUZZ\r\n");
-		}
-		return;
-	}
-	if (strncmp(l, "EHLO", 4) == 0)
-		fz_owe(f, "250-mx.fuzz\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n");
-	else if (strncmp(l, "HELO", 4) == 0)
-		fz_owe(f, "250 mx.fuzz\r\n");
-	else if (strncmp(l, "XCLIENT", 7) == 0)
-		fz_owe(f, "220 mx.fuzz\r\n");
-	else if (strncmp(l, "DATA", 4) == 0) {
-		f->in_data = true;
-		fz_owe(f, "354 go\r\n");
-	} else if (strncmp(l, "QUIT", 4) == 0)
-		fz_owe(f, "221 bye\r\n");
-	else if (strncmp(l, "RCPT TO:<r", 10) == 0)
-		fz_owe(f, "550 5.1.1 no such user\r\n");
+	if (!f->mta.in_data && strncmp(f->bline, "RCPT TO:<r", 10) == 0)
+		r = "550 5.1.1 no such user\r\n";
 	else
-		fz_owe(f, "250 2.0.0 Ok\r\n");
+		r = sim_mta_answer(&f->mta, f->bline, f->blen);
+	if (r != NULL)
+		fz_owe(f, r);
 }
 
 static void
@@ -168,7 +153,7 @@ fz_settle(struct fz *f)
 		if (f->bconnect_pending) {
 			f->bconnect_pending = false;
 			px_session_backend_connected(f->s);
-			fz_owe(f, "220 mx.fuzz ESMTP\r\n");
+			fz_owe(f, SIM_MTA_GREETING);
 			continue;
 		}
 		if (f->rlen > 0 && f->bopen) {
