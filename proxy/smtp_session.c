@@ -767,14 +767,17 @@ px_session_backend_error(struct px_session *s, const char *why)
 	}
 	if (s->in_txn || op != OP_NONE)
 		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why, (int)op);
-	if (op == OP_NONE) {
-		if (s->in_txn)
-			txn_reset(s);
+	/*
+	 * Lost between commands of a transaction, or at a RCPT: the client still has its MAIL
+	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (rcpt_send, proceed_data) until
+	 * it ends the transaction, never a 503 that would turn the loss into a bounce.
+	 */
+	if (op == OP_NONE)
 		return;
-	}
 	s->op = OP_NONE;
 	s->wait = W_NONE;
-	txn_reset(s);
+	if (op != OP_RCPT)
+		txn_reset(s);
 	data_free(s);                /* a held message that was going out */
 	if (op == OP_AUTH || s->state == S_AUTH) {
 		s->state = S_CMD;
@@ -1585,6 +1588,10 @@ proceed_rcpt(struct px_session *s, const char *arg)
 	struct moat_verdict v;
 
 	(void)arg;
+	if (s->bstate != B_READY) {
+		SAY(s, reply_backend_lost);  /* the leg is gone: nothing to check, nothing to charge */
+		return;
+	}
 	moat_session_rcpt(s->ms, s->path, NULL, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
 		say_verdict(s, &v);
@@ -1598,12 +1605,12 @@ proceed_rcpt(struct px_session *s, const char *arg)
 		session_ratelimit(s, MOAT_RL_EV_FIRST_RCPT, RL_FIRST_RCPT);
 }
 
-/* rcpt_send - RCPT passed every check: to the backend. */
+/* rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
+ * px_session_backend_error). */
 static void
 rcpt_send(struct px_session *s)
 {
 	if (s->bstate != B_READY) {
-		txn_reset(s);
 		SAY(s, reply_backend_lost);
 		return;
 	}
