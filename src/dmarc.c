@@ -5,6 +5,13 @@
  * the policy record (4.10.1), and the records seen on the way give the Organizational Domain
  * (4.10.2). A walk makes at most MOAT_DMARC_WALK_MAX queries: the domain itself, then (a domain
  * of 8 or more labels is first cut to its last 7) one label less at a time.
+ *
+ * A DNS error changes the result only where the missing answer could have changed it. A walk
+ * that fails part-way yields every Organizational Domain the unanswered steps could still have
+ * given (struct org); an identifier whose possible Organizational Domains share none with the
+ * From domain's stays unaligned, and one that cannot be below any of the From domain's is not
+ * looked up at all. So the sender's own DNS (its _dmarc records, SERVFAIL or silent) cannot turn
+ * a fail into a temperror.
  */
 #include "config.h"
 
@@ -16,7 +23,7 @@
 #include "dmarc.h"
 
 struct walk_step {
-	char name[MOAT_DMARC_DOMAIN_MAX + 1];
+	const char *name;                   /* a suffix of the walked domain (borrowed) */
 	bool found;                         /* exactly one valid record */
 	struct moat_dmarc_record rec;
 };
@@ -24,7 +31,17 @@ struct walk_step {
 struct walk {
 	struct walk_step step[MOAT_DMARC_WALK_MAX];
 	size_t n;
-	bool tempfail;
+	bool tempfail;                      /* the last step's lookup failed */
+};
+
+/*
+ * The Organizational Domain of one domain as far as the DNS answered: one candidate after a walk
+ * answered throughout; after a failed lookup, every domain the unanswered steps could still have
+ * made it. Each candidate is a suffix of the walked domain (borrowed).
+ */
+struct org {
+	const char *cand[2 * MOAT_DMARC_WALK_MAX + 1];
+	size_t n;
 };
 
 /* trim - skip leading and trailing folding whitespace of [*s, *e). */
@@ -199,22 +216,35 @@ static int lookup(struct moat_dns *dns, const char *name, struct moat_dmarc_reco
 }
 
 /*
+ * walk_next - after DONE steps, the last at *LABELS labels: false when the walk is over, else the
+ * label count of the next target in *LABELS (RFC 9989 4.10 step 5: under 8 labels drop one; from
+ * 8 on, keep the last 7).
+ */
+static bool walk_next(unsigned *labels, size_t done)
+{
+	if (*labels <= 1 || done == MOAT_DMARC_WALK_MAX)
+		return false;
+	*labels = *labels >= 8 ? 7 : *labels - 1;
+	return true;
+}
+
+/*
  * do_walk - RFC 9989 4.10 from DOMAIN up; stops after a record with a psd tag, or with
- * FIRST_ONLY after the first valid record (policy discovery needs no more).
+ * FIRST_ONLY after the first valid record (policy discovery needs no more). DOMAIN must outlive
+ * the walk: the steps point into it.
  */
 static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, unsigned *queries,
     bool first_only)
 {
-	const char *target = domain;
 	unsigned labels = count_labels(domain);
 
 	memset(w, 0, sizeof(*w));
-	for (;;) {
+	do {
 		struct walk_step *st = &w->step[w->n];
 		int r;
 
-		snprintf(st->name, sizeof(st->name), "%s", target);
-		r = lookup(dns, target, &st->rec, queries);
+		st->name = suffix_labels(domain, labels);
+		r = lookup(dns, st->name, &st->rec, queries);
 		w->n++;
 		if (r < 0) {
 			w->tempfail = true;
@@ -227,70 +257,132 @@ static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, un
 			return;
 		if (st->found && st->rec.psd == MOAT_DMARC_PSD_N)
 			return;
-		if (labels <= 1 || w->n == MOAT_DMARC_WALK_MAX)
-			return;
-		/* step 5: under 8 labels drop one; from 8 on, keep the last 7 */
-		labels = labels >= 8 ? 7 : labels - 1;
-		target = suffix_labels(domain, labels);
-	}
+	} while (walk_next(&labels, w->n));
 }
 
-/* walk_org - RFC 9989 4.10.2 from a finished walk of DOMAIN. */
-static void walk_org(const char *domain, const struct walk *w, char *out, size_t outlen)
+/* walk_org - RFC 9989 4.10.2 from the first N steps of a walk of DOMAIN (a suffix of it). */
+static const char *walk_org(const char *domain, const struct walk_step *step, size_t n)
 {
+	const char *best = domain;
 	size_t i;
-	const char *best = NULL;
 
-	for (i = 0; i < w->n; i++) {
-		const struct walk_step *st = &w->step[i];
+	for (i = 0; i < n; i++) {
+		const struct walk_step *st = &step[i];
 		if (!st->found)
 			continue;
-		if (st->rec.psd == MOAT_DMARC_PSD_N) {
-			snprintf(out, outlen, "%s", st->name);
-			return;
-		}
+		if (st->rec.psd == MOAT_DMARC_PSD_N)
+			return st->name;
 		if (st->rec.psd == MOAT_DMARC_PSD_Y && i > 0) {
 			/* one label below the PSD, on the path to DOMAIN */
-			snprintf(out, outlen, "%s", suffix_labels(domain, count_labels(st->name) + 1));
-			return;
+			return suffix_labels(domain, count_labels(st->name) + 1);
 		}
 		best = st->name;    /* later steps have fewer labels */
 	}
-	snprintf(out, outlen, "%s", best ? best : domain);
+	return best;
+}
+
+/* org_add - one more candidate, unless it is there already. */
+static void org_add(struct org *o, const char *d)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		if (strcasecmp(o->cand[i], d) == 0)
+			return;
+	if (o->n < sizeof(o->cand) / sizeof(o->cand[0]))
+		o->cand[o->n++] = d;
+}
+
+/*
+ * org_walk - the Organizational Domain of DOMAIN (RFC 9989 4.10.2) into *o; 0, or -1 after a
+ * failed lookup. Then o holds what the walk could still have ended with: the answer of the steps
+ * that were answered (if nothing above has a record), and for each name the walk would still have
+ * asked from the failed one up, that name (a record there with psd=n, or the one with the fewest
+ * labels) and, past the first step, the name one label below it (psd=y there).
+ */
+static int org_walk(struct moat_dns *dns, const char *domain, struct org *o, unsigned *queries)
+{
+	static __thread struct walk w;
+	size_t done;
+	unsigned labels;
+
+	do_walk(dns, domain, &w, queries, false);
+	o->n = 0;
+	org_add(o, walk_org(domain, w.step, w.tempfail ? w.n - 1 : w.n));
+	if (!w.tempfail)
+		return 0;
+	done = w.n - 1;
+	labels = count_labels(w.step[done].name);
+	do {
+		org_add(o, suffix_labels(domain, labels));
+		if (done > 0)
+			org_add(o, suffix_labels(domain, labels + 1));
+		done++;
+	} while (walk_next(&labels, done));
+	return -1;
 }
 
 int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, size_t outlen,
     unsigned *queries)
 {
-	static __thread struct walk w;
+	struct org o;
+	int r = org_walk(dns, domain, &o, queries);
 
-	do_walk(dns, domain, &w, queries, false);
-	if (w.tempfail) {
-		snprintf(out, outlen, "%s", domain);
-		return -1;
-	}
-	walk_org(domain, &w, out, outlen);
-	return 0;
+	snprintf(out, outlen, "%s", r == 0 ? o.cand[0] : domain);
+	return r;
 }
 
-int moat_dmarc_aligned(struct moat_dns *dns, const char *a, const char *org_a, const char *b,
-    bool strict, bool *aligned, unsigned *queries)
+/* under - is D the domain P or below it? */
+static bool under(const char *d, const char *p)
 {
-	char org_b[MOAT_DMARC_DOMAIN_MAX + 1];
+	size_t dl = strlen(d), pl = strlen(p);
 
-	*aligned = false;
-	if (b == NULL || b[0] == '\0')
-		return 0;
-	if (strcasecmp(a, b) == 0) {
-		*aligned = true;
-		return 0;
-	}
-	if (strict || org_a == NULL || org_a[0] == '\0')
-		return 0;
-	if (moat_dmarc_org_domain(dns, b, org_b, sizeof(org_b), queries) < 0)
-		return -1;
-	*aligned = strcasecmp(org_a, org_b) == 0;
-	return 0;
+	return dl >= pl && strcasecmp(d + dl - pl, p) == 0 && (dl == pl || d[dl - pl - 1] == '.');
+}
+
+/* org_meet - can A and B be the same Organizational Domain? */
+static bool org_meet(const struct org *a, const struct org *b)
+{
+	size_t i, j;
+
+	for (i = 0; i < a->n; i++)
+		for (j = 0; j < b->n; j++)
+			if (strcasecmp(a->cand[i], b->cand[j]) == 0)
+				return true;
+	return false;
+}
+
+enum alignment { ALIGN_NO, ALIGN_YES, ALIGN_UNKNOWN };
+
+/*
+ * align_one - RFC 9989 4.4: does identifier ID align with FROM? Strict: the same domain. Relaxed:
+ * the same Organizational Domain; FROM_ORG holds the From domain's candidates (see org_walk).
+ * ALIGN_UNKNOWN only when a failed lookup left both answers open.
+ */
+static enum alignment align_one(struct moat_dns *dns, const char *from, const struct org *from_org,
+    const char *id, bool strict, unsigned *queries)
+{
+	struct org id_org;
+	bool below = false;
+	size_t i;
+
+	if (id == NULL || id[0] == '\0')
+		return ALIGN_NO;
+	if (strcasecmp(from, id) == 0)
+		return ALIGN_YES;
+	if (strict)
+		return ALIGN_NO;
+	/* An Organizational Domain is a suffix of its domain: ID can share one only if it is at or
+	 * below one of the From domain's candidates. Otherwise its own walk is not asked for, so
+	 * whatever its DNS does (fail, time out) leaves it unaligned. */
+	for (i = 0; i < from_org->n && !below; i++)
+		below = under(id, from_org->cand[i]);
+	if (!below)
+		return ALIGN_NO;
+	(void)org_walk(dns, id, &id_org, queries);
+	if (!org_meet(from_org, &id_org))
+		return ALIGN_NO;
+	return from_org->n == 1 && id_org.n == 1 ? ALIGN_YES : ALIGN_UNKNOWN;
 }
 
 /* nonexistent - RFC 9989 np: NXDOMAIN or NODATA for A, AAAA and MX; -1 on a temporary error. */
@@ -319,45 +411,47 @@ static enum moat_dmarc_policy lower(enum moat_dmarc_policy p)
 	return p == MOAT_DMARC_P_REJECT ? MOAT_DMARC_P_QUARANTINE : MOAT_DMARC_P_NONE;
 }
 
-/* align - RFC 9989 4.4: alignment of the DKIM and SPF identifiers with the From domain;
- * -1 when a DNS error left an identifier undecided. */
-static int align(struct moat_dns *dns, const char *from_domain, const struct moat_dmarc_ids *ids,
-    struct moat_dmarc_eval *ev)
+/*
+ * align - RFC 9989 4.4: alignment of the DKIM and SPF identifiers with the From domain. Returns
+ * NULL, or the first identifier a failed lookup left undecided (borrowed from IDS).
+ */
+static const char *align(struct moat_dns *dns, const char *from_domain,
+    const struct moat_dmarc_ids *ids, struct moat_dmarc_eval *ev)
 {
-	bool dkim_temp = false, spf_temp = false;
+	struct org from_org = { .cand = { from_domain }, .n = 1 };
+	const char *undecided = NULL;
+	enum alignment a;
 	size_t i;
 
+	if (ids == NULL)
+		return NULL;
 	/* The Organizational Domain of the From domain takes a full walk: only when relaxed
 	 * alignment has an identifier other than the From domain itself to compare. */
-	if (ids != NULL && !(ev->rec.adkim_strict && ev->rec.aspf_strict)) {
+	if (!(ev->rec.adkim_strict && ev->rec.aspf_strict)) {
 		bool need = ids->spf_domain && ids->spf_domain[0] &&
 		    strcasecmp(ids->spf_domain, from_domain) != 0 && !ev->rec.aspf_strict;
 		for (i = 0; i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->rec.adkim_strict; i++)
 			need = need || strcasecmp(ids->dkim_domains[i], from_domain) != 0;
-		if (need && moat_dmarc_org_domain(dns, from_domain, ev->org_domain,
-		    sizeof(ev->org_domain), &ev->queries) < 0) {
-			ev->org_domain[0] = '\0';
-			dkim_temp = true;
-		}
+		if (need && org_walk(dns, from_domain, &from_org, &ev->queries) == 0)
+			snprintf(ev->org_domain, sizeof(ev->org_domain), "%s", from_org.cand[0]);
 	}
 
-	for (i = 0; ids != NULL && i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->dkim_aligned; i++) {
-		bool al = false;
-		if (moat_dmarc_aligned(dns, from_domain, ev->org_domain, ids->dkim_domains[i],
-		    ev->rec.adkim_strict, &al, &ev->queries) < 0)
-			dkim_temp = true;
-		if (al) {
+	for (i = 0; i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->dkim_aligned; i++) {
+		a = align_one(dns, from_domain, &from_org, ids->dkim_domains[i], ev->rec.adkim_strict,
+		    &ev->queries);
+		if (a == ALIGN_YES) {
 			ev->dkim_aligned = true;
 			snprintf(ev->dkim_aligned_domain, sizeof(ev->dkim_aligned_domain), "%s",
 			    ids->dkim_domains[i]);
+		} else if (a == ALIGN_UNKNOWN && undecided == NULL) {
+			undecided = ids->dkim_domains[i];
 		}
 	}
-	if (ids != NULL &&
-	    moat_dmarc_aligned(dns, from_domain, ev->org_domain, ids->spf_domain,
-	    ev->rec.aspf_strict, &ev->spf_aligned, &ev->queries) < 0)
-		spf_temp = true;
-
-	return dkim_temp || spf_temp ? -1 : 0;
+	a = align_one(dns, from_domain, &from_org, ids->spf_domain, ev->rec.aspf_strict, &ev->queries);
+	ev->spf_aligned = a == ALIGN_YES;
+	if (a == ALIGN_UNKNOWN && undecided == NULL)
+		undecided = ids->spf_domain;
+	return undecided;
 }
 
 enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain,
@@ -365,6 +459,8 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 {
 	static __thread struct walk w;
 	const struct walk_step *found = NULL;
+	const char *undecided;
+	bool np_unknown = false;
 	size_t i;
 
 	memset(ev, 0, sizeof(*ev));
@@ -375,6 +471,7 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 		return ev->result;
 	}
 	snprintf(ev->from_domain, sizeof(ev->from_domain), "%s", from_domain);
+	/* Policy discovery: any failed lookup on the way up could have found the policy. */
 	do_walk(dns, from_domain, &w, &ev->queries, true);
 	if (w.tempfail) {
 		ev->result = MOAT_DMARC_TEMPERROR;
@@ -404,12 +501,6 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 		ev->policy_tag = "p";
 	} else {
 		int ne = nonexistent(dns, from_domain, &ev->queries);
-		if (ne < 0) {
-			ev->result = MOAT_DMARC_TEMPERROR;
-			snprintf(ev->reason, sizeof(ev->reason), "DNS error checking that %s exists",
-			    from_domain);
-			return ev->result;
-		}
 		ev->nonexistent = ne == 1;
 		if (ev->nonexistent && ev->rec.np != MOAT_DMARC_P_UNSET) {
 			ev->applied = ev->rec.np;
@@ -421,12 +512,22 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 			ev->applied = ev->rec.p;
 			ev->policy_tag = "p";
 		}
+		/* Unanswered, the existence question matters only where np would differ. */
+		np_unknown = ne < 0 && ev->rec.np != MOAT_DMARC_P_UNSET && ev->rec.np != ev->applied;
 	}
 	ev->disposition = ev->rec.testing ? lower(ev->applied) : ev->applied;
 
-	if (align(dns, from_domain, ids, ev) < 0 && !ev->dkim_aligned && !ev->spf_aligned) {
+	undecided = align(dns, from_domain, ids, ev);
+	if (undecided != NULL && !ev->dkim_aligned && !ev->spf_aligned) {
 		ev->result = MOAT_DMARC_TEMPERROR;
-		snprintf(ev->reason, sizeof(ev->reason), "DNS error finding an Organizational Domain");
+		snprintf(ev->reason, sizeof(ev->reason),
+		    "DNS error deciding whether %s aligns with %s", undecided, from_domain);
+		return ev->result;
+	}
+	if (np_unknown && !ev->dkim_aligned && !ev->spf_aligned) {
+		ev->result = MOAT_DMARC_TEMPERROR;
+		snprintf(ev->reason, sizeof(ev->reason), "DNS error checking that %s exists",
+		    from_domain);
 		return ev->result;
 	}
 	if (ev->dkim_aligned || ev->spf_aligned) {

@@ -79,7 +79,7 @@ struct moat_dmarc_eval {
 
 /*
  * moat_dmarc_org_domain - the Organizational Domain of DOMAIN (RFC 9989 4.10.2) into out.
- * Returns 0, or -1 on a DNS temporary error.
+ * Returns 0, or -1 on a DNS temporary error (out is then DOMAIN).
  */
 int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, size_t outlen,
     unsigned *queries);
@@ -87,14 +87,13 @@ int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, s
 /*
  * moat_dmarc_evaluate - RFC 9989 4.10 policy discovery for FROM_DOMAIN (already lower case,
  * validated by the From parser; NULL or "" means there was no single valid From: permerror),
- * then alignment of IDS. Fills *ev and returns ev->result.
+ * then alignment of IDS. Fills *ev and returns ev->result. A DNS error gives
+ * MOAT_DMARC_TEMPERROR only where the missing answer could have changed the result: in policy
+ * discovery, in the existence check when np would differ, or in a walk that could have made an
+ * identifier align; an identifier that cannot align is never looked up.
  */
 enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain,
     const struct moat_dmarc_ids *ids, struct moat_dmarc_eval *ev);
-
-/* moat_dmarc_aligned - do A and B align (same domain if strict, same Org Domain if relaxed)? */
-int moat_dmarc_aligned(struct moat_dns *dns, const char *a, const char *org_a, const char *b,
-    bool strict, bool *aligned, unsigned *queries);
 
 const char *moat_dmarc_result_name(enum moat_dmarc_res r);    /* "none", "pass", ... */
 const char *moat_dmarc_policy_name(enum moat_dmarc_policy p); /* "none", "quarantine", "reject" */

@@ -383,6 +383,58 @@ Test(auth, spf_actions)
 	moat_dns_free(dns);
 }
 
+/*
+ * A spoofer's own DNS failing (its _dmarc, its SPF record, its DKIM key) leaves its identifiers
+ * unaligned: a spoof of a p=reject domain stays dmarc=fail and 550, whatever
+ * dmarc_temperror_action says.
+ */
+Test(auth, spoofer_dns_errors_keep_the_reject)
+{
+	static const char *temp_actions[] = { "tempfail", "continue" };
+	struct moat_dns *dns = zone();
+	const char *t = "v=spf1 ip4:198.51.100.0/24 -all";
+	char sig[4096], msg[8192];
+
+	moat_dns_fixture_add(dns, "spoof.test", MOAT_DNS_TXT, 0, t, strlen(t));
+	moat_dns_fixture_fail(dns, "_dmarc.spoof.test", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(dns, "sel._domainkey.spoof.test", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(dns, "tempspf.test", 0, MOAT_DNS_TEMPFAIL);
+	sign(&rsa2048, "sel", "spoof.test", DKIM_SIGN_RSASHA256, -1, base_msg, sig, sizeof(sig));
+	join(msg, sizeof(msg), sig, base_msg);
+	for (size_t i = 0; i < sizeof(temp_actions) / sizeof(temp_actions[0]); i++) {
+		struct run r;
+
+		/* SPF passes for the spoofer's MAIL FROM domain, whose _dmarc SERVFAILs */
+		run_msg(&r, dns, conf_with("dmarc_temperror_action", temp_actions[i], NULL, NULL),
+		    "198.51.100.7", "mta.spoof.test", "x@spoof.test", base_msg);
+		cr_expect_eq(r.r->spf_mailfrom.result, MOAT_SPF_PASS);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.v.action, MOAT_REJECT);
+		cr_expect_eq(r.v.code, 550u);
+		cr_expect_str_eq(r.v.status, "5.7.1");
+		run_free(&r);
+		/* an SPF temperror for the spoofer's MAIL FROM domain */
+		run_msg(&r, dns, conf_with("dmarc_temperror_action", temp_actions[i], NULL, NULL),
+		    "198.51.100.7", "mta.spoof.test", "x@tempspf.test", base_msg);
+		cr_expect_eq(r.r->spf_mailfrom.result, MOAT_SPF_TEMPERROR);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.v.code, 550u);
+		run_free(&r);
+		/* a DKIM signature by the spoofer whose key lookup fails */
+		run_msg(&r, dns, conf_with("dmarc_temperror_action", temp_actions[i], NULL, NULL),
+		    "198.51.100.7", "mta.spoof.test", "x@spoof.test", msg);
+		cr_assert_eq(r.r->ndkim, 1u);
+		cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_TEMPERROR, "%s", r.r->dkim[0].reason);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.v.code, 550u);
+		cr_expect_not_null(strstr(r.r->authres, "dmarc=fail reason=\"no aligned SPF or DKIM pass for"
+		    " example.com (relaxed alignment)\" header.from=example.com policy.dmarc=reject"), "%s",
+		    r.r->authres);
+		run_free(&r);
+	}
+	moat_dns_free(dns);
+}
+
 Test(auth, forged_authres_removed_last_first)
 {
 	struct moat_dns *dns = zone();

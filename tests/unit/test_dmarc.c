@@ -262,3 +262,116 @@ Test(dmarc, eval_records_policy_domain)
 	cr_expect_eq(ev.queries, 1u);
 	moat_dns_free(d);
 }
+
+/* ---- DNS errors: a temperror only where the missing answer could change the result ---- */
+
+static struct moat_dns *err_zone(void)
+{
+	struct moat_dns *d = moat_dns_new_fixture();
+
+	cr_assert_not_null(d);
+	/* the spoofed organization: p=reject, nothing at _dmarc.test */
+	txt(d, "_dmarc.victim.test", "v=DMARC1; p=reject");
+	host(d, "victim.test");
+	host(d, "mail.victim.test");
+	moat_dns_fixture_fail(d, "_dmarc.mail.victim.test", 0, MOAT_DNS_TEMPFAIL);
+	/* the spoofer's own names: its _dmarc SERVFAILs or times out (the fixture cannot tell
+	 * them apart: both are MOAT_DNS_TEMPFAIL), or is a CNAME to a name that does */
+	moat_dns_fixture_fail(d, "_dmarc.evil.example", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(d, "_dmarc.example", 0, MOAT_DNS_TEMPFAIL);
+	cr_assert_eq(moat_dns_fixture_add(d, "_dmarc.cname.example", MOAT_DNS_CNAME, 0,
+	    "_dmarc.lame.example", strlen("_dmarc.lame.example")), 0);
+	moat_dns_fixture_fail(d, "_dmarc.lame.example", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(d, "_dmarc.sibling.test", 0, MOAT_DNS_TEMPFAIL);   /* victim's TLD */
+	/* an organization whose parent's _dmarc fails: its own Organizational Domain is open */
+	txt(d, "_dmarc.corp.example", "v=DMARC1; p=reject");
+	host(d, "mail.corp.example");
+	/* policy discovery failing above the From domain */
+	moat_dns_fixture_fail(d, "_dmarc.parent-fails.test", 0, MOAT_DNS_TEMPFAIL);
+	host(d, "a.parent-fails.test");
+	/* np: the From domain's existence unanswerable */
+	txt(d, "_dmarc.np.test", "v=DMARC1; p=none; np=reject");
+	txt(d, "_dmarc.nonp.test", "v=DMARC1; p=reject");
+	txt(d, "_dmarc.samenp.test", "v=DMARC1; p=reject; np=reject");
+	moat_dns_fixture_fail(d, "x.np.test", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(d, "x.nonp.test", 0, MOAT_DNS_TEMPFAIL);
+	moat_dns_fixture_fail(d, "x.samenp.test", 0, MOAT_DNS_TEMPFAIL);
+	return d;
+}
+
+struct err_case {
+	const char *label;
+	const char *from;
+	const char *spf, *dkim, *dkim2;
+	enum moat_dmarc_res res;
+	const char *tag;
+	unsigned queries;        /* exactly, so an identifier that cannot align is never asked */
+};
+
+static const struct err_case err_cases[] = {
+	/* the spoofer's DNS: an identifier that cannot align is not looked up */
+	{ "SPF domain's _dmarc fails", "victim.test", "evil.example", NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "DKIM d= _dmarc fails", "victim.test", NULL, "evil.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "d= _dmarc is a CNAME to a failing name", "victim.test", NULL, "cname.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "both identifiers' DNS fails", "victim.test", "sub.evil.example", "cname.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "same TLD as the From domain", "victim.test", "sibling.test", "sibling.test", NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "strict needs no walk", "victim.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 1 },
+	/* a failing identifier beside an aligned one */
+	{ "aligned DKIM beside a failing one", "victim.test", NULL, "evil.example", "victim.test", MOAT_DMARC_PASS, "p", 3 },
+	/* an identifier below the From domain's organization: its walk decides, a failure is open */
+	{ "subdomain of the organization fails", "victim.test", "mail.victim.test", NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 4 },
+	{ "...but an aligned DKIM passes", "victim.test", "mail.victim.test", "victim.test", NULL, MOAT_DMARC_PASS, "p", 4 },
+	/* the From domain's own Organizational Domain open (its parent's _dmarc fails) */
+	{ "open org: other TLD cannot align", "mail.corp.example", "evil.test", NULL, NULL, MOAT_DMARC_FAIL, "p", 6 },
+	{ "open org: same parent could", "mail.corp.example", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 7 },
+	{ "open org: the From domain itself aligns", "mail.corp.example", NULL, "mail.corp.example", NULL, MOAT_DMARC_PASS, "p", 3 },
+	/* the From domain's policy */
+	{ "From domain's _dmarc fails", "temp.example", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "", 1 },
+	{ "a parent's _dmarc fails", "a.parent-fails.test", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "", 2 },
+	/* np: the existence of the From domain matters only where np differs */
+	{ "np differs, existence unknown", "x.np.test", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 3 },
+	{ "np differs, but aligned", "x.np.test", "np.test", NULL, NULL, MOAT_DMARC_PASS, "p", 8 },
+	{ "no np", "x.nonp.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "np the same as p", "x.samenp.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
+};
+
+Test(dmarc, dns_errors)
+{
+	struct moat_dns *d = err_zone();
+
+	moat_dns_fixture_fail(d, "_dmarc.temp.example", 0, MOAT_DNS_TEMPFAIL);
+	for (size_t i = 0; i < sizeof(err_cases) / sizeof(err_cases[0]); i++) {
+		const struct err_case *c = &err_cases[i];
+		struct moat_dmarc_ids ids = { 0 };
+		struct moat_dmarc_eval ev;
+
+		ids.spf_domain = c->spf;
+		if (c->dkim)
+			ids.dkim_domains[ids.ndkim++] = c->dkim;
+		if (c->dkim2)
+			ids.dkim_domains[ids.ndkim++] = c->dkim2;
+		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)", c->label,
+		    moat_dmarc_result_name(ev.result), ev.reason);
+		cr_expect_str_eq(ev.policy_tag, c->tag, "%s: policy tag", c->label);
+		cr_expect_eq(ev.queries, c->queries, "%s: %u queries", c->label, ev.queries);
+	}
+	moat_dns_free(d);
+}
+
+Test(dmarc, dns_error_reasons)
+{
+	struct moat_dns *d = err_zone();
+	struct moat_dmarc_ids ids = { .spf_domain = "mail.victim.test" };
+	struct moat_dmarc_eval ev;
+
+	moat_dmarc_evaluate(d, "victim.test", &ids, &ev);
+	cr_expect_str_eq(ev.reason, "DNS error deciding whether mail.victim.test aligns with victim.test");
+	cr_expect_str_eq(ev.org_domain, "victim.test");
+	ids.spf_domain = "evil.example";
+	moat_dmarc_evaluate(d, "mail.corp.example", &ids, &ev);
+	cr_expect_str_eq(ev.reason, "DNS error deciding whether evil.example aligns with mail.corp.example");
+	cr_expect_str_eq(ev.org_domain, "", "the From domain's Organizational Domain is not known");
+	moat_dmarc_evaluate(d, "x.np.test", NULL, &ev);
+	cr_expect_str_eq(ev.reason, "DNS error checking that x.np.test exists");
+	moat_dns_free(d);
+}
