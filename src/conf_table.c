@@ -219,7 +219,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(dmarc_bad_from_action, "reject", "reject|quarantine|tag", MOAT_CK_ALL,
 	    "a message without exactly one From field with exactly one address (dmarc=permerror): reject (550 5.7.1), quarantine or tag"),
 	K_ENUM(dmarc_temperror_action, "tempfail", "tempfail|continue", MOAT_CK_ALL,
-	    "a DNS error during DMARC evaluation: tempfail (451 4.7.1) or continue (dmarc=temperror only)"),
+	    "a DNS error that leaves the DMARC result open (dmarc=temperror): tempfail (451 4.7.1) or continue (A-R only)"),
 	K_STR(dmarc_never_reject, "", NULL, MOAT_CK_ALL,
 	    "From domains (comma-separated, subdomains included) whose DMARC reject becomes quarantine"),
 	K_STR(dmarc_force_reject, "", NULL, MOAT_CK_ALL,
