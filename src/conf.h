@@ -70,6 +70,8 @@ enum moat_tls_min { MOAT_TLS_MIN_12 = 0, MOAT_TLS_MIN_13 = 1 };
 enum moat_tls_pipelined { MOAT_TLS_PIPE_DISCARD = 0, MOAT_TLS_PIPE_CLOSE = 1 };
 /* tls_backend: no TLS to the MTA, STARTTLS when offered, or STARTTLS required (else tempfail). */
 enum moat_tls_backend { MOAT_TLS_BACKEND_NONE = 0, MOAT_TLS_BACKEND_STARTTLS, MOAT_TLS_BACKEND_REQUIRED };
+/* header_ambiguous_action: an ambiguous header section is rejected (5xx) or tempfailed (4xx). */
+enum moat_hdr_action { MOAT_HDR_ACT_REJECT = 0, MOAT_HDR_ACT_TEMPFAIL = 1 };
 /* proxy_bare_newline */
 enum moat_bare_newline { MOAT_BARE_REJECT = 0, MOAT_BARE_NORMALIZE = 1 };
 /* dkim_sign_canonicalization: header/body (RFC 6376 3.4) */
@@ -109,6 +111,7 @@ struct moat_conf {
 	uint64_t limit_message_size;
 	uint64_t limit_header_size;
 	unsigned limit_header_count;
+	int header_ambiguous_action;     /* enum moat_hdr_action */
 	unsigned limit_messages_per_session;
 	unsigned limit_errors;
 	unsigned limit_junk_commands;

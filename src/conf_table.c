@@ -76,6 +76,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "largest header section in bytes; larger gets 552 5.3.4"),
 	K_UINT(limit_header_count, "1000", 16, 100000, MOAT_CK_ALL,
 	    "most header fields in one message; more gets 552 5.3.4"),
+	K_ENUM(header_ambiguous_action, "reject", "reject|tempfail", MOAT_CK_PROXY,
+	    "a header section the proxy or mxmoat-check cannot read unambiguously (leading whitespace, a line that is no field, a folded field name, NUL, bare CR or LF): reject (550 5.6.0) or tempfail (451 4.6.0); never relayed"),
 	K_UINT(limit_messages_per_session, "100", 1, 100000, MOAT_CK_ALL,
 	    "messages in one SMTP session; one more gets 421 4.7.0 and the session is closed"),
 	K_UINT(limit_errors, "20", 1, 1000, MOAT_CK_ALL,

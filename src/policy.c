@@ -70,6 +70,7 @@ struct moat_session {
 	size_t nedits;
 	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
 	struct moat_auth_msg *auth;        /* SPF/DKIM/DMARC of an inbound message, or NULL */
+	bool checks_started;               /* session_start_checks ran for this message */
 	bool auth_failed;                  /* auth_inbound on, but the engine could not start */
 };
 
@@ -189,6 +190,7 @@ session_reset_txn(struct moat_session *s)
 	moat_auth_msg_free(s->auth);
 	s->auth = NULL;
 	s->auth_failed = false;
+	s->checks_started = false;
 }
 
 struct moat_session *
@@ -406,15 +408,13 @@ moat_session_data(struct moat_session *s, struct moat_verdict *v)
 
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
 
-/* session_sign_header - start signing at the first header of an outbound message; feed it. */
+/* session_sign_start - start signing an outbound message, when a signing table is loaded. */
 static void
-session_sign_header(struct moat_session *s, const char *field, size_t len)
+session_sign_start(struct moat_session *s)
 {
-	if (s->header_count == 1 && s->sign == NULL && s->direction == MOAT_OUTBOUND &&
-	    s->conf->signer != NULL && (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
+	if (s->direction == MOAT_OUTBOUND && s->conf->signer != NULL &&
+	    (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
 		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
-	if (s->sign != NULL)
-		moat_sign_header(s->sign, field, len);
 }
 
 /* session_sign_end - the signatures as INSERT_TOP edits; dkim_sign_failure on failure. */
@@ -457,12 +457,11 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 
 /* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
 
-/* session_auth_header - start the engine at the first header of an inbound message; feed it. */
+/* session_auth_start - start the engine for an inbound message, when auth_inbound. */
 static void
-session_auth_header(struct moat_session *s, const char *field, size_t len)
+session_auth_start(struct moat_session *s)
 {
-	if (s->header_count == 1 && s->auth == NULL && s->direction == MOAT_INBOUND &&
-	    s->conf->auth_inbound) {
+	if (s->direction == MOAT_INBOUND && s->conf->auth_inbound) {
 		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
 			s->mail_from ? s->mail_from : "" };
 		char err[256] = "";
@@ -476,8 +475,21 @@ session_auth_header(struct moat_session *s, const char *field, size_t len)
 			s->auth_failed = true;
 		}
 	}
-	if (s->auth != NULL)
-		moat_auth_header(s->auth, field, len);
+}
+
+/*
+ * session_start_checks - at the first header field, or at the end of a header section that has
+ * none: a message without header fields is checked like any other (no From field fails the
+ * From rule of DMARC, and the message carries our Authentication-Results if it is passed on).
+ */
+static void
+session_start_checks(struct moat_session *s)
+{
+	if (s->checks_started)
+		return;
+	s->checks_started = true;
+	session_sign_start(s);                                  /* DKIM signing */
+	session_auth_start(s);                                  /* SPF, DKIM, DMARC */
 }
 
 /* session_auth_end - the verdict and header edits of the engine (forged A-R deleted, ours added). */
@@ -569,8 +581,11 @@ moat_session_header(struct moat_session *s, const char *field, size_t len, struc
 		return;
 	}
 	session_count_bytes(s, len + 2, v);
-	session_sign_header(s, field, len);                     /* DKIM signing */
-	session_auth_header(s, field, len);                     /* SPF, DKIM, DMARC */
+	session_start_checks(s);
+	if (s->sign != NULL)                                    /* DKIM signing */
+		moat_sign_header(s->sign, field, len);
+	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
+		moat_auth_header(s->auth, field, len);
 }
 
 void
@@ -582,6 +597,7 @@ moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
 		return;
 	}
 	session_count_bytes(s, 2, v);    /* the empty line */
+	session_start_checks(s);
 	if (s->sign != NULL)                                    /* DKIM signing */
 		moat_sign_eoh(s->sign);
 	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */

@@ -137,6 +137,9 @@ void moat_session_data(struct moat_session *s, struct moat_verdict *v);
  * the final CRLF, exactly as it will be relayed. Counts against header size and count limits.
  */
 void moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+/* moat_session_eoh - the end of the header section. Every message has one, also a message without
+ * header fields (empty, or starting with the empty line): the checks start at the first header
+ * field or here, so such a message is checked like any other and fails the From rule. */
 void moat_session_eoh(struct moat_session *s, struct moat_verdict *v);
 /* Body bytes, CRLF line endings, dot-unstuffed. */
 void moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
@@ -145,7 +148,7 @@ void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
 
 /*
  * moat_session_eom_blocks - will moat_session_eom wait on DNS (SPF, DKIM keys, DMARC) or sign? True
- * once the header events started the authentication engine or a signer for this message; false
+ * once the header events (the first field, or eoh) started the authentication engine or a signer; false
  * when it only returns the limits' verdict. Valid after the header events.
  */
 bool moat_session_eom_blocks(const struct moat_session *s);

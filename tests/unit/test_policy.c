@@ -366,3 +366,62 @@ Test(policy, unparsable_client_address_is_served)
 	moat_session_free(s);
 	moat_policy_free(pol);
 }
+
+/*
+ * A message without header fields is checked like any other: the authentication engine starts at
+ * the end of the header section when no field started it, so the From rule fails (no From field)
+ * and whatever is passed on carries our Authentication-Results. The resolver is a loopback port
+ * nothing listens on: SPF is a temporary error (tagged only), DMARC needs no lookup without a From.
+ */
+struct no_from_case {
+	const char *label;
+	const char *fields[2];
+	const char *bad_from_action;
+	enum moat_action action;
+	unsigned code;
+	const char *status;
+};
+
+static const struct no_from_case no_from_cases[] = {
+	{ "no header fields at all", { NULL }, "reject", MOAT_REJECT, 550, "5.7.1" },
+	{ "one header field, no From", { "Subject: x", NULL }, "reject", MOAT_REJECT, 550, "5.7.1" },
+	{ "no header fields, dmarc_bad_from_action = tag", { NULL }, "tag", MOAT_CONTINUE, 0, "" },
+};
+
+Test(policy, a_message_without_from_is_checked)
+{
+	for (size_t i = 0; i < sizeof(no_from_cases) / sizeof(no_from_cases[0]); i++) {
+		const struct no_from_case *k = &no_from_cases[i];
+		struct moat_conf_override ov[] = {
+			{ "authserv_id", "mx.test" }, { "auth_inbound", "yes" },
+			{ "dns_resolver", "127.0.0.1@15497" }, { "dns_timeout", "100ms" },
+			{ "dmarc_bad_from_action", k->bad_from_action },
+		};
+		struct moat_policy *pol = make_policy(ov, sizeof(ov) / sizeof(ov[0]));
+		struct moat_session *s = start_txn(pol, 1);
+		const struct moat_hdr_edit *e;
+		struct moat_verdict v;
+		bool ours = false;
+		size_t n;
+
+		moat_session_data(s, &v);
+		for (size_t f = 0; f < 2 && k->fields[f] != NULL; f++)
+			moat_session_header(s, k->fields[f], strlen(k->fields[f]), &v);
+		moat_session_eoh(s, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, k->label);
+		cr_assert(moat_session_eom_blocks(s), "%s: the checks started", k->label);
+		moat_session_body(s, "hi\r\n", 4, &v);
+		moat_session_eom(s, &v);
+		expect(&v, k->action, k->code, k->status, false, k->label);
+		if (k->action != MOAT_CONTINUE)
+			cr_assert_str_eq(v.reason, "dmarc_bad_from", "%s", k->label);
+		e = moat_session_edits(s, &n);
+		for (size_t j = 0; j < n; j++)
+			if (e[j].op == MOAT_HDR_INSERT_TOP && strcmp(e[j].name, "Authentication-Results") == 0 &&
+			    strstr(e[j].value, "dmarc=permerror") != NULL)
+				ours = true;
+		cr_assert(ours, "%s: our Authentication-Results with dmarc=permerror", k->label);
+		moat_session_free(s);
+		moat_policy_free(pol);
+	}
+}
