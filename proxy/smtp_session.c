@@ -27,6 +27,7 @@
 
 #include "data_reader.h"
 #include "hdr_edit.h"
+#include "hdr_reader.h"
 #include "hold.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -41,7 +42,7 @@
 /* The input buffer and the command copy exist only while there is something to read or run: an
  * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
 #define HELO_MAX 255
-#define HDR_FIELD_MAX ((size_t)64 * 1024)
+#define BODY_STAGE ((size_t)64 * 1024)   /* body bytes staged for one body event */
 /* Holding mode: content goes to the pool in chunks of CHUNK_HIGH; one feed of the DATA reader
  * adds at most twice its input (bare LF normalised to CRLF), so CHUNK_CAP always has room. A held
  * message goes out in pieces of CHUNK_HIGH, the next one once the backend queue is under SEND_HIGH. */
@@ -128,8 +129,7 @@ struct px_session {
 	struct moat_verdict dv;            /* first non-continue verdict inside DATA */
 	bool data_abort;                   /* backend leg of this message abandoned */
 	bool in_headers;
-	char *hdr;                         /* current header field, then line */
-	size_t hdr_len;
+	struct moat_hdr_reader *hr;        /* the header section of the message in DATA */
 	char *body;                        /* staged body for moat_session_body */
 	size_t body_len;
 
@@ -862,26 +862,24 @@ static void
 body_add(struct px_session *s, const char *p, size_t n)
 {
 	while (n > 0) {
-		size_t k = HDR_FIELD_MAX - s->body_len < n ? HDR_FIELD_MAX - s->body_len : n;
+		size_t k = BODY_STAGE - s->body_len < n ? BODY_STAGE - s->body_len : n;
 
 		memcpy(s->body + s->body_len, p, k);
 		s->body_len += k;
 		p += k;
 		n -= k;
-		if (s->body_len == HDR_FIELD_MAX)
+		if (s->body_len == BODY_STAGE)
 			body_flush(s);
 	}
 }
 
-/* field_flush - hand the header field collected in hdr[0..end) to the core. */
+/* field_flush - hand a header field to the core. */
 static void
-field_flush(struct px_session *s, size_t end)
+field_flush(struct px_session *s, const char *field, size_t len)
 {
 	struct moat_verdict v;
 
-	if (end == 0)
-		return;
-	moat_session_header(s->ms, s->hdr, end, &v);
+	moat_session_header(s->ms, field, len, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
 		data_fail(s, &v);
 }
@@ -897,35 +895,27 @@ headers_end(struct px_session *s)
 		data_fail(s, &v);
 }
 
-/* header_line - hdr ends with a complete line starting at ls: field boundary logic (RFC 5322 2.2).
- * hdr_edit.c finds the same boundaries again when it applies the core's edits. */
+/* header_event - what the header reader found: a field, the end of the section, or a section it
+ * refuses (the message is then refused, never relayed unchecked). */
 static void
-header_line(struct px_session *s, size_t ls)
+header_event(struct px_session *s, const struct moat_hdr_event *ev)
 {
-	const char *l = s->hdr + ls;
-	size_t ll = s->hdr_len - ls - 2;        /* without CRLF */
-	const char *colon;
+	struct moat_verdict v;
 
-	if (ll == 0) {                           /* the empty line: end of the header section */
-		field_flush(s, ls >= 2 ? ls - 2 : 0);
+	switch (ev->kind) {
+	case MOAT_HDR_FIELD:
+		field_flush(s, ev->field, ev->len);
+		break;
+	case MOAT_HDR_END:
 		headers_end(s);
-		s->hdr_len = 0;
-		return;
+		break;
+	case MOAT_HDR_ERROR:
+		moat_hdr_verdict(moat_session_conf(s->ms), ev->status, &v);
+		data_fail(s, &v);
+		break;
+	default:
+		break;
 	}
-	if ((l[0] == ' ' || l[0] == '\t') && ls > 0)
-		return;                              /* continuation of the field */
-	colon = memchr(l, ':', ll);
-	if (colon == NULL || colon == l || (l[0] == ' ' || l[0] == '\t')) {
-		/* not a header field: the body starts here (no empty line) */
-		field_flush(s, ls >= 2 ? ls - 2 : 0);
-		headers_end(s);
-		body_add(s, l, ll + 2);
-		s->hdr_len = 0;
-		return;
-	}
-	field_flush(s, ls >= 2 ? ls - 2 : 0);
-	memmove(s->hdr, l, ll + 2);
-	s->hdr_len = ll + 2;
 }
 
 /* content_events - unstuffed message bytes as header, end-of-header and body events. On the loop
@@ -933,46 +923,27 @@ header_line(struct px_session *s, size_t ls)
 static void
 content_events(struct px_session *s, const char *p, size_t n)
 {
-	if (s->dv.action != MOAT_CONTINUE)
-		return;
-	if (!s->in_headers) {
+	while (s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE) {
+		struct moat_hdr_event ev;
+		size_t used = moat_hdr_feed(s->hr, p, n, &ev);
+
+		p += used;
+		n -= used;
+		header_event(s, &ev);
+	}
+	if (!s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE)
 		body_add(s, p, n);
-		return;
-	}
-	for (size_t i = 0; i < n && s->in_headers; i++) {
-		size_t ls;
-
-		if (s->hdr_len >= HDR_FIELD_MAX) {
-			struct moat_verdict v;
-
-			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "header_field_size",
-			    "Message header field too long");
-			data_fail(s, &v);
-			return;
-		}
-		s->hdr[s->hdr_len++] = p[i];
-		if (p[i] != '\n')
-			continue;
-		/* find the start of this line */
-		ls = s->hdr_len - 2;
-		while (ls > 0 && s->hdr[ls - 1] != '\n')
-			ls--;
-		header_line(s, ls);
-		if (!s->in_headers && i + 1 < n) {
-			body_add(s, p + i + 1, n - i - 1);
-			return;
-		}
-	}
 }
 
 /* content_end - the end of data for the events: the last field, end of header, the last body. */
 static void
 content_end(struct px_session *s)
 {
-	if (s->in_headers && s->dv.action == MOAT_CONTINUE) {
-		field_flush(s, s->hdr_len >= 2 && s->hdr[s->hdr_len - 1] == '\n' ? s->hdr_len - 2 : s->hdr_len);
-		if (s->dv.action == MOAT_CONTINUE)
-			headers_end(s);
+	while (s->in_headers && s->dv.action == MOAT_CONTINUE) {
+		struct moat_hdr_event ev;
+
+		moat_hdr_finish(s->hr, &ev);
+		header_event(s, &ev);
 	}
 	if (s->dv.action == MOAT_CONTINUE)
 		body_flush(s);
@@ -1047,9 +1018,9 @@ data_begin(struct px_session *s)
 {
 	if (s->data == NULL && (s->data = malloc(sizeof(*s->data))) == NULL)
 		return -1;
-	if (s->hdr == NULL && (s->hdr = malloc(HDR_FIELD_MAX)) == NULL)
+	if (s->hr == NULL && (s->hr = malloc(sizeof(*s->hr))) == NULL)
 		return -1;
-	if (s->body == NULL && (s->body = malloc(HDR_FIELD_MAX)) == NULL)
+	if (s->body == NULL && (s->body = malloc(BODY_STAGE)) == NULL)
 		return -1;
 	if (s->holding) {
 		if (s->chunk == NULL && (s->chunk = malloc(CHUNK_CAP)) == NULL)
@@ -1064,7 +1035,7 @@ data_begin(struct px_session *s)
 	moat_verdict_continue(&s->dv);
 	s->data_abort = false;
 	s->in_headers = true;
-	s->hdr_len = 0;
+	moat_hdr_init(s->hr);
 	s->body_len = 0;
 	s->chunk_len = 0;
 	s->hold_err = 0;
@@ -1077,14 +1048,15 @@ static void
 data_free(struct px_session *s)
 {
 	free(s->data);
-	free(s->hdr);
+	free(s->hr);
 	free(s->body);
 	free(s->chunk);
 	free(s->edit);
 	free(s->sbuf);
 	px_hold_free(s->hold);
 	s->data = NULL;
-	s->hdr = s->body = s->chunk = s->sbuf = NULL;
+	s->hr = NULL;
+	s->body = s->chunk = s->sbuf = NULL;
 	s->edit = NULL;
 	s->hold = NULL;
 	s->slen = s->scap = 0;
@@ -1197,6 +1169,10 @@ send_next(struct px_session *s)
 {
 	while (s->op == OP_SEND) {
 		if (s->send_off == px_hold_size(s->hold)) {
+			if (px_edit_end(s->edit) < 0 || s->sfull) {
+				send_fail(s, "edit-end");
+				return;
+			}
 			if (s->slen > 0)
 				backend_send(s, s->sbuf, s->slen);   /* the inserted fields of an empty message */
 			if (s->op != OP_SEND)
@@ -1229,13 +1205,14 @@ send_begin(struct px_session *s)
 	for (size_t i = 0; i < nedits; i++)
 		if (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].name != NULL && edits[i].value != NULL)
 			ins += strlen(edits[i].name) + strlen(edits[i].value) + 4;
-	/* a piece of CHUNK_HIGH at most doubles with stuffing; the inserted fields come first */
+	/* a piece of CHUNK_HIGH at most doubles with stuffing and may complete a field the header
+	 * reader kept from earlier pieces; the inserted fields come first */
 	s->op = OP_SEND;
 	s->wait = W_DRAIN;
 	s->send_off = 0;
 	s->slen = 0;
 	s->sfull = false;
-	s->scap = 2 * CHUNK_HIGH + 2 * ins;
+	s->scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
 	if ((s->edit = malloc(sizeof(*s->edit))) == NULL || (s->sbuf = malloc(s->scap)) == NULL) {
 		send_fail(s, "out-of-memory");
 		return;

@@ -5,7 +5,9 @@
  * SPF for the MAIL FROM and HELO identities, then the message (bounded by limit_message_size;
  * bare LF line ends are taken as CRLF) through the authentication engine exactly as the daemons
  * run it: DKIM (every signature), the RFC5322.From, DMARC, the one Authentication-Results field
- * and the verdict. An empty message (e.g. /dev/null) checks the envelope only (SPF). Exit
+ * and the verdict. The header section is read by the proxy's reader (hdr_reader.h): what it
+ * refuses is refused here too, with no Authentication-Results. An empty message (e.g. /dev/null)
+ * checks the envelope only (SPF); the daemons would refuse it, as it has no From field. Exit
  * status: 0 accept (or quarantine), 1 reject, 2 tempfail, 3 usage or configuration error.
  */
 #include "config.h"
@@ -20,6 +22,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "dns.h"
+#include "hdr_reader.h"
 #include "spf.h"
 
 #define EXIT_ACCEPT 0
@@ -91,39 +94,43 @@ fail:
 	return -1;
 }
 
-/* feed_message - header fields (unfolded boundaries: CRLF not followed by WSP), then the body. */
-static void feed_message(struct moat_auth_msg *am, const char *msg, size_t len)
+/*
+ * feed_message - the message through the core's header reader (hdr_reader.h), as the proxy reads
+ * it: header fields, end of header, body. 0, or -1 with *v the refusal when the reader refuses
+ * the header section (nothing is then checked: the daemons refuse such a message).
+ */
+static int feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char *msg,
+    size_t len, struct moat_verdict *v)
 {
-	size_t i = 0;
+	struct moat_hdr_reader *r = malloc(sizeof(*r));
+	struct moat_hdr_event ev = { .kind = MOAT_HDR_MORE };
 
-	while (i < len) {
-		size_t start = i, end;
-		if (len - i >= 2 && msg[i] == '\r' && msg[i + 1] == '\n') {
-			i += 2;
-			break;     /* the empty line */
+	if (r == NULL) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory", "Local error");
+		return -1;
+	}
+	moat_hdr_init(r);
+	while (ev.kind != MOAT_HDR_END && ev.kind != MOAT_HDR_ERROR) {
+		if (len > 0) {
+			size_t used = moat_hdr_feed(r, msg, len, &ev);
+
+			msg += used;
+			len -= used;
+		} else {
+			moat_hdr_finish(r, &ev);
 		}
-		for (;;) {
-			const char *crlf = NULL;
-			for (end = i; end + 1 < len; end++)
-				if (msg[end] == '\r' && msg[end + 1] == '\n') {
-					crlf = msg + end;
-					break;
-				}
-			if (crlf == NULL) {
-				end = len;
-				i = len;
-				break;
-			}
-			i = end + 2;
-			if (i < len && (msg[i] == ' ' || msg[i] == '\t'))
-				continue;
-			break;
-		}
-		moat_auth_header(am, msg + start, end - start);
+		if (ev.kind == MOAT_HDR_FIELD)
+			moat_auth_header(am, ev.field, ev.len);
+	}
+	free(r);
+	if (ev.kind == MOAT_HDR_ERROR) {
+		moat_hdr_verdict(conf, ev.status, v);
+		return -1;
 	}
 	moat_auth_eoh(am);
-	if (i < len)
-		moat_auth_body(am, msg + i, len - i);
+	if (len > 0)
+		moat_auth_body(am, msg, len);
+	return 0;
 }
 
 /* print_safe - text from DNS or the client with bytes other than printable ASCII as '?'. */
@@ -256,15 +263,20 @@ static int check_message(const struct moat_conf *conf, struct moat_dns *dns, con
 		return EXIT_USAGE;
 	}
 	moat_auth_set_spf(am, mf, helo[0] != '\0' ? he : NULL);
-	feed_message(am, msg, len);
-	moat_auth_eom(am, &v);
-	r = moat_auth_results(am);
-	printf("Authentication-Results: %s\n", r->authres);
-	if (explain) {
-		print_trace("mailfrom", mf);
-		if (helo[0] != '\0')
-			print_trace("helo", he);
-		explain_message(r);
+	if (feed_message(conf, am, msg, len, &v) < 0) {
+		/* refused before any check, as the proxy refuses it: no Authentication-Results */
+		if (explain)
+			printf("header: refused: %s\n", v.text);
+	} else {
+		moat_auth_eom(am, &v);
+		r = moat_auth_results(am);
+		printf("Authentication-Results: %s\n", r->authres);
+		if (explain) {
+			print_trace("mailfrom", mf);
+			if (helo[0] != '\0')
+				print_trace("helo", he);
+			explain_message(r);
+		}
 	}
 	switch (v.action) {
 	case MOAT_REJECT:

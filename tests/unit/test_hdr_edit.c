@@ -1,9 +1,10 @@
 /*
  * test_hdr_edit.c - the core's header edits applied to a held message: insertions on top (first
  * edit topmost), the index-th field of a name deleted with its folded lines (the name compared
- * without case but with the spaces before the colon, as the core counts them), nothing edited in
- * the body, and fresh dot-stuffing of everything that goes out. Every case is also fed one byte
- * at a time, since a spooled message arrives in arbitrary pieces.
+ * without case but with the spaces before the colon, as the core counts them), nothing edited in the body, fresh dot-stuffing of
+ * everything that goes out, and a header section the core's reader refuses never going out
+ * whole. Every case is also fed one byte at a time, since a spooled message arrives in
+ * arbitrary pieces.
  */
 #include "config.h"
 
@@ -36,6 +37,7 @@ struct edit_case {
 	size_t n;
 	const char *in;
 	const char *want;
+	bool refused;        /* the header reader refuses it: px_edit_end is -1 */
 };
 
 static const struct edit_case cases[] = {
@@ -70,17 +72,20 @@ static const struct edit_case cases[] = {
 	  .edits = { DEL("Authentication-Results", 2) }, .n = 1,
 	  .in = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n",
 	  .want = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n" },
-	{ .label = "a line without a colon starts the body",
+	{ .label = "a line without a colon is refused: nothing past the last field goes out",
 	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
 	  .in = "Subject: s\r\nnot a field\r\nAuthentication-Results: mx; a\r\n",
-	  .want = "Subject: s\r\nnot a field\r\nAuthentication-Results: mx; a\r\n" },
-	{ .label = "a first line that is folding starts the body",
+	  .want = "Subject: s\r\n", .refused = true },
+	{ .label = "a first line that is folding is refused",
 	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
-	  .in = " x\r\nAuthentication-Results: mx; a\r\n",
-	  .want = " x\r\nAuthentication-Results: mx; a\r\n" },
-	{ .label = "a line starting with a colon starts the body",
+	  .in = " x\r\nAuthentication-Results: mx; a\r\n", .want = "", .refused = true },
+	{ .label = "a line starting with a colon is refused",
 	  .edits = { DEL("A", 1) }, .n = 1,
-	  .in = ":x\r\nA: 1\r\n", .want = ":x\r\nA: 1\r\n" },
+	  .in = ":x\r\nA: 1\r\n", .want = "", .refused = true },
+	{ .label = "a name folded before its colon is refused",
+	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
+	  .in = "Authentication-Results: mx; a\r\nAuthentication-Results\r\n : mx; b\r\n\r\n",
+	  .want = "", .refused = true },
 	{ .label = "a header-only message without the empty line",
 	  .edits = { DEL("X", 1), INS("Y", "1") }, .n = 2,
 	  .in = "X: a\r\nZ: b\r\n", .want = "Y: 1\r\nZ: b\r\n" },
@@ -101,16 +106,18 @@ Test(hdr_edit, table)
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		const struct edit_case *k = &cases[c];
 		struct out whole = { .len = 0 }, bytes = { .len = 0 };
-		struct px_edit e;
+		static struct px_edit e;
 		size_t inlen = strlen(k->in);
 
-		cr_assert_eq(px_edit_message(k->edits, k->n, k->in, inlen, collect, &whole), 0, "%s", k->label);
+		cr_assert_eq(px_edit_message(k->edits, k->n, k->in, inlen, collect, &whole), k->refused ? -1 : 0,
+		    "%s", k->label);
 		cr_assert_eq(whole.len, strlen(k->want), "%s: got [%.*s]", k->label, (int)whole.len, whole.buf);
 		cr_assert_eq(memcmp(whole.buf, k->want, whole.len), 0, "%s: got [%.*s]", k->label,
 		    (int)whole.len, whole.buf);
 		cr_assert_eq(px_edit_begin(&e, k->edits, k->n, collect, &bytes), 0);
 		for (size_t i = 0; i < inlen; i++)
 			px_edit_feed(&e, k->in + i, 1);
+		cr_assert_eq(px_edit_end(&e), k->refused ? -1 : 0, "%s: byte by byte", k->label);
 		cr_assert_eq(bytes.len, whole.len, "%s: byte by byte", k->label);
 		cr_assert_eq(memcmp(bytes.buf, whole.buf, whole.len), 0, "%s: byte by byte", k->label);
 	}
