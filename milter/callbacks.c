@@ -140,10 +140,11 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	 * header limits and size at end of message, a HELO refusal at MAIL (as Postfix itself
 	 * defers a HELO reject). One round trip saved per HELO, header line and body chunk. */
 	unsigned long want_nr = SMFIP_NR_HELO | SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
-	/* Not sent at all: unknown commands, and DATA (the core has nothing to decide there; the
-	 * MTA only sends it after an accepted RCPT). libmilter drops either flag for an MTA that
-	 * cannot skip the step, and then answers it itself (no callback registered). */
-	unsigned long proto = SMFIP_NOUNKNOWN | SMFIP_NODATA;
+	/* Not sent at all: DATA (the core has nothing to decide there; the MTA only sends it after
+	 * an accepted RCPT). libmilter drops the flag for an MTA that cannot skip the step, and then
+	 * answers it itself (no callback registered). Unknown commands are sent: they count towards
+	 * limit_errors and limit_junk_commands (xxfi_unknown). */
+	unsigned long proto = SMFIP_NODATA;
 
 	(void)f2;
 	(void)f3;
@@ -553,6 +554,25 @@ xxfi_eom(SMFICTX *ctx)
 	return rc == SMFIS_ACCEPT ? SMFIS_CONTINUE : rc;
 }
 
+/*
+ * xxfi_unknown - a command the MTA does not know. The MTA answers NOOP, RSET, VRFY and HELP itself
+ * and never tells us (its own smtpd_junk_command_limit covers them); an unknown command counts
+ * here as it does in mxmoat-proxy, towards limit_errors and limit_junk_commands. Past a limit
+ * the answer is 421, on which Postfix closes the connection.
+ */
+static sfsistat
+xxfi_unknown(SMFICTX *ctx, const char *cmd)
+{
+	struct milter_conn *c = conn_get(ctx);
+	struct moat_verdict v;
+
+	(void)cmd;
+	if (c == NULL || c->s == NULL)
+		return SMFIS_CONTINUE;     /* the MTA answers for itself */
+	moat_session_error(c->s, true, &v);
+	return milter_answer(ctx, c, &v, "unknown");
+}
+
 static sfsistat
 xxfi_abort(SMFICTX *ctx)
 {
@@ -603,6 +623,7 @@ milter_callbacks_init(struct smfiDesc *desc, struct moat_policy *pol)
 	desc->xxfi_eoh = xxfi_eoh;
 	desc->xxfi_body = xxfi_body;
 	desc->xxfi_eom = xxfi_eom;
+	desc->xxfi_unknown = xxfi_unknown;
 	desc->xxfi_abort = xxfi_abort;
 	desc->xxfi_close = xxfi_close;
 	desc->xxfi_negotiate = xxfi_negotiate;

@@ -265,6 +265,20 @@ txn_reset(struct px_session *s)
 	s->nrcpt = 0;
 }
 
+/* verdict_close - say a limit's verdict; true when it closed the session. */
+static bool
+verdict_close(struct px_session *s, const struct moat_verdict *v)
+{
+	if (v->action != MOAT_CONTINUE) {
+		say_verdict(s, v);
+		if (v->close) {
+			session_close(s);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* count_error - a rejected command: limit_errors / limit_junk_commands may end the session. */
 static bool
 count_error(struct px_session *s, bool junk)
@@ -272,14 +286,18 @@ count_error(struct px_session *s, bool junk)
 	struct moat_verdict v;
 
 	moat_session_error(s->ms, junk, &v);
-	if (v.action != MOAT_CONTINUE) {
-		say_verdict(s, &v);
-		if (v.close) {
-			session_close(s);
-			return true;
-		}
-	}
-	return false;
+	return verdict_close(s, &v);
+}
+
+/* count_junk - a command that moves no mail, before it is carried out: true when the session
+ * was closed for limit_junk_commands (the 421 replaces the command's answer). */
+static bool
+count_junk(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	moat_session_junk(s->ms, &v);
+	return verdict_close(s, &v);
 }
 
 /* ---- backend ---- */
@@ -1314,6 +1332,7 @@ struct px_cmd {
 
 #define CF_NEED_HELO 0x1     /* only after EHLO/HELO */
 #define CF_NEED_TLS 0x2      /* TLS (issue 7): 530 5.7.0 before STARTTLS when proxy_require_tls */
+#define CF_JUNK 0x4          /* moves no mail: counts towards limit_junk_commands */
 
 static int
 check_none(struct px_session *s, const char *arg)
@@ -1897,11 +1916,11 @@ static const struct px_cmd cmd_table[] = {
 	{ "MAIL", CF_NEED_HELO | CF_NEED_TLS, check_mail, proceed_mail },
 	{ "RCPT", CF_NEED_HELO | CF_NEED_TLS, check_rcpt, proceed_rcpt },
 	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, proceed_data },
-	{ "RSET", 0, check_noarg, proceed_rset },
-	{ "NOOP", 0, check_none, proceed_noop },
+	{ "RSET", CF_JUNK, check_noarg, proceed_rset },
+	{ "NOOP", CF_JUNK, check_none, proceed_noop },
 	{ "QUIT", 0, check_none, proceed_quit },
-	{ "VRFY", 0, check_none, proceed_vrfy },
-	{ "HELP", 0, check_none, proceed_help },
+	{ "VRFY", CF_JUNK, check_none, proceed_vrfy },
+	{ "HELP", CF_JUNK, check_none, proceed_help },
 };
 
 /* session_command - one complete command line (without CRLF). */
@@ -1933,6 +1952,8 @@ session_command(struct px_session *s, const char *line, size_t len)
 		count_error(s, true);
 		return;
 	}
+	if ((c->flags & CF_JUNK) && count_junk(s))
+		return;
 	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !s->tls_active) {
 		SAY(s, reply_tls_required);  /* TLS (issue 7) */
 		count_error(s, false);

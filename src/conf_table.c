@@ -83,7 +83,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_UINT(limit_errors, "20", 1, 1000, MOAT_CK_ALL,
 	    "rejected commands in one session before 421 and close (Postfix smtpd_hard_error_limit)"),
 	K_UINT(limit_junk_commands, "100", 1, 10000, MOAT_CK_ALL,
-	    "unknown or useless commands in one session before 421 and close (Postfix smtpd_junk_command_limit)"),
+	    "NOOP, RSET, VRFY, HELP and unknown commands in one session; the one that reaches the "
+	    "limit gets 421 and a close (Postfix smtpd_junk_command_limit)"),
 	K_UINT(limit_sessions_per_ip, "50", 1, 100000, MOAT_CK_ALL,
 	    "concurrent sessions from one client address; one more gets 421 4.7.0"),
 

@@ -664,22 +664,36 @@ moat_session_abort(struct moat_session *s)
 	session_clear_edits(s);
 }
 
-void
-moat_session_error(struct moat_session *s, bool junk, struct moat_verdict *v)
+/* session_limits - 421 and close once limit_errors or limit_junk_commands is reached. */
+static void
+session_limits(const struct moat_session *s, struct moat_verdict *v)
 {
 	moat_verdict_continue(v);
-	s->errors++;
-	if (junk)
-		s->junk++;
 	if (s->errors >= s->conf->limit_errors) {
 		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_errors",
 		    "Too many errors, closing connection");
 		v->close = true;
 	} else if (s->junk >= s->conf->limit_junk_commands) {
 		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_junk_commands",
-		    "Too many unrecognized commands, closing connection");
+		    "Too many useless commands, closing connection");
 		v->close = true;
 	}
+}
+
+void
+moat_session_error(struct moat_session *s, bool junk, struct moat_verdict *v)
+{
+	s->errors++;
+	if (junk)
+		s->junk++;
+	session_limits(s, v);
+}
+
+void
+moat_session_junk(struct moat_session *s, struct moat_verdict *v)
+{
+	s->junk++;
+	session_limits(s, v);
 }
 
 enum moat_direction

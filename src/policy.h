@@ -175,6 +175,14 @@ void moat_session_abort(struct moat_session *s);
  */
 void moat_session_error(struct moat_session *s, bool junk, struct moat_verdict *v);
 
+/*
+ * moat_session_junk - the client sent a command that moves no mail (NOOP, RSET, VRFY, HELP),
+ * before it is answered. Counts towards limit_junk_commands only (Postfix's
+ * smtpd_junk_command_limit); nothing resets the count within a session. v is MOAT_CONTINUE, or
+ * a 421 with v->close for the command that reaches the limit, which is then not carried out.
+ */
+void moat_session_junk(struct moat_session *s, struct moat_verdict *v);
+
 /* moat_session_direction - inbound (verify) or outbound (sign), with why, for the log. */
 enum moat_direction moat_session_direction(const struct moat_session *s, const char **why);
 

@@ -13,7 +13,7 @@ top_builddir=${top_builddir:-.}
 milter_pf_prepare milter-postfix
 
 conf=$MILTER_DIR/mxmoat.conf
-printf 'limit_recipients = 100\nlimit_message_size = 20k\nlimit_header_count = 40\n' > "$conf"
+printf 'limit_recipients = 100\nlimit_message_size = 20k\nlimit_header_count = 40\nlimit_junk_commands = 5\n' > "$conf"
 tap_ok "milter starts on inet:13502@127.0.0.1" milter_start inet:13502@127.0.0.1 -c "$conf"
 
 # Postfix runs with the shipped snippet, socket address changed to ours.
@@ -33,10 +33,10 @@ tap_is "plain: body relayed" "$(pf_body "$f" | head -n 1)" "plain body"
 tap_ok "plain: the milter logged Postfix's queue id (macro i)" milter_log_grep " message queue_id=$qid mta_size=-?[0-9]+ client=.*from=<a@example\.org> nrcpt=1 .*verdict=continue"
 tap_ok "plain: {daemon_name} reached the core as the listener" milter_log_grep " connect client=.* listener=mxmoat-test-in"
 # Postfix 3.7 offers every step (0x1fffff); we take no reply at HELO (0x2000), header (0x80),
-# end of header (0x40000) and body (0x80000), skip DATA (0x200) and unknown commands (0x100),
-# and take header values with their leading space (0x100000): 0x1c2380.
+# end of header (0x40000) and body (0x80000), skip DATA (0x200) but not unknown commands,
+# and take header values with their leading space (0x100000): 0x1c2280.
 tap_ok "plain: the protocol steps negotiated with Postfix" milter_log_grep \
-	" negotiate mta_protocol=0x1fffff protocol=0x1c2380 actions=0x131$"
+	" negotiate mta_protocol=0x1fffff protocol=0x1c2280 actions=0x131$"
 # The interposed accept tuned the inet connection (milter_tcp_tuning, milter/interpose.c).
 tap_is "inet: tcp-tuning logged once" "$(grep -c ' tcp-tuning active: TCP_NODELAY and TCP_QUICKACK' "$MILTER_LOG")" 1
 
@@ -79,6 +79,19 @@ for i in $(seq 1 45); do hdrs+=(--add-header "X-Filler-$i: $i"); done
 out=$(swaks --server 127.0.0.1:13500 --from a@example.org --to b@example.net "${hdrs[@]}" 2>&1)
 tap_like "45 headers: 552 5.3.4 Too many header fields" "$out" $' -> \\.\n<\\*\\* 552 5\\.3\\.4 Too many header fields'
 tap_is "oversized and header floods: nothing relayed" "$(pf_delivered_count)" "$before"
+
+# 5b. junk commands (limit_junk_commands = 5): Postfix answers NOOP, RSET, VRFY and HELP itself
+# and never tells the milter; the milter counts the unknown commands it is sent, and the 5th
+# gets its 421, on which Postfix closes the connection
+steps=()
+for i in $(seq 1 10); do steps+=("S:NOOP\r\n" R "S:RSET\r\n" R); done
+for i in $(seq 1 6); do steps+=("S:XJUNK$i\r\n" R); done
+out=$(python3 "$top_srcdir/tests/lib/smtp_chat.py" 127.0.0.1 13500 R "S:EHLO client.example\r\n" R "${steps[@]}" A)
+tap_is "junk: 20 NOOP/RSET answered by Postfix" "$(grep -c '^<- 250 2\.0\.0 Ok' <<<"$out")" 20
+tap_is "junk: 4 unknown commands answered 500 by Postfix" "$(grep -c '^<- 500 5\.5\.2 Error: command not recognized$' <<<"$out")" 4
+tap_like "junk: the 5th unknown command gets 421 4.7.0 from the milter, then the connection ends" "$out" \
+	$'\n<- 421 4\\.7\\.0 Too many useless commands, closing connection\nEOF$'
+tap_ok "junk: logged by the milter" milter_log_grep " tempfail stage=unknown code=421 status=4\.7\.0 reason=limit_junk_commands"
 
 # 6. SIGHUP reloads (limit_recipients 2) and does not stop the milter
 printf 'limit_recipients = 2\nlimit_message_size = 20k\nlimit_header_count = 40\n' > "$conf"

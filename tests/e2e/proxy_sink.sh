@@ -76,6 +76,20 @@ tap_like "SIZE over limit_message_size: 552 5.3.4" "$out" $'<- 552 5\\.3\\.4'
 tap_like "unknown MAIL parameter: 555 5.5.4" "$out" $'<- 555 5\\.5\\.4[^\n]*\n<- 250'
 out=$(px_chat $P "${HELLO[@]}" "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R "S:BDAT 10 LAST\r\n" R "S:QUIT\r\n" A)
 tap_like "sequence: RCPT before MAIL 503, DATA 503, BDAT 502" "$out" $'<- 503 5\\.5\\.1[^\n]*\n<- 503 5\\.5\\.1[^\n]*\n<- 502 5\\.5\\.2'
+# junk commands (default limit_junk_commands=100): NOOP, RSET, VRFY and HELP all count, a
+# delivered message in between resets nothing, and the command that reaches the limit gets 421
+junk=""
+for i in $(seq 1 75); do junk="${junk}NOOP\r\nRSET\r\nVRFY postmaster\r\nHELP\r\n"; done
+before=$(px_dumps)
+out=$(px_chat $P "${HELLO[@]}" "S:NOOP\r\nRSET\r\nVRFY x\r\nHELP\r\nFOO\r\n" R R R R R "${TXN[@]}" \
+	"S:Subject: junk\r\n\r\nbody\r\n.\r\n" R "S:$junk" A)
+tap_like "junk commands: the message between them is delivered" "$out" $'<- 354[^\n]*\n<- 250 2\\.0\\.0 Ok'
+tap_is "junk commands: 5 before the message (one unknown), then of 300 pipelined 94 are answered" \
+	"$(sed -n '/^<- 354/,$p' <<<"$out" | sed 1,2d | grep -c -E '^<- (250 2\.0\.0 Ok|252 |214 )')" 94
+tap_like "junk commands: 421 4.7.0 and close at the limit" "$out" $'\n<- 421 4\\.7\\.0 Too many useless commands[^\n]*\nEOF$'
+wait_dumps $((before + 1))
+tap_is "junk commands: the backend got the one message" "$(( $(px_dumps) - before ))" 1
+
 px_stop
 px_start $P 127.0.0.1:$S -o limit_recipients=2 -o limit_message_size=2k -o limit_errors=3 || tap_diag "restart failed"
 out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b1@example.net>\r\n" R "S:RCPT TO:<b2@example.net>\r\n" R "S:RCPT TO:<b3@example.net>\r\n" R "S:QUIT\r\n" A)

@@ -200,6 +200,50 @@ Test(policy, error_and_junk_limits_close)
 	moat_policy_free(pol);
 }
 
+/* Junk commands (NOOP, RSET, VRFY, HELP) are counted whatever they answer, a successful
+ * transaction between them resets nothing, and they are not errors: with the default limit of
+ * 100 the 100th of 300 is the first refused, and limit_errors is never the reason. */
+Test(policy, junk_commands_421_at_the_limit_across_transactions)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_verdict v;
+	struct moat_session *s = start_txn(pol, 1);
+	unsigned first = 0;
+
+	for (unsigned i = 1; i <= 300 && first == 0; i++) {
+		if (i == 50) {
+			moat_session_data(s, &v);
+			expect(&v, MOAT_CONTINUE, 0, "", false, "DATA between junk commands");
+			moat_session_abort(s);
+			moat_session_mail(s, "a@example.org", NULL, &v);
+			expect(&v, MOAT_CONTINUE, 0, "", false, "MAIL between junk commands");
+		}
+		moat_session_junk(s, &v);
+		if (v.action != MOAT_CONTINUE)
+			first = i;
+	}
+	cr_assert_eq(first, 100, "first refused junk command: %u", first);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "100th junk command");
+	cr_assert_str_eq(v.reason, "limit_junk_commands");
+	moat_session_free(s);
+
+	/* unknown commands count towards both limits; junk towards one */
+	s = connect_from(pol, "192.0.2.1", &v);
+	for (unsigned i = 0; i < 60; i++) {
+		moat_session_junk(s, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "junk under both limits");
+	}
+	for (unsigned i = 0; i < 19; i++) {
+		moat_session_error(s, true, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "unknown command under both limits");
+	}
+	moat_session_error(s, true, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "20th unknown command");
+	cr_assert_str_eq(v.reason, "limit_errors");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
 Test(policy, sequence_errors_from_the_core)
 {
 	struct moat_policy *pol = make_policy(NULL, 0);
