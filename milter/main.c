@@ -16,10 +16,13 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "callbacks.h"
@@ -113,6 +116,27 @@ socket_unix_path(const char *spec)
 	return NULL;
 }
 
+/*
+ * socket_unix_in_use - whether a server accepts on the unix socket at path. libmilter removes an
+ * existing socket file before it binds (so a stale one left by a crash is no obstacle); without
+ * this check a second mxmoat-milter would take the path from a running one, which would go on
+ * running with no way for the MTA to reach it.
+ */
+static bool
+socket_unix_in_use(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	bool listening;
+	int fd;
+
+	if (strlen(path) >= sizeof(sun.sun_path) || (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return false;   /* libmilter reports what is wrong with the path */
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	listening = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN;
+	close(fd);
+	return listening;
+}
+
 /* socket_set_owner - chown a unix socket to "user[:group]". 0 or -1 with err set. */
 static int
 socket_set_owner(const char *path, const char *spec, char *err, size_t errlen)
@@ -157,6 +181,8 @@ static int
 milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, size_t errlen)
 {
 	static struct smfiDesc desc;
+	static const char in_use[] = ": already in use: another mxmoat-milter (reload a running one "
+	    "with SIGHUP) or another server listens there";
 	const char *path = socket_unix_path(conf->milter_socket);
 	mode_t mode = (mode_t)strtoul(conf->milter_socket_mode, NULL, 8);
 	mode_t old_umask;
@@ -173,12 +199,18 @@ milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, si
 		snprintf(err, errlen, "libmilter refused socket settings for %s", conf->milter_socket);
 		return -1;
 	}
+	if (path != NULL && socket_unix_in_use(path)) {
+		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket, in_use);
+		return -1;
+	}
 	/* The socket is created with no access for others; the mode is set right after. */
 	old_umask = umask(0177);
+	errno = 0;
 	rc = smfi_opensocket(true);
 	umask(old_umask);
 	if (rc != MI_SUCCESS) {
-		snprintf(err, errlen, "cannot listen on %s", conf->milter_socket);
+		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket,
+		    errno == EADDRINUSE ? in_use : "");
 		return -1;
 	}
 	if (path != NULL) {

@@ -199,7 +199,7 @@ main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < m.nworkers; i++) {
 		for (size_t j = 0; j < naddrs; j++)
-			if ((fds[j] = px_listen_bind(addrs[j], err, sizeof(err))) < 0) {
+			if ((fds[j] = px_listen_bind(addrs[j], i == 0, err, sizeof(err))) < 0) {
 				fprintf(stderr, "mxmoat-proxy: %s\n", err);
 				return 1;
 			}
@@ -217,7 +217,7 @@ main(int argc, char **argv)
 			int trc = 0;
 
 			for (size_t j = 0; j < nt && trc == 0; j++)
-				if ((tfds[j] = px_listen_bind(taddrs[j], err, sizeof(err))) < 0)
+				if ((tfds[j] = px_listen_bind(taddrs[j], i == 0, err, sizeof(err))) < 0)
 					trc = -1;
 			if (trc == 0)
 				trc = px_worker_listen_tls(m.workers[i], tfds, nt, err, sizeof(err));

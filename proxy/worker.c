@@ -1233,9 +1233,10 @@ on_connection(uv_stream_t *server, int status)
 /* ---- workers ---- */
 
 int
-px_listen_bind(const char *hostport, char *err, size_t errlen)
+px_listen_bind(const char *hostport, bool first, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
+	socklen_t sslen;
 	char path[8];
 	int fd, one = 1;
 
@@ -1249,11 +1250,29 @@ px_listen_bind(const char *hostport, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: socket: %s", hostport, strerror(errno));
 		return -1;
 	}
+	sslen = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/* libuv 1.44 has no flag for SO_REUSEPORT: each worker binds its own socket */
+	/* [::] is IPv6 only (as in Postfix): 0.0.0.0 and [::] on one port are two listeners, and the
+	 * exclusive first bind of one does not collide with the other */
+	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+		snprintf(err, errlen, "%s: IPV6_V6ONLY: %s", hostport, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	/* libuv 1.44 has no flag for SO_REUSEPORT: each worker binds its own socket. The first one
+	 * binds without it (exclusive: fails if anyone listens there) and sets it before listen(),
+	 * which is when Linux forms the group the other workers join. */
+	if (first && bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
+		if (errno == EADDRINUSE)
+			snprintf(err, errlen, "%s: already in use: another mxmoat-proxy (reload a running one "
+			    "with SIGHUP) or another server listens there", hostport);
+		else
+			snprintf(err, errlen, "%s: bind: %s", hostport, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, (struct sockaddr *)&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
-	    sizeof(struct sockaddr_in)) != 0 || listen(fd, 511) != 0) {
+	    (!first && bind(fd, (struct sockaddr *)&ss, sslen) != 0) || listen(fd, 511) != 0) {
 		snprintf(err, errlen, "%s: bind: %s", hostport, strerror(errno));
 		close(fd);
 		return -1;

@@ -6,6 +6,7 @@
 #ifndef PX_WORKER_H
 #define PX_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "policy.h"
@@ -14,8 +15,15 @@
 
 struct px_worker;
 
-/* px_listen_bind - one bound, listening, non-blocking socket for "host:port"; fd or -1 (err set). */
-int px_listen_bind(const char *hostport, char *err, size_t errlen);
+/*
+ * px_listen_bind - one bound, listening, non-blocking socket for "host:port"; fd or -1 (err set).
+ * Each worker has its own socket per address, in one SO_REUSEPORT group. The first (first = true)
+ * is bound before SO_REUSEPORT is set on it, so the bind fails if anything at all listens there
+ * already, another mxmoat-proxy included: a second instance cannot join the group and split the
+ * connections with the running one. It stays bound for the life of the process, so no later
+ * start can get in either; the workers' sockets bound after it join it.
+ */
+int px_listen_bind(const char *hostport, bool first, char *err, size_t errlen);
 
 /* px_worker_new - a worker serving fds (taken over); pol borrowed. */
 struct px_worker *px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err,
