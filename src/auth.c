@@ -25,6 +25,7 @@
 #include "authres.h"
 #include "authres_parse.h"
 #include "cidr.h"
+#include "dmarc_report.h"
 
 #define NAME_VARIANTS 8
 
@@ -32,6 +33,7 @@ struct moat_auth_engine {
 	struct moat_dns *dns;
 	bool own_dns;
 	struct moat_dkim_verifier *dkim;
+	struct moat_dmarc_report *report;   /* NULL: dmarc_report_store = none */
 };
 
 struct name_count {
@@ -88,6 +90,11 @@ struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char
 		snprintf(err, errlen, "cannot set up the DKIM verifier (out of memory, or no SHA-256 in OpenSSL)");
 		return NULL;
 	}
+	e->report = moat_dmarc_report_new_conf(conf, err, errlen);
+	if (e->report == NULL && err[0] != '\0') {
+		moat_auth_engine_free(e);
+		return NULL;
+	}
 	return e;
 }
 
@@ -101,6 +108,7 @@ void moat_auth_engine_free(struct moat_auth_engine *e)
 {
 	if (e == NULL)
 		return;
+	moat_dmarc_report_free(e->report);
 	moat_dkim_verifier_free(e->dkim);
 	if (e->own_dns)
 		moat_dns_free(e->dns);
@@ -491,6 +499,7 @@ void moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 	    &r->dmarc);
 	build_authres(m);
 	decide(m);
+	moat_dmarc_report_note(m->e->report, m->client_addr, m->mail_from, r);
 	*v = r->verdict;
 }
 

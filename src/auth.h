@@ -9,7 +9,7 @@
  * and hands out a verdict, the Authentication-Results value to insert at the top, and the indices
  * of every existing Authentication-Results field carrying our authserv-id, to delete (last first).
  * Everything decided stays readable in struct moat_auth_results (for logs, mxmoat-check
- * --explain and a future RFC 9990 aggregate-report module).
+ * --explain, and the RFC 9990 recorder: dmarc_report.h).
  */
 #ifndef MOAT_AUTH_H
 #define MOAT_AUTH_H
@@ -62,7 +62,8 @@ struct moat_auth_results {
 	char why[MOAT_AUTH_WHY_MAX];             /* the decision, for --explain and the log */
 };
 
-/* moat_auth_engine_new - resolver and DKIM verifier from CONF (dns_*, dkim_*). NULL + err. */
+/* moat_auth_engine_new - resolver, DKIM verifier and DMARC report recorder (dmarc_report_store)
+ * from CONF. NULL + err. */
 struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen);
 /* moat_auth_engine_new_dns - with a resolver the caller owns (borrowed; tests, mxmoat-check). */
 struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf,

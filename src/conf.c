@@ -319,6 +319,8 @@ conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *va
 		}
 		return 0;
 	case MOAT_CT_ENUM:
+		if (key->check != NULL && key->check(value, err, errlen) < 0)
+			return -1;
 		if ((idx = conf_enum_index(key->allowed, value)) < 0) {
 			snprintf(err, errlen, "'%s' is not one of %s", value, key->allowed);
 			return -1;

@@ -49,7 +49,7 @@ struct moat_conf_key {
 	const char *def;             /* default, as it would be written in the file; NULL = dynamic */
 	uint64_t min, max;           /* numeric types, in the stored unit */
 	const char *allowed;         /* MOAT_CT_ENUM: "a|b|c" */
-	moat_conf_check_fn check;    /* MOAT_CT_STRING: optional */
+	moat_conf_check_fn check;    /* MOAT_CT_STRING and MOAT_CT_ENUM: optional */
 	unsigned scope;              /* MOAT_CK_* */
 	const char *doc;             /* one line */
 };
@@ -191,6 +191,11 @@ struct moat_conf {
 	int dmarc_temperror_action;    /* enum moat_dmarc_temp */
 	char *dmarc_never_reject;      /* From domains, comma/space separated */
 	char *dmarc_force_reject;
+	/* DMARC reports (dmarc_report.c records, mxmoat-report writes) */
+	int dmarc_report_store;        /* enum moat_dmarc_report_store */
+	char *dmarc_report_db;         /* the SQLite file */
+	char *report_org_name;         /* RFC 9990 org_name; "": authserv_id */
+	char *report_from;             /* RFC 9990 email; "": postmaster@authserv_id */
 	/* DKIM signing (dkim_sign.c, signtable.c) */
 	char *dkim_signing_table;      /* file; empty: no signing */
 	int dkim_sign_canonicalization; /* enum moat_dkim_canon */

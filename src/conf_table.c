@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "ratelimit.h"
 #include "dkim_sign.h"
+#include "dmarc_report.h"
 
 #define OFF(field) offsetof(struct moat_conf, field)
 
@@ -227,6 +228,17 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "From domains (comma-separated, subdomains included) whose DMARC reject becomes quarantine"),
 	K_STR(dmarc_force_reject, "", NULL, MOAT_CK_ALL,
 	    "From domains (comma-separated, subdomains included) rejected (550 5.7.1) unless DMARC passes, whatever they publish"),
+
+	/* DMARC reports (dmarc_report.c, tools/mxmoat-report.c) */
+	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0, "none|sqlite|redis",
+	    moat_conf_check_report_store, MOAT_CK_ALL,
+	    "where every DMARC evaluation is recorded for aggregate reports: none, or sqlite (dmarc_report_db); redis is not implemented yet" },
+	K_STR(dmarc_report_db, "/var/lib/mxmoat/dmarc-report.db", NULL, MOAT_CK_ALL,
+	    "the SQLite file of dmarc_report_store = sqlite (WAL journal beside it); its directory must be writable by daemon_user"),
+	K_STR(report_org_name, "", NULL, MOAT_CK_ALL,
+	    "org_name written in aggregate reports (empty: authserv_id)"),
+	K_STR(report_from, "", NULL, MOAT_CK_ALL,
+	    "contact address written in aggregate reports (empty: postmaster@ the authserv_id)"),
 
 	/* milter */
 	/* DKIM signing (dkim_sign.c, signtable.c) */

@@ -71,6 +71,17 @@ static enum moat_dmarc_policy parse_policy(const char *s, const char *e)
 	return MOAT_DMARC_P_UNSET;
 }
 
+/* copy_tag - a tag value kept for reports; one too long is dropped, not truncated. */
+static void copy_tag(const char *s, const char *e, char *out, size_t outlen)
+{
+	size_t n = (size_t)(e - s);
+
+	if (n >= outlen)
+		n = 0;
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_record *rec)
 {
 	const char *p = text, *end = text + len;
@@ -138,13 +149,13 @@ int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_reco
 			else
 				rec->aspf_strict = strict;
 		} else if (word_is(ns, ne, "rua")) {
-			size_t n = (size_t)(ve - vs);
-			if (n >= sizeof(rec->rua))
-				n = 0;     /* too long to keep for reports: dropped, not truncated */
-			memcpy(rec->rua, vs, n);
-			rec->rua[n] = '\0';
+			copy_tag(vs, ve, rec->rua, sizeof(rec->rua));
+		} else if (word_is(ns, ne, "ruf")) {
+			copy_tag(vs, ve, rec->ruf, sizeof(rec->ruf));
+		} else if (word_is(ns, ne, "fo")) {
+			copy_tag(vs, ve, rec->fo, sizeof(rec->fo));
 		}
-		/* RFC 9989 4.7: unknown tags (and pct, ri, rf, fo, ruf here) are ignored. */
+		/* RFC 9989 4.7: unknown tags (and pct, ri, rf here) are ignored. */
 	}
 	if (first)
 		return -1;

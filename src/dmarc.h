@@ -35,6 +35,8 @@ struct moat_dmarc_record {
 	bool testing;            /* t=y */
 	bool adkim_strict, aspf_strict;
 	char rua[MOAT_DMARC_RUA_MAX];
+	char ruf[MOAT_DMARC_RUA_MAX];
+	char fo[16];             /* RFC 9991 failure reporting options, as written */
 };
 
 /*
@@ -60,7 +62,7 @@ struct moat_dmarc_ids {
 	size_t ndkim;
 };
 
-/* Everything decided for one message, kept for a future RFC 9990 aggregate-report module. */
+/* Everything decided for one message; also what dmarc_report.c records for RFC 9990 reports. */
 struct moat_dmarc_eval {
 	enum moat_dmarc_res result;
 	char from_domain[MOAT_DMARC_DOMAIN_MAX + 1];

@@ -1,0 +1,194 @@
+/*
+ * mxmoat-report.c - DMARC aggregate reports (RFC 9990) from the evaluations the daemons recorded
+ * (dmarc_report_store = sqlite), and a page for the postmaster.
+ *
+ *   --write DIR   one gzip-compressed XML report per policy domain and complete UTC day, named
+ *                 receiver!policy-domain!begin!end!id.xml.gz; each is marked in the store and
+ *                 never written again
+ *   --json        the reports --write would write (or every one with --all), as JSON on stdout
+ *   --html FILE   one self-contained HTML page of the last --days days
+ * Exit status: 0 done, 1 an error (nothing marked that was not written), 2 usage or configuration.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conf.h"
+#include "dmarc_report.h"
+#include "report.h"
+
+#define EXIT_ERROR 1
+#define EXIT_USAGE 2
+#define OVERRIDES_MAX 64
+
+static const char usage_text[] =
+    "usage: mxmoat-report [-c FILE] [-o KEY=VALUE]... [--db FILE] [--now SECONDS]\n"
+    "                     [--write DIR] [--json [--all]] [--html FILE [--days N]]\n"
+    "Writes DMARC aggregate reports (RFC 9990) of the complete UTC days recorded in the store.\n";
+
+struct write_ctx {
+	sqlite3 *db;
+	const char *dir;
+	const struct report_meta *meta;
+	int64_t now;
+	char err[512];
+};
+
+/* write_one - the report's file, then its mark: a crash in between writes the same file again. */
+static int write_one(struct report *rep, void *arg)
+{
+	struct write_ctx *w = arg;
+	char name[1024], path[4096];
+	int n;
+
+	if (report_filename(rep, w->meta, name, sizeof(name)) < 0 ||
+	    (n = snprintf(path, sizeof(path), "%s/%s", w->dir, name)) < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(w->err, sizeof(w->err), "file name too long for %s", rep->domain);
+		return -1;
+	}
+	if (report_xml_write(rep, w->meta, path, w->err, sizeof(w->err)) < 0 ||
+	    report_mark(w->db, rep, "write", w->now, w->err, sizeof(w->err)) < 0)
+		return -1;
+	printf("%s\n", path);
+	return 0;
+}
+
+static int json_one(struct report *rep, void *arg)
+{
+	void **a = arg;
+
+	return report_json_add(a[0], rep, a[1]);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "db", required_argument, NULL, 'D' },
+		{ "now", required_argument, NULL, 'N' },
+		{ "write", required_argument, NULL, 'w' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "html", required_argument, NULL, 'H' },
+		{ "days", required_argument, NULL, 'd' },
+		{ "send", no_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct moat_conf_override ov[OVERRIDES_MAX];
+	size_t nov = 0;
+	const char *conf_file = NULL, *db_path = NULL, *dir = NULL, *html = NULL;
+	bool json = false, all = false;
+	unsigned days = 30;
+	int64_t now = (int64_t)time(NULL);
+	char err[MOAT_CONF_ERR_MAX], org[256], email[320];
+	const char *receiver;
+	struct report_meta meta;
+	struct moat_conf *conf;
+	sqlite3 *db;
+	int c, status = 0;
+
+	while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'c': conf_file = optarg; break;
+		case 'o':
+			if (nov == OVERRIDES_MAX || moat_conf_parse_override(optarg, &ov[nov]) < 0) {
+				fprintf(stderr, "mxmoat-report: -o wants KEY=VALUE\n");
+				return EXIT_USAGE;
+			}
+			nov++;
+			break;
+		case 'D': db_path = optarg; break;
+		case 'N':
+			errno = 0;
+			now = strtoll(optarg, &end, 10);
+			if (errno || *end || now < 0) {
+				fprintf(stderr, "mxmoat-report: --now wants seconds since the epoch\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'w': dir = optarg; break;
+		case 'j': json = true; break;
+		case 'a': all = true; break;
+		case 'H': html = optarg; break;
+		case 'd':
+			days = (unsigned)strtoul(optarg, &end, 10);
+			if (*end || days < 1 || days > 366) {
+				fprintf(stderr, "mxmoat-report: --days wants 1 to 366\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 's':
+			fprintf(stderr, "mxmoat-report: --send is not implemented yet: use --write and mail the files\n");
+			return EXIT_USAGE;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (dir == NULL && !json && html == NULL)) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if ((conf = moat_conf_load(conf_file, ov, nov, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "mxmoat-report: %s\n", err);
+		return EXIT_USAGE;
+	}
+	snprintf(org, sizeof(org), "%s", conf->report_org_name[0] ? conf->report_org_name : conf->authserv_id);
+	if (conf->report_from[0])
+		snprintf(email, sizeof(email), "%s", conf->report_from);
+	else
+		snprintf(email, sizeof(email), "postmaster@%s", conf->authserv_id);
+	receiver = strrchr(email, '@') ? strrchr(email, '@') + 1 : email;
+	meta = (struct report_meta){ org, email, receiver };
+	db = moat_dmarc_report_db_open(db_path ? db_path : conf->dmarc_report_db, dir == NULL, err, sizeof(err));
+	if (db == NULL) {
+		fprintf(stderr, "mxmoat-report: %s\n", err);
+		moat_conf_unref(conf);
+		return EXIT_ERROR;
+	}
+	if (json) {
+		struct report_json *j = report_json_begin();
+		void *arg[2] = { j, &meta };
+		if (j == NULL || report_walk(db, now, all ? NULL : "write", &meta, json_one, arg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "mxmoat-report: %s\n", j ? err : "out of memory");
+			status = EXIT_ERROR;
+		}
+		if (report_json_end(j, status ? NULL : stdout) < 0)
+			status = EXIT_ERROR;
+	}
+	if (dir != NULL && status == 0) {
+		struct write_ctx w = { db, dir, &meta, now, "" };
+		long n;
+		sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		n = report_walk(db, now, "write", &meta, write_one, &w, err, sizeof(err));
+		/* what was written stays marked, even when a later report failed */
+		if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK && n >= 0) {
+			snprintf(err, sizeof(err), "%s", sqlite3_errmsg(db));
+			n = -1;
+		}
+		if (n < 0) {
+			fprintf(stderr, "mxmoat-report: %s\n", w.err[0] ? w.err : err);
+			status = EXIT_ERROR;
+		} else {
+			fprintf(stderr, "mxmoat-report: %ld report%s written to %s\n", n, n == 1 ? "" : "s", dir);
+		}
+	}
+	if (html != NULL && status == 0 && report_html_write(db, now, days, &meta, html, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mxmoat-report: %s\n", err);
+		status = EXIT_ERROR;
+	}
+	sqlite3_close(db);
+	moat_conf_unref(conf);
+	return status;
+}
