@@ -3,6 +3,7 @@
 #   milter_start SOCKET [ARGS...]    run $top_builddir/milter/mxmoat-milter -f on SOCKET with extra
 #                                    ARGS (e.g. -o limit_recipients=5 or -c FILE), log to
 #                                    $MILTER_LOG; waits (bounded) until the socket accepts.
+#                                    MILTER_BIN names another binary (the installed one).
 #                                    auth_inbound is set to no before ARGS: tests without a DNS
 #                                    fixture must not ask resolv.conf's servers. Tests of the
 #                                    authentication engine pass -o auth_inbound=yes together
@@ -57,7 +58,7 @@ milter_start() {
 	# chmod and chown and the privilege drop, which a socket that merely exists does not prove.
 	started=$(grep -c ' start listening on ' "$MILTER_LOG" 2>/dev/null)
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
-	"$top_builddir/milter/mxmoat-milter" -f -o "milter_socket=$sock" -o log_target=stderr \
+	"${MILTER_BIN:-$top_builddir/milter/mxmoat-milter}" -f -o "milter_socket=$sock" -o log_target=stderr \
 		-o log_verbose=yes -o auth_inbound=no "$@" >> "$MILTER_LOG" 2>&1 &
 	MILTER_PID=$!
 	local i

@@ -7,7 +7,8 @@
 #   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background (with
 #       -o auth_inbound=no before the caller's options, so tests without a DNS fixture never ask
 #       resolv.conf's servers; authentication tests pass auth_inbound=yes and dns_resolver); waits
-#                                (bounded) until it accepts; log in $PX_DIR/proxy.log
+#                                (bounded) until it accepts; log in $PX_DIR/proxy.log; PX_BIN
+#                                names another binary than the build tree's (the installed one)
 #   px_stop [SIGNAL]             stop the proxy (TERM by default) and wait for it (bounded)
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
 #   px_dumps                     number of messages the sink captured
@@ -64,7 +65,7 @@ px_start() {
 		echo "# px_start: 127.0.0.1:$port is already in use" >&2
 		return 1
 	fi
-	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" \
+	"${PX_BIN:-$top_builddir/proxy/mxmoat-proxy}" -f -o "proxy_listen=127.0.0.1:$port" \
 		-o "proxy_backend=$backend" -o proxy_workers=1 -o auth_inbound=no "$@" >>"$PX_DIR/proxy.log" 2>&1 &
 	PX_PID=$!
 	px__wait_port "$port"
