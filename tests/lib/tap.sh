@@ -3,6 +3,7 @@
 #   tap_ok   NAME CMD...        pass if CMD exits 0
 #   tap_is   NAME GOT WANT      pass if the two strings are equal (both shown on failure)
 #   tap_like NAME GOT REGEX     pass if GOT matches the extended regex
+#   tap_skip NAME REASON        one case skipped ("ok N - NAME # SKIP REASON"), same rule as below
 #   tap_skip_all REASON         the whole file is skipped (prints "1..0 # SKIP REASON", exits 0):
 #                               only for what the machine lacks (a package, root, MXMOAT_QUICK)
 #   tap_bail REASON             a fixture or a daemon of ours failed: "Bail out!", an ERROR
@@ -46,6 +47,11 @@ tap_diag() {
 tap_bail() {
 	printf 'Bail out! %s\n' "$1"
 	exit 1
+}
+
+tap_skip() {
+	TAP_N=$((TAP_N + 1))
+	printf 'ok %d - %s # SKIP %s\n' "$TAP_N" "$1" "$2"
 }
 
 tap_skip_all() {
