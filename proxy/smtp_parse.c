@@ -146,7 +146,9 @@ px_parse_path(const char *arg, const char *keyword, bool null_ok, char *path, si
 		return PX_PATH_TOOLONG;
 	if (n == 0 && !null_ok)
 		return PX_PATH_NULL;
-	if (n > 0 && (memchr(start, '@', n) == NULL && strncasecmp(start, "postmaster", n) != 0))
+	/* RFC 5321 4.5.1: <Postmaster> (any case) is the one path without a domain */
+	if (n > 0 && memchr(start, '@', n) == NULL &&
+	    !(n == 10 && strncasecmp(start, "postmaster", 10) == 0))
 		return PX_PATH_SYNTAX;
 	memcpy(path, start, n);
 	path[n] = '\0';

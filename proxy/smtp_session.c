@@ -1444,15 +1444,10 @@ mail_params(struct px_session *s, const char *params)
 		size_t tl = end ? (size_t)(end - p) : strlen(p);
 
 		if (tl > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
-			unsigned long long v = 0;
+			uint64_t v;
 
-			if (tl - 5 > 20)
+			if (moat_size_value(p + 5, tl - 5, &v) < 0)
 				return -1;
-			for (size_t i = 5; i < tl; i++) {
-				if (p[i] < '0' || p[i] > '9')
-					return -1;
-				v = v * 10 + (unsigned)(p[i] - '0');
-			}
 			if (v > s->conf->limit_message_size)
 				return -2;
 		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {

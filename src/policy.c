@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -313,6 +312,25 @@ moat_session_auth(struct moat_session *s, const char *login)
 	s->login = s->authenticated ? strdup(login) : NULL;
 }
 
+int
+moat_size_value(const char *p, size_t n, uint64_t *v)
+{
+	*v = 0;
+	if (n == 0 || n > 20)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned char)p[i] - (unsigned)'0';
+
+		if (d > 9)
+			return -1;
+		if (*v > (UINT64_MAX - d) / 10)
+			*v = UINT64_MAX;     /* 20 digits may not fit: larger than any limit all the same */
+		else
+			*v = *v * 10 + d;
+	}
+	return 0;
+}
+
 /* session_size_param - the value of SIZE= in ESMTP parameters (RFC 1870), or 0 if absent. */
 static bool
 session_size_param(const char *params, uint64_t *size)
@@ -324,17 +342,8 @@ session_size_param(const char *params, uint64_t *size)
 		while (*p == ' ')
 			p++;
 		if (strncasecmp(p, "SIZE=", 5) == 0) {
-			uint64_t v = 0;
 			p += 5;
-			if (!isdigit((unsigned char)*p))
-				return false;
-			for (; isdigit((unsigned char)*p); p++) {
-				if (v > (UINT64_MAX - 9) / 10)
-					return false;
-				v = v * 10 + (uint64_t)(*p - '0');
-			}
-			*size = v;
-			return *p == '\0' || *p == ' ';
+			return moat_size_value(p, strcspn(p, " "), size) == 0;
 		}
 		p = strchr(p, ' ');
 	}

@@ -165,6 +165,13 @@ const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, siz
  */
 bool moat_session_edits_need_body(const struct moat_session *s);
 
+/*
+ * moat_size_value - an RFC 1870 size-value (1*20DIGIT) in p[0..n) into *v: 0, or -1 when it is
+ * not 1 to 20 digits. A 20-digit value past UINT64_MAX is UINT64_MAX, never a wrapped small
+ * number: it exceeds every size limit (552 5.3.4, RFC 1870 6.1).
+ */
+int moat_size_value(const char *p, size_t n, uint64_t *v);
+
 /* moat_session_abort - RSET, or the transaction ended without end of message. */
 void moat_session_abort(struct moat_session *s);
 

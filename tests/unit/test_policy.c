@@ -95,8 +95,42 @@ Test(policy, declared_size_over_limit_is_552_5_3_4)
 	expect(&v, MOAT_REJECT, 501, "5.5.4", false, "SIZE=12x");
 	moat_session_mail(s, "a@example.org", "SIZE=99999999999999999999999", &v);
 	expect(&v, MOAT_REJECT, 501, "5.5.4", false, "SIZE overflow");
+	/* 20 digits is a size-value (RFC 1870): past 2^64 it is too big, not malformed or wrapped */
+	moat_session_mail(s, "a@example.org", "SIZE=18446744073709551617", &v);
+	expect(&v, MOAT_REJECT, 552, "5.3.4", false, "SIZE 2^64 + 1");
+	moat_session_mail(s, "a@example.org", "SIZE=00000000000000001024", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "SIZE 1024 in 20 digits");
 	moat_session_free(s);
 	moat_policy_free(pol);
+}
+
+Test(policy, size_value_never_wraps)
+{
+	static const struct {
+		const char *label, *in;
+		int rc;
+		uint64_t v;
+	} cases[] = {
+		{ "zero", "0", 0, 0 },
+		{ "UINT64_MAX", "18446744073709551615", 0, UINT64_MAX },
+		{ "UINT64_MAX + 1 saturates", "18446744073709551616", 0, UINT64_MAX },
+		{ "2^64 + 1 saturates", "18446744073709551617", 0, UINT64_MAX },
+		{ "20 nines saturate", "99999999999999999999", 0, UINT64_MAX },
+		{ "leading zeros", "00000000000000000007", 0, 7 },
+		{ "21 digits", "000000000000000000007", -1, 0 },
+		{ "empty", "", -1, 0 },
+		{ "sign", "+1", -1, 0 },
+		{ "letter", "1k", -1, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 42;
+
+		cr_assert_eq(moat_size_value(cases[i].in, strlen(cases[i].in), &v), cases[i].rc, "%s",
+		    cases[i].label);
+		if (cases[i].rc == 0)
+			cr_assert_eq(v, cases[i].v, "%s: %llu", cases[i].label, (unsigned long long)v);
+	}
 }
 
 Test(policy, streamed_size_over_limit_is_sticky_552)
