@@ -27,7 +27,11 @@ if [ -n "${MXMOAT_QUICKSTART_BUILDDIR:-}" ]; then
 else
 	"$top/tests/install-deps" core quickstart
 	cd "$top"
-	./autogen.sh >/dev/null
+	# once: later runs leave it to make's rebuild rules; its chatter is shown only if it fails
+	if [ ! -x configure ] && ! out=$(./autogen.sh 2>&1); then
+		printf '%s\n' "$out" >&2
+		die "autogen.sh failed"
+	fi
 	mkdir -p build
 	cd build
 	[ -f Makefile ] || ../configure -q
