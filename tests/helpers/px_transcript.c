@@ -53,9 +53,9 @@ struct rig {
 	char pdir;
 	struct text pend;
 	/* the scenario's switches */
-	bool tls, manual_work, manual_connect, ratelimit_pending, backend_refuse, mta;
+	bool tls, implicit, manual_work, manual_connect, ratelimit_pending, backend_refuse, mta;
 	/* driver state */
-	bool closed, bopen, connect_due, work_due, rl_due;
+	bool closed, bopen, connect_due, work_due, rl_due, started;
 	struct moat_verdict rl_v;
 	struct moat_ratelimit *rl;
 	/* the simulated MTA ("mta"): the line it is receiving and whether it is in DATA */
@@ -529,8 +529,13 @@ session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, cha
 		snprintf(err, errlen, "px_session_new failed");
 		return -1;
 	}
-	px_session_tls_offer(r->s, r->tls);
-	px_session_start(r->s, true);
+	if (r->implicit) {
+		px_session_tls_implicit(r->s);   /* the greeting comes after the handshake */
+	} else {
+		px_session_tls_offer(r->s, r->tls);
+		px_session_start(r->s, true);
+		r->started = true;
+	}
 	settle(r);
 	return 0;
 }
@@ -569,6 +574,8 @@ header_line(struct rig *r, struct scenario *sc, char *l, char *err, size_t errle
 		}
 	} else if (strcmp(l, "tls") == 0) {
 		r->tls = true;
+	} else if (strcmp(l, "implicit tls") == 0) {
+		r->tls = r->implicit = true;
 	} else if (strcmp(l, "mta") == 0) {
 		r->mta = true;
 	} else if (strcmp(l, "manual work") == 0) {
@@ -650,6 +657,10 @@ event_line(struct rig *r, char *l, char *err, size_t errlen)
 	} else if (strcmp(l, "client tls done") == 0) {
 		fake_tls(&ti);
 		px_session_tls_started(r->s, &ti);
+		if (!r->started) {               /* implicit TLS: as the driver, greet now (RFC 8314) */
+			r->started = true;
+			px_session_start(r->s, true);
+		}
 	} else if (strcmp(l, "client gone") == 0) {
 		px_session_client_gone(r->s);
 	} else if (strncmp(l, "timeout ", 8) == 0) {
