@@ -4,7 +4,8 @@
 #       Start nsd on 127.0.0.1:PORT (UDP and TCP) serving each ZONE from FILE, in a private
 #       temporary directory; waits (at most 10 s) until it answers. Returns non-zero, with nsd's
 #       log on stderr, if a zone does not load or the server does not come up.
-#       Sets DNS_DIR (the temp dir), DNS_PID and DNS_PORT.
+#       Sets DNS_DIR (the temp dir), DNS_PID and DNS_PORT. An empty FILE ("ZONE=") configures
+#       ZONE with no data, like a secondary that never got its zone: nsd answers SERVFAIL for it.
 #   dns_stop
 #       Stop the server started by dns_start (by its pid only) and remove DNS_DIR. Safe to call
 #       twice and when nothing was started; call it from your EXIT trap.
@@ -22,7 +23,7 @@ DNS_PID=
 DNS_PORT=
 
 dns_start() {
-	local port=$1 spec zone file n=0
+	local port=$1 spec zone file ext n=0
 	shift
 	if ! command -v nsd >/dev/null 2>&1 && [ ! -x /usr/sbin/nsd ]; then
 		echo "dns_start: nsd not installed (Debian package nsd)" >&2
@@ -56,22 +57,35 @@ dns_start() {
 		zone=${spec%%=*}
 		file=${spec#*=}
 		n=$((n + 1))
-		cp "$file" "$DNS_DIR/zone$n.zone" || { dns_stop; return 2; }
-		if ! "$checkzone" "$zone" "$DNS_DIR/zone$n.zone" >"$DNS_DIR/check$n.log" 2>&1; then
-			echo "dns_start: zone $zone in $file does not load:" >&2
-			cat "$DNS_DIR/check$n.log" >&2
-			dns_stop
-			return 2
+		ext=zone
+		if [ -z "$file" ]; then
+			ext=none     # never written: the zone has no data
+		else
+			cp "$file" "$DNS_DIR/zone$n.zone" || { dns_stop; return 2; }
+			if ! "$checkzone" "$zone" "$DNS_DIR/zone$n.zone" >"$DNS_DIR/check$n.log" 2>&1; then
+				echo "dns_start: zone $zone in $file does not load:" >&2
+				cat "$DNS_DIR/check$n.log" >&2
+				dns_stop
+				return 2
+			fi
 		fi
-		printf 'zone:\n\tname: "%s"\n\tzonefile: "%s/zone%d.zone"\n' "$zone" "$DNS_DIR" "$n" \
+		printf 'zone:\n\tname: "%s"\n\tzonefile: "%s/zone%d.%s"\n' "$zone" "$DNS_DIR" "$n" "$ext" \
 			>>"$DNS_DIR/nsd.conf"
 	done
 	"$nsd" -d -c "$DNS_DIR/nsd.conf" >"$DNS_DIR/stdout.log" 2>&1 &
 	DNS_PID=$!
-	proc_wait_ready "$DNS_PID" dns__listening "$port" && return 0
-	echo "dns_start: nsd exited or did not answer on 127.0.0.1:$port within 10 s:" >&2
-	cat "$DNS_DIR/stdout.log" "$DNS_DIR/nsd.log" >&2 2>/dev/null
-	dns_stop
+	dns__await "$DNS_PID" "$port" "dns_start: nsd" dns_stop "$DNS_DIR/stdout.log" "$DNS_DIR/nsd.log"
+}
+
+# dns__await PID PORT WHO STOP LOG... - 0 once PID listens on PORT (at most 10 s); else the logs
+# on stderr, then STOP, and 2.
+dns__await() {
+	local pid=$1 port=$2 who=$3 stop=$4
+	shift 4
+	proc_wait_ready "$pid" dns__listening "$port" && return 0
+	echo "$who exited or did not answer on 127.0.0.1:$port within 10 s:" >&2
+	cat "$@" >&2 2>/dev/null
+	"$stop"
 	return 2
 }
 
@@ -84,14 +98,21 @@ dns__listening() {
 }
 
 dns_stop() {
-	if [ -n "$DNS_PID" ]; then
-		proc_stop "$DNS_PID"
-		DNS_PID=
+	dns__stop_in DNS_PID DNS_DIR
+}
+
+# dns__stop_in PIDVAR DIRVAR - stop the server whose pid is in $PIDVAR (that pid only), remove the
+# directory in $DIRVAR, empty both; nothing when they are empty (for unbound.sh and a second nsd).
+dns__stop_in() {
+	local -n pid_ref=$1 dir_ref=$2
+	if [ -n "$pid_ref" ]; then
+		proc_stop "$pid_ref"
 	fi
-	if [ -n "$DNS_DIR" ] && [ -d "$DNS_DIR" ]; then
-		rm -rf "$DNS_DIR"
+	if [ -n "$dir_ref" ] && [ -d "$dir_ref" ]; then
+		rm -rf "$dir_ref"
 	fi
-	DNS_DIR=
+	pid_ref=''
+	dir_ref=''
 }
 
 dns_query() {
