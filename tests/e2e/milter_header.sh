@@ -7,7 +7,7 @@
 # of ours that evaluated DMARC for the one From field Postfix passed on. In particular a message
 # whose first line starts with whitespace is checked: Postfix passes no field, the core still
 # runs the checks and the From rule refuses it.
-# Ports: 18610 (smtpd), 18611 (sink), 18612 (milter), 18613 (nsd).
+# Ports: 19410 (smtpd), 19411 (sink), 19412 (milter), 19413 (nsd).
 top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
 top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
@@ -20,7 +20,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 milter_pf_prepare milter-header
 cd "$MILTER_DIR" || exit 1
-SMTPD=18610 SINK=18611 MILTER=18612 DNS=18613
+SMTPD=19410 SINK=19411 MILTER=19412 DNS=19413
 
 {
 	printf '$ORIGIN good.test.\n$TTL 300\n'
