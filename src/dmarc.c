@@ -37,11 +37,13 @@ struct walk {
 /*
  * The Organizational Domain of one domain as far as the DNS answered: one candidate after a walk
  * answered throughout; after a failed lookup, every domain the unanswered steps could still have
- * made it. Each candidate is a suffix of the walked domain (borrowed).
+ * made it, the first being the one the answered steps give. Each candidate, and the name whose
+ * lookup failed, is a suffix of the walked domain (borrowed).
  */
 struct org {
 	const char *cand[2 * MOAT_DMARC_WALK_MAX + 1];
 	size_t n;
+	const char *failed;       /* NULL when every lookup was answered */
 };
 
 /* trim - skip leading and trailing folding whitespace of [*s, *e). */
@@ -319,10 +321,12 @@ static int org_walk(struct moat_dns *dns, const char *domain, struct org *o, uns
 
 	do_walk(dns, domain, &w, queries, false);
 	o->n = 0;
+	o->failed = NULL;
 	org_add(o, walk_org(domain, w.step, w.tempfail ? w.n - 1 : w.n));
 	if (!w.tempfail)
 		return 0;
 	done = w.n - 1;
+	o->failed = w.step[done].name;
 	labels = count_labels(w.step[done].name);
 	do {
 		org_add(o, suffix_labels(domain, labels));
@@ -363,6 +367,25 @@ static bool org_meet(const struct org *a, const struct org *b)
 	return false;
 }
 
+/*
+ * same_failure - did the walks of A and B fail at the same name N, after answered steps that give
+ * the same Organizational Domain, with N above the longest common suffix of A and B? From N up both
+ * walks ask the same names (every suffix of 7 labels or fewer is asked) and would get the same
+ * answers; a psd=y at N or above names the same child on both paths; so the two end equal whatever
+ * N and its parents answer (the case of two subdomains of one organization whose parent fails).
+ */
+static bool same_failure(const char *a, const struct org *oa, const char *b, const struct org *ob)
+{
+	unsigned below;
+
+	if (oa->failed == NULL || ob->failed == NULL || strcasecmp(oa->failed, ob->failed) != 0 ||
+	    strcasecmp(oa->cand[0], ob->cand[0]) != 0)
+		return false;
+	below = count_labels(oa->failed) + 1;
+	return count_labels(a) >= below && count_labels(b) >= below &&
+	    strcasecmp(suffix_labels(a, below), suffix_labels(b, below)) == 0;
+}
+
 enum alignment { ALIGN_NO, ALIGN_YES, ALIGN_UNKNOWN };
 
 /*
@@ -393,7 +416,9 @@ static enum alignment align_one(struct moat_dns *dns, const char *from, const st
 	(void)org_walk(dns, id, &id_org, queries);
 	if (!org_meet(from_org, &id_org))
 		return ALIGN_NO;
-	return from_org->n == 1 && id_org.n == 1 ? ALIGN_YES : ALIGN_UNKNOWN;
+	if ((from_org->n == 1 && id_org.n == 1) || same_failure(from, from_org, id, &id_org))
+		return ALIGN_YES;
+	return ALIGN_UNKNOWN;
 }
 
 /* nonexistent - RFC 9989 np: NXDOMAIN or NODATA for A, AAAA and MX; -1 on a temporary error. */

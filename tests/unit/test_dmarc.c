@@ -285,6 +285,8 @@ static struct moat_dns *err_zone(void)
 	moat_dns_fixture_fail(d, "_dmarc.sibling.test", 0, MOAT_DNS_TEMPFAIL);   /* victim's TLD */
 	/* an organization whose parent's _dmarc fails: its own Organizational Domain is open */
 	txt(d, "_dmarc.corp.example", "v=DMARC1; p=reject");
+	txt(d, "_dmarc.own.corp.example", "v=DMARC1; p=none");
+	txt(d, "_dmarc.psdy.corp.example", "v=DMARC1; p=none; psd=n");
 	host(d, "mail.corp.example");
 	/* policy discovery failing above the From domain */
 	moat_dns_fixture_fail(d, "_dmarc.parent-fails.test", 0, MOAT_DNS_TEMPFAIL);
@@ -325,6 +327,11 @@ static const struct err_case err_cases[] = {
 	{ "open org: other TLD cannot align", "mail.corp.example", "evil.test", NULL, NULL, MOAT_DMARC_FAIL, "p", 6 },
 	{ "open org: same parent could", "mail.corp.example", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 7 },
 	{ "open org: the From domain itself aligns", "mail.corp.example", NULL, "mail.corp.example", NULL, MOAT_DMARC_PASS, "p", 3 },
+	/* ...but a sibling fails at the same parent after the same answers: equal whatever it says */
+	{ "open org: sibling under the failing parent", "mail.corp.example", NULL, "news.corp.example", NULL, MOAT_DMARC_PASS, "p", 9 },
+	{ "open org: the organization itself", "mail.corp.example", "corp.example", NULL, NULL, MOAT_DMARC_PASS, "p", 8 },
+	{ "open org: a subdomain with its own record", "mail.corp.example", "own.corp.example", NULL, NULL, MOAT_DMARC_PASS, "p", 9 },
+	{ "open org: a psd=n organization below it", "mail.corp.example", "x.psdy.corp.example", NULL, NULL, MOAT_DMARC_FAIL, "p", 8 },
 	/* the From domain's policy */
 	{ "From domain's _dmarc fails", "temp.example", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "", 1 },
 	{ "a parent's _dmarc fails", "a.parent-fails.test", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "", 2 },
