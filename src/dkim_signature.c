@@ -364,10 +364,16 @@ sig_listed(const char *const *list, const char *name, size_t n)
 	return false;
 }
 
+/*
+ * RFC 6376 3.4.2, relaxed: the name in lower case and without blanks before the colon; in the
+ * value, a CRLF followed by WSP is a fold and goes (only that: a CR or LF not part of such a
+ * fold is a byte of the value, as any other), each run of WSP becomes one SP, and WSP at the
+ * start and at the end goes.
+ */
 size_t
 moat__dkim_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char *out)
 {
-	size_t o = 0, nl = sig_name_len(f, len), i;
+	size_t o = 0, nl = sig_name_len(f, len), i, value;
 	bool wsp = false;
 
 	if (!relaxed) {
@@ -377,19 +383,19 @@ moat__dkim_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char
 		for (i = 0; i < nl; i++)
 			out[o++] = (char)tolower((unsigned char)f[i]);
 		out[o++] = ':';
-		i = (size_t)((const char *)memchr(f, ':', len) - f) + 1;
-		/* skip blanks after the colon */
-		while (i < len && (f[i] == ' ' || f[i] == '\t' || f[i] == '\r' || f[i] == '\n'))
-			i++;
-		for (; i < len; i++) {
+		value = o;
+		for (i = (size_t)((const char *)memchr(f, ':', len) - f) + 1; i < len; i++) {
 			char c = f[i];
-			if (c == '\r' || c == '\n')
-				continue;        /* unfold */
+			if (c == '\r' && len - i >= 3 && f[i + 1] == '\n' &&
+			    (f[i + 2] == ' ' || f[i + 2] == '\t')) {
+				i++;             /* a fold: CRLF before WSP */
+				continue;
+			}
 			if (c == ' ' || c == '\t') {
 				wsp = true;
 				continue;
 			}
-			if (wsp)
+			if (wsp && o > value)
 				out[o++] = ' ';
 			wsp = false;
 			out[o++] = c;

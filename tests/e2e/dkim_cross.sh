@@ -4,7 +4,8 @@
 # combination) must verify here and in dkimpy, tampered copies must fail in both; rsa-sha1, a
 # 512-bit key and content after l= are not a pass; the RFC 8463 example message verifies (both
 # signatures); a spoofed From is rejected with the reason in --explain; forged
-# Authentication-Results are reported as removed. Keys are made at test time (dknewkey, openssl)
+# Authentication-Results are reported as removed; a bare CR in a signed field is judged as dkimpy
+# judges it. Keys are made at test time (dknewkey, openssl)
 # and served, with the DMARC and SPF records, by nsd on 127.0.0.1:15400 (tests/lib/dns.sh).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
@@ -188,4 +189,28 @@ tap_has "two From fields: rejected" "$OUT" "verdict: reject 550 5.7.1 Message mu
 check "$work/forged" --explain
 tap_has "forged A-R: reported as removed" "$OUT" 'authres: removing forged "Authentication-Results" field #1'
 tap_has "forged A-R: not believed" "$OUT" "verdict: reject 550 5.7.1"
+
+# RFC 6376 conformance, each case signed by dkimpy and judged by both: relaxed header
+# canonicalization unfolds only CRLF before WSP (3.4.2).
+"$PY" - "$work" <<'PYEOF'
+import sys, dkim
+w = sys.argv[1]
+msg = open(w + '/msg', 'rb').read().replace(b'\n', b'\r\n')
+key = open(w + '/rsa.key', 'rb').read()
+def signed(name, body=msg):
+    sig = dkim.sign(body, b'rsa', b'auth2.test', key,
+                    canonicalize=(b'relaxed', b'relaxed'))
+    open(w + '/' + name, 'wb').write(sig + body)
+signed('cr.eml', body=msg.replace(b'Subject: cross-check', b'Subject: cross-\rcheck'))
+signed('plain.eml')
+PYEOF
+check "$work/cr.eml"
+tap_has "bare CR inside a signed Subject: dkim=pass" "$AR" "dkim=pass header.d=auth2.test header.s=rsa"
+tap_is "bare CR inside a signed Subject: dkimpy agrees" "$(pyverify "$work/cr.eml")" pass
+printf 's/^Subject: cross-check/Subject: cross-\rcheck/\n' >"$work/cr.sed"
+sed -f "$work/cr.sed" "$work/plain.eml" >"$work/cr-inserted.eml"
+tap_is "bare CR inserted: the Subject carries it" "$(grep -c $'^Subject: cross-\rcheck' "$work/cr-inserted.eml")" 1
+check "$work/cr-inserted.eml"
+tap_has "bare CR inserted into a signed Subject: dkim=fail" "$AR" 'dkim=fail reason="signature verification failed" header.d=auth2.test'
+tap_is "bare CR inserted into a signed Subject: dkimpy agrees" "$(pyverify "$work/cr-inserted.eml")" fail
 tap_done

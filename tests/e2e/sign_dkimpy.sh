@@ -1,8 +1,9 @@
 #!/bin/bash
 # sign_dkimpy.sh - signatures made by mxmoat verified by python3-dkim (dkimpy, independent of
 # libopendkim), keys published through nsd exactly as mxmoat-keygen prints them: rsa-sha256 and
-# ed25519-sha256 in one pass, every canonicalization; tampering and a replayed Subject fail;
-# mxmoat-keygen --check against the same server. Ports 17500-17509.
+# ed25519-sha256 in one pass, every canonicalization; tampering and a replayed Subject fail; a
+# bare CR inside a signed Subject is signed as a byte of it; mxmoat-keygen --check against the
+# same server. Ports 17500-17509.
 top_srcdir=$(cd "$top_srcdir" && pwd)
 top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
@@ -69,6 +70,20 @@ tap_is "a second Subject added after signing fails both (oversigning)" "$($verif
 sed 's/^To: bob@example.net/To: eve@example.net/' signed >to
 tap_is "a changed To fails both" "$($verify <to)" \
 	"$(printf 's=s2026r a=rsa-sha256 fail\ns=s2026e a=ed25519-sha256 fail')"
+
+# RFC 6376 3.4.2: relaxed unfolds only CRLF before WSP, so a bare CR in a signed field is a byte
+# of its value, for us as for dkimpy; taking it out afterwards breaks the signature.
+printf 'From: Alice <alice@sign.test>\nTo: bob@example.net\nSubject: hello\rthere\nDate: Sun, 22 Nov 2026 21:00:00 +0000\n\nHello\n' >crmsg
+printf 's/^Subject: hello\rthere/Subject: hellothere/\n' >uncr.sed
+for c in relaxed/relaxed simple/simple; do
+	"$signer" -c moat.conf -o dkim_sign_canonicalization=$c <crmsg >signed-cr
+	tap_is "$c, a bare CR inside the Subject: dkimpy verifies both" "$($verify <signed-cr)" \
+		"$(printf 's=s2026r a=rsa-sha256 pass\ns=s2026e a=ed25519-sha256 pass')"
+	sed -f uncr.sed signed-cr >uncr
+	tap_is "$c, the bare CR taken out: the Subject changed" "$(grep -c '^Subject: hellothere' uncr)" 1
+	tap_is "$c, the bare CR taken out: fails both" "$($verify <uncr)" \
+		"$(printf 's=s2026r a=rsa-sha256 fail\ns=s2026e a=ed25519-sha256 fail')"
+done
 
 "$signer" -c moat.conf -o dkim_sign_expire=1h <msg >expiring
 tap_like "dkim_sign_expire writes x= = t= + 3600" "$(tr -d '\r\n\t ' <expiring | grep -o 't=[0-9]*;x=[0-9]*' | head -1 |

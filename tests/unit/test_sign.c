@@ -54,6 +54,49 @@ Test(sign, body_canon)
 }
 
 /*
+ * Header canonicalization (RFC 6376 3.4.1, 3.4.2), shared by signing and verification. Relaxed
+ * unfolds only a CRLF followed by WSP: a bare CR or LF, or a CRLF before anything else, is a
+ * byte of the value, so changing a signed value by inserting one breaks the signature.
+ */
+Test(sign, header_canon)
+{
+	static const struct {
+		const char *label, *in, *relaxed;
+	} cases[] = {
+		{ "plain", "Subject: hello", "subject:hello\r\n" },
+		{ "name case, blanks around the colon", "SubJect \t:  \t hello", "subject:hello\r\n" },
+		{ "blank runs and trailing blanks", "Subject: a \t b  \t", "subject:a b\r\n" },
+		{ "folded", "Subject: hello\r\n there", "subject:hello there\r\n" },
+		{ "folded with a tab, blanks around the fold", "Subject: hello \r\n\t  there", "subject:hello there\r\n" },
+		{ "folded right after the colon", "Subject:\r\n\thello", "subject:hello\r\n" },
+		{ "a fold of blanks only at the end", "Subject: hello\r\n \t", "subject:hello\r\n" },
+		{ "bare CR inside the value", "Subject: cross-\rcheck", "subject:cross-\rcheck\r\n" },
+		{ "bare CR before a blank", "Subject: a\r b", "subject:a\r b\r\n" },
+		{ "bare CR at the end", "Subject: a\r", "subject:a\r\r\n" },
+		{ "bare CR first", "Subject: \ra", "subject:\ra\r\n" },
+		{ "bare LF before a blank", "Subject: a\n b", "subject:a\n b\r\n" },
+		{ "CR CR LF before a blank", "Subject: a\r\r\n b", "subject:a\r b\r\n" },
+		{ "CRLF not before a blank", "Subject: a\r\nb", "subject:a\r\nb\r\n" },
+		{ "CRLF at the very end", "Subject: a\r\n", "subject:a\r\n\r\n" },
+		{ "empty value", "Subject:", "subject:\r\n" },
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].in), n;
+
+		n = moat__dkim_canon_header(cases[i].in, len, true, true, out);
+		cr_expect_eq(n, strlen(cases[i].relaxed), "%s: relaxed length %zu", cases[i].label, n);
+		cr_expect(n == strlen(cases[i].relaxed) && memcmp(out, cases[i].relaxed, n) == 0,
+		    "%s: relaxed", cases[i].label);
+		/* simple (3.4.1): the field as it is */
+		n = moat__dkim_canon_header(cases[i].in, len, false, true, out);
+		cr_expect(n == len + 2 && memcmp(out, cases[i].in, len) == 0 && memcmp(out + len, "\r\n", 2) == 0,
+		    "%s: simple", cases[i].label);
+	}
+}
+
+/*
  * ref_canon - the body canonicalization as RFC 6376 words it, on the whole body, written for
  * clarity: lines end at CRLF (a bare CR or LF is an ordinary byte); relaxed turns each run of
  * SP/HTAB into one SP and drops it at the end of a line; empty lines at the end go; a last line
