@@ -13,13 +13,14 @@
  * canonicalizer signing uses (dkim_signature.c).
  *
  * What a signature must pass, in this order (each failure named in its reason): our bounded tag
- * parse (moat_dkim_sig_tags: too large, malformed, non-LDH d=/s= are permerror before any DNS
- * name is built); the RFC 5322 3.6 header counts (exactly one From and Date, at most one of the
- * other single fields: permerror, as libopendkim's STRICTHDRS did); v=1, a known a=, c=, q=, h=
- * containing From, i= within d=, bh= and b= in base64; the cap on signatures (past it:
- * "policy", no key fetched); rsa-sha1 is fail (RFC 8301 3.1); t=/x=; the key record (v=DKIM1,
- * k=, h=, s=, t=s, p=; an empty p= is a revoked key); RSA under 1024 bits is fail (RFC 8301
- * 3.2); the body hash up to l=; the signature over the header hash.
+ * parse (moat_dkim_sig_tags: too large, malformed - a repeated tag name included -, non-LDH
+ * d=/s= are permerror before any DNS name is built); the RFC 5322 3.6 header counts (exactly
+ * one From and Date, at most one of the other single fields: permerror, as libopendkim's
+ * STRICTHDRS did); v=1, a known a=, c=, q=, h= containing From, i= within d=, bh= and b= in
+ * base64; the cap on signatures (past it: "policy", no key fetched); rsa-sha1 is fail (RFC 8301
+ * 3.1); t=/x=; the key record (v=DKIM1, k=, h=, s=, t=s, p=, no tag twice; an empty p= is a
+ * revoked key); RSA under 1024 bits is fail (RFC 8301 3.2); the body hash up to l=; the
+ * signature over the header hash.
  */
 #include "config.h"
 
@@ -284,6 +285,46 @@ static int tag_next(const char **p, const char *end, const char **name, size_t *
 	return 1;
 }
 
+/* A tag name: a span of the list. */
+struct tag_name {
+	const char *p;
+	size_t n;
+};
+
+static int tag_name_cmp(const void *a, const void *b)
+{
+	const struct tag_name *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	return memcmp(x->p, y->p, x->n);
+}
+
+/*
+ * tags_unique - false when a tag name occurs twice in the list at VALUE (RFC 6376 3.2: "the
+ * entire tag-list is invalid"), or when memory runs out. Every name counts, whatever its length,
+ * compared exactly (3.2: case-sensitive). The names are sorted, so a hostile list of thousands
+ * of tags costs n log n comparisons, never n squared. Only the well-formed prefix of the list is
+ * looked at: a malformed element is the parser's to report.
+ */
+static bool tags_unique(const char *value, size_t len)
+{
+	const char *p = value, *end = value + len, *vs;
+	size_t max = len / 2 + 1, n = 0, vl, i;   /* a tag takes at least "x=" */
+	struct tag_name *names = malloc(max * sizeof(*names));
+	bool unique = true;
+
+	if (names == NULL)
+		return false;
+	while (n < max && tag_next(&p, end, &names[n].p, &names[n].n, &vs, &vl) == 1)
+		n++;
+	qsort(names, n, sizeof(*names), tag_name_cmp);
+	for (i = 1; i < n && unique; i++)
+		unique = tag_name_cmp(&names[i - 1], &names[i]) != 0;
+	free(names);
+	return unique;
+}
+
 /* is_ldh_name - letters, digits, '-', '_' in dot-separated non-empty labels of at most 63. */
 static bool is_ldh_name(const char *s, size_t n)
 {
@@ -329,7 +370,6 @@ static bool copy_value(const char *s, const char *e, char *out, size_t outlen, b
 int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 {
 	const char *p = value, *end = value + len, *ns, *vs;
-	unsigned seen = 0;    /* bit per tag letter a..z: duplicates make the list invalid */
 	bool have_d = false, have_s = false;
 	size_t nl, vl, i;
 	int rc;
@@ -337,18 +377,12 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 	memset(out, 0, sizeof(*out));
 	out->body_signed = -1;
 	out->body_total = -1;
-	if (memchr(value, '\0', len) != NULL)
+	if (memchr(value, '\0', len) != NULL || !tags_unique(value, len))
 		return -1;
 	while ((rc = tag_next(&p, end, &ns, &nl, &vs, &vl)) == 1) {
 		const char *ve = vs + vl;
 		if (nl != 1)
 			continue;
-		if (islower((unsigned char)*ns)) {
-			unsigned bit = 1u << (*ns - 'a');
-			if (seen & bit)
-				return -1;
-			seen |= bit;
-		}
 		/* d= and s= are names: no whitespace inside (RFC 6376 3.5 domain-name, selector) */
 		if ((*ns == 'd' || *ns == 's') && (memchr(vs, ' ', vl) || memchr(vs, '\t', vl) ||
 		    memchr(vs, '\n', vl)))
@@ -836,7 +870,7 @@ static EVP_PKEY *key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 	}
 	p = a.rr[0].data;
 	end = p + a.rr[0].len;
-	if (memchr(p, '\0', a.rr[0].len) != NULL) {
+	if (memchr(p, '\0', a.rr[0].len) != NULL || !tags_unique(p, a.rr[0].len)) {
 		decide(s, MOAT_DKIM_PERMERROR, "key syntax error");
 		goto out;
 	}

@@ -74,8 +74,9 @@ const char *moat_dkim_result_name(enum moat_dkim_res r);
 
 /*
  * moat_dkim_sig_tags - the tags of a DKIM-Signature value as we check them before anything else
- * is done (d=, s=, a=, b= prefix for reporting): bounded tag-list parse (RFC 6376 3.2). d= and s=
- * must be LDH names (a NUL, quote or other byte is refused before any DNS name is built).
+ * is done (d=, s=, a=, b= prefix for reporting): bounded tag-list parse (RFC 6376 3.2; a tag
+ * name that occurs twice, whatever its length, makes the list malformed). d= and s= must be LDH
+ * names (a NUL, quote or other byte is refused before any DNS name is built).
  * Returns 0, or -1 when the tag list is malformed.
  */
 int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out);

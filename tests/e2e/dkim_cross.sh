@@ -4,8 +4,8 @@
 # combination) must verify here and in dkimpy, tampered copies must fail in both; rsa-sha1, a
 # 512-bit key and content after l= are not a pass; the RFC 8463 example message verifies (both
 # signatures); a spoofed From is rejected with the reason in --explain; forged
-# Authentication-Results are reported as removed; a bare CR in a signed field is judged as dkimpy
-# judges it. Keys are made at test time (dknewkey, openssl)
+# Authentication-Results are reported as removed; repeated tags and a bare CR in a signed field
+# are judged as dkimpy judges them. Keys are made at test time (dknewkey, openssl)
 # and served, with the DMARC and SPF records, by nsd on 127.0.0.1:15400 (tests/lib/dns.sh).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
@@ -190,20 +190,34 @@ check "$work/forged" --explain
 tap_has "forged A-R: reported as removed" "$OUT" 'authres: removing forged "Authentication-Results" field #1'
 tap_has "forged A-R: not believed" "$OUT" "verdict: reject 550 5.7.1"
 
-# RFC 6376 conformance, each case signed by dkimpy and judged by both: relaxed header
-# canonicalization unfolds only CRLF before WSP (3.4.2).
+# RFC 6376 conformance, each case signed by dkimpy and judged by both: a repeated tag voids the
+# tag list (3.2), relaxed header canonicalization unfolds only CRLF before WSP (3.4.2). Extra
+# tags go in just before b=, so they are signed.
 "$PY" - "$work" <<'PYEOF'
 import sys, dkim
 w = sys.argv[1]
 msg = open(w + '/msg', 'rb').read().replace(b'\n', b'\r\n')
 key = open(w + '/rsa.key', 'rb').read()
-def signed(name, body=msg):
+gen_header = dkim.DKIM.gen_header
+def signed(name, body=msg, extra=lambda fields: []):
+    def gen(self, fields, *args, **kw):
+        return gen_header(self, fields[:-1] + extra(fields) + fields[-1:], *args, **kw)
+    dkim.DKIM.gen_header = gen
     sig = dkim.sign(body, b'rsa', b'auth2.test', key,
                     canonicalize=(b'relaxed', b'relaxed'))
+    dkim.DKIM.gen_header = gen_header
     open(w + '/' + name, 'wb').write(sig + body)
+signed('repeated-bh.eml', extra=lambda f: [(b'bh', dict(f)[b'bh'])])
+signed('repeated-tag.eml', extra=lambda f: [(b'xy', b'1'), (b'xy', b'2')])
 signed('cr.eml', body=msg.replace(b'Subject: cross-check', b'Subject: cross-\rcheck'))
 signed('plain.eml')
 PYEOF
+check "$work/repeated-bh.eml"
+tap_has "repeated bh=: dkim=permerror" "$AR" 'dkim=permerror reason="malformed DKIM-Signature tag list"'
+tap_is "repeated bh=: dkimpy agrees" "$(pyverify "$work/repeated-bh.eml")" fail
+check "$work/repeated-tag.eml"
+tap_has "repeated two-letter tag: dkim=permerror" "$AR" 'dkim=permerror reason="malformed DKIM-Signature tag list"'
+tap_is "repeated two-letter tag: dkimpy agrees" "$(pyverify "$work/repeated-tag.eml")" fail
 check "$work/cr.eml"
 tap_has "bare CR inside a signed Subject: dkim=pass" "$AR" "dkim=pass header.d=auth2.test header.s=rsa"
 tap_is "bare CR inside a signed Subject: dkimpy agrees" "$(pyverify "$work/cr.eml")" pass

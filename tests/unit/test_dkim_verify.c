@@ -5,7 +5,9 @@
  */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -40,6 +42,15 @@ static const struct tag_case cases[] = {
 	{ "huge l", "d=example.com; s=s1; l=99999999999999999999999", -1, NULL, NULL, NULL, NULL, 0 },
 	{ "dot-dot domain", "d=example..com; s=s1", -1, NULL, NULL, NULL, NULL, 0 },
 	{ "space inside d", "d=exa mple.com; s=s1", -1, NULL, NULL, NULL, NULL, 0 },
+	/* RFC 6376 3.2: any repeated tag name makes the whole list invalid, whatever its length */
+	{ "repeated bh", "d=example.com; s=s1; bh=abc=; b=x; bh=def=", -1, NULL, NULL, NULL, NULL, 0 },
+	{ "repeated unknown tag", "d=example.com; s=s1; xyz=1; b=x; xyz=2", -1, NULL, NULL, NULL, NULL, 0 },
+	{ "repeated upper-case tag", "D=1; d=example.com; s=s1; D=2", -1, NULL, NULL, NULL, NULL, 0 },
+	{ "repeated tag with FWS around the name", "d=example.com; s=s1; zz=1;\r\n\tzz =2", -1, NULL, NULL,
+	  NULL, NULL, 0 },
+	{ "names differing in case are two tags", "d=example.com; s=s1; D=other; Bh=x; bh=y", 0,
+	  "example.com", "s1", "", "", -1 },
+	{ "b and bh are two tags", "d=example.com; s=s1; b=xy; bh=xy", 0, "example.com", "s1", "", "xy", -1 },
 };
 
 Test(dkim_verify, sig_tags)
@@ -58,6 +69,33 @@ Test(dkim_verify, sig_tags)
 		cr_expect_str_eq(s.b, c->b, "%s", c->label);
 		cr_expect_eq((long)s.body_signed, c->l, "%s", c->label);
 	}
+}
+
+/* list_of_tags - COUNT tags "tN=N;" (the last repeating the first when DUP), then d= and s=. */
+static char *list_of_tags(unsigned count, bool dup)
+{
+	size_t cap = (size_t)count * 16 + 64, o = 0;
+	char *v = malloc(cap);
+
+	cr_assert_not_null(v);
+	for (unsigned i = 0; i < count; i++)
+		o += (size_t)snprintf(v + o, cap - o, "t%u=%u; ", dup && i == count - 1 ? 0 : i, i);
+	snprintf(v + o, cap - o, "d=example.com; s=s1");
+	return v;
+}
+
+Test(dkim_verify, many_tags)
+{
+	struct moat_dkim_sig s;
+	char *v;
+
+	/* a field's worth of distinct tags (the field cap is 8 KiB): all compared, none repeated */
+	v = list_of_tags(1000, false);
+	cr_expect_eq(moat_dkim_sig_tags(v, strlen(v), &s), 0, "1000 distinct tags");
+	free(v);
+	v = list_of_tags(1000, true);
+	cr_expect_eq(moat_dkim_sig_tags(v, strlen(v), &s), -1, "the 1000th repeats the first");
+	free(v);
 }
 
 Test(dkim_verify, nul_in_value)
@@ -181,6 +219,13 @@ static const struct refusal refusals[] = {
 	  "key type does not match a=", 1 },
 	{ "p= not a key", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
 	  "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	/* RFC 6376 3.2: a repeated tag, in the signature or in the key record */
+	{ "repeated bh=", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " BH "; " B, "p=AAAA",
+	  MOAT_DKIM_PERMERROR, "malformed DKIM-Signature tag list", 0 },
+	{ "repeated key p=", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; p=AAAA; p=", MOAT_DKIM_PERMERROR, "key syntax error", 1 },
+	{ "repeated key tag of two letters", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
+	  "v=DKIM1; xy=1; p=AAAA; xy=2", MOAT_DKIM_PERMERROR, "key syntax error", 1 },
 	{ "ed25519 p= of 31 bytes", "v=1; a=ed25519-sha256; d=example.com; s=sel; h=from; " BH "; " B,
 	  "v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHUQ==", MOAT_DKIM_PERMERROR,
 	  "key could not be decoded", 1 },
