@@ -16,11 +16,11 @@
  * parse (moat_dkim_sig_tags: too large, malformed - a repeated tag name included -, non-LDH
  * d=/s= are permerror before any DNS name is built); the RFC 5322 3.6 header counts (exactly
  * one From and Date, at most one of the other single fields: permerror, as libopendkim's
- * STRICTHDRS did); v=1, a known a=, c=, q=, h= containing From, i= within d=, bh= and b= in
- * base64; the cap on signatures (past it: "policy", no key fetched); rsa-sha1 is fail (RFC 8301
- * 3.1); t=/x=; the key record (v=DKIM1, k=, h=, s=, t=s, p=, no tag twice; an empty p= is a
- * revoked key); RSA under 1024 bits is fail (RFC 8301 3.2); the body hash up to l=; the
- * signature over the header hash.
+ * STRICTHDRS did); v=1, a known a=, c=, q=, h= containing From, i= (decoded from
+ * dkim-quoted-printable) within d=, z= decodable, bh= and b= in base64; the cap on signatures
+ * (past it: "policy", no key fetched); rsa-sha1 is fail (RFC 8301 3.1); t=/x=; the key record
+ * (v=DKIM1, k=, h=, s=, t=s, p=, no tag twice; an empty p= is a revoked key); RSA under 1024
+ * bits is fail (RFC 8301 3.2); the body hash up to l=; the signature over the header hash.
  */
 #include "config.h"
 
@@ -41,6 +41,7 @@
 
 #include "dkim_signature.h"
 #include "dkim_verify.h"
+#include "qp.h"
 
 #define DEFAULT_MAX_SIGS 5
 #define HDR_FIELDS_MAX 1024           /* header fields kept for the header hash */
@@ -491,8 +492,35 @@ static bool list_has(const char *list, size_t n, const char *word)
 	return false;
 }
 
+int moat_dkim_identity(const char *value, size_t len, char *out, const char **why)
+{
+	ssize_t n = moat__qp_dkim_decode(value, len, out, MOAT_DKIM_IDENTITY_MAX);
+	const char *at;
+
+	*why = NULL;
+	if (n == MOAT_QP_TOO_LONG)
+		*why = "i= is too long";
+	else if (n < 0)
+		*why = "i= is not valid quoted-printable";
+	else if (memchr(out, '\0', (size_t)n) != NULL)
+		*why = "i= decodes to a NUL";
+	if (*why != NULL) {
+		out[0] = '\0';
+		return -1;
+	}
+	out[n] = '\0';
+	/* RFC 6376 3.5: [ Local-part ] "@" domain-name, checked on the decoded text */
+	if ((at = strchr(out, '@')) == NULL)
+		*why = "i= has no domain";
+	else if (strchr(at + 1, '@') != NULL)
+		*why = "i= has more than one @";
+	else if (!is_ldh_name(at + 1, strlen(at + 1)))
+		*why = "i= has no valid domain";
+	return *why != NULL ? -1 : 0;
+}
+
 /*
- * sig_parse - the rest of a signature's tags (v a b bh c h i q t x) into S; decides permerror
+ * sig_parse - the rest of a signature's tags (v a b bh c h i q t x z) into S; decides permerror
  * for what RFC 6376 3.5 makes invalid, and fail for rsa-sha1 (RFC 8301).
  */
 static void sig_parse(struct vsig *s, const char *value, size_t len)
@@ -554,14 +582,16 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 			if (!list_has(vs, vl, "from"))
 				decide(s, MOAT_DKIM_PERMERROR, "From field not signed");
 		} else if (nl == 1 && *ns == 'i') {
-			const char *at = memchr(vs, '@', vl);
-			if (at == NULL) {
-				decide(s, MOAT_DKIM_PERMERROR, "i= has no domain");
-				continue;
-			}
-			if (!copy_value(at + 1, vs + vl, s->idomain, sizeof(s->idomain), false) ||
-			    !is_ldh_name(s->idomain, strlen(s->idomain)))
-				decide(s, MOAT_DKIM_PERMERROR, "i= has no valid domain");
+			const char *why;
+			if (moat_dkim_identity(vs, vl, s->rep.identity, &why) < 0)
+				decide(s, MOAT_DKIM_PERMERROR, "%s", why);
+			else
+				snprintf(s->idomain, sizeof(s->idomain), "%s",
+				    strchr(s->rep.identity, '@') + 1);
+		} else if (nl == 1 && *ns == 'z') {
+			/* only checked: copied fields are never used to verify (RFC 6376 3.5) */
+			if (moat__qp_dkim_decode(vs, vl, NULL, 0) < 0)
+				decide(s, MOAT_DKIM_PERMERROR, "z= is not valid quoted-printable");
 		} else if (nl == 1 && *ns == 'q') {
 			if (!list_has(vs, vl, "dns/txt"))
 				decide(s, MOAT_DKIM_PERMERROR, "no supported q= method");

@@ -19,6 +19,7 @@
 #define MOAT_DKIM_SIGS_MAX 50          /* hard ceiling of dkim_max_signatures */
 #define MOAT_DKIM_SIG_FIELD_MAX 8192   /* a larger DKIM-Signature field is not evaluated */
 #define MOAT_DKIM_MIN_RSA_BITS 1024    /* RFC 8301 3.2 */
+#define MOAT_DKIM_IDENTITY_MAX 320     /* decoded i=: local-part 64, "@", domain 255 (RFC 5321) */
 
 enum moat_dkim_res {
 	MOAT_DKIM_NONE = 0,
@@ -36,6 +37,7 @@ struct moat_dkim_sig {
 	char selector[64];     /* s= */
 	char alg[16];          /* "rsa-sha256", "ed25519-sha256", "rsa-sha1", "" */
 	char b[16];            /* the first 8 characters of b= (RFC 6008 header.b) */
+	char identity[MOAT_DKIM_IDENTITY_MAX + 1];   /* i= decoded (any bytes but NUL), or "" */
 	unsigned key_bits;
 	ssize_t body_signed;   /* l= value, -1 without l= */
 	ssize_t body_total;    /* canonicalized body length */
@@ -80,5 +82,13 @@ const char *moat_dkim_result_name(enum moat_dkim_res r);
  * Returns 0, or -1 when the tag list is malformed.
  */
 int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out);
+
+/*
+ * moat_dkim_identity - an i= value (RFC 6376 3.5: dkim-quoted-printable of [local-part] "@"
+ * domain) decoded into out (MOAT_DKIM_IDENTITY_MAX + 1 bytes, NUL-terminated) and checked:
+ * decodable, no NUL, exactly one "@", an LDH domain after it. Returns 0, or -1 with *why set
+ * to a static reason; out holds the decoded text whenever it decoded without a NUL, else "".
+ */
+int moat_dkim_identity(const char *value, size_t len, char *out, const char **why);
 
 #endif /* MOAT_DKIM_VERIFY_H */

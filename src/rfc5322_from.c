@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "qp.h"
 #include "rfc5322_from.h"
 
 #define COMMENT_DEPTH_MAX 8
@@ -154,16 +155,6 @@ static int lex_value(struct lex *lx, const char *v, size_t n, const char **why)
 	return 0;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = (unsigned char)tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static int b64val(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -238,11 +229,10 @@ static bool encoded_words_hide_address(const char *s, size_t n)
 			for (p = q2 + 1; p < end; p++) {
 				unsigned char c = (unsigned char)*p;
 				if (c == '=') {
-					int h, l;
-					if (p + 2 >= end || (h = hexval((unsigned char)p[1])) < 0 ||
-					    (l = hexval((unsigned char)p[2])) < 0)
+					int v = moat__qp_octet(p, (size_t)(end - p));
+					if (v < 0)
 						return true;
-					c = (unsigned char)(h * 16 + l);
+					c = (unsigned char)v;
 					p += 2;
 				} else if (c == '_') {
 					c = ' ';

@@ -190,6 +190,10 @@ static void explain_message(const struct moat_auth_results *r)
 		printf(" s=");
 		print_safe(s->selector);
 		printf(" a=%s", s->alg[0] ? s->alg : "?");
+		if (s->identity[0]) {
+			printf(" i=");
+			print_safe(s->identity);    /* decoded: any byte but NUL */
+		}
 		if (s->key_bits)
 			printf(" key=%u bits", s->key_bits);
 		if (s->body_signed >= 0)

@@ -4,8 +4,8 @@
 # combination) must verify here and in dkimpy, tampered copies must fail in both; rsa-sha1, a
 # 512-bit key and content after l= are not a pass; the RFC 8463 example message verifies (both
 # signatures); a spoofed From is rejected with the reason in --explain; forged
-# Authentication-Results are reported as removed; repeated tags and a bare CR in a signed field
-# are judged as dkimpy judges them. Keys are made at test time (dknewkey, openssl)
+# Authentication-Results are reported as removed; quoted-printable i= and z=, repeated tags and a
+# bare CR in a signed field are judged as dkimpy judges them. Keys are made at test time (dknewkey, openssl)
 # and served, with the DMARC and SPF records, by nsd on 127.0.0.1:15400 (tests/lib/dns.sh).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
@@ -190,28 +190,46 @@ check "$work/forged" --explain
 tap_has "forged A-R: reported as removed" "$OUT" 'authres: removing forged "Authentication-Results" field #1'
 tap_has "forged A-R: not believed" "$OUT" "verdict: reject 550 5.7.1"
 
-# RFC 6376 conformance, each case signed by dkimpy and judged by both: a repeated tag voids the
-# tag list (3.2), relaxed header canonicalization unfolds only CRLF before WSP (3.4.2). Extra
-# tags go in just before b=, so they are signed.
+# RFC 6376 conformance, each case signed by dkimpy and judged by both: i= and z= are
+# dkim-quoted-printable (3.5), a repeated tag voids the tag list (3.2), relaxed header
+# canonicalization unfolds only CRLF before WSP (3.4.2). Extra tags go in just before b=, so they
+# are signed.
 "$PY" - "$work" <<'PYEOF'
 import sys, dkim
 w = sys.argv[1]
 msg = open(w + '/msg', 'rb').read().replace(b'\n', b'\r\n')
 key = open(w + '/rsa.key', 'rb').read()
 gen_header = dkim.DKIM.gen_header
-def signed(name, body=msg, extra=lambda fields: []):
+def signed(name, body=msg, identity=None, extra=lambda fields: []):
     def gen(self, fields, *args, **kw):
         return gen_header(self, fields[:-1] + extra(fields) + fields[-1:], *args, **kw)
     dkim.DKIM.gen_header = gen
-    sig = dkim.sign(body, b'rsa', b'auth2.test', key,
+    sig = dkim.sign(body, b'rsa', b'auth2.test', key, identity=identity,
                     canonicalize=(b'relaxed', b'relaxed'))
     dkim.DKIM.gen_header = gen_header
     open(w + '/' + name, 'wb').write(sig + body)
+signed('qp-i.eml', identity=b'jlong=40sub.auth2.test')
+signed('qp-i-two-at.eml', identity=b'a@b=40auth2.test')
+signed('qp-i-undecodable.eml', identity=b'jlong@=ZZauth2.test')
+signed('z.eml', extra=lambda f: [(b'z', b'From:Alice=20<alice=40auth2.test>|Subject:cross-check')])
 signed('repeated-bh.eml', extra=lambda f: [(b'bh', dict(f)[b'bh'])])
 signed('repeated-tag.eml', extra=lambda f: [(b'xy', b'1'), (b'xy', b'2')])
 signed('cr.eml', body=msg.replace(b'Subject: cross-check', b'Subject: cross-\rcheck'))
 signed('plain.eml')
 PYEOF
+check "$work/qp-i.eml" --explain
+tap_has "i= with =40: dkim=pass" "$AR" "dkim=pass header.d=auth2.test header.s=rsa"
+tap_has "i= with =40: --explain shows the decoded identity" "$OUT" "i=jlong@sub.auth2.test"
+tap_is "i= with =40: dkimpy agrees" "$(pyverify "$work/qp-i.eml")" pass
+check "$work/qp-i-two-at.eml"
+tap_has "i= with two @ once decoded: dkim=permerror" "$AR" 'dkim=permerror reason="i= has more than one @" header.d=auth2.test'
+tap_is "i= with two @ once decoded: dkimpy does not pass it" "$(pyverify "$work/qp-i-two-at.eml")" fail
+check "$work/qp-i-undecodable.eml"
+tap_has "i= undecodable: dkim=permerror" "$AR" 'dkim=permerror reason="i= is not valid quoted-printable" header.d=auth2.test'
+tap_is "i= undecodable: dkimpy does not pass it" "$(pyverify "$work/qp-i-undecodable.eml")" fail
+check "$work/z.eml"
+tap_has "z= in quoted-printable: dkim=pass" "$AR" "dkim=pass header.d=auth2.test header.s=rsa"
+tap_is "z= in quoted-printable: dkimpy agrees" "$(pyverify "$work/z.eml")" pass
 check "$work/repeated-bh.eml"
 tap_has "repeated bh=: dkim=permerror" "$AR" 'dkim=permerror reason="malformed DKIM-Signature tag list"'
 tap_is "repeated bh=: dkimpy agrees" "$(pyverify "$work/repeated-bh.eml")" fail

@@ -98,6 +98,76 @@ Test(dkim_verify, many_tags)
 	free(v);
 }
 
+/*
+ * i= is dkim-quoted-printable (RFC 6376 3.5, 2.11): decoded first, then [local-part] "@" domain
+ * is checked on the decoded text; each refusal has its own reason.
+ */
+Test(dkim_verify, identity)
+{
+	static const struct {
+		const char *label, *value;
+		int ret;
+		const char *identity, *why;
+	} ids[] = {
+		{ "plain", "jlong@messiah.edu", 0, "jlong@messiah.edu", NULL },
+		{ "=40 is the @", "jlong=40messiah.edu", 0, "jlong@messiah.edu", NULL },
+		{ "=2E in the domain", "jlong@messiah=2Eedu", 0, "jlong@messiah.edu", NULL },
+		{ "lower-case hex", "jlong=40messiah=2eedu", 0, "jlong@messiah.edu", NULL },
+		{ "escaped local-part", "=4A=6C=6F=6E=67@messiah.edu", 0, "Jlong@messiah.edu", NULL },
+		{ "no local-part", "=40example.com", 0, "@example.com", NULL },
+		{ "FWS dropped", "jlong=40\r\n messiah.edu", 0, "jlong@messiah.edu", NULL },
+		{ "escaped blank in the local-part", "a=20b@example.com", 0, "a b@example.com", NULL },
+		{ "two @ once decoded", "a=40b@example.com", -1, "a@b@example.com", "i= has more than one @" },
+		{ "no @ once decoded", "jlong=2Emessiah.edu", -1, "jlong.messiah.edu", "i= has no domain" },
+		{ "decoded domain not LDH", "a@exa=22mple.com", -1, "a@exa\"mple.com", "i= has no valid domain" },
+		{ "empty domain", "a=40", -1, "a@", "i= has no valid domain" },
+		{ "one hex digit", "a=4@example.com", -1, "", "i= is not valid quoted-printable" },
+		{ "not hex", "a=ZZ@example.com", -1, "", "i= is not valid quoted-printable" },
+		{ "= at the end", "a@example.com=", -1, "", "i= is not valid quoted-printable" },
+		{ "=4 at the end", "a@example.com=4", -1, "", "i= is not valid quoted-printable" },
+		{ "escape split by FWS", "a=4\r\n 0example.com", -1, "", "i= is not valid quoted-printable" },
+		{ "decodes to a NUL", "a=00@example.com", -1, "", "i= decodes to a NUL" },
+		{ "empty", "", -1, "", "i= has no domain" },
+	};
+	char out[MOAT_DKIM_IDENTITY_MAX + 1];
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		int ret = moat_dkim_identity(ids[i].value, strlen(ids[i].value), out, &why);
+		cr_expect_eq(ret, ids[i].ret, "%s: %d", ids[i].label, ret);
+		cr_expect_str_eq(out, ids[i].identity, "%s", ids[i].label);
+		if (ids[i].why == NULL)
+			cr_expect_null(why, "%s: %s", ids[i].label, why);
+		else
+			cr_expect_str_eq(why ? why : "(null)", ids[i].why, "%s", ids[i].label);
+	}
+}
+
+Test(dkim_verify, identity_bounds)
+{
+	char value[4 * MOAT_DKIM_IDENTITY_MAX], out[MOAT_DKIM_IDENTITY_MAX + 1];
+	const char *why;
+	size_t n;
+
+	/* the longest decoded identity fits exactly; one byte more is refused, never cut */
+	memset(value, 'a', MOAT_DKIM_IDENTITY_MAX - 12);
+	memcpy(value + MOAT_DKIM_IDENTITY_MAX - 12, "@example.com", 12);
+	cr_expect_eq(moat_dkim_identity(value, MOAT_DKIM_IDENTITY_MAX, out, &why), 0);
+	cr_expect_eq(strlen(out), (size_t)MOAT_DKIM_IDENTITY_MAX);
+	memmove(value + 1, value, MOAT_DKIM_IDENTITY_MAX);
+	cr_expect_eq(moat_dkim_identity(value, MOAT_DKIM_IDENTITY_MAX + 1, out, &why), -1);
+	cr_expect_str_eq(why, "i= is too long");
+	cr_expect_str_eq(out, "");
+	/* the bound is on the decoded text: an escape is 3 bytes in, 1 out */
+	for (size_t k = MOAT_DKIM_IDENTITY_MAX - 12; k <= MOAT_DKIM_IDENTITY_MAX - 11; k++) {
+		for (n = 0; n < 3 * k; n += 3)
+			memcpy(value + n, "=41", 3);
+		memcpy(value + n, "@example.com", 12);
+		cr_expect_eq(moat_dkim_identity(value, n + 12, out, &why), k + 12 > MOAT_DKIM_IDENTITY_MAX ? -1 : 0,
+		    "%zu escapes", k);
+	}
+}
+
 Test(dkim_verify, nul_in_value)
 {
 	struct moat_dkim_sig s;
@@ -219,6 +289,29 @@ static const struct refusal refusals[] = {
 	  "key type does not match a=", 1 },
 	{ "p= not a key", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " B,
 	  "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	/* i= decoded (RFC 6376 3.5): accepted identities reach the key, which is no key here */
+	{ "i= with =40", "v=1; a=rsa-sha256; i=jlong=40example.com; d=example.com; s=sel; h=from; "
+	  BH "; " B, "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	{ "i= with =2E in the domain", "v=1; a=rsa-sha256; i=jlong@sub=2Eexample=2Ecom; d=example.com; "
+	  "s=sel; h=from; " BH "; " B, "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	{ "i= decoded outside d=", "v=1; a=rsa-sha256; i=jlong=40evil.test; d=example.com; s=sel; h=from; "
+	  BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= is not within d=", 0 },
+	{ "i= decoded look-alike", "v=1; a=rsa-sha256; i=@bad=65xample.com; d=example.com; s=sel; h=from; "
+	  BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= is not within d=", 0 },
+	{ "key t=s with a decoded subdomain i=", "v=1; a=rsa-sha256; i=a=40sub=2Eexample.com; d=example.com; "
+	  "s=sel; h=from; " BH "; " B, "v=DKIM1; t=s; p=AAAA", MOAT_DKIM_FAIL, "key t=s: i= must be d=", 1 },
+	{ "i= two @ once decoded", "v=1; a=rsa-sha256; i=a=40b@example.com; d=example.com; s=sel; "
+	  "h=from; " BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= has more than one @", 0 },
+	{ "i= no @ once decoded", "v=1; a=rsa-sha256; i=example=2Ecom; d=example.com; s=sel; "
+	  "h=from; " BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= has no domain", 0 },
+	{ "i= undecodable", "v=1; a=rsa-sha256; i=a=4@example.com; d=example.com; s=sel; "
+	  "h=from; " BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= is not valid quoted-printable", 0 },
+	{ "i= decodes to NUL", "v=1; a=rsa-sha256; i=a=00@example.com; d=example.com; s=sel; "
+	  "h=from; " BH "; " B, "p=AAAA", MOAT_DKIM_PERMERROR, "i= decodes to a NUL", 0 },
+	{ "z= decodes", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; z=From:a=40example.com|Subject:"
+	  "a=20b=3Bc; " BH "; " B, "v=DKIM1; p=AAAA", MOAT_DKIM_PERMERROR, "key could not be decoded", 1 },
+	{ "z= undecodable", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; z=From:a=4; " BH "; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "z= is not valid quoted-printable", 0 },
 	/* RFC 6376 3.2: a repeated tag, in the signature or in the key record */
 	{ "repeated bh=", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; " BH "; " B, "p=AAAA",
 	  MOAT_DKIM_PERMERROR, "malformed DKIM-Signature tag list", 0 },
