@@ -2,6 +2,13 @@
  * data_reader.c - DATA state machine: end-of-data detection, dot-unstuffing towards the policy,
  * canonical CRLF and dot-stuffing towards the backend. Owns two small staging buffers.
  *
+ * End of data is <CR><LF>.<CR><LF> in the bytes received, nothing else, in both modes. Normalize
+ * mode decides that first and mends line ends after: a bare CR or LF becomes CRLF inside the
+ * content, but what follows it is not the start of an SMTP line, so a dot there is neither an
+ * end of data nor stuffing: it is content, and the backend gets it stuffed afresh ("\n.\n"
+ * reaches the backend as "\r\n..\r\n"). A dot after a received CRLF followed by a bare CR or LF
+ * is stuffing (RFC 5321 4.5.2: the line is more than "."), removed as any other.
+ *
  * Only NUL, a bare CR or LF and a dot at the start of a line change anything: the lines between
  * them (CRLFs included) are found a word at a time and copied to both buffers as one run. Octet
  * by octet through the states, this was 89% of the proxy's instructions per message.
@@ -15,9 +22,10 @@
 #include "data_reader.h"
 
 enum {
-	D_BOL = 0,    /* at the start of a line */
+	D_BOL = 0,    /* at the start of a line: after a received CRLF (or the DATA line's) */
 	D_DOT,        /* "." at the start of a line */
 	D_DOTCR,      /* ".\r" at the start of a line */
+	D_NBOL,       /* normalize: after a bare CR or LF made a line end; no SMTP line starts here */
 	D_MID,        /* inside a line */
 	D_CR,         /* "\r" inside a line */
 	D_SKIP,       /* after an error: only looking for the real end of data */
@@ -142,6 +150,14 @@ put_crlf(struct px_data *d)
 	put(d, '\n', false);
 }
 
+/* bare_end - normalize: a bare CR or LF ends a line of the content; no SMTP line starts after it. */
+static void
+bare_end(struct px_data *d)
+{
+	put_crlf(d);
+	d->state = D_NBOL;
+}
+
 /* fail - record the first error; from now on only the real end of data matters. */
 static void
 fail(struct px_data *d, enum px_data_err e, unsigned char c)
@@ -169,15 +185,16 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 				continue;
 			}
 			/* "." + other: the leading dot was stuffing (or a sender's error); drop it */
+			if (c == '\0') {
+				fail(d, PX_DATA_NUL, c);
+				continue;
+			}
 			if (c == '\n') {
 				if (!d->normalize) {
 					fail(d, PX_DATA_BARE, c);
 					continue;
 				}
-				goto end;        /* "\n.\n" normalised is CRLF.CRLF */
-			}
-			if (c == '\0') {
-				fail(d, PX_DATA_NUL, c);
+				bare_end(d);     /* ".\n": not the end of data, an empty line */
 				continue;
 			}
 			put(d, (char)c, true);
@@ -190,16 +207,16 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 				fail(d, PX_DATA_BARE, c);
 				continue;
 			}
-			/* ".\r" + other, normalised: the dot line ended; c is the next command's */
-			px_data_flush(d);
-			*done = true;
-			return i;
+			bare_end(d);             /* ".\r" + other: an empty line; c starts the next */
+			i--;
+			continue;
 		case D_BOL:
 			if (c == '.') {
 				d->state = D_DOT;
 				continue;
 			}
 			/* FALLTHROUGH */
+		case D_NBOL:
 		case D_MID:
 			if (c == '\r') {
 				d->state = D_CR;
@@ -208,12 +225,14 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 					fail(d, PX_DATA_BARE, c);
 					continue;
 				}
-				put_crlf(d);
-				d->state = D_BOL;
+				bare_end(d);
 			} else if (c == '\0') {
 				fail(d, PX_DATA_NUL, c);
+			} else if (c == '.' && d->state == D_NBOL) {
+				put(d, '.', true);   /* content, stuffed afresh for the backend */
+				d->state = D_MID;
 			} else {
-				/* not a dot at the start of a line (D_DOT took that): nothing to stuff */
+				/* not a dot at the start of a line (D_DOT and D_NBOL took those) */
 				size_t run = verbatim_run(buf + i, len - i);
 
 				put_run(d, buf + i, run);
@@ -232,9 +251,8 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 				fail(d, PX_DATA_BARE, c);
 				continue;
 			}
-			put_crlf(d);             /* the bare CR ends a line; c starts the next */
-			d->state = D_BOL;
-			i--;                     /* look at c again at the start of a line */
+			bare_end(d);             /* the bare CR ends a line; c starts the next */
+			i--;                     /* look at c again */
 			continue;
 		case D_SKIP: {
 			const char *cr = memchr(buf + i, '\r', len - i);

@@ -3,7 +3,9 @@
  * (<CR><LF>.<CR><LF> and nothing else), removes dot-stuffing for the policy, and writes canonical
  * CRLF with fresh dot-stuffing for the backend, so the backend can never see a second end of data
  * (the CVE-2023-51764/5/6 smuggling class). A bare CR, bare LF or NUL is an error in reject mode;
- * in normalize mode a bare CR or LF becomes CRLF (CR CR LF is two line ends, never folded).
+ * in normalize mode a bare CR or LF becomes CRLF inside the content once the end of data has been
+ * looked for in the bytes received (CR CR LF is two line ends, never folded), and a dot after it
+ * is content, stuffed afresh: a fake end of data is a body line "." ("..") on the wire.
  */
 #ifndef PX_DATA_READER_H
 #define PX_DATA_READER_H

@@ -59,6 +59,55 @@ for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '
 	tap_is "smuggling $v: the backend never saw the smuggled MAIL" "$(grep -c 'smuggled@evil' "$PX_DIR/sink.log")" 0
 done
 
+# --- the same in proxy_bare_newline = normalize mode, whole and with the smuggled part in later
+# TCP segments (cut after the fake end, and inside it): only a received CRLF.CRLF ends the data,
+# so the backend gets one message with the smuggled commands as body lines; the NUL variants
+# stay refused ---
+NORM=12503 main_pid=$PX_PID
+px_start $NORM 127.0.0.1:$S -o proxy_bare_newline=normalize || tap_bail "normalize proxy did not start"
+n=0
+for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
+	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
+	n=$((n + 1))
+	first=${v:0:2}
+	for cut in whole after inside; do
+		case $cut in
+		whole) parts=("S:Subject: normalize $n\r\n\r\nbody$v$SMUGGLE\r\n.\r\n") ;;
+		after) parts=("S:Subject: normalize $n\r\n\r\nbody$v" P:0.1 "S:$SMUGGLE\r\n.\r\n") ;;
+		inside) parts=("S:Subject: normalize $n\r\n\r\nbody$first" P:0.1 "S:${v:${#first}}$SMUGGLE\r\n.\r\n") ;;
+		esac
+		before=$(px_dumps)
+		out=$(px_chat $NORM "${HELLO[@]}" "${TXN[@]}" "${parts[@]}" R "S:QUIT\r\n" A)
+		case $v in
+		*x00*)
+			tap_like "normalize $v ($cut): NUL refused, 550 5.6.0" "$out" $'<- 550 5\\.6\\.0'
+			sleep 0.1
+			tap_is "normalize $v ($cut): the backend got no transaction" "$(( $(px_dumps) - before ))" 0
+			;;
+		*)
+			tap_like "normalize $v ($cut): one message, 250" "$out" $'<- 354[^\n]*\n<- 250 2\\.0\\.0 Ok[^\n]*\n<- 221'
+			wait_dumps $((before + 1))
+			tap_is "normalize $v ($cut): the backend got exactly one message" "$(( $(px_dumps) - before ))" 1
+			last=$(ls -t "$PX_DIR"/dump/* | head -1)
+			tap_is "normalize $v ($cut): the smuggled MAIL, RCPT and DATA are body lines" \
+				"$(tr -d '\r' < "$last" | grep -c -x -E 'MAIL FROM:<smuggled@evil\.example>|RCPT TO:<b@example\.net>|DATA|smuggled body')" 4
+			;;
+		esac
+		tap_is "normalize $v ($cut): the backend never saw the smuggled MAIL as a command" \
+			"$(grep -c 'smuggled@evil' "$PX_DIR/sink.log")" 0
+	done
+done
+# a "." line made by normalisation is a body line: the backend gets it stuffed ("..", which the
+# sink unstuffs to ".") and the message goes on
+before=$(px_dumps)
+out=$(px_chat $NORM "${HELLO[@]}" "${TXN[@]}" "S:Subject: dot\r\n\r\nbody\n.\nafter\r\n.\r\n" R "S:QUIT\r\n" A)
+wait_dumps $((before + 1))
+last=$(ls -t "$PX_DIR"/dump/* | head -1)
+tap_is "normalize: \\n.\\n reaches the backend as a body line '.'" \
+	"$(tr -d '\r' < "$last" | sed -n '/^body$/,/^after$/p' | tr '\n' ' ')" "body . after "
+px_stop
+PX_PID=$main_pid
+
 # bare LF / CR in a command line
 out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\nRCPT TO:<b@example.net>\r\n" R "S:QUIT\r\n" A)
 tap_like "bare LF in a command: 550 5.5.2" "$out" $'<- 550 5\\.5\\.2'

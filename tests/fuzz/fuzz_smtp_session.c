@@ -2,7 +2,10 @@
  * fuzz_smtp_session.c - arbitrary client bytes into the proxy's session logic (proxy/smtp_session.c),
  * with a simulated backend (tests/helpers/sim_mta.c) that answers every command it is sent.
  * Checks, beyond the sanitizers, that whatever the client sends the backend stream is canonical:
- * no bare CR or LF, no NUL, and every message ends with exactly one "." line.
+ * no bare CR or LF, no NUL, and every message ends with exactly one "." line; and that the backend
+ * never receives more messages than the client's bytes hold real ends of data (<CR><LF>.<CR><LF>,
+ * the DATA line's CRLF counted): a fake end of data, in either proxy_bare_newline mode and however
+ * the reads cut it, never makes a message of its own.
  *
  * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: XCLIENT, bit 2:
  * proxy_backend_connect=accept, bits 3-7: read chunk size - 1); the rest is what the client sends,
@@ -29,6 +32,7 @@ struct fz {
 	char last;               /* last byte written to the backend */
 	char replies[8192];      /* replies the simulated backend owes */
 	size_t rlen;
+	size_t messages;         /* final dots the backend received inside DATA */
 };
 
 static void
@@ -76,6 +80,8 @@ fz_backend_line(struct fz *f)
 {
 	const char *r;
 
+	if (f->mta.in_data && f->blen == 3 && memcmp(f->bline, ".\r\n", 3) == 0)
+		f->messages++;
 	if (!f->mta.in_data && strncmp(f->bline, "RCPT TO:<r", 10) == 0)
 		r = "550 5.1.1 no such user\r\n";
 	else
@@ -169,6 +175,19 @@ fz_settle(struct fz *f)
 	}
 }
 
+/* real_ends - how many <CR><LF>.<CR><LF> the client's bytes hold (overlapping ones too: an upper
+ * bound on the messages they can carry). */
+static size_t
+real_ends(const uint8_t *p, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
+			k++;
+	return k;
+}
+
 static struct moat_policy *pols[8];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -226,5 +245,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		px_session_client_gone(f.s);
 	fz_settle(&f);
 	px_session_free(f.s);
+	if (f.messages > real_ends(data + 1, size - 1))
+		abort();                 /* a message made of a fake end of data: smuggling */
 	return 0;
 }

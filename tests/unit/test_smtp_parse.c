@@ -306,7 +306,36 @@ static const struct data_case data_cases[] = {
 	{ "NUL before dot", L("a\r\n\0.\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
 	{ "NUL after dot", L("a\r\n.\0\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
 	{ "CR CR LF not folded", L("a\r\r\n.\r\n"), false, true, 7, PX_DATA_BARE, NULL, NULL },
-	{ "normalise bare LF", L("a\nb\n.\n"), true, true, 6, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "normalise bare LF", L("a\nb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	/* normalize: every published fake end of data is content, the smuggled MAIL a body line */
+	{ "normalise \\n.\\n", L("a\n.\nMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\n.\\r\\n", L("a\n.\r\nMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\r.\\n", L("a\r.\nMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\r.\\r\\n", L("a\r.\r\nMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\r.\\r", L("a\r.\rMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\n.\\r", L("a\n.\rMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
+	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\r\\n.\\n: stuffing dot, empty line", L("a\r\n.\nMAIL\r\n.\r\nX"), true, true, 14,
+	  PX_DATA_OK, "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
+	{ "normalise \\r\\n.\\r", L("a\r\n.\rMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
+	  "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
+	{ "normalise \\r\\n.\\r\\r\\n", L("a\r\n.\r\r\nMAIL\r\n.\r\nX"), true, true, 16, PX_DATA_OK,
+	  "a\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\nMAIL\r\n" },
+	{ "normalise \\r\\r\\n.\\r\\r\\n", L("a\r\r\n.\r\r\nMAIL\r\n.\r\nX"), true, true, 17,
+	  PX_DATA_OK, "a\r\n\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\n\r\nMAIL\r\n" },
+	{ "normalise \\n..\\r\\n: both dots are content", L("a\n..\r\n.\r\n"), true, true, 9, PX_DATA_OK,
+	  "a\r\n..\r\n", "a\r\n...\r\n" },
+	{ "normalise \\n.\\n at the start", L("\n.\nX\r\n.\r\n"), true, true, 9, PX_DATA_OK,
+	  "\r\n.\r\nX\r\n", "\r\n..\r\nX\r\n" },
+	{ "normalise: \\n.\\r\\n after a bare LF is no end", L("a\nb\n.\r\n"), true, false, 7, PX_DATA_OK,
+	  "a\r\nb\r\n.\r\n", "a\r\nb\r\n..\r\n" },
+	{ "normalise NUL next to the dot", L("a\r\n\0.\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL, NULL, NULL },
+	{ "normalise NUL after the dot", L("a\r\n.\0\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL, NULL, NULL },
 	{ "normalise bare CR", L("a\rb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
 	{ "normalise CR CR LF: two line ends", L("a\r\r\n.\r\n"), true, true, 7, PX_DATA_OK,
 	  "a\r\n\r\n", "a\r\n\r\n" },
@@ -344,17 +373,20 @@ Test(data_reader, table_whole_and_byte_at_a_time)
 	}
 }
 
-/* Whatever goes in, the wire never holds CRLF.CRLF, a bare CR/LF or NUL. */
+/* Whatever goes in, the wire never holds CRLF.CRLF, a bare CR/LF or NUL, and in either mode the
+ * end of data is found exactly where the received bytes first hold CRLF.CRLF, nowhere else. */
 Test(data_reader, wire_is_always_canonical)
 {
 	static const char alphabet[] = { '\r', '\n', '.', 'a', '\0' };
 	unsigned seed = 12345;
 
 	for (int round = 0; round < 20000; round++) {
-		char in[24];
+		char in[24], rx[2 + sizeof(in)];
+		const char *eod;
 		struct px_data d;
 		struct sink k = { .clen = 0 };
 		bool done;
+		size_t used;
 
 		for (size_t i = 0; i < sizeof(in); i++) {
 			seed = seed * 1103515245 + 12345;
@@ -364,7 +396,13 @@ Test(data_reader, wire_is_always_canonical)
 		/* the stream starts after the DATA line's CRLF */
 		memcpy(k.wire, "\r\n", 2);
 		k.wlen = 2;
-		(void)px_data_feed(&d, in, sizeof(in), &done);
+		used = px_data_feed(&d, in, sizeof(in), &done);
+		memcpy(rx, "\r\n", 2);
+		memcpy(rx + 2, in, sizeof(in));
+		eod = memmem(rx, sizeof(rx), "\r\n.\r\n", 5);
+		cr_assert_eq(done, eod != NULL, "round %d: done %d", round, done);
+		if (eod != NULL)
+			cr_assert_eq(used, (size_t)(eod - rx) + 3, "round %d: used %zu", round, used);
 		for (size_t i = 2; i < k.wlen; i++) {
 			cr_assert_neq(k.wire[i], '\0');
 			if (k.wire[i] == '\n')
