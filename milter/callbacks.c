@@ -25,13 +25,11 @@
 #include "edits.h"
 #include "log.h"
 #include "macros.h"
-#include "ratelimit.h"
 
 #define HDR_FIELD_MAX ((size_t)1024 * 1024)   /* a header field larger than libmilter's packet: refuse */
 #define EDITS_MAX 128
 
 static struct moat_policy *milter_policy;   /* set once before smfi_main, then only read */
-static struct moat_ratelimit *milter_ratelimit;   /* likewise; NULL: no rate limits */
 
 struct milter_conn {
 	struct moat_session *s;
@@ -40,10 +38,6 @@ struct milter_conn {
 	unsigned long nr;              /* SMFIP_NR_* negotiated: those stages must not answer */
 	bool tls_seen;
 	bool auth_seen;
-	struct moat_addr rl_addr;      /* the client, for rate limits (rl_addr_ok) */
-	bool rl_addr_ok;
-	char *rl_sender;               /* MAIL FROM path of the transaction, for rate limits */
-	char *rl_user;                 /* {auth_authen}, for rate limits */
 	char *field;                   /* scratch for "Name: value", grown up to HDR_FIELD_MAX */
 	size_t field_cap;
 };
@@ -195,21 +189,6 @@ connect_addr(SMFICTX *ctx, const struct sockaddr *sa, char *addr, size_t len, un
 		*port = (unsigned)p;
 }
 
-/* conn_ratelimit - the rate limits for EV (ratelimit.c); v is left alone when none refuses. */
-static void
-conn_ratelimit(struct milter_conn *c, enum moat_rl_event ev, struct moat_verdict *v)
-{
-	struct moat_rl_subject subj = { .addr = c->rl_addr_ok ? &c->rl_addr : NULL,
-		.sender = c->rl_sender, .user = c->rl_user, .sid = moat_session_id(c->s) };
-	struct moat_verdict rv;
-
-	if (milter_ratelimit == NULL)
-		return;
-	moat_ratelimit_check(milter_ratelimit, ev, &subj, &rv);
-	if (rv.action != MOAT_CONTINUE)
-		*v = rv;
-}
-
 static sfsistat
 xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 {
@@ -235,7 +214,7 @@ xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 	client.addr = addr[0] ? addr : NULL;
 	client.name = name;
 	client.listener = milter_macro_get(ctx, MILTER_M_DAEMON_NAME);
-	c->s = moat_session_new(milter_policy, &client, &v);
+	c->s = moat_session_new(milter_policy, &client);
 	if (c->s == NULL)
 		return milter_oom(ctx, c, "connect");
 	moat_log(LOG_INFO, moat_session_id(c->s), "connect", "client=%s[%s]:%u listener=%s",
@@ -243,9 +222,8 @@ xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 	    sizeof(ename)), addr[0] ? addr : "unknown", client.port,
 	    client.listener ? moat_log_escape(client.listener, strlen(client.listener), elistener,
 	    sizeof(elistener)) : "-");
-	c->rl_addr_ok = client.addr != NULL && moat_addr_parse(client.addr, &c->rl_addr) == 0;
-	if (v.action == MOAT_CONTINUE)
-		conn_ratelimit(c, MOAT_RL_EV_CONNECT, &v);
+	/* MOAT_POLICY_MAY_BLOCK: the core answers every event at once */
+	(void)moat_session_connect(c->s, &v);
 	if (v.action != MOAT_CONTINUE)
 		c->refused = v;
 	return milter_answer(ctx, c, &v, "connect");
@@ -347,18 +325,12 @@ xxfi_envfrom(SMFICTX *ctx, char **argv)
 	if (!c->auth_seen && (login = milter_macro_get(ctx, MILTER_M_AUTH_AUTHEN)) != NULL) {
 		moat_session_auth(c->s, login);
 		c->auth_seen = true;
-		free(c->rl_user);
-		c->rl_user = strdup(login);   /* NULL on no memory: no per-user limit */
 	}
 	if (envelope_path(argv[0], path, sizeof(path)) < 0) {
 		moat_verdict_set(&v, MOAT_REJECT, 501, "5.1.7", "bad_sender", "Sender address too long");
 		return milter_answer(ctx, c, &v, "mail");
 	}
-	moat_session_mail(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
-	free(c->rl_sender);
-	c->rl_sender = strdup(path);      /* NULL on no memory: no per-sender limit */
-	if (v.action == MOAT_CONTINUE)
-		conn_ratelimit(c, MOAT_RL_EV_MAIL, &v);
+	(void)moat_session_mail(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
 	return milter_answer(ctx, c, &v, "mail");
 }
 
@@ -376,9 +348,7 @@ xxfi_envrcpt(SMFICTX *ctx, char **argv)
 		    "Recipient address too long");
 		return milter_answer(ctx, c, &v, "rcpt");
 	}
-	moat_session_rcpt(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
-	if (v.action == MOAT_CONTINUE)
-		conn_ratelimit(c, MOAT_RL_EV_RCPT, &v);
+	(void)moat_session_rcpt(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
 	return milter_answer(ctx, c, &v, "rcpt");
 }
 
@@ -595,16 +565,8 @@ xxfi_close(SMFICTX *ctx)
 		moat_log(LOG_DEBUG, moat_session_id(c->s), "close", "%s", "");
 	moat_session_free(c->s);
 	free(c->field);
-	free(c->rl_sender);
-	free(c->rl_user);
 	free(c);
 	return SMFIS_CONTINUE;
-}
-
-void
-milter_callbacks_ratelimit(struct moat_ratelimit *rl)
-{
-	milter_ratelimit = rl;
 }
 
 void

@@ -14,8 +14,4 @@
  */
 void milter_callbacks_init(struct smfiDesc *desc, struct moat_policy *pol);
 
-/* milter_callbacks_ratelimit - the rate limiter every connection checks (borrowed; NULL: none). */
-struct moat_ratelimit;
-void milter_callbacks_ratelimit(struct moat_ratelimit *rl);
-
 #endif /* MOAT_MILTER_CALLBACKS_H */

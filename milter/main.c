@@ -29,7 +29,6 @@
 #include "cmdline.h"
 #include "conf.h"
 #include "daemon.h"
-#include "ratelimit.h"
 #include "interpose.h"
 #include "log.h"
 #include "policy.h"
@@ -50,7 +49,6 @@ static atomic_bool reload_stop;
 struct reload_ctx {
 	const struct moat_cmdline *cl;
 	struct moat_policy *pol;
-	struct moat_ratelimit *rl;
 };
 
 /* reload_thread - wait for SIGHUP; load the configuration again and install it. */
@@ -73,10 +71,11 @@ reload_thread(void *arg)
 			/* Socket, user and pid file stay as started; everything else applies to new
 			 * connections. */
 			char err[MOAT_CONF_ERR_MAX];
-			moat_policy_reload(rc->pol, conf);
-			milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
-			if (moat_ratelimit_reload(rc->rl, conf, err, sizeof(err)) < 0)
-				moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
+			if (moat_policy_reload(rc->pol, conf, err, sizeof(err)) < 0)
+				moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running "
+				    "configuration", err);
+			else
+				milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
 			moat_conf_unref(conf);
 		}
 	}
@@ -231,7 +230,6 @@ main(int argc, char **argv)
 	struct moat_cmdline cl;
 	struct moat_conf *conf;
 	struct moat_policy *pol;
-	struct moat_ratelimit *rl;
 	struct reload_ctx rctx;
 	pthread_t reloader;
 	sigset_t set;
@@ -250,25 +248,18 @@ main(int argc, char **argv)
 	milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
 	milter_interpose_on_first_tuned(log_tcp_tuning);
 
-	if ((pol = moat_policy_new(conf)) == NULL) {
-		fprintf(stderr, "mxmoat-milter: out of memory\n");
-		moat_conf_unref(conf);
-		return 1;
-	}
-	if ((rl = moat_ratelimit_new(conf, err, sizeof(err))) == NULL) {
+	/* a thread per connection: the core may wait on Redis in it */
+	if ((pol = moat_policy_new(conf, MOAT_POLICY_MAY_BLOCK, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
-		moat_policy_free(pol);
 		moat_conf_unref(conf);
 		return 1;
 	}
-	milter_callbacks_ratelimit(rl);
 	thread_stack_default();
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 	    conf->daemon_group, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
 		moat_log(LOG_ERR, NULL, "start", "%s", err);
-		moat_ratelimit_free(rl);
 		moat_policy_free(pol);
 		moat_conf_unref(conf);
 		return 1;
@@ -284,10 +275,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	rctx.cl = &cl;
 	rctx.pol = pol;
-	rctx.rl = rl;
 	if (pthread_create(&reloader, NULL, reload_thread, &rctx) != 0) {
 		moat_log(LOG_ERR, NULL, "start", "cannot start the reload thread");
-		moat_ratelimit_free(rl);
 		moat_policy_free(pol);
 		moat_conf_unref(conf);
 		return 1;
@@ -302,8 +291,6 @@ main(int argc, char **argv)
 	pthread_kill(reloader, SIGHUP);
 	pthread_join(reloader, NULL);
 	moat_daemon_pidfile_remove(conf->milter_pid_file);
-	milter_callbacks_ratelimit(NULL);
-	moat_ratelimit_free(rl);
 	moat_policy_free(pol);
 	moat_conf_unref(conf);
 	return rc;

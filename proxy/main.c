@@ -20,7 +20,6 @@
 #include "hold.h"
 #include "log.h"
 #include "policy.h"
-#include "ratelimit.h"
 #include "smtp_session.h"
 #include "tls.h"
 #include "worker.h"
@@ -30,7 +29,6 @@
 struct proxy_main {
 	struct moat_cmdline cl;
 	struct moat_policy *pol;
-	struct moat_ratelimit *rl;
 	struct px_worker *workers[WORKERS_MAX];
 	unsigned nworkers;
 	uv_loop_t loop;
@@ -79,24 +77,30 @@ on_sighup(uv_signal_t *h, int sig)
 	(void)sig;
 	if ((conf = moat_cmdline_reload(&m->cl)) == NULL)
 		return;
-	moat_policy_reload(m->pol, conf);
-	check_spool(conf, "reload");
-	if (moat_ratelimit_reload(m->rl, conf, err, sizeof(err)) < 0)
-		moat_log(LOG_ERR, NULL, "reload", "rate limits kept: %s", err);
-	{
-		/* TLS (issue 7): new certificates for new sessions; on error the old ones stay */
-		char terr[MOAT_TLS_ERR_MAX];
-		struct moat_tls_ctx *tls = moat_tls_ctx_reload(m->tls, conf, terr, sizeof(terr));
+	/*
+	 * One generation: the certificates, the rate-limit rules and the snapshot are built from the
+	 * new file and installed together, or the running ones are all kept.
+	 */
+	char terr[MOAT_TLS_ERR_MAX];
+	struct moat_tls_ctx *tls = moat_tls_ctx_reload(m->tls, conf, terr, sizeof(terr));
 
-		if (tls == NULL) {
-			moat_log(LOG_ERR, NULL, "reload", "tls=kept error=%s", terr);
-		} else {
-			for (unsigned i = 0; i < m->nworkers; i++)
-				px_worker_set_tls(m->workers[i], tls);
-			moat_tls_ctx_unref(m->tls);
-			m->tls = tls;
-		}
+	if (tls == NULL) {
+		moat_log(LOG_ERR, NULL, "reload", "tls=kept error=%s; keeping the running configuration",
+		    terr);
+		moat_conf_unref(conf);
+		return;
 	}
+	if (moat_policy_reload(m->pol, conf, err, sizeof(err)) < 0) {
+		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration", err);
+		moat_tls_ctx_unref(tls);
+		moat_conf_unref(conf);
+		return;
+	}
+	for (unsigned i = 0; i < m->nworkers; i++)
+		px_worker_set_tls(m->workers[i], tls);
+	moat_tls_ctx_unref(m->tls);
+	m->tls = tls;
+	check_spool(conf, "reload");
 	moat_conf_unref(conf);
 	moat_log(LOG_INFO, NULL, "reload", "status=ok note=listeners-unchanged");
 }
@@ -172,12 +176,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: proxy_listen is empty\n");
 		return 1;
 	}
-	m.pol = moat_policy_new(conf);
-	if (m.pol == NULL) {
-		fprintf(stderr, "mxmoat-proxy: out of memory\n");
-		return 1;
-	}
-	if ((m.rl = moat_ratelimit_new(conf, err, sizeof(err))) == NULL) {
+	if ((m.pol = moat_policy_new(conf, 0, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
@@ -204,7 +203,7 @@ main(int argc, char **argv)
 				return 1;
 			}
 		if ((m.workers[i] = px_worker_new(m.pol, fds, naddrs, err, sizeof(err))) == NULL ||
-		    px_worker_set_ratelimit(m.workers[i], m.rl, conf, err, sizeof(err)) < 0) {
+		    px_worker_set_redis(m.workers[i], conf, err, sizeof(err)) < 0) {
 			fprintf(stderr, "mxmoat-proxy: %s\n", err);
 			return 1;
 		}

@@ -405,23 +405,22 @@ rlr_take(struct px_rlredis *r, const struct moat_rl_plan *plan, const char *sid,
 }
 
 int
-px_ratelimit_event(struct moat_ratelimit *rl, struct px_rlredis *r, enum moat_rl_event ev,
-    const struct moat_rl_subject *subj, struct moat_verdict *v, px_rl_done_fn done, void *arg)
+px_ratelimit_charge(struct moat_ratelimit *rl, struct px_rlredis *r,
+    const struct moat_rl_plan *plan, const char *sid, struct moat_verdict *v, px_rl_done_fn done,
+    void *arg)
 {
-	struct moat_rl_plan plan;
 	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
 	enum moat_rl_status status = MOAT_RL_OK;
 
-	moat_ratelimit_plan(rl, ev, subj, &plan);
-	if (plan.n > 0 && r != NULL && !r->closing) {
-		if (rlr_take(r, &plan, subj->sid, done, arg) > 0)
+	if (plan->n > 0 && r != NULL && !r->closing) {
+		if (rlr_take(r, plan, sid, done, arg) > 0)
 			return 1;
 		status = MOAT_RL_STORE_DOWN;
-		moat_ratelimit_fallback(rl, &plan, res);
-	} else if (plan.n > 0) {
-		moat_ratelimit_local(rl, &plan, res);
+		moat_ratelimit_fallback(rl, plan, res);
+	} else if (plan->n > 0) {
+		moat_ratelimit_local(rl, plan, res);
 	}
-	moat_ratelimit_decide(rl, &plan, res, status, subj->sid, v);
+	moat_ratelimit_decide(rl, plan, res, status, sid, v);
 	return 0;
 }
 

@@ -31,12 +31,14 @@ struct px_rlredis *px_rlredis_new(uv_loop_t *loop, struct moat_ratelimit *rl,
 void px_rlredis_close(struct px_rlredis *r);
 
 /*
- * px_ratelimit_event - plan, charge and decide EV for SUBJ (strings borrowed for this call only).
- * R NULL: the embedded store. Returns 0 with the verdict in *v, or 1: the check is pending in
- * Redis and DONE(ARG, verdict) will be called later on the loop, never from inside this call.
- * While Redis is unreachable the embedded store or a refusal answers at once (ratelimit.h).
+ * px_ratelimit_charge - charge PLAN (the core's, borrowed for this call only) and decide; SID names
+ * the session in log lines. R NULL: the embedded store. Returns 0 with the verdict in *v, or 1:
+ * the charge is pending in Redis and DONE(ARG, verdict) will be called later on the loop, never
+ * from inside this call. While Redis is unreachable the embedded store or a refusal answers at
+ * once (ratelimit.h).
  */
-int px_ratelimit_event(struct moat_ratelimit *rl, struct px_rlredis *r, enum moat_rl_event ev,
-    const struct moat_rl_subject *subj, struct moat_verdict *v, px_rl_done_fn done, void *arg);
+int px_ratelimit_charge(struct moat_ratelimit *rl, struct px_rlredis *r,
+    const struct moat_rl_plan *plan, const char *sid, struct moat_verdict *v, px_rl_done_fn done,
+    void *arg);
 
 #endif /* PX_RATELIMIT_UV_H */

@@ -54,7 +54,8 @@ enum px_state { S_GREET = 0, S_CMD, S_AUTH, S_DATA, S_CLOSED };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
 enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
 /* what waits for a rate-limit answer (issue 9) */
-enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_FIRST_RCPT, RL_RCPT };
+/* What runs once an event of the core has its verdict (at once, or after the driver's store). */
+enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
  * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept);
@@ -98,7 +99,8 @@ struct px_session {
 	bool backend_xclient;              /* the backend's last EHLO reply offered XCLIENT */
 	struct moat_tls_info tls;          /* TLS (issue 7): the client leg's facts (active false: none) */
 	bool quit;
-	enum px_rlnext rl_next;            /* issue 9: what the pending rate-limit check decides */
+	enum px_rlnext rl_next;            /* what waits for the core's pending event */
+	enum moat_event_rc mail_rc;        /* the MAIL event's, from the work item to its end */
 	bool greet_now;                    /* issue 9: greet once the connection limits allow it */
 	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
 	bool submission, authenticated, backend_auth;
@@ -109,7 +111,6 @@ struct px_session {
 	bool backend_utf8;                 /* the backend's last EHLO reply offered SMTPUTF8 */
 	bool utf8_offered;                 /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool in_txn;                       /* MAIL accepted by us and by the backend */
-	bool rl_msg_counted;               /* issue 9: the transaction's message buckets are charged */
 	unsigned nrcpt;                    /* RCPTs the backend accepted */
 	unsigned messages;
 
@@ -199,7 +200,8 @@ static void data_free(struct px_session *s);
 static bool data_open(struct px_session *s);
 static void msg_drop(struct px_session *s);
 static void send_begin(struct px_session *s);
-static void session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next);
+static void core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v,
+    enum px_rlnext next);
 static void data_received(struct px_session *s);
 static void ehlo_reply(struct px_session *s);
 
@@ -638,10 +640,9 @@ backend_reply(struct px_session *s)
 	switch (op) {
 	case OP_MAIL:
 		say(s, r->buf, r->len);      /* the backend's verdict, verbatim */
-		if (r->code / 100 == 2) {
+		if (r->code / 100 == 2)
 			s->in_txn = true;
-			s->rl_msg_counted = false;   /* charged with the first recipient */
-		} else
+		else
 			moat_session_abort(s->ms);
 		break;
 	case OP_RCPT:
@@ -1551,7 +1552,6 @@ mail_done(struct px_session *s)
 			session_close(s);
 		return;
 	}
-	/* the message rate limits are charged with the first recipient: one store call a message */
 	backend_request(s, OP_MAIL);
 }
 
@@ -1577,23 +1577,15 @@ static void
 proceed_rcpt(struct px_session *s, const char *arg)
 {
 	struct moat_verdict v;
+	enum moat_event_rc rc;
 
 	(void)arg;
 	if (s->bstate != B_READY) {
 		SAY(s, reply_backend_lost);  /* the leg is gone: nothing to check, nothing to charge */
 		return;
 	}
-	moat_session_rcpt(s->ms, s->path, NULL, &v);
-	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
-		say_verdict(s, &v);
-		if (v.close)
-			session_close(s);
-		return;
-	}
-	if (s->rl_msg_counted)
-		session_ratelimit(s, MOAT_RL_EV_RCPT, RL_RCPT);
-	else
-		session_ratelimit(s, MOAT_RL_EV_FIRST_RCPT, RL_FIRST_RCPT);
+	rc = moat_session_rcpt(s->ms, s->path, NULL, &v);
+	core_event(s, rc, &v, RL_RCPT);
 }
 
 /* rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
@@ -1755,7 +1747,12 @@ proceed_starttls(struct px_session *s, const char *arg)
 			return;
 		}
 	}
-	session_ratelimit(s, MOAT_RL_EV_TLS, RL_STARTTLS);
+	{
+		struct moat_verdict v;
+		enum moat_event_rc rc = moat_session_tls_start(s->ms, &v);
+
+		core_event(s, rc, &v, RL_STARTTLS);
+	}
 }
 
 /* starttls_begin - STARTTLS passed the TLS handshake limit: 220, then TLS. */
@@ -2059,12 +2056,15 @@ session_pump(struct px_session *s)
 
 /* ---- driver entry points ---- */
 
-/* ratelimit_then - go on with what waited for the rate limits (issue 9), or refuse it. */
+/* event_then - go on with what waited for the core's verdict, or refuse it. */
 static void
-ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
+event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
 {
-	if (next == RL_FIRST_RCPT)
-		s->rl_msg_counted = moat_ratelimit_message_counted(v);
+	if (next == RL_MAIL) {           /* relayed or refused (and the transaction undone) there */
+		s->v = *v;
+		mail_done(s);
+		return;
+	}
 	if (v->action != MOAT_CONTINUE && v->action != MOAT_ACCEPT) {
 		if (next != RL_TLS_IMPLICIT)     /* before the handshake nothing can be said */
 			say_verdict(s, v);
@@ -2086,47 +2086,65 @@ ratelimit_then(struct px_session *s, enum px_rlnext next, const struct moat_verd
 	case RL_STARTTLS:
 		starttls_begin(s);
 		break;
-	case RL_FIRST_RCPT:
 	case RL_RCPT:
 		rcpt_send(s);
+		break;
+	case RL_MAIL:
 		break;
 	}
 }
 
-/* session_ratelimit - check EV through the driver; NEXT runs now or when the answer comes. */
+/*
+ * core_event - an event of the core returned RC with verdict V. Pending: its rate-limit plan is
+ * charged in the driver's store, and NEXT runs when the store answers (px_session_ratelimit_done);
+ * else NEXT runs now.
+ */
 static void
-session_ratelimit(struct px_session *s, enum moat_rl_event ev, enum px_rlnext next)
+core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v, enum px_rlnext next)
 {
-	struct moat_rl_subject subj = { .addr = moat_session_addr(s->ms),
-		.sender = moat_session_sender(s->ms), .user = moat_session_user(s->ms),
-		.sid = moat_session_id(s->ms) };
-	struct moat_verdict v;
+	while (rc == MOAT_EVENT_PENDING) {
+		struct moat_verdict answer;
 
-	moat_verdict_continue(&v);
-	if (s->ops->ratelimit != NULL && s->ops->ratelimit(s->io, ev, &subj, &v) > 0) {
-		s->rl_next = next;
-		s->wait = W_RATELIMIT;
-		return;
+		moat_verdict_continue(&answer);
+		if (s->ops->ratelimit == NULL) {
+			/* the core pends only for a shared store, which a driver without one cannot
+			 * reach: refuse for now rather than pass unlimited */
+			moat_verdict_set(&answer, MOAT_TEMPFAIL, 451, "4.3.0", "ratelimit_store_down",
+			    "Local error, try again later");
+		} else if (s->ops->ratelimit(s->io, moat_session_pending_plan(s->ms),
+		    moat_session_id(s->ms), &answer) > 0) {
+			s->rl_next = next;
+			s->wait = W_RATELIMIT;
+			return;
+		}
+		rc = moat_session_resume(s->ms, &answer, v);
 	}
-	ratelimit_then(s, next, &v);
+	event_then(s, next, v);
 }
 
 void
-px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *v)
+px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *answer)
 {
+	struct moat_verdict v;
+	enum moat_event_rc rc;
+
 	if (s->wait != W_RATELIMIT)
 		return;
 	s->wait = W_NONE;
 	if (s->state == S_CLOSED || s->gone)
 		return;
-	ratelimit_then(s, s->rl_next, v);
+	rc = moat_session_resume(s->ms, answer, &v);
+	core_event(s, rc, &v, s->rl_next);
 	session_pump(s);
 }
 
 void
 px_session_tls_implicit(struct px_session *s)
 {
-	session_ratelimit(s, MOAT_RL_EV_TLS, RL_TLS_IMPLICIT);
+	struct moat_verdict v;
+	enum moat_event_rc rc = moat_session_tls_start(s->ms, &v);
+
+	core_event(s, rc, &v, RL_TLS_IMPLICIT);
 }
 
 /* TLS (issue 7) */
@@ -2157,7 +2175,7 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 		return NULL;
 	s->ops = ops;
 	s->io = io;
-	s->ms = moat_session_new(pol, client, &s->v);
+	s->ms = moat_session_new(pol, client);
 	if (s->ms == NULL) {
 		free(s);
 		return NULL;
@@ -2204,15 +2222,13 @@ px_session_id(const struct px_session *s)
 void
 px_session_start(struct px_session *s, bool greet)
 {
-	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
-		s->state = S_CMD;
-		say_verdict(s, &s->v);
-		session_close(s);
-		return;
-	}
+	struct moat_verdict v;
+	enum moat_event_rc rc;
+
 	s->state = S_GREET;
 	s->greet_now = greet;
-	session_ratelimit(s, MOAT_RL_EV_CONNECT, RL_GREET);
+	rc = moat_session_connect(s->ms, &v);
+	core_event(s, rc, &v, RL_GREET);
 }
 
 void
@@ -2314,7 +2330,7 @@ px_session_work_run(struct px_session *s)
 {
 	switch (s->work) {
 	case WK_MAIL:
-		moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
+		s->mail_rc = moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
 		break;
 	case WK_EOM:
 		eom_run(s);
@@ -2341,7 +2357,7 @@ px_session_work_done(struct px_session *s)
 		return;
 	switch (w) {
 	case WK_MAIL:
-		mail_done(s);
+		core_event(s, s->mail_rc, &s->v, RL_MAIL);
 		break;
 	case WK_EOM:
 		eom_done(s);

@@ -39,9 +39,10 @@ struct px_ops {
 	/* bytes queued for the backend, not yet written (holding mode paces a held message by it);
 	 * NULL: none are ever queued */
 	size_t (*backend_queued)(void *io);
-	/* rate limits (issue 9): check EV for SUBJ (borrowed for the call); 0 with the verdict in v,
-	 * or 1: pending, px_session_ratelimit_done comes later. NULL: no rate limits. */
-	int (*ratelimit)(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
+	/* rate limits: charge the core's pending PLAN (borrowed for the call) in the driver's store
+	 * and decide; 0 with the verdict in v, or 1: pending, px_session_ratelimit_done comes later.
+	 * NULL: the driver has no store of its own (the core then never pends). */
+	int (*ratelimit)(void *io, const struct moat_rl_plan *plan, const char *sid,
 	    struct moat_verdict *v);
 	/* TLS (issue 7): the backend said 220 to STARTTLS; start the client handshake on the backend
 	 * leg: 0, then px_session_backend_tls_done or px_session_backend_error later; -1 now. NULL: the
@@ -93,7 +94,7 @@ void px_session_backend_tls_done(struct px_session *s, const struct moat_tls_inf
 
 /* px_session_tls_implicit - an implicit-TLS connection: the TLS limit, then ops->client_starttls. */
 void px_session_tls_implicit(struct px_session *s);
-/* px_session_ratelimit_done - the verdict of a pending ops->ratelimit check (issue 9). */
+/* px_session_ratelimit_done - the store's verdict for a pending ops->ratelimit charge. */
 void px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *v);
 
 /* px_session_work_blocks - may the pending work item block (DNS, signing, hashing a held body,

@@ -48,7 +48,7 @@ struct px_worker {
 	pthread_mutex_t tls_lock;        /* guards tls: main swaps it on SIGHUP */
 	struct moat_tls_ctx *tls;        /* NULL: no certificate, no TLS */
 	/* rate limits (issue 9) */
-	struct moat_ratelimit *rl;       /* borrowed; NULL: none */
+	struct moat_ratelimit *rl;       /* the policy's (borrowed) */
 	struct px_rlredis *rlr;          /* this loop's Redis store; NULL: the embedded one */
 	bool stopping;
 	/* work items that cannot block, run by the idle handle in order (op_work) */
@@ -681,15 +681,13 @@ conn_rl_done(void *arg, const struct moat_verdict *v)
 }
 
 static int
-op_ratelimit(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
-    struct moat_verdict *v)
+op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct moat_verdict *v)
 {
 	struct conn *c = io;
+	enum moat_rl_event ev = plan->ev;
 	int rc;
 
-	if (c->w->rl == NULL)
-		return 0;
-	rc = px_ratelimit_event(c->w->rl, c->w->rlr, ev, subj, v, conn_rl_done, c);
+	rc = px_ratelimit_charge(c->w->rl, c->w->rlr, plan, sid, v, conn_rl_done, c);
 	c->rl_pending = rc > 0;
 	/*
 	 * Before the greeting (early talkers) and around a TLS handshake (no plaintext may be taken
@@ -1306,6 +1304,7 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 		return NULL;
 	}
 	w->pol = pol;
+	w->rl = moat_policy_ratelimit(pol);
 	pthread_mutex_init(&w->tls_lock, NULL);   /* TLS (issue 7) */
 	if (uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "uv_loop_init failed");
@@ -1363,13 +1362,11 @@ px_worker_sessions(struct px_worker *w)
 }
 
 int
-px_worker_set_ratelimit(struct px_worker *w, struct moat_ratelimit *rl, const struct moat_conf *conf,
-    char *err, size_t errlen)
+px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err, size_t errlen)
 {
-	w->rl = rl;
-	if (rl == NULL || moat_ratelimit_store(rl) != MOAT_RL_STORE_REDIS)
+	if (moat_ratelimit_store(w->rl) != MOAT_RL_STORE_REDIS)
 		return 0;
-	if ((w->rlr = px_rlredis_new(&w->loop, rl, conf)) == NULL) {
+	if ((w->rlr = px_rlredis_new(&w->loop, w->rl, conf)) == NULL) {
 		snprintf(err, errlen, "ratelimit_redis: cannot resolve '%s' (or out of memory)",
 		    conf->ratelimit_redis);
 		return -1;

@@ -36,11 +36,9 @@ int px_worker_done(struct px_worker *w);
 /* px_worker_sessions - thread-safe: sessions open now. */
 unsigned px_worker_sessions(struct px_worker *w);
 
-/* px_worker_set_ratelimit - the limiter sessions check (borrowed; NULL: none), with this loop's
- * own Redis connection when ratelimit_store = redis. Before px_worker_start; 0 or -1 (err set). */
-struct moat_ratelimit;
-int px_worker_set_ratelimit(struct px_worker *w, struct moat_ratelimit *rl, const struct moat_conf *conf,
-    char *err, size_t errlen);
+/* px_worker_set_redis - this loop's own Redis connection for the policy's rate limiter, when
+ * ratelimit_store = redis (else nothing). Before px_worker_start; 0 or -1 (err set). */
+int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err, size_t errlen);
 
 /* TLS (issue 7) */
 struct moat_tls_ctx;

@@ -1,10 +1,14 @@
 /*
- * policy.c - sessions, transactions and the limits every front-end shares (see policy.h).
+ * policy.c - sessions, transactions, the check table and the limits every front-end shares (see
+ * policy.h).
  *
- * Owns struct moat_policy (current snapshot + shared tables) and struct moat_session. Verdicts
- * carry RFC 5321 reply codes and RFC 3463 enhanced status codes; a verdict reached while the
- * message streams (size, header limits) is sticky and is returned again at end of message, so a
- * front-end that must keep reading until the final dot still replies with the right error.
+ * Owns struct moat_policy (current snapshot, rate limiter, shared tables) and struct
+ * moat_session. The envelope stages (connect, tls_start, mail, rcpt) run the rows of one check
+ * table in order; the first row that refuses ends the stage, and a row that waits on the
+ * front-end's store leaves it pending until moat_session_resume. Verdicts carry RFC 5321 reply
+ * codes and RFC 3463 enhanced status codes; a verdict reached while the message streams (size,
+ * header limits) is sticky and is returned again at end of message, so a front-end that must keep
+ * reading until the final dot still replies with the right error.
  */
 #include "config.h"
 
@@ -19,15 +23,27 @@
 #include "dkim_sign.h"
 #include "log.h"
 #include "policy.h"
+#include "ratelimit.h"
 #include "sesscount.h"
 #include "trust.h"
 
 #define SESSION_ID_LEN 12
 #define HDR_EDITS_MAX 64
 
+/* The envelope stages that run the check table, in SMTP order. */
+enum check_stage {
+	STAGE_CONNECT,
+	STAGE_TLS_START,
+	STAGE_MAIL,
+	STAGE_RCPT,
+};
+#define STAGE_BIT(st) (1u << (st))
+
 struct moat_policy {
-	pthread_mutex_t lock;              /* guards conf */
+	pthread_mutex_t lock;              /* guards conf, and reloads against each other */
 	struct moat_conf *conf;
+	unsigned flags;                    /* MOAT_POLICY_* */
+	struct moat_ratelimit *rl;         /* rules swapped with conf by moat_policy_reload */
 	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
 	struct moat_auth_engine *auth;     /* resolver + DKIM verifier, made at the first inbound
 	                                      message (auth_inbound); guarded by lock */
@@ -55,10 +71,17 @@ struct moat_session {
 	unsigned junk;
 	unsigned messages;
 
+	/* a stage waiting on the front-end's store (moat_session_resume) */
+	bool pending;
+	enum check_stage pending_stage;
+	size_t pending_row;
+	struct moat_rl_plan pending_plan;
+
 	/* transaction */
 	bool in_txn;
 	char *mail_from;
 	unsigned nrcpt;
+	bool rl_msg_counted;               /* the message rate-limit buckets are charged */
 	uint64_t size;                     /* header + body bytes seen */
 	uint64_t header_bytes;
 	unsigned header_count;
@@ -76,18 +99,23 @@ struct moat_session {
 /* ---- the shared policy object ---- */
 
 struct moat_policy *
-moat_policy_new(struct moat_conf *conf)
+moat_policy_new(struct moat_conf *conf, unsigned flags, char *err, size_t errlen)
 {
 	struct moat_policy *pol = calloc(1, sizeof(*pol));
 
-	if (pol == NULL)
+	if (pol == NULL || (pol->sessions = moat_sesscount_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(pol);
 		return NULL;
-	if ((pol->sessions = moat_sesscount_new()) == NULL) {
+	}
+	if ((pol->rl = moat_ratelimit_new(conf, err, errlen)) == NULL) {
+		moat_sesscount_free(pol->sessions);
 		free(pol);
 		return NULL;
 	}
 	pthread_mutex_init(&pol->lock, NULL);
 	pol->conf = moat_conf_ref(conf);
+	pol->flags = flags;
 	return pol;
 }
 
@@ -97,23 +125,35 @@ moat_policy_free(struct moat_policy *pol)
 	if (pol == NULL)
 		return;
 	moat_conf_unref(pol->conf);
+	moat_ratelimit_free(pol->rl);
 	moat_sesscount_free(pol->sessions);
 	moat_auth_engine_free(pol->auth);
 	pthread_mutex_destroy(&pol->lock);
 	free(pol);
 }
 
-void
-moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf)
+int
+moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *err, size_t errlen)
 {
 	struct moat_conf *old;
 
-	moat_conf_ref(conf);
 	pthread_mutex_lock(&pol->lock);
+	/* the rules first: they are the part that can still fail, and then nothing has changed */
+	if (moat_ratelimit_reload(pol->rl, conf, err, errlen) < 0) {
+		pthread_mutex_unlock(&pol->lock);
+		return -1;
+	}
 	old = pol->conf;
-	pol->conf = conf;
+	pol->conf = moat_conf_ref(conf);
 	pthread_mutex_unlock(&pol->lock);
 	moat_conf_unref(old);
+	return 0;
+}
+
+struct moat_ratelimit *
+moat_policy_ratelimit(struct moat_policy *pol)
+{
+	return pol->rl;
 }
 
 struct moat_conf *
@@ -180,6 +220,7 @@ session_reset_txn(struct moat_session *s)
 	s->mail_from = NULL;
 	s->in_txn = false;
 	s->nrcpt = 0;
+	s->rl_msg_counted = false;
 	s->size = 0;
 	s->header_bytes = 0;
 	s->header_count = 0;
@@ -193,12 +234,11 @@ session_reset_txn(struct moat_session *s)
 }
 
 struct moat_session *
-moat_session_new(struct moat_policy *pol, const struct moat_client *client, struct moat_verdict *v)
+moat_session_new(struct moat_policy *pol, const struct moat_client *client)
 {
 	struct moat_session *s;
 	bool oom = false;
 
-	moat_verdict_continue(v);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->pol = pol;
@@ -217,16 +257,6 @@ moat_session_new(struct moat_policy *pol, const struct moat_client *client, stru
 		return NULL;
 	}
 	s->addr_known = client->addr != NULL && moat_addr_parse(client->addr, &s->addr) == 0;
-	if (s->addr_known) {
-		if (moat_sesscount_acquire(pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
-			s->counted = true;
-		} else {
-			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
-			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_sessions_per_ip",
-			    "Too many concurrent sessions from your address, try again later");
-			v->close = true;
-		}
-	}
 	return s;
 }
 
@@ -350,60 +380,232 @@ session_size_param(const char *params, uint64_t *size)
 	return true;
 }
 
-void
-moat_session_mail(struct moat_session *s, const char *path, const char *params,
+/* ---- the check table of the envelope stages ---- */
+
+/* check_limits - the session's own limits: concurrent sessions, messages, SIZE, recipients. */
+static enum moat_event_rc
+check_limits(struct moat_session *s, enum check_stage st, const char *params,
     struct moat_verdict *v)
 {
 	uint64_t declared;
 
+	switch (st) {
+	case STAGE_CONNECT:
+		if (!s->addr_known || s->counted)
+			break;
+		if (moat_sesscount_acquire(s->pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
+			s->counted = true;
+		} else {
+			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_sessions_per_ip",
+			    "Too many concurrent sessions from your address, try again later");
+			v->close = true;
+		}
+		break;
+	case STAGE_MAIL:
+		if (s->messages >= s->conf->limit_messages_per_session) {
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
+			    "Too many messages in one session, reconnect to send more");
+			v->close = true;
+		} else if (!session_size_param(params, &declared)) {
+			moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
+			    "Bad SIZE parameter");
+		} else if (declared > s->conf->limit_message_size) {
+			/* RFC 1870 6.1 */
+			moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+			    "Message size exceeds fixed maximum message size");
+		}
+		break;
+	case STAGE_RCPT:
+		if (!s->in_txn) {
+			moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence",
+			    "Error: need MAIL command");
+		} else if (s->nrcpt >= s->conf->limit_recipients) {
+			/* RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest
+			 * later. */
+			moat_verdict_set(v, MOAT_TEMPFAIL, 452, "4.5.3", "limit_recipients",
+			    "Too many recipients");
+		}
+		break;
+	case STAGE_TLS_START:
+		break;
+	}
+	return MOAT_EVENT_DONE;
+}
+
+/* ratelimit_event - what the rate limiter charges at stage ST of this session. */
+static enum moat_rl_event
+ratelimit_event(const struct moat_session *s, enum check_stage st)
+{
+	switch (st) {
+	case STAGE_CONNECT:
+		return MOAT_RL_EV_CONNECT;
+	case STAGE_TLS_START:
+		return MOAT_RL_EV_TLS;
+	case STAGE_MAIL:
+	case STAGE_RCPT:
+		break;
+	}
+	/* the message buckets are charged with the first recipient: one store call a message */
+	return s->rl_msg_counted ? MOAT_RL_EV_RCPT : MOAT_RL_EV_FIRST_RCPT;
+}
+
+/* check_ratelimit_answer - the limiter's verdict for the plan charged at stage ST. */
+static void
+check_ratelimit_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	if (st == STAGE_RCPT && !s->rl_msg_counted)
+		s->rl_msg_counted = moat_ratelimit_message_counted(answer);
+	if (answer->action != MOAT_CONTINUE)
+		*v = *answer;
+}
+
+/* check_ratelimit - charge the stage's buckets now, or leave it to the front-end's store. */
+static enum moat_event_rc
+check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
+    struct moat_verdict *v)
+{
+	struct moat_rl_subject subj = { .addr = s->addr_known ? &s->addr : NULL,
+		.sender = s->mail_from, .user = s->login, .sid = s->id };
+	struct moat_verdict answer;
+
+	(void)params;
+	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &s->pending_plan);
+	/* Redis waits: a front-end on an event loop charges the plan in its own store. */
+	if (s->pending_plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
+	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK))
+		return MOAT_EVENT_PENDING;
+	moat_ratelimit_charge(s->pol->rl, &s->pending_plan, s->id, &answer);
+	check_ratelimit_answer(s, st, &answer, v);
+	return MOAT_EVENT_DONE;
+}
+
+/*
+ * The checks of the envelope stages, in the order they run. A row's run fills v only to object;
+ * answer, for a row that can wait, takes the store's verdict when the front-end resumes.
+ */
+static const struct check {
+	const char *name;
+	unsigned stages;
+	enum moat_event_rc (*run)(struct moat_session *s, enum check_stage st, const char *params,
+	    struct moat_verdict *v);
+	void (*answer)(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+	    struct moat_verdict *v);
+} checks[] = {
+	{ "limits", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	  check_limits, NULL },
+	{ "ratelimit", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
+	  check_ratelimit, check_ratelimit_answer },
+};
+
+/*
+ * stage_done - the stage's verdict is final: record what an accepted command changes. A refused
+ * connection or TLS handshake is closed: before the greeting, or with no TLS and no plaintext
+ * allowed after STARTTLS, there is nothing more to say.
+ */
+static enum moat_event_rc
+stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
+{
+	s->pending = false;
+	switch (st) {
+	case STAGE_CONNECT:
+	case STAGE_TLS_START:
+		if (v->action != MOAT_CONTINUE)
+			v->close = true;
+		break;
+	case STAGE_MAIL:
+		if (v->action != MOAT_CONTINUE)
+			session_reset_txn(s);
+		break;
+	case STAGE_RCPT:
+		if (v->action == MOAT_CONTINUE)
+			s->nrcpt++;
+		break;
+	}
+	return MOAT_EVENT_DONE;
+}
+
+/* stage_run - the rows of stage ST from row FROM on, until one objects or waits. */
+static enum moat_event_rc
+stage_run(struct moat_session *s, enum check_stage st, size_t from, const char *params,
+    struct moat_verdict *v)
+{
+	for (size_t i = from; i < sizeof(checks) / sizeof(checks[0]); i++) {
+		if (!(checks[i].stages & STAGE_BIT(st)))
+			continue;
+		if (checks[i].run(s, st, params, v) == MOAT_EVENT_PENDING) {
+			s->pending = true;
+			s->pending_stage = st;
+			s->pending_row = i;
+			return MOAT_EVENT_PENDING;
+		}
+		if (v->action != MOAT_CONTINUE)
+			break;
+	}
+	return stage_done(s, st, v);
+}
+
+enum moat_event_rc
+moat_session_connect(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	return stage_run(s, STAGE_CONNECT, 0, NULL, v);
+}
+
+enum moat_event_rc
+moat_session_tls_start(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	return stage_run(s, STAGE_TLS_START, 0, NULL, v);
+}
+
+const struct moat_rl_plan *
+moat_session_pending_plan(const struct moat_session *s)
+{
+	return s->pending ? &s->pending_plan : NULL;
+}
+
+enum moat_event_rc
+moat_session_resume(struct moat_session *s, const struct moat_verdict *answer, struct moat_verdict *v)
+{
+	enum check_stage st = s->pending_stage;
+	size_t row = s->pending_row;
+
+	moat_verdict_continue(v);
+	if (!s->pending)
+		return MOAT_EVENT_DONE;
+	checks[row].answer(s, st, answer, v);
+	if (v->action != MOAT_CONTINUE)
+		return stage_done(s, st, v);
+	return stage_run(s, st, row + 1, NULL, v);
+}
+
+enum moat_event_rc
+moat_session_mail(struct moat_session *s, const char *path, const char *params,
+    struct moat_verdict *v)
+{
 	moat_verdict_continue(v);
 	session_reset_txn(s);
 	session_clear_edits(s);
-	if (s->messages >= s->conf->limit_messages_per_session) {
-		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
-		    "Too many messages in one session, reconnect to send more");
-		v->close = true;
-		return;
-	}
-	if (!session_size_param(params, &declared)) {
-		moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
-		    "Bad SIZE parameter");
-		return;
-	}
-	if (declared > s->conf->limit_message_size) {
-		/* RFC 1870 6.1 */
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-		    "Message size exceeds fixed maximum message size");
-		return;
-	}
 	if ((s->mail_from = strdup(path)) == NULL) {
 		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
 		    "Local error, try again later");
-		return;
+		return MOAT_EVENT_DONE;
 	}
 	s->in_txn = true;
 	s->direction = moat_trust_direction(s->conf, s->addr_known ? &s->addr : NULL, s->listener,
 	    s->authenticated, &s->direction_why);
+	return stage_run(s, STAGE_MAIL, 0, params, v);
 }
 
-void
+enum moat_event_rc
 moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
     struct moat_verdict *v)
 {
 	(void)path;
-	(void)params;
 	moat_verdict_continue(v);
-	if (!s->in_txn) {
-		moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence", "Error: need MAIL command");
-		return;
-	}
-	if (s->nrcpt >= s->conf->limit_recipients) {
-		/* RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest later. */
-		moat_verdict_set(v, MOAT_TEMPFAIL, 452, "4.5.3", "limit_recipients",
-		    "Too many recipients");
-		return;
-	}
-	s->nrcpt++;
+	return stage_run(s, STAGE_RCPT, 0, params, v);
 }
 
 void

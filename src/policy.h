@@ -2,11 +2,24 @@
  * policy.h - the transaction model both front-ends drive.
  *
  * A front-end (proxy/ or milter/) translates its protocol into events on a struct moat_session:
- * connect (moat_session_new), helo, tls, auth, mail, rcpt, data, header, eoh, body, eom, abort,
- * and close (moat_session_free). Each event fills a struct moat_verdict: continue, accept,
- * tempfail, reject, discard or quarantine, with an SMTP code, an RFC 3463 enhanced status code and
- * text. At end of message the session also hands out header edits (add at the top, delete the n-th
- * occurrence of a name) for the front-end to apply.
+ * connect, helo, tls_start, tls, auth, mail, rcpt, data, header, eoh, body, eom, abort, and close
+ * (moat_session_free). Each event fills a struct moat_verdict: continue, accept, tempfail, reject,
+ * discard or quarantine, with an SMTP code, an RFC 3463 enhanced status code and text. At end of
+ * message the session also hands out header edits (add at the top, delete the n-th occurrence of
+ * a name) for the front-end to apply.
+ *
+ * The core decides which checks run at which event, in one fixed order (the check table in
+ * policy.c); a front-end only reports events and turns verdicts into replies. A check that needs
+ * I/O the front-end must do without blocking (today: a rate-limit charge in Redis, on an event
+ * loop) leaves its event pending: the event returns MOAT_EVENT_PENDING, the front-end charges
+ * moat_session_pending_plan() in its store and hands the store's verdict to moat_session_resume,
+ * which finishes the event. Stages and checks (doc/architecture.md has the table):
+ *   connect    limit_sessions_per_ip; rate limits: deny list, connections per address and network
+ *   tls_start  rate limit: TLS handshakes per address (the proxy; the milter's MTA does TLS)
+ *   mail       limit_messages_per_session, SIZE against limit_message_size
+ *   rcpt       limit_recipients; rate limits: with the first recipient the message buckets and the
+ *              recipient buckets in one charge (per address, sender, user), then recipients
+ *   header..eom   header limits, DKIM signing, SPF/DKIM/DMARC
  *
  * The core knows no sockets, no libuv and no libmilter. It is reentrant: a session is used by one
  * thread at a time (any thread), and everything shared between sessions (struct moat_policy) is
@@ -89,24 +102,68 @@ struct moat_policy;
 struct moat_session;
 
 /*
- * moat_policy_new - shared state for one daemon: the current configuration snapshot and the
- * tables that outlive a session (concurrent sessions per client). Takes its own reference on conf.
+ * MOAT_POLICY_MAY_BLOCK - the threads that call the session events may wait on the shared
+ * rate-limit store (mxmoat-milter: a thread per connection). Without it (an event loop) a check
+ * that would wait leaves its event pending instead.
  */
-struct moat_policy *moat_policy_new(struct moat_conf *conf);
+#define MOAT_POLICY_MAY_BLOCK 0x1u
+
+/*
+ * moat_policy_new - shared state for one daemon: the current configuration snapshot, the rate
+ * limiter (rules, buckets, store) and the tables that outlive a session (concurrent sessions per
+ * client). Takes its own reference on conf. NULL with err set on a bad rate-limit setting or out
+ * of memory.
+ */
+struct moat_policy *moat_policy_new(struct moat_conf *conf, unsigned flags, char *err,
+    size_t errlen);
 void moat_policy_free(struct moat_policy *pol);
 
-/* moat_policy_reload - install a new snapshot; sessions in flight keep theirs. Thread-safe. */
-void moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf);
+/*
+ * moat_policy_reload - install a new generation: the snapshot and the rate-limit rules taken from
+ * it, both or neither (buckets and store stay). 0, or -1 with err and the old generation kept.
+ * Sessions in flight keep their snapshot. Thread-safe.
+ */
+int moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *err, size_t errlen);
+
+/* moat_policy_ratelimit - the limiter, for a front-end's own non-blocking store (borrowed). */
+struct moat_ratelimit *moat_policy_ratelimit(struct moat_policy *pol);
 
 /* moat_policy_conf - a new reference to the current snapshot; release with moat_conf_unref. */
 struct moat_conf *moat_policy_conf(struct moat_policy *pol);
 
 /*
- * moat_session_new - the connect event. Always returns a session unless out of memory (NULL);
- * v says whether to serve it (MOAT_CONTINUE) or refuse it (e.g. 421 4.7.0 too many sessions,
- * with v->close set). The session holds a reference to the snapshot current at connect.
+ * moat_session_new - a session for a new connection, holding a reference to the snapshot current
+ * now; NULL when out of memory. The connect event (moat_session_connect) comes next.
  */
-struct moat_session *moat_session_new(struct moat_policy *pol, const struct moat_client *client,
+struct moat_session *moat_session_new(struct moat_policy *pol, const struct moat_client *client);
+
+/* Events that may wait on the front-end's I/O return one of these. */
+enum moat_event_rc {
+	MOAT_EVENT_DONE = 0,     /* v holds the verdict */
+	MOAT_EVENT_PENDING = 1,  /* charge moat_session_pending_plan, then moat_session_resume */
+};
+
+/*
+ * moat_session_connect - the connect event: whether to serve the client (MOAT_CONTINUE) or refuse
+ * it (e.g. 421 4.7.0 too many sessions, 554 5.7.1 deny-listed, with v->close set).
+ */
+enum moat_event_rc moat_session_connect(struct moat_session *s, struct moat_verdict *v);
+
+/* moat_session_tls_start - a TLS handshake with the client is about to start (STARTTLS, implicit
+ * TLS). A refusal has v->close set. */
+enum moat_event_rc moat_session_tls_start(struct moat_session *s, struct moat_verdict *v);
+
+struct moat_rl_plan;
+/* moat_session_pending_plan - the buckets a pending event waits to have charged (valid until
+ * moat_session_resume); NULL when no event is pending. */
+const struct moat_rl_plan *moat_session_pending_plan(const struct moat_session *s);
+
+/*
+ * moat_session_resume - the store's verdict for the pending plan (moat_ratelimit_decide's, with
+ * the fallback applied); finishes the pending event into v. It may leave the event pending again
+ * (MOAT_EVENT_PENDING) when a later check waits too.
+ */
+enum moat_event_rc moat_session_resume(struct moat_session *s, const struct moat_verdict *answer,
     struct moat_verdict *v);
 
 /* moat_session_free - the close event; NULL is a no-op. Valid in any state. */
@@ -125,9 +182,9 @@ void moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls);
 void moat_session_auth(struct moat_session *s, const char *login);          /* login: not logged */
 
 /* MAIL FROM: path without angle brackets ("" for the null sender); params as sent, or NULL. */
-void moat_session_mail(struct moat_session *s, const char *path, const char *params,
+enum moat_event_rc moat_session_mail(struct moat_session *s, const char *path, const char *params,
     struct moat_verdict *v);
-void moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
+enum moat_event_rc moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
     struct moat_verdict *v);
 /* The DATA command (or its milter equivalent): every recipient is known. */
 void moat_session_data(struct moat_session *s, struct moat_verdict *v);

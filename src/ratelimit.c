@@ -569,17 +569,25 @@ moat_ratelimit_check(struct moat_ratelimit *rl, enum moat_rl_event ev,
     const struct moat_rl_subject *subj, struct moat_verdict *v)
 {
 	struct moat_rl_plan plan;
+
+	moat_ratelimit_plan(rl, ev, subj, &plan);
+	moat_ratelimit_charge(rl, &plan, subj->sid, v);
+}
+
+void
+moat_ratelimit_charge(struct moat_ratelimit *rl, const struct moat_rl_plan *plan, const char *sid,
+    struct moat_verdict *v)
+{
 	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
 	enum moat_rl_status status = MOAT_RL_OK;
 
-	moat_ratelimit_plan(rl, ev, subj, &plan);
-	if (plan.n > 0) {
-		if (rl->redis != NULL && moat_rlredis_take(rl->redis, &plan, res) < 0) {
+	if (plan->n > 0) {
+		if (rl->redis != NULL && moat_rlredis_take(rl->redis, plan, res) < 0) {
 			status = MOAT_RL_STORE_DOWN;
-			moat_ratelimit_fallback(rl, &plan, res);
+			moat_ratelimit_fallback(rl, plan, res);
 		} else if (rl->redis == NULL) {
-			moat_ratelimit_local(rl, &plan, res);
+			moat_ratelimit_local(rl, plan, res);
 		}
 	}
-	moat_ratelimit_decide(rl, &plan, res, status, subj->sid, v);
+	moat_ratelimit_decide(rl, plan, res, status, sid, v);
 }

@@ -141,6 +141,14 @@ void moat_ratelimit_set_clock(struct moat_ratelimit *rl, moat_rl_clock_fn fn, vo
 void moat_ratelimit_check(struct moat_ratelimit *rl, enum moat_rl_event ev,
     const struct moat_rl_subject *subj, struct moat_verdict *v);
 
+/*
+ * moat_ratelimit_charge - charge PLAN with the configured store and decide; SID names the session
+ * in log lines (NULL: "-"). Blocks on Redis with ratelimit_store = redis; never with the embedded
+ * store, or for a plan with nothing to charge (plan->n == 0).
+ */
+void moat_ratelimit_charge(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
+    const char *sid, struct moat_verdict *v);
+
 /* moat_ratelimit_plan - the buckets EV charges for SUBJ (plan->n may be 0). */
 void moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
     const struct moat_rl_subject *subj, struct moat_rl_plan *plan);

@@ -2,7 +2,8 @@
 # ratelimit_milter.sh - rate limits in mxmoat-milter behind a real Postfix, swaks as the client:
 # connections per address (3/60s: the 4th session is refused with the milter's 421), the allow
 # list (pf_start's probes from 127.0.0.1 are not counted), messages
-# per envelope sender across sessions (451 4.7.1 at MAIL), one log line per refused key.
+# per envelope sender across sessions (451 4.7.1 at the first RCPT, the stage the core charges the
+# message buckets at in both daemons), one log line per refused key.
 # Ports: 16310 (smtpd), 16311 (sink), 16312 (milter inet).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
@@ -29,8 +30,8 @@ tap_like "session 1: queued" "$out" "<-  250 2\.0\.0 Ok: queued as"
 out=$(send s1@example.org two)
 tap_like "session 2: queued (second message of s1@example.org)" "$out" "<-  250 2\.0\.0 Ok: queued as"
 out=$(send S1@Example.ORG three)
-tap_like "session 3: the sender's third message gets 451 4.7.1 at MAIL" "$out" \
-	$'MAIL FROM:<S1@Example.ORG>\n<\\*\\* 451 4\\.7\\.1 Too many messages from this sender'
+tap_like "session 3: the sender's third message: MAIL accepted, 451 4.7.1 at its first RCPT" "$out" \
+	$'MAIL FROM:<S1@Example.ORG>\n<-  250 [^\n]*\n -> RCPT TO:<b@example\.net>\n<\\*\\* 451 4\\.7\\.1 Too many messages from this sender'
 out=$(send s2@example.org four)
 # Postfix answers a milter's refusal at connect with its own 421 text and logs the milter's.
 tap_like "session 4: the 4th connection from 127.0.0.2 gets 421" "$out" "<\\*\\* 421 "

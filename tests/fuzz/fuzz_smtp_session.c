@@ -135,7 +135,8 @@ op_work(void *io)
 }
 
 /* No client_starttls or backend_starttls: the fuzzed session never offers STARTTLS and its
- * backend never is TLS (fuzz_tls_server covers TLS); no ratelimit: no rate limits apply. */
+ * backend never is TLS (fuzz_tls_server covers TLS); no ratelimit: the core charges the embedded
+ * store itself and never leaves an event pending without Redis. */
 static const struct px_ops fz_ops = {
 	.client_write = op_client_write,
 	.client_close = op_client_close,
@@ -219,7 +220,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (conf == NULL)
 			abort();
 		moat_log_open("fuzz", MOAT_LOG_STDERR, false);
-		pols[opt] = moat_policy_new(conf);
+		pols[opt] = moat_policy_new(conf, 0, err, sizeof(err));
+		if (pols[opt] == NULL)
+			abort();
 		moat_conf_unref(conf);
 	}
 	memset(&f, 0, sizeof(f));

@@ -116,16 +116,32 @@ now_s(void)
  * bench - N connect events as a daemon makes them: the policy's connect and close, plus the
  * limiter's check unless MODE is none. Addresses cycle over 10.x.y.z so buckets rarely refuse.
  */
+/*
+ * bench - time N connect events of the core (moat_session_new, moat_session_connect, free), as a
+ * daemon pays them: MODE "limit" with the rate limits of OV, "none" with the connection limits
+ * switched off, so the difference is the limiter's share.
+ */
 static int
-bench(struct moat_conf *conf, struct moat_ratelimit *rl, long n, const char *mode)
+bench(const struct moat_conf_override *ov, size_t nov, long n, const char *mode)
 {
-	struct moat_policy *pol = moat_policy_new(conf);
-	bool limit = strcmp(mode, "none") != 0;
+	struct moat_conf_override all[OV_MAX + 2];
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf;
+	struct moat_policy *pol;
 	long refused = 0;
 	double t0;
 
-	if (pol == NULL)
+	memcpy(all, ov, nov * sizeof(*ov));
+	if (strcmp(mode, "none") == 0) {
+		all[nov++] = (struct moat_conf_override){ "ratelimit_conn_per_ip", "off" };
+		all[nov++] = (struct moat_conf_override){ "ratelimit_conn_per_net", "off" };
+	}
+	if ((conf = moat_conf_load(NULL, all, nov, err, sizeof(err))) == NULL ||
+	    (pol = moat_policy_new(conf, MOAT_POLICY_MAY_BLOCK, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "rl_check: %s\n", err);
+		moat_conf_unref(conf);
 		return 1;
+	}
 	t0 = now_s();
 	for (long i = 0; i < n; i++) {
 		char ip[32];
@@ -134,17 +150,17 @@ bench(struct moat_conf *conf, struct moat_ratelimit *rl, long n, const char *mod
 		struct moat_session *s;
 
 		snprintf(ip, sizeof(ip), "10.%ld.%ld.%ld", (i >> 16) & 255, (i >> 8) & 255, i & 255);
-		s = moat_session_new(pol, &c, &v);
-		if (limit) {
-			rl_event(rl, MOAT_RL_EV_CONNECT, ip, NULL, NULL, &v);
-			if (v.action != MOAT_CONTINUE)
-				refused++;
-		}
+		if ((s = moat_session_new(pol, &c)) == NULL)
+			break;
+		(void)moat_session_connect(s, &v);
+		if (v.action != MOAT_CONTINUE)
+			refused++;
 		moat_session_free(s);
 	}
 	printf("checks=%ld seconds=%.3f per_second=%.0f refused=%ld\n", n, now_s() - t0,
 	    (double)n / (now_s() - t0), refused);
 	moat_policy_free(pol);
+	moat_conf_unref(conf);
 	return 0;
 }
 
@@ -170,6 +186,8 @@ main(int argc, char **argv)
 		}
 	}
 	moat_log_open("rl_check", MOAT_LOG_STDERR, false);
+	if (bench_n > 0)
+		return bench(ov, nov, bench_n, optind < argc ? argv[optind] : "limit");
 	if ((conf = moat_conf_load(NULL, ov, nov, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "rl_check: %s\n", err);
 		return 2;
@@ -178,12 +196,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "rl_check: %s\n", err);
 		moat_conf_unref(conf);
 		return 2;
-	}
-	if (bench_n > 0) {
-		int rc = bench(conf, rl, bench_n, optind < argc ? argv[optind] : "limit");
-		moat_ratelimit_free(rl);
-		moat_conf_unref(conf);
-		return rc;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (fgets(line, sizeof(line), stdin) != NULL) {

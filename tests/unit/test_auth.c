@@ -689,10 +689,11 @@ static void policy_run(const char *temp_action, struct moat_verdict *v, struct m
 	size_t n;
 
 	cr_assert_not_null(conf, "%s", err);
-	pol = moat_policy_new(conf);
-	cr_assert_not_null(pol);
-	s = moat_session_new(pol, &cl, v);
+	pol = moat_policy_new(conf, 0, err, sizeof(err));
+	cr_assert_not_null(pol, "%s", err);
+	s = moat_session_new(pol, &cl);
 	cr_assert_not_null(s);
+	cr_assert_eq(moat_session_connect(s, v), MOAT_EVENT_DONE);
 	moat_session_helo(s, "mta.evil.test", true, v);
 	moat_session_mail(s, "x@evil.test", NULL, v);
 	moat_session_rcpt(s, "b@example.net", NULL, v);

@@ -19,8 +19,8 @@ make_policy(const struct moat_conf_override *ov, size_t nov)
 	struct moat_policy *pol;
 
 	cr_assert_not_null(conf, "%s", err);
-	pol = moat_policy_new(conf);
-	cr_assert_not_null(pol);
+	pol = moat_policy_new(conf, 0, err, sizeof(err));
+	cr_assert_not_null(pol, "%s", err);
 	moat_conf_unref(conf);
 	return pol;
 }
@@ -30,9 +30,10 @@ connect_from(struct moat_policy *pol, const char *addr, struct moat_verdict *v)
 {
 	struct moat_client c = { .addr = addr, .port = 40000, .name = "client.example",
 		.listener = "127.0.0.1:10025" };
-	struct moat_session *s = moat_session_new(pol, &c, v);
+	struct moat_session *s = moat_session_new(pol, &c);
 
 	cr_assert_not_null(s);
+	cr_assert_eq(moat_session_connect(s, v), MOAT_EVENT_DONE);
 	return s;
 }
 
@@ -372,9 +373,10 @@ check_trust(const struct trust_case *c)
 	struct moat_policy *pol = make_policy(ov, 3);
 	struct moat_client cl = { .addr = c->client, .port = 1, .listener = c->listener };
 	struct moat_verdict v;
-	struct moat_session *s = moat_session_new(pol, &cl, &v);
+	struct moat_session *s = moat_session_new(pol, &cl);
 	const char *why;
 
+	(void)moat_session_connect(s, &v);
 	if (c->authenticated)
 		moat_session_auth(s, "user@example.org");
 	moat_session_mail(s, "a@example.org", NULL, &v);
@@ -399,7 +401,7 @@ Test(policy, reload_keeps_sessions_on_their_snapshot)
 	char err[MOAT_CONF_ERR_MAX];
 	struct moat_conf *next = moat_conf_load(NULL, ov, 1, err, sizeof(err));
 
-	moat_policy_reload(pol, next);
+	cr_assert_eq(moat_policy_reload(pol, next, err, sizeof(err)), 0, "%s", err);
 	moat_conf_unref(next);
 	moat_session_rcpt(old, "c@example.net", NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, "old session keeps limit 100");
@@ -434,10 +436,11 @@ Test(policy, unparsable_client_address_is_served)
 	struct moat_policy *pol = make_policy(NULL, 0);
 	struct moat_client cl = { .addr = "unix-socket", .port = 0 };
 	struct moat_verdict v;
-	struct moat_session *s = moat_session_new(pol, &cl, &v);
+	struct moat_session *s = moat_session_new(pol, &cl);
 	const char *why;
 
 	cr_assert_not_null(s);
+	cr_assert_eq(moat_session_connect(s, &v), MOAT_EVENT_DONE);
 	expect(&v, MOAT_CONTINUE, 0, "", false, "connect");
 	cr_assert_eq(moat_session_direction(s, &why), MOAT_INBOUND);
 	cr_assert_eq(strlen(moat_session_id(s)), 12);
@@ -502,4 +505,141 @@ Test(policy, a_message_without_from_is_checked)
 		moat_session_free(s);
 		moat_policy_free(pol);
 	}
+}
+
+/* ---- the check table: rate limits at their stages, pending events ---- */
+
+Test(policy, ratelimit_connect_refusals_close)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_deny", "198.51.100.0/24" },
+		{ "ratelimit_conn_per_ip", "1/1h" } };
+	struct moat_policy *pol = make_policy(ov, 2);
+	struct moat_verdict v;
+	struct moat_session *denied = connect_from(pol, "198.51.100.7", &v), *first, *second;
+
+	expect(&v, MOAT_REJECT, 554, "5.7.1", true, "deny-listed");
+	first = connect_from(pol, "192.0.2.1", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "first connection");
+	second = connect_from(pol, "192.0.2.1", &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "second within the hour");
+	cr_assert_str_eq(v.reason, "ratelimit_conn_per_ip");
+	moat_session_free(denied);
+	moat_session_free(first);
+	moat_session_free(second);
+	moat_policy_free(pol);
+}
+
+Test(policy, ratelimit_message_is_charged_with_the_first_recipient)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_msg_per_ip", "1/1h" },
+		{ "ratelimit_rcpt_per_ip", "3/1h" } };
+	struct moat_policy *pol = make_policy(ov, 2);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	/* a MAIL that never gets a recipient counts nothing */
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "MAIL 1, abandoned");
+	moat_session_abort(s);
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "1st message, 1st rcpt");
+	cr_assert_eq(moat_session_rcpt(s, "c@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "1st message, 2nd rcpt: no second message charge");
+	moat_session_eom(s, &v);
+	/* the second message: MAIL passes, its first RCPT is refused by the message bucket */
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "MAIL 2");
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "2nd message, 1st rcpt");
+	cr_assert_str_eq(v.reason, "ratelimit_msg_per_ip");
+	/* refused recipients are not counted: DATA has none */
+	moat_session_data(s, &v);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "DATA after the refused RCPT");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+/* pending_policy - a policy of an event-loop front-end with a shared store: the core pends. */
+static struct moat_policy *
+pending_policy(void)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_store", "redis" },
+		{ "ratelimit_redis", "127.0.0.1:1" }, { "ratelimit_rcpt_per_ip", "10/1h" },
+		{ "ratelimit_conn_per_ip", "10/1h" } };
+
+	return make_policy(ov, 4);
+}
+
+Test(policy, pending_connect_resumes_with_the_store_verdict)
+{
+	struct moat_policy *pol = pending_policy();
+	struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+	struct moat_session *s = moat_session_new(pol, &c);
+	struct moat_verdict v, answer;
+	const struct moat_rl_plan *plan;
+
+	cr_assert_null(moat_session_pending_plan(s), "nothing pending yet");
+	cr_assert_eq(moat_session_connect(s, &v), MOAT_EVENT_PENDING);
+	cr_assert_not_null(plan = moat_session_pending_plan(s));
+	moat_verdict_set(&answer, MOAT_TEMPFAIL, 421, "4.7.0", "ratelimit_conn_per_ip", "Too many");
+	cr_assert_eq(moat_session_resume(s, &answer, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "refused by the store: closed");
+	cr_assert_null(moat_session_pending_plan(s), "nothing pending after the resume");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, pending_rcpt_counts_the_recipient_only_when_accepted)
+{
+	struct moat_policy *pol = pending_policy();
+	struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+	struct moat_session *s = moat_session_new(pol, &c);
+	struct moat_verdict v, answer;
+
+	cr_assert_eq(moat_session_connect(s, &v), MOAT_EVENT_PENDING);
+	moat_verdict_continue(&answer);
+	cr_assert_eq(moat_session_resume(s, &answer, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "connect allowed by the store");
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE,
+	    "no MAIL-stage check waits");
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_PENDING);
+	moat_verdict_set(&answer, MOAT_TEMPFAIL, 451, "4.7.1", "ratelimit_rcpt_per_ip", "Too many");
+	cr_assert_eq(moat_session_resume(s, &answer, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "refused recipient");
+	moat_session_data(s, &v);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "no recipient counted");
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_PENDING);
+	moat_verdict_continue(&answer);
+	cr_assert_eq(moat_session_resume(s, &answer, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "accepted recipient");
+	moat_session_data(s, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "DATA with one recipient");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, may_block_front_end_never_pends)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_store", "redis" },
+		{ "ratelimit_redis", "127.0.0.1:1" }, { "ratelimit_conn_per_ip", "10/1h" },
+		{ "ratelimit_redis_failure", "closed" } };
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf = moat_conf_load(NULL, ov, 4, err, sizeof(err));
+	struct moat_policy *pol;
+	struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+	struct moat_session *s;
+	struct moat_verdict v;
+
+	cr_assert_not_null(conf, "%s", err);
+	pol = moat_policy_new(conf, MOAT_POLICY_MAY_BLOCK, err, sizeof(err));
+	cr_assert_not_null(pol, "%s", err);
+	moat_conf_unref(conf);
+	s = moat_session_new(pol, &c);
+	/* nothing listens on port 1: the store is down at once, and closed refuses */
+	cr_assert_eq(moat_session_connect(s, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "store down, fail closed");
+	cr_assert_str_eq(v.reason, "ratelimit_store_down");
+	moat_session_free(s);
+	moat_policy_free(pol);
 }

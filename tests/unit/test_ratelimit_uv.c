@@ -251,7 +251,10 @@ rig_start(struct rig *g, enum fake_mode mode, const char *failure, const char *t
 static int
 check(struct rig *g, struct moat_verdict *v, struct done *d)
 {
-	return px_ratelimit_event(g->rl, g->r, MOAT_RL_EV_MAIL, &g->subj, v, on_done, d);
+	struct moat_rl_plan plan;
+
+	moat_ratelimit_plan(g->rl, MOAT_RL_EV_MAIL, &g->subj, &plan);
+	return px_ratelimit_charge(g->rl, g->r, &plan, g->subj.sid, v, on_done, d);
 }
 
 /* mail - a check and its verdict once it is in (the loop runs meanwhile); 1: it went to Redis. */
@@ -262,7 +265,7 @@ mail(struct rig *g, struct moat_verdict *v)
 
 	if (check(g, v, &d) == 0)
 		return 0;
-	cr_assert_eq(d.calls, 0, "never called from inside px_ratelimit_event");
+	cr_assert_eq(d.calls, 0, "never called from inside px_ratelimit_charge");
 	for (int i = 0; i < 1000 && d.calls == 0; i++)
 		uv_run(&g->loop, UV_RUN_ONCE);
 	cr_assert_eq(d.calls, 1);

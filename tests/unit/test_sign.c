@@ -351,9 +351,12 @@ run(const char *addr, const char *extra_override, char values[][4096], struct mo
 	}
 	conf = moat_conf_load(NULL, ov, nov, err, sizeof(err));
 	cr_assert_not_null(conf, "%s", err);
-	pol = moat_policy_new(conf);
+	pol = moat_policy_new(conf, 0, err, sizeof(err));
+	cr_assert_not_null(pol, "%s", err);
 	moat_conf_unref(conf);
-	s = moat_session_new(pol, &c, v);
+	s = moat_session_new(pol, &c);
+	cr_assert_not_null(s);
+	cr_assert_eq(moat_session_connect(s, v), MOAT_EVENT_DONE);
 	moat_session_helo(s, "c", true, v);
 	moat_session_mail(s, "alice@sign.test", NULL, v);
 	moat_session_rcpt(s, "bob@example.net", NULL, v);
