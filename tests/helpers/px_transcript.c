@@ -57,7 +57,7 @@ struct rig {
 	/* driver state */
 	bool closed, bopen, connect_due, work_due, rl_due, started;
 	struct moat_verdict rl_v;
-	struct moat_ratelimit *rl;
+	struct moat_ratelimit *rl;       /* the policy's (borrowed) */
 	/* the simulated MTA ("mta"): the line it is receiving and whether it is in DATA */
 	struct sim_mta mta_state;
 	char mline[LINE_MAX_IN];
@@ -309,23 +309,25 @@ static const char *const rl_names[] = {
 	[MOAT_RL_EV_RCPT] = "rcpt", [MOAT_RL_EV_FIRST_RCPT] = "first-rcpt",
 };
 
-/* op_ratelimit - the embedded store decides at once; "ratelimit pending" holds the verdict back
- * until "ratelimit done", as a Redis round trip would (proxy/ratelimit_uv.c). */
+/*
+ * op_ratelimit - the driver's store. With "ratelimit pending" the scenario runs with
+ * ratelimit_store = redis, so the core leaves its rate-limit checks to the driver, as it does in
+ * mxmoat-proxy; the plan is charged here in the limiter's embedded store at once and the verdict
+ * held back until "ratelimit done", as a Redis round trip would (proxy/ratelimit_uv.c). Without
+ * it the core charges the embedded store itself and this is never called.
+ */
 static int
-op_ratelimit(void *io, enum moat_rl_event ev, const struct moat_rl_subject *subj,
-    struct moat_verdict *v)
+op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct moat_verdict *v)
 {
 	struct rig *r = io;
+	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
 
-	moat_ratelimit_check(r->rl, ev, subj, v);
-	if (r->ratelimit_pending) {
-		r->rl_v = *v;
-		r->rl_due = true;
-		event(r, "ratelimit %s: pending", rl_names[ev]);
-		return 1;
-	}
-	event(r, "ratelimit %s", rl_names[ev]);
-	return 0;
+	moat_ratelimit_local(r->rl, plan, res);
+	moat_ratelimit_decide(r->rl, plan, res, MOAT_RL_OK, sid, &r->rl_v);
+	r->rl_due = true;
+	event(r, "ratelimit %s: pending", rl_names[plan->ev]);
+	(void)v;
+	return 1;
 }
 
 /* No backend_queued: nothing is ever queued, so a held message goes out in one event. The TLS
@@ -504,21 +506,24 @@ session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, cha
 	struct moat_client mc = { sc->client_addr, 4321, sc->client_name[0] ? sc->client_name : NULL,
 		sc->listener, RIG_SID };
 
+	if (r->ratelimit_pending) {
+		/* a shared store: the core leaves the charge to op_ratelimit (nothing connects) */
+		if (sc->nov + 2 > OV_MAX) {
+			snprintf(err, errlen, "too many set lines");
+			return -1;
+		}
+		sc->ov[sc->nov++] = (struct moat_conf_override){ "ratelimit_store", "redis" };
+		sc->ov[sc->nov++] = (struct moat_conf_override){ "ratelimit_redis", "127.0.0.1:1" };
+	}
 	conf = moat_conf_load(NULL, sc->ov, sc->nov, err, errlen);
 	if (conf == NULL)
 		return -1;
-	r->rl = moat_ratelimit_new(conf, err, errlen);
-	if (r->rl == NULL) {
-		moat_conf_unref(conf);
-		return -1;
-	}
-	moat_ratelimit_set_clock(r->rl, still_clock, NULL);
-	*polp = moat_policy_new(conf);
+	*polp = moat_policy_new(conf, 0, err, errlen);
 	moat_conf_unref(conf);
-	if (*polp == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if (*polp == NULL)
 		return -1;
-	}
+	r->rl = moat_policy_ratelimit(*polp);
+	moat_ratelimit_set_clock(r->rl, still_clock, NULL);
 	r->ops = ops_plain;
 	if (r->tls) {
 		r->ops.client_starttls = op_client_starttls;
@@ -754,7 +759,6 @@ run_scenario(const char *path, struct text *out, char *err, size_t errlen)
 		}
 		px_session_free(r.s);
 	}
-	moat_ratelimit_free(r.rl);
 	moat_policy_free(pol);
 	moat_dns_free(rig_dns);
 	rig_dns = NULL;
