@@ -42,10 +42,6 @@ struct milter_conn {
 	size_t field_cap;
 };
 
-/* Set in xxfi_negotiate, read in xxfi_connect of the same connection: libmilter runs each
- * connection in one thread of its own, and negotiate comes before any private data exists. */
-static _Thread_local bool negotiated_leadspc;
-static _Thread_local unsigned long negotiated_nr;
 
 static struct milter_conn *
 conn_get(SMFICTX *ctx)
@@ -140,6 +136,8 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	 * limit_errors and limit_junk_commands (xxfi_unknown). */
 	unsigned long proto = SMFIP_NODATA;
 
+	struct milter_conn *c;
+
 	(void)f2;
 	(void)f3;
 	if ((f0 & want_actions) != want_actions) {
@@ -149,11 +147,23 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	*pf0 = want_actions;
 	if (f0 & SMFIF_SETSYMLIST)
 		*pf0 |= SMFIF_SETSYMLIST;
+	/*
+	 * The connection's private data starts here, to carry what was negotiated to the later
+	 * callbacks. Not in thread-local storage: Debian's libmilter hands a connection's commands
+	 * to any thread of its worker pool, so xxfi_connect may run in another thread than this
+	 * (under load it did: the MTA then got replies at steps it had said need none, and header
+	 * values without their leading space).
+	 */
+	if ((c = calloc(1, sizeof(*c))) == NULL || smfi_setpriv(ctx, c) != MI_SUCCESS) {
+		free(c);
+		moat_log(LOG_ERR, NULL, "negotiate", "out of memory");
+		return SMFIS_TEMPFAIL;
+	}
 	/* libmilter offers every SMFIP_NR_* (it answers for an MTA that lacks one). */
-	negotiated_nr = f1 & want_nr;
-	proto |= negotiated_nr;
-	negotiated_leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
-	if (negotiated_leadspc)
+	c->nr = f1 & want_nr;
+	proto |= c->nr;
+	c->leadspc = (f1 & SMFIP_HDR_LEADSPC) != 0;
+	if (c->leadspc)
 		proto |= SMFIP_HDR_LEADSPC;
 	*pf1 = proto;
 	*pf2 = 0;
@@ -199,13 +209,15 @@ xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 	char ename[300], elistener[100];
 	const char *name = hostname;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return milter_oom(ctx, NULL, "connect");
-	c->leadspc = negotiated_leadspc;
-	c->nr = negotiated_nr;
-	if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
-		free(c);
-		return milter_oom(ctx, NULL, "connect");
+	/* made by xxfi_negotiate; an MTA that negotiated nothing gets the defaults: no NR steps,
+	 * values without their leading space */
+	if ((c = conn_get(ctx)) == NULL) {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
+			return milter_oom(ctx, NULL, "connect");
+		if (smfi_setpriv(ctx, c) != MI_SUCCESS) {
+			free(c);
+			return milter_oom(ctx, NULL, "connect");
+		}
 	}
 	connect_addr(ctx, hostaddr, addr, sizeof(addr), &client.port);
 	/* Postfix and Sendmail pass "[addr]" (or "unknown") when the name did not verify. */
@@ -250,8 +262,8 @@ xxfi_helo(SMFICTX *ctx, char *helo)
 	struct moat_verdict v;
 	const char *ver;
 
-	if (c == NULL || c->s == NULL)
-		return (negotiated_nr & SMFIP_NR_HELO) ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
+	if (c == NULL || c->s == NULL)     /* out of memory at connect */
+		return c != NULL && (c->nr & SMFIP_NR_HELO) ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 	if (c->refused.action != MOAT_CONTINUE)
 		return helo_answer(ctx, c, &c->refused);
 	/* Postfix sends the TLS macros with HELO (milter_helo_macros); a new HELO after STARTTLS

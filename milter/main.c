@@ -248,7 +248,7 @@ main(int argc, char **argv)
 	milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
 	milter_interpose_on_first_tuned(log_tcp_tuning);
 
-	/* a thread per connection: the core may wait on Redis in it */
+	/* libmilter's worker threads: the core may wait on Redis in them */
 	if ((pol = moat_policy_new(conf, MOAT_POLICY_MAY_BLOCK, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
 		moat_conf_unref(conf);

@@ -103,7 +103,7 @@ struct moat_session;
 
 /*
  * MOAT_POLICY_MAY_BLOCK - the threads that call the session events may wait on the shared
- * rate-limit store (mxmoat-milter: a thread per connection). Without it (an event loop) a check
+ * rate-limit store (mxmoat-milter: libmilter's worker threads). Without it (an event loop) a check
  * that would wait leaves its event pending instead.
  */
 #define MOAT_POLICY_MAY_BLOCK 0x1u
