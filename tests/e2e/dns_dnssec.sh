@@ -24,8 +24,10 @@ sign() {
 		ldns-signzone -f "$2.signed" -o spf.test zone "$zsk" "$ksk" &&
 		cp "$ksk.key" "$2.key" && rm -f K*) >/dev/null
 }
-sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/good" || tap_bail "signing failed"
-sign "$top_srcdir/tests/e2e/data/spf.test.zone" "$work/other" || tap_bail "signing failed"
+# sign runs in $work: the zone's path must not be relative to where make check started
+zone=$(cd "$top_srcdir/tests/e2e/data" && pwd)/spf.test.zone
+sign "$zone" "$work/good" || tap_bail "signing failed"
+sign "$zone" "$work/other" || tap_bail "signing failed"
 
 dns_start $PORT spf.test="$work/good.signed" || tap_bail "nsd did not start"
 tap_is "signed TXT validates: secure" "$("$Q" 127.0.0.1@$PORT "$work/good.key" soft.spf.test TXT)" \
