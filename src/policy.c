@@ -1,14 +1,15 @@
 /*
- * policy.c - sessions, transactions, the check table and the limits every front-end shares (see
- * policy.h).
+ * policy.c - the shared policy object, sessions, and the events front-ends report (see policy.h).
  *
  * Owns struct moat_policy (current snapshot, rate limiter, shared tables) and struct
- * moat_session. The envelope stages (connect, tls_start, mail, rcpt) run the rows of one check
- * table in order; the first row that refuses ends the stage, and a row that waits on the
- * front-end's store leaves it pending until moat_session_resume. Verdicts carry RFC 5321 reply
- * codes and RFC 3463 enhanced status codes; a verdict reached while the message streams (size,
- * header limits) is sticky and is returned again at end of message, so a front-end that must keep
- * reading until the final dot still replies with the right error.
+ * moat_session (session_int.h). Each event runs the rows of the check table (checks.c) that take
+ * part in its stage, in order: at connect, tls_start, mail and rcpt the first row that refuses
+ * ends the stage, and a row that waits on the front-end's store leaves it pending until
+ * moat_session_resume; header, eoh and body feed the message to the rows, and eom combines their
+ * verdicts and header edits. Verdicts carry RFC 5321 reply codes and RFC 3463 enhanced status
+ * codes; a verdict reached while the message streams (size, header limits) is sticky and is
+ * returned again at end of message, so a front-end that must keep reading until the final dot
+ * still replies with the right error.
  */
 #include "config.h"
 
@@ -24,77 +25,10 @@
 #include "log.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "session_int.h"
 #include "sesscount.h"
 #include "trust.h"
 
-#define SESSION_ID_LEN 12
-#define HDR_EDITS_MAX 64
-
-/* The envelope stages that run the check table, in SMTP order. */
-enum check_stage {
-	STAGE_CONNECT,
-	STAGE_TLS_START,
-	STAGE_MAIL,
-	STAGE_RCPT,
-};
-#define STAGE_BIT(st) (1u << (st))
-
-struct moat_policy {
-	pthread_mutex_t lock;              /* guards conf, and reloads against each other */
-	struct moat_conf *conf;
-	unsigned flags;                    /* MOAT_POLICY_* */
-	struct moat_ratelimit *rl;         /* rules swapped with conf by moat_policy_reload */
-	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
-	struct moat_auth_engine *auth;     /* resolver + DKIM verifier, made at the first inbound
-	                                      message (auth_inbound); guarded by lock */
-};
-
-struct moat_session {
-	struct moat_policy *pol;
-	struct moat_conf *conf;            /* the snapshot current at connect */
-	char id[SESSION_ID_LEN + 1];
-
-	/* connection */
-	char *client_addr;
-	char *client_name;
-	char *listener;
-	unsigned client_port;
-	struct moat_addr addr;
-	bool addr_known;
-	bool counted;                      /* holds a slot in pol->sessions */
-	char *helo;
-	bool esmtp;
-	bool authenticated;
-	char *login;                       /* for per-user rate limits; never logged */
-	struct moat_tls_info tls;
-	unsigned errors;
-	unsigned junk;
-	unsigned messages;
-
-	/* a stage waiting on the front-end's store (moat_session_resume) */
-	bool pending;
-	enum check_stage pending_stage;
-	size_t pending_row;
-	struct moat_rl_plan pending_plan;
-
-	/* transaction */
-	bool in_txn;
-	char *mail_from;
-	unsigned nrcpt;
-	bool rl_msg_counted;               /* the message rate-limit buckets are charged */
-	uint64_t size;                     /* header + body bytes seen */
-	uint64_t header_bytes;
-	unsigned header_count;
-	struct moat_verdict sticky;        /* a verdict reached while the message streamed */
-	enum moat_direction direction;
-	const char *direction_why;
-	struct moat_hdr_edit edits[HDR_EDITS_MAX];
-	size_t nedits;
-	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
-	struct moat_auth_msg *auth;        /* SPF/DKIM/DMARC of an inbound message, or NULL */
-	bool checks_started;               /* session_start_checks ran for this message */
-	bool auth_failed;                  /* auth_inbound on, but the engine could not start */
-};
 
 /* ---- the shared policy object ---- */
 
@@ -201,9 +135,8 @@ session_strdup(const char *s, bool *oom)
 	return copy;
 }
 
-/* session_clear_edits - forget the header edits of the last message. */
-static void
-session_clear_edits(struct moat_session *s)
+void
+moat__session_clear_edits(struct moat_session *s)
 {
 	for (size_t i = 0; i < s->nedits; i++) {
 		free(s->edits[i].name);
@@ -230,7 +163,7 @@ session_reset_txn(struct moat_session *s)
 	moat_auth_msg_free(s->auth);
 	s->auth = NULL;
 	s->auth_failed = false;
-	s->checks_started = false;
+	s->msg_started = 0;
 }
 
 struct moat_session *
@@ -268,7 +201,7 @@ moat_session_free(struct moat_session *s)
 	if (s->counted)
 		moat_sesscount_release(s->pol->sessions, &s->addr);
 	session_reset_txn(s);
-	session_clear_edits(s);
+	moat__session_clear_edits(s);
 	free(s->client_addr);
 	free(s->client_name);
 	free(s->listener);
@@ -361,144 +294,6 @@ moat_size_value(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
-/* session_size_param - the value of SIZE= in ESMTP parameters (RFC 1870), or 0 if absent. */
-static bool
-session_size_param(const char *params, uint64_t *size)
-{
-	const char *p = params;
-
-	*size = 0;
-	while (p != NULL && *p != '\0') {
-		while (*p == ' ')
-			p++;
-		if (strncasecmp(p, "SIZE=", 5) == 0) {
-			p += 5;
-			return moat_size_value(p, strcspn(p, " "), size) == 0;
-		}
-		p = strchr(p, ' ');
-	}
-	return true;
-}
-
-/* ---- the check table of the envelope stages ---- */
-
-/* check_limits - the session's own limits: concurrent sessions, messages, SIZE, recipients. */
-static enum moat_event_rc
-check_limits(struct moat_session *s, enum check_stage st, const char *params,
-    struct moat_verdict *v)
-{
-	uint64_t declared;
-
-	switch (st) {
-	case STAGE_CONNECT:
-		if (!s->addr_known || s->counted)
-			break;
-		if (moat_sesscount_acquire(s->pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
-			s->counted = true;
-		} else {
-			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
-			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_sessions_per_ip",
-			    "Too many concurrent sessions from your address, try again later");
-			v->close = true;
-		}
-		break;
-	case STAGE_MAIL:
-		if (s->messages >= s->conf->limit_messages_per_session) {
-			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
-			    "Too many messages in one session, reconnect to send more");
-			v->close = true;
-		} else if (!session_size_param(params, &declared)) {
-			moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
-			    "Bad SIZE parameter");
-		} else if (declared > s->conf->limit_message_size) {
-			/* RFC 1870 6.1 */
-			moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-			    "Message size exceeds fixed maximum message size");
-		}
-		break;
-	case STAGE_RCPT:
-		if (!s->in_txn) {
-			moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence",
-			    "Error: need MAIL command");
-		} else if (s->nrcpt >= s->conf->limit_recipients) {
-			/* RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest
-			 * later. */
-			moat_verdict_set(v, MOAT_TEMPFAIL, 452, "4.5.3", "limit_recipients",
-			    "Too many recipients");
-		}
-		break;
-	case STAGE_TLS_START:
-		break;
-	}
-	return MOAT_EVENT_DONE;
-}
-
-/* ratelimit_event - what the rate limiter charges at stage ST of this session. */
-static enum moat_rl_event
-ratelimit_event(const struct moat_session *s, enum check_stage st)
-{
-	switch (st) {
-	case STAGE_CONNECT:
-		return MOAT_RL_EV_CONNECT;
-	case STAGE_TLS_START:
-		return MOAT_RL_EV_TLS;
-	case STAGE_MAIL:
-	case STAGE_RCPT:
-		break;
-	}
-	/* the message buckets are charged with the first recipient: one store call a message */
-	return s->rl_msg_counted ? MOAT_RL_EV_RCPT : MOAT_RL_EV_FIRST_RCPT;
-}
-
-/* check_ratelimit_answer - the limiter's verdict for the plan charged at stage ST. */
-static void
-check_ratelimit_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
-    struct moat_verdict *v)
-{
-	if (st == STAGE_RCPT && !s->rl_msg_counted)
-		s->rl_msg_counted = moat_ratelimit_message_counted(answer);
-	if (answer->action != MOAT_CONTINUE)
-		*v = *answer;
-}
-
-/* check_ratelimit - charge the stage's buckets now, or leave it to the front-end's store. */
-static enum moat_event_rc
-check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
-    struct moat_verdict *v)
-{
-	struct moat_rl_subject subj = { .addr = s->addr_known ? &s->addr : NULL,
-		.sender = s->mail_from, .user = s->login, .sid = s->id };
-	struct moat_verdict answer;
-
-	(void)params;
-	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &s->pending_plan);
-	/* Redis waits: a front-end on an event loop charges the plan in its own store. */
-	if (s->pending_plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
-	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK))
-		return MOAT_EVENT_PENDING;
-	moat_ratelimit_charge(s->pol->rl, &s->pending_plan, s->id, &answer);
-	check_ratelimit_answer(s, st, &answer, v);
-	return MOAT_EVENT_DONE;
-}
-
-/*
- * The checks of the envelope stages, in the order they run. A row's run fills v only to object;
- * answer, for a row that can wait, takes the store's verdict when the front-end resumes.
- */
-static const struct check {
-	const char *name;
-	unsigned stages;
-	enum moat_event_rc (*run)(struct moat_session *s, enum check_stage st, const char *params,
-	    struct moat_verdict *v);
-	void (*answer)(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
-	    struct moat_verdict *v);
-} checks[] = {
-	{ "limits", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
-	  check_limits, NULL },
-	{ "ratelimit", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
-	  check_ratelimit, check_ratelimit_answer },
-};
-
 /*
  * stage_done - the stage's verdict is final: record what an accepted command changes. A refused
  * connection or TLS handshake is closed: before the greeting, or with no TLS and no plaintext
@@ -531,10 +326,10 @@ static enum moat_event_rc
 stage_run(struct moat_session *s, enum check_stage st, size_t from, const char *params,
     struct moat_verdict *v)
 {
-	for (size_t i = from; i < sizeof(checks) / sizeof(checks[0]); i++) {
-		if (!(checks[i].stages & STAGE_BIT(st)))
+	for (size_t i = from; i < moat__nchecks; i++) {
+		if (!(moat__checks[i].stages & STAGE_BIT(st)))
 			continue;
-		if (checks[i].run(s, st, params, v) == MOAT_EVENT_PENDING) {
+		if (moat__checks[i].run(s, st, params, v) == MOAT_EVENT_PENDING) {
 			s->pending = true;
 			s->pending_stage = st;
 			s->pending_row = i;
@@ -575,7 +370,7 @@ moat_session_resume(struct moat_session *s, const struct moat_verdict *answer, s
 	moat_verdict_continue(v);
 	if (!s->pending)
 		return MOAT_EVENT_DONE;
-	checks[row].answer(s, st, answer, v);
+	moat__checks[row].answer(s, st, answer, v);
 	if (v->action != MOAT_CONTINUE)
 		return stage_done(s, st, v);
 	return stage_run(s, st, row + 1, NULL, v);
@@ -587,7 +382,7 @@ moat_session_mail(struct moat_session *s, const char *path, const char *params,
 {
 	moat_verdict_continue(v);
 	session_reset_txn(s);
-	session_clear_edits(s);
+	moat__session_clear_edits(s);
 	if ((s->mail_from = strdup(path)) == NULL) {
 		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
 		    "Local error, try again later");
@@ -617,186 +412,29 @@ moat_session_data(struct moat_session *s, struct moat_verdict *v)
 		    "Error: need RCPT command");
 }
 
-/* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
-
-/* session_sign_start - start signing an outbound message, when a signing table is loaded. */
+/* msg_start - start row I for this message, once: at its first header field or end of header. */
 static void
-session_sign_start(struct moat_session *s)
+msg_start(struct moat_session *s, size_t i)
 {
-	if (s->direction == MOAT_OUTBOUND && s->conf->signer != NULL &&
-	    (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
-		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
-}
-
-/* session_sign_end - the signatures as INSERT_TOP edits; dkim_sign_failure on failure. */
-static void
-session_sign_end(struct moat_session *s, struct moat_verdict *v)
-{
-	char *values[MOAT_SIGN_KEYS_MAX], why[512];
-	size_t n = 0;
-	enum moat_sign_status st;
-	bool tempfail;
-
-	if (s->direction != MOAT_OUTBOUND || s->conf->signer == NULL)
-		return;
-	st = s->sign != NULL ? moat_sign_end(s->sign, values, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why))
-	    : MOAT_SIGN_FAILED;
-	if (s->sign == NULL)
-		snprintf(why, sizeof(why), "no header seen or out of memory");
-	for (size_t i = 0; i < n; i++) {
-		if (s->nedits < HDR_EDITS_MAX && (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
-			s->edits[s->nedits].op = MOAT_HDR_INSERT_TOP;
-			s->edits[s->nedits++].value = values[i];
-		} else {
-			free(values[i]);
-			st = MOAT_SIGN_FAILED;
-			snprintf(why, sizeof(why), "no room for the header edit");
-		}
-	}
-	tempfail = st == MOAT_SIGN_FAILED && s->conf->dkim_sign_failure == MOAT_DKIM_FAIL_TEMPFAIL;
-	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
-	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),
-	    s->direction_why ? s->direction_why : "-", st == MOAT_SIGN_OK ? "" : "why=\"", why,
-	    st == MOAT_SIGN_OK ? "" : (tempfail ? "\" action=tempfail" :
-	    (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
-	if (tempfail) {
-		session_clear_edits(s);
-		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.0", "dkim_sign_failed",
-		    "Message could not be signed, try again later");
-	}
-}
-
-/* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
-
-/* session_auth_start - start the engine for an inbound message, when auth_inbound. */
-static void
-session_auth_start(struct moat_session *s)
-{
-	if (s->direction == MOAT_INBOUND && s->conf->auth_inbound) {
-		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
-			s->mail_from ? s->mail_from : "" };
-		char err[256] = "";
-		pthread_mutex_lock(&s->pol->lock);
-		if (s->pol->auth == NULL)
-			s->pol->auth = moat_auth_engine_new(s->conf, err, sizeof(err));
-		pthread_mutex_unlock(&s->pol->lock);
-		if (s->pol->auth == NULL || (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
-			moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
-			    err[0] ? err : "out of memory");
-			s->auth_failed = true;
-		}
-	}
-}
-
-/*
- * session_start_checks - at the first header field, or at the end of a header section that has
- * none: a message without header fields is checked like any other (no From field fails the
- * From rule of DMARC, and the message carries our Authentication-Results if it is passed on).
- */
-static void
-session_start_checks(struct moat_session *s)
-{
-	if (s->checks_started)
-		return;
-	s->checks_started = true;
-	session_sign_start(s);                                  /* DKIM signing */
-	session_auth_start(s);                                  /* SPF, DKIM, DMARC */
-}
-
-/* session_auth_end - the verdict and header edits of the engine (forged A-R deleted, ours added). */
-static void
-session_auth_end(struct moat_session *s, struct moat_verdict *v)
-{
-	struct moat_hdr_edit edits[MOAT_AUTH_FORGED_MAX + 1];
-	struct moat_verdict av;
-	char ar[600];
-	size_t n, i;
-
-	if (s->auth_failed) {
-		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "auth_unavailable",
-		    "Authentication checks unavailable, try again later");
-		moat_verdict_combine(v, &av);
-		return;
-	}
-	if (s->auth == NULL)
-		return;
-	moat_auth_eom(s->auth, &av);
-	n = moat_auth_edits(s->auth, edits, MOAT_AUTH_FORGED_MAX + 1);
-	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++) {
-		struct moat_hdr_edit *e = &s->edits[s->nedits];
-		e->op = edits[i].op;
-		e->index = edits[i].index;
-		e->name = strdup(edits[i].name);
-		e->value = edits[i].value ? strdup(edits[i].value) : NULL;
-		if (e->name == NULL || (edits[i].value && e->value == NULL)) {
-			free(e->name);
-			free(e->value);
-			moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
-			    "Local error, try again later");
-			break;
-		}
-		s->nedits++;
-	}
-	if (i < n && av.action < MOAT_TEMPFAIL)
-		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "too_many_edits",
-		    "Local error, try again later");
-	moat_log_escape(moat_auth_results(s->auth)->authres, strlen(moat_auth_results(s->auth)->authres),
-	    ar, sizeof(ar));
-	moat_log(LOG_INFO, s->id, "auth", "verdict=%s reason=%s ar=\"%s\"", moat_action_name(av.action),
-	    av.reason && av.reason[0] ? av.reason : "-", ar);
-	moat_verdict_combine(v, &av);
-}
-
-/* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
-static void
-session_stick(struct moat_session *s, struct moat_verdict *v)
-{
-	if (s->sticky.action == MOAT_CONTINUE)
-		s->sticky = *v;
-	*v = s->sticky;
-}
-
-/* session_count_bytes - add N message bytes; 552 once past limit_message_size. */
-static void
-session_count_bytes(struct moat_session *s, uint64_t n, struct moat_verdict *v)
-{
-	s->size += n;
-	if (s->size > s->conf->limit_message_size && s->sticky.action == MOAT_CONTINUE) {
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-		    "Message size exceeds fixed maximum message size");
-		session_stick(s, v);
+	if (moat__checks[i].start != NULL && !(s->msg_started & (1u << i))) {
+		s->msg_started |= 1u << i;
+		moat__checks[i].start(s);
 	}
 }
 
 void
 moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
 {
-	(void)field;
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE) {
 		*v = s->sticky;
 		return;
 	}
-	s->header_count++;
-	s->header_bytes += len + 2;
-	if (s->header_count > s->conf->limit_header_count) {
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_count",
-		    "Too many header fields");
-		session_stick(s, v);
-		return;
+	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++) {
+		msg_start(s, i);
+		if (moat__checks[i].header != NULL)
+			moat__checks[i].header(s, field, len, v);
 	}
-	if (s->header_bytes > s->conf->limit_header_size) {
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
-		    "Message header section too large");
-		session_stick(s, v);
-		return;
-	}
-	session_count_bytes(s, len + 2, v);
-	session_start_checks(s);
-	if (s->sign != NULL)                                    /* DKIM signing */
-		moat_sign_header(s->sign, field, len);
-	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
-		moat_auth_header(s->auth, field, len);
 }
 
 void
@@ -807,39 +445,36 @@ moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
 		*v = s->sticky;
 		return;
 	}
-	session_count_bytes(s, 2, v);    /* the empty line */
-	session_start_checks(s);
-	if (s->sign != NULL)                                    /* DKIM signing */
-		moat_sign_eoh(s->sign);
-	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
-		moat_auth_eoh(s->auth);
+	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++) {
+		msg_start(s, i);
+		if (moat__checks[i].eoh != NULL)
+			moat__checks[i].eoh(s, v);
+	}
 }
 
 void
 moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
 {
-	(void)chunk;
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE) {
 		*v = s->sticky;
 		return;
 	}
-	session_count_bytes(s, len, v);
-	if (s->sign != NULL)                                    /* DKIM signing */
-		moat_sign_body(s->sign, chunk, len);
-	if (s->auth != NULL)                                    /* SPF, DKIM, DMARC */
-		moat_auth_body(s->auth, chunk, len);
+	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++)
+		if (moat__checks[i].body != NULL)
+			moat__checks[i].body(s, chunk, len, v);
 }
 
 void
 moat_session_eom(struct moat_session *s, struct moat_verdict *v)
 {
 	moat_verdict_continue(v);
-	if (s->sticky.action != MOAT_CONTINUE)
+	if (s->sticky.action != MOAT_CONTINUE) {
 		*v = s->sticky;
-	else {
-		session_sign_end(s, v);                         /* DKIM signing */
-		session_auth_end(s, v);                         /* SPF, DKIM, DMARC */
+	} else {
+		for (size_t i = 0; i < moat__nchecks; i++)
+			if (moat__checks[i].end != NULL)
+				moat__checks[i].end(s, v);
 	}
 	s->messages++;
 	/* The transaction is over; its envelope stays readable for moat_session_summary until the
@@ -857,7 +492,10 @@ moat_session_edits(const struct moat_session *s, size_t *n)
 bool
 moat_session_eom_blocks(const struct moat_session *s)
 {
-	return s->auth != NULL || s->sign != NULL;
+	for (size_t i = 0; i < moat__nchecks; i++)
+		if (moat__checks[i].blocks != NULL && moat__checks[i].blocks(s))
+			return true;
+	return false;
 }
 
 bool
@@ -872,7 +510,7 @@ void
 moat_session_abort(struct moat_session *s)
 {
 	session_reset_txn(s);
-	session_clear_edits(s);
+	moat__session_clear_edits(s);
 }
 
 /* session_limits - 421 and close once limit_errors or limit_junk_commands is reached. */

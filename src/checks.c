@@ -1,0 +1,390 @@
+/*
+ * checks.c - the rows of the policy core's check table (session_int.h): the session's own limits,
+ * the rate limits, DKIM signing and SPF/DKIM/DMARC, each with the hooks of the stages it takes
+ * part in. policy.c runs them; adding a check is a row here and its functions, never front-end
+ * code.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "dkim_sign.h"
+#include "log.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "session_int.h"
+#include "sesscount.h"
+
+/* session_size_param - the value of SIZE= in ESMTP parameters (RFC 1870), or 0 if absent. */
+static bool
+session_size_param(const char *params, uint64_t *size)
+{
+	const char *p = params;
+
+	*size = 0;
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ')
+			p++;
+		if (strncasecmp(p, "SIZE=", 5) == 0) {
+			p += 5;
+			return moat_size_value(p, strcspn(p, " "), size) == 0;
+		}
+		p = strchr(p, ' ');
+	}
+	return true;
+}
+
+/* ---- the envelope stages ---- */
+
+/* check_limits - the session's own limits: concurrent sessions, messages, SIZE, recipients. */
+static enum moat_event_rc
+check_limits(struct moat_session *s, enum check_stage st, const char *params,
+    struct moat_verdict *v)
+{
+	uint64_t declared;
+
+	switch (st) {
+	case STAGE_CONNECT:
+		if (!s->addr_known || s->counted)
+			break;
+		if (moat_sesscount_acquire(s->pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
+			s->counted = true;
+		} else {
+			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_sessions_per_ip",
+			    "Too many concurrent sessions from your address, try again later");
+			v->close = true;
+		}
+		break;
+	case STAGE_MAIL:
+		if (s->messages >= s->conf->limit_messages_per_session) {
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
+			    "Too many messages in one session, reconnect to send more");
+			v->close = true;
+		} else if (!session_size_param(params, &declared)) {
+			moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
+			    "Bad SIZE parameter");
+		} else if (declared > s->conf->limit_message_size) {
+			/* RFC 1870 6.1 */
+			moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+			    "Message size exceeds fixed maximum message size");
+		}
+		break;
+	case STAGE_RCPT:
+		if (!s->in_txn) {
+			moat_verdict_set(v, MOAT_REJECT, 503, "5.5.1", "bad_sequence",
+			    "Error: need MAIL command");
+		} else if (s->nrcpt >= s->conf->limit_recipients) {
+			/* RFC 5321 4.5.3.1.10: 452 for too many recipients; the client sends the rest
+			 * later. */
+			moat_verdict_set(v, MOAT_TEMPFAIL, 452, "4.5.3", "limit_recipients",
+			    "Too many recipients");
+		}
+		break;
+	case STAGE_TLS_START:
+		break;
+	}
+	return MOAT_EVENT_DONE;
+}
+
+/* ratelimit_event - what the rate limiter charges at stage ST of this session. */
+static enum moat_rl_event
+ratelimit_event(const struct moat_session *s, enum check_stage st)
+{
+	switch (st) {
+	case STAGE_CONNECT:
+		return MOAT_RL_EV_CONNECT;
+	case STAGE_TLS_START:
+		return MOAT_RL_EV_TLS;
+	case STAGE_MAIL:
+	case STAGE_RCPT:
+		break;
+	}
+	/* the message buckets are charged with the first recipient: one store call a message */
+	return s->rl_msg_counted ? MOAT_RL_EV_RCPT : MOAT_RL_EV_FIRST_RCPT;
+}
+
+/* check_ratelimit_answer - the limiter's verdict for the plan charged at stage ST. */
+static void
+check_ratelimit_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	if (st == STAGE_RCPT && !s->rl_msg_counted)
+		s->rl_msg_counted = moat_ratelimit_message_counted(answer);
+	if (answer->action != MOAT_CONTINUE)
+		*v = *answer;
+}
+
+/* check_ratelimit - charge the stage's buckets now, or leave it to the front-end's store. */
+static enum moat_event_rc
+check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
+    struct moat_verdict *v)
+{
+	struct moat_rl_subject subj = { .addr = s->addr_known ? &s->addr : NULL,
+		.sender = s->mail_from, .user = s->login, .sid = s->id };
+	struct moat_verdict answer;
+
+	(void)params;
+	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &s->pending_plan);
+	/* Redis waits: a front-end on an event loop charges the plan in its own store. */
+	if (s->pending_plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
+	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK))
+		return MOAT_EVENT_PENDING;
+	moat_ratelimit_charge(s->pol->rl, &s->pending_plan, s->id, &answer);
+	check_ratelimit_answer(s, st, &answer, v);
+	return MOAT_EVENT_DONE;
+}
+
+/* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
+
+/* session_sign_start - start signing an outbound message, when a signing table is loaded. */
+static void
+session_sign_start(struct moat_session *s)
+{
+	if (s->direction == MOAT_OUTBOUND && s->conf->signer != NULL &&
+	    (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
+		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
+}
+
+/* session_sign_end - the signatures as INSERT_TOP edits; dkim_sign_failure on failure. */
+static void
+session_sign_end(struct moat_session *s, struct moat_verdict *v)
+{
+	char *values[MOAT_SIGN_KEYS_MAX], why[512];
+	size_t n = 0;
+	enum moat_sign_status st;
+	bool tempfail;
+
+	if (s->direction != MOAT_OUTBOUND || s->conf->signer == NULL)
+		return;
+	st = s->sign != NULL ? moat_sign_end(s->sign, values, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why))
+	    : MOAT_SIGN_FAILED;
+	if (s->sign == NULL)
+		snprintf(why, sizeof(why), "no header seen or out of memory");
+	for (size_t i = 0; i < n; i++) {
+		if (s->nedits < HDR_EDITS_MAX && (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
+			s->edits[s->nedits].op = MOAT_HDR_INSERT_TOP;
+			s->edits[s->nedits++].value = values[i];
+		} else {
+			free(values[i]);
+			st = MOAT_SIGN_FAILED;
+			snprintf(why, sizeof(why), "no room for the header edit");
+		}
+	}
+	tempfail = st == MOAT_SIGN_FAILED && s->conf->dkim_sign_failure == MOAT_DKIM_FAIL_TEMPFAIL;
+	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
+	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),
+	    s->direction_why ? s->direction_why : "-", st == MOAT_SIGN_OK ? "" : "why=\"", why,
+	    st == MOAT_SIGN_OK ? "" : (tempfail ? "\" action=tempfail" :
+	    (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
+	if (tempfail) {
+		moat__session_clear_edits(s);
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.0", "dkim_sign_failed",
+		    "Message could not be signed, try again later");
+	}
+}
+
+/* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
+
+/* session_auth_start - start the engine for an inbound message, when auth_inbound. */
+static void
+session_auth_start(struct moat_session *s)
+{
+	if (s->direction == MOAT_INBOUND && s->conf->auth_inbound) {
+		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
+			s->mail_from ? s->mail_from : "" };
+		char err[256] = "";
+		pthread_mutex_lock(&s->pol->lock);
+		if (s->pol->auth == NULL)
+			s->pol->auth = moat_auth_engine_new(s->conf, err, sizeof(err));
+		pthread_mutex_unlock(&s->pol->lock);
+		if (s->pol->auth == NULL || (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
+			moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
+			    err[0] ? err : "out of memory");
+			s->auth_failed = true;
+		}
+	}
+}
+
+/* session_auth_end - the verdict and header edits of the engine (forged A-R deleted, ours added). */
+static void
+session_auth_end(struct moat_session *s, struct moat_verdict *v)
+{
+	struct moat_hdr_edit edits[MOAT_AUTH_FORGED_MAX + 1];
+	struct moat_verdict av;
+	char ar[600];
+	size_t n, i;
+
+	if (s->auth_failed) {
+		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "auth_unavailable",
+		    "Authentication checks unavailable, try again later");
+		moat_verdict_combine(v, &av);
+		return;
+	}
+	if (s->auth == NULL)
+		return;
+	moat_auth_eom(s->auth, &av);
+	n = moat_auth_edits(s->auth, edits, MOAT_AUTH_FORGED_MAX + 1);
+	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++) {
+		struct moat_hdr_edit *e = &s->edits[s->nedits];
+		e->op = edits[i].op;
+		e->index = edits[i].index;
+		e->name = strdup(edits[i].name);
+		e->value = edits[i].value ? strdup(edits[i].value) : NULL;
+		if (e->name == NULL || (edits[i].value && e->value == NULL)) {
+			free(e->name);
+			free(e->value);
+			moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
+			    "Local error, try again later");
+			break;
+		}
+		s->nedits++;
+	}
+	if (i < n && av.action < MOAT_TEMPFAIL)
+		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "too_many_edits",
+		    "Local error, try again later");
+	moat_log_escape(moat_auth_results(s->auth)->authres, strlen(moat_auth_results(s->auth)->authres),
+	    ar, sizeof(ar));
+	moat_log(LOG_INFO, s->id, "auth", "verdict=%s reason=%s ar=\"%s\"", moat_action_name(av.action),
+	    av.reason && av.reason[0] ? av.reason : "-", ar);
+	moat_verdict_combine(v, &av);
+}
+
+/* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
+static void
+session_stick(struct moat_session *s, struct moat_verdict *v)
+{
+	if (s->sticky.action == MOAT_CONTINUE)
+		s->sticky = *v;
+	*v = s->sticky;
+}
+
+/* session_count_bytes - add N message bytes; 552 once past limit_message_size. */
+static void
+session_count_bytes(struct moat_session *s, uint64_t n, struct moat_verdict *v)
+{
+	s->size += n;
+	if (s->size > s->conf->limit_message_size && s->sticky.action == MOAT_CONTINUE) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+		    "Message size exceeds fixed maximum message size");
+		session_stick(s, v);
+	}
+}
+
+/* ---- the message stages' hooks of each check ---- */
+
+/* limits_header - header field count and size, and the message size; sticky once reached. */
+static void
+limits_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)field;
+	s->header_count++;
+	s->header_bytes += len + 2;
+	if (s->header_count > s->conf->limit_header_count) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_count",
+		    "Too many header fields");
+		session_stick(s, v);
+		return;
+	}
+	if (s->header_bytes > s->conf->limit_header_size) {
+		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
+		    "Message header section too large");
+		session_stick(s, v);
+		return;
+	}
+	session_count_bytes(s, len + 2, v);
+}
+
+static void
+limits_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	session_count_bytes(s, 2, v);    /* the empty line */
+}
+
+static void
+limits_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)chunk;
+	session_count_bytes(s, len, v);
+}
+
+static void
+sign_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->sign != NULL)
+		moat_sign_header(s->sign, field, len);
+}
+
+static void
+sign_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->sign != NULL)
+		moat_sign_eoh(s->sign);
+}
+
+static void
+sign_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->sign != NULL)
+		moat_sign_body(s->sign, chunk, len);
+}
+
+static bool
+sign_blocks(const struct moat_session *s)
+{
+	return s->sign != NULL;
+}
+
+static void
+auth_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->auth != NULL)
+		moat_auth_header(s->auth, field, len);
+}
+
+static void
+auth_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->auth != NULL)
+		moat_auth_eoh(s->auth);
+}
+
+static void
+auth_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->auth != NULL)
+		moat_auth_body(s->auth, chunk, len);
+}
+
+static bool
+auth_blocks(const struct moat_session *s)
+{
+	return s->auth != NULL;
+}
+
+/* The table, in the order the checks run (session_int.h says how it is used). */
+const struct moat__check moat__checks[] = {
+	{ "limits", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	  check_limits, NULL, NULL, limits_header, limits_eoh, limits_body, NULL, NULL },
+	{ "ratelimit", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
+	  check_ratelimit, check_ratelimit_answer, NULL, NULL, NULL, NULL, NULL, NULL },
+	{ "dkim_sign", 0, NULL, NULL, session_sign_start, sign_header, sign_eoh, sign_body,
+	  session_sign_end, sign_blocks },
+	{ "auth", 0, NULL, NULL, session_auth_start, auth_header, auth_eoh, auth_body,
+	  session_auth_end, auth_blocks },
+};
+const size_t moat__nchecks = sizeof(moat__checks) / sizeof(moat__checks[0]);
+
+/* msg_started is a bit per row */
+_Static_assert(sizeof(moat__checks) / sizeof(moat__checks[0]) <= 32, "too many checks for msg_started");

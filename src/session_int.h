@@ -1,0 +1,123 @@
+/*
+ * session_int.h - the policy core's internals shared by policy.c (sessions and events) and
+ * checks.c (the check table): struct moat_policy, struct moat_session, and the table's row type.
+ * Not for front-ends.
+ */
+#ifndef MOAT_SESSION_INT_H
+#define MOAT_SESSION_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cidr.h"
+#include "policy.h"
+#include "ratelimit.h"
+
+#define SESSION_ID_LEN 12
+#define HDR_EDITS_MAX 64
+
+/* The envelope stages that run the check table, in SMTP order. */
+enum check_stage {
+	STAGE_CONNECT,
+	STAGE_TLS_START,
+	STAGE_MAIL,
+	STAGE_RCPT,
+};
+#define STAGE_BIT(st) (1u << (st))
+
+struct moat_policy {
+	pthread_mutex_t lock;              /* guards conf, and reloads against each other */
+	struct moat_conf *conf;
+	unsigned flags;                    /* MOAT_POLICY_* */
+	struct moat_ratelimit *rl;         /* rules swapped with conf by moat_policy_reload */
+	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
+	struct moat_auth_engine *auth;     /* resolver + DKIM verifier, made at the first inbound
+	                                      message (auth_inbound); guarded by lock */
+};
+
+struct moat_session {
+	struct moat_policy *pol;
+	struct moat_conf *conf;            /* the snapshot current at connect */
+	char id[SESSION_ID_LEN + 1];
+
+	/* connection */
+	char *client_addr;
+	char *client_name;
+	char *listener;
+	unsigned client_port;
+	struct moat_addr addr;
+	bool addr_known;
+	bool counted;                      /* holds a slot in pol->sessions */
+	char *helo;
+	bool esmtp;
+	bool authenticated;
+	char *login;                       /* for per-user rate limits; never logged */
+	struct moat_tls_info tls;
+	unsigned errors;
+	unsigned junk;
+	unsigned messages;
+
+	/* a stage waiting on the front-end's store (moat_session_resume) */
+	bool pending;
+	enum check_stage pending_stage;
+	size_t pending_row;
+	struct moat_rl_plan pending_plan;
+
+	/* transaction */
+	bool in_txn;
+	char *mail_from;
+	unsigned nrcpt;
+	bool rl_msg_counted;               /* the message rate-limit buckets are charged */
+	uint64_t size;                     /* header + body bytes seen */
+	uint64_t header_bytes;
+	unsigned header_count;
+	struct moat_verdict sticky;        /* a verdict reached while the message streamed */
+	enum moat_direction direction;
+	const char *direction_why;
+	struct moat_hdr_edit edits[HDR_EDITS_MAX];
+	size_t nedits;
+	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
+	struct moat_auth_msg *auth;        /* SPF/DKIM/DMARC of an inbound message, or NULL */
+	unsigned msg_started;              /* rows of the check table started for this message */
+	bool auth_failed;                  /* auth_inbound on, but the engine could not start */
+};
+
+/*
+ * The check table: every check of a session, in the order it runs, with the hooks of the stages
+ * it takes part in (NULL: not at that stage).
+ *
+ * Envelope stages (connect, tls_start, mail, rcpt; the stages mask): run refuses by filling v,
+ * or leaves the stage pending on the front-end's store; answer takes the store's verdict when the
+ * front-end resumes. The first row that refuses ends the stage.
+ *
+ * Message stages: start at the first header field (or at the end of a header section without
+ * any, so a message without header fields is checked like any other: no From field fails the
+ * From rule of DMARC, and what is passed on carries our Authentication-Results); header, eoh and
+ * body take the message as it streams, and a refusal there is sticky (session_stick) and stops
+ * the rows after it; end gives each row's verdict and header edits at end of message, combined
+ * (the more severe wins); blocks says whether end waits on DNS or signs.
+ */
+struct moat__check {
+	const char *name;
+	unsigned stages;
+	enum moat_event_rc (*run)(struct moat_session *s, enum check_stage st, const char *params,
+	    struct moat_verdict *v);
+	void (*answer)(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+	    struct moat_verdict *v);
+	void (*start)(struct moat_session *s);
+	void (*header)(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+	void (*eoh)(struct moat_session *s, struct moat_verdict *v);
+	void (*body)(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
+	void (*end)(struct moat_session *s, struct moat_verdict *v);
+	bool (*blocks)(const struct moat_session *s);
+};
+
+extern const struct moat__check moat__checks[];
+extern const size_t moat__nchecks;
+
+/* moat__session_clear_edits - forget the header edits of the last message (policy.c). */
+void moat__session_clear_edits(struct moat_session *s);
+
+#endif /* MOAT_SESSION_INT_H */
