@@ -49,7 +49,8 @@ struct moat_dmarc_report {
 	pthread_cond_t idle;             /* flushers: the writer finished a batch */
 	struct rec *head, **tail;
 	unsigned n, max;
-	bool stop, busy;
+	bool stop;
+	unsigned flushers;               /* threads in moat_dmarc_report_flush */
 	uint64_t taken, done;            /* records taken by the writer / finished (written or lost) */
 	struct moat_dmarc_report_stats st;
 	uint64_t log_interval_ns;
@@ -199,6 +200,26 @@ static void rec_list_free(struct rec *q)
 	}
 }
 
+/*
+ * batch_wait - with the lock held and records queued: let a batch grow to MOAT_DREP_BATCH or for
+ * MOAT_DREP_BATCH_WAIT_MS, whichever comes first, unless stopping or flushed. Fewer, larger
+ * transactions: one commit per record would cap the store at a few thousand records a second.
+ */
+static void batch_wait(struct moat_dmarc_report *r)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += MOAT_DREP_BATCH_WAIT_MS * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (r->n < MOAT_DREP_BATCH && r->n < r->max && !r->stop && r->flushers == 0)
+		if (pthread_cond_timedwait(&r->wake, &r->lock, &until) != 0)
+			break;
+}
+
 /* writer - take the whole queue, write it in one transaction, until stopped and drained. */
 static void *writer(void *arg)
 {
@@ -215,12 +236,12 @@ static void *writer(void *arg)
 			pthread_cond_wait(&r->wake, &r->lock);
 		if (r->n == 0)
 			break;
+		batch_wait(r);
 		list = r->head;
 		n = r->n;
 		r->head = NULL;
 		r->tail = &r->head;
 		r->n = 0;
-		r->busy = true;
 		r->taken += n;
 		pthread_mutex_unlock(&r->lock);
 
@@ -228,7 +249,6 @@ static void *writer(void *arg)
 		rec_list_free(list);
 
 		pthread_mutex_lock(&r->lock);
-		r->busy = false;
 		r->done += n;
 		if (rc == 0) {
 			r->st.written += n;
@@ -314,8 +334,11 @@ void moat_dmarc_report_flush(struct moat_dmarc_report *r)
 
 	pthread_mutex_lock(&r->lock);
 	target = r->taken + r->n;
+	r->flushers++;
+	pthread_cond_signal(&r->wake);
 	while (r->done < target)
 		pthread_cond_wait(&r->idle, &r->lock);
+	r->flushers--;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -392,7 +415,7 @@ int moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_r
 	if (q != NULL && r->n < r->max) {
 		*r->tail = q;
 		r->tail = &q->next;
-		if (r->n++ == 0)
+		if (++r->n == 1 || r->n == MOAT_DREP_BATCH)
 			pthread_cond_signal(&r->wake);
 		r->st.queued++;
 		pthread_mutex_unlock(&r->lock);

@@ -31,6 +31,8 @@ struct moat_auth_results;
 enum moat_dmarc_report_store { MOAT_DREP_NONE = 0, MOAT_DREP_SQLITE = 1, MOAT_DREP_REDIS = 2 };
 
 #define MOAT_DREP_QUEUE_MAX 10000        /* records waiting for the writer; more are dropped */
+#define MOAT_DREP_BATCH 1000             /* the writer waits for this many records ... */
+#define MOAT_DREP_BATCH_WAIT_MS 200      /* ... or this long, then writes them in one transaction */
 #define MOAT_DREP_LOG_INTERVAL_MS 60000  /* drops and store errors: one log line per interval */
 #define MOAT_DREP_DKIM_MAX 16            /* DKIM results kept per message */
 
