@@ -28,7 +28,7 @@ enum report_col {
 };
 
 struct report_row {
-	char *f[COL_COUNT];
+	const char *f[COL_COUNT];   /* borrowed from the walk, valid during the callback */
 	uint64_t count;
 };
 
@@ -48,7 +48,7 @@ struct report_meta {
 };
 
 struct report {
-	char *domain;                /* the policy domain */
+	const char *domain;          /* the policy domain (borrowed, as the rows) */
 	int64_t begin, end;          /* end: the day's last second */
 	char report_id[17];
 	struct report_policy pol;
