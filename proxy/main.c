@@ -254,6 +254,7 @@ main(int argc, char **argv)
 	    conf->proxy_submission_listen[0] != '\0' ? conf->proxy_submission_listen : "-",
 	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers);
 	uv_run(&m.loop, UV_RUN_DEFAULT);
+	moat_policy_flush(m.pol);       /* the DMARC evaluations still queued */
 	moat_daemon_pidfile_remove(conf->proxy_pid_file);
 	moat_log(LOG_INFO, NULL, "exit", "status=0");
 	/* workers may still hold sessions past drain_timeout: exit without joining them */

@@ -115,6 +115,12 @@ void moat_auth_engine_free(struct moat_auth_engine *e)
 	free(e);
 }
 
+void moat_auth_engine_flush(struct moat_auth_engine *e)
+{
+	if (e != NULL && e->report != NULL)
+		moat_dmarc_report_flush(e->report);
+}
+
 struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e)
 {
 	return e->dns;

@@ -69,6 +69,9 @@ struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char
 struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf,
     time_t fixed_time);
 void moat_auth_engine_free(struct moat_auth_engine *e);
+/* moat_auth_engine_flush - write the DMARC evaluations recorded so far (a daemon about to exit
+ * without freeing the engine). NULL, or no recorder: no-op. */
+void moat_auth_engine_flush(struct moat_auth_engine *e);
 struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e);   /* borrowed */
 
 /* moat_auth_msg_new - CONF is borrowed for the life of the message. NULL when out of memory. */

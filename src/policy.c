@@ -90,6 +90,17 @@ moat_policy_ratelimit(struct moat_policy *pol)
 	return pol->rl;
 }
 
+void
+moat_policy_flush(struct moat_policy *pol)
+{
+	struct moat_auth_engine *auth;
+
+	pthread_mutex_lock(&pol->lock);
+	auth = pol->auth;          /* set once, freed only with the policy */
+	pthread_mutex_unlock(&pol->lock);
+	moat_auth_engine_flush(auth);
+}
+
 struct moat_conf *
 moat_policy_conf(struct moat_policy *pol)
 {

@@ -128,6 +128,10 @@ int moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *er
 /* moat_policy_ratelimit - the limiter, for a front-end's own non-blocking store (borrowed). */
 struct moat_ratelimit *moat_policy_ratelimit(struct moat_policy *pol);
 
+/* moat_policy_flush - before an exit that does not free the policy (the proxy leaves sessions
+ * past drain_timeout running): write what the DMARC report recorder still holds. Thread-safe. */
+void moat_policy_flush(struct moat_policy *pol);
+
 /* moat_policy_conf - a new reference to the current snapshot; release with moat_conf_unref. */
 struct moat_conf *moat_policy_conf(struct moat_policy *pol);
 
