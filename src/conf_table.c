@@ -68,7 +68,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 
 	/* limits */
 	K_UINT(limit_line_length, "2048", 512, 65536, MOAT_CK_ALL,
-	    "longest command or text line in bytes, CRLF included (RFC 5321 4.5.3.1 minimums are lower)"),
+	    "longest command line in bytes, CRLF included; DATA lines are relayed whatever their length"),
 	K_UINT(limit_recipients, "100", 1, 100000, MOAT_CK_ALL,
 	    "recipients per message; one more gets 452 4.5.3"),
 	K_SIZE(limit_message_size, "50m", 1 * KB, 2048 * MB, MOAT_CK_ALL,

@@ -117,6 +117,27 @@ tap_is "bare LF in a command: nothing reached the backend" "$(grep -c 'MAIL FROM
 long=$(printf 'x%.0s' $(seq 1 2100))
 out=$(px_chat $P "${HELLO[@]}" "S:NOOP $long\r\n" R "S:NOOP\r\n" R "S:QUIT\r\n" A)
 tap_like "line over limit_line_length: 500 5.5.2, session goes on" "$out" $'<- 500 5\\.5\\.2 Line too long\n<- 250 2\\.0\\.0 Ok'
+# limit_line_length (2048, CRLF included) is for command lines: at the limit answered, one over 500
+at=$(head -c 2041 /dev/zero | tr '\0' 'x')
+out=$(px_chat $P "${HELLO[@]}" "S:NOOP $at\r\n" R "S:NOOP ${at}x\r\n" R "S:QUIT\r\n" A)
+tap_like "command line of 2048 octets with CRLF: answered; 2049: 500 5.5.2" "$out" \
+	$'<- 250 2\\.0\\.0 Ok\n<- 500 5\\.5\\.2 Line too long\n<- 221'
+# DATA lines are relayed byte for byte whatever their length: at the limit, one over, and
+# 200,000 octets (across every read and staging buffer), none cut, none refused
+before=$(px_dumps)
+l2046=$(head -c 2046 /dev/zero | tr '\0' 'a')
+l2047=$(head -c 2047 /dev/zero | tr '\0' 'b')
+l100k=$(head -c 100000 /dev/zero | tr '\0' 'c')    # two writes (an argument is at most 128 KB)
+out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: long lines\r\n\r\n$l2046\r\n$l2047\r\n$l100k" \
+	"S:$l100k\r\nend\r\n.\r\n" R "S:QUIT\r\n" A)
+tap_like "DATA lines of 2048, 2049 and 200,002 octets: 250" "$out" $'<- 354[^\n]*\n<- 250 2\\.0\\.0 Ok'
+wait_dumps $((before + 1))
+last=$(ls -t "$PX_DIR"/dump/* | head -1)
+# (the sink's dump ends lines with LF): length, first octet, and whether the line is that octet only
+tap_is "DATA long lines: relayed unchanged, in order" \
+	"$(sed -n '/^Subject: long lines/,/^end$/p' "$last" | tr -d '\r' |
+		awk '{ c = substr($0, 1, 1); o = $0; gsub(c, "", o); printf "%d%s%s ", length($0), c, o == "" ? "" : "+" }')" \
+	"19S+ 0 2046a 2047b 200000c 3e+ "
 lp=$(printf 'a%.0s' $(seq 1 260))
 out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<$lp@example.org>\r\n" R "S:QUIT\r\n" A)
 tap_like "path over 256 octets: 501" "$out" $'<- 501 5\\.5\\.4 Path too long'
