@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -432,10 +433,15 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 	return 0;
 }
 
-/* b64_decode - base64 with FWS ignored into out (at most outmax); -1 if invalid or too long. */
+/*
+ * b64_decode - base64 with FWS ignored into out (at most outmax); -1 if invalid or too long.
+ * EVP_DecodeBlock writes 3 bytes for every 4 characters, padding included, so it decodes into a
+ * buffer of that size and only the real bytes are copied out: decoding straight into out let an
+ * 88-character bh= write two bytes past a 64-byte buffer.
+ */
 static long b64_decode(const char *s, size_t n, unsigned char *out, size_t outmax)
 {
-	unsigned char *clean = malloc(n + 1);
+	unsigned char *clean = malloc(n + 1), *dec;
 	size_t c = 0, i, pad = 0;
 	int dl;
 
@@ -444,15 +450,20 @@ static long b64_decode(const char *s, size_t n, unsigned char *out, size_t outma
 	for (i = 0; i < n; i++)
 		if (!is_fws(s[i]))
 			clean[c++] = (unsigned char)s[i];
-	if (c == 0 || c % 4 != 0 || c / 4 * 3 > outmax + 2) {
+	if (c == 0 || c % 4 != 0 || c / 4 * 3 > outmax + 2 || c > INT_MAX ||
+	    (dec = malloc(c / 4 * 3)) == NULL) {
 		free(clean);
 		return -1;
 	}
 	pad = (clean[c - 1] == '=') + (clean[c - 2] == '=');
-	dl = EVP_DecodeBlock(out, clean, (int)c);
+	dl = EVP_DecodeBlock(dec, clean, (int)c);
 	free(clean);
-	if (dl < 0 || (size_t)dl < pad || (size_t)dl - pad > outmax)
+	if (dl < 0 || (size_t)dl < pad || (size_t)dl - pad > outmax) {
+		free(dec);
 		return -1;
+	}
+	memcpy(out, dec, (size_t)dl - pad);
+	free(dec);
 	return (long)((size_t)dl - pad);
 }
 

@@ -256,6 +256,11 @@ static const struct refusal refusals[] = {
 	  MOAT_DKIM_PERMERROR, "missing bh= tag", 0 },
 	{ "b= not base64", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; " BH "; b=!!!!", "p=AAAA",
 	  MOAT_DKIM_PERMERROR, "b= is not valid base64", 0 },
+	/* 88 characters decode to 66 bytes, two more than the largest digest: refused without
+	 * writing them past the 64-byte buffer (ASan cannot see that write: it lands in the struct) */
+	{ "bh= of 66 bytes", "v=1; a=rsa-sha256; d=example.com; s=sel; h=from; bh="
+	  "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; " B,
+	  "p=AAAA", MOAT_DKIM_PERMERROR, "bh= is not valid base64", 0 },
 	{ "unknown c=", "v=1; a=rsa-sha256; c=relaxed/fancy; d=example.com; s=sel; h=from; " BH "; " B,
 	  "p=AAAA", MOAT_DKIM_PERMERROR, "unknown canonicalization", 0 },
 	{ "q= other than dns/txt", "v=1; a=rsa-sha256; q=http; d=example.com; s=sel; h=from; " BH "; " B,
