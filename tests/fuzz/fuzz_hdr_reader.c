@@ -1,7 +1,7 @@
 /*
  * fuzz_hdr_reader.c - libFuzzer target, differential: the same header section through the two
- * front ends that read one, mxmoat-proxy's session (proxy/smtp_session.c, driven as in
- * fuzz_smtp_session.c with a simulated backend) and mxmoat-check's message feeder
+ * front ends that read one, mxmoat-proxy's session (proxy/smtp_session.c, driven by
+ * tests/helpers/sim_session.c with a simulated backend) and mxmoat-check's message feeder
  * (tools/mxmoat-check.c, compiled in with its main renamed). Both must hand the core the same
  * fields, byte for byte, and agree on the verdict: where mxmoat-check refuses the header section
  * the proxy's client gets exactly that reply after the dot; where it does not, the proxy does not
@@ -25,8 +25,7 @@
 #include "conf.h"
 #include "log.h"
 #include "policy.h"
-#include "sim_mta.h"
-#include "smtp_session.h"
+#include "sim_session.h"
 
 int mxmoat_check_main(int argc, char **argv);
 #define main mxmoat_check_main
@@ -109,147 +108,6 @@ __wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errl
 	return NULL;
 }
 
-/* ---- the proxy's session with a simulated backend ---- */
-
-struct fz {
-	struct px_session *s;
-	bool closed, bopen, bconnect_pending, work_pending;
-	struct sim_mta mta;
-	char bline[MSG_MAX + 64];
-	size_t blen;
-	char replies[8192];
-	size_t rlen;
-	char client[8192];               /* what the client was told */
-	size_t clen;
-};
-
-static void
-fz_append(char *buf, size_t cap, size_t *len, const char *p, size_t n)
-{
-	if (n > cap - *len)
-		n = cap - *len;
-	memcpy(buf + *len, p, n);
-	*len += n;
-}
-
-static void
-op_client_write(void *io, const char *p, size_t n)
-{
-	struct fz *f = io;
-
-	fz_append(f->client, sizeof(f->client), &f->clen, p, n);
-}
-
-static void
-op_client_close(void *io)
-{
-	((struct fz *)io)->closed = true;
-}
-
-static int
-op_backend_open(void *io)
-{
-	struct fz *f = io;
-
-	f->bopen = true;
-	f->bconnect_pending = true;
-	f->mta.in_data = false;
-	f->blen = 0;
-	f->rlen = 0;
-	return 0;
-}
-
-static void
-op_backend_write(void *io, const char *p, size_t n)
-{
-	struct fz *f = io;
-
-	for (size_t i = 0; i < n; i++) {
-		if (f->blen < sizeof(f->bline))
-			f->bline[f->blen++] = p[i];
-		if (p[i] == '\n') {
-			const char *r = sim_mta_answer(&f->mta, f->bline, f->blen);
-
-			if (r != NULL)
-				fz_append(f->replies, sizeof(f->replies), &f->rlen, r, strlen(r));
-			f->blen = 0;
-		}
-	}
-}
-
-static void
-op_backend_close(void *io, bool graceful)
-{
-	struct fz *f = io;
-
-	(void)graceful;
-	f->bopen = false;
-	f->bconnect_pending = false;
-	f->rlen = 0;
-}
-
-static void
-op_work(void *io)
-{
-	((struct fz *)io)->work_pending = true;
-}
-
-static const struct px_ops fz_ops = {
-	.client_write = op_client_write,
-	.client_close = op_client_close,
-	.backend_open = op_backend_open,
-	.backend_write = op_backend_write,
-	.backend_close = op_backend_close,
-	.work = op_work,
-};
-
-/* fz_settle - deliver owed backend events and finished work until nothing moves (bounded). */
-static void
-fz_settle(struct fz *f)
-{
-	for (int round = 0; round < 256; round++) {
-		if (f->work_pending) {
-			f->work_pending = false;
-			px_session_work_run(f->s);
-			px_session_work_done(f->s);
-		} else if (f->bconnect_pending) {
-			f->bconnect_pending = false;
-			px_session_backend_connected(f->s);
-			fz_append(f->replies, sizeof(f->replies), &f->rlen, SIM_MTA_GREETING,
-			    strlen(SIM_MTA_GREETING));
-		} else if (f->rlen > 0 && f->bopen) {
-			char r[8192];
-			size_t n = f->rlen;
-
-			memcpy(r, f->replies, n);
-			f->rlen = 0;
-			px_session_backend_input(f->s, r, n);
-		} else {
-			return;
-		}
-	}
-}
-
-/* fz_client - the client sends p[0..n) in reads of at most chunk bytes. */
-static void
-fz_client(struct fz *f, const char *p, size_t n, size_t chunk)
-{
-	while (n > 0 && !f->closed) {
-		size_t avail, k = n < chunk ? n : chunk;
-		char *rb = px_session_rbuf(f->s, &avail);
-
-		if (rb == NULL || avail == 0)
-			abort();                 /* a message of MSG_MAX never fills the input window */
-		if (k > avail)
-			k = avail;
-		memcpy(rb, p, k);
-		px_session_rdone(f->s, k);
-		fz_settle(f);
-		p += k;
-		n -= k;
-	}
-}
-
 static struct moat_policy *pols[2];
 
 /* proxy_policy - one policy per mode, made once. */
@@ -264,14 +122,7 @@ proxy_policy(int holding)
 			{ "limit_header_count", "100000" },
 			{ "log_target", "stderr" },
 		};
-		char err[MOAT_CONF_ERR_MAX];
-		struct moat_conf *conf = moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
-
-		if (conf == NULL)
-			abort();
-		moat_log_open("fuzz", MOAT_LOG_STDERR, false);
-		pols[holding] = moat_policy_new(conf);
-		moat_conf_unref(conf);
+		pols[holding] = sim_session_policy(ov, sizeof(ov) / sizeof(ov[0]));
 	}
 	return pols[holding];
 }
@@ -313,19 +164,19 @@ canonical(const uint8_t *in, size_t n, char *msg, size_t *mlen, char *wire, size
 	*wlen += 3;
 }
 
-/* last_reply - the client's last reply line (after the dot): a pointer into f->client. */
+/* last_reply - the client's last reply line (after the dot): a pointer into sm->client. */
 static const char *
-last_reply(struct fz *f, size_t *len)
+last_reply(const struct sim_session *sm, size_t *len)
 {
-	size_t end = f->clen, start;
+	size_t end = sm->clen, start;
 
 	if (end < 2)
 		abort();
 	start = end - 2;
-	while (start > 0 && f->client[start - 1] != '\n')
+	while (start > 0 && sm->client[start - 1] != '\n')
 		start--;
 	*len = end - start;
-	return f->client + start;
+	return sm->client + start;
 }
 
 static bool
@@ -347,8 +198,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "RCPT TO:<b@example.net>\r\nDATA\r\n";
 	static struct fields pf, cf;
 	static char msg[2 * MSG_MAX + 8], wire[3 * MSG_MAX + 8];
-	static struct fz f;
-	struct moat_client mc = { "192.0.2.1", 4321, NULL, "127.0.0.1:25", "FUZZ" };
+	static struct sim_session sm;
 	int holding;
 	size_t chunk, mlen, wlen, rlen;
 	struct moat_verdict v;
@@ -371,17 +221,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the proxy's path: one message, each DATA line sent as the client would */
 	memset(&pf, 0, sizeof(pf));
-	memset(&f, 0, sizeof(f));
 	recording = &pf;
-	f.s = px_session_new(proxy_policy(holding), &mc, "127.0.0.1", 25, &fz_ops, &f);
-	if (f.s == NULL)
+	if (sim_session_start(&sm, proxy_policy(holding)) < 0)
 		return 0;
-	px_session_start(f.s, true);
-	fz_settle(&f);
-	fz_client(&f, envelope, strlen(envelope), chunk);
-	fz_client(&f, wire, wlen, chunk);
+	if (sim_session_client(&sm, envelope, strlen(envelope), chunk) > 0 ||
+	    sim_session_client(&sm, wire, wlen, chunk) > 0)
+		abort();                         /* a message of MSG_MAX never fills the input window */
 	recording = NULL;
-	reply = last_reply(&f, &rlen);
+	reply = last_reply(&sm, &rlen);
 
 	if (pf.overflow != cf.overflow || pf.n != cf.n)
 		abort();                         /* not the same fields */
@@ -398,8 +245,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (is_header_refusal(reply, rlen)) {
 		abort();                         /* the proxy refuses what mxmoat-check reads */
 	}
-	px_session_client_gone(f.s);
-	fz_settle(&f);
-	px_session_free(f.s);
+	sim_session_end(&sm);
 	return 0;
 }

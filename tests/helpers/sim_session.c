@@ -1,0 +1,207 @@
+/*
+ * sim_session.c - the proxy's session driven without sockets (see sim_session.h).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sim_session.h"
+
+/* sim_append - n bytes to a bounded buffer; what does not fit is dropped. */
+static void
+sim_append(char *buf, size_t cap, size_t *len, const char *p, size_t n)
+{
+	if (n > cap - *len)
+		n = cap - *len;
+	memcpy(buf + *len, p, n);
+	*len += n;
+}
+
+static void
+op_client_write(void *io, const char *p, size_t n)
+{
+	struct sim_session *sm = io;
+
+	sim_append(sm->client, sizeof(sm->client), &sm->clen, p, n);
+}
+
+static void
+op_client_close(void *io)
+{
+	((struct sim_session *)io)->closed = true;
+}
+
+static int
+op_backend_open(void *io)
+{
+	struct sim_session *sm = io;
+
+	sm->bopen = true;
+	sm->bconnect_pending = true;
+	sm->mta.in_data = false;
+	sm->blen = 0;
+	sm->last = '\n';
+	sm->rlen = 0;
+	return 0;
+}
+
+/* sim_backend_line - a backend line is complete: answer it as an MTA would (one recipient class
+ * is unknown) */
+static void
+sim_backend_line(struct sim_session *sm)
+{
+	const char *r;
+
+	if (sm->mta.in_data && sm->blen == 3 && memcmp(sm->bline, ".\r\n", 3) == 0)
+		sm->messages++;
+	if (!sm->mta.in_data && strncmp(sm->bline, "RCPT TO:<r", 10) == 0)
+		r = "550 5.1.1 no such user\r\n";
+	else
+		r = sim_mta_answer(&sm->mta, sm->bline, sm->blen);
+	if (r != NULL)
+		sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, r, strlen(r));
+}
+
+static void
+op_backend_write(void *io, const char *p, size_t n)
+{
+	struct sim_session *sm = io;
+
+	if (!sm->bopen)
+		abort();                 /* writes only to an open leg */
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+
+		if (c == '\0')
+			abort();
+		if (c == '\n' && sm->last != '\r')
+			abort();             /* bare LF reached the backend */
+		if (sm->last == '\r' && c != '\n')
+			abort();             /* bare CR reached the backend */
+		sm->last = c;
+		if (sm->blen < sizeof(sm->bline) - 1)
+			sm->bline[sm->blen++] = c;
+		if (c == '\n') {
+			sm->bline[sm->blen] = '\0';
+			sim_backend_line(sm);
+			sm->blen = 0;
+		}
+	}
+}
+
+static void
+op_backend_close(void *io, bool graceful)
+{
+	struct sim_session *sm = io;
+
+	(void)graceful;
+	sm->bopen = false;
+	sm->bconnect_pending = false;
+	sm->rlen = 0;
+}
+
+static void
+op_work(void *io)
+{
+	((struct sim_session *)io)->work_pending = true;
+}
+
+/* No client_starttls or backend_starttls: the session never offers STARTTLS and its backend never
+ * is TLS (fuzz_tls_server covers TLS); no ratelimit: the core charges the embedded store itself
+ * and never leaves an event pending without Redis. */
+static const struct px_ops sim_ops = {
+	.client_write = op_client_write,
+	.client_close = op_client_close,
+	.backend_open = op_backend_open,
+	.backend_write = op_backend_write,
+	.backend_close = op_backend_close,
+	.work = op_work,
+};
+
+void
+sim_session_settle(struct sim_session *sm)
+{
+	for (int round = 0; round < 64; round++) {
+		if (sm->work_pending) {
+			sm->work_pending = false;
+			px_session_work_run(sm->s);
+			px_session_work_done(sm->s);
+		} else if (sm->bconnect_pending) {
+			sm->bconnect_pending = false;
+			px_session_backend_connected(sm->s);
+			sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, SIM_MTA_GREETING,
+			    strlen(SIM_MTA_GREETING));
+		} else if (sm->rlen > 0 && sm->bopen) {
+			char r[8192];
+			size_t n = sm->rlen;
+
+			memcpy(r, sm->replies, n);
+			sm->rlen = 0;
+			px_session_backend_input(sm->s, r, n);
+		} else {
+			return;
+		}
+	}
+}
+
+struct moat_policy *
+sim_session_policy(const struct moat_conf_override *ov, size_t n)
+{
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf = moat_conf_load(NULL, ov, n, err, sizeof(err));
+	struct moat_policy *pol;
+
+	if (conf == NULL)
+		abort();
+	moat_log_open("fuzz", MOAT_LOG_STDERR, false);
+	pol = moat_policy_new(conf, 0, err, sizeof(err));
+	if (pol == NULL)
+		abort();
+	moat_conf_unref(conf);
+	return pol;
+}
+
+int
+sim_session_start(struct sim_session *sm, struct moat_policy *pol)
+{
+	struct moat_client mc = { "192.0.2.1", 4321, NULL, "127.0.0.1:25", "FUZZ" };
+
+	memset(sm, 0, sizeof(*sm));
+	sm->s = px_session_new(pol, &mc, "127.0.0.1", 25, &sim_ops, sm);
+	if (sm->s == NULL)
+		return -1;
+	px_session_start(sm->s, true);
+	sim_session_settle(sm);      /* proxy_backend_connect=accept: the backend's greeting and EHLO */
+	return 0;
+}
+
+size_t
+sim_session_client(struct sim_session *sm, const char *p, size_t n, size_t chunk)
+{
+	while (n > 0 && !sm->closed) {
+		size_t avail, k = n < chunk ? n : chunk;
+		char *rb = px_session_rbuf(sm->s, &avail);
+
+		if (rb == NULL || avail == 0)
+			break;               /* the driver would stop reading: input is stuck */
+		if (k > avail)
+			k = avail;
+		memcpy(rb, p, k);
+		p += k;
+		n -= k;
+		px_session_rdone(sm->s, k);
+		sim_session_settle(sm);
+	}
+	return n;
+}
+
+void
+sim_session_end(struct sim_session *sm)
+{
+	if (!sm->closed)
+		px_session_client_gone(sm->s);
+	sim_session_settle(sm);
+	px_session_free(sm->s);
+}

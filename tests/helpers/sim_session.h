@@ -1,0 +1,53 @@
+/*
+ * sim_session.h - the proxy's session (proxy/smtp_session.c) driven without sockets, for the fuzz
+ * targets (tests/fuzz/fuzz_smtp_session.c, tests/fuzz/fuzz_hdr_reader.c): px_ops whose backend is
+ * the simulated MTA (sim_mta.c; a recipient starting with "r" is unknown there, 550), whose work
+ * items run at once, and which abort() when the backend stream is not canonical: a write to a
+ * closed leg, a NUL, a bare CR or LF. What the client is told is kept (its first 8 KB).
+ */
+#ifndef SIM_SESSION_H
+#define SIM_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policy.h"
+#include "sim_mta.h"
+#include "smtp_session.h"
+
+struct sim_session {
+	struct px_session *s;
+	bool closed, bopen, bconnect_pending, work_pending;
+	struct sim_mta mta;
+	char bline[8192];        /* current line the backend is receiving */
+	size_t blen;
+	char last;               /* last byte written to the backend */
+	char replies[8192];      /* replies the simulated backend owes */
+	size_t rlen;
+	size_t messages;         /* final dots the backend received inside DATA */
+	char client[8192];       /* what the client was told */
+	size_t clen;
+};
+
+/* sim_session_policy - a policy with these overrides, logging to stderr; abort() on a bad one. */
+struct moat_policy *sim_session_policy(const struct moat_conf_override *ov, size_t n);
+
+/*
+ * sim_session_start - a session on pol for a client 192.0.2.1 on listener 127.0.0.1:25, started,
+ * its backend events settled. -1 when px_session_new fails.
+ */
+int sim_session_start(struct sim_session *sm, struct moat_policy *pol);
+
+/* sim_session_settle - deliver owed backend events and finished work until nothing moves. */
+void sim_session_settle(struct sim_session *sm);
+
+/*
+ * sim_session_client - the client sends p[0..n) in reads of at most chunk bytes, settling after
+ * each. Returns the bytes the session did not take (it stopped reading, or closed).
+ */
+size_t sim_session_client(struct sim_session *sm, const char *p, size_t n, size_t chunk);
+
+/* sim_session_end - the client leaves (unless the session closed); settle; free the session. */
+void sim_session_end(struct sim_session *sm);
+
+#endif /* SIM_SESSION_H */
