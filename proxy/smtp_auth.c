@@ -11,9 +11,9 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "smtp_auth.h"
+#include "text.h"
 
 enum auth_mech { MECH_PLAIN = 0, MECH_LOGIN };
 
@@ -27,48 +27,12 @@ struct px_auth {
 
 static const char *const mech_names[] = { "PLAIN", "LOGIN" };
 
-/* auth_b64_valid - RFC 4648 base64 with padding only at the end; "=" alone is an empty answer. */
+/* auth_b64_valid - RFC 4648 base64 with padding only at the end; "=" alone is an empty answer
+ * (RFC 4954 4). */
 static bool
 auth_b64_valid(const char *p, size_t n)
 {
-	size_t pad = 0;
-
-	if (n == 1 && p[0] == '=')
-		return true;
-	if (n == 0 || n % 4 != 0)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = p[i];
-		if (c == '=') {
-			if (i < n - 2)
-				return false;
-			pad++;
-			continue;
-		}
-		if (pad > 0 || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '+' || c == '/'))
-			return false;
-	}
-	return true;
-}
-
-/* auth_b64_decode - decode valid base64 into out (n * 3 / 4 + 1 bytes); its length. */
-static size_t
-auth_b64_decode(const char *p, size_t n, unsigned char *out)
-{
-	int len;
-
-	if (n == 1)                         /* "=": empty */
-		return 0;
-	len = EVP_DecodeBlock(out, (const unsigned char *)p, (int)n);
-	if (len < 0)
-		return 0;
-	/* EVP_DecodeBlock counts the padding as zero bytes */
-	if (p[n - 1] == '=')
-		len--;
-	if (p[n - 2] == '=')
-		len--;
-	return (size_t)len;
+	return (n == 1 && p[0] == '=') || (n > 0 && moat_base64_valid(p, n));
 }
 
 /* auth_set_login - keep NAME (len bytes) as the login if it is printable text; -1 if not. */
@@ -92,6 +56,7 @@ auth_learn(struct px_auth *a, const char *b64, size_t n)
 {
 	unsigned char *dec;
 	size_t len;
+	long dl;
 	int rc = 0;
 
 	if (!auth_b64_valid(b64, n))
@@ -100,8 +65,8 @@ auth_learn(struct px_auth *a, const char *b64, size_t n)
 		return 0;                       /* the password: relayed, never decoded */
 	if ((dec = calloc(1, n / 4 * 3 + 3)) == NULL)
 		return -1;
-	if ((len = auth_b64_decode(b64, n, dec)) > n / 4 * 3)
-		len = 0;                        /* never: 3 bytes per 4 characters; bounds the reads below */
+	dl = n == 1 ? 0 : moat_base64_decode(b64, n, dec, n / 4 * 3);   /* "=": empty */
+	len = dl > 0 ? (size_t)dl : 0;
 	if (a->mech == MECH_LOGIN) {
 		rc = auth_set_login(a, dec, len);
 	} else {

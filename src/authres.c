@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "authres.h"
+#include "text.h"
 
 /* put - append text; flags overflow. */
 static int put(struct moat_authres *ar, const char *s, size_t n)
@@ -42,29 +43,6 @@ static bool is_atext(unsigned char c)
 	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* is_ldh_domain - labels of letters, digits, hyphens and underscores, separated by single dots. */
-static bool is_ldh_domain(const char *s, size_t n)
-{
-	size_t i, label = 0;
-
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_') {
-			label++;
-		} else {
-			return false;
-		}
-	}
-	return label > 0;
-}
-
 /* bare_ok - may VALUE be written without quotes? */
 static bool bare_ok(const char *v)
 {
@@ -81,7 +59,7 @@ static bool bare_ok(const char *v)
 	at = strrchr(v, '@');
 	if (at == NULL)
 		return false;
-	if (!is_ldh_domain(at + 1, strlen(at + 1)))
+	if (!moat_ldh_name(at + 1, strlen(at + 1)))
 		return false;
 	if (at == v)
 		return true;   /* "@domain" */

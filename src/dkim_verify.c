@@ -25,7 +25,6 @@
 #include "config.h"
 
 #include <ctype.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -43,6 +42,7 @@
 #include "dkim_signature.h"
 #include "dkim_verify.h"
 #include "qp.h"
+#include "text.h"
 
 #define DEFAULT_MAX_SIGS 5
 #define HDR_FIELDS_MAX 1024           /* header fields kept for the header hash */
@@ -327,29 +327,6 @@ static bool tags_unique(const char *value, size_t len)
 	return unique;
 }
 
-/* is_ldh_name - letters, digits, '-', '_' in dot-separated non-empty labels of at most 63. */
-static bool is_ldh_name(const char *s, size_t n)
-{
-	size_t i, label = 0;
-
-	if (n == 0 || n > 253)
-		return false;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if (isalnum(c) || c == '-' || c == '_') {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-	}
-	return label > 0;
-}
-
 /* copy_value - tag value without folding whitespace, into out; false if it does not fit. */
 static bool copy_value(const char *s, const char *e, char *out, size_t outlen, bool truncate)
 {
@@ -392,7 +369,7 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 		switch (*ns) {
 		case 'd':
 			if (!copy_value(vs, ve, out->domain, sizeof(out->domain), false) ||
-			    !is_ldh_name(out->domain, strlen(out->domain)))
+			    !moat_ldh_name(out->domain, strlen(out->domain)))
 				return -1;
 			for (i = 0; out->domain[i]; i++)
 				out->domain[i] = (char)tolower((unsigned char)out->domain[i]);
@@ -400,7 +377,7 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 			break;
 		case 's':
 			if (!copy_value(vs, ve, out->selector, sizeof(out->selector), false) ||
-			    !is_ldh_name(out->selector, strlen(out->selector)))
+			    !moat_ldh_name(out->selector, strlen(out->selector)))
 				return -1;
 			have_s = true;
 			break;
@@ -433,38 +410,22 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 	return 0;
 }
 
-/*
- * b64_decode - base64 with FWS ignored into out (at most outmax); -1 if invalid or too long.
- * EVP_DecodeBlock writes 3 bytes for every 4 characters, padding included, so it decodes into a
- * buffer of that size and only the real bytes are copied out: decoding straight into out let an
- * 88-character bh= write two bytes past a 64-byte buffer.
- */
+/* b64_decode - base64 with FWS ignored (RFC 6376 2.4) into out (at most outmax); -1 if not
+ * base64 or longer than outmax. */
 static long b64_decode(const char *s, size_t n, unsigned char *out, size_t outmax)
 {
-	unsigned char *clean = malloc(n + 1), *dec;
-	size_t c = 0, i, pad = 0;
-	int dl;
+	char *clean = malloc(n + 1);
+	size_t c = 0;
+	long dl;
 
 	if (clean == NULL)
 		return -1;
-	for (i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (!is_fws(s[i]))
-			clean[c++] = (unsigned char)s[i];
-	if (c == 0 || c % 4 != 0 || c / 4 * 3 > outmax + 2 || c > INT_MAX ||
-	    (dec = malloc(c / 4 * 3)) == NULL) {
-		free(clean);
-		return -1;
-	}
-	pad = (clean[c - 1] == '=') + (clean[c - 2] == '=');
-	dl = EVP_DecodeBlock(dec, clean, (int)c);
+			clean[c++] = s[i];
+	dl = moat_base64_decode(clean, c, out, outmax);
 	free(clean);
-	if (dl < 0 || (size_t)dl < pad || (size_t)dl - pad > outmax) {
-		free(dec);
-		return -1;
-	}
-	memcpy(out, dec, (size_t)dl - pad);
-	free(dec);
-	return (long)((size_t)dl - pad);
+	return dl;
 }
 
 /* num_tag - a decimal of at most 12 digits (t=, x=); -1 if not. */
@@ -525,7 +486,7 @@ int moat_dkim_identity(const char *value, size_t len, char *out, const char **wh
 		*why = "i= has no domain";
 	else if (strchr(at + 1, '@') != NULL)
 		*why = "i= has more than one @";
-	else if (!is_ldh_name(at + 1, strlen(at + 1)))
+	else if (!moat_ldh_name(at + 1, strlen(at + 1)))
 		*why = "i= has no valid domain";
 	return *why != NULL ? -1 : 0;
 }
@@ -726,9 +687,9 @@ static void refuse(struct moat_dkim_msg *m, const struct moat_dkim_sig *tags, bo
 	r->result = MOAT_DKIM_PERMERROR;
 	snprintf(r->reason, sizeof(r->reason), "%s", why);
 	/* only bytes that are safe to report */
-	if (!is_ldh_name(r->domain, strlen(r->domain)))
+	if (!moat_ldh_name(r->domain, strlen(r->domain)))
 		r->domain[0] = '\0';
-	if (!is_ldh_name(r->selector, strlen(r->selector)))
+	if (!moat_ldh_name(r->selector, strlen(r->selector)))
 		r->selector[0] = '\0';
 }
 
