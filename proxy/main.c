@@ -37,7 +37,7 @@ struct proxy_main {
 	bool draining;
 	uint64_t drain_start;
 	unsigned drain_timeout;
-	struct moat_tls_ctx *tls;        /* TLS (issue 7): certificates in use */
+	struct moat_tls_ctx *tls;        /* certificates in use */
 };
 
 /* split_list - the comma-separated listen list into up to max trimmed entries. */
@@ -180,7 +180,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
-	/* TLS (issue 7): certificates are read now, before privileges drop */
+	/* certificates are read now, before privileges drop */
 	if ((m.tls = moat_tls_ctx_new(conf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
@@ -207,7 +207,7 @@ main(int argc, char **argv)
 			fprintf(stderr, "mxmoat-proxy: %s\n", err);
 			return 1;
 		}
-		/* TLS (issue 7): implicit-TLS listeners, bound the same way */
+		/* implicit-TLS listeners, bound the same way */
 		{
 			char *tlist = strdup(conf->proxy_listen_tls), *taddrs[PX_LISTEN_MAX];
 			int tfds[PX_LISTEN_MAX];

@@ -53,7 +53,7 @@
 enum px_state { S_GREET = 0, S_CMD, S_AUTH, S_DATA, S_CLOSED };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
 enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
-/* what waits for a rate-limit answer (issue 9) */
+/* what waits for a rate-limit answer */
 /* What runs once an event of the core has its verdict (at once, or after the driver's store). */
 enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
@@ -93,15 +93,15 @@ struct px_session {
 	enum px_work work;
 	enum px_skip skip;                 /* discarding a bad command line up to its LF */
 	bool gone;                         /* client gone: answer nothing, finish quietly */
-	bool tls_offer;                    /* TLS (issue 7): STARTTLS may be offered */
-	bool tls_active;                   /* TLS (issue 7): the client leg is TLS */
-	bool backend_tls;                  /* TLS (issue 7): the backend leg is TLS */
+	bool tls_offer;                    /* STARTTLS may be offered */
+	bool tls_active;                   /* the client leg is TLS */
+	bool backend_tls;                  /* the backend leg is TLS */
 	bool backend_xclient;              /* the backend's last EHLO reply offered XCLIENT */
-	struct moat_tls_info tls;          /* TLS (issue 7): the client leg's facts (active false: none) */
+	struct moat_tls_info tls;          /* the client leg's facts (active false: none) */
 	bool quit;
 	enum px_rlnext rl_next;            /* what waits for the core's pending event */
 	enum moat_event_rc mail_rc;        /* the MAIL event's, from the work item to its end */
-	bool greet_now;                    /* issue 9: greet once the connection limits allow it */
+	bool greet_now;                    /* greet once the connection limits allow it */
 	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
 	bool submission, authenticated, backend_auth;
 	struct px_auth *auth;
@@ -176,7 +176,7 @@ static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\
 static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
 static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
 static const char reply_timeout_fmt[] = "421 4.4.2 %s Error: timeout exceeded\r\n";
-/* TLS (issue 7) */
+/* TLS */
 static const char reply_starttls[] = "220 2.0.0 Ready to start TLS\r\n";
 static const char reply_tls_active[] = "503 5.5.1 TLS already active\r\n";
 static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
@@ -511,7 +511,7 @@ backend_proceed(struct px_session *s)
 }
 
 /*
- * backend_after_ehlo - the backend's EHLO reply (250) is in. TLS (issue 7): STARTTLS comes first,
+ * backend_after_ehlo - the backend's EHLO reply (250) is in. STARTTLS comes first,
  * so XCLIENT (the client's address and HELO) crosses only inside TLS and only to a verified
  * backend; Postfix 3.7 accepts XCLIENT after STARTTLS and keeps the TLS session across it.
  */
@@ -607,7 +607,7 @@ refused:
 	SETUP_FAIL(s, "refused", reply_backend_down);
 }
 
-/* TLS (issue 7) */
+/* TLS */
 void
 px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info)
 {
@@ -734,7 +734,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 			break;
 		}
 		if (s->bstate == B_STARTTLS && s->reply->code == 220 && used < n) {
-			/* TLS (issue 7): bytes after the 220 would be taken as replies from inside TLS
+			/* bytes after the 220 would be taken as replies from inside TLS
 			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=starttls-injection bytes=%zu",
 			    n - used);
@@ -766,7 +766,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 		return;
 	}
 	if (s->bstate == B_HANDSHAKE) {
-		SETUP_FAIL(s, why, reply_backend_tls_failed);   /* TLS (issue 7): never a plaintext retry */
+		SETUP_FAIL(s, why, reply_backend_tls_failed);   /* never a plaintext retry */
 		session_pump(s);
 		return;
 	}
@@ -1013,7 +1013,7 @@ data_feed_max(const struct px_session *s, size_t n)
 
 /*
  * data_received - our Received field, first in the data stream to the backend, above anything the
- * core inserts (TLS facts of the client leg, issue 7). It depends on the session only: streaming
+ * core inserts (TLS facts of the client leg). It depends on the session only: streaming
  * mode sends it at the backend's 354, holding mode before the held message (send_begin).
  */
 static void
@@ -1332,7 +1332,7 @@ struct px_cmd {
 };
 
 #define CF_NEED_HELO 0x1     /* only after EHLO/HELO */
-#define CF_NEED_TLS 0x2      /* TLS (issue 7): 530 5.7.0 before STARTTLS when proxy_require_tls */
+#define CF_NEED_TLS 0x2      /* 530 5.7.0 before STARTTLS when proxy_require_tls */
 #define CF_JUNK 0x4          /* moves no mail: counts towards limit_junk_commands */
 
 static int
@@ -1707,7 +1707,7 @@ proceed_quit(struct px_session *s, const char *arg)
 	session_close(s);
 }
 
-/* TLS (issue 7) - STARTTLS, RFC 3207; the injection defence of CVE-2011-0411 and "NO STARTTLS". */
+/* STARTTLS, RFC 3207; the injection defence of CVE-2011-0411 and "NO STARTTLS". */
 static int
 check_starttls(struct px_session *s, const char *arg)
 {
@@ -1947,7 +1947,7 @@ session_command(struct px_session *s, const char *line, size_t len)
 	if ((c->flags & CF_JUNK) && count_junk(s))
 		return;
 	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !s->tls_active) {
-		SAY(s, reply_tls_required);  /* TLS (issue 7) */
+		SAY(s, reply_tls_required);
 		count_error(s, false);
 		return;
 	}
@@ -2147,7 +2147,7 @@ px_session_tls_implicit(struct px_session *s)
 	core_event(s, rc, &v, RL_TLS_IMPLICIT);
 }
 
-/* TLS (issue 7) */
+/* TLS */
 void
 px_session_tls_offer(struct px_session *s, bool offer)
 {

@@ -33,7 +33,7 @@ struct px_ops {
 	/* run px_session_work_run (on a pool thread when px_session_work_blocks, else on the loop),
 	 * then px_session_work_done on the loop; both later, never inside this call */
 	void (*work)(void *io);
-	/* TLS (issue 7): write what is queued in plaintext, then put TLS on the client leg; 0 or -1.
+	/* write what is queued in plaintext, then put TLS on the client leg; 0 or -1.
 	 * NULL: the driver has no TLS (STARTTLS is never offered). */
 	int (*client_starttls)(void *io);
 	/* bytes queued for the backend, not yet written (holding mode paces a held message by it);
@@ -44,7 +44,7 @@ struct px_ops {
 	 * NULL: the driver has no store of its own (the core then never pends). */
 	int (*ratelimit)(void *io, const struct moat_rl_plan *plan, const char *sid,
 	    struct moat_verdict *v);
-	/* TLS (issue 7): the backend said 220 to STARTTLS; start the client handshake on the backend
+	/* the backend said 220 to STARTTLS; start the client handshake on the backend
 	 * leg: 0, then px_session_backend_tls_done or px_session_backend_error later; -1 now. NULL: the
 	 * driver has no TLS (tls_backend = required then tempfails every transaction). */
 	int (*backend_starttls)(void *io);
@@ -84,7 +84,7 @@ void px_session_backend_drained(struct px_session *s);
 /* px_session_backend_error - connect failed, EOF, write error or timeout on the backend leg. */
 void px_session_backend_error(struct px_session *s, const char *why);
 
-/* TLS (issue 7) */
+/* TLS */
 /* px_session_tls_offer - this plaintext session may offer STARTTLS (a certificate is loaded). */
 void px_session_tls_offer(struct px_session *s, bool offer);
 /* px_session_tls_started - the handshake finished (STARTTLS or implicit TLS): facts to the core. */

@@ -32,7 +32,7 @@
 #define OUT_MAX ((size_t)64 * 1024)         /* replies queued for the client before we stop reading */
 #define BACKEND_HIGH ((size_t)256 * 1024)    /* backend write queue that pauses client reads */
 #define BREAD_SIZE 4096
-#define TLS_READ_SIZE (16384 + 2048)  /* TLS (issue 7): one full record and its overhead */
+#define TLS_READ_SIZE (16384 + 2048)  /* one full record and its overhead */
 
 struct px_worker {
 	uv_loop_t loop;
@@ -43,11 +43,11 @@ struct px_worker {
 	uv_thread_t thread;
 	atomic_int done;
 	atomic_uint sessions;
-	/* TLS (issue 7) */
+	/* TLS */
 	bool listen_tls[PX_LISTEN_MAX];  /* implicit TLS (proxy_listen_tls) */
 	pthread_mutex_t tls_lock;        /* guards tls: main swaps it on SIGHUP */
 	struct moat_tls_ctx *tls;        /* NULL: no certificate, no TLS */
-	/* rate limits (issue 9) */
+	/* rate limits */
 	struct moat_ratelimit *rl;       /* the policy's (borrowed) */
 	struct px_rlredis *rlr;          /* this loop's Redis store; NULL: the embedded one */
 	bool stopping;
@@ -67,7 +67,7 @@ struct bconn {
 	uv_shutdown_t sreq;
 	struct conn *c;
 	bool connected;
-	/* TLS (issue 7): STARTTLS towards the backend (tls_backend) */
+	/* STARTTLS towards the backend (tls_backend) */
 	struct moat_tls_conn *tls;
 	bool tls_reported;
 	uint64_t tls_start;              /* uv_now when the handshake began */
@@ -84,16 +84,16 @@ struct conn {
 	struct conn *inline_next;        /* the loop's queue of work items that cannot block */
 	unsigned open;                   /* handles not yet closed (bconn included) */
 	bool work_pending, closing, close_after_write, reading, greeted;
-	bool rl_pending;                 /* issue 9: a rate-limit check waits for Redis */
+	bool rl_pending;                 /* a rate-limit check waits for Redis */
 	bool rl_hold_input;              /* ... at connect or before TLS: read nothing meanwhile */
-	char *early;                     /* issue 9: bytes after a PROXY header, kept for TLS meanwhile */
+	char *early;                     /* bytes after a PROXY header, kept for TLS meanwhile */
 	size_t nearly;
 	uint64_t start;                  /* uv_now at accept */
 	char *out;                       /* replies batched for one write */
 	size_t out_len, out_cap;
 	char laddr[64];
 	unsigned lport;
-	/* TLS (issue 7) */
+	/* TLS */
 	struct moat_tls_conn *tls;       /* the client leg is TLS (after STARTTLS, or implicit) */
 	char *tlsbuf;                    /* ciphertext read buffer, only during a read */
 	bool tls_implicit, tls_reported;
@@ -155,7 +155,7 @@ conn_maybe_free(struct conn *c)
 	px_session_free(c->s);
 	free(c->pin);
 	free(c->early);
-	moat_tls_conn_free(c->tls);     /* TLS (issue 7) */
+	moat_tls_conn_free(c->tls);
 	free(c->tlsbuf);
 	free(c->out);
 	free(c);
@@ -234,7 +234,7 @@ stream_write(struct conn *c, uv_stream_t *st, const char *p, size_t n)
 	return 0;
 }
 
-/* TLS (issue 7) - tls_send: the engine's ciphertext for the peer on ST, written raw. -1 on error. */
+/* tls_send - the engine's ciphertext for the peer on ST, written raw. -1 on error. */
 static int
 tls_send(struct conn *c, struct moat_tls_conn *tls, uv_stream_t *st)
 {
@@ -256,7 +256,7 @@ conn_flush(struct conn *c)
 	if (c->out_len == 0 || uv_is_closing((uv_handle_t *)&c->client))
 		return;
 	if (c->tls != NULL) {
-		/* TLS (issue 7): encrypt; nothing can be said in clear once TLS has started */
+		/* encrypt; nothing can be said in clear once TLS has started */
 		int rc = moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN ?
 		    moat_tls_write(c->tls, c->out, c->out_len) : 0;
 
@@ -336,7 +336,7 @@ bconn_fail(struct conn *c, struct bconn *b, const char *why)
 	px_session_backend_error(c->s, why);
 }
 
-/* TLS (issue 7) - btls_input: ciphertext from the backend; after the handshake, plaintext replies
+/* btls_input - ciphertext from the backend; after the handshake, plaintext replies
  * go to the session. Whatever the backend sent in clear after its 220 reaches only the engine. */
 static void
 btls_input(struct conn *c, struct bconn *b, const char *p, size_t n)
@@ -381,7 +381,7 @@ on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (nread > 0 && b->tls != NULL) {
-		btls_input(c, b, buf->base, (size_t)nread);   /* TLS (issue 7) */
+		btls_input(c, b, buf->base, (size_t)nread);
 		free(buf->base);
 	} else if (nread > 0) {
 		px_session_backend_input(c->s, buf->base, (size_t)nread);
@@ -499,7 +499,7 @@ op_backend_write(void *io, const char *p, size_t n)
 
 	if (b == NULL || !b->connected)
 		return;
-	if (b->tls != NULL) {            /* TLS (issue 7): nothing goes in clear once STARTTLS began */
+	if (b->tls != NULL) {            /* nothing goes in clear once STARTTLS began */
 		if (moat_tls_write(b->tls, p, n) < 0 || tls_send(c, b->tls, &b->h.stream) < 0)
 			bconn_fail(c, b, "write");
 		return;
@@ -521,7 +521,7 @@ tls_ctx_current(struct px_worker *w)
 	return ctx;
 }
 
-/* TLS (issue 7) - op_backend_starttls: a verifying client session on the backend leg, ClientHello out. */
+/* op_backend_starttls - a verifying client session on the backend leg, ClientHello out. */
 static int
 op_backend_starttls(void *io)
 {
@@ -560,7 +560,7 @@ bconn_close(struct bconn *b, bool graceful)
 	uv_read_stop(&b->h.stream);
 	if (graceful && b->connected) {
 		if (b->tls != NULL && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
-			moat_tls_shutdown(b->tls);   /* TLS (issue 7): close_notify after the QUIT */
+			moat_tls_shutdown(b->tls);   /* close_notify after the QUIT */
 			(void)tls_send(b->c, b->tls, &b->h.stream);
 		}
 		b->sreq.data = b;
@@ -660,7 +660,7 @@ op_work(void *io)
 
 static void tls_input(struct conn *c, const char *p, size_t n);
 
-/* conn_rl_done - the verdict of a check that waited for Redis (issue 9). */
+/* conn_rl_done - the verdict of a check that waited for Redis. */
 static void
 conn_rl_done(void *arg, const struct moat_verdict *v)
 {
@@ -698,7 +698,7 @@ op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct 
 	return rc;
 }
 
-/* TLS (issue 7) - tls_begin: a server TLS session on the worker's current context. */
+/* tls_begin - a server TLS session on the worker's current context. */
 static int
 tls_begin(struct conn *c)
 {
@@ -717,7 +717,7 @@ tls_begin(struct conn *c)
 	return 0;
 }
 
-/* TLS (issue 7) - op_client_starttls: the 220 goes out in clear, then the leg is TLS. */
+/* op_client_starttls - the 220 goes out in clear, then the leg is TLS. */
 static int
 op_client_starttls(void *io)
 {
@@ -729,7 +729,7 @@ op_client_starttls(void *io)
 	return tls_begin(c);
 }
 
-/* TLS (issue 7) - tls_deliver: report the finished handshake, then hand plaintext to the session
+/* tls_deliver - report the finished handshake, then hand plaintext to the session
  * as far as its input buffer has room (the rest stays in the engine until conn_update). */
 static void
 tls_deliver(struct conn *c)
@@ -759,7 +759,7 @@ tls_deliver(struct conn *c)
 	}
 }
 
-/* TLS (issue 7) - tls_input: ciphertext from the client. */
+/* tls_input - ciphertext from the client. */
 static void
 tls_input(struct conn *c, const char *p, size_t n)
 {
@@ -861,7 +861,7 @@ on_timer(uv_timer_t *t)
 		return;
 	}
 	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE) {
-		/* TLS (issue 7): tls_handshake_timeout; nothing can be said in clear */
+		/* tls_handshake_timeout; nothing can be said in clear */
 		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=handshake-timeout");
 		px_session_client_gone(c->s);
 		conn_close(c);
@@ -902,7 +902,7 @@ on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	char *p;
 
 	(void)hint;
-	if (c->tls != NULL) {            /* TLS (issue 7): ciphertext goes to the engine */
+	if (c->tls != NULL) {            /* ciphertext goes to the engine */
 		if (c->tlsbuf == NULL)
 			c->tlsbuf = malloc(TLS_READ_SIZE);   /* per read: idle sessions hold none */
 		*buf = uv_buf_init(c->tlsbuf, c->tlsbuf != NULL ? TLS_READ_SIZE : 0);
@@ -922,7 +922,7 @@ on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread > 0)
 		c->rate_bytes += (uint64_t)nread;
 	if (nread > 0 && c->tls != NULL) {
-		tls_input(c, buf->base, (size_t)nread);   /* TLS (issue 7) */
+		tls_input(c, buf->base, (size_t)nread);
 		free(c->tlsbuf);
 		c->tlsbuf = NULL;
 	} else if (nread > 0) {
@@ -977,7 +977,7 @@ conn_update(struct conn *c)
 	bool want;
 
 	if (c->tls != NULL && !c->closing)
-		tls_deliver(c);              /* TLS (issue 7): plaintext the session had no room for */
+		tls_deliver(c);              /* plaintext the session had no room for */
 	conn_flush(c);
 	if (c->closing)
 		return;
@@ -987,18 +987,18 @@ conn_update(struct conn *c)
 	left = now - c->start >= conf->proxy_session_lifetime ? 1 :
 	    conf->proxy_session_lifetime - (now - c->start);
 	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE)
-		/* TLS (issue 7): from the start of the handshake, not reset by each byte (slowloris) */
+		/* from the start of the handshake, not reset by each byte (slowloris) */
 		t = now - c->tls_start >= conf->tls_handshake_timeout ? 1 :
 		    conf->tls_handshake_timeout - (now - c->tls_start);
 	else if (c->rl_pending || px_session_backend_waiting(c->s))
-		t = left;    /* the backend timer, or the Redis store's own timeout (issue 9), bounds it */
+		t = left;    /* the backend timer, or the Redis store's own timeout, bounds it */
 	else if (ph == PX_PHASE_GREET)
 		t = conf->proxy_greet_pause;
 	else
 		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
 	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
 	if (c->b != NULL && c->b->tls != NULL && moat_tls_conn_state(c->b->tls) == MOAT_TLS_HANDSHAKE)
-		/* TLS (issue 7): the backend's handshake, from its start, within tls_handshake_timeout */
+		/* the backend's handshake, from its start, within tls_handshake_timeout */
 		uv_timer_start(&c->btimer, on_btimer, now - c->b->tls_start >= conf->tls_handshake_timeout ? 1 :
 		    conf->tls_handshake_timeout - (now - c->b->tls_start), 0);
 	else if (px_session_backend_waiting(c->s))
@@ -1006,7 +1006,7 @@ conn_update(struct conn *c)
 	else
 		uv_timer_stop(&c->btimer);
 	avail = px_session_rroom(c->s);
-	/* issue 9: nothing is read while a connect or TLS limit is awaited (implicit TLS has no engine yet) */
+	/* nothing is read while a connect or TLS limit is awaited (implicit TLS has no engine yet) */
 	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && !c->rl_hold_input &&
 	    c->client.write_queue_size < OUT_MAX &&
 	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
@@ -1064,9 +1064,9 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 	}
 	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
 	    listener);
-	/* TLS (issue 7): implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
+	/* implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
 	if (c->tls_implicit) {
-		px_session_tls_implicit(c->s);   /* issue 9: the TLS handshake limit, then tls_begin */
+		px_session_tls_implicit(c->s);   /* the TLS handshake limit, then tls_begin */
 		if (nearly > 0 && c->tls != NULL && !c->closing) {
 			tls_input(c, early, nearly);
 		} else if (nearly > 0 && c->rl_pending && (c->early = malloc(nearly)) != NULL) {
@@ -1287,7 +1287,7 @@ on_stop(uv_async_t *a)
 		if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
 			uv_close((uv_handle_t *)&w->listeners[i], NULL);
 	uv_close((uv_handle_t *)&w->stop, NULL);
-	/* issue 9: Redis (and the inline queue) stay for the sessions draining; without any, they go now */
+	/* Redis (and the inline queue) stay for the sessions draining; without any, they go now */
 	w->stopping = true;
 	if (atomic_load(&w->sessions) == 0)
 		worker_drained(w);
@@ -1305,7 +1305,7 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 	}
 	w->pol = pol;
 	w->rl = moat_policy_ratelimit(pol);
-	pthread_mutex_init(&w->tls_lock, NULL);   /* TLS (issue 7) */
+	pthread_mutex_init(&w->tls_lock, NULL);
 	if (uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "uv_loop_init failed");
 		free(w);
@@ -1374,7 +1374,7 @@ px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err
 	return 0;
 }
 
-/* TLS (issue 7) */
+/* TLS */
 int
 px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen)
 {

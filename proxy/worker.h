@@ -40,7 +40,7 @@ unsigned px_worker_sessions(struct px_worker *w);
  * ratelimit_store = redis (else nothing). Before px_worker_start; 0 or -1 (err set). */
 int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err, size_t errlen);
 
-/* TLS (issue 7) */
+/* TLS */
 struct moat_tls_ctx;
 /* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */
 int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen);

@@ -155,7 +155,7 @@ Test(smtp_parse, verb_and_params)
 	cr_assert(px_verb("QUIT", 4, verb, &arg));
 	cr_assert_str_eq(arg, "");
 	cr_assert_not(px_verb("TOOLONGVERB x", 13, verb, &arg));
-	cr_assert(px_verb("starttls", 8, verb, &arg));   /* TLS (issue 7): 8 letters */
+	cr_assert(px_verb("starttls", 8, verb, &arg));   /* 8 letters */
 	cr_assert_str_eq(verb, "STARTTLS");
 	cr_assert_not(px_verb("STARTTLSX", 9, verb, &arg));
 	cr_assert_not(px_verb(" NOOP", 5, verb, &arg));
