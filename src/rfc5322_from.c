@@ -14,6 +14,7 @@
 
 #include "qp.h"
 #include "rfc5322_from.h"
+#include "text.h"
 
 #define COMMENT_DEPTH_MAX 8
 #define TOKENS_MAX 256
@@ -155,21 +156,6 @@ static int lex_value(struct lex *lx, const char *v, size_t n, const char **why)
 	return 0;
 }
 
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* decoded_is_addressy - does decoded text of an encoded-word contain address syntax? */
 static bool decoded_is_addressy(unsigned char c)
 {
@@ -211,7 +197,7 @@ static bool encoded_words_hide_address(const char *s, size_t n)
 			unsigned acc = 0, bits = 0;
 			const char *p;
 			for (p = q2 + 1; p < end; p++) {
-				int v = b64val((unsigned char)*p);
+				int v = moat_base64_value((unsigned char)*p);
 				if (*p == '=')
 					break;
 				if (v < 0)

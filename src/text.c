@@ -32,9 +32,8 @@ moat_ldh_name(const char *s, size_t n)
 	return label > 0;
 }
 
-/* base64_value - the 6-bit value of an alphabet character, or -1. */
-static int
-base64_value(unsigned char c)
+int
+moat_base64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -71,7 +70,7 @@ base64_run(const char *s, size_t n, unsigned char *out, size_t outmax)
 					return -1;
 				pad++;
 				v = 0;
-			} else if (pad > 0 || (v = base64_value(c)) < 0) {
+			} else if (pad > 0 || (v = moat_base64_value(c)) < 0) {
 				return -1;
 			}
 			w = w << 6 | (uint32_t)v;

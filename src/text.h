@@ -27,4 +27,7 @@ long moat_base64_decode(const char *s, size_t n, unsigned char *out, size_t outm
 /* moat_base64_valid - is S such text? Decodes nothing (for secrets that are only relayed). */
 bool moat_base64_valid(const char *s, size_t n);
 
+/* moat_base64_value - the 6-bit value of a character of the base64 alphabet, or -1. */
+int moat_base64_value(unsigned char c);
+
 #endif /* MOAT_TEXT_H */
