@@ -54,7 +54,9 @@ rows() {
 	/usr/bin/python3 - "$db" <<'EOF'
 import sqlite3, sys
 try:
-    con = sqlite3.connect(sys.argv[1])
+    # read-only: a plain connect would create the file, as root, before the proxy's writer does,
+    # and the writer (daemon_user) could then never write it
+    con = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
     for r in con.execute("SELECT source_ip, header_from, envelope_from, policy_domain, dmarc, dkim_aligned,"
                          " spf_aligned, disposition, override, spf_result, p, sp, adkim, rua, ruf, fo"
                          " FROM records ORDER BY id"):
