@@ -149,11 +149,22 @@ sim_session_settle(struct sim_session *sm)
 struct moat_policy *
 sim_session_policy(const struct moat_conf_override *ov, size_t n)
 {
+	struct moat_conf_override all[64];
 	char err[MOAT_CONF_ERR_MAX];
-	struct moat_conf *conf = moat_conf_load(NULL, ov, n, err, sizeof(err));
+	struct moat_conf *conf;
 	struct moat_policy *pol;
 
-	if (conf == NULL)
+	/*
+	 * The policy charges its rate limits itself, and every simulated session comes from the
+	 * same address, one after another, for as long as the fuzzer runs: without this the default
+	 * ratelimit_conn_per_ip refuses every session after the 60th, and each run would depend on
+	 * the ones before it.
+	 */
+	if (n >= sizeof(all) / sizeof(all[0]))
+		abort();
+	memcpy(all, ov, n * sizeof(*ov));
+	all[n++] = (struct moat_conf_override){ "ratelimit_allow", "0.0.0.0/0, ::/0" };
+	if ((conf = moat_conf_load(NULL, all, n, err, sizeof(err))) == NULL)
 		abort();
 	moat_log_open("fuzz", MOAT_LOG_STDERR, false);
 	pol = moat_policy_new(conf, 0, err, sizeof(err));
