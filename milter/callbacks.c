@@ -26,19 +26,20 @@
 #include "log.h"
 #include "macros.h"
 
-#define HDR_FIELD_MAX ((size_t)1024 * 1024)   /* a header field larger than libmilter's packet: refuse */
+#define HDR_FIELD_MAX \
+	((size_t)1024 * 1024) /* a header field larger than libmilter's packet: refuse */
 #define EDITS_MAX 128
 
-static struct moat_policy *milter_policy;   /* set once before smfi_main, then only read */
+static struct moat_policy *milter_policy; /* set once before smfi_main, then only read */
 
 struct milter_conn {
 	struct moat_session *s;
-	struct moat_verdict refused;   /* connect verdict when the core refused the session */
-	bool leadspc;                  /* SMFIP_HDR_LEADSPC negotiated: values keep their space */
-	unsigned long nr;              /* SMFIP_NR_* negotiated: those stages must not answer */
+	struct moat_verdict refused; /* connect verdict when the core refused the session */
+	bool leadspc; /* SMFIP_HDR_LEADSPC negotiated: values keep their space */
+	unsigned long nr; /* SMFIP_NR_* negotiated: those stages must not answer */
 	bool tls_seen;
 	bool auth_seen;
-	char *field;                   /* scratch for "Name: value", grown up to HDR_FIELD_MAX */
+	char *field; /* scratch for "Name: value", grown up to HDR_FIELD_MAX */
 	size_t field_cap;
 };
 
@@ -101,8 +102,9 @@ milter_answer(SMFICTX *ctx, const struct milter_conn *c, const struct moat_verdi
 		text[j] = '\0';
 		snprintf(code, sizeof(code), "%u", v->code);
 		if (smfi_setreply(ctx, code, v->status[0] ? (char *)v->status : NULL,
-		    text[0] ? text : NULL) != MI_SUCCESS)
-			moat_log(LOG_WARNING, conn_log_id(c), "reply", "smfi_setreply refused code=%s", code);
+			text[0] ? text : NULL) != MI_SUCCESS)
+			moat_log(LOG_WARNING, conn_log_id(c), "reply",
+			    "smfi_setreply refused code=%s", code);
 	}
 	return v->action == MOAT_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 }
@@ -121,9 +123,8 @@ milter_oom(SMFICTX *ctx, struct milter_conn *c, const char *stage)
 /* ---- callbacks ---- */
 
 static sfsistat
-xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
-    unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
-    unsigned long *pf3)
+xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2, unsigned long f3,
+    unsigned long *pf0, unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
 {
 	unsigned long want_actions = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_QUARANTINE;
 	/* Stages whose verdicts the core makes sticky and repeats later need no reply of their own:
@@ -141,7 +142,8 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	(void)f2;
 	(void)f3;
 	if ((f0 & want_actions) != want_actions) {
-		moat_log(LOG_ERR, NULL, "negotiate", "MTA does not offer the actions we need (0x%lx)", f0);
+		moat_log(LOG_ERR, NULL, "negotiate",
+		    "MTA does not offer the actions we need (0x%lx)", f0);
 		return SMFIS_REJECT;
 	}
 	*pf0 = want_actions;
@@ -170,8 +172,8 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	*pf3 = 0;
 	if (*pf0 & SMFIF_SETSYMLIST)
 		milter_macros_request(ctx);
-	moat_log(LOG_DEBUG, NULL, "negotiate", "mta_protocol=0x%lx protocol=0x%lx actions=0x%lx", f1,
-	    proto, *pf0);
+	moat_log(LOG_DEBUG, NULL, "negotiate", "mta_protocol=0x%lx protocol=0x%lx actions=0x%lx",
+	    f1, proto, *pf0);
 	return SMFIS_CONTINUE;
 }
 
@@ -231,9 +233,11 @@ xxfi_connect(SMFICTX *ctx, char *hostname, struct sockaddr *hostaddr)
 		return milter_oom(ctx, c, "connect");
 	moat_log(LOG_INFO, moat_session_id(c->s), "connect", "client=%s[%s]:%u listener=%s",
 	    moat_log_escape(name ? name : "unknown", strlen(name ? name : "unknown"), ename,
-	    sizeof(ename)), addr[0] ? addr : "unknown", client.port,
+		sizeof(ename)),
+	    addr[0] ? addr : "unknown", client.port,
 	    client.listener ? moat_log_escape(client.listener, strlen(client.listener), elistener,
-	    sizeof(elistener)) : "-");
+				  sizeof(elistener))
+			    : "-");
 	/* MOAT_POLICY_MAY_BLOCK: the core answers every event at once */
 	(void)moat_session_connect(c->s, &v);
 	if (v.action != MOAT_CONTINUE)
@@ -262,7 +266,7 @@ xxfi_helo(SMFICTX *ctx, char *helo)
 	struct moat_verdict v;
 	const char *ver;
 
-	if (c == NULL || c->s == NULL)     /* out of memory at connect */
+	if (c == NULL || c->s == NULL) /* out of memory at connect */
 		return c != NULL && (c->nr & SMFIP_NR_HELO) ? SMFIS_NOREPLY : SMFIS_TEMPFAIL;
 	if (c->refused.action != MOAT_CONTINUE)
 		return helo_answer(ctx, c, &c->refused);
@@ -312,7 +316,7 @@ envelope_params(char **argv, char *out, size_t len)
 	for (size_t i = 1; argv[i] != NULL; i++) {
 		size_t n = strlen(argv[i]);
 		if (used + n + 2 > len)
-			break;    /* the core only reads SIZE=; a param list this long is not ours to keep */
+			break; /* the core only reads SIZE=; a param list this long is not ours to keep */
 		if (used > 0)
 			out[used++] = ' ';
 		memcpy(out + used, argv[i], n);
@@ -339,7 +343,8 @@ xxfi_envfrom(SMFICTX *ctx, char **argv)
 		c->auth_seen = true;
 	}
 	if (envelope_path(argv[0], path, sizeof(path)) < 0) {
-		moat_verdict_set(&v, MOAT_REJECT, 501, "5.1.7", "bad_sender", "Sender address too long");
+		moat_verdict_set(&v, MOAT_REJECT, 501, "5.1.7", "bad_sender",
+		    "Sender address too long");
 		return milter_answer(ctx, c, &v, "mail");
 	}
 	(void)moat_session_mail(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
@@ -392,7 +397,7 @@ conn_field(struct milter_conn *c, const char *name, const char *value, size_t *l
 	for (size_t i = 0; i < vl; i++) {
 		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) {
 			if (*len + 2 + (vl - i) + 1 > c->field_cap)
-				return NULL;    /* growth by folding beyond the estimate: refuse, never cut */
+				return NULL; /* growth by folding beyond the estimate: refuse, never cut */
 			c->field[(*len)++] = '\r';
 		}
 		c->field[(*len)++] = value[i];
@@ -519,7 +524,8 @@ xxfi_eom(SMFICTX *ctx)
 	qid = milter_macro_get(ctx, MILTER_M_QUEUE_ID);
 	if (v.action == MOAT_CONTINUE || v.action == MOAT_ACCEPT || v.action == MOAT_QUARANTINE) {
 		if (apply_edits(ctx, c) < 0) {
-			moat_log(LOG_ERR, moat_session_id(c->s), "edit", "header edit failed; tempfail");
+			moat_log(LOG_ERR, moat_session_id(c->s), "edit",
+			    "header edit failed; tempfail");
 			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "header_edit_failed",
 			    "Local error, try again later");
 		}
@@ -550,7 +556,7 @@ xxfi_unknown(SMFICTX *ctx, const char *cmd)
 
 	(void)cmd;
 	if (c == NULL || c->s == NULL)
-		return SMFIS_CONTINUE;     /* the MTA answers for itself */
+		return SMFIS_CONTINUE; /* the MTA answers for itself */
 	moat_session_error(c->s, true, &v);
 	return milter_answer(ctx, c, &v, "unknown");
 }
@@ -571,7 +577,7 @@ xxfi_close(SMFICTX *ctx)
 	struct milter_conn *c = conn_get(ctx);
 
 	if (c == NULL)
-		return SMFIS_CONTINUE;    /* close may be the only callback: nothing to free */
+		return SMFIS_CONTINUE; /* close may be the only callback: nothing to free */
 	(void)smfi_setpriv(ctx, NULL);
 	if (c->s != NULL)
 		moat_log(LOG_DEBUG, moat_session_id(c->s), "close", "%s", "");

@@ -43,7 +43,7 @@
 static atomic_bool tcp_tuning = true;
 static atomic_bool first_tuned_done;
 static _Atomic(milter_interpose_hook) first_tuned_hook;
-static atomic_uchar tuned[TUNED_FDS];     /* 1: an accepted TCP socket of ours */
+static atomic_uchar tuned[TUNED_FDS]; /* 1: an accepted TCP socket of ours */
 
 typedef ssize_t (*read_fn)(int, void *, size_t);
 typedef int (*close_fn)(int);

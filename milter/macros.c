@@ -32,7 +32,8 @@ static const struct {
 	int stage;
 	const char *list;
 } macro_stages[] = {
-	{ SMFIM_CONNECT, "j {daemon_name} {daemon_addr} {client_addr} {client_port} {client_name}" },
+	{ SMFIM_CONNECT,
+	    "j {daemon_name} {daemon_addr} {client_addr} {client_port} {client_name}" },
 	{ SMFIM_HELO, "{tls_version} {cipher} {cipher_bits}" },
 	{ SMFIM_ENVFROM, "i {auth_authen} {tls_version} {cipher} {cipher_bits}" },
 	{ SMFIM_EOM, "i {msg_size}" },

@@ -11,18 +11,18 @@
 #include <libmilter/mfapi.h>
 
 enum milter_macro {
-	MILTER_M_CLIENT_ADDR,    /* {client_addr} */
-	MILTER_M_CLIENT_PORT,    /* {client_port} */
-	MILTER_M_CLIENT_NAME,    /* {client_name}, Sendmail _ carries "name [addr]" and is not used */
-	MILTER_M_DAEMON_NAME,    /* {daemon_name}: which listener (Postfix service, Sendmail MTA/MSA) */
-	MILTER_M_DAEMON_ADDR,    /* {daemon_addr} */
-	MILTER_M_AUTH_AUTHEN,    /* {auth_authen}: SASL login; never logged */
-	MILTER_M_TLS_VERSION,    /* {tls_version} */
-	MILTER_M_CIPHER,         /* {cipher} */
-	MILTER_M_CIPHER_BITS,    /* {cipher_bits} */
-	MILTER_M_QUEUE_ID,       /* i */
-	MILTER_M_HOSTNAME,       /* j */
-	MILTER_M_MSG_SIZE,       /* {msg_size} */
+	MILTER_M_CLIENT_ADDR, /* {client_addr} */
+	MILTER_M_CLIENT_PORT, /* {client_port} */
+	MILTER_M_CLIENT_NAME, /* {client_name}, Sendmail _ carries "name [addr]" and is not used */
+	MILTER_M_DAEMON_NAME, /* {daemon_name}: which listener (Postfix service, Sendmail MTA/MSA) */
+	MILTER_M_DAEMON_ADDR, /* {daemon_addr} */
+	MILTER_M_AUTH_AUTHEN, /* {auth_authen}: SASL login; never logged */
+	MILTER_M_TLS_VERSION, /* {tls_version} */
+	MILTER_M_CIPHER, /* {cipher} */
+	MILTER_M_CIPHER_BITS, /* {cipher_bits} */
+	MILTER_M_QUEUE_ID, /* i */
+	MILTER_M_HOSTNAME, /* j */
+	MILTER_M_MSG_SIZE, /* {msg_size} */
 	MILTER_M_COUNT
 };
 

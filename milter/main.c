@@ -72,8 +72,10 @@ reload_thread(void *arg)
 			 * connections. */
 			char err[MOAT_CONF_ERR_MAX];
 			if (moat_policy_reload(rc->pol, conf, err, sizeof(err)) < 0)
-				moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running "
-				    "configuration", err);
+				moat_log(LOG_ERR, NULL, "reload",
+				    "refused: %s; keeping the running "
+				    "configuration",
+				    err);
 			else
 				milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
 			moat_conf_unref(conf);
@@ -86,7 +88,8 @@ reload_thread(void *arg)
 static void
 log_tcp_tuning(void)
 {
-	moat_log(LOG_INFO, NULL, "tcp-tuning", "active: TCP_NODELAY and TCP_QUICKACK on inet milter "
+	moat_log(LOG_INFO, NULL, "tcp-tuning",
+	    "active: TCP_NODELAY and TCP_QUICKACK on inet milter "
 	    "connections");
 }
 
@@ -100,7 +103,8 @@ thread_stack_default(void)
 		return;
 	if (pthread_attr_setstacksize(&attr, MILTER_THREAD_STACK) != 0 ||
 	    pthread_setattr_default_np(&attr) != 0)
-		moat_log(LOG_WARNING, NULL, "start", "%s", "cannot set the thread stack size, the default stays");
+		moat_log(LOG_WARNING, NULL, "start", "%s",
+		    "cannot set the thread stack size, the default stays");
 	pthread_attr_destroy(&attr);
 }
 
@@ -128,8 +132,9 @@ socket_unix_in_use(const char *path)
 	bool listening;
 	int fd;
 
-	if (strlen(path) >= sizeof(sun.sun_path) || (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return false;   /* libmilter reports what is wrong with the path */
+	if (strlen(path) >= sizeof(sun.sun_path) ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return false; /* libmilter reports what is wrong with the path */
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	listening = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 || errno == EAGAIN;
 	close(fd);
@@ -180,7 +185,8 @@ static int
 milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, size_t errlen)
 {
 	static struct smfiDesc desc;
-	static const char in_use[] = ": already in use: another mxmoat-milter (reload a running one "
+	static const char in_use[] =
+	    ": already in use: another mxmoat-milter (reload a running one "
 	    "with SIGHUP) or another server listens there";
 	const char *path = socket_unix_path(conf->milter_socket);
 	mode_t mode = (mode_t)strtoul(conf->milter_socket_mode, NULL, 8);
@@ -195,7 +201,8 @@ milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, si
 	if (smfi_setconn((char *)conf->milter_socket) != MI_SUCCESS ||
 	    smfi_settimeout((int)(conf->milter_timeout / 1000)) != MI_SUCCESS ||
 	    smfi_setbacklog((int)conf->milter_backlog) != MI_SUCCESS) {
-		snprintf(err, errlen, "libmilter refused socket settings for %s", conf->milter_socket);
+		snprintf(err, errlen, "libmilter refused socket settings for %s",
+		    conf->milter_socket);
 		return -1;
 	}
 	if (path != NULL && socket_unix_in_use(path)) {
@@ -257,7 +264,7 @@ main(int argc, char **argv)
 	thread_stack_default();
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
-	    conf->daemon_group, err, sizeof(err)) < 0) {
+		conf->daemon_group, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
 		moat_log(LOG_ERR, NULL, "start", "%s", err);
 		moat_policy_free(pol);

@@ -22,17 +22,17 @@
 #include "data_reader.h"
 
 enum {
-	D_BOL = 0,    /* at the start of a line: after a received CRLF (or the DATA line's) */
-	D_DOT,        /* "." at the start of a line */
-	D_DOTCR,      /* ".\r" at the start of a line */
-	D_NBOL,       /* normalize: after a bare CR or LF made a line end; no SMTP line starts here */
-	D_MID,        /* inside a line */
-	D_CR,         /* "\r" inside a line */
-	D_SKIP,       /* after an error: only looking for the real end of data */
-	D_SKIPCR,     /* after an error, "\r" seen */
-	D_SKIPCRLF,   /* after an error, "\r\n" seen (start of a line) */
-	D_SKIPDOT,    /* after an error, "\r\n." seen */
-	D_SKIPDOTCR,  /* after an error, "\r\n.\r" seen */
+	D_BOL = 0, /* at the start of a line: after a received CRLF (or the DATA line's) */
+	D_DOT, /* "." at the start of a line */
+	D_DOTCR, /* ".\r" at the start of a line */
+	D_NBOL, /* normalize: after a bare CR or LF made a line end; no SMTP line starts here */
+	D_MID, /* inside a line */
+	D_CR, /* "\r" inside a line */
+	D_SKIP, /* after an error: only looking for the real end of data */
+	D_SKIPCR, /* after an error, "\r" seen */
+	D_SKIPCRLF, /* after an error, "\r\n" seen (start of a line) */
+	D_SKIPDOT, /* after an error, "\r\n." seen */
+	D_SKIPDOTCR, /* after an error, "\r\n.\r" seen */
 };
 
 void
@@ -194,7 +194,7 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 					fail(d, PX_DATA_BARE, c);
 					continue;
 				}
-				bare_end(d);     /* ".\n": not the end of data, an empty line */
+				bare_end(d); /* ".\n": not the end of data, an empty line */
 				continue;
 			}
 			put(d, (char)c, true);
@@ -207,7 +207,7 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 				fail(d, PX_DATA_BARE, c);
 				continue;
 			}
-			bare_end(d);             /* ".\r" + other: an empty line; c starts the next */
+			bare_end(d); /* ".\r" + other: an empty line; c starts the next */
 			i--;
 			continue;
 		case D_BOL:
@@ -229,7 +229,7 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 			} else if (c == '\0') {
 				fail(d, PX_DATA_NUL, c);
 			} else if (c == '.' && d->state == D_NBOL) {
-				put(d, '.', true);   /* content, stuffed afresh for the backend */
+				put(d, '.', true); /* content, stuffed afresh for the backend */
 				d->state = D_MID;
 			} else {
 				/* not a dot at the start of a line (D_DOT and D_NBOL took those) */
@@ -251,8 +251,8 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 				fail(d, PX_DATA_BARE, c);
 				continue;
 			}
-			bare_end(d);             /* the bare CR ends a line; c starts the next */
-			i--;                     /* look at c again */
+			bare_end(d); /* the bare CR ends a line; c starts the next */
+			i--; /* look at c again */
 			continue;
 		case D_SKIP: {
 			const char *cr = memchr(buf + i, '\r', len - i);

@@ -15,8 +15,8 @@
 
 enum px_data_err {
 	PX_DATA_OK = 0,
-	PX_DATA_BARE,        /* bare CR or LF */
-	PX_DATA_NUL,         /* NUL byte */
+	PX_DATA_BARE, /* bare CR or LF */
+	PX_DATA_NUL, /* NUL byte */
 };
 
 /* Called with unstuffed content (CRLF line ends, final CRLF before the dot included). */
@@ -26,18 +26,18 @@ typedef void (*px_data_wire_fn)(void *arg, const char *p, size_t n);
 
 struct px_data {
 	int state;
-	enum px_data_err err;      /* first error seen; output stops after it */
+	enum px_data_err err; /* first error seen; output stops after it */
 	bool normalize;
 	px_data_content_fn content;
 	px_data_wire_fn wire;
 	void *arg;
-	size_t clen, wlen;         /* staged bytes in cbuf / wbuf */
+	size_t clen, wlen; /* staged bytes in cbuf / wbuf */
 	char cbuf[4096];
 	char wbuf[4096 + 8];
 };
 
-void px_data_init(struct px_data *d, bool normalize, px_data_content_fn content, px_data_wire_fn wire,
-    void *arg);
+void px_data_init(struct px_data *d, bool normalize, px_data_content_fn content,
+    px_data_wire_fn wire, void *arg);
 
 /*
  * px_data_feed - consume buf[0..len); returns the bytes used. *done is set when the end of data

@@ -38,7 +38,8 @@ px_edit_begin(struct px_edit *e, const struct moat_hdr_edit *edits, size_t n, px
 	if (n > PX_EDIT_MAX)
 		return -1;
 	for (size_t i = 0; i < n; i++)
-		if ((edits[i].op != MOAT_HDR_INSERT_TOP && edits[i].op != MOAT_HDR_DELETE) || edits[i].name == NULL ||
+		if ((edits[i].op != MOAT_HDR_INSERT_TOP && edits[i].op != MOAT_HDR_DELETE) ||
+		    edits[i].name == NULL ||
 		    (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].value == NULL))
 			return -1;
 	memset(e->seen, 0, sizeof(e->seen));
@@ -71,7 +72,8 @@ edit_field_dropped(struct px_edit *e, const char *name, size_t nlen)
 	for (size_t i = 0; i < e->n; i++) {
 		const struct moat_hdr_edit *d = &e->edits[i];
 
-		if (d->op != MOAT_HDR_DELETE || strlen(d->name) != nlen || strncasecmp(d->name, name, nlen) != 0)
+		if (d->op != MOAT_HDR_DELETE || strlen(d->name) != nlen ||
+		    strncasecmp(d->name, name, nlen) != 0)
 			continue;
 		if (++e->seen[i] == d->index)
 			drop = true;
@@ -116,7 +118,7 @@ px_edit_feed(struct px_edit *e, const char *p, size_t n)
 		edit_event(e, &ev);
 	}
 	if (e->body && n > 0)
-		edit_out(e, p, n);   /* the body is not edited: one piece */
+		edit_out(e, p, n); /* the body is not edited: one piece */
 }
 
 int

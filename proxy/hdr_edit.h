@@ -18,21 +18,21 @@
 #include "hdr_reader.h"
 #include "policy.h"
 
-#define PX_EDIT_MAX 64          /* edits of one message (the core makes at most 64) */
+#define PX_EDIT_MAX 64 /* edits of one message (the core makes at most 64) */
 
 /* Called with edited, dot-stuffed bytes for the backend. */
 typedef void (*px_edit_emit_fn)(void *arg, const char *p, size_t n);
 
 struct px_edit {
-	const struct moat_hdr_edit *edits;   /* borrowed until the last px_edit_feed */
+	const struct moat_hdr_edit *edits; /* borrowed until the last px_edit_feed */
 	size_t n;
-	unsigned seen[PX_EDIT_MAX];          /* per DELETE edit: fields of its name seen so far */
-	bool bol;                            /* output is at the start of a line (dot-stuffing) */
-	bool body;                           /* past the header section: bytes go out as they are */
-	bool failed;                         /* the reader refused the header section */
+	unsigned seen[PX_EDIT_MAX]; /* per DELETE edit: fields of its name seen so far */
+	bool bol; /* output is at the start of a line (dot-stuffing) */
+	bool body; /* past the header section: bytes go out as they are */
+	bool failed; /* the reader refused the header section */
 	px_edit_emit_fn emit;
 	void *arg;
-	struct moat_hdr_reader hr;           /* last: it holds one field (MOAT_HDR_FIELD_MAX) */
+	struct moat_hdr_reader hr; /* last: it holds one field (MOAT_HDR_FIELD_MAX) */
 };
 
 /*
@@ -40,8 +40,8 @@ struct px_edit {
  * "name: value" CRLF. edits: borrowed until the message is through. -1 (nothing emitted) when
  * there are more than PX_EDIT_MAX edits or an edit is not one we can apply.
  */
-int px_edit_begin(struct px_edit *e, const struct moat_hdr_edit *edits, size_t n, px_edit_emit_fn emit,
-    void *arg);
+int px_edit_begin(struct px_edit *e, const struct moat_hdr_edit *edits, size_t n,
+    px_edit_emit_fn emit, void *arg);
 
 /*
  * px_edit_feed - the next n bytes of the held message (canonical CRLF, dot-unstuffed; the whole

@@ -15,14 +15,14 @@
 
 #include "hold.h"
 
-#define HOLD_MEM_FIRST ((size_t)16 * 1024)   /* first allocation: most messages fit */
+#define HOLD_MEM_FIRST ((size_t)16 * 1024) /* first allocation: most messages fit */
 
 struct px_hold {
 	char *mem;
 	size_t mem_len, mem_cap, mem_max;
 	uint64_t size, max;
-	int fd;                  /* -1 while in memory */
-	int err;                 /* sticky: a failed spool makes the hold unusable */
+	int fd; /* -1 while in memory */
+	int err; /* sticky: a failed spool makes the hold unusable */
 	char dir[];
 };
 
@@ -122,7 +122,7 @@ px_hold_append(struct px_hold *h, const char *p, size_t n)
 	if (h->err != 0)
 		return h->err;
 	if (n == 0)
-		return 0;        /* an empty message: h->mem may still be NULL, memcpy must not see it */
+		return 0; /* an empty message: h->mem may still be NULL, memcpy must not see it */
 	if (n > h->max - h->size)
 		return -EFBIG;
 	if (h->fd < 0 && h->mem_len + n <= h->mem_max) {
@@ -171,7 +171,7 @@ px_hold_read(struct px_hold *h, uint64_t off, char *out, size_t len)
 	if (r < 0)
 		return -errno;
 	if (r == 0)
-		return -EIO;     /* shorter than what we wrote */
+		return -EIO; /* shorter than what we wrote */
 	return r;
 }
 

@@ -37,7 +37,7 @@ struct proxy_main {
 	bool draining;
 	uint64_t drain_start;
 	unsigned drain_timeout;
-	struct moat_tls_ctx *tls;        /* certificates in use */
+	struct moat_tls_ctx *tls; /* certificates in use */
 };
 
 /* split_list - the comma-separated listen list into up to max trimmed entries. */
@@ -63,8 +63,10 @@ check_spool(const struct moat_conf *conf, const char *phase)
 
 	if ((conf->auth_inbound || conf->signer != NULL) &&
 	    px_hold_check_dir(conf->proxy_spool_dir, err, sizeof(err)) < 0)
-		moat_log(LOG_ERR, NULL, phase, "error=\"%s\" note=\"held messages past proxy_hold_memory "
-		    "get 451 4.3.0\"", err);
+		moat_log(LOG_ERR, NULL, phase,
+		    "error=\"%s\" note=\"held messages past proxy_hold_memory "
+		    "get 451 4.3.0\"",
+		    err);
 }
 
 static void
@@ -85,13 +87,14 @@ on_sighup(uv_signal_t *h, int sig)
 	struct moat_tls_ctx *tls = moat_tls_ctx_reload(m->tls, conf, terr, sizeof(terr));
 
 	if (tls == NULL) {
-		moat_log(LOG_ERR, NULL, "reload", "tls=kept error=%s; keeping the running configuration",
-		    terr);
+		moat_log(LOG_ERR, NULL, "reload",
+		    "tls=kept error=%s; keeping the running configuration", terr);
 		moat_conf_unref(conf);
 		return;
 	}
 	if (moat_policy_reload(m->pol, conf, err, sizeof(err)) < 0) {
-		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration", err);
+		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration",
+		    err);
 		moat_tls_ctx_unref(tls);
 		moat_conf_unref(conf);
 		return;
@@ -167,7 +170,7 @@ main(int argc, char **argv)
 	m.nworkers = conf->proxy_workers ? conf->proxy_workers : (ncpu > 0 ? (unsigned)ncpu : 1);
 	if (m.nworkers > WORKERS_MAX)
 		m.nworkers = WORKERS_MAX;
-	snprintf(list, sizeof(list), "%s", conf->proxy_listen);   /* a config line is never longer */
+	snprintf(list, sizeof(list), "%s", conf->proxy_listen); /* a config line is never longer */
 	naddrs = split_list(list, addrs, PX_LISTEN_MAX);
 	/* submission listeners are plaintext ones too (STARTTLS, then AUTH: smtp_auth.c) */
 	snprintf(slist, sizeof(slist), "%s", conf->proxy_submission_listen);
@@ -185,14 +188,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
-	if ((conf->proxy_listen_tls[0] != '\0' || conf->proxy_require_tls) && !moat_tls_ctx_server_ready(m.tls)) {
-		fprintf(stderr, "mxmoat-proxy: proxy_listen_tls and proxy_require_tls need tls_cert_file\n");
+	if ((conf->proxy_listen_tls[0] != '\0' || conf->proxy_require_tls) &&
+	    !moat_tls_ctx_server_ready(m.tls)) {
+		fprintf(stderr,
+		    "mxmoat-proxy: proxy_listen_tls and proxy_require_tls need tls_cert_file\n");
 		return 1;
 	}
 	/* AUTH is offered only inside TLS: without a certificate a submission listener could never
 	 * authenticate anyone, and must not run as an unauthenticated one. */
 	if (conf->proxy_submission_listen[0] != '\0' && !moat_tls_ctx_server_ready(m.tls)) {
-		fprintf(stderr, "mxmoat-proxy: proxy_submission_listen needs tls_cert_file (AUTH is only "
+		fprintf(stderr,
+		    "mxmoat-proxy: proxy_submission_listen needs tls_cert_file (AUTH is only "
 		    "offered inside TLS; an unauthenticated submission listener is refused)\n");
 		return 1;
 	}
@@ -216,10 +222,12 @@ main(int argc, char **argv)
 			int trc = 0;
 
 			for (size_t j = 0; j < nt && trc == 0; j++)
-				if ((tfds[j] = px_listen_bind(taddrs[j], i == 0, err, sizeof(err))) < 0)
+				if ((tfds[j] = px_listen_bind(taddrs[j], i == 0, err,
+					 sizeof(err))) < 0)
 					trc = -1;
 			if (trc == 0)
-				trc = px_worker_listen_tls(m.workers[i], tfds, nt, err, sizeof(err));
+				trc =
+				    px_worker_listen_tls(m.workers[i], tfds, nt, err, sizeof(err));
 			free(tlist);
 			if (trc < 0) {
 				fprintf(stderr, "mxmoat-proxy: %s\n", err);
@@ -229,11 +237,11 @@ main(int argc, char **argv)
 		}
 	}
 	if (moat_daemon_start(m.cl.foreground, conf->proxy_pid_file, conf->daemon_user,
-	    conf->daemon_group, err, sizeof(err)) != 0) {
+		conf->daemon_group, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
-	check_spool(conf, "start");     /* as the user we now run as */
+	check_spool(conf, "start"); /* as the user we now run as */
 	uv_loop_init(&m.loop);
 	uv_signal_init(&m.loop, &m.sighup);
 	uv_signal_init(&m.loop, &m.sigterm);
@@ -249,12 +257,13 @@ main(int argc, char **argv)
 			moat_log(LOG_ERR, NULL, "start", "error=thread");
 			return 1;
 		}
-	moat_log(LOG_INFO, NULL, "start", "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u",
+	moat_log(LOG_INFO, NULL, "start",
+	    "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u",
 	    conf->proxy_listen, conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
 	    conf->proxy_submission_listen[0] != '\0' ? conf->proxy_submission_listen : "-",
 	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers);
 	uv_run(&m.loop, UV_RUN_DEFAULT);
-	moat_policy_flush(m.pol);       /* the DMARC evaluations still queued */
+	moat_policy_flush(m.pol); /* the DMARC evaluations still queued */
 	moat_daemon_pidfile_remove(conf->proxy_pid_file);
 	moat_log(LOG_INFO, NULL, "exit", "status=0");
 	/* workers may still hold sessions past drain_timeout: exit without joining them */

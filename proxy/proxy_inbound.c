@@ -71,7 +71,7 @@ parse_v1(const char *p, size_t n, struct px_pin *out, const char **why)
 		return n >= PX_PP1_MAX ? bad(why, "v1-too-long") : PX_PIN_NEED;
 	if (lf < pl + 1 || p[lf - 1] != '\r')
 		return bad(why, "v1-bare-lf");
-	end = p + lf - 1;                                /* the CR */
+	end = p + lf - 1; /* the CR */
 	for (q = p; q < end; q++)
 		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e)
 			return bad(why, "v1-bad-byte");
@@ -97,7 +97,7 @@ parse_v1(const char *p, size_t n, struct px_pin *out, const char **why)
 		}
 		q = sp + 1;
 		if (k == 4)
-			return bad(why, "v1-syntax");    /* a sixth field */
+			return bad(why, "v1-syntax"); /* a sixth field */
 	}
 	if (k != 5)
 		return bad(why, "v1-syntax");
@@ -152,7 +152,7 @@ parse_v2(const unsigned char *p, size_t n, struct px_pin *out, const char **why)
 		af = AF_INET6;
 		alen = 16;
 	} else {
-		return bad(why, "v2-family");    /* UNSPEC, UNIX, UDP: not an SMTP client */
+		return bad(why, "v2-family"); /* UNSPEC, UNIX, UDP: not an SMTP client */
 	}
 	if (blen < 2 * alen + 4)
 		return bad(why, "v2-short-block");
@@ -163,7 +163,7 @@ parse_v2(const unsigned char *p, size_t n, struct px_pin *out, const char **why)
 	out->sport = (unsigned)p[off] << 8 | p[off + 1];
 	out->dport = (unsigned)p[off + 2] << 8 | p[off + 3];
 	/* TLVs (2.2.7): each must lie wholly inside the block; their values are not used */
-	for (off += 4; off < total; ) {
+	for (off += 4; off < total;) {
 		size_t tl;
 
 		if (total - off < PX_PP2_TLV_HDR)

@@ -14,17 +14,21 @@
 
 /* Longest header accepted: a v2 block (addresses and TLVs) past this is refused, not skipped. */
 #define PX_PIN_MAX 2048
-#define PX_PIN_ADDR_MAX 46          /* INET6_ADDRSTRLEN */
+#define PX_PIN_ADDR_MAX 46 /* INET6_ADDRSTRLEN */
 
-enum px_pin_status { PX_PIN_NEED = 0, PX_PIN_DONE, PX_PIN_BAD };
+enum px_pin_status {
+	PX_PIN_NEED = 0,
+	PX_PIN_DONE,
+	PX_PIN_BAD
+};
 
 struct px_pin {
-	int version;                /* 1 or 2 */
-	bool local;                 /* v2 LOCAL or v1 UNKNOWN: keep the connection's own addresses */
-	char src[PX_PIN_ADDR_MAX];  /* the real client (numeric), when !local */
-	char dst[PX_PIN_ADDR_MAX];  /* the address the client connected to, when !local */
+	int version; /* 1 or 2 */
+	bool local; /* v2 LOCAL or v1 UNKNOWN: keep the connection's own addresses */
+	char src[PX_PIN_ADDR_MAX]; /* the real client (numeric), when !local */
+	char dst[PX_PIN_ADDR_MAX]; /* the address the client connected to, when !local */
 	unsigned sport, dport;
-	size_t len;                 /* header bytes: what follows is SMTP (or TLS) */
+	size_t len; /* header bytes: what follows is SMTP (or TLS) */
 };
 
 /*

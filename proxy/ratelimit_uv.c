@@ -40,16 +40,16 @@
 
 struct px_rlredis {
 	uv_loop_t *loop;
-	struct moat_ratelimit *rl;         /* borrowed */
-	redisAsyncContext *ac;             /* NULL: no connection (not used yet, or down) */
-	uv_timer_t timer;                  /* fires when pending calls got no answer in time */
-	unsigned pending;                  /* calls sent on ac and not answered */
-	uint64_t retry_at;                 /* uv_now before which no connection is tried; 0: none */
+	struct moat_ratelimit *rl; /* borrowed */
+	redisAsyncContext *ac; /* NULL: no connection (not used yet, or down) */
+	uv_timer_t timer; /* fires when pending calls got no answer in time */
+	unsigned pending; /* calls sent on ac and not answered */
+	uint64_t retry_at; /* uv_now before which no connection is tried; 0: none */
 	unsigned backoff_ms;
 	unsigned timeout_ms;
-	bool down;                         /* for one log line per outage */
+	bool down; /* for one log line per outage */
 	bool closing;
-	char host[NI_MAXHOST];             /* numeric: hiredis resolves on the loop otherwise */
+	char host[NI_MAXHOST]; /* numeric: hiredis resolves on the loop otherwise */
 	int port;
 	char sha[41];
 };
@@ -58,19 +58,19 @@ struct rlr_req {
 	struct px_rlredis *r;
 	px_rl_done_fn done;
 	void *arg;
-	bool eval;                         /* resent with the script text after NOSCRIPT */
+	bool eval; /* resent with the script text after NOSCRIPT */
 	char sid[32];
 	struct moat_rl_plan plan;
 };
 
 /* The libuv side of one hiredis connection; freed when both handles are closed. */
 struct rlr_io {
-	redisAsyncContext *ac;             /* NULL once hiredis let go of the connection */
+	redisAsyncContext *ac; /* NULL once hiredis let go of the connection */
 	uv_poll_t poll;
-	uv_prepare_t flush;                /* writes what was queued, before the loop waits */
-	int want;                          /* UV_READABLE / UV_WRITABLE, as hiredis asked */
-	int polled;                        /* the events the poll handle is started with */
-	bool write_blocked;                /* a flush left bytes: wait until writable */
+	uv_prepare_t flush; /* writes what was queued, before the loop waits */
+	int want; /* UV_READABLE / UV_WRITABLE, as hiredis asked */
+	int polled; /* the events the poll handle is started with */
+	bool write_blocked; /* a flush left bytes: wait until writable */
 	bool flushing;
 	int open_handles;
 };
@@ -131,7 +131,7 @@ rlr_io_on_flush(uv_prepare_t *h)
 	redisAsyncHandleWrite(io->ac);
 	io->flushing = false;
 	if (io->ac != NULL && (io->want & UV_WRITABLE)) {
-		io->write_blocked = true;    /* not all written: the poll takes over */
+		io->write_blocked = true; /* not all written: the poll takes over */
 		rlr_io_poll_update(io);
 	}
 }
@@ -246,7 +246,7 @@ rlr_drop(struct px_rlredis *r, const char *why)
 
 	rlr_lost(r, why);
 	if (ac != NULL)
-		redisAsyncFree(ac);     /* inside a reply callback hiredis defers it to the return */
+		redisAsyncFree(ac); /* inside a reply callback hiredis defers it to the return */
 }
 
 /* rlr_finish - the verdict of Q: res filled by Redis (MOAT_RL_OK) or the fallback; Q is freed. */
@@ -274,11 +274,11 @@ static void rlr_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
 static int
 rlr_send(struct px_rlredis *r, struct rlr_req *q)
 {
-	struct moat_rl_redis_call call;   /* hiredis copies it into its output buffer */
+	struct moat_rl_redis_call call; /* hiredis copies it into its output buffer */
 
 	if (moat__rlredis_call(&call, moat_ratelimit_redis_prefix(r->rl),
-	    q->eval || r->sha[0] == '\0' ? NULL : r->sha, &q->plan) < 0
-	    || redisAsyncFormattedCommand(r->ac, rlr_on_reply, q, call.buf, call.len) != REDIS_OK)
+		q->eval || r->sha[0] == '\0' ? NULL : r->sha, &q->plan) < 0 ||
+	    redisAsyncFormattedCommand(r->ac, rlr_on_reply, q, call.buf, call.len) != REDIS_OK)
 		return -1;
 	if (r->pending++ == 0)
 		uv_timer_start(&r->timer, rlr_on_timer, r->timeout_ms, 0);
@@ -294,7 +294,7 @@ rlr_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 	if (r->pending > 0)
 		r->pending--;
-	if (reply == NULL) {               /* the connection is going away */
+	if (reply == NULL) { /* the connection is going away */
 		if (ac == r->ac)
 			rlr_lost(r, "connection lost");
 		rlr_finish(q, res, MOAT_RL_STORE_DOWN);
@@ -437,7 +437,8 @@ px_rlredis_new(uv_loop_t *loop, struct moat_ratelimit *rl, const struct moat_con
 	if (conf->ratelimit_redis == NULL ||
 	    moat__rlredis_hostport(conf->ratelimit_redis, host, sizeof(host), &r->port) < 0 ||
 	    getaddrinfo(host, NULL, &hints, &ai) != 0 ||
-	    getnameinfo(ai->ai_addr, ai->ai_addrlen, r->host, sizeof(r->host), NULL, 0, NI_NUMERICHOST) != 0) {
+	    getnameinfo(ai->ai_addr, ai->ai_addrlen, r->host, sizeof(r->host), NULL, 0,
+		NI_NUMERICHOST) != 0) {
 		if (ai != NULL)
 			freeaddrinfo(ai);
 		free(r);

@@ -17,8 +17,7 @@ struct out {
 };
 
 /* put - append formatted text; remembers when it did not fit. */
-static void __attribute__((format(printf, 2, 3)))
-put(struct out *o, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) put(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -65,24 +64,26 @@ px_received_format(char *out, size_t len, const struct px_received *r)
 	neuter(name, sizeof(name), r->name != NULL && r->name[0] != '\0' ? r->name : "unknown");
 	neuter(helo, sizeof(helo), r->helo != NULL && r->helo[0] != '\0' ? r->helo : name);
 	neuter(by, sizeof(by), r->by);
-	if (localtime_r(&r->when, &tm) == NULL || strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
+	if (localtime_r(&r->when, &tm) == NULL ||
+	    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z (%Z)", &tm) == 0)
 		return 0;
 	/* RFC 5321 4.1.3: an IPv6 address literal carries its tag */
-	put(&o, "Received: from %s (%s [%s%s])\r\n", helo, name, strchr(r->addr, ':') != NULL ? "IPv6:" : "",
-	    r->addr);
+	put(&o, "Received: from %s (%s [%s%s])\r\n", helo, name,
+	    strchr(r->addr, ':') != NULL ? "IPv6:" : "", r->addr);
 	if (tls != NULL) {
-		put(&o, "\t(using %s with cipher %s (%u/%u bits))\r\n", tls->protocol, tls->cipher, tls->bits,
-		    tls->alg_bits != 0 ? tls->alg_bits : tls->bits);
+		put(&o, "\t(using %s with cipher %s (%u/%u bits))\r\n", tls->protocol, tls->cipher,
+		    tls->bits, tls->alg_bits != 0 ? tls->alg_bits : tls->bits);
 		if (tls->peer_fingerprint[0] != '\0')
-			put(&o, "\t(Client certificate SHA-256 fingerprint %s)\r\n", tls->peer_fingerprint);
+			put(&o, "\t(Client certificate SHA-256 fingerprint %s)\r\n",
+			    tls->peer_fingerprint);
 		else if (r->client_cert_requested)
 			put(&o, "\t(Client did not present a certificate)\r\n");
 		else
 			put(&o, "\t(No client certificate requested)\r\n");
 	}
 	/* RFC 3848: ESMTPS is ESMTP over TLS; it names no TLS variant of plain SMTP */
-	put(&o, "\tby %s (mxmoat) with %s id %s;\r\n", by, r->esmtp ? (tls != NULL ? "ESMTPS" : "ESMTP") : "SMTP",
-	    r->id);
+	put(&o, "\tby %s (mxmoat) with %s id %s;\r\n", by,
+	    r->esmtp ? (tls != NULL ? "ESMTPS" : "ESMTP") : "SMTP", r->id);
 	put(&o, "\t%s\r\n", date);
 	return o.full ? 0 : o.used;
 }

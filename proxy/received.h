@@ -14,18 +14,18 @@
 
 #include "policy.h"
 
-#define PX_RECEIVED_MAX 2048   /* the longest field px_received_format writes, CRLFs included */
+#define PX_RECEIVED_MAX 2048 /* the longest field px_received_format writes, CRLFs included */
 
 struct px_received {
-	const char *helo;               /* as the client sent it (neutered here); NULL or "": none */
-	const char *name;               /* verified reverse DNS name; NULL or "": "unknown" */
-	const char *addr;               /* numeric client address (IPv4 or IPv6) */
-	const char *by;                 /* our host name */
-	const char *id;                 /* our id for this session, for the logs */
-	bool esmtp;                     /* EHLO (ESMTP) or HELO (SMTP) */
-	const struct moat_tls_info *tls;   /* the client leg; NULL or !active: plaintext */
-	bool client_cert_requested;     /* tls_request_client_cert */
-	time_t when;                    /* arrival, written in local time */
+	const char *helo; /* as the client sent it (neutered here); NULL or "": none */
+	const char *name; /* verified reverse DNS name; NULL or "": "unknown" */
+	const char *addr; /* numeric client address (IPv4 or IPv6) */
+	const char *by; /* our host name */
+	const char *id; /* our id for this session, for the logs */
+	bool esmtp; /* EHLO (ESMTP) or HELO (SMTP) */
+	const struct moat_tls_info *tls; /* the client leg; NULL or !active: plaintext */
+	bool client_cert_requested; /* tls_request_client_cert */
+	time_t when; /* arrival, written in local time */
 };
 
 /*

@@ -15,13 +15,16 @@
 #include "smtp_auth.h"
 #include "text.h"
 
-enum auth_mech { MECH_PLAIN = 0, MECH_LOGIN };
+enum auth_mech {
+	MECH_PLAIN = 0,
+	MECH_LOGIN
+};
 
 struct px_auth {
 	enum auth_mech mech;
-	unsigned answers;                   /* client answers relayed after the AUTH command */
+	unsigned answers; /* client answers relayed after the AUTH command */
 	char login[PX_AUTH_LOGIN_MAX + 1];
-	char line[PX_AUTH_LINE_MAX];        /* next line for the backend (credentials: wiped) */
+	char line[PX_AUTH_LINE_MAX]; /* next line for the backend (credentials: wiped) */
 	size_t line_len;
 };
 
@@ -42,7 +45,7 @@ auth_set_login(struct px_auth *a, const unsigned char *name, size_t len)
 	if (len == 0 || len > PX_AUTH_LOGIN_MAX)
 		return -1;
 	for (size_t i = 0; i < len; i++)
-		if (name[i] < 0x21 || name[i] == 0x7f)     /* UTF-8 bytes >= 0x80 pass */
+		if (name[i] < 0x21 || name[i] == 0x7f) /* UTF-8 bytes >= 0x80 pass */
 			return -1;
 	memcpy(a->login, name, len);
 	a->login[len] = '\0';
@@ -62,10 +65,10 @@ auth_learn(struct px_auth *a, const char *b64, size_t n)
 	if (!auth_b64_valid(b64, n))
 		return -1;
 	if (a->mech == MECH_LOGIN && a->answers > 0)
-		return 0;                       /* the password: relayed, never decoded */
+		return 0; /* the password: relayed, never decoded */
 	if ((dec = calloc(1, n / 4 * 3 + 3)) == NULL)
 		return -1;
-	dl = n == 1 ? 0 : moat_base64_decode(b64, n, dec, n / 4 * 3);   /* "=": empty */
+	dl = n == 1 ? 0 : moat_base64_decode(b64, n, dec, n / 4 * 3); /* "=": empty */
 	len = dl > 0 ? (size_t)dl : 0;
 	if (a->mech == MECH_LOGIN) {
 		rc = auth_set_login(a, dec, len);
@@ -132,8 +135,9 @@ px_auth_start(const char *arg, struct px_auth **out)
 	}
 	if (ir != NULL)
 		a->answers = 1;
-	rc = ir != NULL ? auth_put(a, a->mech == MECH_PLAIN ? "AUTH PLAIN " : "AUTH LOGIN ", ir, irl) :
-	    auth_put(a, a->mech == MECH_PLAIN ? "AUTH PLAIN" : "AUTH LOGIN", "", 0);
+	rc = ir != NULL
+	    ? auth_put(a, a->mech == MECH_PLAIN ? "AUTH PLAIN " : "AUTH LOGIN ", ir, irl)
+	    : auth_put(a, a->mech == MECH_PLAIN ? "AUTH PLAIN" : "AUTH LOGIN", "", 0);
 	if (rc != PX_AUTH_SEND) {
 		px_auth_free(a);
 		return rc;

@@ -14,16 +14,16 @@
 #include <stddef.h>
 
 #define PX_AUTH_LOGIN_MAX 255
-#define PX_AUTH_LINE_MAX 4096      /* one line of the exchange, CRLF included */
+#define PX_AUTH_LINE_MAX 4096 /* one line of the exchange, CRLF included */
 
 /* The EHLO keyword offered inside TLS on a submission listener. */
 #define PX_AUTH_EHLO "250-AUTH PLAIN LOGIN\r\n"
 
 enum px_auth_rc {
-	PX_AUTH_SEND = 0,     /* a line for the backend is ready (px_auth_line) */
-	PX_AUTH_BAD_MECH,     /* 504 5.5.4 */
-	PX_AUTH_SYNTAX,       /* 501 5.5.2: not base64, or not PLAIN's three fields */
-	PX_AUTH_TOOLONG,      /* 500 5.5.6 */
+	PX_AUTH_SEND = 0, /* a line for the backend is ready (px_auth_line) */
+	PX_AUTH_BAD_MECH, /* 504 5.5.4 */
+	PX_AUTH_SYNTAX, /* 501 5.5.2: not base64, or not PLAIN's three fields */
+	PX_AUTH_TOOLONG, /* 500 5.5.6 */
 	PX_AUTH_NOMEM,
 };
 
@@ -48,6 +48,6 @@ void px_auth_sent(struct px_auth *a);
 const char *px_auth_mech(const struct px_auth *a);
 /* px_auth_login - the login name the exchange gave ("" if none yet). */
 const char *px_auth_login(const struct px_auth *a);
-void px_auth_free(struct px_auth *a);      /* wipes; NULL is a no-op */
+void px_auth_free(struct px_auth *a); /* wipes; NULL is a no-op */
 
 #endif /* PX_SMTP_AUTH_H */

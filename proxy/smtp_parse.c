@@ -11,7 +11,8 @@
 
 /* px_parse_line - one command line; limits checked on partial input (OpenSMTPD io_datalen). */
 enum px_line
-px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *linelen, size_t *used)
+px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *linelen,
+    size_t *used)
 {
 	size_t i;
 
@@ -24,7 +25,7 @@ px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *l
 			if (i + 1 >= len) {
 				if (i + 2 > max)
 					return PX_LINE_TOOLONG;
-				return PX_LINE_NEED;     /* the LF may be in the next read */
+				return PX_LINE_NEED; /* the LF may be in the next read */
 			}
 			if (buf[i + 1] == '\n') {
 				*linelen = i;
@@ -37,7 +38,7 @@ px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *l
 				*used = i + 1;
 				return PX_LINE_OK;
 			}
-			*used = px_parse_skip(buf, len, &(bool){false});
+			*used = px_parse_skip(buf, len, &(bool){ false });
 			return PX_LINE_BARE;
 		}
 		if (c == '\n') {
@@ -46,10 +47,10 @@ px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *l
 			return normalize ? PX_LINE_OK : PX_LINE_BARE;
 		}
 		if (c == '\0') {
-			*used = px_parse_skip(buf, len, &(bool){false});
+			*used = px_parse_skip(buf, len, &(bool){ false });
 			return PX_LINE_NUL;
 		}
-		if (i + 3 > max)   /* this octet plus CRLF would not fit */
+		if (i + 3 > max) /* this octet plus CRLF would not fit */
 			return PX_LINE_TOOLONG;
 	}
 	if (len + 2 > max)
@@ -85,10 +86,11 @@ param_syntax(const char *p)
 	while (*p != '\0') {
 		const char *k = p;
 
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+			(*p >= '0' && *p <= '9')))
 			return -1;
-		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-')
+		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-')
 			p++;
 		if (p - k > 64)
 			return -1;
@@ -108,7 +110,7 @@ param_syntax(const char *p)
 			return -1;
 		p++;
 		if (*p == '\0' || *p == ' ')
-			return -1;   /* trailing or doubled space */
+			return -1; /* trailing or doubled space */
 	}
 	return n;
 }
@@ -129,7 +131,7 @@ px_parse_path(const char *arg, const char *keyword, bool null_ok, char *path, si
 	if (strncasecmp(arg, keyword, kl) != 0)
 		return PX_PATH_SYNTAX;
 	p = arg + kl;
-	while (*p == ' ')            /* common, though RFC 5321 has no space here */
+	while (*p == ' ') /* common, though RFC 5321 has no space here */
 		p++;
 	if (*p != '<')
 		return PX_PATH_SYNTAX;

@@ -9,15 +9,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PX_PATH_MAX 256          /* RFC 5321 4.5.3.1.3: reverse-path/forward-path octets */
-#define PX_PARAMS_MAX 16         /* ESMTP parameters on one MAIL/RCPT */
+#define PX_PATH_MAX 256 /* RFC 5321 4.5.3.1.3: reverse-path/forward-path octets */
+#define PX_PARAMS_MAX 16 /* ESMTP parameters on one MAIL/RCPT */
 
 enum px_line {
-	PX_LINE_NEED = 0,    /* no complete line yet and the limit is not reached */
-	PX_LINE_OK,          /* a line ending in CRLF (or a normalised bare CR/LF) */
-	PX_LINE_TOOLONG,     /* limit reached before the end of line */
-	PX_LINE_BARE,        /* a bare CR or bare LF (reject mode) */
-	PX_LINE_NUL,         /* a NUL byte in the line */
+	PX_LINE_NEED = 0, /* no complete line yet and the limit is not reached */
+	PX_LINE_OK, /* a line ending in CRLF (or a normalised bare CR/LF) */
+	PX_LINE_TOOLONG, /* limit reached before the end of line */
+	PX_LINE_BARE, /* a bare CR or bare LF (reject mode) */
+	PX_LINE_NUL, /* a NUL byte in the line */
 };
 
 /*
@@ -27,18 +27,18 @@ enum px_line {
  * not in the buffer yet. On PX_LINE_TOOLONG *used is 0. max counts the line with its CRLF.
  * normalize: a bare LF or bare CR ends the line like CRLF (CR CR LF is two line ends).
  */
-enum px_line px_parse_line(const char *buf, size_t len, size_t max, bool normalize,
-    size_t *linelen, size_t *used);
+enum px_line px_parse_line(const char *buf, size_t len, size_t max, bool normalize, size_t *linelen,
+    size_t *used);
 
 /* px_parse_skip - discard up to and including the next LF; returns bytes used, 0 if none. */
 size_t px_parse_skip(const char *buf, size_t len, bool *found);
 
 enum px_path_err {
 	PX_PATH_OK = 0,
-	PX_PATH_SYNTAX,      /* 501 5.5.4 / 501 5.1.7 */
-	PX_PATH_TOOLONG,     /* 501 5.5.4 path too long */
-	PX_PATH_PARAM,       /* 555 5.5.4 bad parameter syntax */
-	PX_PATH_NULL,        /* "<>" where a null path is not allowed (RCPT) */
+	PX_PATH_SYNTAX, /* 501 5.5.4 / 501 5.1.7 */
+	PX_PATH_TOOLONG, /* 501 5.5.4 path too long */
+	PX_PATH_PARAM, /* 555 5.5.4 bad parameter syntax */
+	PX_PATH_NULL, /* "<>" where a null path is not allowed (RCPT) */
 };
 
 /*

@@ -38,11 +38,11 @@
 #include "trust.h"
 #include "upstream.h"
 
-#define INBUF_WINDOW 4096      /* room past one maximal line, for pipelined commands and DATA */
+#define INBUF_WINDOW 4096 /* room past one maximal line, for pipelined commands and DATA */
 /* The input buffer and the command copy exist only while there is something to read or run: an
  * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
 #define HELO_MAX 255
-#define BODY_STAGE ((size_t)64 * 1024)   /* body bytes staged for one body event */
+#define BODY_STAGE ((size_t)64 * 1024) /* body bytes staged for one body event */
 /* Holding mode: content goes to the pool in chunks of CHUNK_HIGH; one feed of the DATA reader
  * adds at most twice its input (bare LF normalised to CRLF), so CHUNK_CAP always has room. A held
  * message goes out in pieces of CHUNK_HIGH, the next one once the backend queue is under SEND_HIGH. */
@@ -50,18 +50,47 @@
 #define CHUNK_CAP (2 * CHUNK_HIGH + 64)
 #define SEND_HIGH ((size_t)128 * 1024)
 
-enum px_state { S_GREET = 0, S_CMD, S_AUTH, S_DATA, S_CLOSED };
+enum px_state {
+	S_GREET = 0,
+	S_CMD,
+	S_AUTH,
+	S_DATA,
+	S_CLOSED
+};
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
-enum px_wait { W_NONE = 0, W_WORK, W_BACKEND, W_DRAIN, W_RATELIMIT };
+enum px_wait {
+	W_NONE = 0,
+	W_WORK,
+	W_BACKEND,
+	W_DRAIN,
+	W_RATELIMIT
+};
 /* what waits for a rate-limit answer */
 /* What runs once an event of the core has its verdict (at once, or after the driver's store). */
-enum px_rlnext { RL_GREET = 0, RL_TLS_IMPLICIT, RL_STARTTLS, RL_MAIL, RL_RCPT };
+enum px_rlnext {
+	RL_GREET = 0,
+	RL_TLS_IMPLICIT,
+	RL_STARTTLS,
+	RL_MAIL,
+	RL_RCPT
+};
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
  * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept);
  * OP_AUTH: a line of a relayed AUTH exchange (smtp_auth.c) */
-enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, OP_SEND, OP_RSET_QUIET, OP_EHLO,
-	OP_AUTH };
+enum px_op {
+	OP_NONE = 0,
+	OP_MAIL,
+	OP_RCPT,
+	OP_DATA,
+	OP_DOT,
+	OP_RSET,
+	OP_HDATA,
+	OP_SEND,
+	OP_RSET_QUIET,
+	OP_EHLO,
+	OP_AUTH
+};
 /* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
  * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
  * client's HELO) still to be sent at the first MAIL or AUTH. A relayed AUTH (smtp_auth.c) needs
@@ -69,17 +98,37 @@ enum px_op { OP_NONE = 0, OP_MAIL, OP_RCPT, OP_DATA, OP_DOT, OP_RSET, OP_HDATA, 
  * after it would be refused by Postfix, which checks smtpd_authorized_xclient_hosts against the
  * client address the first XCLIENT set. */
 enum px_bstate {
-	B_NONE = 0, B_CONNECTING, B_GREET, B_EHLO, B_STARTTLS, B_HANDSHAKE, B_EHLO_TLS, B_XCLIENT, B_EHLO2,
-	B_PARKED, B_READY
+	B_NONE = 0,
+	B_CONNECTING,
+	B_GREET,
+	B_EHLO,
+	B_STARTTLS,
+	B_HANDSHAKE,
+	B_EHLO_TLS,
+	B_XCLIENT,
+	B_EHLO2,
+	B_PARKED,
+	B_READY
 };
-enum px_work { WK_NONE = 0, WK_MAIL, WK_EOM, WK_CHUNK, WK_READ };
-enum px_skip { SK_NONE = 0, SK_LONG, SK_BARE, SK_NUL };
+enum px_work {
+	WK_NONE = 0,
+	WK_MAIL,
+	WK_EOM,
+	WK_CHUNK,
+	WK_READ
+};
+enum px_skip {
+	SK_NONE = 0,
+	SK_LONG,
+	SK_BARE,
+	SK_NUL
+};
 
 struct px_session {
 	const struct px_ops *ops;
 	void *io;
 	struct moat_session *ms;
-	const struct moat_conf *conf;      /* borrowed from ms */
+	const struct moat_conf *conf; /* borrowed from ms */
 	char client_addr[64];
 	unsigned client_port;
 	char client_name[256];
@@ -88,64 +137,64 @@ struct px_session {
 
 	enum px_state state;
 	enum px_wait wait;
-	enum px_op op;                     /* backend operation awaiting its reply */
+	enum px_op op; /* backend operation awaiting its reply */
 	enum px_bstate bstate;
 	enum px_work work;
-	enum px_skip skip;                 /* discarding a bad command line up to its LF */
-	bool gone;                         /* client gone: answer nothing, finish quietly */
-	bool tls_offer;                    /* STARTTLS may be offered */
-	bool tls_active;                   /* the client leg is TLS */
-	bool backend_tls;                  /* the backend leg is TLS */
-	bool backend_xclient;              /* the backend's last EHLO reply offered XCLIENT */
-	struct moat_tls_info tls;          /* the client leg's facts (active false: none) */
+	enum px_skip skip; /* discarding a bad command line up to its LF */
+	bool gone; /* client gone: answer nothing, finish quietly */
+	bool tls_offer; /* STARTTLS may be offered */
+	bool tls_active; /* the client leg is TLS */
+	bool backend_tls; /* the backend leg is TLS */
+	bool backend_xclient; /* the backend's last EHLO reply offered XCLIENT */
+	struct moat_tls_info tls; /* the client leg's facts (active false: none) */
 	bool quit;
-	enum px_rlnext rl_next;            /* what waits for the core's pending event */
-	enum moat_event_rc mail_rc;        /* the MAIL event's, from the work item to its end */
-	bool greet_now;                    /* greet once the connection limits allow it */
+	enum px_rlnext rl_next; /* what waits for the core's pending event */
+	enum moat_event_rc mail_rc; /* the MAIL event's, from the work item to its end */
+	bool greet_now; /* greet once the connection limits allow it */
 	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
 	bool submission, authenticated, backend_auth;
 	struct px_auth *auth;
 
 	char helo[HELO_MAX + 1];
 	bool helo_seen, esmtp;
-	bool backend_utf8;                 /* the backend's last EHLO reply offered SMTPUTF8 */
-	bool utf8_offered;                 /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
-	bool in_txn;                       /* MAIL accepted by us and by the backend */
-	unsigned nrcpt;                    /* RCPTs the backend accepted */
+	bool backend_utf8; /* the backend's last EHLO reply offered SMTPUTF8 */
+	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
+	bool in_txn; /* MAIL accepted by us and by the backend */
+	unsigned nrcpt; /* RCPTs the backend accepted */
 	unsigned messages;
 
-	char *line;                        /* copy of the command being run (NUL-terminated) */
+	char *line; /* copy of the command being run (NUL-terminated) */
 	size_t line_cap;
 	char path[PX_PATH_MAX + 1];
-	const char *params;                /* into line */
+	const char *params; /* into line */
 
-	char *in;                          /* input buffer */
+	char *in; /* input buffer */
 	size_t in_cap, in_len, in_pos;
 
-	struct moat_verdict v;             /* result of the last policy event */
-	struct px_reply *reply;            /* backend reply being read; allocated with the backend */
+	struct moat_verdict v; /* result of the last policy event */
+	struct px_reply *reply; /* backend reply being read; allocated with the backend */
 
 	/* DATA */
 	struct px_data *data;
-	struct moat_verdict dv;            /* first non-continue verdict inside DATA */
-	bool data_abort;                   /* backend leg of this message abandoned */
+	struct moat_verdict dv; /* first non-continue verdict inside DATA */
+	bool data_abort; /* backend leg of this message abandoned */
 	bool in_headers;
-	struct moat_hdr_reader *hr;        /* the header section of the message in DATA */
-	char *body;                        /* staged body for moat_session_body */
+	struct moat_hdr_reader *hr; /* the header section of the message in DATA */
+	char *body; /* staged body for moat_session_body */
 	size_t body_len;
 
 	/* holding mode */
-	bool holding;                      /* this message is held until the verdict */
+	bool holding; /* this message is held until the verdict */
 	struct px_hold *hold;
-	int hold_err;                      /* px_hold_append's error (pool), logged on the loop */
-	char *chunk;                       /* content for the pool; then a piece being sent */
+	int hold_err; /* px_hold_append's error (pool), logged on the loop */
+	char *chunk; /* content for the pool; then a piece being sent */
 	size_t chunk_len;
-	ssize_t read_len;                  /* px_hold_read's answer (pool) */
-	uint64_t send_off;                 /* bytes of the held message sent */
+	ssize_t read_len; /* px_hold_read's answer (pool) */
+	uint64_t send_off; /* bytes of the held message sent */
 	struct px_edit *edit;
-	char *sbuf;                        /* edited, stuffed bytes of one piece: one backend write */
+	char *sbuf; /* edited, stuffed bytes of one piece: one backend write */
 	size_t slen, scap;
-	bool sfull;                        /* sbuf was too small (a bug): the message is not sent */
+	bool sfull; /* sbuf was too small (a bug): the message is not sent */
 };
 
 static const char reply_need_helo[] = "503 5.5.1 Send EHLO or HELO first\r\n";
@@ -159,7 +208,8 @@ static const char reply_path_long[] = "501 5.5.4 Path too long\r\n";
 static const char reply_param[] = "555 5.5.4 Unsupported or malformed parameter\r\n";
 static const char reply_too_big[] = "552 5.3.4 Message size exceeds fixed limit\r\n";
 static const char reply_line_long[] = "500 5.5.2 Line too long\r\n";
-static const char reply_bare_cmd[] = "550 5.5.2 Bare <CR> or <LF> in command; transaction dropped\r\n";
+static const char reply_bare_cmd[] =
+    "550 5.5.2 Bare <CR> or <LF> in command; transaction dropped\r\n";
 static const char reply_nul_cmd[] = "500 5.5.2 NUL byte in command\r\n";
 static const char reply_bare_data[] = "550 5.5.2 Bare <CR> or <LF> in message; message dropped\r\n";
 static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dropped\r\n";
@@ -183,9 +233,11 @@ static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r
 static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
 static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; closing\r\n";
 /* tls_backend = required and the backend does not offer or refuses STARTTLS (RFC 3463 X.7.4) */
-static const char reply_backend_tls_missing[] = "451 4.7.4 TLS to the backend not available, try again later\r\n";
+static const char reply_backend_tls_missing[] =
+    "451 4.7.4 TLS to the backend not available, try again later\r\n";
 /* the handshake with the backend failed: certificate, protocol, or bytes injected after its 220 */
-static const char reply_backend_tls_failed[] = "451 4.7.5 TLS to the backend failed, try again later\r\n";
+static const char reply_backend_tls_failed[] =
+    "451 4.7.5 TLS to the backend failed, try again later\r\n";
 /* AUTH on submission listeners (RFC 4954) */
 static const char reply_auth_required[] = "530 5.7.0 Authentication required\r\n";
 static const char reply_auth_twice[] = "503 5.5.1 Already authenticated\r\n";
@@ -234,7 +286,8 @@ session_close(struct px_session *s)
 	if (s->state == S_CLOSED)
 		return;
 	if (s->bstate != B_NONE) {
-		bool idle = (s->bstate == B_READY || s->bstate == B_PARKED) && !s->in_txn && s->state != S_DATA;
+		bool idle = (s->bstate == B_READY || s->bstate == B_PARKED) && !s->in_txn &&
+		    s->state != S_DATA;
 
 		if (idle)
 			s->ops->backend_write(s->io, "QUIT\r\n", 6);
@@ -409,8 +462,9 @@ px_session_backend_connected(struct px_session *s)
 		return;
 	if (s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
 	    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
-		n = px_proxy_format(buf, sizeof(buf), s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2,
-		    s->client_addr, s->client_port, s->local_addr, s->local_port);
+		n = px_proxy_format(buf, sizeof(buf),
+		    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2, s->client_addr,
+		    s->client_port, s->local_addr, s->local_port);
 		if (n == 0) {
 			px_session_backend_error(s, "proxy header");
 			return;
@@ -507,7 +561,8 @@ backend_proceed(struct px_session *s)
 	if (s->op == OP_MAIL || s->op == OP_AUTH)
 		backend_xclient(s);
 	else
-		backend_parked(s);   /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
+		backend_parked(
+		    s); /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
 }
 
 /*
@@ -531,7 +586,8 @@ backend_after_ehlo(struct px_session *s)
 			SETUP_FAIL(s, "tls-not-offered", reply_backend_tls_missing);
 			return;
 		}
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=not-offered");
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
+		    "tls=none reason=not-offered");
 	}
 	backend_proceed(s);
 }
@@ -546,8 +602,8 @@ backend_starttls_reply(struct px_session *s)
 			SETUP_FAIL(s, "tls-refused", reply_backend_tls_missing);
 			return;
 		}
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend", "tls=none reason=refused code=%u",
-		    s->reply->code);
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
+		    "tls=none reason=refused code=%u", s->reply->code);
 		backend_proceed(s);
 		return;
 	}
@@ -614,8 +670,8 @@ px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *in
 	if (s->bstate != B_HANDSHAKE)
 		return;
 	s->backend_tls = true;
-	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u", info->protocol,
-	    info->cipher, info->bits);
+	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u",
+	    info->protocol, info->cipher, info->bits);
 	/* RFC 3207 4.2: everything learnt before TLS is forgotten; ask again */
 	backend_ehlo(s, B_EHLO_TLS);
 	px_reply_init(s->reply);
@@ -639,7 +695,7 @@ backend_reply(struct px_session *s)
 	s->wait = W_NONE;
 	switch (op) {
 	case OP_MAIL:
-		say(s, r->buf, r->len);      /* the backend's verdict, verbatim */
+		say(s, r->buf, r->len); /* the backend's verdict, verbatim */
 		if (r->code / 100 == 2)
 			s->in_txn = true;
 		else
@@ -661,8 +717,8 @@ backend_reply(struct px_session *s)
 		break;
 	case OP_HDATA:
 		if (r->code != 354) {
-			say(s, r->buf, r->len);      /* the backend's verdict on the held message */
-			s->holding = false;          /* its DATA state is unknown: drop the leg */
+			say(s, r->buf, r->len); /* the backend's verdict on the held message */
+			s->holding = false; /* its DATA state is unknown: drop the leg */
 			msg_drop(s);
 			break;
 		}
@@ -681,11 +737,12 @@ backend_reply(struct px_session *s)
 			backend_abort(s);
 		break;
 	case OP_DOT:
-		say(s, r->buf, r->len);      /* queue id and all: only now may the client hear 250 */
+		say(s, r->buf, r->len); /* queue id and all: only now may the client hear 250 */
 		moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
-		moat_log(LOG_INFO, moat_session_id(s->ms), r->code / 100 == 2 ? "relayed" : "backend-refused",
-		    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code, s->tls.active ? s->tls.protocol : "-",
-		    s->backend_tls ? "yes" : "no");
+		moat_log(LOG_INFO, moat_session_id(s->ms),
+		    r->code / 100 == 2 ? "relayed" : "backend-refused",
+		    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
+		    s->tls.active ? s->tls.protocol : "-", s->backend_tls ? "yes" : "no");
 		s->in_txn = false;
 		s->nrcpt = 0;
 		s->messages++;
@@ -713,13 +770,14 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		enum px_reply_status st;
 
 		if (s->reply == NULL) {
-			backend_abort(s);           /* nothing was asked: unsolicited bytes */
+			backend_abort(s); /* nothing was asked: unsolicited bytes */
 			break;
 		}
 		st = px_reply_feed(s->reply, p, n, &used);
 
 		if (st == PX_REPLY_BAD) {
-			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=malformed-reply");
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
+			    "error=malformed-reply");
 			if (s->bstate != B_READY) {
 				SETUP_FAIL(s, "malformed", reply_backend_bad);
 			} else {
@@ -730,14 +788,14 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		if (st == PX_REPLY_NEED)
 			break;
 		if (s->op == OP_NONE && s->bstate == B_READY) {
-			backend_abort(s);           /* unsolicited */
+			backend_abort(s); /* unsolicited */
 			break;
 		}
 		if (s->bstate == B_STARTTLS && s->reply->code == 220 && used < n) {
 			/* bytes after the 220 would be taken as replies from inside TLS
 			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
-			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=starttls-injection bytes=%zu",
-			    n - used);
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
+			    "error=starttls-injection bytes=%zu", n - used);
 			SETUP_FAIL(s, "starttls-injection", reply_backend_tls_failed);
 			break;
 		}
@@ -746,7 +804,8 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		n -= used;
 	}
 	/* between commands the leg holds no reply buffer (4 KB) */
-	if (s->op == OP_NONE && (s->bstate == B_READY || s->bstate == B_PARKED) && s->reply != NULL) {
+	if (s->op == OP_NONE && (s->bstate == B_READY || s->bstate == B_PARKED) &&
+	    s->reply != NULL) {
 		free(s->reply);
 		s->reply = NULL;
 	}
@@ -762,11 +821,11 @@ px_session_backend_error(struct px_session *s, const char *why)
 	if (s->bstate == B_NONE)
 		return;
 	if (s->wait == W_WORK) {
-		backend_abort(s);       /* work_done finds the leg gone and answers 451 */
+		backend_abort(s); /* work_done finds the leg gone and answers 451 */
 		return;
 	}
 	if (s->bstate == B_HANDSHAKE) {
-		SETUP_FAIL(s, why, reply_backend_tls_failed);   /* never a plaintext retry */
+		SETUP_FAIL(s, why, reply_backend_tls_failed); /* never a plaintext retry */
 		session_pump(s);
 		return;
 	}
@@ -779,13 +838,14 @@ px_session_backend_error(struct px_session *s, const char *why)
 	if (s->state == S_DATA) {
 		/* mid-DATA: read on to the end of data, then 451 (never 250) */
 		if (s->dv.action == MOAT_CONTINUE)
-			moat_verdict_set(&s->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2", "backend_lost",
-			    "Backend connection lost, try again later");
+			moat_verdict_set(&s->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
+			    "backend_lost", "Backend connection lost, try again later");
 		s->data_abort = true;
 		return;
 	}
 	if (s->in_txn || op != OP_NONE)
-		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why, (int)op);
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
+		    (int)op);
 	/*
 	 * Lost between commands of a transaction, or at a RCPT: the client still has its MAIL
 	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (rcpt_send, proceed_data) until
@@ -797,7 +857,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 	s->wait = W_NONE;
 	if (op != OP_RCPT)
 		txn_reset(s);
-	data_free(s);                /* a held message that was going out */
+	data_free(s); /* a held message that was going out */
 	if (op == OP_AUTH || s->state == S_AUTH) {
 		s->state = S_CMD;
 		auth_end(s);
@@ -805,7 +865,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 	if (op == OP_RSET)
 		SAY(s, reply_ok);
 	else if (op == OP_RSET_QUIET)
-		;                        /* the client has its reply; the next MAIL reconnects */
+		; /* the client has its reply; the next MAIL reconnects */
 	else if (bad)
 		SAY(s, reply_backend_bad);
 	else
@@ -978,10 +1038,11 @@ data_content(void *arg, const char *p, size_t n)
 		content_events(s, p, n);
 		return;
 	}
-	if (n > CHUNK_CAP - s->chunk_len) {      /* cannot happen: session_pump feeds what fits */
+	if (n > CHUNK_CAP - s->chunk_len) { /* cannot happen: session_pump feeds what fits */
 		struct moat_verdict v;
 
-		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk", "Local error in processing");
+		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk",
+		    "Local error in processing");
 		data_fail(s, &v);
 		return;
 	}
@@ -1021,9 +1082,15 @@ data_received(struct px_session *s)
 {
 	char buf[PX_RECEIVED_MAX];
 	struct px_received r = {
-		.helo = s->helo, .name = s->client_name, .addr = s->client_addr, .by = s->conf->authserv_id,
-		.id = moat_session_id(s->ms), .esmtp = s->esmtp, .tls = &s->tls,
-		.client_cert_requested = s->conf->tls_request_client_cert, .when = time(NULL),
+		.helo = s->helo,
+		.name = s->client_name,
+		.addr = s->client_addr,
+		.by = s->conf->authserv_id,
+		.id = moat_session_id(s->ms),
+		.esmtp = s->esmtp,
+		.tls = &s->tls,
+		.client_cert_requested = s->conf->tls_request_client_cert,
+		.when = time(NULL),
 	};
 	size_t n = px_received_format(buf, sizeof(buf), &r);
 
@@ -1050,7 +1117,8 @@ data_begin(struct px_session *s)
 		if (s->hold == NULL)
 			return -1;
 	}
-	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content, data_wire, s);
+	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
+	    data_wire, s);
 	moat_verdict_continue(&s->dv);
 	s->data_abort = false;
 	s->in_headers = true;
@@ -1144,7 +1212,7 @@ send_emit(void *arg, const char *p, size_t n)
 	struct px_session *s = arg;
 
 	if (n > s->scap - s->slen) {
-		s->sfull = true;     /* cannot happen: sbuf holds the largest piece */
+		s->sfull = true; /* cannot happen: sbuf holds the largest piece */
 		return;
 	}
 	memcpy(s->sbuf + s->slen, p, n);
@@ -1178,7 +1246,7 @@ send_piece(struct px_session *s, ssize_t n)
 		send_fail(s, "send-buffer");
 		return;
 	}
-	backend_send(s, s->sbuf, s->slen);   /* a write error ends the leg: op is no longer OP_SEND */
+	backend_send(s, s->sbuf, s->slen); /* a write error ends the leg: op is no longer OP_SEND */
 	s->slen = 0;
 }
 
@@ -1193,7 +1261,8 @@ send_next(struct px_session *s)
 				return;
 			}
 			if (s->slen > 0)
-				backend_send(s, s->sbuf, s->slen);   /* the inserted fields of an empty message */
+				backend_send(s, s->sbuf,
+				    s->slen); /* the inserted fields of an empty message */
 			if (s->op != OP_SEND)
 				return;
 			data_free(s);
@@ -1201,11 +1270,11 @@ send_next(struct px_session *s)
 			return;
 		}
 		if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH) {
-			s->wait = W_DRAIN;       /* px_session_backend_drained resumes */
+			s->wait = W_DRAIN; /* px_session_backend_drained resumes */
 			return;
 		}
 		if (px_hold_spooled(s->hold)) {
-			s->work = WK_READ;       /* the file is read on the pool */
+			s->work = WK_READ; /* the file is read on the pool */
 			s->wait = W_WORK;
 			s->ops->work(s->io);
 			return;
@@ -1222,7 +1291,8 @@ send_begin(struct px_session *s)
 	const struct moat_hdr_edit *edits = moat_session_edits(s->ms, &nedits);
 
 	for (size_t i = 0; i < nedits; i++)
-		if (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].name != NULL && edits[i].value != NULL)
+		if (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].name != NULL &&
+		    edits[i].value != NULL)
 			ins += strlen(edits[i].name) + strlen(edits[i].value) + 4;
 	/* a piece of CHUNK_HIGH at most doubles with stuffing and may complete a field the header
 	 * reader kept from earlier pieces; the inserted fields come first */
@@ -1331,9 +1401,9 @@ struct px_cmd {
 	void (*proceed)(struct px_session *s, const char *arg);
 };
 
-#define CF_NEED_HELO 0x1     /* only after EHLO/HELO */
-#define CF_NEED_TLS 0x2      /* 530 5.7.0 before STARTTLS when proxy_require_tls */
-#define CF_JUNK 0x4          /* moves no mail: counts towards limit_junk_commands */
+#define CF_NEED_HELO 0x1 /* only after EHLO/HELO */
+#define CF_NEED_TLS 0x2 /* 530 5.7.0 before STARTTLS when proxy_require_tls */
+#define CF_JUNK 0x4 /* moves no mail: counts towards limit_junk_commands */
 
 static int
 check_none(struct px_session *s, const char *arg)
@@ -1367,7 +1437,8 @@ ehlo_reply(struct px_session *s)
 	char buf[512];
 	int n;
 
-	s->utf8_offered = s->esmtp && s->backend_utf8 && (s->bstate == B_READY || s->bstate == B_PARKED);
+	s->utf8_offered =
+	    s->esmtp && s->backend_utf8 && (s->bstate == B_READY || s->bstate == B_PARKED);
 	if (!s->esmtp)
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
@@ -1389,7 +1460,7 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	struct moat_verdict v;
 
 	if (s->in_txn || s->op != OP_NONE) {
-		backend_abort(s);    /* RFC 5321 4.1.4: EHLO resets the transaction */
+		backend_abort(s); /* RFC 5321 4.1.4: EHLO resets the transaction */
 		txn_reset(s);
 	}
 	moat_session_helo(s->ms, arg, esmtp, &v);
@@ -1453,7 +1524,7 @@ mail_params(struct px_session *s, const char *params)
 				return -2;
 		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
 			if (!s->utf8_offered)
-				return -1;   /* RFC 6531 3.4: only when advertised; relayed as given */
+				return -1; /* RFC 6531 3.4: only when advertised; relayed as given */
 		} else if (!(tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) &&
 		    !(tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
 			return -1;
@@ -1496,7 +1567,7 @@ check_mail(struct px_session *s, const char *arg)
 		return -1;
 	}
 	if (s->submission && !s->authenticated) {
-		SAY(s, reply_auth_required);     /* RFC 4954 6 */
+		SAY(s, reply_auth_required); /* RFC 4954 6 */
 		return -1;
 	}
 	if (parse_path(s, arg, "FROM:", true, &np) < 0)
@@ -1534,7 +1605,7 @@ backend_request(struct px_session *s, enum px_op op)
 		s->wait = W_BACKEND;
 		backend_xclient(s);
 	} else if (backend_in_setup(s)) {
-		s->op = op;                  /* the early connection's setup sends it once ready */
+		s->op = op; /* the early connection's setup sends it once ready */
 		s->wait = W_BACKEND;
 	} else {
 		backend_start(s, op);
@@ -1566,7 +1637,7 @@ check_rcpt(struct px_session *s, const char *arg)
 	}
 	if (parse_path(s, arg, "TO:", false, &np) < 0)
 		return -1;
-	if (np > 0) {            /* DSN is not advertised: no RCPT parameters */
+	if (np > 0) { /* DSN is not advertised: no RCPT parameters */
 		SAY(s, reply_param);
 		return -1;
 	}
@@ -1581,7 +1652,8 @@ proceed_rcpt(struct px_session *s, const char *arg)
 
 	(void)arg;
 	if (s->bstate != B_READY) {
-		SAY(s, reply_backend_lost);  /* the leg is gone: nothing to check, nothing to charge */
+		SAY(s,
+		    reply_backend_lost); /* the leg is gone: nothing to check, nothing to charge */
 		return;
 	}
 	rc = moat_session_rcpt(s->ms, s->path, NULL, &v);
@@ -1712,11 +1784,11 @@ static int
 check_starttls(struct px_session *s, const char *arg)
 {
 	if (!s->tls_offer || s->ops->client_starttls == NULL) {
-		SAY(s, reply_unknown);       /* not advertised: not a command here */
+		SAY(s, reply_unknown); /* not advertised: not a command here */
 		return -1;
 	}
 	if (s->tls_active) {
-		SAY(s, reply_tls_active);    /* RFC 3207 4.2: no STARTTLS inside TLS */
+		SAY(s, reply_tls_active); /* RFC 3207 4.2: no STARTTLS inside TLS */
 		return -1;
 	}
 	if (arg[0] != '\0') {
@@ -1738,7 +1810,8 @@ proceed_starttls(struct px_session *s, const char *arg)
 	(void)arg;
 	if (pipelined > 0) {
 		/* plaintext sent after STARTTLS must never run inside TLS (RFC 3207 4.2, CVE-2011-0411) */
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "starttls", "pipelined=%zu action=%s", pipelined,
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "starttls", "pipelined=%zu action=%s",
+		    pipelined,
 		    s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE ? "close" : "discard");
 		s->in_pos = s->in_len;
 		if (s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE) {
@@ -1788,7 +1861,8 @@ auth_send(struct px_session *s)
 	const char *l;
 
 	if (!s->backend_auth) {
-		moat_log(LOG_WARNING, moat_session_id(s->ms), "auth", "result=unavailable backend_offers_auth=no");
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "auth",
+		    "result=unavailable backend_offers_auth=no");
 		s->op = OP_NONE;
 		s->wait = W_NONE;
 		auth_end(s);
@@ -1817,7 +1891,8 @@ auth_succeeded(struct px_session *s)
 	s->authenticated = true;
 	moat_session_auth(s->ms, px_auth_login(s->auth));
 	/* the login name is not logged (AUTH data never is, STYLE.md 5) */
-	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s", px_auth_mech(s->auth));
+	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s",
+	    px_auth_mech(s->auth));
 	auth_end(s);
 	SAY(s, reply_auth_ok);
 }
@@ -1827,15 +1902,15 @@ static void
 auth_backend_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code == 334) {
-		say(s, r->buf, r->len);          /* the challenge, verbatim; the client answers */
+		say(s, r->buf, r->len); /* the challenge, verbatim; the client answers */
 		s->state = S_AUTH;
 		return;
 	}
 	s->state = S_CMD;
 	if (r->code != 235) {
-		say(s, r->buf, r->len);          /* 535, 501, 454...: the backend's word */
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth", "result=fail mech=%s backend_code=%u",
-		    px_auth_mech(s->auth), r->code);
+		say(s, r->buf, r->len); /* 535, 501, 454...: the backend's word */
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth",
+		    "result=fail mech=%s backend_code=%u", px_auth_mech(s->auth), r->code);
 		auth_end(s);
 		count_error(s, false);
 		return;
@@ -1847,17 +1922,19 @@ static int
 check_auth(struct px_session *s, const char *arg)
 {
 	static const char *const replies[] = {
-		[PX_AUTH_BAD_MECH] = reply_auth_mech, [PX_AUTH_SYNTAX] = reply_auth_syntax,
-		[PX_AUTH_TOOLONG] = reply_auth_long, [PX_AUTH_NOMEM] = reply_oom,
+		[PX_AUTH_BAD_MECH] = reply_auth_mech,
+		[PX_AUTH_SYNTAX] = reply_auth_syntax,
+		[PX_AUTH_TOOLONG] = reply_auth_long,
+		[PX_AUTH_NOMEM] = reply_oom,
 	};
 	enum px_auth_rc rc;
 
 	if (!s->submission) {
-		SAY(s, reply_unknown);       /* not advertised: not a command here */
+		SAY(s, reply_unknown); /* not advertised: not a command here */
 		return -1;
 	}
 	if (!s->tls_active) {
-		SAY(s, reply_tls_required);  /* RFC 4954 4: credentials only inside TLS */
+		SAY(s, reply_tls_required); /* RFC 4954 4: credentials only inside TLS */
 		return -1;
 	}
 	if (s->authenticated) {
@@ -1924,7 +2001,7 @@ session_command(struct px_session *s, const char *line, size_t len)
 	const char *arg;
 
 	if (len + 1 > s->line_cap)
-		return;              /* cannot happen: lines are bounded by the same limit */
+		return; /* cannot happen: lines are bounded by the same limit */
 	if (s->line == NULL && (s->line = malloc(s->line_cap)) == NULL) {
 		SAY(s, reply_oom);
 		session_close(s);
@@ -1973,20 +2050,22 @@ session_pump(struct px_session *s)
 
 		if (s->state == S_GREET) {
 			SAY(s, reply_early);
-			moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=early_talker");
+			moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject",
+			    "reason=early_talker");
 			session_close(s);
 			break;
 		}
 		if (s->state == S_DATA) {
 			bool done;
 
-			assert(s->data != NULL);     /* S_DATA only between data_begin and data_end */
+			assert(s->data != NULL); /* S_DATA only between data_begin and data_end */
 			s->in_pos += px_data_feed(s->data, p, data_feed_max(s, n), &done);
 			data_settle(s);
 			if (done) {
 				data_end(s);
 			} else if (s->holding && s->chunk_len >= CHUNK_HIGH) {
-				s->work = WK_CHUNK;      /* events and spool writes, in order, on the pool */
+				s->work =
+				    WK_CHUNK; /* events and spool writes, in order, on the pool */
 				s->wait = W_WORK;
 				s->ops->work(s->io);
 			}
@@ -2024,7 +2103,8 @@ session_pump(struct px_session *s)
 			break;
 		if (r == PX_LINE_OK) {
 			/* AUTH lines carry credentials: no copy of them stays behind */
-			bool secret = s->state == S_AUTH || (ll >= 4 && strncasecmp(p, "AUTH", 4) == 0);
+			bool secret =
+			    s->state == S_AUTH || (ll >= 4 && strncasecmp(p, "AUTH", 4) == 0);
 
 			s->in_pos += used;
 			if (s->state == S_AUTH)
@@ -2060,13 +2140,13 @@ session_pump(struct px_session *s)
 static void
 event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
 {
-	if (next == RL_MAIL) {           /* relayed or refused (and the transaction undone) there */
+	if (next == RL_MAIL) { /* relayed or refused (and the transaction undone) there */
 		s->v = *v;
 		mail_done(s);
 		return;
 	}
 	if (v->action != MOAT_CONTINUE && v->action != MOAT_ACCEPT) {
-		if (next != RL_TLS_IMPLICIT)     /* before the handshake nothing can be said */
+		if (next != RL_TLS_IMPLICIT) /* before the handshake nothing can be said */
 			say_verdict(s, v);
 		if (v->close || next == RL_TLS_IMPLICIT)
 			session_close(s);
@@ -2075,7 +2155,7 @@ event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict 
 	switch (next) {
 	case RL_GREET:
 		if (s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT)
-			backend_start(s, OP_NONE);   /* its EHLO reply decides what our EHLO offers */
+			backend_start(s, OP_NONE); /* its EHLO reply decides what our EHLO offers */
 		if (s->greet_now)
 			px_session_greet(s);
 		break;
@@ -2109,10 +2189,10 @@ core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v, 
 		if (s->ops->ratelimit == NULL) {
 			/* the core pends only for a shared store, which a driver without one cannot
 			 * reach: refuse for now rather than pass unlimited */
-			moat_verdict_set(&answer, MOAT_TEMPFAIL, 451, "4.3.0", "ratelimit_store_down",
-			    "Local error, try again later");
+			moat_verdict_set(&answer, MOAT_TEMPFAIL, 451, "4.3.0",
+			    "ratelimit_store_down", "Local error, try again later");
 		} else if (s->ops->ratelimit(s->io, moat_session_pending_plan(s->ms),
-		    moat_session_id(s->ms), &answer) > 0) {
+			       moat_session_id(s->ms), &answer) > 0) {
 			s->rl_next = next;
 			s->wait = W_RATELIMIT;
 			return;
@@ -2160,8 +2240,9 @@ px_session_tls_started(struct px_session *s, const struct moat_tls_info *info)
 	s->tls_active = true;
 	s->tls = *info;
 	moat_session_tls(s->ms, info);
-	moat_log(LOG_INFO, moat_session_id(s->ms), "tls", "protocol=%s cipher=%s bits=%u sni=%s%s%s",
-	    info->protocol, info->cipher, info->bits, info->sni[0] != '\0' ? info->sni : "-",
+	moat_log(LOG_INFO, moat_session_id(s->ms), "tls",
+	    "protocol=%s cipher=%s bits=%u sni=%s%s%s", info->protocol, info->cipher, info->bits,
+	    info->sni[0] != '\0' ? info->sni : "-",
 	    info->peer_fingerprint[0] != '\0' ? " peer_fingerprint=" : "", info->peer_fingerprint);
 }
 
@@ -2238,8 +2319,8 @@ px_session_greet(struct px_session *s)
 	int n;
 
 	if (s->state != S_GREET || s->wait != W_NONE)
-		return;                  /* not yet: the connection limits have not answered */
-	if (s->in_len > 0) {         /* talked before the banner (postscreen's pregreet test) */
+		return; /* not yet: the connection limits have not answered */
+	if (s->in_len > 0) { /* talked before the banner (postscreen's pregreet test) */
 		session_pump(s);
 		return;
 	}
@@ -2282,7 +2363,7 @@ px_session_client_gone(struct px_session *s)
 		return;
 	s->gone = true;
 	if (s->in_txn || s->op != OP_NONE || s->state == S_DATA)
-		backend_abort(s);    /* no final dot ever went out: nothing is delivered */
+		backend_abort(s); /* no final dot ever went out: nothing is delivered */
 	txn_reset(s);
 	session_close(s);
 }
@@ -2330,7 +2411,8 @@ px_session_work_run(struct px_session *s)
 {
 	switch (s->work) {
 	case WK_MAIL:
-		s->mail_rc = moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
+		s->mail_rc =
+		    moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
 		break;
 	case WK_EOM:
 		eom_run(s);
@@ -2367,7 +2449,7 @@ px_session_work_done(struct px_session *s)
 		break;
 	case WK_READ:
 		s->wait = W_DRAIN;
-		if (s->bstate != B_READY) {      /* the leg went while the file was read */
+		if (s->bstate != B_READY) { /* the leg went while the file was read */
 			send_fail(s, "backend-lost");
 			break;
 		}

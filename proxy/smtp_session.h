@@ -51,7 +51,12 @@ struct px_ops {
 };
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
-enum px_phase { PX_PHASE_GREET = 0, PX_PHASE_COMMAND, PX_PHASE_DATA, PX_PHASE_CLOSED };
+enum px_phase {
+	PX_PHASE_GREET = 0,
+	PX_PHASE_COMMAND,
+	PX_PHASE_DATA,
+	PX_PHASE_CLOSED
+};
 
 /*
  * px_session_new - the connect event. pol: borrowed; client: copied by the core; local_*: where

@@ -17,13 +17,13 @@
 
 #include "tls_int.h"
 
-#define TLS_BIO_KEEP 4096   /* an emptied BIO holding more than this is replaced (idle memory) */
+#define TLS_BIO_KEEP 4096 /* an emptied BIO holding more than this is replaced (idle memory) */
 
 struct moat_tls_conn {
 	struct moat_tls_ctx *ctx;
 	SSL *ssl;
-	BIO *in;                   /* ciphertext from the peer (owned by ssl) */
-	BIO *out;                  /* ciphertext for the peer (owned by ssl) */
+	BIO *in; /* ciphertext from the peer (owned by ssl) */
+	BIO *out; /* ciphertext for the peer (owned by ssl) */
 	enum moat_tls_role role;
 	enum moat_tls_state state;
 	char err[MOAT_TLS_ERR_MAX];
@@ -37,7 +37,8 @@ conn_fail(struct moat_tls_conn *conn, const char *what, int sslerr)
 		conn->state = MOAT_TLS_FAILED;
 		snprintf(conn->err, sizeof(conn->err), "%s", what);
 		if (sslerr == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
-			snprintf(conn->err, sizeof(conn->err), "%s: unexpected end of stream", what);
+			snprintf(conn->err, sizeof(conn->err), "%s: unexpected end of stream",
+			    what);
 		moat__tls_errstr(conn->err, sizeof(conn->err));
 	}
 	ERR_clear_error();
@@ -60,13 +61,13 @@ conn_trim(struct moat_tls_conn *conn)
 	BUF_MEM *bm;
 	BIO *fresh;
 
-	if (BIO_ctrl_pending(conn->in) == 0 && BIO_get_mem_ptr(conn->in, &bm) == 1 && bm->max > TLS_BIO_KEEP &&
-	    (fresh = conn_new_bio()) != NULL) {
+	if (BIO_ctrl_pending(conn->in) == 0 && BIO_get_mem_ptr(conn->in, &bm) == 1 &&
+	    bm->max > TLS_BIO_KEEP && (fresh = conn_new_bio()) != NULL) {
 		SSL_set0_rbio(conn->ssl, fresh);
 		conn->in = fresh;
 	}
-	if (BIO_ctrl_pending(conn->out) == 0 && BIO_get_mem_ptr(conn->out, &bm) == 1 && bm->max > TLS_BIO_KEEP &&
-	    (fresh = conn_new_bio()) != NULL) {
+	if (BIO_ctrl_pending(conn->out) == 0 && BIO_get_mem_ptr(conn->out, &bm) == 1 &&
+	    bm->max > TLS_BIO_KEEP && (fresh = conn_new_bio()) != NULL) {
 		SSL_set0_wbio(conn->ssl, fresh);
 		conn->out = fresh;
 	}
@@ -111,8 +112,10 @@ moat_tls_conn_new(struct moat_tls_ctx *ctx, enum moat_tls_role role, const char 
 	struct moat_tls_conn *conn;
 
 	if (sc == NULL) {
-		snprintf(err, errlen, role == MOAT_TLS_SERVER ? "no certificate configured (tls_cert_file)"
-		    : "TLS towards the backend is off (tls_backend = none)");
+		snprintf(err, errlen,
+		    role == MOAT_TLS_SERVER
+			? "no certificate configured (tls_cert_file)"
+			: "TLS towards the backend is off (tls_backend = none)");
 		return NULL;
 	}
 	conn = calloc(1, sizeof(*conn));
@@ -146,13 +149,13 @@ moat_tls_conn_new(struct moat_tls_ctx *ctx, enum moat_tls_role role, const char 
 	SSL_set_connect_state(conn->ssl);
 	if (SSL_set1_host(conn->ssl, name) != 1 ||
 	    (strchr(name, ':') == NULL && strspn(name, "0123456789.") != strlen(name) &&
-	    SSL_set_tlsext_host_name(conn->ssl, name) != 1)) {
+		SSL_set_tlsext_host_name(conn->ssl, name) != 1)) {
 		snprintf(err, errlen, "server name '%s' refused", name);
 		moat_tls_conn_free(conn);
 		ERR_clear_error();
 		return NULL;
 	}
-	if (conn_handshake(conn) < 0) {   /* queues the ClientHello */
+	if (conn_handshake(conn) < 0) { /* queues the ClientHello */
 		snprintf(err, errlen, "%s", conn->err);
 		moat_tls_conn_free(conn);
 		return NULL;
@@ -165,7 +168,7 @@ moat_tls_conn_free(struct moat_tls_conn *conn)
 {
 	if (conn == NULL)
 		return;
-	SSL_free(conn->ssl);   /* frees both BIOs */
+	SSL_free(conn->ssl); /* frees both BIOs */
 	moat_tls_ctx_unref(conn->ctx);
 	free(conn);
 }
@@ -214,7 +217,8 @@ moat_tls_read(struct moat_tls_conn *conn, void *buf, size_t len)
 		conn->state = MOAT_TLS_CLOSED;
 		return 0;
 	default:
-		conn_fail(conn, conn->state == MOAT_TLS_HANDSHAKE ? "handshake failed" : "read failed", e);
+		conn_fail(conn,
+		    conn->state == MOAT_TLS_HANDSHAKE ? "handshake failed" : "read failed", e);
 		return -1;
 	}
 }
@@ -226,7 +230,8 @@ moat_tls_write(struct moat_tls_conn *conn, const void *data, size_t len)
 
 	if (conn->state != MOAT_TLS_OPEN) {
 		if (conn->state != MOAT_TLS_FAILED)
-			conn_fail(conn, "write before the handshake completed or after close", SSL_ERROR_SSL);
+			conn_fail(conn, "write before the handshake completed or after close",
+			    SSL_ERROR_SSL);
 		return -1;
 	}
 	if (len == 0)

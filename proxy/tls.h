@@ -29,18 +29,21 @@
 #include "conf.h"
 #include "policy.h"
 
-#define MOAT_TLS_ERR_MAX 256   /* one error message: what failed, the file, OpenSSL's reason */
+#define MOAT_TLS_ERR_MAX 256 /* one error message: what failed, the file, OpenSSL's reason */
 
 struct moat_tls_ctx;
 struct moat_tls_conn;
 
-enum moat_tls_role { MOAT_TLS_SERVER, MOAT_TLS_CLIENT };
+enum moat_tls_role {
+	MOAT_TLS_SERVER,
+	MOAT_TLS_CLIENT
+};
 
 enum moat_tls_state {
-	MOAT_TLS_HANDSHAKE,    /* handshake in progress */
-	MOAT_TLS_OPEN,         /* handshake done; application data flows */
-	MOAT_TLS_CLOSED,       /* the peer sent close_notify (no more plaintext will come) */
-	MOAT_TLS_FAILED,       /* fatal error; moat_tls_conn_error() says why; send what is pending, then close */
+	MOAT_TLS_HANDSHAKE, /* handshake in progress */
+	MOAT_TLS_OPEN, /* handshake done; application data flows */
+	MOAT_TLS_CLOSED, /* the peer sent close_notify (no more plaintext will come) */
+	MOAT_TLS_FAILED, /* fatal error; moat_tls_conn_error() says why; send what is pending, then close */
 };
 
 /*
@@ -62,7 +65,7 @@ struct moat_tls_ctx *moat_tls_ctx_reload(struct moat_tls_ctx *old, const struct 
     char *err, size_t errlen);
 
 struct moat_tls_ctx *moat_tls_ctx_ref(struct moat_tls_ctx *ctx);
-void moat_tls_ctx_unref(struct moat_tls_ctx *ctx);   /* NULL is a no-op */
+void moat_tls_ctx_unref(struct moat_tls_ctx *ctx); /* NULL is a no-op */
 
 /* moat_tls_ctx_server_ready - a certificate is configured: STARTTLS / implicit TLS can be offered. */
 bool moat_tls_ctx_server_ready(const struct moat_tls_ctx *ctx);
@@ -75,7 +78,7 @@ bool moat_tls_ctx_server_ready(const struct moat_tls_ctx *ctx);
  */
 struct moat_tls_conn *moat_tls_conn_new(struct moat_tls_ctx *ctx, enum moat_tls_role role,
     const char *name, char *err, size_t errlen);
-void moat_tls_conn_free(struct moat_tls_conn *conn);   /* NULL is a no-op */
+void moat_tls_conn_free(struct moat_tls_conn *conn); /* NULL is a no-op */
 
 /*
  * moat_tls_feed - hand LEN bytes of ciphertext from the peer to the session and advance the

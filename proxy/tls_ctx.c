@@ -27,8 +27,8 @@
 
 #include "tls_int.h"
 
-#define TLS_LIST_MAX 8          /* certificate/key pairs in one set */
-#define TLS_SNI_MAX 256         /* names in tls_sni_map */
+#define TLS_LIST_MAX 8 /* certificate/key pairs in one set */
+#define TLS_SNI_MAX 256 /* names in tls_sni_map */
 #define TLS_PATH_MAX 4096
 
 static const unsigned char tls_sid_ctx[] = "mxmoat";
@@ -50,7 +50,7 @@ moat__tls_errstr(char *buf, size_t len)
 		const char *reason = ERR_reason_error_string(e);
 		int n;
 		if (used + 3 >= len)
-			continue;   /* drain the queue anyway */
+			continue; /* drain the queue anyway */
 		n = snprintf(buf + used, len - used, "%s%s", used > 0 ? ": " : "",
 		    reason != NULL ? reason : "unknown OpenSSL error");
 		if (n > 0)
@@ -127,10 +127,10 @@ keyring_rotate(struct tls_keyring *kr, time_t now)
 		kr->prev = kr->cur;
 		kr->have_prev = true;
 	} else {
-		kr->have_prev = false;   /* idle for two intervals: the old key has expired too */
+		kr->have_prev = false; /* idle for two intervals: the old key has expired too */
 	}
 	if (keyring_fill(&kr->cur, now) < 0)
-		kr->cur.created = now - (time_t)kr->rotation;   /* RNG failed: try again next time */
+		kr->cur.created = now - (time_t)kr->rotation; /* RNG failed: try again next time */
 	if (kr->have_prev && now - kr->prev.created >= 2 * (time_t)kr->rotation)
 		kr->have_prev = false;
 }
@@ -152,14 +152,15 @@ tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHE
 		key = kr->cur;
 	} else if (kr->have_prev && memcmp(key_name, kr->prev.name, 16) == 0) {
 		key = kr->prev;
-		ret = 2;   /* valid, but issue a ticket under the current key */
+		ret = 2; /* valid, but issue a ticket under the current key */
 	} else {
 		pthread_mutex_unlock(&kr->lock);
-		return 0;   /* unknown or expired key: full handshake */
+		return 0; /* unknown or expired key: full handshake */
 	}
 	pthread_mutex_unlock(&kr->lock);
 
-	params[0] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof(key.hmac));
+	params[0] =
+	    OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key.hmac, sizeof(key.hmac));
 	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
 	params[2] = OSSL_PARAM_construct_end();
 	if (enc) {
@@ -180,7 +181,10 @@ tls_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHE
 static int
 tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 {
-	(void)buf; (void)size; (void)rwflag; (void)u;
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
 	return -1;
 }
 
@@ -188,7 +192,8 @@ tls_no_passphrase(char *buf, int size, int rwflag, void *u)
 static int
 tls_accept_any(int ok, X509_STORE_CTX *store)
 {
-	(void)ok; (void)store;
+	(void)ok;
+	(void)store;
 	return 1;
 }
 
@@ -207,8 +212,10 @@ tls_key_file_safe(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		snprintf(err, errlen, "tls_key_file %s: readable or writable by group or others (mode %04o); "
-		    "refused, chmod 600 it", path, (unsigned)(st.st_mode & 07777));
+		snprintf(err, errlen,
+		    "tls_key_file %s: readable or writable by group or others (mode %04o); "
+		    "refused, chmod 600 it",
+		    path, (unsigned)(st.st_mode & 07777));
 		return -1;
 	}
 	return 0;
@@ -232,7 +239,8 @@ tls_load_key(const char *path, char *err, size_t errlen)
 	key = PEM_read_bio_PrivateKey(bio, NULL, tls_no_passphrase, NULL);
 	BIO_free(bio);
 	if (key == NULL)
-		tls_fail(err, errlen, "tls_key_file %s: no usable private key (PEM, unencrypted)", path);
+		tls_fail(err, errlen, "tls_key_file %s: no usable private key (PEM, unencrypted)",
+		    path);
 	return key;
 }
 
@@ -249,7 +257,8 @@ tls_add_pair(SSL_CTX *sc, const char *certfile, const char *keyfile, int *seen, 
 		return -1;
 	ERR_clear_error();
 	if (SSL_CTX_use_certificate_chain_file(sc, certfile) != 1) {
-		tls_fail(err, errlen, "tls_cert_file %s: cannot load the certificate chain", certfile);
+		tls_fail(err, errlen, "tls_cert_file %s: cannot load the certificate chain",
+		    certfile);
 		EVP_PKEY_free(key);
 		return -1;
 	}
@@ -257,8 +266,10 @@ tls_add_pair(SSL_CTX *sc, const char *certfile, const char *keyfile, int *seen, 
 	type = EVP_PKEY_get_base_id(X509_get0_pubkey(leaf));
 	for (size_t i = 0; i < nseen; i++) {
 		if (seen[i] == type) {
-			snprintf(err, errlen, "tls_cert_file %s: a second %s certificate in the same set "
-			    "(one RSA and one ECDSA pair per set)", certfile, OBJ_nid2sn(type));
+			snprintf(err, errlen,
+			    "tls_cert_file %s: a second %s certificate in the same set "
+			    "(one RSA and one ECDSA pair per set)",
+			    certfile, OBJ_nid2sn(type));
 			EVP_PKEY_free(key);
 			return -1;
 		}
@@ -266,8 +277,10 @@ tls_add_pair(SSL_CTX *sc, const char *certfile, const char *keyfile, int *seen, 
 	seen[nseen] = type;
 	if (X509_check_private_key(leaf, key) != 1) {
 		ERR_clear_error();
-		snprintf(err, errlen, "tls_cert_file %s and tls_key_file %s: the certificate does not "
-		    "match the private key", certfile, keyfile);
+		snprintf(err, errlen,
+		    "tls_cert_file %s and tls_key_file %s: the certificate does not "
+		    "match the private key",
+		    certfile, keyfile);
 		EVP_PKEY_free(key);
 		return -1;
 	}
@@ -289,10 +302,13 @@ tls_check_fs(SSL_CTX *sc, char *err, size_t errlen)
 	for (int i = 0; i < sk_SSL_CIPHER_num(list); i++) {
 		const SSL_CIPHER *c = sk_SSL_CIPHER_value(list, i);
 		if (SSL_CIPHER_get_kx_nid(c) == NID_kx_any)
-			continue;   /* TLS 1.3: always (EC)DHE */
-		if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe || SSL_CIPHER_get_auth_nid(c) == NID_auth_null) {
-			snprintf(err, errlen, "tls_ciphers: %s has no forward secrecy or no server "
-			    "authentication; refused (ECDHE suites only)", SSL_CIPHER_get_name(c));
+			continue; /* TLS 1.3: always (EC)DHE */
+		if (SSL_CIPHER_get_kx_nid(c) != NID_kx_ecdhe ||
+		    SSL_CIPHER_get_auth_nid(c) == NID_auth_null) {
+			snprintf(err, errlen,
+			    "tls_ciphers: %s has no forward secrecy or no server "
+			    "authentication; refused (ECDHE suites only)",
+			    SSL_CIPHER_get_name(c));
 			return -1;
 		}
 	}
@@ -310,7 +326,8 @@ tls_policy(SSL_CTX *sc, const struct moat_conf *conf, char *err, size_t errlen)
 		tls_fail(err, errlen, "tls_protocols_min: %s", "cannot be set");
 		return -1;
 	}
-	SSL_CTX_set_options(sc, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_options(sc,
+	    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_clear_options(sc, SSL_OP_ALLOW_CLIENT_RENEGOTIATION | SSL_OP_LEGACY_SERVER_CONNECT);
 	SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_default_passwd_cb(sc, tls_no_passphrase);
@@ -322,7 +339,8 @@ tls_policy(SSL_CTX *sc, const struct moat_conf *conf, char *err, size_t errlen)
 		return -1;
 	if (SSL_CTX_set1_groups_list(sc, conf->tls_groups) != 1) {
 		ERR_clear_error();
-		snprintf(err, errlen, "tls_groups '%s': unknown or unsupported group", conf->tls_groups);
+		snprintf(err, errlen, "tls_groups '%s': unknown or unsupported group",
+		    conf->tls_groups);
 		return -1;
 	}
 	return 0;
@@ -342,7 +360,7 @@ tls_sni_cb(SSL *ssl, int *alert, void *arg)
 	sc = moat__tls_sni_select(ctx, name);
 	if (sc != NULL && SSL_set_SSL_CTX(ssl, sc) == NULL)
 		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	return SSL_TLSEXT_ERR_OK;   /* unknown names get the default set */
+	return SSL_TLSEXT_ERR_OK; /* unknown names get the default set */
 }
 
 SSL_CTX *
@@ -380,7 +398,7 @@ tls_server_ctx(struct moat_tls_ctx *ctx, const struct moat_conf *conf, const str
 		if (tls_add_pair(sc, p->cert[i], p->key[i], seen, i, err, errlen) < 0)
 			goto fail;
 	SSL_CTX_set_session_id_context(sc, tls_sid_ctx, sizeof(tls_sid_ctx) - 1);
-	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);   /* stateless tickets only */
+	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF); /* stateless tickets only */
 	if (conf->tls_ticket_rotation == 0) {
 		SSL_CTX_set_options(sc, SSL_OP_NO_TICKET);
 		SSL_CTX_set_num_tickets(sc, 0);
@@ -392,10 +410,13 @@ tls_server_ctx(struct moat_tls_ctx *ctx, const struct moat_conf *conf, const str
 	if (conf->tls_request_client_cert) {
 		SSL_CTX_set_verify(sc, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, tls_accept_any);
 		if (conf->tls_client_ca_file[0] != '\0') {
-			STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->tls_client_ca_file);
-			if (names == NULL || SSL_CTX_load_verify_file(sc, conf->tls_client_ca_file) != 1) {
+			STACK_OF(X509_NAME) *names =
+			    SSL_load_client_CA_file(conf->tls_client_ca_file);
+			if (names == NULL ||
+			    SSL_CTX_load_verify_file(sc, conf->tls_client_ca_file) != 1) {
 				sk_X509_NAME_pop_free(names, X509_NAME_free);
-				tls_fail(err, errlen, "tls_client_ca_file %s: cannot load", conf->tls_client_ca_file);
+				tls_fail(err, errlen, "tls_client_ca_file %s: cannot load",
+				    conf->tls_client_ca_file);
 				goto fail;
 			}
 			SSL_CTX_set_client_CA_list(sc, names);
@@ -441,12 +462,15 @@ tls_build_default(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (tls_split(certs, p.cert, TLS_LIST_MAX, &p.n) < 0 || tls_split(keys, p.key, TLS_LIST_MAX, &nkeys) < 0) {
-		snprintf(err, errlen, "tls_cert_file/tls_key_file: more than %d entries", TLS_LIST_MAX);
+	if (tls_split(certs, p.cert, TLS_LIST_MAX, &p.n) < 0 ||
+	    tls_split(keys, p.key, TLS_LIST_MAX, &nkeys) < 0) {
+		snprintf(err, errlen, "tls_cert_file/tls_key_file: more than %d entries",
+		    TLS_LIST_MAX);
 		goto out;
 	}
 	if (p.n != nkeys) {
-		snprintf(err, errlen, "tls_cert_file has %zu entries but tls_key_file has %zu; they pair in order",
+		snprintf(err, errlen,
+		    "tls_cert_file has %zu entries but tls_key_file has %zu; they pair in order",
 		    p.n, nkeys);
 		goto out;
 	}
@@ -484,12 +508,13 @@ tls_build_sni(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *err,
 		snprintf(err, errlen, "tls_sni_map needs a default certificate in tls_cert_file");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {   /* check and split every entry in place first */
+	for (size_t i = 0; i < n; i++) { /* check and split every entry in place first */
 		char *eq = strchr(item[i], '='), *colon;
 		colon = eq != NULL ? strchr(eq + 1, ':') : NULL;
-		if (eq == NULL || eq == item[i] || colon == NULL || colon == eq + 1 || colon[1] == '\0' ||
-		    strchr(colon + 1, ':') != NULL) {
-			snprintf(err, errlen, "tls_sni_map: '%s' is not name=certfile:keyfile", item[i]);
+		if (eq == NULL || eq == item[i] || colon == NULL || colon == eq + 1 ||
+		    colon[1] == '\0' || strchr(colon + 1, ':') != NULL) {
+			snprintf(err, errlen, "tls_sni_map: '%s' is not name=certfile:keyfile",
+			    item[i]);
 			goto out;
 		}
 		*eq = '\0';
@@ -502,7 +527,7 @@ tls_build_sni(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *err,
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {   /* group the entries of one name into one set */
+	for (size_t i = 0; i < n; i++) { /* group the entries of one name into one set */
 		struct tls_pairs p = { .n = 0 };
 		struct tls_sni *s;
 		if (used[i])
@@ -511,7 +536,8 @@ tls_build_sni(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *err,
 			if (used[j] || strcmp(item[i], item[j]) != 0)
 				continue;
 			if (p.n == TLS_LIST_MAX) {
-				snprintf(err, errlen, "tls_sni_map: more than %d pairs for %s", TLS_LIST_MAX, item[i]);
+				snprintf(err, errlen, "tls_sni_map: more than %d pairs for %s",
+				    TLS_LIST_MAX, item[i]);
 				goto out;
 			}
 			used[j] = true;
@@ -562,10 +588,12 @@ tls_build_client(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *e
 {
 	if (conf->tls_backend == MOAT_TLS_BACKEND_NONE)
 		return 0;
-	ctx->backend_name = conf->tls_backend_verify_name[0] != '\0' ? strdup(conf->tls_backend_verify_name)
+	ctx->backend_name = conf->tls_backend_verify_name[0] != '\0'
+	    ? strdup(conf->tls_backend_verify_name)
 	    : tls_backend_host(conf->proxy_backend);
 	if (ctx->backend_name == NULL || ctx->backend_name[0] == '\0') {
-		snprintf(err, errlen, "tls_backend: set tls_backend_verify_name (no host name in proxy_backend '%s')",
+		snprintf(err, errlen,
+		    "tls_backend: set tls_backend_verify_name (no host name in proxy_backend '%s')",
 		    conf->proxy_backend);
 		return -1;
 	}
@@ -581,11 +609,13 @@ tls_build_client(struct moat_tls_ctx *ctx, const struct moat_conf *conf, char *e
 	ERR_clear_error();
 	if (conf->tls_backend_ca_file[0] != '\0') {
 		if (SSL_CTX_load_verify_file(ctx->client, conf->tls_backend_ca_file) != 1) {
-			tls_fail(err, errlen, "tls_backend_ca_file %s: cannot load", conf->tls_backend_ca_file);
+			tls_fail(err, errlen, "tls_backend_ca_file %s: cannot load",
+			    conf->tls_backend_ca_file);
 			return -1;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx->client) != 1) {
-		tls_fail(err, errlen, "%s", "tls_backend_ca_file is empty and the system CAs cannot be loaded");
+		tls_fail(err, errlen, "%s",
+		    "tls_backend_ca_file is empty and the system CAs cannot be loaded");
 		return -1;
 	}
 	return 0;
@@ -613,7 +643,8 @@ tls_ctx_build(struct tls_keyring *keys, const struct moat_conf *conf, char *err,
 	if (conf->tls_ticket_rotation > 0 && keys->rotation == 0)
 		keys->rotation = 1;
 	pthread_mutex_unlock(&keys->lock);
-	if (tls_build_default(ctx, conf, err, errlen) < 0 || tls_build_sni(ctx, conf, err, errlen) < 0 ||
+	if (tls_build_default(ctx, conf, err, errlen) < 0 ||
+	    tls_build_sni(ctx, conf, err, errlen) < 0 ||
 	    tls_build_client(ctx, conf, err, errlen) < 0)
 		goto fail;
 	ERR_clear_error();
@@ -631,7 +662,8 @@ moat_tls_ctx_new(const struct moat_conf *conf, char *err, size_t errlen)
 }
 
 struct moat_tls_ctx *
-moat_tls_ctx_reload(struct moat_tls_ctx *old, const struct moat_conf *conf, char *err, size_t errlen)
+moat_tls_ctx_reload(struct moat_tls_ctx *old, const struct moat_conf *conf, char *err,
+    size_t errlen)
 {
 	if (old == NULL)
 		return moat_tls_ctx_new(conf, err, errlen);

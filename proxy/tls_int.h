@@ -15,7 +15,7 @@ struct tls_ticket_key {
 	unsigned char name[16];
 	unsigned char aes[32];
 	unsigned char hmac[32];
-	time_t created;            /* CLOCK_MONOTONIC seconds */
+	time_t created; /* CLOCK_MONOTONIC seconds */
 };
 
 /*
@@ -26,24 +26,24 @@ struct tls_ticket_key {
 struct tls_keyring {
 	atomic_int refs;
 	pthread_mutex_t lock;
-	unsigned rotation;         /* seconds; 0 = tickets off */
+	unsigned rotation; /* seconds; 0 = tickets off */
 	struct tls_ticket_key cur, prev;
 	bool have_prev;
 };
 
 /* One name of tls_sni_map with its certificate set. */
 struct tls_sni {
-	char *name;                /* lower case; "*.example.org" matches one label */
+	char *name; /* lower case; "*.example.org" matches one label */
 	SSL_CTX *ssl_ctx;
 };
 
 struct moat_tls_ctx {
 	atomic_int refs;
-	SSL_CTX *server;           /* default certificate set; NULL when no certificate is configured */
+	SSL_CTX *server; /* default certificate set; NULL when no certificate is configured */
 	struct tls_sni *sni;
 	size_t nsni;
-	SSL_CTX *client;           /* towards the backend; NULL when tls_backend = none */
-	char *backend_name;        /* verified name and SNI for client sessions */
+	SSL_CTX *client; /* towards the backend; NULL when tls_backend = none */
+	char *backend_name; /* verified name and SNI for client sessions */
 	struct tls_keyring *keys;
 };
 

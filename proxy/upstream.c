@@ -25,14 +25,15 @@ static int
 reply_line(struct px_reply *r)
 {
 	const char *l = r->buf + r->line;
-	size_t n = r->len - r->line - 2;     /* without CRLF */
+	size_t n = r->len - r->line - 2; /* without CRLF */
 	unsigned code;
 
-	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '5' || l[2] < '0' || l[2] > '9')
+	if (n < 3 || l[0] < '2' || l[0] > '5' || l[1] < '0' || l[1] > '5' || l[2] < '0' ||
+	    l[2] > '9')
 		return -1;
 	code = (unsigned)(l[0] - '0') * 100 + (unsigned)(l[1] - '0') * 10 + (unsigned)(l[2] - '0');
 	if (r->lines > 0 && code != r->code)
-		return -1;                   /* RFC 5321 4.2.1: same code on every line */
+		return -1; /* RFC 5321 4.2.1: same code on every line */
 	r->code = code;
 	for (size_t i = 3; i < n; i++) {
 		unsigned char c = (unsigned char)l[i];
@@ -66,9 +67,9 @@ px_reply_feed(struct px_reply *r, const char *p, size_t n, size_t *used)
 		if (c != '\n')
 			continue;
 		if (r->len - r->line < 2 || r->buf[r->len - 2] != '\r')
-			return PX_REPLY_BAD;     /* bare LF */
+			return PX_REPLY_BAD; /* bare LF */
 		if (memchr(r->buf + r->line, '\r', r->len - r->line - 2) != NULL)
-			return PX_REPLY_BAD;     /* bare CR inside */
+			return PX_REPLY_BAD; /* bare CR inside */
 		rc = reply_line(r);
 		if (rc < 0)
 			return PX_REPLY_BAD;
@@ -150,17 +151,18 @@ px_xclient_format(char *out, size_t len, const char *addr, unsigned port, const 
 }
 
 size_t
-px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sport, const char *dst,
-    unsigned dport)
+px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sport,
+    const char *dst, unsigned dport)
 {
 	bool v6 = strchr(src, ':') != NULL;
 	unsigned char a[16], b[16];
 
-	if (inet_pton(v6 ? AF_INET6 : AF_INET, src, a) != 1 || inet_pton(v6 ? AF_INET6 : AF_INET, dst, b) != 1)
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, src, a) != 1 ||
+	    inet_pton(v6 ? AF_INET6 : AF_INET, dst, b) != 1)
 		return 0;
 	if (version == 1) {
-		int n = snprintf(out, len, PX_PP1_PREFIX "%s %s %s %u %u\r\n", v6 ? "TCP6" : "TCP4", src, dst,
-		    sport, dport);
+		int n = snprintf(out, len, PX_PP1_PREFIX "%s %s %s %u %u\r\n", v6 ? "TCP6" : "TCP4",
+		    src, dst, sport, dport);
 
 		return n < 0 || (size_t)n >= len ? 0 : (size_t)n;
 	}
@@ -170,7 +172,8 @@ px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sp
 
 	if (len < PX_PP2_HDR_LEN + plen)
 		return 0;
-	memcpy(o, PX_PP2_SIG, PX_PP2_SIG_LEN);   /* NOLINT(bugprone-not-null-terminated-result): binary signature */
+	memcpy(o, PX_PP2_SIG,
+	    PX_PP2_SIG_LEN); /* NOLINT(bugprone-not-null-terminated-result): binary signature */
 	o[12] = PX_PP2_VERSION | PX_PP2_CMD_PROXY;
 	o[13] = v6 ? PX_PP2_TCP6 : PX_PP2_TCP4;
 	o[14] = (unsigned char)(plen >> 8);

@@ -9,16 +9,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define PX_REPLY_MAX 4096        /* a whole (multi-line) reply */
-#define PX_REPLY_LINES 32        /* lines in one reply */
-#define PX_REPLY_LINE_MAX 1000   /* RFC 5321 4.5.3.1.5 says 512; real MTAs stay far below 1000 */
+#define PX_REPLY_MAX 4096 /* a whole (multi-line) reply */
+#define PX_REPLY_LINES 32 /* lines in one reply */
+#define PX_REPLY_LINE_MAX 1000 /* RFC 5321 4.5.3.1.5 says 512; real MTAs stay far below 1000 */
 
-enum px_reply_status { PX_REPLY_NEED = 0, PX_REPLY_DONE, PX_REPLY_BAD };
+enum px_reply_status {
+	PX_REPLY_NEED = 0,
+	PX_REPLY_DONE,
+	PX_REPLY_BAD
+};
 
 struct px_reply {
-	char buf[PX_REPLY_MAX];  /* the reply as received, CRLF line ends */
+	char buf[PX_REPLY_MAX]; /* the reply as received, CRLF line ends */
 	size_t len;
-	size_t line;             /* start of the line being read */
+	size_t line; /* start of the line being read */
 	unsigned lines;
 	unsigned code;
 };

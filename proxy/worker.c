@@ -29,10 +29,10 @@
 #include "tls.h"
 #include "worker.h"
 
-#define OUT_MAX ((size_t)64 * 1024)         /* replies queued for the client before we stop reading */
-#define BACKEND_HIGH ((size_t)256 * 1024)    /* backend write queue that pauses client reads */
+#define OUT_MAX ((size_t)64 * 1024) /* replies queued for the client before we stop reading */
+#define BACKEND_HIGH ((size_t)256 * 1024) /* backend write queue that pauses client reads */
 #define BREAD_SIZE 4096
-#define TLS_READ_SIZE (16384 + 2048)  /* one full record and its overhead */
+#define TLS_READ_SIZE (16384 + 2048) /* one full record and its overhead */
 
 struct px_worker {
 	uv_loop_t loop;
@@ -44,12 +44,12 @@ struct px_worker {
 	atomic_int done;
 	atomic_uint sessions;
 	/* TLS */
-	bool listen_tls[PX_LISTEN_MAX];  /* implicit TLS (proxy_listen_tls) */
-	pthread_mutex_t tls_lock;        /* guards tls: main swaps it on SIGHUP */
-	struct moat_tls_ctx *tls;        /* NULL: no certificate, no TLS */
+	bool listen_tls[PX_LISTEN_MAX]; /* implicit TLS (proxy_listen_tls) */
+	pthread_mutex_t tls_lock; /* guards tls: main swaps it on SIGHUP */
+	struct moat_tls_ctx *tls; /* NULL: no certificate, no TLS */
 	/* rate limits */
-	struct moat_ratelimit *rl;       /* the policy's (borrowed) */
-	struct px_rlredis *rlr;          /* this loop's Redis store; NULL: the embedded one */
+	struct moat_ratelimit *rl; /* the policy's (borrowed) */
+	struct px_rlredis *rlr; /* this loop's Redis store; NULL: the embedded one */
 	bool stopping;
 	/* work items that cannot block, run by the idle handle in order (op_work) */
 	uv_idle_t inline_idle;
@@ -70,37 +70,37 @@ struct bconn {
 	/* STARTTLS towards the backend (tls_backend) */
 	struct moat_tls_conn *tls;
 	bool tls_reported;
-	uint64_t tls_start;              /* uv_now when the handshake began */
+	uint64_t tls_start; /* uv_now when the handshake began */
 };
 
 struct conn {
 	uv_tcp_t client;
-	uv_timer_t timer;                /* client: greet pause, idle, data, lifetime */
-	uv_timer_t btimer;               /* backend: connect and reply */
+	uv_timer_t timer; /* client: greet pause, idle, data, lifetime */
+	uv_timer_t btimer; /* backend: connect and reply */
 	uv_work_t work;
 	struct px_worker *w;
 	struct px_session *s;
 	struct bconn *b;
-	struct conn *inline_next;        /* the loop's queue of work items that cannot block */
-	unsigned open;                   /* handles not yet closed (bconn included) */
+	struct conn *inline_next; /* the loop's queue of work items that cannot block */
+	unsigned open; /* handles not yet closed (bconn included) */
 	bool work_pending, closing, close_after_write, reading, greeted;
-	bool rl_pending;                 /* a rate-limit check waits for Redis */
-	bool rl_hold_input;              /* ... at connect or before TLS: read nothing meanwhile */
-	char *early;                     /* bytes after a PROXY header, kept for TLS meanwhile */
+	bool rl_pending; /* a rate-limit check waits for Redis */
+	bool rl_hold_input; /* ... at connect or before TLS: read nothing meanwhile */
+	char *early; /* bytes after a PROXY header, kept for TLS meanwhile */
 	size_t nearly;
-	uint64_t start;                  /* uv_now at accept */
-	char *out;                       /* replies batched for one write */
+	uint64_t start; /* uv_now at accept */
+	char *out; /* replies batched for one write */
 	size_t out_len, out_cap;
 	char laddr[64];
 	unsigned lport;
 	/* TLS */
-	struct moat_tls_conn *tls;       /* the client leg is TLS (after STARTTLS, or implicit) */
-	char *tlsbuf;                    /* ciphertext read buffer, only during a read */
+	struct moat_tls_conn *tls; /* the client leg is TLS (after STARTTLS, or implicit) */
+	char *tlsbuf; /* ciphertext read buffer, only during a read */
 	bool tls_implicit, tls_reported;
-	uint64_t tls_start;              /* uv_now when the handshake began */
-	struct pin *pin;                 /* a load balancer's PROXY header is being read (no session yet) */
-	uint64_t rate_start;             /* DATA: uv_now when this proxy_min_data_rate window began; 0: none */
-	uint64_t rate_bytes;             /* bytes read from the client in that window */
+	uint64_t tls_start; /* uv_now when the handshake began */
+	struct pin *pin; /* a load balancer's PROXY header is being read (no session yet) */
+	uint64_t rate_start; /* DATA: uv_now when this proxy_min_data_rate window began; 0: none */
+	uint64_t rate_bytes; /* bytes read from the client in that window */
 };
 
 /* The connection's own addresses, and the header bytes read so far from a listed load balancer. */
@@ -194,7 +194,8 @@ on_write(uv_write_t *req, int status)
 	(void)status;
 	free(wr);
 	if (backend && !c->closing)
-		px_session_backend_drained(c->s);    /* holding mode: the next piece of a held message */
+		px_session_backend_drained(
+		    c->s); /* holding mode: the next piece of a held message */
 	if (!c->closing)
 		conn_update(c);
 	else if (c->close_after_write && c->client.write_queue_size == 0)
@@ -257,8 +258,9 @@ conn_flush(struct conn *c)
 		return;
 	if (c->tls != NULL) {
 		/* encrypt; nothing can be said in clear once TLS has started */
-		int rc = moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN ?
-		    moat_tls_write(c->tls, c->out, c->out_len) : 0;
+		int rc = moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN
+		    ? moat_tls_write(c->tls, c->out, c->out_len)
+		    : 0;
 
 		c->out_len = 0;
 		if (rc < 0 || tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0) {
@@ -294,7 +296,7 @@ op_client_write(void *io, const char *p, size_t n)
 		while (cap < c->out_len + n)
 			cap *= 2;
 		if (cap > OUT_MAX + 8192 || (q = realloc(c->out, cap)) == NULL)
-			return;          /* cannot happen: we stop reading long before */
+			return; /* cannot happen: we stop reading long before */
 		c->out = q;
 		c->out_cap = cap;
 	}
@@ -321,11 +323,10 @@ on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 	(void)h;
 	(void)hint;
-	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0);   /* NOLINT(clang-analyzer-unix.Malloc) */
+	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0); /* NOLINT(clang-analyzer-unix.Malloc) */
 }
 
-static void
-bconn_close(struct bconn *b, bool graceful);
+static void bconn_close(struct bconn *b, bool graceful);
 
 /* bconn_fail - the backend leg is unusable (write error, TLS failure): close it, tell the session. */
 static void
@@ -353,15 +354,16 @@ btls_input(struct conn *c, struct bconn *b, const char *p, size_t n)
 		moat_tls_info(b->tls, &info);
 		px_session_backend_tls_done(c->s, &info);
 	}
-	while (c->b == b && b->tls_reported && (got = moat_tls_read(b->tls, plain, sizeof(plain))) > 0)
+	while (
+	    c->b == b && b->tls_reported && (got = moat_tls_read(b->tls, plain, sizeof(plain))) > 0)
 		px_session_backend_input(c->s, plain, (size_t)got);
 	if (c->b != b)
-		return;              /* the session closed the leg */
+		return; /* the session closed the leg */
 	st = moat_tls_conn_state(b->tls);
 	if (st == MOAT_TLS_FAILED) {
 		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s",
 		    moat_tls_conn_error(b->tls));
-		(void)tls_send(c, b->tls, &b->h.stream);   /* the alert, if any */
+		(void)tls_send(c, b->tls, &b->h.stream); /* the alert, if any */
 		bconn_fail(c, b, "tls");
 	} else if (tls_send(c, b->tls, &b->h.stream) < 0) {
 		bconn_fail(c, b, "write");
@@ -403,9 +405,10 @@ on_bconnect(uv_connect_t *req, int status)
 	struct conn *c = b->c;
 
 	if (c->b != b)
-		return;          /* abandoned: already closing */
+		return; /* abandoned: already closing */
 	if (status < 0) {
-		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "error=connect:%s", uv_err_name(status));
+		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "error=connect:%s",
+		    uv_err_name(status));
 		c->b = NULL;
 		bconn_close(b, false);
 		px_session_backend_error(c->s, "connect");
@@ -499,7 +502,7 @@ op_backend_write(void *io, const char *p, size_t n)
 
 	if (b == NULL || !b->connected)
 		return;
-	if (b->tls != NULL) {            /* nothing goes in clear once STARTTLS began */
+	if (b->tls != NULL) { /* nothing goes in clear once STARTTLS began */
 		if (moat_tls_write(b->tls, p, n) < 0 || tls_send(c, b->tls, &b->h.stream) < 0)
 			bconn_fail(c, b, "write");
 		return;
@@ -533,7 +536,7 @@ op_backend_starttls(void *io)
 	if (b == NULL || (ctx = tls_ctx_current(c->w)) == NULL)
 		return -1;
 	b->tls = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
-	moat_tls_ctx_unref(ctx);         /* the session holds its own reference */
+	moat_tls_ctx_unref(ctx); /* the session holds its own reference */
 	if (b->tls == NULL) {
 		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s", err);
 		return -1;
@@ -560,7 +563,7 @@ bconn_close(struct bconn *b, bool graceful)
 	uv_read_stop(&b->h.stream);
 	if (graceful && b->connected) {
 		if (b->tls != NULL && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
-			moat_tls_shutdown(b->tls);   /* close_notify after the QUIT */
+			moat_tls_shutdown(b->tls); /* close_notify after the QUIT */
 			(void)tls_send(b->c, b->tls, &b->h.stream);
 		}
 		b->sreq.data = b;
@@ -623,7 +626,7 @@ on_inline(uv_idle_t *h)
 	w->inline_head = w->inline_tail = NULL;
 	uv_idle_stop(h);
 	for (; c != NULL; c = next) {
-		next = c->inline_next;       /* c may be freed below; the others hold work_pending */
+		next = c->inline_next; /* c may be freed below; the others hold work_pending */
 		c->inline_next = NULL;
 		if (!c->closing)
 			px_session_work_run(c->s);
@@ -673,7 +676,7 @@ conn_rl_done(void *arg, const struct moat_verdict *v)
 	}
 	px_session_ratelimit_done(c->s, v);
 	if (c->early != NULL && c->tls != NULL && !c->closing)
-		tls_input(c, c->early, c->nearly);   /* implicit TLS allowed: its first bytes */
+		tls_input(c, c->early, c->nearly); /* implicit TLS allowed: its first bytes */
 	free(c->early);
 	c->early = NULL;
 	if (!c->closing)
@@ -709,9 +712,10 @@ tls_begin(struct conn *c)
 		return -1;
 	c->tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 	c->tls_start = uv_now(&c->w->loop);
-	moat_tls_ctx_unref(ctx);         /* the session holds its own reference */
+	moat_tls_ctx_unref(ctx); /* the session holds its own reference */
 	if (c->tls == NULL) {
-		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s", err);
+		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s",
+		    err);
 		return -1;
 	}
 	return 0;
@@ -740,7 +744,7 @@ tls_deliver(struct conn *c)
 		c->tls_reported = true;
 		moat_tls_info(c->tls, &info);
 		px_session_tls_started(c->s, &info);
-		if (c->tls_implicit)           /* RFC 8314: the greeting comes after the handshake */
+		if (c->tls_implicit) /* RFC 8314: the greeting comes after the handshake */
 			px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
 	}
 	while (!c->closing && c->tls_reported) {
@@ -771,8 +775,10 @@ tls_input(struct conn *c, const char *p, size_t n)
 		return;
 	st = moat_tls_conn_state(c->tls);
 	if (st == MOAT_TLS_FAILED)
-		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s", moat_tls_conn_error(c->tls));
-	if (tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0 || st == MOAT_TLS_FAILED || st == MOAT_TLS_CLOSED) {
+		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s",
+		    moat_tls_conn_error(c->tls));
+	if (tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0 || st == MOAT_TLS_FAILED ||
+	    st == MOAT_TLS_CLOSED) {
 		px_session_client_gone(c->s);
 		conn_close(c);
 	}
@@ -787,8 +793,16 @@ op_backend_queued(void *io)
 }
 
 static const struct px_ops conn_ops = {
-	op_client_write, op_client_close, op_backend_open, op_backend_write, op_backend_close, op_work,
-	op_client_starttls, op_backend_queued, op_ratelimit, op_backend_starttls,
+	op_client_write,
+	op_client_close,
+	op_backend_open,
+	op_backend_write,
+	op_backend_close,
+	op_work,
+	op_client_starttls,
+	op_backend_queued,
+	op_ratelimit,
+	op_backend_starttls,
 };
 
 /* ---- client leg ---- */
@@ -821,7 +835,8 @@ conn_close(struct conn *c)
 static bool
 rate_due(struct conn *c)
 {
-	return uv_now(&c->w->loop) - c->rate_start >= px_session_conf(c->s)->proxy_min_data_rate_window;
+	return uv_now(&c->w->loop) - c->rate_start >=
+	    px_session_conf(c->s)->proxy_min_data_rate_window;
 }
 
 /*
@@ -836,8 +851,9 @@ rate_check(struct conn *c)
 	uint64_t ms = uv_now(&c->w->loop) - c->rate_start;
 
 	if (c->rate_bytes * 1000 < (uint64_t)conf->proxy_min_data_rate * ms) {
-		moat_log(LOG_NOTICE, px_session_id(c->s), "data-rate", "bytes=%llu ms=%llu min=%u/s",
-		    (unsigned long long)c->rate_bytes, (unsigned long long)ms, conf->proxy_min_data_rate);
+		moat_log(LOG_NOTICE, px_session_id(c->s), "data-rate",
+		    "bytes=%llu ms=%llu min=%u/s", (unsigned long long)c->rate_bytes,
+		    (unsigned long long)ms, conf->proxy_min_data_rate);
 		px_session_timeout(c->s, "data-rate");
 		return;
 	}
@@ -874,8 +890,10 @@ on_timer(uv_timer_t *t)
 	} else {
 		uint64_t life = px_session_conf(c->s)->proxy_session_lifetime;
 
-		px_session_timeout(c->s, uv_now(&c->w->loop) - c->start >= life ? "lifetime" :
-		    px_session_phase(c->s) == PX_PHASE_DATA ? "data" : "command");
+		px_session_timeout(c->s,
+		    uv_now(&c->w->loop) - c->start >= life        ? "lifetime"
+			: px_session_phase(c->s) == PX_PHASE_DATA ? "data"
+								  : "command");
 	}
 	if (!c->closing)
 		conn_update(c);
@@ -902,9 +920,9 @@ on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	char *p;
 
 	(void)hint;
-	if (c->tls != NULL) {            /* ciphertext goes to the engine */
+	if (c->tls != NULL) { /* ciphertext goes to the engine */
 		if (c->tlsbuf == NULL)
-			c->tlsbuf = malloc(TLS_READ_SIZE);   /* per read: idle sessions hold none */
+			c->tlsbuf = malloc(TLS_READ_SIZE); /* per read: idle sessions hold none */
 		*buf = uv_buf_init(c->tlsbuf, c->tlsbuf != NULL ? TLS_READ_SIZE : 0);
 		return;
 	}
@@ -977,30 +995,36 @@ conn_update(struct conn *c)
 	bool want;
 
 	if (c->tls != NULL && !c->closing)
-		tls_deliver(c);              /* plaintext the session had no room for */
+		tls_deliver(c); /* plaintext the session had no room for */
 	conn_flush(c);
 	if (c->closing)
 		return;
 	conf = px_session_conf(c->s);
 	ph = px_session_phase(c->s);
 	now = uv_now(&c->w->loop);
-	left = now - c->start >= conf->proxy_session_lifetime ? 1 :
-	    conf->proxy_session_lifetime - (now - c->start);
+	left = now - c->start >= conf->proxy_session_lifetime
+	    ? 1
+	    : conf->proxy_session_lifetime - (now - c->start);
 	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE)
 		/* from the start of the handshake, not reset by each byte (slowloris) */
-		t = now - c->tls_start >= conf->tls_handshake_timeout ? 1 :
-		    conf->tls_handshake_timeout - (now - c->tls_start);
+		t = now - c->tls_start >= conf->tls_handshake_timeout
+		    ? 1
+		    : conf->tls_handshake_timeout - (now - c->tls_start);
 	else if (c->rl_pending || px_session_backend_waiting(c->s))
-		t = left;    /* the backend timer, or the Redis store's own timeout, bounds it */
+		t = left; /* the backend timer, or the Redis store's own timeout, bounds it */
 	else if (ph == PX_PHASE_GREET)
 		t = conf->proxy_greet_pause;
 	else
 		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
 	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
-	if (c->b != NULL && c->b->tls != NULL && moat_tls_conn_state(c->b->tls) == MOAT_TLS_HANDSHAKE)
+	if (c->b != NULL && c->b->tls != NULL &&
+	    moat_tls_conn_state(c->b->tls) == MOAT_TLS_HANDSHAKE)
 		/* the backend's handshake, from its start, within tls_handshake_timeout */
-		uv_timer_start(&c->btimer, on_btimer, now - c->b->tls_start >= conf->tls_handshake_timeout ? 1 :
-		    conf->tls_handshake_timeout - (now - c->b->tls_start), 0);
+		uv_timer_start(&c->btimer, on_btimer,
+		    now - c->b->tls_start >= conf->tls_handshake_timeout
+			? 1
+			: conf->tls_handshake_timeout - (now - c->b->tls_start),
+		    0);
 	else if (px_session_backend_waiting(c->s))
 		uv_timer_start(&c->btimer, on_btimer, conf->proxy_timeout_backend, 0);
 	else
@@ -1013,7 +1037,7 @@ conn_update(struct conn *c)
 	if (want && !c->reading) {
 		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
 			c->reading = true;
-		c->rate_start = 0;           /* a window never spans a pause of ours */
+		c->rate_start = 0; /* a window never spans a pause of ours */
 	} else if (!want && c->reading) {
 		uv_read_stop((uv_stream_t *)&c->client);
 		c->reading = false;
@@ -1042,8 +1066,8 @@ addr_string(const struct sockaddr_storage *ss, char *out, size_t len, unsigned *
 /* conn_begin - the session for a client at paddr:pport (from the socket, or from a load balancer's
  * PROXY header); early: bytes that came with the header, handed to the session (or to TLS). */
 static void
-conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listener, const char *early,
-    size_t nearly)
+conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listener,
+    const char *early, size_t nearly)
 {
 	struct px_worker *w = c->w;
 	struct moat_client mc;
@@ -1062,15 +1086,15 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 		conn_close(c);
 		return;
 	}
-	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr, pport,
-	    listener);
+	moat_log(LOG_INFO, px_session_id(c->s), "connect", "client=%s port=%u listener=%s", paddr,
+	    pport, listener);
 	/* implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
 	if (c->tls_implicit) {
-		px_session_tls_implicit(c->s);   /* the TLS handshake limit, then tls_begin */
+		px_session_tls_implicit(c->s); /* the TLS handshake limit, then tls_begin */
 		if (nearly > 0 && c->tls != NULL && !c->closing) {
 			tls_input(c, early, nearly);
 		} else if (nearly > 0 && c->rl_pending && (c->early = malloc(nearly)) != NULL) {
-			memcpy(c->early, early, nearly);   /* for the handshake, once allowed */
+			memcpy(c->early, early, nearly); /* for the handshake, once allowed */
 			c->nearly = nearly;
 		}
 	} else {
@@ -1101,7 +1125,8 @@ on_pin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	struct conn *c = h->data;
 
 	(void)hint;
-	*buf = uv_buf_init(c->pin->buf + c->pin->len, (unsigned)(sizeof(c->pin->buf) - c->pin->len));
+	*buf =
+	    uv_buf_init(c->pin->buf + c->pin->len, (unsigned)(sizeof(c->pin->buf) - c->pin->len));
 }
 
 /* pin_done - the header is complete: the session starts with the client it names. */
@@ -1123,8 +1148,9 @@ pin_done(struct conn *c, const struct px_pin *h)
 		snprintf(c->laddr, sizeof(c->laddr), "%s", h->dst);
 		c->lport = h->dport;
 	}
-	moat_log(LOG_INFO, NULL, "proxy-header", "from=%s port=%u version=%d client=%s client_port=%u%s",
-	    pin->paddr, pin->pport, h->version, addr, port, h->local ? " local=yes" : "");
+	moat_log(LOG_INFO, NULL, "proxy-header",
+	    "from=%s port=%u version=%d client=%s client_port=%u%s", pin->paddr, pin->pport,
+	    h->version, addr, port, h->local ? " local=yes" : "");
 	conn_begin(c, addr, port, pin->listener, pin->buf + h->len, pin->len - h->len);
 	free(pin);
 }
@@ -1140,8 +1166,9 @@ on_pin_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (c->closing || c->pin == NULL)
 		return;
 	if (nread < 0) {
-		moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=%s len=%zu", c->pin->paddr,
-		    c->pin->pport, nread == UV_EOF ? "eof" : uv_err_name((int)nread), c->pin->len);
+		moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=%s len=%zu",
+		    c->pin->paddr, c->pin->pport, nread == UV_EOF ? "eof" : uv_err_name((int)nread),
+		    c->pin->len);
 		conn_close(c);
 		return;
 	}
@@ -1152,8 +1179,8 @@ on_pin_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		break;
 	case PX_PIN_BAD:
 		/* a listed load balancer that does not speak the protocol: nothing SMTP is said */
-		moat_log(LOG_WARNING, NULL, "proxy-header", "from=%s port=%u error=%s", c->pin->paddr,
-		    c->pin->pport, why);
+		moat_log(LOG_WARNING, NULL, "proxy-header", "from=%s port=%u error=%s",
+		    c->pin->paddr, c->pin->pport, why);
 		conn_close(c);
 		break;
 	case PX_PIN_NEED:
@@ -1167,8 +1194,8 @@ pin_expected(struct px_worker *w, const char *paddr, unsigned *timeout)
 {
 	struct moat_conf *conf = moat_policy_conf(w->pol);
 	struct moat_addr a;
-	bool listed = moat_cidr_set_count(conf->proxy_inbound_set) > 0 && moat_addr_parse(paddr, &a) == 0 &&
-	    moat_cidr_set_match(conf->proxy_inbound_set, &a);
+	bool listed = moat_cidr_set_count(conf->proxy_inbound_set) > 0 &&
+	    moat_addr_parse(paddr, &a) == 0 && moat_cidr_set_match(conf->proxy_inbound_set, &a);
 
 	*timeout = conf->proxy_inbound_proxy_timeout;
 	moat_conf_unref(conf);
@@ -1252,7 +1279,8 @@ px_listen_bind(const char *hostport, bool first, char *err, size_t errlen)
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* [::] is IPv6 only (as in Postfix): 0.0.0.0 and [::] on one port are two listeners, and the
 	 * exclusive first bind of one does not collide with the other */
-	if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) {
 		snprintf(err, errlen, "%s: IPV6_V6ONLY: %s", hostport, strerror(errno));
 		close(fd);
 		return -1;
@@ -1262,8 +1290,10 @@ px_listen_bind(const char *hostport, bool first, char *err, size_t errlen)
 	 * which is when Linux forms the group the other workers join. */
 	if (first && bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
 		if (errno == EADDRINUSE)
-			snprintf(err, errlen, "%s: already in use: another mxmoat-proxy (reload a running one "
-			    "with SIGHUP) or another server listens there", hostport);
+			snprintf(err, errlen,
+			    "%s: already in use: another mxmoat-proxy (reload a running one "
+			    "with SIGHUP) or another server listens there",
+			    hostport);
 		else
 			snprintf(err, errlen, "%s: bind: %s", hostport, strerror(errno));
 		close(fd);
@@ -1409,5 +1439,5 @@ px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx)
 	old = w->tls;
 	w->tls = ctx;
 	pthread_mutex_unlock(&w->tls_lock);
-	moat_tls_ctx_unref(old);         /* sessions keep the context they started with */
+	moat_tls_ctx_unref(old); /* sessions keep the context they started with */
 }

@@ -38,12 +38,14 @@ unsigned px_worker_sessions(struct px_worker *w);
 
 /* px_worker_set_redis - this loop's own Redis connection for the policy's rate limiter, when
  * ratelimit_store = redis (else nothing). Before px_worker_start; 0 or -1 (err set). */
-int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err, size_t errlen);
+int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err,
+    size_t errlen);
 
 /* TLS */
 struct moat_tls_ctx;
 /* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */
-int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen);
+int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err,
+    size_t errlen);
 /* px_worker_set_tls - thread-safe: new sessions use CTX (a reference is taken; NULL: no TLS). */
 void px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx);
 

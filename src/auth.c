@@ -33,7 +33,7 @@ struct moat_auth_engine {
 	struct moat_dns *dns;
 	bool own_dns;
 	struct moat_dkim_verifier *dkim;
-	struct moat_dmarc_report *report;   /* NULL: dmarc_report_store = none */
+	struct moat_dmarc_report *report; /* NULL: dmarc_report_store = none */
 };
 
 struct name_count {
@@ -46,18 +46,19 @@ struct moat_auth_msg {
 	const struct moat_conf *conf;
 	char *client_addr, *helo, *mail_from;
 	struct moat_dkim_msg *dkim;
-	struct name_count ar_names[NAME_VARIANTS];   /* A-R field names seen, with counts */
+	struct name_count ar_names[NAME_VARIANTS]; /* A-R field names seen, with counts */
 	bool eom_done;
-	struct moat_auth_results r;                  /* last: only its head is zeroed (msg_new) */
+	struct moat_auth_results r; /* last: only its head is zeroed (msg_new) */
 };
 
 _Static_assert(offsetof(struct moat_auth_msg, r) + sizeof(struct moat_auth_results) ==
-    sizeof(struct moat_auth_msg), "the results end the message");
+	sizeof(struct moat_auth_msg),
+    "the results end the message");
 
 /* ---- engine ---- */
 
-static struct moat_auth_engine *engine_new(struct moat_dns *dns, bool own, const struct moat_conf *conf,
-    time_t fixed_time)
+static struct moat_auth_engine *
+engine_new(struct moat_dns *dns, bool own, const struct moat_conf *conf, time_t fixed_time)
 {
 	struct moat_auth_engine *e = calloc(1, sizeof(*e));
 	struct moat_dkim_opts o = { 0 };
@@ -77,7 +78,8 @@ static struct moat_auth_engine *engine_new(struct moat_dns *dns, bool own, const
 	return e;
 }
 
-struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen)
+struct moat_auth_engine *
+moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen)
 {
 	struct moat_dns *dns = moat_dns_new(conf->dns_resolver, conf->dns_timeout,
 	    conf->dns_dnssec_trust_anchor, err, errlen);
@@ -87,7 +89,8 @@ struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char
 		return NULL;
 	e = engine_new(dns, true, conf, 0);
 	if (e == NULL) {
-		snprintf(err, errlen, "cannot set up the DKIM verifier (out of memory, or no SHA-256 in OpenSSL)");
+		snprintf(err, errlen,
+		    "cannot set up the DKIM verifier (out of memory, or no SHA-256 in OpenSSL)");
 		return NULL;
 	}
 	e->report = moat_dmarc_report_new_conf(conf, err, errlen);
@@ -98,13 +101,14 @@ struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char
 	return e;
 }
 
-struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf,
-    time_t fixed_time)
+struct moat_auth_engine *
+moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf, time_t fixed_time)
 {
 	return engine_new(dns, false, conf, fixed_time);
 }
 
-void moat_auth_engine_free(struct moat_auth_engine *e)
+void
+moat_auth_engine_free(struct moat_auth_engine *e)
 {
 	if (e == NULL)
 		return;
@@ -115,25 +119,29 @@ void moat_auth_engine_free(struct moat_auth_engine *e)
 	free(e);
 }
 
-void moat_auth_engine_flush(struct moat_auth_engine *e)
+void
+moat_auth_engine_flush(struct moat_auth_engine *e)
 {
 	if (e != NULL && e->report != NULL)
 		moat_dmarc_report_flush(e->report);
 }
 
-struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e)
+struct moat_dns *
+moat_auth_engine_dns(struct moat_auth_engine *e)
 {
 	return e->dns;
 }
 
 /* ---- message ---- */
 
-static char *dup_or_empty(const char *s)
+static char *
+dup_or_empty(const char *s)
 {
 	return strdup(s != NULL ? s : "");
 }
 
-struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
+struct moat_auth_msg *
+moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
     const struct moat_auth_env *env)
 {
 	/* Zero everything up to the results' buffers, not the buffers (about 60 KB: zeroing them was
@@ -160,7 +168,8 @@ struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct
 	return m;
 }
 
-void moat_auth_msg_free(struct moat_auth_msg *m)
+void
+moat_auth_msg_free(struct moat_auth_msg *m)
 {
 	if (m == NULL)
 		return;
@@ -173,7 +182,8 @@ void moat_auth_msg_free(struct moat_auth_msg *m)
 	free(m);
 }
 
-void moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *mailfrom,
+void
+moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *mailfrom,
     const struct moat_spf_result *helo)
 {
 	m->r.spf_mailfrom = *mailfrom;
@@ -189,14 +199,15 @@ void moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *ma
 }
 
 /* note_authres - an Authentication-Results field: count it under its exact name; ours is forged. */
-static void note_authres(struct moat_auth_msg *m, const char *field, size_t len)
+static void
+note_authres(struct moat_auth_msg *m, const char *field, size_t len)
 {
 	size_t off = moat_authres_field_value(field, len), nlen, i;
 	struct name_count *nc = NULL;
 
 	if (off == 0)
 		return;
-	nlen = off - 1;     /* the name as written, spaces before the colon included */
+	nlen = off - 1; /* the name as written, spaces before the colon included */
 	if (nlen >= sizeof(nc->name)) {
 		m->r.forged_overflow = true;
 		return;
@@ -230,24 +241,28 @@ static void note_authres(struct moat_auth_msg *m, const char *field, size_t len)
 	m->r.nforged++;
 }
 
-void moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len)
+void
+moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len)
 {
 	moat_from_field(&m->r.from, field, len);
 	note_authres(m, field, len);
 	moat_dkim_header(m->dkim, field, len);
 }
 
-void moat_auth_eoh(struct moat_auth_msg *m)
+void
+moat_auth_eoh(struct moat_auth_msg *m)
 {
 	moat_dkim_eoh(m->dkim);
 }
 
-void moat_auth_body(struct moat_auth_msg *m, const char *chunk, size_t len)
+void
+moat_auth_body(struct moat_auth_msg *m, const char *chunk, size_t len)
 {
 	moat_dkim_body(m->dkim, chunk, len);
 }
 
-bool moat_auth_domain_listed(const char *list, const char *domain)
+bool
+moat_auth_domain_listed(const char *list, const char *domain)
 {
 	const char *p = list;
 	size_t dl = strlen(domain);
@@ -268,7 +283,8 @@ bool moat_auth_domain_listed(const char *list, const char *domain)
 }
 
 /* run_spf - MAIL FROM and HELO identities, unless the caller gave results. */
-static void run_spf(struct moat_auth_msg *m)
+static void
+run_spf(struct moat_auth_msg *m)
 {
 	struct moat_spf_opts o = { 0 };
 	struct moat_addr addr;
@@ -291,7 +307,8 @@ static void run_spf(struct moat_auth_msg *m)
 }
 
 /* build_authres - the one Authentication-Results value (RFC 8601). */
-static void build_authres(struct moat_auth_msg *m)
+static void
+build_authres(struct moat_auth_msg *m)
 {
 	struct moat_auth_results *r = &m->r;
 	struct moat_authres ar;
@@ -303,14 +320,17 @@ static void build_authres(struct moat_auth_msg *m)
 		const char *id = s->sender[0] ? s->sender : s->domain;
 		moat_authres_method(&ar, "spf", moat_spf_result_name(s->result),
 		    s->result == MOAT_SPF_TEMPERROR || s->result == MOAT_SPF_PERMERROR ||
-		    s->result == MOAT_SPF_NONE ? s->reason : NULL);
+			    s->result == MOAT_SPF_NONE
+			? s->reason
+			: NULL);
 		if (id[0] != '\0')
 			moat_authres_prop(&ar, "smtp", "mailfrom", id);
 	}
 	if (r->helo_checked) {
 		const struct moat_spf_result *s = &r->spf_helo;
 		moat_authres_method(&ar, "spf", moat_spf_result_name(s->result),
-		    s->result == MOAT_SPF_TEMPERROR || s->result == MOAT_SPF_PERMERROR ? s->reason : NULL);
+		    s->result == MOAT_SPF_TEMPERROR || s->result == MOAT_SPF_PERMERROR ? s->reason
+										       : NULL);
 		moat_authres_prop(&ar, "smtp", "helo", m->helo);
 	}
 	if (r->ndkim == 0)
@@ -333,7 +353,8 @@ static void build_authres(struct moat_auth_msg *m)
 	if (r->dmarc.from_domain[0])
 		moat_authres_prop(&ar, "header", "from", r->dmarc.from_domain);
 	if (r->dmarc.policy_domain[0])
-		moat_authres_prop(&ar, "policy", "dmarc", moat_dmarc_policy_name(r->dmarc.disposition));
+		moat_authres_prop(&ar, "policy", "dmarc",
+		    moat_dmarc_policy_name(r->dmarc.disposition));
 	if (moat_authres_finish(&ar) < 0) {
 		/* cannot happen with MOAT_DKIM_SIGS_MAX signatures of bounded fields; be safe */
 		moat_authres_init(&ar, r->authres, sizeof(r->authres), m->conf->authserv_id);
@@ -366,7 +387,8 @@ static void build_authres(struct moat_auth_msg *m)
 }
 
 /* why_add - append to the decision text. */
-static void why_add(struct moat_auth_results *r, const char *s)
+static void
+why_add(struct moat_auth_results *r, const char *s)
 {
 	size_t n = strlen(r->why);
 
@@ -374,7 +396,8 @@ static void why_add(struct moat_auth_results *r, const char *s)
 }
 
 /* dmarc_action - the verdict for a DMARC reject/quarantine through a configured action. */
-static void dmarc_action(struct moat_verdict *v, int action, const char *reason, const char *text)
+static void
+dmarc_action(struct moat_verdict *v, int action, const char *reason, const char *text)
 {
 	switch (action) {
 	case MOAT_DMARC_ACT_REJECT:
@@ -390,14 +413,16 @@ static void dmarc_action(struct moat_verdict *v, int action, const char *reason,
 }
 
 /* quarantine_action - dmarc_quarantine_action as a moat_dmarc_action. */
-static int quarantine_action(const struct moat_conf *c)
+static int
+quarantine_action(const struct moat_conf *c)
 {
-	return c->dmarc_quarantine_action == MOAT_DMARC_QACT_QUARANTINE ? MOAT_DMARC_ACT_QUARANTINE :
-	    MOAT_DMARC_ACT_TAG;
+	return c->dmarc_quarantine_action == MOAT_DMARC_QACT_QUARANTINE ? MOAT_DMARC_ACT_QUARANTINE
+									: MOAT_DMARC_ACT_TAG;
 }
 
 /* decide - the verdict from the results and the configured actions. */
-static void decide(struct moat_auth_msg *m)
+static void
+decide(struct moat_auth_msg *m)
 {
 	struct moat_auth_results *r = &m->r;
 	const struct moat_conf *c = m->conf;
@@ -410,12 +435,15 @@ static void decide(struct moat_auth_msg *m)
 		moat_verdict_set(&v, MOAT_REJECT, 550, "5.7.1", "authres_forged",
 		    "Too many Authentication-Results fields");
 		moat_verdict_combine(&r->verdict, &v);
-		why_add(r, "more Authentication-Results fields claiming to be ours than can be removed");
+		why_add(r,
+		    "more Authentication-Results fields claiming to be ours than can be removed");
 	}
 	if (d->result == MOAT_DMARC_PERMERROR) {
-		snprintf(buf, sizeof(buf), "dmarc=permerror (%s: %s) -> %s", r->from.why ? r->from.why : "",
-		    d->reason, c->dmarc_bad_from_action == MOAT_DMARC_ACT_REJECT ? "reject" :
-		    c->dmarc_bad_from_action == MOAT_DMARC_ACT_QUARANTINE ? "quarantine" : "tag only");
+		snprintf(buf, sizeof(buf), "dmarc=permerror (%s: %s) -> %s",
+		    r->from.why ? r->from.why : "", d->reason,
+		    c->dmarc_bad_from_action == MOAT_DMARC_ACT_REJECT           ? "reject"
+			: c->dmarc_bad_from_action == MOAT_DMARC_ACT_QUARANTINE ? "quarantine"
+										: "tag only");
 		why_add(r, buf);
 		snprintf(text, sizeof(text), "Message must have exactly one From address (%s)",
 		    r->from.why ? r->from.why : "bad From");
@@ -423,7 +451,8 @@ static void decide(struct moat_auth_msg *m)
 		moat_verdict_combine(&r->verdict, &v);
 	} else if (d->from_domain[0] && d->result != MOAT_DMARC_PASS && !d->dkim_aligned &&
 	    !d->spf_aligned && moat_auth_domain_listed(c->dmarc_force_reject, d->from_domain)) {
-		snprintf(buf, sizeof(buf), "From domain %s is in dmarc_force_reject and DMARC did not pass -> reject",
+		snprintf(buf, sizeof(buf),
+		    "From domain %s is in dmarc_force_reject and DMARC did not pass -> reject",
 		    d->from_domain);
 		why_add(r, buf);
 		moat_verdict_set(&v, MOAT_REJECT, 550, "5.7.1", "dmarc_force_reject",
@@ -436,7 +465,8 @@ static void decide(struct moat_auth_msg *m)
 			if (act == MOAT_DMARC_ACT_REJECT &&
 			    moat_auth_domain_listed(c->dmarc_never_reject, d->from_domain)) {
 				act = quarantine_action(c);
-				why_add(r, "From domain in dmarc_never_reject: reject becomes the quarantine action");
+				why_add(r,
+				    "From domain in dmarc_never_reject: reject becomes the quarantine action");
 			}
 		} else if (d->disposition == MOAT_DMARC_P_QUARANTINE) {
 			act = quarantine_action(c);
@@ -444,16 +474,20 @@ static void decide(struct moat_auth_msg *m)
 			act = MOAT_DMARC_ACT_TAG;
 		}
 		snprintf(buf, sizeof(buf), "dmarc=fail: %s; policy %s=%s%s at %s -> %s", d->reason,
-		    d->policy_tag, moat_dmarc_policy_name(d->applied), d->rec.testing ? " (t=y: one level lower)" : "",
-		    d->policy_domain, act == MOAT_DMARC_ACT_REJECT ? "reject" :
-		    act == MOAT_DMARC_ACT_QUARANTINE ? "quarantine" : "tag only");
+		    d->policy_tag, moat_dmarc_policy_name(d->applied),
+		    d->rec.testing ? " (t=y: one level lower)" : "", d->policy_domain,
+		    act == MOAT_DMARC_ACT_REJECT           ? "reject"
+			: act == MOAT_DMARC_ACT_QUARANTINE ? "quarantine"
+							   : "tag only");
 		why_add(r, buf);
-		snprintf(text, sizeof(text), "Message rejected: DMARC policy of %s", d->policy_domain);
+		snprintf(text, sizeof(text), "Message rejected: DMARC policy of %s",
+		    d->policy_domain);
 		dmarc_action(&v, act, "dmarc_fail", text);
 		moat_verdict_combine(&r->verdict, &v);
 	} else if (d->result == MOAT_DMARC_TEMPERROR) {
 		snprintf(buf, sizeof(buf), "dmarc=temperror: %s -> %s", d->reason,
-		    c->dmarc_temperror_action == MOAT_DMARC_TEMP_TEMPFAIL ? "tempfail" : "continue");
+		    c->dmarc_temperror_action == MOAT_DMARC_TEMP_TEMPFAIL ? "tempfail"
+									  : "continue");
 		why_add(r, buf);
 		if (c->dmarc_temperror_action == MOAT_DMARC_TEMP_TEMPFAIL) {
 			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.1", "dmarc_temperror",
@@ -461,25 +495,29 @@ static void decide(struct moat_auth_msg *m)
 			moat_verdict_combine(&r->verdict, &v);
 		}
 	} else {
-		snprintf(buf, sizeof(buf), "dmarc=%s: %s", moat_dmarc_result_name(d->result), d->reason);
+		snprintf(buf, sizeof(buf), "dmarc=%s: %s", moat_dmarc_result_name(d->result),
+		    d->reason);
 		why_add(r, buf);
 	}
 	/* SPF alone: tag only unless configured (RFC 7208 8.4 allows rejecting a fail). */
 	if (r->spf_mailfrom.result == MOAT_SPF_FAIL && c->spf_fail_action == MOAT_SPF_ACT_ENFORCE) {
 		why_add(r, "spf=fail for MAIL FROM and spf_fail_action=reject -> reject");
 		moat_verdict_set(&v, MOAT_REJECT, 550, "5.7.23", "spf_fail", "%s",
-		    r->spf_mailfrom.explanation[0] ? r->spf_mailfrom.explanation : "SPF validation failed");
+		    r->spf_mailfrom.explanation[0] ? r->spf_mailfrom.explanation
+						   : "SPF validation failed");
 		moat_verdict_combine(&r->verdict, &v);
 	} else if (r->spf_mailfrom.result == MOAT_SPF_TEMPERROR &&
 	    c->spf_temperror_action == MOAT_SPF_ACT_ENFORCE) {
-		why_add(r, "spf=temperror for MAIL FROM and spf_temperror_action=tempfail -> tempfail");
+		why_add(r,
+		    "spf=temperror for MAIL FROM and spf_temperror_action=tempfail -> tempfail");
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.24", "spf_temperror",
 		    "SPF temporary error, try again later");
 		moat_verdict_combine(&r->verdict, &v);
 	}
 }
 
-void moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
+void
+moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 {
 	struct moat_auth_results *r = &m->r;
 	struct moat_dmarc_ids ids = { 0 };
@@ -509,12 +547,14 @@ void moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 	*v = r->verdict;
 }
 
-const struct moat_auth_results *moat_auth_results(const struct moat_auth_msg *m)
+const struct moat_auth_results *
+moat_auth_results(const struct moat_auth_msg *m)
 {
 	return &m->r;
 }
 
-size_t moat_auth_edits(struct moat_auth_msg *m, struct moat_hdr_edit *out, size_t max)
+size_t
+moat_auth_edits(struct moat_auth_msg *m, struct moat_hdr_edit *out, size_t max)
 {
 	size_t n = 0, i;
 

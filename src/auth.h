@@ -25,8 +25,8 @@
 #include "rfc5322_from.h"
 #include "spf.h"
 
-#define MOAT_AUTH_AR_MAX 16384       /* our Authentication-Results value */
-#define MOAT_AUTH_FORGED_MAX 32      /* A-R fields with our authserv-id we remove; more: reject */
+#define MOAT_AUTH_AR_MAX 16384 /* our Authentication-Results value */
+#define MOAT_AUTH_FORGED_MAX 32 /* A-R fields with our authserv-id we remove; more: reject */
 #define MOAT_AUTH_WHY_MAX 1024
 
 struct moat_auth_engine;
@@ -34,14 +34,14 @@ struct moat_auth_msg;
 
 /* The envelope, as the session knows it; strings are copied. */
 struct moat_auth_env {
-	const char *client_addr;     /* numeric; NULL: SPF is none */
-	const char *helo;            /* NULL or "" if not given */
-	const char *mail_from;       /* without angle brackets; "" null sender */
+	const char *client_addr; /* numeric; NULL: SPF is none */
+	const char *helo; /* NULL or "" if not given */
+	const char *mail_from; /* without angle brackets; "" null sender */
 };
 
 struct moat_auth_forged {
-	char name[64];               /* the field name as written (before the colon) */
-	unsigned index;              /* 1-based occurrence among fields of that name */
+	char name[64]; /* the field name as written (before the colon) */
+	unsigned index; /* 1-based occurrence among fields of that name */
 };
 
 struct moat_auth_results {
@@ -50,29 +50,30 @@ struct moat_auth_results {
 	size_t ndkim;
 	struct moat_from from;
 	struct moat_dmarc_eval dmarc;
-	size_t nforged;                          /* in the order seen */
+	size_t nforged; /* in the order seen */
 	bool forged_overflow;
 	struct moat_verdict verdict;
 	/* From here on (about 60 KB) each entry is written before it is read: a new message zeroes
 	 * only the fields above, the strings start empty. */
-	struct moat_dkim_sig dkim[MOAT_DKIM_SIGS_MAX];   /* ndkim of them */
-	struct moat_auth_forged forged[MOAT_AUTH_FORGED_MAX];   /* nforged of them */
-	char authres[MOAT_AUTH_AR_MAX];          /* one line, no field name ("" before eom) */
+	struct moat_dkim_sig dkim[MOAT_DKIM_SIGS_MAX]; /* ndkim of them */
+	struct moat_auth_forged forged[MOAT_AUTH_FORGED_MAX]; /* nforged of them */
+	char authres[MOAT_AUTH_AR_MAX]; /* one line, no field name ("" before eom) */
 	char authres_folded[MOAT_AUTH_AR_MAX + 512];
-	char why[MOAT_AUTH_WHY_MAX];             /* the decision, for --explain and the log */
+	char why[MOAT_AUTH_WHY_MAX]; /* the decision, for --explain and the log */
 };
 
 /* moat_auth_engine_new - resolver, DKIM verifier and DMARC report recorder (dmarc_report_store)
  * from CONF. NULL + err. */
-struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen);
+struct moat_auth_engine *moat_auth_engine_new(const struct moat_conf *conf, char *err,
+    size_t errlen);
 /* moat_auth_engine_new_dns - with a resolver the caller owns (borrowed; tests, mxmoat-check). */
-struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns, const struct moat_conf *conf,
-    time_t fixed_time);
+struct moat_auth_engine *moat_auth_engine_new_dns(struct moat_dns *dns,
+    const struct moat_conf *conf, time_t fixed_time);
 void moat_auth_engine_free(struct moat_auth_engine *e);
 /* moat_auth_engine_flush - write the DMARC evaluations recorded so far (a daemon about to exit
  * without freeing the engine). NULL, or no recorder: no-op. */
 void moat_auth_engine_flush(struct moat_auth_engine *e);
-struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e);   /* borrowed */
+struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e); /* borrowed */
 
 /* moat_auth_msg_new - CONF is borrowed for the life of the message. NULL when out of memory. */
 struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,

@@ -13,7 +13,8 @@
 #include "text.h"
 
 /* put - append text; flags overflow. */
-static int put(struct moat_authres *ar, const char *s, size_t n)
+static int
+put(struct moat_authres *ar, const char *s, size_t n)
 {
 	if (ar->over || n >= ar->max - ar->len) {
 		ar->over = true;
@@ -25,26 +26,30 @@ static int put(struct moat_authres *ar, const char *s, size_t n)
 	return 0;
 }
 
-static int puts_(struct moat_authres *ar, const char *s)
+static int
+puts_(struct moat_authres *ar, const char *s)
 {
 	return put(ar, s, strlen(s));
 }
 
 /* is_token_char - RFC 2045 token: CHAR except SPACE, CTLs and tspecials. */
-static bool is_token_char(unsigned char c)
+static bool
+is_token_char(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
 }
 
 /* is_atext - RFC 5322 atext (for a local-part written bare). */
-static bool is_atext(unsigned char c)
+static bool
+is_atext(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	    (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 /* bare_ok - may VALUE be written without quotes? */
-static bool bare_ok(const char *v)
+static bool
+bare_ok(const char *v)
 {
 	size_t n = strlen(v), i;
 	const char *at;
@@ -62,7 +67,7 @@ static bool bare_ok(const char *v)
 	if (!moat_ldh_name(at + 1, strlen(at + 1)))
 		return false;
 	if (at == v)
-		return true;   /* "@domain" */
+		return true; /* "@domain" */
 	for (i = 0; v + i < at; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if (c == '.') {
@@ -75,7 +80,8 @@ static bool bare_ok(const char *v)
 	return true;
 }
 
-long moat_authres_value(const char *value, char *out, size_t outlen)
+long
+moat_authres_value(const char *value, char *out, size_t outlen)
 {
 	size_t o = 0, i, n = strlen(value);
 
@@ -106,7 +112,8 @@ long moat_authres_value(const char *value, char *out, size_t outlen)
 	return (long)o;
 }
 
-int moat_authres_init(struct moat_authres *ar, char *buf, size_t max, const char *authserv_id)
+int
+moat_authres_init(struct moat_authres *ar, char *buf, size_t max, const char *authserv_id)
 {
 	char v[512];
 
@@ -123,7 +130,8 @@ int moat_authres_init(struct moat_authres *ar, char *buf, size_t max, const char
 	return puts_(ar, v);
 }
 
-int moat_authres_method(struct moat_authres *ar, const char *method, const char *result,
+int
+moat_authres_method(struct moat_authres *ar, const char *method, const char *result,
     const char *reason)
 {
 	char v[1024];
@@ -154,7 +162,8 @@ int moat_authres_method(struct moat_authres *ar, const char *method, const char 
 	return 0;
 }
 
-int moat_authres_prop(struct moat_authres *ar, const char *ptype, const char *property,
+int
+moat_authres_prop(struct moat_authres *ar, const char *ptype, const char *property,
     const char *value)
 {
 	char v[1024];
@@ -169,7 +178,8 @@ int moat_authres_prop(struct moat_authres *ar, const char *ptype, const char *pr
 	return 0;
 }
 
-int moat_authres_finish(struct moat_authres *ar)
+int
+moat_authres_finish(struct moat_authres *ar)
 {
 	if (ar->n == 0 && puts_(ar, "; none") < 0)
 		return -1;

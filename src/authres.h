@@ -15,11 +15,11 @@
 #include <stddef.h>
 
 struct moat_authres {
-	char *buf;       /* borrowed; NUL-terminated after every call */
+	char *buf; /* borrowed; NUL-terminated after every call */
 	size_t len;
-	size_t max;      /* size of buf, NUL included */
-	bool over;       /* something did not fit: the header is unusable */
-	unsigned n;      /* results written */
+	size_t max; /* size of buf, NUL included */
+	bool over; /* something did not fit: the header is unusable */
+	unsigned n; /* results written */
 };
 
 /* moat_authres_init - start "AUTHSERV_ID" (no "Authentication-Results:" name); 0 or -1. */

@@ -14,7 +14,8 @@
 
 #define COMMENT_DEPTH_MAX 8
 
-size_t moat_authres_field_value(const char *field, size_t len)
+size_t
+moat_authres_field_value(const char *field, size_t len)
 {
 	static const char name[] = "Authentication-Results";
 	size_t i = sizeof(name) - 1;
@@ -27,7 +28,8 @@ size_t moat_authres_field_value(const char *field, size_t len)
 }
 
 /* skip_cfws - whitespace, folding and comments; returns the new position or len+1 on error. */
-static size_t skip_cfws(const char *v, size_t len, size_t i)
+static size_t
+skip_cfws(const char *v, size_t len, size_t i)
 {
 	while (i < len) {
 		if (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n') {
@@ -53,12 +55,14 @@ static size_t skip_cfws(const char *v, size_t len, size_t i)
 }
 
 /* is_token_char - RFC 2045 token characters. */
-static bool is_token_char(unsigned char c)
+static bool
+is_token_char(unsigned char c)
 {
 	return c > 0x20 && c < 0x7f && strchr("()<>@,;:\\\"/[]?=", c) == NULL;
 }
 
-int moat_authres_servid(const char *value, size_t len, char *out, size_t outlen)
+int
+moat_authres_servid(const char *value, size_t len, char *out, size_t outlen)
 {
 	size_t i = skip_cfws(value, len, 0), o = 0;
 
@@ -79,8 +83,9 @@ int moat_authres_servid(const char *value, size_t len, char *out, size_t outlen)
 			return -1;
 	} else {
 		/* RFC 8601 allows a domain-ish token; '@' and '/' are kept too, harmlessly */
-		for (; i < len && (is_token_char((unsigned char)value[i]) || value[i] == '@' ||
-		    value[i] == '/'); i++) {
+		for (; i < len &&
+		     (is_token_char((unsigned char)value[i]) || value[i] == '@' || value[i] == '/');
+		     i++) {
 			if (o + 1 >= outlen)
 				return -1;
 			out[o++] = value[i];
@@ -90,7 +95,8 @@ int moat_authres_servid(const char *value, size_t len, char *out, size_t outlen)
 	return o > 0 ? 0 : -1;
 }
 
-bool moat_authres_is_ours(const char *field, size_t len, const char *authserv_id)
+bool
+moat_authres_is_ours(const char *field, size_t len, const char *authserv_id)
 {
 	char id[512];
 	size_t off = moat_authres_field_value(field, len);

@@ -52,7 +52,8 @@ check_limits(struct moat_session *s, enum check_stage st, const char *params,
 	case STAGE_CONNECT:
 		if (!s->addr_known || s->counted)
 			break;
-		if (moat_sesscount_acquire(s->pol->sessions, &s->addr, s->conf->limit_sessions_per_ip)) {
+		if (moat_sesscount_acquire(s->pol->sessions, &s->addr,
+			s->conf->limit_sessions_per_ip)) {
 			s->counted = true;
 		} else {
 			/* RFC 5321 3.8: 421 and close when the server cannot serve this client now. */
@@ -63,7 +64,8 @@ check_limits(struct moat_session *s, enum check_stage st, const char *params,
 		break;
 	case STAGE_MAIL:
 		if (s->messages >= s->conf->limit_messages_per_session) {
-			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", "limit_messages_per_session",
+			moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0",
+			    "limit_messages_per_session",
 			    "Too many messages in one session, reconnect to send more");
 			v->close = true;
 		} else if (!session_size_param(params, &declared)) {
@@ -111,8 +113,8 @@ ratelimit_event(const struct moat_session *s, enum check_stage st)
 
 /* check_ratelimit_answer - the limiter's verdict for the plan charged at stage ST. */
 static void
-check_ratelimit_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
-    struct moat_verdict *v)
+check_ratelimit_answer(struct moat_session *s, enum check_stage st,
+    const struct moat_verdict *answer, struct moat_verdict *v)
 {
 	if (st == STAGE_RCPT && !s->rl_msg_counted)
 		s->rl_msg_counted = moat_ratelimit_message_counted(answer);
@@ -126,7 +128,9 @@ check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
     struct moat_verdict *v)
 {
 	struct moat_rl_subject subj = { .addr = s->addr_known ? &s->addr : NULL,
-		.sender = s->mail_from, .user = s->login, .sid = s->id };
+		.sender = s->mail_from,
+		.user = s->login,
+		.sid = s->id };
 	struct moat_verdict answer;
 
 	(void)params;
@@ -162,12 +166,14 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 
 	if (s->direction != MOAT_OUTBOUND || s->conf->signer == NULL)
 		return;
-	st = s->sign != NULL ? moat_sign_end(s->sign, values, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why))
+	st = s->sign != NULL
+	    ? moat_sign_end(s->sign, values, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why))
 	    : MOAT_SIGN_FAILED;
 	if (s->sign == NULL)
 		snprintf(why, sizeof(why), "no header seen or out of memory");
 	for (size_t i = 0; i < n; i++) {
-		if (s->nedits < HDR_EDITS_MAX && (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
+		if (s->nedits < HDR_EDITS_MAX &&
+		    (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
 			s->edits[s->nedits].op = MOAT_HDR_INSERT_TOP;
 			s->edits[s->nedits++].value = values[i];
 		} else {
@@ -180,8 +186,10 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
 	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),
 	    s->direction_why ? s->direction_why : "-", st == MOAT_SIGN_OK ? "" : "why=\"", why,
-	    st == MOAT_SIGN_OK ? "" : (tempfail ? "\" action=tempfail" :
-	    (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
+	    st == MOAT_SIGN_OK
+		? ""
+		: (tempfail ? "\" action=tempfail"
+			    : (st == MOAT_SIGN_FAILED ? "\" action=unsigned" : "\"")));
 	if (tempfail) {
 		moat__session_clear_edits(s);
 		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.0", "dkim_sign_failed",
@@ -203,7 +211,8 @@ session_auth_start(struct moat_session *s)
 		if (s->pol->auth == NULL)
 			s->pol->auth = moat_auth_engine_new(s->conf, err, sizeof(err));
 		pthread_mutex_unlock(&s->pol->lock);
-		if (s->pol->auth == NULL || (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
+		if (s->pol->auth == NULL ||
+		    (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
 			moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
 			    err[0] ? err : "out of memory");
 			s->auth_failed = true;
@@ -248,10 +257,10 @@ session_auth_end(struct moat_session *s, struct moat_verdict *v)
 	if (i < n && av.action < MOAT_TEMPFAIL)
 		moat_verdict_set(&av, MOAT_TEMPFAIL, 451, "4.3.0", "too_many_edits",
 		    "Local error, try again later");
-	moat_log_escape(moat_auth_results(s->auth)->authres, strlen(moat_auth_results(s->auth)->authres),
-	    ar, sizeof(ar));
-	moat_log(LOG_INFO, s->id, "auth", "verdict=%s reason=%s ar=\"%s\"", moat_action_name(av.action),
-	    av.reason && av.reason[0] ? av.reason : "-", ar);
+	moat_log_escape(moat_auth_results(s->auth)->authres,
+	    strlen(moat_auth_results(s->auth)->authres), ar, sizeof(ar));
+	moat_log(LOG_INFO, s->id, "auth", "verdict=%s reason=%s ar=\"%s\"",
+	    moat_action_name(av.action), av.reason && av.reason[0] ? av.reason : "-", ar);
 	moat_verdict_combine(v, &av);
 }
 
@@ -303,7 +312,7 @@ limits_header(struct moat_session *s, const char *field, size_t len, struct moat
 static void
 limits_eoh(struct moat_session *s, struct moat_verdict *v)
 {
-	session_count_bytes(s, 2, v);    /* the empty line */
+	session_count_bytes(s, 2, v); /* the empty line */
 }
 
 static void
@@ -376,15 +385,17 @@ auth_blocks(const struct moat_session *s)
 /* The table, in the order the checks run (session_int.h says how it is used). */
 const struct moat__check moat__checks[] = {
 	{ "limits", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
-	  check_limits, NULL, NULL, limits_header, limits_eoh, limits_body, NULL, NULL },
-	{ "ratelimit", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
-	  check_ratelimit, check_ratelimit_answer, NULL, NULL, NULL, NULL, NULL, NULL },
+	    check_limits, NULL, NULL, limits_header, limits_eoh, limits_body, NULL, NULL },
+	{ "ratelimit",
+	    STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
+	    check_ratelimit, check_ratelimit_answer, NULL, NULL, NULL, NULL, NULL, NULL },
 	{ "dkim_sign", 0, NULL, NULL, session_sign_start, sign_header, sign_eoh, sign_body,
-	  session_sign_end, sign_blocks },
+	    session_sign_end, sign_blocks },
 	{ "auth", 0, NULL, NULL, session_auth_start, auth_header, auth_eoh, auth_body,
-	  session_auth_end, auth_blocks },
+	    session_auth_end, auth_blocks },
 };
 const size_t moat__nchecks = sizeof(moat__checks) / sizeof(moat__checks[0]);
 
 /* msg_started is a bit per row */
-_Static_assert(sizeof(moat__checks) / sizeof(moat__checks[0]) <= 32, "too many checks for msg_started");
+_Static_assert(sizeof(moat__checks) / sizeof(moat__checks[0]) <= 32,
+    "too many checks for msg_started");

@@ -15,8 +15,8 @@
 
 #include "cidr.h"
 
-#define CIDR_ITEM_MAX 64          /* longest "address/prefix" item accepted */
-#define CIDR_SET_MAX 4096         /* networks in one list */
+#define CIDR_ITEM_MAX 64 /* longest "address/prefix" item accepted */
+#define CIDR_SET_MAX 4096 /* networks in one list */
 
 struct moat_cidr_set {
 	size_t n;
@@ -51,7 +51,7 @@ char *
 moat_addr_format(const struct moat_addr *addr, char *out, size_t len)
 {
 	if (addr->v4 ? inet_ntop(AF_INET, addr->bytes + 12, out, (socklen_t)len) == NULL
-	    : inet_ntop(AF_INET6, addr->bytes, out, (socklen_t)len) == NULL) {
+		     : inet_ntop(AF_INET6, addr->bytes, out, (socklen_t)len) == NULL) {
 		if (len > 0)
 			out[0] = '\0';
 	}

@@ -13,12 +13,12 @@
 
 struct moat_addr {
 	uint8_t bytes[16];
-	bool v4;             /* bytes hold ::ffff:a.b.c.d */
+	bool v4; /* bytes hold ::ffff:a.b.c.d */
 };
 
 struct moat_cidr {
-	struct moat_addr net;  /* host bits cleared */
-	unsigned prefix;       /* 0..32 for v4, 0..128 for v6; stored as written */
+	struct moat_addr net; /* host bits cleared */
+	unsigned prefix; /* 0..32 for v4, 0..128 for v6; stored as written */
 };
 
 struct moat_cidr_set;

@@ -21,7 +21,8 @@ cmdline_usage(FILE *out, const char *progname)
 	    "  -n            check the configuration and exit\n"
 	    "  -f            run in the foreground\n"
 	    "  -d            print the effective configuration and exit (-dd: only non-defaults)\n"
-	    "  -V            print the version and exit\n", progname);
+	    "  -V            print the version and exit\n",
+	    progname);
 }
 
 int
@@ -46,7 +47,8 @@ moat_cmdline_parse(struct moat_cmdline *cl, const char *progname, unsigned scope
 				return 2;
 			}
 			if (moat_conf_parse_override(optarg, &cl->ov[cl->nov]) < 0) {
-				fprintf(stderr, "%s: -o %s: expected key=value\n", progname, optarg);
+				fprintf(stderr, "%s: -o %s: expected key=value\n", progname,
+				    optarg);
 				return 2;
 			}
 			cl->nov++;
@@ -123,7 +125,8 @@ moat_cmdline_reload(const struct moat_cmdline *cl)
 
 	conf = moat_conf_load(cl->conf_file, cl->ov, cl->nov, err, sizeof(err));
 	if (conf == NULL) {
-		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration", err);
+		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration",
+		    err);
 		return NULL;
 	}
 	moat_log(LOG_INFO, NULL, "reload", "loaded %s", conf->source);

@@ -19,11 +19,11 @@
 
 struct moat_cmdline {
 	const char *progname;
-	const char *conf_file;        /* NULL: built-in defaults */
+	const char *conf_file; /* NULL: built-in defaults */
 	bool check_only;
 	bool foreground;
-	int dump;                     /* 0, 1 (all keys) or 2 (changed keys) */
-	unsigned scope;               /* MOAT_CK_PROXY or MOAT_CK_MILTER */
+	int dump; /* 0, 1 (all keys) or 2 (changed keys) */
+	unsigned scope; /* MOAT_CK_PROXY or MOAT_CK_MILTER */
 	struct moat_conf_override ov[MOAT_CMDLINE_OVERRIDES_MAX];
 	size_t nov;
 };

@@ -33,13 +33,13 @@ struct conf_name {
 /* State of one load, shared by nested includes. */
 struct conf_parse {
 	struct moat_conf *conf;
-	const char *file;          /* current file */
-	unsigned line;             /* current line in it, counted by conf_reader */
+	const char *file; /* current file */
+	unsigned line; /* current line in it, counted by conf_reader */
 	FILE *fp;
 	unsigned depth;
-	unsigned *seen_line;       /* per key: line it was set at in the file, 0 = not yet */
-	const char **seen_file;    /* per key: which file */
-	struct conf_name **names;  /* every file name opened, freed when the load ends */
+	unsigned *seen_line; /* per key: line it was set at in the file, 0 = not yet */
+	const char **seen_file; /* per key: which file */
+	struct conf_name **names; /* every file name opened, freed when the load ends */
 	bool failed;
 	char *err;
 	size_t errlen;
@@ -75,7 +75,8 @@ conf_fail(struct conf_parse *p, const char *key, const char *fmt, ...)
 		snprintf(p->err, p->errlen, "%s:%u: %s%s%s", p->file, p->line, key ? key : "",
 		    key ? ": " : "", msg);
 	else
-		snprintf(p->err, p->errlen, "%s: %s%s%s", p->file, key ? key : "", key ? ": " : "", msg);
+		snprintf(p->err, p->errlen, "%s: %s%s%s", p->file, key ? key : "", key ? ": " : "",
+		    msg);
 }
 
 /* conf_edit_distance - Levenshtein distance, for "did you mean" on unknown keys. */
@@ -167,20 +168,29 @@ conf_parse_number(enum moat_conf_type type, const char *s, uint64_t *out)
 	uint64_t factor = 1;
 
 	if (conf_parse_uint64(s, &end, out) < 0)
-		return type == MOAT_CT_UINT ? "expected a whole number" :
-		    type == MOAT_CT_SIZE ? "expected a size such as 512k, 50m or 1g" :
-		    "expected a time such as 500ms, 30s, 5m or 1h";
+		return type == MOAT_CT_UINT ? "expected a whole number"
+		    : type == MOAT_CT_SIZE  ? "expected a size such as 512k, 50m or 1g"
+					    : "expected a time such as 500ms, 30s, 5m or 1h";
 	if (type == MOAT_CT_UINT)
 		return *end == '\0' ? NULL : "expected a whole number";
 	if (type == MOAT_CT_SIZE) {
 		if (*end != '\0' && end[1] != '\0')
 			return "expected a size such as 512k, 50m or 1g";
 		switch (tolower((unsigned char)*end)) {
-		case '\0': factor = 1; break;
-		case 'k': factor = 1024; break;
-		case 'm': factor = 1024ULL * 1024; break;
-		case 'g': factor = 1024ULL * 1024 * 1024; break;
-		default: return "expected a size such as 512k, 50m or 1g";
+		case '\0':
+			factor = 1;
+			break;
+		case 'k':
+			factor = 1024;
+			break;
+		case 'm':
+			factor = 1024ULL * 1024;
+			break;
+		case 'g':
+			factor = 1024ULL * 1024 * 1024;
+			break;
+		default:
+			return "expected a size such as 512k, 50m or 1g";
 		}
 	} else {
 		if (strcmp(end, "ms") == 0)
@@ -404,7 +414,8 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	size_t idx;
 
 	if (section != NULL && section[0] != '\0') {
-		conf_fail(p, NULL, "sections ([%s]) are not used: write keys at the top level", section);
+		conf_fail(p, NULL, "sections ([%s]) are not used: write keys at the top level",
+		    section);
 		return 0;
 	}
 	if (strcmp(name, "include") == 0)
@@ -419,7 +430,8 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 	}
 	idx = (size_t)(key - moat_conf_keys);
 	if (p->seen_line[idx] != 0) {
-		conf_fail(p, name, "set twice (first at %s:%u)", p->seen_file[idx], p->seen_line[idx]);
+		conf_fail(p, name, "set twice (first at %s:%u)", p->seen_file[idx],
+		    p->seen_line[idx]);
 		return 0;
 	}
 	if ((key->scope & MOAT_CK_FILE_RELATIVE) && value[0] != '\0') {
@@ -503,14 +515,15 @@ conf_defaults(struct moat_conf *conf, char *err, size_t errlen)
 		const struct moat_conf_key *key = &moat_conf_keys[i];
 		const char *def = key->def;
 
-		if (def == NULL) {   /* authserv_id: the host name */
+		if (def == NULL) { /* authserv_id: the host name */
 			if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
 				snprintf(host, sizeof(host), "localhost");
 			host[sizeof(host) - 1] = '\0';
 			def = host;
 		}
 		if (conf_set(conf, key, def, msg, sizeof(msg)) < 0) {
-			snprintf(err, errlen, "%s: %s: bad default: %s", CONF_BUILTIN, key->name, msg);
+			snprintf(err, errlen, "%s: %s: bad default: %s", CONF_BUILTIN, key->name,
+			    msg);
 			return -1;
 		}
 	}
@@ -528,7 +541,8 @@ conf_finish(struct moat_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: internal_networks: %s", conf->source, msg);
 		return -1;
 	}
-	conf->proxy_inbound_set = moat_cidr_set_parse(conf->proxy_inbound_proxy_networks, msg, sizeof(msg));
+	conf->proxy_inbound_set =
+	    moat_cidr_set_parse(conf->proxy_inbound_proxy_networks, msg, sizeof(msg));
 	if (conf->proxy_inbound_set == NULL) {
 		snprintf(err, errlen, "%s: proxy_inbound_proxy_networks: %s", conf->source, msg);
 		return -1;
@@ -613,8 +627,9 @@ moat_conf_load(const char *file, const struct moat_conf_override *ov, size_t nov
 		const struct moat_conf_key *key = moat_conf_find_key(ov[i].key);
 		if (key == NULL) {
 			const char *hint = conf_closest_key(ov[i].key);
-			snprintf(err, errlen, "%s: -o %s: unknown key%s%s%s", CONF_CMDLINE, ov[i].key,
-			    hint ? " (did you mean " : "", hint ? hint : "", hint ? "?)" : "");
+			snprintf(err, errlen, "%s: -o %s: unknown key%s%s%s", CONF_CMDLINE,
+			    ov[i].key, hint ? " (did you mean " : "", hint ? hint : "",
+			    hint ? "?)" : "");
 			goto fail;
 		}
 		if (conf_set(conf, key, ov[i].value, msg, sizeof(msg)) < 0) {
@@ -668,7 +683,8 @@ moat_conf_unref(struct moat_conf *conf)
 
 /* conf_value_text - a key's current value in the file's notation. */
 static const char *
-conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, char *buf, size_t len)
+conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, char *buf,
+    size_t len)
 {
 	const char *field = (const char *)conf + key->offset;
 
@@ -705,7 +721,8 @@ moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, 
 		if ((key->scope & scope) == 0)
 			continue;
 		value = conf_value_text(conf, key, a, sizeof(a));
-		if (defaults != NULL && strcmp(value, conf_value_text(defaults, key, b, sizeof(b))) == 0)
+		if (defaults != NULL &&
+		    strcmp(value, conf_value_text(defaults, key, b, sizeof(b))) == 0)
 			continue;
 		fprintf(out, "%s = %s\n", key->name, value);
 	}
@@ -775,7 +792,8 @@ conf_check_host(const char *s, size_t len)
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	if (moat_addr_parse(buf, &addr) == 0)
-		return addr.v4 ? 0 : -1;   /* bare IPv6 needs brackets: host:port would be ambiguous */
+		return addr.v4 ? 0
+			       : -1; /* bare IPv6 needs brackets: host:port would be ambiguous */
 	return conf_check_hostname(s, len);
 }
 
@@ -819,7 +837,8 @@ moat_conf_check_listen_list(const char *value, char *err, size_t errlen)
 			break;
 		len = strcspn(p, ", \t");
 		if (conf_check_hostport_n(p, len) < 0) {
-			snprintf(err, errlen, "'%.*s' is not host:port ([addr]:port for IPv6)", (int)len, p);
+			snprintf(err, errlen, "'%.*s' is not host:port ([addr]:port for IPv6)",
+			    (int)len, p);
 			return -1;
 		}
 		n++;
@@ -833,7 +852,8 @@ moat_conf_check_backend(const char *value, char *err, size_t errlen)
 {
 	if (strncmp(value, "unix:", 5) == 0) {
 		if (value[5] != '/' || strlen(value + 5) >= 108) {
-			snprintf(err, errlen, "'%s': expected unix:/absolute/path (at most 107 bytes)", value);
+			snprintf(err, errlen,
+			    "'%s': expected unix:/absolute/path (at most 107 bytes)", value);
 			return -1;
 		}
 		return 0;
@@ -880,10 +900,11 @@ moat_conf_check_milter_socket(const char *value, char *err, size_t errlen)
 		at = strchr(spec, '@');
 		if (conf_check_port(spec, at ? (size_t)(at - spec) : strlen(spec)) == 0 &&
 		    (at == NULL || conf_check_host(at + 1, strlen(at + 1)) == 0 ||
-		    moat_addr_parse(at + 1, &(struct moat_addr){ 0 }) == 0))
+			moat_addr_parse(at + 1, &(struct moat_addr){ 0 }) == 0))
 			return 0;
 	}
-	snprintf(err, errlen, "'%s': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path", value);
+	snprintf(err, errlen, "'%s': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path",
+	    value);
 	return -1;
 }
 

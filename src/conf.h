@@ -20,24 +20,24 @@
 
 struct moat_signer;
 
-#define MOAT_CONF_ERR_MAX 512       /* room for one "file:line: key: what is wrong" message */
-#define MOAT_CONF_LINE_MAX 4096     /* longest line accepted in a config file */
-#define MOAT_CONF_INCLUDE_DEPTH 8   /* include = FILE nesting */
+#define MOAT_CONF_ERR_MAX 512 /* room for one "file:line: key: what is wrong" message */
+#define MOAT_CONF_LINE_MAX 4096 /* longest line accepted in a config file */
+#define MOAT_CONF_INCLUDE_DEPTH 8 /* include = FILE nesting */
 
 enum moat_conf_type {
-	MOAT_CT_STRING,  /* char *: free text, optionally checked by a validator */
-	MOAT_CT_UINT,    /* unsigned: decimal */
-	MOAT_CT_SIZE,    /* uint64_t: bytes, with optional k/m/g suffix (powers of 1024) */
-	MOAT_CT_TIME,    /* unsigned: milliseconds, written with ms/s/m/h/d suffix (bare = seconds) */
-	MOAT_CT_BOOL,    /* bool: yes/no, true/false, on/off, 1/0 */
-	MOAT_CT_ENUM,    /* int: index into the '|'-separated allowed values */
+	MOAT_CT_STRING, /* char *: free text, optionally checked by a validator */
+	MOAT_CT_UINT, /* unsigned: decimal */
+	MOAT_CT_SIZE, /* uint64_t: bytes, with optional k/m/g suffix (powers of 1024) */
+	MOAT_CT_TIME, /* unsigned: milliseconds, written with ms/s/m/h/d suffix (bare = seconds) */
+	MOAT_CT_BOOL, /* bool: yes/no, true/false, on/off, 1/0 */
+	MOAT_CT_ENUM, /* int: index into the '|'-separated allowed values */
 };
 
 /* Which programs read a key; used by --dump-config and the man page. */
-#define MOAT_CK_PROXY  0x1
+#define MOAT_CK_PROXY 0x1
 #define MOAT_CK_MILTER 0x2
-#define MOAT_CK_ALL    (MOAT_CK_PROXY | MOAT_CK_MILTER)
-#define MOAT_CK_FILE_RELATIVE 0x4   /* a relative path set in a file is relative to that file */
+#define MOAT_CK_ALL (MOAT_CK_PROXY | MOAT_CK_MILTER)
+#define MOAT_CK_FILE_RELATIVE 0x4 /* a relative path set in a file is relative to that file */
 
 /* A validator for MOAT_CT_STRING keys: returns 0, or -1 with a message in err. */
 typedef int (*moat_conf_check_fn)(const char *value, char *err, size_t errlen);
@@ -45,60 +45,108 @@ typedef int (*moat_conf_check_fn)(const char *value, char *err, size_t errlen);
 struct moat_conf_key {
 	const char *name;
 	enum moat_conf_type type;
-	size_t offset;               /* into struct moat_conf */
-	const char *def;             /* default, as it would be written in the file; NULL = dynamic */
-	uint64_t min, max;           /* numeric types, in the stored unit */
-	const char *allowed;         /* MOAT_CT_ENUM: "a|b|c" */
-	moat_conf_check_fn check;    /* MOAT_CT_STRING and MOAT_CT_ENUM: optional */
-	unsigned scope;              /* MOAT_CK_* */
-	const char *doc;             /* one line */
+	size_t offset; /* into struct moat_conf */
+	const char *def; /* default, as it would be written in the file; NULL = dynamic */
+	uint64_t min, max; /* numeric types, in the stored unit */
+	const char *allowed; /* MOAT_CT_ENUM: "a|b|c" */
+	moat_conf_check_fn check; /* MOAT_CT_STRING and MOAT_CT_ENUM: optional */
+	unsigned scope; /* MOAT_CK_* */
+	const char *doc; /* one line */
 };
 
 /* auto: stderr when running in the foreground (-f), syslog when detached. */
-enum moat_log_target { MOAT_LOG_AUTO = 0, MOAT_LOG_SYSLOG = 1, MOAT_LOG_STDERR = 2 };
+enum moat_log_target {
+	MOAT_LOG_AUTO = 0,
+	MOAT_LOG_SYSLOG = 1,
+	MOAT_LOG_STDERR = 2
+};
 /* spf_fail_action / spf_temperror_action: tag only, or reject (fail) / tempfail (temperror). */
-enum moat_spf_action { MOAT_SPF_ACT_TAG = 0, MOAT_SPF_ACT_ENFORCE = 1 };
+enum moat_spf_action {
+	MOAT_SPF_ACT_TAG = 0,
+	MOAT_SPF_ACT_ENFORCE = 1
+};
 /* dmarc_reject_action, dmarc_bad_from_action */
-enum moat_dmarc_action { MOAT_DMARC_ACT_REJECT = 0, MOAT_DMARC_ACT_QUARANTINE = 1, MOAT_DMARC_ACT_TAG = 2 };
+enum moat_dmarc_action {
+	MOAT_DMARC_ACT_REJECT = 0,
+	MOAT_DMARC_ACT_QUARANTINE = 1,
+	MOAT_DMARC_ACT_TAG = 2
+};
 /* dmarc_quarantine_action */
-enum moat_dmarc_qaction { MOAT_DMARC_QACT_QUARANTINE = 0, MOAT_DMARC_QACT_TAG = 1 };
+enum moat_dmarc_qaction {
+	MOAT_DMARC_QACT_QUARANTINE = 0,
+	MOAT_DMARC_QACT_TAG = 1
+};
 /* dmarc_temperror_action */
-enum moat_dmarc_temp { MOAT_DMARC_TEMP_TEMPFAIL = 0, MOAT_DMARC_TEMP_CONTINUE = 1 };
+enum moat_dmarc_temp {
+	MOAT_DMARC_TEMP_TEMPFAIL = 0,
+	MOAT_DMARC_TEMP_CONTINUE = 1
+};
 /* tls_protocols_min */
-enum moat_tls_min { MOAT_TLS_MIN_12 = 0, MOAT_TLS_MIN_13 = 1 };
+enum moat_tls_min {
+	MOAT_TLS_MIN_12 = 0,
+	MOAT_TLS_MIN_13 = 1
+};
 /* tls_starttls_pipelined: plaintext received after the STARTTLS line is dropped, or the session closed. */
-enum moat_tls_pipelined { MOAT_TLS_PIPE_DISCARD = 0, MOAT_TLS_PIPE_CLOSE = 1 };
+enum moat_tls_pipelined {
+	MOAT_TLS_PIPE_DISCARD = 0,
+	MOAT_TLS_PIPE_CLOSE = 1
+};
 /* tls_backend: no TLS to the MTA, STARTTLS when offered, or STARTTLS required (else tempfail). */
-enum moat_tls_backend { MOAT_TLS_BACKEND_NONE = 0, MOAT_TLS_BACKEND_STARTTLS, MOAT_TLS_BACKEND_REQUIRED };
+enum moat_tls_backend {
+	MOAT_TLS_BACKEND_NONE = 0,
+	MOAT_TLS_BACKEND_STARTTLS,
+	MOAT_TLS_BACKEND_REQUIRED
+};
 /* header_ambiguous_action: an ambiguous header section is rejected (5xx) or tempfailed (4xx). */
-enum moat_hdr_action { MOAT_HDR_ACT_REJECT = 0, MOAT_HDR_ACT_TEMPFAIL = 1 };
+enum moat_hdr_action {
+	MOAT_HDR_ACT_REJECT = 0,
+	MOAT_HDR_ACT_TEMPFAIL = 1
+};
 /* proxy_bare_newline */
-enum moat_bare_newline { MOAT_BARE_REJECT = 0, MOAT_BARE_NORMALIZE = 1 };
+enum moat_bare_newline {
+	MOAT_BARE_REJECT = 0,
+	MOAT_BARE_NORMALIZE = 1
+};
 /* dkim_sign_canonicalization: header/body (RFC 6376 3.4) */
-enum moat_dkim_canon { MOAT_DKIM_RELAXED_RELAXED = 0, MOAT_DKIM_RELAXED_SIMPLE, MOAT_DKIM_SIMPLE_RELAXED,
-	MOAT_DKIM_SIMPLE_SIMPLE };
+enum moat_dkim_canon {
+	MOAT_DKIM_RELAXED_RELAXED = 0,
+	MOAT_DKIM_RELAXED_SIMPLE,
+	MOAT_DKIM_SIMPLE_RELAXED,
+	MOAT_DKIM_SIMPLE_SIMPLE
+};
 /* dkim_sign_failure: a message that should be signed but cannot be is tempfailed or passed unsigned. */
-enum moat_dkim_sign_failure { MOAT_DKIM_FAIL_TEMPFAIL = 0, MOAT_DKIM_FAIL_UNSIGNED = 1 };
-enum moat_backend_client { MOAT_PASS_NONE = 0, MOAT_PASS_XCLIENT, MOAT_PASS_PROXY_V1, MOAT_PASS_PROXY_V2 };
+enum moat_dkim_sign_failure {
+	MOAT_DKIM_FAIL_TEMPFAIL = 0,
+	MOAT_DKIM_FAIL_UNSIGNED = 1
+};
+enum moat_backend_client {
+	MOAT_PASS_NONE = 0,
+	MOAT_PASS_XCLIENT,
+	MOAT_PASS_PROXY_V1,
+	MOAT_PASS_PROXY_V2
+};
 /* proxy_backend_connect: at the first MAIL, or at accept */
-enum moat_backend_connect { MOAT_BCONN_MAIL = 0, MOAT_BCONN_ACCEPT = 1 };
+enum moat_backend_connect {
+	MOAT_BCONN_MAIL = 0,
+	MOAT_BCONN_ACCEPT = 1
+};
 
 struct moat_conf {
 	atomic_int refs;
-	char *source;                  /* the file it was read from, or "(built-in defaults)" */
+	char *source; /* the file it was read from, or "(built-in defaults)" */
 
 	/* general */
 	char *authserv_id;
 	char *dns_resolver;
-	unsigned dns_timeout;          /* ms */
+	unsigned dns_timeout; /* ms */
 	char *dns_dnssec_trust_anchor; /* file; empty: no DNSSEC validation */
-	int spf_fail_action;           /* enum moat_spf_action */
-	int spf_temperror_action;      /* enum moat_spf_action */
+	int spf_fail_action; /* enum moat_spf_action */
+	int spf_temperror_action; /* enum moat_spf_action */
 	char *daemon_user;
 	char *daemon_group;
-	int log_target;                /* enum moat_log_target */
+	int log_target; /* enum moat_log_target */
 	bool log_verbose;
-	unsigned drain_timeout;        /* ms */
+	unsigned drain_timeout; /* ms */
 
 	/* trust rules */
 	char *internal_networks;
@@ -111,7 +159,7 @@ struct moat_conf {
 	uint64_t limit_message_size;
 	uint64_t limit_header_size;
 	unsigned limit_header_count;
-	int header_ambiguous_action;     /* enum moat_hdr_action */
+	int header_ambiguous_action; /* enum moat_hdr_action */
 	unsigned limit_messages_per_session;
 	unsigned limit_errors;
 	unsigned limit_junk_commands;
@@ -120,51 +168,51 @@ struct moat_conf {
 	/* proxy */
 	char *proxy_listen;
 	char *proxy_backend;
-	int proxy_backend_pass;        /* enum moat_backend_client */
-	int proxy_backend_connect;     /* enum moat_backend_connect */
+	int proxy_backend_pass; /* enum moat_backend_client */
+	int proxy_backend_connect; /* enum moat_backend_connect */
 	char *proxy_pid_file;
 	unsigned proxy_workers;
 	unsigned proxy_threadpool_size;
-	unsigned proxy_timeout_command;  /* ms */
-	unsigned proxy_timeout_data;     /* ms */
-	unsigned proxy_timeout_backend;  /* ms */
+	unsigned proxy_timeout_command; /* ms */
+	unsigned proxy_timeout_data; /* ms */
+	unsigned proxy_timeout_backend; /* ms */
 	unsigned proxy_session_lifetime; /* ms */
-	unsigned proxy_greet_pause;      /* ms; 0: none */
-	int proxy_bare_newline;          /* enum moat_bare_newline */
+	unsigned proxy_greet_pause; /* ms; 0: none */
+	int proxy_bare_newline; /* enum moat_bare_newline */
 	char *proxy_inbound_proxy_networks; /* CIDR list: peers that must send a PROXY header */
 	unsigned proxy_inbound_proxy_timeout; /* ms */
-	unsigned proxy_min_data_rate;    /* bytes/s in DATA; 0: none */
+	unsigned proxy_min_data_rate; /* bytes/s in DATA; 0: none */
 	unsigned proxy_min_data_rate_window; /* ms */
 	/* holding mode (proxy/hold.c): when the core writes a header that depends on the body */
-	uint64_t proxy_hold_memory;      /* held in memory up to this, then in a spool file */
+	uint64_t proxy_hold_memory; /* held in memory up to this, then in a spool file */
 	char *proxy_spool_dir;
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
-	char *proxy_listen_tls;        /* implicit-TLS listeners (RFC 8314) */
+	char *proxy_listen_tls; /* implicit-TLS listeners (RFC 8314) */
 	char *proxy_submission_listen; /* plaintext listeners that require AUTH (inside TLS) */
-	bool proxy_require_tls;        /* plaintext listeners: 530 5.7.0 before STARTTLS */
-	char *tls_cert_file;           /* comma list, paired in order with tls_key_file */
+	bool proxy_require_tls; /* plaintext listeners: 530 5.7.0 before STARTTLS */
+	char *tls_cert_file; /* comma list, paired in order with tls_key_file */
 	char *tls_key_file;
-	char *tls_sni_map;             /* "name=cert:key, ..." extra certificate sets chosen by SNI */
-	int tls_protocols_min;         /* enum moat_tls_min */
-	char *tls_ciphers;             /* TLS 1.2 list; forward-secret suites only */
+	char *tls_sni_map; /* "name=cert:key, ..." extra certificate sets chosen by SNI */
+	int tls_protocols_min; /* enum moat_tls_min */
+	char *tls_ciphers; /* TLS 1.2 list; forward-secret suites only */
 	char *tls_groups;
-	unsigned tls_ticket_rotation;  /* ms; 0: no session tickets */
+	unsigned tls_ticket_rotation; /* ms; 0: no session tickets */
 	unsigned tls_handshake_timeout; /* ms */
 	bool tls_request_client_cert;
 	char *tls_client_ca_file;
-	int tls_starttls_pipelined;    /* enum moat_tls_pipelined */
-	int tls_backend;               /* enum moat_tls_backend */
+	int tls_starttls_pipelined; /* enum moat_tls_pipelined */
+	int tls_backend; /* enum moat_tls_backend */
 	char *tls_backend_ca_file;
 	char *tls_backend_verify_name;
 
 	/* rate limits (ratelimit.c; "COUNT/PERIOD[ log|enforce]" strings, "" = off) */
-	int ratelimit_store;           /* enum moat_rl_store (ratelimit.h) */
-	char *ratelimit_redis;         /* host:port */
+	int ratelimit_store; /* enum moat_rl_store (ratelimit.h) */
+	char *ratelimit_redis; /* host:port */
 	char *ratelimit_redis_prefix;
-	unsigned ratelimit_redis_timeout;  /* ms */
-	int ratelimit_redis_failure;   /* enum moat_rl_failure */
-	int ratelimit_action;          /* enum moat_rl_action: default for limits without their own */
+	unsigned ratelimit_redis_timeout; /* ms */
+	int ratelimit_redis_failure; /* enum moat_rl_failure */
+	int ratelimit_action; /* enum moat_rl_action: default for limits without their own */
 	char *ratelimit_conn_per_ip;
 	char *ratelimit_conn_per_net;
 	char *ratelimit_msg_per_ip;
@@ -176,47 +224,47 @@ struct moat_conf {
 	char *ratelimit_tls_per_ip;
 	unsigned ratelimit_net_prefix_v4;
 	unsigned ratelimit_net_prefix_v6;
-	char *ratelimit_allow;         /* CIDR list: no limit applies */
-	char *ratelimit_deny;          /* CIDR list: refused at connect */
+	char *ratelimit_allow; /* CIDR list: no limit applies */
+	char *ratelimit_deny; /* CIDR list: refused at connect */
 	unsigned ratelimit_max_entries;
-	unsigned ratelimit_log_interval;   /* ms */
+	unsigned ratelimit_log_interval; /* ms */
 
 	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
-	bool auth_inbound;             /* run the engine on inbound mail */
+	bool auth_inbound; /* run the engine on inbound mail */
 	unsigned dkim_max_signatures;
-	bool dkim_body_length_pass;    /* content after l= still passes */
-	int dmarc_reject_action;       /* enum moat_dmarc_action */
-	int dmarc_quarantine_action;   /* enum moat_dmarc_qaction */
-	int dmarc_bad_from_action;     /* enum moat_dmarc_action */
-	int dmarc_temperror_action;    /* enum moat_dmarc_temp */
-	char *dmarc_never_reject;      /* From domains, comma/space separated */
+	bool dkim_body_length_pass; /* content after l= still passes */
+	int dmarc_reject_action; /* enum moat_dmarc_action */
+	int dmarc_quarantine_action; /* enum moat_dmarc_qaction */
+	int dmarc_bad_from_action; /* enum moat_dmarc_action */
+	int dmarc_temperror_action; /* enum moat_dmarc_temp */
+	char *dmarc_never_reject; /* From domains, comma/space separated */
 	char *dmarc_force_reject;
 	/* DMARC reports (dmarc_report.c records, mxmoat-report writes) */
-	int dmarc_report_store;        /* enum moat_dmarc_report_store */
-	char *dmarc_report_db;         /* the SQLite file */
-	char *report_org_name;         /* RFC 9990 org_name; "": authserv_id */
-	char *report_from;             /* RFC 9990 email; "": postmaster@authserv_id */
+	int dmarc_report_store; /* enum moat_dmarc_report_store */
+	char *dmarc_report_db; /* the SQLite file */
+	char *report_org_name; /* RFC 9990 org_name; "": authserv_id */
+	char *report_from; /* RFC 9990 email; "": postmaster@authserv_id */
 	/* DKIM signing (dkim_sign.c, signtable.c) */
-	char *dkim_signing_table;      /* file; empty: no signing */
+	char *dkim_signing_table; /* file; empty: no signing */
 	int dkim_sign_canonicalization; /* enum moat_dkim_canon */
-	char *dkim_sign_headers;       /* comma list; "List-*" style wildcards */
-	char *dkim_oversign_headers;   /* comma list */
-	unsigned dkim_sign_expire;     /* ms; 0: no x= */
-	int dkim_sign_failure;         /* enum moat_dkim_sign_failure */
+	char *dkim_sign_headers; /* comma list; "List-*" style wildcards */
+	char *dkim_oversign_headers; /* comma list */
+	unsigned dkim_sign_expire; /* ms; 0: no x= */
+	int dkim_sign_failure; /* enum moat_dkim_sign_failure */
 
 	/* milter */
 	char *milter_socket;
 	char *milter_pid_file;
-	char *milter_socket_mode;      /* octal, unix sockets only */
-	char *milter_socket_owner;     /* user[:group], unix sockets only; "" = unchanged */
-	unsigned milter_timeout;       /* ms; libmilter's read/write timeout towards the MTA */
-	unsigned milter_backlog;       /* listen(2) backlog */
-	bool milter_tcp_tuning;        /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
+	char *milter_socket_mode; /* octal, unix sockets only */
+	char *milter_socket_owner; /* user[:group], unix sockets only; "" = unchanged */
+	unsigned milter_timeout; /* ms; libmilter's read/write timeout towards the MTA */
+	unsigned milter_backlog; /* listen(2) backlog */
+	bool milter_tcp_tuning; /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
 
 	/* derived from the keys above by moat_conf_finish(); not keys themselves */
 	struct moat_cidr_set *internal_set;
-	struct moat_cidr_set *proxy_inbound_set;   /* proxy_inbound_proxy_networks */
-	struct moat_signer *signer;    /* dkim_signing_table loaded, keys and all; NULL: no signing */
+	struct moat_cidr_set *proxy_inbound_set; /* proxy_inbound_proxy_networks */
+	struct moat_signer *signer; /* dkim_signing_table loaded, keys and all; NULL: no signing */
 };
 
 /* The key table and its length (conf_table.c). */
@@ -240,7 +288,7 @@ struct moat_conf *moat_conf_load(const char *file, const struct moat_conf_overri
 int moat_conf_parse_override(char *arg, struct moat_conf_override *out);
 
 struct moat_conf *moat_conf_ref(struct moat_conf *conf);
-void moat_conf_unref(struct moat_conf *conf);   /* NULL is a no-op */
+void moat_conf_unref(struct moat_conf *conf); /* NULL is a no-op */
 
 /* moat_conf_find_key - the table entry for NAME, or NULL. */
 const struct moat_conf_key *moat_conf_find_key(const char *name);

@@ -17,17 +17,29 @@
 #define OFF(field) offsetof(struct moat_conf, field)
 
 #define K_STR(name, def, check, scope, doc) \
-	{ #name, MOAT_CT_STRING, OFF(name), def, 0, 0, NULL, check, scope, doc }
+	{ \
+#name, MOAT_CT_STRING, OFF(name), def, 0, 0, NULL, check, scope, doc \
+	}
 #define K_UINT(name, def, min, max, scope, doc) \
-	{ #name, MOAT_CT_UINT, OFF(name), def, min, max, NULL, NULL, scope, doc }
+	{ \
+#name, MOAT_CT_UINT, OFF(name), def, min, max, NULL, NULL, scope, doc \
+	}
 #define K_SIZE(name, def, min, max, scope, doc) \
-	{ #name, MOAT_CT_SIZE, OFF(name), def, min, max, NULL, NULL, scope, doc }
+	{ \
+#name, MOAT_CT_SIZE, OFF(name), def, min, max, NULL, NULL, scope, doc \
+	}
 #define K_TIME(name, def, min, max, scope, doc) \
-	{ #name, MOAT_CT_TIME, OFF(name), def, min, max, NULL, NULL, scope, doc }
+	{ \
+#name, MOAT_CT_TIME, OFF(name), def, min, max, NULL, NULL, scope, doc \
+	}
 #define K_BOOL(name, def, scope, doc) \
-	{ #name, MOAT_CT_BOOL, OFF(name), def, 0, 1, NULL, NULL, scope, doc }
+	{ \
+#name, MOAT_CT_BOOL, OFF(name), def, 0, 1, NULL, NULL, scope, doc \
+	}
 #define K_ENUM(name, def, allowed, scope, doc) \
-	{ #name, MOAT_CT_ENUM, OFF(name), def, 0, 0, allowed, NULL, scope, doc }
+	{ \
+#name, MOAT_CT_ENUM, OFF(name), def, 0, 0, allowed, NULL, scope, doc \
+	}
 
 #define KB 1024ULL
 #define MB (1024ULL * 1024)
@@ -143,7 +155,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "extra certificate sets chosen by SNI: comma-separated name=certfile:keyfile (a name may repeat for RSA and ECDSA; *.domain matches one label)"),
 	K_ENUM(tls_protocols_min, "TLSv1.2", "TLSv1.2|TLSv1.3", MOAT_CK_PROXY,
 	    "lowest TLS version accepted (TLS 1.3 is always preferred)"),
-	K_STR(tls_ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
+	K_STR(tls_ciphers,
+	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256",
 	    NULL, MOAT_CK_PROXY,
 	    "TLS 1.2 cipher list (OpenSSL syntax), server preference; a list that selects a suite without ECDHE is refused"),
 	K_STR(tls_groups, "X25519:P-256", NULL, MOAT_CK_PROXY,
@@ -230,8 +243,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "From domains (comma-separated, subdomains included) rejected (550 5.7.1) unless DMARC passes, whatever they publish"),
 
 	/* DMARC reports (dmarc_report.c, tools/mxmoat-report.c) */
-	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0, "none|sqlite|redis",
-	    moat_conf_check_report_store, MOAT_CK_ALL,
+	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0,
+	    "none|sqlite|redis", moat_conf_check_report_store, MOAT_CK_ALL,
 	    "where every DMARC evaluation is recorded for aggregate reports: none, or sqlite (dmarc_report_db); redis is not implemented yet" },
 	K_STR(dmarc_report_db, "/var/lib/mxmoat/dmarc-report.db", NULL, MOAT_CK_ALL,
 	    "the SQLite file of dmarc_report_store = sqlite (WAL journal beside it); its directory must be writable by daemon_user"),
@@ -247,10 +260,12 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(dkim_sign_canonicalization, "relaxed/relaxed",
 	    "relaxed/relaxed|relaxed/simple|simple/relaxed|simple/simple", MOAT_CK_ALL,
 	    "header/body canonicalization of the signatures made (RFC 6376 3.4)"),
-	K_STR(dkim_sign_headers, MOAT_DKIM_SIGN_HEADERS_DEFAULT, moat_conf_check_header_list, MOAT_CK_ALL,
+	K_STR(dkim_sign_headers, MOAT_DKIM_SIGN_HEADERS_DEFAULT, moat_conf_check_header_list,
+	    MOAT_CK_ALL,
 	    "header fields signed when present (comma list; Name-* matches a prefix); From is always signed"),
-	K_STR(dkim_oversign_headers, MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT, moat_conf_check_header_list,
-	    MOAT_CK_ALL, "header fields listed in h= once more than present, so none can be added after signing"),
+	K_STR(dkim_oversign_headers, MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT,
+	    moat_conf_check_header_list, MOAT_CK_ALL,
+	    "header fields listed in h= once more than present, so none can be added after signing"),
 	K_TIME(dkim_sign_expire, "0s", 0, 30ULL * 24 * 3600 * SEC, MOAT_CK_ALL,
 	    "signature lifetime written as x= (RFC 6376 3.5); 0: no x="),
 	K_ENUM(dkim_sign_failure, "tempfail", "tempfail|unsigned", MOAT_CK_ALL,

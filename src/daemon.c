@@ -83,7 +83,7 @@ moat_daemon_pidfile_write(const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	return 0;   /* fd deliberately kept open to hold the lock */
+	return 0; /* fd deliberately kept open to hold the lock */
 }
 
 void
@@ -103,7 +103,8 @@ moat_daemon_drop_privileges(const char *user, const char *group, char *err, size
 	if (geteuid() != 0)
 		return 0;
 	if (user == NULL || user[0] == '\0') {
-		snprintf(err, errlen, "running as root and daemon_user is empty: refusing to stay root");
+		snprintf(err, errlen,
+		    "running as root and daemon_user is empty: refusing to stay root");
 		return -1;
 	}
 	if ((pw = getpwnam(user)) == NULL) {

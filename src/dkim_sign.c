@@ -25,23 +25,27 @@
 #include "signtable.h"
 
 struct moat_signer {
-	EVP_MD *sha256;              /* fetched once: an implicit fetch per message costs */
+	EVP_MD *sha256; /* fetched once: an implicit fetch per message costs */
 	struct moat_signtable *table;
 	bool hrelaxed, brelaxed;
 	char *signhdrs_buf, *oversign_buf;
 	const char *signhdrs[MOAT_DKIM_HEADER_LIST_MAX + 2];
 	const char *oversign[MOAT_DKIM_HEADER_LIST_MAX + 1];
-	uint64_t ttl;                /* x= lifetime in seconds; 0: none */
-	size_t header_max;           /* bytes of header kept for one message */
+	uint64_t ttl; /* x= lifetime in seconds; 0: none */
+	size_t header_max; /* bytes of header kept for one message */
 	unsigned header_count_max;
 };
 
-enum sign_state { SIGN_COLLECT, SIGN_STREAM, SIGN_DONE };
+enum sign_state {
+	SIGN_COLLECT,
+	SIGN_STREAM,
+	SIGN_DONE
+};
 
 struct moat_sign {
 	const struct moat_signer *signer;
 	enum sign_state state;
-	enum moat_sign_status status;  /* once decided before the end */
+	enum moat_sign_status status; /* once decided before the end */
 	char why[256];
 
 	/* header fields until eoh: field i is hbuf[hoff[i] .. hoff[i] + hlen[i]) */
@@ -53,7 +57,7 @@ struct moat_sign {
 	char from_domain[256];
 	bool from_bad;
 
-	struct moat__dkim_body *body;                   /* one body hash for every key */
+	struct moat__dkim_body *body; /* one body hash for every key */
 	struct moat__dkim_sig *sig[MOAT_SIGN_KEYS_MAX];
 	const struct moat_sign_key *keys[MOAT_SIGN_KEYS_MAX];
 	size_t nkeys;
@@ -165,7 +169,7 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 		goto fail;
 	}
 	if ((n = sign_split_list(sg->signhdrs_buf, sg->signhdrs, MOAT_DKIM_HEADER_LIST_MAX, msg,
-	    sizeof(msg))) < 0) {
+		 sizeof(msg))) < 0) {
 		snprintf(err, errlen, "%s: dkim_sign_headers: %s", conf->source, msg);
 		goto fail;
 	}
@@ -178,7 +182,7 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 		sg->signhdrs[n] = NULL;
 	}
 	if (sign_split_list(sg->oversign_buf, sg->oversign, MOAT_DKIM_HEADER_LIST_MAX, msg,
-	    sizeof(msg)) < 0) {
+		sizeof(msg)) < 0) {
 		snprintf(err, errlen, "%s: dkim_oversign_headers: %s", conf->source, msg);
 		goto fail;
 	}
@@ -224,8 +228,13 @@ moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
 			continue;
 		}
 		switch (c) {
-		case '"': quoted = true; break;
-		case '(': if (++depth > 16) return -1; break;
+		case '"':
+			quoted = true;
+			break;
+		case '(':
+			if (++depth > 16)
+				return -1;
+			break;
 		case '<':
 			if (seen_angle)
 				return -1;
@@ -238,14 +247,16 @@ moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
 			angle = false;
 			end = i;
 			break;
-		case ',': return -1;     /* several mailboxes (RFC 5322 3.6.2 allows it; we do not sign) */
+		case ',':
+			return -1; /* several mailboxes (RFC 5322 3.6.2 allows it; we do not sign) */
 		case '@':
 			if (!seen_angle || angle) {
 				nat++;
 				at = i;
 			}
 			break;
-		default: break;
+		default:
+			break;
 		}
 	}
 	if (quoted || depth > 0 || angle || nat != 1 || at < start || at >= end)
@@ -253,8 +264,8 @@ moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
 	/* The domain runs from after '@' to the end of the address, blanks trimmed. */
 	{
 		size_t i = at + 1;
-		while (i < end && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' ||
-		    value[i] == '\n'))
+		while (i < end &&
+		    (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n'))
 			i++;
 		for (; i < end; i++) {
 			char c = value[i];
@@ -266,7 +277,8 @@ moat_sign_from_domain(const char *value, size_t len, char *out, size_t outlen)
 		}
 		/* Only blanks or a comment (balanced, checked above) may follow the domain. */
 		for (; i < end && value[i] != '('; i++)
-			if (value[i] != ' ' && value[i] != '\t' && value[i] != '\r' && value[i] != '\n')
+			if (value[i] != ' ' && value[i] != '\t' && value[i] != '\r' &&
+			    value[i] != '\n')
 				return -1;
 	}
 	if (dlen > 0 && out[dlen - 1] == '.')
@@ -380,7 +392,7 @@ moat_sign_header(struct moat_sign *s, const char *field, size_t len)
 	if (sign_is_from(field, len, &colon)) {
 		s->nfrom++;
 		if (moat_sign_from_domain(field + colon + 1, len - colon - 1, s->from_domain,
-		    sizeof(s->from_domain)) < 0)
+			sizeof(s->from_domain)) < 0)
 			s->from_bad = true;
 	}
 }
@@ -393,8 +405,10 @@ moat_sign_eoh(struct moat_sign *s)
 	if (s->state != SIGN_COLLECT)
 		return;
 	if (s->nfrom != 1 || s->from_bad) {
-		sign_fail(s, MOAT_SIGN_NO_FROM, "%s", s->nfrom == 0 ? "no From field" :
-		    s->nfrom > 1 ? "several From fields" : "no single address with a valid domain in From");
+		sign_fail(s, MOAT_SIGN_NO_FROM, "%s",
+		    s->nfrom == 0      ? "no From field"
+			: s->nfrom > 1 ? "several From fields"
+				       : "no single address with a valid domain in From");
 		return;
 	}
 	s->nkeys = moat_signtable_lookup(sg->table, s->from_domain, s->keys, MOAT_SIGN_KEYS_MAX);
@@ -409,11 +423,17 @@ moat_sign_eoh(struct moat_sign *s)
 	for (size_t k = 0; k < s->nkeys; k++) {
 		const struct moat_sign_key *key = s->keys[k];
 		struct moat__dkim_sig_params p = {
-			.alg = key->key.alg, .evp = key->key.evp, .md = sg->sha256,
-			.domain = key->domain, .selector = key->selector,
-			.hrelaxed = sg->hrelaxed, .brelaxed = sg->brelaxed,
-			.signhdrs = sg->signhdrs, .oversign = sg->oversign,
-			.now = (uint64_t)time(NULL), .ttl = sg->ttl,
+			.alg = key->key.alg,
+			.evp = key->key.evp,
+			.md = sg->sha256,
+			.domain = key->domain,
+			.selector = key->selector,
+			.hrelaxed = sg->hrelaxed,
+			.brelaxed = sg->brelaxed,
+			.signhdrs = sg->signhdrs,
+			.oversign = sg->oversign,
+			.now = (uint64_t)time(NULL),
+			.ttl = sg->ttl,
 		};
 		if ((s->sig[k] = moat__dkim_sig_begin(&p)) == NULL ||
 		    moat__dkim_sig_header(s->sig[k], s->hbuf, s->hoff, s->hlen, s->nhdr) < 0) {
@@ -483,9 +503,13 @@ const char *
 moat_sign_status_name(enum moat_sign_status st)
 {
 	switch (st) {
-	case MOAT_SIGN_OK: return "signed";
-	case MOAT_SIGN_NO_KEY: return "no_key";
-	case MOAT_SIGN_NO_FROM: return "no_from";
-	default: return "failed";
+	case MOAT_SIGN_OK:
+		return "signed";
+	case MOAT_SIGN_NO_KEY:
+		return "no_key";
+	case MOAT_SIGN_NO_FROM:
+		return "no_from";
+	default:
+		return "failed";
 	}
 }

@@ -17,27 +17,29 @@
 #include "conf.h"
 #include "signtable.h"
 
-#define MOAT_DKIM_SIGN_HEADERS_DEFAULT "From, To, Cc, Subject, Date, Message-ID, Reply-To, " \
+#define MOAT_DKIM_SIGN_HEADERS_DEFAULT \
+	"From, To, Cc, Subject, Date, Message-ID, Reply-To, " \
 	"In-Reply-To, References, MIME-Version, Content-Type, Content-Transfer-Encoding, List-*"
 #define MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT "From, Subject, Date, To, Cc, Reply-To, Content-Type"
-#define MOAT_DKIM_HEADER_LIST_MAX 64   /* names in one list */
+#define MOAT_DKIM_HEADER_LIST_MAX 64 /* names in one list */
 
 struct moat_signer;
 struct moat_sign;
 
 enum moat_sign_status {
-	MOAT_SIGN_OK = 0,        /* signatures made */
-	MOAT_SIGN_NO_KEY,        /* no signing table row for the From domain: not signed */
-	MOAT_SIGN_NO_FROM,       /* no From, several, or no domain in it: not signed */
-	MOAT_SIGN_FAILED,        /* a key should have signed and could not: dkim_sign_failure applies */
+	MOAT_SIGN_OK = 0, /* signatures made */
+	MOAT_SIGN_NO_KEY, /* no signing table row for the From domain: not signed */
+	MOAT_SIGN_NO_FROM, /* no From, several, or no domain in it: not signed */
+	MOAT_SIGN_FAILED, /* a key should have signed and could not: dkim_sign_failure applies */
 };
 
 /*
  * moat_signer_load - build the signer for CONF (dkim_signing_table and the dkim_sign_* keys).
  * *out is NULL when no table is configured. -1 with "file:line: what" in err.
  */
-int moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *err, size_t errlen);
-void moat_signer_free(struct moat_signer *signer);    /* NULL is a no-op */
+int moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *err,
+    size_t errlen);
+void moat_signer_free(struct moat_signer *signer); /* NULL is a no-op */
 
 /* moat_signer_table - the loaded table (borrowed, lives as long as the signer). */
 const struct moat_signtable *moat_signer_table(const struct moat_signer *signer);
@@ -60,7 +62,7 @@ void moat_sign_body(struct moat_sign *s, const char *chunk, size_t len);
 enum moat_sign_status moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n,
     char *why, size_t whylen);
 
-void moat_sign_free(struct moat_sign *s);    /* NULL is a no-op */
+void moat_sign_free(struct moat_sign *s); /* NULL is a no-op */
 
 /* moat_sign_status_name - "signed", "no_key", "no_from", "failed". */
 const char *moat_sign_status_name(enum moat_sign_status st);

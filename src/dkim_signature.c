@@ -20,8 +20,8 @@
 #include "dkim_signature.h"
 
 #define BODY_OUTBUF 4096
-#define SIG_HLIST_MAX 512         /* names in h= */
-#define SIG_VALUE_MAX 16384       /* the signature field value */
+#define SIG_HLIST_MAX 512 /* names in h= */
+#define SIG_VALUE_MAX 16384 /* the signature field value */
 
 /* ---- body canonicalization (RFC 6376 3.4.3, 3.4.4), streaming ----
  *
@@ -34,15 +34,15 @@
 
 struct moat__dkim_body {
 	bool relaxed;
-	unsigned long pending_crlf;   /* empty lines held back: dropped if they end the body */
-	bool pending_cr;              /* the chunk ended with CR: a CRLF or a bare CR? */
-	bool pending_wsp;             /* relaxed: a blank run, one SP unless the line ends */
+	unsigned long pending_crlf; /* empty lines held back: dropped if they end the body */
+	bool pending_cr; /* the chunk ended with CR: a CRLF or a bare CR? */
+	bool pending_wsp; /* relaxed: a blank run, one SP unless the line ends */
 	bool emitted, line_open;
-	EVP_MD_CTX *md;               /* sink: hash ... */
-	char *out;                    /* ... or buffer (tests) */
+	EVP_MD_CTX *md; /* sink: hash ... */
+	char *out; /* ... or buffer (tests) */
 	size_t outlen;
-	size_t limit, total;          /* hash at most limit bytes (l=, verification); bytes seen */
-	const char *span;             /* output that is input: valid during one bc_feed */
+	size_t limit, total; /* hash at most limit bytes (l=, verification); bytes seen */
+	const char *span; /* output that is input: valid during one bc_feed */
 	size_t spanlen;
 	char buf[BODY_OUTBUF];
 	size_t used;
@@ -121,7 +121,7 @@ bc_release(struct moat__dkim_body *b)
 static void
 bc_eol(struct moat__dkim_body *b, const char *crlf)
 {
-	b->pending_wsp = false;             /* relaxed: blanks at end of line go */
+	b->pending_wsp = false; /* relaxed: blanks at end of line go */
 	if (!b->line_open) {
 		b->pending_crlf++;
 		return;
@@ -145,14 +145,14 @@ bc_plain(const char *p, size_t n)
 	size_t k = 0;
 
 	while (k < n) {
-		bool word = n - k >= 9;     /* bytes k to k + 8 can be read */
+		bool word = n - k >= 9; /* bytes k to k + 8 can be read */
 		size_t e = word ? k + 8 : n;
 		if (word) {
 			uint64_t w, w1;
 			memcpy(&w, p + k, 8);
 			memcpy(&w1, p + k + 1, 8);
 			if ((moat__bytes_below(w, 0x20) |
-			    (moat__bytes_below(w, 0x21) & moat__bytes_below(w1, 0x21))) == 0) {
+				(moat__bytes_below(w, 0x21) & moat__bytes_below(w1, 0x21))) == 0) {
 				k = e;
 				continue;
 			}
@@ -174,20 +174,21 @@ bc_feed(struct moat__dkim_body *b, const char *p, size_t n)
 
 	while (i < n) {
 		char c = p[i];
-		if (b->pending_cr) {                /* the previous chunk ended with CR */
+		if (b->pending_cr) { /* the previous chunk ended with CR */
 			if (c == '\n') {
 				b->pending_cr = false;
 				bc_eol(b, NULL);
 				i++;
 			} else {
-				bc_release(b);      /* a bare CR */
+				bc_release(b); /* a bare CR */
 			}
 			continue;
 		}
 		if (!b->pending_wsp) {
 			const char *cr;
-			size_t run = b->relaxed ? bc_plain(p + i, n - i) :
-			    (cr = memchr(p + i, '\r', n - i)) != NULL ? (size_t)(cr - (p + i)) : n - i;
+			size_t run = b->relaxed                         ? bc_plain(p + i, n - i)
+			    : (cr = memchr(p + i, '\r', n - i)) != NULL ? (size_t)(cr - (p + i))
+									: n - i;
 			if (run > 0) {
 				bc_release(b);
 				bc_emit_in(b, p + i, run);
@@ -215,17 +216,17 @@ bc_feed(struct moat__dkim_body *b, const char *p, size_t n)
 				bc_release(b);
 			continue;
 		}
-		bc_release(b);                      /* a bare CR, LF or another control byte */
+		bc_release(b); /* a bare CR, LF or another control byte */
 		bc_emit_in(b, p + i, 1);
 		i++;
 	}
-	bc_flush(b);                                /* the span points into the caller's chunk */
+	bc_flush(b); /* the span points into the caller's chunk */
 }
 
 static void
 bc_end(struct moat__dkim_body *b)
 {
-	if (b->pending_cr)                  /* a bare CR at the very end */
+	if (b->pending_cr) /* a bare CR at the very end */
 		bc_release(b);
 	/* Held-back empty lines are dropped; an unterminated last line gets its CRLF. */
 	/* simple: an empty body is one CRLF (RFC 6376 3.4.3) */
@@ -303,8 +304,8 @@ moat__dkim_body_free(struct moat__dkim_body *b)
 
 struct moat__dkim_sig {
 	struct moat__dkim_sig_params p;
-	EVP_MD_CTX *hmd;                    /* header hash */
-	char hlist[SIG_HLIST_MAX * 8];       /* h= value */
+	EVP_MD_CTX *hmd; /* header hash */
+	char hlist[SIG_HLIST_MAX * 8]; /* h= value */
 	size_t hlistlen;
 	bool failed;
 };
@@ -388,7 +389,7 @@ moat__dkim_canon_header(const char *f, size_t len, bool relaxed, bool crlf, char
 			char c = f[i];
 			if (c == '\r' && len - i >= 3 && f[i + 1] == '\n' &&
 			    (f[i + 2] == ' ' || f[i + 2] == '\t')) {
-				i++;             /* a fold: CRLF before WSP */
+				i++; /* a fold: CRLF before WSP */
 				continue;
 			}
 			if (c == ' ' || c == '\t') {
@@ -423,8 +424,8 @@ sig_hlist_add(struct moat__dkim_sig *s, const char *name, size_t n)
 }
 
 int
-moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *off, const size_t *len,
-    unsigned n)
+moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *off,
+    const size_t *len, unsigned n)
 {
 	/* h=: the signed fields in message order, then each oversigned name once more. */
 	for (unsigned i = 0; i < n; i++) {
@@ -434,7 +435,8 @@ moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *o
 	}
 	for (size_t k = 0; s->p.oversign != NULL && s->p.oversign[k] != NULL; k++)
 		sig_hlist_add(s, s->p.oversign[k], strlen(s->p.oversign[k]));
-	if (!s->failed && moat__dkim_hash_headers(s->hmd, s->hlist, s->p.hrelaxed, buf, off, len, n) < 0)
+	if (!s->failed &&
+	    moat__dkim_hash_headers(s->hmd, s->hlist, s->p.hrelaxed, buf, off, len, n) < 0)
 		s->failed = true;
 	return s->failed ? -1 : 0;
 }
@@ -463,7 +465,8 @@ moat__dkim_hash_headers(void *md, const char *hlist, bool relaxed, const char *b
 		for (unsigned i = n; i-- > 0;) {
 			size_t nl = sig_name_len(buf + off[i], len[i]);
 			if (!used[i] && nl == hn && strncasecmp(buf + off[i], h, hn) == 0) {
-				size_t cl = moat__dkim_canon_header(buf + off[i], len[i], relaxed, true, canon);
+				size_t cl = moat__dkim_canon_header(buf + off[i], len[i], relaxed,
+				    true, canon);
 				EVP_DigestUpdate((EVP_MD_CTX *)md, canon, cl);
 				used[i] = true;
 				break;
@@ -480,7 +483,7 @@ moat__dkim_hash_headers(void *md, const char *hlist, bool relaxed, const char *b
 struct sig_value {
 	char buf[SIG_VALUE_MAX];
 	size_t o, col;
-	bool overflow;               /* a piece did not fit: the signature is abandoned */
+	bool overflow; /* a piece did not fit: the signature is abandoned */
 };
 
 /* sv_raw - append N bytes of TEXT as they are. */
@@ -572,8 +575,8 @@ sig_value_tags(const struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_
  * ed25519-sha256: PureEdDSA over the SHA-256 hash (RFC 8463 3).
  */
 static int
-sig_sign(const struct moat__dkim_sig *s, const unsigned char *hh, size_t hhlen,
-    unsigned char *sig, size_t *siglen)
+sig_sign(const struct moat__dkim_sig *s, const unsigned char *hh, size_t hhlen, unsigned char *sig,
+    size_t *siglen)
 {
 	EVP_PKEY *pkey = (EVP_PKEY *)s->p.evp;
 	int ok = 0;

@@ -22,7 +22,7 @@
 
 #include "keyfile.h"
 
-#define MOAT_DKIM_BH_LEN 32   /* SHA-256 */
+#define MOAT_DKIM_BH_LEN 32 /* SHA-256 */
 
 struct moat__dkim_body;
 struct moat__dkim_sig;
@@ -30,13 +30,13 @@ struct moat__dkim_sig;
 /* Everything one signature needs; strings, lists, md and the key are borrowed until _end. */
 struct moat__dkim_sig_params {
 	enum moat_key_alg alg;
-	void *evp;                    /* EVP_PKEY * of that algorithm */
-	const void *md;               /* EVP_MD * of SHA-256, fetched once by the caller */
+	void *evp; /* EVP_PKEY * of that algorithm */
+	const void *md; /* EVP_MD * of SHA-256, fetched once by the caller */
 	const char *domain, *selector;
 	bool hrelaxed, brelaxed;
-	const char *const *signhdrs;  /* NULL-terminated; "Name-*" matches a prefix */
-	const char *const *oversign;  /* NULL-terminated */
-	uint64_t now, ttl;            /* t=, and x= = now + ttl when ttl > 0 */
+	const char *const *signhdrs; /* NULL-terminated; "Name-*" matches a prefix */
+	const char *const *oversign; /* NULL-terminated */
+	uint64_t now, ttl; /* t=, and x= = now + ttl when ttl > 0 */
 };
 
 /* moat__dkim_body_new - a body hash (MD: SHA-256, borrowed). NULL when out of memory. */
@@ -45,7 +45,7 @@ struct moat__dkim_body *moat__dkim_body_new(bool relaxed, const void *md);
 void moat__dkim_body_feed(struct moat__dkim_body *b, const char *chunk, size_t len);
 /* moat__dkim_body_end - the bh= hash into out; once. -1 on an OpenSSL error. */
 int moat__dkim_body_end(struct moat__dkim_body *b, unsigned char out[MOAT_DKIM_BH_LEN]);
-void moat__dkim_body_free(struct moat__dkim_body *b);   /* NULL is a no-op */
+void moat__dkim_body_free(struct moat__dkim_body *b); /* NULL is a no-op */
 /* moat__dkim_body_limit - hash only the first LIMIT canonical bytes (l=; verification). */
 void moat__dkim_body_limit(struct moat__dkim_body *b, size_t limit);
 /* moat__dkim_body_length - canonical body bytes seen so far, hashed or not (after _end: all). */
@@ -69,7 +69,7 @@ int moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_
 /* moat__dkim_sig_end - the DKIM-Signature value for body hash BH (malloc'ed, folded with
  * CRLF + tab), or NULL. */
 char *moat__dkim_sig_end(struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_BH_LEN]);
-void moat__dkim_sig_free(struct moat__dkim_sig *s);     /* NULL is a no-op */
+void moat__dkim_sig_free(struct moat__dkim_sig *s); /* NULL is a no-op */
 
 /* moat__dkim_body_canon - canonicalize a whole body (tests): out must hold 2 * len + 2 bytes. */
 size_t moat__dkim_body_canon(const char *in, size_t len, bool relaxed, char *out);

@@ -45,18 +45,18 @@
 #include "text.h"
 
 #define DEFAULT_MAX_SIGS 5
-#define HDR_FIELDS_MAX 1024           /* header fields kept for the header hash */
-#define HDR_BYTES_MAX ((size_t)1 << 20)   /* and their bytes (1 MB); past either: permerror */
+#define HDR_FIELDS_MAX 1024 /* header fields kept for the header hash */
+#define HDR_BYTES_MAX ((size_t)1 << 20) /* and their bytes (1 MB); past either: permerror */
 #define KEY_SHARDS 8
-#define KEY_SLOTS 32                  /* decoded keys kept: 256 */
-#define KEY_B64_MAX 4096              /* p= of a 16384-bit RSA key is about 2.8 KB */
-#define CLOCK_DRIFT 300               /* seconds t= may lie in the future */
-#define SIG_BYTES_MAX 1024            /* a decoded b= (RSA 8192 bits) */
+#define KEY_SLOTS 32 /* decoded keys kept: 256 */
+#define KEY_B64_MAX 4096 /* p= of a 16384-bit RSA key is about 2.8 KB */
+#define CLOCK_DRIFT 300 /* seconds t= may lie in the future */
+#define SIG_BYTES_MAX 1024 /* a decoded b= (RSA 8192 bits) */
 
 struct key_slot {
-	uint64_t hash;                    /* 0: empty */
+	uint64_t hash; /* 0: empty */
 	uint64_t used;
-	char *rec;                        /* "k" "\n" "p" as it was decoded: the cache key */
+	char *rec; /* "k" "\n" "p" as it was decoded: the cache key */
 	EVP_PKEY *pkey;
 };
 
@@ -74,22 +74,27 @@ struct moat_dkim_verifier {
 	struct key_shard keys[KEY_SHARDS];
 };
 
-enum alg { ALG_UNKNOWN, ALG_RSA_SHA256, ALG_ED25519_SHA256, ALG_RSA_SHA1 };
+enum alg {
+	ALG_UNKNOWN,
+	ALG_RSA_SHA256,
+	ALG_ED25519_SHA256,
+	ALG_RSA_SHA1
+};
 
 /* One DKIM-Signature field we evaluate (it passed moat_dkim_sig_tags). */
 struct vsig {
-	struct moat_dkim_sig rep;         /* what is reported; result set once decided */
+	struct moat_dkim_sig rep; /* what is reported; result set once decided */
 	bool decided;
-	unsigned field;                   /* its index in the header copy */
+	unsigned field; /* its index in the header copy */
 	enum alg alg;
 	bool hrelaxed, brelaxed;
-	char *h;                          /* h= names, ':' separated, no blanks */
+	char *h; /* h= names, ':' separated, no blanks */
 	unsigned char bh[EVP_MAX_MD_SIZE];
 	size_t bhlen;
 	unsigned char b[SIG_BYTES_MAX];
 	size_t blen;
-	long long t, x;                   /* -1: absent */
-	char idomain[254];                /* domain of i=, "" if absent */
+	long long t, x; /* -1: absent */
+	char idomain[254]; /* domain of i=, "" if absent */
 	struct moat__dkim_body *body;
 };
 
@@ -97,23 +102,24 @@ struct moat_dkim_msg {
 	struct moat_dkim_verifier *v;
 	bool eoh_done;
 	/* Everything below is allocated as the message needs it (most carry one signature). */
-	char *hbuf;                       /* the header fields, as received */
+	char *hbuf; /* the header fields, as received */
 	size_t hused, hcap;
-	size_t *off, *len;                /* field i is hbuf[off[i] .. off[i] + len[i]) */
+	size_t *off, *len; /* field i is hbuf[off[i] .. off[i] + len[i]) */
 	unsigned nh, fcap;
 	bool hdr_overflow;
-	char strict_err[80];              /* the RFC 5322 3.6 count that failed, or "" */
-	size_t nsigs;                     /* DKIM-Signature fields we evaluate or cap */
+	char strict_err[80]; /* the RFC 5322 3.6 count that failed, or "" */
+	size_t nsigs; /* DKIM-Signature fields we evaluate or cap */
 	struct vsig *sigs[MOAT_DKIM_SIGS_MAX];
-	size_t nrefused;                  /* DKIM-Signature fields we kept out */
-	struct moat_dkim_sig *refused;    /* MOAT_DKIM_SIGS_MAX of them, at the first */
+	size_t nrefused; /* DKIM-Signature fields we kept out */
+	struct moat_dkim_sig *refused; /* MOAT_DKIM_SIGS_MAX of them, at the first */
 };
 
 /* decide - the signature's result and reason (printf-style), once. */
 static void decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
+static void
+decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -128,8 +134,8 @@ static void decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
 
 /* ---- the verifier and its key cache ---- */
 
-struct moat_dkim_verifier *moat_dkim_verifier_new(struct moat_dns *dns,
-    const struct moat_dkim_opts *opts)
+struct moat_dkim_verifier *
+moat_dkim_verifier_new(struct moat_dns *dns, const struct moat_dkim_opts *opts)
 {
 	struct moat_dkim_verifier *v = calloc(1, sizeof(*v));
 	size_t i;
@@ -154,7 +160,8 @@ struct moat_dkim_verifier *moat_dkim_verifier_new(struct moat_dns *dns,
 	return v;
 }
 
-void moat_dkim_verifier_free(struct moat_dkim_verifier *v)
+void
+moat_dkim_verifier_free(struct moat_dkim_verifier *v)
 {
 	size_t i, j;
 
@@ -172,7 +179,8 @@ void moat_dkim_verifier_free(struct moat_dkim_verifier *v)
 }
 
 /* rec_hash - FNV-1a of the cache key, keyed; never 0. */
-static uint64_t rec_hash(const struct moat_dkim_verifier *v, const char *rec)
+static uint64_t
+rec_hash(const struct moat_dkim_verifier *v, const char *rec)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ v->seed;
 
@@ -184,7 +192,8 @@ static uint64_t rec_hash(const struct moat_dkim_verifier *v, const char *rec)
 }
 
 /* key_cached - the decoded key for REC (a reference the caller frees), or NULL. */
-static EVP_PKEY *key_cached(struct moat_dkim_verifier *v, const char *rec, uint64_t h)
+static EVP_PKEY *
+key_cached(struct moat_dkim_verifier *v, const char *rec, uint64_t h)
 {
 	struct key_shard *sh = &v->keys[h % KEY_SHARDS];
 	EVP_PKEY *pkey = NULL;
@@ -205,7 +214,8 @@ static EVP_PKEY *key_cached(struct moat_dkim_verifier *v, const char *rec, uint6
 }
 
 /* key_keep - remember PKEY (a reference is taken) for REC in the least recently used slot. */
-static void key_keep(struct moat_dkim_verifier *v, const char *rec, uint64_t h, EVP_PKEY *pkey)
+static void
+key_keep(struct moat_dkim_verifier *v, const char *rec, uint64_t h, EVP_PKEY *pkey)
 {
 	struct key_shard *sh = &v->keys[h % KEY_SHARDS];
 	struct key_slot *lru;
@@ -232,7 +242,8 @@ static void key_keep(struct moat_dkim_verifier *v, const char *rec, uint64_t h, 
 
 /* ---- tag lists (RFC 6376 3.2) ---- */
 
-static bool is_fws(char c)
+static bool
+is_fws(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
@@ -242,8 +253,9 @@ static bool is_fws(char c)
  * FWS. 1: a tag; 0: the end (an empty last element is allowed); -1: malformed (an empty
  * element, no '=', a bad tag-name, a value byte outside %x21-7E and FWS).
  */
-static int tag_next(const char **p, const char *end, const char **name, size_t *nlen,
-    const char **val, size_t *vlen)
+static int
+tag_next(const char **p, const char *end, const char **name, size_t *nlen, const char **val,
+    size_t *vlen)
 {
 	const char *semi, *te, *ns, *ne, *vs, *ve, *eq;
 	size_t i;
@@ -293,7 +305,8 @@ struct tag_name {
 	size_t n;
 };
 
-static int tag_name_cmp(const void *a, const void *b)
+static int
+tag_name_cmp(const void *a, const void *b)
 {
 	const struct tag_name *x = a, *y = b;
 
@@ -309,10 +322,11 @@ static int tag_name_cmp(const void *a, const void *b)
  * of tags costs n log n comparisons, never n squared. Only the well-formed prefix of the list is
  * looked at: a malformed element is the parser's to report.
  */
-static bool tags_unique(const char *value, size_t len)
+static bool
+tags_unique(const char *value, size_t len)
 {
 	const char *p = value, *end = value + len, *vs;
-	size_t max = len / 2 + 1, n = 0, vl, i;   /* a tag takes at least "x=" */
+	size_t max = len / 2 + 1, n = 0, vl, i; /* a tag takes at least "x=" */
 	struct tag_name *names = malloc(max * sizeof(*names));
 	bool unique = true;
 
@@ -328,7 +342,8 @@ static bool tags_unique(const char *value, size_t len)
 }
 
 /* copy_value - tag value without folding whitespace, into out; false if it does not fit. */
-static bool copy_value(const char *s, const char *e, char *out, size_t outlen, bool truncate)
+static bool
+copy_value(const char *s, const char *e, char *out, size_t outlen, bool truncate)
 {
 	size_t o = 0;
 
@@ -346,7 +361,8 @@ static bool copy_value(const char *s, const char *e, char *out, size_t outlen, b
 	return true;
 }
 
-int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
+int
+moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 {
 	const char *p = value, *end = value + len, *ns, *vs;
 	bool have_d = false, have_s = false;
@@ -363,8 +379,8 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 		if (nl != 1)
 			continue;
 		/* d= and s= are names: no whitespace inside (RFC 6376 3.5 domain-name, selector) */
-		if ((*ns == 'd' || *ns == 's') && (memchr(vs, ' ', vl) || memchr(vs, '\t', vl) ||
-		    memchr(vs, '\n', vl)))
+		if ((*ns == 'd' || *ns == 's') &&
+		    (memchr(vs, ' ', vl) || memchr(vs, '\t', vl) || memchr(vs, '\n', vl)))
 			return -1;
 		switch (*ns) {
 		case 'd':
@@ -412,7 +428,8 @@ int moat_dkim_sig_tags(const char *value, size_t len, struct moat_dkim_sig *out)
 
 /* b64_decode - base64 with FWS ignored (RFC 6376 2.4) into out (at most outmax); -1 if not
  * base64 or longer than outmax. */
-static long b64_decode(const char *s, size_t n, unsigned char *out, size_t outmax)
+static long
+b64_decode(const char *s, size_t n, unsigned char *out, size_t outmax)
 {
 	char *clean = malloc(n + 1);
 	size_t c = 0;
@@ -429,7 +446,8 @@ static long b64_decode(const char *s, size_t n, unsigned char *out, size_t outma
 }
 
 /* num_tag - a decimal of at most 12 digits (t=, x=); -1 if not. */
-static long long num_tag(const char *s, size_t n)
+static long long
+num_tag(const char *s, size_t n)
 {
 	long long v = 0;
 	size_t i;
@@ -445,7 +463,8 @@ static long long num_tag(const char *s, size_t n)
 }
 
 /* list_has - does the ':'-separated LIST (blanks allowed) contain WORD, any case? */
-static bool list_has(const char *list, size_t n, const char *word)
+static bool
+list_has(const char *list, size_t n, const char *word)
 {
 	size_t wl = strlen(word), i = 0;
 
@@ -464,7 +483,8 @@ static bool list_has(const char *list, size_t n, const char *word)
 	return false;
 }
 
-int moat_dkim_identity(const char *value, size_t len, char *out, const char **why)
+int
+moat_dkim_identity(const char *value, size_t len, char *out, const char **why)
 {
 	ssize_t n = moat__qp_dkim_decode(value, len, out, MOAT_DKIM_IDENTITY_MAX);
 	const char *at;
@@ -495,7 +515,8 @@ int moat_dkim_identity(const char *value, size_t len, char *out, const char **wh
  * sig_parse - the rest of a signature's tags (v a b bh c h i q t x z) into S; decides permerror
  * for what RFC 6376 3.5 makes invalid, and fail for rsa-sha1 (RFC 8301).
  */
-static void sig_parse(struct vsig *s, const char *value, size_t len)
+static void
+sig_parse(struct vsig *s, const char *value, size_t len)
 {
 	const char *p = value, *end = value + len, *ns, *vs;
 	size_t nl, vl;
@@ -510,9 +531,10 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 				decide(s, MOAT_DKIM_PERMERROR, "unsupported v= version");
 		} else if (nl == 1 && *ns == 'a') {
 			have_a = true;
-			s->alg = strcmp(s->rep.alg, "rsa-sha256") == 0 ? ALG_RSA_SHA256 :
-			    strcmp(s->rep.alg, "ed25519-sha256") == 0 ? ALG_ED25519_SHA256 :
-			    strcmp(s->rep.alg, "rsa-sha1") == 0 ? ALG_RSA_SHA1 : ALG_UNKNOWN;
+			s->alg = strcmp(s->rep.alg, "rsa-sha256") == 0  ? ALG_RSA_SHA256
+			    : strcmp(s->rep.alg, "ed25519-sha256") == 0 ? ALG_ED25519_SHA256
+			    : strcmp(s->rep.alg, "rsa-sha1") == 0       ? ALG_RSA_SHA1
+									: ALG_UNKNOWN;
 		} else if (nl == 1 && *ns == 'b') {
 			have_b = true;
 			if ((n = b64_decode(vs, vl, s->b, sizeof(s->b))) <= 0)
@@ -535,7 +557,8 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 			if (slash != NULL)
 				*slash++ = '\0';
 			if ((strcmp(c, "relaxed") != 0 && strcmp(c, "simple") != 0) ||
-			    (slash != NULL && strcmp(slash, "relaxed") != 0 && strcmp(slash, "simple") != 0))
+			    (slash != NULL && strcmp(slash, "relaxed") != 0 &&
+				strcmp(slash, "simple") != 0))
 				decide(s, MOAT_DKIM_PERMERROR, "unknown canonicalization");
 			s->hrelaxed = strcmp(c, "relaxed") == 0;
 			s->brelaxed = slash != NULL && strcmp(slash, "relaxed") == 0;
@@ -575,8 +598,12 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 		}
 	}
 	if (!have_v || !have_a || !have_b || !have_bh || !have_h)
-		decide(s, MOAT_DKIM_PERMERROR, "missing %s= tag", !have_v ? "v" : !have_a ? "a" :
-		    !have_b ? "b" : !have_bh ? "bh" : "h");
+		decide(s, MOAT_DKIM_PERMERROR, "missing %s= tag",
+		    !have_v        ? "v"
+			: !have_a  ? "a"
+			: !have_b  ? "b"
+			: !have_bh ? "bh"
+				   : "h");
 	if (s->alg == ALG_UNKNOWN)
 		decide(s, MOAT_DKIM_PERMERROR, "unknown a= algorithm");
 	if (s->alg == ALG_RSA_SHA1)
@@ -584,9 +611,9 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 	if (s->idomain[0]) {
 		/* RFC 6376 3.5: i= is d= or a subdomain of it */
 		size_t il = strlen(s->idomain), dl = strlen(s->rep.domain);
-		bool within = il == dl ? strcasecmp(s->idomain, s->rep.domain) == 0 :
-		    il > dl && s->idomain[il - dl - 1] == '.' &&
-		    strcasecmp(s->idomain + il - dl, s->rep.domain) == 0;
+		bool within = il == dl ? strcasecmp(s->idomain, s->rep.domain) == 0
+				       : il > dl && s->idomain[il - dl - 1] == '.' &&
+			strcasecmp(s->idomain + il - dl, s->rep.domain) == 0;
 		if (!within)
 			decide(s, MOAT_DKIM_PERMERROR, "i= is not within d=");
 	}
@@ -594,7 +621,8 @@ static void sig_parse(struct vsig *s, const char *value, size_t len)
 
 /* ---- message ---- */
 
-struct moat_dkim_msg *moat_dkim_msg_new(struct moat_dkim_verifier *v)
+struct moat_dkim_msg *
+moat_dkim_msg_new(struct moat_dkim_verifier *v)
 {
 	struct moat_dkim_msg *m = calloc(1, sizeof(*m));
 
@@ -604,7 +632,8 @@ struct moat_dkim_msg *moat_dkim_msg_new(struct moat_dkim_verifier *v)
 	return m;
 }
 
-void moat_dkim_msg_free(struct moat_dkim_msg *m)
+void
+moat_dkim_msg_free(struct moat_dkim_msg *m)
 {
 	size_t i;
 
@@ -623,7 +652,8 @@ void moat_dkim_msg_free(struct moat_dkim_msg *m)
 }
 
 /* dkim_sig_value_off - "DKIM-Signature" [WSP] ":" ? Returns the offset of the value, or 0. */
-static size_t dkim_sig_value_off(const char *field, size_t len)
+static size_t
+dkim_sig_value_off(const char *field, size_t len)
 {
 	static const char name[] = "DKIM-Signature";
 	size_t i = sizeof(name) - 1;
@@ -636,7 +666,8 @@ static size_t dkim_sig_value_off(const char *field, size_t len)
 }
 
 /* keep_field - copy FIELD into the header store; false past its bounds. */
-static bool keep_field(struct moat_dkim_msg *m, const char *field, size_t len)
+static bool
+keep_field(struct moat_dkim_msg *m, const char *field, size_t len)
 {
 	if (m->nh >= HDR_FIELDS_MAX || len > HDR_BYTES_MAX - m->hused)
 		return false;
@@ -670,8 +701,8 @@ static bool keep_field(struct moat_dkim_msg *m, const char *field, size_t len)
 }
 
 /* refuse - report a DKIM-Signature field we keep from evaluation (permerror, WHY). */
-static void refuse(struct moat_dkim_msg *m, const struct moat_dkim_sig *tags, bool have_tags,
-    const char *why)
+static void
+refuse(struct moat_dkim_msg *m, const struct moat_dkim_sig *tags, bool have_tags, const char *why)
 {
 	struct moat_dkim_sig *r;
 
@@ -681,7 +712,7 @@ static void refuse(struct moat_dkim_msg *m, const struct moat_dkim_sig *tags, bo
 		return;
 	r = &m->refused[m->nrefused++];
 	if (have_tags)
-		*r = *tags;       /* what could be parsed, for the report */
+		*r = *tags; /* what could be parsed, for the report */
 	else
 		memset(r, 0, sizeof(*r));
 	r->result = MOAT_DKIM_PERMERROR;
@@ -693,7 +724,8 @@ static void refuse(struct moat_dkim_msg *m, const struct moat_dkim_sig *tags, bo
 		r->selector[0] = '\0';
 }
 
-void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
+void
+moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 {
 	struct moat_dkim_sig tags;
 	struct vsig *s;
@@ -728,7 +760,8 @@ void moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 }
 
 /* strict_counts - RFC 5322 3.6: exactly one From and Date, at most one of the others. */
-static void strict_counts(struct moat_dkim_msg *m)
+static void
+strict_counts(struct moat_dkim_msg *m)
 {
 	static const char *const once[] = { "From", "Date", "Sender", "Reply-To", "To", "Cc", "Bcc",
 		"Message-ID", "In-Reply-To", "References", "Subject" };
@@ -749,16 +782,18 @@ static void strict_counts(struct moat_dkim_msg *m)
 	}
 	for (k = 0; k < sizeof(once) / sizeof(once[0]); k++) {
 		if (n[k] > 1)
-			snprintf(m->strict_err, sizeof(m->strict_err), "multiple %s: header fields present",
-			    once[k]);
+			snprintf(m->strict_err, sizeof(m->strict_err),
+			    "multiple %s: header fields present", once[k]);
 		else if (k < 2 && n[k] == 0)
-			snprintf(m->strict_err, sizeof(m->strict_err), "%s: header field absent", once[k]);
+			snprintf(m->strict_err, sizeof(m->strict_err), "%s: header field absent",
+			    once[k]);
 		if (m->strict_err[0])
 			return;
 	}
 }
 
-void moat_dkim_eoh(struct moat_dkim_msg *m)
+void
+moat_dkim_eoh(struct moat_dkim_msg *m)
 {
 	size_t i;
 
@@ -788,7 +823,8 @@ void moat_dkim_eoh(struct moat_dkim_msg *m)
 	}
 }
 
-void moat_dkim_body(struct moat_dkim_msg *m, const char *chunk, size_t len)
+void
+moat_dkim_body(struct moat_dkim_msg *m, const char *chunk, size_t len)
 {
 	size_t i;
 
@@ -805,7 +841,8 @@ void moat_dkim_body(struct moat_dkim_msg *m, const char *chunk, size_t len)
  * key_decode - the public key of key record REC (k= and p= already checked): from the cache or
  * decoded and cached. NULL when p= is not a key of that type.
  */
-static EVP_PKEY *key_decode(struct moat_dkim_verifier *v, bool ed25519, const char *p, size_t plen)
+static EVP_PKEY *
+key_decode(struct moat_dkim_verifier *v, bool ed25519, const char *p, size_t plen)
 {
 	char rec[KEY_B64_MAX + 4];
 	unsigned char der[KEY_B64_MAX];
@@ -826,7 +863,8 @@ static EVP_PKEY *key_decode(struct moat_dkim_verifier *v, bool ed25519, const ch
 	if (n <= 0)
 		return NULL;
 	if (ed25519)
-		pkey = n == 32 ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, der, 32) : NULL;
+		pkey =
+		    n == 32 ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, der, 32) : NULL;
 	else
 		pkey = d2i_PUBKEY(NULL, &dp, n);
 	if (pkey != NULL && !ed25519 && EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
@@ -842,7 +880,8 @@ static EVP_PKEY *key_decode(struct moat_dkim_verifier *v, bool ed25519, const ch
  * key_fetch - the key for S from DNS (RFC 6376 3.6.1, 3.6.2.2): the first TXT record at
  * s._domainkey.d. NULL with S decided when there is none usable.
  */
-static EVP_PKEY *key_fetch(struct moat_dkim_msg *m, struct vsig *s)
+static EVP_PKEY *
+key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 {
 	char name[MOAT_DNS_NAME_MAX + 2];
 	struct moat_dns_answer a;
@@ -852,8 +891,9 @@ static EVP_PKEY *key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 	EVP_PKEY *pkey = NULL;
 	int rc;
 
-	if ((size_t)snprintf(name, sizeof(name), "%s._domainkey.%s", s->rep.selector, s->rep.domain) >=
-	    sizeof(name) || !moat_dns_name_valid(name)) {
+	if ((size_t)snprintf(name, sizeof(name), "%s._domainkey.%s", s->rep.selector,
+		s->rep.domain) >= sizeof(name) ||
+	    !moat_dns_name_valid(name)) {
 		decide(s, MOAT_DKIM_PERMERROR, "key name too long");
 		return NULL;
 	}
@@ -890,7 +930,8 @@ static EVP_PKEY *key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 		} else if (nl == 1 && *ns == 'h' && !list_has(vs, vl, "sha256")) {
 			decide(s, MOAT_DKIM_FAIL, "key does not allow sha256");
 			goto out;
-		} else if (nl == 1 && *ns == 's' && !list_has(vs, vl, "*") && !list_has(vs, vl, "email")) {
+		} else if (nl == 1 && *ns == 's' && !list_has(vs, vl, "*") &&
+		    !list_has(vs, vl, "email")) {
 			decide(s, MOAT_DKIM_FAIL, "key not for email");
 			goto out;
 		} else if (nl == 1 && *ns == 't' && list_has(vs, vl, "s") && s->idomain[0] &&
@@ -924,7 +965,8 @@ out:
 /* ---- end of message ---- */
 
 /* strip_b - FIELD with the value of its b= tag removed (RFC 6376 3.7); malloc'ed, *outlen. */
-static char *strip_b(const char *field, size_t len, size_t off, size_t *outlen)
+static char *
+strip_b(const char *field, size_t len, size_t off, size_t *outlen)
 {
 	char *out = malloc(len + 1);
 	const char *p = field + off, *end = field + len;
@@ -934,7 +976,8 @@ static char *strip_b(const char *field, size_t len, size_t off, size_t *outlen)
 		return NULL;
 	memcpy(out, field, off);
 	while (p < end) {
-		const char *semi = memchr(p, ';', (size_t)(end - p)), *te = semi ? semi : end, *q = p;
+		const char *semi = memchr(p, ';', (size_t)(end - p)), *te = semi ? semi : end,
+			   *q = p;
 		size_t n;
 		while (q < te && is_fws(*q))
 			q++;
@@ -942,7 +985,7 @@ static char *strip_b(const char *field, size_t len, size_t off, size_t *outlen)
 			for (q++; q < te && is_fws(*q); q++)
 				;
 			if (q < te && *q == '=')
-				te = q + 1;      /* keep "b=" and what precedes it; drop the value */
+				te = q + 1; /* keep "b=" and what precedes it; drop the value */
 		}
 		n = (size_t)(te - p);
 		memcpy(out + o, p, n);
@@ -957,7 +1000,8 @@ static char *strip_b(const char *field, size_t len, size_t off, size_t *outlen)
 }
 
 /* header_verify - the signature over the header hash (RFC 6376 3.7, RFC 8463 3). */
-static bool header_verify(struct moat_dkim_msg *m, struct vsig *s, EVP_PKEY *pkey)
+static bool
+header_verify(struct moat_dkim_msg *m, struct vsig *s, EVP_PKEY *pkey)
 {
 	const char *field = m->hbuf + m->off[s->field];
 	size_t flen = m->len[s->field], slen = 0, cl;
@@ -997,10 +1041,12 @@ out:
 }
 
 /* sig_finish - decide one signature at end of message. */
-static void sig_finish(struct moat_dkim_msg *m, struct vsig *s)
+static void
+sig_finish(struct moat_dkim_msg *m, struct vsig *s)
 {
 	unsigned char bh[MOAT_DKIM_BH_LEN];
-	long long now = m->v->opts.fixed_time ? (long long)m->v->opts.fixed_time : (long long)time(NULL);
+	long long now =
+	    m->v->opts.fixed_time ? (long long)m->v->opts.fixed_time : (long long)time(NULL);
 	EVP_PKEY *pkey;
 	int bits;
 
@@ -1041,7 +1087,8 @@ static void sig_finish(struct moat_dkim_msg *m, struct vsig *s)
 	EVP_PKEY_free(pkey);
 }
 
-size_t moat_dkim_eom(struct moat_dkim_msg *m, struct moat_dkim_sig *sigs, size_t max)
+size_t
+moat_dkim_eom(struct moat_dkim_msg *m, struct moat_dkim_sig *sigs, size_t max)
 {
 	size_t n = 0, k;
 
@@ -1056,15 +1103,23 @@ size_t moat_dkim_eom(struct moat_dkim_msg *m, struct moat_dkim_sig *sigs, size_t
 	return n;
 }
 
-const char *moat_dkim_result_name(enum moat_dkim_res r)
+const char *
+moat_dkim_result_name(enum moat_dkim_res r)
 {
 	switch (r) {
-	case MOAT_DKIM_PASS: return "pass";
-	case MOAT_DKIM_FAIL: return "fail";
-	case MOAT_DKIM_NEUTRAL: return "neutral";
-	case MOAT_DKIM_POLICY: return "policy";
-	case MOAT_DKIM_TEMPERROR: return "temperror";
-	case MOAT_DKIM_PERMERROR: return "permerror";
-	default: return "none";
+	case MOAT_DKIM_PASS:
+		return "pass";
+	case MOAT_DKIM_FAIL:
+		return "fail";
+	case MOAT_DKIM_NEUTRAL:
+		return "neutral";
+	case MOAT_DKIM_POLICY:
+		return "policy";
+	case MOAT_DKIM_TEMPERROR:
+		return "temperror";
+	case MOAT_DKIM_PERMERROR:
+		return "permerror";
+	default:
+		return "none";
 	}
 }

@@ -16,38 +16,38 @@
 
 #include "dns.h"
 
-#define MOAT_DKIM_SIGS_MAX 50          /* hard ceiling of dkim_max_signatures */
-#define MOAT_DKIM_SIG_FIELD_MAX 8192   /* a larger DKIM-Signature field is not evaluated */
-#define MOAT_DKIM_MIN_RSA_BITS 1024    /* RFC 8301 3.2 */
-#define MOAT_DKIM_IDENTITY_MAX 320     /* decoded i=: local-part 64, "@", domain 255 (RFC 5321) */
+#define MOAT_DKIM_SIGS_MAX 50 /* hard ceiling of dkim_max_signatures */
+#define MOAT_DKIM_SIG_FIELD_MAX 8192 /* a larger DKIM-Signature field is not evaluated */
+#define MOAT_DKIM_MIN_RSA_BITS 1024 /* RFC 8301 3.2 */
+#define MOAT_DKIM_IDENTITY_MAX 320 /* decoded i=: local-part 64, "@", domain 255 (RFC 5321) */
 
 enum moat_dkim_res {
 	MOAT_DKIM_NONE = 0,
 	MOAT_DKIM_PASS,
 	MOAT_DKIM_FAIL,
 	MOAT_DKIM_NEUTRAL,
-	MOAT_DKIM_POLICY,      /* verified but not acceptable: body past l=, or past the cap */
+	MOAT_DKIM_POLICY, /* verified but not acceptable: body past l=, or past the cap */
 	MOAT_DKIM_TEMPERROR,
 	MOAT_DKIM_PERMERROR,
 };
 
 struct moat_dkim_sig {
 	enum moat_dkim_res result;
-	char domain[254];      /* d=, "" if absent */
-	char selector[64];     /* s= */
-	char alg[16];          /* "rsa-sha256", "ed25519-sha256", "rsa-sha1", "" */
-	char b[16];            /* the first 8 characters of b= (RFC 6008 header.b) */
-	char identity[MOAT_DKIM_IDENTITY_MAX + 1];   /* i= decoded (any bytes but NUL), or "" */
+	char domain[254]; /* d=, "" if absent */
+	char selector[64]; /* s= */
+	char alg[16]; /* "rsa-sha256", "ed25519-sha256", "rsa-sha1", "" */
+	char b[16]; /* the first 8 characters of b= (RFC 6008 header.b) */
+	char identity[MOAT_DKIM_IDENTITY_MAX + 1]; /* i= decoded (any bytes but NUL), or "" */
 	unsigned key_bits;
-	ssize_t body_signed;   /* l= value, -1 without l= */
-	ssize_t body_total;    /* canonicalized body length */
+	ssize_t body_signed; /* l= value, -1 without l= */
+	ssize_t body_total; /* canonicalized body length */
 	char reason[96];
 };
 
 struct moat_dkim_opts {
-	unsigned max_signatures;     /* evaluated, top-down; the rest are "policy"; 0: 5 */
-	bool body_length_pass;       /* content past l= still passes (default: policy) */
-	time_t fixed_time;           /* 0: now; tests of t= and x= */
+	unsigned max_signatures; /* evaluated, top-down; the rest are "policy"; 0: 5 */
+	bool body_length_pass; /* content past l= still passes (default: policy) */
+	time_t fixed_time; /* 0: now; tests of t= and x= */
 };
 
 struct moat_dkim_verifier;

@@ -23,15 +23,15 @@
 #include "dmarc.h"
 
 struct walk_step {
-	const char *name;                   /* a suffix of the walked domain (borrowed) */
-	bool found;                         /* exactly one valid record */
+	const char *name; /* a suffix of the walked domain (borrowed) */
+	bool found; /* exactly one valid record */
 	struct moat_dmarc_record rec;
 };
 
 struct walk {
 	struct walk_step step[MOAT_DMARC_WALK_MAX];
 	size_t n;
-	bool tempfail;                      /* the last step's lookup failed */
+	bool tempfail; /* the last step's lookup failed */
 };
 
 /*
@@ -43,26 +43,30 @@ struct walk {
 struct org {
 	const char *cand[2 * MOAT_DMARC_WALK_MAX + 1];
 	size_t n;
-	const char *failed;       /* NULL when every lookup was answered */
+	const char *failed; /* NULL when every lookup was answered */
 };
 
 /* trim - skip leading and trailing folding whitespace of [*s, *e). */
-static void trim(const char **s, const char **e)
+static void
+trim(const char **s, const char **e)
 {
 	while (*s < *e && (**s == ' ' || **s == '\t' || **s == '\r' || **s == '\n'))
 		(*s)++;
-	while (*e > *s && ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r' || (*e)[-1] == '\n'))
+	while (*e > *s &&
+	    ((*e)[-1] == ' ' || (*e)[-1] == '\t' || (*e)[-1] == '\r' || (*e)[-1] == '\n'))
 		(*e)--;
 }
 
-static bool word_is(const char *s, const char *e, const char *w)
+static bool
+word_is(const char *s, const char *e, const char *w)
 {
 	size_t n = strlen(w);
 	return (size_t)(e - s) == n && strncasecmp(s, w, n) == 0;
 }
 
 /* parse_policy - none/quarantine/reject, else UNSET. */
-static enum moat_dmarc_policy parse_policy(const char *s, const char *e)
+static enum moat_dmarc_policy
+parse_policy(const char *s, const char *e)
 {
 	if (word_is(s, e, "none"))
 		return MOAT_DMARC_P_NONE;
@@ -74,7 +78,8 @@ static enum moat_dmarc_policy parse_policy(const char *s, const char *e)
 }
 
 /* copy_tag - a tag value kept for reports; one too long is dropped, not truncated. */
-static void copy_tag(const char *s, const char *e, char *out, size_t outlen)
+static void
+copy_tag(const char *s, const char *e, char *out, size_t outlen)
 {
 	size_t n = (size_t)(e - s);
 
@@ -84,7 +89,8 @@ static void copy_tag(const char *s, const char *e, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
-int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_record *rec)
+int
+moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_record *rec)
 {
 	const char *p = text, *end = text + len;
 	bool first = true;
@@ -103,7 +109,7 @@ int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_reco
 			const char *s = ns, *e = te;
 			trim(&s, &e);
 			if (s == e && !first)
-				continue;      /* empty element, e.g. a trailing ';' */
+				continue; /* empty element, e.g. a trailing ';' */
 			return -1;
 		}
 		ne = eq;
@@ -113,7 +119,8 @@ int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_reco
 		trim(&vs, &ve);
 		if (first) {
 			/* RFC 9989 4.7: v=DMARC1 first, the value case-sensitive. */
-			if (!(ne - ns == 1 && *ns == 'v') || ve - vs != 6 || memcmp(vs, "DMARC1", 6) != 0)
+			if (!(ne - ns == 1 && *ns == 'v') || ve - vs != 6 ||
+			    memcmp(vs, "DMARC1", 6) != 0)
 				return -1;
 			first = false;
 			continue;
@@ -167,7 +174,8 @@ int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_reco
 }
 
 /* count_labels - labels in a domain without a trailing dot. */
-static unsigned count_labels(const char *d)
+static unsigned
+count_labels(const char *d)
 {
 	unsigned n = 1;
 
@@ -177,7 +185,8 @@ static unsigned count_labels(const char *d)
 }
 
 /* parent_from - the suffix of D with KEEP labels. */
-static const char *suffix_labels(const char *d, unsigned keep)
+static const char *
+suffix_labels(const char *d, unsigned keep)
 {
 	unsigned n = count_labels(d);
 
@@ -192,8 +201,8 @@ static const char *suffix_labels(const char *d, unsigned keep)
 }
 
 /* lookup - the DMARC record at _dmarc.NAME: 1 found, 0 none, -1 temporary error. */
-static int lookup(struct moat_dns *dns, const char *name, struct moat_dmarc_record *rec,
-    unsigned *queries)
+static int
+lookup(struct moat_dns *dns, const char *name, struct moat_dmarc_record *rec, unsigned *queries)
 {
 	struct moat_dns_answer ans = { 0 };
 	char q[MOAT_DNS_NAME_MAX + 16];
@@ -233,7 +242,8 @@ static int lookup(struct moat_dns *dns, const char *name, struct moat_dmarc_reco
  * label count of the next target in *LABELS (RFC 9989 4.10 step 5: under 8 labels drop one; from
  * 8 on, keep the last 7).
  */
-static bool walk_next(unsigned *labels, size_t done)
+static bool
+walk_next(unsigned *labels, size_t done)
 {
 	if (*labels <= 1 || done == MOAT_DMARC_WALK_MAX)
 		return false;
@@ -246,7 +256,8 @@ static bool walk_next(unsigned *labels, size_t done)
  * FIRST_ONLY after the first valid record (policy discovery needs no more). DOMAIN must outlive
  * the walk: the steps point into it.
  */
-static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, unsigned *queries,
+static void
+do_walk(struct moat_dns *dns, const char *domain, struct walk *w, unsigned *queries,
     bool first_only)
 {
 	unsigned labels = count_labels(domain);
@@ -274,7 +285,8 @@ static void do_walk(struct moat_dns *dns, const char *domain, struct walk *w, un
 }
 
 /* walk_org - RFC 9989 4.10.2 from the first N steps of a walk of DOMAIN (a suffix of it). */
-static const char *walk_org(const char *domain, const struct walk_step *step, size_t n)
+static const char *
+walk_org(const char *domain, const struct walk_step *step, size_t n)
 {
 	const char *best = domain;
 	size_t i;
@@ -289,13 +301,14 @@ static const char *walk_org(const char *domain, const struct walk_step *step, si
 			/* one label below the PSD, on the path to DOMAIN */
 			return suffix_labels(domain, count_labels(st->name) + 1);
 		}
-		best = st->name;    /* later steps have fewer labels */
+		best = st->name; /* later steps have fewer labels */
 	}
 	return best;
 }
 
 /* org_add - one more candidate, unless it is there already. */
-static void org_add(struct org *o, const char *d)
+static void
+org_add(struct org *o, const char *d)
 {
 	size_t i;
 
@@ -313,7 +326,8 @@ static void org_add(struct org *o, const char *d)
  * asked from the failed one up, that name (a record there with psd=n, or the one with the fewest
  * labels) and, past the first step, the name one label below it (psd=y there).
  */
-static int org_walk(struct moat_dns *dns, const char *domain, struct org *o, unsigned *queries)
+static int
+org_walk(struct moat_dns *dns, const char *domain, struct org *o, unsigned *queries)
 {
 	static __thread struct walk w;
 	size_t done;
@@ -337,7 +351,8 @@ static int org_walk(struct moat_dns *dns, const char *domain, struct org *o, uns
 	return -1;
 }
 
-int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, size_t outlen,
+int
+moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, size_t outlen,
     unsigned *queries)
 {
 	struct org o;
@@ -348,7 +363,8 @@ int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, s
 }
 
 /* under - is D the domain P or below it? */
-static bool under(const char *d, const char *p)
+static bool
+under(const char *d, const char *p)
 {
 	size_t dl = strlen(d), pl = strlen(p);
 
@@ -356,7 +372,8 @@ static bool under(const char *d, const char *p)
 }
 
 /* org_meet - can A and B be the same Organizational Domain? */
-static bool org_meet(const struct org *a, const struct org *b)
+static bool
+org_meet(const struct org *a, const struct org *b)
 {
 	size_t i, j;
 
@@ -374,7 +391,8 @@ static bool org_meet(const struct org *a, const struct org *b)
  * answers; a psd=y at N or above names the same child on both paths; so the two end equal whatever
  * N and its parents answer (the case of two subdomains of one organization whose parent fails).
  */
-static bool same_failure(const char *a, const struct org *oa, const char *b, const struct org *ob)
+static bool
+same_failure(const char *a, const struct org *oa, const char *b, const struct org *ob)
 {
 	unsigned below;
 
@@ -386,15 +404,20 @@ static bool same_failure(const char *a, const struct org *oa, const char *b, con
 	    strcasecmp(suffix_labels(a, below), suffix_labels(b, below)) == 0;
 }
 
-enum alignment { ALIGN_NO, ALIGN_YES, ALIGN_UNKNOWN };
+enum alignment {
+	ALIGN_NO,
+	ALIGN_YES,
+	ALIGN_UNKNOWN
+};
 
 /*
  * align_one - RFC 9989 4.4: does identifier ID align with FROM? Strict: the same domain. Relaxed:
  * the same Organizational Domain; FROM_ORG holds the From domain's candidates (see org_walk).
  * ALIGN_UNKNOWN only when a failed lookup left both answers open.
  */
-static enum alignment align_one(struct moat_dns *dns, const char *from, const struct org *from_org,
-    const char *id, bool strict, unsigned *queries)
+static enum alignment
+align_one(struct moat_dns *dns, const char *from, const struct org *from_org, const char *id,
+    bool strict, unsigned *queries)
 {
 	struct org id_org;
 	bool below = false;
@@ -422,7 +445,8 @@ static enum alignment align_one(struct moat_dns *dns, const char *from, const st
 }
 
 /* nonexistent - RFC 9989 np: NXDOMAIN or NODATA for A, AAAA and MX; -1 on a temporary error. */
-static int nonexistent(struct moat_dns *dns, const char *domain, unsigned *queries)
+static int
+nonexistent(struct moat_dns *dns, const char *domain, unsigned *queries)
 {
 	static const enum moat_dns_type types[] = { MOAT_DNS_A, MOAT_DNS_AAAA, MOAT_DNS_MX };
 	size_t i;
@@ -435,14 +459,15 @@ static int nonexistent(struct moat_dns *dns, const char *domain, unsigned *queri
 		if (st == MOAT_DNS_TEMPFAIL)
 			return -1;
 		if (st == MOAT_DNS_NXDOMAIN)
-			return 1;     /* no name at all: A/AAAA/MX cannot exist either */
+			return 1; /* no name at all: A/AAAA/MX cannot exist either */
 		if (st != MOAT_DNS_NODATA)
 			return 0;
 	}
 	return 1;
 }
 
-static enum moat_dmarc_policy lower(enum moat_dmarc_policy p)
+static enum moat_dmarc_policy
+lower(enum moat_dmarc_policy p)
 {
 	return p == MOAT_DMARC_P_REJECT ? MOAT_DMARC_P_QUARANTINE : MOAT_DMARC_P_NONE;
 }
@@ -451,8 +476,9 @@ static enum moat_dmarc_policy lower(enum moat_dmarc_policy p)
  * align - RFC 9989 4.4: alignment of the DKIM and SPF identifiers with the From domain. Returns
  * NULL, or the first identifier a failed lookup left undecided (borrowed from IDS).
  */
-static const char *align(struct moat_dns *dns, const char *from_domain,
-    const struct moat_dmarc_ids *ids, struct moat_dmarc_eval *ev)
+static const char *
+align(struct moat_dns *dns, const char *from_domain, const struct moat_dmarc_ids *ids,
+    struct moat_dmarc_eval *ev)
 {
 	struct org from_org = { .cand = { from_domain }, .n = 1 };
 	const char *undecided = NULL;
@@ -473,8 +499,8 @@ static const char *align(struct moat_dns *dns, const char *from_domain,
 	}
 
 	for (i = 0; i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->dkim_aligned; i++) {
-		a = align_one(dns, from_domain, &from_org, ids->dkim_domains[i], ev->rec.adkim_strict,
-		    &ev->queries);
+		a = align_one(dns, from_domain, &from_org, ids->dkim_domains[i],
+		    ev->rec.adkim_strict, &ev->queries);
 		if (a == ALIGN_YES) {
 			ev->dkim_aligned = true;
 			snprintf(ev->dkim_aligned_domain, sizeof(ev->dkim_aligned_domain), "%s",
@@ -483,15 +509,17 @@ static const char *align(struct moat_dns *dns, const char *from_domain,
 			undecided = ids->dkim_domains[i];
 		}
 	}
-	a = align_one(dns, from_domain, &from_org, ids->spf_domain, ev->rec.aspf_strict, &ev->queries);
+	a = align_one(dns, from_domain, &from_org, ids->spf_domain, ev->rec.aspf_strict,
+	    &ev->queries);
 	ev->spf_aligned = a == ALIGN_YES;
 	if (a == ALIGN_UNKNOWN && undecided == NULL)
 		undecided = ids->spf_domain;
 	return undecided;
 }
 
-enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain,
-    const struct moat_dmarc_ids *ids, struct moat_dmarc_eval *ev)
+enum moat_dmarc_res
+moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain, const struct moat_dmarc_ids *ids,
+    struct moat_dmarc_eval *ev)
 {
 	static __thread struct walk w;
 	const struct walk_step *found = NULL;
@@ -549,7 +577,8 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 			ev->policy_tag = "p";
 		}
 		/* Unanswered, the existence question matters only where np would differ. */
-		np_unknown = ne < 0 && ev->rec.np != MOAT_DMARC_P_UNSET && ev->rec.np != ev->applied;
+		np_unknown =
+		    ne < 0 && ev->rec.np != MOAT_DMARC_P_UNSET && ev->rec.np != ev->applied;
 	}
 	ev->disposition = ev->rec.testing ? lower(ev->applied) : ev->applied;
 
@@ -574,28 +603,39 @@ enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_d
 		ev->result = MOAT_DMARC_FAIL;
 		snprintf(ev->reason, sizeof(ev->reason),
 		    "no aligned SPF or DKIM pass for %s (%s alignment)", from_domain,
-		    ev->rec.adkim_strict && ev->rec.aspf_strict ? "strict" :
-		    !ev->rec.adkim_strict && !ev->rec.aspf_strict ? "relaxed" : "mixed");
+		    ev->rec.adkim_strict && ev->rec.aspf_strict         ? "strict"
+			: !ev->rec.adkim_strict && !ev->rec.aspf_strict ? "relaxed"
+									: "mixed");
 	}
 	return ev->result;
 }
 
-const char *moat_dmarc_result_name(enum moat_dmarc_res r)
+const char *
+moat_dmarc_result_name(enum moat_dmarc_res r)
 {
 	switch (r) {
-	case MOAT_DMARC_PASS: return "pass";
-	case MOAT_DMARC_FAIL: return "fail";
-	case MOAT_DMARC_TEMPERROR: return "temperror";
-	case MOAT_DMARC_PERMERROR: return "permerror";
-	default: return "none";
+	case MOAT_DMARC_PASS:
+		return "pass";
+	case MOAT_DMARC_FAIL:
+		return "fail";
+	case MOAT_DMARC_TEMPERROR:
+		return "temperror";
+	case MOAT_DMARC_PERMERROR:
+		return "permerror";
+	default:
+		return "none";
 	}
 }
 
-const char *moat_dmarc_policy_name(enum moat_dmarc_policy p)
+const char *
+moat_dmarc_policy_name(enum moat_dmarc_policy p)
 {
 	switch (p) {
-	case MOAT_DMARC_P_QUARANTINE: return "quarantine";
-	case MOAT_DMARC_P_REJECT: return "reject";
-	default: return "none";
+	case MOAT_DMARC_P_QUARANTINE:
+		return "quarantine";
+	case MOAT_DMARC_P_REJECT:
+		return "reject";
+	default:
+		return "none";
 	}
 }

@@ -17,7 +17,7 @@
 #define MOAT_DMARC_DOMAIN_MAX 253
 #define MOAT_DMARC_WALK_MAX 8
 #define MOAT_DMARC_RUA_MAX 512
-#define MOAT_DMARC_MAX_IDS 8         /* DKIM identifiers considered for alignment */
+#define MOAT_DMARC_MAX_IDS 8 /* DKIM identifiers considered for alignment */
 
 enum moat_dmarc_policy {
 	MOAT_DMARC_P_UNSET = 0,
@@ -26,17 +26,21 @@ enum moat_dmarc_policy {
 	MOAT_DMARC_P_REJECT,
 };
 
-enum moat_dmarc_psd { MOAT_DMARC_PSD_U = 0, MOAT_DMARC_PSD_Y, MOAT_DMARC_PSD_N };
+enum moat_dmarc_psd {
+	MOAT_DMARC_PSD_U = 0,
+	MOAT_DMARC_PSD_Y,
+	MOAT_DMARC_PSD_N
+};
 
 /* One parsed record (RFC 9989 4.7). */
 struct moat_dmarc_record {
 	enum moat_dmarc_policy p, sp, np;
 	enum moat_dmarc_psd psd;
-	bool testing;            /* t=y */
+	bool testing; /* t=y */
 	bool adkim_strict, aspf_strict;
 	char rua[MOAT_DMARC_RUA_MAX];
 	char ruf[MOAT_DMARC_RUA_MAX];
-	char fo[16];             /* RFC 9991 failure reporting options, as written */
+	char fo[16]; /* RFC 9991 failure reporting options, as written */
 };
 
 /*
@@ -48,17 +52,17 @@ struct moat_dmarc_record {
 int moat_dmarc_record_parse(const char *text, size_t len, struct moat_dmarc_record *rec);
 
 enum moat_dmarc_res {
-	MOAT_DMARC_NONE = 0,     /* no policy record: DMARC does not apply */
+	MOAT_DMARC_NONE = 0, /* no policy record: DMARC does not apply */
 	MOAT_DMARC_PASS,
 	MOAT_DMARC_FAIL,
 	MOAT_DMARC_TEMPERROR,
-	MOAT_DMARC_PERMERROR,    /* no single valid RFC5322.From mailbox */
+	MOAT_DMARC_PERMERROR, /* no single valid RFC5322.From mailbox */
 };
 
 /* The authenticated identifiers of one message, for alignment. */
 struct moat_dmarc_ids {
-	const char *spf_domain;                  /* MAIL FROM (or HELO) domain SPF passed for, or NULL */
-	const char *dkim_domains[MOAT_DMARC_MAX_IDS];   /* d= of each passing signature */
+	const char *spf_domain; /* MAIL FROM (or HELO) domain SPF passed for, or NULL */
+	const char *dkim_domains[MOAT_DMARC_MAX_IDS]; /* d= of each passing signature */
 	size_t ndkim;
 };
 
@@ -66,17 +70,17 @@ struct moat_dmarc_ids {
 struct moat_dmarc_eval {
 	enum moat_dmarc_res result;
 	char from_domain[MOAT_DMARC_DOMAIN_MAX + 1];
-	char policy_domain[MOAT_DMARC_DOMAIN_MAX + 1];   /* where the record was found */
-	char org_domain[MOAT_DMARC_DOMAIN_MAX + 1];      /* of the From domain */
+	char policy_domain[MOAT_DMARC_DOMAIN_MAX + 1]; /* where the record was found */
+	char org_domain[MOAT_DMARC_DOMAIN_MAX + 1]; /* of the From domain */
 	struct moat_dmarc_record rec;
-	enum moat_dmarc_policy applied;   /* p, sp or np as chosen, before t=y */
+	enum moat_dmarc_policy applied; /* p, sp or np as chosen, before t=y */
 	enum moat_dmarc_policy disposition; /* after t=y (one level lower) */
-	const char *policy_tag;           /* "p", "sp" or "np" */
-	bool nonexistent;                 /* the From domain does not exist (np) */
+	const char *policy_tag; /* "p", "sp" or "np" */
+	bool nonexistent; /* the From domain does not exist (np) */
 	bool spf_aligned, dkim_aligned;
 	char dkim_aligned_domain[MOAT_DMARC_DOMAIN_MAX + 1];
-	char reason[160];                 /* why, for A-R reason= and --explain */
-	unsigned queries;                 /* DNS queries made */
+	char reason[160]; /* why, for A-R reason= and --explain */
+	unsigned queries; /* DNS queries made */
 };
 
 /*
@@ -97,7 +101,7 @@ int moat_dmarc_org_domain(struct moat_dns *dns, const char *domain, char *out, s
 enum moat_dmarc_res moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain,
     const struct moat_dmarc_ids *ids, struct moat_dmarc_eval *ev);
 
-const char *moat_dmarc_result_name(enum moat_dmarc_res r);    /* "none", "pass", ... */
+const char *moat_dmarc_result_name(enum moat_dmarc_res r); /* "none", "pass", ... */
 const char *moat_dmarc_policy_name(enum moat_dmarc_policy p); /* "none", "quarantine", "reject" */
 
 #endif /* MOAT_DMARC_H */

@@ -23,16 +23,58 @@
 
 /* The text columns of a record, in the store's column order (after id and t). */
 enum rec_field {
-	F_SOURCE_IP, F_HEADER_FROM, F_ENVELOPE_FROM, F_POLICY_DOMAIN, F_DMARC, F_DKIM_ALIGNED,
-	F_SPF_ALIGNED, F_DISPOSITION, F_OVERRIDE, F_OVERRIDE_COMMENT, F_SPF_DOMAIN, F_SPF_SCOPE,
-	F_SPF_RESULT, F_DKIM, F_P, F_SP, F_NP, F_ADKIM, F_ASPF, F_TESTING, F_PSD, F_RUA, F_RUF, F_FO,
+	F_SOURCE_IP,
+	F_HEADER_FROM,
+	F_ENVELOPE_FROM,
+	F_POLICY_DOMAIN,
+	F_DMARC,
+	F_DKIM_ALIGNED,
+	F_SPF_ALIGNED,
+	F_DISPOSITION,
+	F_OVERRIDE,
+	F_OVERRIDE_COMMENT,
+	F_SPF_DOMAIN,
+	F_SPF_SCOPE,
+	F_SPF_RESULT,
+	F_DKIM,
+	F_P,
+	F_SP,
+	F_NP,
+	F_ADKIM,
+	F_ASPF,
+	F_TESTING,
+	F_PSD,
+	F_RUA,
+	F_RUF,
+	F_FO,
 	F_COUNT
 };
 
 static const char *const rec_columns[F_COUNT] = {
-	"source_ip", "header_from", "envelope_from", "policy_domain", "dmarc", "dkim_aligned",
-	"spf_aligned", "disposition", "override", "override_comment", "spf_domain", "spf_scope",
-	"spf_result", "dkim", "p", "sp", "np", "adkim", "aspf", "testing", "psd", "rua", "ruf", "fo",
+	"source_ip",
+	"header_from",
+	"envelope_from",
+	"policy_domain",
+	"dmarc",
+	"dkim_aligned",
+	"spf_aligned",
+	"disposition",
+	"override",
+	"override_comment",
+	"spf_domain",
+	"spf_scope",
+	"spf_result",
+	"dkim",
+	"p",
+	"sp",
+	"np",
+	"adkim",
+	"aspf",
+	"testing",
+	"psd",
+	"rua",
+	"ruf",
+	"fo",
 };
 
 /* One queued record: the time, then F_COUNT NUL-terminated strings packed in buf. */
@@ -45,24 +87,25 @@ struct rec {
 
 struct moat_dmarc_report {
 	pthread_mutex_t lock;
-	pthread_cond_t wake;             /* the writer: records queued, or stop */
-	pthread_cond_t idle;             /* flushers: the writer finished a batch */
+	pthread_cond_t wake; /* the writer: records queued, or stop */
+	pthread_cond_t idle; /* flushers: the writer finished a batch */
 	struct rec *head, **tail;
 	unsigned n, max;
 	bool stop;
-	unsigned flushers;               /* threads in moat_dmarc_report_flush */
-	uint64_t taken, done;            /* records taken by the writer / finished (written or lost) */
+	unsigned flushers; /* threads in moat_dmarc_report_flush */
+	uint64_t taken, done; /* records taken by the writer / finished (written or lost) */
 	struct moat_dmarc_report_stats st;
 	uint64_t log_interval_ns;
-	uint64_t drop_logged_at, err_logged_at;   /* monotonic ns; 0: never */
+	uint64_t drop_logged_at, err_logged_at; /* monotonic ns; 0: never */
 	uint64_t dropped_unlogged, errors_unlogged;
 	pthread_t thread;
 	char *path;
-	sqlite3 *db;                     /* the writer's */
+	sqlite3 *db; /* the writer's */
 	sqlite3_stmt *ins;
 };
 
-static uint64_t now_ns(void)
+static uint64_t
+now_ns(void)
 {
 	struct timespec ts;
 
@@ -71,15 +114,18 @@ static uint64_t now_ns(void)
 }
 
 /* due - is a log line of this kind due (never logged, or the interval has passed)? */
-static bool due(const struct moat_dmarc_report *r, uint64_t last, uint64_t now)
+static bool
+due(const struct moat_dmarc_report *r, uint64_t last, uint64_t now)
 {
 	return last == 0 || now - last >= r->log_interval_ns;
 }
 
-int moat_conf_check_report_store(const char *value, char *err, size_t errlen)
+int
+moat_conf_check_report_store(const char *value, char *err, size_t errlen)
 {
 	if (strcmp(value, "redis") == 0) {
-		snprintf(err, errlen, "redis is not implemented yet: use sqlite (one gateway) or none");
+		snprintf(err, errlen,
+		    "redis is not implemented yet: use sqlite (one gateway) or none");
 		return -1;
 	}
 	return 0;
@@ -87,7 +133,8 @@ int moat_conf_check_report_store(const char *value, char *err, size_t errlen)
 
 /* ---- the store ---- */
 
-struct sqlite3 *moat_dmarc_report_db_open(const char *path, bool readonly, char *err, size_t errlen)
+struct sqlite3 *
+moat_dmarc_report_db_open(const char *path, bool readonly, char *err, size_t errlen)
 {
 	static const char schema[] =
 	    "PRAGMA journal_mode=WAL;"
@@ -123,14 +170,16 @@ struct sqlite3 *moat_dmarc_report_db_open(const char *path, bool readonly, char 
 }
 
 /* store_open - the writer's connection and insert statement; -1 with err. */
-static int store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
+static int
+store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
 {
 	char sql[1024];
 	size_t o, i;
 
 	if (r->ins != NULL)
 		return 0;
-	if (r->db == NULL && (r->db = moat_dmarc_report_db_open(r->path, false, err, errlen)) == NULL)
+	if (r->db == NULL &&
+	    (r->db = moat_dmarc_report_db_open(r->path, false, err, errlen)) == NULL)
 		return -1;
 	o = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO records (t");
 	for (i = 0; i < F_COUNT; i++)
@@ -149,7 +198,8 @@ static int store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
 }
 
 /* store_close - after an error: the next batch opens the store again. */
-static void store_close(struct moat_dmarc_report *r)
+static void
+store_close(struct moat_dmarc_report *r)
 {
 	sqlite3_finalize(r->ins);
 	r->ins = NULL;
@@ -158,7 +208,8 @@ static void store_close(struct moat_dmarc_report *r)
 }
 
 /* store_batch - insert a list in one transaction; -1 with err (nothing committed). */
-static int store_batch(struct moat_dmarc_report *r, const struct rec *list, char *err, size_t errlen)
+static int
+store_batch(struct moat_dmarc_report *r, const struct rec *list, char *err, size_t errlen)
 {
 	const struct rec *q;
 
@@ -191,7 +242,8 @@ fail:
 
 /* ---- the writer ---- */
 
-static void rec_list_free(struct rec *q)
+static void
+rec_list_free(struct rec *q)
 {
 	while (q != NULL) {
 		struct rec *next = q->next;
@@ -205,7 +257,8 @@ static void rec_list_free(struct rec *q)
  * MOAT_DREP_BATCH_WAIT_MS, whichever comes first, unless stopping or flushed. Fewer, larger
  * transactions: one commit per record would cap the store at a few thousand records a second.
  */
-static void batch_wait(struct moat_dmarc_report *r)
+static void
+batch_wait(struct moat_dmarc_report *r)
 {
 	struct timespec until;
 
@@ -221,7 +274,8 @@ static void batch_wait(struct moat_dmarc_report *r)
 }
 
 /* writer - take the whole queue, write it in one transaction, until stopped and drained. */
-static void *writer(void *arg)
+static void *
+writer(void *arg)
 {
 	struct moat_dmarc_report *r = arg;
 
@@ -257,8 +311,9 @@ static void *writer(void *arg)
 			r->st.store_errors += n;
 			r->errors_unlogged += n;
 			if (due(r, r->err_logged_at, now)) {
-				moat_log(LOG_ERR, NULL, "dmarc-report", "store=sqlite status=error lost=%" PRIu64
-				    " why=\"%s\"", r->errors_unlogged, err);
+				moat_log(LOG_ERR, NULL, "dmarc-report",
+				    "store=sqlite status=error lost=%" PRIu64 " why=\"%s\"",
+				    r->errors_unlogged, err);
 				r->err_logged_at = now;
 				r->errors_unlogged = 0;
 			}
@@ -270,8 +325,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err,
-    size_t errlen)
+struct moat_dmarc_report *
+moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size_t errlen)
 {
 	struct moat_dmarc_report *r = calloc(1, sizeof(*r));
 
@@ -282,8 +337,9 @@ struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_o
 		return NULL;
 	}
 	r->max = opts->queue_max ? opts->queue_max : MOAT_DREP_QUEUE_MAX;
-	r->log_interval_ns = (uint64_t)(opts->log_interval_ms ? opts->log_interval_ms :
-	    MOAT_DREP_LOG_INTERVAL_MS) * 1000000u;
+	r->log_interval_ns =
+	    (uint64_t)(opts->log_interval_ms ? opts->log_interval_ms : MOAT_DREP_LOG_INTERVAL_MS) *
+	    1000000u;
 	r->tail = &r->head;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->wake, NULL);
@@ -300,7 +356,8 @@ struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_o
 	return r;
 }
 
-struct moat_dmarc_report *moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err, size_t errlen)
+struct moat_dmarc_report *
+moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err, size_t errlen)
 {
 	struct moat_dmarc_report_opts o = { conf->dmarc_report_db, 0, 0 };
 
@@ -310,7 +367,8 @@ struct moat_dmarc_report *moat_dmarc_report_new_conf(const struct moat_conf *con
 	return moat_dmarc_report_new(&o, err, errlen);
 }
 
-void moat_dmarc_report_free(struct moat_dmarc_report *r)
+void
+moat_dmarc_report_free(struct moat_dmarc_report *r)
 {
 	if (r == NULL)
 		return;
@@ -319,8 +377,9 @@ void moat_dmarc_report_free(struct moat_dmarc_report *r)
 	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
-	moat_log(LOG_INFO, NULL, "dmarc-report", "store=sqlite written=%" PRIu64 " dropped=%" PRIu64
-	    " lost=%" PRIu64, r->st.written, r->st.dropped, r->st.store_errors);
+	moat_log(LOG_INFO, NULL, "dmarc-report",
+	    "store=sqlite written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64, r->st.written,
+	    r->st.dropped, r->st.store_errors);
 	pthread_cond_destroy(&r->idle);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
@@ -328,7 +387,8 @@ void moat_dmarc_report_free(struct moat_dmarc_report *r)
 	free(r);
 }
 
-void moat_dmarc_report_flush(struct moat_dmarc_report *r)
+void
+moat_dmarc_report_flush(struct moat_dmarc_report *r)
 {
 	uint64_t target;
 
@@ -342,7 +402,8 @@ void moat_dmarc_report_flush(struct moat_dmarc_report *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-void moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_report_stats *out)
+void
+moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_report_stats *out)
 {
 	pthread_mutex_lock(&r->lock);
 	*out = r->st;
@@ -352,17 +413,19 @@ void moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_repo
 /* ---- recording ---- */
 
 /* dkim_text - the DKIM results as "domain selector result" lines (the store's dkim column). */
-static void dkim_text(const struct moat_dmarc_report_entry *e, char *out, size_t outlen)
+static void
+dkim_text(const struct moat_dmarc_report_entry *e, char *out, size_t outlen)
 {
 	size_t o = 0, i;
 
 	out[0] = '\0';
 	for (i = 0; i < e->ndkim && i < MOAT_DREP_DKIM_MAX; i++) {
 		int n = snprintf(out + o, outlen - o, "%s%s %s %s", i ? "\n" : "",
-		    e->dkim[i].domain ? e->dkim[i].domain : "", e->dkim[i].selector ? e->dkim[i].selector : "",
+		    e->dkim[i].domain ? e->dkim[i].domain : "",
+		    e->dkim[i].selector ? e->dkim[i].selector : "",
 		    e->dkim[i].result ? e->dkim[i].result : "none");
 		if (n < 0 || (size_t)n >= outlen - o) {
-			out[o] = '\0';      /* a whole entry or none */
+			out[o] = '\0'; /* a whole entry or none */
 			return;
 		}
 		o += (size_t)n;
@@ -370,18 +433,35 @@ static void dkim_text(const struct moat_dmarc_report_entry *e, char *out, size_t
 }
 
 /* rec_pack - one allocation holding every field of E; NULL when out of memory. */
-static struct rec *rec_pack(const struct moat_dmarc_report_entry *e)
+static struct rec *
+rec_pack(const struct moat_dmarc_report_entry *e)
 {
 	char dkim[MOAT_DREP_DKIM_MAX * 340];
 	const char *f[F_COUNT] = {
-		[F_SOURCE_IP] = e->source_ip, [F_HEADER_FROM] = e->header_from,
-		[F_ENVELOPE_FROM] = e->envelope_from, [F_POLICY_DOMAIN] = e->policy_domain,
-		[F_DMARC] = e->dmarc, [F_DKIM_ALIGNED] = e->dkim_aligned, [F_SPF_ALIGNED] = e->spf_aligned,
-		[F_DISPOSITION] = e->disposition, [F_OVERRIDE] = e->override,
-		[F_OVERRIDE_COMMENT] = e->override_comment, [F_SPF_DOMAIN] = e->spf_domain,
-		[F_SPF_SCOPE] = e->spf_scope, [F_SPF_RESULT] = e->spf_result, [F_DKIM] = dkim,
-		[F_P] = e->p, [F_SP] = e->sp, [F_NP] = e->np, [F_ADKIM] = e->adkim, [F_ASPF] = e->aspf,
-		[F_TESTING] = e->testing, [F_PSD] = e->psd, [F_RUA] = e->rua, [F_RUF] = e->ruf, [F_FO] = e->fo,
+		[F_SOURCE_IP] = e->source_ip,
+		[F_HEADER_FROM] = e->header_from,
+		[F_ENVELOPE_FROM] = e->envelope_from,
+		[F_POLICY_DOMAIN] = e->policy_domain,
+		[F_DMARC] = e->dmarc,
+		[F_DKIM_ALIGNED] = e->dkim_aligned,
+		[F_SPF_ALIGNED] = e->spf_aligned,
+		[F_DISPOSITION] = e->disposition,
+		[F_OVERRIDE] = e->override,
+		[F_OVERRIDE_COMMENT] = e->override_comment,
+		[F_SPF_DOMAIN] = e->spf_domain,
+		[F_SPF_SCOPE] = e->spf_scope,
+		[F_SPF_RESULT] = e->spf_result,
+		[F_DKIM] = dkim,
+		[F_P] = e->p,
+		[F_SP] = e->sp,
+		[F_NP] = e->np,
+		[F_ADKIM] = e->adkim,
+		[F_ASPF] = e->aspf,
+		[F_TESTING] = e->testing,
+		[F_PSD] = e->psd,
+		[F_RUA] = e->rua,
+		[F_RUF] = e->ruf,
+		[F_FO] = e->fo,
 	};
 	size_t len[F_COUNT], total = 0, i;
 	struct rec *q;
@@ -406,7 +486,8 @@ static struct rec *rec_pack(const struct moat_dmarc_report_entry *e)
 	return q;
 }
 
-int moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_report_entry *e)
+int
+moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_report_entry *e)
 {
 	struct rec *q = rec_pack(e);
 	uint64_t now, dropped = 0;
@@ -432,41 +513,50 @@ int moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_r
 	pthread_mutex_unlock(&r->lock);
 	free(q);
 	if (dropped)
-		moat_log(LOG_WARNING, NULL, "dmarc-report", "status=queue_full dropped=%" PRIu64
-		    " queue_max=%u", dropped, r->max);
+		moat_log(LOG_WARNING, NULL, "dmarc-report",
+		    "status=queue_full dropped=%" PRIu64 " queue_max=%u", dropped, r->max);
 	return -1;
 }
 
 /* disposition_name - what was applied to the message, from the engine's verdict. */
-static const char *disposition_name(enum moat_action a)
+static const char *
+disposition_name(enum moat_action a)
 {
 	switch (a) {
-	case MOAT_REJECT: return "reject";
+	case MOAT_REJECT:
+		return "reject";
 	case MOAT_QUARANTINE:
-	case MOAT_DISCARD: return "quarantine";
-	case MOAT_TEMPFAIL: return "tempfail";
-	default: return "none";
+	case MOAT_DISCARD:
+		return "quarantine";
+	case MOAT_TEMPFAIL:
+		return "tempfail";
+	default:
+		return "none";
 	}
 }
 
 /* policy_level - none 0, quarantine 1, reject 2; the verdict's the same way. */
-static int policy_level(enum moat_dmarc_policy p)
+static int
+policy_level(enum moat_dmarc_policy p)
 {
 	return p == MOAT_DMARC_P_REJECT ? 2 : p == MOAT_DMARC_P_QUARANTINE ? 1 : 0;
 }
 
-static int action_level(enum moat_action a)
+static int
+action_level(enum moat_action a)
 {
 	return a == MOAT_REJECT ? 2 : a == MOAT_QUARANTINE || a == MOAT_DISCARD ? 1 : 0;
 }
 
 /* policy_tag_value - "" for an absent sp/np, else the policy's name. */
-static const char *policy_tag_value(enum moat_dmarc_policy p)
+static const char *
+policy_tag_value(enum moat_dmarc_policy p)
 {
 	return p == MOAT_DMARC_P_UNSET ? "" : moat_dmarc_policy_name(p);
 }
 
-void moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, const char *mail_from,
+void
+moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, const char *mail_from,
     const struct moat_auth_results *res)
 {
 	static const char *const psd_names[] = { "u", "y", "n" };
@@ -492,8 +582,9 @@ void moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr
 	/* RFC 9990 policy override: the disposition differs from what the policy asked for */
 	if (res->verdict.action != MOAT_TEMPFAIL && action_level(res->verdict.action) != want) {
 		e.override = "local_policy";
-		e.override_comment = res->verdict.reason && res->verdict.reason[0] ? res->verdict.reason :
-		    "dmarc action setting";
+		e.override_comment = res->verdict.reason && res->verdict.reason[0]
+		    ? res->verdict.reason
+		    : "dmarc action setting";
 	} else if (d->result == MOAT_DMARC_FAIL && rec->testing && d->applied != d->disposition) {
 		e.override = "policy_test_mode";
 	}

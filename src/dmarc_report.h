@@ -28,19 +28,24 @@ struct sqlite3;
 struct moat_auth_results;
 
 /* dmarc_report_store */
-enum moat_dmarc_report_store { MOAT_DREP_NONE = 0, MOAT_DREP_SQLITE = 1, MOAT_DREP_REDIS = 2 };
+enum moat_dmarc_report_store {
+	MOAT_DREP_NONE = 0,
+	MOAT_DREP_SQLITE = 1,
+	MOAT_DREP_REDIS = 2
+};
 
-#define MOAT_DREP_QUEUE_MAX 10000        /* records waiting for the writer; more are dropped */
-#define MOAT_DREP_BATCH 1000             /* the writer waits for this many records ... */
-#define MOAT_DREP_BATCH_WAIT_MS 200      /* ... or this long, then writes them in one transaction */
-#define MOAT_DREP_LOG_INTERVAL_MS 60000  /* drops and store errors: one log line per interval */
-#define MOAT_DREP_DKIM_MAX 16            /* DKIM results kept per message */
+#define MOAT_DREP_QUEUE_MAX 10000 /* records waiting for the writer; more are dropped */
+#define MOAT_DREP_BATCH 1000 /* the writer waits for this many records ... */
+#define MOAT_DREP_BATCH_WAIT_MS 200 /* ... or this long, then writes them in one transaction */
+#define MOAT_DREP_LOG_INTERVAL_MS 60000 /* drops and store errors: one log line per interval */
+#define MOAT_DREP_DKIM_MAX 16 /* DKIM results kept per message */
 
 /* One DKIM result of a message. */
 struct moat_dmarc_report_dkim {
-	const char *domain;          /* d= */
-	const char *selector;        /* s= */
-	const char *result;          /* "pass", "fail", "none", "policy", "neutral", "temperror", "permerror" */
+	const char *domain; /* d= */
+	const char *selector; /* s= */
+	const char
+	    *result; /* "pass", "fail", "none", "policy", "neutral", "temperror", "permerror" */
 };
 
 /*
@@ -49,41 +54,41 @@ struct moat_dmarc_report_dkim {
  * ("" when no record was found: such evaluations are recorded but reported in no aggregate).
  */
 struct moat_dmarc_report_entry {
-	int64_t time;                /* seconds since the epoch, UTC */
+	int64_t time; /* seconds since the epoch, UTC */
 	const char *source_ip;
-	const char *header_from;     /* RFC5322.From domain */
-	const char *envelope_from;   /* RFC5321.MailFrom domain ("" for the null sender) */
-	const char *policy_domain;   /* where the DMARC record was found */
-	const char *dmarc;           /* "pass", "fail", "none", "temperror", "permerror" */
-	const char *dkim_aligned;    /* "pass" or "fail": an aligned DKIM pass */
-	const char *spf_aligned;     /* "pass" or "fail": an aligned SPF pass */
-	const char *disposition;     /* applied: "none", "quarantine", "reject", "tempfail" */
-	const char *override;        /* RFC 9990 PolicyOverrideType, or "" */
+	const char *header_from; /* RFC5322.From domain */
+	const char *envelope_from; /* RFC5321.MailFrom domain ("" for the null sender) */
+	const char *policy_domain; /* where the DMARC record was found */
+	const char *dmarc; /* "pass", "fail", "none", "temperror", "permerror" */
+	const char *dkim_aligned; /* "pass" or "fail": an aligned DKIM pass */
+	const char *spf_aligned; /* "pass" or "fail": an aligned SPF pass */
+	const char *disposition; /* applied: "none", "quarantine", "reject", "tempfail" */
+	const char *override; /* RFC 9990 PolicyOverrideType, or "" */
 	const char *override_comment;
 	const char *spf_domain;
-	const char *spf_scope;       /* "mfrom" */
+	const char *spf_scope; /* "mfrom" */
 	const char *spf_result;
-	const char *p, *sp, *np;     /* published policies, "" when absent */
-	const char *adkim, *aspf;    /* "r" or "s" */
-	const char *testing;         /* "y" or "n" */
-	const char *psd;             /* "y", "n" or "u" */
+	const char *p, *sp, *np; /* published policies, "" when absent */
+	const char *adkim, *aspf; /* "r" or "s" */
+	const char *testing; /* "y" or "n" */
+	const char *psd; /* "y", "n" or "u" */
 	const char *rua, *ruf, *fo;
 	struct moat_dmarc_report_dkim dkim[MOAT_DREP_DKIM_MAX];
 	size_t ndkim;
 };
 
 struct moat_dmarc_report_opts {
-	const char *db;              /* the SQLite file */
-	unsigned queue_max;          /* 0: MOAT_DREP_QUEUE_MAX */
-	unsigned log_interval_ms;    /* 0: MOAT_DREP_LOG_INTERVAL_MS */
+	const char *db; /* the SQLite file */
+	unsigned queue_max; /* 0: MOAT_DREP_QUEUE_MAX */
+	unsigned log_interval_ms; /* 0: MOAT_DREP_LOG_INTERVAL_MS */
 };
 
 /* Counters since the recorder started. */
 struct moat_dmarc_report_stats {
-	uint64_t queued;             /* accepted into the queue */
-	uint64_t written;            /* committed to the store */
-	uint64_t dropped;            /* queue full, or out of memory */
-	uint64_t store_errors;       /* records lost to a store error */
+	uint64_t queued; /* accepted into the queue */
+	uint64_t written; /* committed to the store */
+	uint64_t dropped; /* queue full, or out of memory */
+	uint64_t store_errors; /* records lost to a store error */
 };
 
 struct moat_dmarc_report;
@@ -94,11 +99,12 @@ struct moat_dmarc_report;
  * and tried again with the next batch). NULL with a message in err when out of memory or the
  * thread cannot start.
  */
-struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err,
-    size_t errlen);
+struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts,
+    char *err, size_t errlen);
 /* moat_dmarc_report_new_conf - from dmarc_report_store and dmarc_report_db; NULL and err[0] == '\0'
  * when the store is none. */
-struct moat_dmarc_report *moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err, size_t errlen);
+struct moat_dmarc_report *moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err,
+    size_t errlen);
 
 /* moat_dmarc_report_free - write what is queued, stop the writer, log the totals. NULL: no-op. */
 void moat_dmarc_report_free(struct moat_dmarc_report *r);
@@ -113,8 +119,8 @@ int moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_r
  * moat_dmarc_report_note - the authentication engine's hook: turn the results of one message
  * (DMARC evaluated, verdict decided) into an entry and queue it. R NULL: no-op.
  */
-void moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, const char *mail_from,
-    const struct moat_auth_results *res);
+void moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr,
+    const char *mail_from, const struct moat_auth_results *res);
 
 /* moat_dmarc_report_flush - wait until everything queued so far has been written or counted lost. */
 void moat_dmarc_report_flush(struct moat_dmarc_report *r);
@@ -125,7 +131,8 @@ void moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_repo
  * moat_dmarc_report_db_open - open (creating if needed) the store at PATH: WAL journal, the
  * schema, a busy timeout. NULL with a message in err.
  */
-struct sqlite3 *moat_dmarc_report_db_open(const char *path, bool readonly, char *err, size_t errlen);
+struct sqlite3 *moat_dmarc_report_db_open(const char *path, bool readonly, char *err,
+    size_t errlen);
 
 /* The config validator of dmarc_report_store: refuses redis, which is not implemented yet. */
 int moat_conf_check_report_store(const char *value, char *err, size_t errlen);

@@ -29,9 +29,9 @@
 #include "dns_cache.h"
 
 struct fixture_rec {
-	char *name;                   /* lower case, no trailing dot */
-	enum moat_dns_type type;      /* 0: any type (with fail) */
-	enum moat_dns_status fail;    /* MOAT_DNS_OK: a record; else the status to answer */
+	char *name; /* lower case, no trailing dot */
+	enum moat_dns_type type; /* 0: any type (with fail) */
+	enum moat_dns_status fail; /* MOAT_DNS_OK: a record; else the status to answer */
 	uint16_t pref;
 	size_t len;
 	char *data;
@@ -40,12 +40,12 @@ struct fixture_rec {
 struct moat_dns {
 	/* unbound */
 	struct ub_ctx *ub;
-	struct moat__dns_cache *cache;  /* answers without the trip through unbound's thread */
+	struct moat__dns_cache *cache; /* answers without the trip through unbound's thread */
 	unsigned timeout_ms;
 	bool validate;
-	pthread_mutex_t proc_lock;    /* held while calling ub_process / ub_cancel */
-	pthread_mutex_t lock;         /* protects the `done` flags of queries in flight */
-	pthread_cond_t cond;          /* broadcast after each ub_process */
+	pthread_mutex_t proc_lock; /* held while calling ub_process / ub_cancel */
+	pthread_mutex_t lock; /* protects the `done` flags of queries in flight */
+	pthread_cond_t cond; /* broadcast after each ub_process */
 
 	/* fixture */
 	bool fixture;
@@ -63,14 +63,20 @@ struct pending {
 	struct ub_result *result;
 };
 
-const char *moat_dns_status_name(enum moat_dns_status status)
+const char *
+moat_dns_status_name(enum moat_dns_status status)
 {
 	switch (status) {
-	case MOAT_DNS_OK: return "ok";
-	case MOAT_DNS_NXDOMAIN: return "nxdomain";
-	case MOAT_DNS_NODATA: return "nodata";
-	case MOAT_DNS_TEMPFAIL: return "tempfail";
-	case MOAT_DNS_PERMFAIL: return "permfail";
+	case MOAT_DNS_OK:
+		return "ok";
+	case MOAT_DNS_NXDOMAIN:
+		return "nxdomain";
+	case MOAT_DNS_NODATA:
+		return "nodata";
+	case MOAT_DNS_TEMPFAIL:
+		return "tempfail";
+	case MOAT_DNS_PERMFAIL:
+		return "permfail";
 	}
 	return "?";
 }
@@ -79,7 +85,8 @@ const char *moat_dns_status_name(enum moat_dns_status status)
  * moat_dns_name_valid - RFC 1035 2.3.4 lengths; printable ASCII only (SPF macros can put spaces
  * and '%' into a name: RFC 7208 7.3). Control and 8-bit bytes are refused.
  */
-bool moat_dns_name_valid(const char *name)
+bool
+moat_dns_name_valid(const char *name)
 {
 	size_t len, label = 0, i;
 
@@ -106,7 +113,8 @@ bool moat_dns_name_valid(const char *name)
 	return label > 0;
 }
 
-void moat_dns_answer_clear(struct moat_dns_answer *answer)
+void
+moat_dns_answer_clear(struct moat_dns_answer *answer)
 {
 	size_t i;
 
@@ -122,7 +130,8 @@ void moat_dns_answer_clear(struct moat_dns_answer *answer)
 }
 
 /* answer_add - append a record (data copied, NUL added); -1 past MOAT_DNS_MAX_RR or on ENOMEM. */
-static int answer_add(struct moat_dns_answer *a, uint16_t pref, const void *data, size_t len)
+static int
+answer_add(struct moat_dns_answer *a, uint16_t pref, const void *data, size_t len)
 {
 	struct moat_dns_rr *rr;
 	char *copy;
@@ -149,7 +158,8 @@ static int answer_add(struct moat_dns_answer *a, uint16_t pref, const void *data
 }
 
 /* answer_fail - drop any records and set a failure status; returns it. */
-static enum moat_dns_status answer_fail(struct moat_dns_answer *a, enum moat_dns_status st)
+static enum moat_dns_status
+answer_fail(struct moat_dns_answer *a, enum moat_dns_status st)
 {
 	moat_dns_answer_clear(a);
 	a->status = st;
@@ -157,7 +167,8 @@ static enum moat_dns_status answer_fail(struct moat_dns_answer *a, enum moat_dns
 }
 
 /* lower_name - NAME lower-cased without its trailing dot, into out (MOAT_DNS_NAME_MAX + 2). */
-static void lower_name(const char *name, char *out, size_t outlen)
+static void
+lower_name(const char *name, char *out, size_t outlen)
 {
 	size_t i, n = strlen(name);
 
@@ -174,7 +185,8 @@ static void lower_name(const char *name, char *out, size_t outlen)
 
 /* --- fixture backend --- */
 
-struct moat_dns *moat_dns_new_fixture(void)
+struct moat_dns *
+moat_dns_new_fixture(void)
 {
 	struct moat_dns *dns = calloc(1, sizeof(*dns));
 
@@ -186,7 +198,8 @@ struct moat_dns *moat_dns_new_fixture(void)
 }
 
 /* fixture_push - append one entry to the table. */
-static int fixture_push(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+static int
+fixture_push(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     enum moat_dns_status fail, uint16_t pref, const void *data, size_t len)
 {
 	char lname[MOAT_DNS_NAME_MAX + 2];
@@ -223,32 +236,37 @@ static int fixture_push(struct moat_dns *dns, const char *name, enum moat_dns_ty
 	return 0;
 }
 
-int moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_type type,
-    uint16_t pref, const void *data, size_t len)
+int
+moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_type type, uint16_t pref,
+    const void *data, size_t len)
 {
 	return fixture_push(dns, name, type, MOAT_DNS_OK, pref, data, len);
 }
 
-int moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+int
+moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     enum moat_dns_status status)
 {
 	return fixture_push(dns, name, type, status, 0, "", 0);
 }
 
-void moat_dns_fixture_delay(struct moat_dns *dns, unsigned ms)
+void
+moat_dns_fixture_delay(struct moat_dns *dns, unsigned ms)
 {
 	if (dns != NULL && dns->fixture)
 		dns->delay_ms = ms;
 }
 
-unsigned long moat_dns_fixture_queries(const struct moat_dns *dns)
+unsigned long
+moat_dns_fixture_queries(const struct moat_dns *dns)
 {
 	return dns ? atomic_load(&((struct moat_dns *)dns)->nqueries) : 0;
 }
 
 /* fixture_query - answer from the table, following CNAMEs up to MOAT_DNS_MAX_CNAME. */
-static enum moat_dns_status fixture_query(struct moat_dns *dns, const char *name,
-    enum moat_dns_type type, struct moat_dns_answer *a)
+static enum moat_dns_status
+fixture_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+    struct moat_dns_answer *a)
 {
 	char cur[MOAT_DNS_NAME_MAX + 2];
 	size_t i, hops;
@@ -312,7 +330,8 @@ static const char *const nodefault_zones[] = {
 };
 
 /* resolver_ok - "ADDR" or "ADDR@PORT" with an IPv4/IPv6 literal and a port 1..65535. */
-static bool resolver_ok(const char *spec)
+static bool
+resolver_ok(const char *spec)
 {
 	char buf[64];
 	const char *at = strrchr(spec, '@');
@@ -337,8 +356,9 @@ static bool resolver_ok(const char *spec)
 	return true;
 }
 
-struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const char *trust_anchor,
-    char *err, size_t errlen)
+struct moat_dns *
+moat_dns_new(const char *resolver, unsigned timeout_ms, const char *trust_anchor, char *err,
+    size_t errlen)
 {
 	struct moat_dns *dns;
 	int rc;
@@ -404,7 +424,7 @@ struct moat_dns *moat_dns_new(const char *resolver, unsigned timeout_ms, const c
 		goto fail;
 	}
 	if (trust_anchor != NULL && trust_anchor[0] != '\0') {
-		FILE *ta = fopen(trust_anchor, "r");   /* unbound reads it only at the first query */
+		FILE *ta = fopen(trust_anchor, "r"); /* unbound reads it only at the first query */
 		if (ta == NULL) {
 			snprintf(err, errlen, "dns_dnssec_trust_anchor %s: %s", trust_anchor,
 			    strerror(errno));
@@ -431,7 +451,8 @@ fail:
 }
 
 /* ub_done - unbound's callback; runs inside ub_process() under proc_lock. */
-static void ub_done(void *arg, int err, struct ub_result *result)
+static void
+ub_done(void *arg, int err, struct ub_result *result)
 {
 	struct pending *p = arg;
 
@@ -443,7 +464,8 @@ static void ub_done(void *arg, int err, struct ub_result *result)
 }
 
 /* now_ms - a monotonic clock in milliseconds. */
-static long long now_ms(void)
+static long long
+now_ms(void)
 {
 	struct timespec ts;
 
@@ -452,7 +474,8 @@ static long long now_ms(void)
 }
 
 /* wire_name - a wire-format name in rdata at *off into text (no trailing dot); -1 if malformed. */
-static int wire_name(const unsigned char *d, size_t len, size_t off, char *out, size_t outlen)
+static int
+wire_name(const unsigned char *d, size_t len, size_t off, char *out, size_t outlen)
 {
 	size_t o = 0;
 
@@ -460,8 +483,8 @@ static int wire_name(const unsigned char *d, size_t len, size_t off, char *out, 
 		size_t l = d[off++], i;
 		if (l == 0) {
 			if (o == 0)
-				return -1;       /* the root is no useful target */
-			out[o - 1] = '\0';   /* drop the last dot */
+				return -1; /* the root is no useful target */
+			out[o - 1] = '\0'; /* drop the last dot */
 			return 0;
 		}
 		if (l > 63 || off + l > len || o + l + 1 >= outlen)
@@ -479,8 +502,8 @@ static int wire_name(const unsigned char *d, size_t len, size_t off, char *out, 
 }
 
 /* convert_result - copy unbound's answer into ours, applying the bounds. */
-static enum moat_dns_status convert_result(const struct ub_result *r, enum moat_dns_type type,
-    struct moat_dns_answer *a)
+static enum moat_dns_status
+convert_result(const struct ub_result *r, enum moat_dns_type type, struct moat_dns_answer *a)
 {
 	char name[MOAT_DNS_NAME_MAX + 2];
 	char txt[MOAT_DNS_MAX_TXT + 1];
@@ -541,7 +564,8 @@ static enum moat_dns_status convert_result(const struct ub_result *r, enum moat_
 }
 
 /* present_name - NAME in presentation format: bytes other than LDH, '_' and '.' as \\DDD. */
-static void present_name(const char *name, char *out, size_t outlen)
+static void
+present_name(const char *name, char *out, size_t outlen)
 {
 	size_t o = 0;
 
@@ -562,8 +586,9 @@ static void present_name(const char *name, char *out, size_t outlen)
  * ub_query - resolve with a deadline (see the file comment for the locking) and remember the
  * answer for its TTL under LNAME (NAME lower-cased, no trailing dot).
  */
-static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name, const char *lname,
-    enum moat_dns_type type, struct moat_dns_answer *a)
+static enum moat_dns_status
+ub_query(struct moat_dns *dns, const char *name, const char *lname, enum moat_dns_type type,
+    struct moat_dns_answer *a)
 {
 	struct pending p = { .dns = dns };
 	long long deadline = now_ms() + dns->timeout_ms;
@@ -632,7 +657,8 @@ static enum moat_dns_status ub_query(struct moat_dns *dns, const char *name, con
 	return st;
 }
 
-enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
+enum moat_dns_status
+moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer)
 {
 	char lname[MOAT_DNS_NAME_MAX + 2];
@@ -650,14 +676,16 @@ enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum
 	return ub_query(dns, name, lname, type, answer);
 }
 
-void moat_dns_cache_stats(struct moat_dns *dns, struct moat_dns_cache_stats *st)
+void
+moat_dns_cache_stats(struct moat_dns *dns, struct moat_dns_cache_stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	if (dns != NULL && dns->cache != NULL)
 		moat__dns_cache_stats(dns->cache, st);
 }
 
-void moat_dns_free(struct moat_dns *dns)
+void
+moat_dns_free(struct moat_dns *dns)
 {
 	size_t i;
 

@@ -16,7 +16,7 @@
 
 enum moat_dns_type {
 	MOAT_DNS_A = 1,
-	MOAT_DNS_CNAME = 5,      /* only as a fixture record: real lookups follow CNAMEs themselves */
+	MOAT_DNS_CNAME = 5, /* only as a fixture record: real lookups follow CNAMEs themselves */
 	MOAT_DNS_PTR = 12,
 	MOAT_DNS_MX = 15,
 	MOAT_DNS_TXT = 16,
@@ -24,11 +24,11 @@ enum moat_dns_type {
 };
 
 enum moat_dns_status {
-	MOAT_DNS_OK = 0,         /* one or more records */
-	MOAT_DNS_NXDOMAIN,       /* the name does not exist */
-	MOAT_DNS_NODATA,         /* the name exists, no record of that type */
-	MOAT_DNS_TEMPFAIL,       /* timeout, SERVFAIL, network error: try again later */
-	MOAT_DNS_PERMFAIL,       /* malformed or over-limit answer, bad query name */
+	MOAT_DNS_OK = 0, /* one or more records */
+	MOAT_DNS_NXDOMAIN, /* the name does not exist */
+	MOAT_DNS_NODATA, /* the name exists, no record of that type */
+	MOAT_DNS_TEMPFAIL, /* timeout, SERVFAIL, network error: try again later */
+	MOAT_DNS_PERMFAIL, /* malformed or over-limit answer, bad query name */
 };
 
 /*
@@ -44,7 +44,7 @@ struct moat_dns_rr {
 
 struct moat_dns_answer {
 	enum moat_dns_status status;
-	bool secure;             /* DNSSEC-validated */
+	bool secure; /* DNSSEC-validated */
 	size_t n;
 	struct moat_dns_rr *rr;
 };
@@ -52,10 +52,10 @@ struct moat_dns_answer {
 struct moat_dns;
 
 /* Bounds on one answer; past any of them the answer is MOAT_DNS_PERMFAIL. */
-#define MOAT_DNS_MAX_RR 128          /* records in one answer */
-#define MOAT_DNS_MAX_TXT 8192        /* bytes of one TXT record, its strings concatenated */
-#define MOAT_DNS_MAX_CNAME 8         /* CNAME chain length the fixture follows */
-#define MOAT_DNS_NAME_MAX 253        /* query name, text form, no trailing dot */
+#define MOAT_DNS_MAX_RR 128 /* records in one answer */
+#define MOAT_DNS_MAX_TXT 8192 /* bytes of one TXT record, its strings concatenated */
+#define MOAT_DNS_MAX_CNAME 8 /* CNAME chain length the fixture follows */
+#define MOAT_DNS_NAME_MAX 253 /* query name, text form, no trailing dot */
 #define MOAT_DNS_DEFAULT_TIMEOUT 5000
 
 /*

@@ -17,15 +17,15 @@
 #include "dns_cache.h"
 
 struct slot {
-	uint64_t hash;                /* 0: empty */
-	uint64_t used;                /* shard clock at the last hit or store (LRU) */
+	uint64_t hash; /* 0: empty */
+	uint64_t used; /* shard clock at the last hit or store (LRU) */
 	long long expires_ms;
 	enum moat_dns_type type;
 	enum moat_dns_status status;
 	bool secure;
 	size_t n;
-	size_t bytes;                 /* record bytes, counted against the shard's budget */
-	struct moat_dns_rr *rr;       /* n records and their bytes, one allocation */
+	size_t bytes; /* record bytes, counted against the shard's budget */
+	struct moat_dns_rr *rr; /* n records and their bytes, one allocation */
 	char name[MOAT_DNS_NAME_MAX + 1];
 };
 
@@ -42,7 +42,8 @@ struct moat__dns_cache {
 	struct shard shards[MOAT_DNS_CACHE_SHARDS];
 };
 
-struct moat__dns_cache *moat__dns_cache_new(void)
+struct moat__dns_cache *
+moat__dns_cache_new(void)
 {
 	struct moat__dns_cache *c = calloc(1, sizeof(*c));
 	size_t i;
@@ -57,14 +58,16 @@ struct moat__dns_cache *moat__dns_cache_new(void)
 }
 
 /* slot_clear - free a slot's records and mark it empty. */
-static void slot_clear(struct shard *sh, struct slot *s)
+static void
+slot_clear(struct shard *sh, struct slot *s)
 {
 	free(s->rr);
 	sh->bytes -= s->bytes;
 	memset(s, 0, sizeof(*s));
 }
 
-void moat__dns_cache_free(struct moat__dns_cache *c)
+void
+moat__dns_cache_free(struct moat__dns_cache *c)
 {
 	size_t i, j;
 
@@ -79,7 +82,8 @@ void moat__dns_cache_free(struct moat__dns_cache *c)
 }
 
 /* key_hash - FNV-1a over the name and type, keyed by the cache's seed; never 0. */
-static uint64_t key_hash(const struct moat__dns_cache *c, const char *name, enum moat_dns_type type)
+static uint64_t
+key_hash(const struct moat__dns_cache *c, const char *name, enum moat_dns_type type)
 {
 	uint64_t h = 0xcbf29ce484222325ULL ^ c->seed;
 
@@ -94,7 +98,8 @@ static uint64_t key_hash(const struct moat__dns_cache *c, const char *name, enum
 }
 
 /* find - the slot holding (name, type) in SH, or NULL. */
-static struct slot *find(struct shard *sh, uint64_t h, const char *name, enum moat_dns_type type)
+static struct slot *
+find(struct shard *sh, uint64_t h, const char *name, enum moat_dns_type type)
 {
 	size_t i;
 
@@ -107,7 +112,8 @@ static struct slot *find(struct shard *sh, uint64_t h, const char *name, enum mo
 }
 
 /* copy_out - S's answer as freshly allocated records; false when out of memory. */
-static bool copy_out(const struct slot *s, struct moat_dns_answer *out)
+static bool
+copy_out(const struct slot *s, struct moat_dns_answer *out)
 {
 	size_t i;
 
@@ -121,7 +127,8 @@ static bool copy_out(const struct slot *s, struct moat_dns_answer *out)
 			return false;
 		}
 		memcpy(d, s->rr[i].data, s->rr[i].len + 1);
-		out->rr[i] = (struct moat_dns_rr){ .pref = s->rr[i].pref, .len = s->rr[i].len, .data = d };
+		out->rr[i] =
+		    (struct moat_dns_rr){ .pref = s->rr[i].pref, .len = s->rr[i].len, .data = d };
 		out->n++;
 	}
 	out->status = s->status;
@@ -129,7 +136,8 @@ static bool copy_out(const struct slot *s, struct moat_dns_answer *out)
 	return true;
 }
 
-bool moat__dns_cache_get(struct moat__dns_cache *c, const char *name, enum moat_dns_type type,
+bool
+moat__dns_cache_get(struct moat__dns_cache *c, const char *name, enum moat_dns_type type,
     long long now_ms, struct moat_dns_answer *out)
 {
 	uint64_t h = key_hash(c, name, type);
@@ -151,7 +159,8 @@ bool moat__dns_cache_get(struct moat__dns_cache *c, const char *name, enum moat_
 }
 
 /* victim - the slot to reuse in SH: an empty or expired one, else the least recently used. */
-static struct slot *victim(struct shard *sh, long long now_ms)
+static struct slot *
+victim(struct shard *sh, long long now_ms)
 {
 	struct slot *lru = &sh->slots[0];
 	size_t i;
@@ -167,7 +176,8 @@ static struct slot *victim(struct shard *sh, long long now_ms)
 }
 
 /* evict_for - drop least recently used entries of SH until BYTES more fit its budget. */
-static void evict_for(struct shard *sh, size_t bytes)
+static void
+evict_for(struct shard *sh, size_t bytes)
 {
 	while (sh->bytes + bytes > MOAT_DNS_CACHE_SHARD_BYTES) {
 		struct slot *lru = NULL;
@@ -183,7 +193,8 @@ static void evict_for(struct shard *sh, size_t bytes)
 	}
 }
 
-void moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_dns_type type,
+void
+moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_dns_type type,
     const struct moat_dns_answer *answer, unsigned ttl, long long now_ms)
 {
 	uint64_t h;
@@ -210,7 +221,9 @@ void moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_
 		return;
 	p = (char *)(rr + answer->n);
 	for (i = 0; i < answer->n; i++) {
-		rr[i] = (struct moat_dns_rr){ .pref = answer->rr[i].pref, .len = answer->rr[i].len, .data = p };
+		rr[i] = (struct moat_dns_rr){ .pref = answer->rr[i].pref,
+			.len = answer->rr[i].len,
+			.data = p };
 		memcpy(p, answer->rr[i].data, answer->rr[i].len);
 		p[answer->rr[i].len] = '\0';
 		p += answer->rr[i].len + 1;
@@ -220,7 +233,7 @@ void moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_
 	pthread_mutex_lock(&sh->lock);
 	s = find(sh, h, name, type);
 	if (s != NULL)
-		slot_clear(sh, s);             /* another thread stored it meanwhile: take ours */
+		slot_clear(sh, s); /* another thread stored it meanwhile: take ours */
 	evict_for(sh, bytes);
 	s = victim(sh, now_ms);
 	if (s->hash != 0)
@@ -240,7 +253,8 @@ void moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_
 	pthread_mutex_unlock(&sh->lock);
 }
 
-void moat__dns_cache_stats(struct moat__dns_cache *c, struct moat_dns_cache_stats *st)
+void
+moat__dns_cache_stats(struct moat__dns_cache *c, struct moat_dns_cache_stats *st)
 {
 	size_t i, j;
 

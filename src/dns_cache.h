@@ -21,9 +21,9 @@
 #include "dns.h"
 
 #define MOAT_DNS_CACHE_SHARDS 16
-#define MOAT_DNS_CACHE_SLOTS 64               /* entries per shard */
-#define MOAT_DNS_CACHE_ENTRY_BYTES 16384      /* record bytes of one answer; larger: not cached */
-#define MOAT_DNS_CACHE_SHARD_BYTES 262144     /* record bytes of one shard (4 MB in all) */
+#define MOAT_DNS_CACHE_SLOTS 64 /* entries per shard */
+#define MOAT_DNS_CACHE_ENTRY_BYTES 16384 /* record bytes of one answer; larger: not cached */
+#define MOAT_DNS_CACHE_SHARD_BYTES 262144 /* record bytes of one shard (4 MB in all) */
 #define MOAT_DNS_CACHE_MAX_TTL 3600
 #define MOAT_DNS_CACHE_MAX_NEG_TTL 300
 
@@ -49,9 +49,9 @@ void moat__dns_cache_put(struct moat__dns_cache *c, const char *name, enum moat_
 
 /* What the cache holds and has done; see moat_dns_cache_stats in dns.h. */
 struct moat_dns_cache_stats {
-	unsigned long hits;           /* answers given from the cache since creation */
-	unsigned long stored;         /* answers stored since creation */
-	size_t entries, bytes;        /* live now (bytes: of records) */
+	unsigned long hits; /* answers given from the cache since creation */
+	unsigned long stored; /* answers stored since creation */
+	size_t entries, bytes; /* live now (bytes: of records) */
 };
 
 void moat__dns_cache_stats(struct moat__dns_cache *c, struct moat_dns_cache_stats *st);

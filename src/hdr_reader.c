@@ -9,14 +9,14 @@
 #include "hdr_reader.h"
 
 enum {
-	R_FIRST = 0,    /* start of the message */
-	R_BOL,          /* start of a line after a complete field */
-	R_BOL_CR,       /* a CR at the start of a line: the empty line, if an LF follows */
-	R_NAME,         /* in a field name */
-	R_NAME_WSP,     /* spaces or tabs after a field name: only more of them or the colon may follow */
-	R_VALUE,        /* after the colon, or in a continuation line */
-	R_CR,           /* a CR in a field: the line ends if an LF follows */
-	R_EOL,          /* a field line ended: a space or tab next continues the field */
+	R_FIRST = 0, /* start of the message */
+	R_BOL, /* start of a line after a complete field */
+	R_BOL_CR, /* a CR at the start of a line: the empty line, if an LF follows */
+	R_NAME, /* in a field name */
+	R_NAME_WSP, /* spaces or tabs after a field name: only more of them or the colon may follow */
+	R_VALUE, /* after the colon, or in a continuation line */
+	R_CR, /* a CR in a field: the line ends if an LF follows */
+	R_EOL, /* a field line ended: a space or tab next continues the field */
 	R_END,
 	R_FAILED,
 };
@@ -160,7 +160,8 @@ moat_hdr_feed(struct moat_hdr_reader *r, const char *p, size_t n, struct moat_hd
 			continue;
 		}
 		case R_VALUE:
-			for (run = 0; i + run < n && p[i + run] != '\r' && p[i + run] != '\n' && p[i + run] != '\0';)
+			for (run = 0; i + run < n && p[i + run] != '\r' && p[i + run] != '\n' &&
+			     p[i + run] != '\0';)
 				run++;
 			if (!hdr_append(r, p + i, run)) {
 				hdr_fail(r, MOAT_HDR_FIELD_SIZE, ev);
@@ -238,14 +239,22 @@ const char *
 moat_hdr_status_text(enum moat_hdr_status st)
 {
 	switch (st) {
-	case MOAT_HDR_LEADING_WSP: return "header section starts with whitespace";
-	case MOAT_HDR_NOT_FIELD: return "header line is neither a field nor a continuation";
-	case MOAT_HDR_NAME_WSP: return "whitespace inside a header field name";
-	case MOAT_HDR_NUL: return "NUL in the header section";
-	case MOAT_HDR_BARE_CR: return "bare CR in the header section";
-	case MOAT_HDR_BARE_LF: return "bare LF in the header section";
-	case MOAT_HDR_FIELD_SIZE: return "header field too long";
-	default: return "";
+	case MOAT_HDR_LEADING_WSP:
+		return "header section starts with whitespace";
+	case MOAT_HDR_NOT_FIELD:
+		return "header line is neither a field nor a continuation";
+	case MOAT_HDR_NAME_WSP:
+		return "whitespace inside a header field name";
+	case MOAT_HDR_NUL:
+		return "NUL in the header section";
+	case MOAT_HDR_BARE_CR:
+		return "bare CR in the header section";
+	case MOAT_HDR_BARE_LF:
+		return "bare LF in the header section";
+	case MOAT_HDR_FIELD_SIZE:
+		return "header field too long";
+	default:
+		return "";
 	}
 }
 

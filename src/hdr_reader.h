@@ -37,20 +37,20 @@
 
 enum moat_hdr_status {
 	MOAT_HDR_OK = 0,
-	MOAT_HDR_LEADING_WSP,    /* the first line starts with a space or tab */
-	MOAT_HDR_NOT_FIELD,      /* a line that is neither a field nor a continuation */
-	MOAT_HDR_NAME_WSP,       /* whitespace inside a field name, or blanks not followed by the colon */
-	MOAT_HDR_NUL,            /* a NUL byte in the header section */
-	MOAT_HDR_BARE_CR,        /* a CR not followed by LF in the header section */
-	MOAT_HDR_BARE_LF,        /* an LF not preceded by CR in the header section */
-	MOAT_HDR_FIELD_SIZE,     /* a field longer than MOAT_HDR_FIELD_MAX */
+	MOAT_HDR_LEADING_WSP, /* the first line starts with a space or tab */
+	MOAT_HDR_NOT_FIELD, /* a line that is neither a field nor a continuation */
+	MOAT_HDR_NAME_WSP, /* whitespace inside a field name, or blanks not followed by the colon */
+	MOAT_HDR_NUL, /* a NUL byte in the header section */
+	MOAT_HDR_BARE_CR, /* a CR not followed by LF in the header section */
+	MOAT_HDR_BARE_LF, /* an LF not preceded by CR in the header section */
+	MOAT_HDR_FIELD_SIZE, /* a field longer than MOAT_HDR_FIELD_MAX */
 };
 
 enum moat_hdr_kind {
-	MOAT_HDR_MORE = 0,       /* all input consumed, nothing complete yet */
-	MOAT_HDR_FIELD,          /* a field is complete */
-	MOAT_HDR_END,            /* the header section ended; what follows is the body */
-	MOAT_HDR_ERROR,          /* refused: status says why */
+	MOAT_HDR_MORE = 0, /* all input consumed, nothing complete yet */
+	MOAT_HDR_FIELD, /* a field is complete */
+	MOAT_HDR_END, /* the header section ended; what follows is the body */
+	MOAT_HDR_ERROR, /* refused: status says why */
 };
 
 struct moat_hdr_event {
@@ -59,15 +59,15 @@ struct moat_hdr_event {
 	 * until the next moat_hdr_feed or moat_hdr_finish. */
 	const char *field;
 	size_t len;
-	size_t name_len;         /* FIELD: the name is field[0..name_len); field[name_len] == ':' */
-	bool empty_line;         /* END: the section ended with an empty line (consumed by the reader) */
-	enum moat_hdr_status status;    /* ERROR */
+	size_t name_len; /* FIELD: the name is field[0..name_len); field[name_len] == ':' */
+	bool empty_line; /* END: the section ended with an empty line (consumed by the reader) */
+	enum moat_hdr_status status; /* ERROR */
 };
 
 struct moat_hdr_reader {
 	int state;
-	bool flushed;            /* the buffered field was handed out: drop it at the next call */
-	size_t len;              /* bytes in buf */
+	bool flushed; /* the buffered field was handed out: drop it at the next call */
+	size_t len; /* bytes in buf */
 	size_t name_len;
 	enum moat_hdr_status status;
 	char buf[MOAT_HDR_FIELD_MAX];
@@ -96,6 +96,7 @@ const char *moat_hdr_status_text(enum moat_hdr_status st);
  * moat_hdr_verdict - the verdict for a refused header section: a field past the maximum gets
  * 552 5.3.4; an ambiguous section 550 5.6.0, or 451 4.6.0 with header_ambiguous_action = tempfail.
  */
-void moat_hdr_verdict(const struct moat_conf *conf, enum moat_hdr_status st, struct moat_verdict *v);
+void moat_hdr_verdict(const struct moat_conf *conf, enum moat_hdr_status st,
+    struct moat_verdict *v);
 
 #endif /* MOAT_HDR_READER_H */

@@ -64,21 +64,24 @@ keyfile_read(const char *path, uid_t owner, size_t *len, char *err, size_t errle
 		return NULL;
 	}
 	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: key file is readable or writable by %s (mode %04o); "
-		    "run chmod 600 on it", path, (st.st_mode & 070) ? "its group" : "others",
+		snprintf(err, errlen,
+		    "%s: key file is readable or writable by %s (mode %04o); "
+		    "run chmod 600 on it",
+		    path, (st.st_mode & 070) ? "its group" : "others",
 		    (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return NULL;
 	}
 	if (st.st_uid != owner) {
-		snprintf(err, errlen, "%s: key file is owned by uid %u, not by the daemon user (uid %u)",
-		    path, (unsigned)st.st_uid, (unsigned)owner);
+		snprintf(err, errlen,
+		    "%s: key file is owned by uid %u, not by the daemon user (uid %u)", path,
+		    (unsigned)st.st_uid, (unsigned)owner);
 		close(fd);
 		return NULL;
 	}
 	if (st.st_size <= 0 || st.st_size > MOAT_KEY_FILE_MAX) {
-		snprintf(err, errlen, "%s: key file size %lld is out of range (1 to %d bytes)", path,
-		    (long long)st.st_size, MOAT_KEY_FILE_MAX);
+		snprintf(err, errlen, "%s: key file size %lld is out of range (1 to %d bytes)",
+		    path, (long long)st.st_size, MOAT_KEY_FILE_MAX);
 		close(fd);
 		return NULL;
 	}
@@ -124,24 +127,28 @@ moat_keyfile_load(const char *path, enum moat_key_alg alg, uid_t owner, struct m
 		BIO_free(bio);
 	}
 	if (pkey == NULL) {
-		snprintf(err, errlen, "%s: not a PEM private key (unencrypted PKCS#8 or PKCS#1)", path);
+		snprintf(err, errlen, "%s: not a PEM private key (unencrypted PKCS#8 or PKCS#1)",
+		    path);
 		goto fail;
 	}
 	type = EVP_PKEY_get_base_id(pkey);
 	bits = EVP_PKEY_get_bits(pkey);
 	if (alg == MOAT_KEY_RSA_SHA256 && type != EVP_PKEY_RSA) {
-		snprintf(err, errlen, "%s: the signing table says rsa-sha256 but this is not an RSA key",
-		    path);
+		snprintf(err, errlen,
+		    "%s: the signing table says rsa-sha256 but this is not an RSA key", path);
 		goto fail;
 	}
 	if (alg == MOAT_KEY_ED25519_SHA256 && type != EVP_PKEY_ED25519) {
-		snprintf(err, errlen, "%s: the signing table says ed25519-sha256 but this is not an "
-		    "Ed25519 key", path);
+		snprintf(err, errlen,
+		    "%s: the signing table says ed25519-sha256 but this is not an "
+		    "Ed25519 key",
+		    path);
 		goto fail;
 	}
-	if (alg == MOAT_KEY_RSA_SHA256 && (bits < MOAT_KEY_RSA_MIN_BITS || bits > MOAT_KEY_RSA_MAX_BITS)) {
-		snprintf(err, errlen, "%s: RSA key of %d bits refused (%d to %d bits; RFC 8301)", path,
-		    bits, MOAT_KEY_RSA_MIN_BITS, MOAT_KEY_RSA_MAX_BITS);
+	if (alg == MOAT_KEY_RSA_SHA256 &&
+	    (bits < MOAT_KEY_RSA_MIN_BITS || bits > MOAT_KEY_RSA_MAX_BITS)) {
+		snprintf(err, errlen, "%s: RSA key of %d bits refused (%d to %d bits; RFC 8301)",
+		    path, bits, MOAT_KEY_RSA_MIN_BITS, MOAT_KEY_RSA_MAX_BITS);
 		goto fail;
 	}
 	if ((key->path = strdup(path)) == NULL) {

@@ -12,9 +12,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define MOAT_KEY_RSA_MIN_BITS 2048   /* RFC 8301 3.2: signers SHOULD use 2048; 1024 is refused */
+#define MOAT_KEY_RSA_MIN_BITS 2048 /* RFC 8301 3.2: signers SHOULD use 2048; 1024 is refused */
 #define MOAT_KEY_RSA_MAX_BITS 8192
-#define MOAT_KEY_FILE_MAX 65536      /* bytes; a 8192-bit RSA key in PEM is about 6.5 KB */
+#define MOAT_KEY_FILE_MAX 65536 /* bytes; a 8192-bit RSA key in PEM is about 6.5 KB */
 
 enum moat_key_alg {
 	MOAT_KEY_RSA_SHA256 = 0,
@@ -23,11 +23,11 @@ enum moat_key_alg {
 
 struct moat_key {
 	enum moat_key_alg alg;
-	unsigned bits;           /* RSA modulus size; 256 for Ed25519 */
-	char *pem;               /* the file's PEM text, NUL-terminated (mxmoat-keygen --check) */
+	unsigned bits; /* RSA modulus size; 256 for Ed25519 */
+	char *pem; /* the file's PEM text, NUL-terminated (mxmoat-keygen --check) */
 	size_t pemlen;
 	char *path;
-	void *evp;               /* EVP_PKEY * decoded once at load (dkim_signature.c signs with it) */
+	void *evp; /* EVP_PKEY * decoded once at load (dkim_signature.c signs with it) */
 };
 
 /*

@@ -96,7 +96,7 @@ moat_policy_flush(struct moat_policy *pol)
 	struct moat_auth_engine *auth;
 
 	pthread_mutex_lock(&pol->lock);
-	auth = pol->auth;          /* set once, freed only with the policy */
+	auth = pol->auth; /* set once, freed only with the policy */
 	pthread_mutex_unlock(&pol->lock);
 	moat_auth_engine_flush(auth);
 }
@@ -298,7 +298,8 @@ moat_size_value(const char *p, size_t n, uint64_t *v)
 		if (d > 9)
 			return -1;
 		if (*v > (UINT64_MAX - d) / 10)
-			*v = UINT64_MAX;     /* 20 digits may not fit: larger than any limit all the same */
+			*v =
+			    UINT64_MAX; /* 20 digits may not fit: larger than any limit all the same */
 		else
 			*v = *v * 10 + d;
 	}
@@ -373,7 +374,8 @@ moat_session_pending_plan(const struct moat_session *s)
 }
 
 enum moat_event_rc
-moat_session_resume(struct moat_session *s, const struct moat_verdict *answer, struct moat_verdict *v)
+moat_session_resume(struct moat_session *s, const struct moat_verdict *answer,
+    struct moat_verdict *v)
 {
 	enum check_stage st = s->pending_stage;
 	size_t row = s->pending_row;
@@ -581,9 +583,9 @@ moat_session_summary(const struct moat_session *s, const struct moat_verdict *v,
 	moat_log_escape(s->client_addr, strlen(s->client_addr), addr, sizeof(addr));
 	n = snprintf(out, len,
 	    "client=%s[%s]:%u from=<%s> nrcpt=%u size=%llu dir=%s verdict=%s code=%u%s%s reason=%s",
-	    name, addr, s->client_port, from, s->nrcpt,
-	    (unsigned long long)s->size, s->direction == MOAT_OUTBOUND ? "outbound" : "inbound",
-	    moat_action_name(v->action), v->code, v->status[0] ? " status=" : "", v->status,
+	    name, addr, s->client_port, from, s->nrcpt, (unsigned long long)s->size,
+	    s->direction == MOAT_OUTBOUND ? "outbound" : "inbound", moat_action_name(v->action),
+	    v->code, v->status[0] ? " status=" : "", v->status,
 	    v->reason && v->reason[0] ? v->reason : "-");
 	if (n < 0)
 		return 0;

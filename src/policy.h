@@ -41,61 +41,61 @@
 
 /* Ordered by severity: moat_verdict_combine keeps the more severe of two verdicts. */
 enum moat_action {
-	MOAT_CONTINUE = 0,   /* no objection; go on */
-	MOAT_ACCEPT,         /* accept now, skip further checks for this message */
-	MOAT_QUARANTINE,     /* accept and hold (milter: smfi_quarantine) */
-	MOAT_DISCARD,        /* accept and drop silently: only ever by explicit configuration */
-	MOAT_TEMPFAIL,       /* 4xx */
-	MOAT_REJECT,         /* 5xx */
+	MOAT_CONTINUE = 0, /* no objection; go on */
+	MOAT_ACCEPT, /* accept now, skip further checks for this message */
+	MOAT_QUARANTINE, /* accept and hold (milter: smfi_quarantine) */
+	MOAT_DISCARD, /* accept and drop silently: only ever by explicit configuration */
+	MOAT_TEMPFAIL, /* 4xx */
+	MOAT_REJECT, /* 5xx */
 };
 
 #define MOAT_REPLY_TEXT_MAX 256
 
 struct moat_verdict {
 	enum moat_action action;
-	unsigned code;                     /* 3-digit SMTP reply code; 0 with MOAT_CONTINUE */
-	char status[12];                   /* RFC 3463 enhanced status, e.g. "5.7.1"; "" if none */
-	char text[MOAT_REPLY_TEXT_MAX];    /* reply text, no CRLF; safe to send as is */
-	const char *reason;                /* short static token for the log, e.g. "limit_recipients" */
-	bool close;                        /* the front-end must close the session after replying */
+	unsigned code; /* 3-digit SMTP reply code; 0 with MOAT_CONTINUE */
+	char status[12]; /* RFC 3463 enhanced status, e.g. "5.7.1"; "" if none */
+	char text[MOAT_REPLY_TEXT_MAX]; /* reply text, no CRLF; safe to send as is */
+	const char *reason; /* short static token for the log, e.g. "limit_recipients" */
+	bool close; /* the front-end must close the session after replying */
 };
 
 /* Facts about TLS on the client leg, when known (proxy after the handshake, milter from macros). */
 struct moat_tls_info {
 	bool active;
-	char protocol[16];     /* "TLSv1.3" */
+	char protocol[16]; /* "TLSv1.3" */
 	char cipher[64];
 	unsigned bits;
-	unsigned alg_bits;     /* the cipher's full strength (Postfix's "256/256 bits"); 0: not known */
+	unsigned alg_bits; /* the cipher's full strength (Postfix's "256/256 bits"); 0: not known */
 	char sni[256];
-	char peer_fingerprint[96];  /* "" when no client certificate or not requested */
+	char peer_fingerprint[96]; /* "" when no client certificate or not requested */
 };
 
 /* What the front-end knows at connect time. All strings are copied by moat_session_new. */
 struct moat_client {
-	const char *addr;        /* numeric address of the SMTP client */
+	const char *addr; /* numeric address of the SMTP client */
 	unsigned port;
-	const char *name;        /* reverse DNS name as verified by the MTA, or NULL ("unknown") */
-	const char *listener;    /* name of the listener that accepted (proxy: "addr:port";
+	const char *name; /* reverse DNS name as verified by the MTA, or NULL ("unknown") */
+	const char *listener; /* name of the listener that accepted (proxy: "addr:port";
 	                            milter: {daemon_name}), or NULL */
-	const char *session_id;  /* front-end's id for log lines; NULL: the core makes one */
+	const char *session_id; /* front-end's id for log lines; NULL: the core makes one */
 };
 
 enum moat_direction {
-	MOAT_INBOUND = 0,        /* verify */
-	MOAT_OUTBOUND = 1,       /* sign */
+	MOAT_INBOUND = 0, /* verify */
+	MOAT_OUTBOUND = 1, /* sign */
 };
 
 enum moat_hdr_op {
-	MOAT_HDR_INSERT_TOP,     /* add "name: value" above every existing header */
-	MOAT_HDR_DELETE,         /* delete the index-th (1-based) occurrence of name */
+	MOAT_HDR_INSERT_TOP, /* add "name: value" above every existing header */
+	MOAT_HDR_DELETE, /* delete the index-th (1-based) occurrence of name */
 };
 
 struct moat_hdr_edit {
 	enum moat_hdr_op op;
 	char *name;
-	char *value;             /* INSERT_TOP only: folded with CRLF + tab where long */
-	unsigned index;          /* DELETE only */
+	char *value; /* INSERT_TOP only: folded with CRLF + tab where long */
+	unsigned index; /* DELETE only */
 };
 
 struct moat_policy;
@@ -143,8 +143,8 @@ struct moat_session *moat_session_new(struct moat_policy *pol, const struct moat
 
 /* Events that may wait on the front-end's I/O return one of these. */
 enum moat_event_rc {
-	MOAT_EVENT_DONE = 0,     /* v holds the verdict */
-	MOAT_EVENT_PENDING = 1,  /* charge moat_session_pending_plan, then moat_session_resume */
+	MOAT_EVENT_DONE = 0, /* v holds the verdict */
+	MOAT_EVENT_PENDING = 1, /* charge moat_session_pending_plan, then moat_session_resume */
 };
 
 /*
@@ -173,17 +173,18 @@ enum moat_event_rc moat_session_resume(struct moat_session *s, const struct moat
 /* moat_session_free - the close event; NULL is a no-op. Valid in any state. */
 void moat_session_free(struct moat_session *s);
 
-const struct moat_conf *moat_session_conf(const struct moat_session *s);   /* borrowed */
-const char *moat_session_id(const struct moat_session *s);                  /* valid until free */
+const struct moat_conf *moat_session_conf(const struct moat_session *s); /* borrowed */
+const char *moat_session_id(const struct moat_session *s); /* valid until free */
 /* The facts the rate limits key on (borrowed; NULL when unknown): the client address, the MAIL
  * FROM path of the transaction in progress (until it ends), the authenticated login. */
 const struct moat_addr *moat_session_addr(const struct moat_session *s);
 const char *moat_session_sender(const struct moat_session *s);
 const char *moat_session_user(const struct moat_session *s);
 
-void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v);
+void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
+    struct moat_verdict *v);
 void moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls);
-void moat_session_auth(struct moat_session *s, const char *login);          /* login: not logged */
+void moat_session_auth(struct moat_session *s, const char *login); /* login: not logged */
 
 /* MAIL FROM: path without angle brackets ("" for the null sender); params as sent, or NULL. */
 enum moat_event_rc moat_session_mail(struct moat_session *s, const char *path, const char *params,
@@ -197,13 +198,15 @@ void moat_session_data(struct moat_session *s, struct moat_verdict *v);
  * moat_session_header - one raw header field, "Name: value" with any folding CRLFs inside, without
  * the final CRLF, exactly as it will be relayed. Counts against header size and count limits.
  */
-void moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+void moat_session_header(struct moat_session *s, const char *field, size_t len,
+    struct moat_verdict *v);
 /* moat_session_eoh - the end of the header section. Every message has one, also a message without
  * header fields (empty, or starting with the empty line): the checks start at the first header
  * field or here, so such a message is checked like any other and fails the From rule. */
 void moat_session_eoh(struct moat_session *s, struct moat_verdict *v);
 /* Body bytes, CRLF line endings, dot-unstuffed. */
-void moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
+void moat_session_body(struct moat_session *s, const char *chunk, size_t len,
+    struct moat_verdict *v);
 /* End of message: the final verdict; header edits are then available from moat_session_edits. */
 void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
 

@@ -39,7 +39,7 @@ moat__qp_dkim_decode(const char *in, size_t n, char *out, size_t outmax)
 		unsigned char c = (unsigned char)in[i];
 		int v;
 		if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-			i++;                     /* FWS: not part of the text (RFC 6376 2.11) */
+			i++; /* FWS: not part of the text (RFC 6376 2.11) */
 			continue;
 		}
 		if (c == '=') {
@@ -48,7 +48,7 @@ moat__qp_dkim_decode(const char *in, size_t n, char *out, size_t outmax)
 			c = (unsigned char)v;
 			i += 3;
 		} else if (c < 0x21 || c > 0x7e || c == ';') {
-			return MOAT_QP_INVALID;  /* not a dkim-safe-char */
+			return MOAT_QP_INVALID; /* not a dkim-safe-char */
 		} else {
 			i++;
 		}

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define MOAT_QP_INVALID (-1)     /* moat__qp_dkim_decode: not dkim-quoted-printable */
-#define MOAT_QP_TOO_LONG (-2)    /* moat__qp_dkim_decode: the decoded text does not fit */
+#define MOAT_QP_INVALID (-1) /* moat__qp_dkim_decode: not dkim-quoted-printable */
+#define MOAT_QP_TOO_LONG (-2) /* moat__qp_dkim_decode: the decoded text does not fit */
 
 /*
  * moat__qp_octet - the octet "=" HEX HEX at P (N bytes readable there) stands for, 0..255, or

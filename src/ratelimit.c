@@ -21,26 +21,34 @@
 #include "log.h"
 #include "ratelimit.h"
 
-#define RL_LOG_ENTRIES 4096        /* keys whose last refusal is remembered for the log */
+#define RL_LOG_ENTRIES 4096 /* keys whose last refusal is remembered for the log */
 #define RL_COUNT_MAX 1000000u
 #define RL_PERIOD_MIN_MS 1000ULL
 #define RL_PERIOD_MAX_MS (7ULL * 24 * 3600 * 1000)
 
 /* Per kind: config key, bucket key tag, and the words of the reply and the log. */
 static const struct rl_kind_info {
-	const char *key;           /* reason token and config key */
-	const char *tag;           /* bucket key prefix */
-	const char *what;          /* reply text */
+	const char *key; /* reason token and config key */
+	const char *tag; /* bucket key prefix */
+	const char *what; /* reply text */
 } rl_kinds[MOAT_RL_NKINDS] = {
-	[MOAT_RL_CONN_IP] = { "ratelimit_conn_per_ip", "cip", "Too many connections from your address" },
-	[MOAT_RL_CONN_NET] = { "ratelimit_conn_per_net", "cnet", "Too many connections from your network" },
+	[MOAT_RL_CONN_IP] = { "ratelimit_conn_per_ip", "cip",
+	    "Too many connections from your address" },
+	[MOAT_RL_CONN_NET] = { "ratelimit_conn_per_net", "cnet",
+	    "Too many connections from your network" },
 	[MOAT_RL_MSG_IP] = { "ratelimit_msg_per_ip", "mip", "Too many messages from your address" },
-	[MOAT_RL_RCPT_IP] = { "ratelimit_rcpt_per_ip", "rip", "Too many recipients from your address" },
-	[MOAT_RL_MSG_SENDER] = { "ratelimit_msg_per_sender", "msnd", "Too many messages from this sender" },
-	[MOAT_RL_RCPT_SENDER] = { "ratelimit_rcpt_per_sender", "rsnd", "Too many recipients from this sender" },
-	[MOAT_RL_MSG_USER] = { "ratelimit_msg_per_user", "musr", "Too many messages from this account" },
-	[MOAT_RL_RCPT_USER] = { "ratelimit_rcpt_per_user", "rusr", "Too many recipients from this account" },
-	[MOAT_RL_TLS_IP] = { "ratelimit_tls_per_ip", "tip", "Too many TLS handshakes from your address" },
+	[MOAT_RL_RCPT_IP] = { "ratelimit_rcpt_per_ip", "rip",
+	    "Too many recipients from your address" },
+	[MOAT_RL_MSG_SENDER] = { "ratelimit_msg_per_sender", "msnd",
+	    "Too many messages from this sender" },
+	[MOAT_RL_RCPT_SENDER] = { "ratelimit_rcpt_per_sender", "rsnd",
+	    "Too many recipients from this sender" },
+	[MOAT_RL_MSG_USER] = { "ratelimit_msg_per_user", "musr",
+	    "Too many messages from this account" },
+	[MOAT_RL_RCPT_USER] = { "ratelimit_rcpt_per_user", "rusr",
+	    "Too many recipients from this account" },
+	[MOAT_RL_TLS_IP] = { "ratelimit_tls_per_ip", "tip",
+	    "Too many TLS handshakes from your address" },
 };
 
 /* The reason of a refusal because the shared store failed (fail-closed). */
@@ -48,7 +56,7 @@ static const char rl_reason_store_down[] = "ratelimit_store_down";
 
 /* The rules of one snapshot; immutable once published. */
 struct rl_rules {
-	struct rl_rules *retired_next;     /* older rule sets, freed with the limiter */
+	struct rl_rules *retired_next; /* older rule sets, freed with the limiter */
 	struct moat_rl_limit limit[MOAT_RL_NKINDS];
 	struct moat_cidr_set *allow;
 	struct moat_cidr_set *deny;
@@ -58,11 +66,11 @@ struct rl_rules {
 
 struct moat_ratelimit {
 	_Atomic(struct rl_rules *) rules;
-	pthread_mutex_t reload_lock;       /* reloads only; checks never take it */
+	pthread_mutex_t reload_lock; /* reloads only; checks never take it */
 	struct rl_rules *retired;
 	struct moat_rlmem *mem;
-	struct moat_rlmem *logged;         /* refusals logged lately (one token per interval) */
-	struct moat_rlredis *redis;        /* NULL unless ratelimit_store = redis */
+	struct moat_rlmem *logged; /* refusals logged lately (one token per interval) */
+	struct moat_rlredis *redis; /* NULL unless ratelimit_store = redis */
 	enum moat_rl_store store;
 	enum moat_rl_failure failure;
 	char *prefix;
@@ -140,7 +148,8 @@ moat_ratelimit_parse_limit(const char *text, struct moat_rl_limit *out, char *er
 	else if (strcmp(p, "enforce") == 0)
 		out->action = MOAT_RL_ENFORCE;
 	else if (*p != '\0') {
-		snprintf(err, errlen, "'%s': after COUNT/PERIOD only 'log' or 'enforce' may follow", text);
+		snprintf(err, errlen, "'%s': after COUNT/PERIOD only 'log' or 'enforce' may follow",
+		    text);
 		return -1;
 	}
 	out->count = (unsigned)count;
@@ -171,10 +180,15 @@ static struct rl_rules *
 rl_rules_new(const struct moat_conf *conf, char *err, size_t errlen)
 {
 	const char *text[MOAT_RL_NKINDS] = {
-		conf->ratelimit_conn_per_ip, conf->ratelimit_conn_per_net, conf->ratelimit_msg_per_ip,
-		conf->ratelimit_rcpt_per_ip, conf->ratelimit_msg_per_sender,
-		conf->ratelimit_rcpt_per_sender, conf->ratelimit_msg_per_user,
-		conf->ratelimit_rcpt_per_user, conf->ratelimit_tls_per_ip,
+		conf->ratelimit_conn_per_ip,
+		conf->ratelimit_conn_per_net,
+		conf->ratelimit_msg_per_ip,
+		conf->ratelimit_rcpt_per_ip,
+		conf->ratelimit_msg_per_sender,
+		conf->ratelimit_rcpt_per_sender,
+		conf->ratelimit_msg_per_user,
+		conf->ratelimit_rcpt_per_user,
+		conf->ratelimit_tls_per_ip,
 	};
 	struct rl_rules *r = calloc(1, sizeof(*r));
 	char msg[MOAT_CONF_ERR_MAX];
@@ -184,7 +198,8 @@ rl_rules_new(const struct moat_conf *conf, char *err, size_t errlen)
 		return NULL;
 	}
 	for (size_t k = 0; k < MOAT_RL_NKINDS; k++) {
-		if (moat_ratelimit_parse_limit(text[k] ? text[k] : "", &r->limit[k], msg, sizeof(msg)) < 0) {
+		if (moat_ratelimit_parse_limit(text[k] ? text[k] : "", &r->limit[k], msg,
+			sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s: %s", rl_kinds[k].key, msg);
 			rl_rules_free(r);
 			return NULL;
@@ -193,13 +208,13 @@ rl_rules_new(const struct moat_conf *conf, char *err, size_t errlen)
 			r->limit[k].action = conf->ratelimit_action;
 	}
 	if ((r->allow = moat_cidr_set_parse(conf->ratelimit_allow ? conf->ratelimit_allow : "", msg,
-	    sizeof(msg))) == NULL) {
+		 sizeof(msg))) == NULL) {
 		snprintf(err, errlen, "ratelimit_allow: %s", msg);
 		rl_rules_free(r);
 		return NULL;
 	}
 	if ((r->deny = moat_cidr_set_parse(conf->ratelimit_deny ? conf->ratelimit_deny : "", msg,
-	    sizeof(msg))) == NULL) {
+		 sizeof(msg))) == NULL) {
 		snprintf(err, errlen, "ratelimit_deny: %s", msg);
 		rl_rules_free(r);
 		return NULL;
@@ -231,9 +246,10 @@ moat_ratelimit_new(const struct moat_conf *conf, char *err, size_t errlen)
 	atomic_init(&rl->rules, rules);
 	pthread_mutex_init(&rl->reload_lock, NULL);
 	rl->clock = rl_clock_monotonic;
-	rl->store = conf->ratelimit_store == MOAT_RL_STORE_REDIS ? MOAT_RL_STORE_REDIS : MOAT_RL_STORE_MEMORY;
+	rl->store = conf->ratelimit_store == MOAT_RL_STORE_REDIS ? MOAT_RL_STORE_REDIS
+								 : MOAT_RL_STORE_MEMORY;
 	rl->failure = conf->ratelimit_redis_failure == MOAT_RL_FAIL_CLOSED ? MOAT_RL_FAIL_CLOSED
-	    : MOAT_RL_FAIL_OPEN;
+									   : MOAT_RL_FAIL_OPEN;
 	rl->prefix = strdup(conf->ratelimit_redis_prefix ? conf->ratelimit_redis_prefix : "");
 	if (rl->prefix != NULL && strlen(rl->prefix) >= MOAT_RL_REDIS_PREFIX_MAX) {
 		snprintf(err, errlen, "ratelimit_redis_prefix: longer than %d bytes",
@@ -246,7 +262,8 @@ moat_ratelimit_new(const struct moat_conf *conf, char *err, size_t errlen)
 	if (rl->prefix == NULL || rl->mem == NULL || rl->logged == NULL)
 		goto oom;
 	if (rl->store == MOAT_RL_STORE_REDIS) {
-		rl->redis = moat_rlredis_new(conf->ratelimit_redis, rl->prefix, conf->ratelimit_redis_timeout);
+		rl->redis = moat_rlredis_new(conf->ratelimit_redis, rl->prefix,
+		    conf->ratelimit_redis_timeout);
 		if (rl->redis == NULL)
 			goto oom;
 	}
@@ -369,7 +386,8 @@ rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind ki
 		memcpy(q->key, rl_kinds[kind].tag, taglen);
 		q->key[taglen] = ':';
 		for (size_t i = 0; i < len; i++)
-			q->key[taglen + 1 + i] = fold ? (char)tolower((unsigned char)text[i]) : text[i];
+			q->key[taglen + 1 + i] =
+			    fold ? (char)tolower((unsigned char)text[i]) : text[i];
 		q->keylen = taglen + 1 + len;
 		q->key[q->keylen] = '\0';
 	} else {
@@ -383,8 +401,9 @@ rl_add(struct moat_rl_plan *plan, const struct rl_rules *r, enum moat_rl_kind ki
 
 /* rl_add_subject - the per-address, per-sender and per-user buckets of one event, in that order. */
 static void
-rl_add_subject(struct moat_rl_plan *plan, const struct rl_rules *r, const struct moat_rl_subject *subj,
-    const char *ip, enum moat_rl_kind by_ip, enum moat_rl_kind by_sender, enum moat_rl_kind by_user)
+rl_add_subject(struct moat_rl_plan *plan, const struct rl_rules *r,
+    const struct moat_rl_subject *subj, const char *ip, enum moat_rl_kind by_ip,
+    enum moat_rl_kind by_sender, enum moat_rl_kind by_user)
 {
 	if (subj->addr != NULL)
 		rl_add(plan, r, by_ip, ip, false, false);
@@ -403,7 +422,7 @@ rl_net_text(const struct rl_rules *r, const struct moat_addr *addr, char *out, s
 	char text[64];
 
 	for (unsigned bit = prefix; bit < 128; bit++)
-		net.bytes[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+		net.bytes[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
 	moat_addr_format(&net, text, sizeof(text));
 	snprintf(out, len, "%s/%u", text, addr->v4 ? r->prefix4 : r->prefix6);
 }
@@ -441,15 +460,19 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 			rl_add(plan, r, MOAT_RL_TLS_IP, ip, false, false);
 		break;
 	case MOAT_RL_EV_MAIL:
-		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER,
+		    MOAT_RL_MSG_USER);
 		break;
 	case MOAT_RL_EV_FIRST_RCPT:
 		/* MAIL's first: the verdict names the first refused bucket (message_counted) */
-		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER);
-		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER, MOAT_RL_RCPT_USER);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER,
+		    MOAT_RL_MSG_USER);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER,
+		    MOAT_RL_RCPT_USER);
 		break;
 	case MOAT_RL_EV_RCPT:
-		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER, MOAT_RL_RCPT_USER);
+		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER,
+		    MOAT_RL_RCPT_USER);
 		break;
 	}
 }
@@ -457,7 +480,8 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 bool
 moat_ratelimit_message_counted(const struct moat_verdict *v)
 {
-	static const enum moat_rl_kind msg[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_MSG_USER };
+	static const enum moat_rl_kind msg[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER,
+		MOAT_RL_MSG_USER };
 
 	if (v->action == MOAT_CONTINUE || v->action == MOAT_ACCEPT)
 		return true;
@@ -478,8 +502,8 @@ moat_ratelimit_local(struct moat_ratelimit *rl, const struct moat_rl_plan *plan,
 
 	for (size_t i = 0; i < plan->n; i++) {
 		const struct moat_rl_req *q = &plan->req[i];
-		res[i].allowed = moat_rlmem_take(rl->mem, q->key, q->keylen, q->interval_us, q->limit_us,
-		    q->cost, now, &retry);
+		res[i].allowed = moat_rlmem_take(rl->mem, q->key, q->keylen, q->interval_us,
+		    q->limit_us, q->cost, now, &retry);
 		res[i].retry_ms = (retry + 999) / 1000;
 	}
 }
@@ -511,10 +535,12 @@ rl_refuse(struct moat_verdict *v, enum moat_rl_event ev, const char *reason, con
 {
 	if (ev == MOAT_RL_EV_CONNECT || ev == MOAT_RL_EV_TLS) {
 		/* RFC 5321 3.8: 421 and close when the server cannot serve the client now. */
-		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", reason, "%s, try again later", what);
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", reason, "%s, try again later",
+		    what);
 		v->close = true;
 	} else {
-		moat_verdict_set(v, MOAT_TEMPFAIL, 451, mail_status, reason, "%s, try again later", what);
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, mail_status, reason, "%s, try again later",
+		    what);
 	}
 }
 
@@ -540,7 +566,8 @@ moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan *plan
 		return;
 	if (status == MOAT_RL_STORE_DOWN) {
 		if (rl_log_due(rl, r, "!redis", 6))
-			moat_log(LOG_WARNING, sid, "ratelimit", "store=redis status=unreachable fallback=%s",
+			moat_log(LOG_WARNING, sid, "ratelimit",
+			    "store=redis status=unreachable fallback=%s",
 			    rl->failure == MOAT_RL_FAIL_CLOSED ? "closed" : "memory");
 		if (rl->failure == MOAT_RL_FAIL_CLOSED) {
 			rl_refuse(v, plan->ev, rl_reason_store_down,
@@ -556,11 +583,14 @@ moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan *plan
 			continue;
 		if (rl_log_due(rl, r, q->key, q->keylen)) {
 			moat_log_escape(q->key, q->keylen, esc, sizeof(esc));
-			moat_log(LOG_NOTICE, sid, "ratelimit", "limit=%s key=\"%s\" action=%s retry=%" PRIu64 "ms",
-			    rl_kinds[q->kind].key, esc, log_only ? "log" : "refuse", res[i].retry_ms);
+			moat_log(LOG_NOTICE, sid, "ratelimit",
+			    "limit=%s key=\"%s\" action=%s retry=%" PRIu64 "ms",
+			    rl_kinds[q->kind].key, esc, log_only ? "log" : "refuse",
+			    res[i].retry_ms);
 		}
 		if (!log_only && v->action == MOAT_CONTINUE)
-			rl_refuse(v, plan->ev, rl_kinds[q->kind].key, rl_kinds[q->kind].what, "4.7.1");
+			rl_refuse(v, plan->ev, rl_kinds[q->kind].key, rl_kinds[q->kind].what,
+			    "4.7.1");
 	}
 }
 

@@ -33,29 +33,29 @@
 #include "conf.h"
 #include "policy.h"
 
-#define MOAT_RL_KEY_MAX 300     /* "kind:" + a 254-byte address fits; longer senders are hashed */
-#define MOAT_RL_PLAN_MAX 6      /* buckets one event may charge (MOAT_RL_EV_FIRST_RCPT: 3 + 3) */
-#define MOAT_RL_REDIS_PREFIX_MAX 64   /* ratelimit_redis_prefix, NUL included */
+#define MOAT_RL_KEY_MAX 300 /* "kind:" + a 254-byte address fits; longer senders are hashed */
+#define MOAT_RL_PLAN_MAX 6 /* buckets one event may charge (MOAT_RL_EV_FIRST_RCPT: 3 + 3) */
+#define MOAT_RL_REDIS_PREFIX_MAX 64 /* ratelimit_redis_prefix, NUL included */
 
 /* The limits, in the order of their keys; the index is also the Redis key's kind tag. */
 enum moat_rl_kind {
-	MOAT_RL_CONN_IP = 0,    /* ratelimit_conn_per_ip */
-	MOAT_RL_CONN_NET,       /* ratelimit_conn_per_net */
-	MOAT_RL_MSG_IP,         /* ratelimit_msg_per_ip */
-	MOAT_RL_RCPT_IP,        /* ratelimit_rcpt_per_ip */
-	MOAT_RL_MSG_SENDER,     /* ratelimit_msg_per_sender */
-	MOAT_RL_RCPT_SENDER,    /* ratelimit_rcpt_per_sender */
-	MOAT_RL_MSG_USER,       /* ratelimit_msg_per_user */
-	MOAT_RL_RCPT_USER,      /* ratelimit_rcpt_per_user */
-	MOAT_RL_TLS_IP,         /* ratelimit_tls_per_ip */
+	MOAT_RL_CONN_IP = 0, /* ratelimit_conn_per_ip */
+	MOAT_RL_CONN_NET, /* ratelimit_conn_per_net */
+	MOAT_RL_MSG_IP, /* ratelimit_msg_per_ip */
+	MOAT_RL_RCPT_IP, /* ratelimit_rcpt_per_ip */
+	MOAT_RL_MSG_SENDER, /* ratelimit_msg_per_sender */
+	MOAT_RL_RCPT_SENDER, /* ratelimit_rcpt_per_sender */
+	MOAT_RL_MSG_USER, /* ratelimit_msg_per_user */
+	MOAT_RL_RCPT_USER, /* ratelimit_rcpt_per_user */
+	MOAT_RL_TLS_IP, /* ratelimit_tls_per_ip */
 	MOAT_RL_NKINDS
 };
 
 enum moat_rl_event {
-	MOAT_RL_EV_CONNECT,     /* a new connection: deny list, conn_per_ip, conn_per_net */
-	MOAT_RL_EV_TLS,         /* a TLS handshake is about to start: tls_per_ip */
-	MOAT_RL_EV_MAIL,        /* MAIL FROM: msg_per_ip, msg_per_sender, msg_per_user */
-	MOAT_RL_EV_RCPT,        /* RCPT TO: rcpt_per_ip, rcpt_per_sender, rcpt_per_user */
+	MOAT_RL_EV_CONNECT, /* a new connection: deny list, conn_per_ip, conn_per_net */
+	MOAT_RL_EV_TLS, /* a TLS handshake is about to start: tls_per_ip */
+	MOAT_RL_EV_MAIL, /* MAIL FROM: msg_per_ip, msg_per_sender, msg_per_user */
+	MOAT_RL_EV_RCPT, /* RCPT TO: rcpt_per_ip, rcpt_per_sender, rcpt_per_user */
 	/*
 	 * The first RCPT TO of a transaction whose MAIL-time buckets are not charged yet: MAIL's and
 	 * RCPT's buckets in one charge, MAIL's first. The proxy uses it to save a store round trip
@@ -66,52 +66,68 @@ enum moat_rl_event {
 };
 
 /* ratelimit_store / ratelimit_redis_failure / per-limit action */
-enum moat_rl_store { MOAT_RL_STORE_MEMORY = 0, MOAT_RL_STORE_REDIS = 1 };
-enum moat_rl_failure { MOAT_RL_FAIL_OPEN = 0, MOAT_RL_FAIL_CLOSED = 1 };
-enum moat_rl_action { MOAT_RL_ENFORCE = 0, MOAT_RL_LOG_ONLY = 1 };
+enum moat_rl_store {
+	MOAT_RL_STORE_MEMORY = 0,
+	MOAT_RL_STORE_REDIS = 1
+};
+enum moat_rl_failure {
+	MOAT_RL_FAIL_OPEN = 0,
+	MOAT_RL_FAIL_CLOSED = 1
+};
+enum moat_rl_action {
+	MOAT_RL_ENFORCE = 0,
+	MOAT_RL_LOG_ONLY = 1
+};
 
 /* A parsed "COUNT/PERIOD[ log|enforce]" value; count 0 = the limit is off. */
 struct moat_rl_limit {
 	unsigned count;
 	uint64_t period_ms;
-	int action;             /* enum moat_rl_action; -1: ratelimit_action decides */
+	int action; /* enum moat_rl_action; -1: ratelimit_action decides */
 };
 
 /* What is known about the client when an event is checked. Strings are borrowed. */
 struct moat_rl_subject {
-	const struct moat_addr *addr;   /* NULL: unknown (no per-address limits apply) */
-	const char *sender;             /* MAIL FROM path, "" for the null sender; NULL: none yet */
-	const char *user;               /* authenticated login; NULL or "": not authenticated */
-	const char *sid;                /* session id for log lines; NULL: "-" */
+	const struct moat_addr *addr; /* NULL: unknown (no per-address limits apply) */
+	const char *sender; /* MAIL FROM path, "" for the null sender; NULL: none yet */
+	const char *user; /* authenticated login; NULL or "": not authenticated */
+	const char *sid; /* session id for log lines; NULL: "-" */
 };
 
 /* One bucket to charge. The store sees key, emission interval, limit and cost only. */
 struct moat_rl_req {
 	enum moat_rl_kind kind;
-	int action;                     /* enum moat_rl_action, resolved */
-	char key[MOAT_RL_KEY_MAX];      /* "<kind>:<text>", NUL-terminated */
+	int action; /* enum moat_rl_action, resolved */
+	char key[MOAT_RL_KEY_MAX]; /* "<kind>:<text>", NUL-terminated */
 	size_t keylen;
-	uint64_t interval_us;           /* PERIOD / COUNT: time one token takes to come back */
-	uint64_t limit_us;              /* interval_us * COUNT: how far ahead the bucket may run */
+	uint64_t interval_us; /* PERIOD / COUNT: time one token takes to come back */
+	uint64_t limit_us; /* interval_us * COUNT: how far ahead the bucket may run */
 	unsigned cost;
 };
 
-enum moat_rl_pre { MOAT_RL_PRE_NONE = 0, MOAT_RL_PRE_ALLOWED, MOAT_RL_PRE_DENIED };
+enum moat_rl_pre {
+	MOAT_RL_PRE_NONE = 0,
+	MOAT_RL_PRE_ALLOWED,
+	MOAT_RL_PRE_DENIED
+};
 
 struct moat_rl_plan {
 	enum moat_rl_event ev;
-	enum moat_rl_pre pre;           /* allow-listed (nothing to charge) or deny-listed */
+	enum moat_rl_pre pre; /* allow-listed (nothing to charge) or deny-listed */
 	size_t n;
 	struct moat_rl_req req[MOAT_RL_PLAN_MAX];
 };
 
 struct moat_rl_result {
 	bool allowed;
-	uint64_t retry_ms;              /* refused: when one token is back */
+	uint64_t retry_ms; /* refused: when one token is back */
 };
 
 /* The outcome of a store round trip as a whole. */
-enum moat_rl_status { MOAT_RL_OK = 0, MOAT_RL_STORE_DOWN = 1 };
+enum moat_rl_status {
+	MOAT_RL_OK = 0,
+	MOAT_RL_STORE_DOWN = 1
+};
 
 struct moat_ratelimit;
 
@@ -125,7 +141,7 @@ typedef uint64_t (*moat_rl_clock_fn)(void *arg);
  * err on a bad value or out of memory.
  */
 struct moat_ratelimit *moat_ratelimit_new(const struct moat_conf *conf, char *err, size_t errlen);
-void moat_ratelimit_free(struct moat_ratelimit *rl);   /* NULL is a no-op */
+void moat_ratelimit_free(struct moat_ratelimit *rl); /* NULL is a no-op */
 
 /*
  * moat_ratelimit_reload - take the limits, lists and actions of a new snapshot; the buckets, the
@@ -186,10 +202,11 @@ bool moat_ratelimit_message_counted(const struct moat_verdict *v);
 /* moat_ratelimit_store - the configured store; moat_ratelimit_redis_failure - its fallback. */
 enum moat_rl_store moat_ratelimit_store(const struct moat_ratelimit *rl);
 enum moat_rl_failure moat_ratelimit_redis_failure(const struct moat_ratelimit *rl);
-const char *moat_ratelimit_redis_prefix(const struct moat_ratelimit *rl);   /* valid until free */
+const char *moat_ratelimit_redis_prefix(const struct moat_ratelimit *rl); /* valid until free */
 
 /* moat_ratelimit_parse_limit - "COUNT/PERIOD[ log|enforce]", "" or "off"; 0 or -1 with err. */
-int moat_ratelimit_parse_limit(const char *text, struct moat_rl_limit *out, char *err, size_t errlen);
+int moat_ratelimit_parse_limit(const char *text, struct moat_rl_limit *out, char *err,
+    size_t errlen);
 
 /* moat_conf_check_ratelimit - the config validator for every ratelimit_*_per_* key. */
 int moat_conf_check_ratelimit(const char *value, char *err, size_t errlen);
@@ -200,7 +217,7 @@ struct moat_rlmem;
 
 /* moat_rlmem_new - at most MAX_ENTRIES keys in all (the least recently used is evicted). */
 struct moat_rlmem *moat_rlmem_new(size_t max_entries);
-void moat_rlmem_free(struct moat_rlmem *m);            /* NULL is a no-op */
+void moat_rlmem_free(struct moat_rlmem *m); /* NULL is a no-op */
 
 /*
  * moat_rlmem_take - charge COST tokens of KEY's bucket at time NOW_US. Returns true if allowed
@@ -211,7 +228,7 @@ void moat_rlmem_free(struct moat_rlmem *m);            /* NULL is a no-op */
 bool moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t interval_us,
     uint64_t limit_us, unsigned cost, uint64_t now_us, uint64_t *retry_us);
 
-size_t moat_rlmem_count(struct moat_rlmem *m);         /* keys held (tests) */
+size_t moat_rlmem_count(struct moat_rlmem *m); /* keys held (tests) */
 
 /* ---- the Redis store, synchronous (ratelimit_redis.c) ---- */
 
@@ -221,8 +238,9 @@ struct moat_rlredis;
  * moat_rlredis_new - a pool of hiredis connections to HOSTPORT ("host:port"), opened on demand;
  * keys are PREFIX + the bucket key; TIMEOUT_MS bounds connect and each command.
  */
-struct moat_rlredis *moat_rlredis_new(const char *hostport, const char *prefix, unsigned timeout_ms);
-void moat_rlredis_free(struct moat_rlredis *r);        /* NULL is a no-op */
+struct moat_rlredis *moat_rlredis_new(const char *hostport, const char *prefix,
+    unsigned timeout_ms);
+void moat_rlredis_free(struct moat_rlredis *r); /* NULL is a no-op */
 
 /*
  * moat_rlredis_take - charge every request of PLAN in one atomic script call. 0 with res filled,

@@ -23,14 +23,14 @@
 
 #include "ratelimit.h"
 
-#define RLMEM_SHARDS 64            /* power of two */
+#define RLMEM_SHARDS 64 /* power of two */
 
 struct rlmem_entry {
-	struct rlmem_entry *hnext;         /* hash chain */
+	struct rlmem_entry *hnext; /* hash chain */
 	struct rlmem_entry *lprev, *lnext; /* LRU list: head is the most recent */
 	uint64_t hash;
-	uint64_t tat;                      /* us: when the bucket is full again */
-	uint64_t seen;                     /* us: latest "now" this key saw (clock going back) */
+	uint64_t tat; /* us: when the bucket is full again */
+	uint64_t seen; /* us: latest "now" this key saw (clock going back) */
 	size_t keylen;
 	char key[];
 };
@@ -38,9 +38,9 @@ struct rlmem_entry {
 struct rlmem_shard {
 	alignas(64) pthread_mutex_t lock;
 	struct rlmem_entry **buckets;
-	size_t mask;                       /* nbuckets - 1 */
+	size_t mask; /* nbuckets - 1 */
 	size_t n, max;
-	struct rlmem_entry lru;            /* sentinel of a circular list */
+	struct rlmem_entry lru; /* sentinel of a circular list */
 };
 
 struct moat_rlmem {
@@ -175,7 +175,7 @@ moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t i
 			rlmem_evict_oldest(sh);
 		if ((e = malloc(sizeof(*e) + keylen)) == NULL) {
 			pthread_mutex_unlock(&sh->lock);
-			return true;   /* out of memory: an unlimited event beats a refused one */
+			return true; /* out of memory: an unlimited event beats a refused one */
 		}
 		e->hash = h;
 		e->keylen = keylen;
@@ -193,7 +193,7 @@ moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t i
 	/* A clock that went back stands still for this key until it catches up. */
 	now = now_us > e->seen ? now_us : e->seen;
 	e->seen = now;
-	tat = e->tat > now ? e->tat : now;    /* a forward jump refills to the full burst, no more */
+	tat = e->tat > now ? e->tat : now; /* a forward jump refills to the full burst, no more */
 	next = tat + step;
 	allowed = next - now <= limit_us;
 	if (allowed)

@@ -55,12 +55,12 @@ const char moat_rl_redis_script[] =
     "return out\n";
 
 struct moat_rlredis {
-	pthread_mutex_t lock;              /* guards everything below */
+	pthread_mutex_t lock; /* guards everything below */
 	redisContext *idle[RLREDIS_POOL_MAX];
 	size_t nidle;
-	uint64_t down_until_ms;            /* monotonic; 0: not known to be down */
+	uint64_t down_until_ms; /* monotonic; 0: not known to be down */
 	unsigned backoff_ms;
-	bool probing;                      /* one caller is trying to reconnect */
+	bool probing; /* one caller is trying to reconnect */
 	char host[256];
 	int port;
 	char prefix[MOAT_RL_REDIS_PREFIX_MAX];
@@ -78,8 +78,9 @@ moat__rlredis_sha1(char out[41])
 	static const char hex[] = "0123456789abcdef";
 
 	out[0] = '\0';
-	if (EVP_Digest(moat_rl_redis_script, strlen(moat_rl_redis_script), md, &len, EVP_sha1(), NULL) != 1
-	    || len != 20)
+	if (EVP_Digest(moat_rl_redis_script, strlen(moat_rl_redis_script), md, &len, EVP_sha1(),
+		NULL) != 1 ||
+	    len != 20)
 		return;
 	for (size_t i = 0; i < 20; i++) {
 		out[2 * i] = hex[md[i] >> 4];
@@ -154,10 +155,12 @@ moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const ch
 	call->len = (size_t)(p - head);
 	memcpy(call->buf, head, call->len);
 	if (sha != NULL)
-		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) | rlredis_arg(call, sha, strlen(sha), "", 0);
+		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) |
+		    rlredis_arg(call, sha, strlen(sha), "", 0);
 	else
-		rc = rlredis_arg(call, "EVAL", 4, "", 0)
-		    | rlredis_arg(call, moat_rl_redis_script, sizeof(moat_rl_redis_script) - 1, "", 0);
+		rc = rlredis_arg(call, "EVAL", 4, "", 0) |
+		    rlredis_arg(call, moat_rl_redis_script, sizeof(moat_rl_redis_script) - 1, "",
+			0);
 	rc |= rlredis_num(call, n);
 	for (size_t i = 0; i < n; i++)
 		rc |= rlredis_arg(call, prefix, plen, plan->req[i].key, plan->req[i].keylen);
@@ -176,7 +179,8 @@ moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan,
 	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != plan->n)
 		return -1;
 	for (size_t i = 0; i < plan->n; i++)
-		if (reply->element[i]->type != REDIS_REPLY_INTEGER || reply->element[i]->integer < 0)
+		if (reply->element[i]->type != REDIS_REPLY_INTEGER ||
+		    reply->element[i]->integer < 0)
 			return -1;
 	for (size_t i = 0; i < plan->n; i++) {
 		res[i].allowed = reply->element[i]->integer == 0;
@@ -188,8 +192,8 @@ moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan,
 bool
 moat__rlredis_noscript(const redisReply *reply)
 {
-	return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL
-	    && strncmp(reply->str, "NOSCRIPT", 8) == 0;
+	return reply != NULL && reply->type == REDIS_REPLY_ERROR && reply->str != NULL &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
 unsigned
@@ -197,7 +201,8 @@ moat__rlredis_backoff(unsigned prev_ms)
 {
 	if (prev_ms == 0)
 		return MOAT_RL_REDIS_BACKOFF_MIN_MS;
-	return prev_ms * 2 > MOAT_RL_REDIS_BACKOFF_MAX_MS ? MOAT_RL_REDIS_BACKOFF_MAX_MS : prev_ms * 2;
+	return prev_ms * 2 > MOAT_RL_REDIS_BACKOFF_MAX_MS ? MOAT_RL_REDIS_BACKOFF_MAX_MS
+							  : prev_ms * 2;
 }
 
 int
@@ -247,8 +252,9 @@ moat_rlredis_new(const char *hostport, const char *prefix, unsigned timeout_ms)
 
 	if (r == NULL)
 		return NULL;
-	if (hostport == NULL || moat__rlredis_hostport(hostport, r->host, sizeof(r->host), &r->port) < 0
-	    || strlen(prefix) >= sizeof(r->prefix)) {
+	if (hostport == NULL ||
+	    moat__rlredis_hostport(hostport, r->host, sizeof(r->host), &r->port) < 0 ||
+	    strlen(prefix) >= sizeof(r->prefix)) {
 		free(r);
 		return NULL;
 	}
@@ -354,8 +360,8 @@ rlredis_command(redisContext *c, const struct moat_rl_redis_call *call)
 {
 	void *reply = NULL;
 
-	if (redisAppendFormattedCommand(c, call->buf, call->len) != REDIS_OK
-	    || redisGetReply(c, &reply) != REDIS_OK)
+	if (redisAppendFormattedCommand(c, call->buf, call->len) != REDIS_OK ||
+	    redisGetReply(c, &reply) != REDIS_OK)
 		return NULL;
 	return reply;
 }
@@ -375,7 +381,9 @@ rlredis_run(struct moat_rlredis *r, redisContext *c, const struct moat_rl_plan *
 	if (moat__rlredis_noscript(reply)) {
 		/* First use on this server (or after a restart or SCRIPT FLUSH): EVAL caches it. */
 		freeReplyObject(reply);
-		reply = moat__rlredis_call(&call, r->prefix, NULL, plan) == 0 ? rlredis_command(c, &call) : NULL;
+		reply = moat__rlredis_call(&call, r->prefix, NULL, plan) == 0
+		    ? rlredis_command(c, &call)
+		    : NULL;
 	}
 	rc = moat__rlredis_reply(reply, plan, res);
 	if (reply != NULL)
@@ -395,7 +403,7 @@ moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((c = rlredis_get(r, &reused, &backing_off)) == NULL) {
 			if (backing_off)
-				return -1;   /* known down: fail fast, the back-off stays as it is */
+				return -1; /* known down: fail fast, the back-off stays as it is */
 			break;
 		}
 		if (rlredis_run(r, c, plan, res) == 0) {

@@ -13,8 +13,9 @@
 #include "ratelimit.h"
 
 /* the longest call: EVAL with the script text, and every key at its longest */
-#define MOAT_RL_REDIS_CMD_MAX (2048 + MOAT_RL_PLAN_MAX * (MOAT_RL_REDIS_PREFIX_MAX + MOAT_RL_KEY_MAX + 80))
-#define MOAT_RL_REDIS_BACKOFF_MIN_MS 100   /* first wait before Redis is tried again */
+#define MOAT_RL_REDIS_CMD_MAX \
+	(2048 + MOAT_RL_PLAN_MAX * (MOAT_RL_REDIS_PREFIX_MAX + MOAT_RL_KEY_MAX + 80))
+#define MOAT_RL_REDIS_BACKOFF_MIN_MS 100 /* first wait before Redis is tried again */
 #define MOAT_RL_REDIS_BACKOFF_MAX_MS 5000
 
 /*

@@ -19,28 +19,34 @@
 #define COMMENT_DEPTH_MAX 8
 #define TOKENS_MAX 256
 
-enum tok_type { T_ATOM, T_QS, T_SPECIAL };
+enum tok_type {
+	T_ATOM,
+	T_QS,
+	T_SPECIAL
+};
 
 struct tok {
 	enum tok_type type;
-	char c;                  /* T_SPECIAL: the character */
-	size_t off, len;         /* T_ATOM/T_QS: text in the token buffer */
+	char c; /* T_SPECIAL: the character */
+	size_t off, len; /* T_ATOM/T_QS: text in the token buffer */
 };
 
 struct lex {
-	char text[MOAT_FROM_FIELD_MAX];   /* unescaped atoms and quoted-strings, back to back */
+	char text[MOAT_FROM_FIELD_MAX]; /* unescaped atoms and quoted-strings, back to back */
 	size_t used;
 	struct tok t[TOKENS_MAX];
 	size_t n;
 };
 
-void moat_from_init(struct moat_from *f)
+void
+moat_from_init(struct moat_from *f)
 {
 	memset(f, 0, sizeof(*f));
 	f->status = MOAT_FROM_NONE;
 }
 
-bool moat_from_is_from(const char *field, size_t len)
+bool
+moat_from_is_from(const char *field, size_t len)
 {
 	size_t i;
 
@@ -52,13 +58,15 @@ bool moat_from_is_from(const char *field, size_t len)
 }
 
 /* is_atext - RFC 5322 atext, plus 8-bit bytes (RFC 6532 UTF-8 in local parts and names). */
-static bool is_atext(unsigned char c)
+static bool
+is_atext(unsigned char c)
 {
 	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL) || c >= 0x80;
 }
 
 /* lex_add - record a token; false when the token table or text buffer is full. */
-static bool lex_add(struct lex *lx, enum tok_type type, char c, size_t off, size_t len)
+static bool
+lex_add(struct lex *lx, enum tok_type type, char c, size_t off, size_t len)
 {
 	if (lx->n == TOKENS_MAX)
 		return false;
@@ -71,7 +79,8 @@ static bool lex_add(struct lex *lx, enum tok_type type, char c, size_t off, size
 }
 
 /* lex_value - tokenize an unfolded value. 0, or -1 with *why. */
-static int lex_value(struct lex *lx, const char *v, size_t n, const char **why)
+static int
+lex_value(struct lex *lx, const char *v, size_t n, const char **why)
 {
 	size_t i = 0;
 
@@ -149,7 +158,8 @@ static int lex_value(struct lex *lx, const char *v, size_t n, const char **why)
 			*why = "unbalanced comment";
 			return -1;
 		} else {
-			*why = c == '\\' ? "quoted-pair outside quotes" : "byte not allowed in a From field";
+			*why = c == '\\' ? "quoted-pair outside quotes"
+					 : "byte not allowed in a From field";
 			return -1;
 		}
 	}
@@ -157,7 +167,8 @@ static int lex_value(struct lex *lx, const char *v, size_t n, const char **why)
 }
 
 /* decoded_is_addressy - does decoded text of an encoded-word contain address syntax? */
-static bool decoded_is_addressy(unsigned char c)
+static bool
+decoded_is_addressy(unsigned char c)
 {
 	return c == '@' || c == '<' || c == '>' || c == ',' || c == ';' || c == ':' || c == '"' ||
 	    c < 0x20;
@@ -168,7 +179,8 @@ static bool decoded_is_addressy(unsigned char c)
  * decodes to something that looks like address syntax, which an MUA would show as the sender.
  * A malformed encoded-word counts as hiding something too.
  */
-static bool encoded_words_hide_address(const char *s, size_t n)
+static bool
+encoded_words_hide_address(const char *s, size_t n)
 {
 	size_t i = 0;
 
@@ -206,7 +218,8 @@ static bool encoded_words_hide_address(const char *s, size_t n)
 				bits += 6;
 				if (bits >= 8) {
 					bits -= 8;
-					if (decoded_is_addressy((unsigned char)((acc >> bits) & 0xff)))
+					if (decoded_is_addressy(
+						(unsigned char)((acc >> bits) & 0xff)))
 						return true;
 				}
 			}
@@ -235,8 +248,8 @@ static bool encoded_words_hide_address(const char *s, size_t n)
 }
 
 /* ldh_domain - lower-cased DOMAIN from atoms and dots; 0 or -1. */
-static int take_domain(const struct lex *lx, size_t *pi, char *domain, size_t domainlen,
-    const char **why)
+static int
+take_domain(const struct lex *lx, size_t *pi, char *domain, size_t domainlen, const char **why)
 {
 	size_t i = *pi, o = 0, label;
 
@@ -244,8 +257,9 @@ static int take_domain(const struct lex *lx, size_t *pi, char *domain, size_t do
 		const struct tok *t;
 		size_t k;
 		if (i >= lx->n || lx->t[i].type != T_ATOM) {
-			*why = (i < lx->n && lx->t[i].type == T_SPECIAL && lx->t[i].c == '[') ?
-			    "domain literal" : "missing or malformed domain";
+			*why = (i < lx->n && lx->t[i].type == T_SPECIAL && lx->t[i].c == '[')
+			    ? "domain literal"
+			    : "missing or malformed domain";
 			return -1;
 		}
 		t = &lx->t[i];
@@ -288,8 +302,9 @@ static int take_domain(const struct lex *lx, size_t *pi, char *domain, size_t do
 }
 
 /* take_addr_spec - local-part "@" domain starting at token *pi. */
-static int take_addr_spec(const struct lex *lx, size_t *pi, char *local, size_t locallen,
-    char *domain, size_t domainlen, const char **why)
+static int
+take_addr_spec(const struct lex *lx, size_t *pi, char *local, size_t locallen, char *domain,
+    size_t domainlen, const char **why)
 {
 	size_t i = *pi, o = 0;
 
@@ -340,10 +355,11 @@ static int take_addr_spec(const struct lex *lx, size_t *pi, char *local, size_t 
 	return 0;
 }
 
-int moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen,
-    char *domain, size_t domainlen, const char **why)
+int
+moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen, char *domain,
+    size_t domainlen, const char **why)
 {
-	static __thread struct lex lx;     /* ~10 KiB: kept off small thread stacks */
+	static __thread struct lex lx; /* ~10 KiB: kept off small thread stacks */
 	char unfolded[MOAT_FROM_FIELD_MAX];
 	size_t i, n = 0, lt = 0;
 	bool angle = false;
@@ -395,11 +411,13 @@ int moat_from_parse_value(const char *value, size_t len, char *local, size_t loc
 		for (; i < lt; i++) {
 			const struct tok *t = &lx.t[i];
 			if (t->type == T_SPECIAL && t->c != '.') {
-				*why = t->c == ',' ? "several mailboxes" : t->c == ':' ? "group syntax" :
-				    "special character in the display name";
+				*why = t->c == ',' ? "several mailboxes"
+				    : t->c == ':'  ? "group syntax"
+						   : "special character in the display name";
 				return -1;
 			}
-			if (t->type != T_SPECIAL && encoded_words_hide_address(lx.text + t->off, t->len)) {
+			if (t->type != T_SPECIAL &&
+			    encoded_words_hide_address(lx.text + t->off, t->len)) {
 				*why = "encoded-word hides an address in the display name";
 				return -1;
 			}
@@ -424,16 +442,17 @@ int moat_from_parse_value(const char *value, size_t len, char *local, size_t loc
 	}
 	if (i < lx.n) {
 		const struct tok *t = &lx.t[i];
-		*why = t->type == T_SPECIAL && t->c == ',' ? "several mailboxes" :
-		    t->type == T_SPECIAL && t->c == '>' ? "unbalanced angle brackets" :
-		    "text after the address";
+		*why = t->type == T_SPECIAL && t->c == ',' ? "several mailboxes"
+		    : t->type == T_SPECIAL && t->c == '>'  ? "unbalanced angle brackets"
+							   : "text after the address";
 		local[0] = domain[0] = '\0';
 		return -1;
 	}
 	return 0;
 }
 
-void moat_from_field(struct moat_from *f, const char *field, size_t len)
+void
+moat_from_field(struct moat_from *f, const char *field, size_t len)
 {
 	const char *colon;
 
@@ -446,13 +465,14 @@ void moat_from_field(struct moat_from *f, const char *field, size_t len)
 	}
 	colon = memchr(field, ':', len);
 	if (moat_from_parse_value(colon + 1, len - (size_t)(colon + 1 - field), f->local,
-	    sizeof(f->local), f->domain, sizeof(f->domain), &f->why) < 0)
+		sizeof(f->local), f->domain, sizeof(f->domain), &f->why) < 0)
 		f->status = MOAT_FROM_BAD;
 	else
 		f->status = MOAT_FROM_OK;
 }
 
-enum moat_from_status moat_from_finish(struct moat_from *f)
+enum moat_from_status
+moat_from_finish(struct moat_from *f)
 {
 	if (f->count == 0) {
 		f->status = MOAT_FROM_NONE;

@@ -15,23 +15,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define MOAT_FROM_FIELD_MAX 8192     /* longest From field we parse (folding included) */
+#define MOAT_FROM_FIELD_MAX 8192 /* longest From field we parse (folding included) */
 #define MOAT_FROM_DOMAIN_MAX 253
 #define MOAT_FROM_LOCAL_MAX 256
 
 enum moat_from_status {
 	MOAT_FROM_OK = 0,
-	MOAT_FROM_NONE,          /* no From field */
-	MOAT_FROM_MULTIPLE,      /* several From fields */
-	MOAT_FROM_BAD,           /* a From field that is not exactly one valid mailbox */
+	MOAT_FROM_NONE, /* no From field */
+	MOAT_FROM_MULTIPLE, /* several From fields */
+	MOAT_FROM_BAD, /* a From field that is not exactly one valid mailbox */
 };
 
 struct moat_from {
 	enum moat_from_status status;
-	char local[MOAT_FROM_LOCAL_MAX + 1];     /* as written (quotes removed), "" on error */
-	char domain[MOAT_FROM_DOMAIN_MAX + 1];   /* lower case, no trailing dot, "" on error */
-	const char *why;                         /* static reason on error */
-	unsigned count;                          /* From fields seen */
+	char local[MOAT_FROM_LOCAL_MAX + 1]; /* as written (quotes removed), "" on error */
+	char domain[MOAT_FROM_DOMAIN_MAX + 1]; /* lower case, no trailing dot, "" on error */
+	const char *why; /* static reason on error */
+	unsigned count; /* From fields seen */
 };
 
 /* moat_from_init - start a message. */
@@ -56,7 +56,7 @@ enum moat_from_status moat_from_finish(struct moat_from *f);
  * moat_from_parse_value - parse one From field value (after the colon, folding allowed) as
  * exactly one mailbox. Fills local/domain and returns 0, or -1 with *why set.
  */
-int moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen,
-    char *domain, size_t domainlen, const char **why);
+int moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen, char *domain,
+    size_t domainlen, const char **why);
 
 #endif /* MOAT_RFC5322_FROM_H */

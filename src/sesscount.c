@@ -10,8 +10,8 @@
 
 #include "sesscount.h"
 
-#define SESSCOUNT_SHARDS 64        /* power of two */
-#define SESSCOUNT_BUCKETS 256      /* per shard, power of two */
+#define SESSCOUNT_SHARDS 64 /* power of two */
+#define SESSCOUNT_BUCKETS 256 /* per shard, power of two */
 
 struct sesscount_entry {
 	struct sesscount_entry *next;
@@ -75,7 +75,8 @@ moat_sesscount_free(struct moat_sesscount *sc)
 
 /* sesscount_locate - shard (locked by the caller) and bucket slot for ADDR. */
 static struct sesscount_entry **
-sesscount_locate(struct moat_sesscount *sc, const struct moat_addr *addr, struct sesscount_shard **shard)
+sesscount_locate(struct moat_sesscount *sc, const struct moat_addr *addr,
+    struct sesscount_shard **shard)
 {
 	uint64_t h = sesscount_hash(sc, addr);
 	struct sesscount_entry **pp;

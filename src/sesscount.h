@@ -15,13 +15,14 @@
 struct moat_sesscount;
 
 struct moat_sesscount *moat_sesscount_new(void);
-void moat_sesscount_free(struct moat_sesscount *sc);   /* NULL is a no-op */
+void moat_sesscount_free(struct moat_sesscount *sc); /* NULL is a no-op */
 
 /*
  * moat_sesscount_acquire - count one more session for ADDR unless that would exceed LIMIT.
  * Returns true (counted) or false (over the limit, or out of memory: not counted).
  */
-bool moat_sesscount_acquire(struct moat_sesscount *sc, const struct moat_addr *addr, unsigned limit);
+bool moat_sesscount_acquire(struct moat_sesscount *sc, const struct moat_addr *addr,
+    unsigned limit);
 
 /* moat_sesscount_release - one session of ADDR ended (it must have been acquired). */
 void moat_sesscount_release(struct moat_sesscount *sc, const struct moat_addr *addr);

@@ -28,18 +28,18 @@ enum check_stage {
 #define STAGE_BIT(st) (1u << (st))
 
 struct moat_policy {
-	pthread_mutex_t lock;              /* guards conf, and reloads against each other */
+	pthread_mutex_t lock; /* guards conf, and reloads against each other */
 	struct moat_conf *conf;
-	unsigned flags;                    /* MOAT_POLICY_* */
-	struct moat_ratelimit *rl;         /* rules swapped with conf by moat_policy_reload */
-	struct moat_sesscount *sessions;   /* limit_sessions_per_ip */
-	struct moat_auth_engine *auth;     /* resolver + DKIM verifier, made at the first inbound
+	unsigned flags; /* MOAT_POLICY_* */
+	struct moat_ratelimit *rl; /* rules swapped with conf by moat_policy_reload */
+	struct moat_sesscount *sessions; /* limit_sessions_per_ip */
+	struct moat_auth_engine *auth; /* resolver + DKIM verifier, made at the first inbound
 	                                      message (auth_inbound); guarded by lock */
 };
 
 struct moat_session {
 	struct moat_policy *pol;
-	struct moat_conf *conf;            /* the snapshot current at connect */
+	struct moat_conf *conf; /* the snapshot current at connect */
 	char id[SESSION_ID_LEN + 1];
 
 	/* connection */
@@ -49,11 +49,11 @@ struct moat_session {
 	unsigned client_port;
 	struct moat_addr addr;
 	bool addr_known;
-	bool counted;                      /* holds a slot in pol->sessions */
+	bool counted; /* holds a slot in pol->sessions */
 	char *helo;
 	bool esmtp;
 	bool authenticated;
-	char *login;                       /* for per-user rate limits; never logged */
+	char *login; /* for per-user rate limits; never logged */
 	struct moat_tls_info tls;
 	unsigned errors;
 	unsigned junk;
@@ -69,19 +69,19 @@ struct moat_session {
 	bool in_txn;
 	char *mail_from;
 	unsigned nrcpt;
-	bool rl_msg_counted;               /* the message rate-limit buckets are charged */
-	uint64_t size;                     /* header + body bytes seen */
+	bool rl_msg_counted; /* the message rate-limit buckets are charged */
+	uint64_t size; /* header + body bytes seen */
 	uint64_t header_bytes;
 	unsigned header_count;
-	struct moat_verdict sticky;        /* a verdict reached while the message streamed */
+	struct moat_verdict sticky; /* a verdict reached while the message streamed */
 	enum moat_direction direction;
 	const char *direction_why;
 	struct moat_hdr_edit edits[HDR_EDITS_MAX];
 	size_t nedits;
-	struct moat_sign *sign;            /* DKIM signing of an outbound message, or NULL */
-	struct moat_auth_msg *auth;        /* SPF/DKIM/DMARC of an inbound message, or NULL */
-	unsigned msg_started;              /* rows of the check table started for this message */
-	bool auth_failed;                  /* auth_inbound on, but the engine could not start */
+	struct moat_sign *sign; /* DKIM signing of an outbound message, or NULL */
+	struct moat_auth_msg *auth; /* SPF/DKIM/DMARC of an inbound message, or NULL */
+	unsigned msg_started; /* rows of the check table started for this message */
+	bool auth_failed; /* auth_inbound on, but the engine could not start */
 };
 
 /*
@@ -104,10 +104,11 @@ struct moat__check {
 	unsigned stages;
 	enum moat_event_rc (*run)(struct moat_session *s, enum check_stage st, const char *params,
 	    struct moat_verdict *v);
-	void (*answer)(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
-	    struct moat_verdict *v);
+	void (*answer)(struct moat_session *s, enum check_stage st,
+	    const struct moat_verdict *answer, struct moat_verdict *v);
 	void (*start)(struct moat_session *s);
-	void (*header)(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+	void (
+	    *header)(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
 	void (*eoh)(struct moat_session *s, struct moat_verdict *v);
 	void (*body)(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v);
 	void (*end)(struct moat_session *s, struct moat_verdict *v);

@@ -75,14 +75,16 @@ signtable_row(char **f, size_t nf, const char *dir, uid_t owner, struct moat_sig
 	int n;
 
 	if (nf < 4 || nf > 5) {
-		snprintf(err, errlen, "expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got %zu "
-		    "field%s", nf, nf == 1 ? "" : "s");
+		snprintf(err, errlen,
+		    "expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got %zu "
+		    "field%s",
+		    nf, nf == 1 ? "" : "s");
 		return -1;
 	}
 	signtable_lower(f[0]);
 	signtable_lower(f[1]);
-	if (strcmp(f[0], "*") != 0 && !moat_sign_domain_valid(strncmp(f[0], "*.", 2) == 0 ?
-	    f[0] + 2 : f[0])) {
+	if (strcmp(f[0], "*") != 0 &&
+	    !moat_sign_domain_valid(strncmp(f[0], "*.", 2) == 0 ? f[0] + 2 : f[0])) {
 		snprintf(err, errlen, "bad pattern '%s' (a domain, *.domain or *)", f[0]);
 		return -1;
 	}
@@ -91,7 +93,8 @@ signtable_row(char **f, size_t nf, const char *dir, uid_t owner, struct moat_sig
 		return -1;
 	}
 	if (moat_key_alg_parse(f[2], &alg) < 0) {
-		snprintf(err, errlen, "unknown algorithm '%s' (rsa-sha256 or ed25519-sha256)", f[2]);
+		snprintf(err, errlen, "unknown algorithm '%s' (rsa-sha256 or ed25519-sha256)",
+		    f[2]);
 		return -1;
 	}
 	if (nf == 5) {
@@ -107,8 +110,8 @@ signtable_row(char **f, size_t nf, const char *dir, uid_t owner, struct moat_sig
 	} else {
 		domain = strncmp(f[0], "*.", 2) == 0 ? f[0] + 2 : f[0];
 	}
-	n = f[3][0] == '/' ? snprintf(path, sizeof(path), "%s", f[3]) :
-	    snprintf(path, sizeof(path), "%s/%s", dir, f[3]);
+	n = f[3][0] == '/' ? snprintf(path, sizeof(path), "%s", f[3])
+			   : snprintf(path, sizeof(path), "%s/%s", dir, f[3]);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
 		snprintf(err, errlen, "key file name too long");
 		return -1;
@@ -139,7 +142,8 @@ moat_signtable_load(const char *path, uid_t owner, char *err, size_t errlen)
 	if (slash == NULL)
 		snprintf(dir, sizeof(dir), ".");
 	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path == 0 ? 1 : slash - path), path);
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path == 0 ? 1 : slash - path),
+		    path);
 	if ((fp = fopen(path, "re")) == NULL) {
 		snprintf(err, errlen, "%s: cannot open signing table: %s", path, strerror(errno));
 		return NULL;
@@ -165,7 +169,8 @@ moat_signtable_load(const char *path, uid_t owner, char *err, size_t errlen)
 			line[--len] = '\0';
 		if ((p = strchr(line, '#')) != NULL)
 			*p = '\0';
-		for (p = strtok_r(line, " \t", &save); p != NULL; p = strtok_r(NULL, " \t", &save)) {
+		for (p = strtok_r(line, " \t", &save); p != NULL;
+		     p = strtok_r(NULL, " \t", &save)) {
 			if (nf == 6)
 				break;
 			f[nf++] = p;
@@ -178,7 +183,7 @@ moat_signtable_load(const char *path, uid_t owner, char *err, size_t errlen)
 			goto fail;
 		}
 		if (signtable_row(f, nf, dir, owner, &t->rows[t->n], msg, sizeof(msg)) < 0) {
-			t->n++;    /* free what the row holds */
+			t->n++; /* free what the row holds */
 			snprintf(err, errlen, "%s:%u: %s", path, lineno, msg);
 			goto fail;
 		}

@@ -23,12 +23,12 @@
 
 #define MOAT_SIGNTABLE_LINE_MAX 1024
 #define MOAT_SIGNTABLE_ROWS_MAX 4096
-#define MOAT_SIGN_KEYS_MAX 8          /* signatures for one message */
+#define MOAT_SIGN_KEYS_MAX 8 /* signatures for one message */
 
 struct moat_sign_key {
-	char *pattern;           /* as written, lowercased */
+	char *pattern; /* as written, lowercased */
 	char *selector;
-	char *domain;            /* d= */
+	char *domain; /* d= */
 	struct moat_key key;
 	unsigned line;
 };
@@ -40,7 +40,7 @@ struct moat_signtable;
  * "PATH:LINE: what is wrong" in err.
  */
 struct moat_signtable *moat_signtable_load(const char *path, uid_t owner, char *err, size_t errlen);
-void moat_signtable_free(struct moat_signtable *t);   /* NULL is a no-op */
+void moat_signtable_free(struct moat_signtable *t); /* NULL is a no-op */
 
 /*
  * moat_signtable_lookup - the rows for FROM_DOMAIN (lowercase), at most max, into keys

@@ -19,29 +19,48 @@
 #include "spf.h"
 #include "spf_macro.h"
 
-#define SPF_DEPTH_MAX 12      /* include/redirect nesting; the lookup limit ends it sooner */
-#define SPF_MX_MAX 10         /* RFC 7208 4.6.4 */
-#define SPF_PTR_MAX 10        /* RFC 7208 4.6.4 */
-#define SPF_EXPAND_MAX 4096   /* a domain-spec after expansion, before truncation to 253 */
+#define SPF_DEPTH_MAX 12 /* include/redirect nesting; the lookup limit ends it sooner */
+#define SPF_MX_MAX 10 /* RFC 7208 4.6.4 */
+#define SPF_PTR_MAX 10 /* RFC 7208 4.6.4 */
+#define SPF_EXPAND_MAX 4096 /* a domain-spec after expansion, before truncation to 253 */
 
 enum term_kind {
-	T_ALL, T_INCLUDE, T_A, T_MX, T_PTR, T_IP4, T_IP6, T_EXISTS,
-	T_REDIRECT, T_EXP, T_OTHER_MOD,
+	T_ALL,
+	T_INCLUDE,
+	T_A,
+	T_MX,
+	T_PTR,
+	T_IP4,
+	T_IP6,
+	T_EXISTS,
+	T_REDIRECT,
+	T_EXP,
+	T_OTHER_MOD,
 };
 
 static const char *const kind_names[] = {
-	"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists", "redirect", "exp", "modifier",
+	"all",
+	"include",
+	"a",
+	"mx",
+	"ptr",
+	"ip4",
+	"ip6",
+	"exists",
+	"redirect",
+	"exp",
+	"modifier",
 };
 
 struct term {
 	enum term_kind kind;
-	char qual;                  /* '+', '-', '~', '?' */
-	const char *text;           /* the whole term as written (for traces) */
+	char qual; /* '+', '-', '~', '?' */
+	const char *text; /* the whole term as written (for traces) */
 	size_t textlen;
-	const char *spec;           /* domain-spec (or NULL: the current domain) */
+	const char *spec; /* domain-spec (or NULL: the current domain) */
 	size_t speclen;
-	unsigned cidr4, cidr6;      /* a, mx, ip4, ip6 */
-	struct moat_addr ip;        /* ip4, ip6 */
+	unsigned cidr4, cidr6; /* a, mx, ip4, ip6 */
+	struct moat_addr ip; /* ip4, ip6 */
 };
 
 struct eval {
@@ -58,20 +77,28 @@ struct eval {
 	bool ptr_done;
 	size_t nptr;
 	char ptr_names[SPF_PTR_MAX][MOAT_SPF_DOMAIN_MAX + 2];
-	const char *cur_domain;     /* for %{p}: names under it are preferred */
-	long long deadline_ms;      /* CLOCK_MONOTONIC; past it every query is a tempfail */
+	const char *cur_domain; /* for %{p}: names under it are preferred */
+	long long deadline_ms; /* CLOCK_MONOTONIC; past it every query is a tempfail */
 	bool timed_out;
 };
 
-const char *moat_spf_result_name(enum moat_spf_res res)
+const char *
+moat_spf_result_name(enum moat_spf_res res)
 {
 	static const char *const names[] = {
-		"none", "neutral", "pass", "fail", "softfail", "temperror", "permerror",
+		"none",
+		"neutral",
+		"pass",
+		"fail",
+		"softfail",
+		"temperror",
+		"permerror",
 	};
 	return (unsigned)res < sizeof(names) / sizeof(names[0]) ? names[res] : "?";
 }
 
-void moat_spf_result_clear(struct moat_spf_result *out)
+void
+moat_spf_result_clear(struct moat_spf_result *out)
 {
 	if (out == NULL)
 		return;
@@ -82,8 +109,9 @@ void moat_spf_result_clear(struct moat_spf_result *out)
 
 /* trace - append one line to the --explain trace (bounded; marks the cut when full). */
 static void trace(struct eval *ev, unsigned depth, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void trace(struct eval *ev, unsigned depth, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void
+trace(struct eval *ev, unsigned depth, const char *fmt, ...)
 {
 	struct moat_spf_result *o = ev->out;
 	static const char cut[] = "... (trace truncated)\n";
@@ -109,7 +137,8 @@ static void trace(struct eval *ev, unsigned depth, const char *fmt, ...)
 	need = strlen(line);
 	if (o->trace_len + need * 4 + 2 + sizeof(cut) >= MOAT_SPF_TRACE_MAX) {
 		if (o->trace_len + sizeof(cut) < MOAT_SPF_TRACE_MAX &&
-		    (o->trace_len < sizeof(cut) || strcmp(o->trace + o->trace_len - (sizeof(cut) - 1), cut) != 0)) {
+		    (o->trace_len < sizeof(cut) ||
+			strcmp(o->trace + o->trace_len - (sizeof(cut) - 1), cut) != 0)) {
 			memcpy(o->trace + o->trace_len, cut, sizeof(cut));
 			o->trace_len += sizeof(cut) - 1;
 		}
@@ -128,7 +157,8 @@ static void trace(struct eval *ev, unsigned depth, const char *fmt, ...)
 
 /* set_reason - record why (first reason wins: it is the root cause). */
 static void set_reason(struct eval *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_reason(struct eval *ev, const char *fmt, ...)
+static void
+set_reason(struct eval *ev, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -140,7 +170,8 @@ static void set_reason(struct eval *ev, const char *fmt, ...)
 }
 
 /* mono_ms - a monotonic clock in milliseconds. */
-static long long mono_ms(void)
+static long long
+mono_ms(void)
 {
 	struct timespec ts;
 
@@ -153,8 +184,8 @@ static long long mono_ms(void)
  * limit (RFC 7208 4.6.4: at least 20 seconds) no more queries are sent and the answer is a
  * tempfail, so a slow hostile server cannot hold a worker for 100+ query timeouts.
  */
-static enum moat_dns_status spf_query(struct eval *ev, const char *name, enum moat_dns_type type,
-    struct moat_dns_answer *ans)
+static enum moat_dns_status
+spf_query(struct eval *ev, const char *name, enum moat_dns_type type, struct moat_dns_answer *ans)
 {
 	if (mono_ms() > ev->deadline_ms) {
 		memset(ans, 0, sizeof(*ans));
@@ -164,7 +195,7 @@ static enum moat_dns_status spf_query(struct eval *ev, const char *name, enum mo
 			ev->out->reason[0] = '\0';
 			set_reason(ev, "SPF evaluation took longer than %u ms",
 			    ev->opts && ev->opts->time_limit_ms ? ev->opts->time_limit_ms
-			    : MOAT_SPF_TIME_LIMIT);
+								: MOAT_SPF_TIME_LIMIT);
 		}
 		return MOAT_DNS_TEMPFAIL;
 	}
@@ -172,12 +203,14 @@ static enum moat_dns_status spf_query(struct eval *ev, const char *name, enum mo
 }
 
 /* is_alnum - ASCII only; never the locale's idea. */
-static bool is_alnum(unsigned char c)
+static bool
+is_alnum(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static bool is_alpha(unsigned char c)
+static bool
+is_alpha(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
@@ -186,7 +219,8 @@ static bool is_alpha(unsigned char c)
  * identity_domain_ok - RFC 7208 4.3: a domain that is not a multi-label FQDN with labels of 1..63
  * bytes (or a domain literal) gives "none" without any lookup.
  */
-static bool identity_domain_ok(const char *d)
+static bool
+identity_domain_ok(const char *d)
 {
 	size_t len = strlen(d), label = 0, labels = 0, i;
 
@@ -213,7 +247,8 @@ static bool identity_domain_ok(const char *d)
 }
 
 /* toplabel_ok - RFC 7208 7.1 toplabel: alphanumeric with a letter, or LDH with inner hyphens. */
-static bool toplabel_ok(const char *s, size_t len)
+static bool
+toplabel_ok(const char *s, size_t len)
 {
 	bool alpha = false;
 	size_t i;
@@ -227,7 +262,7 @@ static bool toplabel_ok(const char *s, size_t len)
 		else if (c == '-') {
 			if (i == 0 || i == len - 1)
 				return false;
-			alpha = true;   /* 1*alphanum "-" *(alphanum / "-") alphanum */
+			alpha = true; /* 1*alphanum "-" *(alphanum / "-") alphanum */
 		} else if (!is_alnum(c))
 			return false;
 	}
@@ -235,7 +270,8 @@ static bool toplabel_ok(const char *s, size_t len)
 }
 
 /* domain_spec_ok - RFC 7208 7.1: macro-string domain-end; syntax only. */
-static bool domain_spec_ok(const char *s, size_t len)
+static bool
+domain_spec_ok(const char *s, size_t len)
 {
 	size_t end = len, dot;
 
@@ -246,16 +282,17 @@ static bool domain_spec_ok(const char *s, size_t len)
 	if (end == 0)
 		return false;
 	if (s[end - 1] == '}')
-		return true;   /* ends in a macro-expand */
+		return true; /* ends in a macro-expand */
 	for (dot = end; dot > 0 && s[dot - 1] != '.'; dot--)
 		;
 	if (dot == 0)
-		return false;   /* domain-end needs "." toplabel */
+		return false; /* domain-end needs "." toplabel */
 	return toplabel_ok(s + dot, end - dot);
 }
 
 /* parse_uint - decimal without leading zeros (RFC 7208 5.6 cidr lengths), at most max. */
-static bool parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
+static bool
+parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
 {
 	unsigned v = 0;
 	size_t i;
@@ -277,7 +314,8 @@ static bool parse_uint(const char *s, size_t len, unsigned max, unsigned *out)
  * split_cidr - strip the CIDR suffix from the end of s[0..*len): "[/n][//m]" for a and mx
  * (v4ok and v6ok), "/n" for ip4, "/m" for ip6 (RFC 7208 5.6). false on a malformed length.
  */
-static bool split_cidr(const char *s, size_t *len, bool v4ok, bool v6ok, struct term *t)
+static bool
+split_cidr(const char *s, size_t *len, bool v4ok, bool v6ok, struct term *t)
 {
 	size_t n = *len, i;
 
@@ -294,9 +332,9 @@ static bool split_cidr(const char *s, size_t *len, bool v4ok, bool v6ok, struct 
 	}
 	if (i >= 1 && s[i - 1] == '/') {
 		if (i == n)
-			return false;    /* "/" with no digits */
+			return false; /* "/" with no digits */
 		if (i >= 2 && s[i - 2] == '/')
-			return false;    /* "//" where it is not allowed */
+			return false; /* "//" where it is not allowed */
 		if (!parse_uint(s + i, n - i, v4ok ? 32 : 128, v4ok ? &t->cidr4 : &t->cidr6))
 			return false;
 		n = i - 1;
@@ -306,7 +344,8 @@ static bool split_cidr(const char *s, size_t *len, bool v4ok, bool v6ok, struct 
 }
 
 /* parse_ip4 - strict dotted quad (RFC 7208 5.6 qnum: no leading zeros). */
-static bool parse_ip4(const char *s, size_t len, struct moat_addr *out)
+static bool
+parse_ip4(const char *s, size_t len, struct moat_addr *out)
 {
 	unsigned part = 0, val = 0, digits = 0;
 	size_t i;
@@ -333,7 +372,8 @@ static bool parse_ip4(const char *s, size_t len, struct moat_addr *out)
 }
 
 /* parse_ip6 - an IPv6 literal via the shared parser (text copied out of the record). */
-static bool parse_ip6(const char *s, size_t len, struct moat_addr *out)
+static bool
+parse_ip6(const char *s, size_t len, struct moat_addr *out)
 {
 	char buf[64];
 
@@ -343,16 +383,26 @@ static bool parse_ip6(const char *s, size_t len, struct moat_addr *out)
 	buf[len] = '\0';
 	if (moat_addr_parse(buf, out) != 0)
 		return false;
-	out->v4 = false;   /* an ip6: network never matches an IPv4 client, even if ::ffff: */
+	out->v4 = false; /* an ip6: network never matches an IPv4 client, even if ::ffff: */
 	return true;
 }
 
 /* mech_name - the mechanism (case-insensitive) at s[0..n), or -1. */
-static int mech_name(const char *s, size_t n)
+static int
+mech_name(const char *s, size_t n)
 {
-	static const struct { const char *name; enum term_kind kind; } mechs[] = {
-		{ "all", T_ALL }, { "include", T_INCLUDE }, { "a", T_A }, { "mx", T_MX },
-		{ "ptr", T_PTR }, { "ip4", T_IP4 }, { "ip6", T_IP6 }, { "exists", T_EXISTS },
+	static const struct {
+		const char *name;
+		enum term_kind kind;
+	} mechs[] = {
+		{ "all", T_ALL },
+		{ "include", T_INCLUDE },
+		{ "a", T_A },
+		{ "mx", T_MX },
+		{ "ptr", T_PTR },
+		{ "ip4", T_IP4 },
+		{ "ip6", T_IP6 },
+		{ "exists", T_EXISTS },
 	};
 	size_t i;
 
@@ -363,7 +413,8 @@ static int mech_name(const char *s, size_t n)
 }
 
 /* parse_term - one term; false on a syntax error (with the reason set). */
-static bool parse_term(struct eval *ev, const char *s, size_t n, struct term *t)
+static bool
+parse_term(struct eval *ev, const char *s, size_t n, struct term *t)
 {
 	size_t i = 0, name_end, rest;
 	int kind;
@@ -374,8 +425,9 @@ static bool parse_term(struct eval *ev, const char *s, size_t n, struct term *t)
 	t->qual = '+';
 	/* modifier: name "=" macro-string; name = ALPHA *( ALPHA / DIGIT / "-" / "_" / "." ) */
 	if (is_alpha((unsigned char)s[0])) {
-		for (i = 1; i < n && (is_alnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' ||
-		    s[i] == '.'); i++)
+		for (i = 1; i < n &&
+		     (is_alnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_' || s[i] == '.');
+		     i++)
 			;
 		if (i < n && s[i] == '=') {
 			const char *v = s + i + 1;
@@ -456,12 +508,14 @@ static bool parse_term(struct eval *ev, const char *s, size_t n, struct term *t)
 	}
 	return true;
 bad:
-	set_reason(ev, "syntax error in term '%.*s'", (int)(t->textlen > 64 ? 64 : t->textlen), t->text);
+	set_reason(ev, "syntax error in term '%.*s'", (int)(t->textlen > 64 ? 64 : t->textlen),
+	    t->text);
 	return false;
 }
 
 /* addr_in - does the client lie in NET/prefix (same family only)? */
-static bool addr_in(const struct moat_addr *client, const struct moat_addr *net, unsigned prefix)
+static bool
+addr_in(const struct moat_addr *client, const struct moat_addr *net, unsigned prefix)
 {
 	unsigned bits = net->v4 ? 96 + prefix : prefix, i;
 
@@ -479,7 +533,8 @@ static bool addr_in(const struct moat_addr *client, const struct moat_addr *net,
 }
 
 /* rr_addr - an A/AAAA record as a moat_addr. */
-static void rr_addr(const struct moat_dns_rr *rr, struct moat_addr *a)
+static void
+rr_addr(const struct moat_dns_rr *rr, struct moat_addr *a)
 {
 	memset(a, 0, sizeof(*a));
 	if (rr->len == 4) {
@@ -492,7 +547,8 @@ static void rr_addr(const struct moat_dns_rr *rr, struct moat_addr *a)
 }
 
 /* reverse_name - the in-addr.arpa / ip6.arpa name of the client. */
-static void reverse_name(const struct moat_addr *c, char *out, size_t len)
+static void
+reverse_name(const struct moat_addr *c, char *out, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
@@ -513,7 +569,8 @@ static void reverse_name(const struct moat_addr *c, char *out, size_t len)
 }
 
 /* name_matches - RFC 7208 5.5: NAME equals DOMAIN or ends in "." DOMAIN (case-insensitive). */
-static bool name_matches(const char *name, const char *domain)
+static bool
+name_matches(const char *name, const char *domain)
 {
 	size_t n = strlen(name), d = strlen(domain);
 
@@ -527,7 +584,8 @@ static bool name_matches(const char *name, const char *domain)
 }
 
 /* client_addrs_match - does NAME resolve (A or AAAA per client family) to the client? */
-static enum moat_dns_status name_has_client(struct eval *ev, const char *name)
+static enum moat_dns_status
+name_has_client(struct eval *ev, const char *name)
 {
 	struct moat_dns_answer ans;
 	enum moat_dns_status st;
@@ -548,7 +606,8 @@ static enum moat_dns_status name_has_client(struct eval *ev, const char *name)
 }
 
 /* validate_ptr - RFC 7208 5.5: the client's PTR names whose address records lead back to it. */
-static void validate_ptr(struct eval *ev, unsigned depth)
+static void
+validate_ptr(struct eval *ev, unsigned depth)
 {
 	char rev[80];
 	struct moat_dns_answer ans;
@@ -576,7 +635,8 @@ static void validate_ptr(struct eval *ev, unsigned depth)
 }
 
 /* macro_p - %{p}: a validated name under the current domain if any, else any, else fail. */
-static int macro_p(void *arg, char *out, size_t len)
+static int
+macro_p(void *arg, char *out, size_t len)
 {
 	struct eval *ev = arg;
 	size_t i;
@@ -594,7 +654,8 @@ static int macro_p(void *arg, char *out, size_t len)
 }
 
 /* macro_ctx - the macro values for evaluating DOMAIN. */
-static void macro_ctx(struct eval *ev, const char *domain, struct moat_spf_macro_ctx *m)
+static void
+macro_ctx(struct eval *ev, const char *domain, struct moat_spf_macro_ctx *m)
 {
 	memset(m, 0, sizeof(*m));
 	m->local = ev->local;
@@ -613,8 +674,8 @@ static void macro_ctx(struct eval *ev, const char *domain, struct moat_spf_macro
  * target_name - the domain a term queries: its domain-spec expanded and truncated to 253 bytes
  * (RFC 7208 4.8), or the current domain. Returns 0, or -1 (permerror: reason set).
  */
-static int target_name(struct eval *ev, const char *domain, const struct term *t, char *out,
-    size_t outlen)
+static int
+target_name(struct eval *ev, const char *domain, const struct term *t, char *out, size_t outlen)
 {
 	struct moat_spf_macro_ctx m;
 	char buf[SPF_EXPAND_MAX];
@@ -628,14 +689,14 @@ static int target_name(struct eval *ev, const char *domain, const struct term *t
 	macro_ctx(ev, domain, &m);
 	n = moat_spf_macro_expand(&m, t->spec, t->speclen, false, buf, sizeof(buf));
 	if (n < 0) {
-		set_reason(ev, "macro expansion of '%.*s' failed", (int)(t->speclen > 64 ? 64 : t->speclen),
-		    t->spec);
+		set_reason(ev, "macro expansion of '%.*s' failed",
+		    (int)(t->speclen > 64 ? 64 : t->speclen), t->spec);
 		return -1;
 	}
 	s = moat_spf_truncate_domain(buf);
 	if (strlen(s) >= outlen || s[0] == '\0') {
-		set_reason(ev, "'%.*s' expands to no usable domain", (int)(t->speclen > 64 ? 64 : t->speclen),
-		    t->spec);
+		set_reason(ev, "'%.*s' expands to no usable domain",
+		    (int)(t->speclen > 64 ? 64 : t->speclen), t->spec);
 		return -1;
 	}
 	snprintf(out, outlen, "%s", s);
@@ -643,7 +704,8 @@ static int target_name(struct eval *ev, const char *domain, const struct term *t
 }
 
 /* count_lookup - one more DNS-querying term; false past the limit (RFC 7208 4.6.4). */
-static bool count_lookup(struct eval *ev, unsigned depth, const struct term *t)
+static bool
+count_lookup(struct eval *ev, unsigned depth, const struct term *t)
 {
 	if (++ev->lookups > MOAT_SPF_LOOKUP_LIMIT) {
 		set_reason(ev, "more than %d DNS-querying terms", MOAT_SPF_LOOKUP_LIMIT);
@@ -655,7 +717,8 @@ static bool count_lookup(struct eval *ev, unsigned depth, const struct term *t)
 }
 
 /* count_void - a lookup answered NXDOMAIN or no records; false past the limit. */
-static bool count_void(struct eval *ev, unsigned depth, const char *name)
+static bool
+count_void(struct eval *ev, unsigned depth, const char *name)
 {
 	if (++ev->voids > MOAT_SPF_VOID_LIMIT) {
 		set_reason(ev, "more than %d void lookups", MOAT_SPF_VOID_LIMIT);
@@ -667,14 +730,19 @@ static bool count_void(struct eval *ev, unsigned depth, const char *name)
 }
 
 /* Results of one mechanism. */
-enum mres { M_NOMATCH, M_MATCH, M_TEMPERROR, M_PERMERROR };
+enum mres {
+	M_NOMATCH,
+	M_MATCH,
+	M_TEMPERROR,
+	M_PERMERROR
+};
 
-static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigned depth,
-    char *exp, size_t explen, char *mech, size_t mechlen, bool *found);
+static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigned depth, char *exp,
+    size_t explen, char *mech, size_t mechlen, bool *found);
 
 /* dns_status_to_mres - for a lookup whose failure is an error; OK is handled by the caller. */
-static enum mres lookup_failed(struct eval *ev, unsigned depth, const char *name,
-    enum moat_dns_status st)
+static enum mres
+lookup_failed(struct eval *ev, unsigned depth, const char *name, enum moat_dns_status st)
 {
 	if (st == MOAT_DNS_NXDOMAIN || st == MOAT_DNS_NODATA)
 		return count_void(ev, depth, name) ? M_NOMATCH : M_PERMERROR;
@@ -687,8 +755,9 @@ static enum mres lookup_failed(struct eval *ev, unsigned depth, const char *name
 }
 
 /* mech_addr - a and mx: does NAME have an address in the client's net? */
-static enum mres match_addrs(struct eval *ev, unsigned depth, const char *name,
-    const struct term *t, bool is_mx_host)
+static enum mres
+match_addrs(struct eval *ev, unsigned depth, const char *name, const struct term *t,
+    bool is_mx_host)
 {
 	struct moat_dns_answer ans;
 	enum moat_dns_status st;
@@ -723,8 +792,8 @@ static enum mres match_addrs(struct eval *ev, unsigned depth, const char *name,
 }
 
 /* eval_mech - one mechanism. */
-static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
-    const struct term *t)
+static enum mres
+eval_mech(struct eval *ev, const char *domain, unsigned depth, const struct term *t)
 {
 	char target[MOAT_SPF_DOMAIN_MAX + 2];
 	struct moat_dns_answer ans;
@@ -738,7 +807,8 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
 	case T_IP4:
 	case T_IP6:
 		return addr_in(ev->client, &t->ip, t->kind == T_IP4 ? t->cidr4 : t->cidr6)
-		    ? M_MATCH : M_NOMATCH;
+		    ? M_MATCH
+		    : M_NOMATCH;
 	default:
 		break;
 	}
@@ -751,7 +821,8 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
 		return match_addrs(ev, depth, target, t, false);
 	case T_MX:
 		st = spf_query(ev, target, MOAT_DNS_MX, &ans);
-		trace(ev, depth + 1, "MX %s: %s, %zu record(s)", target, moat_dns_status_name(st), ans.n);
+		trace(ev, depth + 1, "MX %s: %s, %zu record(s)", target, moat_dns_status_name(st),
+		    ans.n);
 		if (st != MOAT_DNS_OK) {
 			moat_dns_answer_clear(&ans);
 			return lookup_failed(ev, depth, target, st);
@@ -788,7 +859,8 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
 
 		/* No explanation is computed inside an include: only the outer record's counts. */
 		trace(ev, depth + 1, "include %s:", target);
-		sub = check_host(ev, target, depth + 1, NULL, 0, sub_mech, sizeof(sub_mech), &found);
+		sub =
+		    check_host(ev, target, depth + 1, NULL, 0, sub_mech, sizeof(sub_mech), &found);
 		/* RFC 7208 5.2 table */
 		switch (sub) {
 		case MOAT_SPF_PASS:
@@ -815,8 +887,8 @@ static enum mres eval_mech(struct eval *ev, const char *domain, unsigned depth,
  * fetch_record - the one SPF record of DOMAIN (RFC 7208 4.5), malloc'd into *rec. Returns PASS
  * when found, else NONE / TEMPERROR / PERMERROR.
  */
-static enum moat_spf_res fetch_record(struct eval *ev, const char *domain, unsigned depth,
-    char **rec, size_t *reclen)
+static enum moat_spf_res
+fetch_record(struct eval *ev, const char *domain, unsigned depth, char **rec, size_t *reclen)
 {
 	struct moat_dns_answer ans;
 	enum moat_dns_status st;
@@ -857,18 +929,20 @@ static enum moat_spf_res fetch_record(struct eval *ev, const char *domain, unsig
 		return MOAT_SPF_PERMERROR;
 	}
 	*reclen = ans.rr[which].len;
-	*rec = ans.rr[which].data;       /* take ownership */
+	*rec = ans.rr[which].data; /* take ownership */
 	ans.rr[which].data = malloc(1);
 	moat_dns_answer_clear(&ans);
 	return MOAT_SPF_PASS;
 }
 
 /* explain - RFC 7208 6.2: the exp= text of this record, or the default. */
-static void explain(struct eval *ev, const char *domain, unsigned depth, const struct term *expt,
-    char *exp, size_t explen)
+static void
+explain(struct eval *ev, const char *domain, unsigned depth, const struct term *expt, char *exp,
+    size_t explen)
 {
 	struct moat_spf_macro_ctx m;
-	const char *def = ev->opts && ev->opts->default_exp ? ev->opts->default_exp
+	const char *def = ev->opts && ev->opts->default_exp
+	    ? ev->opts->default_exp
 	    : "%{d} does not designate %{i} as permitted sender of %{s}";
 	char target[MOAT_SPF_DOMAIN_MAX + 2];
 	struct moat_dns_answer ans;
@@ -880,11 +954,13 @@ static void explain(struct eval *ev, const char *domain, unsigned depth, const s
 		size_t i;
 		bool ascii = true;
 		for (i = 0; i < ans.rr[0].len; i++)
-			if ((unsigned char)ans.rr[0].data[i] < 0x20 || (unsigned char)ans.rr[0].data[i] > 0x7e)
+			if ((unsigned char)ans.rr[0].data[i] < 0x20 ||
+			    (unsigned char)ans.rr[0].data[i] > 0x7e)
 				ascii = false;
 		macro_ctx(ev, domain, &m);
-		if (ascii && moat_spf_macro_expand(&m, ans.rr[0].data, ans.rr[0].len, true, exp,
-		    explen) >= 0) {
+		if (ascii &&
+		    moat_spf_macro_expand(&m, ans.rr[0].data, ans.rr[0].len, true, exp, explen) >=
+			0) {
 			done = true;
 			trace(ev, depth, "exp=%s: \"%s\"", target, exp);
 		}
@@ -900,13 +976,18 @@ static void explain(struct eval *ev, const char *domain, unsigned depth, const s
 }
 
 /* qual_result - the result a matching term's qualifier gives. */
-static enum moat_spf_res qual_result(char q)
+static enum moat_spf_res
+qual_result(char q)
 {
 	switch (q) {
-	case '-': return MOAT_SPF_FAIL;
-	case '~': return MOAT_SPF_SOFTFAIL;
-	case '?': return MOAT_SPF_NEUTRAL;
-	default: return MOAT_SPF_PASS;
+	case '-':
+		return MOAT_SPF_FAIL;
+	case '~':
+		return MOAT_SPF_SOFTFAIL;
+	case '?':
+		return MOAT_SPF_NEUTRAL;
+	default:
+		return MOAT_SPF_PASS;
 	}
 }
 
@@ -914,8 +995,9 @@ static enum moat_spf_res qual_result(char q)
  * check_host - RFC 7208 4. *found: a record existed (so "none" can be told from a redirect to a
  * domain without one). exp/mech receive the explanation and deciding term of this level.
  */
-static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigned depth,
-    char *exp, size_t explen, char *mech, size_t mechlen, bool *found)
+static enum moat_spf_res
+check_host(struct eval *ev, const char *domain, unsigned depth, char *exp, size_t explen,
+    char *mech, size_t mechlen, bool *found)
 {
 	char *rec = NULL;
 	size_t reclen = 0, nterms = 0, i, p;
@@ -962,15 +1044,18 @@ static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigne
 		while (p < reclen && rec[p] != ' ')
 			p++;
 		if (!parse_term(ev, rec + start, p - start, &terms[nterms])) {
-			trace(ev, depth, "syntax error in '%.*s': permerror", (int)(p - start), rec + start);
+			trace(ev, depth, "syntax error in '%.*s': permerror", (int)(p - start),
+			    rec + start);
 			res = MOAT_SPF_PERMERROR;
 			goto out;
 		}
 		if (terms[nterms].kind == T_REDIRECT || terms[nterms].kind == T_EXP) {
-			const struct term **slot = terms[nterms].kind == T_REDIRECT ? &redirect : &expt;
+			const struct term **slot =
+			    terms[nterms].kind == T_REDIRECT ? &redirect : &expt;
 			if (*slot != NULL) {
 				set_reason(ev, "%s= given twice", kind_names[terms[nterms].kind]);
-				trace(ev, depth, "%s= given twice: permerror", kind_names[terms[nterms].kind]);
+				trace(ev, depth, "%s= given twice: permerror",
+				    kind_names[terms[nterms].kind]);
 				res = MOAT_SPF_PERMERROR;
 				goto out;
 			}
@@ -986,8 +1071,10 @@ static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigne
 			continue;
 		r = eval_mech(ev, domain, depth, t);
 		trace(ev, depth, "%.*s: %s", (int)t->textlen, t->text,
-		    r == M_MATCH ? "match" : r == M_NOMATCH ? "no match" :
-		    r == M_TEMPERROR ? "temperror" : "permerror");
+		    r == M_MATCH           ? "match"
+			: r == M_NOMATCH   ? "no match"
+			: r == M_TEMPERROR ? "temperror"
+					   : "permerror");
 		if (r == M_TEMPERROR) {
 			res = MOAT_SPF_TEMPERROR;
 			snprintf(mech, mechlen, "%.*s", (int)t->textlen, t->text);
@@ -1008,7 +1095,7 @@ static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigne
 	}
 	if (redirect != NULL) {
 		char target[MOAT_SPF_DOMAIN_MAX + 2];
-		bool sub_found = false;   /* unused: none means no record either way */
+		bool sub_found = false; /* unused: none means no record either way */
 
 		if (!count_lookup(ev, depth, redirect) ||
 		    target_name(ev, domain, redirect, target, sizeof(target)) < 0) {
@@ -1019,13 +1106,13 @@ static enum moat_spf_res check_host(struct eval *ev, const char *domain, unsigne
 		res = check_host(ev, target, depth + 1, exp, explen, mech, mechlen, &sub_found);
 		if (res == MOAT_SPF_NONE) {
 			/* RFC 7208 6.1: no record at the redirect target is a permerror. */
-			ev->out->reason[0] = '\0';   /* replaces the inner "no SPF record" */
+			ev->out->reason[0] = '\0'; /* replaces the inner "no SPF record" */
 			set_reason(ev, "redirect target %s has no SPF record", target);
 			res = MOAT_SPF_PERMERROR;
 		}
 		goto out;
 	}
-	res = MOAT_SPF_NEUTRAL;   /* RFC 7208 4.7: no match, no redirect */
+	res = MOAT_SPF_NEUTRAL; /* RFC 7208 4.7: no match, no redirect */
 	trace(ev, depth, "no term matched: neutral");
 out:
 	free(terms);
@@ -1034,7 +1121,8 @@ out:
 }
 
 /* split_sender - local part and domain; a missing or empty local part is "postmaster". */
-static int split_sender(struct eval *ev, const char *sender)
+static int
+split_sender(struct eval *ev, const char *sender)
 {
 	const char *at = strrchr(sender, '@');
 	const char *dom = at ? at + 1 : sender;
@@ -1050,9 +1138,10 @@ static int split_sender(struct eval *ev, const char *sender)
 	return 0;
 }
 
-enum moat_spf_res moat_spf_check_host(struct moat_dns *dns, const struct moat_addr *client,
-    const char *helo, const char *sender, enum moat_spf_identity identity,
-    const struct moat_spf_opts *opts, struct moat_spf_result *out)
+enum moat_spf_res
+moat_spf_check_host(struct moat_dns *dns, const struct moat_addr *client, const char *helo,
+    const char *sender, enum moat_spf_identity identity, const struct moat_spf_opts *opts,
+    struct moat_spf_result *out)
 {
 	struct eval *ev;
 	bool found;
@@ -1075,8 +1164,8 @@ enum moat_spf_res moat_spf_check_host(struct moat_dns *dns, const struct moat_ad
 	ev->opts = opts;
 	ev->out = out;
 	ev->now = opts && opts->now ? opts->now : time(NULL);
-	ev->deadline_ms = mono_ms() + (opts && opts->time_limit_ms ? opts->time_limit_ms
-	    : MOAT_SPF_TIME_LIMIT);
+	ev->deadline_ms =
+	    mono_ms() + (opts && opts->time_limit_ms ? opts->time_limit_ms : MOAT_SPF_TIME_LIMIT);
 	if (split_sender(ev, sender) < 0) {
 		snprintf(out->reason, sizeof(out->reason), "sender address too long");
 		snprintf(out->domain, sizeof(out->domain), "%.*s", MOAT_SPF_DOMAIN_MAX, sender);
@@ -1115,9 +1204,9 @@ done:
 	return out->result;
 }
 
-enum moat_spf_res moat_spf_check_mailfrom(struct moat_dns *dns, const struct moat_addr *client,
-    const char *helo, const char *mail_from, const struct moat_spf_opts *opts,
-    struct moat_spf_result *out)
+enum moat_spf_res
+moat_spf_check_mailfrom(struct moat_dns *dns, const struct moat_addr *client, const char *helo,
+    const char *mail_from, const struct moat_spf_opts *opts, struct moat_spf_result *out)
 {
 	char buf[MOAT_SPF_SENDER_MAX + 4];
 	size_t len;
@@ -1148,8 +1237,9 @@ enum moat_spf_res moat_spf_check_mailfrom(struct moat_dns *dns, const struct moa
 	return moat_spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_MAILFROM, opts, out);
 }
 
-enum moat_spf_res moat_spf_check_helo(struct moat_dns *dns, const struct moat_addr *client,
-    const char *helo, const struct moat_spf_opts *opts, struct moat_spf_result *out)
+enum moat_spf_res
+moat_spf_check_helo(struct moat_dns *dns, const struct moat_addr *client, const char *helo,
+    const struct moat_spf_opts *opts, struct moat_spf_result *out)
 {
 	char buf[MOAT_SPF_SENDER_MAX + 4];
 

@@ -32,34 +32,34 @@ enum moat_spf_identity {
 };
 
 #define MOAT_SPF_DOMAIN_MAX 253
-#define MOAT_SPF_LOCAL_MAX 256       /* RFC 5321 4.5.3.1.1 says 64; MTAs accept more */
-#define MOAT_SPF_SENDER_MAX 512      /* local-part "@" domain */
-#define MOAT_SPF_EXP_MAX 1024        /* explanation text */
+#define MOAT_SPF_LOCAL_MAX 256 /* RFC 5321 4.5.3.1.1 says 64; MTAs accept more */
+#define MOAT_SPF_SENDER_MAX 512 /* local-part "@" domain */
+#define MOAT_SPF_EXP_MAX 1024 /* explanation text */
 #define MOAT_SPF_REASON_MAX 256
-#define MOAT_SPF_TRACE_MAX 16384     /* --explain text */
-#define MOAT_SPF_LOOKUP_LIMIT 10     /* RFC 7208 4.6.4 */
-#define MOAT_SPF_VOID_LIMIT 2        /* RFC 7208 4.6.4 */
-#define MOAT_SPF_TIME_LIMIT 20000    /* ms for one evaluation, RFC 7208 4.6.4 */
+#define MOAT_SPF_TRACE_MAX 16384 /* --explain text */
+#define MOAT_SPF_LOOKUP_LIMIT 10 /* RFC 7208 4.6.4 */
+#define MOAT_SPF_VOID_LIMIT 2 /* RFC 7208 4.6.4 */
+#define MOAT_SPF_TIME_LIMIT 20000 /* ms for one evaluation, RFC 7208 4.6.4 */
 
 struct moat_spf_opts {
-	const char *receiver;        /* %{r}: our host name; NULL: "unknown" */
-	const char *default_exp;     /* explanation when the domain gives none; NULL: a built-in one */
-	time_t now;                  /* %{t}; 0: time(NULL) */
-	bool trace;                  /* keep a trace of every term evaluated (mxmoat-check --explain) */
-	unsigned time_limit_ms;      /* whole evaluation; 0: MOAT_SPF_TIME_LIMIT; then temperror */
+	const char *receiver; /* %{r}: our host name; NULL: "unknown" */
+	const char *default_exp; /* explanation when the domain gives none; NULL: a built-in one */
+	time_t now; /* %{t}; 0: time(NULL) */
+	bool trace; /* keep a trace of every term evaluated (mxmoat-check --explain) */
+	unsigned time_limit_ms; /* whole evaluation; 0: MOAT_SPF_TIME_LIMIT; then temperror */
 };
 
 struct moat_spf_result {
 	enum moat_spf_res result;
 	enum moat_spf_identity identity;
-	char domain[MOAT_SPF_DOMAIN_MAX + 2];   /* the domain checked, as written by the client */
-	char sender[MOAT_SPF_SENDER_MAX + 2];   /* local@domain used for the macros */
-	char mechanism[128];                    /* the term that decided, e.g. "-all" ("" if none) */
-	char reason[MOAT_SPF_REASON_MAX];       /* why, for errors and none */
-	char explanation[MOAT_SPF_EXP_MAX];     /* fail only: the domain's exp= text or the default */
-	unsigned lookups;                       /* DNS-querying terms used */
+	char domain[MOAT_SPF_DOMAIN_MAX + 2]; /* the domain checked, as written by the client */
+	char sender[MOAT_SPF_SENDER_MAX + 2]; /* local@domain used for the macros */
+	char mechanism[128]; /* the term that decided, e.g. "-all" ("" if none) */
+	char reason[MOAT_SPF_REASON_MAX]; /* why, for errors and none */
+	char explanation[MOAT_SPF_EXP_MAX]; /* fail only: the domain's exp= text or the default */
+	unsigned lookups; /* DNS-querying terms used */
 	unsigned void_lookups;
-	char *trace;                            /* opts.trace: NUL-terminated, free with _clear */
+	char *trace; /* opts.trace: NUL-terminated, free with _clear */
 	size_t trace_len;
 };
 

@@ -19,12 +19,13 @@
 
 struct outbuf {
 	char *p;
-	size_t n, max;   /* max: room for data, excluding the NUL */
+	size_t n, max; /* max: room for data, excluding the NUL */
 	bool over;
 };
 
 /* out_put - append bytes, or mark overflow. */
-static void out_put(struct outbuf *o, const char *s, size_t len)
+static void
+out_put(struct outbuf *o, const char *s, size_t len)
 {
 	if (o->over)
 		return;
@@ -38,14 +39,15 @@ static void out_put(struct outbuf *o, const char *s, size_t len)
 }
 
 /* is_delim - RFC 7208 7.1 delimiter. */
-static bool is_delim(char c)
+static bool
+is_delim(char c)
 {
 	return c != '\0' && strchr(".-+,/_=", c) != NULL;
 }
 
 /* letter_value - the value of LETTER into buf; length, or -1 if unknown or too long. */
-static long letter_value(const struct moat_spf_macro_ctx *ctx, char letter, bool exp, char *buf,
-    size_t len)
+static long
+letter_value(const struct moat_spf_macro_ctx *ctx, char letter, bool exp, char *buf, size_t len)
 {
 	const char *s = NULL;
 	size_t n;
@@ -56,10 +58,18 @@ static long letter_value(const struct moat_spf_macro_ctx *ctx, char letter, bool
 		w = snprintf(buf, len, "%s@%s", ctx->local ? ctx->local : "",
 		    ctx->sender_domain ? ctx->sender_domain : "");
 		return (w < 0 || (size_t)w >= len) ? -1 : w;
-	case 'l': s = ctx->local; break;
-	case 'o': s = ctx->sender_domain; break;
-	case 'd': s = ctx->domain; break;
-	case 'h': s = ctx->helo; break;
+	case 'l':
+		s = ctx->local;
+		break;
+	case 'o':
+		s = ctx->sender_domain;
+		break;
+	case 'd':
+		s = ctx->domain;
+		break;
+	case 'h':
+		s = ctx->helo;
+		break;
 	case 'i':
 		if (ctx->client == NULL)
 			return -1;
@@ -119,27 +129,30 @@ static long letter_value(const struct moat_spf_macro_ctx *ctx, char letter, bool
 }
 
 /* valid_letter - may this letter appear here (RFC 7208 7.1: c, r, t only in exp)? */
-static bool valid_letter(char l, bool exp)
+static bool
+valid_letter(char l, bool exp)
 {
 	if (l == '\0')
-		return false;   /* strchr() would find the terminator */
+		return false; /* strchr() would find the terminator */
 	if (strchr("slodiphv", l) != NULL)
 		return true;
 	return exp && strchr("crt", l) != NULL;
 }
 
 /* transform - split, reverse, keep the right-most DIGITS parts, join with '.', escape if URL. */
-static void transform(struct outbuf *o, const char *v, size_t vlen, unsigned digits, bool rev,
+static void
+transform(struct outbuf *o, const char *v, size_t vlen, unsigned digits, bool rev,
     const char *delims, bool url)
 {
-	uint16_t st[PARTS_MAX], en[PARTS_MAX];   /* vlen <= MOAT_SPF_MACRO_VALUE_MAX */
+	uint16_t st[PARTS_MAX], en[PARTS_MAX]; /* vlen <= MOAT_SPF_MACRO_VALUE_MAX */
 	size_t nparts = 0, i, first, k;
 	size_t s = 0;
 
 	for (i = 0; i <= vlen; i++) {
 		bool d = i == vlen;
 		if (!d)
-			d = delims[0] ? (v[i] != '\0' && strchr(delims, v[i]) != NULL) : v[i] == '.';
+			d = delims[0] ? (v[i] != '\0' && strchr(delims, v[i]) != NULL)
+				      : v[i] == '.';
 		if (d) {
 			st[nparts] = (uint16_t)s;
 			en[nparts] = (uint16_t)i;
@@ -149,8 +162,12 @@ static void transform(struct outbuf *o, const char *v, size_t vlen, unsigned dig
 	}
 	if (rev) {
 		for (i = 0; i < nparts / 2; i++) {
-			uint16_t t = st[i]; st[i] = st[nparts - 1 - i]; st[nparts - 1 - i] = t;
-			t = en[i]; en[i] = en[nparts - 1 - i]; en[nparts - 1 - i] = t;
+			uint16_t t = st[i];
+			st[i] = st[nparts - 1 - i];
+			st[nparts - 1 - i] = t;
+			t = en[i];
+			en[i] = en[nparts - 1 - i];
+			en[nparts - 1 - i] = t;
 		}
 	}
 	first = (digits > 0 && digits < nparts) ? nparts - digits : 0;
@@ -164,8 +181,9 @@ static void transform(struct outbuf *o, const char *v, size_t vlen, unsigned dig
 		for (i = st[k]; i < en[k]; i++) {
 			unsigned char c = (unsigned char)v[i];
 			/* RFC 3986 unreserved characters stay; everything else is %XX. */
-			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-			    c == '-' || c == '.' || c == '_' || c == '~') {
+			if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+			    c == '~') {
 				out_put(o, (const char *)&v[i], 1);
 			} else {
 				char esc[4];
@@ -176,10 +194,13 @@ static void transform(struct outbuf *o, const char *v, size_t vlen, unsigned dig
 	}
 }
 
-long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in, size_t inlen,
-    bool exp, char *out, size_t outmax)
+long
+moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in, size_t inlen, bool exp,
+    char *out, size_t outmax)
 {
-	struct outbuf o = { .p = ctx ? out : NULL, .n = 0, .max = (ctx && outmax) ? outmax - 1 : SIZE_MAX };
+	struct outbuf o = { .p = ctx ? out : NULL,
+		.n = 0,
+		.max = (ctx && outmax) ? outmax - 1 : SIZE_MAX };
 	char value[MOAT_SPF_MACRO_VALUE_MAX + 1];
 	size_t i = 0;
 
@@ -200,11 +221,22 @@ long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in,
 		if (i + 1 >= inlen)
 			return MOAT_SPF_MACRO_SYNTAX;
 		switch (in[i + 1]) {
-		case '%': out_put(&o, "%", 1); i += 2; continue;
-		case '_': out_put(&o, " ", 1); i += 2; continue;
-		case '-': out_put(&o, "%20", 3); i += 2; continue;
-		case '{': break;
-		default: return MOAT_SPF_MACRO_SYNTAX;
+		case '%':
+			out_put(&o, "%", 1);
+			i += 2;
+			continue;
+		case '_':
+			out_put(&o, " ", 1);
+			i += 2;
+			continue;
+		case '-':
+			out_put(&o, "%20", 3);
+			i += 2;
+			continue;
+		case '{':
+			break;
+		default:
+			return MOAT_SPF_MACRO_SYNTAX;
 		}
 		i += 2;
 		{
@@ -218,7 +250,8 @@ long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in,
 			if (i >= inlen)
 				return MOAT_SPF_MACRO_SYNTAX;
 			letter = in[i++];
-			lower = (letter >= 'A' && letter <= 'Z') ? (char)(letter - 'A' + 'a') : letter;
+			lower =
+			    (letter >= 'A' && letter <= 'Z') ? (char)(letter - 'A' + 'a') : letter;
 			url = letter != lower;
 			if (!valid_letter(lower, exp))
 				return MOAT_SPF_MACRO_SYNTAX;
@@ -229,7 +262,7 @@ long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in,
 				i++;
 			}
 			if (anydigit && digits == 0)
-				return MOAT_SPF_MACRO_SYNTAX;   /* RFC 7208 7.1: zero is a syntax error */
+				return MOAT_SPF_MACRO_SYNTAX; /* RFC 7208 7.1: zero is a syntax error */
 			if (digits > 128)
 				digits = 128;
 			if (i < inlen && (in[i] == 'r' || in[i] == 'R')) {
@@ -263,14 +296,15 @@ long moat_spf_macro_expand(const struct moat_spf_macro_ctx *ctx, const char *in,
 	return (long)o.n;
 }
 
-const char *moat_spf_truncate_domain(const char *name)
+const char *
+moat_spf_truncate_domain(const char *name)
 {
 	size_t len = strlen(name);
 
 	while (len > 253) {
 		const char *dot = strchr(name, '.');
 		if (dot == NULL)
-			return name + len;   /* one label longer than 253: nothing is left */
+			return name + len; /* one label longer than 253: nothing is left */
 		len -= (size_t)(dot + 1 - name);
 		name = dot + 1;
 	}

@@ -10,21 +10,21 @@
 
 #include "cidr.h"
 
-#define MOAT_SPF_MACRO_SYNTAX  (-1)   /* not a valid macro-string: permerror */
-#define MOAT_SPF_MACRO_TOOLONG (-2)   /* expansion does not fit the output buffer */
+#define MOAT_SPF_MACRO_SYNTAX (-1) /* not a valid macro-string: permerror */
+#define MOAT_SPF_MACRO_TOOLONG (-2) /* expansion does not fit the output buffer */
 
 /* A macro value (one letter's expansion before transformers) longer than this is an error. */
 #define MOAT_SPF_MACRO_VALUE_MAX 1024
 
 /* The values the letters stand for; borrowed for the duration of one expansion. */
 struct moat_spf_macro_ctx {
-	const char *local;       /* l: local part of the sender */
+	const char *local; /* l: local part of the sender */
 	const char *sender_domain; /* o */
-	const char *domain;      /* d: the domain being checked now */
-	const char *helo;        /* h */
-	const char *receiver;    /* r (explanations only): NULL -> "unknown" */
+	const char *domain; /* d: the domain being checked now */
+	const char *helo; /* h */
+	const char *receiver; /* r (explanations only): NULL -> "unknown" */
 	const struct moat_addr *client; /* i, c, v */
-	time_t now;              /* t (explanations only) */
+	time_t now; /* t (explanations only) */
 	/* p: the validated domain name of the client (RFC 7208 7.3); NULL or failing -> "unknown" */
 	int (*validated_name)(void *arg, char *out, size_t len);
 	void *arg;

@@ -21,8 +21,8 @@ moat_ldh_name(const char *s, size_t n)
 			if (label == 0)
 				return false;
 			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '_') {
+		} else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_') {
 			if (++label > 63)
 				return false;
 		} else {

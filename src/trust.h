@@ -15,8 +15,8 @@
  * moat_trust_direction - CLIENT may be NULL (address unknown or not IP); LISTENER may be NULL.
  * *why is set to a static phrase saying which rule decided, for the log.
  */
-enum moat_direction moat_trust_direction(const struct moat_conf *conf, const struct moat_addr *client,
-    const char *listener, bool authenticated, const char **why);
+enum moat_direction moat_trust_direction(const struct moat_conf *conf,
+    const struct moat_addr *client, const char *listener, bool authenticated, const char **why);
 
 /* moat_trust_list_has - is ITEM one of the comma- or blank-separated names in LIST? */
 bool moat_trust_list_has(const char *list, const char *item);

@@ -61,12 +61,18 @@ const char *
 moat_action_name(enum moat_action a)
 {
 	switch (a) {
-	case MOAT_CONTINUE: return "continue";
-	case MOAT_ACCEPT: return "accept";
-	case MOAT_QUARANTINE: return "quarantine";
-	case MOAT_DISCARD: return "discard";
-	case MOAT_TEMPFAIL: return "tempfail";
-	case MOAT_REJECT: return "reject";
+	case MOAT_CONTINUE:
+		return "continue";
+	case MOAT_ACCEPT:
+		return "accept";
+	case MOAT_QUARANTINE:
+		return "quarantine";
+	case MOAT_DISCARD:
+		return "discard";
+	case MOAT_TEMPFAIL:
+		return "tempfail";
+	case MOAT_REJECT:
+		return "reject";
 	}
 	return "unknown";
 }

@@ -43,7 +43,8 @@ static const char usage_text[] =
  * read_message - the whole message into *out (CRLF line ends: a bare LF becomes CRLF), at most
  * max bytes; returns its length, or -1 past that or on error.
  */
-static long read_message(const char *path, unsigned long long max, char **out)
+static long
+read_message(const char *path, unsigned long long max, char **out)
 {
 	FILE *f = (path == NULL || strcmp(path, "-") == 0) ? stdin : fopen(path, "rb");
 	char buf[8192];
@@ -60,7 +61,8 @@ static long read_message(const char *path, unsigned long long max, char **out)
 	while ((n = fread(buf, 1, sizeof(buf), f)) > 0) {
 		total += n;
 		if (total > max) {
-			fprintf(stderr, "mxmoat-check: message larger than limit_message_size (%llu)\n", max);
+			fprintf(stderr,
+			    "mxmoat-check: message larger than limit_message_size (%llu)\n", max);
 			goto fail;
 		}
 		for (size_t i = 0; i < n; i++) {
@@ -99,8 +101,9 @@ fail:
  * it: header fields, end of header, body. 0, or -1 with *v the refusal when the reader refuses
  * the header section (nothing is then checked: the daemons refuse such a message).
  */
-static int feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char *msg,
-    size_t len, struct moat_verdict *v)
+static int
+feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char *msg, size_t len,
+    struct moat_verdict *v)
 {
 	struct moat_hdr_reader *r = malloc(sizeof(*r));
 	struct moat_hdr_event ev = { .kind = MOAT_HDR_MORE };
@@ -134,14 +137,16 @@ static int feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, 
 }
 
 /* print_safe - text from DNS or the client with bytes other than printable ASCII as '?'. */
-static void print_safe(const char *s)
+static void
+print_safe(const char *s)
 {
 	for (; *s; s++)
 		putchar((unsigned char)*s >= 0x20 && (unsigned char)*s < 0x7f ? *s : '?');
 }
 
 /* print_trace - the --explain lines of one identity, each prefixed. */
-static void print_trace(const char *what, const struct moat_spf_result *r)
+static void
+print_trace(const char *what, const struct moat_spf_result *r)
 {
 	const char *p = r->trace, *e;
 
@@ -167,18 +172,20 @@ static void print_trace(const char *what, const struct moat_spf_result *r)
 }
 
 /* add_spf - one spf= result with its property. */
-static void add_spf(struct moat_authres *ar, const struct moat_spf_result *r, const char *prop,
+static void
+add_spf(struct moat_authres *ar, const struct moat_spf_result *r, const char *prop,
     const char *value)
 {
-	const char *reason = (r->result == MOAT_SPF_TEMPERROR || r->result == MOAT_SPF_PERMERROR)
-	    ? r->reason : NULL;
+	const char *reason =
+	    (r->result == MOAT_SPF_TEMPERROR || r->result == MOAT_SPF_PERMERROR) ? r->reason : NULL;
 
 	moat_authres_method(ar, "spf", moat_spf_result_name(r->result), reason);
 	moat_authres_prop(ar, "smtp", prop, value);
 }
 
 /* explain_message - every decision of the engine with its reason (--explain). */
-static void explain_message(const struct moat_auth_results *r)
+static void
+explain_message(const struct moat_auth_results *r)
 {
 	const struct moat_dmarc_eval *d = &r->dmarc;
 	size_t i;
@@ -192,7 +199,7 @@ static void explain_message(const struct moat_auth_results *r)
 		printf(" a=%s", s->alg[0] ? s->alg : "?");
 		if (s->identity[0]) {
 			printf(" i=");
-			print_safe(s->identity);    /* decoded: any byte but NUL */
+			print_safe(s->identity); /* decoded: any byte but NUL */
 		}
 		if (s->key_bits)
 			printf(" key=%u bits", s->key_bits);
@@ -226,8 +233,11 @@ static void explain_message(const struct moat_auth_results *r)
 			printf(" np=%s", moat_dmarc_policy_name(d->rec.np));
 		printf(" adkim=%c aspf=%c%s%s)", d->rec.adkim_strict ? 's' : 'r',
 		    d->rec.aspf_strict ? 's' : 'r', d->rec.testing ? " t=y" : "",
-		    d->rec.psd == MOAT_DMARC_PSD_Y ? " psd=y" : d->rec.psd == MOAT_DMARC_PSD_N ? " psd=n" : "");
-		printf(", policy %s=%s%s, disposition %s", d->policy_tag, moat_dmarc_policy_name(d->applied),
+		    d->rec.psd == MOAT_DMARC_PSD_Y       ? " psd=y"
+			: d->rec.psd == MOAT_DMARC_PSD_N ? " psd=n"
+							 : "");
+		printf(", policy %s=%s%s, disposition %s", d->policy_tag,
+		    moat_dmarc_policy_name(d->applied),
 		    d->nonexistent ? " (From domain does not exist)" : "",
 		    moat_dmarc_policy_name(d->disposition));
 	}
@@ -250,7 +260,8 @@ static void explain_message(const struct moat_auth_results *r)
 }
 
 /* check_message - the message through the engine; prints the header and the verdict. */
-static int check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *client,
+static int
+check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *client,
     const char *helo, const char *mail_from, const struct moat_spf_result *mf,
     const struct moat_spf_result *he, const char *msg, size_t len, bool explain)
 {
@@ -296,7 +307,8 @@ static int check_message(const struct moat_conf *conf, struct moat_dns *dns, con
 	if (v.action == MOAT_CONTINUE)
 		printf("verdict: accept\n");
 	else if (v.code)
-		printf("verdict: %s %u %s %s\n", moat_action_name(v.action), v.code, v.status, v.text);
+		printf("verdict: %s %u %s %s\n", moat_action_name(v.action), v.code, v.status,
+		    v.text);
 	else
 		printf("verdict: %s %s\n", moat_action_name(v.action), v.text);
 	moat_auth_msg_free(am);
@@ -304,7 +316,8 @@ static int check_message(const struct moat_conf *conf, struct moat_dns *dns, con
 	return status;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "client-ip", required_argument, NULL, 'i' },
@@ -335,16 +348,32 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'i': client_text = optarg; break;
-		case 'H': helo = optarg; break;
-		case 'm': mail_from = optarg; break;
-		case 'r': nrcpt++; break;   /* recorded for later checks; SPF does not use it */
-		case 'R': resolver = optarg; break;
-		case 'x': explain = true; break;
-		case 'c': conf_file = optarg; break;
+		case 'i':
+			client_text = optarg;
+			break;
+		case 'H':
+			helo = optarg;
+			break;
+		case 'm':
+			mail_from = optarg;
+			break;
+		case 'r':
+			nrcpt++;
+			break; /* recorded for later checks; SPF does not use it */
+		case 'R':
+			resolver = optarg;
+			break;
+		case 'x':
+			explain = true;
+			break;
+		case 'c':
+			conf_file = optarg;
+			break;
 		case 'o':
-			if (nov == OVERRIDES_MAX || moat_conf_parse_override(optarg, &ov[nov]) < 0) {
-				fprintf(stderr, "mxmoat-check: -o wants KEY=VALUE (at most %d)\n", OVERRIDES_MAX);
+			if (nov == OVERRIDES_MAX ||
+			    moat_conf_parse_override(optarg, &ov[nov]) < 0) {
+				fprintf(stderr, "mxmoat-check: -o wants KEY=VALUE (at most %d)\n",
+				    OVERRIDES_MAX);
 				return EXIT_USAGE;
 			}
 			nov++;
@@ -364,7 +393,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (moat_addr_parse(client_text, &client) != 0) {
-		fprintf(stderr, "mxmoat-check: --client-ip %s: not an IPv4 or IPv6 address\n", client_text);
+		fprintf(stderr, "mxmoat-check: --client-ip %s: not an IPv4 or IPv6 address\n",
+		    client_text);
 		return EXIT_USAGE;
 	}
 	if (resolver != NULL) {
@@ -385,8 +415,8 @@ int main(int argc, char **argv)
 		moat_conf_unref(conf);
 		return EXIT_USAGE;
 	}
-	dns = moat_dns_new(conf->dns_resolver, conf->dns_timeout, conf->dns_dnssec_trust_anchor, err,
-	    sizeof(err));
+	dns = moat_dns_new(conf->dns_resolver, conf->dns_timeout, conf->dns_dnssec_trust_anchor,
+	    err, sizeof(err));
 	if (dns == NULL) {
 		fprintf(stderr, "mxmoat-check: %s\n", err);
 		moat_conf_unref(conf);
@@ -408,7 +438,8 @@ int main(int argc, char **argv)
 	if (helo[0] != '\0')
 		add_spf(&ar, &he, "helo", helo);
 	if (moat_authres_finish(&ar) < 0) {
-		fprintf(stderr, "mxmoat-check: Authentication-Results longer than %d bytes\n", HEADER_MAX);
+		fprintf(stderr, "mxmoat-check: Authentication-Results longer than %d bytes\n",
+		    HEADER_MAX);
 		status = EXIT_TEMPFAIL;
 	} else {
 		printf("Authentication-Results: %s\n", header);

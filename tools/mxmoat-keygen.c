@@ -53,13 +53,14 @@ keygen_generate(enum moat_key_alg alg, unsigned bits)
 
 /* keygen_print_record - the TXT record, in 255-byte strings (RFC 1035 3.3.14, RFC 6376 3.6.2.2). */
 static void
-keygen_print_record(const char *selector, const char *domain, enum moat_key_alg alg, const char *pub)
+keygen_print_record(const char *selector, const char *domain, enum moat_key_alg alg,
+    const char *pub)
 {
 	char txt[PUB_MAX + 64];
 	size_t len;
 
-	snprintf(txt, sizeof(txt), "v=DKIM1; k=%s; p=%s", alg == MOAT_KEY_ED25519_SHA256 ? "ed25519" :
-	    "rsa", pub);
+	snprintf(txt, sizeof(txt), "v=DKIM1; k=%s; p=%s",
+	    alg == MOAT_KEY_ED25519_SHA256 ? "ed25519" : "rsa", pub);
 	len = strlen(txt);
 	printf("%s._domainkey.%s. IN TXT", selector, domain);
 	for (size_t off = 0; off < len; off += 255)
@@ -72,8 +73,8 @@ static int
 keygen_make(const char *algname, unsigned bits, const char *out, const char *selector,
     const char *domain)
 {
-	enum moat_key_alg alg = strcmp(algname, "ed25519") == 0 ? MOAT_KEY_ED25519_SHA256 :
-	    MOAT_KEY_RSA_SHA256;
+	enum moat_key_alg alg =
+	    strcmp(algname, "ed25519") == 0 ? MOAT_KEY_ED25519_SHA256 : MOAT_KEY_RSA_SHA256;
 	char path[4096], pub[PUB_MAX];
 	EVP_PKEY *pkey;
 	BIO *mem;
@@ -87,8 +88,10 @@ keygen_make(const char *algname, unsigned bits, const char *out, const char *sel
 		return EXIT_USAGE;
 	}
 	if (alg == MOAT_KEY_RSA_SHA256 && bits != 2048 && bits != 3072 && bits != 4096) {
-		fprintf(stderr, "mxmoat-keygen: -b %u refused: RSA keys are 2048, 3072 or 4096 bits "
-		    "(RFC 8301: 1024 is too weak)\n", bits);
+		fprintf(stderr,
+		    "mxmoat-keygen: -b %u refused: RSA keys are 2048, 3072 or 4096 bits "
+		    "(RFC 8301: 1024 is too weak)\n",
+		    bits);
 		return EXIT_USAGE;
 	}
 	if (!moat_sign_domain_valid(selector) || !moat_sign_domain_valid(domain)) {
@@ -135,11 +138,13 @@ keygen_make(const char *algname, unsigned bits, const char *out, const char *sel
 	OPENSSL_cleanse(pem, (size_t)pemlen);
 	BIO_free(mem);
 	printf("; private key written to %s (mode 0600); give it to the daemon user: "
-	    "chown DAEMON_USER %s\n", path, path);
+	       "chown DAEMON_USER %s\n",
+	    path, path);
 	printf("; 1. publish this record in DNS:\n");
 	keygen_print_record(selector, domain, alg, pub);
 	printf("; 2. check it: mxmoat-keygen --check %s %s\n", selector, domain);
-	printf("; 3. add this row to the file named by dkim_signing_table, then reload (SIGHUP):\n");
+	printf(
+	    "; 3. add this row to the file named by dkim_signing_table, then reload (SIGHUP):\n");
 	printf("%s %s %s %s\n", domain, selector, moat_key_alg_name(alg), path);
 	return 0;
 }
@@ -225,8 +230,8 @@ keygen_check(const struct moat_conf *conf, const char *resolver, const char *key
 		pem = owned;
 	} else {
 		size_t n = 0;
-		const struct moat_sign_key *rows = conf->signer ?
-		    moat_signtable_rows(moat_signer_table(conf->signer), &n) : NULL;
+		const struct moat_sign_key *rows =
+		    conf->signer ? moat_signtable_rows(moat_signer_table(conf->signer), &n) : NULL;
 		for (size_t i = 0; i < n; i++)
 			if (strcasecmp(rows[i].selector, selector) == 0 &&
 			    strcasecmp(rows[i].domain, domain) == 0) {
@@ -236,8 +241,10 @@ keygen_check(const struct moat_conf *conf, const char *resolver, const char *key
 				break;
 			}
 		if (pem == NULL) {
-			fprintf(stderr, "mxmoat-keygen: no signing table row for selector %s, domain %s "
-			    "(give --key FILE)\n", selector, domain);
+			fprintf(stderr,
+			    "mxmoat-keygen: no signing table row for selector %s, domain %s "
+			    "(give --key FILE)\n",
+			    selector, domain);
 			return EXIT_USAGE;
 		}
 	}
@@ -249,7 +256,7 @@ keygen_check(const struct moat_conf *conf, const char *resolver, const char *key
 	free(owned);
 	snprintf(name, sizeof(name), "%s._domainkey.%s", selector, domain);
 	if ((dns = moat_dns_new(resolver ? resolver : conf->dns_resolver, conf->dns_timeout,
-	    conf->dns_dnssec_trust_anchor, err, sizeof(err))) == NULL) {
+		 conf->dns_dnssec_trust_anchor, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-keygen: resolver: %s\n", err);
 		return EXIT_USAGE;
 	}
@@ -259,8 +266,8 @@ keygen_check(const struct moat_conf *conf, const char *resolver, const char *key
 		printf("%s: temporary DNS failure; try again\n", name);
 		rc = EXIT_TEMPFAIL;
 	} else if (st != MOAT_DNS_OK) {
-		printf("%s: no TXT record (%s): publish the record before using this selector\n", name,
-		    moat_dns_status_name(st));
+		printf("%s: no TXT record (%s): publish the record before using this selector\n",
+		    name, moat_dns_status_name(st));
 	} else {
 		bool found = false;
 		for (size_t i = 0; i < ans.n; i++) {
@@ -274,8 +281,10 @@ keygen_check(const struct moat_conf *conf, const char *resolver, const char *key
 			}
 		}
 		if (rc != EXIT_MATCH)
-			printf("%s: %s\n", name, found ? "MISMATCH: the published p= is not the public "
-			    "half of this key; do not sign with it" : "the TXT record has no p= tag");
+			printf("%s: %s\n", name,
+			    found ? "MISMATCH: the published p= is not the public "
+				    "half of this key; do not sign with it"
+				  : "the TXT record has no p= tag");
 	}
 	moat_dns_answer_clear(&ans);
 	moat_dns_free(dns);
@@ -301,8 +310,12 @@ main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "a:b:o:c:h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'a': alg = optarg; break;
-		case 'b': bits = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'a':
+			alg = optarg;
+			break;
+		case 'b':
+			bits = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'o':
 			/* -o is the output file when generating, a KEY=VALUE override with --check. */
 			if (strchr(optarg, '=') != NULL && nov < OVERRIDES_MAX &&
@@ -311,12 +324,24 @@ main(int argc, char **argv)
 			else
 				out = optarg;
 			break;
-		case 'c': conffile = optarg; break;
-		case 'C': check = true; break;
-		case 'k': keypath = optarg; break;
-		case 'r': resolver = optarg; break;
-		case 'h': fputs(usage_text, stdout); return 0;
-		default: fputs(usage_text, stderr); return EXIT_USAGE;
+		case 'c':
+			conffile = optarg;
+			break;
+		case 'C':
+			check = true;
+			break;
+		case 'k':
+			keypath = optarg;
+			break;
+		case 'r':
+			resolver = optarg;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (argc - optind != 2) {

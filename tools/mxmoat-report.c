@@ -42,14 +42,16 @@ struct write_ctx {
 };
 
 /* write_one - the report's file, then its mark: a crash in between writes the same file again. */
-static int write_one(struct report *rep, void *arg)
+static int
+write_one(struct report *rep, void *arg)
 {
 	struct write_ctx *w = arg;
 	char name[1024], path[4096];
 	int n;
 
 	if (report_filename(rep, w->meta, name, sizeof(name)) < 0 ||
-	    (n = snprintf(path, sizeof(path), "%s/%s", w->dir, name)) < 0 || (size_t)n >= sizeof(path)) {
+	    (n = snprintf(path, sizeof(path), "%s/%s", w->dir, name)) < 0 ||
+	    (size_t)n >= sizeof(path)) {
 		snprintf(w->err, sizeof(w->err), "file name too long for %s", rep->domain);
 		return -1;
 	}
@@ -60,14 +62,16 @@ static int write_one(struct report *rep, void *arg)
 	return 0;
 }
 
-static int json_one(struct report *rep, void *arg)
+static int
+json_one(struct report *rep, void *arg)
 {
 	void **a = arg;
 
 	return report_json_add(a[0], rep, a[1]);
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "db", required_argument, NULL, 'D' },
@@ -97,27 +101,41 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "c:o:h", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
-		case 'c': conf_file = optarg; break;
+		case 'c':
+			conf_file = optarg;
+			break;
 		case 'o':
-			if (nov == OVERRIDES_MAX || moat_conf_parse_override(optarg, &ov[nov]) < 0) {
+			if (nov == OVERRIDES_MAX ||
+			    moat_conf_parse_override(optarg, &ov[nov]) < 0) {
 				fprintf(stderr, "mxmoat-report: -o wants KEY=VALUE\n");
 				return EXIT_USAGE;
 			}
 			nov++;
 			break;
-		case 'D': db_path = optarg; break;
+		case 'D':
+			db_path = optarg;
+			break;
 		case 'N':
 			errno = 0;
 			now = strtoll(optarg, &end, 10);
 			if (errno || *end || now < 0) {
-				fprintf(stderr, "mxmoat-report: --now wants seconds since the epoch\n");
+				fprintf(stderr,
+				    "mxmoat-report: --now wants seconds since the epoch\n");
 				return EXIT_USAGE;
 			}
 			break;
-		case 'w': dir = optarg; break;
-		case 'j': json = true; break;
-		case 'a': all = true; break;
-		case 'H': html = optarg; break;
+		case 'w':
+			dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'H':
+			html = optarg;
+			break;
 		case 'd':
 			days = (unsigned)strtoul(optarg, &end, 10);
 			if (*end || days < 1 || days > 366) {
@@ -126,7 +144,8 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 's':
-			fprintf(stderr, "mxmoat-report: --send is not implemented yet: use --write and mail the files\n");
+			fprintf(stderr,
+			    "mxmoat-report: --send is not implemented yet: use --write and mail the files\n");
 			return EXIT_USAGE;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -144,14 +163,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-report: %s\n", err);
 		return EXIT_USAGE;
 	}
-	snprintf(org, sizeof(org), "%s", conf->report_org_name[0] ? conf->report_org_name : conf->authserv_id);
+	snprintf(org, sizeof(org), "%s",
+	    conf->report_org_name[0] ? conf->report_org_name : conf->authserv_id);
 	if (conf->report_from[0])
 		snprintf(email, sizeof(email), "%s", conf->report_from);
 	else
 		snprintf(email, sizeof(email), "postmaster@%s", conf->authserv_id);
 	receiver = strrchr(email, '@') ? strrchr(email, '@') + 1 : email;
 	meta = (struct report_meta){ org, email, receiver };
-	db = moat_dmarc_report_db_open(db_path ? db_path : conf->dmarc_report_db, dir == NULL, err, sizeof(err));
+	db = moat_dmarc_report_db_open(db_path ? db_path : conf->dmarc_report_db, dir == NULL, err,
+	    sizeof(err));
 	if (db == NULL) {
 		fprintf(stderr, "mxmoat-report: %s\n", err);
 		moat_conf_unref(conf);
@@ -160,7 +181,9 @@ int main(int argc, char **argv)
 	if (json) {
 		struct report_json *j = report_json_begin();
 		void *arg[2] = { j, &meta };
-		if (j == NULL || report_walk(db, now, all ? NULL : "write", &meta, json_one, arg, err, sizeof(err)) < 0) {
+		if (j == NULL ||
+		    report_walk(db, now, all ? NULL : "write", &meta, json_one, arg, err,
+			sizeof(err)) < 0) {
 			fprintf(stderr, "mxmoat-report: %s\n", j ? err : "out of memory");
 			status = EXIT_ERROR;
 		}
@@ -181,10 +204,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "mxmoat-report: %s\n", w.err[0] ? w.err : err);
 			status = EXIT_ERROR;
 		} else {
-			fprintf(stderr, "mxmoat-report: %ld report%s written to %s\n", n, n == 1 ? "" : "s", dir);
+			fprintf(stderr, "mxmoat-report: %ld report%s written to %s\n", n,
+			    n == 1 ? "" : "s", dir);
 		}
 	}
-	if (html != NULL && status == 0 && report_html_write(db, now, days, &meta, html, err, sizeof(err)) < 0) {
+	if (html != NULL && status == 0 &&
+	    report_html_write(db, now, days, &meta, html, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-report: %s\n", err);
 		status = EXIT_ERROR;
 	}

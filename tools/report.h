@@ -21,20 +21,40 @@ struct sqlite3;
 
 /* A row's grouped columns, in the store's names and this order. */
 enum report_col {
-	COL_SOURCE_IP, COL_DISPOSITION, COL_DKIM_ALIGNED, COL_SPF_ALIGNED, COL_OVERRIDE,
-	COL_OVERRIDE_COMMENT, COL_HEADER_FROM, COL_ENVELOPE_FROM, COL_SPF_DOMAIN, COL_SPF_SCOPE,
-	COL_SPF_RESULT, COL_DKIM,   /* "domain selector result" lines */
+	COL_SOURCE_IP,
+	COL_DISPOSITION,
+	COL_DKIM_ALIGNED,
+	COL_SPF_ALIGNED,
+	COL_OVERRIDE,
+	COL_OVERRIDE_COMMENT,
+	COL_HEADER_FROM,
+	COL_ENVELOPE_FROM,
+	COL_SPF_DOMAIN,
+	COL_SPF_SCOPE,
+	COL_SPF_RESULT,
+	COL_DKIM, /* "domain selector result" lines */
 	COL_COUNT
 };
 
 struct report_row {
-	const char *f[COL_COUNT];   /* borrowed from the walk, valid during the callback */
+	const char *f[COL_COUNT]; /* borrowed from the walk, valid during the callback */
 	uint64_t count;
 };
 
 /* The policy published, in the store's names and this order. */
-enum report_pol { POL_P, POL_SP, POL_NP, POL_ADKIM, POL_ASPF, POL_TESTING, POL_PSD, POL_RUA, POL_RUF,
-	POL_FO, POL_COUNT };
+enum report_pol {
+	POL_P,
+	POL_SP,
+	POL_NP,
+	POL_ADKIM,
+	POL_ASPF,
+	POL_TESTING,
+	POL_PSD,
+	POL_RUA,
+	POL_RUF,
+	POL_FO,
+	POL_COUNT
+};
 
 struct report_policy {
 	char *f[POL_COUNT];
@@ -44,18 +64,18 @@ struct report_policy {
 struct report_meta {
 	const char *org_name;
 	const char *email;
-	const char *receiver;        /* domain, for file names and report ids */
+	const char *receiver; /* domain, for file names and report ids */
 };
 
 struct report {
-	const char *domain;          /* the policy domain (borrowed, as the rows) */
-	int64_t begin, end;          /* end: the day's last second */
+	const char *domain; /* the policy domain (borrowed, as the rows) */
+	int64_t begin, end; /* end: the day's last second */
 	char report_id[17];
 	struct report_policy pol;
 	struct report_row *rows;
 	size_t nrows, cap;
 	uint64_t messages;
-	int64_t last_id;             /* the latest record, whose policy is the one published */
+	int64_t last_id; /* the latest record, whose policy is the one published */
 };
 
 /* Called once per report, in policy-domain then day order; a non-zero return stops the walk. */
@@ -70,16 +90,18 @@ long report_walk(struct sqlite3 *db, int64_t now, const char *kind, const struct
     report_fn fn, void *arg, char *err, size_t errlen);
 
 /* report_mark - record that REP was emitted as KIND; -1 with err. */
-int report_mark(struct sqlite3 *db, const struct report *rep, const char *kind, int64_t now, char *err,
-    size_t errlen);
+int report_mark(struct sqlite3 *db, const struct report *rep, const char *kind, int64_t now,
+    char *err, size_t errlen);
 
 /* report_dkim_fn - one DKIM result of a row's "domain selector result" lines. */
-typedef void (*report_dkim_fn)(const char *domain, const char *selector, const char *result, void *arg);
+typedef void (
+    *report_dkim_fn)(const char *domain, const char *selector, const char *result, void *arg);
 /* report_dkim_each - FN for each line of LINES; -1 when out of memory. */
 int report_dkim_each(const char *lines, report_dkim_fn fn, void *arg);
 
 /* report_filename - RFC 9990: receiver!policy-domain!begin!end!unique-id.xml.gz */
-int report_filename(const struct report *rep, const struct report_meta *meta, char *out, size_t outlen);
+int report_filename(const struct report *rep, const struct report_meta *meta, char *out,
+    size_t outlen);
 
 /* report_xml_write - the XML of REP, gzip-compressed, into PATH (through a temporary file). */
 int report_xml_write(const struct report *rep, const struct report_meta *meta, const char *path,
@@ -88,11 +110,12 @@ int report_xml_write(const struct report *rep, const struct report_meta *meta, c
 /* JSON: report_json_begin, then report_json_add per report, then report_json_end prints it. */
 struct report_json;
 struct report_json *report_json_begin(void);
-int report_json_add(struct report_json *j, const struct report *rep, const struct report_meta *meta);
+int report_json_add(struct report_json *j, const struct report *rep,
+    const struct report_meta *meta);
 int report_json_end(struct report_json *j, FILE *out);
 
 /* report_html_write - the page of the DAYS days up to NOW into PATH; -1 with err. */
-int report_html_write(struct sqlite3 *db, int64_t now, unsigned days, const struct report_meta *meta,
-    const char *path, char *err, size_t errlen);
+int report_html_write(struct sqlite3 *db, int64_t now, unsigned days,
+    const struct report_meta *meta, const char *path, char *err, size_t errlen);
 
 #endif /* MOAT_REPORT_H */

@@ -22,13 +22,15 @@
 #include "report.h"
 
 /* The grouped columns, in the order of enum report_col. */
-#define ROW_COLUMNS "source_ip, disposition, dkim_aligned, spf_aligned, override, override_comment," \
+#define ROW_COLUMNS \
+	"source_ip, disposition, dkim_aligned, spf_aligned, override, override_comment," \
 	" header_from, envelope_from, spf_domain, spf_scope, spf_result, dkim"
 
 static const char scan_sql[] =
     "SELECT policy_domain, t / 86400, " ROW_COLUMNS ", id FROM records NOT INDEXED"
     " WHERE policy_domain <> '' AND source_ip <> '' AND disposition <> 'tempfail' AND t < ?1";
-static const char emitted_sql[] = "SELECT policy_domain, begin / 86400 FROM emitted WHERE kind = ?1";
+static const char emitted_sql[] =
+    "SELECT policy_domain, begin / 86400 FROM emitted WHERE kind = ?1";
 
 /* One distinct row, or (emitted set) one period: the key is the policy domain, the day and the
  * grouped columns, each NUL-terminated, back to back. */
@@ -43,11 +45,12 @@ struct agg {
 
 struct table {
 	struct agg **slot;
-	size_t cap, n;               /* cap: a power of two, at most half full */
+	size_t cap, n; /* cap: a power of two, at most half full */
 };
 
 /* fnv64 - FNV-1a; also the report id: stable for one receiver, domain and day. */
-static uint64_t fnv64_mem(const char *s, size_t n, uint64_t h)
+static uint64_t
+fnv64_mem(const char *s, size_t n, uint64_t h)
 {
 	for (size_t i = 0; i < n; i++) {
 		h ^= (unsigned char)s[i];
@@ -58,24 +61,28 @@ static uint64_t fnv64_mem(const char *s, size_t n, uint64_t h)
 
 #define FNV_BASIS 14695981039346656037ULL
 
-static uint64_t fnv64(const char *s, uint64_t h)
+static uint64_t
+fnv64(const char *s, uint64_t h)
 {
 	return fnv64_mem(s, strlen(s), h);
 }
 
 /* table_find - the slot of KEY (its entry, or the empty slot where it belongs). */
-static struct agg **table_find(struct table *t, const char *key, size_t len, uint64_t hash)
+static struct agg **
+table_find(struct table *t, const char *key, size_t len, uint64_t hash)
 {
 	size_t i = (size_t)hash & (t->cap - 1);
 
-	while (t->slot[i] != NULL && !(t->slot[i]->hash == hash && t->slot[i]->len == len &&
-	    memcmp(t->slot[i]->key, key, len) == 0))
+	while (t->slot[i] != NULL &&
+	    !(t->slot[i]->hash == hash && t->slot[i]->len == len &&
+		memcmp(t->slot[i]->key, key, len) == 0))
 		i = (i + 1) & (t->cap - 1);
 	return &t->slot[i];
 }
 
 /* table_grow - double the table; -1 when out of memory. */
-static int table_grow(struct table *t)
+static int
+table_grow(struct table *t)
 {
 	struct table bigger = { NULL, t->cap ? t->cap * 2 : 1024, t->n };
 
@@ -83,14 +90,16 @@ static int table_grow(struct table *t)
 		return -1;
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->slot[i] != NULL)
-			*table_find(&bigger, t->slot[i]->key, t->slot[i]->len, t->slot[i]->hash) = t->slot[i];
+			*table_find(&bigger, t->slot[i]->key, t->slot[i]->len, t->slot[i]->hash) =
+			    t->slot[i];
 	free(t->slot);
 	*t = bigger;
 	return 0;
 }
 
 /* table_add - the entry of KEY, made (count 0) if new; NULL when out of memory. */
-static struct agg *table_add(struct table *t, const char *key, size_t len, uint64_t hash, int64_t day)
+static struct agg *
+table_add(struct table *t, const char *key, size_t len, uint64_t hash, int64_t day)
 {
 	struct agg **slot, *a;
 
@@ -112,7 +121,8 @@ static struct agg *table_add(struct table *t, const char *key, size_t len, uint6
 	return a;
 }
 
-static void table_free(struct table *t)
+static void
+table_free(struct table *t)
 {
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->slot[i] != NULL) {
@@ -123,7 +133,8 @@ static void table_free(struct table *t)
 }
 
 /* key_build - columns FIRST..LAST of the current row, each with its NUL, into *buf; the length. */
-static size_t key_build(sqlite3_stmt *st, int first, int last, char **buf, size_t *cap)
+static size_t
+key_build(sqlite3_stmt *st, int first, int last, char **buf, size_t *cap)
 {
 	size_t o = 0;
 
@@ -147,7 +158,8 @@ static size_t key_build(sqlite3_stmt *st, int first, int last, char **buf, size_
 }
 
 /* period_key_len - the length of the domain and day part of a row key (two strings). */
-static size_t period_key_len(const char *key)
+static size_t
+period_key_len(const char *key)
 {
 	size_t d = strlen(key) + 1;
 
@@ -155,7 +167,8 @@ static size_t period_key_len(const char *key)
 }
 
 /* load_emitted - the periods emitted as KIND, as keys "domain\0day\0". */
-static int load_emitted(sqlite3 *db, const char *kind, struct table *done, char **buf, size_t *cap)
+static int
+load_emitted(sqlite3 *db, const char *kind, struct table *done, char **buf, size_t *cap)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -165,7 +178,8 @@ static int load_emitted(sqlite3 *db, const char *kind, struct table *done, char 
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		size_t len = key_build(st, 0, 1, buf, cap);
-		if (len == 0 || table_add(done, *buf, len, fnv64_mem(*buf, len, FNV_BASIS), 0) == NULL) {
+		if (len == 0 ||
+		    table_add(done, *buf, len, fnv64_mem(*buf, len, FNV_BASIS), 0) == NULL) {
 			rc = SQLITE_NOMEM;
 			break;
 		}
@@ -175,8 +189,8 @@ static int load_emitted(sqlite3 *db, const char *kind, struct table *done, char 
 }
 
 /* scan - count every reportable record into ROWS, skipping the periods in DONE. */
-static int scan(sqlite3 *db, int64_t before, struct table *rows, struct table *done, char **buf,
-    size_t *cap)
+static int
+scan(sqlite3 *db, int64_t before, struct table *rows, struct table *done, char **buf, size_t *cap)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -194,9 +208,11 @@ static int scan(sqlite3 *db, int64_t before, struct table *rows, struct table *d
 			break;
 		}
 		plen = period_key_len(*buf);
-		if (done->n > 0 && *table_find(done, *buf, plen, fnv64_mem(*buf, plen, FNV_BASIS)) != NULL)
+		if (done->n > 0 &&
+		    *table_find(done, *buf, plen, fnv64_mem(*buf, plen, FNV_BASIS)) != NULL)
 			continue;
-		a = table_add(rows, *buf, len, fnv64_mem(*buf, len, FNV_BASIS), sqlite3_column_int64(st, 1));
+		a = table_add(rows, *buf, len, fnv64_mem(*buf, len, FNV_BASIS),
+		    sqlite3_column_int64(st, 1));
 		if (a == NULL) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -210,7 +226,8 @@ static int scan(sqlite3 *db, int64_t before, struct table *rows, struct table *d
 }
 
 /* agg_cmp - by policy domain, then day, then the rest of the key (a stable order). */
-static int agg_cmp(const void *pa, const void *pb)
+static int
+agg_cmp(const void *pa, const void *pb)
 {
 	const struct agg *a = *(const struct agg *const *)pa, *b = *(const struct agg *const *)pb;
 	int c = strcmp(a->key, b->key);
@@ -223,7 +240,8 @@ static int agg_cmp(const void *pa, const void *pb)
 	return c != 0 ? c : (a->len > b->len) - (a->len < b->len);
 }
 
-static char *dup_col(sqlite3_stmt *st, int col)
+static char *
+dup_col(sqlite3_stmt *st, int col)
 {
 	const unsigned char *s = sqlite3_column_text(st, col);
 
@@ -231,7 +249,8 @@ static char *dup_col(sqlite3_stmt *st, int col)
 }
 
 /* report_reset - free the last report's policy, keep the row array. */
-static void report_reset(struct report *rep)
+static void
+report_reset(struct report *rep)
 {
 	for (int i = 0; i < POL_COUNT; i++) {
 		free(rep->pol.f[i]);
@@ -244,10 +263,12 @@ static void report_reset(struct report *rep)
 }
 
 /* report_finish - the policy published (the day's latest record) and the id. */
-static int report_finish(sqlite3 *db, struct report *rep, const struct report_meta *meta, char *err,
+static int
+report_finish(sqlite3 *db, struct report *rep, const struct report_meta *meta, char *err,
     size_t errlen)
 {
-	static const char sql[] = "SELECT p, sp, np, adkim, aspf, testing, psd, rua, ruf, fo FROM records WHERE id = ?";
+	static const char sql[] =
+	    "SELECT p, sp, np, adkim, aspf, testing, psd, rua, ruf, fo FROM records WHERE id = ?";
 	sqlite3_stmt *st = NULL;
 	char day[32];
 	uint64_t h;
@@ -272,7 +293,8 @@ fail:
 }
 
 /* report_row_add - A as a new row of REP; its fields point into A's key. */
-static int report_row_add(struct report *rep, const struct agg *a)
+static int
+report_row_add(struct report *rep, const struct agg *a)
 {
 	struct report_row *r;
 	const char *p = a->key;
@@ -286,8 +308,8 @@ static int report_row_add(struct report *rep, const struct agg *a)
 		rep->cap = cap;
 	}
 	r = &rep->rows[rep->nrows++];
-	p += strlen(p) + 1;          /* the policy domain */
-	p += strlen(p) + 1;          /* the day */
+	p += strlen(p) + 1; /* the policy domain */
+	p += strlen(p) + 1; /* the day */
 	for (int i = 0; i < COL_COUNT; i++) {
 		r->f[i] = p;
 		p += strlen(p) + 1;
@@ -300,7 +322,8 @@ static int report_row_add(struct report *rep, const struct agg *a)
 }
 
 /* emit - the sorted rows, one report per policy domain and day, each handed to FN. */
-static long emit(sqlite3 *db, struct agg **all, size_t n, const struct report_meta *meta, report_fn fn,
+static long
+emit(sqlite3 *db, struct agg **all, size_t n, const struct report_meta *meta, report_fn fn,
     void *arg, char *err, size_t errlen)
 {
 	struct report rep = { 0 };
@@ -308,9 +331,11 @@ static long emit(sqlite3 *db, struct agg **all, size_t n, const struct report_me
 	bool failed = false;
 
 	for (size_t i = 0; i <= n && !failed; i++) {
-		if (rep.domain != NULL && (i == n || strcmp(rep.domain, all[i]->key) != 0 ||
-		    rep.begin != all[i]->day * REPORT_DAY)) {
-			failed = report_finish(db, &rep, meta, err, errlen) < 0 || fn(&rep, arg) != 0;
+		if (rep.domain != NULL &&
+		    (i == n || strcmp(rep.domain, all[i]->key) != 0 ||
+			rep.begin != all[i]->day * REPORT_DAY)) {
+			failed =
+			    report_finish(db, &rep, meta, err, errlen) < 0 || fn(&rep, arg) != 0;
 			if (failed)
 				break;
 			count++;
@@ -338,7 +363,8 @@ static long emit(sqlite3 *db, struct agg **all, size_t n, const struct report_me
 	return count;
 }
 
-long report_walk(sqlite3 *db, int64_t now, const char *kind, const struct report_meta *meta,
+long
+report_walk(sqlite3 *db, int64_t now, const char *kind, const struct report_meta *meta,
     report_fn fn, void *arg, char *err, size_t errlen)
 {
 	struct table rows = { 0 }, done = { 0 };
@@ -350,7 +376,8 @@ long report_walk(sqlite3 *db, int64_t now, const char *kind, const struct report
 	err[0] = '\0';
 	if (table_grow(&rows) < 0 || table_grow(&done) < 0 ||
 	    (kind != NULL && load_emitted(db, kind, &done, &buf, &cap) < 0) ||
-	    scan(db, now - now % REPORT_DAY, &rows, &done, &buf, &cap) < 0) {   /* complete days only */
+	    scan(db, now - now % REPORT_DAY, &rows, &done, &buf, &cap) <
+		0) { /* complete days only */
 		snprintf(err, errlen, "reading the store: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -372,10 +399,12 @@ out:
 	return count;
 }
 
-int report_mark(sqlite3 *db, const struct report *rep, const char *kind, int64_t now, char *err,
+int
+report_mark(sqlite3 *db, const struct report *rep, const char *kind, int64_t now, char *err,
     size_t errlen)
 {
-	static const char sql[] = "INSERT OR IGNORE INTO emitted (policy_domain, begin, kind, at, report_id)"
+	static const char sql[] =
+	    "INSERT OR IGNORE INTO emitted (policy_domain, begin, kind, at, report_id)"
 	    " VALUES (?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -396,15 +425,17 @@ int report_mark(sqlite3 *db, const struct report *rep, const char *kind, int64_t
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-int report_filename(const struct report *rep, const struct report_meta *meta, char *out, size_t outlen)
+int
+report_filename(const struct report *rep, const struct report_meta *meta, char *out, size_t outlen)
 {
-	int n = snprintf(out, outlen, "%s!%s!%" PRId64 "!%" PRId64 "!%s.xml.gz", meta->receiver, rep->domain,
-	    rep->begin, rep->end, rep->report_id);
+	int n = snprintf(out, outlen, "%s!%s!%" PRId64 "!%" PRId64 "!%s.xml.gz", meta->receiver,
+	    rep->domain, rep->begin, rep->end, rep->report_id);
 
 	return n < 0 || (size_t)n >= outlen ? -1 : 0;
 }
 
-int report_dkim_each(const char *lines, report_dkim_fn fn, void *arg)
+int
+report_dkim_each(const char *lines, report_dkim_fn fn, void *arg)
 {
 	char *copy = strdup(lines), *save = NULL, *line;
 

@@ -19,7 +19,8 @@ struct report_json {
 };
 
 /* add_str - KEY: VALUE into OBJ; skipped when OPTIONAL and empty. */
-static void add_str(json_object *obj, const char *key, const char *value, int optional)
+static void
+add_str(json_object *obj, const char *key, const char *value, int optional)
 {
 	if (optional && (value == NULL || value[0] == '\0'))
 		return;
@@ -27,7 +28,8 @@ static void add_str(json_object *obj, const char *key, const char *value, int op
 }
 
 /* dkim_result - one DKIM result appended to the array ARG. */
-static void dkim_result(const char *domain, const char *selector, const char *result, void *arg)
+static void
+dkim_result(const char *domain, const char *selector, const char *result, void *arg)
 {
 	json_object *d = json_object_new_object();
 
@@ -37,7 +39,8 @@ static void dkim_result(const char *domain, const char *selector, const char *re
 	json_object_array_add(arg, d);
 }
 
-static json_object *record(const struct report_row *r)
+static json_object *
+record(const struct report_row *r)
 {
 	json_object *rec = json_object_new_object(), *pe = json_object_new_object();
 	json_object *ids = json_object_new_object(), *ar = json_object_new_object();
@@ -68,7 +71,8 @@ static json_object *record(const struct report_row *r)
 	return rec;
 }
 
-struct report_json *report_json_begin(void)
+struct report_json *
+report_json_begin(void)
 {
 	struct report_json *j = calloc(1, sizeof(*j));
 
@@ -80,10 +84,11 @@ struct report_json *report_json_begin(void)
 	return j;
 }
 
-int report_json_add(struct report_json *j, const struct report *rep, const struct report_meta *meta)
+int
+report_json_add(struct report_json *j, const struct report *rep, const struct report_meta *meta)
 {
-	static const char *const pol_names[POL_COUNT] = { "p", "sp", "np", "adkim", "aspf", "testing",
-		"psd", "rua", "ruf", "fo" };
+	static const char *const pol_names[POL_COUNT] = { "p", "sp", "np", "adkim", "aspf",
+		"testing", "psd", "rua", "ruf", "fo" };
 	json_object *r = json_object_new_object(), *md = json_object_new_object();
 	json_object *dr = json_object_new_object(), *pp = json_object_new_object();
 	json_object *recs = json_object_new_array();
@@ -110,14 +115,17 @@ int report_json_add(struct report_json *j, const struct report *rep, const struc
 	return json_object_array_add(j->reports, r);
 }
 
-int report_json_end(struct report_json *j, FILE *out)
+int
+report_json_end(struct report_json *j, FILE *out)
 {
 	int rc = 0;
 
 	if (j == NULL)
 		return -1;
-	if (out != NULL && fprintf(out, "%s\n", json_object_to_json_string_ext(j->root,
-	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+	if (out != NULL &&
+	    fprintf(out, "%s\n",
+		json_object_to_json_string_ext(j->root,
+		    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		rc = -1;
 	json_object_put(j->root);
 	free(j);

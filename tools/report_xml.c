@@ -26,14 +26,16 @@ struct out {
 	int failed;
 };
 
-static void put(struct out *o, const char *s)
+static void
+put(struct out *o, const char *s)
 {
 	if (!o->failed && gzputs(o->gz, s) < 0)
 		o->failed = 1;
 }
 
 static void putf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct out *o, const char *fmt, ...)
+static void
+putf(struct out *o, const char *fmt, ...)
 {
 	char buf[256];
 	va_list ap;
@@ -49,15 +51,19 @@ static void putf(struct out *o, const char *fmt, ...)
 }
 
 /* text - S escaped for XML character data. */
-static void text(struct out *o, const char *s)
+static void
+text(struct out *o, const char *s)
 {
 	const char *p = s;
 
 	for (; *p; p++) {
-		const char *rep = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" :
-		    *p == '"' ? "&quot;" : NULL;
+		const char *rep = *p == '&' ? "&amp;"
+		    : *p == '<'             ? "&lt;"
+		    : *p == '>'             ? "&gt;"
+		    : *p == '"'             ? "&quot;"
+					    : NULL;
 		if (rep == NULL && (unsigned char)*p < 0x20 && *p != '\t')
-			rep = " ";    /* not allowed in XML 1.0 */
+			rep = " "; /* not allowed in XML 1.0 */
 		if (rep == NULL)
 			continue;
 		if (p > s && !o->failed && gzwrite(o->gz, s, (unsigned)(p - s)) <= 0)
@@ -69,13 +75,15 @@ static void text(struct out *o, const char *s)
 }
 
 /* elem - <name>text</name> at INDENT tabs; skipped when OPTIONAL and empty. */
-static void elem(struct out *o, int indent, const char *name, const char *value, int optional)
+static void
+elem(struct out *o, int indent, const char *name, const char *value, int optional)
 {
 	static const char tabs[] = "\t\t\t\t\t\t";
 
 	if (optional && (value == NULL || value[0] == '\0'))
 		return;
-	put(o, tabs + sizeof(tabs) - 1 - (size_t)indent);   /* no printf per element: a million rows */
+	put(o,
+	    tabs + sizeof(tabs) - 1 - (size_t)indent); /* no printf per element: a million rows */
 	put(o, "<");
 	put(o, name);
 	put(o, ">");
@@ -86,7 +94,8 @@ static void elem(struct out *o, int indent, const char *name, const char *value,
 }
 
 /* dkim_result - one RFC 9990 <dkim> element of <auth_results>. */
-static void dkim_result(const char *domain, const char *selector, const char *result, void *arg)
+static void
+dkim_result(const char *domain, const char *selector, const char *result, void *arg)
 {
 	struct out *o = arg;
 
@@ -97,7 +106,8 @@ static void dkim_result(const char *domain, const char *selector, const char *re
 	put(o, "\t\t\t</dkim>\n");
 }
 
-static void record(struct out *o, const struct report_row *r)
+static void
+record(struct out *o, const struct report_row *r)
 {
 	put(o, "\t<record>\n\t\t<row>\n");
 	elem(o, 3, "source_ip", r->f[COL_SOURCE_IP], 0);
@@ -125,7 +135,8 @@ static void record(struct out *o, const struct report_row *r)
 	put(o, "\t\t\t</spf>\n\t\t</auth_results>\n\t</record>\n");
 }
 
-int report_xml_write(const struct report *rep, const struct report_meta *meta, const char *path,
+int
+report_xml_write(const struct report *rep, const struct report_meta *meta, const char *path,
     char *err, size_t errlen)
 {
 	char tmp[4096];
@@ -142,8 +153,10 @@ int report_xml_write(const struct report *rep, const struct report_meta *meta, c
 	elem(&o, 2, "org_name", meta->org_name, 0);
 	elem(&o, 2, "email", meta->email, 0);
 	elem(&o, 2, "report_id", rep->report_id, 0);
-	putf(&o, "\t\t<date_range>\n\t\t\t<begin>%" PRId64 "</begin>\n\t\t\t<end>%" PRId64 "</end>\n"
-	    "\t\t</date_range>\n", rep->begin, rep->end);
+	putf(&o,
+	    "\t\t<date_range>\n\t\t\t<begin>%" PRId64 "</begin>\n\t\t\t<end>%" PRId64 "</end>\n"
+	    "\t\t</date_range>\n",
+	    rep->begin, rep->end);
 	elem(&o, 2, "generator", PACKAGE_NAME " " PACKAGE_VERSION, 0);
 	put(&o, "\t</report_metadata>\n\t<policy_published>\n");
 	elem(&o, 2, "domain", rep->domain, 0);

@@ -21,7 +21,8 @@
 
 #define OVERRIDES_MAX 16
 
-static double now(clockid_t clock)
+static double
+now(clockid_t clock)
 {
 	struct timespec ts;
 
@@ -30,8 +31,9 @@ static double now(clockid_t clock)
 }
 
 /* one - one message through the engine; returns the verdict action. */
-static int one(struct moat_auth_engine *e, const struct moat_conf *conf,
-    const struct moat_auth_env *env, const char *msg, size_t len, bool print)
+static int
+one(struct moat_auth_engine *e, const struct moat_conf *conf, const struct moat_auth_env *env,
+    const char *msg, size_t len, bool print)
 {
 	struct moat_auth_msg *m = moat_auth_msg_new(e, conf, env);
 	struct moat_verdict v;
@@ -75,7 +77,8 @@ static int one(struct moat_auth_engine *e, const struct moat_conf *conf,
 	return (int)v.action;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "client-ip", required_argument, NULL, 'i' },
@@ -96,10 +99,18 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "n:o:", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n': count = strtol(optarg, NULL, 10); break;
-		case 'i': env.client_addr = optarg; break;
-		case 'H': env.helo = optarg; break;
-		case 'm': env.mail_from = optarg; break;
+		case 'n':
+			count = strtol(optarg, NULL, 10);
+			break;
+		case 'i':
+			env.client_addr = optarg;
+			break;
+		case 'H':
+			env.helo = optarg;
+			break;
+		case 'm':
+			env.mail_from = optarg;
+			break;
 		case 'o':
 			if (nov == OVERRIDES_MAX || moat_conf_parse_override(optarg, &ov[nov]) < 0)
 				return 2;
@@ -110,7 +121,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind + 1 != argc || count < 1 || (f = fopen(argv[optind], "rb")) == NULL) {
-		fprintf(stderr, "usage: auth_bench -n COUNT [--client-ip A] [--helo H] [--mail-from M] [-o K=V]... FILE\n");
+		fprintf(stderr,
+		    "usage: auth_bench -n COUNT [--client-ip A] [--helo H] [--mail-from M] [-o K=V]... FILE\n");
 		return 2;
 	}
 	if ((msg = malloc(cap)) == NULL)
@@ -133,7 +145,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "auth_bench: %s\n", err);
 		return 2;
 	}
-	if (one(e, conf, &env, msg, len, false) < 0)      /* warms the DNS cache */
+	if (one(e, conf, &env, msg, len, false) < 0) /* warms the DNS cache */
 		return 2;
 	t0 = now(CLOCK_MONOTONIC);
 	c0 = now(CLOCK_PROCESS_CPUTIME_ID);

@@ -20,7 +20,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* results - ';' outside quoted-strings and comments: one per result. */
-static unsigned results(const char *p)
+static unsigned
+results(const char *p)
 {
 	unsigned n = 0;
 	bool q = false;
@@ -36,11 +37,12 @@ static unsigned results(const char *p)
 			n++;
 	}
 	if (q)
-		abort();     /* unbalanced quotes */
+		abort(); /* unbalanced quotes */
 	return n;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char value[2048], out[4200], hdr[8192], id[256];
 	struct moat_authres ar;

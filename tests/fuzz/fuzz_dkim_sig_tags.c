@@ -21,7 +21,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_ldh(const char *s)
+static void
+check_ldh(const char *s)
 {
 	if (*s == '\0')
 		abort();
@@ -31,7 +32,8 @@ static void check_ldh(const char *s)
 }
 
 /* check_identity - the input as an i= value. */
-static void check_identity(const char *in, size_t size)
+static void
+check_identity(const char *in, size_t size)
 {
 	char id[MOAT_DKIM_IDENTITY_MAX + 1];
 	const char *why, *at;
@@ -47,7 +49,8 @@ static void check_identity(const char *in, size_t size)
 }
 
 /* check_decoder - length bound, and escape-everything-then-decode is the identity. */
-static void check_decoder(const char *in, size_t size)
+static void
+check_decoder(const char *in, size_t size)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *out = malloc(size + 1), *esc = NULL, *again = NULL;
@@ -55,7 +58,8 @@ static void check_decoder(const char *in, size_t size)
 
 	if (out == NULL)
 		return;
-	if (n > (ssize_t)size || n == MOAT_QP_TOO_LONG || moat__qp_dkim_decode(in, size, NULL, 0) != n)
+	if (n > (ssize_t)size || n == MOAT_QP_TOO_LONG ||
+	    moat__qp_dkim_decode(in, size, NULL, 0) != n)
 		abort();
 	if (n > 0 && moat__qp_dkim_decode(in, size, out, (size_t)n - 1) != MOAT_QP_TOO_LONG)
 		abort();
@@ -75,7 +79,8 @@ static void check_decoder(const char *in, size_t size)
 	free(out);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct moat_dkim_sig s;
 

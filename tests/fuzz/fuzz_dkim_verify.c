@@ -21,7 +21,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size, *nl = memchr(p, '\n', size);
 	struct moat_dkim_opts opts = { .max_signatures = 3, .fixed_time = 1795000000 };
@@ -34,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (nl == NULL || (dns = moat_dns_new_fixture()) == NULL)
 		return 0;
-	moat_dns_fixture_add(dns, "sel._domainkey.example.com", MOAT_DNS_TXT, 0, p, (size_t)(nl - p));
+	moat_dns_fixture_add(dns, "sel._domainkey.example.com", MOAT_DNS_TXT, 0, p,
+	    (size_t)(nl - p));
 	v = moat_dkim_verifier_new(dns, &opts);
 	m = v ? moat_dkim_msg_new(v) : NULL;
 	field = malloc(FIELD_MAX);

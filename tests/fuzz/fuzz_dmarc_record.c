@@ -14,14 +14,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct moat_dmarc_record r;
 
 	if (moat_dmarc_record_parse((const char *)data, size, &r) == 0) {
 		if (r.p < MOAT_DMARC_P_NONE || r.p > MOAT_DMARC_P_REJECT)
 			abort();
-		if (r.sp > MOAT_DMARC_P_REJECT || r.np > MOAT_DMARC_P_REJECT || r.psd > MOAT_DMARC_PSD_N)
+		if (r.sp > MOAT_DMARC_P_REJECT || r.np > MOAT_DMARC_P_REJECT ||
+		    r.psd > MOAT_DMARC_PSD_N)
 			abort();
 		if (strnlen(r.rua, sizeof(r.rua)) >= sizeof(r.rua))
 			abort();

@@ -16,7 +16,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct moat_from f;
 	const char *p = (const char *)data, *end = p + size;
@@ -37,8 +38,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (f.domain[0] == '\0' || strchr(f.domain, '.') == NULL)
 			abort();
 		for (const char *d = f.domain; *d; d++)
-			if (!(islower((unsigned char)*d) || isdigit((unsigned char)*d) || *d == '-' ||
-			    *d == '_' || *d == '.'))
+			if (!(islower((unsigned char)*d) || isdigit((unsigned char)*d) ||
+				*d == '-' || *d == '_' || *d == '.'))
 				abort();
 		break;
 	case MOAT_FROM_NONE:

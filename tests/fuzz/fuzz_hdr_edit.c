@@ -17,13 +17,19 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define DEL(n, i) { MOAT_HDR_DELETE, (char *)(n), NULL, (i) }
-#define INS(n, v) { MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 }
+#define DEL(n, i) \
+	{ \
+		MOAT_HDR_DELETE, (char *)(n), NULL, (i) \
+	}
+#define INS(n, v) \
+	{ \
+		MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 \
+	}
 
 static const struct moat_hdr_edit sets[4][4] = {
 	{ INS("Authentication-Results", "mx; spf=pass") },
 	{ DEL("Authentication-Results", 2), DEL("Authentication-Results", 1),
-	  INS("Authentication-Results", "mx;\r\n\tdkim=pass") },
+	    INS("Authentication-Results", "mx;\r\n\tdkim=pass") },
 	{ DEL("Authentication-Results ", 1), DEL("X", 3), INS(".Dot", ".v") },
 	{ DEL("A", 1), DEL("A", 1), DEL("a", 2) },
 };
@@ -40,12 +46,13 @@ collect(void *arg, const char *p, size_t n)
 	struct out *o = arg;
 
 	if (n > o->cap - o->len)
-		abort();        /* past the bound the proxy's send buffer is sized by */
+		abort(); /* past the bound the proxy's send buffer is sized by */
 	memcpy(o->buf + o->len, p, n);
 	o->len += n;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct out a = { 0 }, b = { 0 };
 	static struct px_edit e;
@@ -84,7 +91,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a.len != b.len || memcmp(a.buf, b.buf, a.len) != 0)
 		abort();
 	for (size_t i = 0; i < a.len; i++)
-		if ((i == 0 || a.buf[i - 1] == '\n') && a.buf[i] == '.' && (i + 1 == a.len || a.buf[i + 1] != '.'))
+		if ((i == 0 || a.buf[i - 1] == '\n') && a.buf[i] == '.' &&
+		    (i + 1 == a.len || a.buf[i + 1] != '.'))
 			abort();
 	free(a.buf);
 	free(b.buf);

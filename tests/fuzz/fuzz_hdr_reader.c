@@ -33,7 +33,7 @@ int mxmoat_check_main(int argc, char **argv);
 #undef main
 
 #define MSG_MAX 8192
-#define FIELDS_MAX 4200           /* "a:" lines of a message of 2 * MSG_MAX bytes */
+#define FIELDS_MAX 4200 /* "a:" lines of a message of 2 * MSG_MAX bytes */
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct fields {
 	size_t n;
-	size_t off[FIELDS_MAX + 1];      /* field i is buf[off[i]..off[i+1]) */
+	size_t off[FIELDS_MAX + 1]; /* field i is buf[off[i]..off[i+1]) */
 	char buf[2 * MSG_MAX];
 	bool overflow;
 };
@@ -64,15 +64,19 @@ record(const char *field, size_t len)
 	f->n++;
 }
 
-void __real_moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
-void __wrap_moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
+void __real_moat_session_header(struct moat_session *s, const char *field, size_t len,
+    struct moat_verdict *v);
+void __wrap_moat_session_header(struct moat_session *s, const char *field, size_t len,
+    struct moat_verdict *v);
 void __wrap_moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len);
 void __wrap_moat_auth_eoh(struct moat_auth_msg *m);
 void __wrap_moat_auth_body(struct moat_auth_msg *m, const char *chunk, size_t len);
-struct moat_auth_engine *__wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen);
+struct moat_auth_engine *__wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err,
+    size_t errlen);
 
 void
-__wrap_moat_session_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+__wrap_moat_session_header(struct moat_session *s, const char *field, size_t len,
+    struct moat_verdict *v)
 {
 	record(field, len);
 	__real_moat_session_header(s, field, len, v);
@@ -195,7 +199,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char envelope[] = "EHLO client.example\r\nMAIL FROM:<a@example.org>\r\n"
-	    "RCPT TO:<b@example.net>\r\nDATA\r\n";
+				       "RCPT TO:<b@example.net>\r\nDATA\r\n";
 	static struct fields pf, cf;
 	static char msg[2 * MSG_MAX + 8], wire[3 * MSG_MAX + 8];
 	static struct sim_session sm;
@@ -226,12 +230,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	if (sim_session_client(&sm, envelope, strlen(envelope), chunk) > 0 ||
 	    sim_session_client(&sm, wire, wlen, chunk) > 0)
-		abort();                         /* a message of MSG_MAX never fills the input window */
+		abort(); /* a message of MSG_MAX never fills the input window */
 	recording = NULL;
 	reply = last_reply(&sm, &rlen);
 
 	if (pf.overflow != cf.overflow || pf.n != cf.n)
-		abort();                         /* not the same fields */
+		abort(); /* not the same fields */
 	for (size_t i = 0; i < pf.n; i++)
 		if (pf.off[i + 1] - pf.off[i] != cf.off[i + 1] - cf.off[i] ||
 		    memcmp(pf.buf + pf.off[i], cf.buf + cf.off[i], pf.off[i + 1] - pf.off[i]) != 0)
@@ -241,9 +245,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t wl = moat_verdict_format_reply(&v, want, sizeof(want));
 
 		if (wl != rlen || memcmp(want, reply, wl) != 0)
-			abort();                 /* mxmoat-check refuses, the proxy does not say so */
+			abort(); /* mxmoat-check refuses, the proxy does not say so */
 	} else if (is_header_refusal(reply, rlen)) {
-		abort();                         /* the proxy refuses what mxmoat-check reads */
+		abort(); /* the proxy refuses what mxmoat-check reads */
 	}
 	sim_session_end(&sm);
 	return 0;

@@ -15,7 +15,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct px_pin h;
 	const char *why;
@@ -36,9 +37,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (st == PX_PIN_DONE) {
 		struct px_pin h2;
 
-		if (h.len == 0 || h.len > size || h.len > PX_PIN_MAX || (h.version != 1 && h.version != 2))
+		if (h.len == 0 || h.len > size || h.len > PX_PIN_MAX ||
+		    (h.version != 1 && h.version != 2))
 			abort();
-		if (!h.local && (memchr(h.src, '\0', sizeof(h.src)) == NULL || h.sport > 65535 || h.dport > 65535))
+		if (!h.local &&
+		    (memchr(h.src, '\0', sizeof(h.src)) == NULL || h.sport > 65535 ||
+			h.dport > 65535))
 			abort();
 		for (size_t n = 0; n < h.len; n++)
 			if (px_pin_parse(copy, n, &h2, &why) != PX_PIN_NEED)

@@ -66,6 +66,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sim_session_client(&sm, (const char *)data + 1, size - 1, chunk);
 	sim_session_end(&sm);
 	if (sm.messages > real_ends(data + 1, size - 1))
-		abort();                 /* a message made of a fake end of data: smuggling */
+		abort(); /* a message made of a fake end of data: smuggling */
 	return 0;
 }

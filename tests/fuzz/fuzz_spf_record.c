@@ -17,7 +17,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned char a4[4] = { 192, 0, 2, 1 };
 	static const unsigned char a6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
@@ -57,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	moat_dns_fixture_add(dns, "1.2.0.192.in-addr.arpa", MOAT_DNS_PTR, 0, "fuzz.test", 9);
 	moat_dns_fixture_fail(dns, "tmp.test", 0, MOAT_DNS_TEMPFAIL);
 	moat_addr_parse((size & 1) ? "2001:db8::1" : "192.0.2.1", &client);
-	moat_spf_check_mailfrom(dns, &client, "helo.test", "l\xc3\xa9.ocal-part@fuzz.test", &opts, &r);
+	moat_spf_check_mailfrom(dns, &client, "helo.test", "l\xc3\xa9.ocal-part@fuzz.test", &opts,
+	    &r);
 	moat_spf_result_clear(&r);
 	moat_dns_free(dns);
 	free(rec);

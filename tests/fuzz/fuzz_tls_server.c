@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct moat_tls_ctx *fuzz_ctx;
 static char fuzz_dir[] = "/tmp/fuzz_tls.XXXXXX";
-static const char *fuzz_files[] = { "rsa.pem", "rsa.key", "ecdsa.pem", "ecdsa.key", "other.pem", "other.key",
-	"ca.pem" };
+static const char *fuzz_files[] = { "rsa.pem", "rsa.key", "ecdsa.pem", "ecdsa.key", "other.pem",
+	"other.key", "ca.pem" };
 
 /* fuzz_cleanup - remove the private copy of the certificates at exit. */
 static void
@@ -73,7 +73,8 @@ fuzz_setup(void)
 	struct moat_tls_ctx *ctx;
 
 	snprintf(here, sizeof(here), "%s", __FILE__);
-	snprintf(from, sizeof(from), "%s", getenv("MXMOAT_TLS_DATA") != NULL ? getenv("MXMOAT_TLS_DATA") : "");
+	snprintf(from, sizeof(from), "%s",
+	    getenv("MXMOAT_TLS_DATA") != NULL ? getenv("MXMOAT_TLS_DATA") : "");
 	if (from[0] == '\0')
 		snprintf(from, sizeof(from), "%s/../data/tls", dirname(here));
 	if (mkdtemp(dir) == NULL)

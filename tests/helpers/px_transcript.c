@@ -37,7 +37,7 @@
 #define LINE_MAX_IN 8192
 #define OV_MAX 64
 #define RIG_SID "T1"
-#define RIG_TIME ((time_t)1796000000)   /* the auth engine's clock (DKIM t= and x=) */
+#define RIG_TIME ((time_t)1796000000) /* the auth engine's clock (DKIM t= and x=) */
 
 /* A growing text buffer for the transcript. */
 struct text {
@@ -48,7 +48,7 @@ struct text {
 struct rig {
 	struct px_session *s;
 	struct text out;
-	bool quiet;                  /* after the end: cleaning up prints nothing */
+	bool quiet; /* after the end: cleaning up prints nothing */
 	/* bytes of the current write direction not yet printed: 'c' client, 'b' backend */
 	char pdir;
 	struct text pend;
@@ -57,19 +57,19 @@ struct rig {
 	/* driver state */
 	bool closed, bopen, connect_due, work_due, rl_due, started;
 	struct moat_verdict rl_v;
-	struct moat_ratelimit *rl;       /* the policy's (borrowed) */
+	struct moat_ratelimit *rl; /* the policy's (borrowed) */
 	/* the simulated MTA ("mta"): the line it is receiving and whether it is in DATA */
 	struct sim_mta mta_state;
 	char mline[LINE_MAX_IN];
 	size_t mlen;
-	struct text owed;          /* its replies, delivered when the session waits */
+	struct text owed; /* its replies, delivered when the session waits */
 	struct px_ops ops;
 	/* one read being assembled from C:/C+ or B:/B+ lines: 'c', 'b' or 0 */
 	char rdir;
 	struct text rbuf;
 };
 
-static struct moat_dns *rig_dns;   /* the current scenario's DNS fixture */
+static struct moat_dns *rig_dns; /* the current scenario's DNS fixture */
 
 static void
 text_add(struct text *t, const char *p, size_t n)
@@ -305,8 +305,11 @@ op_backend_starttls(void *io)
 }
 
 static const char *const rl_names[] = {
-	[MOAT_RL_EV_CONNECT] = "connect", [MOAT_RL_EV_TLS] = "tls", [MOAT_RL_EV_MAIL] = "mail",
-	[MOAT_RL_EV_RCPT] = "rcpt", [MOAT_RL_EV_FIRST_RCPT] = "first-rcpt",
+	[MOAT_RL_EV_CONNECT] = "connect",
+	[MOAT_RL_EV_TLS] = "tls",
+	[MOAT_RL_EV_MAIL] = "mail",
+	[MOAT_RL_EV_RCPT] = "rcpt",
+	[MOAT_RL_EV_FIRST_RCPT] = "first-rcpt",
 };
 
 /*
@@ -434,15 +437,25 @@ unescape(char *p)
 		}
 		i++;
 		switch (p[i]) {
-		case 'r': p[o++] = '\r'; break;
-		case 'n': p[o++] = '\n'; break;
-		case 't': p[o++] = '\t'; break;
-		case '0': p[o++] = '\0'; break;
+		case 'r':
+			p[o++] = '\r';
+			break;
+		case 'n':
+			p[o++] = '\n';
+			break;
+		case 't':
+			p[o++] = '\t';
+			break;
+		case '0':
+			p[o++] = '\0';
+			break;
 		case 'x': {
 			unsigned v = 0;
 			int k;
 
-			for (k = 0; k < 2 && p[i + 1] != '\0' && strchr("0123456789abcdefABCDEF", p[i + 1]); k++) {
+			for (k = 0; k < 2 && p[i + 1] != '\0' &&
+			     strchr("0123456789abcdefABCDEF", p[i + 1]);
+			     k++) {
 				char c = p[++i];
 
 				v = v * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
@@ -450,7 +463,9 @@ unescape(char *p)
 			p[o++] = (char)v;
 			break;
 		}
-		default: p[o++] = p[i]; break;
+		default:
+			p[o++] = p[i];
+			break;
 		}
 	}
 	return o;
@@ -492,7 +507,9 @@ dns_line(char *arg)
 	if (name == NULL || type == NULL || val == NULL)
 		return -1;
 	if (strcmp(type, "A") == 0)
-		return inet_pton(AF_INET, val, a) == 1 ? moat_dns_fixture_add(rig_dns, name, MOAT_DNS_A, 0, a, 4) : -1;
+		return inet_pton(AF_INET, val, a) == 1
+		    ? moat_dns_fixture_add(rig_dns, name, MOAT_DNS_A, 0, a, 4)
+		    : -1;
 	if (strcmp(type, "TXT") == 0)
 		return moat_dns_fixture_add(rig_dns, name, MOAT_DNS_TXT, 0, val, strlen(val));
 	return -1;
@@ -500,11 +517,12 @@ dns_line(char *arg)
 
 /* session_begin - "connect": the configuration, the policy, the session and its start. */
 static int
-session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, char *err, size_t errlen)
+session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, char *err,
+    size_t errlen)
 {
 	struct moat_conf *conf;
-	struct moat_client mc = { sc->client_addr, 4321, sc->client_name[0] ? sc->client_name : NULL,
-		sc->listener, RIG_SID };
+	struct moat_client mc = { sc->client_addr, 4321,
+		sc->client_name[0] ? sc->client_name : NULL, sc->listener, RIG_SID };
 
 	if (r->ratelimit_pending) {
 		/* a shared store: the core leaves the charge to op_ratelimit (nothing connects) */
@@ -535,7 +553,7 @@ session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, cha
 		return -1;
 	}
 	if (r->implicit) {
-		px_session_tls_implicit(r->s);   /* the greeting comes after the handshake */
+		px_session_tls_implicit(r->s); /* the greeting comes after the handshake */
 	} else {
 		px_session_tls_offer(r->s, r->tls);
 		px_session_start(r->s, true);
@@ -662,7 +680,7 @@ event_line(struct rig *r, char *l, char *err, size_t errlen)
 	} else if (strcmp(l, "client tls done") == 0) {
 		fake_tls(&ti);
 		px_session_tls_started(r->s, &ti);
-		if (!r->started) {               /* implicit TLS: as the driver, greet now (RFC 8314) */
+		if (!r->started) { /* implicit TLS: as the driver, greet now (RFC 8314) */
 			r->started = true;
 			px_session_start(r->s, true);
 		}
@@ -679,7 +697,9 @@ event_line(struct rig *r, char *l, char *err, size_t errlen)
 }
 
 static const char *const phase_names[] = {
-	[PX_PHASE_GREET] = "greet", [PX_PHASE_COMMAND] = "command", [PX_PHASE_DATA] = "data",
+	[PX_PHASE_GREET] = "greet",
+	[PX_PHASE_COMMAND] = "command",
+	[PX_PHASE_DATA] = "data",
 	[PX_PHASE_CLOSED] = "closed",
 };
 
@@ -688,7 +708,9 @@ static int
 run_scenario(const char *path, struct text *out, char *err, size_t errlen)
 {
 	static const struct moat_conf_override defaults[] = {
-		{ "authserv_id", "mx.test" }, { "log_target", "stderr" }, { "auth_inbound", "no" },
+		{ "authserv_id", "mx.test" },
+		{ "log_target", "stderr" },
+		{ "auth_inbound", "no" },
 		{ "proxy_spool_dir", "/nonexistent" },
 	};
 	FILE *f = fopen(path, "r");
@@ -744,8 +766,9 @@ run_scenario(const char *path, struct text *out, char *err, size_t errlen)
 	}
 	if (rc == 0) {
 		read_end(&r);
-		text_printf(&r.out, "== end: phase %s, backend %s%s\n", phase_names[px_session_phase(r.s)],
-		    r.bopen ? "open" : "closed", r.work_due ? ", work queued" : "");
+		text_printf(&r.out, "== end: phase %s, backend %s%s\n",
+		    phase_names[px_session_phase(r.s)], r.bopen ? "open" : "closed",
+		    r.work_due ? ", work queued" : "");
 	}
 	/* tear down quietly, as the driver would after the client went */
 	r.quiet = true;
@@ -775,7 +798,8 @@ run_scenario(const char *path, struct text *out, char *err, size_t errlen)
  * The authentication engine asks the scenario's DNS fixture, with a fixed clock: the link
  * (-Wl,--wrap=moat_auth_engine_new) sends the policy's call here.
  */
-struct moat_auth_engine *__wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen);
+struct moat_auth_engine *__wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err,
+    size_t errlen);
 
 struct moat_auth_engine *
 __wrap_moat_auth_engine_new(const struct moat_conf *conf, char *err, size_t errlen)
@@ -815,7 +839,8 @@ diff_report(const char *want, const char *got)
 
 	while (*w != '\0' && *g != '\0') {
 		const char *we = strchr(w, '\n'), *ge = strchr(g, '\n');
-		size_t wl = we ? (size_t)(we - w) : strlen(w), gl = ge ? (size_t)(ge - g) : strlen(g);
+		size_t wl = we ? (size_t)(we - w) : strlen(w),
+		       gl = ge ? (size_t)(ge - g) : strlen(g);
 
 		if (wl != gl || memcmp(w, g, wl) != 0)
 			break;
@@ -824,8 +849,10 @@ diff_report(const char *want, const char *got)
 		lineno++;
 	}
 	printf("# first difference at line %u\n", lineno);
-	printf("# expected: %.*s\n", (int)(strchr(w, '\n') ? strchr(w, '\n') - w : (long)strlen(w)), w);
-	printf("# got:      %.*s\n", (int)(strchr(g, '\n') ? strchr(g, '\n') - g : (long)strlen(g)), g);
+	printf("# expected: %.*s\n", (int)(strchr(w, '\n') ? strchr(w, '\n') - w : (long)strlen(w)),
+	    w);
+	printf("# got:      %.*s\n", (int)(strchr(g, '\n') ? strchr(g, '\n') - g : (long)strlen(g)),
+	    g);
 	printf("# the transcript from there:\n");
 	for (int k = 0; k < 40 && *g != '\0'; k++) {
 		const char *ge = strchr(g, '\n');
@@ -859,7 +886,8 @@ check_one(unsigned n, const char *path, bool update)
 		ok = f != NULL && fwrite(got.p, 1, got.len, f) == got.len;
 		if (f != NULL && fclose(f) != 0)
 			ok = false;
-		printf("%s %u - %.*s # wrote %s\n", ok ? "ok" : "not ok", n, (int)(strlen(base) - 3), base, ref);
+		printf("%s %u - %.*s # wrote %s\n", ok ? "ok" : "not ok", n,
+		    (int)(strlen(base) - 3), base, ref);
 	} else if (read_file(ref, &want) < 0) {
 		printf("not ok %u - %.*s\n# %s: %s (MXMOAT_TRANSCRIPT_UPDATE=1 writes it)\n", n,
 		    (int)(strlen(base) - 3), base, ref, strerror(errno));

@@ -19,7 +19,7 @@ sim_mta_answer(struct sim_mta *m, const char *line, size_t len)
 	}
 	if (len >= 4 && strncmp(line, "EHLO", 4) == 0)
 		return "250-mx.sink\r\n250-PIPELINING\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n"
-		    "250-AUTH PLAIN LOGIN\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n";
+		       "250-AUTH PLAIN LOGIN\r\n250-SMTPUTF8\r\n250 8BITMIME\r\n";
 	if (len >= 4 && strncmp(line, "HELO", 4) == 0)
 		return "250 mx.sink\r\n";
 	if (len >= 7 && strncmp(line, "XCLIENT", 7) == 0)

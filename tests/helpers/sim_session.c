@@ -70,16 +70,16 @@ op_backend_write(void *io, const char *p, size_t n)
 	struct sim_session *sm = io;
 
 	if (!sm->bopen)
-		abort();                 /* writes only to an open leg */
+		abort(); /* writes only to an open leg */
 	for (size_t i = 0; i < n; i++) {
 		char c = p[i];
 
 		if (c == '\0')
 			abort();
 		if (c == '\n' && sm->last != '\r')
-			abort();             /* bare LF reached the backend */
+			abort(); /* bare LF reached the backend */
 		if (sm->last == '\r' && c != '\n')
-			abort();             /* bare CR reached the backend */
+			abort(); /* bare CR reached the backend */
 		sm->last = c;
 		if (sm->blen < sizeof(sm->bline) - 1)
 			sm->bline[sm->blen++] = c;
@@ -184,7 +184,7 @@ sim_session_start(struct sim_session *sm, struct moat_policy *pol)
 	if (sm->s == NULL)
 		return -1;
 	px_session_start(sm->s, true);
-	sim_session_settle(sm);      /* proxy_backend_connect=accept: the backend's greeting and EHLO */
+	sim_session_settle(sm); /* proxy_backend_connect=accept: the backend's greeting and EHLO */
 	return 0;
 }
 
@@ -196,7 +196,7 @@ sim_session_client(struct sim_session *sm, const char *p, size_t n, size_t chunk
 		char *rb = px_session_rbuf(sm->s, &avail);
 
 		if (rb == NULL || avail == 0)
-			break;               /* the driver would stop reading: input is stuck */
+			break; /* the driver would stop reading: input is stuck */
 		if (k > avail)
 			k = avail;
 		memcpy(rb, p, k);

@@ -19,13 +19,13 @@ struct sim_session {
 	struct px_session *s;
 	bool closed, bopen, bconnect_pending, work_pending;
 	struct sim_mta mta;
-	char bline[8192];        /* current line the backend is receiving */
+	char bline[8192]; /* current line the backend is receiving */
 	size_t blen;
-	char last;               /* last byte written to the backend */
-	char replies[8192];      /* replies the simulated backend owes */
+	char last; /* last byte written to the backend */
+	char replies[8192]; /* replies the simulated backend owes */
 	size_t rlen;
-	size_t messages;         /* final dots the backend received inside DATA */
-	char client[8192];       /* what the client was told */
+	size_t messages; /* final dots the backend received inside DATA */
+	char client[8192]; /* what the client was told */
 	size_t clen;
 };
 

@@ -40,7 +40,10 @@ rl_event(struct moat_ratelimit *rl, enum moat_rl_event ev, const char *ip, const
     const char *user, struct moat_verdict *v)
 {
 	struct moat_addr a;
-	struct moat_rl_subject subj = { .addr = &a, .sender = sender, .user = user, .sid = "rl_check" };
+	struct moat_rl_subject subj = { .addr = &a,
+		.sender = sender,
+		.user = user,
+		.sid = "rl_check" };
 
 	if (moat_addr_parse(ip, &a) < 0) {
 		moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_address", "bad address");
@@ -81,8 +84,8 @@ cmd_flood(struct moat_ratelimit *rl, const char *ip, long n, const char *other)
 		if (w > 0 && (size_t)w < sizeof(codes) - used)
 			used += (size_t)w;
 	}
-	printf("served=%ld refused=%ld other_refused=%ld codes=%s\n", served, refused, other_refused,
-	    codes);
+	printf("served=%ld refused=%ld other_refused=%ld codes=%s\n", served, refused,
+	    other_refused, codes);
 }
 
 static void
@@ -96,10 +99,12 @@ cmd_probe(struct moat_ratelimit *rl)
 		printf("none\n");
 		return;
 	}
-	plan.req[0] = (struct moat_rl_req){ .kind = MOAT_RL_CONN_IP, .interval_us = 1,
-		.limit_us = 1000000000, .cost = 1 };
-	plan.req[0].keylen = (size_t)snprintf(plan.req[0].key, sizeof(plan.req[0].key), "probe:%ld",
-	    (long)getpid());
+	plan.req[0] = (struct moat_rl_req){ .kind = MOAT_RL_CONN_IP,
+		.interval_us = 1,
+		.limit_us = 1000000000,
+		.cost = 1 };
+	plan.req[0].keylen =
+	    (size_t)snprintf(plan.req[0].key, sizeof(plan.req[0].key), "probe:%ld", (long)getpid());
 	printf("%s\n", moat_rlredis_take(r, &plan, res) == 0 ? "up" : "down");
 }
 
@@ -149,7 +154,8 @@ bench(const struct moat_conf_override *ov, size_t nov, long n, const char *mode)
 		struct moat_client c = { .addr = ip, .port = 25, .session_id = "bench" };
 		struct moat_session *s;
 
-		snprintf(ip, sizeof(ip), "10.%ld.%ld.%ld", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+		snprintf(ip, sizeof(ip), "10.%ld.%ld.%ld", (i >> 16) & 255, (i >> 8) & 255,
+		    i & 255);
 		if ((s = moat_session_new(pol, &c)) == NULL)
 			break;
 		(void)moat_session_connect(s, &v);

@@ -19,7 +19,8 @@
 
 #define FLUSH_EVERY 20000
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct moat_dmarc_report_opts o = { 0 };
 	struct moat_dmarc_report_stats st;
@@ -54,10 +55,11 @@ int main(int argc, char **argv)
 		char domain[64], ip[32], sel[16];
 
 		snprintf(domain, sizeof(domain), "d%lu.example", k);
-		snprintf(ip, sizeof(ip), "10.%lu.%lu.%lu", (i % ips) / 65536 % 256, (i % ips) / 256 % 256,
-		    (i % ips) % 256);
+		snprintf(ip, sizeof(ip), "10.%lu.%lu.%lu", (i % ips) / 65536 % 256,
+		    (i % ips) / 256 % 256, (i % ips) % 256);
 		snprintf(sel, sizeof(sel), "s%lu", i % 2);
-		e.time = (first_day + (long long)((i / domains) % days)) * 86400 + (long long)(i * 37 % 86400);
+		e.time = (first_day + (long long)((i / domains) % days)) * 86400 +
+		    (long long)(i * 37 % 86400);
 		e.source_ip = ip;
 		e.header_from = domain;
 		e.envelope_from = domain;
@@ -65,7 +67,10 @@ int main(int argc, char **argv)
 		e.dmarc = i % 250 == 7 ? "none" : fail ? "fail" : "pass";
 		e.dkim_aligned = fail ? "fail" : "pass";
 		e.spf_aligned = !fail && i % 2 ? "pass" : "fail";
-		e.disposition = i % 1000 == 999 ? "tempfail" : !fail ? "none" : even ? "reject" : "quarantine";
+		e.disposition = i % 1000 == 999 ? "tempfail"
+		    : !fail                     ? "none"
+		    : even                      ? "reject"
+						: "quarantine";
 		e.spf_domain = domain;
 		e.spf_scope = "mfrom";
 		e.spf_result = i % 2 ? "pass" : "fail";
@@ -86,8 +91,8 @@ int main(int argc, char **argv)
 	}
 	moat_dmarc_report_flush(r);
 	moat_dmarc_report_stats(r, &st);
-	printf("queued=%" PRIu64 " written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64 "\n", st.queued,
-	    st.written, st.dropped, st.store_errors);
+	printf("queued=%" PRIu64 " written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64 "\n",
+	    st.queued, st.written, st.dropped, st.store_errors);
 	moat_dmarc_report_free(r);
 	return st.written == count ? 0 : 1;
 }

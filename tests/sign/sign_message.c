@@ -128,7 +128,8 @@ main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &a);
 		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ca);
 		for (unsigned long i = 0; i < count; i++) {
-			if (sign_once(conf->signer, msg, clen, vals, &n, why, sizeof(why)) != MOAT_SIGN_OK) {
+			if (sign_once(conf->signer, msg, clen, vals, &n, why, sizeof(why)) !=
+			    MOAT_SIGN_OK) {
 				fprintf(stderr, "sign_message: %s\n", why);
 				return 2;
 			}
@@ -140,8 +141,8 @@ main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
 		cpu = (double)(cb.tv_sec - ca.tv_sec) + (double)(cb.tv_nsec - ca.tv_nsec) / 1e9;
-		fprintf(stderr, "%.1f signatures/s cpu\n%.1f signatures/s wall\n", (double)sigs / cpu,
-		    (double)sigs / secs);
+		fprintf(stderr, "%.1f signatures/s cpu\n%.1f signatures/s wall\n",
+		    (double)sigs / cpu, (double)sigs / secs);
 	}
 	st = sign_once(conf->signer, msg, clen, vals, &n, why, sizeof(why));
 	if (st != MOAT_SIGN_OK) {

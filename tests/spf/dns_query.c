@@ -12,11 +12,18 @@
 
 #include "dns.h"
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
-	static const struct { const char *name; enum moat_dns_type type; } types[] = {
-		{ "A", MOAT_DNS_A }, { "AAAA", MOAT_DNS_AAAA }, { "TXT", MOAT_DNS_TXT },
-		{ "MX", MOAT_DNS_MX }, { "PTR", MOAT_DNS_PTR },
+	static const struct {
+		const char *name;
+		enum moat_dns_type type;
+	} types[] = {
+		{ "A", MOAT_DNS_A },
+		{ "AAAA", MOAT_DNS_AAAA },
+		{ "TXT", MOAT_DNS_TXT },
+		{ "MX", MOAT_DNS_MX },
+		{ "PTR", MOAT_DNS_PTR },
 	};
 	struct moat_dns_answer a;
 	struct moat_dns *dns;

@@ -25,7 +25,8 @@
 
 #define NAMES_MAX 256
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static char line[65536];
 	static char names[NAMES_MAX][300];
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
 		int nf = 0, k;
 
 		line[strcspn(line, "\n")] = '\0';
-		for (tok = strtok_r(line, " ", &save); tok && nf < 8; tok = strtok_r(NULL, " ", &save))
+		for (tok = strtok_r(line, " ", &save); tok && nf < 8;
+		     tok = strtok_r(NULL, " ", &save))
 			fld[nf++] = tok;
 		if (nf == 0)
 			continue;
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
 			suite_unhex(fld[k]);
 		if (strcmp(fld[0], "S") == 0) {
 			if (spf)
-				SPF_server_free(spf);   /* frees the resolver too */
+				SPF_server_free(spf); /* frees the resolver too */
 			dns = SPF_dns_zone_new(NULL, "suite", 0);
 			spf = SPF_server_new_dns(dns, 0);
 			nnames = 0;
@@ -69,7 +71,8 @@ int main(int argc, char **argv)
 			if (fld[0][0] == 'F')
 				SPF_dns_zone_add_str(dns, fld[1], (ns_type)t, TRY_AGAIN, NULL);
 			else if (t != ns_t_cname)
-				SPF_dns_zone_add_str(dns, fld[1], (ns_type)t, NETDB_SUCCESS, fld[4]);
+				SPF_dns_zone_add_str(dns, fld[1], (ns_type)t, NETDB_SUCCESS,
+				    fld[4]);
 			continue;
 		}
 		if (strcmp(fld[0], "T") == 0 && nf == 7) {
@@ -81,7 +84,8 @@ int main(int argc, char **argv)
 			if (!zone_done) {
 				/* names that exist answer NODATA for the types they lack */
 				for (i = 0; i < nnames; i++)
-					SPF_dns_zone_add_str(dns, names[i], ns_t_any, NO_DATA, NULL);
+					SPF_dns_zone_add_str(dns, names[i], ns_t_any, NO_DATA,
+					    NULL);
 				SPF_server_set_explanation(spf, "DEFAULT", &eresp);
 				if (eresp)
 					SPF_response_free(eresp);
@@ -103,9 +107,10 @@ int main(int argc, char **argv)
 				ok = 0;
 			passed += ok;
 			/* libspf2 reports many permerrors as "(invalid)": count those separately */
-			lenient += ok || (strcmp(got, "(invalid)") == 0 && suite_result_ok("permerror", fld[5]));
-			printf("%s %d - %s: libspf2 %s (want %s)\n", ok ? "ok" : "not ok", n, fld[1], got,
-			    fld[5]);
+			lenient += ok ||
+			    (strcmp(got, "(invalid)") == 0 && suite_result_ok("permerror", fld[5]));
+			printf("%s %d - %s: libspf2 %s (want %s)\n", ok ? "ok" : "not ok", n,
+			    fld[1], got, fld[5]);
 			if (resp)
 				SPF_response_free(resp);
 			SPF_request_free(req);

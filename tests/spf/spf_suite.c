@@ -24,7 +24,8 @@
 #define LINE_MAX_ 65536
 #define FIELDS_MAX 8
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static char line[LINE_MAX_];
 	struct moat_dns *dns = NULL;
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
 
 		line[strcspn(line, "\n")] = '\0';
 		for (tok = strtok_r(line, " ", &save); tok && nf < FIELDS_MAX;
-		    tok = strtok_r(NULL, " ", &save))
+		     tok = strtok_r(NULL, " ", &save))
 			fld[nf++] = tok;
 		if (nf == 0)
 			continue;
@@ -72,15 +73,18 @@ int main(int argc, char **argv)
 					return 2;
 				}
 				if (t == MOAT_DNS_A)
-					moat_dns_fixture_add(dns, fld[1], MOAT_DNS_A, 0, a.bytes + 12, 4);
+					moat_dns_fixture_add(dns, fld[1], MOAT_DNS_A, 0,
+					    a.bytes + 12, 4);
 				else
-					moat_dns_fixture_add(dns, fld[1], MOAT_DNS_AAAA, 0, a.bytes, 16);
+					moat_dns_fixture_add(dns, fld[1], MOAT_DNS_AAAA, 0, a.bytes,
+					    16);
 			} else if (t > 0) {
 				moat_dns_fixture_add(dns, fld[1], (enum moat_dns_type)t,
 				    (uint16_t)atoi(fld[3]), fld[4], (size_t)len[4]);
 			}
 		} else if (strcmp(fld[0], "T") == 0 && nf == 7) {
-			struct moat_spf_opts opts = { .default_exp = "DEFAULT", .receiver = "receiver.test" };
+			struct moat_spf_opts opts = { .default_exp = "DEFAULT",
+				.receiver = "receiver.test" };
 			struct moat_spf_result res;
 			struct moat_addr client;
 			const char *got;
@@ -91,7 +95,8 @@ int main(int argc, char **argv)
 			opts.trace = only != NULL;
 			n++;
 			if (moat_addr_parse(fld[2], &client) != 0) {
-				printf("not ok %d - %s: bad client address %s\n", n, fld[1], fld[2]);
+				printf("not ok %d - %s: bad client address %s\n", n, fld[1],
+				    fld[2]);
 				failed++;
 				continue;
 			}
@@ -100,11 +105,12 @@ int main(int argc, char **argv)
 			ok = suite_result_ok(got, fld[5]);
 			if (ok && fld[6][0] != '\0' && strcmp(res.explanation, fld[6]) != 0)
 				ok = 0;
-			printf("%s %d - %s: %s (want %s)\n", ok ? "ok" : "not ok", n, fld[1], got, fld[5]);
+			printf("%s %d - %s: %s (want %s)\n", ok ? "ok" : "not ok", n, fld[1], got,
+			    fld[5]);
 			if (!ok) {
 				failed++;
-				printf("#   explanation: '%s' want '%s'\n#   reason: %s\n", res.explanation,
-				    fld[6], res.reason);
+				printf("#   explanation: '%s' want '%s'\n#   reason: %s\n",
+				    res.explanation, fld[6], res.reason);
 			}
 			if (res.trace)
 				printf("%s", res.trace);

@@ -35,7 +35,12 @@ suite_rrtype(const char *name)
 		const char *name;
 		int type;
 	} types[] = {
-		{ "A", 1 }, { "AAAA", 28 }, { "MX", 15 }, { "PTR", 12 }, { "CNAME", 5 }, { "TXT", 16 },
+		{ "A", 1 },
+		{ "AAAA", 28 },
+		{ "MX", 15 },
+		{ "PTR", 12 },
+		{ "CNAME", 5 },
+		{ "TXT", 16 },
 	};
 	size_t i;
 

@@ -47,7 +47,7 @@ struct tool_conn {
 	struct moat_tls_conn *tls;
 	bool greeted;
 	bool closing;
-	int bfd;                   /* --backend: the relayed connection, -1 before */
+	int bfd; /* --backend: the relayed connection, -1 before */
 	char line[1024];
 	size_t linelen;
 };
@@ -209,7 +209,9 @@ conn_event(struct tool_conn *c, bool smtp)
 			    info.sni[0] != '\0' ? info.sni : "-");
 		if (tool_relay) {
 			c->bfd = socket(AF_INET, SOCK_STREAM, 0);
-			if (c->bfd < 0 || connect(c->bfd, (struct sockaddr *)&tool_backend, sizeof(tool_backend)) < 0) {
+			if (c->bfd < 0 ||
+			    connect(c->bfd, (struct sockaddr *)&tool_backend,
+				sizeof(tool_backend)) < 0) {
 				conn_close(c);
 				return;
 			}
@@ -224,7 +226,8 @@ conn_event(struct tool_conn *c, bool smtp)
 		} else {
 			conn_plain(c, buf, (size_t)n, smtp);
 		}
-	if (moat_tls_conn_state(c->tls) == MOAT_TLS_FAILED || moat_tls_conn_state(c->tls) == MOAT_TLS_CLOSED)
+	if (moat_tls_conn_state(c->tls) == MOAT_TLS_FAILED ||
+	    moat_tls_conn_state(c->tls) == MOAT_TLS_CLOSED)
 		c->closing = true;
 	if (flush(c->fd, c->tls, false) < 0 || c->closing)
 		conn_close(c);
@@ -279,7 +282,7 @@ tool_server(int argc, char **argv)
 	fprintf(stderr, "listening %s\n", argv[2]);
 	for (;;) {
 		nfds_t n = 1;
-		size_t map[2 * TOOL_CONNS];   /* pfd[k + 1] -> 2 * conn index (+1 for its backend) */
+		size_t map[2 * TOOL_CONNS]; /* pfd[k + 1] -> 2 * conn index (+1 for its backend) */
 		pfd[0] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 		for (size_t i = 0; i < TOOL_CONNS; i++) {
 			if (conns[i].fd < 0)
@@ -324,7 +327,8 @@ tool_server(int argc, char **argv)
 				}
 				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				conns[i] = (struct tool_conn){ .fd = fd, .bfd = -1 };
-				conns[i].tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+				conns[i].tls =
+				    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 				if (conns[i].tls == NULL) {
 					fprintf(stderr, "fail %s\n", err);
 					close(fd);
@@ -349,7 +353,7 @@ read_reply(int fd, char *buf, size_t len)
 		char *last;
 		if (poll(&pfd, 1, TOOL_TIMEOUT_MS) <= 0 || used + 1 >= len)
 			return -1;
-		n = read(fd, buf + used, 1);   /* byte by byte: nothing after the reply is consumed */
+		n = read(fd, buf + used, 1); /* byte by byte: nothing after the reply is consumed */
 		if (n <= 0)
 			return -1;
 		used++;
@@ -390,9 +394,11 @@ tool_client(int argc, char **argv)
 		return 2;
 	}
 	if (tool_opt(argc, argv, "--starttls") != NULL) {
-		if (read_reply(fd, buf, sizeof(buf)) != 220 || write(fd, "EHLO tls-tool\r\n", 15) != 15 ||
+		if (read_reply(fd, buf, sizeof(buf)) != 220 ||
+		    write(fd, "EHLO tls-tool\r\n", 15) != 15 ||
 		    read_reply(fd, buf, sizeof(buf)) != 250 || strstr(buf, "STARTTLS") == NULL ||
-		    write(fd, "STARTTLS\r\n", 10) != 10 || read_reply(fd, buf, sizeof(buf)) != 220) {
+		    write(fd, "STARTTLS\r\n", 10) != 10 ||
+		    read_reply(fd, buf, sizeof(buf)) != 220) {
 			fprintf(stderr, "STARTTLS dialogue failed\n");
 			return 1;
 		}
@@ -415,8 +421,9 @@ tool_client(int argc, char **argv)
 	}
 	(void)flush(fd, tls, true);
 	if (moat_tls_conn_state(tls) != MOAT_TLS_OPEN) {
-		fprintf(stderr, "handshake: %s\n", moat_tls_conn_error(tls)[0] != '\0' ? moat_tls_conn_error(tls)
-		    : "connection closed");
+		fprintf(stderr, "handshake: %s\n",
+		    moat_tls_conn_error(tls)[0] != '\0' ? moat_tls_conn_error(tls)
+							: "connection closed");
 		moat_tls_conn_free(tls);
 		moat_tls_ctx_unref(ctx);
 		close(fd);
@@ -432,7 +439,8 @@ tool_client(int argc, char **argv)
 		while (got == 0 && moat_tls_conn_state(tls) == MOAT_TLS_OPEN) {
 			struct pollfd pfd = { .fd = fd, .events = POLLIN };
 			ssize_t n;
-			if (poll(&pfd, 1, TOOL_TIMEOUT_MS) <= 0 || (n = read(fd, buf, sizeof(buf))) <= 0)
+			if (poll(&pfd, 1, TOOL_TIMEOUT_MS) <= 0 ||
+			    (n = read(fd, buf, sizeof(buf))) <= 0)
 				break;
 			moat_tls_feed(tls, buf, (size_t)n);
 			got = moat_tls_read(tls, buf, sizeof(buf) - 1);
@@ -454,8 +462,8 @@ tool_client(int argc, char **argv)
 
 struct load_conn {
 	int fd;
-	struct moat_tls_conn *tls;     /* NULL: plaintext */
-	int step;                      /* 0 banner, 1 EHLO, 2 MAIL, 3 RCPT, 4 DATA, 5 end of data */
+	struct moat_tls_conn *tls; /* NULL: plaintext */
+	int step; /* 0 banner, 1 EHLO, 2 MAIL, 3 RCPT, 4 DATA, 5 end of data */
 	char in[4096];
 	size_t inlen;
 };
@@ -514,12 +522,23 @@ load_step(struct load_conn *c, int code, long *done)
 	if (code != want[c->step])
 		return -1;
 	switch (c->step) {
-	case 0: c->step = 1; return load_send(c, "EHLO load.test\r\n");
-	case 4: c->step = 5; return load_send(c, load_body);
-	case 5: (*done)++; /* fall through */
-	case 1: c->step = 2; return load_send(c, "MAIL FROM:<a@load.test>\r\n");
-	case 2: c->step = 3; return load_send(c, "RCPT TO:<b@load.test>\r\n");
-	default: c->step = 4; return load_send(c, "DATA\r\n");
+	case 0:
+		c->step = 1;
+		return load_send(c, "EHLO load.test\r\n");
+	case 4:
+		c->step = 5;
+		return load_send(c, load_body);
+	case 5:
+		(*done)++; /* fall through */
+	case 1:
+		c->step = 2;
+		return load_send(c, "MAIL FROM:<a@load.test>\r\n");
+	case 2:
+		c->step = 3;
+		return load_send(c, "RCPT TO:<b@load.test>\r\n");
+	default:
+		c->step = 4;
+		return load_send(c, "DATA\r\n");
 	}
 }
 
@@ -596,14 +615,16 @@ tool_load(int argc, char **argv)
 					rc = 1;
 					break;
 				}
-				while ((n = moat_tls_read(c[i].tls, c[i].in + c[i].inlen, sizeof(c[i].in) - c[i].inlen)) > 0)
+				while ((n = moat_tls_read(c[i].tls, c[i].in + c[i].inlen,
+					    sizeof(c[i].in) - c[i].inlen)) > 0)
 					c[i].inlen += (size_t)n;
 				if (flush(c[i].fd, c[i].tls, true) < 0)
 					rc = 1;
 			}
 			while (rc == 0 && (code = load_reply(&c[i])) != 0)
 				if (load_step(&c[i], code, &done) < 0) {
-					fprintf(stderr, "unexpected reply %d at step %d\n", code, c[i].step);
+					fprintf(stderr, "unexpected reply %d at step %d\n", code,
+					    c[i].step);
 					rc = 1;
 				}
 		}
@@ -663,7 +684,8 @@ tool_memory(int argc, char **argv)
 	malloc_trim(0);
 	before = mallinfo2();
 	for (long i = 0; i < n; i++) {
-		struct moat_tls_conn *c = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+		struct moat_tls_conn *c =
+		    moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
 		srv[i] = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		if (c == NULL || srv[i] == NULL) {
 			fprintf(stderr, "%s\n", err);
@@ -702,6 +724,7 @@ main(int argc, char **argv)
 		return tool_load(argc, argv);
 	if (argc >= 3 && strcmp(argv[1], "memory") == 0)
 		return tool_memory(argc, argv);
-	fprintf(stderr, "usage: tls_tool server|client ADDR:PORT [options] | memory N [-o key=value]... (see tls_tool.c)\n");
+	fprintf(stderr,
+	    "usage: tls_tool server|client ADDR:PORT [options] | memory N [-o key=value]... (see tls_tool.c)\n");
 	return 2;
 }

@@ -19,13 +19,14 @@
 #include "dns_dkim.h"
 
 struct dkim_q {
-	int status;      /* DKIM_DNS_SUCCESS or DKIM_DNS_ERROR */
-	size_t len;      /* reply bytes */
-	int dnssec;      /* DKIM_DNSSEC_* */
+	int status; /* DKIM_DNS_SUCCESS or DKIM_DNS_ERROR */
+	size_t len; /* reply bytes */
+	int dnssec; /* DKIM_DNSSEC_* */
 };
 
 /* put16 - append a 16-bit value in network order; -1 if it does not fit. */
-static int put16(unsigned char *buf, size_t buflen, size_t *o, unsigned v)
+static int
+put16(unsigned char *buf, size_t buflen, size_t *o, unsigned v)
 {
 	if (*o + 2 > buflen)
 		return -1;
@@ -35,7 +36,8 @@ static int put16(unsigned char *buf, size_t buflen, size_t *o, unsigned v)
 }
 
 /* put_name - a text name (already checked by moat_dns_name_valid) as wire labels. */
-static int put_name(unsigned char *buf, size_t buflen, size_t *o, const char *name)
+static int
+put_name(unsigned char *buf, size_t buflen, size_t *o, const char *name)
 {
 	while (*name) {
 		const char *dot = strchr(name, '.');
@@ -53,13 +55,15 @@ static int put_name(unsigned char *buf, size_t buflen, size_t *o, const char *na
 	return 0;
 }
 
-long moat_dns_reply_packet(const char *name, enum moat_dns_type type,
-    const struct moat_dns_answer *ans, unsigned char *buf, size_t buflen)
+long
+moat_dns_reply_packet(const char *name, enum moat_dns_type type, const struct moat_dns_answer *ans,
+    unsigned char *buf, size_t buflen)
 {
 	size_t o = 0, i, n = ans->status == MOAT_DNS_OK ? ans->n : 0;
 	unsigned rcode = ans->status == MOAT_DNS_NXDOMAIN ? 3 : 0;
 
-	if (type != MOAT_DNS_A && type != MOAT_DNS_AAAA && type != MOAT_DNS_MX && type != MOAT_DNS_TXT)
+	if (type != MOAT_DNS_A && type != MOAT_DNS_AAAA && type != MOAT_DNS_MX &&
+	    type != MOAT_DNS_TXT)
 		return -1;
 	/* id 0; QR, RD, RA; qdcount 1; ancount n; nscount, arcount 0 */
 	if (put16(buf, buflen, &o, 0) < 0 || put16(buf, buflen, &o, 0x8180 | rcode) < 0 ||
@@ -91,7 +95,8 @@ long moat_dns_reply_packet(const char *name, enum moat_dns_type type,
 			o += rr->len;
 			break;
 		case MOAT_DNS_MX:
-			if (put16(buf, buflen, &o, rr->pref) < 0 || put_name(buf, buflen, &o, rr->data) < 0)
+			if (put16(buf, buflen, &o, rr->pref) < 0 ||
+			    put_name(buf, buflen, &o, rr->data) < 0)
 				return -1;
 			break;
 		default:
@@ -117,8 +122,9 @@ long moat_dns_reply_packet(const char *name, enum moat_dns_type type,
 }
 
 /* dns_dkim_start - resolve now; the handle carries the finished reply. */
-static int dns_dkim_start(void *srv, int type, unsigned char *query, unsigned char *buf,
-    size_t buflen, void **qh)
+static int
+dns_dkim_start(void *srv, int type, unsigned char *query, unsigned char *buf, size_t buflen,
+    void **qh)
 {
 	struct moat_dns *dns = srv;
 	struct moat_dns_answer ans;
@@ -133,8 +139,8 @@ static int dns_dkim_start(void *srv, int type, unsigned char *query, unsigned ch
 	moat_dns_query(dns, (const char *)query, (enum moat_dns_type)type, &ans);
 	if (ans.status == MOAT_DNS_OK || ans.status == MOAT_DNS_NXDOMAIN ||
 	    ans.status == MOAT_DNS_NODATA) {
-		len = moat_dns_reply_packet((const char *)query, (enum moat_dns_type)type, &ans, buf,
-		    buflen);
+		len = moat_dns_reply_packet((const char *)query, (enum moat_dns_type)type, &ans,
+		    buf, buflen);
 		if (len >= 0) {
 			q->status = DKIM_DNS_SUCCESS;
 			q->len = (size_t)len;
@@ -147,7 +153,8 @@ static int dns_dkim_start(void *srv, int type, unsigned char *query, unsigned ch
 }
 
 /* dns_dkim_cancel - libopendkim calls this after every wait; it frees the handle. */
-static int dns_dkim_cancel(void *srv, void *qh)
+static int
+dns_dkim_cancel(void *srv, void *qh)
 {
 	(void)srv;
 	free(qh);
@@ -155,8 +162,8 @@ static int dns_dkim_cancel(void *srv, void *qh)
 }
 
 /* dns_dkim_waitreply - the reply is already there (or the query already failed). */
-static int dns_dkim_waitreply(void *srv, void *qh, struct timeval *to, size_t *bytes, int *error,
-    int *dnssec)
+static int
+dns_dkim_waitreply(void *srv, void *qh, struct timeval *to, size_t *bytes, int *error, int *dnssec)
 {
 	const struct dkim_q *q = qh;
 
@@ -174,19 +181,22 @@ static int dns_dkim_waitreply(void *srv, void *qh, struct timeval *to, size_t *b
 }
 
 /* dns_dkim_init - the service handle is set by attach; nothing to open. */
-static int dns_dkim_init(void **srv)
+static int
+dns_dkim_init(void **srv)
 {
 	(void)srv;
 	return 0;
 }
 
 /* dns_dkim_close - the resolver belongs to the caller. */
-static void dns_dkim_close(void *srv)
+static void
+dns_dkim_close(void *srv)
 {
 	(void)srv;
 }
 
-int moat_dns_dkim_attach(DKIM_LIB *lib, struct moat_dns *dns)
+int
+moat_dns_dkim_attach(DKIM_LIB *lib, struct moat_dns *dns)
 {
 	if (lib == NULL || dns == NULL)
 		return -1;

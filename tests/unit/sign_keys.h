@@ -16,8 +16,8 @@ static inline void
 write_key(const char *dir, const char *name, const char *type, size_t bits)
 {
 	char path[512];
-	EVP_PKEY *k = strcmp(type, "RSA") == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits) :
-	    EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	EVP_PKEY *k = strcmp(type, "RSA") == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", bits)
+					       : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
 	FILE *fp;
 	int fd;
 

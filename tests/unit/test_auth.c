@@ -27,10 +27,11 @@
 
 struct key {
 	char pem[4096];
-	char txt[2100];      /* the DNS TXT record */
+	char txt[2100]; /* the DNS TXT record */
 };
 
-static void make_rsa_key(struct key *k, int bits)
+static void
+make_rsa_key(struct key *k, int bits)
 {
 	EVP_PKEY *pk = EVP_RSA_gen((unsigned)bits);
 	BIO *b = BIO_new(BIO_s_mem());
@@ -55,8 +56,9 @@ static void make_rsa_key(struct key *k, int bits)
 }
 
 /* sign - a DKIM-Signature field (with CRLF) for MSG; length -1 signs the whole body. */
-static void sign(const struct key *k, const char *sel, const char *dom, dkim_alg_t alg,
-    ssize_t length, const char *msg, char *out, size_t outlen)
+static void
+sign(const struct key *k, const char *sel, const char *dom, dkim_alg_t alg, ssize_t length,
+    const char *msg, char *out, size_t outlen)
 {
 	DKIM_LIB *lib = dkim_init(NULL, NULL);
 	DKIM_STAT st;
@@ -98,7 +100,8 @@ struct run {
 	size_t nedits;
 };
 
-static struct moat_conf *conf_with(const char *k1, const char *v1, const char *k2, const char *v2)
+static struct moat_conf *
+conf_with(const char *k1, const char *v1, const char *k2, const char *v2)
 {
 	struct moat_conf_override ov[4] = { { "authserv_id", AUTHSERV } };
 	size_t n = 1;
@@ -119,7 +122,8 @@ static struct moat_conf *conf_with(const char *k1, const char *v1, const char *k
 }
 
 /* run_msg - feed MSG (CRLF, folded fields) through the engine. */
-static void run_msg(struct run *run, struct moat_dns *dns, struct moat_conf *conf, const char *client,
+static void
+run_msg(struct run *run, struct moat_dns *dns, struct moat_conf *conf, const char *client,
     const char *helo, const char *mail_from, const char *msg)
 {
 	struct moat_auth_env env = { client, helo, mail_from };
@@ -152,7 +156,8 @@ static void run_msg(struct run *run, struct moat_dns *dns, struct moat_conf *con
 	run->nedits = moat_auth_edits(run->m, run->edits, 64);
 }
 
-static void run_free(struct run *run)
+static void
+run_free(struct run *run)
 {
 	moat_auth_msg_free(run->m);
 	moat_auth_engine_free(run->e);
@@ -162,7 +167,8 @@ static void run_free(struct run *run)
 static struct key rsa2048;
 static bool have_key;
 
-static struct moat_dns *zone(void)
+static struct moat_dns *
+zone(void)
 {
 	struct moat_dns *d = moat_dns_new_fixture();
 	static const unsigned char a[4] = { 192, 0, 2, 1 };
@@ -173,7 +179,8 @@ static struct moat_dns *zone(void)
 		make_rsa_key(&rsa2048, 2048);
 		have_key = true;
 	}
-	moat_dns_fixture_add(d, "sel._domainkey.example.com", MOAT_DNS_TXT, 0, rsa2048.txt, strlen(rsa2048.txt));
+	moat_dns_fixture_add(d, "sel._domainkey.example.com", MOAT_DNS_TXT, 0, rsa2048.txt,
+	    strlen(rsa2048.txt));
 	moat_dns_fixture_add(d, "example.com", MOAT_DNS_A, 0, a, 4);
 	t = "v=DMARC1; p=reject";
 	moat_dns_fixture_add(d, "_dmarc.example.com", MOAT_DNS_TXT, 0, t, strlen(t));
@@ -187,16 +194,16 @@ static struct moat_dns *zone(void)
 	return d;
 }
 
-static const char base_msg[] =
-	"Date: Sun, 22 Nov 2026 21:00:00 +0000\r\n"
-	"From: Alice <alice@example.com>\r\n"
-	"To: bob@example.net\r\n"
-	"Subject: hello\r\n"
-	"\r\n"
-	"Hello, world.\r\n";
+static const char base_msg[] = "Date: Sun, 22 Nov 2026 21:00:00 +0000\r\n"
+			       "From: Alice <alice@example.com>\r\n"
+			       "To: bob@example.net\r\n"
+			       "Subject: hello\r\n"
+			       "\r\n"
+			       "Hello, world.\r\n";
 
 /* signed_msg - SIG (with CRLF) + MSG into out. */
-static void join(char *out, size_t outlen, const char *a, const char *b)
+static void
+join(char *out, size_t outlen, const char *a, const char *b)
 {
 	snprintf(out, outlen, "%s%s", a, b);
 }
@@ -222,10 +229,12 @@ Test(auth, dkim_pass_aligned_gives_dmarc_pass)
 		char want[1024], b[32];
 		cr_assert_gt(moat_authres_value(r.r->dkim[0].b, b, sizeof(b)), 0);
 		snprintf(want, sizeof(want),
-		    AUTHSERV "; spf=none reason=\"no SPF record at example.net\" smtp.mailfrom=x@example.net; "
+		    AUTHSERV
+		    "; spf=none reason=\"no SPF record at example.net\" smtp.mailfrom=x@example.net; "
 		    "spf=none smtp.helo=mta.example.net; "
 		    "dkim=pass header.d=example.com header.s=sel header.a=rsa-sha256 header.b=%s; "
-		    "dmarc=pass header.from=example.com policy.dmarc=reject", b);
+		    "dmarc=pass header.from=example.com policy.dmarc=reject",
+		    b);
 		cr_expect_str_eq(r.r->authres, want);
 	}
 	cr_expect_eq(strlen(r.r->dkim[0].b), 8u);
@@ -249,9 +258,10 @@ Test(auth, spoofed_from_rejected_by_p_reject)
 	cr_expect_eq(r.v.code, 550u);
 	cr_expect_str_eq(r.v.status, "5.7.1");
 	cr_expect_str_eq(r.v.text, "Message rejected: DMARC policy of example.com");
-	cr_expect_not_null(strstr(r.r->authres, "; dkim=none; dmarc=fail reason=\"no aligned SPF or DKIM pass"
-	    " for example.com (relaxed alignment)\" header.from=example.com policy.dmarc=reject"), "%s",
-	    r.r->authres);
+	cr_expect_not_null(strstr(r.r->authres,
+			       "; dkim=none; dmarc=fail reason=\"no aligned SPF or DKIM pass"
+			       " for example.com (relaxed alignment)\" header.from=example.com policy.dmarc=reject"),
+	    "%s", r.r->authres);
 	run_free(&r);
 	moat_dns_free(dns);
 }
@@ -282,18 +292,28 @@ struct action_case {
 
 static const struct action_case action_cases[] = {
 	{ "p=reject default", NULL, NULL, NULL, NULL, "a@example.com", MOAT_REJECT, 550, "5.7.1" },
-	{ "p=reject as quarantine", "dmarc_reject_action", "quarantine", NULL, NULL, "a@example.com", MOAT_QUARANTINE, 0, "" },
-	{ "p=reject tag only", "dmarc_reject_action", "tag", NULL, NULL, "a@example.com", MOAT_CONTINUE, 0, "" },
-	{ "never-reject list", "dmarc_never_reject", "other.test, example.com", NULL, NULL, "a@example.com", MOAT_QUARANTINE, 0, "" },
-	{ "never-reject list, tag", "dmarc_never_reject", "example.com", "dmarc_quarantine_action", "tag", "a@example.com", MOAT_CONTINUE, 0, "" },
+	{ "p=reject as quarantine", "dmarc_reject_action", "quarantine", NULL, NULL,
+	    "a@example.com", MOAT_QUARANTINE, 0, "" },
+	{ "p=reject tag only", "dmarc_reject_action", "tag", NULL, NULL, "a@example.com",
+	    MOAT_CONTINUE, 0, "" },
+	{ "never-reject list", "dmarc_never_reject", "other.test, example.com", NULL, NULL,
+	    "a@example.com", MOAT_QUARANTINE, 0, "" },
+	{ "never-reject list, tag", "dmarc_never_reject", "example.com", "dmarc_quarantine_action",
+	    "tag", "a@example.com", MOAT_CONTINUE, 0, "" },
 	{ "p=quarantine", NULL, NULL, NULL, NULL, "a@quar.example", MOAT_QUARANTINE, 0, "" },
-	{ "p=quarantine tag only", "dmarc_quarantine_action", "tag", NULL, NULL, "a@quar.example", MOAT_CONTINUE, 0, "" },
+	{ "p=quarantine tag only", "dmarc_quarantine_action", "tag", NULL, NULL, "a@quar.example",
+	    MOAT_CONTINUE, 0, "" },
 	{ "no policy", NULL, NULL, NULL, NULL, "a@nopolicy.example", MOAT_CONTINUE, 0, "" },
-	{ "force-reject without policy", "dmarc_force_reject", "nopolicy.example", NULL, NULL, "a@nopolicy.example", MOAT_REJECT, 550, "5.7.1" },
-	{ "force-reject subdomain", "dmarc_force_reject", "example", NULL, NULL, "a@nopolicy.example", MOAT_REJECT, 550, "5.7.1" },
-	{ "force-reject not a suffix match", "dmarc_force_reject", "policy.example", NULL, NULL, "a@nopolicy.example", MOAT_CONTINUE, 0, "" },
-	{ "temperror tempfails", NULL, NULL, NULL, NULL, "a@temp.example", MOAT_TEMPFAIL, 451, "4.7.1" },
-	{ "temperror continue", "dmarc_temperror_action", "continue", NULL, NULL, "a@temp.example", MOAT_CONTINUE, 0, "" },
+	{ "force-reject without policy", "dmarc_force_reject", "nopolicy.example", NULL, NULL,
+	    "a@nopolicy.example", MOAT_REJECT, 550, "5.7.1" },
+	{ "force-reject subdomain", "dmarc_force_reject", "example", NULL, NULL,
+	    "a@nopolicy.example", MOAT_REJECT, 550, "5.7.1" },
+	{ "force-reject not a suffix match", "dmarc_force_reject", "policy.example", NULL, NULL,
+	    "a@nopolicy.example", MOAT_CONTINUE, 0, "" },
+	{ "temperror tempfails", NULL, NULL, NULL, NULL, "a@temp.example", MOAT_TEMPFAIL, 451,
+	    "4.7.1" },
+	{ "temperror continue", "dmarc_temperror_action", "continue", NULL, NULL, "a@temp.example",
+	    MOAT_CONTINUE, 0, "" },
 };
 
 Test(auth, configured_actions)
@@ -306,10 +326,10 @@ Test(auth, configured_actions)
 		struct run r;
 
 		snprintf(msg, sizeof(msg), "From: %s\r\nSubject: x\r\n\r\nbody\r\n", c->from);
-		run_msg(&r, dns, conf_with(c->k1, c->v1, c->k2, c->v2), "198.51.100.7", "h.evil.test",
-		    "x@evil.test", msg);
-		cr_expect_eq(r.v.action, c->action, "%s: %s (%s)", c->label, moat_action_name(r.v.action),
-		    r.r->why);
+		run_msg(&r, dns, conf_with(c->k1, c->v1, c->k2, c->v2), "198.51.100.7",
+		    "h.evil.test", "x@evil.test", msg);
+		cr_expect_eq(r.v.action, c->action, "%s: %s (%s)", c->label,
+		    moat_action_name(r.v.action), r.r->why);
 		cr_expect_eq(r.v.code, c->code, "%s: code %u", c->label, r.v.code);
 		cr_expect_str_eq(r.v.status, c->status, "%s", c->label);
 		run_free(&r);
@@ -408,7 +428,8 @@ Test(auth, spoofer_dns_errors_keep_the_reject)
 		run_msg(&r, dns, conf_with("dmarc_temperror_action", temp_actions[i], NULL, NULL),
 		    "198.51.100.7", "mta.spoof.test", "x@spoof.test", base_msg);
 		cr_expect_eq(r.r->spf_mailfrom.result, MOAT_SPF_PASS);
-		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i],
+		    r.r->dmarc.reason);
 		cr_expect_eq(r.v.action, MOAT_REJECT);
 		cr_expect_eq(r.v.code, 550u);
 		cr_expect_str_eq(r.v.status, "5.7.1");
@@ -417,7 +438,8 @@ Test(auth, spoofer_dns_errors_keep_the_reject)
 		run_msg(&r, dns, conf_with("dmarc_temperror_action", temp_actions[i], NULL, NULL),
 		    "198.51.100.7", "mta.spoof.test", "x@tempspf.test", base_msg);
 		cr_expect_eq(r.r->spf_mailfrom.result, MOAT_SPF_TEMPERROR);
-		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i],
+		    r.r->dmarc.reason);
 		cr_expect_eq(r.v.code, 550u);
 		run_free(&r);
 		/* a DKIM signature by the spoofer whose key lookup fails */
@@ -425,11 +447,13 @@ Test(auth, spoofer_dns_errors_keep_the_reject)
 		    "198.51.100.7", "mta.spoof.test", "x@spoof.test", msg);
 		cr_assert_eq(r.r->ndkim, 1u);
 		cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_TEMPERROR, "%s", r.r->dkim[0].reason);
-		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i], r.r->dmarc.reason);
+		cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_FAIL, "%s: %s", temp_actions[i],
+		    r.r->dmarc.reason);
 		cr_expect_eq(r.v.code, 550u);
-		cr_expect_not_null(strstr(r.r->authres, "dmarc=fail reason=\"no aligned SPF or DKIM pass for"
-		    " example.com (relaxed alignment)\" header.from=example.com policy.dmarc=reject"), "%s",
-		    r.r->authres);
+		cr_expect_not_null(strstr(r.r->authres,
+				       "dmarc=fail reason=\"no aligned SPF or DKIM pass for"
+				       " example.com (relaxed alignment)\" header.from=example.com policy.dmarc=reject"),
+		    "%s", r.r->authres);
 		run_free(&r);
 	}
 	moat_dns_free(dns);
@@ -440,17 +464,17 @@ Test(auth, forged_authres_removed_last_first)
 	struct moat_dns *dns = zone();
 	struct run r;
 	static const char msg[] =
-		"Authentication-Results: mx.test; dmarc=pass header.from=example.com\r\n"
-		"Authentication-Results: other.example; spf=pass smtp.mailfrom=a@example.com\r\n"
-		"Authentication-Results: (forged) \"MX.TEST\";\r\n dkim=pass header.d=example.com\r\n"
-		"Received: from x by y\r\n"
-		"Authentication-Results: mx.test.; spf=pass\r\n"
-		"Authentication-Results: mx.test.example; spf=pass\r\n"
-		"Authentication-Results: \"unbalanced\r\n"
-		"Authentication-Results : mx.test; dkim=pass\r\n"
-		"From: a@example.com\r\n"
-		"\r\n"
-		"body\r\n";
+	    "Authentication-Results: mx.test; dmarc=pass header.from=example.com\r\n"
+	    "Authentication-Results: other.example; spf=pass smtp.mailfrom=a@example.com\r\n"
+	    "Authentication-Results: (forged) \"MX.TEST\";\r\n dkim=pass header.d=example.com\r\n"
+	    "Received: from x by y\r\n"
+	    "Authentication-Results: mx.test.; spf=pass\r\n"
+	    "Authentication-Results: mx.test.example; spf=pass\r\n"
+	    "Authentication-Results: \"unbalanced\r\n"
+	    "Authentication-Results : mx.test; dkim=pass\r\n"
+	    "From: a@example.com\r\n"
+	    "\r\n"
+	    "body\r\n";
 
 	run_msg(&r, dns, conf_with("dmarc_reject_action", "tag", NULL, NULL), "198.51.100.7",
 	    "h.evil.test", "x@evil.test", msg);
@@ -480,9 +504,11 @@ Test(auth, too_many_forged_rejected)
 	struct run r;
 
 	for (int i = 0; i < MOAT_AUTH_FORGED_MAX + 1; i++)
-		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "Authentication-Results: mx.test; spf=pass\r\n");
+		o += (size_t)snprintf(msg + o, sizeof(msg) - o,
+		    "Authentication-Results: mx.test; spf=pass\r\n");
 	snprintf(msg + o, sizeof(msg) - o, "From: a@nopolicy.example\r\n\r\nb\r\n");
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_expect(r.r->forged_overflow);
 	cr_expect_eq(r.v.action, MOAT_REJECT);
 	cr_expect_eq(r.v.code, 550u);
@@ -496,9 +522,10 @@ Test(auth, hostile_values_escaped)
 	struct run r;
 
 	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7",
-	    "a;dkim=pass header.d=example.com", "x\"; dmarc=pass@evil.test", "From: a@nopolicy.example\r\n\r\nb\r\n");
-	cr_expect_not_null(strstr(r.r->authres, "smtp.helo=\"a;dkim=pass header.d=example.com\""), "%s",
-	    r.r->authres);
+	    "a;dkim=pass header.d=example.com", "x\"; dmarc=pass@evil.test",
+	    "From: a@nopolicy.example\r\n\r\nb\r\n");
+	cr_expect_not_null(strstr(r.r->authres, "smtp.helo=\"a;dkim=pass header.d=example.com\""),
+	    "%s", r.r->authres);
 	/* exactly one dkim= and one dmarc= result outside quotes */
 	{
 		const char *p = r.r->authres;
@@ -553,13 +580,15 @@ Test(auth, body_length_tag_with_appended_content_is_policy)
 	char sig[4096], msg[8192];
 	struct run r;
 
-	sign(&rsa2048, "sel", "example.com", DKIM_SIGN_RSASHA256, (ssize_t)strlen("Hello, world.\r\n"),
-	    base_msg, sig, sizeof(sig));
+	sign(&rsa2048, "sel", "example.com", DKIM_SIGN_RSASHA256,
+	    (ssize_t)strlen("Hello, world.\r\n"), base_msg, sig, sizeof(sig));
 	cr_assert_not_null(strstr(sig, "l=15"), "%s", sig);
 	snprintf(msg, sizeof(msg), "%s%sAppended by an attacker.\r\n", sig, base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_assert_eq(r.r->ndkim, 1u);
-	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_POLICY, "%s", moat_dkim_result_name(r.r->dkim[0].result));
+	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_POLICY, "%s",
+	    moat_dkim_result_name(r.r->dkim[0].result));
 	cr_expect_eq(r.r->dkim[0].body_signed, 15);
 	cr_expect_eq(r.r->dkim[0].body_total, 41);
 	cr_expect_str_eq(r.r->dkim[0].reason, "l=15 signs 15 of 41 body bytes");
@@ -568,7 +597,8 @@ Test(auth, body_length_tag_with_appended_content_is_policy)
 
 	/* without appended content the same signature passes */
 	join(msg, sizeof(msg), sig, base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_PASS);
 	run_free(&r);
 
@@ -589,7 +619,8 @@ Test(auth, rsa_sha1_fails)
 
 	sign(&rsa2048, "sel", "example.com", DKIM_SIGN_RSASHA1, -1, base_msg, sig, sizeof(sig));
 	join(msg, sizeof(msg), sig, base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_FAIL);
 	cr_expect_str_eq(r.r->dkim[0].alg, "rsa-sha1");
 	cr_expect_str_eq(r.r->dkim[0].reason, "rsa-sha1 is not accepted (RFC 8301)");
@@ -613,10 +644,12 @@ Test(auth, signature_cap)
 	for (int i = 0; i < 7; i++)
 		o += (size_t)snprintf(msg + o, sizeof(msg) - o, "%s", sig);
 	snprintf(msg + o, sizeof(msg) - o, "%s", base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_assert_eq(r.r->ndkim, 7u);
 	for (int i = 0; i < 5; i++)
-		cr_expect_eq(r.r->dkim[i].result, MOAT_DKIM_PASS, "sig %d: %s", i, r.r->dkim[i].reason);
+		cr_expect_eq(r.r->dkim[i].result, MOAT_DKIM_PASS, "sig %d: %s", i,
+		    r.r->dkim[i].reason);
 	for (int i = 5; i < 7; i++) {
 		cr_expect_eq(r.r->dkim[i].result, MOAT_DKIM_POLICY, "sig %d", i);
 		cr_expect_str_eq(r.r->dkim[i].reason, "not evaluated: more than 5 signatures");
@@ -633,17 +666,23 @@ Test(auth, tampered_and_hostile_signatures)
 	struct run r;
 
 	sign(&rsa2048, "sel", "example.com", DKIM_SIGN_RSASHA256, -1, base_msg, sig, sizeof(sig));
-	snprintf(msg, sizeof(msg), "%sDate: Sun, 22 Nov 2026 21:00:00 +0000\r\nFrom: Alice <alice@example.com>\r\nTo: bob@example.net\r\n"
-	    "Subject: hello\r\n\r\nHello, World.\r\n", sig);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	snprintf(msg, sizeof(msg),
+	    "%sDate: Sun, 22 Nov 2026 21:00:00 +0000\r\nFrom: Alice <alice@example.com>\r\nTo: bob@example.net\r\n"
+	    "Subject: hello\r\n\r\nHello, World.\r\n",
+	    sig);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_FAIL);
 	cr_expect_str_eq(r.r->dkim[0].reason, "body hash did not verify");
 	run_free(&r);
 
 	/* a quote in d= never reaches libopendkim or the DNS */
-	snprintf(msg, sizeof(msg), "DKIM-Signature: v=1; a=rsa-sha256; d=exa\"mple.com; s=sel; h=from; "
-	    "bh=AAAA; b=AAAA\r\n%s", base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	snprintf(msg, sizeof(msg),
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=exa\"mple.com; s=sel; h=from; "
+	    "bh=AAAA; b=AAAA\r\n%s",
+	    base_msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_assert_eq(r.r->ndkim, 1u);
 	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_PERMERROR);
 	cr_expect_str_eq(r.r->dkim[0].reason, "malformed DKIM-Signature tag list");
@@ -653,7 +692,8 @@ Test(auth, tampered_and_hostile_signatures)
 	/* no key */
 	sign(&rsa2048, "gone", "example.com", DKIM_SIGN_RSASHA256, -1, base_msg, sig, sizeof(sig));
 	join(msg, sizeof(msg), sig, base_msg);
-	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test", "x@evil.test", msg);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "198.51.100.7", "h.evil.test",
+	    "x@evil.test", msg);
 	cr_expect_eq(r.r->dkim[0].result, MOAT_DKIM_PERMERROR, "%s", r.r->dkim[0].reason);
 	run_free(&r);
 	moat_dns_free(dns);
@@ -666,23 +706,28 @@ Test(auth, tampered_and_hostile_signatures)
  * loopback port nothing listens on (127.0.0.1:15499, this area's range), so every lookup is a
  * temporary error after 100 ms: deterministic without a DNS server.
  */
-static void policy_run(const char *temp_action, struct moat_verdict *v, struct moat_hdr_edit *out,
-    size_t *nout)
+static void
+policy_run(const char *temp_action, struct moat_verdict *v, struct moat_hdr_edit *out, size_t *nout)
 {
 	struct moat_conf_override ov[] = {
-		{ "authserv_id", AUTHSERV }, { "auth_inbound", "yes" },
-		{ "dns_resolver", "127.0.0.1@15499" }, { "dns_timeout", "100ms" },
+		{ "authserv_id", AUTHSERV },
+		{ "auth_inbound", "yes" },
+		{ "dns_resolver", "127.0.0.1@15499" },
+		{ "dns_timeout", "100ms" },
 		{ "dmarc_temperror_action", temp_action },
 	};
 	char err[MOAT_CONF_ERR_MAX];
-	struct moat_conf *conf = moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
+	struct moat_conf *conf =
+	    moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
 	struct moat_policy *pol;
 	struct moat_session *s;
 	struct moat_client cl = { .addr = "198.51.100.7", .port = 2525 };
 	static const char *hdrs[] = {
 		"Authentication-Results: other.example; dmarc=pass",
 		"Authentication-Results: mx.test; dmarc=pass header.from=example.com",
-		"From: a@example.com", "Date: Sun, 22 Nov 2026 21:00:00 +0000", "Subject: x",
+		"From: a@example.com",
+		"Date: Sun, 22 Nov 2026 21:00:00 +0000",
+		"Subject: x",
 		"Authentication-Results: mx.test; dkim=pass",
 	};
 	const struct moat_hdr_edit *e;

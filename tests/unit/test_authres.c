@@ -66,7 +66,8 @@ Test(authres, header)
 	cr_assert_eq(moat_authres_method(&ar, "spf", "permerror", "too \"many\" lookups"), 0);
 	cr_assert_eq(moat_authres_prop(&ar, "smtp", "helo", "x;y"), 0);
 	cr_assert_eq(moat_authres_finish(&ar), 0);
-	cr_expect_str_eq(buf, "mx.example.net; spf=pass smtp.mailfrom=a@example.com; "
+	cr_expect_str_eq(buf,
+	    "mx.example.net; spf=pass smtp.mailfrom=a@example.com; "
 	    "spf=permerror reason=\"too \\\"many\\\" lookups\" smtp.helo=\"x;y\"");
 }
 
@@ -80,7 +81,8 @@ Test(authres, none_and_overflow)
 	cr_expect_str_eq(buf, "mx.test; none");
 	cr_assert_eq(moat_authres_init(&ar, buf, 24, "mx.test"), 0);
 	cr_expect_eq(moat_authres_method(&ar, "spf", "pass", NULL), 0);
-	cr_expect_eq(moat_authres_prop(&ar, "smtp", "mailfrom", "averylongaddress@example.com"), -1);
+	cr_expect_eq(moat_authres_prop(&ar, "smtp", "mailfrom", "averylongaddress@example.com"),
+	    -1);
 	cr_expect(ar.over);
 	cr_expect_eq(moat_authres_finish(&ar), -1);
 	cr_expect_lt(strlen(buf), 24u);

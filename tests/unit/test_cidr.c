@@ -36,7 +36,7 @@ static const struct match_case match_cases[] = {
 static void
 check_match(const struct match_case *c)
 {
-		struct moat_cidr net;
+	struct moat_cidr net;
 	struct moat_addr addr;
 
 	cr_assert_eq(moat_cidr_parse(c->net, &net), 0, "%s: net", c->label);
@@ -53,8 +53,8 @@ Test(cidr, match)
 Test(cidr, rejects_malformed)
 {
 	static const char *const bad[] = { "", "/24", "10.0.0.0/", "10.0.0.0/33", "10.0.0.0/-1",
-		"10.0.0.0/08x", "2001:db8::/129", "127.1", "1.2.3.4.5", "fe80::1%eth0", "host.example",
-		"10.0.0.0/2a", "10.0.0.0/ 8", "0x7f.0.0.1", "2001:db8::/0000" };
+		"10.0.0.0/08x", "2001:db8::/129", "127.1", "1.2.3.4.5", "fe80::1%eth0",
+		"host.example", "10.0.0.0/2a", "10.0.0.0/ 8", "0x7f.0.0.1", "2001:db8::/0000" };
 	struct moat_cidr net;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -64,8 +64,8 @@ Test(cidr, rejects_malformed)
 Test(cidr, set_parse_and_match)
 {
 	char err[128];
-	struct moat_cidr_set *set = moat_cidr_set_parse(" 10.0.0.0/8,192.0.2.1 ,\t2001:db8::/48 ", err,
-	    sizeof(err));
+	struct moat_cidr_set *set =
+	    moat_cidr_set_parse(" 10.0.0.0/8,192.0.2.1 ,\t2001:db8::/48 ", err, sizeof(err));
 	struct moat_addr a;
 
 	cr_assert_not_null(set, "%s", err);

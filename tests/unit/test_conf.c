@@ -37,57 +37,59 @@ make_dir(void)
 struct bad_case {
 	const char *label;
 	const char *content;
-	const char *want;     /* the message after "PATH:"; "%s" stands for the directory */
+	const char *want; /* the message after "PATH:"; "%s" stands for the directory */
 };
 
 static const struct bad_case bad_cases[] = {
 	{ "typo gets a hint", "limit_recipents = 5\n",
-	  "1: limit_recipents: unknown key (did you mean limit_recipients?)" },
+	    "1: limit_recipents: unknown key (did you mean limit_recipients?)" },
 	{ "unknown key, no near miss", "\n# comment\nfrobnicate_everything = 1\n",
-	  "3: frobnicate_everything: unknown key" },
+	    "3: frobnicate_everything: unknown key" },
 	{ "not a number", "limit_recipients = ten\n",
-	  "1: limit_recipients: 'ten': expected a whole number" },
+	    "1: limit_recipients: 'ten': expected a whole number" },
 	{ "negative number", "limit_recipients = -1\n",
-	  "1: limit_recipients: '-1': expected a whole number" },
+	    "1: limit_recipients: '-1': expected a whole number" },
 	{ "below minimum", "limit_recipients = 0\n",
-	  "1: limit_recipients: '0' is out of range (1 to 100000)" },
+	    "1: limit_recipients: '0' is out of range (1 to 100000)" },
 	{ "above maximum", "limit_line_length = 70000\n",
-	  "1: limit_line_length: '70000' is out of range (512 to 65536)" },
+	    "1: limit_line_length: '70000' is out of range (512 to 65536)" },
 	{ "bad size suffix", "limit_message_size = 10x\n",
-	  "1: limit_message_size: '10x': expected a size such as 512k, 50m or 1g" },
+	    "1: limit_message_size: '10x': expected a size such as 512k, 50m or 1g" },
 	{ "size overflow", "limit_message_size = 99999999999999999999\n",
-	  "1: limit_message_size: '99999999999999999999': expected a size such as 512k, 50m or 1g" },
+	    "1: limit_message_size: '99999999999999999999': expected a size such as 512k, 50m or 1g" },
 	{ "size past max", "limit_message_size = 3g\n",
-	  "1: limit_message_size: '3g' is out of range (1k to 2g)" },
+	    "1: limit_message_size: '3g' is out of range (1k to 2g)" },
 	{ "bad time", "dns_timeout = 5 minutes\n",
-	  "1: dns_timeout: '5 minutes': expected a time such as 500ms, 30s, 5m or 1h" },
+	    "1: dns_timeout: '5 minutes': expected a time such as 500ms, 30s, 5m or 1h" },
 	{ "time below minimum", "dns_timeout = 10ms\n",
-	  "1: dns_timeout: '10ms' is out of range (100ms to 1m)" },
+	    "1: dns_timeout: '10ms' is out of range (100ms to 1m)" },
 	{ "bad bool", "log_verbose = maybe\n", "1: log_verbose: 'maybe' is not yes or no" },
-	{ "bad enum", "log_target = file\n", "1: log_target: 'file' is not one of auto|syslog|stderr" },
+	{ "bad enum", "log_target = file\n",
+	    "1: log_target: 'file' is not one of auto|syslog|stderr" },
 	{ "listen without port", "proxy_listen = 127.0.0.1\n",
-	  "1: proxy_listen: '127.0.0.1' is not host:port ([addr]:port for IPv6)" },
+	    "1: proxy_listen: '127.0.0.1' is not host:port ([addr]:port for IPv6)" },
 	{ "listen bad item in list", "proxy_listen = 127.0.0.1:25, [::1]:99999\n",
-	  "1: proxy_listen: '[::1]:99999' is not host:port ([addr]:port for IPv6)" },
+	    "1: proxy_listen: '[::1]:99999' is not host:port ([addr]:port for IPv6)" },
 	{ "backend relative unix path", "proxy_backend = unix:relative\n",
-	  "1: proxy_backend: 'unix:relative': expected unix:/absolute/path (at most 107 bytes)" },
+	    "1: proxy_backend: 'unix:relative': expected unix:/absolute/path (at most 107 bytes)" },
 	{ "resolver by name", "dns_resolver = dns.example:53\n",
-	  "1: dns_resolver: 'dns.example:53' is not address[@port] (an IP address, not a name)" },
+	    "1: dns_resolver: 'dns.example:53' is not address[@port] (an IP address, not a name)" },
 	{ "resolver bad port", "dns_resolver = 127.0.0.1@0\n",
-	  "1: dns_resolver: '127.0.0.1@0' is not address[@port] (an IP address, not a name)" },
+	    "1: dns_resolver: '127.0.0.1@0' is not address[@port] (an IP address, not a name)" },
 	{ "cidr prefix too long", "internal_networks = 10.0.0.0/8, 192.0.2.0/33\n",
-	  "1: internal_networks: not an address or address/prefix: '192.0.2.0/33'" },
+	    "1: internal_networks: not an address or address/prefix: '192.0.2.0/33'" },
 	{ "milter socket scheme", "milter_socket = tcp:25\n",
-	  "1: milter_socket: 'tcp:25': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path" },
+	    "1: milter_socket: 'tcp:25': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path" },
 	{ "authserv-id with a space", "authserv_id = mx example\n",
-	  "1: authserv_id: 'mx example' is not a host name (letters, digits, '-', '.')" },
+	    "1: authserv_id: 'mx example' is not a host name (letters, digits, '-', '.')" },
 	{ "set twice", "limit_recipients = 5\n\nlimit_recipients = 6\n",
-	  "3: limit_recipients: set twice (first at %s/main.conf:1)" },
-	{ "line without =", "limit_recipients = 5\nlimit_recipients\n", "2: expected 'key = value'" },
+	    "3: limit_recipients: set twice (first at %s/main.conf:1)" },
+	{ "line without =", "limit_recipients = 5\nlimit_recipients\n",
+	    "2: expected 'key = value'" },
 	{ "sections are refused", "[proxy]\nproxy_listen = 127.0.0.1:25\n",
-	  "2: sections ([proxy]) are not used: write keys at the top level" },
+	    "2: sections ([proxy]) are not used: write keys at the top level" },
 	{ "missing include", "limit_errors = 5\ninclude = missing.conf\n",
-	  "2: include: cannot read '%s/missing.conf': No such file or directory" },
+	    "2: include: cannot read '%s/missing.conf': No such file or directory" },
 };
 
 /* check_bad_file - one pass per row of bad_cases. */
@@ -106,8 +108,8 @@ check_bad_file(const struct bad_case *c)
 	if (mark == NULL)
 		snprintf(want + n, sizeof(want) - (size_t)n, "%s", c->want);
 	else
-		snprintf(want + n, sizeof(want) - (size_t)n, "%.*s%s%s", (int)(mark - c->want), c->want,
-		    dir, mark + 2);
+		snprintf(want + n, sizeof(want) - (size_t)n, "%.*s%s%s", (int)(mark - c->want),
+		    c->want, dir, mark + 2);
 	cr_assert_str_eq(err, want, "%s", c->label);
 	free(path);
 	free(dir);
@@ -187,7 +189,8 @@ Test(conf, file_units_includes_and_overrides)
 	    "# mxmoat\nauthserv_id = mx.example.org ; inline comment\n"
 	    "limit_message_size = 10m\ndns_timeout = 1500ms\ndrain_timeout = 2m\n"
 	    "log_verbose = yes\nlog_target = stderr\ninclude = nets.conf\nlimit_recipients = 10\n");
-	struct moat_conf_override ov[] = { { "limit_recipients", "20" }, { "proxy_backend", "unix:/run/mta.sock" } };
+	struct moat_conf_override ov[] = { { "limit_recipients", "20" },
+		{ "proxy_backend", "unix:/run/mta.sock" } };
 	struct moat_conf *conf = moat_conf_load(path, ov, 2, err, sizeof(err));
 	struct moat_addr a;
 
@@ -217,9 +220,11 @@ Test(conf, bad_overrides)
 	struct moat_conf_override range[] = { { "limit_recipients", "0" } };
 
 	cr_assert_null(moat_conf_load(NULL, typo, 1, err, sizeof(err)));
-	cr_assert_str_eq(err, "command line: -o proxy_lisen: unknown key (did you mean proxy_listen?)");
+	cr_assert_str_eq(err,
+	    "command line: -o proxy_lisen: unknown key (did you mean proxy_listen?)");
 	cr_assert_null(moat_conf_load(NULL, range, 1, err, sizeof(err)));
-	cr_assert_str_eq(err, "command line: -o limit_recipients: '0' is out of range (1 to 100000)");
+	cr_assert_str_eq(err,
+	    "command line: -o limit_recipients: '0' is out of range (1 to 100000)");
 }
 
 Test(conf, parse_override_splits_at_first_equals)
@@ -237,8 +242,9 @@ Test(conf, parse_override_splits_at_first_equals)
 Test(conf, dump_round_trip)
 {
 	char err[MOAT_CONF_ERR_MAX], *dir = make_dir(), *path, *first, *second;
-	struct moat_conf_override ov[] = { { "limit_message_size", "1536k" }, { "dns_timeout", "250ms" },
-		{ "internal_networks", "192.0.2.0/24" }, { "proxy_backend_pass", "xclient" } };
+	struct moat_conf_override ov[] = { { "limit_message_size", "1536k" },
+		{ "dns_timeout", "250ms" }, { "internal_networks", "192.0.2.0/24" },
+		{ "proxy_backend_pass", "xclient" } };
 	struct moat_conf *a = moat_conf_load(NULL, ov, 4, err, sizeof(err)), *b;
 	size_t len1, len2;
 	FILE *fp;

@@ -66,7 +66,7 @@ Test(daemon, pid_file_is_locked_against_a_second_instance)
 Test(daemon, reload_keeps_running_config_on_error)
 {
 	char dir[] = "/tmp/moat-reload-XXXXXX", path[64], prog[] = "mxmoat-proxy", c[] = "-c",
-	    o[] = "-o", ov[] = "limit_errors=9";   /* writable, as argv is */
+	     o[] = "-o", ov[] = "limit_errors=9"; /* writable, as argv is */
 	char *argv[] = { prog, c, path, o, ov, NULL };
 	struct moat_cmdline cl;
 	struct moat_conf *conf;

@@ -26,13 +26,20 @@ struct rec_case {
 
 static const struct rec_case rec_cases[] = {
 	{ "minimal", "v=DMARC1; p=reject", 0, MOAT_DMARC_P_REJECT, 0, 0, 0, false, false, false },
-	{ "all tags", "v=DMARC1; p=quarantine; sp=none; np=reject; psd=n; t=y; adkim=s; aspf=s; rua=mailto:a@b.test",
-	  0, MOAT_DMARC_P_QUARANTINE, MOAT_DMARC_P_NONE, MOAT_DMARC_P_REJECT, MOAT_DMARC_PSD_N, true, true, true },
-	{ "spaces and case", "v = DMARC1 ;  P = Reject ; ADKIM = S ;", 0, MOAT_DMARC_P_REJECT, 0, 0, 0, false, true, false },
-	{ "no p is none", "v=DMARC1; rua=mailto:a@b.test", 0, MOAT_DMARC_P_NONE, 0, 0, 0, false, false, false },
-	{ "bad p is none", "v=DMARC1; p=bogus", 0, MOAT_DMARC_P_NONE, 0, 0, 0, false, false, false },
-	{ "unknown tags ignored", "v=DMARC1; p=reject; pct=10; foo=bar; ri=3600", 0, MOAT_DMARC_P_REJECT, 0, 0, 0, false, false, false },
-	{ "psd=y", "v=DMARC1; p=reject; psd=y", 0, MOAT_DMARC_P_REJECT, 0, 0, MOAT_DMARC_PSD_Y, false, false, false },
+	{ "all tags",
+	    "v=DMARC1; p=quarantine; sp=none; np=reject; psd=n; t=y; adkim=s; aspf=s; rua=mailto:a@b.test",
+	    0, MOAT_DMARC_P_QUARANTINE, MOAT_DMARC_P_NONE, MOAT_DMARC_P_REJECT, MOAT_DMARC_PSD_N,
+	    true, true, true },
+	{ "spaces and case", "v = DMARC1 ;  P = Reject ; ADKIM = S ;", 0, MOAT_DMARC_P_REJECT, 0, 0,
+	    0, false, true, false },
+	{ "no p is none", "v=DMARC1; rua=mailto:a@b.test", 0, MOAT_DMARC_P_NONE, 0, 0, 0, false,
+	    false, false },
+	{ "bad p is none", "v=DMARC1; p=bogus", 0, MOAT_DMARC_P_NONE, 0, 0, 0, false, false,
+	    false },
+	{ "unknown tags ignored", "v=DMARC1; p=reject; pct=10; foo=bar; ri=3600", 0,
+	    MOAT_DMARC_P_REJECT, 0, 0, 0, false, false, false },
+	{ "psd=y", "v=DMARC1; p=reject; psd=y", 0, MOAT_DMARC_P_REJECT, 0, 0, MOAT_DMARC_PSD_Y,
+	    false, false, false },
 	{ "v not first", "p=reject; v=DMARC1", -1, 0, 0, 0, 0, false, false, false },
 	{ "wrong version", "v=DMARC2; p=reject", -1, 0, 0, 0, 0, false, false, false },
 	{ "lower-case version", "v=dmarc1; p=reject", -1, 0, 0, 0, 0, false, false, false },
@@ -71,18 +78,21 @@ Test(dmarc, record_with_nul_refused)
 
 /* ---- the zone ---- */
 
-static void txt(struct moat_dns *d, const char *name, const char *t)
+static void
+txt(struct moat_dns *d, const char *name, const char *t)
 {
 	cr_assert_eq(moat_dns_fixture_add(d, name, MOAT_DNS_TXT, 0, t, strlen(t)), 0);
 }
 
-static void host(struct moat_dns *d, const char *name)
+static void
+host(struct moat_dns *d, const char *name)
 {
 	static const unsigned char a[4] = { 192, 0, 2, 1 };
 	cr_assert_eq(moat_dns_fixture_add(d, name, MOAT_DNS_A, 0, a, 4), 0);
 }
 
-static struct moat_dns *zone(void)
+static struct moat_dns *
+zone(void)
 {
 	struct moat_dns *d = moat_dns_new_fixture();
 
@@ -92,7 +102,7 @@ static struct moat_dns *zone(void)
 	host(d, "example.com");
 	host(d, "mail.example.com");
 	host(d, "news.example.com");
-	txt(d, "com", "not a DMARC domain");        /* so "com" exists */
+	txt(d, "com", "not a DMARC domain"); /* so "com" exists */
 	/* an organization with a record only at the top and no sp */
 	txt(d, "_dmarc.plain.test", "v=DMARC1; p=quarantine");
 	host(d, "plain.test");
@@ -165,7 +175,9 @@ Test(dmarc, walk_bounded_and_shortcut)
 	unsigned q = 0;
 
 	/* 11 labels: the domain, then 7 labels, 6, ... 1: 8 queries, and the record is found */
-	cr_expect_eq(moat_dmarc_org_domain(d, "a.b.c.d.e.f.g.h.i.example.com", out, sizeof(out), &q), 0);
+	cr_expect_eq(moat_dmarc_org_domain(d, "a.b.c.d.e.f.g.h.i.example.com", out, sizeof(out),
+			 &q),
+	    0);
 	cr_expect_str_eq(out, "example.com");
 	cr_expect_eq(q, 8u);
 	moat_dns_free(d);
@@ -176,49 +188,75 @@ Test(dmarc, walk_bounded_and_shortcut)
 struct eval_case {
 	const char *label;
 	const char *from;
-	const char *spf;         /* SPF-passing domain or NULL */
-	const char *dkim;        /* DKIM-passing d= or NULL */
+	const char *spf; /* SPF-passing domain or NULL */
+	const char *dkim; /* DKIM-passing d= or NULL */
 	enum moat_dmarc_res res;
-	const char *tag;         /* "p", "sp", "np" or "" */
+	const char *tag; /* "p", "sp", "np" or "" */
 	enum moat_dmarc_policy disposition;
 	bool spf_aligned, dkim_aligned;
 };
 
 static const struct eval_case eval_cases[] = {
 	/* relaxed, organizational domain */
-	{ "relaxed DKIM same domain", "example.com", NULL, "example.com", MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
-	{ "relaxed DKIM parent signs subdomain", "mail.example.com", NULL, "example.com", MOAT_DMARC_PASS, "sp", MOAT_DMARC_P_QUARANTINE, false, true },
-	{ "relaxed DKIM sibling subdomain", "mail.example.com", NULL, "news.example.com", MOAT_DMARC_PASS, "sp", MOAT_DMARC_P_QUARANTINE, false, true },
-	{ "relaxed SPF subdomain", "example.com", "bounce.example.com", NULL, MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, true, false },
-	{ "relaxed SPF other org", "example.com", "example.net", NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "relaxed DKIM other org", "example.com", NULL, "evil.test", MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "nothing passed", "example.com", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "both aligned", "example.com", "example.com", "example.com", MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, true, true },
+	{ "relaxed DKIM same domain", "example.com", NULL, "example.com", MOAT_DMARC_PASS, "p",
+	    MOAT_DMARC_P_REJECT, false, true },
+	{ "relaxed DKIM parent signs subdomain", "mail.example.com", NULL, "example.com",
+	    MOAT_DMARC_PASS, "sp", MOAT_DMARC_P_QUARANTINE, false, true },
+	{ "relaxed DKIM sibling subdomain", "mail.example.com", NULL, "news.example.com",
+	    MOAT_DMARC_PASS, "sp", MOAT_DMARC_P_QUARANTINE, false, true },
+	{ "relaxed SPF subdomain", "example.com", "bounce.example.com", NULL, MOAT_DMARC_PASS, "p",
+	    MOAT_DMARC_P_REJECT, true, false },
+	{ "relaxed SPF other org", "example.com", "example.net", NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_REJECT, false, false },
+	{ "relaxed DKIM other org", "example.com", NULL, "evil.test", MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_REJECT, false, false },
+	{ "nothing passed", "example.com", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT,
+	    false, false },
+	{ "both aligned", "example.com", "example.com", "example.com", MOAT_DMARC_PASS, "p",
+	    MOAT_DMARC_P_REJECT, true, true },
 	/* no sp: p applies to subdomains */
-	{ "subdomain without sp", "sub.plain.test", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_QUARANTINE, false, false },
+	{ "subdomain without sp", "sub.plain.test", NULL, NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_QUARANTINE, false, false },
 	/* strict */
-	{ "strict DKIM same domain", "strict.test", NULL, "strict.test", MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
-	{ "strict DKIM parent of subdomain", "sub.strict.test", NULL, "strict.test", MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "strict SPF subdomain", "strict.test", "sub.strict.test", NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "strict SPF same domain", "strict.test", "STRICT.test", NULL, MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, true, false },
+	{ "strict DKIM same domain", "strict.test", NULL, "strict.test", MOAT_DMARC_PASS, "p",
+	    MOAT_DMARC_P_REJECT, false, true },
+	{ "strict DKIM parent of subdomain", "sub.strict.test", NULL, "strict.test",
+	    MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
+	{ "strict SPF subdomain", "strict.test", "sub.strict.test", NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_REJECT, false, false },
+	{ "strict SPF same domain", "strict.test", "STRICT.test", NULL, MOAT_DMARC_PASS, "p",
+	    MOAT_DMARC_P_REJECT, true, false },
 	/* non-existent subdomain: np */
-	{ "non-existent subdomain np", "nx.example.com", NULL, NULL, MOAT_DMARC_FAIL, "np", MOAT_DMARC_P_REJECT, false, false },
-	{ "non-existent subdomain aligned", "nx.example.com", NULL, "example.com", MOAT_DMARC_PASS, "np", MOAT_DMARC_P_REJECT, false, true },
-	{ "non-existent without np falls to p", "nx.plain.test", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_QUARANTINE, false, false },
+	{ "non-existent subdomain np", "nx.example.com", NULL, NULL, MOAT_DMARC_FAIL, "np",
+	    MOAT_DMARC_P_REJECT, false, false },
+	{ "non-existent subdomain aligned", "nx.example.com", NULL, "example.com", MOAT_DMARC_PASS,
+	    "np", MOAT_DMARC_P_REJECT, false, true },
+	{ "non-existent without np falls to p", "nx.plain.test", NULL, NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_QUARANTINE, false, false },
 	/* PSD */
-	{ "PSD policy for a brand", "mail.brand.psd.test", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "PSD relaxed within the brand", "mail.brand.psd.test", NULL, "other.brand.psd.test", MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
-	{ "PSD sibling brand does not align", "mail.brand.psd.test", "evil.psd.test", "evil.psd.test", MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
-	{ "PSD itself does not align", "mail.brand.psd.test", NULL, "psd.test", MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
+	{ "PSD policy for a brand", "mail.brand.psd.test", NULL, NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_REJECT, false, false },
+	{ "PSD relaxed within the brand", "mail.brand.psd.test", NULL, "other.brand.psd.test",
+	    MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
+	{ "PSD sibling brand does not align", "mail.brand.psd.test", "evil.psd.test",
+	    "evil.psd.test", MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_REJECT, false, false },
+	{ "PSD itself does not align", "mail.brand.psd.test", NULL, "psd.test", MOAT_DMARC_FAIL,
+	    "p", MOAT_DMARC_P_REJECT, false, false },
 	/* psd=n organization */
-	{ "psd=n org aligns its subdomains", "x.a.corp.org.example", NULL, "y.corp.org.example", MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
+	{ "psd=n org aligns its subdomains", "x.a.corp.org.example", NULL, "y.corp.org.example",
+	    MOAT_DMARC_PASS, "p", MOAT_DMARC_P_REJECT, false, true },
 	/* t=y: one level lower */
-	{ "testing mode", "testing.example", NULL, NULL, MOAT_DMARC_FAIL, "p", MOAT_DMARC_P_QUARANTINE, false, false },
+	{ "testing mode", "testing.example", NULL, NULL, MOAT_DMARC_FAIL, "p",
+	    MOAT_DMARC_P_QUARANTINE, false, false },
 	/* no policy */
-	{ "no record", "nothing.example", NULL, NULL, MOAT_DMARC_NONE, "", MOAT_DMARC_P_UNSET, false, false },
-	{ "two records discarded", "multi.example", NULL, NULL, MOAT_DMARC_NONE, "", MOAT_DMARC_P_UNSET, false, false },
-	{ "DNS failure", "temp.example", NULL, "temp.example", MOAT_DMARC_TEMPERROR, "", MOAT_DMARC_P_UNSET, false, false },
-	{ "no From", "", NULL, "example.com", MOAT_DMARC_PERMERROR, "", MOAT_DMARC_P_UNSET, false, false },
+	{ "no record", "nothing.example", NULL, NULL, MOAT_DMARC_NONE, "", MOAT_DMARC_P_UNSET,
+	    false, false },
+	{ "two records discarded", "multi.example", NULL, NULL, MOAT_DMARC_NONE, "",
+	    MOAT_DMARC_P_UNSET, false, false },
+	{ "DNS failure", "temp.example", NULL, "temp.example", MOAT_DMARC_TEMPERROR, "",
+	    MOAT_DMARC_P_UNSET, false, false },
+	{ "no From", "", NULL, "example.com", MOAT_DMARC_PERMERROR, "", MOAT_DMARC_P_UNSET, false,
+	    false },
 };
 
 Test(dmarc, alignment_matrix)
@@ -233,14 +271,15 @@ Test(dmarc, alignment_matrix)
 		ids.spf_domain = c->spf;
 		if (c->dkim)
 			ids.dkim_domains[ids.ndkim++] = c->dkim;
-		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)", c->label,
-		    moat_dmarc_result_name(ev.result), ev.reason);
+		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)",
+		    c->label, moat_dmarc_result_name(ev.result), ev.reason);
 		cr_expect_str_eq(ev.policy_tag, c->tag, "%s: policy tag", c->label);
 		if (c->res == MOAT_DMARC_PASS || c->res == MOAT_DMARC_FAIL) {
 			cr_expect_eq(ev.disposition, c->disposition, "%s: disposition %s", c->label,
 			    moat_dmarc_policy_name(ev.disposition));
 			cr_expect_eq(ev.spf_aligned, c->spf_aligned, "%s: spf aligned", c->label);
-			cr_expect_eq(ev.dkim_aligned, c->dkim_aligned, "%s: dkim aligned", c->label);
+			cr_expect_eq(ev.dkim_aligned, c->dkim_aligned, "%s: dkim aligned",
+			    c->label);
 		}
 	}
 	moat_dns_free(d);
@@ -258,14 +297,16 @@ Test(dmarc, eval_records_policy_domain)
 	moat_dmarc_evaluate(d, "testing.example", NULL, &ev);
 	cr_expect_eq(ev.applied, MOAT_DMARC_P_REJECT);
 	cr_expect(ev.rec.testing);
-	cr_expect_str_eq(ev.org_domain, "", "no identifier to align: no walk past the policy record");
+	cr_expect_str_eq(ev.org_domain, "",
+	    "no identifier to align: no walk past the policy record");
 	cr_expect_eq(ev.queries, 1u);
 	moat_dns_free(d);
 }
 
 /* ---- DNS errors: a temperror only where the missing answer could change the result ---- */
 
-static struct moat_dns *err_zone(void)
+static struct moat_dns *
+err_zone(void)
 {
 	struct moat_dns *d = moat_dns_new_fixture();
 
@@ -280,9 +321,10 @@ static struct moat_dns *err_zone(void)
 	moat_dns_fixture_fail(d, "_dmarc.evil.example", 0, MOAT_DNS_TEMPFAIL);
 	moat_dns_fixture_fail(d, "_dmarc.example", 0, MOAT_DNS_TEMPFAIL);
 	cr_assert_eq(moat_dns_fixture_add(d, "_dmarc.cname.example", MOAT_DNS_CNAME, 0,
-	    "_dmarc.lame.example", strlen("_dmarc.lame.example")), 0);
+			 "_dmarc.lame.example", strlen("_dmarc.lame.example")),
+	    0);
 	moat_dns_fixture_fail(d, "_dmarc.lame.example", 0, MOAT_DNS_TEMPFAIL);
-	moat_dns_fixture_fail(d, "_dmarc.sibling.test", 0, MOAT_DNS_TEMPFAIL);   /* victim's TLD */
+	moat_dns_fixture_fail(d, "_dmarc.sibling.test", 0, MOAT_DNS_TEMPFAIL); /* victim's TLD */
 	/* an organization whose parent's _dmarc fails: its own Organizational Domain is open */
 	txt(d, "_dmarc.corp.example", "v=DMARC1; p=reject");
 	txt(d, "_dmarc.own.corp.example", "v=DMARC1; p=none");
@@ -307,36 +349,54 @@ struct err_case {
 	const char *spf, *dkim, *dkim2;
 	enum moat_dmarc_res res;
 	const char *tag;
-	unsigned queries;        /* exactly, so an identifier that cannot align is never asked */
+	unsigned queries; /* exactly, so an identifier that cannot align is never asked */
 };
 
 static const struct err_case err_cases[] = {
 	/* the spoofer's DNS: an identifier that cannot align is not looked up */
-	{ "SPF domain's _dmarc fails", "victim.test", "evil.example", NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
-	{ "DKIM d= _dmarc fails", "victim.test", NULL, "evil.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
-	{ "d= _dmarc is a CNAME to a failing name", "victim.test", NULL, "cname.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
-	{ "both identifiers' DNS fails", "victim.test", "sub.evil.example", "cname.example", NULL, MOAT_DMARC_FAIL, "p", 3 },
-	{ "same TLD as the From domain", "victim.test", "sibling.test", "sibling.test", NULL, MOAT_DMARC_FAIL, "p", 3 },
+	{ "SPF domain's _dmarc fails", "victim.test", "evil.example", NULL, NULL, MOAT_DMARC_FAIL,
+	    "p", 3 },
+	{ "DKIM d= _dmarc fails", "victim.test", NULL, "evil.example", NULL, MOAT_DMARC_FAIL, "p",
+	    3 },
+	{ "d= _dmarc is a CNAME to a failing name", "victim.test", NULL, "cname.example", NULL,
+	    MOAT_DMARC_FAIL, "p", 3 },
+	{ "both identifiers' DNS fails", "victim.test", "sub.evil.example", "cname.example", NULL,
+	    MOAT_DMARC_FAIL, "p", 3 },
+	{ "same TLD as the From domain", "victim.test", "sibling.test", "sibling.test", NULL,
+	    MOAT_DMARC_FAIL, "p", 3 },
 	{ "strict needs no walk", "victim.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 1 },
 	/* a failing identifier beside an aligned one */
-	{ "aligned DKIM beside a failing one", "victim.test", NULL, "evil.example", "victim.test", MOAT_DMARC_PASS, "p", 3 },
+	{ "aligned DKIM beside a failing one", "victim.test", NULL, "evil.example", "victim.test",
+	    MOAT_DMARC_PASS, "p", 3 },
 	/* an identifier below the From domain's organization: its walk decides, a failure is open */
-	{ "subdomain of the organization fails", "victim.test", "mail.victim.test", NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 4 },
-	{ "...but an aligned DKIM passes", "victim.test", "mail.victim.test", "victim.test", NULL, MOAT_DMARC_PASS, "p", 4 },
+	{ "subdomain of the organization fails", "victim.test", "mail.victim.test", NULL, NULL,
+	    MOAT_DMARC_TEMPERROR, "p", 4 },
+	{ "...but an aligned DKIM passes", "victim.test", "mail.victim.test", "victim.test", NULL,
+	    MOAT_DMARC_PASS, "p", 4 },
 	/* the From domain's own Organizational Domain open (its parent's _dmarc fails) */
-	{ "open org: other TLD cannot align", "mail.corp.example", "evil.test", NULL, NULL, MOAT_DMARC_FAIL, "p", 6 },
-	{ "open org: same parent could", "mail.corp.example", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 7 },
-	{ "open org: the From domain itself aligns", "mail.corp.example", NULL, "mail.corp.example", NULL, MOAT_DMARC_PASS, "p", 3 },
+	{ "open org: other TLD cannot align", "mail.corp.example", "evil.test", NULL, NULL,
+	    MOAT_DMARC_FAIL, "p", 6 },
+	{ "open org: same parent could", "mail.corp.example", "evil.example", NULL, NULL,
+	    MOAT_DMARC_TEMPERROR, "p", 7 },
+	{ "open org: the From domain itself aligns", "mail.corp.example", NULL, "mail.corp.example",
+	    NULL, MOAT_DMARC_PASS, "p", 3 },
 	/* ...but a sibling fails at the same parent after the same answers: equal whatever it says */
-	{ "open org: sibling under the failing parent", "mail.corp.example", NULL, "news.corp.example", NULL, MOAT_DMARC_PASS, "p", 9 },
-	{ "open org: the organization itself", "mail.corp.example", "corp.example", NULL, NULL, MOAT_DMARC_PASS, "p", 8 },
-	{ "open org: a subdomain with its own record", "mail.corp.example", "own.corp.example", NULL, NULL, MOAT_DMARC_PASS, "p", 9 },
-	{ "open org: a psd=n organization below it", "mail.corp.example", "x.psdy.corp.example", NULL, NULL, MOAT_DMARC_FAIL, "p", 8 },
+	{ "open org: sibling under the failing parent", "mail.corp.example", NULL,
+	    "news.corp.example", NULL, MOAT_DMARC_PASS, "p", 9 },
+	{ "open org: the organization itself", "mail.corp.example", "corp.example", NULL, NULL,
+	    MOAT_DMARC_PASS, "p", 8 },
+	{ "open org: a subdomain with its own record", "mail.corp.example", "own.corp.example",
+	    NULL, NULL, MOAT_DMARC_PASS, "p", 9 },
+	{ "open org: a psd=n organization below it", "mail.corp.example", "x.psdy.corp.example",
+	    NULL, NULL, MOAT_DMARC_FAIL, "p", 8 },
 	/* the From domain's policy */
-	{ "From domain's _dmarc fails", "temp.example", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "", 1 },
-	{ "a parent's _dmarc fails", "a.parent-fails.test", "evil.example", NULL, NULL, MOAT_DMARC_TEMPERROR, "", 2 },
+	{ "From domain's _dmarc fails", "temp.example", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "",
+	    1 },
+	{ "a parent's _dmarc fails", "a.parent-fails.test", "evil.example", NULL, NULL,
+	    MOAT_DMARC_TEMPERROR, "", 2 },
 	/* np: the existence of the From domain matters only where np differs */
-	{ "np differs, existence unknown", "x.np.test", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "p", 3 },
+	{ "np differs, existence unknown", "x.np.test", NULL, NULL, NULL, MOAT_DMARC_TEMPERROR, "p",
+	    3 },
 	{ "np differs, but aligned", "x.np.test", "np.test", NULL, NULL, MOAT_DMARC_PASS, "p", 8 },
 	{ "no np", "x.nonp.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
 	{ "np the same as p", "x.samenp.test", NULL, NULL, NULL, MOAT_DMARC_FAIL, "p", 3 },
@@ -357,8 +417,8 @@ Test(dmarc, dns_errors)
 			ids.dkim_domains[ids.ndkim++] = c->dkim;
 		if (c->dkim2)
 			ids.dkim_domains[ids.ndkim++] = c->dkim2;
-		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)", c->label,
-		    moat_dmarc_result_name(ev.result), ev.reason);
+		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)",
+		    c->label, moat_dmarc_result_name(ev.result), ev.reason);
 		cr_expect_str_eq(ev.policy_tag, c->tag, "%s: policy tag", c->label);
 		cr_expect_eq(ev.queries, c->queries, "%s: %u queries", c->label, ev.queries);
 	}
@@ -372,11 +432,13 @@ Test(dmarc, dns_error_reasons)
 	struct moat_dmarc_eval ev;
 
 	moat_dmarc_evaluate(d, "victim.test", &ids, &ev);
-	cr_expect_str_eq(ev.reason, "DNS error deciding whether mail.victim.test aligns with victim.test");
+	cr_expect_str_eq(ev.reason,
+	    "DNS error deciding whether mail.victim.test aligns with victim.test");
 	cr_expect_str_eq(ev.org_domain, "victim.test");
 	ids.spf_domain = "evil.example";
 	moat_dmarc_evaluate(d, "mail.corp.example", &ids, &ev);
-	cr_expect_str_eq(ev.reason, "DNS error deciding whether evil.example aligns with mail.corp.example");
+	cr_expect_str_eq(ev.reason,
+	    "DNS error deciding whether evil.example aligns with mail.corp.example");
 	cr_expect_str_eq(ev.org_domain, "", "the From domain's Organizational Domain is not known");
 	moat_dmarc_evaluate(d, "x.np.test", NULL, &ev);
 	cr_expect_str_eq(ev.reason, "DNS error checking that x.np.test exists");

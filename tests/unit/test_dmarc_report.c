@@ -20,14 +20,16 @@
 static char dir[64];
 static char db[128];
 
-static void setup(void)
+static void
+setup(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/test_dmarc_report.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(db, sizeof(db), "%s/store.db", dir);
 }
 
-static void teardown(void)
+static void
+teardown(void)
 {
 	char cmd[128];
 
@@ -35,7 +37,8 @@ static void teardown(void)
 	cr_assert_eq(system(cmd), 0);
 }
 
-static struct moat_dmarc_report *open_recorder(const char *path, unsigned queue_max)
+static struct moat_dmarc_report *
+open_recorder(const char *path, unsigned queue_max)
 {
 	struct moat_dmarc_report_opts o = { path, queue_max, 0 };
 	char err[256];
@@ -46,7 +49,8 @@ static struct moat_dmarc_report *open_recorder(const char *path, unsigned queue_
 }
 
 /* query - the first column of the first row of SQL, as text ("" if none). */
-static void query(const char *sql, char *out, size_t outlen)
+static void
+query(const char *sql, char *out, size_t outlen)
 {
 	sqlite3 *h;
 	sqlite3_stmt *st;
@@ -60,16 +64,32 @@ static void query(const char *sql, char *out, size_t outlen)
 	sqlite3_close(h);
 }
 
-static struct moat_dmarc_report_entry sample(void)
+static struct moat_dmarc_report_entry
+sample(void)
 {
 	struct moat_dmarc_report_entry e = {
-		.time = 1728000000, .source_ip = "192.0.2.1", .header_from = "example.org",
-		.envelope_from = "bounce.example.org", .policy_domain = "example.org", .dmarc = "fail",
-		.dkim_aligned = "fail", .spf_aligned = "fail", .disposition = "reject",
-		.spf_domain = "bounce.example.org", .spf_scope = "mfrom", .spf_result = "softfail",
-		.p = "reject", .adkim = "r", .aspf = "s", .testing = "n", .psd = "u",
-		.rua = "mailto:agg@example.org", .ruf = "mailto:fail@example.org", .fo = "1",
-		.dkim = { { "example.org", "sel1", "fail" }, { "esp.example", "k2", "pass" } }, .ndkim = 2,
+		.time = 1728000000,
+		.source_ip = "192.0.2.1",
+		.header_from = "example.org",
+		.envelope_from = "bounce.example.org",
+		.policy_domain = "example.org",
+		.dmarc = "fail",
+		.dkim_aligned = "fail",
+		.spf_aligned = "fail",
+		.disposition = "reject",
+		.spf_domain = "bounce.example.org",
+		.spf_scope = "mfrom",
+		.spf_result = "softfail",
+		.p = "reject",
+		.adkim = "r",
+		.aspf = "s",
+		.testing = "n",
+		.psd = "u",
+		.rua = "mailto:agg@example.org",
+		.ruf = "mailto:fail@example.org",
+		.fo = "1",
+		.dkim = { { "example.org", "sel1", "fail" }, { "esp.example", "k2", "pass" } },
+		.ndkim = 2,
 	};
 	return e;
 }
@@ -96,14 +116,17 @@ Test(dmarc_report, records_reach_the_store_whole)
 	query("SELECT dkim FROM records LIMIT 1", v, sizeof(v));
 	cr_assert_str_eq(v, "example.org sel1 fail\nesp.example k2 pass");
 	query("SELECT t || ' ' || source_ip || ' ' || envelope_from || ' ' || spf_result || ' ' || ruf || ' ' || fo"
-	    " || ' ' || aspf || ' [' || sp || ']' FROM records LIMIT 1", v, sizeof(v));
-	cr_assert_str_eq(v, "1728000000 192.0.2.1 bounce.example.org softfail mailto:fail@example.org 1 s []");
+	      " || ' ' || aspf || ' [' || sp || ']' FROM records LIMIT 1",
+	    v, sizeof(v));
+	cr_assert_str_eq(v,
+	    "1728000000 192.0.2.1 bounce.example.org softfail mailto:fail@example.org 1 s []");
 	query("PRAGMA journal_mode", v, sizeof(v));
 	cr_assert_str_eq(v, "wal");
 }
 
 /* note - the engine's hook on hand-made results; returns the stored disposition|override|comment. */
-static void note(enum moat_dmarc_res res, enum moat_dmarc_policy applied, bool testing, enum moat_action act,
+static void
+note(enum moat_dmarc_res res, enum moat_dmarc_policy applied, bool testing, enum moat_action act,
     const char *reason, char *out, size_t outlen)
 {
 	struct moat_dmarc_report *r = open_recorder(db, 0);
@@ -116,8 +139,9 @@ static void note(enum moat_dmarc_res res, enum moat_dmarc_policy applied, bool t
 	a->dmarc.rec.p = applied;
 	a->dmarc.rec.testing = testing;
 	a->dmarc.applied = applied;
-	a->dmarc.disposition = testing ? (applied == MOAT_DMARC_P_REJECT ? MOAT_DMARC_P_QUARANTINE :
-	    MOAT_DMARC_P_NONE) : applied;
+	a->dmarc.disposition = testing
+	    ? (applied == MOAT_DMARC_P_REJECT ? MOAT_DMARC_P_QUARANTINE : MOAT_DMARC_P_NONE)
+	    : applied;
 	a->verdict.action = act;
 	a->verdict.reason = reason;
 	a->ndkim = 1;
@@ -128,7 +152,8 @@ static void note(enum moat_dmarc_res res, enum moat_dmarc_policy applied, bool t
 	moat_dmarc_report_free(r);
 	free(a);
 	query("SELECT disposition || '|' || override || '|' || override_comment || '|' || source_ip || '|' ||"
-	    " envelope_from || '|' || dmarc || '|' || dkim FROM records ORDER BY id DESC LIMIT 1", out, outlen);
+	      " envelope_from || '|' || dmarc || '|' || dkim FROM records ORDER BY id DESC LIMIT 1",
+	    out, outlen);
 }
 
 struct note_case {
@@ -142,20 +167,24 @@ struct note_case {
 };
 
 static const struct note_case note_cases[] = {
-	{ "fail under reject, rejected", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, false, MOAT_REJECT, "dmarc_fail",
-	  "reject|||2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
-	{ "reject became quarantine by local policy", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, false, MOAT_QUARANTINE,
-	  "dmarc_fail", "quarantine|local_policy|dmarc_fail|2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
+	{ "fail under reject, rejected", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, false, MOAT_REJECT,
+	    "dmarc_fail", "reject|||2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
+	{ "reject became quarantine by local policy", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, false,
+	    MOAT_QUARANTINE, "dmarc_fail",
+	    "quarantine|local_policy|dmarc_fail|2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
 	{ "reject tagged only", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, false, MOAT_CONTINUE, NULL,
-	  "none|local_policy|dmarc action setting|2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
-	{ "t=y lowers reject to quarantine", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, true, MOAT_QUARANTINE, "dmarc_fail",
-	  "quarantine|policy_test_mode||2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
+	    "none|local_policy|dmarc action setting|2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
+	{ "t=y lowers reject to quarantine", MOAT_DMARC_FAIL, MOAT_DMARC_P_REJECT, true,
+	    MOAT_QUARANTINE, "dmarc_fail",
+	    "quarantine|policy_test_mode||2001:db8::25|bounce.example.org|fail|example.org s1 fail" },
 	{ "pass, delivered", MOAT_DMARC_PASS, MOAT_DMARC_P_REJECT, false, MOAT_CONTINUE, NULL,
-	  "none|||2001:db8::25|bounce.example.org|pass|example.org s1 fail" },
-	{ "pass, but SPF fail rejected locally", MOAT_DMARC_PASS, MOAT_DMARC_P_REJECT, false, MOAT_REJECT, "spf_fail",
-	  "reject|local_policy|spf_fail|2001:db8::25|bounce.example.org|pass|example.org s1 fail" },
-	{ "tempfail is kept as such", MOAT_DMARC_TEMPERROR, MOAT_DMARC_P_REJECT, false, MOAT_TEMPFAIL,
-	  "dmarc_temperror", "tempfail|||2001:db8::25|bounce.example.org|temperror|example.org s1 fail" },
+	    "none|||2001:db8::25|bounce.example.org|pass|example.org s1 fail" },
+	{ "pass, but SPF fail rejected locally", MOAT_DMARC_PASS, MOAT_DMARC_P_REJECT, false,
+	    MOAT_REJECT, "spf_fail",
+	    "reject|local_policy|spf_fail|2001:db8::25|bounce.example.org|pass|example.org s1 fail" },
+	{ "tempfail is kept as such", MOAT_DMARC_TEMPERROR, MOAT_DMARC_P_REJECT, false,
+	    MOAT_TEMPFAIL, "dmarc_temperror",
+	    "tempfail|||2001:db8::25|bounce.example.org|temperror|example.org s1 fail" },
 };
 
 Test(dmarc_report, engine_results_become_disposition_and_override)
@@ -188,7 +217,8 @@ Test(dmarc_report, a_full_queue_drops_and_counts_without_waiting)
 	sqlite3_close(h);
 	moat_dmarc_report_flush(r);
 	moat_dmarc_report_stats(r, &st);
-	cr_assert_leq(accepted, 8, "at most the queue and the batch in the writer's hands: %d", accepted);
+	cr_assert_leq(accepted, 8, "at most the queue and the batch in the writer's hands: %d",
+	    accepted);
 	cr_assert_eq(st.dropped, 50 - (unsigned)accepted);
 	cr_assert_eq(st.written, 1 + (unsigned)accepted);
 	cr_assert_eq(st.store_errors, 0);
@@ -205,7 +235,8 @@ Test(dmarc_report, a_store_that_cannot_open_loses_and_counts)
 	snprintf(path, sizeof(path), "%s/no/such/dir/store.db", dir);
 	r = open_recorder(path, 0);
 	for (int i = 0; i < 10; i++)
-		cr_assert_eq(moat_dmarc_report_add(r, &e), 0, "adding never fails on a store error");
+		cr_assert_eq(moat_dmarc_report_add(r, &e), 0,
+		    "adding never fails on a store error");
 	moat_dmarc_report_flush(r);
 	moat_dmarc_report_stats(r, &st);
 	cr_assert_eq(st.queued, 10);
@@ -217,13 +248,15 @@ Test(dmarc_report, a_store_that_cannot_open_loses_and_counts)
 Test(dmarc_report, redis_is_refused_sqlite_taken)
 {
 	struct moat_conf_override ov[] = { { "dmarc_report_store", "redis" } };
-	struct moat_conf_override ok[] = { { "dmarc_report_store", "sqlite" }, { "dmarc_report_db", db } };
+	struct moat_conf_override ok[] = { { "dmarc_report_store", "sqlite" },
+		{ "dmarc_report_db", db } };
 	char err[MOAT_CONF_ERR_MAX];
 	struct moat_conf *conf = moat_conf_load(NULL, ov, 1, err, sizeof(err));
 	struct moat_dmarc_report *r;
 
 	cr_assert_null(conf);
-	cr_assert_str_eq(err, "command line: -o dmarc_report_store: redis is not implemented yet: use sqlite (one gateway) or none");
+	cr_assert_str_eq(err,
+	    "command line: -o dmarc_report_store: redis is not implemented yet: use sqlite (one gateway) or none");
 	conf = moat_conf_load(NULL, ok, 2, err, sizeof(err));
 	cr_assert_not_null(conf, "%s", err);
 	cr_assert_eq(conf->dmarc_report_store, MOAT_DREP_SQLITE);
@@ -239,7 +272,8 @@ Test(dmarc_report, redis_is_refused_sqlite_taken)
 
 Test(dmarc_report, parser_keeps_ruf_and_fo)
 {
-	static const char rec[] = "v=DMARC1; p=reject; rua=mailto:a@example.org; ruf=mailto:f@example.org; fo=1:d";
+	static const char rec[] =
+	    "v=DMARC1; p=reject; rua=mailto:a@example.org; ruf=mailto:f@example.org; fo=1:d";
 	struct moat_dmarc_record r;
 
 	cr_assert_eq(moat_dmarc_record_parse(rec, strlen(rec), &r), 0);

@@ -26,7 +26,7 @@
 #define NSD_THREADS_PORT "15323"
 #define NSD_CACHE_PORT "15500"
 #define DEAD_PORT "15321"
-#define SILENT_PORT 15322   /* a bound UDP socket that never answers */
+#define SILENT_PORT 15322 /* a bound UDP socket that never answers */
 
 /* --- query names --- */
 
@@ -40,8 +40,10 @@ static const struct name_case name_cases[] = {
 	{ "plain", "example.com", true },
 	{ "trailing dot", "example.com.", true },
 	{ "single label", "localhost", true },
-	{ "63-byte label", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", true },
-	{ "64-byte label", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com", false },
+	{ "63-byte label", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+	    true },
+	{ "64-byte label", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
+	    false },
 	{ "empty label", "a..com", false },
 	{ "leading dot", ".com", false },
 	{ "empty", "", false },
@@ -79,7 +81,8 @@ Test(dns_name, length_253_and_254)
 
 /* --- fixture --- */
 
-static struct moat_dns *fixture(void)
+static struct moat_dns *
+fixture(void)
 {
 	struct moat_dns *dns = moat_dns_new_fixture();
 	static const unsigned char a1[4] = { 192, 0, 2, 1 }, a2[4] = { 192, 0, 2, 2 };
@@ -87,14 +90,24 @@ static struct moat_dns *fixture(void)
 	cr_assert_not_null(dns);
 	cr_assert_eq(moat_dns_fixture_add(dns, "Example.COM.", MOAT_DNS_A, 0, a1, 4), 0);
 	cr_assert_eq(moat_dns_fixture_add(dns, "example.com", MOAT_DNS_A, 0, a2, 4), 0);
-	cr_assert_eq(moat_dns_fixture_add(dns, "example.com", MOAT_DNS_TXT, 0, "v=spf1 -all", 11), 0);
-	cr_assert_eq(moat_dns_fixture_add(dns, "example.com", MOAT_DNS_MX, 10, "mx.example.com", 14), 0);
-	cr_assert_eq(moat_dns_fixture_add(dns, "alias.example.com", MOAT_DNS_CNAME, 0, "example.com", 11), 0);
-	cr_assert_eq(moat_dns_fixture_add(dns, "loop1.example.com", MOAT_DNS_CNAME, 0, "loop2.example.com", 17), 0);
-	cr_assert_eq(moat_dns_fixture_add(dns, "loop2.example.com", MOAT_DNS_CNAME, 0, "LOOP1.example.com", 17), 0);
+	cr_assert_eq(moat_dns_fixture_add(dns, "example.com", MOAT_DNS_TXT, 0, "v=spf1 -all", 11),
+	    0);
+	cr_assert_eq(moat_dns_fixture_add(dns, "example.com", MOAT_DNS_MX, 10, "mx.example.com",
+			 14),
+	    0);
+	cr_assert_eq(moat_dns_fixture_add(dns, "alias.example.com", MOAT_DNS_CNAME, 0,
+			 "example.com", 11),
+	    0);
+	cr_assert_eq(moat_dns_fixture_add(dns, "loop1.example.com", MOAT_DNS_CNAME, 0,
+			 "loop2.example.com", 17),
+	    0);
+	cr_assert_eq(moat_dns_fixture_add(dns, "loop2.example.com", MOAT_DNS_CNAME, 0,
+			 "LOOP1.example.com", 17),
+	    0);
 	cr_assert_eq(moat_dns_fixture_fail(dns, "slow.example.com", 0, MOAT_DNS_TEMPFAIL), 0);
 	cr_assert_eq(moat_dns_fixture_add(dns, "half.example.com", MOAT_DNS_TXT, 0, "x", 1), 0);
-	cr_assert_eq(moat_dns_fixture_fail(dns, "half.example.com", MOAT_DNS_A, MOAT_DNS_TEMPFAIL), 0);
+	cr_assert_eq(moat_dns_fixture_fail(dns, "half.example.com", MOAT_DNS_A, MOAT_DNS_TEMPFAIL),
+	    0);
 	return dns;
 }
 
@@ -104,7 +117,7 @@ struct fx_case {
 	enum moat_dns_type type;
 	enum moat_dns_status status;
 	size_t n;
-	const char *first;    /* first record's data (text types) or NULL */
+	const char *first; /* first record's data (text types) or NULL */
 };
 
 static const struct fx_case fx_cases[] = {
@@ -228,7 +241,8 @@ Test(dns_unbound, silent_server_hits_the_deadline)
 
 	cr_assert_geq(fd, 0);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0, "bind 127.0.0.1:%d", SILENT_PORT);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0, "bind 127.0.0.1:%d",
+	    SILENT_PORT);
 	dns = moat_dns_new("127.0.0.1@15322", 300, NULL, err, sizeof(err));
 	cr_assert_not_null(dns, "%s", err);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -247,7 +261,8 @@ static char nsd_state[512];
 
 /* nsd_start - nsd on PORT serving the test zones (Criterion may run suites in parallel, so each
  * suite that needs nsd has a port of its own). */
-static void nsd_start(const char *port)
+static void
+nsd_start(const char *port)
 {
 	const char *src = getenv("top_srcdir");
 	char cmd[2048];
@@ -265,22 +280,26 @@ static void nsd_start(const char *port)
 	cr_assert_eq(system(cmd), 0, "nsd did not start");
 }
 
-static void nsd_up(void)
+static void
+nsd_up(void)
 {
 	nsd_start(NSD_PORT);
 }
 
-static void nsd_up_threads(void)
+static void
+nsd_up_threads(void)
 {
 	nsd_start(NSD_THREADS_PORT);
 }
 
-static void nsd_up_cache(void)
+static void
+nsd_up_cache(void)
 {
 	nsd_start(NSD_CACHE_PORT);
 }
 
-static void nsd_down(void)
+static void
+nsd_down(void)
 {
 	FILE *f = fopen(nsd_state, "r");
 	long pid = 0;
@@ -310,30 +329,34 @@ struct nsd_case {
 	enum moat_dns_type type;
 	enum moat_dns_status status;
 	size_t n;
-	const char *data;     /* text of the one record to look for, or NULL */
-	size_t len;           /* its length (addresses) */
+	const char *data; /* text of the one record to look for, or NULL */
+	size_t len; /* its length (addresses) */
 	uint16_t pref;
 };
 
 static const struct nsd_case nsd_cases[] = {
 	{ "TXT of two strings is concatenated", "long.spf.test", MOAT_DNS_TXT, MOAT_DNS_OK, 1,
-	  "v=spf1 ip4:203.0.113.0/24 -all", 30, 0 },
+	    "v=spf1 ip4:203.0.113.0/24 -all", 30, 0 },
 	{ "two TXT records", "spf.test", MOAT_DNS_TXT, MOAT_DNS_OK, 2,
-	  "some-other=verification-token", 29, 0 },
+	    "some-other=verification-token", 29, 0 },
 	{ "MX", "mx.spf.test", MOAT_DNS_MX, MOAT_DNS_OK, 1, "mail.spf.test", 13, 10 },
 	{ "A", "mail.spf.test", MOAT_DNS_A, MOAT_DNS_OK, 1, "\xc6\x33\x64\x4d", 4, 0 },
 	{ "AAAA", "mail.spf.test", MOAT_DNS_AAAA, MOAT_DNS_OK, 1,
-	  "\x20\x01\x0d\xb8\x00\x77\0\0\0\0\0\0\0\0\0\x01", 16, 0 },
+	    "\x20\x01\x0d\xb8\x00\x77\0\0\0\0\0\0\0\0\0\x01", 16, 0 },
 	{ "PTR", "10.2.0.192.in-addr.arpa", MOAT_DNS_PTR, MOAT_DNS_OK, 1, "ptr.spf.test", 12, 0 },
-	{ "CNAME followed by the resolver", "cname.spf.test", MOAT_DNS_TXT, MOAT_DNS_OK, 2, NULL, 0, 0 },
-	{ "name exists, no AAAA: nodata", "spf.test", MOAT_DNS_AAAA, MOAT_DNS_NODATA, 0, NULL, 0, 0 },
-	{ "no such name: nxdomain", "nope.spf.test", MOAT_DNS_TXT, MOAT_DNS_NXDOMAIN, 0, NULL, 0, 0 },
+	{ "CNAME followed by the resolver", "cname.spf.test", MOAT_DNS_TXT, MOAT_DNS_OK, 2, NULL, 0,
+	    0 },
+	{ "name exists, no AAAA: nodata", "spf.test", MOAT_DNS_AAAA, MOAT_DNS_NODATA, 0, NULL, 0,
+	    0 },
+	{ "no such name: nxdomain", "nope.spf.test", MOAT_DNS_TXT, MOAT_DNS_NXDOMAIN, 0, NULL, 0,
+	    0 },
 	{ "a zone nsd does not serve: tempfail (REFUSED)", "example.org", MOAT_DNS_TXT,
-	  MOAT_DNS_TEMPFAIL, 0, NULL, 0, 0 },
-	{ "TXT past MOAT_DNS_MAX_TXT: permfail", "hugetxt.big.test", MOAT_DNS_TXT, MOAT_DNS_PERMFAIL,
-	  0, NULL, 0, 0 },
+	    MOAT_DNS_TEMPFAIL, 0, NULL, 0, 0 },
+	{ "TXT past MOAT_DNS_MAX_TXT: permfail", "hugetxt.big.test", MOAT_DNS_TXT,
+	    MOAT_DNS_PERMFAIL, 0, NULL, 0, 0 },
 	{ "TXT of 8160 bytes: ok", "bigtxt.big.test", MOAT_DNS_TXT, MOAT_DNS_OK, 1, NULL, 0, 0 },
-	{ "200 A records: permfail", "many.big.test", MOAT_DNS_A, MOAT_DNS_PERMFAIL, 0, NULL, 0, 0 },
+	{ "200 A records: permfail", "many.big.test", MOAT_DNS_A, MOAT_DNS_PERMFAIL, 0, NULL, 0,
+	    0 },
 	{ "128 A records: ok", "edge.big.test", MOAT_DNS_A, MOAT_DNS_OK, 128, NULL, 0, 0 },
 };
 
@@ -371,24 +394,28 @@ TestSuite(dns_nsd_cache, .init = nsd_up_cache, .fini = nsd_down, .timeout = 30);
 Test(dns_nsd_cache, repeat_is_a_cache_hit)
 {
 	char err[256];
-	struct moat_dns *dns = moat_dns_new("127.0.0.1@" NSD_CACHE_PORT, 3000, NULL, err, sizeof(err));
+	struct moat_dns *dns =
+	    moat_dns_new("127.0.0.1@" NSD_CACHE_PORT, 3000, NULL, err, sizeof(err));
 	struct moat_dns_cache_stats st;
 	struct moat_dns_answer a;
 	int i;
 
 	cr_assert_not_null(dns, "%s", err);
 	for (i = 0; i < 3; i++) {
-		cr_expect_eq(moat_dns_query(dns, i == 2 ? "LONG.spf.test." : "long.spf.test", MOAT_DNS_TXT,
-		    &a), MOAT_DNS_OK);
+		cr_expect_eq(moat_dns_query(dns, i == 2 ? "LONG.spf.test." : "long.spf.test",
+				 MOAT_DNS_TXT, &a),
+		    MOAT_DNS_OK);
 		cr_expect(a.n == 1 && strcmp(a.rr[0].data, "v=spf1 ip4:203.0.113.0/24 -all") == 0,
 		    "query %d", i);
 		moat_dns_answer_clear(&a);
-		cr_expect_eq(moat_dns_query(dns, "nope.spf.test", MOAT_DNS_TXT, &a), MOAT_DNS_NXDOMAIN);
+		cr_expect_eq(moat_dns_query(dns, "nope.spf.test", MOAT_DNS_TXT, &a),
+		    MOAT_DNS_NXDOMAIN);
 		moat_dns_answer_clear(&a);
 	}
 	/* a zone nsd does not serve: REFUSED, a temporary failure, is asked again each time */
 	for (i = 0; i < 2; i++) {
-		cr_expect_eq(moat_dns_query(dns, "example.org", MOAT_DNS_TXT, &a), MOAT_DNS_TEMPFAIL);
+		cr_expect_eq(moat_dns_query(dns, "example.org", MOAT_DNS_TXT, &a),
+		    MOAT_DNS_TEMPFAIL);
 		moat_dns_answer_clear(&a);
 	}
 	moat_dns_cache_stats(dns, &st);
@@ -404,7 +431,8 @@ struct worker {
 	int wrong;
 };
 
-static void *worker_run(void *arg)
+static void *
+worker_run(void *arg)
 {
 	struct worker *w = arg;
 	int i;
@@ -425,7 +453,8 @@ static void *worker_run(void *arg)
 			snprintf(name, sizeof(name), "long.spf.test");
 			want = MOAT_DNS_OK;
 		}
-		if (moat_dns_query(w->dns, name, i % 3 == 1 ? MOAT_DNS_A : MOAT_DNS_TXT, &a) != want)
+		if (moat_dns_query(w->dns, name, i % 3 == 1 ? MOAT_DNS_A : MOAT_DNS_TXT, &a) !=
+		    want)
 			w->wrong++;
 		else if (want == MOAT_DNS_OK && i % 3 == 0 &&
 		    (a.n != 1 || strcmp(a.rr[0].data, "v=spf1 ip4:203.0.113.0/24 -all") != 0))
@@ -440,7 +469,8 @@ TestSuite(dns_nsd_threads, .init = nsd_up_threads, .fini = nsd_down);
 Test(dns_nsd_threads, share_one_resolver)
 {
 	char err[256];
-	struct moat_dns *dns = moat_dns_new("127.0.0.1@" NSD_THREADS_PORT, 3000, NULL, err, sizeof(err));
+	struct moat_dns *dns =
+	    moat_dns_new("127.0.0.1@" NSD_THREADS_PORT, 3000, NULL, err, sizeof(err));
 	struct worker w[4];
 	pthread_t t[4];
 	int i;

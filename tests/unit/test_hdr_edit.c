@@ -13,8 +13,14 @@
 
 #include "hdr_edit.h"
 
-#define DEL(n, i) { MOAT_HDR_DELETE, (char *)(n), NULL, (i) }
-#define INS(n, v) { MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 }
+#define DEL(n, i) \
+	{ \
+		MOAT_HDR_DELETE, (char *)(n), NULL, (i) \
+	}
+#define INS(n, v) \
+	{ \
+		MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 \
+	}
 
 struct out {
 	char buf[4096];
@@ -37,68 +43,97 @@ struct edit_case {
 	size_t n;
 	const char *in;
 	const char *want;
-	bool refused;        /* the header reader refuses it: px_edit_end is -1 */
+	bool refused; /* the header reader refuses it: px_edit_end is -1 */
 };
 
 static const struct edit_case cases[] = {
 	{ .label = "no edits: bytes as they were, dot-stuffed",
-	  .in = "Subject: a\r\n\r\n.hidden\r\n..two\r\nx.\r\n",
-	  .want = "Subject: a\r\n\r\n..hidden\r\n...two\r\nx.\r\n" },
+	    .in = "Subject: a\r\n\r\n.hidden\r\n..two\r\nx.\r\n",
+	    .want = "Subject: a\r\n\r\n..hidden\r\n...two\r\nx.\r\n" },
 	{ .label = "insert on top",
-	  .edits = { INS("Authentication-Results", "mx.example; spf=pass") }, .n = 1,
-	  .in = "From: a@b\r\n\r\nhi\r\n",
-	  .want = "Authentication-Results: mx.example; spf=pass\r\nFrom: a@b\r\n\r\nhi\r\n" },
+	    .edits = { INS("Authentication-Results", "mx.example; spf=pass") },
+	    .n = 1,
+	    .in = "From: a@b\r\n\r\nhi\r\n",
+	    .want = "Authentication-Results: mx.example; spf=pass\r\nFrom: a@b\r\n\r\nhi\r\n" },
 	{ .label = "two inserts: the first edit on top; a folded value keeps its folding",
-	  .edits = { INS("DKIM-Signature", "v=1;\r\n\tb=x"), INS("Authentication-Results", "mx; none") },
-	  .n = 2, .in = "From: a@b\r\n\r\n",
-	  .want = "DKIM-Signature: v=1;\r\n\tb=x\r\nAuthentication-Results: mx; none\r\nFrom: a@b\r\n\r\n" },
+	    .edits = { INS("DKIM-Signature", "v=1;\r\n\tb=x"),
+		INS("Authentication-Results", "mx; none") },
+	    .n = 2,
+	    .in = "From: a@b\r\n\r\n",
+	    .want =
+		"DKIM-Signature: v=1;\r\n\tb=x\r\nAuthentication-Results: mx; none\r\nFrom: a@b\r\n\r\n" },
 	{ .label = "the second of three deleted, with its folded lines",
-	  .edits = { DEL("Authentication-Results", 2) }, .n = 1,
-	  .in = "Authentication-Results: other; spf=pass\r\nauthentication-results: mx;\r\n\tdkim=pass\r\n"
-	        " (folded)\r\nAuthentication-Results: third; x\r\nSubject: s\r\n\r\nbody\r\n",
-	  .want = "Authentication-Results: other; spf=pass\r\nAuthentication-Results: third; x\r\n"
-	          "Subject: s\r\n\r\nbody\r\n" },
+	    .edits = { DEL("Authentication-Results", 2) },
+	    .n = 1,
+	    .in =
+		"Authentication-Results: other; spf=pass\r\nauthentication-results: mx;\r\n\tdkim=pass\r\n"
+		" (folded)\r\nAuthentication-Results: third; x\r\nSubject: s\r\n\r\nbody\r\n",
+	    .want =
+		"Authentication-Results: other; spf=pass\r\nAuthentication-Results: third; x\r\n"
+		"Subject: s\r\n\r\nbody\r\n" },
 	{ .label = "the space-before-colon variant is its own name",
-	  .edits = { DEL("Authentication-Results ", 1), DEL("Authentication-Results", 2) }, .n = 2,
-	  .in = "Authentication-Results: keep1; x\r\nAuthentication-Results : mx; forged\r\n"
-	        "Authentication-Results: mx; forged2\r\n\r\n",
-	  .want = "Authentication-Results: keep1; x\r\n\r\n" },
+	    .edits = { DEL("Authentication-Results ", 1), DEL("Authentication-Results", 2) },
+	    .n = 2,
+	    .in = "Authentication-Results: keep1; x\r\nAuthentication-Results : mx; forged\r\n"
+		  "Authentication-Results: mx; forged2\r\n\r\n",
+	    .want = "Authentication-Results: keep1; x\r\n\r\n" },
 	{ .label = "deletes plus insert (the core's A-R set)",
-	  .edits = { DEL("Authentication-Results", 2), DEL("Authentication-Results", 1),
-	      INS("Authentication-Results", "mx; dmarc=pass") }, .n = 3,
-	  .in = "Authentication-Results: mx; a\r\nAuthentication-Results: mx; b\r\nTo: t\r\n\r\n",
-	  .want = "Authentication-Results: mx; dmarc=pass\r\nTo: t\r\n\r\n" },
+	    .edits = { DEL("Authentication-Results", 2), DEL("Authentication-Results", 1),
+		INS("Authentication-Results", "mx; dmarc=pass") },
+	    .n = 3,
+	    .in = "Authentication-Results: mx; a\r\nAuthentication-Results: mx; b\r\nTo: t\r\n\r\n",
+	    .want = "Authentication-Results: mx; dmarc=pass\r\nTo: t\r\n\r\n" },
 	{ .label = "a look-alike in the body is never touched",
-	  .edits = { DEL("Authentication-Results", 2) }, .n = 1,
-	  .in = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n",
-	  .want = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n" },
+	    .edits = { DEL("Authentication-Results", 2) },
+	    .n = 1,
+	    .in = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n",
+	    .want = "Authentication-Results: mx; a\r\n\r\nAuthentication-Results: mx; b\r\n" },
 	{ .label = "a line without a colon is refused: nothing past the last field goes out",
-	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
-	  .in = "Subject: s\r\nnot a field\r\nAuthentication-Results: mx; a\r\n",
-	  .want = "Subject: s\r\n", .refused = true },
+	    .edits = { DEL("Authentication-Results", 1) },
+	    .n = 1,
+	    .in = "Subject: s\r\nnot a field\r\nAuthentication-Results: mx; a\r\n",
+	    .want = "Subject: s\r\n",
+	    .refused = true },
 	{ .label = "a first line that is folding is refused",
-	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
-	  .in = " x\r\nAuthentication-Results: mx; a\r\n", .want = "", .refused = true },
+	    .edits = { DEL("Authentication-Results", 1) },
+	    .n = 1,
+	    .in = " x\r\nAuthentication-Results: mx; a\r\n",
+	    .want = "",
+	    .refused = true },
 	{ .label = "a line starting with a colon is refused",
-	  .edits = { DEL("A", 1) }, .n = 1,
-	  .in = ":x\r\nA: 1\r\n", .want = "", .refused = true },
+	    .edits = { DEL("A", 1) },
+	    .n = 1,
+	    .in = ":x\r\nA: 1\r\n",
+	    .want = "",
+	    .refused = true },
 	{ .label = "a name folded before its colon is refused",
-	  .edits = { DEL("Authentication-Results", 1) }, .n = 1,
-	  .in = "Authentication-Results: mx; a\r\nAuthentication-Results\r\n : mx; b\r\n\r\n",
-	  .want = "", .refused = true },
+	    .edits = { DEL("Authentication-Results", 1) },
+	    .n = 1,
+	    .in = "Authentication-Results: mx; a\r\nAuthentication-Results\r\n : mx; b\r\n\r\n",
+	    .want = "",
+	    .refused = true },
 	{ .label = "a header-only message without the empty line",
-	  .edits = { DEL("X", 1), INS("Y", "1") }, .n = 2,
-	  .in = "X: a\r\nZ: b\r\n", .want = "Y: 1\r\nZ: b\r\n" },
+	    .edits = { DEL("X", 1), INS("Y", "1") },
+	    .n = 2,
+	    .in = "X: a\r\nZ: b\r\n",
+	    .want = "Y: 1\r\nZ: b\r\n" },
 	{ .label = "empty message: only the inserted field",
-	  .edits = { INS("Y", "1") }, .n = 1, .in = "", .want = "Y: 1\r\n" },
+	    .edits = { INS("Y", "1") },
+	    .n = 1,
+	    .in = "",
+	    .want = "Y: 1\r\n" },
 	{ .label = "a field name longer than any target is kept whole",
-	  .edits = { DEL("X", 1) }, .n = 1,
-	  .in = "Xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: v\r\nX: drop\r\n\r\n",
-	  .want = "Xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	          "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: v\r\n\r\n" },
+	    .edits = { DEL("X", 1) },
+	    .n = 1,
+	    .in =
+		"Xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: v\r\nX: drop\r\n\r\n",
+	    .want =
+		"Xaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa: v\r\n\r\n" },
 	{ .label = "a dot at the start of a kept header line is stuffed",
-	  .in = ".X: a\r\n\r\n.\r\n", .want = "..X: a\r\n\r\n..\r\n" },
+	    .in = ".X: a\r\n\r\n.\r\n",
+	    .want = "..X: a\r\n\r\n..\r\n" },
 };
 
 Test(hdr_edit, table)
@@ -109,9 +144,10 @@ Test(hdr_edit, table)
 		static struct px_edit e;
 		size_t inlen = strlen(k->in);
 
-		cr_assert_eq(px_edit_message(k->edits, k->n, k->in, inlen, collect, &whole), k->refused ? -1 : 0,
-		    "%s", k->label);
-		cr_assert_eq(whole.len, strlen(k->want), "%s: got [%.*s]", k->label, (int)whole.len, whole.buf);
+		cr_assert_eq(px_edit_message(k->edits, k->n, k->in, inlen, collect, &whole),
+		    k->refused ? -1 : 0, "%s", k->label);
+		cr_assert_eq(whole.len, strlen(k->want), "%s: got [%.*s]", k->label, (int)whole.len,
+		    whole.buf);
 		cr_assert_eq(memcmp(whole.buf, k->want, whole.len), 0, "%s: got [%.*s]", k->label,
 		    (int)whole.len, whole.buf);
 		cr_assert_eq(px_edit_begin(&e, k->edits, k->n, collect, &bytes), 0);
@@ -119,7 +155,8 @@ Test(hdr_edit, table)
 			px_edit_feed(&e, k->in + i, 1);
 		cr_assert_eq(px_edit_end(&e), k->refused ? -1 : 0, "%s: byte by byte", k->label);
 		cr_assert_eq(bytes.len, whole.len, "%s: byte by byte", k->label);
-		cr_assert_eq(memcmp(bytes.buf, whole.buf, whole.len), 0, "%s: byte by byte", k->label);
+		cr_assert_eq(memcmp(bytes.buf, whole.buf, whole.len), 0, "%s: byte by byte",
+		    k->label);
 	}
 }
 

@@ -9,8 +9,14 @@
 
 #include "../../milter/edits.h"
 
-#define DEL(n, i) { MOAT_HDR_DELETE, (char *)(n), NULL, (i) }
-#define INS(n, v) { MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 }
+#define DEL(n, i) \
+	{ \
+		MOAT_HDR_DELETE, (char *)(n), NULL, (i) \
+	}
+#define INS(n, v) \
+	{ \
+		MOAT_HDR_INSERT_TOP, (char *)(n), (char *)(v), 0 \
+	}
 
 struct edits_case {
 	const char *label;
@@ -21,18 +27,26 @@ struct edits_case {
 
 static const struct edits_case cases[] = {
 	{ .label = "nothing", .n = 0 },
-	{ .label = "one insert", .edits = { INS("Authentication-Results", "mx; spf=pass") }, .n = 1,
-	  .want = { 0 } },
+	{ .label = "one insert",
+	    .edits = { INS("Authentication-Results", "mx; spf=pass") },
+	    .n = 1,
+	    .want = { 0 } },
 	{ .label = "three forged A-R deleted from the last",
-	  .edits = { DEL("Authentication-Results", 1), DEL("Authentication-Results", 2),
-	      DEL("Authentication-Results", 3) }, .n = 3, .want = { 2, 1, 0 } },
+	    .edits = { DEL("Authentication-Results", 1), DEL("Authentication-Results", 2),
+		DEL("Authentication-Results", 3) },
+	    .n = 3,
+	    .want = { 2, 1, 0 } },
 	{ .label = "deletes before inserts, inserts reversed",
-	  .edits = { INS("Authentication-Results", "mx; dkim=pass"), DEL("Authentication-Results", 1),
-	      INS("ARC-Seal", "x"), DEL("Authentication-Results", 4) }, .n = 4,
-	  .want = { 3, 1, 2, 0 } },
+	    .edits = { INS("Authentication-Results", "mx; dkim=pass"),
+		DEL("Authentication-Results", 1), INS("ARC-Seal", "x"),
+		DEL("Authentication-Results", 4) },
+	    .n = 4,
+	    .want = { 3, 1, 2, 0 } },
 	{ .label = "names compared without case, grouped",
-	  .edits = { DEL("authentication-results", 2), DEL("X-B", 1), DEL("Authentication-Results", 5),
-	      DEL("x-b", 3) }, .n = 4, .want = { 2, 0, 3, 1 } },
+	    .edits = { DEL("authentication-results", 2), DEL("X-B", 1),
+		DEL("Authentication-Results", 5), DEL("x-b", 3) },
+	    .n = 4,
+	    .want = { 2, 0, 3, 1 } },
 };
 
 Test(milter_edits, order_table)
@@ -42,8 +56,9 @@ Test(milter_edits, order_table)
 		cr_assert_eq(milter_edits_order(cases[c].edits, cases[c].n, order, 8), 0, "%s",
 		    cases[c].label);
 		for (size_t i = 0; i < cases[c].n; i++)
-			cr_assert_eq(order[i], cases[c].want[i], "%s: position %zu: got %zu want %zu",
-			    cases[c].label, i, order[i], cases[c].want[i]);
+			cr_assert_eq(order[i], cases[c].want[i],
+			    "%s: position %zu: got %zu want %zu", cases[c].label, i, order[i],
+			    cases[c].want[i]);
 	}
 }
 

@@ -31,7 +31,8 @@ count_hook(void)
 static int
 tcp_accepted(int *client, int *listener)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+		.sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sin);
 
 	*listener = socket(AF_INET, SOCK_STREAM, 0);
@@ -66,7 +67,8 @@ Test(interpose, tcp_tuned_hook_once_close_forgets)
 	cr_expect_eq(nodelay(a1), 1, "TCP_NODELAY is set on it");
 	a2 = tcp_accepted(&c2, &l2);
 	cr_expect(milter_interpose_tuned(a2));
-	cr_expect_eq(atomic_load(&hook_calls), 1, "the hook runs for the first tuned connection only");
+	cr_expect_eq(atomic_load(&hook_calls), 1,
+	    "the hook runs for the first tuned connection only");
 	cr_assert_eq(close(a1), 0);
 	cr_expect_not(milter_interpose_tuned(a1), "close forgets the descriptor");
 	/* The number comes back for a socket that is not an accepted milter connection. */
@@ -91,7 +93,8 @@ Test(interpose, unix_socket_and_tuning_off_left_alone)
 	cr_assert_geq(l, 0);
 	/* abstract name: nothing on the file system to clean up */
 	snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "mxmoat-interpose-%d", (int)getpid());
-	socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sun.sun_path + 1));
+	socklen_t sl =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sun.sun_path + 1));
 	cr_assert_eq(bind(l, (struct sockaddr *)&sun, sl), 0);
 	cr_assert_eq(listen(l, 1), 0);
 	c = socket(AF_UNIX, SOCK_STREAM, 0);

@@ -28,7 +28,9 @@ make_policy(const struct moat_conf_override *ov, size_t nov)
 static struct moat_session *
 connect_from(struct moat_policy *pol, const char *addr, struct moat_verdict *v)
 {
-	struct moat_client c = { .addr = addr, .port = 40000, .name = "client.example",
+	struct moat_client c = { .addr = addr,
+		.port = 40000,
+		.name = "client.example",
 		.listener = "127.0.0.1:10025" };
 	struct moat_session *s = moat_session_new(pol, &c);
 
@@ -127,10 +129,11 @@ Test(policy, size_value_never_wraps)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t v = 42;
 
-		cr_assert_eq(moat_size_value(cases[i].in, strlen(cases[i].in), &v), cases[i].rc, "%s",
-		    cases[i].label);
+		cr_assert_eq(moat_size_value(cases[i].in, strlen(cases[i].in), &v), cases[i].rc,
+		    "%s", cases[i].label);
 		if (cases[i].rc == 0)
-			cr_assert_eq(v, cases[i].v, "%s: %llu", cases[i].label, (unsigned long long)v);
+			cr_assert_eq(v, cases[i].v, "%s: %llu", cases[i].label,
+			    (unsigned long long)v);
 	}
 }
 
@@ -166,7 +169,8 @@ Test(policy, streamed_size_over_limit_is_sticky_552)
 
 Test(policy, header_count_and_size_limits)
 {
-	struct moat_conf_override ov[] = { { "limit_header_count", "16" }, { "limit_header_size", "1k" } };
+	struct moat_conf_override ov[] = { { "limit_header_count", "16" },
+		{ "limit_header_size", "1k" } };
 	struct moat_policy *pol = make_policy(ov, 2);
 	struct moat_session *s = start_txn(pol, 1);
 	char big[1100];
@@ -212,7 +216,8 @@ Test(policy, messages_per_session_limit_closes)
 
 Test(policy, error_and_junk_limits_close)
 {
-	struct moat_conf_override ov[] = { { "limit_errors", "3" }, { "limit_junk_commands", "2" } };
+	struct moat_conf_override ov[] = { { "limit_errors", "3" },
+		{ "limit_junk_commands", "2" } };
 	struct moat_policy *pol = make_policy(ov, 2);
 	struct moat_verdict v;
 	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
@@ -309,7 +314,7 @@ Test(policy, sessions_per_ip_limit)
 	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "3rd from the same address");
 	other = connect_from(pol, "192.0.2.2", &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, "another address");
-	moat_session_free(c);        /* a refused session frees no slot it never held */
+	moat_session_free(c); /* a refused session frees no slot it never held */
 	moat_session_free(a);
 	c = connect_from(pol, "192.0.2.1", &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, "after one closed");
@@ -348,28 +353,31 @@ struct trust_case {
 };
 
 static const struct trust_case trust_cases[] = {
-	{ "external client", "", "", "yes", "203.0.113.5", "0.0.0.0:25", false, MOAT_INBOUND, "external client" },
-	{ "internal network", "10.0.0.0/8", "", "yes", "10.1.2.3", "0.0.0.0:25", false, MOAT_OUTBOUND,
-	  "client in internal_networks" },
-	{ "loopback not internal by default", "", "", "yes", "127.0.0.1", "0.0.0.0:25", false, MOAT_INBOUND,
-	  "external client" },
-	{ "authenticated", "", "", "yes", "203.0.113.5", "0.0.0.0:25", true, MOAT_OUTBOUND, "authenticated sender" },
-	{ "authenticated, not trusted", "", "", "no", "203.0.113.5", "0.0.0.0:25", true, MOAT_INBOUND,
-	  "authenticated, but trust_authenticated = no" },
-	{ "auth on submission listener", "", "0.0.0.0:587, submission", "no", "203.0.113.5", "submission",
-	  true, MOAT_OUTBOUND, "authenticated on a submission listener" },
-	{ "unauthenticated on submission listener", "", "submission", "yes", "203.0.113.5", "submission",
-	  false, MOAT_INBOUND, "external client" },
-	{ "listener names match exactly", "", "submission", "no", "203.0.113.5", "submissions", true,
-	  MOAT_INBOUND, "authenticated, but trust_authenticated = no" },
+	{ "external client", "", "", "yes", "203.0.113.5", "0.0.0.0:25", false, MOAT_INBOUND,
+	    "external client" },
+	{ "internal network", "10.0.0.0/8", "", "yes", "10.1.2.3", "0.0.0.0:25", false,
+	    MOAT_OUTBOUND, "client in internal_networks" },
+	{ "loopback not internal by default", "", "", "yes", "127.0.0.1", "0.0.0.0:25", false,
+	    MOAT_INBOUND, "external client" },
+	{ "authenticated", "", "", "yes", "203.0.113.5", "0.0.0.0:25", true, MOAT_OUTBOUND,
+	    "authenticated sender" },
+	{ "authenticated, not trusted", "", "", "no", "203.0.113.5", "0.0.0.0:25", true,
+	    MOAT_INBOUND, "authenticated, but trust_authenticated = no" },
+	{ "auth on submission listener", "", "0.0.0.0:587, submission", "no", "203.0.113.5",
+	    "submission", true, MOAT_OUTBOUND, "authenticated on a submission listener" },
+	{ "unauthenticated on submission listener", "", "submission", "yes", "203.0.113.5",
+	    "submission", false, MOAT_INBOUND, "external client" },
+	{ "listener names match exactly", "", "submission", "no", "203.0.113.5", "submissions",
+	    true, MOAT_INBOUND, "authenticated, but trust_authenticated = no" },
 };
 
 /* check_trust - one pass per row of trust_cases. */
 static void
 check_trust(const struct trust_case *c)
 {
-		struct moat_conf_override ov[] = { { "internal_networks", c->internal },
-		{ "submission_listeners", c->submission }, { "trust_authenticated", c->trust_auth } };
+	struct moat_conf_override ov[] = { { "internal_networks", c->internal },
+		{ "submission_listeners", c->submission },
+		{ "trust_authenticated", c->trust_auth } };
 	struct moat_policy *pol = make_policy(ov, 3);
 	struct moat_client cl = { .addr = c->client, .port = 1, .listener = c->listener };
 	struct moat_verdict v;
@@ -424,7 +432,8 @@ Test(policy, summary_escapes_client_text)
 	moat_session_rcpt(s, "b@example.net", NULL, &v);
 	moat_session_eom(s, &v);
 	moat_session_summary(s, &v, line, sizeof(line));
-	cr_assert_str_eq(line, "client=client.example[192.0.2.1]:40000 "
+	cr_assert_str_eq(line,
+	    "client=client.example[192.0.2.1]:40000 "
 	    "from=<evil\\x0d\\x0averdict=accept\\x22@example.org> nrcpt=1 size=0 dir=inbound "
 	    "verdict=continue code=0 reason=-");
 	moat_session_free(s);
@@ -465,7 +474,8 @@ struct no_from_case {
 
 static const struct no_from_case no_from_cases[] = {
 	{ "no header fields at all", { NULL }, "reject", MOAT_REJECT, 550, "5.7.1" },
-	{ "one header field, no From", { "Subject: x", NULL }, "reject", MOAT_REJECT, 550, "5.7.1" },
+	{ "one header field, no From", { "Subject: x", NULL }, "reject", MOAT_REJECT, 550,
+	    "5.7.1" },
 	{ "no header fields, dmarc_bad_from_action = tag", { NULL }, "tag", MOAT_CONTINUE, 0, "" },
 };
 
@@ -474,8 +484,10 @@ Test(policy, a_message_without_from_is_checked)
 	for (size_t i = 0; i < sizeof(no_from_cases) / sizeof(no_from_cases[0]); i++) {
 		const struct no_from_case *k = &no_from_cases[i];
 		struct moat_conf_override ov[] = {
-			{ "authserv_id", "mx.test" }, { "auth_inbound", "yes" },
-			{ "dns_resolver", "127.0.0.1@15497" }, { "dns_timeout", "100ms" },
+			{ "authserv_id", "mx.test" },
+			{ "auth_inbound", "yes" },
+			{ "dns_resolver", "127.0.0.1@15497" },
+			{ "dns_timeout", "100ms" },
 			{ "dmarc_bad_from_action", k->bad_from_action },
 		};
 		struct moat_policy *pol = make_policy(ov, sizeof(ov) / sizeof(ov[0]));
@@ -498,7 +510,8 @@ Test(policy, a_message_without_from_is_checked)
 			cr_assert_str_eq(v.reason, "dmarc_bad_from", "%s", k->label);
 		e = moat_session_edits(s, &n);
 		for (size_t j = 0; j < n; j++)
-			if (e[j].op == MOAT_HDR_INSERT_TOP && strcmp(e[j].name, "Authentication-Results") == 0 &&
+			if (e[j].op == MOAT_HDR_INSERT_TOP &&
+			    strcmp(e[j].name, "Authentication-Results") == 0 &&
 			    strstr(e[j].value, "dmarc=permerror") != NULL)
 				ours = true;
 		cr_assert(ours, "%s: our Authentication-Results with dmarc=permerror", k->label);

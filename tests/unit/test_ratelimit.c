@@ -123,7 +123,8 @@ Test(ratelimit, cost_and_oversized_cost)
 	cr_assert_eq(retry, SEC, "four wanted, three left: one interval");
 	cr_assert(moat_rlmem_take(m, "c", 1, SEC, 10 * SEC, 3, 50 * SEC, &retry));
 	/* A cost larger than the burst can never pass, and must not overflow. */
-	cr_assert_not(moat_rlmem_take(m, "d", 1, UINT64_MAX / 2, UINT64_MAX / 2, 4000000000u, 50 * SEC, &retry));
+	cr_assert_not(moat_rlmem_take(m, "d", 1, UINT64_MAX / 2, UINT64_MAX / 2, 4000000000u,
+	    50 * SEC, &retry));
 	moat_rlmem_free(m);
 }
 
@@ -170,7 +171,7 @@ Test(ratelimit, eviction_bounded_oldest_first)
 
 Test(ratelimit, eviction_keeps_recent)
 {
-	struct moat_rlmem *m = moat_rlmem_new(64 * 4);   /* 4 per shard */
+	struct moat_rlmem *m = moat_rlmem_new(64 * 4); /* 4 per shard */
 	char key[32];
 	uint64_t t = 100 * SEC;
 
@@ -206,7 +207,8 @@ thread_main(void *p)
 		/* One shared key: 1000 tokens, none refilled within the test (1 per 1000 s). */
 		if (moat_rlmem_take(a->m, "shared", 6, 1000 * SEC, 1000000 * SEC, 1, 1, &retry))
 			a->allowed_shared++;
-		if (moat_rlmem_take(a->m, own, strlen(own), 1000 * SEC, 500 * 1000 * SEC, 1, 1, &retry))
+		if (moat_rlmem_take(a->m, own, strlen(own), 1000 * SEC, 500 * 1000 * SEC, 1, 1,
+			&retry))
 			a->allowed_own++;
 	}
 	return NULL;
@@ -226,7 +228,8 @@ Test(ratelimit, shards_under_threads)
 	for (int i = 0; i < 8; i++) {
 		pthread_join(th[i], NULL);
 		shared += args[i].allowed_shared;
-		cr_assert_eq(args[i].allowed_own, 500, "thread %d own key: %u", i, args[i].allowed_own);
+		cr_assert_eq(args[i].allowed_own, 500, "thread %d own key: %u", i,
+		    args[i].allowed_own);
 	}
 	cr_assert_eq(shared, 1000, "shared key allowed %u times in all", shared);
 	cr_assert_eq(moat_rlmem_count(m), 9);
@@ -287,7 +290,8 @@ check_from(struct moat_ratelimit *rl, enum moat_rl_event ev, const char *ip, con
 Test(ratelimit, connect_flood_one_address)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_conn_per_ip", "20/60s" }, { "ratelimit_conn_per_net", "" },
+		{ "ratelimit_conn_per_ip", "20/60s" },
+		{ "ratelimit_conn_per_net", "" },
 		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
@@ -300,8 +304,10 @@ Test(ratelimit, connect_flood_one_address)
 		if (v.action == MOAT_CONTINUE) {
 			served++;
 		} else {
-			expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_ip", "flood");
-			cr_assert_str_eq(v.text, "Too many connections from your address, try again later");
+			expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_ip",
+			    "flood");
+			cr_assert_str_eq(v.text,
+			    "Too many connections from your address, try again later");
 			refused++;
 		}
 		/* Another address is served all along. */
@@ -324,7 +330,8 @@ Test(ratelimit, connect_flood_one_address)
 Test(ratelimit, network_prefix_v4_v6)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_conn_per_ip", "" }, { "ratelimit_conn_per_net", "3/60s" },
+		{ "ratelimit_conn_per_ip", "" },
+		{ "ratelimit_conn_per_net", "3/60s" },
 		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
@@ -339,7 +346,8 @@ Test(ratelimit, network_prefix_v4_v6)
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.2.254", NULL, NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "third in the /24");
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.2.9", NULL, NULL, &v);
-	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_net", "fourth in the /24");
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_net",
+	    "fourth in the /24");
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.3.9", NULL, NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "next /24");
 
@@ -366,8 +374,10 @@ Test(ratelimit, network_prefix_v4_v6)
 Test(ratelimit, mail_and_rcpt_limits)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_msg_per_ip", "2/60s" }, { "ratelimit_rcpt_per_sender", "3/60s" },
-		{ "ratelimit_msg_per_user", "1/60s" }, { "ratelimit_allow", "" },
+		{ "ratelimit_msg_per_ip", "2/60s" },
+		{ "ratelimit_rcpt_per_sender", "3/60s" },
+		{ "ratelimit_msg_per_user", "1/60s" },
+		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
 	struct moat_ratelimit *rl = make_rl(ov, 4, &clk);
@@ -386,7 +396,8 @@ Test(ratelimit, mail_and_rcpt_limits)
 	check_from(rl, MOAT_RL_EV_RCPT, "192.0.2.4", "BULK@EXAMPLE.ORG", NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "third recipient");
 	check_from(rl, MOAT_RL_EV_RCPT, "192.0.2.5", "bulk@example.org", NULL, &v);
-	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_rcpt_per_sender", "fourth recipient");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_rcpt_per_sender",
+	    "fourth recipient");
 	check_from(rl, MOAT_RL_EV_RCPT, "192.0.2.5", "", NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "null sender is its own key");
 
@@ -408,8 +419,10 @@ Test(ratelimit, mail_and_rcpt_limits)
 Test(ratelimit, first_rcpt_charges_message_and_recipient)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_msg_per_ip", "2/60s" }, { "ratelimit_msg_per_sender", "5/60s" },
-		{ "ratelimit_rcpt_per_ip", "3/60s" }, { "ratelimit_rcpt_per_user", "5/60s" },
+		{ "ratelimit_msg_per_ip", "2/60s" },
+		{ "ratelimit_msg_per_sender", "5/60s" },
+		{ "ratelimit_rcpt_per_ip", "3/60s" },
+		{ "ratelimit_rcpt_per_user", "5/60s" },
 		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
@@ -418,14 +431,15 @@ Test(ratelimit, first_rcpt_charges_message_and_recipient)
 	struct moat_rl_subject subj = { .addr = &addr, .sender = "s@example.org", .user = "alice" };
 	struct moat_rl_plan plan;
 	struct moat_verdict v;
-	static const enum moat_rl_kind order[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER, MOAT_RL_RCPT_IP,
-		MOAT_RL_RCPT_USER };
+	static const enum moat_rl_kind order[] = { MOAT_RL_MSG_IP, MOAT_RL_MSG_SENDER,
+		MOAT_RL_RCPT_IP, MOAT_RL_RCPT_USER };
 
 	cr_assert_eq(moat_addr_parse("192.0.2.1", &addr), 0);
 	moat_ratelimit_plan(rl, MOAT_RL_EV_FIRST_RCPT, &subj, &plan);
 	cr_assert_eq(plan.n, 4, "buckets: %zu", plan.n);
 	for (size_t i = 0; i < plan.n; i++)
-		cr_assert_eq(plan.req[i].kind, order[i], "bucket %zu is kind %d", i, plan.req[i].kind);
+		cr_assert_eq(plan.req[i].kind, order[i], "bucket %zu is kind %d", i,
+		    plan.req[i].kind);
 
 	/* message 1 to three recipients: the message counts once, each recipient once */
 	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
@@ -436,8 +450,10 @@ Test(ratelimit, first_rcpt_charges_message_and_recipient)
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "message 1, recipient 3");
 	/* message 2: its message token is there, the recipients are used up */
 	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
-	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_rcpt_per_ip", "message 2, recipient 1");
-	cr_assert(moat_ratelimit_message_counted(&v), "a recipient refusal still counts the message");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_rcpt_per_ip",
+	    "message 2, recipient 1");
+	cr_assert(moat_ratelimit_message_counted(&v),
+	    "a recipient refusal still counts the message");
 	/* message 3: no message token left; the refusal names the message limit */
 	check_from(rl, MOAT_RL_EV_FIRST_RCPT, "192.0.2.1", "s@example.org", NULL, &v);
 	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "ratelimit_msg_per_ip", "message 3");
@@ -468,7 +484,8 @@ Test(ratelimit, message_counted_reads_the_verdict)
 
 Test(ratelimit, tls_per_ip)
 {
-	struct moat_conf_override ov[] = { { "ratelimit_tls_per_ip", "2/10s" }, { "ratelimit_allow", "" } };
+	struct moat_conf_override ov[] = { { "ratelimit_tls_per_ip", "2/10s" },
+		{ "ratelimit_allow", "" } };
 	struct fake_clock clk;
 	struct moat_ratelimit *rl = make_rl(ov, 2, &clk);
 	struct moat_verdict v;
@@ -484,7 +501,8 @@ Test(ratelimit, tls_per_ip)
 Test(ratelimit, allow_and_deny_lists)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_conn_per_ip", "1/60s" }, { "ratelimit_allow", "10.0.0.0/8, 2001:db8::/32" },
+		{ "ratelimit_conn_per_ip", "1/60s" },
+		{ "ratelimit_allow", "10.0.0.0/8, 2001:db8::/32" },
 		{ "ratelimit_deny", "203.0.113.0/24" },
 	};
 	struct fake_clock clk;
@@ -525,8 +543,10 @@ Test(ratelimit, default_allows_loopback)
 Test(ratelimit, log_only_never_refuses)
 {
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_conn_per_ip", "2/60s log" }, { "ratelimit_msg_per_ip", "1/60s" },
-		{ "ratelimit_action", "log" }, { "ratelimit_allow", "" },
+		{ "ratelimit_conn_per_ip", "2/60s log" },
+		{ "ratelimit_msg_per_ip", "1/60s" },
+		{ "ratelimit_action", "log" },
+		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
 	struct moat_ratelimit *rl = make_rl(ov, 4, &clk);
@@ -543,8 +563,10 @@ Test(ratelimit, log_only_never_refuses)
 
 Test(ratelimit, reload_keeps_buckets_takes_new_limits)
 {
-	struct moat_conf_override ov[] = { { "ratelimit_conn_per_ip", "2/60s" }, { "ratelimit_allow", "" } };
-	struct moat_conf_override ov2[] = { { "ratelimit_conn_per_ip", "4/120s" }, { "ratelimit_allow", "" } };
+	struct moat_conf_override ov[] = { { "ratelimit_conn_per_ip", "2/60s" },
+		{ "ratelimit_allow", "" } };
+	struct moat_conf_override ov2[] = { { "ratelimit_conn_per_ip", "4/120s" },
+		{ "ratelimit_allow", "" } };
 	struct fake_clock clk;
 	struct moat_ratelimit *rl = make_rl(ov, 2, &clk);
 	struct moat_verdict v;
@@ -594,13 +616,18 @@ Test(ratelimit, redis_down_fallbacks)
 {
 	/* Port 16399 on loopback: nothing listens there in this test (closed port, fast refusal). */
 	struct moat_conf_override open_ov[] = {
-		{ "ratelimit_store", "redis" }, { "ratelimit_redis", "127.0.0.1:16399" },
-		{ "ratelimit_conn_per_ip", "2/60s" }, { "ratelimit_allow", "" },
+		{ "ratelimit_store", "redis" },
+		{ "ratelimit_redis", "127.0.0.1:16399" },
+		{ "ratelimit_conn_per_ip", "2/60s" },
+		{ "ratelimit_allow", "" },
 	};
 	struct moat_conf_override closed_ov[] = {
-		{ "ratelimit_store", "redis" }, { "ratelimit_redis", "127.0.0.1:16399" },
-		{ "ratelimit_conn_per_ip", "2/60s" }, { "ratelimit_msg_per_ip", "5/60s" },
-		{ "ratelimit_redis_failure", "closed" }, { "ratelimit_allow", "" },
+		{ "ratelimit_store", "redis" },
+		{ "ratelimit_redis", "127.0.0.1:16399" },
+		{ "ratelimit_conn_per_ip", "2/60s" },
+		{ "ratelimit_msg_per_ip", "5/60s" },
+		{ "ratelimit_redis_failure", "closed" },
+		{ "ratelimit_allow", "" },
 	};
 	struct fake_clock clk;
 	struct moat_ratelimit *rl = make_rl(open_ov, 4, &clk);
@@ -612,7 +639,8 @@ Test(ratelimit, redis_down_fallbacks)
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.2.1", NULL, NULL, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "open 2");
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.2.1", NULL, NULL, &v);
-	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_ip", "open 3: memory limit");
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_conn_per_ip",
+	    "open 3: memory limit");
 	moat_ratelimit_free(rl);
 
 	rl = make_rl(closed_ov, 6, &clk);
@@ -627,7 +655,8 @@ Test(ratelimit, redis_down_fallbacks)
 
 /* plan_req - a bucket of PLAN with KEY, INTERVAL and COUNT tokens at COST. */
 static void
-plan_req(struct moat_rl_plan *plan, const char *key, uint64_t interval_us, unsigned count, unsigned cost)
+plan_req(struct moat_rl_plan *plan, const char *key, uint64_t interval_us, unsigned count,
+    unsigned cost)
 {
 	struct moat_rl_req *q = &plan->req[plan->n++];
 
@@ -662,11 +691,13 @@ Test(ratelimit, redis_call_is_what_hiredis_formats)
 	plan_req(&plan, "mip:192.0.2.1", 60, 1000000, 1);
 	plan_req(&plan, "rsnd:a@example.org", 3000000, 20, 3);
 	cr_assert_eq(moat__rlredis_call(&call, "mx:", sha, &plan), 0);
-	expect_call(&call, 9, (const char *[]){ "EVALSHA", sha, "2", "mx:mip:192.0.2.1",
-	    "mx:rsnd:a@example.org", "60", "60000000", "9000000", "60000000" });
+	expect_call(&call, 9,
+	    (const char *[]){ "EVALSHA", sha, "2", "mx:mip:192.0.2.1", "mx:rsnd:a@example.org",
+		"60", "60000000", "9000000", "60000000" });
 	cr_assert_eq(moat__rlredis_call(&call, "", NULL, &plan), 0);
-	expect_call(&call, 9, (const char *[]){ "EVAL", moat_rl_redis_script, "2", "mip:192.0.2.1",
-	    "rsnd:a@example.org", "60", "60000000", "9000000", "60000000" });
+	expect_call(&call, 9,
+	    (const char *[]){ "EVAL", moat_rl_redis_script, "2", "mip:192.0.2.1",
+		"rsnd:a@example.org", "60", "60000000", "9000000", "60000000" });
 	plan.n = 0;
 	cr_assert_eq(moat__rlredis_call(&call, "p:", sha, &plan), 0);
 	expect_call(&call, 3, (const char *[]){ "EVALSHA", sha, "0" });
@@ -676,7 +707,8 @@ Test(ratelimit, redis_call_longest_fits)
 {
 	struct moat_rl_plan plan = { .n = 0 };
 	struct moat_rl_redis_call call;
-	char key[MOAT_RL_KEY_MAX], prefix[MOAT_RL_REDIS_PREFIX_MAX], longer[MOAT_RL_REDIS_PREFIX_MAX + 1];
+	char key[MOAT_RL_KEY_MAX], prefix[MOAT_RL_REDIS_PREFIX_MAX],
+	    longer[MOAT_RL_REDIS_PREFIX_MAX + 1];
 	char full[MOAT_RL_PLAN_MAX][MOAT_RL_REDIS_PREFIX_MAX + MOAT_RL_KEY_MAX];
 	const char *argv[3 + 3 * MOAT_RL_PLAN_MAX] = { "EVAL", moat_rl_redis_script, "6" };
 	char num[24];

@@ -18,16 +18,23 @@
 #include "ratelimit_uv.h"
 
 /* How the fake Redis answers each read. */
-enum fake_mode { FAKE_ALLOW, FAKE_REFUSE, FAKE_NOSCRIPT, FAKE_SILENT, FAKE_STALL, FAKE_GONE };
+enum fake_mode {
+	FAKE_ALLOW,
+	FAKE_REFUSE,
+	FAKE_NOSCRIPT,
+	FAKE_SILENT,
+	FAKE_STALL,
+	FAKE_GONE
+};
 
 struct fake {
 	uv_tcp_t server;
 	uv_tcp_t client;
 	bool accepted;
 	enum fake_mode mode;
-	unsigned evalsha, eval;           /* commands seen */
-	size_t received;                  /* bytes read */
-	char tail[8];                     /* FAKE_STALL: the last bytes, for a command split by reads */
+	unsigned evalsha, eval; /* commands seen */
+	size_t received; /* bytes read */
+	char tail[8]; /* FAKE_STALL: the last bytes, for a command split by reads */
 	char buf[8192];
 	int port;
 };
@@ -115,7 +122,9 @@ fake_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		fake_say(f, "*2\r\n:0\r\n:1500\r\n");
 		break;
 	case FAKE_NOSCRIPT:
-		fake_say(f, sha ? "-NOSCRIPT No matching script. Please use EVAL.\r\n" : "*2\r\n:0\r\n:0\r\n");
+		fake_say(f,
+		    sha ? "-NOSCRIPT No matching script. Please use EVAL.\r\n"
+			: "*2\r\n:0\r\n:0\r\n");
 		break;
 	case FAKE_SILENT:
 	case FAKE_STALL:
@@ -135,7 +144,7 @@ fake_conn(uv_stream_t *server, int status)
 	f->client.data = f;
 	cr_assert_eq(uv_accept(server, (uv_stream_t *)&f->client), 0);
 	f->accepted = true;
-	if (f->mode != FAKE_STALL)       /* a stalled server reads once fake_resume says so */
+	if (f->mode != FAKE_STALL) /* a stalled server reads once fake_resume says so */
 		uv_read_start((uv_stream_t *)&f->client, fake_alloc, fake_read);
 }
 
@@ -187,9 +196,12 @@ setup(int port, const char *failure, const char *timeout)
 {
 	char hostport[32], err[MOAT_CONF_ERR_MAX];
 	struct moat_conf_override ov[] = {
-		{ "ratelimit_store", "redis" }, { "ratelimit_redis", hostport },
-		{ "ratelimit_redis_failure", failure }, { "ratelimit_redis_timeout", timeout },
-		{ "ratelimit_allow", "" }, { "ratelimit_msg_per_ip", "2/60s" },
+		{ "ratelimit_store", "redis" },
+		{ "ratelimit_redis", hostport },
+		{ "ratelimit_redis_failure", failure },
+		{ "ratelimit_redis_timeout", timeout },
+		{ "ratelimit_allow", "" },
+		{ "ratelimit_msg_per_ip", "2/60s" },
 		{ "ratelimit_msg_per_sender", "100/60s" },
 	};
 	struct moat_conf *conf;
@@ -244,7 +256,8 @@ rig_start(struct rig *g, enum fake_mode mode, const char *failure, const char *t
 	g->rl = setup(g->f.port, failure, timeout);
 	g->r = store(&g->loop, g->rl, g->f.port);
 	cr_assert_eq(moat_addr_parse("192.0.2.1", &g->addr), 0);
-	g->subj = (struct moat_rl_subject){ .addr = &g->addr, .sender = "s@example.org", .sid = "test" };
+	g->subj =
+	    (struct moat_rl_subject){ .addr = &g->addr, .sender = "s@example.org", .sid = "test" };
 }
 
 /* check - one MAIL check from 192.0.2.1: 0 (answered in *v) or 1 (D gets it later). */
@@ -293,7 +306,8 @@ Test(ratelimit_uv, answers_from_redis)
 	rig_start(&g, FAKE_ALLOW, "open", "1s");
 	for (int i = 0; i < 3; i++) {
 		cr_assert_eq(mail(&g, &v), 1, "check %d went to Redis", i);
-		cr_assert_eq(v.action, MOAT_CONTINUE, "Redis allows; the embedded store is not asked");
+		cr_assert_eq(v.action, MOAT_CONTINUE,
+		    "Redis allows; the embedded store is not asked");
 	}
 	cr_assert_eq(g.f.evalsha, 3);
 	g.f.mode = FAKE_REFUSE;
@@ -365,9 +379,12 @@ shrink_peer_sndbuf(struct fake *f)
 	cr_assert_eq(uv_tcp_getpeername(&f->client, (struct sockaddr *)&peer, &plen), 0);
 	for (int fd = 3; fd < 1024; fd++) {
 		socklen_t mlen = sizeof(mine);
-		if (getsockname(fd, (struct sockaddr *)&mine, &mlen) == 0 && mine.ss_family == AF_INET
-		    && ((struct sockaddr_in *)&mine)->sin_port == ((struct sockaddr_in *)&peer)->sin_port) {
-			cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+		if (getsockname(fd, (struct sockaddr *)&mine, &mlen) == 0 &&
+		    mine.ss_family == AF_INET &&
+		    ((struct sockaddr_in *)&mine)->sin_port ==
+			((struct sockaddr_in *)&peer)->sin_port) {
+			cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)),
+			    0);
 			return;
 		}
 	}
@@ -380,7 +397,9 @@ shrink_peer_sndbuf(struct fake *f)
  */
 Test(ratelimit_uv, backlog_beyond_socket_buffers)
 {
-	enum { N = 4000 };
+	enum {
+		N = 4000
+	};
 	struct rig g;
 	struct done d = { 0 };
 	struct moat_verdict v;
@@ -398,14 +417,16 @@ Test(ratelimit_uv, backlog_beyond_socket_buffers)
 		uv_run(&g.loop, UV_RUN_NOWAIT);
 	uv_fileno((uv_handle_t *)&g.f.client, &fd);
 	cr_assert_eq(ioctl(fd, FIONREAD, &queued), 0);
-	cr_assert_lt((size_t)queued * 2, (size_t)N * 150, "the sockets hold a fraction (%d bytes)", queued);
+	cr_assert_lt((size_t)queued * 2, (size_t)N * 150, "the sockets hold a fraction (%d bytes)",
+	    queued);
 	cr_assert_eq(d.calls, 0);
 	uv_read_start((uv_stream_t *)&g.f.client, fake_alloc, fake_read);
 	for (int i = 0; i < 100000 && d.calls < N; i++)
 		uv_run(&g.loop, UV_RUN_ONCE);
 	cr_assert_eq(d.calls, N, "answered %d of %d", d.calls, N);
 	cr_assert_eq(g.f.evalsha, N);
-	cr_assert_eq(d.v.action, MOAT_CONTINUE, "the last one from Redis, not the fail-closed refusal");
+	cr_assert_eq(d.v.action, MOAT_CONTINUE,
+	    "the last one from Redis, not the fail-closed refusal");
 	rig_finish(&g);
 }
 
@@ -419,7 +440,8 @@ Test(ratelimit_uv, refused_connect_backs_off)
 	/* refused by connect() itself, or reported by the poll: not left to the timeout */
 	t0 = uv_hrtime();
 	mail(&g, &v);
-	cr_assert_lt((uv_hrtime() - t0) / 1000000, 5000, "the refusal is seen before the 10 s timeout");
+	cr_assert_lt((uv_hrtime() - t0) / 1000000, 5000,
+	    "the refusal is seen before the 10 s timeout");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
 	cr_assert_eq(mail(&g, &v), 0, "in the back-off: no new connection is tried");
 	cr_assert_eq(v.action, MOAT_CONTINUE);
@@ -439,6 +461,7 @@ Test(ratelimit_uv, close_with_a_check_pending)
 	cr_assert_eq(g.f.evalsha, 1, "the call reached the server");
 	px_rlredis_close(g.r);
 	cr_assert_eq(d.calls, 1, "closing answers the pending check");
-	cr_assert_eq(d.v.action, MOAT_CONTINUE, "from memory, even fail-closed: the daemon is stopping");
+	cr_assert_eq(d.v.action, MOAT_CONTINUE,
+	    "from memory, even fail-closed: the daemon is stopping");
 	rig_finish(&g);
 }

@@ -15,10 +15,17 @@
 #define WHEN ((time_t)1795692632)
 
 static const struct moat_tls_info tls13 = {
-	.active = true, .protocol = "TLSv1.3", .cipher = "TLS_AES_256_GCM_SHA384", .bits = 256, .alg_bits = 256,
+	.active = true,
+	.protocol = "TLSv1.3",
+	.cipher = "TLS_AES_256_GCM_SHA384",
+	.bits = 256,
+	.alg_bits = 256,
 };
 static const struct moat_tls_info tls12_cert = {
-	.active = true, .protocol = "TLSv1.2", .cipher = "ECDHE-RSA-AES128-GCM-SHA256", .bits = 128,
+	.active = true,
+	.protocol = "TLSv1.2",
+	.cipher = "ECDHE-RSA-AES128-GCM-SHA256",
+	.bits = 128,
 	.peer_fingerprint = "AB:CD:EF",
 };
 static const struct moat_tls_info tls_inactive = { .active = false, .protocol = "TLSv1.3" };
@@ -31,63 +38,64 @@ struct rcv_case {
 
 static const struct rcv_case rcv_cases[] = {
 	{ "plaintext EHLO",
-	  { "client.example", NULL, "192.0.2.7", "mx.example.org", "0123ABCD", true, NULL, false, WHEN },
-	  "Received: from client.example (unknown [192.0.2.7])\r\n"
-	  "\tby mx.example.org (mxmoat) with ESMTP id 0123ABCD;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", NULL, "192.0.2.7", "mx.example.org", "0123ABCD", true, NULL, false,
+		WHEN },
+	    "Received: from client.example (unknown [192.0.2.7])\r\n"
+	    "\tby mx.example.org (mxmoat) with ESMTP id 0123ABCD;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "plaintext HELO with a reverse name",
-	  { "client.example", "host.example", "192.0.2.7", "mx", "1", false, NULL, false, WHEN },
-	  "Received: from client.example (host.example [192.0.2.7])\r\n"
-	  "\tby mx (mxmoat) with SMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", "host.example", "192.0.2.7", "mx", "1", false, NULL, false, WHEN },
+	    "Received: from client.example (host.example [192.0.2.7])\r\n"
+	    "\tby mx (mxmoat) with SMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "TLS 1.3, no client certificate requested",
-	  { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls13, false, WHEN },
-	  "Received: from client.example (unknown [192.0.2.7])\r\n"
-	  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
-	  "\t(No client certificate requested)\r\n"
-	  "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls13, false, WHEN },
+	    "Received: from client.example (unknown [192.0.2.7])\r\n"
+	    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+	    "\t(No client certificate requested)\r\n"
+	    "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "TLS 1.3, requested and not presented",
-	  { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls13, true, WHEN },
-	  "Received: from client.example (unknown [192.0.2.7])\r\n"
-	  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
-	  "\t(Client did not present a certificate)\r\n"
-	  "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls13, true, WHEN },
+	    "Received: from client.example (unknown [192.0.2.7])\r\n"
+	    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+	    "\t(Client did not present a certificate)\r\n"
+	    "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "TLS 1.2 with a client certificate; alg_bits unknown: bits twice",
-	  { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls12_cert, true, WHEN },
-	  "Received: from client.example (unknown [192.0.2.7])\r\n"
-	  "\t(using TLSv1.2 with cipher ECDHE-RSA-AES128-GCM-SHA256 (128/128 bits))\r\n"
-	  "\t(Client certificate SHA-256 fingerprint AB:CD:EF)\r\n"
-	  "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", NULL, "192.0.2.7", "mx", "1", true, &tls12_cert, true, WHEN },
+	    "Received: from client.example (unknown [192.0.2.7])\r\n"
+	    "\t(using TLSv1.2 with cipher ECDHE-RSA-AES128-GCM-SHA256 (128/128 bits))\r\n"
+	    "\t(Client certificate SHA-256 fingerprint AB:CD:EF)\r\n"
+	    "\tby mx (mxmoat) with ESMTPS id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "HELO inside TLS: SMTP (RFC 3848 has no SMTPS)",
-	  { "client.example", NULL, "192.0.2.7", "mx", "1", false, &tls13, false, WHEN },
-	  "Received: from client.example (unknown [192.0.2.7])\r\n"
-	  "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
-	  "\t(No client certificate requested)\r\n"
-	  "\tby mx (mxmoat) with SMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "client.example", NULL, "192.0.2.7", "mx", "1", false, &tls13, false, WHEN },
+	    "Received: from client.example (unknown [192.0.2.7])\r\n"
+	    "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\r\n"
+	    "\t(No client certificate requested)\r\n"
+	    "\tby mx (mxmoat) with SMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "TLS facts not active: plaintext",
-	  { "c", NULL, "192.0.2.7", "mx", "1", true, &tls_inactive, false, WHEN },
-	  "Received: from c (unknown [192.0.2.7])\r\n"
-	  "\tby mx (mxmoat) with ESMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
-	{ "IPv6 literal tagged",
-	  { "c", NULL, "2001:db8::1", "mx", "1", true, NULL, false, WHEN },
-	  "Received: from c (unknown [IPv6:2001:db8::1])\r\n"
-	  "\tby mx (mxmoat) with ESMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "c", NULL, "192.0.2.7", "mx", "1", true, &tls_inactive, false, WHEN },
+	    "Received: from c (unknown [192.0.2.7])\r\n"
+	    "\tby mx (mxmoat) with ESMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	{ "IPv6 literal tagged", { "c", NULL, "2001:db8::1", "mx", "1", true, NULL, false, WHEN },
+	    "Received: from c (unknown [IPv6:2001:db8::1])\r\n"
+	    "\tby mx (mxmoat) with ESMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "HELO that would close the comment or carry 8-bit: neutered",
-	  { "a(b)c<d>\"e\\f;g@h\xc3\xa9[1.2.3.4]", NULL, "192.0.2.7", "mx", "1", true, NULL, false, WHEN },
-	  "Received: from a?b?c?d??e?f?g?h??[1.2.3.4] (unknown [192.0.2.7])\r\n"
-	  "\tby mx (mxmoat) with ESMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "a(b)c<d>\"e\\f;g@h\xc3\xa9[1.2.3.4]", NULL, "192.0.2.7", "mx", "1", true, NULL,
+		false, WHEN },
+	    "Received: from a?b?c?d??e?f?g?h??[1.2.3.4] (unknown [192.0.2.7])\r\n"
+	    "\tby mx (mxmoat) with ESMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 	{ "no HELO: the name stands in",
-	  { "", "host.example", "192.0.2.7", "mx", "1", true, NULL, false, WHEN },
-	  "Received: from host.example (host.example [192.0.2.7])\r\n"
-	  "\tby mx (mxmoat) with ESMTP id 1;\r\n"
-	  "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
+	    { "", "host.example", "192.0.2.7", "mx", "1", true, NULL, false, WHEN },
+	    "Received: from host.example (host.example [192.0.2.7])\r\n"
+	    "\tby mx (mxmoat) with ESMTP id 1;\r\n"
+	    "\tThu, 26 Nov 2026 11:30:32 +0000 (UTC)\r\n" },
 };
 
 Test(received, layout_table)
@@ -99,7 +107,8 @@ Test(received, layout_table)
 		char out[PX_RECEIVED_MAX];
 		size_t n = px_received_format(out, sizeof(out), &c->in);
 
-		cr_assert_eq(n, strlen(c->want), "%s: length %zu, want %zu", c->label, n, strlen(c->want));
+		cr_assert_eq(n, strlen(c->want), "%s: length %zu, want %zu", c->label, n,
+		    strlen(c->want));
 		cr_assert(memcmp(out, c->want, n) == 0, "%s: got\n%.*s", c->label, (int)n, out);
 	}
 }
@@ -110,11 +119,12 @@ Test(received, local_time_zone)
 	char out[PX_RECEIVED_MAX];
 	size_t n;
 
-	setenv("TZ", "CET-1", 1);     /* POSIX form: no zoneinfo needed */
+	setenv("TZ", "CET-1", 1); /* POSIX form: no zoneinfo needed */
 	tzset();
 	n = px_received_format(out, sizeof(out), &r);
 	cr_assert(n > 0);
-	cr_assert(strstr(out, "\tThu, 26 Nov 2026 12:30:32 +0100 (CET)\r\n") != NULL, "got %.*s", (int)n, out);
+	cr_assert(strstr(out, "\tThu, 26 Nov 2026 12:30:32 +0100 (CET)\r\n") != NULL, "got %.*s",
+	    (int)n, out);
 }
 
 Test(received, longest_fits_and_short_buffer_refused)
@@ -122,7 +132,7 @@ Test(received, longest_fits_and_short_buffer_refused)
 	char helo[256], by[256], out[PX_RECEIVED_MAX];
 	struct moat_tls_info t = tls12_cert;
 	struct px_received r = { helo, helo, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", by,
-	    "0123456789ABCDEF", true, &t, true, WHEN };
+		"0123456789ABCDEF", true, &t, true, WHEN };
 	size_t n;
 
 	memset(helo, 'h', sizeof(helo) - 1);
@@ -136,12 +146,14 @@ Test(received, longest_fits_and_short_buffer_refused)
 	setenv("TZ", "UTC", 1);
 	tzset();
 	n = px_received_format(out, sizeof(out), &r);
-	cr_assert(n > 0 && n <= sizeof(out), "every field at its maximum fits PX_RECEIVED_MAX (%zu)", n);
+	cr_assert(n > 0 && n <= sizeof(out),
+	    "every field at its maximum fits PX_RECEIVED_MAX (%zu)", n);
 	for (const char *l = out; l < out + n;) {
 		const char *e = memchr(l, '\n', (size_t)(out + n - l));
 
 		cr_assert(e != NULL && e > l && e[-1] == '\r', "CRLF line ends");
-		cr_assert((size_t)(e - l) + 1 <= 1000, "RFC 5322 2.1.1: at most 998 characters a line");
+		cr_assert((size_t)(e - l) + 1 <= 1000,
+		    "RFC 5322 2.1.1: at most 998 characters a line");
 		l = e + 1;
 	}
 	cr_assert_eq(px_received_format(out, n, &r), 0, "one byte short: refused, not truncated");

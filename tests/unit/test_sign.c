@@ -35,7 +35,8 @@ Test(sign, body_canon)
 		{ "blanks", "a  b \t\r\n", "a  b \t\r\n", "a b\r\n" },
 		{ "blank line kept inside", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n", "a\r\n\r\nb\r\n" },
 		{ "line of blanks at end", "a\r\n \t\r\n", "a\r\n \t\r\n", "a\r\n" },
-		{ "line of blanks inside", "a\r\n  \r\nb\r\n", "a\r\n  \r\nb\r\n", "a\r\n\r\nb\r\n" },
+		{ "line of blanks inside", "a\r\n  \r\nb\r\n", "a\r\n  \r\nb\r\n",
+		    "a\r\n\r\nb\r\n" },
 		{ "leading blanks", "  a\r\n", "  a\r\n", " a\r\n" },
 		{ "bare CR kept", "a\rb\r\n", "a\rb\r\n", "a\rb\r\n" },
 	};
@@ -43,11 +44,13 @@ Test(sign, body_canon)
 		char out[256];
 		size_t n, len = strlen(cases[i].in);
 		n = moat__dkim_body_canon(cases[i].in, len, false, out);
-		cr_expect_eq(n, strlen(cases[i].simple), "%s: simple length %zu", cases[i].label, n);
+		cr_expect_eq(n, strlen(cases[i].simple), "%s: simple length %zu", cases[i].label,
+		    n);
 		cr_expect(n == strlen(cases[i].simple) && memcmp(out, cases[i].simple, n) == 0,
 		    "%s: simple", cases[i].label);
 		n = moat__dkim_body_canon(cases[i].in, len, true, out);
-		cr_expect_eq(n, strlen(cases[i].relaxed), "%s: relaxed length %zu", cases[i].label, n);
+		cr_expect_eq(n, strlen(cases[i].relaxed), "%s: relaxed length %zu", cases[i].label,
+		    n);
 		cr_expect(n == strlen(cases[i].relaxed) && memcmp(out, cases[i].relaxed, n) == 0,
 		    "%s: relaxed", cases[i].label);
 	}
@@ -64,13 +67,17 @@ Test(sign, header_canon)
 		const char *label, *in, *relaxed;
 	} cases[] = {
 		{ "plain", "Subject: hello", "subject:hello\r\n" },
-		{ "name case, blanks around the colon", "SubJect \t:  \t hello", "subject:hello\r\n" },
+		{ "name case, blanks around the colon", "SubJect \t:  \t hello",
+		    "subject:hello\r\n" },
 		{ "blank runs and trailing blanks", "Subject: a \t b  \t", "subject:a b\r\n" },
 		{ "folded", "Subject: hello\r\n there", "subject:hello there\r\n" },
-		{ "folded with a tab, blanks around the fold", "Subject: hello \r\n\t  there", "subject:hello there\r\n" },
+		{ "folded with a tab, blanks around the fold", "Subject: hello \r\n\t  there",
+		    "subject:hello there\r\n" },
 		{ "folded right after the colon", "Subject:\r\n\thello", "subject:hello\r\n" },
-		{ "a fold of blanks only at the end", "Subject: hello\r\n \t", "subject:hello\r\n" },
-		{ "bare CR inside the value", "Subject: cross-\rcheck", "subject:cross-\rcheck\r\n" },
+		{ "a fold of blanks only at the end", "Subject: hello\r\n \t",
+		    "subject:hello\r\n" },
+		{ "bare CR inside the value", "Subject: cross-\rcheck",
+		    "subject:cross-\rcheck\r\n" },
 		{ "bare CR before a blank", "Subject: a\r b", "subject:a\r b\r\n" },
 		{ "bare CR at the end", "Subject: a\r", "subject:a\r\r\n" },
 		{ "bare CR first", "Subject: \ra", "subject:\ra\r\n" },
@@ -86,12 +93,14 @@ Test(sign, header_canon)
 		size_t len = strlen(cases[i].in), n;
 
 		n = moat__dkim_canon_header(cases[i].in, len, true, true, out);
-		cr_expect_eq(n, strlen(cases[i].relaxed), "%s: relaxed length %zu", cases[i].label, n);
+		cr_expect_eq(n, strlen(cases[i].relaxed), "%s: relaxed length %zu", cases[i].label,
+		    n);
 		cr_expect(n == strlen(cases[i].relaxed) && memcmp(out, cases[i].relaxed, n) == 0,
 		    "%s: relaxed", cases[i].label);
 		/* simple (3.4.1): the field as it is */
 		n = moat__dkim_canon_header(cases[i].in, len, false, true, out);
-		cr_expect(n == len + 2 && memcmp(out, cases[i].in, len) == 0 && memcmp(out + len, "\r\n", 2) == 0,
+		cr_expect(n == len + 2 && memcmp(out, cases[i].in, len) == 0 &&
+			memcmp(out + len, "\r\n", 2) == 0,
 		    "%s: simple", cases[i].label);
 	}
 }
@@ -121,7 +130,7 @@ ref_canon(const char *in, size_t len, bool relaxed, char *out)
 		if (relaxed && o > l0 && out[o - 1] == ' ')
 			o--;
 		if (o == l0) {
-			held++;                 /* an empty line: kept only if a line follows */
+			held++; /* an empty line: kept only if a line follows */
 		} else {
 			memmove(out + l0 + 2 * held, out + l0, o - l0);
 			for (; held > 0; held--, l0 += 2, o += 2)
@@ -209,7 +218,8 @@ check_splits(const char *label, const char *in, size_t len, bool relaxed)
 			sizes[k] = 1 + (size_t)rand() % (r < 4 ? 12 : 200);
 		split_hash(in, len, relaxed, sizes, 16, bh);
 		if (memcmp(bh, ref, sizeof(bh)) != 0) {
-			cr_log_error("%s (%s): differs in random chunks (round %u)", label, mode, r);
+			cr_log_error("%s (%s): differs in random chunks (round %u)", label, mode,
+			    r);
 			bad++;
 		}
 	}
@@ -221,21 +231,49 @@ check_splits(const char *label, const char *in, size_t len, bool relaxed)
 Test(sign, body_canon_splits)
 {
 	static const char *const tricky[] = {
-		"", "\r\n", "\r\n\r\n\r\n", "a", "a ", "a \t", " ", "\r", "\n", "a\r", "a\n",
-		"a \r\nb\r\n",                          /* WSP before CRLF, cut anywhere */
-		"a\t \t\r\n\r\n \r\n\t\r\n",            /* empty and blank lines at the end */
-		"x\r\n\r\n\r\n\r\ny\r\n",               /* empty lines inside, released */
-		"a\r  b\r\n", "a  \rb\r\n", "a \n b\r\n", "\r\r\n\r", "a\r\r\r\nb",
+		"",
+		"\r\n",
+		"\r\n\r\n\r\n",
+		"a",
+		"a ",
+		"a \t",
+		" ",
+		"\r",
+		"\n",
+		"a\r",
+		"a\n",
+		"a \r\nb\r\n", /* WSP before CRLF, cut anywhere */
+		"a\t \t\r\n\r\n \r\n\t\r\n", /* empty and blank lines at the end */
+		"x\r\n\r\n\r\n\r\ny\r\n", /* empty lines inside, released */
+		"a\r  b\r\n",
+		"a  \rb\r\n",
+		"a \n b\r\n",
+		"\r\r\n\r",
+		"a\r\r\r\nb",
 		"word  word\t\tword \t word!\r\n",
-		" !\r\n ! ! !! \r\n",                   /* 0x21 after SP (word-test borrow) */
+		" !\r\n ! ! !! \r\n", /* 0x21 after SP (word-test borrow) */
 		"Line 001 of the body, padded with some words to be ordinary text.\r\n"
 		"Line 002 of the body, padded with some words to be ordinary text.\r\n\r\n",
 		"\x80\xff \xe9t\xe9  \x7f\x01\x1f \r\n",
 		"abcdefgh abcdefgh\tabcdefgh  abcdefgh abcdefgh \r\n  \r\n",
 	};
 	static const char *const pieces[] = {
-		"a", "word", "abcdefghijklmnopq", " ", "  ", "\t", " \t ", "\r\n", "\r\n", "\r\n\r\n",
-		"\r", "\n", "!", "\xe9", "\x01", " !",
+		"a",
+		"word",
+		"abcdefghijklmnopq",
+		" ",
+		"  ",
+		"\t",
+		" \t ",
+		"\r\n",
+		"\r\n",
+		"\r\n\r\n",
+		"\r",
+		"\n",
+		"!",
+		"\xe9",
+		"\x01",
+		" !",
 	};
 	unsigned bad = 0;
 	char body[400];
@@ -249,7 +287,8 @@ Test(sign, body_canon_splits)
 		size_t len = 0, target = (size_t)rand() % 300;
 		char label[32];
 		while (len < target) {
-			const char *piece = pieces[(size_t)rand() % (sizeof(pieces) / sizeof(pieces[0]))];
+			const char *piece =
+			    pieces[(size_t)rand() % (sizeof(pieces) / sizeof(pieces[0]))];
 			size_t pl = strlen(piece);
 			memcpy(body + len, piece, pl);
 			len += pl;
@@ -264,7 +303,7 @@ Test(sign, body_canon_splits)
 Test(sign, from_domain)
 {
 	static const struct {
-		const char *label, *value, *want;   /* want NULL: refused */
+		const char *label, *value, *want; /* want NULL: refused */
 	} cases[] = {
 		{ "bare", " a@Example.COM", "example.com" },
 		{ "angle", " Alice <alice@example.com>", "example.com" },
@@ -283,9 +322,11 @@ Test(sign, from_domain)
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char out[256];
-		int rc = moat_sign_from_domain(cases[i].value, strlen(cases[i].value), out, sizeof(out));
+		int rc =
+		    moat_sign_from_domain(cases[i].value, strlen(cases[i].value), out, sizeof(out));
 		if (cases[i].want == NULL) {
-			cr_expect_eq(rc, -1, "%s: accepted as %s", cases[i].label, rc == 0 ? out : "");
+			cr_expect_eq(rc, -1, "%s: accepted as %s", cases[i].label,
+			    rc == 0 ? out : "");
 		} else {
 			cr_expect_eq(rc, 0, "%s: refused", cases[i].label);
 			if (rc == 0)
@@ -303,7 +344,8 @@ setup(void)
 	cr_assert_not_null(mkdtemp(dir));
 	write_key(dir, "r.key", "RSA", 2048);
 	write_key(dir, "e.key", "ED25519", 0);
-	snprintf(row, sizeof(row), "sign.test rs rsa-sha256 r.key\nsign.test ed ed25519-sha256 %s/e.key\n", dir);
+	snprintf(row, sizeof(row),
+	    "sign.test rs rsa-sha256 r.key\nsign.test ed ed25519-sha256 %s/e.key\n", dir);
 	write_file(dir, "table", row);
 }
 
@@ -438,8 +480,10 @@ Test(sign, outbound_signed_both_algorithms, .init = setup, .fini = teardown)
 		cr_expect(strstr(values[i], " t=") != NULL || strstr(values[i], "\tt=") != NULL);
 		cr_expect(strstr(values[i], "l=") == NULL);
 		cr_expect(strstr(values[i], "\r\n\t") != NULL, "folded with CRLF + tab");
-		cr_expect_eq(verify(values[i], message_body, NULL), DKIM_STAT_OK, "libopendkim verifies %zu", i);
-		cr_expect_neq(verify(values[i], "Hello  there!\r\n", NULL), DKIM_STAT_OK, "changed body %zu", i);
+		cr_expect_eq(verify(values[i], message_body, NULL), DKIM_STAT_OK,
+		    "libopendkim verifies %zu", i);
+		cr_expect_neq(verify(values[i], "Hello  there!\r\n", NULL), DKIM_STAT_OK,
+		    "changed body %zu", i);
 		cr_expect_neq(verify(values[i], message_body, "Subject: replayed"), DKIM_STAT_OK,
 		    "second Subject %zu", i);
 	}
@@ -484,7 +528,8 @@ Test(sign, header_overflow_fails, .init = setup, .fini = teardown)
 	s = moat_sign_begin(conf->signer);
 	for (int i = 0; i < 17; i++)
 		moat_sign_header(s, "From: a@sign.test", 17);
-	cr_expect_eq(moat_sign_end(s, vals, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why)), MOAT_SIGN_FAILED);
+	cr_expect_eq(moat_sign_end(s, vals, MOAT_SIGN_KEYS_MAX, &n, why, sizeof(why)),
+	    MOAT_SIGN_FAILED);
 	cr_expect_eq(n, 0);
 	cr_expect_str_eq(why, "header too large to sign");
 	moat_sign_free(s);

@@ -49,7 +49,7 @@ load(const char *text, char *err, size_t errlen)
 Test(signtable, lookup_precedence)
 {
 	static const struct {
-		const char *label, *from, *want;   /* want: "selector/d, ..." */
+		const char *label, *from, *want; /* want: "selector/d, ..." */
 	} cases[] = {
 		{ "exact, two keys", "example.com", "rs/example.com,ed/example.com" },
 		{ "one level below", "a.example.com", "wild/example.com" },
@@ -59,14 +59,14 @@ Test(signtable, lookup_precedence)
 		{ "explicit d=", "third.test", "t/signer.test" },
 	};
 	char err[512];
-	struct moat_signtable *t = load(
-	    "# the table\n"
-	    "example.com rs rsa-sha256 r.key\n"
-	    "example.com ed ed25519-sha256 e.key   # both algorithms\n"
-	    "*.example.com wild rsa-sha256 r.key\n"
-	    "*.sub.example.com deep ed25519-sha256 e.key\n"
-	    "third.test t rsa-sha256 r.key d=signer.test\n"
-	    "* def ed25519-sha256 e.key d=default.test\n", err, sizeof(err));
+	struct moat_signtable *t = load("# the table\n"
+					"example.com rs rsa-sha256 r.key\n"
+					"example.com ed ed25519-sha256 e.key   # both algorithms\n"
+					"*.example.com wild rsa-sha256 r.key\n"
+					"*.sub.example.com deep ed25519-sha256 e.key\n"
+					"third.test t rsa-sha256 r.key d=signer.test\n"
+					"* def ed25519-sha256 e.key d=default.test\n",
+	    err, sizeof(err));
 
 	cr_assert_not_null(t, "%s", err);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -75,8 +75,8 @@ Test(signtable, lookup_precedence)
 		char got[256] = "";
 		for (size_t k = 0; k < n; k++) {
 			size_t l = strlen(got);
-			snprintf(got + l, sizeof(got) - l, "%s%s/%s", k ? "," : "", keys[k]->selector,
-			    keys[k]->domain);
+			snprintf(got + l, sizeof(got) - l, "%s%s/%s", k ? "," : "",
+			    keys[k]->selector, keys[k]->domain);
 		}
 		cr_expect_str_eq(got, cases[i].want, "%s", cases[i].label);
 	}
@@ -98,17 +98,26 @@ Test(signtable, no_default_no_row)
 Test(signtable, errors_with_line)
 {
 	static const struct {
-		const char *label, *text, *want;   /* want: suffix after "DIR/table:" */
+		const char *label, *text, *want; /* want: suffix after "DIR/table:" */
 	} cases[] = {
-		{ "algorithm", "\n# x\nexample.com s rsa-sha1 r.key\n", "3: unknown algorithm 'rsa-sha1' (rsa-sha256 or ed25519-sha256)" },
-		{ "fields", "example.com s\n", "1: expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got 2 fields" },
-		{ "too many", "a.test s rsa-sha256 r.key d=a.test extra\n", "1: expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got 6 fields" },
-		{ "pattern", "a_.test.. s rsa-sha256 r.key\n", "1: bad pattern 'a_.test..' (a domain, *.domain or *)" },
-		{ "default needs d", "* s rsa-sha256 r.key\n", "1: the default row '*' needs d=DOMAIN" },
-		{ "bad d", "a.test s rsa-sha256 r.key d=\n", "1: bad signing domain 'd=' (d=DOMAIN)" },
-		{ "duplicate", "a.test s rsa-sha256 r.key\nA.test S rsa-sha256 r.key\n", "2: duplicate of line 1" },
-		{ "weak key", "a.test s rsa-sha256 weak.key\n", "1: %s/weak.key: RSA key of 1024 bits refused (2048 to 8192 bits; RFC 8301)" },
-		{ "wrong type", "a.test s rsa-sha256 e.key\n", "1: %s/e.key: the signing table says rsa-sha256 but this is not an RSA key" },
+		{ "algorithm", "\n# x\nexample.com s rsa-sha1 r.key\n",
+		    "3: unknown algorithm 'rsa-sha1' (rsa-sha256 or ed25519-sha256)" },
+		{ "fields", "example.com s\n",
+		    "1: expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got 2 fields" },
+		{ "too many", "a.test s rsa-sha256 r.key d=a.test extra\n",
+		    "1: expected PATTERN SELECTOR ALGORITHM KEYFILE [d=DOMAIN], got 6 fields" },
+		{ "pattern", "a_.test.. s rsa-sha256 r.key\n",
+		    "1: bad pattern 'a_.test..' (a domain, *.domain or *)" },
+		{ "default needs d", "* s rsa-sha256 r.key\n",
+		    "1: the default row '*' needs d=DOMAIN" },
+		{ "bad d", "a.test s rsa-sha256 r.key d=\n",
+		    "1: bad signing domain 'd=' (d=DOMAIN)" },
+		{ "duplicate", "a.test s rsa-sha256 r.key\nA.test S rsa-sha256 r.key\n",
+		    "2: duplicate of line 1" },
+		{ "weak key", "a.test s rsa-sha256 weak.key\n",
+		    "1: %s/weak.key: RSA key of 1024 bits refused (2048 to 8192 bits; RFC 8301)" },
+		{ "wrong type", "a.test s rsa-sha256 e.key\n",
+		    "1: %s/e.key: the signing table says rsa-sha256 but this is not an RSA key" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char err[768], want[1024], tail[600];
@@ -145,13 +154,19 @@ Test(signtable, key_permissions)
 	struct moat_key key;
 
 	snprintf(path, sizeof(path), "%s/r.key", dir);
-	cr_assert_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner, &key, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner, &key, err, sizeof(err)), 0,
+	    "%s", err);
 	cr_expect_eq(key.bits, 2048);
 	moat_keyfile_clear(&key);
 	chmod(path, 0640);
-	cr_expect_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner, &key, err, sizeof(err)), -1);
-	cr_expect(strstr(err, "r.key: key file is readable or writable by its group (mode 0640)") != NULL, "%s", err);
+	cr_expect_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner, &key, err, sizeof(err)),
+	    -1);
+	cr_expect(strstr(err, "r.key: key file is readable or writable by its group (mode 0640)") !=
+		NULL,
+	    "%s", err);
 	chmod(path, 0600);
-	cr_expect_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner + 1, &key, err, sizeof(err)), -1);
+	cr_expect_eq(moat_keyfile_load(path, MOAT_KEY_RSA_SHA256, owner + 1, &key, err,
+			 sizeof(err)),
+	    -1);
 	cr_expect(strstr(err, "key file is owned by uid") != NULL, "%s", err);
 }

@@ -15,17 +15,21 @@ struct start_case {
 	const char *label;
 	const char *arg;
 	enum px_auth_rc want;
-	const char *line;        /* for the backend, when SEND */
-	const char *login;       /* learnt from the initial response */
+	const char *line; /* for the backend, when SEND */
+	const char *login; /* learnt from the initial response */
 };
 
 /* base64 of "\0alice\0pw", "admin\0alice\0pw", "\0\0pw", "\0alice\0", "alice" */
 static const struct start_case start_cases[] = {
-	{ "PLAIN with initial response", "PLAIN AGFsaWNlAHB3", PX_AUTH_SEND, "AUTH PLAIN AGFsaWNlAHB3\r\n", "alice" },
-	{ "plain in lower case", "plain AGFsaWNlAHB3", PX_AUTH_SEND, "AUTH PLAIN AGFsaWNlAHB3\r\n", "alice" },
-	{ "PLAIN: authzid wins", "PLAIN YWRtaW4AYWxpY2UAcHc=", PX_AUTH_SEND, "AUTH PLAIN YWRtaW4AYWxpY2UAcHc=\r\n", "admin" },
+	{ "PLAIN with initial response", "PLAIN AGFsaWNlAHB3", PX_AUTH_SEND,
+	    "AUTH PLAIN AGFsaWNlAHB3\r\n", "alice" },
+	{ "plain in lower case", "plain AGFsaWNlAHB3", PX_AUTH_SEND, "AUTH PLAIN AGFsaWNlAHB3\r\n",
+	    "alice" },
+	{ "PLAIN: authzid wins", "PLAIN YWRtaW4AYWxpY2UAcHc=", PX_AUTH_SEND,
+	    "AUTH PLAIN YWRtaW4AYWxpY2UAcHc=\r\n", "admin" },
 	{ "PLAIN without initial response", "PLAIN", PX_AUTH_SEND, "AUTH PLAIN\r\n", "" },
-	{ "LOGIN with the user name", "LOGIN YWxpY2U=", PX_AUTH_SEND, "AUTH LOGIN YWxpY2U=\r\n", "alice" },
+	{ "LOGIN with the user name", "LOGIN YWxpY2U=", PX_AUTH_SEND, "AUTH LOGIN YWxpY2U=\r\n",
+	    "alice" },
 	{ "LOGIN alone", "LOGIN", PX_AUTH_SEND, "AUTH LOGIN\r\n", "" },
 	{ "unknown mechanism", "CRAM-MD5", PX_AUTH_BAD_MECH, NULL, NULL },
 	{ "no mechanism", "", PX_AUTH_SYNTAX, NULL, NULL },
@@ -70,7 +74,7 @@ Test(smtp_auth, login_exchange)
 	cr_assert_eq(px_auth_start("LOGIN", &a), PX_AUTH_SEND);
 	cr_expect_str_eq(px_auth_mech(a), "LOGIN");
 	px_auth_sent(a);
-	cr_assert_eq(px_auth_response(a, "YWxpY2U=", 8), PX_AUTH_SEND);     /* "alice" */
+	cr_assert_eq(px_auth_response(a, "YWxpY2U=", 8), PX_AUTH_SEND); /* "alice" */
 	cr_expect_str_eq(px_auth_login(a), "alice");
 	l = px_auth_line(a, &n);
 	cr_expect(n == 10 && memcmp(l, "YWxpY2U=\r\n", 10) == 0);
@@ -107,4 +111,3 @@ Test(smtp_auth, cancel_and_garbage)
 	cr_expect_eq(px_auth_response(a, longline, sizeof(longline)), PX_AUTH_TOOLONG);
 	px_auth_free(a);
 }
-

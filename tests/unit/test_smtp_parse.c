@@ -68,7 +68,8 @@ struct path_case {
 static const struct path_case path_cases[] = {
 	{ "plain", "FROM:<a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
 	{ "lower keyword", "from:<a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
-	{ "space after colon", "FROM: <a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "", 0 },
+	{ "space after colon", "FROM: <a@b.example>", "FROM:", true, PX_PATH_OK, "a@b.example", "",
+	    0 },
 	{ "null sender", "FROM:<>", "FROM:", true, PX_PATH_OK, "", "", 0 },
 	{ "null recipient", "TO:<>", "TO:", false, PX_PATH_NULL, "", "", 0 },
 	{ "postmaster", "TO:<Postmaster>", "TO:", false, PX_PATH_OK, "Postmaster", "", 0 },
@@ -77,7 +78,7 @@ static const struct path_case path_cases[] = {
 	{ "one letter of postmaster", "TO:<P>", "TO:", false, PX_PATH_SYNTAX, "", "", 0 },
 	{ "postmaster and more", "TO:<postmasters>", "TO:", false, PX_PATH_SYNTAX, "", "", 0 },
 	{ "postmaster at a domain", "TO:<postmaster@b.example>", "TO:", false, PX_PATH_OK,
-	  "postmaster@b.example", "", 0 },
+	    "postmaster@b.example", "", 0 },
 	{ "no @", "TO:<user>", "TO:", false, PX_PATH_SYNTAX, "", "", 0 },
 	{ "no brackets", "FROM:a@b.example", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
 	{ "unterminated", "FROM:<a@b.example", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
@@ -85,22 +86,25 @@ static const struct path_case path_cases[] = {
 	{ "nested bracket", "FROM:<<a@b.example>>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
 	{ "control char", "FROM:<a\x01@b.example>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
 	{ "wrong keyword", "TO:<a@b.example>", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
-	{ "params", "FROM:<a@b.example> SIZE=100 BODY=8BITMIME", "FROM:", true, PX_PATH_OK, "a@b.example",
-	  "SIZE=100 BODY=8BITMIME", 2 },
-	{ "bare keyword param", "FROM:<a@b.example> SMTPUTF8", "FROM:", true, PX_PATH_OK, "a@b.example",
-	  "SMTPUTF8", 1 },
+	{ "params", "FROM:<a@b.example> SIZE=100 BODY=8BITMIME", "FROM:", true, PX_PATH_OK,
+	    "a@b.example", "SIZE=100 BODY=8BITMIME", 2 },
+	{ "bare keyword param", "FROM:<a@b.example> SMTPUTF8", "FROM:", true, PX_PATH_OK,
+	    "a@b.example", "SMTPUTF8", 1 },
 	{ "junk after path", "FROM:<a@b.example>x", "FROM:", true, PX_PATH_SYNTAX, "", "", 0 },
-	{ "empty value", "FROM:<a@b.example> SIZE=", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
-	{ "double =", "FROM:<a@b.example> A=b=c", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
+	{ "empty value", "FROM:<a@b.example> SIZE=", "FROM:", true, PX_PATH_PARAM, "a@b.example",
+	    "", 0 },
+	{ "double =", "FROM:<a@b.example> A=b=c", "FROM:", true, PX_PATH_PARAM, "a@b.example", "",
+	    0 },
 	{ "double space between", "FROM:<a@b.example> A=1  B=2", "FROM:", true, PX_PATH_PARAM,
-	  "a@b.example", "", 0 },
-	{ "trailing space", "FROM:<a@b.example> A=1 ", "FROM:", true, PX_PATH_PARAM, "a@b.example", "", 0 },
-	{ "keyword starts with -", "FROM:<a@b.example> -X", "FROM:", true, PX_PATH_PARAM, "a@b.example",
-	  "", 0 },
-	{ "17 params", "FROM:<a@b.example> A B C D E F G H I J K L M N O P Q", "FROM:", true, PX_PATH_PARAM,
-	  "a@b.example", "", 0 },
-	{ "UTF-8 local part", "FROM:<\xc3\xa9@b.example>", "FROM:", true, PX_PATH_OK, "\xc3\xa9@b.example",
-	  "", 0 },
+	    "a@b.example", "", 0 },
+	{ "trailing space", "FROM:<a@b.example> A=1 ", "FROM:", true, PX_PATH_PARAM, "a@b.example",
+	    "", 0 },
+	{ "keyword starts with -", "FROM:<a@b.example> -X", "FROM:", true, PX_PATH_PARAM,
+	    "a@b.example", "", 0 },
+	{ "17 params", "FROM:<a@b.example> A B C D E F G H I J K L M N O P Q", "FROM:", true,
+	    PX_PATH_PARAM, "a@b.example", "", 0 },
+	{ "UTF-8 local part", "FROM:<\xc3\xa9@b.example>", "FROM:", true, PX_PATH_OK,
+	    "\xc3\xa9@b.example", "", 0 },
 };
 
 Test(smtp_parse, path_table)
@@ -110,7 +114,8 @@ Test(smtp_parse, path_table)
 		char path[PX_PATH_MAX + 1];
 		const char *params;
 		unsigned np;
-		enum px_path_err r = px_parse_path(c->arg, c->kw, c->null_ok, path, sizeof(path), &params, &np);
+		enum px_path_err r =
+		    px_parse_path(c->arg, c->kw, c->null_ok, path, sizeof(path), &params, &np);
 
 		cr_assert_eq(r, c->want, "%s: got %d", c->label, r);
 		if (r == PX_PATH_OK) {
@@ -132,15 +137,18 @@ Test(smtp_parse, path_length_limit)
 	strcpy(arg, "TO:<");
 	memset(arg + 4, 'a', 245);
 	strcpy(arg + 4 + 245, "@b.example>");
-	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_OK);
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np),
+	    PX_PATH_OK);
 	cr_assert_eq(strlen(path), 255);
 	memset(arg + 4, 'a', 246);
 	strcpy(arg + 4 + 246, "@b.example>");
-	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_OK);
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np),
+	    PX_PATH_OK);
 	cr_assert_eq(strlen(path), 256);
 	memset(arg + 4, 'a', 247);
 	strcpy(arg + 4 + 247, "@b.example>");
-	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np), PX_PATH_TOOLONG);
+	cr_assert_eq(px_parse_path(arg, "TO:", false, path, sizeof(path), &params, &np),
+	    PX_PATH_TOOLONG);
 }
 
 Test(smtp_parse, verb_and_params)
@@ -155,7 +163,7 @@ Test(smtp_parse, verb_and_params)
 	cr_assert(px_verb("QUIT", 4, verb, &arg));
 	cr_assert_str_eq(arg, "");
 	cr_assert_not(px_verb("TOOLONGVERB x", 13, verb, &arg));
-	cr_assert(px_verb("starttls", 8, verb, &arg));   /* 8 letters */
+	cr_assert(px_verb("starttls", 8, verb, &arg)); /* 8 letters */
 	cr_assert_str_eq(verb, "STARTTLS");
 	cr_assert_not(px_verb("STARTTLSX", 9, verb, &arg));
 	cr_assert_not(px_verb(" NOOP", 5, verb, &arg));
@@ -231,7 +239,7 @@ Test(upstream, reply_bounds)
 		cr_assert_eq(px_reply_feed(&r, m + i, 1, &used), PX_REPLY_NEED);
 	cr_assert_eq(px_reply_feed(&r, m + strlen(m) - 1, 1, &used), PX_REPLY_DONE);
 	cr_assert(px_reply_has_ext(&r, "B"));
-	cr_assert_not(px_reply_has_ext(&r, "A"));   /* the first line is the greeting name */
+	cr_assert_not(px_reply_has_ext(&r, "A")); /* the first line is the greeting name */
 }
 
 Test(upstream, xclient_and_proxy_headers)
@@ -240,16 +248,21 @@ Test(upstream, xclient_and_proxy_headers)
 	size_t n;
 
 	n = px_xclient_format(buf, sizeof(buf), "192.0.2.1", 4321, NULL, "he lo+x", true);
-	cr_assert_str_eq(buf, "XCLIENT ADDR=192.0.2.1 PORT=4321 NAME=[UNAVAILABLE] HELO=he+20lo+2Bx PROTO=ESMTP\r\n");
+	cr_assert_str_eq(buf,
+	    "XCLIENT ADDR=192.0.2.1 PORT=4321 NAME=[UNAVAILABLE] HELO=he+20lo+2Bx PROTO=ESMTP\r\n");
 	cr_assert_eq(n, strlen(buf));
 	n = px_xclient_format(buf, sizeof(buf), "2001:db8::1", 25, "mx.example", "h", false);
-	cr_assert_str_eq(buf, "XCLIENT ADDR=IPV6:2001:db8::1 PORT=25 NAME=mx.example HELO=h PROTO=SMTP\r\n");
+	cr_assert_str_eq(buf,
+	    "XCLIENT ADDR=IPV6:2001:db8::1 PORT=25 NAME=mx.example HELO=h PROTO=SMTP\r\n");
 	n = px_proxy_format(buf, sizeof(buf), 1, "192.0.2.1", 4321, "127.0.0.1", 25);
 	cr_assert_eq(n, strlen("PROXY TCP4 192.0.2.1 127.0.0.1 4321 25\r\n"));
 	cr_assert_eq(memcmp(buf, "PROXY TCP4 192.0.2.1 127.0.0.1 4321 25\r\n", n), 0);
 	n = px_proxy_format(buf, sizeof(buf), 2, "192.0.2.1", 4321, "127.0.0.1", 25);
 	cr_assert_eq(n, 28);
-	cr_assert_eq(memcmp(buf, "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\x7f\x00\x00\x01\x10\xe1\x00\x19", 28), 0);
+	cr_assert_eq(memcmp(buf,
+			 "\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\x7f\x00\x00\x01\x10\xe1\x00\x19",
+			 28),
+	    0);
 	cr_assert_eq(px_proxy_format(buf, sizeof(buf), 1, "not-an-ip", 1, "127.0.0.1", 25), 0);
 }
 
@@ -286,60 +299,70 @@ struct data_case {
 	size_t len;
 	bool normalize;
 	bool done;
-	size_t used;                 /* where the end of data was found */
+	size_t used; /* where the end of data was found */
 	enum px_data_err err;
-	const char *content, *wire;  /* NULL: not checked */
+	const char *content, *wire; /* NULL: not checked */
 };
 
 static const struct data_case data_cases[] = {
-	{ "simple", L("a\r\nb\r\n.\r\nQUIT\r\n"), false, true, 9, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "simple", L("a\r\nb\r\n.\r\nQUIT\r\n"), false, true, 9, PX_DATA_OK, "a\r\nb\r\n",
+	    "a\r\nb\r\n" },
 	{ "empty message", L(".\r\n"), false, true, 3, PX_DATA_OK, "", "" },
 	{ "unstuff and restuff", L("..x\r\n.y\r\n...\r\n.\r\n"), false, true, 17, PX_DATA_OK,
-	  ".x\r\ny\r\n..\r\n", "..x\r\ny\r\n...\r\n" },
+	    ".x\r\ny\r\n..\r\n", "..x\r\ny\r\n...\r\n" },
 	{ "no end", L("a\r\nb"), false, false, 4, PX_DATA_OK, "a\r\nb", "a\r\nb" },
-	{ "8-bit kept", L("\xc3\xa9\r\n.\r\n"), false, true, 7, PX_DATA_OK, "\xc3\xa9\r\n", "\xc3\xa9\r\n" },
+	{ "8-bit kept", L("\xc3\xa9\r\n.\r\n"), false, true, 7, PX_DATA_OK, "\xc3\xa9\r\n",
+	    "\xc3\xa9\r\n" },
 	{ "\\n.\\n is not the end", L("a\n.\nMAIL\r\n"), false, false, 10, PX_DATA_BARE, "", "" },
-	{ "\\n.\\n then the real end", L("a\n.\nMAIL\r\n.\r\nX"), false, true, 13, PX_DATA_BARE, "", "" },
+	{ "\\n.\\n then the real end", L("a\n.\nMAIL\r\n.\r\nX"), false, true, 13, PX_DATA_BARE, "",
+	    "" },
 	{ "\\r.\\r\\n", L("a\r.\r\nM\r\n.\r\n"), false, true, 11, PX_DATA_BARE, "", "" },
-	{ "\\r\\n.\\r then real end", L("a\r\n.\rM\r\n.\r\n"), false, true, 11, PX_DATA_BARE, NULL, NULL },
-	{ "\\r\\n.\\r\\r\\n", L("a\r\n.\r\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_BARE, NULL, NULL },
+	{ "\\r\\n.\\r then real end", L("a\r\n.\rM\r\n.\r\n"), false, true, 11, PX_DATA_BARE, NULL,
+	    NULL },
+	{ "\\r\\n.\\r\\r\\n", L("a\r\n.\r\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_BARE, NULL,
+	    NULL },
 	{ "NUL before dot", L("a\r\n\0.\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
 	{ "NUL after dot", L("a\r\n.\0\r\nM\r\n.\r\n"), false, true, 13, PX_DATA_NUL, NULL, NULL },
 	{ "CR CR LF not folded", L("a\r\r\n.\r\n"), false, true, 7, PX_DATA_BARE, NULL, NULL },
-	{ "normalise bare LF", L("a\nb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	{ "normalise bare LF", L("a\nb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n",
+	    "a\r\nb\r\n" },
 	/* normalize: every published fake end of data is content, the smuggled MAIL a body line */
 	{ "normalise \\n.\\n", L("a\n.\nMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
 	{ "normalise \\n.\\r\\n", L("a\n.\r\nMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
 	{ "normalise \\r.\\n", L("a\r.\nMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
 	{ "normalise \\r.\\r\\n", L("a\r.\r\nMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
 	{ "normalise \\r.\\r", L("a\r.\rMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
 	{ "normalise \\n.\\r", L("a\n.\rMAIL\r\n.\r\nX"), true, true, 13, PX_DATA_OK,
-	  "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
-	{ "normalise \\r\\n.\\n: stuffing dot, empty line", L("a\r\n.\nMAIL\r\n.\r\nX"), true, true, 14,
-	  PX_DATA_OK, "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
+	    "a\r\n.\r\nMAIL\r\n", "a\r\n..\r\nMAIL\r\n" },
+	{ "normalise \\r\\n.\\n: stuffing dot, empty line", L("a\r\n.\nMAIL\r\n.\r\nX"), true, true,
+	    14, PX_DATA_OK, "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
 	{ "normalise \\r\\n.\\r", L("a\r\n.\rMAIL\r\n.\r\nX"), true, true, 14, PX_DATA_OK,
-	  "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
+	    "a\r\n\r\nMAIL\r\n", "a\r\n\r\nMAIL\r\n" },
 	{ "normalise \\r\\n.\\r\\r\\n", L("a\r\n.\r\r\nMAIL\r\n.\r\nX"), true, true, 16, PX_DATA_OK,
-	  "a\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\nMAIL\r\n" },
+	    "a\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\nMAIL\r\n" },
 	{ "normalise \\r\\r\\n.\\r\\r\\n", L("a\r\r\n.\r\r\nMAIL\r\n.\r\nX"), true, true, 17,
-	  PX_DATA_OK, "a\r\n\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\n\r\nMAIL\r\n" },
-	{ "normalise \\n..\\r\\n: both dots are content", L("a\n..\r\n.\r\n"), true, true, 9, PX_DATA_OK,
-	  "a\r\n..\r\n", "a\r\n...\r\n" },
+	    PX_DATA_OK, "a\r\n\r\n\r\n\r\nMAIL\r\n", "a\r\n\r\n\r\n\r\nMAIL\r\n" },
+	{ "normalise \\n..\\r\\n: both dots are content", L("a\n..\r\n.\r\n"), true, true, 9,
+	    PX_DATA_OK, "a\r\n..\r\n", "a\r\n...\r\n" },
 	{ "normalise \\n.\\n at the start", L("\n.\nX\r\n.\r\n"), true, true, 9, PX_DATA_OK,
-	  "\r\n.\r\nX\r\n", "\r\n..\r\nX\r\n" },
-	{ "normalise: \\n.\\r\\n after a bare LF is no end", L("a\nb\n.\r\n"), true, false, 7, PX_DATA_OK,
-	  "a\r\nb\r\n.\r\n", "a\r\nb\r\n..\r\n" },
-	{ "normalise NUL next to the dot", L("a\r\n\0.\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL, NULL, NULL },
-	{ "normalise NUL after the dot", L("a\r\n.\0\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL, NULL, NULL },
-	{ "normalise bare CR", L("a\rb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n", "a\r\nb\r\n" },
+	    "\r\n.\r\nX\r\n", "\r\n..\r\nX\r\n" },
+	{ "normalise: \\n.\\r\\n after a bare LF is no end", L("a\nb\n.\r\n"), true, false, 7,
+	    PX_DATA_OK, "a\r\nb\r\n.\r\n", "a\r\nb\r\n..\r\n" },
+	{ "normalise NUL next to the dot", L("a\r\n\0.\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL,
+	    NULL, NULL },
+	{ "normalise NUL after the dot", L("a\r\n.\0\r\nM\r\n.\r\n"), true, true, 13, PX_DATA_NUL,
+	    NULL, NULL },
+	{ "normalise bare CR", L("a\rb\r\n.\r\n"), true, true, 8, PX_DATA_OK, "a\r\nb\r\n",
+	    "a\r\nb\r\n" },
 	{ "normalise CR CR LF: two line ends", L("a\r\r\n.\r\n"), true, true, 7, PX_DATA_OK,
-	  "a\r\n\r\n", "a\r\n\r\n" },
-	{ "normalise keeps NUL an error", L("a\0\r\n.\r\n"), true, true, 7, PX_DATA_NUL, NULL, NULL },
+	    "a\r\n\r\n", "a\r\n\r\n" },
+	{ "normalise keeps NUL an error", L("a\0\r\n.\r\n"), true, true, 7, PX_DATA_NUL, NULL,
+	    NULL },
 };
 
 Test(data_reader, table_whole_and_byte_at_a_time)
@@ -364,10 +387,14 @@ Test(data_reader, table_whole_and_byte_at_a_time)
 			cr_assert_eq(used, c->used, "%s/%d: used %zu", c->label, mode, used);
 			cr_assert_eq(d.err, c->err, "%s/%d: err %d", c->label, mode, d.err);
 			if (c->content != NULL && c->err == PX_DATA_OK) {
-				cr_assert_eq(k.clen, strlen(c->content), "%s/%d: content", c->label, mode);
-				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%d", c->label, mode);
-				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%d: wire", c->label, mode);
-				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%d", c->label, mode);
+				cr_assert_eq(k.clen, strlen(c->content), "%s/%d: content", c->label,
+				    mode);
+				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%d",
+				    c->label, mode);
+				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%d: wire", c->label,
+				    mode);
+				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%d", c->label,
+				    mode);
 			}
 		}
 	}
@@ -402,21 +429,26 @@ Test(data_reader, wire_is_always_canonical)
 		eod = memmem(rx, sizeof(rx), "\r\n.\r\n", 5);
 		cr_assert_eq(done, eod != NULL, "round %d: done %d", round, done);
 		if (eod != NULL)
-			cr_assert_eq(used, (size_t)(eod - rx) + 3, "round %d: used %zu", round, used);
+			cr_assert_eq(used, (size_t)(eod - rx) + 3, "round %d: used %zu", round,
+			    used);
 		for (size_t i = 2; i < k.wlen; i++) {
 			cr_assert_neq(k.wire[i], '\0');
 			if (k.wire[i] == '\n')
-				cr_assert_eq(k.wire[i - 1], '\r', "bare LF on the wire, round %d", round);
+				cr_assert_eq(k.wire[i - 1], '\r', "bare LF on the wire, round %d",
+				    round);
 			if (k.wire[i] == '\r' && i + 1 < k.wlen)
-				cr_assert_eq(k.wire[i + 1], '\n', "bare CR on the wire, round %d", round);
+				cr_assert_eq(k.wire[i + 1], '\n', "bare CR on the wire, round %d",
+				    round);
 		}
-		cr_assert_null(memmem(k.wire, k.wlen, "\r\n.\r\n", 5), "end of data on the wire, round %d", round);
+		cr_assert_null(memmem(k.wire, k.wlen, "\r\n.\r\n", 5),
+		    "end of data on the wire, round %d", round);
 	}
 }
 
 /* feed_pieces - feed IN cut at the offsets in CUTS (ascending), as reads would bring it. */
 static size_t
-feed_pieces(struct px_data *d, const char *in, size_t len, const size_t *cuts, size_t ncuts, bool *done)
+feed_pieces(struct px_data *d, const char *in, size_t len, const size_t *cuts, size_t ncuts,
+    bool *done)
 {
 	size_t used = 0;
 
@@ -448,14 +480,20 @@ Test(data_reader, table_cut_at_every_offset)
 				px_data_init(&d, c->normalize, sink_content, sink_wire, &k);
 				used = feed_pieces(&d, c->in, c->len, cuts, 2, &done);
 				cr_assert_eq(done, c->done, "%s/%zu/%zu: done", c->label, a, b);
-				cr_assert_eq(used, c->used, "%s/%zu/%zu: used %zu", c->label, a, b, used);
-				cr_assert_eq(d.err, c->err, "%s/%zu/%zu: err %d", c->label, a, b, d.err);
+				cr_assert_eq(used, c->used, "%s/%zu/%zu: used %zu", c->label, a, b,
+				    used);
+				cr_assert_eq(d.err, c->err, "%s/%zu/%zu: err %d", c->label, a, b,
+				    d.err);
 				if (c->content == NULL || c->err != PX_DATA_OK)
 					continue;
-				cr_assert_eq(k.clen, strlen(c->content), "%s/%zu/%zu: content", c->label, a, b);
-				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%zu/%zu", c->label, a, b);
-				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%zu/%zu: wire", c->label, a, b);
-				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%zu/%zu", c->label, a, b);
+				cr_assert_eq(k.clen, strlen(c->content), "%s/%zu/%zu: content",
+				    c->label, a, b);
+				cr_assert_eq(memcmp(k.content, c->content, k.clen), 0, "%s/%zu/%zu",
+				    c->label, a, b);
+				cr_assert_eq(k.wlen, strlen(c->wire), "%s/%zu/%zu: wire", c->label,
+				    a, b);
+				cr_assert_eq(memcmp(k.wire, c->wire, k.wlen), 0, "%s/%zu/%zu",
+				    c->label, a, b);
 			}
 		}
 	}
@@ -514,8 +552,11 @@ Test(data_reader, stop_octet_at_every_word_position)
 		size_t len;
 		enum px_data_err err;
 	} stops[] = {
-		{ L("\r\n"), PX_DATA_OK }, { L("\r"), PX_DATA_BARE }, { L("\n"), PX_DATA_BARE },
-		{ L("\0"), PX_DATA_NUL }, { L("\r\r\n"), PX_DATA_BARE },
+		{ L("\r\n"), PX_DATA_OK },
+		{ L("\r"), PX_DATA_BARE },
+		{ L("\n"), PX_DATA_BARE },
+		{ L("\0"), PX_DATA_NUL },
+		{ L("\r\r\n"), PX_DATA_BARE },
 	};
 
 	for (size_t s = 0; s < sizeof(stops) / sizeof(stops[0]); s++) {
@@ -538,10 +579,12 @@ Test(data_reader, stop_octet_at_every_word_position)
 				used = feed_pieces(&d, in, n, &cut, 1, &done);
 				cr_assert(done, "stop %zu off %zu cut %zu", s, off, cut);
 				cr_assert_eq(used, n - 1, "stop %zu off %zu cut %zu", s, off, cut);
-				cr_assert_eq(d.err, stops[s].err, "stop %zu off %zu cut %zu", s, off, cut);
+				cr_assert_eq(d.err, stops[s].err, "stop %zu off %zu cut %zu", s,
+				    off, cut);
 				if (stops[s].err != PX_DATA_OK)
 					continue;
-				cr_assert_eq(k.clen, n - 4, "stop %zu off %zu cut %zu", s, off, cut);
+				cr_assert_eq(k.clen, n - 4, "stop %zu off %zu cut %zu", s, off,
+				    cut);
 				cr_assert_eq(memcmp(k.content, in, n - 4), 0);
 				cr_assert_eq(k.wlen, n - 4);
 				cr_assert_eq(memcmp(k.wire, in, n - 4), 0);

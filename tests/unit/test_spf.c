@@ -13,12 +13,14 @@
 #include "dns.h"
 #include "spf.h"
 
-static void txt(struct moat_dns *dns, const char *name, const char *text)
+static void
+txt(struct moat_dns *dns, const char *name, const char *text)
 {
 	cr_assert_eq(moat_dns_fixture_add(dns, name, MOAT_DNS_TXT, 0, text, strlen(text)), 0);
 }
 
-static void a4(struct moat_dns *dns, const char *name, const char *addr)
+static void
+a4(struct moat_dns *dns, const char *name, const char *addr)
 {
 	struct moat_addr a;
 
@@ -27,7 +29,8 @@ static void a4(struct moat_dns *dns, const char *name, const char *addr)
 }
 
 /* zone - the records the table cases below use. */
-static struct moat_dns *zone(void)
+static struct moat_dns *
+zone(void)
 {
 	struct moat_dns *dns = moat_dns_new_fixture();
 	char buf[9000];
@@ -42,9 +45,11 @@ static struct moat_dns *zone(void)
 	txt(dns, "helo.test", "v=spf1 a -all");
 	a4(dns, "helo.test", "198.51.100.7");
 	/* ten DNS-querying terms are fine, eleven are not */
-	txt(dns, "ten.test", "v=spf1 a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test "
+	txt(dns, "ten.test",
+	    "v=spf1 a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test "
 	    "a:x.test a:x.test a:x.test ?all");
-	txt(dns, "eleven.test", "v=spf1 a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test "
+	txt(dns, "eleven.test",
+	    "v=spf1 a:x.test a:x.test a:x.test a:x.test a:x.test a:x.test "
 	    "a:x.test a:x.test a:x.test a:x.test a:x.test ?all");
 	a4(dns, "x.test", "203.0.113.1");
 	/* two void lookups are fine, three are not */
@@ -73,9 +78,11 @@ static struct moat_dns *zone(void)
 	/* a record just under it: about 430 ip4 terms, syntax fine */
 	o = (size_t)snprintf(buf, sizeof(buf), "v=spf1");
 	for (i = 0; o + 20 < MOAT_DNS_MAX_TXT; i++)
-		o += (size_t)snprintf(buf + o, sizeof(buf) - o, " ip4:10.%d.%d.0/24", (i >> 8) & 255, i & 255);
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, " ip4:10.%d.%d.0/24",
+		    (i >> 8) & 255, i & 255);
 	txt(dns, "manyip.test", buf);
-	txt(dns, "manyinc.test", "v=spf1 include:manyip.test include:manyip.test include:manyip.test ?all");
+	txt(dns, "manyinc.test",
+	    "v=spf1 include:manyip.test include:manyip.test include:manyip.test ?all");
 	/* macros */
 	txt(dns, "l8.test", "v=spf1 exists:%{l}.l8.test -all");
 	txt(dns, "lr8.test", "v=spf1 exists:%{lr}.lr8.test -all");
@@ -88,7 +95,9 @@ static struct moat_dns *zone(void)
 	for (i = 0; i < 11; i++) {
 		char n[32];
 		snprintf(n, sizeof(n), "m%d.test", i);
-		cr_assert_eq(moat_dns_fixture_add(dns, "mx11.test", MOAT_DNS_MX, (uint16_t)i, n, strlen(n)), 0);
+		cr_assert_eq(moat_dns_fixture_add(dns, "mx11.test", MOAT_DNS_MX, (uint16_t)i, n,
+				 strlen(n)),
+		    0);
 	}
 	txt(dns, "redirnone.test", "v=spf1 redirect=nothing.test");
 	txt(dns, "exp.test", "v=spf1 -all exp=why.exp.test");
@@ -113,7 +122,7 @@ struct scase {
 	const char *helo;
 	const char *mail_from;
 	enum moat_spf_res want;
-	const char *reason;     /* substring of out.reason, or NULL */
+	const char *reason; /* substring of out.reason, or NULL */
 };
 
 static const struct scase cases[] = {
@@ -122,41 +131,56 @@ static const struct scase cases[] = {
 	{ "fail", "198.51.100.1", "h.test", "a@pass.test", MOAT_SPF_FAIL, NULL },
 	{ "ip4:0.0.0.0/0", "203.0.113.9", "h.test", "a@all0.test", MOAT_SPF_PASS, NULL },
 	{ "ip6:::/0", "2001:db8::9", "h.test", "a@all0.test", MOAT_SPF_PASS, NULL },
-	{ "IPv4-mapped client is IPv4", "::ffff:192.0.2.9", "h.test", "a@pass.test", MOAT_SPF_PASS, NULL },
+	{ "IPv4-mapped client is IPv4", "::ffff:192.0.2.9", "h.test", "a@pass.test", MOAT_SPF_PASS,
+	    NULL },
 	{ "softfail", "192.0.2.1", "h.test", "a@soft.test", MOAT_SPF_SOFTFAIL, NULL },
 	{ "no match: neutral", "192.0.2.1", "h.test", "a@neutral.test", MOAT_SPF_NEUTRAL, NULL },
 	{ "no record: none", "192.0.2.1", "h.test", "a@nothing.test", MOAT_SPF_NONE, NULL },
-	{ "null sender uses postmaster@HELO", "198.51.100.7", "helo.test", "", MOAT_SPF_PASS, NULL },
+	{ "null sender uses postmaster@HELO", "198.51.100.7", "helo.test", "", MOAT_SPF_PASS,
+	    NULL },
 	{ "null sender <>", "198.51.100.8", "helo.test", "<>", MOAT_SPF_FAIL, NULL },
 	{ "no local part", "192.0.2.1", "h.test", "@pass.test", MOAT_SPF_PASS, NULL },
 	{ "not a FQDN: none", "192.0.2.1", "h.test", "a@localhost", MOAT_SPF_NONE, NULL },
 	{ "domain literal: none", "192.0.2.1", "h.test", "a@[192.0.2.1]", MOAT_SPF_NONE, NULL },
-	{ "injection attempt: none", "192.0.2.1", "h.test", "a@pass.test;x=y", MOAT_SPF_NONE, NULL },
+	{ "injection attempt: none", "192.0.2.1", "h.test", "a@pass.test;x=y", MOAT_SPF_NONE,
+	    NULL },
 	{ "CVE-2020-12272 form: none", "192.0.2.1", "h.test", "<a@legit.test(a.pass.test>",
-	  MOAT_SPF_NONE, NULL },
+	    MOAT_SPF_NONE, NULL },
 	{ "10 DNS terms", "192.0.2.1", "h.test", "a@ten.test", MOAT_SPF_NEUTRAL, NULL },
-	{ "11 DNS terms", "192.0.2.1", "h.test", "a@eleven.test", MOAT_SPF_PERMERROR, "more than 10" },
+	{ "11 DNS terms", "192.0.2.1", "h.test", "a@eleven.test", MOAT_SPF_PERMERROR,
+	    "more than 10" },
 	{ "2 void lookups", "192.0.2.1", "h.test", "a@void2.test", MOAT_SPF_NEUTRAL, NULL },
 	{ "3 void lookups", "192.0.2.1", "h.test", "a@void3.test", MOAT_SPF_PERMERROR, "void" },
-	{ "300 includes", "192.0.2.1", "h.test", "a@inc300.test", MOAT_SPF_PERMERROR, "more than 10" },
-	{ "include loop", "192.0.2.1", "h.test", "a@loopa.test", MOAT_SPF_PERMERROR, "more than 10" },
-	{ "redirect to itself", "192.0.2.1", "h.test", "a@self.test", MOAT_SPF_PERMERROR, "more than 10" },
+	{ "300 includes", "192.0.2.1", "h.test", "a@inc300.test", MOAT_SPF_PERMERROR,
+	    "more than 10" },
+	{ "include loop", "192.0.2.1", "h.test", "a@loopa.test", MOAT_SPF_PERMERROR,
+	    "more than 10" },
+	{ "redirect to itself", "192.0.2.1", "h.test", "a@self.test", MOAT_SPF_PERMERROR,
+	    "more than 10" },
 	{ "huge TXT", "192.0.2.1", "h.test", "a@huge.test", MOAT_SPF_PERMERROR, "unusable" },
 	{ "430 ip4 terms", "10.1.4.5", "h.test", "a@manyip.test", MOAT_SPF_PASS, NULL },
-	{ "8-bit %{l}", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@l8.test", MOAT_SPF_PERMERROR, "unusable" },
-	{ "8-bit %{lr}", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@lr8.test", MOAT_SPF_PERMERROR, "unusable" },
-	{ "8-bit %{L} escaped", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@lu8.test", MOAT_SPF_PASS, NULL },
+	{ "8-bit %{l}", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@l8.test", MOAT_SPF_PERMERROR,
+	    "unusable" },
+	{ "8-bit %{lr}", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@lr8.test", MOAT_SPF_PERMERROR,
+	    "unusable" },
+	{ "8-bit %{L} escaped", "192.0.2.1", "h.test", "\xc3\xa9t\xc3\xa9@lu8.test", MOAT_SPF_PASS,
+	    NULL },
 	{ "11 MX records", "192.0.2.1", "h.test", "a@mx11.test", MOAT_SPF_PERMERROR, "MX" },
-	{ "redirect to no record", "192.0.2.1", "h.test", "a@redirnone.test", MOAT_SPF_PERMERROR, "redirect" },
-	{ "two SPF records", "192.0.2.1", "h.test", "a@dup.test", MOAT_SPF_PERMERROR, "2 SPF records" },
+	{ "redirect to no record", "192.0.2.1", "h.test", "a@redirnone.test", MOAT_SPF_PERMERROR,
+	    "redirect" },
+	{ "two SPF records", "192.0.2.1", "h.test", "a@dup.test", MOAT_SPF_PERMERROR,
+	    "2 SPF records" },
 	{ "v=spf10 is not SPF", "192.0.2.1", "h.test", "a@notspf.test", MOAT_SPF_NONE, NULL },
 	{ "control byte", "192.0.2.1", "h.test", "a@ctl.test", MOAT_SPF_PERMERROR, "non-ASCII" },
-	{ "unknown mechanism after a match", "192.0.2.1", "h.test", "a@badmech.test", MOAT_SPF_PERMERROR, "syntax" },
+	{ "unknown mechanism after a match", "192.0.2.1", "h.test", "a@badmech.test",
+	    MOAT_SPF_PERMERROR, "syntax" },
 	{ "ip4 /33", "192.0.2.1", "h.test", "a@badcidr.test", MOAT_SPF_PERMERROR, "syntax" },
 	{ "ip4 /024", "192.0.2.1", "h.test", "a@leadzero.test", MOAT_SPF_PERMERROR, "syntax" },
-	{ "exp twice", "192.0.2.1", "h.test", "a@twoexp.test", MOAT_SPF_PERMERROR, "exp= given twice" },
+	{ "exp twice", "192.0.2.1", "h.test", "a@twoexp.test", MOAT_SPF_PERMERROR,
+	    "exp= given twice" },
 	{ "DNS timeout", "192.0.2.1", "h.test", "a@tmp.test", MOAT_SPF_TEMPERROR, "DNS error" },
-	{ "DNS timeout in include", "192.0.2.1", "h.test", "a@tmpinc.test", MOAT_SPF_TEMPERROR, "DNS error" },
+	{ "DNS timeout in include", "192.0.2.1", "h.test", "a@tmpinc.test", MOAT_SPF_TEMPERROR,
+	    "DNS error" },
 };
 
 Test(spf, table)
@@ -177,10 +201,11 @@ Test(spf, table)
 		    moat_spf_result_name(r.result), r.reason);
 		cr_expect_eq(r.identity, MOAT_SPF_ID_MAILFROM, "%s", c->label);
 		if (c->reason != NULL)
-			cr_expect(strstr(r.reason, c->reason) != NULL, "%s: reason '%s'", c->label, r.reason);
+			cr_expect(strstr(r.reason, c->reason) != NULL, "%s: reason '%s'", c->label,
+			    r.reason);
 		/* no evaluation may cost more than the limits allow: 10 terms, 10 MX/PTR names each */
-		cr_expect_leq(moat_dns_fixture_queries(dns) - before, 130, "%s: %lu queries", c->label,
-		    moat_dns_fixture_queries(dns) - before);
+		cr_expect_leq(moat_dns_fixture_queries(dns) - before, 130, "%s: %lu queries",
+		    c->label, moat_dns_fixture_queries(dns) - before);
 		cr_expect_leq(r.lookups, MOAT_SPF_LOOKUP_LIMIT + 1, "%s", c->label);
 		moat_spf_result_clear(&r);
 	}
@@ -204,7 +229,8 @@ Test(spf, long_expansion_is_truncated)
 	cr_assert_eq(moat_addr_parse("192.0.2.1", &client), 0);
 	moat_spf_check_mailfrom(dns, &client, "h.test", name, NULL, &r);
 	/* exists: matched the truncated name, so no -all */
-	cr_expect_eq(r.result, MOAT_SPF_PASS, "got %s (%s)", moat_spf_result_name(r.result), r.reason);
+	cr_expect_eq(r.result, MOAT_SPF_PASS, "got %s (%s)", moat_spf_result_name(r.result),
+	    r.reason);
 	moat_spf_result_clear(&r);
 	moat_dns_free(dns);
 }

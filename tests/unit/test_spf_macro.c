@@ -14,7 +14,7 @@ struct mcase {
 	const char *label;
 	const char *in;
 	bool exp;
-	long rc;              /* >= 0: expect success and `out`; else the error */
+	long rc; /* >= 0: expect success and `out`; else the error */
 	const char *out;
 };
 
@@ -37,11 +37,11 @@ static const struct mcase rfc_cases[] = {
 	{ "ir v d2", "%{ir}.%{v}._spf.%{d2}", false, 0, "3.2.0.192.in-addr._spf.example.com" },
 	{ "lr- d2", "%{lr-}.lp._spf.%{d2}", false, 0, "bad.strong.lp._spf.example.com" },
 	{ "lr- ir v d2", "%{lr-}.lp.%{ir}.%{v}._spf.%{d2}", false, 0,
-	  "bad.strong.lp.3.2.0.192.in-addr._spf.example.com" },
+	    "bad.strong.lp.3.2.0.192.in-addr._spf.example.com" },
 	{ "ir v l1r- d2", "%{ir}.%{v}.%{l1r-}.lp._spf.%{d2}", false, 0,
-	  "3.2.0.192.in-addr.strong.lp._spf.example.com" },
+	    "3.2.0.192.in-addr.strong.lp._spf.example.com" },
 	{ "d2 trusted", "%{d2}.trusted-domains.example.net", false, 0,
-	  "example.com.trusted-domains.example.net" },
+	    "example.com.trusted-domains.example.net" },
 	{ "escapes", "a%%b%_c%-d", false, 0, "a%b c%20d" },
 	{ "upper case escapes", "%{L}", false, 0, "strong-bad" },
 	{ "url escape of s", "%{S}", false, 0, "strong-bad%40email.example.com" },
@@ -67,7 +67,8 @@ static const struct mcase rfc_cases[] = {
 	{ "8-bit literal", "\xc3\xa9", false, MOAT_SPF_MACRO_SYNTAX, NULL },
 };
 
-static void ctx_init(struct moat_spf_macro_ctx *m, struct moat_addr *client, const char *local)
+static void
+ctx_init(struct moat_spf_macro_ctx *m, struct moat_addr *client, const char *local)
 {
 	cr_assert_eq(moat_addr_parse("192.0.2.3", client), 0);
 	memset(m, 0, sizeof(*m));
@@ -114,7 +115,9 @@ Test(spf_macro, ipv6_nibbles)
 
 	ctx_init(&m, &client, "strong-bad");
 	cr_assert_eq(moat_addr_parse("2001:db8::cb01", &client), 0);
-	cr_assert_geq(moat_spf_macro_expand(&m, "%{ir}.%{v}._spf.%{d2}", 21, false, out, sizeof(out)), 0);
+	cr_assert_geq(moat_spf_macro_expand(&m, "%{ir}.%{v}._spf.%{d2}", 21, false, out,
+			  sizeof(out)),
+	    0);
 	cr_expect_str_eq(out,
 	    "1.0.B.C.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.B.D.0.1.0.0.2.ip6._spf.example.com");
 	cr_assert_geq(moat_spf_macro_expand(&m, "%{c}", 4, true, out, sizeof(out)), 0);

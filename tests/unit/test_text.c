@@ -63,9 +63,9 @@ Test(text, ldh_name_total_length)
 struct b64_case {
 	const char *label;
 	const char *in;
-	bool valid;             /* moat_base64_valid */
-	long n;                 /* moat_base64_decode into outmax bytes: length, or -1 */
-	const char *out;        /* the n decoded bytes */
+	bool valid; /* moat_base64_valid */
+	long n; /* moat_base64_decode into outmax bytes: length, or -1 */
+	const char *out; /* the n decoded bytes */
 	size_t outmax;
 };
 
@@ -83,8 +83,9 @@ static const struct b64_case b64[] = {
 	{ "URL-safe alphabet", "Zm9-", false, -1, NULL, 8 },
 	{ "exactly outmax", "Zm9vYmFy", true, 6, "foobar", 6 },
 	{ "one byte over outmax", "Zm9vYmFy", true, -1, NULL, 5 },
-	{ "66 bytes into 64", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-	  true, -1, NULL, 64 },
+	{ "66 bytes into 64",
+	    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	    true, -1, NULL, 64 },
 };
 
 Test(text, base64)
@@ -98,7 +99,8 @@ Test(text, base64)
 		memset(buf, 0xa5, sizeof(buf));
 		n = moat_base64_decode(c->in, strlen(c->in), buf, c->outmax);
 		cr_expect_eq(buf[c->outmax], 0xa5, "%s: nothing written past outmax", c->label);
-		cr_expect_eq(moat_base64_valid(c->in, strlen(c->in)), c->valid, "%s: valid", c->label);
+		cr_expect_eq(moat_base64_valid(c->in, strlen(c->in)), c->valid, "%s: valid",
+		    c->label);
 		cr_expect_eq(n, c->n, "%s: %ld, want %ld", c->label, n, c->n);
 		if (c->out != NULL && n == c->n)
 			cr_expect_eq(memcmp(buf, c->out, (size_t)n), 0, "%s: bytes", c->label);

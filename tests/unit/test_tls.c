@@ -40,7 +40,8 @@ copy_file(const char *name, mode_t mode)
 	FILE *in, *out;
 	size_t n;
 
-	snprintf(src, sizeof(src), "%s/tests/data/tls/%s", getenv("top_srcdir") ? getenv("top_srcdir") : ".", name);
+	snprintf(src, sizeof(src), "%s/tests/data/tls/%s",
+	    getenv("top_srcdir") ? getenv("top_srcdir") : ".", name);
 	cr_assert_not_null(in = fopen(src, "r"), "%s", src);
 	cr_assert_not_null(out = fopen(P(name), "w"));
 	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
@@ -53,8 +54,8 @@ copy_file(const char *name, mode_t mode)
 static void
 setup(void)
 {
-	static const char *files[] = { "ca.pem", "rsa.pem", "rsa.key", "ecdsa.pem", "ecdsa.key", "other.pem",
-	    "other.key", "client.pem", "client.key" };
+	static const char *files[] = { "ca.pem", "rsa.pem", "rsa.key", "ecdsa.pem", "ecdsa.key",
+		"other.pem", "other.key", "client.pem", "client.key" };
 	snprintf(dir, sizeof(dir), "/tmp/test_tls.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -108,7 +109,8 @@ default_ctx(void)
 {
 	char err[MOAT_TLS_ERR_MAX], ca[600], sni[1100];
 	struct moat_tls_ctx *ctx;
-	snprintf(certs_both, sizeof(certs_both), "tls_cert_file=%s, %s", P("rsa.pem"), P("ecdsa.pem"));
+	snprintf(certs_both, sizeof(certs_both), "tls_cert_file=%s, %s", P("rsa.pem"),
+	    P("ecdsa.pem"));
 	snprintf(keys_both, sizeof(keys_both), "tls_key_file=%s,%s", P("rsa.key"), P("ecdsa.key"));
 	snprintf(ca, sizeof(ca), "tls_backend_ca_file=%s", P("ca.pem"));
 	snprintf(sni, sizeof(sni), "tls_sni_map=other.test=%s:%s", P("other.pem"), P("other.key"));
@@ -152,7 +154,7 @@ struct raw {
 	SSL_CTX *sc;
 	SSL *ssl;
 	BIO *in, *out;
-	int rc;   /* last SSL_do_handshake result */
+	int rc; /* last SSL_do_handshake result */
 };
 
 static void
@@ -272,31 +274,34 @@ struct proto_case {
 	const char *ciphers;
 	const char *sigalgs;
 	bool ok;
-	const char *protocol;   /* when ok */
-	const char *cipher;     /* when ok */
-	const char *reason;     /* when refused: in the server's error */
+	const char *protocol; /* when ok */
+	const char *cipher; /* when ok */
+	const char *reason; /* when refused: in the server's error */
 };
 
 static const struct proto_case proto_cases[] = {
-	{ "TLS 1.0 client", TLS1_VERSION, "DEFAULT", NULL, false, NULL, NULL, "unsupported protocol" },
-	{ "TLS 1.1 client", TLS1_1_VERSION, "DEFAULT", NULL, false, NULL, NULL, "unsupported protocol" },
-	{ "AES128-SHA (TLS_RSA_WITH_AES_128_CBC_SHA)", TLS1_2_VERSION, "AES128-SHA", NULL, false, NULL, NULL,
-		"no shared cipher" },
-	{ "AES256-GCM-SHA384 (RSA key exchange)", TLS1_2_VERSION, "AES256-GCM-SHA384", NULL, false, NULL, NULL,
-		"no shared cipher" },
-	{ "DHE-RSA-AES128-GCM-SHA256 (finite-field DHE)", TLS1_2_VERSION, "DHE-RSA-AES128-GCM-SHA256", NULL, false,
-		NULL, NULL, "no shared cipher" },
-	{ "ECDHE-RSA-AES128-SHA (CBC, not in the list)", TLS1_2_VERSION, "ECDHE-RSA-AES128-SHA", NULL, false, NULL,
-		NULL, "no shared cipher" },
+	{ "TLS 1.0 client", TLS1_VERSION, "DEFAULT", NULL, false, NULL, NULL,
+	    "unsupported protocol" },
+	{ "TLS 1.1 client", TLS1_1_VERSION, "DEFAULT", NULL, false, NULL, NULL,
+	    "unsupported protocol" },
+	{ "AES128-SHA (TLS_RSA_WITH_AES_128_CBC_SHA)", TLS1_2_VERSION, "AES128-SHA", NULL, false,
+	    NULL, NULL, "no shared cipher" },
+	{ "AES256-GCM-SHA384 (RSA key exchange)", TLS1_2_VERSION, "AES256-GCM-SHA384", NULL, false,
+	    NULL, NULL, "no shared cipher" },
+	{ "DHE-RSA-AES128-GCM-SHA256 (finite-field DHE)", TLS1_2_VERSION,
+	    "DHE-RSA-AES128-GCM-SHA256", NULL, false, NULL, NULL, "no shared cipher" },
+	{ "ECDHE-RSA-AES128-SHA (CBC, not in the list)", TLS1_2_VERSION, "ECDHE-RSA-AES128-SHA",
+	    NULL, false, NULL, NULL, "no shared cipher" },
 	{ "aNULL suites", TLS1_2_VERSION, "aNULL", NULL, false, NULL, NULL, "no shared cipher" },
 	{ "TLS 1.2 ECDHE-RSA, RSA-only client", TLS1_2_VERSION, "ECDHE-RSA-AES128-GCM-SHA256",
-		"RSA-PSS+SHA256:RSA+SHA256", true, "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", NULL },
-	{ "TLS 1.2 ECDHE-ECDSA, ECDSA-only client", TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDSA+SHA256",
-		true, "TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", NULL },
+	    "RSA-PSS+SHA256:RSA+SHA256", true, "TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256", NULL },
+	{ "TLS 1.2 ECDHE-ECDSA, ECDSA-only client", TLS1_2_VERSION, "ECDHE-ECDSA-AES256-GCM-SHA384",
+	    "ECDSA+SHA256", true, "TLSv1.2", "ECDHE-ECDSA-AES256-GCM-SHA384", NULL },
 	{ "TLS 1.2 server preference", TLS1_2_VERSION,
-		"ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384", "RSA+SHA256", true, "TLSv1.2",
-		"ECDHE-RSA-AES256-GCM-SHA384", NULL },
-	{ "TLS 1.3 preferred", TLS1_3_VERSION, "DEFAULT", NULL, true, "TLSv1.3", "TLS_AES_256_GCM_SHA384", NULL },
+	    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384", "RSA+SHA256", true,
+	    "TLSv1.2", "ECDHE-RSA-AES256-GCM-SHA384", NULL },
+	{ "TLS 1.3 preferred", TLS1_3_VERSION, "DEFAULT", NULL, true, "TLSv1.3",
+	    "TLS_AES_256_GCM_SHA384", NULL },
 };
 
 Test(tls, protocol_and_cipher_policy, .init = setup, .fini = teardown)
@@ -306,14 +311,16 @@ Test(tls, protocol_and_cipher_policy, .init = setup, .fini = teardown)
 
 	for (size_t i = 0; i < sizeof(proto_cases) / sizeof(proto_cases[0]); i++) {
 		const struct proto_case *t = &proto_cases[i];
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		struct raw r;
 		cr_assert_not_null(s);
 		raw_new(&r, t->maxver, t->ciphers, t->sigalgs, "mail.test");
 		raw_pump(&r, s);
 		if (t->ok) {
 			struct moat_tls_info info;
-			cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", t->label, moat_tls_conn_error(s));
+			cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", t->label,
+			    moat_tls_conn_error(s));
 			cr_assert_eq(SSL_is_init_finished(r.ssl), 1, "%s", t->label);
 			moat_tls_info(s, &info);
 			cr_assert_str_eq(info.protocol, t->protocol, "%s", t->label);
@@ -322,8 +329,8 @@ Test(tls, protocol_and_cipher_policy, .init = setup, .fini = teardown)
 		} else {
 			cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_FAILED, "%s", t->label);
 			cr_assert_eq(SSL_is_init_finished(r.ssl), 0, "%s", t->label);
-			cr_assert_not_null(strstr(moat_tls_conn_error(s), t->reason), "%s: '%s'", t->label,
-			    moat_tls_conn_error(s));
+			cr_assert_not_null(strstr(moat_tls_conn_error(s), t->reason), "%s: '%s'",
+			    t->label, moat_tls_conn_error(s));
 		}
 		raw_free(&r);
 		moat_tls_conn_free(s);
@@ -334,7 +341,12 @@ Test(tls, protocol_and_cipher_policy, .init = setup, .fini = teardown)
 Test(tls, rsa_and_ecdsa_side_by_side, .init = setup, .fini = teardown)
 {
 	struct moat_tls_ctx *ctx = default_ctx();
-	static const struct { const char *label; int maxver; const char *sigalgs; int type; } cases[] = {
+	static const struct {
+		const char *label;
+		int maxver;
+		const char *sigalgs;
+		int type;
+	} cases[] = {
 		{ "TLS 1.3 RSA-PSS only", TLS1_3_VERSION, "RSA-PSS+SHA256", EVP_PKEY_RSA },
 		{ "TLS 1.3 ECDSA only", TLS1_3_VERSION, "ECDSA+SHA256", EVP_PKEY_EC },
 		{ "TLS 1.2 RSA only", TLS1_2_VERSION, "RSA+SHA256", EVP_PKEY_RSA },
@@ -343,14 +355,17 @@ Test(tls, rsa_and_ecdsa_side_by_side, .init = setup, .fini = teardown)
 	char err[MOAT_TLS_ERR_MAX];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		struct raw r;
 		raw_new(&r, cases[i].maxver, "DEFAULT", cases[i].sigalgs, "mail.test");
 		raw_pump(&r, s);
-		cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", cases[i].label, moat_tls_conn_error(s));
+		cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", cases[i].label,
+		    moat_tls_conn_error(s));
 		X509 *peer = SSL_get0_peer_certificate(r.ssl);
 		cr_assert_not_null(peer);
-		cr_assert_eq(EVP_PKEY_get_base_id(X509_get0_pubkey(peer)), cases[i].type, "%s", cases[i].label);
+		cr_assert_eq(EVP_PKEY_get_base_id(X509_get0_pubkey(peer)), cases[i].type, "%s",
+		    cases[i].label);
 		raw_free(&r);
 		moat_tls_conn_free(s);
 	}
@@ -364,12 +379,17 @@ peer_cn(struct raw *r, char *out, size_t len)
 	X509 *peer = SSL_get0_peer_certificate(r->ssl);
 	out[0] = '\0';
 	if (peer != NULL)
-		X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, out, (int)len);
+		X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName, out,
+		    (int)len);
 }
 
 Test(tls, sni_selects_the_certificate_set, .init = setup, .fini = teardown)
 {
-	static const struct { const char *label; const char *sni; const char *cn; } cases[] = {
+	static const struct {
+		const char *label;
+		const char *sni;
+		const char *cn;
+	} cases[] = {
 		{ "no SNI: default set", NULL, "mail.test" },
 		{ "default name", "mail.test", "mail.test" },
 		{ "mapped name", "other.test", "other.test" },
@@ -381,24 +401,28 @@ Test(tls, sni_selects_the_certificate_set, .init = setup, .fini = teardown)
 	char err[MOAT_TLS_ERR_MAX], cn[128], sni[1100];
 	struct moat_tls_ctx *ctx;
 
-	snprintf(certs_both, sizeof(certs_both), "tls_cert_file=%s,%s", P("rsa.pem"), P("ecdsa.pem"));
+	snprintf(certs_both, sizeof(certs_both), "tls_cert_file=%s,%s", P("rsa.pem"),
+	    P("ecdsa.pem"));
 	snprintf(keys_both, sizeof(keys_both), "tls_key_file=%s,%s", P("rsa.key"), P("ecdsa.key"));
-	snprintf(sni, sizeof(sni), "tls_sni_map=other.test=%s:%s, *.wild.test=%s:%s", P("other.pem"), P("other.key"),
-	    P("other.pem"), P("other.key"));
+	snprintf(sni, sizeof(sni), "tls_sni_map=other.test=%s:%s, *.wild.test=%s:%s",
+	    P("other.pem"), P("other.key"), P("other.pem"), P("other.key"));
 	const char *kv[] = { certs_both, keys_both, sni, NULL };
 	ctx = ctx_of(kv, err, sizeof(err));
 	cr_assert_not_null(ctx, "%s", err);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		struct moat_tls_info info;
 		struct raw r;
 		raw_new(&r, TLS1_3_VERSION, "DEFAULT", "ECDSA+SHA256", cases[i].sni);
 		raw_pump(&r, s);
-		cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", cases[i].label, moat_tls_conn_error(s));
+		cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s: %s", cases[i].label,
+		    moat_tls_conn_error(s));
 		peer_cn(&r, cn, sizeof(cn));
 		cr_assert_str_eq(cn, cases[i].cn, "%s", cases[i].label);
 		moat_tls_info(s, &info);
-		cr_assert_str_eq(info.sni, cases[i].sni != NULL ? cases[i].sni : "", "%s", cases[i].label);
+		cr_assert_str_eq(info.sni, cases[i].sni != NULL ? cases[i].sni : "", "%s",
+		    cases[i].label);
 		raw_free(&r);
 		moat_tls_conn_free(s);
 	}
@@ -422,14 +446,15 @@ Test(tls, renegotiation_refused, .init = setup, .fini = teardown)
 	cr_assert_eq(SSL_renegotiate(r.ssl), 1);
 	r.rc = SSL_do_handshake(r.ssl);
 	raw_pump(&r, s);
-	for (int i = 0; i < 5; i++) {   /* the client waits for a ServerHello that never comes */
+	for (int i = 0; i < 5; i++) { /* the client waits for a ServerHello that never comes */
 		(void)SSL_read(r.ssl, buf, sizeof(buf));
 		raw_pump(&r, s);
 	}
 	cr_assert_eq(SSL_renegotiate_pending(r.ssl), 1, "the renegotiation must not complete");
 	cr_assert_eq(SSL_num_renegotiations(r.ssl), 1);
 	/* application data still flows on the original session, or the session is gone: never a new one */
-	cr_assert(moat_tls_conn_state(s) == MOAT_TLS_OPEN || moat_tls_conn_state(s) == MOAT_TLS_FAILED);
+	cr_assert(
+	    moat_tls_conn_state(s) == MOAT_TLS_OPEN || moat_tls_conn_state(s) == MOAT_TLS_FAILED);
 	raw_free(&r);
 	moat_tls_conn_free(s);
 	moat_tls_ctx_unref(ctx);
@@ -437,36 +462,39 @@ Test(tls, renegotiation_refused, .init = setup, .fini = teardown)
 
 struct refuse_case {
 	const char *label;
-	const char *cert;       /* file names under the test dir, comma lists */
+	const char *cert; /* file names under the test dir, comma lists */
 	const char *key;
-	const char *extra;      /* one more key=value, or NULL */
-	const char *want;       /* exact error; %1$s = the test dir */
+	const char *extra; /* one more key=value, or NULL */
+	const char *want; /* exact error; %1$s = the test dir */
 };
 
 static const struct refuse_case refuse_cases[] = {
 	{ "key world-readable", "rsa.pem", "rsa644.key", NULL,
-		"tls_key_file %1$s/rsa644.key: readable or writable by group or others (mode 0644); refused, chmod 600 it" },
+	    "tls_key_file %1$s/rsa644.key: readable or writable by group or others (mode 0644); refused, chmod 600 it" },
 	{ "key group-readable", "rsa.pem", "rsa640.key", NULL,
-		"tls_key_file %1$s/rsa640.key: readable or writable by group or others (mode 0640); refused, chmod 600 it" },
+	    "tls_key_file %1$s/rsa640.key: readable or writable by group or others (mode 0640); refused, chmod 600 it" },
 	{ "certificate and key do not match", "rsa.pem", "other.key", NULL,
-		"tls_cert_file %1$s/rsa.pem and tls_key_file %1$s/other.key: the certificate does not match the private key" },
+	    "tls_cert_file %1$s/rsa.pem and tls_key_file %1$s/other.key: the certificate does not match the private key" },
 	{ "same type twice", "ecdsa.pem,other.pem", "ecdsa.key,other.key", NULL,
-		"tls_cert_file %1$s/other.pem: a second id-ecPublicKey certificate in the same set (one RSA and one ECDSA pair per set)" },
+	    "tls_cert_file %1$s/other.pem: a second id-ecPublicKey certificate in the same set (one RSA and one ECDSA pair per set)" },
 	{ "lists of unequal length", "rsa.pem,ecdsa.pem", "rsa.key", NULL,
-		"tls_cert_file has 2 entries but tls_key_file has 1; they pair in order" },
+	    "tls_cert_file has 2 entries but tls_key_file has 1; they pair in order" },
 	{ "missing key file", "rsa.pem", "nothere.key", NULL,
-		"tls_key_file %1$s/nothere.key: No such file or directory" },
+	    "tls_key_file %1$s/nothere.key: No such file or directory" },
 	{ "key file is not a key", "rsa.pem", "ca.pem.key", NULL,
-		"tls_key_file %1$s/ca.pem.key: no usable private key (PEM, unencrypted): unsupported" },
-	{ "cipher list without forward secrecy", "rsa.pem", "rsa.key", "tls_ciphers=ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA",
-		"tls_ciphers: AES128-SHA has no forward secrecy or no server authentication; refused (ECDHE suites only)" },
+	    "tls_key_file %1$s/ca.pem.key: no usable private key (PEM, unencrypted): unsupported" },
+	{ "cipher list without forward secrecy", "rsa.pem", "rsa.key",
+	    "tls_ciphers=ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA",
+	    "tls_ciphers: AES128-SHA has no forward secrecy or no server authentication; refused (ECDHE suites only)" },
 	{ "cipher list with DHE", "rsa.pem", "rsa.key", "tls_ciphers=DHE-RSA-AES256-GCM-SHA384",
-		"tls_ciphers: DHE-RSA-AES256-GCM-SHA384 has no forward secrecy or no server authentication; refused (ECDHE suites only)" },
-	{ "unknown group", "rsa.pem", "rsa.key", "tls_groups=X25519:nosuchgroup", "tls_groups 'X25519:nosuchgroup': unknown or unsupported group" },
+	    "tls_ciphers: DHE-RSA-AES256-GCM-SHA384 has no forward secrecy or no server authentication; refused (ECDHE suites only)" },
+	{ "unknown group", "rsa.pem", "rsa.key", "tls_groups=X25519:nosuchgroup",
+	    "tls_groups 'X25519:nosuchgroup': unknown or unsupported group" },
 	{ "SNI entry malformed", "rsa.pem", "rsa.key", "tls_sni_map=other.test=onlyone",
-		"tls_sni_map: 'other.test=onlyone' is not name=certfile:keyfile" },
-	{ "backend on a unix socket without a name", "rsa.pem", "rsa.key", "proxy_backend=unix:/tmp/x",
-		"tls_backend: set tls_backend_verify_name (no host name in proxy_backend 'unix:/tmp/x')" },
+	    "tls_sni_map: 'other.test=onlyone' is not name=certfile:keyfile" },
+	{ "backend on a unix socket without a name", "rsa.pem", "rsa.key",
+	    "proxy_backend=unix:/tmp/x",
+	    "tls_backend: set tls_backend_verify_name (no host name in proxy_backend 'unix:/tmp/x')" },
 };
 
 /* prefix_each - "a,b" -> "KEY=DIR/a,DIR/b" */
@@ -477,7 +505,8 @@ prefix_each(char *out, size_t len, const char *key, const char *list)
 	size_t used = (size_t)snprintf(out, len, "%s=", key);
 	snprintf(copy, sizeof(copy), "%s", list);
 	for (char *t = strtok(copy, ","); t != NULL; t = strtok(NULL, ","))
-		used += (size_t)snprintf(out + used, len - used, "%s%s/%s", used > strlen(key) + 1 ? "," : "", dir, t);
+		used += (size_t)snprintf(out + used, len - used, "%s%s/%s",
+		    used > strlen(key) + 1 ? "," : "", dir, t);
 }
 
 Test(tls, bad_certificates_and_keys_refused, .init = setup, .fini = teardown)
@@ -500,7 +529,7 @@ Test(tls, bad_certificates_and_keys_refused, .init = setup, .fini = teardown)
 		struct moat_tls_ctx *ctx = ctx_of(kv, err, sizeof(err));
 		cr_assert_null(ctx, "%s: accepted", t->label);
 		want[0] = '\0';
-		for (const char *w = t->want; *w != '\0';) {   /* expand %1$s to the test dir */
+		for (const char *w = t->want; *w != '\0';) { /* expand %1$s to the test dir */
 			if (strncmp(w, "%1$s", 4) == 0) {
 				strcat(want, dir);
 				w += 4;
@@ -530,7 +559,8 @@ Test(tls, no_certificate_is_valid, .init = setup, .fini = teardown)
 
 /* full_handshake - a raw TLS 1.3 client against CTX, optionally resuming SESS; returns its session. */
 static SSL_SESSION *
-handshake_session(struct moat_tls_ctx *ctx, SSL_SESSION *sess, bool *resumed, char *cn, size_t cnlen)
+handshake_session(struct moat_tls_ctx *ctx, SSL_SESSION *sess, bool *resumed, char *cn,
+    size_t cnlen)
 {
 	char err[MOAT_TLS_ERR_MAX];
 	struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
@@ -539,7 +569,8 @@ handshake_session(struct moat_tls_ctx *ctx, SSL_SESSION *sess, bool *resumed, ch
 
 	cr_assert_not_null(s, "%s", err);
 	r.sc = SSL_CTX_new(TLS_client_method());
-	SSL_CTX_set_session_cache_mode(r.sc, SSL_SESS_CACHE_OFF);   /* freeing a cache spoils its sessions */
+	SSL_CTX_set_session_cache_mode(r.sc,
+	    SSL_SESS_CACHE_OFF); /* freeing a cache spoils its sessions */
 	r.ssl = SSL_new(r.sc);
 	r.in = BIO_new(BIO_s_mem());
 	r.out = BIO_new(BIO_s_mem());
@@ -558,7 +589,8 @@ handshake_session(struct moat_tls_ctx *ctx, SSL_SESSION *sess, bool *resumed, ch
 	if (cn != NULL)
 		peer_cn(&r, cn, cnlen);
 	out = SSL_get1_session(r.ssl);
-	SSL_set_shutdown(r.ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);   /* else SSL_free spoils it */
+	SSL_set_shutdown(r.ssl,
+	    SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN); /* else SSL_free spoils it */
 	raw_free(&r);
 	moat_tls_conn_free(s);
 	return out;
@@ -618,7 +650,8 @@ Test(tls, reload_keeps_old_on_error_and_sessions_keep_theirs, .init = setup, .fi
 	struct moat_conf *conf = conf_of(bad);
 	cr_assert_null(moat_tls_ctx_reload(old, conf, err, sizeof(err)));
 	moat_conf_unref(conf);
-	cr_assert_not_null(strstr(err, "the certificate does not match the private key"), "%s", err);
+	cr_assert_not_null(strstr(err, "the certificate does not match the private key"), "%s",
+	    err);
 	SSL_SESSION_free(handshake_session(old, NULL, &resumed, cn, sizeof(cn)));
 	cr_assert_str_eq(cn, "mail.test");
 
@@ -630,7 +663,7 @@ Test(tls, reload_keeps_old_on_error_and_sessions_keep_theirs, .init = setup, .fi
 	neu = moat_tls_ctx_reload(old, conf, err, sizeof(err));
 	moat_conf_unref(conf);
 	cr_assert_not_null(neu, "%s", err);
-	moat_tls_ctx_unref(old);   /* what the proxy does after swapping */
+	moat_tls_ctx_unref(old); /* what the proxy does after swapping */
 	SSL_SESSION_free(handshake_session(neu, NULL, &resumed, cn, sizeof(cn)));
 	cr_assert_str_eq(cn, "other.test");
 	SSL_SESSION_free(handshake_session(neu, sess, &resumed, cn, sizeof(cn)));
@@ -648,11 +681,17 @@ Test(tls, reload_keeps_old_on_error_and_sessions_keep_theirs, .init = setup, .fi
 
 Test(tls, client_verifies_the_backend, .init = setup, .fini = teardown)
 {
-	static const struct { const char *label; const char *name; const char *ca; const char *want; } cases[] = {
+	static const struct {
+		const char *label;
+		const char *name;
+		const char *ca;
+		const char *want;
+	} cases[] = {
 		{ "right name, right CA", "mail.test", "ca.pem", NULL },
-		{ "wrong name", "wrong.test", "ca.pem", "handshake failed: certificate verification: hostname mismatch" },
+		{ "wrong name", "wrong.test", "ca.pem",
+		    "handshake failed: certificate verification: hostname mismatch" },
 		{ "unknown CA", "mail.test", "other.pem",
-			"handshake failed: certificate verification: unable to get local issuer certificate" },
+		    "handshake failed: certificate verification: unable to get local issuer certificate" },
 	};
 	char err[MOAT_TLS_ERR_MAX], ca[600], name[300];
 	struct moat_tls_ctx *srv = default_ctx();
@@ -663,15 +702,19 @@ Test(tls, client_verifies_the_backend, .init = setup, .fini = teardown)
 		const char *kv[] = { "tls_backend=required", ca, name, NULL };
 		struct moat_tls_ctx *cli = ctx_of(kv, err, sizeof(err));
 		cr_assert_not_null(cli, "%s", err);
-		struct moat_tls_conn *s = moat_tls_conn_new(srv, MOAT_TLS_SERVER, NULL, err, sizeof(err));
-		struct moat_tls_conn *c = moat_tls_conn_new(cli, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(srv, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *c =
+		    moat_tls_conn_new(cli, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
 		cr_assert_not_null(c, "%s", err);
 		pump(c, s);
 		if (cases[i].want == NULL) {
-			cr_assert_eq(moat_tls_conn_state(c), MOAT_TLS_OPEN, "%s: %s", cases[i].label, moat_tls_conn_error(c));
+			cr_assert_eq(moat_tls_conn_state(c), MOAT_TLS_OPEN, "%s: %s",
+			    cases[i].label, moat_tls_conn_error(c));
 		} else {
 			cr_assert_eq(moat_tls_conn_state(c), MOAT_TLS_FAILED, "%s", cases[i].label);
-			cr_assert_str_eq(moat_tls_conn_error(c), cases[i].want, "%s", cases[i].label);
+			cr_assert_str_eq(moat_tls_conn_error(c), cases[i].want, "%s",
+			    cases[i].label);
 			cr_assert_neq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s", cases[i].label);
 		}
 		moat_tls_conn_free(s);
@@ -695,18 +738,24 @@ Test(tls, client_certificate_fingerprint, .init = setup, .fini = teardown)
 	cr_assert_not_null(ctx, "%s", err);
 
 	for (int with_cert = 0; with_cert < 2; with_cert++) {
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		struct raw r;
 		raw_new(&r, TLS1_3_VERSION, "DEFAULT", NULL, NULL);
 		if (with_cert) {
-			cr_assert_eq(SSL_use_certificate_file(r.ssl, P("client.pem"), SSL_FILETYPE_PEM), 1);
-			cr_assert_eq(SSL_use_PrivateKey_file(r.ssl, P("client.key"), SSL_FILETYPE_PEM), 1);
+			cr_assert_eq(SSL_use_certificate_file(r.ssl, P("client.pem"),
+					 SSL_FILETYPE_PEM),
+			    1);
+			cr_assert_eq(SSL_use_PrivateKey_file(r.ssl, P("client.key"),
+					 SSL_FILETYPE_PEM),
+			    1);
 		}
 		raw_pump(&r, s);
 		cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_OPEN, "%s", moat_tls_conn_error(s));
 		moat_tls_info(s, &info);
 		if (with_cert) {
-			snprintf(cmd, sizeof(cmd), "openssl x509 -noout -fingerprint -sha256 -in '%s'", P("client.pem"));
+			snprintf(cmd, sizeof(cmd),
+			    "openssl x509 -noout -fingerprint -sha256 -in '%s'", P("client.pem"));
 			cr_assert_not_null(fp = popen(cmd, "r"));
 			cr_assert_not_null(fgets(want, sizeof(want), fp));
 			pclose(fp);
@@ -740,19 +789,20 @@ Test(tls, thousand_failed_handshakes_leak_nothing, .init = setup, .fini = teardo
 	raw_free(&r);
 
 	for (unsigned i = 0; i < 1000; i++) {
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		cr_assert_not_null(s);
 		switch (i % 4) {
-		case 0:   /* old protocol */
+		case 0: /* old protocol */
 			moat_tls_feed(s, hello, hello_len);
 			break;
-		case 1:   /* plaintext SMTP on a TLS port */
+		case 1: /* plaintext SMTP on a TLS port */
 			moat_tls_feed(s, "EHLO x\r\n\r\n\r\n\r\n\r\n", 16);
 			break;
-		case 2:   /* a handshake record longer than any record may be */
+		case 2: /* a handshake record longer than any record may be */
 			moat_tls_feed(s, "\x16\x03\x01\xff\xff\x01\x00\xff\xfb", 9);
 			break;
-		default:  /* half a ClientHello, then the client goes away (stalls are the caller's timeout) */
+		default: /* half a ClientHello, then the client goes away (stalls are the caller's timeout) */
 			moat_tls_feed(s, hello, hello_len / 2);
 			cr_assert_eq(moat_tls_conn_state(s), MOAT_TLS_HANDSHAKE);
 			failed++;
@@ -768,7 +818,8 @@ Test(tls, thousand_failed_handshakes_leak_nothing, .init = setup, .fini = teardo
 	if (__lsan_do_recoverable_leak_check != NULL)
 		cr_assert_eq(__lsan_do_recoverable_leak_check(), 0, "LeakSanitizer found leaks");
 	else
-		cr_skip_test("not built with LeakSanitizer: the 1,000 handshakes failed cleanly, leak check skipped");
+		cr_skip_test(
+		    "not built with LeakSanitizer: the 1,000 handshakes failed cleanly, leak check skipped");
 }
 
 Test(tls, ticket_keys_rotate, .init = setup, .fini = teardown)
@@ -812,17 +863,23 @@ Test(tls, tls13_minimum_refuses_tls12, .init = setup, .fini = teardown)
 	snprintf(keys_both, sizeof(keys_both), "tls_key_file=%s", P("ecdsa.key"));
 	const char *kv[] = { certs_both, keys_both, "tls_protocols_min=TLSv1.3", NULL };
 	struct moat_tls_ctx *ctx = ctx_of(kv, err, sizeof(err));
-	static const struct { int maxver; bool ok; } cases[] = { { TLS1_2_VERSION, false }, { TLS1_3_VERSION, true } };
+	static const struct {
+		int maxver;
+		bool ok;
+	} cases[] = { { TLS1_2_VERSION, false }, { TLS1_3_VERSION, true } };
 
 	cr_assert_not_null(ctx, "%s", err);
 	for (size_t i = 0; i < 2; i++) {
-		struct moat_tls_conn *s = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
+		struct moat_tls_conn *s =
+		    moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
 		struct raw r;
 		raw_new(&r, cases[i].maxver, "DEFAULT", NULL, NULL);
 		raw_pump(&r, s);
-		cr_assert_eq(moat_tls_conn_state(s), cases[i].ok ? MOAT_TLS_OPEN : MOAT_TLS_FAILED, "max %x", cases[i].maxver);
+		cr_assert_eq(moat_tls_conn_state(s), cases[i].ok ? MOAT_TLS_OPEN : MOAT_TLS_FAILED,
+		    "max %x", cases[i].maxver);
 		if (!cases[i].ok)
-			cr_assert_not_null(strstr(moat_tls_conn_error(s), "unsupported protocol"), "%s", moat_tls_conn_error(s));
+			cr_assert_not_null(strstr(moat_tls_conn_error(s), "unsupported protocol"),
+			    "%s", moat_tls_conn_error(s));
 		raw_free(&r);
 		moat_tls_conn_free(s);
 	}

@@ -51,7 +51,8 @@ Test(verdict, reply_format)
 	moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "", "x", "Try later");
 	moat_verdict_format_reply(&v, out, sizeof(out));
 	cr_assert_str_eq(out, "451 Try later\r\n");
-	cr_assert_eq(moat_verdict_format_reply(&v, out, 8), 0, "too small: nothing, not a cut reply");
+	cr_assert_eq(moat_verdict_format_reply(&v, out, 8), 0,
+	    "too small: nothing, not a cut reply");
 	moat_verdict_continue(&v);
 	cr_assert_eq(moat_verdict_format_reply(&v, out, sizeof(out)), 0);
 }
