@@ -68,9 +68,9 @@ delivered() {
 	done
 	return 1
 }
-wait_for() {	# wait_for TAG: bounded wait until Postfix delivered the message tagged TAG
+wait_for() {	# wait_for TAG: bounded wait (60 s) until Postfix delivered the message tagged TAG
 	local i
-	for i in $(seq 1 100); do delivered "$1" >/dev/null && return 0; sleep 0.2; done
+	for i in $(seq 1 300); do delivered "$1" >/dev/null && return 0; sleep 0.2; done
 	return 1
 }
 count_log() { grep -c -E "$1" "$PX_DIR/proxy.log"; }
@@ -170,7 +170,10 @@ TAG=bad-ca
 out=$(send)
 tap_like "required, certificate from an unknown CA: 451 4.7.5" "$out" \
 	$'<[~*]\\* 451 4\\.7\\.5 TLS to the backend failed'
-sleep 1
+# every smtpd session the proxy opened has ended and the queue is empty: nothing more can arrive
+smtpd_idle() { [ "$(grep -c 'smtpd\[[0-9]*\]: disconnect from' "$PF_LOG")" -ge "$(grep -c 'smtpd\[[0-9]*\]: connect from' "$PF_LOG")" ]; }
+for i in $(seq 1 300); do smtpd_idle && break; sleep 0.1; done
+pf_queue_empty_wait 30 || tap_diag "Postfix's queue did not empty"
 tap_is "nothing was delivered" "$(pf_delivered_count)" "$n0"
 tap_is "no transaction reached Postfix" "$(grep -c ': client=' "$PF_LOG")" "$q0"
 
@@ -180,9 +183,9 @@ fake() {	# fake MODE: serve one connection, print what it received after STARTTL
 	import socket, sys
 	port, mode = int(sys.argv[1]), sys.argv[2]
 	ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-	ls.bind(("127.0.0.1", port)); ls.listen(1); ls.settimeout(20)
+	ls.bind(("127.0.0.1", port)); ls.listen(1); ls.settimeout(60)
 	print("listening", flush=True)
-	c, _ = ls.accept(); c.settimeout(5)
+	c, _ = ls.accept(); c.settimeout(30)
 	f = c.makefile("rb")
 	c.sendall(b"220 fake.test ESMTP\r\n")
 	f.readline()
@@ -190,9 +193,9 @@ fake() {	# fake MODE: serve one connection, print what it received after STARTTL
 	print("got", f.readline().strip().decode())
 	if mode == "inject":      # one write: the 220 and a reply meant to be taken from inside TLS
 	    c.sendall(b"220 go ahead\r\n250 injected\r\n")
-	elif mode == "late":      # the injected reply in its own segment, after the 220
+	elif mode == "late":      # the injected reply in its own segment, once the ClientHello is in
 	    c.sendall(b"220 go ahead\r\n")
-	    import time; time.sleep(0.3)
+	    first = c.recv(4096)
 	    c.sendall(b"250 injected\r\n")
 	else:                     # refuse: the proxy goes on in plaintext only when tls_backend = starttls
 	    c.sendall(b"454 4.7.0 TLS not available\r\n")
@@ -205,7 +208,7 @@ fake() {	# fake MODE: serve one connection, print what it received after STARTTL
 	        elif l.startswith(b"MAIL"): c.sendall(b"451 4.3.0 fake stops here\r\n")
 	        elif l.startswith(b"QUIT"): c.sendall(b"221 bye\r\n"); break
 	    sys.exit(0)
-	rest = b""
+	rest = first if mode == "late" else b""
 	try:
 	    while True:
 	        d = c.recv(4096)
@@ -217,7 +220,7 @@ fake() {	# fake MODE: serve one connection, print what it received after STARTTL
 	EOF
 	FAKE_PID=$!
 	local i       # not px__wait_port: its probe would be the one connection served
-	for i in $(seq 1 100); do grep -q listening "$PX_DIR/fake.out" && break; sleep 0.05; done
+	for i in $(seq 1 600); do grep -q listening "$PX_DIR/fake.out" && break; sleep 0.05; done
 }
 via_fake() {	# via_fake FAKE_MODE TLS_BACKEND: one message through the proxy to the fake; swaks in $out
 	start_proxy 127.0.0.1:$FAKE "tls_backend=$2"

@@ -70,13 +70,15 @@ tap_like "v1 in three pieces: read whole before the greeting" "$out" $'^<- 220 [
 # --- limits and policy see the real client ---
 out=$(px_chat $P "S:PROXY TCP4 203.0.113.66 192.0.2.25 40005 25\r\n" A)
 tap_like "ratelimit_deny on the real client: 554 5.7.1" "$out" $'^<- 554 5\\.7\\.1'
-px_chat $P "S:PROXY TCP4 203.0.113.10 192.0.2.25 40006 25\r\n" R P:5 "S:QUIT\r\n" A >"$PX_DIR/hold.out" &
+# the first session stays open until the two below are done (the file "go" says so)
+px_chat $P "S:PROXY TCP4 203.0.113.10 192.0.2.25 40006 25\r\n" R "W:$PX_DIR/go" "S:QUIT\r\n" A >"$PX_DIR/hold.out" &
 hold=$!
 wait_log 'connect client=203\.0\.113\.10 port=40006'
 out=$(px_chat $P "S:PROXY TCP4 203.0.113.10 192.0.2.25 40007 25\r\n" A)
 tap_like "limit_sessions_per_ip counts the real client: a second session from it gets 421" "$out" $'^<- 421 4\\.7\\.0'
 out=$(px_chat $P "S:PROXY TCP4 203.0.113.11 192.0.2.25 40008 25\r\n" R "S:QUIT\r\n" A)
 tap_like "... while another client behind the same load balancer is served" "$out" $'^<- 220 [^\n]*\n<- 221'
+touch "$PX_DIR/go"
 wait "$hold"
 tap_like "... and the first session was not disturbed" "$(cat "$PX_DIR/hold.out")" $'^<- 220 [^\n]*\n<- 221'
 
@@ -94,11 +96,13 @@ bad "v1 longer than 107 bytes" v1-too-long "S:PROXY UNKNOWN $(printf 'x%.0s' $(s
 bad "v2 TLV past the block" v2-tlv "S:$V2SIG"'\x21\x11\x00\x11\xc6\x33\x64\x09\xc0\x00\x02\x19\x9c\x42\x00\x19\x04\x00\x09pp'
 bad "v2 length past the bound" v2-too-long "S:$V2SIG"'\x21\x11\xff\xff'
 bad "v2 UDP" v2-family "S:$V2SIG"'\x21\x12\x00\x0c\xc6\x33\x64\x09\xc0\x00\x02\x19\x9c\x42\x00\x19'
-start=$(date +%s%N)
-out=$(px_chat $P "S:PROXY TCP4 203.0.113.7" A)
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
+# timed by the client from its connection to the close, not from the interpreter's start-up;
+# 900: libuv's millisecond clock and the client's may disagree by a few ms
+out=$(px_chat $P "S:PROXY TCP4 203.0.113.7" A M)
+ms=$(sed -n 's/^ms=//p' <<< "$out")
+out=$(sed '/^ms=/d' <<< "$out")
 tap_is "listed peer, header not finished: closed without a word" "$out" "EOF"
-tap_like "... after proxy_inbound_proxy_timeout (1 s), not before (bound 5 s on a loaded machine): ${ms} ms" "$ms" '^[1-4][0-9]{3}$'
+tap_like "... after proxy_inbound_proxy_timeout (1 s), not before (bound 10 s on a loaded machine): ${ms} ms" "$ms" '^(9[0-9]{2}|[1-9][0-9]{3})$'
 tap_ok "... logged as a timeout" wait_log 'proxy-header from=127\.0\.0\.1 port=[0-9]+ error=timeout'
 px_stop
 : >"$PX_DIR/proxy.log"

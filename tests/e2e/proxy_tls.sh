@@ -88,19 +88,25 @@ grep -q 'starttls pipelined=15 action=discard' "$PX_DIR/proxy.log"
 tap_ok "injection: the discarded bytes are logged" test $? = 0
 
 # --- handshake stall and slowloris hit tls_handshake_timeout (1 s) ---
-start=$(date +%s%N)
+# The stall is timed by the client from its connection to the proxy's close (not from the start of
+# the interpreter, which a loaded machine delays by seconds); the log names the timer that fired.
 out=$("$PX_PY" - "$T" <<-'EOF'
 	import socket, sys, time
-	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+	t0 = time.monotonic()
 	try:
 	    print("EOF" if s.recv(100) == b"" else "DATA")
 	except Exception as e:
 	    print(type(e).__name__)
+	print("ms=%d" % ((time.monotonic() - t0) * 1000))
 	EOF
 )
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
+ms=$(sed -n 's/^ms=//p' <<< "$out")
+out=$(sed '/^ms=/d' <<< "$out")
 tap_is "handshake stall: closed by the proxy" "$out" "EOF"
-tap_ok "handshake stall: closed after about 1 s ($ms ms)" test "$ms" -ge 900 -a "$ms" -lt 3000
+# 900: libuv's millisecond clock and the client's own may disagree by a few ms; 10 s: a loaded machine
+stalled() { test "$ms" -ge 900 -a "$ms" -lt 10000 && grep -q 'tls error=handshake-timeout' "$PX_DIR/proxy.log"; }
+tap_ok "handshake stall: closed by tls_handshake_timeout, after about 1 s ($ms ms)" stalled
 out=$("$PX_PY" - "$T" <<-'EOF'
 	import socket, sys, time
 	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
@@ -134,11 +140,13 @@ write_conf rsa.pem,ecdsa.pem rsa.key,ecdsa.key
 px_start $P 127.0.0.1:$S -c "$conf" || tap_diag "restart failed"
 px__wait_port $T
 before=$(px_dumps)
+tls_before=$(grep -c 'tls protocol=' "$PX_DIR/proxy.log")
 tc $P --sni mail.test R "S:EHLO c.example\r\n" R "S:STARTTLS\r\n" R T "S:EHLO c.example\r\n" R \
 	"S:MAIL FROM:<a@example.org>\r\n" R P:1.5 "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R \
 	"S:Subject: across reload\r\n\r\nbody\r\n.\r\n" R "S:QUIT\r\n" A > "$PX_DIR/across.out" 2>&1 &
 across=$!
-sleep 0.5
+# the HUP comes once that session is inside TLS (it then pauses 1.5 s after MAIL)
+px_wait_log "tls protocol=" $((tls_before + 1)) || tap_diag "the session across the reload did not start TLS"
 write_conf other.pem other.key
 kill -HUP "$PX_PID"
 wait $across
@@ -147,7 +155,7 @@ out=$(echo QUIT | timeout 10 openssl s_client -connect 127.0.0.1:$T -ign_eof 2>&
 tap_like "a new session after SIGHUP gets the new certificate" "$out" "subject=CN = other.test"
 write_conf rsa.pem ecdsa.key
 kill -HUP "$PX_PID"
-sleep 0.5
+px_wait_log "reload tls=kept"
 tap_like "a bad pair on reload is refused with the reason" "$(cat "$PX_DIR/proxy.log")" \
 	"reload tls=kept error=tls_cert_file $PX_DIR/rsa.pem and tls_key_file $PX_DIR/ecdsa.key: the certificate does not match the private key"
 out=$(echo QUIT | timeout 10 openssl s_client -connect 127.0.0.1:$T -ign_eof 2>&1)

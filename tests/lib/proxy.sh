@@ -4,6 +4,8 @@
 #   px_sink_start PORT [OPT...]  smtp-sink -v on 127.0.0.1:PORT, one dump per message in
 #                                $PX_DIR/dump/, conversation log in $PX_DIR/sink.log
 #   px_sink_stop
+#   px_sink_idle_wait            wait (bounded, 30 s) until every connection the sink accepted has
+#                                ended (its -v log has as many disconnects as connects)
 #   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background (with
 #       -o auth_inbound=no before the caller's options, so tests without a DNS fixture never ask
 #       resolv.conf's servers; authentication tests pass auth_inbound=yes and dns_resolver); waits
@@ -12,6 +14,8 @@
 #   px_stop [SIGNAL]             stop the proxy (TERM by default) and wait for it (bounded)
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
 #   px_dumps                     number of messages the sink captured
+#   px_wait_log REGEX [N [FILE]] wait (bounded, 30 s) until at least N (default 1) lines of FILE
+#                                (default the proxy's log) match the extended REGEX
 #   px_cleanup                   stop everything, remove PX_DIR (EXIT trap)
 #   px_tls_key                   copy the test certificate and key (tests/data/tls/rsa.*) into
 #                                PX_DIR, the key mode 600 and owned by nobody (the proxy's
@@ -58,6 +62,16 @@ px_sink_stop() {
 	PX_SINK_PID=
 }
 
+px_sink_idle_wait() {
+	local i
+	for i in $(seq 1 300); do
+		[ "$(grep -c '^smtp-sink: disconnect$' "$PX_DIR/sink.log")" -ge \
+			"$(grep -c '^smtp-sink: connect (' "$PX_DIR/sink.log")" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 px_start() {
 	local port=$1 backend=$2; shift 2
 	# SO_REUSEPORT would let a second proxy share the port silently: refuse to start next to one
@@ -84,6 +98,15 @@ px_chat() {
 
 px_dumps() {
 	find "$PX_DIR/dump" -type f | wc -l
+}
+
+px_wait_log() {
+	local i
+	for i in $(seq 1 300); do
+		[ "$(grep -cE "$1" "${3:-$PX_DIR/proxy.log}")" -ge "${2:-1}" ] && return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 px_cleanup() {

@@ -5,10 +5,14 @@ usage: smtp_chat.py HOST PORT [--src ADDR] STEP...
   R            read one complete reply (multi-line) and print it, one line each, as "<- line"
   S:TEXT       send TEXT with backslash escapes (\\r \\n \\x00 ...) decoded to bytes
   P:SECS       pause
+  W:PATH       wait (bounded: 30 s) until the file PATH exists: the test says when to go on
   X            close the connection now (abrupt, at any state)
   A            read everything until the server closes (bounded: 10 s), printing replies
+  M            print "ms=N": the milliseconds since the connection was made (after A: how long
+               the server took to close it, timed without the interpreter's start-up)
 Prints "EOF" when the server closed, "TIMEOUT" when a read waited more than 10 s.
 """
+import os
 import socket
 import sys
 import time
@@ -27,6 +31,7 @@ def main():
         s.bind((src, 0))
     s.settimeout(10)
     s.connect((host, port))
+    t0 = time.monotonic()
     buf = b""
 
     def read_reply():
@@ -65,6 +70,10 @@ def main():
                 break
         elif step.startswith("P:"):
             time.sleep(float(step[2:]))
+        elif step.startswith("W:"):
+            deadline = time.time() + 30
+            while time.time() < deadline and not os.path.exists(step[2:]):
+                time.sleep(0.02)
         elif step == "X":
             s.close()
             return
@@ -73,7 +82,8 @@ def main():
             while time.time() < deadline:
                 if read_reply() is None:
                     break
-            break
+        elif step == "M":
+            print("ms=%d" % ((time.monotonic() - t0) * 1000), flush=True)
     s.close()
 
 

@@ -216,16 +216,19 @@ setup(int port, const char *failure, const char *timeout)
 	return rl;
 }
 
+/* store - the loop's Redis store at PORT; TIMEOUT is its ratelimit_redis_timeout, the one the
+ * store reads (the limiter's own copy of the key is not consulted on the loop). */
 static struct px_rlredis *
-store(uv_loop_t *loop, struct moat_ratelimit *rl, int port)
+store(uv_loop_t *loop, struct moat_ratelimit *rl, int port, const char *timeout)
 {
 	char hostport[32], err[MOAT_CONF_ERR_MAX];
-	struct moat_conf_override ov[] = { { "ratelimit_redis", hostport } };
+	struct moat_conf_override ov[] = { { "ratelimit_redis", hostport },
+		{ "ratelimit_redis_timeout", timeout } };
 	struct moat_conf *conf;
 	struct px_rlredis *r;
 
 	snprintf(hostport, sizeof(hostport), "127.0.0.1:%d", port);
-	conf = moat_conf_load(NULL, ov, 1, err, sizeof(err));
+	conf = moat_conf_load(NULL, ov, sizeof(ov) / sizeof(ov[0]), err, sizeof(err));
 	cr_assert_not_null(conf, "%s", err);
 	r = px_rlredis_new(loop, rl, conf);
 	cr_assert_not_null(r);
@@ -254,7 +257,7 @@ rig_start(struct rig *g, enum fake_mode mode, const char *failure, const char *t
 		uv_run(&g->loop, UV_RUN_DEFAULT);
 	}
 	g->rl = setup(g->f.port, failure, timeout);
-	g->r = store(&g->loop, g->rl, g->f.port);
+	g->r = store(&g->loop, g->rl, g->f.port, timeout);
 	cr_assert_eq(moat_addr_parse("192.0.2.1", &g->addr), 0);
 	g->subj =
 	    (struct moat_rl_subject){ .addr = &g->addr, .sender = "s@example.org", .sid = "test" };
