@@ -520,7 +520,7 @@ xxfi_eom(SMFICTX *ctx)
 
 	if (c == NULL || c->s == NULL)
 		return SMFIS_TEMPFAIL;
-	moat_session_eom(c->s, &v);
+	(void)moat_session_eom(c->s, &v); /* MOAT_POLICY_MAY_BLOCK: never pending */
 	qid = milter_macro_get(ctx, MILTER_M_QUEUE_ID);
 	if (v.action == MOAT_CONTINUE || v.action == MOAT_ACCEPT || v.action == MOAT_QUARANTINE) {
 		if (apply_edits(ctx, c) < 0) {

@@ -72,7 +72,8 @@ enum px_rlnext {
 	RL_TLS_IMPLICIT,
 	RL_STARTTLS,
 	RL_MAIL,
-	RL_RCPT
+	RL_RCPT,
+	RL_EOM
 };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
@@ -115,7 +116,8 @@ enum px_work {
 	WK_MAIL,
 	WK_EOM,
 	WK_CHUNK,
-	WK_READ
+	WK_READ,
+	WK_CORE /* a check's work item (moat_session_work), then the resume */
 };
 enum px_skip {
 	SK_NONE = 0,
@@ -149,7 +151,7 @@ struct px_session {
 	struct moat_tls_info tls; /* the client leg's facts (active false: none) */
 	bool quit;
 	enum px_rlnext rl_next; /* what waits for the core's pending event */
-	enum moat_event_rc mail_rc; /* the MAIL event's, from the work item to its end */
+	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
 	bool greet_now; /* greet once the connection limits allow it */
 	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
 	bool submission, authenticated, backend_auth;
@@ -1184,8 +1186,9 @@ eom_run(struct px_session *s)
 	if (s->holding)
 		chunk_run(s);
 	content_end(s);
+	s->core_rc = MOAT_EVENT_DONE;
 	if (s->data->err == PX_DATA_OK && s->dv.action == MOAT_CONTINUE)
-		moat_session_eom(s->ms, &s->v);
+		s->core_rc = moat_session_eom(s->ms, &s->v);
 }
 
 /* msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
@@ -2145,6 +2148,11 @@ event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict 
 		mail_done(s);
 		return;
 	}
+	if (next == RL_EOM) {
+		s->v = *v;
+		eom_done(s);
+		return;
+	}
 	if (v->action != MOAT_CONTINUE && v->action != MOAT_ACCEPT) {
 		if (next != RL_TLS_IMPLICIT) /* before the handshake nothing can be said */
 			say_verdict(s, v);
@@ -2170,14 +2178,16 @@ event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict 
 		rcpt_send(s);
 		break;
 	case RL_MAIL:
+	case RL_EOM:
 		break;
 	}
 }
 
 /*
- * core_event - an event of the core returned RC with verdict V. Pending: its rate-limit plan is
- * charged in the driver's store, and NEXT runs when the store answers (px_session_ratelimit_done);
- * else NEXT runs now.
+ * core_event - an event of the core returned RC with verdict V. Pending on the rate limits: the
+ * plan is charged in the driver's store, and NEXT runs when the store answers
+ * (px_session_ratelimit_done). Pending on a work item: it runs on the pool (WK_CORE), and NEXT
+ * when it is done. Else NEXT runs now.
  */
 static void
 core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v, enum px_rlnext next)
@@ -2186,6 +2196,13 @@ core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v, 
 		struct moat_verdict answer;
 
 		moat_verdict_continue(&answer);
+		if (moat_session_pending(s->ms) == MOAT_WAIT_WORK) {
+			s->rl_next = next;
+			s->work = WK_CORE;
+			s->wait = W_WORK;
+			s->ops->work(s->io);
+			return;
+		}
 		if (s->ops->ratelimit == NULL) {
 			/* the core pends only for a shared store, which a driver without one cannot
 			 * reach: refuse for now rather than pass unlimited */
@@ -2318,8 +2335,12 @@ px_session_greet(struct px_session *s)
 	char buf[320];
 	int n;
 
-	if (s->state != S_GREET || s->wait != W_NONE)
-		return; /* not yet: the connection limits have not answered */
+	if (s->state != S_GREET)
+		return;
+	if (s->wait != W_NONE) { /* the connect checks have not answered: greet when they do */
+		s->greet_now = true;
+		return;
+	}
 	if (s->in_len > 0) { /* talked before the banner (postscreen's pregreet test) */
 		session_pump(s);
 		return;
@@ -2400,6 +2421,7 @@ px_session_work_blocks(const struct px_session *s)
 		return s->holding || moat_session_eom_blocks(s->ms);
 	case WK_CHUNK:
 	case WK_READ:
+	case WK_CORE:
 	case WK_NONE:
 		break;
 	}
@@ -2411,7 +2433,7 @@ px_session_work_run(struct px_session *s)
 {
 	switch (s->work) {
 	case WK_MAIL:
-		s->mail_rc =
+		s->core_rc =
 		    moat_session_mail(s->ms, s->path, *s->params ? s->params : NULL, &s->v);
 		break;
 	case WK_EOM:
@@ -2422,6 +2444,10 @@ px_session_work_run(struct px_session *s)
 		break;
 	case WK_READ:
 		s->read_len = px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH);
+		break;
+	case WK_CORE:
+		moat_session_work(s->ms);
+		s->core_rc = moat_session_resume(s->ms, NULL, &s->v);
 		break;
 	case WK_NONE:
 		break;
@@ -2439,10 +2465,13 @@ px_session_work_done(struct px_session *s)
 		return;
 	switch (w) {
 	case WK_MAIL:
-		core_event(s, s->mail_rc, &s->v, RL_MAIL);
+		core_event(s, s->core_rc, &s->v, RL_MAIL);
 		break;
 	case WK_EOM:
-		eom_done(s);
+		core_event(s, s->core_rc, &s->v, RL_EOM);
+		break;
+	case WK_CORE:
+		core_event(s, s->core_rc, &s->v, s->rl_next);
 		break;
 	case WK_CHUNK:
 		data_settle(s);

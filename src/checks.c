@@ -89,6 +89,7 @@ check_limits(struct moat_session *s, enum check_stage st, const char *params,
 		}
 		break;
 	case STAGE_TLS_START:
+	case STAGE_EOM:
 		break;
 	}
 	return MOAT_EVENT_DONE;
@@ -105,6 +106,7 @@ ratelimit_event(const struct moat_session *s, enum check_stage st)
 		return MOAT_RL_EV_TLS;
 	case STAGE_MAIL:
 	case STAGE_RCPT:
+	case STAGE_EOM:
 		break;
 	}
 	/* the message buckets are charged with the first recipient: one store call a message */
@@ -137,8 +139,10 @@ check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
 	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &s->pending_plan);
 	/* Redis waits: a front-end on an event loop charges the plan in its own store. */
 	if (s->pending_plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
-	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK))
+	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK)) {
+		s->pending_wait = MOAT_WAIT_RATELIMIT;
 		return MOAT_EVENT_PENDING;
+	}
 	moat_ratelimit_charge(s->pol->rl, &s->pending_plan, s->id, &answer);
 	check_ratelimit_answer(s, st, &answer, v);
 	return MOAT_EVENT_DONE;
@@ -384,15 +388,30 @@ auth_blocks(const struct moat_session *s)
 
 /* The table, in the order the checks run (session_int.h says how it is used). */
 const struct moat__check moat__checks[] = {
-	{ "limits", STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
-	    check_limits, NULL, NULL, limits_header, limits_eoh, limits_body, NULL, NULL },
-	{ "ratelimit",
-	    STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
-	    check_ratelimit, check_ratelimit_answer, NULL, NULL, NULL, NULL, NULL, NULL },
-	{ "dkim_sign", 0, NULL, NULL, session_sign_start, sign_header, sign_eoh, sign_body,
-	    session_sign_end, sign_blocks },
-	{ "auth", 0, NULL, NULL, session_auth_start, auth_header, auth_eoh, auth_body,
-	    session_auth_end, auth_blocks },
+	{ .name = "limits",
+	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	    .run = check_limits,
+	    .header = limits_header,
+	    .eoh = limits_eoh,
+	    .body = limits_body },
+	{ .name = "ratelimit",
+	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
+	    .run = check_ratelimit,
+	    .answer = check_ratelimit_answer },
+	{ .name = "dkim_sign",
+	    .start = session_sign_start,
+	    .header = sign_header,
+	    .eoh = sign_eoh,
+	    .body = sign_body,
+	    .end = session_sign_end,
+	    .blocks = sign_blocks },
+	{ .name = "auth",
+	    .start = session_auth_start,
+	    .header = auth_header,
+	    .eoh = auth_eoh,
+	    .body = auth_body,
+	    .end = session_auth_end,
+	    .blocks = auth_blocks },
 };
 const size_t moat__nchecks = sizeof(moat__checks) / sizeof(moat__checks[0]);
 

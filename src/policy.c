@@ -306,6 +306,24 @@ moat_size_value(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
+/* eom_end - no row refused at end of data: the rows' end hooks, their verdicts combined. */
+static void
+eom_end(struct moat_session *s, struct moat_verdict *v)
+{
+	for (size_t i = 0; i < moat__nchecks; i++)
+		if (moat__checks[i].end != NULL)
+			moat__checks[i].end(s, v);
+}
+
+/* eom_close - the transaction is over; its envelope stays readable for moat_session_summary until
+ * the next MAIL, RSET or HELO. */
+static void
+eom_close(struct moat_session *s)
+{
+	s->messages++;
+	s->in_txn = false;
+}
+
 /*
  * stage_done - the stage's verdict is final: record what an accepted command changes. A refused
  * connection or TLS handshake is closed: before the greeting, or with no TLS and no plaintext
@@ -315,6 +333,7 @@ static enum moat_event_rc
 stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 {
 	s->pending = false;
+	s->pending_wait = MOAT_WAIT_NONE;
 	switch (st) {
 	case STAGE_CONNECT:
 	case STAGE_TLS_START:
@@ -329,23 +348,40 @@ stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 		if (v->action == MOAT_CONTINUE)
 			s->nrcpt++;
 		break;
+	case STAGE_EOM:
+		if (v->action == MOAT_CONTINUE)
+			eom_end(s, v);
+		eom_close(s);
+		break;
 	}
 	return MOAT_EVENT_DONE;
 }
 
-/* stage_run - the rows of stage ST from row FROM on, until one objects or waits. */
+/*
+ * stage_run - the rows of stage ST from row FROM on, until one objects or waits. A work item is
+ * run here, in the caller's thread, when the policy's threads may block (MOAT_POLICY_MAY_BLOCK).
+ */
 static enum moat_event_rc
 stage_run(struct moat_session *s, enum check_stage st, size_t from, const char *params,
     struct moat_verdict *v)
 {
 	for (size_t i = from; i < moat__nchecks; i++) {
-		if (!(moat__checks[i].stages & STAGE_BIT(st)))
+		const struct moat__check *c = &moat__checks[i];
+
+		if (!(c->stages & STAGE_BIT(st)))
 			continue;
-		if (moat__checks[i].run(s, st, params, v) == MOAT_EVENT_PENDING) {
-			s->pending = true;
-			s->pending_stage = st;
-			s->pending_row = i;
-			return MOAT_EVENT_PENDING;
+		if (c->run(s, st, params, v) == MOAT_EVENT_PENDING) {
+			if (s->pending_wait == MOAT_WAIT_WORK &&
+			    (s->pol->flags & MOAT_POLICY_MAY_BLOCK)) {
+				s->pending_wait = MOAT_WAIT_NONE;
+				c->work(s, st);
+				c->answer(s, st, NULL, v);
+			} else {
+				s->pending = true;
+				s->pending_stage = st;
+				s->pending_row = i;
+				return MOAT_EVENT_PENDING;
+			}
 		}
 		if (v->action != MOAT_CONTINUE)
 			break;
@@ -367,10 +403,23 @@ moat_session_tls_start(struct moat_session *s, struct moat_verdict *v)
 	return stage_run(s, STAGE_TLS_START, 0, NULL, v);
 }
 
+enum moat_wait
+moat_session_pending(const struct moat_session *s)
+{
+	return s->pending ? s->pending_wait : MOAT_WAIT_NONE;
+}
+
 const struct moat_rl_plan *
 moat_session_pending_plan(const struct moat_session *s)
 {
-	return s->pending ? &s->pending_plan : NULL;
+	return s->pending && s->pending_wait == MOAT_WAIT_RATELIMIT ? &s->pending_plan : NULL;
+}
+
+void
+moat_session_work(struct moat_session *s)
+{
+	if (s->pending && s->pending_wait == MOAT_WAIT_WORK)
+		moat__checks[s->pending_row].work(s, s->pending_stage);
 }
 
 enum moat_event_rc
@@ -383,7 +432,7 @@ moat_session_resume(struct moat_session *s, const struct moat_verdict *answer,
 	moat_verdict_continue(v);
 	if (!s->pending)
 		return MOAT_EVENT_DONE;
-	moat__checks[row].answer(s, st, answer, v);
+	moat__checks[row].answer(s, st, s->pending_wait == MOAT_WAIT_WORK ? NULL : answer, v);
 	if (v->action != MOAT_CONTINUE)
 		return stage_done(s, st, v);
 	return stage_run(s, st, row + 1, NULL, v);
@@ -478,21 +527,16 @@ moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct 
 			moat__checks[i].body(s, chunk, len, v);
 }
 
-void
+enum moat_event_rc
 moat_session_eom(struct moat_session *s, struct moat_verdict *v)
 {
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE) {
 		*v = s->sticky;
-	} else {
-		for (size_t i = 0; i < moat__nchecks; i++)
-			if (moat__checks[i].end != NULL)
-				moat__checks[i].end(s, v);
+		eom_close(s);
+		return MOAT_EVENT_DONE;
 	}
-	s->messages++;
-	/* The transaction is over; its envelope stays readable for moat_session_summary until the
-	 * next MAIL, RSET or HELO. */
-	s->in_txn = false;
+	return stage_run(s, STAGE_EOM, 0, NULL, v);
 }
 
 const struct moat_hdr_edit *

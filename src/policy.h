@@ -9,11 +9,22 @@
  * a name) for the front-end to apply.
  *
  * The core decides which checks run at which event, in one fixed order (the check table in
- * policy.c); a front-end only reports events and turns verdicts into replies. A check that needs
- * I/O the front-end must do without blocking (today: a rate-limit charge in Redis, on an event
- * loop) leaves its event pending: the event returns MOAT_EVENT_PENDING, the front-end charges
- * moat_session_pending_plan() in its store and hands the store's verdict to moat_session_resume,
- * which finishes the event. Stages and checks (doc/architecture.md has the table):
+ * checks.c); a front-end only reports events and turns verdicts into replies. A check that waits
+ * on I/O leaves its event pending: the event returns MOAT_EVENT_PENDING and
+ * moat_session_pending() says on what (enum moat_wait):
+ *   MOAT_WAIT_RATELIMIT  a charge in the shared rate-limit store (Redis). The front-end charges
+ *                        moat_session_pending_plan() in its own non-blocking store and hands the
+ *                        store's verdict to moat_session_resume.
+ *   MOAT_WAIT_WORK       a blocking work item of the check (DNS queries, a store lookup, a
+ *                        scanner's round trip). The front-end calls moat_session_work and then
+ *                        moat_session_resume(s, NULL, v), both off its event loop (the proxy: on
+ *                        the libuv threadpool), since the rows after the waiting one (at eom, the
+ *                        end hooks) may block too.
+ * The resume may leave the event pending again when a later check waits; the front-end loops.
+ * A policy made with MOAT_POLICY_MAY_BLOCK (mxmoat-milter: libmilter's threads may wait) never
+ * pends: the core charges the store and runs work items in the caller's thread. Any event that
+ * returns enum moat_event_rc may pend, end of data (moat_session_eom) included. Stages and checks
+ * (doc/architecture.md has the table):
  *   connect    limit_sessions_per_ip; rate limits: deny list, connections per address and network
  *   tls_start  rate limit: TLS handshakes per address (the proxy; the milter's MTA does TLS)
  *   mail       limit_messages_per_session, SIZE against limit_message_size
@@ -27,7 +38,7 @@
  * moat_session_eom_blocks says so) or hash a large body (body, when the message is held) must be
  * called off an event loop; the proxy calls them on the libuv threadpool. The mail event does no
  * I/O (limits, SIZE, the trust rules: SPF is evaluated at end of message), so the proxy runs it on
- * its loop; a check at MAIL that waits on DNS would have to say so here and in the proxy.
+ * its loop; a check at MAIL that waits on I/O leaves it pending on a work item.
  */
 #ifndef MOAT_POLICY_H
 #define MOAT_POLICY_H
@@ -144,7 +155,14 @@ struct moat_session *moat_session_new(struct moat_policy *pol, const struct moat
 /* Events that may wait on the front-end's I/O return one of these. */
 enum moat_event_rc {
 	MOAT_EVENT_DONE = 0, /* v holds the verdict */
-	MOAT_EVENT_PENDING = 1, /* charge moat_session_pending_plan, then moat_session_resume */
+	MOAT_EVENT_PENDING = 1, /* moat_session_pending says what to do, then moat_session_resume */
+};
+
+/* What a pending event waits for (the file comment above says what the front-end does). */
+enum moat_wait {
+	MOAT_WAIT_NONE = 0, /* no event is pending */
+	MOAT_WAIT_RATELIMIT, /* charge moat_session_pending_plan in the front-end's store */
+	MOAT_WAIT_WORK, /* run moat_session_work off the event loop */
 };
 
 /*
@@ -157,15 +175,26 @@ enum moat_event_rc moat_session_connect(struct moat_session *s, struct moat_verd
  * TLS). A refusal has v->close set. */
 enum moat_event_rc moat_session_tls_start(struct moat_session *s, struct moat_verdict *v);
 
+/* moat_session_pending - what the pending event waits for; MOAT_WAIT_NONE when none is pending. */
+enum moat_wait moat_session_pending(const struct moat_session *s);
+
 struct moat_rl_plan;
-/* moat_session_pending_plan - the buckets a pending event waits to have charged (valid until
- * moat_session_resume); NULL when no event is pending. */
+/* moat_session_pending_plan - the buckets a MOAT_WAIT_RATELIMIT event waits to have charged
+ * (valid until moat_session_resume); NULL otherwise. */
 const struct moat_rl_plan *moat_session_pending_plan(const struct moat_session *s);
 
 /*
- * moat_session_resume - the store's verdict for the pending plan (moat_ratelimit_decide's, with
- * the fallback applied); finishes the pending event into v. It may leave the event pending again
- * (MOAT_EVENT_PENDING) when a later check waits too.
+ * moat_session_work - run the blocking work item a MOAT_WAIT_WORK event waits for (DNS, a store,
+ * a scanner); may block for as long as the check's own timeout. Call it off an event loop, from
+ * one thread at a time like every event; a no-op when no work item is pending.
+ */
+void moat_session_work(struct moat_session *s);
+
+/*
+ * moat_session_resume - finish the pending event into v: after MOAT_WAIT_RATELIMIT with the
+ * store's verdict (moat_ratelimit_decide's, with the fallback applied) as answer, after
+ * MOAT_WAIT_WORK (and moat_session_work) with answer NULL, in the thread that ran the work. It
+ * may leave the event pending again (MOAT_EVENT_PENDING) when a later check waits too.
  */
 enum moat_event_rc moat_session_resume(struct moat_session *s, const struct moat_verdict *answer,
     struct moat_verdict *v);
@@ -207,8 +236,9 @@ void moat_session_eoh(struct moat_session *s, struct moat_verdict *v);
 /* Body bytes, CRLF line endings, dot-unstuffed. */
 void moat_session_body(struct moat_session *s, const char *chunk, size_t len,
     struct moat_verdict *v);
-/* End of message: the final verdict; header edits are then available from moat_session_edits. */
-void moat_session_eom(struct moat_session *s, struct moat_verdict *v);
+/* End of message: the final verdict (after the resume when it pends); header edits are then
+ * available from moat_session_edits. */
+enum moat_event_rc moat_session_eom(struct moat_session *s, struct moat_verdict *v);
 
 /*
  * moat_session_eom_blocks - will moat_session_eom wait on DNS (SPF, DKIM keys, DMARC) or sign? True

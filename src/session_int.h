@@ -18,12 +18,14 @@
 #define SESSION_ID_LEN 12
 #define HDR_EDITS_MAX 64
 
-/* The envelope stages that run the check table, in SMTP order. */
+/* The stages that run the check table's run hooks, in SMTP order (STAGE_EOM: end of data, before
+ * the rows' end hooks). */
 enum check_stage {
 	STAGE_CONNECT,
 	STAGE_TLS_START,
 	STAGE_MAIL,
 	STAGE_RCPT,
+	STAGE_EOM,
 };
 #define STAGE_BIT(st) (1u << (st))
 
@@ -59,8 +61,9 @@ struct moat_session {
 	unsigned junk;
 	unsigned messages;
 
-	/* a stage waiting on the front-end's store (moat_session_resume) */
+	/* a stage waiting on the front-end (moat_session_pending, moat_session_resume) */
 	bool pending;
+	enum moat_wait pending_wait; /* set by the row's run before it returns MOAT_EVENT_PENDING */
 	enum check_stage pending_stage;
 	size_t pending_row;
 	struct moat_rl_plan pending_plan;
@@ -88,9 +91,13 @@ struct moat_session {
  * The check table: every check of a session, in the order it runs, with the hooks of the stages
  * it takes part in (NULL: not at that stage).
  *
- * Envelope stages (connect, tls_start, mail, rcpt; the stages mask): run refuses by filling v,
- * or leaves the stage pending on the front-end's store; answer takes the store's verdict when the
- * front-end resumes. The first row that refuses ends the stage.
+ * Stages with run hooks (connect, tls_start, mail, rcpt, eom; the stages mask): run refuses by
+ * filling v, or sets s->pending_wait and returns MOAT_EVENT_PENDING to wait on the front-end:
+ * MOAT_WAIT_RATELIMIT leaves s->pending_plan for the front-end's store, and answer takes the
+ * store's verdict; MOAT_WAIT_WORK leaves a blocking work item, which the front-end runs through
+ * work (off its event loop, on any thread: it may touch only the session and what is thread-safe)
+ * before answer is called with a NULL answer. The first row that refuses ends the stage; at eom
+ * the end hooks then run only when no row refused.
  *
  * Message stages: start at the first header field (or at the end of a header section without
  * any, so a message without header fields is checked like any other: no From field fails the
@@ -106,6 +113,7 @@ struct moat__check {
 	    struct moat_verdict *v);
 	void (*answer)(struct moat_session *s, enum check_stage st,
 	    const struct moat_verdict *answer, struct moat_verdict *v);
+	void (*work)(struct moat_session *s, enum check_stage st);
 	void (*start)(struct moat_session *s);
 	void (
 	    *header)(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v);
