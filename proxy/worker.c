@@ -1,8 +1,8 @@
 /*
- * worker.c - the libuv side of a session: client and backend streams, timers, the work items
- * (on the threadpool, or queued on the loop when they cannot block), write batching and
- * backpressure. A struct conn embeds its handles, counts those open and is freed only in the last
- * close callback with no work item pending.
+ * worker.c - the libuv side of a session: its two legs (stream.h), timers, the work items (on the
+ * threadpool, or queued on the loop when they cannot block), write batching and backpressure. A
+ * struct conn embeds its handles, counts those open and is freed only in the last close callback
+ * with no work item pending.
  */
 #include "config.h"
 
@@ -26,13 +26,12 @@
 #include "proxy_inbound.h"
 #include "ratelimit_uv.h"
 #include "smtp_session.h"
+#include "stream.h"
 #include "tls.h"
 #include "worker.h"
 
 #define OUT_MAX ((size_t)64 * 1024) /* replies queued for the client before we stop reading */
 #define BACKEND_HIGH ((size_t)256 * 1024) /* backend write queue that pauses client reads */
-#define BREAD_SIZE 4096
-#define TLS_READ_SIZE (16384 + 2048) /* one full record and its overhead */
 
 struct px_worker {
 	uv_loop_t loop;
@@ -56,25 +55,14 @@ struct px_worker {
 	struct conn *inline_head, *inline_tail;
 };
 
+/* The backend leg: allocated per connection, freed when its stream has closed. */
 struct bconn {
-	union {
-		uv_handle_t handle;
-		uv_stream_t stream;
-		uv_tcp_t tcp;
-		uv_pipe_t pipe;
-	} h;
-	uv_connect_t creq;
-	uv_shutdown_t sreq;
+	struct px_stream st;
 	struct conn *c;
-	bool connected;
-	/* STARTTLS towards the backend (tls_backend) */
-	struct moat_tls_conn *tls;
-	bool tls_reported;
-	uint64_t tls_start; /* uv_now when the handshake began */
 };
 
 struct conn {
-	uv_tcp_t client;
+	struct px_stream client;
 	uv_timer_t timer; /* client: greet pause, idle, data, lifetime */
 	uv_timer_t btimer; /* backend: connect and reply */
 	uv_work_t work;
@@ -83,9 +71,10 @@ struct conn {
 	struct bconn *b;
 	struct conn *inline_next; /* the loop's queue of work items that cannot block */
 	unsigned open; /* handles not yet closed (bconn included) */
-	bool work_pending, closing, close_after_write, reading, greeted;
+	bool work_pending, closing, close_after_write, greeted;
 	bool rl_pending; /* a rate-limit check waits for Redis */
 	bool rl_hold_input; /* ... at connect or before TLS: read nothing meanwhile */
+	bool tls_implicit;
 	char *early; /* bytes after a PROXY header, kept for TLS meanwhile */
 	size_t nearly;
 	uint64_t start; /* uv_now at accept */
@@ -93,14 +82,9 @@ struct conn {
 	size_t out_len, out_cap;
 	char laddr[64];
 	unsigned lport;
-	/* TLS */
-	struct moat_tls_conn *tls; /* the client leg is TLS (after STARTTLS, or implicit) */
-	char *tlsbuf; /* ciphertext read buffer, only during a read */
-	bool tls_implicit, tls_reported;
-	uint64_t tls_start; /* uv_now when the handshake began */
 	struct pin *pin; /* a load balancer's PROXY header is being read (no session yet) */
 	uint64_t rate_start; /* DATA: uv_now when this proxy_min_data_rate window began; 0: none */
-	uint64_t rate_bytes; /* bytes read from the client in that window */
+	uint64_t rate_base; /* client.bytes_in when that window began */
 };
 
 /* The connection's own addresses, and the header bytes read so far from a listed load balancer. */
@@ -109,13 +93,6 @@ struct pin {
 	unsigned pport;
 	size_t len;
 	char buf[PX_PIN_MAX];
-};
-
-struct wreq {
-	uv_write_t req;
-	struct conn *c;
-	size_t len;
-	char data[];
 };
 
 static void conn_update(struct conn *c);
@@ -129,8 +106,7 @@ conn_close_client(struct conn *c)
 {
 	if (!uv_is_closing((uv_handle_t *)&c->timer))
 		uv_close((uv_handle_t *)&c->timer, on_close);
-	if (!uv_is_closing((uv_handle_t *)&c->client))
-		uv_close((uv_handle_t *)&c->client, on_close);
+	px_stream_close(&c->client, PX_STREAM_ABORT);
 }
 
 /* worker_drained - the worker stops and has no session left: close what sessions shared, so the
@@ -155,8 +131,6 @@ conn_maybe_free(struct conn *c)
 	px_session_free(c->s);
 	free(c->pin);
 	free(c->early);
-	moat_tls_conn_free(c->tls);
-	free(c->tlsbuf);
 	free(c->out);
 	free(c);
 }
@@ -170,117 +144,223 @@ on_close(uv_handle_t *h)
 	conn_maybe_free(c);
 }
 
-static void
-on_bclose(uv_handle_t *h)
-{
-	struct bconn *b = h->data;
-	struct conn *c = b->c;
-
-	moat_tls_conn_free(b->tls);
-	free(b);
-	c->open--;
-	conn_maybe_free(c);
-}
-
-/* ---- writes ---- */
-
-static void
-on_write(uv_write_t *req, int status)
-{
-	struct wreq *wr = (struct wreq *)req;
-	struct conn *c = wr->c;
-	bool backend = c->b != NULL && req->handle == &c->b->h.stream;
-
-	(void)status;
-	free(wr);
-	if (backend && !c->closing)
-		px_session_backend_drained(
-		    c->s); /* holding mode: the next piece of a held message */
-	if (!c->closing)
-		conn_update(c);
-	else if (c->close_after_write && c->client.write_queue_size == 0)
-		conn_close_client(c);
-}
-
-/* stream_write - try to write at once; queue a copy of what is left. -1 on error. */
-static int
-stream_write(struct conn *c, uv_stream_t *st, const char *p, size_t n)
-{
-	uv_buf_t buf;
-	struct wreq *wr;
-	int rc;
-
-	if (st->write_queue_size == 0) {
-		buf = uv_buf_init((char *)p, (unsigned)n);
-		rc = uv_try_write(st, &buf, 1);
-		if (rc == (int)n)
-			return 0;
-		if (rc > 0) {
-			p += rc;
-			n -= (size_t)rc;
-		} else if (rc != UV_EAGAIN) {
-			return -1;
-		}
-	}
-	if ((wr = malloc(sizeof(*wr) + n)) == NULL)
-		return -1;
-	wr->c = c;
-	wr->len = n;
-	memcpy(wr->data, p, n);
-	buf = uv_buf_init(wr->data, (unsigned)n);
-	if (uv_write(&wr->req, st, &buf, 1, on_write) != 0) {
-		free(wr);
-		return -1;
-	}
-	return 0;
-}
-
-/* tls_send - the engine's ciphertext for the peer on ST, written raw. -1 on error. */
-static int
-tls_send(struct conn *c, struct moat_tls_conn *tls, uv_stream_t *st)
-{
-	const void *p;
-	size_t n;
-
-	while ((n = moat_tls_pending_out(tls, &p)) > 0) {
-		if (uv_is_closing((uv_handle_t *)st) || stream_write(c, st, p, n) < 0)
-			return -1;
-		moat_tls_consume(tls, n);
-	}
-	return 0;
-}
-
 /* conn_flush - one write for everything the session said during this event (RFC 2920). */
 static void
 conn_flush(struct conn *c)
 {
-	if (c->out_len == 0 || uv_is_closing((uv_handle_t *)&c->client))
+	if (c->out_len == 0 || uv_is_closing(&c->client.h.handle))
 		return;
-	if (c->tls != NULL) {
-		/* encrypt; nothing can be said in clear once TLS has started */
-		int rc = moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN
-		    ? moat_tls_write(c->tls, c->out, c->out_len)
-		    : 0;
-
-		c->out_len = 0;
-		if (rc < 0 || tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0) {
-			px_session_client_gone(c->s);
-			conn_close(c);
-		}
-		return;
-	}
-	if (stream_write(c, (uv_stream_t *)&c->client, c->out, c->out_len) < 0) {
+	if (px_stream_write(&c->client, c->out, c->out_len) < 0) {
 		c->out_len = 0;
 		px_session_client_gone(c->s);
 		conn_close(c);
 		return;
 	}
 	c->out_len = 0;
+	if (c->client.tls != NULL)
+		return;
 	/* written or copied into the write request: an idle session keeps no reply buffer */
 	free(c->out);
 	c->out = NULL;
 	c->out_cap = 0;
 }
+
+/* ---- the client leg's callbacks ---- */
+
+static char *
+client_rbuf(void *arg, size_t *avail)
+{
+	struct conn *c = arg;
+
+	return px_session_rbuf(c->s, avail);
+}
+
+static void
+client_rdone(void *arg, size_t n)
+{
+	struct conn *c = arg;
+
+	px_session_rdone(c->s, n);
+}
+
+static size_t
+client_room(void *arg)
+{
+	struct conn *c = arg;
+
+	return px_session_rroom(c->s);
+}
+
+/* client_input - plaintext from TLS (or that came with a PROXY header), as far as it fits. */
+static void
+client_input(void *arg, const char *p, size_t n)
+{
+	struct conn *c = arg;
+	size_t avail;
+	char *q = px_session_rbuf(c->s, &avail);
+
+	if (q == NULL || avail < n)
+		return;
+	memcpy(q, p, n);
+	px_session_rdone(c->s, n);
+}
+
+static void
+client_tls_open(void *arg, const struct moat_tls_info *info)
+{
+	struct conn *c = arg;
+
+	px_session_tls_started(c->s, info);
+	if (c->tls_implicit) /* RFC 8314: the greeting comes after the handshake */
+		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
+}
+
+/* client_error - client gone at any state: no final dot was sent for an unfinished message. */
+static void
+client_error(void *arg, const char *why)
+{
+	struct conn *c = arg;
+
+	if (strcmp(why, "tls") == 0)
+		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s",
+		    px_stream_tls_error(&c->client));
+	px_session_client_gone(c->s);
+	conn_close(c);
+}
+
+static void
+client_update(void *arg)
+{
+	struct conn *c = arg;
+
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+client_closed(void *arg)
+{
+	struct conn *c = arg;
+
+	/* a drained close ends here: the timer that bounded it goes too */
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, on_close);
+	c->open--;
+	conn_maybe_free(c);
+}
+
+static const struct px_stream_cb client_cb = {
+	.rbuf = client_rbuf,
+	.rdone = client_rdone,
+	.room = client_room,
+	.input = client_input,
+	.tls_open = client_tls_open,
+	.error = client_error,
+	.written = client_update,
+	.update = client_update,
+	.closed = client_closed,
+};
+
+/* ---- the backend leg's callbacks ---- */
+
+/* bconn_abort - the session is done with the backend leg: close it now. */
+static void
+bconn_abort(struct conn *c)
+{
+	struct bconn *b = c->b;
+
+	c->b = NULL;
+	px_stream_close(&b->st, PX_STREAM_ABORT);
+}
+
+static void
+backend_input(void *arg, const char *p, size_t n)
+{
+	struct bconn *b = arg;
+
+	px_session_backend_input(b->c->s, p, n);
+}
+
+static void
+backend_tls_open(void *arg, const struct moat_tls_info *info)
+{
+	struct bconn *b = arg;
+
+	px_session_backend_tls_done(b->c->s, info);
+}
+
+/* backend_error - the backend leg is lost (EOF, read or write error, TLS failure): close it, tell
+ * the session. */
+static void
+backend_error(void *arg, const char *why)
+{
+	struct bconn *b = arg;
+	struct conn *c = b->c;
+
+	if (strcmp(why, "tls") == 0)
+		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s",
+		    px_stream_tls_error(&b->st));
+	bconn_abort(c);
+	px_session_backend_error(c->s, why);
+}
+
+static void
+backend_connected(void *arg, int status)
+{
+	struct bconn *b = arg;
+	struct conn *c = b->c;
+
+	if (status == 0) {
+		px_session_backend_connected(c->s);
+		return;
+	}
+	moat_log(LOG_WARNING, px_session_id(c->s), "backend", "error=connect:%s",
+	    uv_err_name(status));
+	bconn_abort(c);
+	px_session_backend_error(c->s, "connect");
+}
+
+static void
+backend_written(void *arg)
+{
+	struct bconn *b = arg;
+	struct conn *c = b->c;
+
+	if (c->b == b && !c->closing)
+		px_session_backend_drained(
+		    c->s); /* holding mode: the next piece of a held message */
+	if (!c->closing)
+		conn_update(c);
+}
+
+static void
+backend_update(void *arg)
+{
+	struct bconn *b = arg;
+
+	client_update(b->c);
+}
+
+static void
+backend_closed(void *arg)
+{
+	struct bconn *b = arg;
+	struct conn *c = b->c;
+
+	free(b);
+	c->open--;
+	conn_maybe_free(c);
+}
+
+static const struct px_stream_cb backend_cb = {
+	.input = backend_input,
+	.tls_open = backend_tls_open,
+	.error = backend_error,
+	.connected = backend_connected,
+	.written = backend_written,
+	.update = backend_update,
+	.closed = backend_closed,
+};
 
 /* ---- px_ops ---- */
 
@@ -314,179 +394,22 @@ op_client_close(void *io)
 	conn_close(c);
 }
 
-/* on_bread_alloc - a read buffer only for the duration of one read: idle legs hold none. */
-static void
-on_bread_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	/* Freed by on_bread, which libuv always calls after this allocation. */
-	char *p = malloc(BREAD_SIZE);
-
-	(void)h;
-	(void)hint;
-	*buf = uv_buf_init(p, p ? BREAD_SIZE : 0); /* NOLINT(clang-analyzer-unix.Malloc) */
-}
-
-static void bconn_close(struct bconn *b, bool graceful);
-
-/* bconn_fail - the backend leg is unusable (write error, TLS failure): close it, tell the session. */
-static void
-bconn_fail(struct conn *c, struct bconn *b, const char *why)
-{
-	c->b = NULL;
-	bconn_close(b, false);
-	px_session_backend_error(c->s, why);
-}
-
-/* btls_input - ciphertext from the backend; after the handshake, plaintext replies
- * go to the session. Whatever the backend sent in clear after its 220 reaches only the engine. */
-static void
-btls_input(struct conn *c, struct bconn *b, const char *p, size_t n)
-{
-	enum moat_tls_state st;
-	char plain[4096];
-	ssize_t got = 0;
-
-	(void)moat_tls_feed(b->tls, p, n);
-	if (!b->tls_reported && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
-		struct moat_tls_info info;
-
-		b->tls_reported = true;
-		moat_tls_info(b->tls, &info);
-		px_session_backend_tls_done(c->s, &info);
-	}
-	while (
-	    c->b == b && b->tls_reported && (got = moat_tls_read(b->tls, plain, sizeof(plain))) > 0)
-		px_session_backend_input(c->s, plain, (size_t)got);
-	if (c->b != b)
-		return; /* the session closed the leg */
-	st = moat_tls_conn_state(b->tls);
-	if (st == MOAT_TLS_FAILED) {
-		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s",
-		    moat_tls_conn_error(b->tls));
-		(void)tls_send(c, b->tls, &b->h.stream); /* the alert, if any */
-		bconn_fail(c, b, "tls");
-	} else if (tls_send(c, b->tls, &b->h.stream) < 0) {
-		bconn_fail(c, b, "write");
-	} else if (st == MOAT_TLS_CLOSED) {
-		bconn_fail(c, b, "eof");
-	}
-}
-
-static void
-on_bread(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct bconn *b = st->data;
-	struct conn *c = b->c;
-
-	if (c->b != b) {
-		free(buf->base);
-		return;
-	}
-	if (nread > 0 && b->tls != NULL) {
-		btls_input(c, b, buf->base, (size_t)nread);
-		free(buf->base);
-	} else if (nread > 0) {
-		px_session_backend_input(c->s, buf->base, (size_t)nread);
-		free(buf->base);
-	} else if (nread < 0) {
-		free(buf->base);
-		c->b = NULL;
-		bconn_close(b, false);
-		px_session_backend_error(c->s, nread == UV_EOF ? "eof" : uv_err_name((int)nread));
-	}
-	if (!c->closing)
-		conn_update(c);
-}
-
-static void
-on_bconnect(uv_connect_t *req, int status)
-{
-	struct bconn *b = req->data;
-	struct conn *c = b->c;
-
-	if (c->b != b)
-		return; /* abandoned: already closing */
-	if (status < 0) {
-		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "error=connect:%s",
-		    uv_err_name(status));
-		c->b = NULL;
-		bconn_close(b, false);
-		px_session_backend_error(c->s, "connect");
-	} else {
-		b->connected = true;
-		if (b->h.handle.type == UV_TCP)
-			uv_tcp_nodelay(&b->h.tcp, 1);
-		uv_read_start(&b->h.stream, on_bread_alloc, on_bread);
-		px_session_backend_connected(c->s);
-	}
-	if (!c->closing)
-		conn_update(c);
-}
-
-/* backend target, parsed from proxy_backend */
-static int
-backend_addr(const char *spec, struct sockaddr_storage *ss, char *path, size_t pathlen)
-{
-	char host[256];
-	const char *colon;
-	unsigned port;
-
-	if (strncmp(spec, "unix:", 5) == 0) {
-		if (strlen(spec + 5) + 1 > pathlen)
-			return -1;
-		snprintf(path, pathlen, "%s", spec + 5);
-		return 1;
-	}
-	if (spec[0] == '[') {
-		const char *e = strchr(spec, ']');
-
-		if (e == NULL || e[1] != ':' || (size_t)(e - spec - 1) >= sizeof(host))
-			return -1;
-		memcpy(host, spec + 1, (size_t)(e - spec - 1));
-		host[e - spec - 1] = '\0';
-		colon = e + 1;
-	} else {
-		colon = strrchr(spec, ':');
-		if (colon == NULL || (size_t)(colon - spec) >= sizeof(host))
-			return -1;
-		memcpy(host, spec, (size_t)(colon - spec));
-		host[colon - spec] = '\0';
-	}
-	port = (unsigned)strtoul(colon + 1, NULL, 10);
-	if (strcmp(host, "localhost") == 0)
-		snprintf(host, sizeof(host), "127.0.0.1");
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-		return 0;
-	return -1;
-}
-
 static int
 op_backend_open(void *io)
 {
 	struct conn *c = io;
-	const struct moat_conf *conf = px_session_conf(c->s);
-	struct sockaddr_storage ss;
-	char path[108];
-	struct bconn *b;
-	int kind = backend_addr(conf->proxy_backend, &ss, path, sizeof(path));
+	struct bconn *b = calloc(1, sizeof(*b));
 
-	if (kind < 0 || (b = calloc(1, sizeof(*b))) == NULL)
+	if (b == NULL)
 		return -1;
 	b->c = c;
-	b->h.handle.data = b;
-	b->creq.data = b;
-	if (kind == 1) {
-		uv_pipe_init(&c->w->loop, &b->h.pipe, 0);
-		uv_pipe_connect(&b->creq, &b->h.pipe, path, on_bconnect);
-	} else {
-		uv_tcp_init(&c->w->loop, &b->h.tcp);
-		if (uv_tcp_connect(&b->creq, &b->h.tcp, (struct sockaddr *)&ss, on_bconnect) != 0) {
-			c->open++;
-			uv_close(&b->h.handle, on_bclose);
-			return -1;
-		}
+	if (px_stream_connect(&b->st, &c->w->loop, px_session_conf(c->s)->proxy_backend,
+		&backend_cb, b) != 0) {
+		if (b->st.closing)
+			c->open++; /* backend_closed frees it */
+		else
+			free(b);
+		return -1;
 	}
 	c->open++;
 	c->b = b;
@@ -497,18 +420,12 @@ static void
 op_backend_write(void *io, const char *p, size_t n)
 {
 	struct conn *c = io;
-
 	struct bconn *b = c->b;
 
-	if (b == NULL || !b->connected)
+	if (b == NULL || !b->st.connected)
 		return;
-	if (b->tls != NULL) { /* nothing goes in clear once STARTTLS began */
-		if (moat_tls_write(b->tls, p, n) < 0 || tls_send(c, b->tls, &b->h.stream) < 0)
-			bconn_fail(c, b, "write");
-		return;
-	}
-	if (stream_write(c, &b->h.stream, p, n) < 0)
-		bconn_fail(c, b, "write");
+	if (px_stream_write(&b->st, p, n) < 0)
+		backend_error(b, "write");
 }
 
 /* tls_ctx_current - a reference to the worker's TLS context (NULL: none). */
@@ -532,45 +449,15 @@ op_backend_starttls(void *io)
 	struct bconn *b = c->b;
 	struct moat_tls_ctx *ctx;
 	char err[MOAT_TLS_ERR_MAX];
+	int rc;
 
 	if (b == NULL || (ctx = tls_ctx_current(c->w)) == NULL)
 		return -1;
-	b->tls = moat_tls_conn_new(ctx, MOAT_TLS_CLIENT, NULL, err, sizeof(err));
+	rc = px_stream_tls_start(&b->st, ctx, false, err, sizeof(err));
 	moat_tls_ctx_unref(ctx); /* the session holds its own reference */
-	if (b->tls == NULL) {
+	if (rc < 0 && b->st.tls == NULL)
 		moat_log(LOG_WARNING, px_session_id(c->s), "backend", "tls=failed error=%s", err);
-		return -1;
-	}
-	b->tls_start = uv_now(&c->w->loop);
-	return tls_send(c, b->tls, &b->h.stream);
-}
-
-static void
-on_bshutdown(uv_shutdown_t *req, int status)
-{
-	struct bconn *b = req->data;
-
-	(void)status;
-	if (!uv_is_closing(&b->h.handle))
-		uv_close(&b->h.handle, on_bclose);
-}
-
-static void
-bconn_close(struct bconn *b, bool graceful)
-{
-	if (uv_is_closing(&b->h.handle))
-		return;
-	uv_read_stop(&b->h.stream);
-	if (graceful && b->connected) {
-		if (b->tls != NULL && moat_tls_conn_state(b->tls) == MOAT_TLS_OPEN) {
-			moat_tls_shutdown(b->tls); /* close_notify after the QUIT */
-			(void)tls_send(b->c, b->tls, &b->h.stream);
-		}
-		b->sreq.data = b;
-		if (uv_shutdown(&b->sreq, &b->h.stream, on_bshutdown) == 0)
-			return;
-	}
-	uv_close(&b->h.handle, on_bclose);
+	return rc;
 }
 
 static void
@@ -583,7 +470,7 @@ op_backend_close(void *io, bool graceful)
 		return;
 	c->b = NULL;
 	uv_timer_stop(&c->btimer);
-	bconn_close(b, graceful);
+	px_stream_close(&b->st, graceful ? PX_STREAM_GRACEFUL : PX_STREAM_ABORT);
 }
 
 static void
@@ -661,8 +548,6 @@ op_work(void *io)
 	uv_idle_start(&w->inline_idle, on_inline);
 }
 
-static void tls_input(struct conn *c, const char *p, size_t n);
-
 /* conn_rl_done - the verdict of a check that waited for Redis. */
 static void
 conn_rl_done(void *arg, const struct moat_verdict *v)
@@ -675,8 +560,9 @@ conn_rl_done(void *arg, const struct moat_verdict *v)
 		return;
 	}
 	px_session_ratelimit_done(c->s, v);
-	if (c->early != NULL && c->tls != NULL && !c->closing)
-		tls_input(c, c->early, c->nearly); /* implicit TLS allowed: its first bytes */
+	if (c->early != NULL && c->client.tls != NULL && !c->closing)
+		px_stream_feed(&c->client, c->early,
+		    c->nearly); /* implicit TLS allowed: its first bytes */
 	free(c->early);
 	c->early = NULL;
 	if (!c->closing)
@@ -701,87 +587,25 @@ op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct 
 	return rc;
 }
 
-/* tls_begin - a server TLS session on the worker's current context. */
-static int
-tls_begin(struct conn *c)
-{
-	struct moat_tls_ctx *ctx = tls_ctx_current(c->w);
-	char err[MOAT_TLS_ERR_MAX];
-
-	if (ctx == NULL)
-		return -1;
-	c->tls = moat_tls_conn_new(ctx, MOAT_TLS_SERVER, NULL, err, sizeof(err));
-	c->tls_start = uv_now(&c->w->loop);
-	moat_tls_ctx_unref(ctx); /* the session holds its own reference */
-	if (c->tls == NULL) {
-		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s",
-		    err);
-		return -1;
-	}
-	return 0;
-}
-
-/* op_client_starttls - the 220 goes out in clear, then the leg is TLS. */
+/* op_client_starttls - the 220 goes out in clear, then the leg is TLS, on the worker's current
+ * context. */
 static int
 op_client_starttls(void *io)
 {
 	struct conn *c = io;
+	struct moat_tls_ctx *ctx;
+	char err[MOAT_TLS_ERR_MAX];
+	int rc;
 
 	conn_flush(c);
-	if (c->closing)
+	if (c->closing || (ctx = tls_ctx_current(c->w)) == NULL)
 		return -1;
-	return tls_begin(c);
-}
-
-/* tls_deliver - report the finished handshake, then hand plaintext to the session
- * as far as its input buffer has room (the rest stays in the engine until conn_update). */
-static void
-tls_deliver(struct conn *c)
-{
-	if (!c->tls_reported && moat_tls_conn_state(c->tls) == MOAT_TLS_OPEN) {
-		struct moat_tls_info info;
-
-		c->tls_reported = true;
-		moat_tls_info(c->tls, &info);
-		px_session_tls_started(c->s, &info);
-		if (c->tls_implicit) /* RFC 8314: the greeting comes after the handshake */
-			px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
-	}
-	while (!c->closing && c->tls_reported) {
-		/* through a stack buffer: an idle session keeps no input buffer (px_session_rbuf allocates) */
-		char plain[4096], *p;
-		size_t room = px_session_rroom(c->s), avail;
-		ssize_t n;
-
-		if (room == 0)
-			break;
-		n = moat_tls_read(c->tls, plain, room < sizeof(plain) ? room : sizeof(plain));
-		if (n <= 0 || (p = px_session_rbuf(c->s, &avail)) == NULL || avail < (size_t)n)
-			break;
-		memcpy(p, plain, (size_t)n);
-		px_session_rdone(c->s, (size_t)n);
-	}
-}
-
-/* tls_input - ciphertext from the client. */
-static void
-tls_input(struct conn *c, const char *p, size_t n)
-{
-	enum moat_tls_state st;
-
-	(void)moat_tls_feed(c->tls, p, n);
-	tls_deliver(c);
-	if (c->closing || c->tls == NULL)
-		return;
-	st = moat_tls_conn_state(c->tls);
-	if (st == MOAT_TLS_FAILED)
-		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=%s",
-		    moat_tls_conn_error(c->tls));
-	if (tls_send(c, c->tls, (uv_stream_t *)&c->client) < 0 || st == MOAT_TLS_FAILED ||
-	    st == MOAT_TLS_CLOSED) {
-		px_session_client_gone(c->s);
-		conn_close(c);
-	}
+	rc = px_stream_tls_start(&c->client, ctx, true, err, sizeof(err));
+	moat_tls_ctx_unref(ctx); /* the session holds its own reference */
+	if (rc < 0)
+		moat_log(LOG_WARNING, c->s != NULL ? px_session_id(c->s) : NULL, "tls", "error=%s",
+		    err);
+	return rc;
 }
 
 static size_t
@@ -789,7 +613,7 @@ op_backend_queued(void *io)
 {
 	struct conn *c = io;
 
-	return c->b != NULL ? c->b->h.stream.write_queue_size : 0;
+	return c->b != NULL ? px_stream_queued(&c->b->st) : 0;
 }
 
 static const struct px_ops conn_ops = {
@@ -816,15 +640,11 @@ conn_close(struct conn *c)
 	uv_timer_stop(&c->btimer);
 	if (!uv_is_closing((uv_handle_t *)&c->btimer))
 		uv_close((uv_handle_t *)&c->btimer, on_close);
-	if (c->b != NULL) {
-		struct bconn *b = c->b;
-
-		c->b = NULL;
-		bconn_close(b, false);
-	}
-	uv_read_stop((uv_stream_t *)&c->client);
-	if (c->close_after_write && c->client.write_queue_size > 0) {
+	if (c->b != NULL)
+		bconn_abort(c);
+	if (c->close_after_write && px_stream_queued(&c->client) > 0) {
 		/* let the last replies out; the timer bounds the wait */
+		px_stream_close(&c->client, PX_STREAM_DRAIN);
 		uv_timer_start(&c->timer, on_timer, 10000, 0);
 		return;
 	}
@@ -849,16 +669,17 @@ rate_check(struct conn *c)
 {
 	const struct moat_conf *conf = px_session_conf(c->s);
 	uint64_t ms = uv_now(&c->w->loop) - c->rate_start;
+	uint64_t bytes = c->client.bytes_in - c->rate_base;
 
-	if (c->rate_bytes * 1000 < (uint64_t)conf->proxy_min_data_rate * ms) {
+	if (bytes * 1000 < (uint64_t)conf->proxy_min_data_rate * ms) {
 		moat_log(LOG_NOTICE, px_session_id(c->s), "data-rate",
-		    "bytes=%llu ms=%llu min=%u/s", (unsigned long long)c->rate_bytes,
+		    "bytes=%llu ms=%llu min=%u/s", (unsigned long long)bytes,
 		    (unsigned long long)ms, conf->proxy_min_data_rate);
 		px_session_timeout(c->s, "data-rate");
 		return;
 	}
 	c->rate_start = uv_now(&c->w->loop);
-	c->rate_bytes = 0;
+	c->rate_base = c->client.bytes_in;
 }
 
 static void
@@ -876,7 +697,7 @@ on_timer(uv_timer_t *t)
 		conn_close(c);
 		return;
 	}
-	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE) {
+	if (px_stream_tls_handshaking(&c->client)) {
 		/* tls_handshake_timeout; nothing can be said in clear */
 		moat_log(LOG_NOTICE, px_session_id(c->s), "tls", "error=handshake-timeout");
 		px_session_client_gone(c->s);
@@ -912,52 +733,6 @@ on_btimer(uv_timer_t *t)
 		conn_update(c);
 }
 
-static void
-on_read_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
-{
-	struct conn *c = h->data;
-	size_t avail;
-	char *p;
-
-	(void)hint;
-	if (c->tls != NULL) { /* ciphertext goes to the engine */
-		if (c->tlsbuf == NULL)
-			c->tlsbuf = malloc(TLS_READ_SIZE); /* per read: idle sessions hold none */
-		*buf = uv_buf_init(c->tlsbuf, c->tlsbuf != NULL ? TLS_READ_SIZE : 0);
-		return;
-	}
-	p = px_session_rbuf(c->s, &avail);
-	*buf = uv_buf_init(p, (unsigned)avail);
-}
-
-static void
-on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	struct conn *c = st->data;
-
-	if (c->closing)
-		return;
-	if (nread > 0)
-		c->rate_bytes += (uint64_t)nread;
-	if (nread > 0 && c->tls != NULL) {
-		tls_input(c, buf->base, (size_t)nread);
-		free(c->tlsbuf);
-		c->tlsbuf = NULL;
-	} else if (nread > 0) {
-		px_session_rdone(c->s, (size_t)nread);
-	} else if (nread == UV_ENOBUFS) {
-		uv_read_stop(st);
-		c->reading = false;
-	} else if (nread < 0) {
-		/* client gone at any state: no final dot was sent for an unfinished message */
-		px_session_client_gone(c->s);
-		conn_close(c);
-		return;
-	}
-	if (!c->closing)
-		conn_update(c);
-}
-
 /*
  * rate_update - the proxy_min_data_rate window: it runs only in DATA while we read the client and
  * wait for nobody else (backpressure or a backend reply restarts it), and its end arms the timer.
@@ -968,20 +743,29 @@ rate_update(struct conn *c, enum px_phase ph, uint64_t now)
 	const struct moat_conf *conf = px_session_conf(c->s);
 	uint64_t end;
 
-	if (ph != PX_PHASE_DATA || conf->proxy_min_data_rate == 0 || !c->reading ||
+	if (ph != PX_PHASE_DATA || conf->proxy_min_data_rate == 0 || !c->client.reading ||
 	    px_session_backend_waiting(c->s)) {
 		c->rate_start = 0;
 		return;
 	}
 	if (c->rate_start == 0) {
 		c->rate_start = now;
-		c->rate_bytes = 0;
+		c->rate_base = c->client.bytes_in;
 	}
 	end = c->rate_start + conf->proxy_min_data_rate_window;
 	if (end <= now)
 		end = now + 1;
 	if (end - now < uv_timer_get_due_in(&c->timer))
 		uv_timer_start(&c->timer, on_timer, end - now, 0);
+}
+
+/* handshake_left - what is left of tls_handshake_timeout for a handshake that began at START. */
+static uint64_t
+handshake_left(const struct moat_conf *conf, uint64_t now, uint64_t start)
+{
+	return now - start >= conf->tls_handshake_timeout
+	    ? 1
+	    : conf->tls_handshake_timeout - (now - start);
 }
 
 /* conn_update - after every event: flush replies, set timers, apply backpressure. */
@@ -991,11 +775,10 @@ conn_update(struct conn *c)
 	const struct moat_conf *conf;
 	enum px_phase ph;
 	uint64_t now, left, t;
-	size_t avail;
 	bool want;
 
-	if (c->tls != NULL && !c->closing)
-		tls_deliver(c); /* plaintext the session had no room for */
+	if (!c->closing)
+		px_stream_tls_pump(&c->client); /* plaintext the session had no room for */
 	conn_flush(c);
 	if (c->closing)
 		return;
@@ -1005,11 +788,9 @@ conn_update(struct conn *c)
 	left = now - c->start >= conf->proxy_session_lifetime
 	    ? 1
 	    : conf->proxy_session_lifetime - (now - c->start);
-	if (c->tls != NULL && moat_tls_conn_state(c->tls) == MOAT_TLS_HANDSHAKE)
+	if (px_stream_tls_handshaking(&c->client))
 		/* from the start of the handshake, not reset by each byte (slowloris) */
-		t = now - c->tls_start >= conf->tls_handshake_timeout
-		    ? 1
-		    : conf->tls_handshake_timeout - (now - c->tls_start);
+		t = handshake_left(conf, now, c->client.tls_start);
 	else if (c->rl_pending || px_session_backend_waiting(c->s))
 		t = left; /* the backend timer, or the Redis store's own timeout, bounds it */
 	else if (ph == PX_PHASE_GREET)
@@ -1017,30 +798,23 @@ conn_update(struct conn *c)
 	else
 		t = ph == PX_PHASE_DATA ? conf->proxy_timeout_data : conf->proxy_timeout_command;
 	uv_timer_start(&c->timer, on_timer, t < left ? t : left, 0);
-	if (c->b != NULL && c->b->tls != NULL &&
-	    moat_tls_conn_state(c->b->tls) == MOAT_TLS_HANDSHAKE)
+	if (c->b != NULL && px_stream_tls_handshaking(&c->b->st))
 		/* the backend's handshake, from its start, within tls_handshake_timeout */
-		uv_timer_start(&c->btimer, on_btimer,
-		    now - c->b->tls_start >= conf->tls_handshake_timeout
-			? 1
-			: conf->tls_handshake_timeout - (now - c->b->tls_start),
+		uv_timer_start(&c->btimer, on_btimer, handshake_left(conf, now, c->b->st.tls_start),
 		    0);
 	else if (px_session_backend_waiting(c->s))
 		uv_timer_start(&c->btimer, on_btimer, conf->proxy_timeout_backend, 0);
 	else
 		uv_timer_stop(&c->btimer);
-	avail = px_session_rroom(c->s);
 	/* nothing is read while a connect or TLS limit is awaited (implicit TLS has no engine yet) */
-	want = (avail > 0 || (c->tls != NULL && !c->tls_reported)) && !c->rl_hold_input &&
-	    c->client.write_queue_size < OUT_MAX &&
-	    (c->b == NULL || c->b->h.stream.write_queue_size < BACKEND_HIGH);
-	if (want && !c->reading) {
-		if (uv_read_start((uv_stream_t *)&c->client, on_read_alloc, on_read) == 0)
-			c->reading = true;
+	want = (px_session_rroom(c->s) > 0 || (c->client.tls != NULL && !c->client.tls_reported)) &&
+	    !c->rl_hold_input && px_stream_queued(&c->client) < OUT_MAX &&
+	    (c->b == NULL || px_stream_queued(&c->b->st) < BACKEND_HIGH);
+	if (want && !c->client.reading) {
+		(void)px_stream_read_start(&c->client);
 		c->rate_start = 0; /* a window never spans a pause of ours */
-	} else if (!want && c->reading) {
-		uv_read_stop((uv_stream_t *)&c->client);
-		c->reading = false;
+	} else if (!want) {
+		px_stream_read_stop(&c->client);
 	}
 	rate_update(c, ph, now);
 }
@@ -1082,7 +856,7 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 		static const char oom[] = "421 4.3.0 Out of memory\r\n";
 		uv_buf_t b = uv_buf_init((char *)oom, sizeof(oom) - 1);
 
-		(void)uv_try_write((uv_stream_t *)&c->client, &b, 1);
+		(void)uv_try_write(&c->client.h.stream, &b, 1);
 		conn_close(c);
 		return;
 	}
@@ -1090,9 +864,9 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 	    pport, listener);
 	/* implicit-TLS listeners greet after the handshake; plaintext ones offer STARTTLS */
 	if (c->tls_implicit) {
-		px_session_tls_implicit(c->s); /* the TLS handshake limit, then tls_begin */
-		if (nearly > 0 && c->tls != NULL && !c->closing) {
-			tls_input(c, early, nearly);
+		px_session_tls_implicit(c->s); /* the TLS handshake limit, then TLS starts */
+		if (nearly > 0 && c->client.tls != NULL && !c->closing) {
+			px_stream_feed(&c->client, early, nearly);
 		} else if (nearly > 0 && c->rl_pending && (c->early = malloc(nearly)) != NULL) {
 			memcpy(c->early, early, nearly); /* for the handshake, once allowed */
 			c->nearly = nearly;
@@ -1102,16 +876,9 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
 		pthread_mutex_unlock(&w->tls_lock);
 		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
-		if (nearly > 0 && !c->closing) {
+		if (nearly > 0 && !c->closing)
 			/* sent before our greeting: with a greet pause this is an early talker */
-			size_t avail;
-			char *p = px_session_rbuf(c->s, &avail);
-
-			if (p != NULL && avail >= nearly) {
-				memcpy(p, early, nearly);
-				px_session_rdone(c->s, nearly);
-			}
-		}
+			px_stream_feed(&c->client, early, nearly);
 	}
 	if (!c->closing)
 		conn_update(c);
@@ -1119,14 +886,13 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 
 /* ---- PROXY protocol from a listed load balancer, before any session exists ---- */
 
-static void
-on_pin_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+static char *
+pin_rbuf(void *arg, size_t *avail)
 {
-	struct conn *c = h->data;
+	struct conn *c = arg;
 
-	(void)hint;
-	*buf =
-	    uv_buf_init(c->pin->buf + c->pin->len, (unsigned)(sizeof(c->pin->buf) - c->pin->len));
+	*avail = sizeof(c->pin->buf) - c->pin->len;
+	return c->pin->buf + c->pin->len;
 }
 
 /* pin_done - the header is complete: the session starts with the client it names. */
@@ -1138,7 +904,8 @@ pin_done(struct conn *c, const struct px_pin *h)
 	unsigned port = pin->pport;
 
 	c->pin = NULL;
-	uv_read_stop((uv_stream_t *)&c->client);
+	px_stream_read_stop(&c->client);
+	px_stream_set_cb(&c->client, &client_cb, c);
 	uv_timer_stop(&c->timer);
 	snprintf(addr, sizeof(addr), "%s", pin->paddr);
 	if (!h->local) {
@@ -1156,23 +923,15 @@ pin_done(struct conn *c, const struct px_pin *h)
 }
 
 static void
-on_pin_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+pin_rdone(void *arg, size_t n)
 {
-	struct conn *c = st->data;
+	struct conn *c = arg;
 	struct px_pin h;
 	const char *why;
 
-	(void)buf;
 	if (c->closing || c->pin == NULL)
 		return;
-	if (nread < 0) {
-		moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=%s len=%zu",
-		    c->pin->paddr, c->pin->pport, nread == UV_EOF ? "eof" : uv_err_name((int)nread),
-		    c->pin->len);
-		conn_close(c);
-		return;
-	}
-	c->pin->len += (size_t)nread;
+	c->pin->len += n;
 	switch (px_pin_parse(c->pin->buf, c->pin->len, &h, &why)) {
 	case PX_PIN_DONE:
 		pin_done(c, &h);
@@ -1187,6 +946,24 @@ on_pin_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		break;
 	}
 }
+
+static void
+pin_error(void *arg, const char *why)
+{
+	struct conn *c = arg;
+
+	moat_log(LOG_NOTICE, NULL, "proxy-header", "from=%s port=%u error=%s len=%zu",
+	    c->pin->paddr, c->pin->pport, why, c->pin->len);
+	conn_close(c);
+}
+
+/* the client leg while a PROXY header is read: the header's buffer, nothing else */
+static const struct px_stream_cb pin_cb = {
+	.rbuf = pin_rbuf,
+	.rdone = pin_rdone,
+	.error = pin_error,
+	.closed = client_closed,
+};
 
 /* pin_expected - is the peer a load balancer listed in proxy_inbound_proxy_networks? */
 static bool
@@ -1215,34 +992,34 @@ on_connection(uv_stream_t *server, int status)
 	if (status < 0 || (c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->w = w;
-	uv_tcp_init(&w->loop, &c->client);
-	c->client.data = c;
-	c->open = 1;
-	atomic_fetch_add(&w->sessions, 1);
-	if (uv_accept(server, (uv_stream_t *)&c->client) != 0 ||
-	    uv_tcp_getpeername(&c->client, (struct sockaddr *)&peer, &plen) != 0 ||
-	    uv_tcp_getsockname(&c->client, (struct sockaddr *)&local, &llen) != 0) {
-		c->closing = true;
-		c->work_pending = false;
-		uv_close((uv_handle_t *)&c->client, on_close);
-		return;
-	}
-	uv_tcp_nodelay(&c->client, 1);
-	addr_string(&peer, paddr, sizeof(paddr), &pport);
-	addr_string(&local, c->laddr, sizeof(c->laddr), &c->lport);
-	snprintf(listener, sizeof(listener), "%s:%u", c->laddr, c->lport);
+	px_stream_init_tcp(&c->client, &w->loop, &client_cb, c);
 	uv_timer_init(&w->loop, &c->timer);
 	uv_timer_init(&w->loop, &c->btimer);
 	c->timer.data = c->btimer.data = c;
 	c->open = 3;
+	atomic_fetch_add(&w->sessions, 1);
+	if (uv_accept(server, &c->client.h.stream) != 0 ||
+	    uv_tcp_getpeername(&c->client.h.tcp, (struct sockaddr *)&peer, &plen) != 0 ||
+	    uv_tcp_getsockname(&c->client.h.tcp, (struct sockaddr *)&local, &llen) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->client.h.tcp, 1);
+	addr_string(&peer, paddr, sizeof(paddr), &pport);
+	addr_string(&local, c->laddr, sizeof(c->laddr), &c->lport);
+	snprintf(listener, sizeof(listener), "%s:%u", c->laddr, c->lport);
 	c->start = uv_now(&w->loop);
 	for (size_t i = 0; i < w->nlisteners; i++)
 		if (server == (uv_stream_t *)&w->listeners[i])
 			c->tls_implicit = w->listen_tls[i];
 	if (pin_expected(w, paddr, &timeout)) {
 		/* the header comes first, before TLS and before our greeting, within the timeout */
-		if ((c->pin = calloc(1, sizeof(*c->pin))) == NULL ||
-		    uv_read_start((uv_stream_t *)&c->client, on_pin_alloc, on_pin_read) != 0) {
+		if ((c->pin = calloc(1, sizeof(*c->pin))) == NULL) {
+			conn_close(c);
+			return;
+		}
+		px_stream_set_cb(&c->client, &pin_cb, c);
+		if (px_stream_read_start(&c->client) != 0) {
 			conn_close(c);
 			return;
 		}
@@ -1266,7 +1043,7 @@ px_listen_bind(const char *hostport, bool first, char *err, size_t errlen)
 	int fd, one = 1;
 
 	memset(&ss, 0, sizeof(ss));
-	if (backend_addr(hostport, &ss, path, sizeof(path)) != 0) {
+	if (px_stream_addr(hostport, &ss, path, sizeof(path)) != 0) {
 		snprintf(err, errlen, "%s: not a numeric host:port", hostport);
 		return -1;
 	}
