@@ -22,19 +22,6 @@
 #include "policy.h"
 #include "sim_session.h"
 
-/* real_ends - how many <CR><LF>.<CR><LF> the client's bytes hold (overlapping ones too: an upper
- * bound on the messages they can carry). */
-static size_t
-real_ends(const uint8_t *p, size_t n)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i + 5 <= n; i++)
-		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
-			k++;
-	return k;
-}
-
 static struct moat_policy *pols[8];
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -65,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	sim_session_client(&sm, (const char *)data + 1, size - 1, chunk);
 	sim_session_end(&sm);
-	if (sm.messages > real_ends(data + 1, size - 1))
+	if (sm.messages > sim_session_real_ends((const char *)data + 1, size - 1))
 		abort(); /* a message made of a fake end of data: smuggling */
 	return 0;
 }

@@ -47,6 +47,29 @@ op_backend_open(void *io)
 	return 0;
 }
 
+/* sim_owe - the backend owes reply R (len bytes): queued, or with a hostile backend the next
+ * piece of its script instead. 1 when that piece is a failure of the leg (nothing queued). */
+static int
+sim_owe(struct sim_session *sm, const char *r, size_t len)
+{
+	if (sm->hostile != NULL && sm->hlen > 0) {
+		const char *end = memchr(sm->hostile, SIM_HOSTILE_SEP, sm->hlen);
+		size_t k = end != NULL ? (size_t)(end - sm->hostile) : sm->hlen;
+		bool drop = k > 0 && sm->hostile[0] == SIM_HOSTILE_DROP;
+
+		if (!drop)
+			sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, sm->hostile, k);
+		if (end != NULL)
+			k++;
+		sm->hostile += k;
+		sm->hlen -= k;
+		return drop;
+	}
+	if (r != NULL)
+		sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, r, len);
+	return 0;
+}
+
 /* sim_backend_line - a backend line is complete: answer it as an MTA would (one recipient class
  * is unknown) */
 static void
@@ -61,7 +84,7 @@ sim_backend_line(struct sim_session *sm)
 	else
 		r = sim_mta_answer(&sm->mta, sm->bline, sm->blen);
 	if (r != NULL)
-		sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, r, strlen(r));
+		sm->drop |= sim_owe(sm, r, strlen(r));
 }
 
 static void
@@ -99,6 +122,7 @@ op_backend_close(void *io, bool graceful)
 	(void)graceful;
 	sm->bopen = false;
 	sm->bconnect_pending = false;
+	sm->drop = false;
 	sm->rlen = 0;
 }
 
@@ -121,6 +145,24 @@ static const struct px_ops sim_ops = {
 };
 
 void
+sim_session_hostile(struct sim_session *sm, const char *p, size_t n)
+{
+	sm->hostile = p;
+	sm->hlen = n;
+}
+
+size_t
+sim_session_real_ends(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
+			k++;
+	return k;
+}
+
+void
 sim_session_settle(struct sim_session *sm)
 {
 	for (int round = 0; round < 64; round++) {
@@ -128,11 +170,13 @@ sim_session_settle(struct sim_session *sm)
 			sm->work_pending = false;
 			px_session_work_run(sm->s);
 			px_session_work_done(sm->s);
+		} else if (sm->drop && sm->bopen) {
+			sm->drop = false;
+			px_session_backend_error(sm->s, "eof");
 		} else if (sm->bconnect_pending) {
 			sm->bconnect_pending = false;
 			px_session_backend_connected(sm->s);
-			sim_append(sm->replies, sizeof(sm->replies), &sm->rlen, SIM_MTA_GREETING,
-			    strlen(SIM_MTA_GREETING));
+			sm->drop |= sim_owe(sm, SIM_MTA_GREETING, strlen(SIM_MTA_GREETING));
 		} else if (sm->rlen > 0 && sm->bopen) {
 			char r[8192];
 			size_t n = sm->rlen;

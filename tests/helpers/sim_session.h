@@ -4,6 +4,10 @@
  * the simulated MTA (sim_mta.c; a recipient starting with "r" is unknown there, 550), whose work
  * items run at once, and which abort() when the backend stream is not canonical: a write to a
  * closed leg, a NUL, a bare CR or LF. What the client is told is kept (its first 8 KB).
+ *
+ * A hostile backend (sim_session_hostile): its greeting and each reply are the next piece of a
+ * script instead of what the simulated MTA would say; a piece that starts with 0xfe is the leg
+ * failing (px_session_backend_error) instead. Once the script is spent, the MTA answers again.
  */
 #ifndef SIM_SESSION_H
 #define SIM_SESSION_H
@@ -18,6 +22,7 @@
 struct sim_session {
 	struct px_session *s;
 	bool closed, bopen, bconnect_pending, work_pending;
+	bool drop; /* the hostile backend fails the leg next */
 	struct sim_mta mta;
 	char bline[8192]; /* current line the backend is receiving */
 	size_t blen;
@@ -27,7 +32,12 @@ struct sim_session {
 	size_t messages; /* final dots the backend received inside DATA */
 	char client[8192]; /* what the client was told */
 	size_t clen;
+	const char *hostile; /* the hostile backend's script left (borrowed), or NULL */
+	size_t hlen;
 };
+
+#define SIM_HOSTILE_SEP '\xff' /* ends one piece of a hostile backend's script */
+#define SIM_HOSTILE_DROP '\xfe' /* a piece starting with it: the backend leg fails there */
 
 /* sim_session_policy - a policy with these overrides, logging to stderr; abort() on a bad one. */
 struct moat_policy *sim_session_policy(const struct moat_conf_override *ov, size_t n);
@@ -37,6 +47,16 @@ struct moat_policy *sim_session_policy(const struct moat_conf_override *ov, size
  * its backend events settled. -1 when px_session_new fails.
  */
 int sim_session_start(struct sim_session *sm, struct moat_policy *pol);
+
+/*
+ * sim_session_hostile - from now on the backend is the script p[0..n) (borrowed: it must outlive
+ * the session), pieces separated by SIM_HOSTILE_SEP.
+ */
+void sim_session_hostile(struct sim_session *sm, const char *p, size_t n);
+
+/* sim_session_real_ends - how many <CR><LF>.<CR><LF> p[0..n) holds (overlapping ones too): an
+ * upper bound on the messages the client's bytes can carry to the backend. */
+size_t sim_session_real_ends(const char *p, size_t n);
 
 /* sim_session_settle - deliver owed backend events and finished work until nothing moves. */
 void sim_session_settle(struct sim_session *sm);
