@@ -29,7 +29,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct sim_session sm;
 	size_t chunk;
 	unsigned opt;
 
@@ -48,11 +47,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		};
 		pols[opt] = sim_session_policy(ov, sizeof(ov) / sizeof(ov[0]));
 	}
-	if (sim_session_start(&sm, pols[opt]) < 0)
-		return 0;
-	sim_session_client(&sm, (const char *)data + 1, size - 1, chunk);
-	sim_session_end(&sm);
-	if (sm.messages > sim_session_real_ends((const char *)data + 1, size - 1))
-		abort(); /* a message made of a fake end of data: smuggling */
+	sim_session_client_run(pols[opt], (const char *)data + 1, size - 1, chunk);
 	return 0;
 }

@@ -151,17 +151,6 @@ sim_session_hostile(struct sim_session *sm, const char *p, size_t n)
 	sm->hlen = n;
 }
 
-size_t
-sim_session_real_ends(const char *p, size_t n)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i + 5 <= n; i++)
-		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
-			k++;
-	return k;
-}
-
 void
 sim_session_settle(struct sim_session *sm)
 {
@@ -259,4 +248,29 @@ sim_session_end(struct sim_session *sm)
 		px_session_client_gone(sm->s);
 	sim_session_settle(sm);
 	px_session_free(sm->s);
+}
+
+/* real_ends - how many <CR><LF>.<CR><LF> p[0..n) holds, overlapping ones too. */
+static size_t
+real_ends(const char *p, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i + 5 <= n; i++)
+		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
+			k++;
+	return k;
+}
+
+void
+sim_session_client_run(struct moat_policy *pol, const char *p, size_t n, size_t chunk)
+{
+	static struct sim_session sm;
+
+	if (sim_session_start(&sm, pol) < 0)
+		return;
+	sim_session_client(&sm, p, n, chunk);
+	sim_session_end(&sm);
+	if (sm.messages > real_ends(p, n))
+		abort(); /* a message made of a fake end of data: smuggling */
 }

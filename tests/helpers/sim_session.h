@@ -54,9 +54,13 @@ int sim_session_start(struct sim_session *sm, struct moat_policy *pol);
  */
 void sim_session_hostile(struct sim_session *sm, const char *p, size_t n);
 
-/* sim_session_real_ends - how many <CR><LF>.<CR><LF> p[0..n) holds (overlapping ones too): an
- * upper bound on the messages the client's bytes can carry to the backend. */
-size_t sim_session_real_ends(const char *p, size_t n);
+/*
+ * sim_session_client_run - a whole session on pol for the client bytes p[0..n), sent in reads of
+ * at most chunk bytes; abort() when the backend received more messages than those bytes hold
+ * real ends of data (<CR><LF>.<CR><LF>, overlapping ones counted): a message made of a fake end
+ * of data is smuggling. Nothing when px_session_new fails.
+ */
+void sim_session_client_run(struct moat_policy *pol, const char *p, size_t n, size_t chunk);
 
 /* sim_session_settle - deliver owed backend events and finished work until nothing moves. */
 void sim_session_settle(struct sim_session *sm);
