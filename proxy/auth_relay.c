@@ -1,0 +1,169 @@
+/*
+ * auth_relay.c - AUTH on submission listeners (RFC 4954), relayed to the backend: the exchange is
+ * parsed by smtp_auth.c, each line goes to the backend, its 334 challenges and its final word come
+ * back verbatim; credentials are wiped once relayed and never logged.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "data_reader.h"
+#include "hdr_edit.h"
+#include "hdr_reader.h"
+#include "hold.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "received.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "session_int.h"
+#include "smtp_session.h"
+#include "trust.h"
+#include "upstream.h"
+
+static const char reply_auth_twice[] = "503 5.5.1 Already authenticated\r\n";
+static const char reply_auth_mech[] = "504 5.5.4 Unrecognized authentication type\r\n";
+static const char reply_auth_syntax[] = "501 5.5.2 Cannot decode response\r\n";
+static const char reply_auth_long[] = "500 5.5.6 Authentication exchange line is too long\r\n";
+static const char reply_auth_unavailable[] = "454 4.7.0 Temporary authentication failure\r\n";
+static const char reply_auth_ok[] = "235 2.7.0 Authentication successful\r\n";
+
+/* px__auth_end - the exchange is over (either way): wipe what it held. */
+void
+px__auth_end(struct px_session *s)
+{
+	px_auth_free(s->auth);
+	s->auth = NULL;
+}
+
+/* px__auth_send - the pending line of the exchange to the backend, then wipe our copy. */
+void
+px__auth_send(struct px_session *s)
+{
+	size_t n;
+	const char *l;
+
+	if (!s->backend_auth) {
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "auth",
+		    "result=unavailable backend_offers_auth=no");
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		px__auth_end(s);
+		SAY(s, reply_auth_unavailable);
+		return;
+	}
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		px__auth_end(s);
+		SAY(s, reply_oom);
+		px__session_close(s);
+		return;
+	}
+	px_reply_init(s->reply);
+	l = px_auth_line(s->auth, &n);
+	s->op = OP_AUTH;
+	s->wait = W_BACKEND;
+	px__backend_send(s, l, n);
+	px_auth_sent(s->auth);
+}
+
+/* auth_succeeded - the backend said 235: trusted from now, the login counted by the per-user
+ * rate limits and known to the trust rules. */
+static void
+auth_succeeded(struct px_session *s)
+{
+	s->authenticated = true;
+	moat_session_auth(s->ms, px_auth_login(s->auth));
+	/* the login name is not logged (AUTH data never is, STYLE.md 5) */
+	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s",
+	    px_auth_mech(s->auth));
+	px__auth_end(s);
+	SAY(s, reply_auth_ok);
+}
+
+/* px__auth_backend_reply - the backend's answer to a line of the exchange. */
+void
+px__auth_backend_reply(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code == 334) {
+		px__say(s, r->buf, r->len); /* the challenge, verbatim; the client answers */
+		s->state = S_AUTH;
+		return;
+	}
+	s->state = S_CMD;
+	if (r->code != 235) {
+		px__say(s, r->buf, r->len); /* 535, 501, 454...: the backend's word */
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth",
+		    "result=fail mech=%s backend_code=%u", px_auth_mech(s->auth), r->code);
+		px__auth_end(s);
+		px__count_error(s, false);
+		return;
+	}
+	auth_succeeded(s);
+}
+
+int
+px__check_auth(struct px_session *s, const char *arg)
+{
+	static const char *const replies[] = {
+		[PX_AUTH_BAD_MECH] = reply_auth_mech,
+		[PX_AUTH_SYNTAX] = reply_auth_syntax,
+		[PX_AUTH_TOOLONG] = reply_auth_long,
+		[PX_AUTH_NOMEM] = reply_oom,
+	};
+	enum px_auth_rc rc;
+
+	if (!s->submission) {
+		SAY(s, reply_unknown); /* not advertised: not a command here */
+		return -1;
+	}
+	if (!s->tls_active) {
+		SAY(s, reply_tls_required); /* RFC 4954 4: credentials only inside TLS */
+		return -1;
+	}
+	if (s->authenticated) {
+		SAY(s, reply_auth_twice);
+		return -1;
+	}
+	if (s->in_txn || s->op != OP_NONE) {
+		SAY(s, reply_tls_in_txn);
+		return -1;
+	}
+	if ((rc = px_auth_start(arg, &s->auth)) != PX_AUTH_SEND) {
+		px__say(s, replies[rc], strlen(replies[rc]));
+		return -1;
+	}
+	return 0;
+}
+
+void
+px__proceed_auth(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	px__backend_request(s, OP_AUTH);
+}
+
+/* px__auth_client_line - the client's answer to a 334 (credentials: wiped once relayed). */
+void
+px__auth_client_line(struct px_session *s, char *line, size_t len)
+{
+	enum px_auth_rc rc = px_auth_response(s->auth, line, len);
+
+	OPENSSL_cleanse(line, len);
+	if (rc != PX_AUTH_SEND) {
+		/* too long: cancel at the backend, whose 501 ends the exchange there */
+		s->state = S_CMD;
+		px__auth_end(s);
+		SAY(s, reply_auth_long);
+		px__backend_abort(s);
+		return;
+	}
+	px__auth_send(s);
+}

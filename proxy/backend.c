@@ -1,0 +1,582 @@
+/*
+ * backend.c - the session's backend leg: connect, greeting, EHLO, STARTTLS and its handshake,
+ * XCLIENT or a PROXY header, then one command at a time with the reply handed to what asked for
+ * it; a lost leg is answered according to what was pending. Replies are parsed strictly
+ * (upstream.c): the backend is not trusted more than the client.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "data_reader.h"
+#include "hdr_edit.h"
+#include "hdr_reader.h"
+#include "hold.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "received.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "session_int.h"
+#include "smtp_session.h"
+#include "trust.h"
+#include "upstream.h"
+
+static const char reply_backend_down[] = "451 4.4.1 Backend not available, try again later\r\n";
+static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\r\n";
+/* tls_backend = required and the backend does not offer or refuses STARTTLS (RFC 3463 X.7.4) */
+static const char reply_backend_tls_missing[] =
+    "451 4.7.4 TLS to the backend not available, try again later\r\n";
+/* the handshake with the backend failed: certificate, protocol, or bytes injected after its 220 */
+static const char reply_backend_tls_failed[] =
+    "451 4.7.5 TLS to the backend failed, try again later\r\n";
+
+/* px__backend_abort - drop the backend leg now; a message without its final dot is not delivered. */
+void
+px__backend_abort(struct px_session *s)
+{
+	if (s->bstate != B_NONE) {
+		s->ops->backend_close(s->io, false);
+		s->bstate = B_NONE;
+	}
+}
+
+void
+px__backend_send(struct px_session *s, const char *p, size_t n)
+{
+	s->ops->backend_write(s->io, p, n);
+}
+
+/* reply_alloc - a fresh reply buffer for the next backend reply; -1 (421 said, closing) on OOM. */
+static int
+reply_alloc(struct px_session *s)
+{
+	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+		SAY(s, reply_oom);
+		px__session_close(s);
+		return -1;
+	}
+	px_reply_init(s->reply);
+	return 0;
+}
+
+/* px__backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); await op's reply. */
+void
+px__backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
+    const char *params)
+{
+	char buf[4096];
+	int n;
+
+	if (path == NULL)
+		n = snprintf(buf, sizeof(buf), "%s\r\n", verb);
+	else
+		n = snprintf(buf, sizeof(buf), "%s<%s>%s%s\r\n", verb, path,
+		    params && *params ? " " : "", params ? params : "");
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		SAY(s, reply_syntax);
+		return;
+	}
+	if (reply_alloc(s) < 0)
+		return;
+	s->op = op;
+	s->wait = W_BACKEND;
+	px__backend_send(s, buf, (size_t)n);
+}
+
+/* send_mail - MAIL FROM to a ready backend. */
+static void
+send_mail(struct px_session *s)
+{
+	px__backend_command(s, OP_MAIL, "MAIL FROM:", s->path, s->params);
+}
+
+/* backend_ready - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
+static void
+backend_ready(struct px_session *s)
+{
+	if (s->op == OP_AUTH)
+		px__auth_send(s);
+	else
+		send_mail(s);
+}
+
+/*
+ * px__backend_start - connect. op OP_MAIL or OP_AUTH: it needs the backend and goes out once it is
+ * ready; OP_NONE: proxy_backend_connect = accept, nobody waits (a failure only means MAIL tries again).
+ */
+void
+px__backend_start(struct px_session *s, enum px_op op)
+{
+	if (reply_alloc(s) < 0)
+		return;
+	s->bstate = B_CONNECTING;
+	s->backend_utf8 = false;
+	s->op = op;
+	s->wait = op == OP_NONE ? W_NONE : W_BACKEND;
+	if (s->ops->backend_open(s->io) < 0) {
+		s->bstate = B_NONE;
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		if (op == OP_NONE)
+			return;
+		px__txn_reset(s);
+		px__auth_end(s);
+		SAY(s, reply_backend_down);
+	}
+}
+
+/* px__backend_in_setup - connecting, or greeting/EHLO/XCLIENT under way. */
+bool
+px__backend_in_setup(const struct px_session *s)
+{
+	return s->bstate != B_NONE && s->bstate != B_PARKED && s->bstate != B_READY;
+}
+
+void
+px_session_backend_connected(struct px_session *s)
+{
+	char buf[128];
+	size_t n;
+
+	if (s->bstate != B_CONNECTING)
+		return;
+	if (s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
+	    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
+		n = px_proxy_format(buf, sizeof(buf),
+		    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2, s->client_addr,
+		    s->client_port, s->local_addr, s->local_port);
+		if (n == 0) {
+			px_session_backend_error(s, "proxy header");
+			return;
+		}
+		px__backend_send(s, buf, n);
+	}
+	s->bstate = B_GREET;
+}
+
+/*
+ * backend_setup_failed - the backend could not be made ready: the pending MAIL gets 451; a waiting
+ * EHLO is answered without the backend's extensions; with nobody waiting, MAIL will try again.
+ */
+static void
+backend_setup_failed(struct px_session *s, const char *why, const char *reply, size_t len)
+{
+	enum px_op op = s->op;
+
+	moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "state=setup error=%s", why);
+	px__backend_abort(s);
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	if (op == OP_EHLO)
+		px__ehlo_reply(s);
+	if (op == OP_NONE || op == OP_EHLO)
+		return;
+	px__txn_reset(s);
+	px__auth_end(s);
+	px__say(s, reply, len);
+}
+
+#define SETUP_FAIL(s, why, reply) backend_setup_failed((s), (why), (reply), sizeof(reply) - 1)
+
+/* backend_ehlo - (again) introduce ourselves to the backend. */
+static void
+backend_ehlo(struct px_session *s, enum px_bstate next)
+{
+	char buf[320];
+	int n = snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
+
+	s->bstate = next;
+	if (n > 0 && (size_t)n < sizeof(buf))
+		px__backend_send(s, buf, (size_t)n);
+}
+
+/*
+ * backend_parked - an early connection (proxy_backend_connect = accept) got through EHLO with no
+ * MAIL waiting: keep it for the first MAIL, and answer a client EHLO that waited for its extensions.
+ */
+static void
+backend_parked(struct px_session *s)
+{
+	s->bstate = s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
+	if (s->op == OP_EHLO) {
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		px__ehlo_reply(s);
+	}
+}
+
+/* backend_xclient - pass the real client on (Postfix XCLIENT_README), or the leg is ready. */
+static void
+backend_xclient(struct px_session *s)
+{
+	char buf[2048];
+	size_t n;
+
+	if (s->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
+		s->bstate = B_READY;
+		backend_ready(s);
+		return;
+	}
+	if (!s->backend_xclient) {
+		SETUP_FAIL(s, "no-xclient", reply_backend_down);
+		return;
+	}
+	n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
+	    s->client_name[0] ? s->client_name : NULL, s->helo, s->esmtp);
+	if (n == 0) {
+		SETUP_FAIL(s, "xclient-format", reply_backend_down);
+		return;
+	}
+	s->bstate = B_XCLIENT;
+	px__backend_send(s, buf, n);
+}
+
+/*
+ * backend_proceed - EHLO (and TLS) done: towards a waiting MAIL, or park an early connection
+ * (proxy_backend_connect = accept) until the first MAIL, XCLIENT still to be sent then.
+ */
+static void
+backend_proceed(struct px_session *s)
+{
+	if (s->op == OP_MAIL || s->op == OP_AUTH)
+		backend_xclient(s);
+	else
+		backend_parked(
+		    s); /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
+}
+
+/*
+ * backend_after_ehlo - the backend's EHLO reply (250) is in. STARTTLS comes first,
+ * so XCLIENT (the client's address and HELO) crosses only inside TLS and only to a verified
+ * backend; Postfix 3.7 accepts XCLIENT after STARTTLS and keeps the TLS session across it.
+ */
+static void
+backend_after_ehlo(struct px_session *s)
+{
+	s->backend_xclient = px_reply_has_ext(s->reply, "XCLIENT");
+	s->backend_utf8 = px_reply_has_ext(s->reply, "SMTPUTF8");
+	s->backend_auth = px_reply_has_ext(s->reply, "AUTH");
+	if (s->bstate == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
+		if (px_reply_has_ext(s->reply, "STARTTLS")) {
+			s->bstate = B_STARTTLS;
+			px__backend_send(s, "STARTTLS\r\n", 10);
+			return;
+		}
+		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(s, "tls-not-offered", reply_backend_tls_missing);
+			return;
+		}
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
+		    "tls=none reason=not-offered");
+	}
+	backend_proceed(s);
+}
+
+/* backend_starttls_reply - the backend answered STARTTLS. */
+static void
+backend_starttls_reply(struct px_session *s)
+{
+	if (s->reply->code != 220) {
+		/* refused (e.g. 454): only tls_backend = starttls goes on in plaintext, and says so */
+		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(s, "tls-refused", reply_backend_tls_missing);
+			return;
+		}
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
+		    "tls=none reason=refused code=%u", s->reply->code);
+		backend_proceed(s);
+		return;
+	}
+	s->bstate = B_HANDSHAKE;
+	if (s->ops->backend_starttls == NULL || s->ops->backend_starttls(s->io) < 0)
+		SETUP_FAIL(s, "tls-start", reply_backend_tls_failed);
+}
+
+/* backend_setup - advance the backend's setup on each reply (see enum px_bstate). */
+static void
+backend_setup(struct px_session *s)
+{
+	const struct px_reply *r = s->reply;
+	char buf[320];
+	int n;
+
+	switch (s->bstate) {
+	case B_GREET:
+		if (r->code != 220)
+			goto refused;
+		backend_ehlo(s, B_EHLO);
+		break;
+	case B_EHLO:
+	case B_EHLO_TLS:
+		if (r->code != 250)
+			goto refused;
+		backend_after_ehlo(s);
+		break;
+	case B_STARTTLS:
+		backend_starttls_reply(s);
+		break;
+	case B_XCLIENT:
+		if (r->code != 220)
+			goto refused;
+		s->bstate = B_EHLO2;
+		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
+		    s->helo[0] ? s->helo : s->conf->authserv_id);
+		if (n > 0 && (size_t)n < sizeof(buf))
+			px__backend_send(s, buf, (size_t)n);
+		break;
+	case B_EHLO2:
+		if (r->code != 250)
+			goto refused;
+		s->backend_utf8 = px_reply_has_ext(r, "SMTPUTF8");
+		s->backend_auth = px_reply_has_ext(r, "AUTH");
+		s->bstate = B_READY;
+		backend_ready(s);
+		break;
+	default:
+		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
+		break;
+	}
+	if (s->bstate != B_NONE)
+		px_reply_init(s->reply);
+	return;
+refused:
+	SETUP_FAIL(s, "refused", reply_backend_down);
+}
+
+/* TLS */
+void
+px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info)
+{
+	if (s->bstate != B_HANDSHAKE)
+		return;
+	s->backend_tls = true;
+	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u",
+	    info->protocol, info->cipher, info->bits);
+	/* RFC 3207 4.2: everything learnt before TLS is forgotten; ask again */
+	backend_ehlo(s, B_EHLO_TLS);
+	px_reply_init(s->reply);
+}
+
+/* backend_reply - a complete reply for the pending operation. */
+static void
+backend_reply(struct px_session *s)
+{
+	const struct px_reply *r = s->reply;
+	enum px_op op = s->op;
+	char sum[1024];
+
+	if (s->bstate != B_READY) {
+		backend_setup(s);
+		return;
+	}
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	switch (op) {
+	case OP_MAIL:
+		px__say(s, r->buf, r->len); /* the backend's verdict, verbatim */
+		if (r->code / 100 == 2)
+			s->in_txn = true;
+		else
+			moat_session_abort(s->ms);
+		break;
+	case OP_RCPT:
+		px__say(s, r->buf, r->len);
+		if (r->code / 100 == 2)
+			s->nrcpt++;
+		break;
+	case OP_DATA:
+		if (r->code != 354) {
+			px__say(s, r->buf, r->len);
+			break;
+		}
+		if (!px__data_open(s))
+			return;
+		px__data_received(s);
+		break;
+	case OP_HDATA:
+		if (r->code != 354) {
+			px__say(s, r->buf, r->len); /* the backend's verdict on the held message */
+			s->holding = false; /* its DATA state is unknown: drop the leg */
+			px__msg_drop(s);
+			break;
+		}
+		px_reply_init(s->reply);
+		px__send_begin(s);
+		return;
+	case OP_SEND:
+		/* a reply before the dot (e.g. 421): the backend gave up on the message */
+		px__backend_abort(s);
+		px__txn_reset(s);
+		px__data_free(s);
+		SAY(s, reply_backend_lost);
+		return;
+	case OP_RSET_QUIET:
+		if (r->code != 250)
+			px__backend_abort(s);
+		break;
+	case OP_DOT:
+		px__say(s, r->buf, r->len); /* queue id and all: only now may the client hear 250 */
+		moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
+		moat_log(LOG_INFO, moat_session_id(s->ms),
+		    r->code / 100 == 2 ? "relayed" : "backend-refused",
+		    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
+		    s->tls.active ? s->tls.protocol : "-", s->backend_tls ? "yes" : "no");
+		s->in_txn = false;
+		s->nrcpt = 0;
+		s->messages++;
+		break;
+	case OP_RSET:
+		SAY(s, reply_ok);
+		break;
+	case OP_AUTH:
+		px__auth_backend_reply(s, r);
+		break;
+	case OP_NONE:
+	case OP_EHLO:
+		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
+		px__backend_abort(s);
+		return;
+	}
+	px_reply_init(s->reply);
+}
+
+void
+px_session_backend_input(struct px_session *s, const char *p, size_t n)
+{
+	while (n > 0 && s->bstate != B_NONE) {
+		size_t used = 0;
+		enum px_reply_status st;
+
+		if (s->reply == NULL) {
+			px__backend_abort(s); /* nothing was asked: unsolicited bytes */
+			break;
+		}
+		st = px_reply_feed(s->reply, p, n, &used);
+
+		if (st == PX_REPLY_BAD) {
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
+			    "error=malformed-reply");
+			if (s->bstate != B_READY) {
+				SETUP_FAIL(s, "malformed", reply_backend_bad);
+			} else {
+				px_session_backend_error(s, "malformed");
+			}
+			break;
+		}
+		if (st == PX_REPLY_NEED)
+			break;
+		if (s->op == OP_NONE && s->bstate == B_READY) {
+			px__backend_abort(s); /* unsolicited */
+			break;
+		}
+		if (s->bstate == B_STARTTLS && s->reply->code == 220 && used < n) {
+			/* bytes after the 220 would be taken as replies from inside TLS
+			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
+			    "error=starttls-injection bytes=%zu", n - used);
+			SETUP_FAIL(s, "starttls-injection", reply_backend_tls_failed);
+			break;
+		}
+		backend_reply(s);
+		p += used;
+		n -= used;
+	}
+	/* between commands the leg holds no reply buffer (4 KB) */
+	if (s->op == OP_NONE && (s->bstate == B_READY || s->bstate == B_PARKED) &&
+	    s->reply != NULL) {
+		free(s->reply);
+		s->reply = NULL;
+	}
+	px__session_pump(s);
+}
+
+void
+px_session_backend_error(struct px_session *s, const char *why)
+{
+	enum px_op op = s->op;
+	bool bad = strcmp(why, "malformed") == 0;
+
+	if (s->bstate == B_NONE)
+		return;
+	if (s->wait == W_WORK) {
+		px__backend_abort(s); /* work_done finds the leg gone and answers 451 */
+		return;
+	}
+	if (s->bstate == B_HANDSHAKE) {
+		SETUP_FAIL(s, why, reply_backend_tls_failed); /* never a plaintext retry */
+		px__session_pump(s);
+		return;
+	}
+	if (s->bstate != B_READY) {
+		SETUP_FAIL(s, why, reply_backend_down);
+		px__session_pump(s);
+		return;
+	}
+	px__backend_abort(s);
+	if (s->state == S_DATA) {
+		/* mid-DATA: read on to the end of data, then 451 (never 250) */
+		if (s->dv.action == MOAT_CONTINUE)
+			moat_verdict_set(&s->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
+			    "backend_lost", "Backend connection lost, try again later");
+		s->data_abort = true;
+		return;
+	}
+	if (s->in_txn || op != OP_NONE)
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
+		    (int)op);
+	/*
+	 * Lost between commands of a transaction, or at a RCPT: the client still has its MAIL
+	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (px__rcpt_send, px__proceed_data) until
+	 * it ends the transaction, never a 503 that would turn the loss into a bounce.
+	 */
+	if (op == OP_NONE)
+		return;
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	if (op != OP_RCPT)
+		px__txn_reset(s);
+	px__data_free(s); /* a held message that was going out */
+	if (op == OP_AUTH || s->state == S_AUTH) {
+		s->state = S_CMD;
+		px__auth_end(s);
+	}
+	if (op == OP_RSET)
+		SAY(s, reply_ok);
+	else if (op == OP_RSET_QUIET)
+		; /* the client has its reply; the next MAIL reconnects */
+	else if (bad)
+		SAY(s, reply_backend_bad);
+	else
+		SAY(s, reply_backend_lost);
+	px__session_pump(s);
+}
+
+/* px__backend_request - OP (MAIL, or AUTH's first line) to the backend, connecting it first if need be. */
+void
+px__backend_request(struct px_session *s, enum px_op op)
+{
+	if (s->bstate == B_READY) {
+		s->op = op;
+		backend_ready(s);
+	} else if (s->bstate == B_PARKED) {
+		if (reply_alloc(s) < 0)
+			return;
+		s->op = op;
+		s->wait = W_BACKEND;
+		backend_xclient(s);
+	} else if (px__backend_in_setup(s)) {
+		s->op = op; /* the early connection's setup sends it once ready */
+		s->wait = W_BACKEND;
+	} else {
+		px__backend_start(s, op);
+	}
+}

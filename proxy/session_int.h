@@ -1,0 +1,246 @@
+/*
+ * session_int.h - what the parts of the proxy's client-side session share (proxy/smtp_session.c:
+ * the core and its driver entry points; backend.c: the backend leg; txn.c: DATA and the held
+ * message; smtp_cmds.c: the command table and its checks; auth_relay.c: AUTH relayed to the
+ * backend). Nothing outside those files includes it: the driver sees smtp_session.h only.
+ */
+#ifndef PX_SESSION_INT_H
+#define PX_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "data_reader.h"
+#include "hdr_edit.h"
+#include "hdr_reader.h"
+#include "hold.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+#include "upstream.h"
+
+#define INBUF_WINDOW 4096 /* room past one maximal line, for pipelined commands and DATA */
+/* The input buffer and the command copy exist only while there is something to read or run: an
+ * idle session holds neither (allocated in px_session_rbuf, released at the end of a pump). */
+#define HELO_MAX 255
+#define BODY_STAGE ((size_t)64 * 1024) /* body bytes staged for one body event */
+/* Holding mode: content goes to the pool in chunks of CHUNK_HIGH; one feed of the DATA reader
+ * adds at most twice its input (bare LF normalised to CRLF), so CHUNK_CAP always has room. A held
+ * message goes out in pieces of CHUNK_HIGH, the next one once the backend queue is under SEND_HIGH. */
+#define CHUNK_HIGH ((size_t)64 * 1024)
+#define CHUNK_CAP (2 * CHUNK_HIGH + 64)
+#define SEND_HIGH ((size_t)128 * 1024)
+
+enum px_state {
+	S_GREET = 0,
+	S_CMD,
+	S_AUTH,
+	S_DATA,
+	S_CLOSED
+};
+/* W_DRAIN: a held message waits for the backend's write queue to drain */
+enum px_wait {
+	W_NONE = 0,
+	W_WORK,
+	W_BACKEND,
+	W_DRAIN,
+	W_RATELIMIT
+};
+/* what waits for a rate-limit answer */
+/* What runs once an event of the core has its verdict (at once, or after the driver's store). */
+enum px_rlnext {
+	RL_GREET = 0,
+	RL_TLS_IMPLICIT,
+	RL_STARTTLS,
+	RL_MAIL,
+	RL_RCPT,
+	RL_EOM
+};
+/* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
+ * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
+ * OP_EHLO: the client's EHLO reply waits for the backend's extensions (proxy_backend_connect = accept);
+ * OP_AUTH: a line of a relayed AUTH exchange (smtp_auth.c) */
+enum px_op {
+	OP_NONE = 0,
+	OP_MAIL,
+	OP_RCPT,
+	OP_DATA,
+	OP_DOT,
+	OP_RSET,
+	OP_HDATA,
+	OP_SEND,
+	OP_RSET_QUIET,
+	OP_EHLO,
+	OP_AUTH
+};
+/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
+ * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
+ * client's HELO) still to be sent at the first MAIL or AUTH. A relayed AUTH (smtp_auth.c) needs
+ * no step of its own: the backend ran it, so its session already has the login; an XCLIENT LOGIN
+ * after it would be refused by Postfix, which checks smtpd_authorized_xclient_hosts against the
+ * client address the first XCLIENT set. */
+enum px_bstate {
+	B_NONE = 0,
+	B_CONNECTING,
+	B_GREET,
+	B_EHLO,
+	B_STARTTLS,
+	B_HANDSHAKE,
+	B_EHLO_TLS,
+	B_XCLIENT,
+	B_EHLO2,
+	B_PARKED,
+	B_READY
+};
+enum px_work {
+	WK_NONE = 0,
+	WK_MAIL,
+	WK_EOM,
+	WK_CHUNK,
+	WK_READ,
+	WK_CORE /* a check's work item (moat_session_work), then the resume */
+};
+enum px_skip {
+	SK_NONE = 0,
+	SK_LONG,
+	SK_BARE,
+	SK_NUL
+};
+
+struct px_session {
+	const struct px_ops *ops;
+	void *io;
+	struct moat_session *ms;
+	const struct moat_conf *conf; /* borrowed from ms */
+	char client_addr[64];
+	unsigned client_port;
+	char client_name[256];
+	char local_addr[64];
+	unsigned local_port;
+
+	enum px_state state;
+	enum px_wait wait;
+	enum px_op op; /* backend operation awaiting its reply */
+	enum px_bstate bstate;
+	enum px_work work;
+	enum px_skip skip; /* discarding a bad command line up to its LF */
+	bool gone; /* client gone: answer nothing, finish quietly */
+	bool tls_offer; /* STARTTLS may be offered */
+	bool tls_active; /* the client leg is TLS */
+	bool backend_tls; /* the backend leg is TLS */
+	bool backend_xclient; /* the backend's last EHLO reply offered XCLIENT */
+	struct moat_tls_info tls; /* the client leg's facts (active false: none) */
+	bool quit;
+	enum px_rlnext rl_next; /* what waits for the core's pending event */
+	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
+	bool greet_now; /* greet once the connection limits allow it */
+	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
+	bool submission, authenticated, backend_auth;
+	struct px_auth *auth;
+
+	char helo[HELO_MAX + 1];
+	bool helo_seen, esmtp;
+	bool backend_utf8; /* the backend's last EHLO reply offered SMTPUTF8 */
+	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
+	bool in_txn; /* MAIL accepted by us and by the backend */
+	unsigned nrcpt; /* RCPTs the backend accepted */
+	unsigned messages;
+
+	char *line; /* copy of the command being run (NUL-terminated) */
+	size_t line_cap;
+	char path[PX_PATH_MAX + 1];
+	const char *params; /* into line */
+
+	char *in; /* input buffer */
+	size_t in_cap, in_len, in_pos;
+
+	struct moat_verdict v; /* result of the last policy event */
+	struct px_reply *reply; /* backend reply being read; allocated with the backend */
+
+	/* DATA */
+	struct px_data *data;
+	struct moat_verdict dv; /* first non-continue verdict inside DATA */
+	bool data_abort; /* backend leg of this message abandoned */
+	bool in_headers;
+	struct moat_hdr_reader *hr; /* the header section of the message in DATA */
+	char *body; /* staged body for moat_session_body */
+	size_t body_len;
+
+	/* holding mode */
+	bool holding; /* this message is held until the verdict */
+	struct px_hold *hold;
+	int hold_err; /* px_hold_append's error (pool), logged on the loop */
+	char *chunk; /* content for the pool; then a piece being sent */
+	size_t chunk_len;
+	ssize_t read_len; /* px_hold_read's answer (pool) */
+	uint64_t send_off; /* bytes of the held message sent */
+	struct px_edit *edit;
+	char *sbuf; /* edited, stuffed bytes of one piece: one backend write */
+	size_t slen, scap;
+	bool sfull; /* sbuf was too small (a bug): the message is not sent */
+};
+
+/* replies more than one part of the session gives */
+static const char reply_unknown[] = "502 5.5.2 Command not recognized\r\n";
+static const char reply_syntax[] = "501 5.5.4 Syntax error in parameters or arguments\r\n";
+static const char reply_ok[] = "250 2.0.0 Ok\r\n";
+static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try again later\r\n";
+static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
+static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
+static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
+
+/* smtp_session.c */
+void px__say(struct px_session *s, const char *p, size_t n);
+void px__say_verdict(struct px_session *s, const struct moat_verdict *v);
+void px__session_close(struct px_session *s);
+void px__txn_reset(struct px_session *s);
+bool px__count_error(struct px_session *s, bool junk);
+bool px__count_junk(struct px_session *s);
+void px__session_pump(struct px_session *s);
+void px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v,
+    enum px_rlnext next);
+/* backend.c */
+void px__backend_abort(struct px_session *s);
+void px__backend_send(struct px_session *s, const char *p, size_t n);
+void px__backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
+    const char *params);
+void px__backend_start(struct px_session *s, enum px_op op);
+bool px__backend_in_setup(const struct px_session *s);
+void px__backend_request(struct px_session *s, enum px_op op);
+/* txn.c */
+void px__data_settle(struct px_session *s);
+void px__chunk_run(struct px_session *s);
+size_t px__data_feed_max(const struct px_session *s, size_t n);
+void px__data_received(struct px_session *s);
+int px__data_begin(struct px_session *s);
+void px__data_free(struct px_session *s);
+bool px__data_open(struct px_session *s);
+void px__data_end(struct px_session *s);
+void px__eom_run(struct px_session *s);
+void px__msg_drop(struct px_session *s);
+void px__send_fail(struct px_session *s, const char *why);
+void px__send_piece(struct px_session *s, ssize_t n);
+void px__send_next(struct px_session *s);
+void px__send_begin(struct px_session *s);
+void px__eom_done(struct px_session *s);
+/* smtp_cmds.c */
+void px__ehlo_reply(struct px_session *s);
+void px__mail_done(struct px_session *s);
+void px__rcpt_send(struct px_session *s);
+void px__proceed_data(struct px_session *s, const char *arg);
+void px__starttls_begin(struct px_session *s);
+void px__session_command(struct px_session *s, const char *line, size_t len);
+/* auth_relay.c */
+void px__auth_end(struct px_session *s);
+void px__auth_send(struct px_session *s);
+void px__auth_backend_reply(struct px_session *s, const struct px_reply *r);
+int px__check_auth(struct px_session *s, const char *arg);
+void px__proceed_auth(struct px_session *s, const char *arg);
+void px__auth_client_line(struct px_session *s, char *line, size_t len);
+
+/* SAY - queue a constant reply for the client */
+#define SAY(s, r) px__say((s), (r), sizeof(r) - 1)
+
+#endif /* PX_SESSION_INT_H */

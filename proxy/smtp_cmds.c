@@ -1,0 +1,538 @@
+/*
+ * smtp_cmds.c - the session's command table: each command's check (validates and replies itself
+ * on refusal) and its proceed (acts: a core event, a backend command, a state change).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "data_reader.h"
+#include "hdr_edit.h"
+#include "hdr_reader.h"
+#include "hold.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "received.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "session_int.h"
+#include "smtp_session.h"
+#include "trust.h"
+#include "upstream.h"
+
+static const char reply_need_helo[] = "503 5.5.1 Send EHLO or HELO first\r\n";
+static const char reply_nested_mail[] = "503 5.5.1 Nested MAIL command\r\n";
+static const char reply_need_mail[] = "503 5.5.1 Need MAIL command\r\n";
+static const char reply_no_rcpt[] = "554 5.5.1 No valid recipients\r\n";
+static const char reply_path_syntax[] = "501 5.1.3 Bad address syntax\r\n";
+static const char reply_path_long[] = "501 5.5.4 Path too long\r\n";
+static const char reply_param[] = "555 5.5.4 Unsupported or malformed parameter\r\n";
+static const char reply_too_big[] = "552 5.3.4 Message size exceeds fixed limit\r\n";
+static const char reply_vrfy[] = "252 2.1.5 Cannot VRFY user, but will accept message\r\n";
+static const char reply_help[] = "214 2.0.0 See RFC 5321\r\n";
+static const char reply_bye[] = "221 2.0.0 Bye\r\n";
+static const char reply_starttls[] = "220 2.0.0 Ready to start TLS\r\n";
+static const char reply_tls_active[] = "503 5.5.1 TLS already active\r\n";
+static const char reply_tls_pipelined[] = "554 5.5.0 Pipelining after STARTTLS; closing\r\n";
+static const char reply_auth_required[] = "530 5.7.0 Authentication required\r\n";
+
+struct px_cmd {
+	const char *name;
+	unsigned flags;
+	/* check - validate; replies itself and returns -1 on refusal */
+	int (*check)(struct px_session *s, const char *arg);
+	/* proceed - act (may start a backend operation or a policy work item) */
+	void (*proceed)(struct px_session *s, const char *arg);
+};
+
+#define CF_NEED_HELO 0x1 /* only after EHLO/HELO */
+#define CF_NEED_TLS 0x2 /* 530 5.7.0 before STARTTLS when proxy_require_tls */
+#define CF_JUNK 0x4 /* moves no mail: counts towards limit_junk_commands */
+
+static int
+check_none(struct px_session *s, const char *arg)
+{
+	(void)s;
+	(void)arg;
+	return 0;
+}
+
+static int
+check_helo(struct px_session *s, const char *arg)
+{
+	size_t n = strlen(arg);
+
+	if (n == 0 || n > HELO_MAX || strchr(arg, ' ') != NULL) {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)arg[i] < 0x21 || (unsigned char)arg[i] == 0x7f) {
+			SAY(s, reply_syntax);
+			return -1;
+		}
+	return 0;
+}
+
+/* px__ehlo_reply - the reply to EHLO/HELO; SMTPUTF8 only if the backend now connected offers it. */
+void
+px__ehlo_reply(struct px_session *s)
+{
+	char buf[512];
+	int n;
+
+	s->utf8_offered =
+	    s->esmtp && s->backend_utf8 && (s->bstate == B_READY || s->bstate == B_PARKED);
+	if (!s->esmtp)
+		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
+	else
+		n = snprintf(buf, sizeof(buf),
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s"
+		    "250 ENHANCEDSTATUSCODES\r\n",
+		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
+		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "",
+		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "",
+		    /* RFC 4954 4: AUTH only inside TLS, and not again once authenticated */
+		    s->submission && s->tls_active && !s->authenticated ? PX_AUTH_EHLO : "");
+	if (n > 0 && (size_t)n < sizeof(buf))
+		px__say(s, buf, (size_t)n);
+}
+
+static void
+helo_common(struct px_session *s, const char *arg, bool esmtp)
+{
+	struct moat_verdict v;
+
+	if (s->in_txn || s->op != OP_NONE) {
+		px__backend_abort(s); /* RFC 5321 4.1.4: EHLO resets the transaction */
+		px__txn_reset(s);
+	}
+	moat_session_helo(s->ms, arg, esmtp, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
+		px__say_verdict(s, &v);
+		if (v.close)
+			px__session_close(s);
+		return;
+	}
+	/*
+	 * A new name on a leg that already passed the old one by XCLIENT: park it, so the next
+	 * MAIL sends XCLIENT (and EHLO) again and the backend records the name the client gave now.
+	 */
+	if (s->bstate == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
+	    (strcmp(s->helo, arg) != 0 || s->esmtp != esmtp))
+		s->bstate = B_PARKED;
+	snprintf(s->helo, sizeof(s->helo), "%s", arg);
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	if (esmtp && s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT) {
+		/* the extensions we offer depend on the backend's: wait for its EHLO reply */
+		if (s->bstate == B_NONE)
+			px__backend_start(s, OP_NONE);
+		if (px__backend_in_setup(s)) {
+			s->op = OP_EHLO;
+			s->wait = W_BACKEND;
+			return;
+		}
+	}
+	px__ehlo_reply(s);
+}
+
+static void
+proceed_ehlo(struct px_session *s, const char *arg)
+{
+	helo_common(s, arg, true);
+}
+
+static void
+proceed_helo(struct px_session *s, const char *arg)
+{
+	helo_common(s, arg, false);
+}
+
+/* mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8 (RFC 1870, 6152, 6531). */
+static int
+mail_params(struct px_session *s, const char *params)
+{
+	const char *p = params;
+
+	while (*p != '\0') {
+		const char *end = strchr(p, ' ');
+		size_t tl = end ? (size_t)(end - p) : strlen(p);
+
+		if (tl > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
+			uint64_t v;
+
+			if (moat_size_value(p + 5, tl - 5, &v) < 0)
+				return -1;
+			if (v > s->conf->limit_message_size)
+				return -2;
+		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
+			if (!s->utf8_offered)
+				return -1; /* RFC 6531 3.4: only when advertised; relayed as given */
+		} else if (!(tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) &&
+		    !(tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
+			return -1;
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	return 0;
+}
+
+/* parse_path - "FROM:<path> params" or "TO:<path> params" into s->path and s->params; replies
+ * itself and returns -1 when malformed. */
+static int
+parse_path(struct px_session *s, const char *arg, const char *prefix, bool mail, unsigned *np)
+{
+	switch (px_parse_path(arg, prefix, mail, s->path, sizeof(s->path), &s->params, np)) {
+	case PX_PATH_OK:
+		return 0;
+	case PX_PATH_TOOLONG:
+		SAY(s, reply_path_long);
+		return -1;
+	case PX_PATH_PARAM:
+		SAY(s, reply_param);
+		return -1;
+	default:
+		SAY(s, reply_path_syntax);
+		return -1;
+	}
+}
+
+static int
+check_mail(struct px_session *s, const char *arg)
+{
+	unsigned np;
+	int rc;
+
+	if (s->in_txn) {
+		SAY(s, reply_nested_mail);
+		return -1;
+	}
+	if (s->submission && !s->authenticated) {
+		SAY(s, reply_auth_required); /* RFC 4954 6 */
+		return -1;
+	}
+	if (parse_path(s, arg, "FROM:", true, &np) < 0)
+		return -1;
+	if ((rc = mail_params(s, s->params)) == -2) {
+		SAY(s, reply_too_big);
+		return -1;
+	} else if (rc < 0) {
+		SAY(s, reply_param);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_mail(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	s->work = WK_MAIL;
+	s->wait = W_WORK;
+	s->ops->work(s->io);
+}
+
+/* px__mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
+void
+px__mail_done(struct px_session *s)
+{
+	if (s->v.action != MOAT_CONTINUE && s->v.action != MOAT_ACCEPT) {
+		px__say_verdict(s, &s->v);
+		moat_session_abort(s->ms);
+		if (s->v.close)
+			px__session_close(s);
+		return;
+	}
+	px__backend_request(s, OP_MAIL);
+}
+
+static int
+check_rcpt(struct px_session *s, const char *arg)
+{
+	unsigned np;
+
+	if (!s->in_txn) {
+		SAY(s, reply_need_mail);
+		return -1;
+	}
+	if (parse_path(s, arg, "TO:", false, &np) < 0)
+		return -1;
+	if (np > 0) { /* DSN is not advertised: no RCPT parameters */
+		SAY(s, reply_param);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_rcpt(struct px_session *s, const char *arg)
+{
+	struct moat_verdict v;
+	enum moat_event_rc rc;
+
+	(void)arg;
+	if (s->bstate != B_READY) {
+		SAY(s,
+		    reply_backend_lost); /* the leg is gone: nothing to check, nothing to charge */
+		return;
+	}
+	rc = moat_session_rcpt(s->ms, s->path, NULL, &v);
+	px__core_event(s, rc, &v, RL_RCPT);
+}
+
+/* px__rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
+ * px_session_backend_error). */
+void
+px__rcpt_send(struct px_session *s)
+{
+	if (s->bstate != B_READY) {
+		SAY(s, reply_backend_lost);
+		return;
+	}
+	px__backend_command(s, OP_RCPT, "RCPT TO:", s->path, NULL);
+}
+
+static int
+check_data(struct px_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	if (!s->in_txn) {
+		SAY(s, reply_need_mail);
+		return -1;
+	}
+	if (s->nrcpt == 0) {
+		SAY(s, reply_no_rcpt);
+		return -1;
+	}
+	return 0;
+}
+
+void
+px__proceed_data(struct px_session *s, const char *arg)
+{
+	struct moat_verdict v;
+
+	(void)arg;
+	moat_session_data(s->ms, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
+		px__say_verdict(s, &v);
+		px__backend_abort(s);
+		px__txn_reset(s);
+		if (v.close)
+			px__session_close(s);
+		return;
+	}
+	if (s->bstate != B_READY) {
+		px__txn_reset(s);
+		SAY(s, reply_backend_lost);
+		return;
+	}
+	/* holding mode: the backend hears DATA only after the verdict, with the edited message */
+	s->holding = moat_session_edits_need_body(s->ms);
+	if (px__data_begin(s) < 0) {
+		SAY(s, reply_oom);
+		px__session_close(s);
+		return;
+	}
+	if (s->holding)
+		px__data_open(s);
+	else
+		px__backend_command(s, OP_DATA, "DATA", NULL, NULL);
+}
+
+static int
+check_noarg(struct px_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_rset(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	if (s->in_txn && s->bstate == B_READY) {
+		px__txn_reset(s);
+		px__backend_command(s, OP_RSET, "RSET", NULL, NULL);
+		return;
+	}
+	px__txn_reset(s);
+	SAY(s, reply_ok);
+}
+
+static void
+proceed_noop(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_ok);
+}
+
+static void
+proceed_vrfy(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_vrfy);
+}
+
+static void
+proceed_help(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_help);
+}
+
+static void
+proceed_quit(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	SAY(s, reply_bye);
+	if (s->in_txn) {
+		px__backend_abort(s);
+		px__txn_reset(s);
+	}
+	px__session_close(s);
+}
+
+/* STARTTLS, RFC 3207; the injection defence of CVE-2011-0411 and "NO STARTTLS". */
+static int
+check_starttls(struct px_session *s, const char *arg)
+{
+	if (!s->tls_offer || s->ops->client_starttls == NULL) {
+		SAY(s, reply_unknown); /* not advertised: not a command here */
+		return -1;
+	}
+	if (s->tls_active) {
+		SAY(s, reply_tls_active); /* RFC 3207 4.2: no STARTTLS inside TLS */
+		return -1;
+	}
+	if (arg[0] != '\0') {
+		SAY(s, reply_syntax);
+		return -1;
+	}
+	if (s->in_txn || s->op != OP_NONE) {
+		SAY(s, reply_tls_in_txn);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+proceed_starttls(struct px_session *s, const char *arg)
+{
+	size_t pipelined = s->in_len - s->in_pos;
+
+	(void)arg;
+	if (pipelined > 0) {
+		/* plaintext sent after STARTTLS must never run inside TLS (RFC 3207 4.2, CVE-2011-0411) */
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "starttls", "pipelined=%zu action=%s",
+		    pipelined,
+		    s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE ? "close" : "discard");
+		s->in_pos = s->in_len;
+		if (s->conf->tls_starttls_pipelined == MOAT_TLS_PIPE_CLOSE) {
+			SAY(s, reply_tls_pipelined);
+			px__session_close(s);
+			return;
+		}
+	}
+	{
+		struct moat_verdict v;
+		enum moat_event_rc rc = moat_session_tls_start(s->ms, &v);
+
+		px__core_event(s, rc, &v, RL_STARTTLS);
+	}
+}
+
+/* px__starttls_begin - STARTTLS passed the TLS handshake limit: 220, then TLS. */
+void
+px__starttls_begin(struct px_session *s)
+{
+	SAY(s, reply_starttls);
+	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is required */
+	px__txn_reset(s);
+	s->helo_seen = false;
+	s->esmtp = false;
+	s->utf8_offered = false;
+	s->helo[0] = '\0';
+	if (s->ops->client_starttls(s->io) < 0)
+		px__session_close(s);
+}
+
+static const struct px_cmd cmd_table[] = {
+	{ "AUTH", CF_NEED_HELO, px__check_auth, px__proceed_auth },
+	{ "STARTTLS", CF_NEED_HELO, check_starttls, proceed_starttls },
+	{ "EHLO", 0, check_helo, proceed_ehlo },
+	{ "HELO", 0, check_helo, proceed_helo },
+	{ "MAIL", CF_NEED_HELO | CF_NEED_TLS, check_mail, proceed_mail },
+	{ "RCPT", CF_NEED_HELO | CF_NEED_TLS, check_rcpt, proceed_rcpt },
+	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, px__proceed_data },
+	{ "RSET", CF_JUNK, check_noarg, proceed_rset },
+	{ "NOOP", CF_JUNK, check_none, proceed_noop },
+	{ "QUIT", 0, check_none, proceed_quit },
+	{ "VRFY", CF_JUNK, check_none, proceed_vrfy },
+	{ "HELP", CF_JUNK, check_none, proceed_help },
+};
+
+/* px__session_command - one complete command line (without CRLF). */
+void
+px__session_command(struct px_session *s, const char *line, size_t len)
+{
+	const struct px_cmd *c = NULL;
+	char verb[9];
+	const char *arg;
+
+	if (len + 1 > s->line_cap)
+		return; /* cannot happen: lines are bounded by the same limit */
+	if (s->line == NULL && (s->line = malloc(s->line_cap)) == NULL) {
+		SAY(s, reply_oom);
+		px__session_close(s);
+		return;
+	}
+	memcpy(s->line, line, len);
+	s->line[len] = '\0';
+	if (px_verb(s->line, len, verb, &arg)) {
+		for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+			if (strcmp(cmd_table[i].name, verb) == 0) {
+				c = &cmd_table[i];
+				break;
+			}
+	}
+	if (c == NULL) {
+		SAY(s, reply_unknown);
+		px__count_error(s, true);
+		return;
+	}
+	if ((c->flags & CF_JUNK) && px__count_junk(s))
+		return;
+	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !s->tls_active) {
+		SAY(s, reply_tls_required);
+		px__count_error(s, false);
+		return;
+	}
+	if ((c->flags & CF_NEED_HELO) && !s->helo_seen) {
+		SAY(s, reply_need_helo);
+		px__count_error(s, false);
+		return;
+	}
+	if (c->check(s, arg) < 0) {
+		px__count_error(s, false);
+		return;
+	}
+	c->proceed(s, arg);
+}

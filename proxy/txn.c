@@ -1,0 +1,552 @@
+/*
+ * txn.c - one message of the session: DATA read from the client, the core's header, body and
+ * end-of-message events, and the two modes: streaming (the message goes to the backend as it
+ * arrives, only the final dot waits for the verdict) and holding (the message is kept in hold.c,
+ * its events run on the pool, and after an accept DATA and the edited message go to the backend).
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+#include "data_reader.h"
+#include "hdr_edit.h"
+#include "hdr_reader.h"
+#include "hold.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "received.h"
+#include "smtp_auth.h"
+#include "smtp_parse.h"
+#include "session_int.h"
+#include "smtp_session.h"
+#include "trust.h"
+#include "upstream.h"
+
+static const char reply_bare_data[] = "550 5.5.2 Bare <CR> or <LF> in message; message dropped\r\n";
+static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dropped\r\n";
+static const char reply_354[] = "354 3.0.0 End data with <CR><LF>.<CR><LF>\r\n";
+static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining after DATA\r\n";
+static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
+
+/* data_fail - remember the first verdict that stops the message (also on the pool). */
+static void
+data_fail(struct px_session *s, const struct moat_verdict *v)
+{
+	if (s->dv.action == MOAT_CONTINUE)
+		s->dv = *v;
+}
+
+/* px__data_settle - on the loop, after content was read or a chunk ran: a message that failed stops
+ * going to the backend (streaming: the leg is dropped without its dot). */
+void
+px__data_settle(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	if (s->hold_err != 0) {
+		moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=\"%s\" spool_dir=%s",
+		    strerror(-s->hold_err), s->conf->proxy_spool_dir);
+		if (s->hold_err == -EFBIG)
+			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+			    "Message size exceeds fixed maximum message size");
+		else
+			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_failed",
+			    "Local error in processing, try again later");
+		data_fail(s, &v);
+		s->hold_err = 0;
+	}
+	if (s->holding && s->bstate != B_READY && s->dv.action == MOAT_CONTINUE) {
+		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
+		    "Backend connection lost, try again later");
+		data_fail(s, &v);
+	}
+	if ((s->dv.action != MOAT_CONTINUE || s->data->err != PX_DATA_OK) && !s->data_abort) {
+		s->data_abort = true;
+		if (!s->holding)
+			px__backend_abort(s);
+	}
+}
+
+/* data_wire - canonical bytes for the backend (streaming mode). */
+static void
+data_wire(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (!s->holding && !s->data_abort && s->bstate == B_READY)
+		px__backend_send(s, p, n);
+}
+
+static void
+body_flush(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	if (s->body_len == 0)
+		return;
+	moat_session_body(s->ms, s->body, s->body_len, &v);
+	s->body_len = 0;
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+static void
+body_add(struct px_session *s, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = BODY_STAGE - s->body_len < n ? BODY_STAGE - s->body_len : n;
+
+		memcpy(s->body + s->body_len, p, k);
+		s->body_len += k;
+		p += k;
+		n -= k;
+		if (s->body_len == BODY_STAGE)
+			body_flush(s);
+	}
+}
+
+/* field_flush - hand a header field to the core. */
+static void
+field_flush(struct px_session *s, const char *field, size_t len)
+{
+	struct moat_verdict v;
+
+	moat_session_header(s->ms, field, len, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+static void
+headers_end(struct px_session *s)
+{
+	struct moat_verdict v;
+
+	s->in_headers = false;
+	moat_session_eoh(s->ms, &v);
+	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
+		data_fail(s, &v);
+}
+
+/* header_event - what the header reader found: a field, the end of the section, or a section it
+ * refuses (the message is then refused, never relayed unchecked). */
+static void
+header_event(struct px_session *s, const struct moat_hdr_event *ev)
+{
+	struct moat_verdict v;
+
+	switch (ev->kind) {
+	case MOAT_HDR_FIELD:
+		field_flush(s, ev->field, ev->len);
+		break;
+	case MOAT_HDR_END:
+		headers_end(s);
+		break;
+	case MOAT_HDR_ERROR:
+		moat_hdr_verdict(moat_session_conf(s->ms), ev->status, &v);
+		data_fail(s, &v);
+		break;
+	default:
+		break;
+	}
+}
+
+/* content_events - unstuffed message bytes as header, end-of-header and body events. On the loop
+ * in streaming mode (the events only count), on the pool in holding mode (DKIM hashes them). */
+static void
+content_events(struct px_session *s, const char *p, size_t n)
+{
+	while (s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE) {
+		struct moat_hdr_event ev;
+		size_t used = moat_hdr_feed(s->hr, p, n, &ev);
+
+		p += used;
+		n -= used;
+		header_event(s, &ev);
+	}
+	if (!s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE)
+		body_add(s, p, n);
+}
+
+/* content_end - the end of data for the events: the last field, end of header, the last body. */
+static void
+content_end(struct px_session *s)
+{
+	while (s->in_headers && s->dv.action == MOAT_CONTINUE) {
+		struct moat_hdr_event ev;
+
+		moat_hdr_finish(s->hr, &ev);
+		header_event(s, &ev);
+	}
+	if (s->dv.action == MOAT_CONTINUE)
+		body_flush(s);
+}
+
+/* data_content - unstuffed message bytes from the reader: events now, or staged for the pool. */
+static void
+data_content(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (!s->holding) {
+		content_events(s, p, n);
+		return;
+	}
+	if (n > CHUNK_CAP - s->chunk_len) { /* cannot happen: px__session_pump feeds what fits */
+		struct moat_verdict v;
+
+		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk",
+		    "Local error in processing");
+		data_fail(s, &v);
+		return;
+	}
+	memcpy(s->chunk + s->chunk_len, p, n);
+	s->chunk_len += n;
+}
+
+/* px__chunk_run - on the pool: the events over the staged content, then keep it (holding mode). */
+void
+px__chunk_run(struct px_session *s)
+{
+	content_events(s, s->chunk, s->chunk_len);
+	if (s->dv.action == MOAT_CONTINUE && s->data->err == PX_DATA_OK)
+		s->hold_err = px_hold_append(s->hold, s->chunk, s->chunk_len);
+	s->chunk_len = 0;
+}
+
+/* px__data_feed_max - how much client input may go to the DATA reader now. */
+size_t
+px__data_feed_max(const struct px_session *s, size_t n)
+{
+	size_t room;
+
+	if (!s->holding)
+		return n;
+	room = (CHUNK_CAP - s->chunk_len - 16) / 2;
+	return n < room ? n : room;
+}
+
+/*
+ * px__data_received - our Received field, first in the data stream to the backend, above anything the
+ * core inserts (TLS facts of the client leg). It depends on the session only: streaming
+ * mode sends it at the backend's 354, holding mode before the held message (px__send_begin).
+ */
+void
+px__data_received(struct px_session *s)
+{
+	char buf[PX_RECEIVED_MAX];
+	struct px_received r = {
+		.helo = s->helo,
+		.name = s->client_name,
+		.addr = s->client_addr,
+		.by = s->conf->authserv_id,
+		.id = moat_session_id(s->ms),
+		.esmtp = s->esmtp,
+		.tls = &s->tls,
+		.client_cert_requested = s->conf->tls_request_client_cert,
+		.when = time(NULL),
+	};
+	size_t n = px_received_format(buf, sizeof(buf), &r);
+
+	if (n > 0)
+		px__backend_send(s, buf, n);
+}
+
+/* px__data_begin - the DATA command is accepted: set up the reader (and the hold). */
+int
+px__data_begin(struct px_session *s)
+{
+	if (s->data == NULL && (s->data = malloc(sizeof(*s->data))) == NULL)
+		return -1;
+	if (s->hr == NULL && (s->hr = malloc(sizeof(*s->hr))) == NULL)
+		return -1;
+	if (s->body == NULL && (s->body = malloc(BODY_STAGE)) == NULL)
+		return -1;
+	if (s->holding) {
+		if (s->chunk == NULL && (s->chunk = malloc(CHUNK_CAP)) == NULL)
+			return -1;
+		px_hold_free(s->hold);
+		s->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
+		    s->conf->proxy_spool_dir);
+		if (s->hold == NULL)
+			return -1;
+	}
+	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
+	    data_wire, s);
+	moat_verdict_continue(&s->dv);
+	s->data_abort = false;
+	s->in_headers = true;
+	moat_hdr_init(s->hr);
+	s->body_len = 0;
+	s->chunk_len = 0;
+	s->hold_err = 0;
+	return 0;
+}
+
+/* px__data_free - DATA buffers (and a held message) exist only for one message: an idle session
+ * stays small. */
+void
+px__data_free(struct px_session *s)
+{
+	free(s->data);
+	free(s->hr);
+	free(s->body);
+	free(s->chunk);
+	free(s->edit);
+	free(s->sbuf);
+	px_hold_free(s->hold);
+	s->data = NULL;
+	s->hr = NULL;
+	s->body = s->chunk = s->sbuf = NULL;
+	s->edit = NULL;
+	s->hold = NULL;
+	s->slen = s->scap = 0;
+}
+
+/* px__data_open - 354 for the client; RFC 2920 3.1: DATA ends a group, so bytes already here were
+ * sent without waiting for it. false when the session was closed for that. */
+bool
+px__data_open(struct px_session *s)
+{
+	if (s->in_pos < s->in_len) {
+		SAY(s, reply_pipe_data);
+		px__backend_abort(s);
+		px__txn_reset(s);
+		px__data_free(s);
+		px__session_close(s);
+		return false;
+	}
+	SAY(s, reply_354);
+	s->state = S_DATA;
+	return true;
+}
+
+/* px__data_end - the client's end of data: the last events and the verdict run on the pool. */
+void
+px__data_end(struct px_session *s)
+{
+	s->state = S_CMD;
+	s->work = WK_EOM;
+	s->wait = W_WORK;
+	s->ops->work(s->io);
+}
+
+/* px__eom_run - on the pool: what is left of the content, then the end-of-message verdict. */
+void
+px__eom_run(struct px_session *s)
+{
+	if (s->holding)
+		px__chunk_run(s);
+	content_end(s);
+	s->core_rc = MOAT_EVENT_DONE;
+	if (s->data->err == PX_DATA_OK && s->dv.action == MOAT_CONTINUE)
+		s->core_rc = moat_session_eom(s->ms, &s->v);
+}
+
+/* px__msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
+ * Holding: the backend never saw DATA; RSET ends its transaction and the leg stays. */
+void
+px__msg_drop(struct px_session *s)
+{
+	bool rset = s->holding && s->bstate == B_READY;
+
+	px__data_free(s);
+	px__txn_reset(s);
+	if (rset)
+		px__backend_command(s, OP_RSET_QUIET, "RSET", NULL, NULL);
+	else
+		px__backend_abort(s);
+}
+
+/* send_emit - edited, stuffed bytes collect in sbuf (sized for one piece, see px__send_begin). */
+static void
+send_emit(void *arg, const char *p, size_t n)
+{
+	struct px_session *s = arg;
+
+	if (n > s->scap - s->slen) {
+		s->sfull = true; /* cannot happen: sbuf holds the largest piece */
+		return;
+	}
+	memcpy(s->sbuf + s->slen, p, n);
+	s->slen += n;
+}
+
+/* px__send_fail - the held message cannot go out: 451 and the backend leg dropped without a dot. */
+void
+px__send_fail(struct px_session *s, const char *why)
+{
+	moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=%s", why);
+	SAY(s, reply_local);
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	px__backend_abort(s);
+	px__txn_reset(s);
+	px__data_free(s);
+}
+
+/* px__send_piece - n bytes read from the hold at send_off: edit, stuff, write. */
+void
+px__send_piece(struct px_session *s, ssize_t n)
+{
+	if (n <= 0) {
+		px__send_fail(s, n == 0 ? "hold-short" : "hold-read");
+		return;
+	}
+	px_edit_feed(s->edit, s->chunk, (size_t)n);
+	s->send_off += (uint64_t)n;
+	if (s->sfull) {
+		px__send_fail(s, "send-buffer");
+		return;
+	}
+	px__backend_send(s, s->sbuf,
+	    s->slen); /* a write error ends the leg: op is no longer OP_SEND */
+	s->slen = 0;
+}
+
+/* px__send_next - the next piece of the held message, or the final dot when all is out. */
+void
+px__send_next(struct px_session *s)
+{
+	while (s->op == OP_SEND) {
+		if (s->send_off == px_hold_size(s->hold)) {
+			if (px_edit_end(s->edit) < 0 || s->sfull) {
+				px__send_fail(s, "edit-end");
+				return;
+			}
+			if (s->slen > 0)
+				px__backend_send(s, s->sbuf,
+				    s->slen); /* the inserted fields of an empty message */
+			if (s->op != OP_SEND)
+				return;
+			px__data_free(s);
+			px__backend_command(s, OP_DOT, ".", NULL, NULL);
+			return;
+		}
+		if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH) {
+			s->wait = W_DRAIN; /* px_session_backend_drained resumes */
+			return;
+		}
+		if (px_hold_spooled(s->hold)) {
+			s->work = WK_READ; /* the file is read on the pool */
+			s->wait = W_WORK;
+			s->ops->work(s->io);
+			return;
+		}
+		px__send_piece(s, px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH));
+	}
+}
+
+/* px__send_begin - the backend said 354 to DATA for the held message: the edits, then the pieces. */
+void
+px__send_begin(struct px_session *s)
+{
+	size_t nedits, ins = 0;
+	const struct moat_hdr_edit *edits = moat_session_edits(s->ms, &nedits);
+
+	for (size_t i = 0; i < nedits; i++)
+		if (edits[i].op == MOAT_HDR_INSERT_TOP && edits[i].name != NULL &&
+		    edits[i].value != NULL)
+			ins += strlen(edits[i].name) + strlen(edits[i].value) + 4;
+	/* a piece of CHUNK_HIGH at most doubles with stuffing and may complete a field the header
+	 * reader kept from earlier pieces; the inserted fields come first */
+	s->op = OP_SEND;
+	s->wait = W_DRAIN;
+	s->send_off = 0;
+	s->slen = 0;
+	s->sfull = false;
+	s->scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
+	if ((s->edit = malloc(sizeof(*s->edit))) == NULL || (s->sbuf = malloc(s->scap)) == NULL) {
+		px__send_fail(s, "out-of-memory");
+		return;
+	}
+	if (px_edit_begin(s->edit, edits, nedits, send_emit, s) < 0) {
+		px__send_fail(s, "edits");
+		return;
+	}
+	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
+	    (unsigned long long)px_hold_size(s->hold), px_hold_spooled(s->hold) ? "yes" : "no");
+	px__data_received(s);
+	px__send_next(s);
+}
+
+void
+px_session_backend_drained(struct px_session *s)
+{
+	if (s->wait != W_DRAIN || s->op != OP_SEND)
+		return;
+	if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH)
+		return;
+	px__send_next(s);
+	px__session_pump(s);
+}
+
+/* px__eom_done - the end-of-message verdict is in. */
+void
+px__eom_done(struct px_session *s)
+{
+	const struct moat_verdict *v = &s->v;
+	size_t nedits;
+
+	px__data_settle(s);
+	if (s->data->err != PX_DATA_OK) {
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
+		    s->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
+		if (s->data->err == PX_DATA_NUL)
+			SAY(s, reply_nul_data);
+		else
+			SAY(s, reply_bare_data);
+		px__msg_drop(s);
+		return;
+	}
+	if (s->dv.action != MOAT_CONTINUE) {
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
+		    s->dv.reason ? s->dv.reason : "-", s->dv.code);
+		px__say_verdict(s, &s->dv);
+		px__msg_drop(s);
+		if (s->dv.close)
+			px__session_close(s);
+		return;
+	}
+	switch (v->action) {
+	case MOAT_CONTINUE:
+	case MOAT_ACCEPT:
+	case MOAT_QUARANTINE:
+		if (s->bstate != B_READY) {
+			SAY(s, reply_backend_lost);
+			px__data_free(s);
+			px__txn_reset(s);
+			return;
+		}
+		if (s->holding) {
+			px__backend_command(s, OP_HDATA, "DATA", NULL, NULL);
+			return;
+		}
+		px__data_free(s);
+		/* cannot happen: the core asks for holding whenever it edits (edits_need_body) */
+		(void)moat_session_edits(s->ms, &nedits);
+		if (nedits > 0)
+			moat_log(LOG_WARNING, moat_session_id(s->ms), "edits",
+			    "n=%zu dropped=streaming-mode", nedits);
+		px__backend_command(s, OP_DOT, ".", NULL, NULL);
+		return;
+	case MOAT_DISCARD:
+		SAY(s, "250 2.0.0 Ok: discarded by policy\r\n");
+		break;
+	default:
+		px__say_verdict(s, v);
+		break;
+	}
+	moat_log(LOG_NOTICE, moat_session_id(s->ms), moat_action_name(v->action), "reason=%s",
+	    v->reason ? v->reason : "-");
+	px__msg_drop(s);
+	if (v->close)
+		px__session_close(s);
+}
