@@ -4,10 +4,10 @@
 # (exact bytes, escaping of hostile envelope values), --explain, and its exit statuses.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
-pf_lock check-spf || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock check-spf || tap_skip_all "another run of this test held its ports for 600 s"
 PORT=15310
 DEAD_PORT=15311     # nothing listens here: every query times out
 CHECK=$top_builddir/tools/mxmoat-check

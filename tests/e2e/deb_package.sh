@@ -21,7 +21,7 @@ src=$(cd "$top_srcdir" && pwd)
 
 P=18500 PF_PORT=18501 M=18502
 CONF=/etc/mxmoat/mxmoat.conf
-px_lock deb-package || tap_skip_all "another run of this test held the package for 600 s"
+port_lock deb-package || tap_skip_all "another run of this test held the package for 600 s"
 dpkg-query -W -f='${Status}' mxmoat 2>/dev/null | grep -q 'install ok' &&
 	tap_bail "an mxmoat package is already installed here; this test would replace and purge it"
 

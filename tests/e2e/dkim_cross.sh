@@ -10,11 +10,11 @@
 # and served, with the DMARC and SPF records, by nsd on 127.0.0.1:15400 (tests/lib/dns.sh).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 [ -x /usr/bin/dkimsign ] || tap_skip_all "python3-dkim not installed"
-pf_lock dkim-cross || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock dkim-cross || tap_skip_all "another run of this test held its ports for 600 s"
 PORT=15400
 PY=/usr/bin/python3
 CHECK=$top_builddir/tools/mxmoat-check

@@ -19,7 +19,7 @@ CHECK=$top_builddir/tools/mxmoat-check
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 [ -x /usr/sbin/unbound ] || tap_skip_all "unbound not installed"
 command -v drill >/dev/null || tap_skip_all "drill not installed (ldnsutils)"
-px_lock dmarc-dns-errors || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock dmarc-dns-errors || tap_skip_all "another run of this test held its ports for 600 s"
 px_init || tap_bail "no temp dir"
 LAME_PID='' LAME_DIR=''
 # stop_all - both nsd instances (dns.sh keeps one in DNS_PID/DNS_DIR), unbound, the proxy.

@@ -5,11 +5,11 @@
 # after signing, and with a trust anchor that does not match.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 command -v ldns-signzone >/dev/null || tap_skip_all "ldns-signzone not installed (Debian package ldnsutils)"
-pf_lock dns-dnssec || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock dns-dnssec || tap_skip_all "another run of this test held its ports for 600 s"
 PORT=15340
 Q=$top_builddir/tests/spf/dns_query
 work=$(mktemp -d)

@@ -3,10 +3,10 @@
 # file, refuses a broken zone, and dns_stop leaves no process and no directory behind.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 command -v /usr/sbin/nsd >/dev/null || tap_skip_all "nsd not installed"
-pf_lock dns-fixture || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock dns-fixture || tap_skip_all "another run of this test held its ports for 600 s"
 trap dns_stop EXIT
 PORT=15300
 

@@ -28,7 +28,7 @@ HOLD_PID=
 cleanup() { px_cleanup; [ -z "$HOLD_PID" ] || proc_stop "$HOLD_PID" KILL; pf_stop; dns_stop; }
 # tap_unlike NAME TEXT REGEX - TEXT does not match REGEX
 tap_unlike() { ! [[ $2 =~ $3 ]]; tap__result $? "$1" "got: '$2'" "must not match: '$3'"; }
-px_lock header-table || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock header-table || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"
 W=$PX_DIR

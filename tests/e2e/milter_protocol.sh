@@ -7,9 +7,9 @@
 # Port: 13560.
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/milter.sh"
-. "${top_srcdir:-.}/tests/lib/postfix.sh"    # pf_lock
+. "${top_srcdir:-.}/tests/lib/postfix.sh"    # port_lock
 top_builddir=${top_builddir:-.}
-pf_lock milter-protocol || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock milter-protocol || tap_skip_all "another run of this test held its ports for 600 s"
 
 command -v miltertest >/dev/null || tap_skip_all "needs miltertest"
 [ -x "$top_builddir/milter/mxmoat-milter" ] || tap_bail "mxmoat-milter not built"

@@ -9,7 +9,7 @@
 [ "$(id -u)" = 0 ] || tap_skip_all "needs root (postfix -c)"
 command -v postfix >/dev/null && command -v swaks >/dev/null || tap_skip_all "needs postfix and swaks"
 
-pf_lock postfix-fixture || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock postfix-fixture || tap_skip_all "another run of this test held its ports for 600 s"
 trap pf_stop EXIT
 sys_sum_before=$(cat /etc/postfix/main.cf /etc/postfix/master.cf 2>/dev/null | md5sum)
 

@@ -13,7 +13,7 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
 
 P=12720 S=12721 DOWN=12722 PF_PORT=12723
-px_lock proxy-backend-connect || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-backend-connect || tap_skip_all "another run of this test held its ports for 600 s"
 cleanup() { px_cleanup; pf_stop; }
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"

@@ -24,7 +24,7 @@ cleanup() {
 	px_cleanup
 	pf_stop
 }
-px_lock proxy-backend-tls || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-backend-tls || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"
 cp "$top_srcdir"/tests/data/tls/*.pem "$top_srcdir"/tests/data/tls/*.key "$PX_DIR"/

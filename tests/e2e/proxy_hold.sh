@@ -24,7 +24,7 @@ command -v dknewkey >/dev/null || tap_skip_all "dknewkey (opendkim-tools) not in
 DNSP=12600 S=12601 P=12602 BADP=12603 PF_PORT=12604 PP=12605 SP=12606
 PY=/usr/bin/python3
 cleanup() { px_cleanup; pf_stop; dns_stop; }
-px_lock proxy-hold || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-hold || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"
 W=$PX_DIR

@@ -13,7 +13,7 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
 
 P=12700 S=12701 P2=12702 PF_PORT=12703 T=12704
-px_lock proxy-inbound || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-inbound || tap_skip_all "another run of this test held its ports for 600 s"
 P2_PID=
 cleanup() {
 	[ -n "$P2_PID" ] && kill -KILL "$P2_PID" 2>/dev/null && wait "$P2_PID" 2>/dev/null

@@ -14,7 +14,7 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 
 PF_PORT=12520 P=12521
 cleanup() { px_cleanup; pf_stop; }
-px_lock proxy-postfix || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-postfix || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"
 pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" \

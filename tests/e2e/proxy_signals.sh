@@ -9,7 +9,7 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
 
 P=12540 S=12541
-px_lock proxy-signals || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-signals || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
 px_init || tap_bail "no temp dir"
 px_sink_start $S || tap_bail "smtp-sink did not start"

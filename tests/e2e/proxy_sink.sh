@@ -11,7 +11,7 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
 
 P=12500 S=12501 DOWN=12502
-px_lock proxy-sink || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-sink || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
 px_init || tap_bail "no temp dir"
 px_sink_start $S || tap_bail "smtp-sink did not start"

@@ -19,7 +19,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
 dovecot_pf_require
 /usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
-pf_lock proxy-submission || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-submission || tap_skip_all "another run of this test held its ports for 600 s"
 
 PF_PORT=17610 PF_SINK_PORT=17611 SUB=17612 PLAIN=17613
 cleanup() {

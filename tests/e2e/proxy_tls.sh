@@ -10,7 +10,7 @@ command -v smtp-sink >/dev/null || tap_skip_all "smtp-sink (postfix) not install
 command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 command -v openssl >/dev/null || tap_skip_all "openssl not installed"
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
-px_lock proxy-tls || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock proxy-tls || tap_skip_all "another run of this test held its ports for 600 s"
 
 P=14560 S=14561 T=14562
 trap px_cleanup EXIT

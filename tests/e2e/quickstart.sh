@@ -20,7 +20,7 @@ command -v smtp-sink >/dev/null || [ -x /usr/sbin/smtp-sink ] || tap_skip_all "n
 PATH=$PATH:/usr/sbin
 [ -x /usr/sbin/nsd ] || tap_skip_all "needs nsd"
 [ -x "$top_builddir/proxy/mxmoat-proxy" ] || tap_bail "mxmoat-proxy not built"
-px_lock quickstart || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock quickstart || tap_skip_all "another run of this test held its ports for 600 s"
 
 P=18610 B=18611 S=18612 D=18613
 QS_PID=

@@ -15,7 +15,7 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 [ "$(id -u)" = 0 ] || tap_skip_all "smtp-sink -u needs root"
 
 P=16400 S=16401 T=16402
-px_lock ratelimit-proxy-limits || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock ratelimit-proxy-limits || tap_skip_all "another run of this test held its ports for 600 s"
 trap px_cleanup EXIT
 px_init || tap_bail "no temp dir"
 cp "$top_srcdir"/tests/data/tls/rsa.pem "$top_srcdir"/tests/data/tls/rsa.key "$PX_DIR"/

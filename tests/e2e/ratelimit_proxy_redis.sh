@@ -26,7 +26,7 @@ cleanup() {
 	redis_stop
 	px_cleanup
 }
-px_lock ratelimit-proxy-redis || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock ratelimit-proxy-redis || tap_skip_all "another run of this test held its ports for 600 s"
 trap cleanup EXIT
 px_init || tap_bail "no temp dir"
 redis_start $R || tap_bail "redis-server did not start"

@@ -18,7 +18,7 @@ top_builddir=$(cd "${top_builddir:-.}" && pwd)
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
 dovecot_pf_require
 swaks --support 2>&1 | grep -q '^=== TLS supported' || tap_skip_all "swaks without TLS"
-pf_lock ratelimit-proxy-user || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock ratelimit-proxy-user || tap_skip_all "another run of this test held its ports for 600 s"
 
 PF_PORT=16500 PF_SINK_PORT=16501 SUB=16502 PLAIN=16503
 cleanup() {

@@ -6,10 +6,10 @@
 # one refuses, nobody crashes; Redis back: shared again.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/redis.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 command -v redis-server >/dev/null 2>&1 || tap_skip_all "redis-server not installed"
-pf_lock ratelimit-redis || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock ratelimit-redis || tap_skip_all "another run of this test held its ports for 600 s"
 
 PORT=16300
 RL=$top_builddir/tests/rate/rl_check

@@ -16,7 +16,7 @@ top_builddir=${top_builddir:-.}
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 [ -x /usr/bin/python3 ] || tap_skip_all "/usr/bin/python3 not installed"
-px_lock report-daemon || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock report-daemon || tap_skip_all "another run of this test held its ports for 600 s"
 trap 'px_cleanup; dns_stop' EXIT
 px_init || tap_bail "no temp dir"
 

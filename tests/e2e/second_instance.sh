@@ -19,7 +19,7 @@ PATH=$PATH:/usr/sbin
 command -v ss >/dev/null || tap_skip_all "needs ss (iproute2)"
 [ -x "$top_builddir/proxy/mxmoat-proxy" ] || tap_bail "mxmoat-proxy not built"
 [ -x "$top_builddir/milter/mxmoat-milter" ] || tap_bail "mxmoat-milter not built"
-px_lock second-instance || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock second-instance || tap_skip_all "another run of this test held its ports for 600 s"
 
 P=18620 S=18621 P2=18622 O=18623 M=18625
 OTHER_PID=

@@ -8,12 +8,12 @@ top_srcdir=$(cd "$top_srcdir" && pwd)
 top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 
 [ "$MXMOAT_QUICK" = 1 ] && tap_skip_all "MXMOAT_QUICK"
 /usr/bin/python3 -c 'import dkim, nacl, dns.resolver' 2>/dev/null || tap_skip_all "python3-dkim/python3-nacl missing"
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || tap_skip_all "nsd missing"
-pf_lock sign-dkimpy || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock sign-dkimpy || tap_skip_all "another run of this test held its ports for 600 s"
 
 keygen=$top_builddir/tools/mxmoat-keygen
 signer=$top_builddir/tests/sign/sign_message

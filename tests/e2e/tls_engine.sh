@@ -3,12 +3,12 @@
 # s_server: protocol and cipher policy, RSA/ECDSA selection, SNI, resumption, the client side's
 # certificate verification, and key files refused. Ports 14510-14519 (the TLS area's range).
 . "$top_srcdir/tests/lib/tap.sh"
-. "$top_srcdir/tests/lib/postfix.sh"    # pf_lock
+. "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 
 tool=$top_builddir/tests/tls/tls_tool
 [ -x "$tool" ] || tap_bail "tests/tls/tls_tool not built"
 command -v openssl >/dev/null || tap_skip_all "openssl not installed"
-pf_lock tls-engine || tap_skip_all "another run of this test held its ports for 600 s"
+port_lock tls-engine || tap_skip_all "another run of this test held its ports for 600 s"
 
 SRV=127.0.0.1:14510
 S_SERVER_PORT=14511

@@ -17,7 +17,7 @@
 # Tests of the milter behind a real Postfix (they also source postfix.sh; dns.sh if they use nsd):
 #   milter_pf_prepare LOCK [CLIENT]  skip the test unless run as root with postfix, CLIENT (the
 #                                    SMTP client it drives; swaks by default) and a built
-#                                    mxmoat-milter; hold the lock LOCK (pf_lock); make
+#                                    mxmoat-milter; hold the lock LOCK (port_lock); make
 #                                    MILTER_DIR; on EXIT stop the milter, Postfix, nsd and the
 #                                    proxy (those of dns.sh and proxy.sh, when sourced) and
 #                                    remove MILTER_DIR
@@ -103,7 +103,7 @@ milter_pf_prepare() {
 	command -v postfix >/dev/null && command -v "$client" >/dev/null ||
 		tap_skip_all "needs postfix and $client"
 	[ -x "$top_builddir/milter/mxmoat-milter" ] || tap_bail "mxmoat-milter not built"
-	pf_lock "$1" || tap_skip_all "another run of this test held its ports for 600 s"
+	port_lock "$1" || tap_skip_all "another run of this test held its ports for 600 s"
 	MILTER_DIR=$(mktemp -d "/tmp/mxmoat-$1.XXXXXX") || tap_bail "no temp dir"
 	# Postfix's processes and the milter (as nobody, for the key files) read files there.
 	chmod 755 "$MILTER_DIR"

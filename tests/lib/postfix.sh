@@ -34,9 +34,7 @@
 #   pf_envelope FILE                   smtp-sink's X-Mail-Args:/X-Rcpt-Args: records (sink mode)
 #   pf_queue_empty_wait [SECONDS]      wait until the queue has no messages
 #   pf_diag                            print the maillog tail as TAP comments (after a failure)
-#   pf_lock NAME [SECONDS]             hold /tmp/mxmoat-e2e-NAME.lock for the rest of the script
-#                                      (default wait 600 s): two build trees running the same
-#                                      test at once would fight over its fixed ports
+# A test takes its port lock first (port_lock, tests/lib/lock.sh, sourced here).
 #
 # Example:
 #   . "$top_srcdir/tests/lib/tap.sh"; . "$top_srcdir/tests/lib/postfix.sh"
@@ -45,17 +43,13 @@
 #   pf_init "smtpd_milters = inet:127.0.0.1:13512" "milter_default_action = tempfail"
 #   pf_sink_start && pf_start || tap_bail "postfix did not start"
 
+. "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
+
 PF_DIR=
 PF_SINK_PID=
 PF_STARTED=
 
 pf__die() { printf '# postfix.sh: %s\n' "$*" >&2; return 1; }
-
-# pf_lock NAME [SECONDS] - serialise runs of one test across build trees (fd 9 stays open)
-pf_lock() {
-	exec 9> "/tmp/mxmoat-e2e-$1.lock" || return 1
-	flock -w "${2:-600}" 9
-}
 
 # pf_init - create the instance's directories and configuration
 pf_init() {

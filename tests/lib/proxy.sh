@@ -20,20 +20,14 @@
 #   px_tls_key                   copy the test certificate and key (tests/data/tls/rsa.*) into
 #                                PX_DIR, the key mode 600 and owned by nobody (the proxy's
 #                                daemon_user)
-#   px_lock NAME                 serialise runs of one test across build trees (they share ports;
-#                                fd 8 stays open until the test exits)
 
+. "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 PX_DIR=
 PX_PID=
 PX_SINK_PID=
 PX_PY=${PX_PY:-python3}
-
-px_lock() {
-	exec 8> "/tmp/mxmoat-e2e-$1.lock" || return 1
-	flock -w "${2:-600}" 8
-}
 
 px_init() {
 	PX_DIR=$(mktemp -d /tmp/mxmoat-px.XXXXXX) || return 1
