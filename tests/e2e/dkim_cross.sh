@@ -58,7 +58,7 @@ done
 dns_start $PORT .="$data/root.zone" auth2.test="$work/auth2.test.zone" \
 	football.example.com="$data/football.example.com.zone" ||
 	tap_bail "nsd did not start"
-served=$("$top_builddir/tests/spf/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.auth2.test TXT | sed -n 2p)
+served=$("$top_builddir/tests/helpers/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.auth2.test TXT | sed -n 2p)
 [ "$served" = "$(cat "$work/rsa.dns")" ] ||
 	tap_bail "127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"
 
@@ -85,10 +85,10 @@ check() {
 }
 
 # engine FILE - the authentication engine fed as mxmoat-milter feeds it, fields as the MTA
-# parsed them (tests/auth/auth_bench, one run): for what the core's header reader refuses in
+# parsed them (tests/helpers/auth_bench, one run): for what the core's header reader refuses in
 # mxmoat-check and the proxy, such as a bare CR in a field. Sets AR.
 engine() {
-	AR=$("$top_builddir/tests/auth/auth_bench" -n 1 --client-ip 198.51.100.7 --helo mta.example.net \
+	AR=$("$top_builddir/tests/helpers/auth_bench" -n 1 --client-ip 198.51.100.7 --helo mta.example.net \
 		--mail-from x@example.net -o authserv_id=mx.test -o dns_timeout=2s \
 		-o dns_resolver=127.0.0.1@$PORT "$1" 2>/dev/null | grep '^Authentication-Results: ')
 }

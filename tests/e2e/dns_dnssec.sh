@@ -1,7 +1,7 @@
 #!/bin/bash
 # dns_dnssec.sh - DNSSEC validation in the DNS layer (dns_dnssec_trust_anchor): spf.test signed
 # with ldns-signzone at test time, served by nsd on 127.0.0.1:15340, and queried through
-# tests/spf/dns_query with and without the zone's key as trust anchor, with a record altered
+# tests/helpers/dns_query with and without the zone's key as trust anchor, with a record altered
 # after signing, and with a trust anchor that does not match.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
@@ -11,7 +11,7 @@
 command -v ldns-signzone >/dev/null || tap_skip_all "ldns-signzone not installed (Debian package ldnsutils)"
 port_lock dns-dnssec || tap_skip_all "another run of this test held its ports for 600 s"
 PORT=15340
-Q=$top_builddir/tests/spf/dns_query
+Q=$top_builddir/tests/helpers/dns_query
 work=$(mktemp -d)
 trap 'dns_stop; rm -rf "$work"' EXIT
 

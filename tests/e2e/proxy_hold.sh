@@ -230,7 +230,7 @@ wait_dumps $((before + 1))
 tap_like "outbound: the DKIM-Signature is the first field below the proxy's Received" \
 	"$(newest_message | fields | sed -n 2p)" '^DKIM-Signature: .*d=hold\.test'
 tap_like "outbound: dkimpy verifies it (key from nsd)" \
-	"$(newest_message | sed 's/$/\r/' | "$PY" "$top_srcdir/tests/sign/dkim-verify.py" --dns 127.0.0.1@$DNSP 2>&1)" \
+	"$(newest_message | sed 's/$/\r/' | "$PY" "$top_srcdir/tests/helpers/dkim-verify.py" --dns 127.0.0.1@$DNSP 2>&1)" \
 	'^s=sign a=rsa-sha256 pass$'
 px_stop
 PX_PID=$PX_PID_SINK

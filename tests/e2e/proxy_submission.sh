@@ -48,7 +48,7 @@ keygen=$top_builddir/tools/mxmoat-keygen
 	grep -h '_domainkey' "$PX_DIR/rsa.out" "$PX_DIR/ed.out"
 } >"$PX_DIR/example.org.zone"
 dns_start 17614 example.org="$PX_DIR/example.org.zone" || tap_bail "nsd did not start"
-verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17614"
+verify="/usr/bin/python3 $top_srcdir/tests/helpers/dkim-verify.py --dns 127.0.0.1@17614"
 mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"
 
 px_tls_key

@@ -12,7 +12,7 @@ command -v redis-server >/dev/null 2>&1 || tap_skip_all "redis-server not instal
 port_lock ratelimit-redis || tap_skip_all "another run of this test held its ports for 600 s"
 
 PORT=16300
-RL=$top_builddir/tests/rate/rl_check
+RL=$top_builddir/tests/helpers/rl_check
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/moat-rl.XXXXXX")
 PREFIX="mxmoat-test-$$:"
 declare -A IN OUT PID

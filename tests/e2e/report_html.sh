@@ -1,6 +1,6 @@
 #!/bin/bash
 # report_html.sh - mxmoat-report --html in headless Chromium: the page of 3,000 recorded
-# evaluations (tests/report/report_fill's rule) renders to a screenshot, writes nothing to the
+# evaluations (tests/helpers/report_fill's rule) renders to a screenshot, writes nothing to the
 # console, fetches nothing, and its DOM holds the numbers the rule gives: 3000 messages, 1992
 # DMARC pass, 996 fail, 500 rejected, 499 quarantined, and day bars that add up to 3000.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -11,7 +11,7 @@ browser=$(command -v chromium) || tap_skip_all "chromium not installed"
 tmp=$(mktemp -d /tmp/report_html.XXXXXX) || tap_bail "mktemp"
 trap 'rm -rf "$tmp"' EXIT
 first=20000
-"$top_builddir/tests/report/report_fill" "$tmp/store.db" 3000 10 3 $first 40 >/dev/null 2>&1 ||
+"$top_builddir/tests/helpers/report_fill" "$tmp/store.db" 3000 10 3 $first 40 >/dev/null 2>&1 ||
 	tap_bail "report_fill failed"
 "$top_builddir/tools/mxmoat-report" -o authserv_id=mx.example.org --db "$tmp/store.db" \
 	--now $(((first + 2) * 86400 + 3600)) --html "$tmp/page.html" --days 7 ||

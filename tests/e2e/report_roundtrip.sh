@@ -1,8 +1,8 @@
 #!/bin/bash
 # report_roundtrip.sh - 10,000 evaluations across 50 policy domains and two UTC days go into the
-# store through the recorder's API (tests/report/report_fill); mxmoat-report writes them out as
+# store through the recorder's API (tests/helpers/report_fill); mxmoat-report writes them out as
 # RFC 9990 reports, every one valid against doc/dmarc-aggregate-report.xsd (xmllint), and Python's
-# xml.etree reads back exactly the counts the fill rule gives (tests/e2e/report_check.py). A day
+# xml.etree reads back exactly the counts the fill rule gives (tests/helpers/report_check.py). A day
 # is reported once it is over, and a period written is never written again.
 . "$top_srcdir/tests/lib/tap.sh"
 
@@ -12,13 +12,13 @@ command -v xmllint >/dev/null || tap_skip_all "xmllint not installed (libxml2-ut
 tmp=$(mktemp -d /tmp/report_rt.XXXXXX) || tap_bail "mktemp"
 trap 'rm -rf "$tmp"' EXIT
 report=$top_builddir/tools/mxmoat-report
-check="/usr/bin/python3 $top_srcdir/tests/e2e/report_check.py"
+check="/usr/bin/python3 $top_srcdir/tests/helpers/report_check.py"
 xsd=$top_srcdir/doc/dmarc-aggregate-report.xsd
 first=20000                              # the first day (2024-10-04); two days are filled
 args="10000 50 2 $first 7"
 run() { "$report" -o authserv_id=mx.example.org --db "$tmp/store.db" "$@"; }
 
-out=$("$top_builddir/tests/report/report_fill" "$tmp/store.db" $args 2>/dev/null) ||
+out=$("$top_builddir/tests/helpers/report_fill" "$tmp/store.db" $args 2>/dev/null) ||
 	tap_bail "report_fill failed: $out"
 tap_is "the recorder wrote all 10,000 records, none dropped or lost" "$out" \
 	"queued=10000 written=10000 dropped=0 lost=0"

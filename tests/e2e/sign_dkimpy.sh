@@ -16,8 +16,8 @@ command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || tap_skip_all "nsd miss
 port_lock sign-dkimpy || tap_skip_all "another run of this test held its ports for 600 s"
 
 keygen=$top_builddir/tools/mxmoat-keygen
-signer=$top_builddir/tests/sign/sign_message
-verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@17500"
+signer=$top_builddir/tests/helpers/sign_message
+verify="/usr/bin/python3 $top_srcdir/tests/helpers/dkim-verify.py --dns 127.0.0.1@17500"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/moat-sign.XXXXXX")
 trap 'dns_stop; rm -rf "$dir"' EXIT
 cd "$dir" || exit 1

@@ -7,7 +7,7 @@ top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 
 keygen=$top_builddir/tools/mxmoat-keygen
-signer=$top_builddir/tests/sign/sign_message
+signer=$top_builddir/tests/helpers/sign_message
 dir=$(mktemp -d "${TMPDIR:-/tmp}/moat-signkeys.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 cd "$dir" || exit 1

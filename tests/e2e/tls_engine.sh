@@ -5,8 +5,8 @@
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/postfix.sh"    # port_lock
 
-tool=$top_builddir/tests/tls/tls_tool
-[ -x "$tool" ] || tap_bail "tests/tls/tls_tool not built"
+tool=$top_builddir/tests/helpers/tls_tool
+[ -x "$tool" ] || tap_bail "tests/helpers/tls_tool not built"
 command -v openssl >/dev/null || tap_skip_all "openssl not installed"
 port_lock tls-engine || tap_skip_all "another run of this test held its ports for 600 s"
 

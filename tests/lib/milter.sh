@@ -117,7 +117,7 @@ milter_sign_prepare() {
 	milter_pf_prepare "$1"
 	cd "$MILTER_DIR" || tap_bail "no $MILTER_DIR"
 	keygen=$top_builddir/tools/mxmoat-keygen
-	verify="/usr/bin/python3 $top_srcdir/tests/sign/dkim-verify.py --dns 127.0.0.1@$2"
+	verify="/usr/bin/python3 $top_srcdir/tests/helpers/dkim-verify.py --dns 127.0.0.1@$2"
 	"$keygen" -o rsa.key "$3" sign.test >rsa.out && "$keygen" -a ed25519 -o ed.key "$4" sign.test >ed.out ||
 		tap_bail "mxmoat-keygen failed"
 	chown nobody rsa.key ed.key

@@ -1,6 +1,6 @@
 /*
  * test_spf.c - the SPF evaluator on the DNS fixture: identities, limits, hostile records, CIDR
- * edge cases, explanations, the trace. (The RFC 7208 suite itself runs in tests/spf/.)
+ * edge cases, explanations, the trace. (The RFC 7208 suite itself is tests/unit/rfc7208.sh.)
  */
 #include "config.h"
 

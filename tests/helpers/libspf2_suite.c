@@ -4,7 +4,7 @@
  * our evaluator. It measures how many cases libspf2 gets right (doc/architecture.md, "SPF: why
  * our own evaluator") and prints one TAP line per case: ok when libspf2 gives an accepted
  * result, so the count is the measurement. Not part of `make check` (see the doc for why):
- * build and run it with tests/spf/libspf2-measure.sh.
+ * build and run it with tests/helpers/libspf2-measure.sh.
  *
  * Usage: libspf2_suite CONVERTED.txt
  */

@@ -1,6 +1,6 @@
 /*
  * report_fill.c - fill a DMARC report store through the recorder's API (dmarc_report.h), with
- * records made by a fixed rule the tests recompute on their own (tests/e2e/report_check.py).
+ * records made by a fixed rule the tests recompute on their own (tests/helpers/report_check.py).
  *
  * usage: report_fill DB COUNT DOMAINS DAYS FIRST_DAY IPS
  * Record i: policy domain dK.example (K = i mod DOMAINS, also the From and envelope domain),

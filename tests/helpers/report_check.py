@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """report_check.py - read mxmoat-report's output with an independent parser and compare it with
-what tests/report/report_fill recorded, recomputed here from the same rule.
+what tests/helpers/report_fill recorded, recomputed here from the same rule.
 
 usage: report_check.py xml DIR COUNT DOMAINS DAYS FIRST_DAY IPS
        report_check.py json FILE COUNT DOMAINS DAYS FIRST_DAY IPS

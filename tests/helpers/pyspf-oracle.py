@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # pyspf-oracle.py - a second, independent SPF implementation (Debian's python3-spf, pyspf) as an
 # oracle: evaluate the records below with pyspf against an in-memory zone and write them, with
-# pyspf's results as the expected ones, in the line format tests/spf/spf_suite reads (see
-# rfc7208-convert.py). tests/spf/pyspf_diff.sh then checks that our evaluator agrees case by case.
+# pyspf's results as the expected ones, in the line format tests/helpers/spf_suite reads (see
+# rfc7208-convert.py). tests/unit/pyspf_diff.sh then checks that our evaluator agrees case by case.
 #
 # The records are edge and hostile cases outside the RFC 7208 suite. Where pyspf differs from
 # RFC 7208 the case carries the RFC's answer as a fourth element, with the reason beside it, and
