@@ -1,0 +1,408 @@
+#!/usr/bin/env python3
+"""loadgen.py - SMTP load with a ledger, for the fault suite (tests/fault/) and tests/soak (stdlib).
+
+usage:
+  loadgen.py send --port P --run ID --ledger FILE [--sessions N] [--messages M] [--seconds S]
+                  [--mix KIND,...] [--hold-src ADDR] [--per-session K] [--timeout S]
+  loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
+  loadgen.py idle --port P --sessions N [--slowloris N] --ready FILE --until FILE
+
+send: N sessions at once (default 20), until M messages were tried (default 500) or S seconds
+  passed (default 120). Each session connects, reads the greeting, EHLO, then sends up to K
+  messages (default 5) and QUIT; then it connects again. KIND picks, round robin over the
+  sessions: plain, starttls (STARTTLS first; the certificate is not verified), pipelined (MAIL,
+  RCPT and DATA in one write when PIPELINING is offered) and hold (from --hold-src, default
+  127.0.0.2, which the test puts in internal_networks so the proxy holds and signs the message).
+  Every message has a unique id in an X-Load-Id field and the Subject. One ledger line per
+  message tried: "ID OUTCOME DETAIL", OUTCOME one of
+    250        the client got 250 to the final dot: the message must be at the backend
+    reply      another reply to a command of the transaction (DETAIL: the command and code)
+    nodot      the connection ended after the final dot, before its reply: either way
+    conn       the connection ended before the final dot was sent: never delivered by us
+    refused    no connection (or no 220): DETAIL the reason
+  Prints "sent=N ok=N reply=N nodot=N conn=N refused=N" and exits 0 (outcomes are counted, not
+  judged: the test judges them).
+
+verify: reads the ledgers and every file under DIR (smtp-sink -d dumps or any file holding the
+  message), and prints key=value lines:
+    tried, ok (got 250), at_backend (ok ones found), lost (ok ones not found, listed on stderr),
+    dups (ids found more than once), nodot_delivered, nodot_missing, not_ok_delivered (a non-250
+    reply to the dot, yet delivered: listed on stderr), conn_delivered (never sent a dot, yet
+    delivered: impossible, listed), strangers (ids of these runs at the backend that no ledger
+    tried; the dumps of earlier runs are not counted)
+
+idle: N sessions that connect, read the greeting and say nothing, and M slowloris sessions that
+  send a command one byte every 2 s; writes FILE --ready once all are connected, then holds them
+  until the file --until exists (bounded: 300 s). Prints "idle=N slowloris=N open_at_end=N".
+
+backend: a scripted MTA on 127.0.0.1:P for faults smtp-sink has no option for. --mode
+  nogreet     accepts and never says a word
+  middata     greets and answers like a sink, but closes the connection in the middle of every
+              message's content (after its first line): nothing is ever delivered
+  random      answers each command 250 (DATA 354), or, with --odds percent each, a 4xx, a 5xx or
+              a dropped connection, seeded (--seed): every message it answers 250 to the final dot
+              is written to --dumps as a file of its own first
+  Runs until killed; prints "listening" once it accepts.
+"""
+import argparse
+import asyncio
+import collections
+import os
+import re
+import ssl
+import sys
+import time
+
+HOLD_FROM = "hold@example.org"
+
+
+class Ledger:
+    def __init__(self, path):
+        self.f = open(path, "a", buffering=1)
+        self.counts = collections.Counter()
+
+    def note(self, mid, outcome, detail=""):
+        self.f.write("%s %s %s\n" % (mid, outcome, detail))
+        self.counts["ok" if outcome == "250" else outcome] += 1
+        self.counts["sent"] += 1
+
+
+class Conn:
+    def __init__(self, r, w, timeout):
+        self.r, self.w, self.timeout = r, w, timeout
+
+    async def reply(self):
+        """one whole reply: (code, lines); raises on EOF or a timeout"""
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.r.readline(), self.timeout)
+            if not line.endswith(b"\n"):
+                raise ConnectionError("eof")
+            text = line.rstrip(b"\r\n").decode("latin-1")
+            lines.append(text)
+            if len(text) < 4 or text[3] != "-":
+                if not text[:3].isdigit():
+                    raise ConnectionError("bad reply " + text[:40])
+                return int(text[:3]), lines
+
+    async def send(self, data):
+        self.w.write(data)
+        await asyncio.wait_for(self.w.drain(), self.timeout)
+
+
+def message(mid, sender, size):
+    body = "".join("line %d of %s %s\r\n" % (i, mid, "x" * 40) for i in range(size))
+    return ("From: <%s>\r\nTo: <rcpt@example.net>\r\nSubject: load %s\r\nMessage-ID: <%s@load.test>\r\n"
+            "X-Load-Id: %s\r\n\r\n%s..line starting with a dot (stuffed)\r\n" % (sender, mid, mid, mid, body)).encode()
+
+
+async def session_once(a, kind, wid, seq, ledger, budget):
+    """one connection: greeting, EHLO, [STARTTLS], up to per_session messages, QUIT"""
+    src = a.hold_src if kind == "hold" else "127.0.0.1"
+    try:
+        r, w = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", a.port, local_addr=(src, 0)), a.timeout)
+    except (OSError, asyncio.TimeoutError) as e:
+        mid = "%s-%d-%d" % (a.run, wid, seq[0])
+        seq[0] += 1
+        budget[0] -= 1
+        ledger.note(mid, "refused", type(e).__name__)
+        return False
+    c = Conn(r, w, a.timeout)
+    mid = None
+    stage = "greeting"
+    try:
+        code, _ = await c.reply()
+        if code != 220:
+            mid = "%s-%d-%d" % (a.run, wid, seq[0])
+            seq[0] += 1
+            budget[0] -= 1
+            ledger.note(mid, "refused", "greeting-%d" % code)
+            return False
+        await c.send(b"EHLO load.example\r\n")
+        code, ehlo = await c.reply()
+        if kind == "starttls" and any(l[4:].upper().startswith("STARTTLS") for l in ehlo):
+            await c.send(b"STARTTLS\r\n")
+            code, _ = await c.reply()
+            if code == 220:
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                await asyncio.wait_for(w.start_tls(ctx), a.timeout)
+                await c.send(b"EHLO load.example\r\n")
+                code, ehlo = await c.reply()
+        pipelining = any(l[4:].upper() == "PIPELINING" for l in ehlo)
+        for _ in range(a.per_session):
+            if budget[0] <= 0 or time.monotonic() > a.deadline:
+                break
+            budget[0] -= 1
+            mid = "%s-%d-%d" % (a.run, wid, seq[0])
+            seq[0] += 1
+            sender = HOLD_FROM if kind == "hold" else "load@example.org"
+            stage = "MAIL"
+            cmds = [b"MAIL FROM:<%s>\r\n" % sender.encode(), b"RCPT TO:<rcpt@example.net>\r\n", b"DATA\r\n"]
+            if kind == "pipelined" and pipelining:
+                await c.send(b"".join(cmds))
+                codes = []
+                for name in ("MAIL", "RCPT", "DATA"):
+                    stage = name
+                    codes.append((name, (await c.reply())[0]))
+            else:
+                codes = []
+                for name, cmd in zip(("MAIL", "RCPT", "DATA"), cmds):
+                    stage = name
+                    await c.send(cmd)
+                    code = (await c.reply())[0]
+                    codes.append((name, code))
+                    if code >= 400:
+                        break
+            bad = [(n, k) for n, k in codes if (k != 354 if n == "DATA" else k >= 400)]
+            if bad:
+                ledger.note(mid, "reply", "%s-%d" % bad[0])
+                mid = None
+                if codes[-1][0] == "DATA" and codes[-1][1] == 354:
+                    await c.send(b".\r\n")  # a DATA that was accepted must be ended
+                    await c.reply()
+                await c.send(b"RSET\r\n")
+                if (await c.reply())[0] >= 400:
+                    return True
+                continue
+            stage = "body"
+            await c.send(message(mid, sender, 1 + (seq[0] * 7) % a.lines) + b".\r\n")
+            stage = "dot"
+            code = (await c.reply())[0]
+            ledger.note(mid, "250" if code == 250 else "reply", "" if code == 250 else "dot-%d" % code)
+            mid = None
+            if code == 421:
+                return True
+        stage = "QUIT"
+        await c.send(b"QUIT\r\n")
+        await c.reply()
+    except (OSError, ConnectionError, asyncio.TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+        if mid is not None:
+            ledger.note(mid, "nodot" if stage == "dot" else "conn", "%s-%s" % (stage, type(e).__name__))
+    finally:
+        w.close()
+        try:
+            await asyncio.wait_for(w.wait_closed(), 5)
+        except Exception:
+            pass
+    return True
+
+
+async def worker(a, kind, wid, ledger, budget):
+    seq = [0]
+    while budget[0] > 0 and time.monotonic() < a.deadline:
+        if not await session_once(a, kind, wid, seq, ledger, budget):
+            await asyncio.sleep(0.2)  # refused: the proxy is restarting or full
+
+
+async def send(a):
+    ledger = Ledger(a.ledger)
+    a.deadline = time.monotonic() + a.seconds
+    kinds = a.mix.split(",")
+    budget = [a.messages]
+    await asyncio.gather(*(worker(a, kinds[i % len(kinds)], i, ledger, budget) for i in range(a.sessions)))
+    c = ledger.counts
+    print("sent=%d ok=%d reply=%d nodot=%d conn=%d refused=%d" %
+          (c["sent"], c["ok"], c["reply"], c["nodot"], c["conn"], c["refused"]))
+
+
+def verify(a):
+    tried = {}
+    for path in a.ledger:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2:
+                    tried[parts[0]] = (parts[1], parts[2] if len(parts) > 2 else "")
+    seen = collections.Counter()
+    pat = re.compile(rb"^X-Load-Id: (\S+)", re.M)
+    for root, _, files in os.walk(a.dumps):
+        for name in files:
+            try:
+                with open(os.path.join(root, name), "rb") as f:
+                    for m in pat.finditer(f.read()):
+                        seen[m.group(1).decode()] += 1
+            except OSError:
+                pass
+    out = collections.Counter()
+    for mid, (outcome, detail) in tried.items():
+        out["tried"] += 1
+        n = seen.get(mid, 0)
+        if outcome == "250":
+            out["ok"] += 1
+            if n:
+                out["at_backend"] += 1
+            else:
+                out["lost"] += 1
+                print("lost %s" % mid, file=sys.stderr)
+        elif outcome == "nodot":
+            out["nodot_delivered" if n else "nodot_missing"] += 1
+        elif outcome == "reply" and n:
+            out["not_ok_delivered"] += 1
+            print("not-ok but delivered %s %s" % (mid, detail), file=sys.stderr)
+        elif outcome == "conn" and n:
+            out["conn_delivered"] += 1
+            print("never sent a dot, delivered %s" % mid, file=sys.stderr)
+        if n > 1:
+            out["dups"] += 1
+            print("duplicate %s x%d (%s)" % (mid, n, outcome), file=sys.stderr)
+    runs = {mid.split("-", 1)[0] for mid in tried}
+    out["strangers"] = sum(1 for mid in seen if mid.split("-", 1)[0] in runs and mid not in tried)
+    for k in ("tried", "ok", "at_backend", "lost", "dups", "nodot_delivered", "nodot_missing",
+              "not_ok_delivered", "conn_delivered", "strangers"):
+        print("%s=%d" % (k, out[k]))
+
+
+async def idle(a):
+    conns, stop = [], time.monotonic() + 300
+
+    async def open_one():
+        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", a.port), 60)
+        await asyncio.wait_for(r.readline(), 60)
+        return r, w
+
+    for i in range(0, a.sessions + a.slowloris, 200):  # in batches: the listen backlog is finite
+        n = min(200, a.sessions + a.slowloris - i)
+        conns += await asyncio.gather(*(open_one() for _ in range(n)), return_exceptions=True)
+    live = [c for c in conns if not isinstance(c, BaseException)]
+    open(a.ready, "w").write("%d\n" % len(live))
+    slow = live[a.sessions:]
+    cmd = b"NOOP\r\n"
+    k = 0
+    while not os.path.exists(a.until) and time.monotonic() < stop:
+        for _, w in slow:
+            try:
+                w.write(cmd[k % len(cmd):k % len(cmd) + 1])
+            except Exception:
+                pass
+        k += 1
+        await asyncio.sleep(2)
+    still = 0
+    for r, w in live:
+        if not w.is_closing() and not r.at_eof():
+            still += 1
+        w.close()
+    print("idle=%d slowloris=%d open_at_end=%d" % (min(len(live), a.sessions), len(slow), still))
+
+
+async def backend(a):
+    import random
+    rnd = random.Random(a.seed)
+    count = [0]
+
+    async def serve(r, w):
+        def say(text):
+            w.write(text.encode() + b"\r\n")
+
+        def fault():
+            """None, or the reply line of a fault (a drop is "")"""
+            if a.mode != "random" or rnd.randrange(100) >= a.odds:
+                return None
+            return rnd.choice(["451 4.3.0 random soft fault", "554 5.3.0 random hard fault", ""])
+
+        try:
+            if a.mode == "nogreet":
+                await r.read()
+                return
+            say("220 fault.test ESMTP")
+            in_data, msg = False, []
+            while True:
+                line = await r.readline()
+                if not line:
+                    return
+                if in_data:
+                    if a.mode == "middata":
+                        return
+                    if line == b".\r\n":
+                        in_data = False
+                        f = fault()
+                        if f == "":
+                            return
+                        if f:
+                            say(f)
+                            continue
+                        count[0] += 1
+                        path = os.path.join(a.dumps, "%d.%d" % (os.getpid(), count[0]))
+                        with open(path + ".tmp", "wb") as out:
+                            out.write(b"".join(msg))
+                        os.rename(path + ".tmp", path)
+                        say("250 2.0.0 Ok: queued")
+                    else:
+                        msg.append(line[1:] if line.startswith(b".") else line)
+                    continue
+                verb = line[:4].upper()
+                f = fault() if verb in (b"MAIL", b"RCPT", b"DATA") else None
+                if f == "":
+                    return
+                if f:
+                    say(f)
+                elif verb in (b"EHLO", b"HELO"):
+                    say("250-fault.test\r\n250-PIPELINING\r\n250-XCLIENT ADDR NAME HELO PROTO PORT\r\n250 8BITMIME")
+                elif verb == b"XCLI":
+                    say("220 fault.test ESMTP")
+                elif verb == b"DATA":
+                    in_data, msg = True, []
+                    say("354 go ahead")
+                elif verb == b"QUIT":
+                    say("221 2.0.0 Bye")
+                    await w.drain()
+                    return
+                else:
+                    say("250 2.0.0 Ok")
+                await w.drain()
+        except (OSError, ConnectionError):
+            pass
+        finally:
+            w.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", a.port, reuse_address=True, backlog=512)
+    print("listening", flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("send")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--run", required=True)
+    s.add_argument("--ledger", required=True)
+    s.add_argument("--sessions", type=int, default=20)
+    s.add_argument("--messages", type=int, default=500)
+    s.add_argument("--seconds", type=float, default=120)
+    s.add_argument("--mix", default="plain,starttls,pipelined,hold")
+    s.add_argument("--hold-src", default="127.0.0.2")
+    s.add_argument("--per-session", type=int, default=5)
+    s.add_argument("--lines", type=int, default=40)
+    s.add_argument("--timeout", type=float, default=30)
+    v = sub.add_parser("verify")
+    v.add_argument("--ledger", action="append", required=True)
+    v.add_argument("--dumps", required=True)
+    i = sub.add_parser("idle")
+    i.add_argument("--port", type=int, required=True)
+    i.add_argument("--sessions", type=int, default=100)
+    i.add_argument("--slowloris", type=int, default=0)
+    i.add_argument("--ready", required=True)
+    i.add_argument("--until", required=True)
+    b = sub.add_parser("backend")
+    b.add_argument("--port", type=int, required=True)
+    b.add_argument("--mode", choices=("nogreet", "middata", "random"), required=True)
+    b.add_argument("--odds", type=int, default=10)
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--dumps", default=".")
+    a = p.parse_args()
+    if a.cmd == "send":
+        asyncio.run(send(a))
+    elif a.cmd == "verify":
+        verify(a)
+    elif a.cmd == "backend":
+        asyncio.run(backend(a))
+    else:
+        asyncio.run(idle(a))
+
+
+if __name__ == "__main__":
+    main()
