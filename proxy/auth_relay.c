@@ -51,7 +51,7 @@ px__auth_send(struct px_session *s)
 	size_t n;
 	const char *l;
 
-	if (!s->backend_auth) {
+	if (!s->b.auth) {
 		moat_log(LOG_WARNING, moat_session_id(s->ms), "auth",
 		    "result=unavailable backend_offers_auth=no");
 		s->op = OP_NONE;
@@ -60,13 +60,18 @@ px__auth_send(struct px_session *s)
 		SAY(s, reply_auth_unavailable);
 		return;
 	}
-	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+	if (s->b.reply == NULL && (s->b.reply = malloc(sizeof(*s->b.reply))) == NULL) {
 		px__auth_end(s);
 		SAY(s, reply_oom);
 		px__session_close(s);
 		return;
 	}
-	px_reply_init(s->reply);
+	px_reply_init(s->b.reply);
+	if (px_backend_push(&s->b, px__auth_backend_reply) < 0) {
+		px__auth_end(s);
+		SAY(s, reply_local); /* cannot happen: one command at a time */
+		return;
+	}
 	l = px_auth_line(s->auth, &n);
 	s->op = OP_AUTH;
 	s->wait = W_BACKEND;

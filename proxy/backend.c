@@ -43,9 +43,10 @@ static const char reply_backend_tls_failed[] =
 void
 px__backend_abort(struct px_session *s)
 {
-	if (s->bstate != B_NONE) {
+	if (s->b.state != B_NONE) {
 		s->ops->backend_close(s->io, false);
-		s->bstate = B_NONE;
+		s->b.state = B_NONE;
+		px_backend_forget(&s->b);
 	}
 }
 
@@ -59,19 +60,20 @@ px__backend_send(struct px_session *s, const char *p, size_t n)
 static int
 reply_alloc(struct px_session *s)
 {
-	if (s->reply == NULL && (s->reply = malloc(sizeof(*s->reply))) == NULL) {
+	if (s->b.reply == NULL && (s->b.reply = malloc(sizeof(*s->b.reply))) == NULL) {
 		SAY(s, reply_oom);
 		px__session_close(s);
 		return -1;
 	}
-	px_reply_init(s->reply);
+	px_reply_init(s->b.reply);
 	return 0;
 }
 
-/* px__backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); await op's reply. */
+/* px__backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); the session
+ * waits for OP, and the reply goes to DONE. */
 void
-px__backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
-    const char *params)
+px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done, const char *verb,
+    const char *path, const char *params)
 {
 	char buf[4096];
 	int n;
@@ -87,6 +89,10 @@ px__backend_command(struct px_session *s, enum px_op op, const char *verb, const
 	}
 	if (reply_alloc(s) < 0)
 		return;
+	if (px_backend_push(&s->b, done) < 0) {
+		SAY(s, reply_local); /* cannot happen: one command at a time */
+		return;
+	}
 	s->op = op;
 	s->wait = W_BACKEND;
 	px__backend_send(s, buf, (size_t)n);
@@ -96,7 +102,7 @@ px__backend_command(struct px_session *s, enum px_op op, const char *verb, const
 static void
 send_mail(struct px_session *s)
 {
-	px__backend_command(s, OP_MAIL, "MAIL FROM:", s->path, s->params);
+	px__backend_command(s, OP_MAIL, px__mail_reply, "MAIL FROM:", s->path, s->params);
 }
 
 /* backend_ready - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
@@ -118,12 +124,13 @@ px__backend_start(struct px_session *s, enum px_op op)
 {
 	if (reply_alloc(s) < 0)
 		return;
-	s->bstate = B_CONNECTING;
-	s->backend_utf8 = false;
+	px_backend_forget(&s->b);
+	s->b.state = B_CONNECTING;
+	s->b.utf8 = false;
 	s->op = op;
 	s->wait = op == OP_NONE ? W_NONE : W_BACKEND;
 	if (s->ops->backend_open(s->io) < 0) {
-		s->bstate = B_NONE;
+		s->b.state = B_NONE;
 		s->op = OP_NONE;
 		s->wait = W_NONE;
 		if (op == OP_NONE)
@@ -138,7 +145,7 @@ px__backend_start(struct px_session *s, enum px_op op)
 bool
 px__backend_in_setup(const struct px_session *s)
 {
-	return s->bstate != B_NONE && s->bstate != B_PARKED && s->bstate != B_READY;
+	return s->b.state != B_NONE && s->b.state != B_PARKED && s->b.state != B_READY;
 }
 
 void
@@ -147,7 +154,7 @@ px_session_backend_connected(struct px_session *s)
 	char buf[128];
 	size_t n;
 
-	if (s->bstate != B_CONNECTING)
+	if (s->b.state != B_CONNECTING)
 		return;
 	if (s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
 	    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
@@ -160,7 +167,7 @@ px_session_backend_connected(struct px_session *s)
 		}
 		px__backend_send(s, buf, n);
 	}
-	s->bstate = B_GREET;
+	s->b.state = B_GREET;
 }
 
 /*
@@ -194,7 +201,7 @@ backend_ehlo(struct px_session *s, enum px_bstate next)
 	char buf[320];
 	int n = snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
 
-	s->bstate = next;
+	s->b.state = next;
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__backend_send(s, buf, (size_t)n);
 }
@@ -206,7 +213,7 @@ backend_ehlo(struct px_session *s, enum px_bstate next)
 static void
 backend_parked(struct px_session *s)
 {
-	s->bstate = s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
+	s->b.state = s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
 	if (s->op == OP_EHLO) {
 		s->op = OP_NONE;
 		s->wait = W_NONE;
@@ -222,11 +229,11 @@ backend_xclient(struct px_session *s)
 	size_t n;
 
 	if (s->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
-		s->bstate = B_READY;
+		s->b.state = B_READY;
 		backend_ready(s);
 		return;
 	}
-	if (!s->backend_xclient) {
+	if (!s->b.xclient) {
 		SETUP_FAIL(s, "no-xclient", reply_backend_down);
 		return;
 	}
@@ -236,7 +243,7 @@ backend_xclient(struct px_session *s)
 		SETUP_FAIL(s, "xclient-format", reply_backend_down);
 		return;
 	}
-	s->bstate = B_XCLIENT;
+	s->b.state = B_XCLIENT;
 	px__backend_send(s, buf, n);
 }
 
@@ -262,12 +269,12 @@ backend_proceed(struct px_session *s)
 static void
 backend_after_ehlo(struct px_session *s)
 {
-	s->backend_xclient = px_reply_has_ext(s->reply, "XCLIENT");
-	s->backend_utf8 = px_reply_has_ext(s->reply, "SMTPUTF8");
-	s->backend_auth = px_reply_has_ext(s->reply, "AUTH");
-	if (s->bstate == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
-		if (px_reply_has_ext(s->reply, "STARTTLS")) {
-			s->bstate = B_STARTTLS;
+	s->b.xclient = px_reply_has_ext(s->b.reply, "XCLIENT");
+	s->b.utf8 = px_reply_has_ext(s->b.reply, "SMTPUTF8");
+	s->b.auth = px_reply_has_ext(s->b.reply, "AUTH");
+	if (s->b.state == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
+		if (px_reply_has_ext(s->b.reply, "STARTTLS")) {
+			s->b.state = B_STARTTLS;
 			px__backend_send(s, "STARTTLS\r\n", 10);
 			return;
 		}
@@ -285,18 +292,18 @@ backend_after_ehlo(struct px_session *s)
 static void
 backend_starttls_reply(struct px_session *s)
 {
-	if (s->reply->code != 220) {
+	if (s->b.reply->code != 220) {
 		/* refused (e.g. 454): only tls_backend = starttls goes on in plaintext, and says so */
 		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
 			SETUP_FAIL(s, "tls-refused", reply_backend_tls_missing);
 			return;
 		}
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
-		    "tls=none reason=refused code=%u", s->reply->code);
+		    "tls=none reason=refused code=%u", s->b.reply->code);
 		backend_proceed(s);
 		return;
 	}
-	s->bstate = B_HANDSHAKE;
+	s->b.state = B_HANDSHAKE;
 	if (s->ops->backend_starttls == NULL || s->ops->backend_starttls(s->io) < 0)
 		SETUP_FAIL(s, "tls-start", reply_backend_tls_failed);
 }
@@ -305,11 +312,11 @@ backend_starttls_reply(struct px_session *s)
 static void
 backend_setup(struct px_session *s)
 {
-	const struct px_reply *r = s->reply;
+	const struct px_reply *r = s->b.reply;
 	char buf[320];
 	int n;
 
-	switch (s->bstate) {
+	switch (s->b.state) {
 	case B_GREET:
 		if (r->code != 220)
 			goto refused;
@@ -327,7 +334,7 @@ backend_setup(struct px_session *s)
 	case B_XCLIENT:
 		if (r->code != 220)
 			goto refused;
-		s->bstate = B_EHLO2;
+		s->b.state = B_EHLO2;
 		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
 		    s->helo[0] ? s->helo : s->conf->authserv_id);
 		if (n > 0 && (size_t)n < sizeof(buf))
@@ -336,17 +343,17 @@ backend_setup(struct px_session *s)
 	case B_EHLO2:
 		if (r->code != 250)
 			goto refused;
-		s->backend_utf8 = px_reply_has_ext(r, "SMTPUTF8");
-		s->backend_auth = px_reply_has_ext(r, "AUTH");
-		s->bstate = B_READY;
+		s->b.utf8 = px_reply_has_ext(r, "SMTPUTF8");
+		s->b.auth = px_reply_has_ext(r, "AUTH");
+		s->b.state = B_READY;
 		backend_ready(s);
 		break;
 	default:
 		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
 		break;
 	}
-	if (s->bstate != B_NONE)
-		px_reply_init(s->reply);
+	if (s->b.state != B_NONE)
+		px_reply_init(s->b.reply);
 	return;
 refused:
 	SETUP_FAIL(s, "refused", reply_backend_down);
@@ -356,116 +363,68 @@ refused:
 void
 px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info)
 {
-	if (s->bstate != B_HANDSHAKE)
+	if (s->b.state != B_HANDSHAKE)
 		return;
-	s->backend_tls = true;
+	s->b.tls = true;
 	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u",
 	    info->protocol, info->cipher, info->bits);
 	/* RFC 3207 4.2: everything learnt before TLS is forgotten; ask again */
 	backend_ehlo(s, B_EHLO_TLS);
-	px_reply_init(s->reply);
+	px_reply_init(s->b.reply);
 }
 
-/* backend_reply - a complete reply for the pending operation. */
+/* backend_reply - a complete reply: to the setup, or to the command it answers. */
 static void
 backend_reply(struct px_session *s)
 {
-	const struct px_reply *r = s->reply;
-	enum px_op op = s->op;
-	char sum[1024];
+	px_backend_reply_fn done;
 
-	if (s->bstate != B_READY) {
+	if (s->b.state != B_READY) {
 		backend_setup(s);
+		return;
+	}
+	done = px_backend_pop(&s->b);
+	if (done == NULL) {
+		if (s->op == OP_SEND) {
+			/* a reply before the dot (e.g. 421): the backend gave up on the message */
+			s->op = OP_NONE;
+			s->wait = W_NONE;
+			px__backend_abort(s);
+			px__txn_reset(s);
+			px__data_free(s);
+			SAY(s, reply_backend_lost);
+			return;
+		}
+		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		px__backend_abort(s);
 		return;
 	}
 	s->op = OP_NONE;
 	s->wait = W_NONE;
-	switch (op) {
-	case OP_MAIL:
-		px__say(s, r->buf, r->len); /* the backend's verdict, verbatim */
-		if (r->code / 100 == 2)
-			s->in_txn = true;
-		else
-			moat_session_abort(s->ms);
-		break;
-	case OP_RCPT:
-		px__say(s, r->buf, r->len);
-		if (r->code / 100 == 2)
-			s->nrcpt++;
-		break;
-	case OP_DATA:
-		if (r->code != 354) {
-			px__say(s, r->buf, r->len);
-			break;
-		}
-		if (!px__data_open(s))
-			return;
-		px__data_received(s);
-		break;
-	case OP_HDATA:
-		if (r->code != 354) {
-			px__say(s, r->buf, r->len); /* the backend's verdict on the held message */
-			s->holding = false; /* its DATA state is unknown: drop the leg */
-			px__msg_drop(s);
-			break;
-		}
-		px_reply_init(s->reply);
-		px__send_begin(s);
-		return;
-	case OP_SEND:
-		/* a reply before the dot (e.g. 421): the backend gave up on the message */
-		px__backend_abort(s);
-		px__txn_reset(s);
-		px__data_free(s);
-		SAY(s, reply_backend_lost);
-		return;
-	case OP_RSET_QUIET:
-		if (r->code != 250)
-			px__backend_abort(s);
-		break;
-	case OP_DOT:
-		px__say(s, r->buf, r->len); /* queue id and all: only now may the client hear 250 */
-		moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
-		moat_log(LOG_INFO, moat_session_id(s->ms),
-		    r->code / 100 == 2 ? "relayed" : "backend-refused",
-		    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
-		    s->tls.active ? s->tls.protocol : "-", s->backend_tls ? "yes" : "no");
-		s->in_txn = false;
-		s->nrcpt = 0;
-		s->messages++;
-		break;
-	case OP_RSET:
-		SAY(s, reply_ok);
-		break;
-	case OP_AUTH:
-		px__auth_backend_reply(s, r);
-		break;
-	case OP_NONE:
-	case OP_EHLO:
-		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
-		px__backend_abort(s);
-		return;
-	}
-	px_reply_init(s->reply);
+	done(s, s->b.reply);
+	if (s->b.reply != NULL)
+		px_reply_init(s->b.reply);
 }
 
 void
 px_session_backend_input(struct px_session *s, const char *p, size_t n)
 {
-	while (n > 0 && s->bstate != B_NONE) {
+	while (n > 0 && s->b.state != B_NONE) {
 		size_t used = 0;
 		enum px_reply_status st;
 
-		if (s->reply == NULL) {
+		if (s->b.reply == NULL) {
 			px__backend_abort(s); /* nothing was asked: unsolicited bytes */
 			break;
 		}
-		st = px_reply_feed(s->reply, p, n, &used);
+		st = px_reply_feed(s->b.reply, p, n, &used);
 
 		if (st == PX_REPLY_BAD) {
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
 			    "error=malformed-reply");
-			if (s->bstate != B_READY) {
+			if (s->b.state != B_READY) {
 				SETUP_FAIL(s, "malformed", reply_backend_bad);
 			} else {
 				px_session_backend_error(s, "malformed");
@@ -474,11 +433,11 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		}
 		if (st == PX_REPLY_NEED)
 			break;
-		if (s->op == OP_NONE && s->bstate == B_READY) {
+		if (s->op == OP_NONE && s->b.state == B_READY) {
 			px__backend_abort(s); /* unsolicited */
 			break;
 		}
-		if (s->bstate == B_STARTTLS && s->reply->code == 220 && used < n) {
+		if (s->b.state == B_STARTTLS && s->b.reply->code == 220 && used < n) {
 			/* bytes after the 220 would be taken as replies from inside TLS
 			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
@@ -491,10 +450,10 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		n -= used;
 	}
 	/* between commands the leg holds no reply buffer (4 KB) */
-	if (s->op == OP_NONE && (s->bstate == B_READY || s->bstate == B_PARKED) &&
-	    s->reply != NULL) {
-		free(s->reply);
-		s->reply = NULL;
+	if (s->op == OP_NONE && (s->b.state == B_READY || s->b.state == B_PARKED) &&
+	    s->b.reply != NULL) {
+		free(s->b.reply);
+		s->b.reply = NULL;
 	}
 	px__session_pump(s);
 }
@@ -505,18 +464,18 @@ px_session_backend_error(struct px_session *s, const char *why)
 	enum px_op op = s->op;
 	bool bad = strcmp(why, "malformed") == 0;
 
-	if (s->bstate == B_NONE)
+	if (s->b.state == B_NONE)
 		return;
 	if (s->wait == W_WORK) {
 		px__backend_abort(s); /* work_done finds the leg gone and answers 451 */
 		return;
 	}
-	if (s->bstate == B_HANDSHAKE) {
+	if (s->b.state == B_HANDSHAKE) {
 		SETUP_FAIL(s, why, reply_backend_tls_failed); /* never a plaintext retry */
 		px__session_pump(s);
 		return;
 	}
-	if (s->bstate != B_READY) {
+	if (s->b.state != B_READY) {
 		SETUP_FAIL(s, why, reply_backend_down);
 		px__session_pump(s);
 		return;
@@ -564,10 +523,10 @@ px_session_backend_error(struct px_session *s, const char *why)
 void
 px__backend_request(struct px_session *s, enum px_op op)
 {
-	if (s->bstate == B_READY) {
+	if (s->b.state == B_READY) {
 		s->op = op;
 		backend_ready(s);
-	} else if (s->bstate == B_PARKED) {
+	} else if (s->b.state == B_PARKED) {
 		if (reply_alloc(s) < 0)
 			return;
 		s->op = op;
@@ -579,4 +538,33 @@ px__backend_request(struct px_session *s, enum px_op op)
 	} else {
 		px__backend_start(s, op);
 	}
+}
+
+void
+px_backend_forget(struct px_backend *b)
+{
+	b->head = b->n = 0;
+}
+
+int
+px_backend_push(struct px_backend *b, px_backend_reply_fn done)
+{
+	if (b->n == PX_BACKEND_INFLIGHT)
+		return -1;
+	b->inflight[(b->head + b->n) % PX_BACKEND_INFLIGHT] = done;
+	b->n++;
+	return 0;
+}
+
+px_backend_reply_fn
+px_backend_pop(struct px_backend *b)
+{
+	px_backend_reply_fn done;
+
+	if (b->n == 0)
+		return NULL;
+	done = b->inflight[b->head];
+	b->head = (b->head + 1) % PX_BACKEND_INFLIGHT;
+	b->n--;
+	return done;
 }

@@ -19,6 +19,7 @@
 #include "smtp_auth.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
+#include "backend.h"
 #include "upstream.h"
 
 #define INBUF_WINDOW 4096 /* room past one maximal line, for pipelined commands and DATA */
@@ -75,25 +76,6 @@ enum px_op {
 	OP_EHLO,
 	OP_AUTH
 };
-/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
- * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
- * client's HELO) still to be sent at the first MAIL or AUTH. A relayed AUTH (smtp_auth.c) needs
- * no step of its own: the backend ran it, so its session already has the login; an XCLIENT LOGIN
- * after it would be refused by Postfix, which checks smtpd_authorized_xclient_hosts against the
- * client address the first XCLIENT set. */
-enum px_bstate {
-	B_NONE = 0,
-	B_CONNECTING,
-	B_GREET,
-	B_EHLO,
-	B_STARTTLS,
-	B_HANDSHAKE,
-	B_EHLO_TLS,
-	B_XCLIENT,
-	B_EHLO2,
-	B_PARKED,
-	B_READY
-};
 enum px_work {
 	WK_NONE = 0,
 	WK_MAIL,
@@ -122,27 +104,24 @@ struct px_session {
 
 	enum px_state state;
 	enum px_wait wait;
-	enum px_op op; /* backend operation awaiting its reply */
-	enum px_bstate bstate;
+	enum px_op op; /* what the session waits for from the backend */
+	struct px_backend b; /* the backend leg */
 	enum px_work work;
 	enum px_skip skip; /* discarding a bad command line up to its LF */
 	bool gone; /* client gone: answer nothing, finish quietly */
 	bool tls_offer; /* STARTTLS may be offered */
 	bool tls_active; /* the client leg is TLS */
-	bool backend_tls; /* the backend leg is TLS */
-	bool backend_xclient; /* the backend's last EHLO reply offered XCLIENT */
 	struct moat_tls_info tls; /* the client leg's facts (active false: none) */
 	bool quit;
 	enum px_rlnext rl_next; /* what waits for the core's pending event */
 	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
 	bool greet_now; /* greet once the connection limits allow it */
 	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
-	bool submission, authenticated, backend_auth;
+	bool submission, authenticated;
 	struct px_auth *auth;
 
 	char helo[HELO_MAX + 1];
 	bool helo_seen, esmtp;
-	bool backend_utf8; /* the backend's last EHLO reply offered SMTPUTF8 */
 	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool in_txn; /* MAIL accepted by us and by the backend */
 	unsigned nrcpt; /* RCPTs the backend accepted */
@@ -157,7 +136,6 @@ struct px_session {
 	size_t in_cap, in_len, in_pos;
 
 	struct moat_verdict v; /* result of the last policy event */
-	struct px_reply *reply; /* backend reply being read; allocated with the backend */
 
 	/* DATA */
 	struct px_data *data;
@@ -187,6 +165,7 @@ static const char reply_unknown[] = "502 5.5.2 Command not recognized\r\n";
 static const char reply_syntax[] = "501 5.5.4 Syntax error in parameters or arguments\r\n";
 static const char reply_ok[] = "250 2.0.0 Ok\r\n";
 static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try again later\r\n";
+static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
 static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
 static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
 static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
@@ -204,12 +183,13 @@ void px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_ver
 /* backend.c */
 void px__backend_abort(struct px_session *s);
 void px__backend_send(struct px_session *s, const char *p, size_t n);
-void px__backend_command(struct px_session *s, enum px_op op, const char *verb, const char *path,
-    const char *params);
+void px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done,
+    const char *verb, const char *path, const char *params);
 void px__backend_start(struct px_session *s, enum px_op op);
 bool px__backend_in_setup(const struct px_session *s);
 void px__backend_request(struct px_session *s, enum px_op op);
 /* txn.c */
+void px__data_reply(struct px_session *s, const struct px_reply *r);
 void px__data_settle(struct px_session *s);
 void px__chunk_run(struct px_session *s);
 size_t px__data_feed_max(const struct px_session *s, size_t n);
@@ -226,6 +206,7 @@ void px__send_next(struct px_session *s);
 void px__send_begin(struct px_session *s);
 void px__eom_done(struct px_session *s);
 /* smtp_cmds.c */
+void px__mail_reply(struct px_session *s, const struct px_reply *r);
 void px__ehlo_reply(struct px_session *s);
 void px__mail_done(struct px_session *s);
 void px__rcpt_send(struct px_session *s);

@@ -90,7 +90,7 @@ px__ehlo_reply(struct px_session *s)
 	int n;
 
 	s->utf8_offered =
-	    s->esmtp && s->backend_utf8 && (s->bstate == B_READY || s->bstate == B_PARKED);
+	    s->esmtp && s->b.utf8 && (s->b.state == B_READY || s->b.state == B_PARKED);
 	if (!s->esmtp)
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
@@ -126,15 +126,15 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	 * A new name on a leg that already passed the old one by XCLIENT: park it, so the next
 	 * MAIL sends XCLIENT (and EHLO) again and the backend records the name the client gave now.
 	 */
-	if (s->bstate == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
+	if (s->b.state == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
 	    (strcmp(s->helo, arg) != 0 || s->esmtp != esmtp))
-		s->bstate = B_PARKED;
+		s->b.state = B_PARKED;
 	snprintf(s->helo, sizeof(s->helo), "%s", arg);
 	s->helo_seen = true;
 	s->esmtp = esmtp;
 	if (esmtp && s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT) {
 		/* the extensions we offer depend on the backend's: wait for its EHLO reply */
-		if (s->bstate == B_NONE)
+		if (s->b.state == B_NONE)
 			px__backend_start(s, OP_NONE);
 		if (px__backend_in_setup(s)) {
 			s->op = OP_EHLO;
@@ -243,6 +243,17 @@ proceed_mail(struct px_session *s, const char *arg)
 	s->ops->work(s->io);
 }
 
+/* px__mail_reply - the backend's verdict on MAIL, verbatim; only its 2xx opens our transaction. */
+void
+px__mail_reply(struct px_session *s, const struct px_reply *r)
+{
+	px__say(s, r->buf, r->len);
+	if (r->code / 100 == 2)
+		s->in_txn = true;
+	else
+		moat_session_abort(s->ms);
+}
+
 /* px__mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
 void
 px__mail_done(struct px_session *s)
@@ -282,7 +293,7 @@ proceed_rcpt(struct px_session *s, const char *arg)
 	enum moat_event_rc rc;
 
 	(void)arg;
-	if (s->bstate != B_READY) {
+	if (s->b.state != B_READY) {
 		SAY(s,
 		    reply_backend_lost); /* the leg is gone: nothing to check, nothing to charge */
 		return;
@@ -291,16 +302,25 @@ proceed_rcpt(struct px_session *s, const char *arg)
 	px__core_event(s, rc, &v, RL_RCPT);
 }
 
+/* rcpt_reply - the backend's word on a RCPT, verbatim; only its 2xx counts for DATA. */
+static void
+rcpt_reply(struct px_session *s, const struct px_reply *r)
+{
+	px__say(s, r->buf, r->len);
+	if (r->code / 100 == 2)
+		s->nrcpt++;
+}
+
 /* px__rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
  * px_session_backend_error). */
 void
 px__rcpt_send(struct px_session *s)
 {
-	if (s->bstate != B_READY) {
+	if (s->b.state != B_READY) {
 		SAY(s, reply_backend_lost);
 		return;
 	}
-	px__backend_command(s, OP_RCPT, "RCPT TO:", s->path, NULL);
+	px__backend_command(s, OP_RCPT, rcpt_reply, "RCPT TO:", s->path, NULL);
 }
 
 static int
@@ -336,7 +356,7 @@ px__proceed_data(struct px_session *s, const char *arg)
 			px__session_close(s);
 		return;
 	}
-	if (s->bstate != B_READY) {
+	if (s->b.state != B_READY) {
 		px__txn_reset(s);
 		SAY(s, reply_backend_lost);
 		return;
@@ -351,7 +371,7 @@ px__proceed_data(struct px_session *s, const char *arg)
 	if (s->holding)
 		px__data_open(s);
 	else
-		px__backend_command(s, OP_DATA, "DATA", NULL, NULL);
+		px__backend_command(s, OP_DATA, px__data_reply, "DATA", NULL, NULL);
 }
 
 static int
@@ -364,13 +384,21 @@ check_noarg(struct px_session *s, const char *arg)
 	return 0;
 }
 
+/* rset_reply - the backend ended its transaction (whatever it said, ours is over). */
+static void
+rset_reply(struct px_session *s, const struct px_reply *r)
+{
+	(void)r;
+	SAY(s, reply_ok);
+}
+
 static void
 proceed_rset(struct px_session *s, const char *arg)
 {
 	(void)arg;
-	if (s->in_txn && s->bstate == B_READY) {
+	if (s->in_txn && s->b.state == B_READY) {
 		px__txn_reset(s);
-		px__backend_command(s, OP_RSET, "RSET", NULL, NULL);
+		px__backend_command(s, OP_RSET, rset_reply, "RSET", NULL, NULL);
 		return;
 	}
 	px__txn_reset(s);

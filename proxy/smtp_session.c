@@ -6,9 +6,9 @@
  * backend.c, DATA and holding mode in txn.c, the command table in smtp_cmds.c, AUTH in
  * auth_relay.c (session_int.h).
  *
- * Owns the input buffer, the DATA reader and the backend reply parser of one session, and the
- * struct moat_session it drives. The backend is spoken to one command at a time (no pipelining
- * towards it), so each backend reply answers exactly the pending operation.
+ * Owns the input buffer, the DATA reader and the backend leg (backend.h) of one session, and the
+ * struct moat_session it drives. Each command to the backend is queued with the function its reply
+ * goes to; the session sends one at a time (no pipelining towards the backend yet).
  *
  * Two DATA modes (doc/architecture.md): streaming, where the message goes to the backend as it
  * arrives and only the final dot waits for the verdict; and holding, chosen when the core's edits
@@ -77,14 +77,15 @@ px__session_close(struct px_session *s)
 {
 	if (s->state == S_CLOSED)
 		return;
-	if (s->bstate != B_NONE) {
-		bool idle = (s->bstate == B_READY || s->bstate == B_PARKED) && !s->in_txn &&
+	if (s->b.state != B_NONE) {
+		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && !s->in_txn &&
 		    s->state != S_DATA;
 
 		if (idle)
 			s->ops->backend_write(s->io, "QUIT\r\n", 6);
 		s->ops->backend_close(s->io, idle);
-		s->bstate = B_NONE;
+		s->b.state = B_NONE;
+		px_backend_forget(&s->b);
 	}
 	s->state = S_CLOSED;
 	if (!s->gone)
@@ -394,7 +395,7 @@ px_session_free(struct px_session *s)
 	moat_session_free(s->ms);
 	px__auth_end(s);
 	px__data_free(s);
-	free(s->reply);
+	free(s->b.reply);
 	free(s->line);
 	free(s->in);
 	free(s);
@@ -573,7 +574,7 @@ px_session_work_done(struct px_session *s)
 		break;
 	case WK_READ:
 		s->wait = W_DRAIN;
-		if (s->bstate != B_READY) { /* the leg went while the file was read */
+		if (s->b.state != B_READY) { /* the leg went while the file was read */
 			px__send_fail(s, "backend-lost");
 			break;
 		}

@@ -34,7 +34,6 @@ static const char reply_bare_data[] = "550 5.5.2 Bare <CR> or <LF> in message; m
 static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dropped\r\n";
 static const char reply_354[] = "354 3.0.0 End data with <CR><LF>.<CR><LF>\r\n";
 static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining after DATA\r\n";
-static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
 
 /* data_fail - remember the first verdict that stops the message (also on the pool). */
 static void
@@ -63,7 +62,7 @@ px__data_settle(struct px_session *s)
 		data_fail(s, &v);
 		s->hold_err = 0;
 	}
-	if (s->holding && s->bstate != B_READY && s->dv.action == MOAT_CONTINUE) {
+	if (s->holding && s->b.state != B_READY && s->dv.action == MOAT_CONTINUE) {
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
 		    "Backend connection lost, try again later");
 		data_fail(s, &v);
@@ -81,7 +80,7 @@ data_wire(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->holding && !s->data_abort && s->bstate == B_READY)
+	if (!s->holding && !s->data_abort && s->b.state == B_READY)
 		px__backend_send(s, p, n);
 }
 
@@ -328,6 +327,19 @@ px__data_open(struct px_session *s)
 	return true;
 }
 
+/* px__data_reply - the backend's answer to DATA (streaming mode): at 354 the client hears ours,
+ * and our Received field opens the message. */
+void
+px__data_reply(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code != 354) {
+		px__say(s, r->buf, r->len);
+		return;
+	}
+	if (px__data_open(s))
+		px__data_received(s);
+}
+
 /* px__data_end - the client's end of data: the last events and the verdict run on the pool. */
 void
 px__data_end(struct px_session *s)
@@ -350,19 +362,60 @@ px__eom_run(struct px_session *s)
 		s->core_rc = moat_session_eom(s->ms, &s->v);
 }
 
+/* rset_quiet_reply - RSET after a held message was refused: the leg stays only if it agreed. */
+static void
+rset_quiet_reply(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code != 250)
+		px__backend_abort(s);
+}
+
 /* px__msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
  * Holding: the backend never saw DATA; RSET ends its transaction and the leg stays. */
 void
 px__msg_drop(struct px_session *s)
 {
-	bool rset = s->holding && s->bstate == B_READY;
+	bool rset = s->holding && s->b.state == B_READY;
 
 	px__data_free(s);
 	px__txn_reset(s);
 	if (rset)
-		px__backend_command(s, OP_RSET_QUIET, "RSET", NULL, NULL);
+		px__backend_command(s, OP_RSET_QUIET, rset_quiet_reply, "RSET", NULL, NULL);
 	else
 		px__backend_abort(s);
+}
+
+/* dot_reply - the backend's word on the message, queue id and all: only now may the client hear
+ * 250. */
+static void
+dot_reply(struct px_session *s, const struct px_reply *r)
+{
+	char sum[1024];
+
+	px__say(s, r->buf, r->len);
+	moat_session_summary(s->ms, &s->v, sum, sizeof(sum));
+	moat_log(LOG_INFO, moat_session_id(s->ms),
+	    r->code / 100 == 2 ? "relayed" : "backend-refused",
+	    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
+	    s->tls.active ? s->tls.protocol : "-", s->b.tls ? "yes" : "no");
+	s->in_txn = false;
+	s->nrcpt = 0;
+	s->messages++;
+}
+
+/* hdata_reply - the backend's answer to DATA for the held message: at 354 the edited message goes
+ * out; otherwise that is its verdict, and its DATA state is unknown: the leg is dropped. */
+static void
+hdata_reply(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code != 354) {
+		px__say(s, r->buf, r->len);
+		s->holding = false;
+		px__msg_drop(s);
+		return;
+	}
+	px_reply_init(s->b.reply);
+	px__send_begin(s);
 }
 
 /* send_emit - edited, stuffed bytes collect in sbuf (sized for one piece, see px__send_begin). */
@@ -427,7 +480,7 @@ px__send_next(struct px_session *s)
 			if (s->op != OP_SEND)
 				return;
 			px__data_free(s);
-			px__backend_command(s, OP_DOT, ".", NULL, NULL);
+			px__backend_command(s, OP_DOT, dot_reply, ".", NULL, NULL);
 			return;
 		}
 		if (s->ops->backend_queued != NULL && s->ops->backend_queued(s->io) >= SEND_HIGH) {
@@ -519,14 +572,14 @@ px__eom_done(struct px_session *s)
 	case MOAT_CONTINUE:
 	case MOAT_ACCEPT:
 	case MOAT_QUARANTINE:
-		if (s->bstate != B_READY) {
+		if (s->b.state != B_READY) {
 			SAY(s, reply_backend_lost);
 			px__data_free(s);
 			px__txn_reset(s);
 			return;
 		}
 		if (s->holding) {
-			px__backend_command(s, OP_HDATA, "DATA", NULL, NULL);
+			px__backend_command(s, OP_HDATA, hdata_reply, "DATA", NULL, NULL);
 			return;
 		}
 		px__data_free(s);
@@ -535,7 +588,7 @@ px__eom_done(struct px_session *s)
 		if (nedits > 0)
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "edits",
 			    "n=%zu dropped=streaming-mode", nedits);
-		px__backend_command(s, OP_DOT, ".", NULL, NULL);
+		px__backend_command(s, OP_DOT, dot_reply, ".", NULL, NULL);
 		return;
 	case MOAT_DISCARD:
 		SAY(s, "250 2.0.0 Ok: discarded by policy\r\n");

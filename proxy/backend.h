@@ -1,0 +1,58 @@
+/*
+ * backend.h - the backend leg of a proxy session, without sockets (bytes go through the driver's
+ * px_ops): its setup state, the parser of its replies, what its last EHLO offered, and the queue
+ * of commands in flight, each with the function its reply goes to. The queue lets several
+ * commands be outstanding (RFC 2920 towards the backend); the session sends one at a time today.
+ */
+#ifndef PX_BACKEND_H
+#define PX_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "upstream.h"
+
+#define PX_BACKEND_INFLIGHT 16 /* commands sent and not yet answered */
+
+struct px_session;
+
+/* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
+ * B_PARKED: connected at accept and past EHLO (and TLS), nobody waiting; XCLIENT (which needs the
+ * client's HELO) still to be sent at the first MAIL or AUTH. A relayed AUTH (smtp_auth.c) needs
+ * no step of its own: the backend ran it, so its session already has the login; an XCLIENT LOGIN
+ * after it would be refused by Postfix, which checks smtpd_authorized_xclient_hosts against the
+ * client address the first XCLIENT set. */
+enum px_bstate {
+	B_NONE = 0,
+	B_CONNECTING,
+	B_GREET,
+	B_EHLO,
+	B_STARTTLS,
+	B_HANDSHAKE,
+	B_EHLO_TLS,
+	B_XCLIENT,
+	B_EHLO2,
+	B_PARKED,
+	B_READY
+};
+
+/* px_backend_reply_fn - the reply to a queued command (borrowed for the call). */
+typedef void (*px_backend_reply_fn)(struct px_session *s, const struct px_reply *r);
+
+struct px_backend {
+	enum px_bstate state;
+	struct px_reply *reply; /* the reply being read; allocated while one is due */
+	bool tls; /* the leg is TLS */
+	bool xclient, utf8, auth; /* its last EHLO reply offered XCLIENT, SMTPUTF8, AUTH */
+	px_backend_reply_fn inflight[PX_BACKEND_INFLIGHT]; /* a ring: the oldest answers first */
+	unsigned head, n;
+};
+
+/* px_backend_forget - nothing is in flight any more (the leg closed, or a new one opens). */
+void px_backend_forget(struct px_backend *b);
+/* px_backend_push - a command went out; its reply goes to DONE. 0, or -1 when the queue is full. */
+int px_backend_push(struct px_backend *b, px_backend_reply_fn done);
+/* px_backend_pop - the function for the reply that came in (NULL: nothing was asked). */
+px_backend_reply_fn px_backend_pop(struct px_backend *b);
+
+#endif /* PX_BACKEND_H */
