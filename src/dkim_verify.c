@@ -41,6 +41,7 @@
 
 #include "dkim_signature.h"
 #include "dkim_verify.h"
+#include "dkim_verify_int.h"
 #include "qp.h"
 #include "text.h"
 
@@ -51,7 +52,7 @@
 #define KEY_SLOTS 32 /* decoded keys kept: 256 */
 #define KEY_B64_MAX 4096 /* p= of a 16384-bit RSA key is about 2.8 KB */
 #define CLOCK_DRIFT 300 /* seconds t= may lie in the future */
-#define SIG_BYTES_MAX 1024 /* a decoded b= (RSA 8192 bits) */
+
 
 struct key_slot {
 	uint64_t hash; /* 0: empty */
@@ -74,52 +75,24 @@ struct moat_dkim_verifier {
 	struct key_shard keys[KEY_SHARDS];
 };
 
-enum alg {
-	ALG_UNKNOWN,
-	ALG_RSA_SHA256,
-	ALG_ED25519_SHA256,
-	ALG_RSA_SHA1
-};
-
-/* One DKIM-Signature field we evaluate (it passed moat_dkim_sig_tags). */
-struct vsig {
-	struct moat_dkim_sig rep; /* what is reported; result set once decided */
-	bool decided;
-	unsigned field; /* its index in the header copy */
-	enum alg alg;
-	bool hrelaxed, brelaxed;
-	char *h; /* h= names, ':' separated, no blanks */
-	unsigned char bh[EVP_MAX_MD_SIZE];
-	size_t bhlen;
-	unsigned char b[SIG_BYTES_MAX];
-	size_t blen;
-	long long t, x; /* -1: absent */
-	char idomain[254]; /* domain of i=, "" if absent */
-	struct moat__dkim_body *body;
-};
-
 struct moat_dkim_msg {
 	struct moat_dkim_verifier *v;
 	bool eoh_done;
 	/* Everything below is allocated as the message needs it (most carry one signature). */
-	char *hbuf; /* the header fields, as received */
-	size_t hused, hcap;
-	size_t *off, *len; /* field i is hbuf[off[i] .. off[i] + len[i]) */
-	unsigned nh, fcap;
-	bool hdr_overflow;
+	struct moat__hdrs h; /* the header fields, as received */
 	char strict_err[80]; /* the RFC 5322 3.6 count that failed, or "" */
 	size_t nsigs; /* DKIM-Signature fields we evaluate or cap */
-	struct vsig *sigs[MOAT_DKIM_SIGS_MAX];
+	struct moat__vsig *sigs[MOAT_DKIM_SIGS_MAX];
 	size_t nrefused; /* DKIM-Signature fields we kept out */
 	struct moat_dkim_sig *refused; /* MOAT_DKIM_SIGS_MAX of them, at the first */
 };
 
 /* decide - the signature's result and reason (printf-style), once. */
-static void decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
+static void decide(struct moat__vsig *s, enum moat_dkim_res r, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-decide(struct vsig *s, enum moat_dkim_res r, const char *fmt, ...)
+decide(struct moat__vsig *s, enum moat_dkim_res r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -516,25 +489,30 @@ moat_dkim_identity(const char *value, size_t len, char *out, const char **why)
  * for what RFC 6376 3.5 makes invalid, and fail for rsa-sha1 (RFC 8301).
  */
 static void
-sig_parse(struct vsig *s, const char *value, size_t len)
+sig_parse(struct moat__vsig *s, const char *value, size_t len)
 {
+	bool arc = s->kind != MOAT__SIG_DKIM;
 	const char *p = value, *end = value + len, *ns, *vs;
 	size_t nl, vl;
-	bool have_v = false, have_a = false, have_b = false, have_bh = false, have_h = false;
+	bool have_v = arc, have_a = false, have_b = false, have_bh = s->kind == MOAT__SIG_AS,
+	     have_h = s->kind == MOAT__SIG_AS, have_cv = s->kind != MOAT__SIG_AS;
 	long n;
 
 	s->t = s->x = -1;
+	/* RFC 8617 4.1.3: an ARC-Seal uses relaxed header canonicalization; an AMS without c= is
+	 * read as relaxed/relaxed, as dkimpy and OpenARC read it */
+	s->hrelaxed = s->brelaxed = arc;
 	while (tag_next(&p, end, &ns, &nl, &vs, &vl) == 1) {
-		if (nl == 1 && *ns == 'v') {
+		if (nl == 1 && *ns == 'v' && !arc) {
 			have_v = true;
 			if (vl != 1 || *vs != '1')
 				decide(s, MOAT_DKIM_PERMERROR, "unsupported v= version");
 		} else if (nl == 1 && *ns == 'a') {
 			have_a = true;
-			s->alg = strcmp(s->rep.alg, "rsa-sha256") == 0  ? ALG_RSA_SHA256
-			    : strcmp(s->rep.alg, "ed25519-sha256") == 0 ? ALG_ED25519_SHA256
-			    : strcmp(s->rep.alg, "rsa-sha1") == 0       ? ALG_RSA_SHA1
-									: ALG_UNKNOWN;
+			s->alg = strcmp(s->rep.alg, "rsa-sha256") == 0  ? MOAT__ALG_RSA_SHA256
+			    : strcmp(s->rep.alg, "ed25519-sha256") == 0 ? MOAT__ALG_ED25519_SHA256
+			    : strcmp(s->rep.alg, "rsa-sha1") == 0       ? MOAT__ALG_RSA_SHA1
+									: MOAT__ALG_UNKNOWN;
 		} else if (nl == 1 && *ns == 'b') {
 			have_b = true;
 			if ((n = b64_decode(vs, vl, s->b, sizeof(s->b))) <= 0)
@@ -560,7 +538,7 @@ sig_parse(struct vsig *s, const char *value, size_t len)
 			    (slash != NULL && strcmp(slash, "relaxed") != 0 &&
 				strcmp(slash, "simple") != 0))
 				decide(s, MOAT_DKIM_PERMERROR, "unknown canonicalization");
-			s->hrelaxed = strcmp(c, "relaxed") == 0;
+			s->hrelaxed = s->kind == MOAT__SIG_AS || strcmp(c, "relaxed") == 0;
 			s->brelaxed = slash != NULL && strcmp(slash, "relaxed") == 0;
 		} else if (nl == 1 && *ns == 'h') {
 			size_t i, o = 0;
@@ -574,8 +552,23 @@ sig_parse(struct vsig *s, const char *value, size_t len)
 				if (!is_fws(vs[i]))
 					s->h[o++] = vs[i];
 			s->h[o] = '\0';
-			if (!list_has(vs, vl, "from"))
+			if (s->kind == MOAT__SIG_DKIM && !list_has(vs, vl, "from"))
 				decide(s, MOAT_DKIM_PERMERROR, "From field not signed");
+			/* RFC 8617 4.1.3: no h= in an ARC-Seal; 4.1.2: the AMS never signs a seal */
+			if (s->kind == MOAT__SIG_AS)
+				decide(s, MOAT_DKIM_PERMERROR, "h= in ARC-Seal");
+			if (s->kind == MOAT__SIG_AMS && list_has(vs, vl, "arc-seal"))
+				decide(s, MOAT_DKIM_PERMERROR, "ARC-Seal signed by h=");
+		} else if (nl == 2 && ns[0] == 'c' && ns[1] == 'v' && s->kind == MOAT__SIG_AS) {
+			have_cv = true;
+			if (!copy_value(vs, vs + vl, s->cv, sizeof(s->cv), false) ||
+			    (strcmp(s->cv, "none") != 0 && strcmp(s->cv, "pass") != 0 &&
+				strcmp(s->cv, "fail") != 0))
+				decide(s, MOAT_DKIM_PERMERROR, "unknown cv= value");
+		} else if (nl == 1 && *ns == 'i' && arc) {
+			/* RFC 8617 4.2.1: the instance, 1 to 50; 0 here: not a number we take */
+			long long i = vl <= 3 ? num_tag(vs, vl) : -1;
+			s->instance = i > 0 ? (unsigned)i : 0;
 		} else if (nl == 1 && *ns == 'i') {
 			const char *why;
 			if (moat_dkim_identity(vs, vl, s->rep.identity, &why) < 0)
@@ -597,16 +590,17 @@ sig_parse(struct vsig *s, const char *value, size_t len)
 			*(*ns == 't' ? &s->t : &s->x) = t;
 		}
 	}
-	if (!have_v || !have_a || !have_b || !have_bh || !have_h)
+	if (!have_v || !have_a || !have_b || !have_bh || !have_h || !have_cv)
 		decide(s, MOAT_DKIM_PERMERROR, "missing %s= tag",
 		    !have_v        ? "v"
 			: !have_a  ? "a"
 			: !have_b  ? "b"
 			: !have_bh ? "bh"
-				   : "h");
-	if (s->alg == ALG_UNKNOWN)
+			: !have_h  ? "h"
+				   : "cv");
+	if (s->alg == MOAT__ALG_UNKNOWN)
 		decide(s, MOAT_DKIM_PERMERROR, "unknown a= algorithm");
-	if (s->alg == ALG_RSA_SHA1)
+	if (s->alg == MOAT__ALG_RSA_SHA1)
 		decide(s, MOAT_DKIM_FAIL, "rsa-sha1 is not accepted (RFC 8301)");
 	if (s->idomain[0]) {
 		/* RFC 6376 3.5: i= is d= or a subdomain of it */
@@ -617,6 +611,58 @@ sig_parse(struct vsig *s, const char *value, size_t len)
 		if (!within)
 			decide(s, MOAT_DKIM_PERMERROR, "i= is not within d=");
 	}
+}
+
+/* ---- one signature (DKIM-Signature, ARC-Message-Signature, ARC-Seal) ---- */
+
+struct moat__vsig *
+moat__vsig_new(enum moat__sig_kind kind, const struct moat_dkim_sig *tags, const char *value,
+    size_t len)
+{
+	struct moat__vsig *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->kind = kind;
+	s->rep = *tags;
+	sig_parse(s, value, len);
+	return s;
+}
+
+void
+moat__vsig_body_start(const struct moat_dkim_verifier *v, struct moat__vsig *s)
+{
+	if (s->decided || s->kind == MOAT__SIG_AS)
+		return;
+	if ((s->body = moat__dkim_body_new(s->brelaxed, v->sha256)) == NULL) {
+		decide(s, MOAT_DKIM_TEMPERROR, "out of memory");
+		return;
+	}
+	if (s->rep.body_signed >= 0)
+		moat__dkim_body_limit(s->body, (size_t)s->rep.body_signed);
+}
+
+void
+moat__vsig_body(struct moat__vsig *s, const char *chunk, size_t len)
+{
+	if (s->body != NULL && !s->decided)
+		moat__dkim_body_feed(s->body, chunk, len);
+}
+
+void
+moat__vsig_free(struct moat__vsig *s)
+{
+	if (s == NULL)
+		return;
+	free(s->h);
+	moat__dkim_body_free(s->body);
+	free(s);
+}
+
+const void *
+moat__dkim_verifier_md(const struct moat_dkim_verifier *v)
+{
+	return v->sha256;
 }
 
 /* ---- message ---- */
@@ -639,15 +685,10 @@ moat_dkim_msg_free(struct moat_dkim_msg *m)
 
 	if (m == NULL)
 		return;
-	for (i = 0; i < m->nsigs; i++) {
-		free(m->sigs[i]->h);
-		moat__dkim_body_free(m->sigs[i]->body);
-		free(m->sigs[i]);
-	}
+	for (i = 0; i < m->nsigs; i++)
+		moat__vsig_free(m->sigs[i]);
 	free(m->refused);
-	free(m->hbuf);
-	free(m->off);
-	free(m->len);
+	moat__hdrs_free(&m->h);
 	free(m);
 }
 
@@ -665,39 +706,48 @@ dkim_sig_value_off(const char *field, size_t len)
 	return i < len && field[i] == ':' ? i + 1 : 0;
 }
 
-/* keep_field - copy FIELD into the header store; false past its bounds. */
-static bool
-keep_field(struct moat_dkim_msg *m, const char *field, size_t len)
+/* moat__hdrs_keep - copy FIELD into the header store; false past its bounds. */
+bool
+moat__hdrs_keep(struct moat__hdrs *h, const char *field, size_t len)
 {
-	if (m->nh >= HDR_FIELDS_MAX || len > HDR_BYTES_MAX - m->hused)
+	if (h->n >= HDR_FIELDS_MAX || len > HDR_BYTES_MAX - h->used)
 		return false;
-	if (m->nh == m->fcap) {
-		unsigned cap = m->fcap ? m->fcap * 2 : 32;
-		size_t *no = realloc(m->off, cap * sizeof(*no)), *nl;
+	if (h->n == h->fcap) {
+		unsigned cap = h->fcap ? h->fcap * 2 : 32;
+		size_t *no = realloc(h->off, cap * sizeof(*no)), *nl;
 		if (no == NULL)
 			return false;
-		m->off = no;
-		if ((nl = realloc(m->len, cap * sizeof(*nl))) == NULL)
+		h->off = no;
+		if ((nl = realloc(h->len, cap * sizeof(*nl))) == NULL)
 			return false;
-		m->len = nl;
-		m->fcap = cap;
+		h->len = nl;
+		h->fcap = cap;
 	}
-	if (m->hused + len > m->hcap) {
-		size_t cap = m->hcap ? m->hcap : 4096;
+	if (h->used + len > h->cap) {
+		size_t cap = h->cap ? h->cap : 4096;
 		char *nb;
-		while (cap < m->hused + len)
+		while (cap < h->used + len)
 			cap *= 2;
-		if ((nb = realloc(m->hbuf, cap)) == NULL)
+		if ((nb = realloc(h->buf, cap)) == NULL)
 			return false;
-		m->hbuf = nb;
-		m->hcap = cap;
+		h->buf = nb;
+		h->cap = cap;
 	}
-	memcpy(m->hbuf + m->hused, field, len);
-	m->off[m->nh] = m->hused;
-	m->len[m->nh] = len;
-	m->hused += len;
-	m->nh++;
+	memcpy(h->buf + h->used, field, len);
+	h->off[h->n] = h->used;
+	h->len[h->n] = len;
+	h->used += len;
+	h->n++;
 	return true;
+}
+
+void
+moat__hdrs_free(struct moat__hdrs *h)
+{
+	free(h->buf);
+	free(h->off);
+	free(h->len);
+	memset(h, 0, sizeof(*h));
 }
 
 /* refuse - report a DKIM-Signature field we keep from evaluation (permerror, WHY). */
@@ -728,13 +778,13 @@ void
 moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 {
 	struct moat_dkim_sig tags;
-	struct vsig *s;
+	struct moat__vsig *s;
 	size_t off;
 
 	if (m->eoh_done)
 		return;
-	if (!keep_field(m, field, len))
-		m->hdr_overflow = true;
+	if (!moat__hdrs_keep(&m->h, field, len))
+		m->h.overflow = true;
 	off = dkim_sig_value_off(field, len);
 	if (off == 0)
 		return;
@@ -746,17 +796,19 @@ moat_dkim_header(struct moat_dkim_msg *m, const char *field, size_t len)
 		refuse(m, &tags, true, "malformed DKIM-Signature tag list");
 		return;
 	}
-	if (m->nsigs >= MOAT_DKIM_SIGS_MAX || (s = calloc(1, sizeof(*s))) == NULL)
+	if (m->nsigs >= MOAT_DKIM_SIGS_MAX)
 		return;
-	m->sigs[m->nsigs++] = s;
-	s->rep = tags;
-	s->field = m->nh - 1;
-	if (m->nsigs > m->v->opts.max_signatures) {
+	if (m->nsigs + 1 > m->v->opts.max_signatures) {
+		if ((s = calloc(1, sizeof(*s))) == NULL)
+			return;
+		s->rep = tags;
 		decide(s, MOAT_DKIM_POLICY, "not evaluated: more than %u signatures",
 		    m->v->opts.max_signatures);
+	} else if ((s = moat__vsig_new(MOAT__SIG_DKIM, &tags, field + off, len - off)) == NULL) {
 		return;
 	}
-	sig_parse(s, field + off, len - off);
+	s->field = m->h.n - 1;
+	m->sigs[m->nsigs++] = s;
 }
 
 /* strict_counts - RFC 5322 3.6: exactly one From and Date, at most one of the others. */
@@ -768,8 +820,8 @@ strict_counts(struct moat_dkim_msg *m)
 	unsigned n[sizeof(once) / sizeof(once[0])] = { 0 };
 	size_t i, k;
 
-	for (i = 0; i < m->nh; i++) {
-		const char *f = m->hbuf + m->off[i], *c = memchr(f, ':', m->len[i]);
+	for (i = 0; i < m->h.n; i++) {
+		const char *f = m->h.buf + m->h.off[i], *c = memchr(f, ':', m->h.len[i]);
 		size_t nl;
 		if (c == NULL)
 			continue;
@@ -804,22 +856,15 @@ moat_dkim_eoh(struct moat_dkim_msg *m)
 		return;
 	strict_counts(m);
 	for (i = 0; i < m->nsigs; i++) {
-		struct vsig *s = m->sigs[i];
+		struct moat__vsig *s = m->sigs[i];
 		/* a refused header outranks what was decided for the signature alone */
-		if (m->hdr_overflow || m->strict_err[0])
+		if (m->h.overflow || m->strict_err[0])
 			s->decided = false;
-		if (m->hdr_overflow)
+		if (m->h.overflow)
 			decide(s, MOAT_DKIM_PERMERROR, "header too large to verify");
 		if (m->strict_err[0])
 			decide(s, MOAT_DKIM_PERMERROR, "%s", m->strict_err);
-		if (s->decided)
-			continue;
-		if ((s->body = moat__dkim_body_new(s->brelaxed, m->v->sha256)) == NULL) {
-			decide(s, MOAT_DKIM_TEMPERROR, "out of memory");
-			continue;
-		}
-		if (s->rep.body_signed >= 0)
-			moat__dkim_body_limit(s->body, (size_t)s->rep.body_signed);
+		moat__vsig_body_start(m->v, s);
 	}
 }
 
@@ -831,8 +876,7 @@ moat_dkim_body(struct moat_dkim_msg *m, const char *chunk, size_t len)
 	if (!m->eoh_done)
 		moat_dkim_eoh(m);
 	for (i = 0; i < m->nsigs && len > 0; i++)
-		if (m->sigs[i]->body != NULL && !m->sigs[i]->decided)
-			moat__dkim_body_feed(m->sigs[i]->body, chunk, len);
+		moat__vsig_body(m->sigs[i], chunk, len);
 }
 
 /* ---- keys ---- */
@@ -881,7 +925,7 @@ key_decode(struct moat_dkim_verifier *v, bool ed25519, const char *p, size_t ple
  * s._domainkey.d. NULL with S decided when there is none usable.
  */
 static EVP_PKEY *
-key_fetch(struct moat_dkim_msg *m, struct vsig *s)
+key_fetch(struct moat_dkim_verifier *v, struct moat__vsig *s)
 {
 	char name[MOAT_DNS_NAME_MAX + 2];
 	struct moat_dns_answer a;
@@ -897,7 +941,7 @@ key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 		decide(s, MOAT_DKIM_PERMERROR, "key name too long");
 		return NULL;
 	}
-	switch (moat_dns_query(m->v->dns, name, MOAT_DNS_TXT, &a)) {
+	switch (moat_dns_query(v->dns, name, MOAT_DNS_TXT, &a)) {
 	case MOAT_DNS_OK:
 		break;
 	case MOAT_DNS_TEMPFAIL:
@@ -951,11 +995,11 @@ key_fetch(struct moat_dkim_msg *m, struct vsig *s)
 		decide(s, MOAT_DKIM_FAIL, "key revoked");
 		goto out;
 	}
-	if (ed != (s->alg == ALG_ED25519_SHA256)) {
+	if (ed != (s->alg == MOAT__ALG_ED25519_SHA256)) {
 		decide(s, MOAT_DKIM_PERMERROR, "key type does not match a=");
 		goto out;
 	}
-	if ((pkey = key_decode(m->v, ed, kp, kplen)) == NULL)
+	if ((pkey = key_decode(v, ed, kp, kplen)) == NULL)
 		decide(s, MOAT_DKIM_PERMERROR, "key could not be decoded");
 out:
 	moat_dns_answer_clear(&a);
@@ -999,32 +1043,37 @@ strip_b(const char *field, size_t len, size_t off, size_t *outlen)
 	return out;
 }
 
-/* header_verify - the signature over the header hash (RFC 6376 3.7, RFC 8463 3). */
+/*
+ * header_verify - the signature over the header hash (RFC 6376 3.7, RFC 8463 3): the fields
+ * HLIST selects from the header (H), then the signature's own field SIG without its b= value.
+ */
 static bool
-header_verify(struct moat_dkim_msg *m, struct vsig *s, EVP_PKEY *pkey)
+header_verify(struct moat_dkim_verifier *v, struct moat__vsig *s, EVP_PKEY *pkey,
+    const struct moat__hdrs *h, const char *hlist, const char *sig, size_t siglen)
 {
-	const char *field = m->hbuf + m->off[s->field];
-	size_t flen = m->len[s->field], slen = 0, cl;
+	const char *colon = memchr(sig, ':', siglen);
+	size_t slen = 0, cl;
 	unsigned char hh[EVP_MAX_MD_SIZE];
 	unsigned hl = 0;
-	char *stripped, *canon;
+	char *stripped = NULL, *canon;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	bool ok = false;
 
-	stripped = strip_b(field, flen, dkim_sig_value_off(field, flen), &slen);
+	if (colon != NULL)
+		stripped = strip_b(sig, siglen, (size_t)(colon - sig) + 1, &slen);
 	canon = malloc(slen + 3);
 	if (md == NULL || stripped == NULL || canon == NULL ||
-	    EVP_DigestInit_ex(md, m->v->sha256, NULL) != 1 ||
-	    moat__dkim_hash_headers(md, s->h, s->hrelaxed, m->hbuf, m->off, m->len, m->nh) < 0)
+	    EVP_DigestInit_ex(md, v->sha256, NULL) != 1 ||
+	    moat__dkim_hash_headers(md, hlist, s->hrelaxed, h->buf, h->off, h->len, h->n) < 0)
 		goto out;
 	cl = moat__dkim_canon_header(stripped, slen, s->hrelaxed, false, canon);
 	if (EVP_DigestUpdate(md, canon, cl) != 1 || EVP_DigestFinal_ex(md, hh, &hl) != 1)
 		goto out;
-	if (s->alg == ALG_RSA_SHA256) {
+	if (s->alg == MOAT__ALG_RSA_SHA256) {
 		EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new(pkey, NULL);
 		ok = pctx != NULL && EVP_PKEY_verify_init(pctx) == 1 &&
 		    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) == 1 &&
-		    EVP_PKEY_CTX_set_signature_md(pctx, m->v->sha256) == 1 &&
+		    EVP_PKEY_CTX_set_signature_md(pctx, v->sha256) == 1 &&
 		    EVP_PKEY_verify(pctx, s->b, s->blen, hh, hl) == 1;
 		EVP_PKEY_CTX_free(pctx);
 	} else {
@@ -1040,21 +1089,21 @@ out:
 	return ok;
 }
 
-/* sig_finish - decide one signature at end of message. */
-static void
-sig_finish(struct moat_dkim_msg *m, struct vsig *s)
+void
+moat__vsig_finish(struct moat_dkim_verifier *v, struct moat__vsig *s, const struct moat__hdrs *h,
+    const char *hlist, const char *sig, size_t siglen, const unsigned char *bh)
 {
-	unsigned char bh[MOAT_DKIM_BH_LEN];
-	long long now =
-	    m->v->opts.fixed_time ? (long long)m->v->opts.fixed_time : (long long)time(NULL);
+	unsigned char own[MOAT_DKIM_BH_LEN];
+	long long now = v->opts.fixed_time ? (long long)v->opts.fixed_time : (long long)time(NULL);
 	EVP_PKEY *pkey;
 	int bits;
 
 	if (s->body != NULL) {
 		size_t total;
-		int rc = moat__dkim_body_end(s->body, bh);
+		int rc = moat__dkim_body_end(s->body, own);
 		total = moat__dkim_body_length(s->body);
 		s->rep.body_total = (ssize_t)total;
+		bh = own;
 		if (rc < 0)
 			decide(s, MOAT_DKIM_TEMPERROR, "body hash could not be computed");
 		else if (s->rep.body_signed >= 0 && (size_t)s->rep.body_signed > total)
@@ -1068,18 +1117,20 @@ sig_finish(struct moat_dkim_msg *m, struct vsig *s)
 		decide(s, MOAT_DKIM_FAIL, "signature expired");
 	else if (s->t > now + CLOCK_DRIFT)
 		decide(s, MOAT_DKIM_FAIL, "signature in the future");
-	if (s->decided || (pkey = key_fetch(m, s)) == NULL)
+	if (s->decided || (pkey = key_fetch(v, s)) == NULL)
 		return;
 	bits = EVP_PKEY_get_bits(pkey);
 	s->rep.key_bits = bits > 0 ? (unsigned)bits : 0;
-	if (s->alg == ALG_RSA_SHA256 && s->rep.key_bits < MOAT_DKIM_MIN_RSA_BITS)
+	if (s->alg == MOAT__ALG_RSA_SHA256 && s->rep.key_bits < MOAT_DKIM_MIN_RSA_BITS)
 		decide(s, MOAT_DKIM_FAIL, "RSA key of %u bits (RFC 8301)", s->rep.key_bits);
-	else if (s->bhlen != MOAT_DKIM_BH_LEN || memcmp(bh, s->bh, MOAT_DKIM_BH_LEN) != 0)
+	else if (s->kind != MOAT__SIG_AS &&
+	    (bh == NULL || s->bhlen != MOAT_DKIM_BH_LEN ||
+		memcmp(bh, s->bh, MOAT_DKIM_BH_LEN) != 0))
 		decide(s, MOAT_DKIM_FAIL, "body hash did not verify");
-	else if (!header_verify(m, s, pkey))
+	else if (!header_verify(v, s, pkey, h, hlist != NULL ? hlist : s->h, sig, siglen))
 		decide(s, MOAT_DKIM_FAIL, "signature verification failed");
 	else if (s->rep.body_signed >= 0 && s->rep.body_total > s->rep.body_signed &&
-	    !m->v->opts.body_length_pass)
+	    !v->opts.body_length_pass)
 		decide(s, MOAT_DKIM_POLICY, "l=%zd signs %zd of %zd body bytes", s->rep.body_signed,
 		    s->rep.body_signed, s->rep.body_total);
 	else
@@ -1095,8 +1146,10 @@ moat_dkim_eom(struct moat_dkim_msg *m, struct moat_dkim_sig *sigs, size_t max)
 	if (!m->eoh_done)
 		moat_dkim_eoh(m);
 	for (k = 0; k < m->nsigs && n < max; k++) {
-		sig_finish(m, m->sigs[k]);
-		sigs[n++] = m->sigs[k]->rep;
+		struct moat__vsig *s = m->sigs[k];
+		moat__vsig_finish(m->v, s, &m->h, NULL, m->h.buf + m->h.off[s->field],
+		    m->h.len[s->field], NULL);
+		sigs[n++] = s->rep;
 	}
 	for (k = 0; k < m->nrefused && n < max; k++)
 		sigs[n++] = m->refused[k];

@@ -16,10 +16,15 @@
 #include <string.h>
 
 #include "dkim_verify.h"
-
-#define FIELD_MAX 16384
+#include "msg_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+dkim_field(void *m, const char *field, size_t len)
+{
+	moat_dkim_header(m, field, len);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -31,7 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct moat_dkim_verifier *v;
 	struct moat_dkim_msg *m;
 	char *field;
-	size_t flen = 0, n, i;
+	size_t n, i;
 
 	if (nl == NULL || (dns = moat_dns_new_fixture()) == NULL)
 		return 0;
@@ -39,35 +44,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (size_t)(nl - p));
 	v = moat_dkim_verifier_new(dns, &opts);
 	m = v ? moat_dkim_msg_new(v) : NULL;
-	field = malloc(FIELD_MAX);
+	field = malloc(FUZZ_FIELD_MAX);
 	if (m == NULL || field == NULL)
 		goto out;
-	/* header fields: a line starting with a blank continues the field (CRLF kept inside) */
-	for (p = nl + 1; p < end;) {
-		const char *e = memchr(p, '\n', (size_t)(end - p));
-		size_t len = (size_t)((e ? e : end) - p);
-		if (len > 0 && p[len - 1] == '\r')
-			len--;
-		if (len == 0 || (p[0] != ' ' && p[0] != '\t')) {
-			if (flen > 0)
-				moat_dkim_header(m, field, flen);
-			flen = 0;
-		} else if (flen + 2 <= FIELD_MAX) {
-			field[flen++] = '\r';
-			field[flen++] = '\n';
-		}
-		if (len == 0) {
-			p = e ? e + 1 : end;
-			break;
-		}
-		if (flen + len <= FIELD_MAX) {
-			memcpy(field + flen, p, len);
-			flen += len;
-		}
-		p = e ? e + 1 : end;
-	}
-	if (flen > 0)
-		moat_dkim_header(m, field, flen);
+	p = fuzz_msg_fields(nl + 1, end, field, dkim_field, m);
 	moat_dkim_eoh(m);
 	moat_dkim_body(m, p, (size_t)(end - p));
 	n = moat_dkim_eom(m, sigs, sizeof(sigs) / sizeof(sigs[0]));
