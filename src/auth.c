@@ -10,6 +10,11 @@
  *   dmarc=fail, policy quarantine-> dmarc_quarantine_action
  *   dmarc=temperror              -> dmarc_temperror_action (default 451 4.7.1)
  *   spf=fail / temperror         -> spf_fail_action / spf_temperror_action (default: tag only)
+ * One exception, and only one: a dmarc=fail under p=reject or p=quarantine is tagged only when
+ * the message's ARC chain passed and the ARC-Authentication-Results of a sealer listed in
+ * arc_trusted_sealers shows an SPF or DKIM pass that aligns with the From domain under the
+ * domain's own policy (RFC 9989's local-policy override; RFC 8617 7.2). It is written as the
+ * comment "override trusted_forwarder: arc ..." after policy.dmarc and in the decision.
  * The most severe wins (moat_verdict_combine).
  */
 #include "config.h"
@@ -132,6 +137,12 @@ moat_auth_engine_dns(struct moat_auth_engine *e)
 	return e->dns;
 }
 
+struct moat_dkim_verifier *
+moat_auth_engine_dkim(struct moat_auth_engine *e)
+{
+	return e->dkim;
+}
+
 /* ---- message ---- */
 
 static char *
@@ -242,6 +253,12 @@ note_authres(struct moat_auth_msg *m, const char *field, size_t len)
 }
 
 void
+moat_auth_set_arc(struct moat_auth_msg *m, const struct moat_arc_result *arc)
+{
+	m->r.arc = arc;
+}
+
+void
 moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len)
 {
 	moat_from_field(&m->r.from, field, len);
@@ -348,6 +365,15 @@ build_authres(struct moat_auth_msg *m)
 		if (s->b[0])
 			moat_authres_prop(&ar, "header", "b", s->b);
 	}
+	if (r->arc != NULL) {
+		/* RFC 8617 10.1: arc=, with header.oldest-pass on a pass (RFC 8617 5.2 step 5) */
+		char op[12];
+		moat_authres_method(&ar, "arc", moat_arc_result_name(r->arc->result),
+		    r->arc->reason);
+		snprintf(op, sizeof(op), "%u", r->arc->oldest_pass);
+		if (r->arc->result == MOAT_ARC_PASS)
+			moat_authres_prop(&ar, "header", "oldest-pass", op);
+	}
 	moat_authres_method(&ar, "dmarc", moat_dmarc_result_name(r->dmarc.result),
 	    r->dmarc.result == MOAT_DMARC_PASS ? NULL : r->dmarc.reason);
 	if (r->dmarc.from_domain[0])
@@ -355,6 +381,12 @@ build_authres(struct moat_auth_msg *m)
 	if (r->dmarc.policy_domain[0])
 		moat_authres_prop(&ar, "policy", "dmarc",
 		    moat_dmarc_policy_name(r->dmarc.disposition));
+	if (r->arc_override > 0) {
+		char c[300];
+		snprintf(c, sizeof(c), "override trusted_forwarder: arc sealed by %s",
+		    r->arc->hop[r->arc_override - 1].sealer);
+		moat_authres_comment(&ar, c);
+	}
 	if (moat_authres_finish(&ar) < 0) {
 		/* cannot happen with MOAT_DKIM_SIGS_MAX signatures of bounded fields; be safe */
 		moat_authres_init(&ar, r->authres, sizeof(r->authres), m->conf->authserv_id);
@@ -420,6 +452,45 @@ quarantine_action(const struct moat_conf *c)
 									: MOAT_DMARC_ACT_TAG;
 }
 
+/*
+ * arc_override - RFC 8617 7.2 and RFC 9989's local-policy override for a dmarc=fail: the chain
+ * passed, and the AAR of a trusted sealer, newest first, names an SPF or DKIM pass that aligns
+ * with the From domain (alignment as DMARC itself decides it, with the domain's adkim and aspf).
+ * Returns that instance, or 0.
+ */
+static unsigned
+arc_override(struct moat_auth_msg *m)
+{
+	const struct moat_arc_result *arc = m->r.arc;
+	const struct moat_dmarc_eval *d = &m->r.dmarc;
+
+	if (arc == NULL || arc->result != MOAT_ARC_PASS || d->result != MOAT_DMARC_FAIL ||
+	    d->disposition == MOAT_DMARC_P_NONE || m->conf->arc_trusted_sealers == NULL ||
+	    m->conf->arc_trusted_sealers[0] == '\0')
+		return 0;
+	for (unsigned i = arc->instances; i >= 1; i--) {
+		struct moat_arc_aar_id ids[MOAT_DMARC_MAX_IDS + 1];
+		struct moat_dmarc_ids aligned = { 0 };
+		struct moat_dmarc_eval ev;
+		int n;
+		if (!moat_auth_domain_listed(m->conf->arc_trusted_sealers, arc->hop[i - 1].sealer))
+			continue;
+		n = moat_arc_aar_ids(arc->hop[i - 1].aar, arc->hop[i - 1].aar_len, ids,
+		    MOAT_DMARC_MAX_IDS + 1);
+		for (int k = 0; k < n; k++) {
+			if (ids[k].spf && aligned.spf_domain == NULL)
+				aligned.spf_domain = ids[k].domain;
+			else if (!ids[k].spf && aligned.ndkim < MOAT_DMARC_MAX_IDS)
+				aligned.dkim_domains[aligned.ndkim++] = ids[k].domain;
+		}
+		if (n > 0 &&
+		    moat_dmarc_evaluate(m->e->dns, d->from_domain, &aligned, &ev) ==
+			MOAT_DMARC_PASS)
+			return i;
+	}
+	return 0;
+}
+
 /* decide - the verdict from the results and the configured actions. */
 static void
 decide(struct moat_auth_msg *m)
@@ -471,6 +542,13 @@ decide(struct moat_auth_msg *m)
 		} else if (d->disposition == MOAT_DMARC_P_QUARANTINE) {
 			act = quarantine_action(c);
 		} else {
+			act = MOAT_DMARC_ACT_TAG;
+		}
+		if (r->arc_override > 0 && act != MOAT_DMARC_ACT_TAG) {
+			snprintf(buf, sizeof(buf),
+			    "override trusted_forwarder: arc=pass and the ARC-Authentication-Results of instance %u, sealed by %s, shows an aligned pass",
+			    r->arc_override, r->arc->hop[r->arc_override - 1].sealer);
+			why_add(r, buf);
 			act = MOAT_DMARC_ACT_TAG;
 		}
 		snprintf(buf, sizeof(buf), "dmarc=fail: %s; policy %s=%s%s at %s -> %s", d->reason,
@@ -541,6 +619,7 @@ moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 			ids.dkim_domains[ids.ndkim++] = r->dkim[i].domain;
 	moat_dmarc_evaluate(m->e->dns, r->from.status == MOAT_FROM_OK ? r->from.domain : NULL, &ids,
 	    &r->dmarc);
+	r->arc_override = arc_override(m);
 	build_authres(m);
 	decide(m);
 	moat_dmarc_report_note(m->e->report, m->client_addr, m->mail_from, r);

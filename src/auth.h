@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "arc_verify.h"
 #include "conf.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
@@ -50,6 +51,8 @@ struct moat_auth_results {
 	size_t ndkim;
 	struct moat_from from;
 	struct moat_dmarc_eval dmarc;
+	const struct moat_arc_result *arc; /* NULL: not verified (borrowed, moat_auth_set_arc) */
+	unsigned arc_override; /* the instance whose trusted sealer overrode a DMARC fail, or 0 */
 	size_t nforged; /* in the order seen */
 	bool forged_overflow;
 	struct moat_verdict verdict;
@@ -74,6 +77,8 @@ void moat_auth_engine_free(struct moat_auth_engine *e);
  * without freeing the engine). NULL, or no recorder: no-op. */
 void moat_auth_engine_flush(struct moat_auth_engine *e);
 struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e); /* borrowed */
+/* moat_auth_engine_dkim - the DKIM verifier (key cache), which ARC verification shares. */
+struct moat_dkim_verifier *moat_auth_engine_dkim(struct moat_auth_engine *e); /* borrowed */
 
 /* moat_auth_msg_new - CONF is borrowed for the life of the message. NULL when out of memory. */
 struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
@@ -83,6 +88,13 @@ void moat_auth_msg_free(struct moat_auth_msg *m);
 /* moat_auth_set_spf - results computed by the caller (copied, trace not kept). */
 void moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *mailfrom,
     const struct moat_spf_result *helo);
+
+/*
+ * moat_auth_set_arc - the ARC result of the message (arc_verify.h), before eom: written as arc=
+ * and, for a chain sealed by one of arc_trusted_sealers, the only thing that may override a
+ * DMARC fail. Borrowed: it must stay valid until moat_auth_msg_free.
+ */
+void moat_auth_set_arc(struct moat_auth_msg *m, const struct moat_arc_result *arc);
 
 void moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len);
 void moat_auth_eoh(struct moat_auth_msg *m);

@@ -179,6 +179,29 @@ moat_authres_prop(struct moat_authres *ar, const char *ptype, const char *proper
 }
 
 int
+moat_authres_comment(struct moat_authres *ar, const char *text)
+{
+	char v[256];
+	size_t i, o = 0, n = strlen(text);
+
+	v[o++] = '(';
+	for (i = 0; i < n && o + 3 < sizeof(v); i++) {
+		unsigned char c = (unsigned char)text[i];
+		/* no quoting inside: what could end or nest the comment, or fold it, is '?' */
+		v[o++] = (c < 0x20 || c >= 0x7f || c == '(' || c == ')' || c == '\\' || c == ';')
+		    ? '?'
+		    : (char)c;
+	}
+	if (i < n) {
+		ar->over = true;
+		return -1;
+	}
+	v[o++] = ')';
+	v[o] = '\0';
+	return puts_(ar, " ") < 0 || puts_(ar, v) < 0 ? -1 : 0;
+}
+
+int
 moat_authres_finish(struct moat_authres *ar)
 {
 	if (ar->n == 0 && puts_(ar, "; none") < 0)

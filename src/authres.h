@@ -39,6 +39,12 @@ int moat_authres_method(struct moat_authres *ar, const char *method, const char 
 int moat_authres_prop(struct moat_authres *ar, const char *ptype, const char *property,
     const char *value);
 
+/*
+ * moat_authres_comment - append " (TEXT)" after the last property (RFC 8601 2.2 CFWS); a byte
+ * that could end, nest or fold the comment (parentheses, backslash, ';', controls) is '?'. 0 or -1.
+ */
+int moat_authres_comment(struct moat_authres *ar, const char *text);
+
 /* moat_authres_finish - write "AUTHSERV_ID; none" if no method was added (RFC 8601 2.2); -1 if anything overflowed. */
 int moat_authres_finish(struct moat_authres *ar);
 

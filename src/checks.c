@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "arc_verify.h"
 #include "auth.h"
 #include "dkim_sign.h"
 #include "log.h"
@@ -203,6 +204,88 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 
 /* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
 
+/* session_auth_engine - the daemon's engine, made at the first inbound message; NULL + err. */
+static struct moat_auth_engine *
+session_auth_engine(struct moat_session *s, char *err, size_t errlen)
+{
+	struct moat_auth_engine *e;
+
+	pthread_mutex_lock(&s->pol->lock);
+	if (s->pol->auth == NULL)
+		s->pol->auth = moat_auth_engine_new(s->conf, err, errlen);
+	e = s->pol->auth;
+	pthread_mutex_unlock(&s->pol->lock);
+	return e;
+}
+
+/* session_auth_unavailable - the engine could not start: log it; the message gets 451. */
+static void
+session_auth_unavailable(struct moat_session *s, const char *err)
+{
+	moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
+	    err[0] ? err : "out of memory");
+	s->auth_failed = true;
+}
+
+/* ---- ARC (arc_verify.c): the chain of inbound messages, when auth_inbound and arc_verify ---- */
+
+/* session_arc_start - start verifying the chain; the auth row writes its result. */
+static void
+session_arc_start(struct moat_session *s)
+{
+	char err[256] = "";
+	struct moat_auth_engine *e;
+
+	if (s->direction != MOAT_INBOUND || !s->conf->auth_inbound || !s->conf->arc_verify)
+		return;
+	if ((e = session_auth_engine(s, err, sizeof(err))) == NULL ||
+	    (s->arc = moat_arc_msg_new(moat_auth_engine_dkim(e), s->conf->arc_max_instances)) ==
+		NULL)
+		session_auth_unavailable(s, err);
+}
+
+static void
+arc_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->arc != NULL)
+		moat_arc_header(s->arc, field, len);
+}
+
+static void
+arc_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->arc != NULL)
+		moat_arc_eoh(s->arc);
+}
+
+static void
+arc_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->arc != NULL)
+		moat_arc_body(s->arc, chunk, len);
+}
+
+/* session_arc_end - validate the chain (key lookups); the auth row's A-R and DMARC use it. */
+static void
+session_arc_end(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->arc == NULL)
+		return;
+	s->arc_result = moat_arc_eom(s->arc);
+	if (s->auth != NULL)
+		moat_auth_set_arc(s->auth, s->arc_result);
+}
+
+static bool
+arc_blocks(const struct moat_session *s)
+{
+	return s->arc != NULL;
+}
+
 /* session_auth_start - start the engine for an inbound message, when auth_inbound. */
 static void
 session_auth_start(struct moat_session *s)
@@ -211,16 +294,9 @@ session_auth_start(struct moat_session *s)
 		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
 			s->mail_from ? s->mail_from : "" };
 		char err[256] = "";
-		pthread_mutex_lock(&s->pol->lock);
-		if (s->pol->auth == NULL)
-			s->pol->auth = moat_auth_engine_new(s->conf, err, sizeof(err));
-		pthread_mutex_unlock(&s->pol->lock);
-		if (s->pol->auth == NULL ||
-		    (s->auth = moat_auth_msg_new(s->pol->auth, s->conf, &env)) == NULL) {
-			moat_log(LOG_ERR, s->id, "auth", "result=failed why=\"%s\"",
-			    err[0] ? err : "out of memory");
-			s->auth_failed = true;
-		}
+		struct moat_auth_engine *e = session_auth_engine(s, err, sizeof(err));
+		if (e == NULL || (s->auth = moat_auth_msg_new(e, s->conf, &env)) == NULL)
+			session_auth_unavailable(s, err);
 	}
 }
 
@@ -405,6 +481,13 @@ const struct moat__check moat__checks[] = {
 	    .body = sign_body,
 	    .end = session_sign_end,
 	    .blocks = sign_blocks },
+	{ .name = "arc",
+	    .start = session_arc_start,
+	    .header = arc_header,
+	    .eoh = arc_eoh,
+	    .body = arc_body,
+	    .end = session_arc_end,
+	    .blocks = arc_blocks },
 	{ .name = "auth",
 	    .start = session_auth_start,
 	    .header = auth_header,

@@ -239,6 +239,10 @@ struct moat_conf {
 	int dmarc_temperror_action; /* enum moat_dmarc_temp */
 	char *dmarc_never_reject; /* From domains, comma/space separated */
 	char *dmarc_force_reject;
+	/* ARC (arc_verify.c, auth.c) */
+	bool arc_verify; /* validate ARC chains on inbound mail (with auth_inbound) */
+	unsigned arc_max_instances; /* 1 to 50 */
+	char *arc_trusted_sealers; /* sealer domains, comma/space separated */
 	/* DMARC reports (dmarc_report.c records, mxmoat-report writes) */
 	int dmarc_report_store; /* enum moat_dmarc_report_store */
 	char *dmarc_report_db; /* the SQLite file */

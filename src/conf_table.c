@@ -242,6 +242,14 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_STR(dmarc_force_reject, "", NULL, MOAT_CK_ALL,
 	    "From domains (comma-separated, subdomains included) rejected (550 5.7.1) unless DMARC passes, whatever they publish"),
 
+	/* ARC (arc_verify.c) */
+	K_BOOL(arc_verify, "yes", MOAT_CK_ALL,
+	    "with auth_inbound, validate the ARC chain (RFC 8617) of inbound mail and write arc= in our Authentication-Results"),
+	K_UINT(arc_max_instances, "50", 1, 50, MOAT_CK_ALL,
+	    "ARC sets a chain may have; a longer chain is arc=fail (RFC 8617 allows 50)"),
+	K_STR(arc_trusted_sealers, "", NULL, MOAT_CK_ALL,
+	    "sealer domains (comma-separated, subdomains included) whose ARC-Authentication-Results may override a DMARC fail"),
+
 	/* DMARC reports (dmarc_report.c, tools/mxmoat-report.c) */
 	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0,
 	    "none|sqlite|redis", moat_conf_check_report_store, MOAT_CK_ALL,

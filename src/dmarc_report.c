@@ -565,6 +565,7 @@ moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, con
 	const char *at = mail_from ? strrchr(mail_from, '@') : NULL;
 	bool found = d->policy_domain[0] != '\0';
 	struct moat_dmarc_report_entry e = { 0 };
+	char comment[300];
 	int want = d->result == MOAT_DMARC_FAIL ? policy_level(d->disposition) : 0;
 	size_t i;
 
@@ -580,7 +581,13 @@ moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, con
 	e.spf_aligned = d->spf_aligned ? "pass" : "fail";
 	e.disposition = disposition_name(res->verdict.action);
 	/* RFC 9990 policy override: the disposition differs from what the policy asked for */
-	if (res->verdict.action != MOAT_TEMPFAIL && action_level(res->verdict.action) != want) {
+	if (res->arc_override > 0) {
+		snprintf(comment, sizeof(comment), "arc sealed by %s",
+		    res->arc->hop[res->arc_override - 1].sealer);
+		e.override = "trusted_forwarder";
+		e.override_comment = comment;
+	} else if (res->verdict.action != MOAT_TEMPFAIL &&
+	    action_level(res->verdict.action) != want) {
 		e.override = "local_policy";
 		e.override_comment = res->verdict.reason && res->verdict.reason[0]
 		    ? res->verdict.reason

@@ -173,6 +173,9 @@ session_reset_txn(struct moat_session *s)
 	s->sign = NULL;
 	moat_auth_msg_free(s->auth);
 	s->auth = NULL;
+	moat_arc_msg_free(s->arc);
+	s->arc = NULL;
+	s->arc_result = NULL;
 	s->auth_failed = false;
 	s->msg_started = 0;
 }

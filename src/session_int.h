@@ -82,6 +82,8 @@ struct moat_session {
 	struct moat_hdr_edit edits[HDR_EDITS_MAX];
 	size_t nedits;
 	struct moat_sign *sign; /* DKIM signing of an outbound message, or NULL */
+	struct moat_arc_msg *arc; /* the ARC chain of an inbound message, or NULL */
+	const struct moat_arc_result *arc_result; /* in arc, after the arc row's end */
 	struct moat_auth_msg *auth; /* SPF/DKIM/DMARC of an inbound message, or NULL */
 	unsigned msg_started; /* rows of the check table started for this message */
 	bool auth_failed; /* auth_inbound on, but the engine could not start */

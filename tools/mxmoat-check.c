@@ -98,12 +98,13 @@ fail:
 
 /*
  * feed_message - the message through the core's header reader (hdr_reader.h), as the proxy reads
- * it: header fields, end of header, body. 0, or -1 with *v the refusal when the reader refuses
+ * it: header fields, end of header, body, to the engine and to the ARC verifier (NULL: none), as
+ * the daemons' check table feeds them. 0, or -1 with *v the refusal when the reader refuses
  * the header section (nothing is then checked: the daemons refuse such a message).
  */
 static int
-feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char *msg, size_t len,
-    struct moat_verdict *v)
+feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, struct moat_arc_msg *arc,
+    const char *msg, size_t len, struct moat_verdict *v)
 {
 	struct moat_hdr_reader *r = malloc(sizeof(*r));
 	struct moat_hdr_event ev = { .kind = MOAT_HDR_MORE };
@@ -122,6 +123,8 @@ feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char 
 		} else {
 			moat_hdr_finish(r, &ev);
 		}
+		if (ev.kind == MOAT_HDR_FIELD && arc != NULL)
+			moat_arc_header(arc, ev.field, ev.len);
 		if (ev.kind == MOAT_HDR_FIELD)
 			moat_auth_header(am, ev.field, ev.len);
 	}
@@ -131,8 +134,13 @@ feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, const char 
 		return -1;
 	}
 	moat_auth_eoh(am);
-	if (len > 0)
+	if (arc != NULL)
+		moat_arc_eoh(arc);
+	if (len > 0) {
 		moat_auth_body(am, msg, len);
+		if (arc != NULL)
+			moat_arc_body(arc, msg, len);
+	}
 	return 0;
 }
 
@@ -267,22 +275,29 @@ check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *cl
 {
 	struct moat_auth_env env = { client, helo, mail_from };
 	struct moat_auth_engine *e = moat_auth_engine_new_dns(dns, conf, 0);
-	struct moat_auth_msg *am;
+	struct moat_auth_msg *am = NULL;
+	struct moat_arc_msg *arc = NULL;
 	const struct moat_auth_results *r;
 	struct moat_verdict v;
 	int status;
 
-	if (e == NULL || (am = moat_auth_msg_new(e, conf, &env)) == NULL) {
+	if (e == NULL || (am = moat_auth_msg_new(e, conf, &env)) == NULL ||
+	    (conf->arc_verify &&
+		(arc = moat_arc_msg_new(moat_auth_engine_dkim(e), conf->arc_max_instances)) ==
+		    NULL)) {
 		fprintf(stderr, "mxmoat-check: cannot set up the authentication engine\n");
+		moat_auth_msg_free(am);
 		moat_auth_engine_free(e);
 		return EXIT_USAGE;
 	}
 	moat_auth_set_spf(am, mf, helo[0] != '\0' ? he : NULL);
-	if (feed_message(conf, am, msg, len, &v) < 0) {
+	if (feed_message(conf, am, arc, msg, len, &v) < 0) {
 		/* refused before any check, as the proxy refuses it: no Authentication-Results */
 		if (explain)
 			printf("header: refused: %s\n", v.text);
 	} else {
+		if (arc != NULL)
+			moat_auth_set_arc(am, moat_arc_eom(arc));
 		moat_auth_eom(am, &v);
 		r = moat_auth_results(am);
 		printf("Authentication-Results: %s\n", r->authres);
@@ -312,6 +327,7 @@ check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *cl
 	else
 		printf("verdict: %s %s\n", moat_action_name(v.action), v.text);
 	moat_auth_msg_free(am);
+	moat_arc_msg_free(arc);
 	moat_auth_engine_free(e);
 	return status;
 }

@@ -91,7 +91,7 @@ check() {
 	AR=$(printf '%s\n' "$OUT" | grep '^Authentication-Results: ')
 }
 
-fail_ar='dkim=none; dmarc=fail reason="no aligned SPF or DKIM pass for victim.test (relaxed alignment)" header.from=victim.test policy.dmarc=reject'
+fail_ar='dkim=none; arc=none; dmarc=fail reason="no aligned SPF or DKIM pass for victim.test (relaxed alignment)" header.from=victim.test policy.dmarc=reject'
 for case in "SERVFAIL:sf" "timeout:slow" "CNAME to a lame server:cname"; do
 	name=${case%%:*} dom=${case#*:}
 	for action in tempfail continue; do
@@ -111,7 +111,7 @@ for case in "SERVFAIL:broken:DNS error looking up _dmarc.broken.test" \
 	check "$dom.msg" x@sf.example
 	tap_is "check, From domain's _dmarc $name: exit 2 (tempfail)" "$RC" 2
 	tap_is "check, From domain's _dmarc $name: dmarc=temperror" "$AR" \
-		"Authentication-Results: mx.test; spf=pass smtp.mailfrom=x@sf.example; dkim=none; dmarc=temperror reason=\"$reason\" header.from=$dom.test"
+		"Authentication-Results: mx.test; spf=pass smtp.mailfrom=x@sf.example; dkim=none; arc=none; dmarc=temperror reason=\"$reason\" header.from=$dom.test"
 	tap_like "check, From domain's _dmarc $name: 451 4.7.1" "$OUT" \
 		"verdict: tempfail 451 4\.7\.1 DMARC evaluation failed temporarily, try again later"
 	check "$dom.msg" x@sf.example -o dmarc_temperror_action=continue

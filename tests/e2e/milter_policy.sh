@@ -70,10 +70,6 @@ ours() {
 		awk '/^[^ \t]/ { if (f != "") print f; f = $0; next } { f = f " " $0 } END { print f }' |
 		grep -i '^Authentication-Results: mx\.mxmoat\.test;'
 }
-# tap_has NAME TEXT PART - PART occurs in TEXT, as a fixed string
-tap_has() {
-	[[ $2 == *"$3"* ]]; tap__result $? "$1" "got:  '$2'" "want part: '$3'"
-}
 n=0
 # relayed NAME OUT - swaks got 250 and the message was relayed with exactly one A-R of ours,
 # left in $ar

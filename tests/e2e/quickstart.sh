@@ -77,7 +77,7 @@ copy=$(tr -d '\r' <"${copies[0]}" 2>/dev/null)
 tap_like "fresh: the copy has mxmoat's Received field" "$copy" \
 	$'\nReceived: from [^\n]* \\(unknown \\[127\\.0\\.0\\.1\\]\\)\n\tby [^ ]+ \\(mxmoat\\) with ESMTP id [0-9A-F]{12};'
 tap_like "fresh: the copy has mxmoat's Authentication-Results field" "$copy" \
-	$'\nAuthentication-Results: [^;\n]+;\n\tspf=none reason="no SPF record at quickstart\\.test" smtp\\.mailfrom=sender@quickstart\\.test;\n\tspf=none smtp\\.helo=[^;\n]+;\n\tdkim=none;\n\tdmarc=none reason="no DMARC record for quickstart\\.test or its parents" header\\.from=quickstart\\.test\n'
+	$'\nAuthentication-Results: [^;\n]+;\n\tspf=none reason="no SPF record at quickstart\\.test" smtp\\.mailfrom=sender@quickstart\\.test;\n\tspf=none smtp\\.helo=[^;\n]+;\n\tdkim=none;\n\tarc=none;\n\tdmarc=none reason="no DMARC record for quickstart\\.test or its parents" header\\.from=quickstart\\.test\n'
 tap_like "fresh: the message follows the fields" "$copy" $'\nFrom: sender@quickstart\\.test\n'
 qs_stop
 tap_is "fresh: SIGTERM: the quickstart exits 0" "$QS_RC" 0

@@ -9,6 +9,11 @@
 #   dns_stop
 #       Stop the server started by dns_start (by its pid only) and remove DNS_DIR. Safe to call
 #       twice and when nothing was started; call it from your EXIT trap.
+#   dns_txt NAME RECORD
+#       A zone file's TXT line for NAME on stdout, RECORD split into 200-byte character-strings.
+#   dns_wait_free PORT
+#       Wait (at most 5 s) until nothing is bound to 127.0.0.1:PORT (a previous run's server
+#       shutting down would answer with its own data); non-zero if it stays bound.
 #   dns_query NAME TYPE
 #       Ask the server with `dig +short` (bind9-dnsutils) if it is installed; for debugging tests.
 #
@@ -99,6 +104,21 @@ dns__listening() {
 
 dns_stop() {
 	dns__stop_in DNS_PID DNS_DIR
+}
+
+dns_txt() {
+	printf '%s\tIN TXT' "$1"
+	printf '%s\n' "$2" | fold -w 200 | while IFS= read -r part; do printf ' "%s"' "$part"; done
+	printf '\n'
+}
+
+dns_wait_free() {
+	local i
+	for i in $(seq 1 50); do
+		dns__listening "$1" || return 0
+		sleep 0.1
+	done
+	return 1
 }
 
 # dns__stop_in PIDVAR DIRVAR - stop the server whose pid is in $PIDVAR (that pid only), remove the

@@ -3,6 +3,7 @@
 #   tap_ok   NAME CMD...        pass if CMD exits 0
 #   tap_is   NAME GOT WANT      pass if the two strings are equal (both shown on failure)
 #   tap_like NAME GOT REGEX     pass if GOT matches the extended regex
+#   tap_has  NAME GOT PART      pass if PART occurs in GOT, as a fixed string
 #   tap_skip NAME REASON        one case skipped ("ok N - NAME # SKIP REASON"), same rule as below
 #   tap_skip_all REASON         the whole file is skipped (prints "1..0 # SKIP REASON", exits 0):
 #                               only for what the machine lacks (a package, root, MXMOAT_QUICK)
@@ -37,6 +38,10 @@ tap_is() {
 
 tap_like() {
 	[[ $2 =~ $3 ]]; tap__result $? "$1" "got:  '$2'" "want match: '$3'"
+}
+
+tap_has() {
+	[[ $2 == *"$3"* ]]; tap__result $? "$1" "got:  '$2'" "want part: '$3'"
 }
 
 tap_diag() {
