@@ -614,9 +614,16 @@ moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 	 * which moat_spf_check_mailfrom already substitutes) when SPF passed. */
 	if (r->spf_mailfrom.result == MOAT_SPF_PASS && r->spf_mailfrom.domain[0])
 		ids.spf_domain = r->spf_mailfrom.domain;
-	for (i = 0; i < r->ndkim && ids.ndkim < MOAT_DMARC_MAX_IDS; i++)
-		if (r->dkim[i].result == MOAT_DKIM_PASS && r->dkim[i].domain[0])
+	if (r->spf_mailfrom.result == MOAT_SPF_TEMPERROR && r->spf_mailfrom.domain[0])
+		ids.spf_open_domain = r->spf_mailfrom.domain;
+	for (i = 0; i < r->ndkim; i++) {
+		if (r->dkim[i].domain[0] == '\0')
+			continue;
+		if (r->dkim[i].result == MOAT_DKIM_PASS && ids.ndkim < MOAT_DMARC_MAX_IDS)
 			ids.dkim_domains[ids.ndkim++] = r->dkim[i].domain;
+		if (r->dkim[i].result == MOAT_DKIM_TEMPERROR && ids.ndkim_open < MOAT_DMARC_MAX_IDS)
+			ids.dkim_open_domains[ids.ndkim_open++] = r->dkim[i].domain;
+	}
 	moat_dmarc_evaluate(m->e->dns, r->from.status == MOAT_FROM_OK ? r->from.domain : NULL, &ids,
 	    &r->dmarc);
 	r->arc_override = arc_override(m);

@@ -11,7 +11,9 @@
  * given (struct org); an identifier whose possible Organizational Domains share none with the
  * From domain's stays unaligned, and one that cannot be below any of the From domain's is not
  * looked up at all. So the sender's own DNS (its _dmarc records, SERVFAIL or silent) cannot turn
- * a fail into a temperror.
+ * a fail into a temperror. The same holds for an SPF or DKIM check that ended in temperror: it
+ * leaves DMARC open only when its identifier could align with the From domain, whose own DNS a
+ * spoofer does not control; a DNS outage then defers the mail instead of bouncing it.
  */
 #include "config.h"
 
@@ -472,28 +474,42 @@ lower(enum moat_dmarc_policy p)
 	return p == MOAT_DMARC_P_REJECT ? MOAT_DMARC_P_QUARANTINE : MOAT_DMARC_P_NONE;
 }
 
+/* other_than - ID is set and is not the From domain itself (so relaxed alignment must walk). */
+static bool
+other_than(const char *id, const char *from_domain)
+{
+	return id != NULL && id[0] != '\0' && strcasecmp(id, from_domain) != 0;
+}
+
 /*
  * align - RFC 9989 4.4: alignment of the DKIM and SPF identifiers with the From domain. Returns
- * NULL, or the first identifier a failed lookup left undecided (borrowed from IDS).
+ * NULL, or the first identifier a failed lookup left undecided (borrowed from IDS). *OPEN is
+ * set, when nothing aligned, to the first identifier whose check gave temperror and that aligns
+ * or may align: its pass would have decided the result.
  */
 static const char *
 align(struct moat_dns *dns, const char *from_domain, const struct moat_dmarc_ids *ids,
-    struct moat_dmarc_eval *ev)
+    struct moat_dmarc_eval *ev, const char **open)
 {
 	struct org from_org = { .cand = { from_domain }, .n = 1 };
 	const char *undecided = NULL;
 	enum alignment a;
 	size_t i;
 
+	*open = NULL;
 	if (ids == NULL)
 		return NULL;
 	/* The Organizational Domain of the From domain takes a full walk: only when relaxed
 	 * alignment has an identifier other than the From domain itself to compare. */
 	if (!(ev->rec.adkim_strict && ev->rec.aspf_strict)) {
-		bool need = ids->spf_domain && ids->spf_domain[0] &&
-		    strcasecmp(ids->spf_domain, from_domain) != 0 && !ev->rec.aspf_strict;
+		bool need = !ev->rec.aspf_strict &&
+		    (other_than(ids->spf_domain, from_domain) ||
+			other_than(ids->spf_open_domain, from_domain));
 		for (i = 0; i < ids->ndkim && i < MOAT_DMARC_MAX_IDS && !ev->rec.adkim_strict; i++)
-			need = need || strcasecmp(ids->dkim_domains[i], from_domain) != 0;
+			need = need || other_than(ids->dkim_domains[i], from_domain);
+		for (i = 0; i < ids->ndkim_open && i < MOAT_DMARC_MAX_IDS && !ev->rec.adkim_strict;
+		     i++)
+			need = need || other_than(ids->dkim_open_domains[i], from_domain);
 		if (need && org_walk(dns, from_domain, &from_org, &ev->queries) == 0)
 			snprintf(ev->org_domain, sizeof(ev->org_domain), "%s", from_org.cand[0]);
 	}
@@ -514,6 +530,16 @@ align(struct moat_dns *dns, const char *from_domain, const struct moat_dmarc_ids
 	ev->spf_aligned = a == ALIGN_YES;
 	if (a == ALIGN_UNKNOWN && undecided == NULL)
 		undecided = ids->spf_domain;
+	if (ev->dkim_aligned || ev->spf_aligned)
+		return undecided;
+	for (i = 0; i < ids->ndkim_open && i < MOAT_DMARC_MAX_IDS && *open == NULL; i++)
+		if (align_one(dns, from_domain, &from_org, ids->dkim_open_domains[i],
+			ev->rec.adkim_strict, &ev->queries) != ALIGN_NO)
+			*open = ids->dkim_open_domains[i];
+	if (*open == NULL &&
+	    align_one(dns, from_domain, &from_org, ids->spf_open_domain, ev->rec.aspf_strict,
+		&ev->queries) != ALIGN_NO)
+		*open = ids->spf_open_domain;
 	return undecided;
 }
 
@@ -523,7 +549,7 @@ moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain, const struct 
 {
 	static __thread struct walk w;
 	const struct walk_step *found = NULL;
-	const char *undecided;
+	const char *undecided, *open;
 	bool np_unknown = false;
 	size_t i;
 
@@ -549,7 +575,7 @@ moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain, const struct 
 	if (found == NULL) {
 		/* Not applicable; alignment (relaxed) is still computed for local policy
 		 * (dmarc_force_reject). A DNS error there changes nothing. */
-		(void)align(dns, from_domain, ids, ev);
+		(void)align(dns, from_domain, ids, ev, &open);
 		ev->result = MOAT_DMARC_NONE;
 		snprintf(ev->reason, sizeof(ev->reason), "no DMARC record for %s or its parents",
 		    from_domain);
@@ -582,7 +608,7 @@ moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain, const struct 
 	}
 	ev->disposition = ev->rec.testing ? lower(ev->applied) : ev->applied;
 
-	undecided = align(dns, from_domain, ids, ev);
+	undecided = align(dns, from_domain, ids, ev, &open);
 	if (undecided != NULL && !ev->dkim_aligned && !ev->spf_aligned) {
 		ev->result = MOAT_DMARC_TEMPERROR;
 		snprintf(ev->reason, sizeof(ev->reason),
@@ -593,6 +619,13 @@ moat_dmarc_evaluate(struct moat_dns *dns, const char *from_domain, const struct 
 		ev->result = MOAT_DMARC_TEMPERROR;
 		snprintf(ev->reason, sizeof(ev->reason), "DNS error checking that %s exists",
 		    from_domain);
+		return ev->result;
+	}
+	if (open != NULL) {
+		ev->result = MOAT_DMARC_TEMPERROR;
+		snprintf(ev->reason, sizeof(ev->reason),
+		    "%s for %s failed temporarily and could align with %s",
+		    ids->spf_open_domain == open ? "SPF" : "DKIM", open, from_domain);
 		return ev->result;
 	}
 	if (ev->dkim_aligned || ev->spf_aligned) {

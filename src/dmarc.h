@@ -59,11 +59,18 @@ enum moat_dmarc_res {
 	MOAT_DMARC_PERMERROR, /* no single valid RFC5322.From mailbox */
 };
 
-/* The authenticated identifiers of one message, for alignment. */
+/*
+ * The authenticated identifiers of one message, for alignment, and the identifiers whose SPF or
+ * DKIM result a temporary error left open: one of those that could align would have made DMARC
+ * pass had its DNS answered, so DMARC is then temperror, not fail.
+ */
 struct moat_dmarc_ids {
 	const char *spf_domain; /* MAIL FROM (or HELO) domain SPF passed for, or NULL */
 	const char *dkim_domains[MOAT_DMARC_MAX_IDS]; /* d= of each passing signature */
 	size_t ndkim;
+	const char *spf_open_domain; /* the domain whose SPF check gave temperror, or NULL */
+	const char *dkim_open_domains[MOAT_DMARC_MAX_IDS]; /* d= of each temperror signature */
+	size_t ndkim_open;
 };
 
 /* Everything decided for one message; also what dmarc_report.c records for RFC 9990 reports. */

@@ -459,6 +459,33 @@ Test(auth, spoofer_dns_errors_keep_the_reject)
 	moat_dns_free(dns);
 }
 
+/* Our resolver failing for the From domain's own SPF record defers the mail, never bounces it. */
+Test(auth, dns_outage_for_the_from_domain_defers)
+{
+	struct moat_dns *dns = zone();
+	static const unsigned char a[4] = { 192, 0, 2, 1 };
+	const char *t = "v=DMARC1; p=reject";
+	static const char msg[] = "Date: Sun, 22 Nov 2026 21:00:00 +0000\r\n"
+				  "From: Alice <alice@outage.example>\r\n"
+				  "Subject: hello\r\n"
+				  "\r\n"
+				  "Hello, world.\r\n";
+	struct run r;
+
+	moat_dns_fixture_add(dns, "_dmarc.outage.example", MOAT_DNS_TXT, 0, t, strlen(t));
+	moat_dns_fixture_add(dns, "outage.example", MOAT_DNS_A, 0, a, 4);
+	moat_dns_fixture_fail(dns, "outage.example", MOAT_DNS_TXT, MOAT_DNS_TEMPFAIL);
+	run_msg(&r, dns, conf_with(NULL, NULL, NULL, NULL), "192.0.2.9", "mta.outage.example",
+	    "alice@outage.example", msg);
+	cr_expect_eq(r.r->spf_mailfrom.result, MOAT_SPF_TEMPERROR);
+	cr_expect_eq(r.r->dmarc.result, MOAT_DMARC_TEMPERROR, "%s", r.r->dmarc.reason);
+	cr_expect_eq(r.v.action, MOAT_TEMPFAIL);
+	cr_expect_eq(r.v.code, 451u);
+	cr_expect_str_eq(r.v.status, "4.7.1");
+	run_free(&r);
+	moat_dns_free(dns);
+}
+
 Test(auth, forged_authres_removed_last_first)
 {
 	struct moat_dns *dns = zone();

@@ -425,6 +425,59 @@ Test(dmarc, dns_errors)
 	moat_dns_free(d);
 }
 
+struct open_case {
+	const char *label;
+	const char *from;
+	const char *spf, *spf_open, *dkim_open;
+	enum moat_dmarc_res res;
+	const char *reason; /* exact, or NULL */
+};
+
+/* An SPF or DKIM temperror leaves DMARC open only where that identifier could align. */
+static const struct open_case open_cases[] = {
+	{ "SPF temperror for the From domain", "victim.test", NULL, "victim.test", NULL,
+	    MOAT_DMARC_TEMPERROR,
+	    "SPF for victim.test failed temporarily and could align with victim.test" },
+	{ "DKIM temperror for the From domain", "victim.test", NULL, NULL, "victim.test",
+	    MOAT_DMARC_TEMPERROR,
+	    "DKIM for victim.test failed temporarily and could align with victim.test" },
+	{ "SPF temperror below the organization, its walk failing", "victim.test", NULL,
+	    "mail.victim.test", NULL, MOAT_DMARC_TEMPERROR, NULL },
+	{ "the spoofer's SPF temperror", "victim.test", NULL, "evil.example", NULL, MOAT_DMARC_FAIL,
+	    NULL },
+	{ "the spoofer's DKIM temperror beside its SPF temperror", "victim.test", NULL,
+	    "sibling.test", "evil.example", MOAT_DMARC_FAIL, NULL },
+	{ "an aligned pass beside a temperror", "victim.test", "victim.test", NULL, "victim.test",
+	    MOAT_DMARC_PASS, NULL },
+	{ "strict SPF alignment: a subdomain cannot align", "strict.test", NULL, "mail.strict.test",
+	    NULL, MOAT_DMARC_FAIL, NULL },
+	{ "strict: the From domain itself can", "strict.test", NULL, "strict.test", NULL,
+	    MOAT_DMARC_TEMPERROR, NULL },
+};
+
+Test(dmarc, temperror_of_an_identifier_that_could_align)
+{
+	struct moat_dns *d = err_zone();
+
+	txt(d, "_dmarc.strict.test", "v=DMARC1; p=reject; aspf=s; adkim=s");
+	host(d, "strict.test");
+	for (size_t i = 0; i < sizeof(open_cases) / sizeof(open_cases[0]); i++) {
+		const struct open_case *c = &open_cases[i];
+		struct moat_dmarc_ids ids = { 0 };
+		struct moat_dmarc_eval ev;
+
+		ids.spf_domain = c->spf;
+		ids.spf_open_domain = c->spf_open;
+		if (c->dkim_open)
+			ids.dkim_open_domains[ids.ndkim_open++] = c->dkim_open;
+		cr_expect_eq(moat_dmarc_evaluate(d, c->from, &ids, &ev), c->res, "%s: %s (%s)",
+		    c->label, moat_dmarc_result_name(ev.result), ev.reason);
+		if (c->reason != NULL)
+			cr_expect_str_eq(ev.reason, c->reason, "%s", c->label);
+	}
+	moat_dns_free(d);
+}
+
 Test(dmarc, dns_error_reasons)
 {
 	struct moat_dns *d = err_zone();
