@@ -5,7 +5,7 @@ usage:
   loadgen.py send --port P --run ID --ledger FILE [--sessions N] [--messages M] [--seconds S]
                   [--mix KIND,...] [--hold-src ADDR] [--per-session K] [--timeout S]
   loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
-  loadgen.py idle --port P --sessions N [--slowloris N] --ready FILE --until FILE
+  loadgen.py idle --port P --sessions N [--slowloris N] [--spread] --ready FILE --until FILE
 
 send: N sessions at once (default 20), until M messages were tried (default 500) or S seconds
   passed (default 120). Each session connects, reads the greeting, EHLO, then sends up to K
@@ -19,9 +19,10 @@ send: N sessions at once (default 20), until M messages were tried (default 500)
     reply      another reply to a command of the transaction (DETAIL: the command and code)
     nodot      the connection ended after the final dot, before its reply: either way
     conn       the connection ended before the final dot was sent: never delivered by us
-    refused    no connection (or no 220): DETAIL the reason
-  Prints "sent=N ok=N reply=N nodot=N conn=N refused=N" and exits 0 (outcomes are counted, not
-  judged: the test judges them).
+    refused    no connection, or no 220 (closed or silent instead): DETAIL the reason
+  Prints "sent=N ok=N reply=N nodot=N conn=N refused=N p50_ms=X p95_ms=X p99_ms=X" (the
+  percentiles of MAIL-to-250-for-the-dot times) and exits 0 (outcomes are counted, not judged:
+  the test judges them).
 
 verify: reads the ledgers and every file under DIR (smtp-sink -d dumps or any file holding the
   message), and prints key=value lines:
@@ -31,9 +32,10 @@ verify: reads the ledgers and every file under DIR (smtp-sink -d dumps or any fi
     delivered: impossible, listed), strangers (ids of these runs at the backend that no ledger
     tried; the dumps of earlier runs are not counted)
 
-idle: N sessions that connect, read the greeting and say nothing, and M slowloris sessions that
+idle: N sessions that connect, read the greeting (220) and say nothing, and M slowloris sessions that
   send a command one byte every 2 s; writes FILE --ready once all are connected, then holds them
-  until the file --until exists (bounded: 300 s). Prints "idle=N slowloris=N open_at_end=N".
+  until the file --until exists (bounded: 300 s). --spread: from 127.0.1.1, 127.0.2.1 ... (200
+  sessions an address) instead of 127.0.0.1. Prints "idle=N slowloris=N open_at_end=N".
 
 backend: a scripted MTA on 127.0.0.1:P for faults smtp-sink has no option for. --mode
   nogreet     accepts and never says a word
@@ -60,6 +62,7 @@ class Ledger:
     def __init__(self, path):
         self.f = open(path, "a", buffering=1)
         self.counts = collections.Counter()
+        self.latency = []  # seconds from MAIL to the 250 for the dot
 
     def note(self, mid, outcome, detail=""):
         self.f.write("%s %s %s\n" % (mid, outcome, detail))
@@ -136,10 +139,14 @@ async def session_once(a, kind, wid, seq, ledger, budget):
             if budget[0] <= 0 or time.monotonic() > a.deadline:
                 break
             budget[0] -= 1
+            if a.rate > 0:  # pace: message k of the run starts no earlier than k / rate
+                a.paced += 1
+                await asyncio.sleep(max(0.0, a.start + a.paced / a.rate - time.monotonic()))
             mid = "%s-%d-%d" % (a.run, wid, seq[0])
             seq[0] += 1
             sender = HOLD_FROM if kind == "hold" else "load@example.org"
             stage = "MAIL"
+            t0 = time.monotonic()
             cmds = [b"MAIL FROM:<%s>\r\n" % sender.encode(), b"RCPT TO:<rcpt@example.net>\r\n", b"DATA\r\n"]
             if kind == "pipelined" and pipelining:
                 await c.send(b"".join(cmds))
@@ -172,6 +179,8 @@ async def session_once(a, kind, wid, seq, ledger, budget):
             stage = "dot"
             code = (await c.reply())[0]
             ledger.note(mid, "250" if code == 250 else "reply", "" if code == 250 else "dot-%d" % code)
+            if code == 250:
+                ledger.latency.append(time.monotonic() - t0)
             mid = None
             if code == 421:
                 return True
@@ -179,6 +188,12 @@ async def session_once(a, kind, wid, seq, ledger, budget):
         await c.send(b"QUIT\r\n")
         await c.reply()
     except (OSError, ConnectionError, asyncio.TimeoutError, ssl.SSLError, asyncio.IncompleteReadError) as e:
+        if stage == "greeting":  # connected, then closed or left without a word
+            mid = "%s-%d-%d" % (a.run, wid, seq[0])
+            seq[0] += 1
+            budget[0] -= 1
+            ledger.note(mid, "refused", "greeting-%s" % type(e).__name__)
+            return False
         if mid is not None:
             ledger.note(mid, "nodot" if stage == "dot" else "conn", "%s-%s" % (stage, type(e).__name__))
     finally:
@@ -199,13 +214,17 @@ async def worker(a, kind, wid, ledger, budget):
 
 async def send(a):
     ledger = Ledger(a.ledger)
-    a.deadline = time.monotonic() + a.seconds
+    a.start = time.monotonic()
+    a.deadline = a.start + a.seconds
+    a.paced = 0
     kinds = a.mix.split(",")
     budget = [a.messages]
     await asyncio.gather(*(worker(a, kinds[i % len(kinds)], i, ledger, budget) for i in range(a.sessions)))
     c = ledger.counts
-    print("sent=%d ok=%d reply=%d nodot=%d conn=%d refused=%d" %
-          (c["sent"], c["ok"], c["reply"], c["nodot"], c["conn"], c["refused"]))
+    lat = sorted(ledger.latency) or [0.0]
+    pct = [lat[min(len(lat) - 1, int(len(lat) * q))] * 1000 for q in (0.5, 0.95, 0.99)]
+    print("sent=%d ok=%d reply=%d nodot=%d conn=%d refused=%d p50_ms=%.1f p95_ms=%.1f p99_ms=%.1f" %
+          (c["sent"], c["ok"], c["reply"], c["nodot"], c["conn"], c["refused"], *pct))
 
 
 def verify(a):
@@ -258,14 +277,19 @@ def verify(a):
 async def idle(a):
     conns, stop = [], time.monotonic() + 300
 
-    async def open_one():
-        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", a.port), 60)
-        await asyncio.wait_for(r.readline(), 60)
+    async def open_one(k):
+        # from 127.0.X.Y, 200 sessions an address: under limit_sessions_per_ip
+        src = "127.0.%d.%d" % (1 + k // 40000, 1 + (k // 200) % 200) if a.spread else "127.0.0.1"
+        r, w = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", a.port, local_addr=(src, 0)), 60)
+        if not (await asyncio.wait_for(r.readline(), 60)).startswith(b"220"):
+            w.close()
+            raise ConnectionError("no greeting")
         return r, w
 
     for i in range(0, a.sessions + a.slowloris, 200):  # in batches: the listen backlog is finite
         n = min(200, a.sessions + a.slowloris - i)
-        conns += await asyncio.gather(*(open_one() for _ in range(n)), return_exceptions=True)
+        conns += await asyncio.gather(*(open_one(i + k) for k in range(n)), return_exceptions=True)
     live = [c for c in conns if not isinstance(c, BaseException)]
     open(a.ready, "w").write("%d\n" % len(live))
     slow = live[a.sessions:]
@@ -378,6 +402,8 @@ def main():
     s.add_argument("--per-session", type=int, default=5)
     s.add_argument("--lines", type=int, default=40)
     s.add_argument("--timeout", type=float, default=30)
+    s.add_argument("--rate", type=float, default=0,
+                   help="at most this many messages a second in all (0: as fast as they go)")
     v = sub.add_parser("verify")
     v.add_argument("--ledger", action="append", required=True)
     v.add_argument("--dumps", required=True)
@@ -387,6 +413,7 @@ def main():
     i.add_argument("--slowloris", type=int, default=0)
     i.add_argument("--ready", required=True)
     i.add_argument("--until", required=True)
+    i.add_argument("--spread", action="store_true")
     b = sub.add_parser("backend")
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--mode", choices=("nogreet", "middata", "random"), required=True)
