@@ -5,6 +5,7 @@ usage:
   loadgen.py send --port P --run ID --ledger FILE [--sessions N] [--messages M] [--seconds S]
                   [--mix KIND,...] [--hold-src ADDR] [--per-session K] [--timeout S]
   loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
+  loadgen.py replay --port P --corpus DIR [--corpus DIR ...] [--skip N] [--sessions N] [--seconds S]
   loadgen.py idle --port P --sessions N [--slowloris N] [--spread] --ready FILE --until FILE
 
 send: N sessions at once (default 20), until M messages were tried (default 500) or S seconds
@@ -36,6 +37,11 @@ idle: N sessions that connect, read the greeting (220) and say nothing, and M sl
   send a command one byte every 2 s; writes FILE --ready once all are connected, then holds them
   until the file --until exists (bounded: 300 s). --spread: from 127.0.1.1, 127.0.2.1 ... (200
   sessions an address) instead of 127.0.0.1. Prints "idle=N slowloris=N open_at_end=N".
+
+replay: every file under the --corpus folders (fuzz corpora: byte 0 of a session target's input
+  picks options, --skip 1 drops it) sent as a client's bytes over its own connection, --sessions at
+  once, round after round until --seconds passed (at least one round); the replies are read and
+  thrown away (bounded: 2 s of silence ends a connection). Prints "replayed=N rounds=N errors=N".
 
 backend: a scripted MTA on 127.0.0.1:P for faults smtp-sink has no option for. --mode
   nogreet     accepts and never says a word
@@ -311,6 +317,46 @@ async def idle(a):
     print("idle=%d slowloris=%d open_at_end=%d" % (min(len(live), a.sessions), len(slow), still))
 
 
+async def replay(a):
+    inputs = []
+    for d in a.corpus:
+        for name in sorted(os.listdir(d)):
+            with open(os.path.join(d, name), "rb") as f:
+                inputs.append(f.read()[a.skip:])
+    done, errors, rounds = [0], [0], 0
+    stop = time.monotonic() + a.seconds
+
+    async def one(data):
+        try:
+            r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", a.port), 10)
+        except (OSError, asyncio.TimeoutError):
+            errors[0] += 1
+            return
+        try:
+            w.write(data)
+            await asyncio.wait_for(w.drain(), 5)
+            if w.can_write_eof():
+                w.write_eof()
+            while await asyncio.wait_for(r.read(65536), 2):
+                pass
+        except (OSError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            w.close()
+        done[0] += 1
+
+    sem = asyncio.Semaphore(a.sessions)
+
+    async def guarded(data):
+        async with sem:
+            await one(data)
+
+    while rounds == 0 or time.monotonic() < stop:
+        await asyncio.gather(*(guarded(d) for d in inputs))
+        rounds += 1
+    print("replayed=%d rounds=%d errors=%d" % (done[0], rounds, errors[0]))
+
+
 async def backend(a):
     import random
     rnd = random.Random(a.seed)
@@ -414,6 +460,12 @@ def main():
     i.add_argument("--ready", required=True)
     i.add_argument("--until", required=True)
     i.add_argument("--spread", action="store_true")
+    rp = sub.add_parser("replay")
+    rp.add_argument("--port", type=int, required=True)
+    rp.add_argument("--corpus", action="append", required=True)
+    rp.add_argument("--skip", type=int, default=0)
+    rp.add_argument("--sessions", type=int, default=20)
+    rp.add_argument("--seconds", type=float, default=60)
     b = sub.add_parser("backend")
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--mode", choices=("nogreet", "middata", "random"), required=True)
@@ -427,6 +479,8 @@ def main():
         verify(a)
     elif a.cmd == "backend":
         asyncio.run(backend(a))
+    elif a.cmd == "replay":
+        asyncio.run(replay(a))
     else:
         asyncio.run(idle(a))
 
