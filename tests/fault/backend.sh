@@ -2,7 +2,8 @@
 # backend.sh - the backend fails under load (tests/lib/fault.sh: 20 sessions of mixed traffic, every
 # message in a ledger): it refuses connections, accepts and never greets, drops the connection at
 # MAIL, RCPT, DATA and after the final dot (smtp-sink -q), in the middle of the content and at
-# random with random 4xx and 5xx replies (tests/lib/loadgen.py backend), and restarts. Every
+# random with random 4xx and 5xx replies, answers slowly (tests/lib/loadgen.py backend), and
+# restarts. Every
 # message the client was not given 250 got a reply (4xx when the fault is temporary), the client
 # is never left hanging, what got 250 is at the backend once, and the proxy goes on serving.
 # Ports 19710-19712.
@@ -86,6 +87,16 @@ fault_load_wait
 all_temporary middata "backend drops the connection mid-DATA"
 fault_verify middata
 tap_is "mid-DATA: nothing delivered" "$V_at_backend/$V_not_ok_delivered" "0/0"
+fake_stop
+
+# --- a slow backend: every reply after up to 300 ms ---
+fake slow --delay-ms 300 --seed 21
+fault_load slow --port $FAULT_PORT --sessions 20 --messages 300 --seconds 120
+fault_load_wait
+fault_outcomes slow
+fault_verify slow
+fault_counted "slow backend (replies after 0-300 ms)"
+tap_is "slow backend: every message got 250" "$V_ok" "$V_tried"
 fake_stop
 
 # --- random faults: one command in ten gets a 4xx, a 5xx or a dropped connection ---

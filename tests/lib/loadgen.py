@@ -50,6 +50,8 @@ backend: a scripted MTA on 127.0.0.1:P for faults smtp-sink has no option for. -
   random      answers each command 250 (DATA 354), or, with --odds percent each, a 4xx, a 5xx or
               a dropped connection, seeded (--seed): every message it answers 250 to the final dot
               is written to --dumps as a file of its own first
+  slow        answers like random with no faults, each reply after a random wait of up to
+              --delay-ms (seeded): a slow or distant MTA
   Runs until killed; prints "listening" once it accepts.
 """
 import argparse
@@ -363,6 +365,10 @@ async def backend(a):
     count = [0]
 
     async def serve(r, w):
+        async def pause():
+            if a.mode == "slow":
+                await asyncio.sleep(rnd.uniform(0, a.delay_ms / 1000))
+
         def say(text):
             w.write(text.encode() + b"\r\n")
 
@@ -376,6 +382,7 @@ async def backend(a):
             if a.mode == "nogreet":
                 await r.read()
                 return
+            await pause()
             say("220 fault.test ESMTP")
             in_data, msg = False, []
             while True:
@@ -387,6 +394,7 @@ async def backend(a):
                         return
                     if line == b".\r\n":
                         in_data = False
+                        await pause()
                         f = fault()
                         if f == "":
                             return
@@ -403,6 +411,7 @@ async def backend(a):
                         msg.append(line[1:] if line.startswith(b".") else line)
                     continue
                 verb = line[:4].upper()
+                await pause()
                 f = fault() if verb in (b"MAIL", b"RCPT", b"DATA") else None
                 if f == "":
                     return
@@ -468,7 +477,8 @@ def main():
     rp.add_argument("--seconds", type=float, default=60)
     b = sub.add_parser("backend")
     b.add_argument("--port", type=int, required=True)
-    b.add_argument("--mode", choices=("nogreet", "middata", "random"), required=True)
+    b.add_argument("--mode", choices=("nogreet", "middata", "random", "slow"), required=True)
+    b.add_argument("--delay-ms", type=float, default=300)
     b.add_argument("--odds", type=int, default=10)
     b.add_argument("--seed", type=int, default=1)
     b.add_argument("--dumps", default=".")
