@@ -134,7 +134,9 @@ xxfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
 	/* Not sent at all: DATA (the core has nothing to decide there; the MTA only sends it after
 	 * an accepted RCPT). libmilter drops the flag for an MTA that cannot skip the step, and then
 	 * answers it itself (no callback registered). Unknown commands are sent: they count towards
-	 * limit_errors and limit_junk_commands (xxfi_unknown). */
+	 * limit_errors and limit_junk_commands (xxfi_unknown). The other steps are needed in every
+	 * configuration: the session limits, which cannot be switched off, answer at connect, MAIL
+	 * and RCPT and count header fields and body bytes. */
 	unsigned long proto = SMFIP_NODATA;
 
 	struct milter_conn *c;
@@ -375,17 +377,18 @@ conn_field(struct milter_conn *c, const char *name, const char *value, size_t *l
 {
 	size_t nl = strlen(name), vl = strlen(value);
 	size_t need = nl + 2 + vl + 1;
+	const char *p = value, *end = value + vl, *lf;
 
 	if (need > HDR_FIELD_MAX)
 		return NULL;
 	if (need > c->field_cap) {
 		size_t cap = c->field_cap ? c->field_cap : 1024;
-		char *p;
+		char *np;
 		while (cap < need)
 			cap *= 2;
-		if ((p = realloc(c->field, cap)) == NULL)
+		if ((np = realloc(c->field, cap)) == NULL)
 			return NULL;
-		c->field = p;
+		c->field = np;
 		c->field_cap = cap;
 	}
 	memcpy(c->field, name, nl);
@@ -393,15 +396,23 @@ conn_field(struct milter_conn *c, const char *name, const char *value, size_t *l
 	*len = nl + 1;
 	if (!c->leadspc)
 		c->field[(*len)++] = ' ';
-	/* libmilter hands folded values with bare LF; the core sees the field as relayed: CRLF. */
-	for (size_t i = 0; i < vl; i++) {
-		if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) {
-			if (*len + 2 + (vl - i) + 1 > c->field_cap)
-				return NULL; /* growth by folding beyond the estimate: refuse, never cut */
+	/* libmilter hands folded values with bare LF; the core sees the field as relayed: CRLF.
+	 * Copied a line at a time, with a CR added before each bare LF. */
+	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		size_t n = (size_t)(lf - p);
+		bool bare = lf == value || lf[-1] != '\r';
+		/* this line, a CR if bare, the rest from the LF on and the NUL */
+		if (*len + n + (bare ? 1 : 0) + (size_t)(end - lf) + 1 > c->field_cap)
+			return NULL; /* growth by folding beyond the estimate: refuse, never cut */
+		memcpy(c->field + *len, p, n);
+		*len += n;
+		if (bare)
 			c->field[(*len)++] = '\r';
-		}
-		c->field[(*len)++] = value[i];
+		c->field[(*len)++] = '\n';
+		p = lf + 1;
 	}
+	memcpy(c->field + *len, p, (size_t)(end - p));
+	*len += (size_t)(end - p);
 	c->field[*len] = '\0';
 	return c->field;
 }

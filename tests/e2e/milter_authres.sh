@@ -37,6 +37,11 @@ tap_is "exactly one A-R of ours" "$(printf '%s\n' "$ar" | grep -c -i '^Authentic
 first_field=$(printf '%s\n' "$hdrs" | grep -v -e '^Received:' -e $'^[ \t]' | head -n 1)
 tap_like "ours is above the message's own fields" "$first_field" "^Authentication-Results: mx\.mxmoat\.test;"
 tap_like "ours carries spf, dkim and dmarc results" "$(printf '%s\n' "$ar" | grep -i '^Authentication-Results: mx\.mxmoat\.test;')" "spf=.*dkim=.*dmarc="
+# The steps negotiated do not depend on the configuration: the session limits alone
+# (milter_postfix.sh), which cannot be switched off, need connect, HELO, MAIL, RCPT, header and
+# body; verifying needs no other.
+tap_ok "verifying: the protocol steps negotiated with Postfix" milter_log_grep \
+	" negotiate mta_protocol=0x1fffff protocol=0x1c2280 actions=0x131$"
 milter_stop
 tap_is "SIGTERM: exit 0" "$MILTER_RC" 0
 tap_ok "no sanitizer report" milter_sanitizer_clean

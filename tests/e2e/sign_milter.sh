@@ -40,6 +40,8 @@ tap_is "outbound: dkimpy verifies both as relayed by Postfix" "$(printf '%s\n' "
 	"$(printf 's=s2026r a=rsa-sha256 pass\ns=s2026e a=ed25519-sha256 pass')"
 tap_ok "outbound: signing logged with the trust rule" milter_log_grep \
 	'dkim-sign result=signed dir_why="client in internal_networks" d=sign\.test s=s2026r a=rsa-sha256, d=sign\.test s=s2026e a=ed25519-sha256'
+tap_ok "outbound: the protocol steps negotiated with Postfix, as for verifying" milter_log_grep \
+	" negotiate mta_protocol=0x1fffff protocol=0x1c2280 actions=0x131$"
 
 out=$(send "no row" alice@other.test)
 tap_like "no row for the From domain: still delivered" "$out" "<-  250 2\.0\.0 Ok: queued as"
