@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <libmilter/mfapi.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -91,6 +92,23 @@ log_tcp_tuning(void)
 	moat_log(LOG_INFO, NULL, "tcp-tuning",
 	    "active: TCP_NODELAY and TCP_QUICKACK on inet milter "
 	    "connections");
+}
+
+/*
+ * malloc_arenas_per_core - at most one malloc arena per core instead of glibc's eight per core.
+ * libmilter runs its callbacks in a pool of threads that grows with the load (13 to 99 threads
+ * with 200 MTA connections in `bench/milter -M`); new threads took arenas of their own, and
+ * memory freed in one arena is not reused by another: the milter's RSS grew by 74-108 KB per
+ * connection in flight, 58-68 KB with two arenas on the bench's two cores. Only memory is at
+ * stake, so a refusal (the sanitizers' malloc has no arenas) is not reported.
+ */
+static void
+malloc_arenas_per_core(void)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (cores > 0)
+		(void)mallopt(M_ARENA_MAX, (int)cores);
 }
 
 /* thread_stack_default - MILTER_THREAD_STACK for threads created with default attributes. */
@@ -262,6 +280,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	thread_stack_default();
+	malloc_arenas_per_core();
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 		conf->daemon_group, err, sizeof(err)) < 0) {
