@@ -10,7 +10,9 @@
  *    on Linux) because it has nothing to send yet: one stall per protocol round. Likewise our own
  *    header edits followed by the final reply are write, write. So on every accepted TCP socket
  *    we set TCP_NODELAY once, and TCP_QUICKACK after every read (the kernel drops quickack mode
- *    again on its own, tcp(7)), so the MTA's data is ACKed at once.
+ *    again on its own, tcp(7)), so the MTA's data is ACKed at once; except after the read of a
+ *    packet's 5-byte header when a payload follows, which libmilter reads at once and which
+ *    arrived with it: the read of the payload re-arms it (half the setsockopt calls).
  *    milter_tcp_tuning = no turns this off (bench/milter measures the stall with it).
  * 2. SIGHUP. libmilter's signal thread sigwaits for SIGHUP, SIGTERM and SIGINT and stops the
  *    milter on any of them. We remove SIGHUP from its set; main.c's own thread waits for SIGHUP
@@ -33,6 +35,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +97,19 @@ accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return cfd;
 }
 
+/*
+ * payload_follows - a read of n bytes that returned r was a milter packet header (4-byte length,
+ * network order, then the command byte) announcing a payload, which libmilter reads next.
+ */
+static bool
+payload_follows(const void *buf, size_t n, ssize_t r)
+{
+	const unsigned char *b = buf;
+
+	return n == 5 && r == 5 &&
+	    (((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3]) > 1;
+}
+
 /* read - the real read, then quickack again on our TCP milter sockets. */
 ssize_t
 read(int fd, void *buf, size_t n)
@@ -110,7 +126,8 @@ read(int fd, void *buf, size_t n)
 		atomic_store(&real_read, fn);
 	}
 	r = fn(fd, buf, n);
-	if (r > 0 && fd >= 0 && fd < TUNED_FDS && atomic_load(&tuned[fd])) {
+	if (r > 0 && fd >= 0 && fd < TUNED_FDS && atomic_load(&tuned[fd]) &&
+	    !payload_follows(buf, n, r)) {
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 	}
