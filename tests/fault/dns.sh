@@ -4,7 +4,8 @@
 # (tests/lib/fault.sh: 20 sessions of mixed traffic; tests/fault/data/example.org.zone, TTL 0).
 # A DNS failure is never a bounce: every message not given 250 got a 4xx (DMARC temperror, the
 # default dmarc_temperror_action = tempfail), every 250 is at the backend once, and mail flows
-# again when the server is back. Ports 19730-19732.
+# again when the server is back; answers that take up to 400 ms (a forwarder holding each query)
+# slow the mail down and change nothing else. Ports 19730-19733.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/proxy.sh"
 . "$top_srcdir/tests/lib/dns.sh"
@@ -12,9 +13,11 @@
 fault_require dns
 command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 
-FAULT_PORT=19730 S=19731 N=19732
+FAULT_PORT=19730 S=19731 N=19732 D=19733
+DELAY_PID=
 ZONE=$top_srcdir/tests/fault/data/example.org.zone
 cleanup() {
+	[ -n "$DELAY_PID" ] && proc_stop "$DELAY_PID"
 	dns_stop
 	px_cleanup
 }
@@ -74,5 +77,19 @@ fault_counted "DNS SERVFAIL"
 only4xx "DNS SERVFAIL"
 recovered "DNS answering again"
 fault_serving "DNS back"
+
+# --- a slow path to the server: every query held 0-400 ms (loadgen.py dnsdelay), dns_timeout 2 s ---
+"$FAULT_PY" "$top_srcdir/tests/lib/loadgen.py" dnsdelay --port $D --upstream $N --delay-ms 400 \
+	>"$PX_DIR/delay.out" 2>&1 &
+DELAY_PID=$!
+px_wait_log listening 1 "$PX_DIR/delay.out" || tap_bail "the DNS delayer did not start"
+px_stop
+fault_proxy $FAULT_PORT 127.0.0.1:$S -o auth_inbound=yes -o "dns_resolver=127.0.0.1@$D" -o dns_timeout=2s
+fault_load slowdns --port $FAULT_PORT --sessions 20 --messages 400 --seconds 150
+fault_load_wait
+fault_outcomes slowdns
+fault_verify slowdns
+fault_counted "DNS answers after 0-400 ms"
+only4xx "DNS answers after 0-400 ms"
 fault_stop_clean "DNS faults"
 tap_done

@@ -5,6 +5,7 @@ usage:
   loadgen.py send --port P --run ID --ledger FILE [--sessions N] [--messages M] [--seconds S]
                   [--mix KIND,...] [--hold-src ADDR] [--per-session K] [--timeout S]
   loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
+  loadgen.py dnsdelay --port P --upstream P [--delay-ms MS] [--seed N]
   loadgen.py replay --port P --corpus DIR [--corpus DIR ...] [--skip N] [--sessions N] [--seconds S]
   loadgen.py idle --port P --sessions N [--slowloris N] [--spread] --ready FILE --until FILE
 
@@ -42,6 +43,10 @@ replay: every file under the --corpus folders (fuzz corpora: byte 0 of a session
   picks options, --skip 1 drops it) sent as a client's bytes over its own connection, --sessions at
   once, round after round until --seconds passed (at least one round); the replies are read and
   thrown away (bounded: 2 s of silence ends a connection). Prints "replayed=N rounds=N errors=N".
+
+dnsdelay: a UDP forwarder on 127.0.0.1:--port to the DNS server on 127.0.0.1:--upstream that holds
+  each query for a random 0 to --delay-ms (seeded) before passing it on: a slow resolver path.
+  Runs until killed; prints "listening" once it is up.
 
 backend: a scripted MTA on 127.0.0.1:P for faults smtp-sink has no option for. --mode
   nogreet     accepts and never says a word
@@ -359,6 +364,31 @@ async def replay(a):
     print("replayed=%d rounds=%d errors=%d" % (done[0], rounds, errors[0]))
 
 
+async def dnsdelay(a):
+    import random
+    rnd = random.Random(a.seed)
+    loop = asyncio.get_running_loop()
+    pending = {}  # (upstream query id) -> client address
+
+    class Up(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            client = pending.pop(data[:2], None)
+            if client is not None:
+                down.sendto(data, client)
+
+    class Down(asyncio.DatagramProtocol):
+        def datagram_received(self, data, addr):
+            if len(data) < 12:
+                return
+            pending[data[:2]] = addr
+            loop.call_later(rnd.uniform(0, a.delay_ms / 1000), up.sendto, data)
+
+    up, _ = await loop.create_datagram_endpoint(Up, remote_addr=("127.0.0.1", a.upstream))
+    down, _ = await loop.create_datagram_endpoint(Down, local_addr=("127.0.0.1", a.port))
+    print("listening", flush=True)
+    await asyncio.Event().wait()
+
+
 async def backend(a):
     import random
     rnd = random.Random(a.seed)
@@ -475,6 +505,11 @@ def main():
     rp.add_argument("--skip", type=int, default=0)
     rp.add_argument("--sessions", type=int, default=20)
     rp.add_argument("--seconds", type=float, default=60)
+    dd = sub.add_parser("dnsdelay")
+    dd.add_argument("--port", type=int, required=True)
+    dd.add_argument("--upstream", type=int, required=True)
+    dd.add_argument("--delay-ms", type=float, default=300)
+    dd.add_argument("--seed", type=int, default=1)
     b = sub.add_parser("backend")
     b.add_argument("--port", type=int, required=True)
     b.add_argument("--mode", choices=("nogreet", "middata", "random", "slow"), required=True)
@@ -491,6 +526,8 @@ def main():
         asyncio.run(backend(a))
     elif a.cmd == "replay":
         asyncio.run(replay(a))
+    elif a.cmd == "dnsdelay":
+        asyncio.run(dnsdelay(a))
     else:
         asyncio.run(idle(a))
 
