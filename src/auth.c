@@ -131,12 +131,6 @@ moat_auth_engine_flush(struct moat_auth_engine *e)
 		moat_dmarc_report_flush(e->report);
 }
 
-struct moat_dns *
-moat_auth_engine_dns(struct moat_auth_engine *e)
-{
-	return e->dns;
-}
-
 struct moat_dkim_verifier *
 moat_auth_engine_dkim(struct moat_auth_engine *e)
 {
@@ -278,8 +272,9 @@ moat_auth_body(struct moat_auth_msg *m, const char *chunk, size_t len)
 	moat_dkim_body(m->dkim, chunk, len);
 }
 
-bool
-moat_auth_domain_listed(const char *list, const char *domain)
+/* domain_listed - is DOMAIN or a parent of it in LIST (comma/space separated)? */
+static bool
+domain_listed(const char *list, const char *domain)
 {
 	const char *p = list;
 	size_t dl = strlen(domain);
@@ -473,7 +468,7 @@ arc_override(struct moat_auth_msg *m)
 		struct moat_dmarc_ids aligned = { 0 };
 		struct moat_dmarc_eval ev;
 		int n;
-		if (!moat_auth_domain_listed(m->conf->arc_trusted_sealers, arc->hop[i - 1].sealer))
+		if (!domain_listed(m->conf->arc_trusted_sealers, arc->hop[i - 1].sealer))
 			continue;
 		n = moat_arc_aar_ids(arc->hop[i - 1].aar, arc->hop[i - 1].aar_len, ids,
 		    MOAT_DMARC_MAX_IDS + 1);
@@ -521,7 +516,7 @@ decide(struct moat_auth_msg *m)
 		dmarc_action(&v, c->dmarc_bad_from_action, "dmarc_bad_from", text);
 		moat_verdict_combine(&r->verdict, &v);
 	} else if (d->from_domain[0] && d->result != MOAT_DMARC_PASS && !d->dkim_aligned &&
-	    !d->spf_aligned && moat_auth_domain_listed(c->dmarc_force_reject, d->from_domain)) {
+	    !d->spf_aligned && domain_listed(c->dmarc_force_reject, d->from_domain)) {
 		snprintf(buf, sizeof(buf),
 		    "From domain %s is in dmarc_force_reject and DMARC did not pass -> reject",
 		    d->from_domain);
@@ -534,7 +529,7 @@ decide(struct moat_auth_msg *m)
 		if (d->disposition == MOAT_DMARC_P_REJECT) {
 			act = c->dmarc_reject_action;
 			if (act == MOAT_DMARC_ACT_REJECT &&
-			    moat_auth_domain_listed(c->dmarc_never_reject, d->from_domain)) {
+			    domain_listed(c->dmarc_never_reject, d->from_domain)) {
 				act = quarantine_action(c);
 				why_add(r,
 				    "From domain in dmarc_never_reject: reject becomes the quarantine action");

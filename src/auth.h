@@ -76,7 +76,6 @@ void moat_auth_engine_free(struct moat_auth_engine *e);
 /* moat_auth_engine_flush - write the DMARC evaluations recorded so far (a daemon about to exit
  * without freeing the engine). NULL, or no recorder: no-op. */
 void moat_auth_engine_flush(struct moat_auth_engine *e);
-struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e); /* borrowed */
 /* moat_auth_engine_dkim - the DKIM verifier (key cache), which ARC verification shares. */
 struct moat_dkim_verifier *moat_auth_engine_dkim(struct moat_auth_engine *e); /* borrowed */
 
@@ -111,8 +110,5 @@ const struct moat_auth_results *moat_auth_results(const struct moat_auth_msg *m)
  * until moat_auth_msg_free). Returns how many were written to out (at most max).
  */
 size_t moat_auth_edits(struct moat_auth_msg *m, struct moat_hdr_edit *out, size_t max);
-
-/* moat_auth_domain_listed - is DOMAIN or a parent of it in LIST (comma/space separated)? */
-bool moat_auth_domain_listed(const char *list, const char *domain);
 
 #endif /* MOAT_AUTH_H */

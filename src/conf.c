@@ -257,8 +257,9 @@ conf_enum_index(const char *allowed, const char *value)
 	return -1;
 }
 
-const char *
-moat_conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len)
+/* conf_enum_name - the allowed value an MOAT_CT_ENUM index stands for. */
+static const char *
+conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len)
 {
 	const char *p = key->allowed;
 
@@ -694,7 +695,7 @@ conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, c
 	case MOAT_CT_BOOL:
 		return *(const bool *)field ? "yes" : "no";
 	case MOAT_CT_ENUM:
-		return moat_conf_enum_name(key, *(const int *)field, buf, len);
+		return conf_enum_name(key, *(const int *)field, buf, len);
 	case MOAT_CT_SIZE:
 		conf_format_number(key->type, *(const uint64_t *)field, buf, len);
 		return buf;

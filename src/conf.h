@@ -265,7 +265,7 @@ struct moat_conf {
 	unsigned milter_backlog; /* listen(2) backlog */
 	bool milter_tcp_tuning; /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
 
-	/* derived from the keys above by moat_conf_finish(); not keys themselves */
+	/* derived from the keys above by conf_finish() (conf.c); not keys themselves */
 	struct moat_cidr_set *internal_set;
 	struct moat_cidr_set *proxy_inbound_set; /* proxy_inbound_proxy_networks */
 	struct moat_signer *signer; /* dkim_signing_table loaded, keys and all; NULL: no signing */
@@ -299,9 +299,6 @@ const struct moat_conf_key *moat_conf_find_key(const char *name);
 
 /* moat_conf_dump - write every key of SCOPE as "name = value" (postconf style). */
 void moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, FILE *out);
-
-/* moat_conf_enum_name - the allowed value an MOAT_CT_ENUM index stands for. */
-const char *moat_conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len);
 
 /* Validators shared with later modules. */
 int moat_conf_check_hostport(const char *value, char *err, size_t errlen);

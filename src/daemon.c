@@ -20,8 +20,9 @@
 
 #include "daemon.h"
 
-int
-moat_daemon_detach(char *err, size_t errlen)
+/* daemon_detach - fork, setsid, chdir /, stdio to /dev/null; parent exits 0. 0 or -1. */
+static int
+daemon_detach(char *err, size_t errlen)
 {
 	pid_t pid;
 	int fd;
@@ -139,7 +140,7 @@ int
 moat_daemon_start(bool foreground, const char *pid_file, const char *user, const char *group,
     char *err, size_t errlen)
 {
-	if (!foreground && moat_daemon_detach(err, errlen) < 0)
+	if (!foreground && daemon_detach(err, errlen) < 0)
 		return -1;
 	if (moat_daemon_pidfile_write(pid_file, err, errlen) < 0)
 		return -1;

@@ -7,9 +7,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* moat_daemon_detach - fork, setsid, chdir /, stdio to /dev/null; parent exits 0. 0 or -1. */
-int moat_daemon_detach(char *err, size_t errlen);
-
 /* moat_daemon_pidfile_write - write our pid to PATH (created 0644, locked); "" or NULL: none. */
 int moat_daemon_pidfile_write(const char *path, char *err, size_t errlen);
 void moat_daemon_pidfile_remove(const char *path);

@@ -237,24 +237,6 @@ moat_session_id(const struct moat_session *s)
 	return s->id;
 }
 
-const struct moat_addr *
-moat_session_addr(const struct moat_session *s)
-{
-	return s->addr_known ? &s->addr : NULL;
-}
-
-const char *
-moat_session_sender(const struct moat_session *s)
-{
-	return s->mail_from;
-}
-
-const char *
-moat_session_user(const struct moat_session *s)
-{
-	return s->login;
-}
-
 void
 moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v)
 {

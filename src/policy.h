@@ -204,11 +204,6 @@ void moat_session_free(struct moat_session *s);
 
 const struct moat_conf *moat_session_conf(const struct moat_session *s); /* borrowed */
 const char *moat_session_id(const struct moat_session *s); /* valid until free */
-/* The facts the rate limits key on (borrowed; NULL when unknown): the client address, the MAIL
- * FROM path of the transaction in progress (until it ends), the authenticated login. */
-const struct moat_addr *moat_session_addr(const struct moat_session *s);
-const char *moat_session_sender(const struct moat_session *s);
-const char *moat_session_user(const struct moat_session *s);
 
 void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
     struct moat_verdict *v);

@@ -328,12 +328,6 @@ moat_ratelimit_store(const struct moat_ratelimit *rl)
 	return rl->store;
 }
 
-enum moat_rl_failure
-moat_ratelimit_redis_failure(const struct moat_ratelimit *rl)
-{
-	return rl->failure;
-}
-
 const char *
 moat_ratelimit_redis_prefix(const struct moat_ratelimit *rl)
 {

@@ -199,9 +199,8 @@ void moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan 
  */
 bool moat_ratelimit_message_counted(const struct moat_verdict *v);
 
-/* moat_ratelimit_store - the configured store; moat_ratelimit_redis_failure - its fallback. */
+/* moat_ratelimit_store - the configured store. */
 enum moat_rl_store moat_ratelimit_store(const struct moat_ratelimit *rl);
-enum moat_rl_failure moat_ratelimit_redis_failure(const struct moat_ratelimit *rl);
 const char *moat_ratelimit_redis_prefix(const struct moat_ratelimit *rl); /* valid until free */
 
 /* moat_ratelimit_parse_limit - "COUNT/PERIOD[ log|enforce]", "" or "off"; 0 or -1 with err. */

@@ -355,8 +355,12 @@ take_addr_spec(const struct lex *lx, size_t *pi, char *local, size_t locallen, c
 	return 0;
 }
 
-int
-moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen, char *domain,
+/*
+ * from_parse_value - parse one From field value (after the colon, folding allowed) as
+ * exactly one mailbox. Fills local/domain and returns 0, or -1 with *why set.
+ */
+static int
+from_parse_value(const char *value, size_t len, char *local, size_t locallen, char *domain,
     size_t domainlen, const char **why)
 {
 	static __thread struct lex lx; /* ~10 KiB: kept off small thread stacks */
@@ -464,7 +468,7 @@ moat_from_field(struct moat_from *f, const char *field, size_t len)
 		return;
 	}
 	colon = memchr(field, ':', len);
-	if (moat_from_parse_value(colon + 1, len - (size_t)(colon + 1 - field), f->local,
+	if (from_parse_value(colon + 1, len - (size_t)(colon + 1 - field), f->local,
 		sizeof(f->local), f->domain, sizeof(f->domain), &f->why) < 0)
 		f->status = MOAT_FROM_BAD;
 	else

@@ -52,11 +52,4 @@ void moat_from_field(struct moat_from *f, const char *field, size_t len);
 /* moat_from_finish - the final status (NONE / MULTIPLE / BAD / OK). */
 enum moat_from_status moat_from_finish(struct moat_from *f);
 
-/*
- * moat_from_parse_value - parse one From field value (after the colon, folding allowed) as
- * exactly one mailbox. Fills local/domain and returns 0, or -1 with *why set.
- */
-int moat_from_parse_value(const char *value, size_t len, char *local, size_t locallen, char *domain,
-    size_t domainlen, const char **why);
-
 #endif /* MOAT_RFC5322_FROM_H */

@@ -1138,8 +1138,13 @@ split_sender(struct eval *ev, const char *sender)
 	return 0;
 }
 
-enum moat_spf_res
-moat_spf_check_host(struct moat_dns *dns, const struct moat_addr *client, const char *helo,
+/*
+ * spf_check_host - RFC 7208 4: evaluate DOMAIN for CLIENT, SENDER (local@domain, or a bare
+ * domain for which local is "postmaster") and HELO. Fills *out (the caller must call
+ * moat_spf_result_clear later) and returns out->result.
+ */
+static enum moat_spf_res
+spf_check_host(struct moat_dns *dns, const struct moat_addr *client, const char *helo,
     const char *sender, enum moat_spf_identity identity, const struct moat_spf_opts *opts,
     struct moat_spf_result *out)
 {
@@ -1231,10 +1236,10 @@ moat_spf_check_mailfrom(struct moat_dns *dns, const struct moat_addr *client, co
 		snprintf(buf, sizeof(buf), "postmaster@%s", helo ? helo : "");
 		if (helo && strlen(helo) > MOAT_SPF_DOMAIN_MAX + 1)
 			buf[0] = '\0';
-		return moat_spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_MAILFROM, opts, out);
+		return spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_MAILFROM, opts, out);
 	}
 	snprintf(buf, sizeof(buf), "%.*s", (int)len, mail_from);
-	return moat_spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_MAILFROM, opts, out);
+	return spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_MAILFROM, opts, out);
 }
 
 enum moat_spf_res
@@ -1251,5 +1256,5 @@ moat_spf_check_helo(struct moat_dns *dns, const struct moat_addr *client, const 
 		return out->result;
 	}
 	snprintf(buf, sizeof(buf), "postmaster@%s", helo);
-	return moat_spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_HELO, opts, out);
+	return spf_check_host(dns, client, helo, buf, MOAT_SPF_ID_HELO, opts, out);
 }

@@ -64,15 +64,6 @@ struct moat_spf_result {
 };
 
 /*
- * moat_spf_check_host - RFC 7208 4: evaluate DOMAIN for CLIENT, SENDER (local@domain, or a bare
- * domain for which local is "postmaster") and HELO. Fills *out (the caller must call
- * moat_spf_result_clear later) and returns out->result.
- */
-enum moat_spf_res moat_spf_check_host(struct moat_dns *dns, const struct moat_addr *client,
-    const char *helo, const char *sender, enum moat_spf_identity identity,
-    const struct moat_spf_opts *opts, struct moat_spf_result *out);
-
-/*
  * moat_spf_check_mailfrom - the MAIL FROM identity (RFC 7208 2.4): MAIL_FROM as given in the
  * envelope (with or without <>); the null sender checks postmaster@HELO instead.
  */

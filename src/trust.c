@@ -29,8 +29,9 @@ moat_trust_list_has(const char *list, const char *item)
 	return false;
 }
 
-bool
-moat_trust_is_submission(const struct moat_conf *conf, const char *listener)
+/* trust_is_submission - is LISTENER named in submission_listeners or proxy_submission_listen? */
+static bool
+trust_is_submission(const struct moat_conf *conf, const char *listener)
 {
 	return moat_trust_list_has(conf->submission_listeners, listener) ||
 	    moat_trust_list_has(conf->proxy_submission_listen, listener);
@@ -44,7 +45,7 @@ moat_trust_direction(const struct moat_conf *conf, const struct moat_addr *clien
 		*why = "authenticated sender";
 		return MOAT_OUTBOUND;
 	}
-	if (moat_trust_is_submission(conf, listener)) {
+	if (trust_is_submission(conf, listener)) {
 		/* A submission listener without authentication is not trusted by itself: the front-end
 		 * must require AUTH there; unauthenticated mail on it is still verified. */
 		if (authenticated) {

@@ -21,7 +21,4 @@ enum moat_direction moat_trust_direction(const struct moat_conf *conf,
 /* moat_trust_list_has - is ITEM one of the comma- or blank-separated names in LIST? */
 bool moat_trust_list_has(const char *list, const char *item);
 
-/* moat_trust_is_submission - is LISTENER named in submission_listeners or proxy_submission_listen? */
-bool moat_trust_is_submission(const struct moat_conf *conf, const char *listener);
-
 #endif /* MOAT_TRUST_H */
