@@ -494,7 +494,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 		    (int)op);
 	/*
 	 * Lost between commands of a transaction, or at a RCPT: the client still has its MAIL
-	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (px__rcpt_send, px__proceed_data) until
+	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (px__rcpt_send, proceed_data) until
 	 * it ends the transaction, never a 503 that would turn the loss into a bounce.
 	 */
 	if (op == OP_NONE)

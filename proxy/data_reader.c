@@ -48,8 +48,9 @@ px_data_init(struct px_data *d, bool normalize, px_data_content_fn content, px_d
 	d->clen = d->wlen = 0;
 }
 
-void
-px_data_flush(struct px_data *d)
+/* data_flush - hand staged content and wire bytes to the callbacks. */
+static void
+data_flush(struct px_data *d)
 {
 	if (d->clen > 0 && d->content != NULL)
 		d->content(d->arg, d->cbuf, d->clen);
@@ -63,7 +64,7 @@ static void
 put(struct px_data *d, char c, bool bol)
 {
 	if (d->clen + 1 > sizeof(d->cbuf) || d->wlen + 2 > sizeof(d->wbuf))
-		px_data_flush(d);
+		data_flush(d);
 	d->cbuf[d->clen++] = c;
 	if (bol && c == '.')
 		d->wbuf[d->wlen++] = '.';
@@ -82,7 +83,7 @@ put_run(struct px_data *d, const char *p, size_t n)
 		if (wroom < room)
 			room = wroom;
 		if (room == 0) {
-			px_data_flush(d);
+			data_flush(d);
 			continue;
 		}
 		if (m > room)
@@ -281,10 +282,10 @@ px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done)
 			continue;
 		}
 	}
-	px_data_flush(d);
+	data_flush(d);
 	return len;
 end:
-	px_data_flush(d);
+	data_flush(d);
 	*done = true;
 	return i + 1;
 }

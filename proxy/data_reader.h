@@ -46,7 +46,4 @@ void px_data_init(struct px_data *d, bool normalize, px_data_content_fn content,
  */
 size_t px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done);
 
-/* px_data_flush - hand staged content and wire bytes to the callbacks. */
-void px_data_flush(struct px_data *d);
-
 #endif /* PX_DATA_READER_H */

@@ -210,7 +210,6 @@ void px__mail_reply(struct px_session *s, const struct px_reply *r);
 void px__ehlo_reply(struct px_session *s);
 void px__mail_done(struct px_session *s);
 void px__rcpt_send(struct px_session *s);
-void px__proceed_data(struct px_session *s, const char *arg);
 void px__starttls_begin(struct px_session *s);
 void px__session_command(struct px_session *s, const char *line, size_t len);
 /* auth_relay.c */

@@ -341,8 +341,8 @@ check_data(struct px_session *s, const char *arg)
 	return 0;
 }
 
-void
-px__proceed_data(struct px_session *s, const char *arg)
+static void
+proceed_data(struct px_session *s, const char *arg)
 {
 	struct moat_verdict v;
 
@@ -509,7 +509,7 @@ static const struct px_cmd cmd_table[] = {
 	{ "HELO", 0, check_helo, proceed_helo },
 	{ "MAIL", CF_NEED_HELO | CF_NEED_TLS, check_mail, proceed_mail },
 	{ "RCPT", CF_NEED_HELO | CF_NEED_TLS, check_rcpt, proceed_rcpt },
-	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, px__proceed_data },
+	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, proceed_data },
 	{ "RSET", CF_JUNK, check_noarg, proceed_rset },
 	{ "NOOP", CF_JUNK, check_none, proceed_noop },
 	{ "QUIT", 0, check_none, proceed_quit },

@@ -346,25 +346,9 @@ tls_policy(SSL_CTX *sc, const struct moat_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
-/* tls_sni_cb - switch the session to the certificate set tls_sni_map names for its SNI. */
-static int
-tls_sni_cb(SSL *ssl, int *alert, void *arg)
-{
-	const struct moat_tls_ctx *ctx = arg;
-	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	SSL_CTX *sc;
-
-	(void)alert;
-	if (name == NULL)
-		return SSL_TLSEXT_ERR_OK;
-	sc = moat__tls_sni_select(ctx, name);
-	if (sc != NULL && SSL_set_SSL_CTX(ssl, sc) == NULL)
-		return SSL_TLSEXT_ERR_ALERT_FATAL;
-	return SSL_TLSEXT_ERR_OK; /* unknown names get the default set */
-}
-
-SSL_CTX *
-moat__tls_sni_select(const struct moat_tls_ctx *ctx, const char *name)
+/* tls_sni_select - the SSL_CTX for server name NAME, or NULL for the default set. */
+static SSL_CTX *
+tls_sni_select(const struct moat_tls_ctx *ctx, const char *name)
 {
 	const char *dot = strchr(name, '.');
 
@@ -377,6 +361,23 @@ moat__tls_sni_select(const struct moat_tls_ctx *ctx, const char *name)
 		if (ctx->sni[i].name[0] == '*' && strcasecmp(ctx->sni[i].name + 1, dot) == 0)
 			return ctx->sni[i].ssl_ctx;
 	return NULL;
+}
+
+/* tls_sni_cb - switch the session to the certificate set tls_sni_map names for its SNI. */
+static int
+tls_sni_cb(SSL *ssl, int *alert, void *arg)
+{
+	const struct moat_tls_ctx *ctx = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	SSL_CTX *sc;
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_OK;
+	sc = tls_sni_select(ctx, name);
+	if (sc != NULL && SSL_set_SSL_CTX(ssl, sc) == NULL)
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
+	return SSL_TLSEXT_ERR_OK; /* unknown names get the default set */
 }
 
 /* tls_server_ctx - one certificate set as a server SSL_CTX; NULL with the reason in err. */

@@ -50,7 +50,4 @@ struct moat_tls_ctx {
 /* moat__tls_errstr - append OpenSSL's queued reasons to BUF (from position USED), clear the queue. */
 void moat__tls_errstr(char *buf, size_t len);
 
-/* moat__tls_sni_select - the SSL_CTX for server name NAME, or NULL for the default set. */
-SSL_CTX *moat__tls_sni_select(const struct moat_tls_ctx *ctx, const char *name);
-
 #endif /* MOAT_TLS_INT_H */
