@@ -32,6 +32,7 @@
 #include "daemon.h"
 #include "interpose.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "policy.h"
 
 /*
@@ -256,10 +257,11 @@ main(int argc, char **argv)
 	struct moat_conf *conf;
 	struct moat_policy *pol;
 	struct reload_ctx rctx;
+	struct metrics_http *metrics = NULL;
 	pthread_t reloader;
 	sigset_t set;
 	char err[MOAT_CONF_ERR_MAX];
-	int rc;
+	int rc, metrics_fd;
 
 	if ((rc = moat_cmdline_parse(&cl, "mxmoat-milter", MOAT_CK_MILTER, argc, argv)) >= 0)
 		return rc;
@@ -282,6 +284,7 @@ main(int argc, char **argv)
 	thread_stack_default();
 	malloc_arenas_per_core();
 	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
+	    (metrics_fd = metrics_http_bind(conf, err, sizeof(err))) == -1 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 		conf->daemon_group, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
@@ -307,8 +310,15 @@ main(int argc, char **argv)
 		moat_conf_unref(conf);
 		return 1;
 	}
-	moat_log(LOG_INFO, NULL, "start", "listening on %s config=%s", conf->milter_socket,
-	    conf->source);
+	/* like the reload thread, after the detach and with the signals blocked */
+	if (metrics_fd >= 0 &&
+	    (metrics = metrics_http_start(metrics_fd, conf, moat_policy_metrics(pol), err,
+		 sizeof(err))) == NULL) {
+		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
+		return 1;
+	}
+	moat_log(LOG_INFO, NULL, "start", "listening on %s config=%s metrics=%s",
+	    conf->milter_socket, conf->source, metrics != NULL ? conf->metrics_listen : "-");
 
 	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 
@@ -316,6 +326,7 @@ main(int argc, char **argv)
 	atomic_store(&reload_stop, true);
 	pthread_kill(reloader, SIGHUP);
 	pthread_join(reloader, NULL);
+	metrics_http_stop(metrics); /* before the counters it reads go */
 	moat_daemon_pidfile_remove(conf->milter_pid_file);
 	moat_policy_free(pol);
 	moat_conf_unref(conf);

@@ -21,6 +21,7 @@
 #include "hdr_reader.h"
 #include "hold.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "received.h"
 #include "smtp_auth.h"
@@ -445,6 +446,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 			SETUP_FAIL(s, "starttls-injection", reply_backend_tls_failed);
 			break;
 		}
+		moat_metrics_backend_reply(moat_session_metrics(s->ms), s->b.reply->code);
 		backend_reply(s);
 		p += used;
 		n -= used;

@@ -19,6 +19,7 @@
 #include "daemon.h"
 #include "hold.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "policy.h"
 #include "smtp_session.h"
 #include "tls.h"
@@ -148,7 +149,7 @@ main(int argc, char **argv)
 	struct moat_conf *conf;
 	char err[512], buf[32], *addrs[PX_LISTEN_MAX], list[MOAT_CONF_LINE_MAX + 1],
 	    slist[MOAT_CONF_LINE_MAX + 1];
-	int rc, fds[PX_LISTEN_MAX];
+	int rc, fds[PX_LISTEN_MAX], metrics_fd;
 	size_t naddrs;
 	long ncpu;
 
@@ -236,9 +237,20 @@ main(int argc, char **argv)
 			px_worker_set_tls(m.workers[i], m.tls);
 		}
 	}
+	if ((metrics_fd = metrics_http_bind(conf, err, sizeof(err))) == -1) {
+		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
 	if (moat_daemon_start(m.cl.foreground, conf->proxy_pid_file, conf->daemon_user,
 		conf->daemon_group, err, sizeof(err)) != 0) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
+		return 1;
+	}
+	/* the server's thread belongs to the process that serves, after the detach */
+	if (metrics_fd >= 0 &&
+	    metrics_http_start(metrics_fd, conf, moat_policy_metrics(m.pol), err, sizeof(err)) ==
+		NULL) {
+		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
 		return 1;
 	}
 	check_spool(conf, "start"); /* as the user we now run as */
@@ -258,10 +270,11 @@ main(int argc, char **argv)
 			return 1;
 		}
 	moat_log(LOG_INFO, NULL, "start",
-	    "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u",
+	    "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u metrics=%s",
 	    conf->proxy_listen, conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
 	    conf->proxy_submission_listen[0] != '\0' ? conf->proxy_submission_listen : "-",
-	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers);
+	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers,
+	    metrics_fd >= 0 ? conf->metrics_listen : "-");
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 	moat_policy_flush(m.pol); /* the DMARC evaluations still queued */
 	moat_daemon_pidfile_remove(conf->proxy_pid_file);

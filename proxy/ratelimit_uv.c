@@ -35,6 +35,7 @@
 #include <hiredis/async.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit_redis.h"
 #include "ratelimit_uv.h"
 
@@ -59,6 +60,7 @@ struct rlr_req {
 	px_rl_done_fn done;
 	void *arg;
 	bool eval; /* resent with the script text after NOSCRIPT */
+	uint64_t sent_ns; /* moat_metrics_now_ns when first sent */
 	char sid[32];
 	struct moat_rl_plan plan;
 };
@@ -256,6 +258,8 @@ rlr_finish(struct rlr_req *q, struct moat_rl_result *res, enum moat_rl_status st
 	struct moat_ratelimit *rl = q->r->rl;
 	struct moat_verdict v;
 
+	moat_metrics_observe(moat_ratelimit_metrics(rl), MOAT_METRICS_REDIS,
+	    moat_metrics_now_ns() - q->sent_ns);
 	if (status == MOAT_RL_STORE_DOWN && q->r->closing) {
 		/* shutting down: the sessions still draining count in memory, quietly */
 		moat_ratelimit_local(rl, &q->plan, res);
@@ -395,6 +399,7 @@ rlr_take(struct px_rlredis *r, const struct moat_rl_plan *plan, const char *sid,
 	q->done = done;
 	q->arg = arg;
 	q->eval = false;
+	q->sent_ns = moat_metrics_now_ns();
 	snprintf(q->sid, sizeof(q->sid), "%s", sid != NULL ? sid : "-");
 	q->plan = *plan;
 	if (rlr_send(r, q) < 0) {

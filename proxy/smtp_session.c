@@ -392,9 +392,9 @@ px_session_free(struct px_session *s)
 {
 	if (s == NULL)
 		return;
-	moat_session_free(s->ms);
 	px__auth_end(s);
-	px__data_free(s);
+	px__data_free(s); /* before the core session: a held message's bytes are counted there */
+	moat_session_free(s->ms);
 	free(s->b.reply);
 	free(s->line);
 	free(s->in);

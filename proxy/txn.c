@@ -21,6 +21,7 @@
 #include "hdr_reader.h"
 #include "hold.h"
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "received.h"
 #include "smtp_auth.h"
@@ -215,9 +216,24 @@ void
 px__chunk_run(struct px_session *s)
 {
 	content_events(s, s->chunk, s->chunk_len);
-	if (s->dv.action == MOAT_CONTINUE && s->data->err == PX_DATA_OK)
+	if (s->dv.action == MOAT_CONTINUE && s->data->err == PX_DATA_OK) {
+		uint64_t before = px_hold_size(s->hold);
+
 		s->hold_err = px_hold_append(s->hold, s->chunk, s->chunk_len);
+		moat_metrics_hold(moat_session_metrics(s->ms),
+		    (int64_t)(px_hold_size(s->hold) - before));
+	}
 	s->chunk_len = 0;
+}
+
+/* hold_drop - free the held message; its bytes leave mxmoat_hold_bytes. */
+static void
+hold_drop(struct px_session *s)
+{
+	if (s->hold != NULL)
+		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(s->hold));
+	px_hold_free(s->hold);
+	s->hold = NULL;
 }
 
 /* px__data_feed_max - how much client input may go to the DATA reader now. */
@@ -271,7 +287,7 @@ px__data_begin(struct px_session *s)
 	if (s->holding) {
 		if (s->chunk == NULL && (s->chunk = malloc(CHUNK_CAP)) == NULL)
 			return -1;
-		px_hold_free(s->hold);
+		hold_drop(s);
 		s->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
 		    s->conf->proxy_spool_dir);
 		if (s->hold == NULL)
@@ -300,12 +316,11 @@ px__data_free(struct px_session *s)
 	free(s->chunk);
 	free(s->edit);
 	free(s->sbuf);
-	px_hold_free(s->hold);
+	hold_drop(s);
 	s->data = NULL;
 	s->hr = NULL;
 	s->body = s->chunk = s->sbuf = NULL;
 	s->edit = NULL;
-	s->hold = NULL;
 	s->slen = s->scap = 0;
 }
 

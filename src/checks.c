@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "dkim_sign.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "ratelimit.h"
 #include "session_int.h"
@@ -211,8 +212,9 @@ session_auth_engine(struct moat_session *s, char *err, size_t errlen)
 	struct moat_auth_engine *e;
 
 	pthread_mutex_lock(&s->pol->lock);
-	if (s->pol->auth == NULL)
-		s->pol->auth = moat_auth_engine_new(s->conf, err, errlen);
+	if (s->pol->auth == NULL &&
+	    (s->pol->auth = moat_auth_engine_new(s->conf, err, errlen)) != NULL)
+		moat_dns_set_metrics(moat_auth_engine_dns(s->pol->auth), s->pol->metrics);
 	e = s->pol->auth;
 	pthread_mutex_unlock(&s->pol->lock);
 	return e;
@@ -300,6 +302,24 @@ session_auth_start(struct moat_session *s)
 	}
 }
 
+/* session_auth_count - the message's SPF (MAIL FROM), DKIM (each signature) and DMARC results. */
+static void
+session_auth_count(const struct moat_session *s, const struct moat_auth_results *r)
+{
+	struct moat_metrics *m = s->pol->metrics;
+
+	if (r->spf_done)
+		moat_metrics_auth(m, MOAT_METRICS_SPF,
+		    moat_spf_result_name(r->spf_mailfrom.result));
+	if (r->ndkim == 0)
+		moat_metrics_auth(m, MOAT_METRICS_DKIM, "none");
+	for (size_t i = 0; i < r->ndkim; i++)
+		moat_metrics_auth(m, MOAT_METRICS_DKIM, moat_dkim_result_name(r->dkim[i].result));
+	moat_metrics_auth(m, MOAT_METRICS_DMARC, moat_dmarc_result_name(r->dmarc.result));
+	if (r->arc != NULL)
+		moat_metrics_auth(m, MOAT_METRICS_ARC, moat_arc_result_name(r->arc->result));
+}
+
 /* session_auth_end - the verdict and header edits of the engine (forged A-R deleted, ours added). */
 static void
 session_auth_end(struct moat_session *s, struct moat_verdict *v)
@@ -318,6 +338,7 @@ session_auth_end(struct moat_session *s, struct moat_verdict *v)
 	if (s->auth == NULL)
 		return;
 	moat_auth_eom(s->auth, &av);
+	session_auth_count(s, moat_auth_results(s->auth));
 	n = moat_auth_edits(s->auth, edits, MOAT_AUTH_FORGED_MAX + 1);
 	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++) {
 		struct moat_hdr_edit *e = &s->edits[s->nedits];

@@ -115,6 +115,7 @@ moat_cmdline_log_open(const struct moat_cmdline *cl, const struct moat_conf *con
 	if (target == MOAT_LOG_AUTO)
 		target = cl->foreground ? MOAT_LOG_STDERR : MOAT_LOG_SYSLOG;
 	moat_log_open(cl->progname, target, conf->log_verbose);
+	moat_log_format(conf->log_format);
 }
 
 struct moat_conf *

@@ -54,6 +54,12 @@ struct moat_conf_key {
 	const char *doc; /* one line */
 };
 
+/* The shape of a log line: key=value text, or one JSON object (log.h). */
+enum moat_log_format {
+	MOAT_LOG_TEXT = 0,
+	MOAT_LOG_JSON = 1,
+};
+
 /* auto: stderr when running in the foreground (-f), syslog when detached. */
 enum moat_log_target {
 	MOAT_LOG_AUTO = 0,
@@ -145,7 +151,10 @@ struct moat_conf {
 	char *daemon_user;
 	char *daemon_group;
 	int log_target; /* enum moat_log_target */
+	int log_format; /* enum moat_log_format */
 	bool log_verbose;
+	char *metrics_listen; /* "": no metrics endpoint */
+	char *metrics_allow; /* CIDR list of the clients that may scrape */
 	unsigned drain_timeout; /* ms */
 
 	/* trust rules */
@@ -309,5 +318,6 @@ int moat_conf_check_milter_socket(const char *value, char *err, size_t errlen);
 int moat_conf_check_cidr_list(const char *value, char *err, size_t errlen);
 int moat_conf_check_authserv_id(const char *value, char *err, size_t errlen);
 int moat_conf_check_file_mode(const char *value, char *err, size_t errlen);
+int moat_conf_check_listen_addr(const char *value, char *err, size_t errlen);
 
 #endif /* MOAT_CONF_H */

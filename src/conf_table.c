@@ -66,7 +66,13 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "group to run as (empty: the primary group of daemon_user)"),
 	K_ENUM(log_target, "auto", "auto|syslog|stderr", MOAT_CK_ALL,
 	    "where log lines go: syslog (facility mail), stderr, or auto (stderr with -f, else syslog)"),
+	K_ENUM(log_format, "text", "text|json", MOAT_CK_ALL,
+	    "shape of a log line: text (session-id event key=value ...) or json (one object per line, the same fields)"),
 	K_BOOL(log_verbose, "no", MOAT_CK_ALL, "also log debug lines"),
+	K_STR(metrics_listen, "", moat_conf_check_listen_addr, MOAT_CK_ALL,
+	    "address:port ([address]:port for IPv6) serving GET /metrics in the Prometheus text format; empty: off"),
+	K_STR(metrics_allow, "127.0.0.0/8, ::1", moat_conf_check_cidr_list, MOAT_CK_ALL,
+	    "clients that may scrape metrics_listen (CIDR list); others are closed at accept"),
 	K_TIME(drain_timeout, "30s", 0, 3600 * SEC, MOAT_CK_ALL,
 	    "on SIGTERM, how long sessions in flight may take to finish before they are cut"),
 

@@ -108,6 +108,11 @@ unsigned long moat_dns_fixture_queries(const struct moat_dns *dns);
 enum moat_dns_status moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer);
 
+struct moat_metrics;
+/* moat_dns_set_metrics - where query times go (borrowed; the policy's counters). Set it before
+ * the first query. */
+void moat_dns_set_metrics(struct moat_dns *dns, struct moat_metrics *m);
+
 struct moat_dns_cache_stats;
 
 /*

@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "dkim_sign.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "ratelimit.h"
 #include "session_int.h"
@@ -37,16 +38,21 @@ moat_policy_new(struct moat_conf *conf, unsigned flags, char *err, size_t errlen
 {
 	struct moat_policy *pol = calloc(1, sizeof(*pol));
 
-	if (pol == NULL || (pol->sessions = moat_sesscount_new()) == NULL) {
+	if (pol == NULL || (pol->sessions = moat_sesscount_new()) == NULL ||
+	    (pol->metrics = moat_metrics_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		if (pol != NULL)
+			moat_sesscount_free(pol->sessions);
 		free(pol);
 		return NULL;
 	}
 	if ((pol->rl = moat_ratelimit_new(conf, err, errlen)) == NULL) {
 		moat_sesscount_free(pol->sessions);
+		moat_metrics_free(pol->metrics);
 		free(pol);
 		return NULL;
 	}
+	moat_ratelimit_set_metrics(pol->rl, pol->metrics);
 	pthread_mutex_init(&pol->lock, NULL);
 	pol->conf = moat_conf_ref(conf);
 	pol->flags = flags;
@@ -62,6 +68,7 @@ moat_policy_free(struct moat_policy *pol)
 	moat_ratelimit_free(pol->rl);
 	moat_sesscount_free(pol->sessions);
 	moat_auth_engine_free(pol->auth);
+	moat_metrics_free(pol->metrics);
 	pthread_mutex_destroy(&pol->lock);
 	free(pol);
 }
@@ -79,6 +86,7 @@ moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *err, s
 	}
 	old = pol->conf;
 	pol->conf = moat_conf_ref(conf);
+	moat_metrics_generation_next(pol->metrics);
 	pthread_mutex_unlock(&pol->lock);
 	moat_conf_unref(old);
 	return 0;
@@ -88,6 +96,12 @@ struct moat_ratelimit *
 moat_policy_ratelimit(struct moat_policy *pol)
 {
 	return pol->rl;
+}
+
+struct moat_metrics *
+moat_policy_metrics(struct moat_policy *pol)
+{
+	return pol->metrics;
 }
 
 void
@@ -190,6 +204,7 @@ moat_session_new(struct moat_policy *pol, const struct moat_client *client)
 		return NULL;
 	s->pol = pol;
 	s->conf = moat_policy_conf(pol);
+	moat_metrics_session(pol->metrics, +1);
 	if (client->session_id != NULL)
 		snprintf(s->id, sizeof(s->id), "%s", client->session_id);
 	else
@@ -222,6 +237,7 @@ moat_session_free(struct moat_session *s)
 	free(s->helo);
 	free(s->login);
 	moat_conf_unref(s->conf);
+	moat_metrics_session(s->pol->metrics, -1);
 	free(s);
 }
 
@@ -229,6 +245,12 @@ const struct moat_conf *
 moat_session_conf(const struct moat_session *s)
 {
 	return s->conf;
+}
+
+struct moat_metrics *
+moat_session_metrics(const struct moat_session *s)
+{
+	return s->pol->metrics;
 }
 
 const char *
@@ -259,6 +281,9 @@ moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct m
 void
 moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls)
 {
+	/* one handshake, however often a front-end reports its facts */
+	if (tls->active && !s->tls.active)
+		moat_metrics_tls(s->pol->metrics, tls->protocol);
 	s->tls = *tls;
 }
 
@@ -291,6 +316,14 @@ moat_size_value(const char *p, size_t n, uint64_t *v)
 	return 0;
 }
 
+/* session_count_refusal - a verdict the session hands out refuses: count it by its reason. */
+static void
+session_count_refusal(const struct moat_session *s, const struct moat_verdict *v)
+{
+	if (v->action == MOAT_TEMPFAIL || v->action == MOAT_REJECT)
+		moat_metrics_refusal(s->pol->metrics, v->reason);
+}
+
 /* eom_end - no row refused at end of data: the rows' end hooks, their verdicts combined. */
 static void
 eom_end(struct moat_session *s, struct moat_verdict *v)
@@ -300,13 +333,15 @@ eom_end(struct moat_session *s, struct moat_verdict *v)
 			moat__checks[i].end(s, v);
 }
 
-/* eom_close - the transaction is over; its envelope stays readable for moat_session_summary until
- * the next MAIL, RSET or HELO. */
+/* eom_close - the transaction is over, with verdict V (counted); its envelope stays readable for
+ * moat_session_summary until the next MAIL, RSET or HELO. */
 static void
-eom_close(struct moat_session *s)
+eom_close(struct moat_session *s, const struct moat_verdict *v)
 {
 	s->messages++;
 	s->in_txn = false;
+	moat_metrics_message(s->pol->metrics, v->action);
+	session_count_refusal(s, v);
 }
 
 /*
@@ -319,6 +354,8 @@ stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 {
 	s->pending = false;
 	s->pending_wait = MOAT_WAIT_NONE;
+	if (st != STAGE_EOM) /* eom_close counts the message's final verdict */
+		session_count_refusal(s, v);
 	switch (st) {
 	case STAGE_CONNECT:
 	case STAGE_TLS_START:
@@ -336,7 +373,7 @@ stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 	case STAGE_EOM:
 		if (v->action == MOAT_CONTINUE)
 			eom_end(s, v);
-		eom_close(s);
+		eom_close(s, v);
 		break;
 	}
 	return MOAT_EVENT_DONE;
@@ -518,7 +555,7 @@ moat_session_eom(struct moat_session *s, struct moat_verdict *v)
 	moat_verdict_continue(v);
 	if (s->sticky.action != MOAT_CONTINUE) {
 		*v = s->sticky;
-		eom_close(s);
+		eom_close(s, v);
 		return MOAT_EVENT_DONE;
 	}
 	return stage_run(s, STAGE_EOM, 0, NULL, v);
@@ -569,6 +606,7 @@ session_limits(const struct moat_session *s, struct moat_verdict *v)
 		    "Too many useless commands, closing connection");
 		v->close = true;
 	}
+	session_count_refusal(s, v);
 }
 
 void

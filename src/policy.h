@@ -139,6 +139,11 @@ int moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *er
 /* moat_policy_ratelimit - the limiter, for a front-end's own non-blocking store (borrowed). */
 struct moat_ratelimit *moat_policy_ratelimit(struct moat_policy *pol);
 
+struct moat_metrics;
+/* moat_policy_metrics - the daemon's counters (metrics.h), for the front-end's own counts and the
+ * metrics endpoint (borrowed, valid until moat_policy_free). */
+struct moat_metrics *moat_policy_metrics(struct moat_policy *pol);
+
 /* moat_policy_flush - before an exit that does not free the policy (the proxy leaves sessions
  * past drain_timeout running): write what the DMARC report recorder still holds. Thread-safe. */
 void moat_policy_flush(struct moat_policy *pol);
@@ -203,6 +208,7 @@ enum moat_event_rc moat_session_resume(struct moat_session *s, const struct moat
 void moat_session_free(struct moat_session *s);
 
 const struct moat_conf *moat_session_conf(const struct moat_session *s); /* borrowed */
+struct moat_metrics *moat_session_metrics(const struct moat_session *s); /* borrowed */
 const char *moat_session_id(const struct moat_session *s); /* valid until free */
 
 void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,

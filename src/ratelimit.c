@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "ratelimit.h"
 
 #define RL_LOG_ENTRIES 4096 /* keys whose last refusal is remembered for the log */
@@ -76,6 +77,7 @@ struct moat_ratelimit {
 	char *prefix;
 	moat_rl_clock_fn clock;
 	void *clock_arg;
+	struct moat_metrics *metrics; /* Redis call times; NULL: not counted */
 };
 
 /* rl_clock_monotonic - the default clock, in microseconds. */
@@ -547,6 +549,8 @@ moat_ratelimit_decide(struct moat_ratelimit *rl, const struct moat_rl_plan *plan
 	char esc[MOAT_RL_KEY_MAX * 4 + 4];
 
 	moat_verdict_continue(v);
+	if (status == MOAT_RL_STORE_DOWN)
+		moat_metrics_redis_error(rl->metrics);
 	if (plan->pre == MOAT_RL_PRE_ALLOWED)
 		return;
 	if (plan->pre == MOAT_RL_PRE_DENIED) {
@@ -606,12 +610,29 @@ moat_ratelimit_charge(struct moat_ratelimit *rl, const struct moat_rl_plan *plan
 	enum moat_rl_status status = MOAT_RL_OK;
 
 	if (plan->n > 0) {
+		uint64_t t0 = rl->redis != NULL ? moat_metrics_now_ns() : 0;
+
 		if (rl->redis != NULL && moat_rlredis_take(rl->redis, plan, res) < 0) {
 			status = MOAT_RL_STORE_DOWN;
 			moat_ratelimit_fallback(rl, plan, res);
 		} else if (rl->redis == NULL) {
 			moat_ratelimit_local(rl, plan, res);
 		}
+		if (rl->redis != NULL)
+			moat_metrics_observe(rl->metrics, MOAT_METRICS_REDIS,
+			    moat_metrics_now_ns() - t0);
 	}
 	moat_ratelimit_decide(rl, plan, res, status, sid, v);
+}
+
+void
+moat_ratelimit_set_metrics(struct moat_ratelimit *rl, struct moat_metrics *m)
+{
+	rl->metrics = m;
+}
+
+struct moat_metrics *
+moat_ratelimit_metrics(const struct moat_ratelimit *rl)
+{
+	return rl->metrics;
 }

@@ -143,6 +143,12 @@ typedef uint64_t (*moat_rl_clock_fn)(void *arg);
 struct moat_ratelimit *moat_ratelimit_new(const struct moat_conf *conf, char *err, size_t errlen);
 void moat_ratelimit_free(struct moat_ratelimit *rl); /* NULL is a no-op */
 
+struct moat_metrics;
+/* moat_ratelimit_set_metrics - where Redis call times go (borrowed; the policy's counters). */
+void moat_ratelimit_set_metrics(struct moat_ratelimit *rl, struct moat_metrics *m);
+/* moat_ratelimit_metrics - those counters, for a front-end's own Redis client (borrowed). */
+struct moat_metrics *moat_ratelimit_metrics(const struct moat_ratelimit *rl);
+
 /*
  * moat_ratelimit_reload - take the limits, lists and actions of a new snapshot; the buckets, the
  * store and its address stay (a store change needs a restart). 0, or -1 with err (old rules kept).

@@ -35,6 +35,7 @@ struct moat_policy {
 	unsigned flags; /* MOAT_POLICY_* */
 	struct moat_ratelimit *rl; /* rules swapped with conf by moat_policy_reload */
 	struct moat_sesscount *sessions; /* limit_sessions_per_ip */
+	struct moat_metrics *metrics; /* the counters of both daemons (metrics.h) */
 	struct moat_auth_engine *auth; /* resolver + DKIM verifier, made at the first inbound
 	                                      message (auth_inbound); guarded by lock */
 };

@@ -56,14 +56,16 @@ milter_start() {
 	MILTER_LOG=$MILTER_DIR/milter.log
 	# Ready means "start listening on" logged by this run: it comes after the unix socket's
 	# chmod and chown and the privilege drop, which a socket that merely exists does not prove.
-	started=$(grep -c ' start listening on ' "$MILTER_LOG" 2>/dev/null)
+	# (With log_format = json the line is {...,"event":"start","msg":"listening on ..."}.)
+	local ready=' start listening on |"event":"start","msg":"listening on '
+	started=$(grep -cE "$ready" "$MILTER_LOG" 2>/dev/null)
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	"${MILTER_BIN:-$top_builddir/milter/mxmoat-milter}" -f -o "milter_socket=$sock" -o log_target=stderr \
 		-o log_verbose=yes -o auth_inbound=no "$@" >> "$MILTER_LOG" 2>&1 &
 	MILTER_PID=$!
 	local i
 	for i in $(seq 1 600); do
-		if [ "$(grep -c ' start listening on ' "$MILTER_LOG")" -gt "${started:-0}" ] &&
+		if [ "$(grep -cE "$ready" "$MILTER_LOG")" -gt "${started:-0}" ] &&
 		   milter__ready "$sock"; then
 			return 0
 		fi
