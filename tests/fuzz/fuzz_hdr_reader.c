@@ -220,7 +220,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&cf, 0, sizeof(cf));
 	recording = &cf;
 	conf = moat_policy_conf(proxy_policy(holding));
-	refused = feed_message(conf, NULL, msg, mlen, &v);
+	refused = feed_message(conf, NULL, NULL, msg, mlen, &v);
 	moat_conf_unref(conf);
 
 	/* the proxy's path: one message, each DATA line sent as the client would */
