@@ -46,7 +46,7 @@ zone() {
 dns_wait_free $PORT
 dns_start $PORT .="$data/root.zone" author.test="$work/author.test.zone" \
 	arc.test="$work/arc.test.zone" || tap_bail "nsd did not start"
-served=$("$top_builddir/tests/spf/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.lists.arc.test TXT | sed -n 2p)
+served=$("$top_builddir/tests/helpers/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.lists.arc.test TXT | sed -n 2p)
 [ "$served" = "$(cat "$work/rsa.dns")" ] ||
 	tap_bail "127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"
 
