@@ -131,6 +131,12 @@ moat_auth_engine_flush(struct moat_auth_engine *e)
 		moat_dmarc_report_flush(e->report);
 }
 
+struct moat_dns *
+moat_auth_engine_dns(struct moat_auth_engine *e)
+{
+	return e->dns;
+}
+
 struct moat_dkim_verifier *
 moat_auth_engine_dkim(struct moat_auth_engine *e)
 {

@@ -76,6 +76,8 @@ void moat_auth_engine_free(struct moat_auth_engine *e);
 /* moat_auth_engine_flush - write the DMARC evaluations recorded so far (a daemon about to exit
  * without freeing the engine). NULL, or no recorder: no-op. */
 void moat_auth_engine_flush(struct moat_auth_engine *e);
+/* moat_auth_engine_dns - the resolver (borrowed): the policy sets its query-time counters. */
+struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e);
 /* moat_auth_engine_dkim - the DKIM verifier (key cache), which ARC verification shares. */
 struct moat_dkim_verifier *moat_auth_engine_dkim(struct moat_auth_engine *e); /* borrowed */
 
