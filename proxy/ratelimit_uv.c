@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit_redis.h"
+#include "text.h"
 #include "ratelimit_uv.h"
 
 struct px_rlredis {
@@ -440,7 +441,7 @@ px_rlredis_new(uv_loop_t *loop, struct moat_ratelimit *rl, const struct moat_con
 		return NULL;
 	/* resolved once here, at start-up: on the loop hiredis would call getaddrinfo and block */
 	if (conf->ratelimit_redis == NULL ||
-	    moat__rlredis_hostport(conf->ratelimit_redis, host, sizeof(host), &r->port) < 0 ||
+	    moat_hostport_split(conf->ratelimit_redis, host, sizeof(host), &r->port) < 0 ||
 	    getaddrinfo(host, NULL, &hints, &ai) != 0 ||
 	    getnameinfo(ai->ai_addr, ai->ai_addrlen, r->host, sizeof(r->host), NULL, 0,
 		NI_NUMERICHOST) != 0) {

@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "ratelimit_redis.h"
+#include "text.h"
 
 #define RLREDIS_POOL_MAX 32
 
@@ -205,35 +206,6 @@ moat__rlredis_backoff(unsigned prev_ms)
 							  : prev_ms * 2;
 }
 
-int
-moat__rlredis_hostport(const char *hostport, char *host, size_t hostlen, int *port)
-{
-	const char *colon, *start = hostport, *end;
-	char *stop;
-	long p;
-
-	if (*hostport == '[') {
-		start = hostport + 1;
-		if ((end = strchr(start, ']')) == NULL || end[1] != ':')
-			return -1;
-		colon = end + 1;
-	} else {
-		if ((colon = strrchr(hostport, ':')) == NULL)
-			return -1;
-		end = colon;
-	}
-	if (end == start || (size_t)(end - start) >= hostlen)
-		return -1;
-	errno = 0;
-	p = strtol(colon + 1, &stop, 10);
-	if (errno != 0 || *stop != '\0' || p < 1 || p > 65535)
-		return -1;
-	memcpy(host, start, (size_t)(end - start));
-	host[end - start] = '\0';
-	*port = (int)p;
-	return 0;
-}
-
 /* ---- the synchronous store ---- */
 
 static uint64_t
@@ -253,7 +225,7 @@ moat_rlredis_new(const char *hostport, const char *prefix, unsigned timeout_ms)
 	if (r == NULL)
 		return NULL;
 	if (hostport == NULL ||
-	    moat__rlredis_hostport(hostport, r->host, sizeof(r->host), &r->port) < 0 ||
+	    moat_hostport_split(hostport, r->host, sizeof(r->host), &r->port) < 0 ||
 	    strlen(prefix) >= sizeof(r->prefix)) {
 		free(r);
 		return NULL;

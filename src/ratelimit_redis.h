@@ -47,7 +47,5 @@ bool moat__rlredis_noscript(const redisReply *reply);
 /* moat__rlredis_backoff - the next back-off after PREV_MS (0: the first): 100 ms doubling to 5 s. */
 unsigned moat__rlredis_backoff(unsigned prev_ms);
 
-/* moat__rlredis_hostport - split "host:port" / "[v6]:port"; 0 or -1. */
-int moat__rlredis_hostport(const char *hostport, char *host, size_t hostlen, int *port);
 
 #endif /* MOAT_RATELIMIT_REDIS_H */

@@ -1,9 +1,13 @@
 /*
- * text.c - DNS-name checks and strict base64 for the core and the front-ends (see text.h).
+ * text.c - DNS-name checks, strict base64 and host:port splitting for the core and the front-ends
+ * (see text.h).
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "text.h"
 
@@ -100,4 +104,33 @@ bool
 moat_base64_valid(const char *s, size_t n)
 {
 	return base64_run(s, n, NULL, n) >= 0;
+}
+
+int
+moat_hostport_split(const char *hostport, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *start = hostport, *end;
+	char *stop;
+	long p;
+
+	if (*hostport == '[') {
+		start = hostport + 1;
+		if ((end = strchr(start, ']')) == NULL || end[1] != ':')
+			return -1;
+		colon = end + 1;
+	} else {
+		if ((colon = strrchr(hostport, ':')) == NULL)
+			return -1;
+		end = colon;
+	}
+	if (end == start || (size_t)(end - start) >= hostlen)
+		return -1;
+	errno = 0;
+	p = strtol(colon + 1, &stop, 10);
+	if (errno != 0 || *stop != '\0' || p < 1 || p > 65535)
+		return -1;
+	memcpy(host, start, (size_t)(end - start));
+	host[end - start] = '\0';
+	*port = (int)p;
+	return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * text.h - small text checks and codecs the core and the front-ends share, so each exists once:
- * DNS names as DKIM and Authentication-Results write them, and strict base64.
+ * DNS names as DKIM and Authentication-Results write them, strict base64, host:port.
  */
 #ifndef MOAT_TEXT_H
 #define MOAT_TEXT_H
@@ -29,5 +29,11 @@ bool moat_base64_valid(const char *s, size_t n);
 
 /* moat_base64_value - the 6-bit value of a character of the base64 alphabet, or -1. */
 int moat_base64_value(unsigned char c);
+
+/*
+ * moat_hostport_split - "host:port" or "[v6]:port" into HOST (HOSTLEN bytes with its NUL) and
+ * PORT (1 to 65535): 0, or -1 when it is neither.
+ */
+int moat_hostport_split(const char *hostport, char *host, size_t hostlen, int *port);
 
 #endif /* MOAT_TEXT_H */
