@@ -1,8 +1,8 @@
 /*
  * checks.c - the rows of the policy core's check table (session_int.h): the session's own limits,
- * the rate limits, DKIM signing and SPF/DKIM/DMARC, each with the hooks of the stages it takes
- * part in. policy.c runs them; adding a check is a row here and its functions, never front-end
- * code.
+ * the rate limits, DKIM signing, content scanning (clamd, rspamd) and SPF/DKIM/DMARC, each with
+ * the hooks of the stages it takes part in. policy.c runs them; adding a check is a row here and
+ * its functions, never front-end code.
  */
 #include "config.h"
 
@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "scan.h"
 #include "session_int.h"
 #include "sesscount.h"
 
@@ -365,6 +366,100 @@ session_auth_end(struct moat_session *s, struct moat_verdict *v)
 	moat_verdict_combine(v, &av);
 }
 
+/* ---- content scanning (scan.c): clamd and rspamd, when configured ---- */
+
+/* session_scan_start - open the scanners for this message, unless scan_outbound exempts it. */
+static void
+session_scan_start(struct moat_session *s)
+{
+	struct moat_rspamd_env env = {
+		.ip = s->addr_known ? s->client_addr : NULL,
+		.helo = s->helo,
+		.hostname = strcmp(s->client_name, "unknown") != 0 ? s->client_name : NULL,
+		.from = s->mail_from,
+		.rcpt = (const char *const *)s->rcpts,
+		.nrcpt = s->nrcpt < s->rcpts_cap ? s->nrcpt : s->rcpts_cap,
+		.user = s->login,
+		.queue_id = s->id,
+	};
+
+	if (moat_scan_wanted(s->conf, s->direction == MOAT_OUTBOUND) &&
+	    (s->scan = moat_scan_begin(s->pol->scan_health, s->conf, &env, s->id)) == NULL)
+		moat_log(LOG_ERR, s->id, "scan", "result=failed why=\"out of memory\"");
+}
+
+static void
+scan_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->scan != NULL)
+		moat_scan_header(s->scan, field, len);
+}
+
+static void
+scan_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->scan != NULL)
+		moat_scan_eoh(s->scan);
+}
+
+static void
+scan_body(struct moat_session *s, const char *chunk, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->scan != NULL)
+		moat_scan_body(s->scan, chunk, len);
+}
+
+/* scan_end_data - the scanners get the end of the message and work while the rows after this
+ * one (ARC, SPF/DKIM/DMARC) wait on DNS; scan_verdict collects their answers. */
+static void
+scan_end_data(struct moat_session *s, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->scan != NULL)
+		moat_scan_end_data(s->scan);
+}
+
+/* scan_verdict - both scanners' verdict and header edits (out of memory: 451, as for a scanner
+ * that failed under scan_failure = tempfail). */
+static void
+scan_verdict(struct moat_session *s, struct moat_verdict *v)
+{
+	struct moat_hdr_edit edits[MOAT_SCAN_EDITS_MAX];
+	struct moat_verdict sv;
+	size_t n, i;
+
+	if (s->scan == NULL) {
+		if (moat_scan_wanted(s->conf, s->direction == MOAT_OUTBOUND)) {
+			moat_verdict_set(&sv, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
+			    "Local error, try again later");
+			moat_verdict_combine(v, &sv);
+		}
+		return;
+	}
+	moat_scan_finish(s->scan, &sv, edits, &n);
+	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++)
+		s->edits[s->nedits++] = edits[i];
+	if (i < n) {
+		for (; i < n; i++) {
+			free(edits[i].name);
+			free(edits[i].value);
+		}
+		if (sv.action < MOAT_TEMPFAIL)
+			moat_verdict_set(&sv, MOAT_TEMPFAIL, 451, "4.3.0", "too_many_edits",
+			    "Local error, try again later");
+	}
+	moat_verdict_combine(v, &sv);
+}
+
+static bool
+scan_blocks(const struct moat_session *s)
+{
+	return s->scan != NULL;
+}
+
 /* session_stick - remember a streaming-phase verdict (the first one wins) and return it. */
 static void
 session_stick(struct moat_session *s, struct moat_verdict *v)
@@ -502,6 +597,13 @@ const struct moat__check moat__checks[] = {
 	    .body = sign_body,
 	    .end = session_sign_end,
 	    .blocks = sign_blocks },
+	{ .name = "scan",
+	    .start = session_scan_start,
+	    .header = scan_header,
+	    .eoh = scan_eoh,
+	    .body = scan_body,
+	    .end = scan_end_data,
+	    .blocks = scan_blocks },
 	{ .name = "arc",
 	    .start = session_arc_start,
 	    .header = arc_header,
@@ -516,6 +618,7 @@ const struct moat__check moat__checks[] = {
 	    .body = auth_body,
 	    .end = session_auth_end,
 	    .blocks = auth_blocks },
+	{ .name = "scan_verdict", .end = scan_verdict },
 };
 const size_t moat__nchecks = sizeof(moat__checks) / sizeof(moat__checks[0]);
 

@@ -894,6 +894,18 @@ moat_conf_check_backend(const char *value, char *err, size_t errlen)
 }
 
 int
+moat_conf_check_scanner(const char *value, char *err, size_t errlen)
+{
+	return value[0] == '\0' ? 0 : moat_conf_check_backend(value, err, errlen);
+}
+
+int
+moat_conf_check_hostport_or_empty(const char *value, char *err, size_t errlen)
+{
+	return value[0] == '\0' ? 0 : moat_conf_check_hostport(value, err, errlen);
+}
+
+int
 moat_conf_check_resolver(const char *value, char *err, size_t errlen)
 {
 	const char *at = strchr(value, '@');

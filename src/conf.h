@@ -125,6 +125,17 @@ enum moat_dkim_sign_failure {
 	MOAT_DKIM_FAIL_TEMPFAIL = 0,
 	MOAT_DKIM_FAIL_UNSIGNED = 1
 };
+/* scan_virus_action: what a virus found by clamd does */
+enum moat_scan_virus {
+	MOAT_SCAN_VIRUS_REJECT = 0,
+	MOAT_SCAN_VIRUS_QUARANTINE,
+	MOAT_SCAN_VIRUS_TAG
+};
+/* scan_failure: a scanner that is down, too slow or answers nonsense */
+enum moat_scan_failure {
+	MOAT_SCAN_FAIL_TEMPFAIL = 0,
+	MOAT_SCAN_FAIL_ACCEPT = 1
+};
 enum moat_backend_client {
 	MOAT_PASS_NONE = 0,
 	MOAT_PASS_XCLIENT,
@@ -265,6 +276,14 @@ struct moat_conf {
 	unsigned dkim_sign_expire; /* ms; 0: no x= */
 	int dkim_sign_failure; /* enum moat_dkim_sign_failure */
 
+	/* content scanning (scan.c, scan_clamd.c, scan_rspamd.c) */
+	char *scan_clamd; /* unix:PATH or host:port; "" = off */
+	char *scan_rspamd; /* host:port of rspamd's normal worker; "" = off */
+	int scan_virus_action; /* enum moat_scan_virus */
+	unsigned scan_timeout; /* ms */
+	int scan_failure; /* enum moat_scan_failure */
+	bool scan_outbound; /* scan outbound mail too */
+
 	/* milter */
 	char *milter_socket;
 	char *milter_pid_file;
@@ -313,6 +332,8 @@ void moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_chan
 int moat_conf_check_hostport(const char *value, char *err, size_t errlen);
 int moat_conf_check_listen_list(const char *value, char *err, size_t errlen);
 int moat_conf_check_backend(const char *value, char *err, size_t errlen);
+int moat_conf_check_scanner(const char *value, char *err, size_t errlen);
+int moat_conf_check_hostport_or_empty(const char *value, char *err, size_t errlen);
 int moat_conf_check_resolver(const char *value, char *err, size_t errlen);
 int moat_conf_check_milter_socket(const char *value, char *err, size_t errlen);
 int moat_conf_check_cidr_list(const char *value, char *err, size_t errlen);

@@ -285,6 +285,20 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(dkim_sign_failure, "tempfail", "tempfail|unsigned", MOAT_CK_ALL,
 	    "a message that should be signed but cannot be: tempfail (451 4.7.0) or pass it on unsigned"),
 
+	/* content scanning (scan.c) */
+	K_STR(scan_clamd, "", moat_conf_check_scanner, MOAT_CK_ALL,
+	    "clamd to scan every message with (INSTREAM): unix:/path or host:port; empty: off"),
+	K_STR(scan_rspamd, "", moat_conf_check_hostport_or_empty, MOAT_CK_ALL,
+	    "rspamd's normal worker (host:port) every message is checked by (HTTP /checkv2); empty: off"),
+	K_ENUM(scan_virus_action, "reject", "reject|quarantine|tag", MOAT_CK_ALL,
+	    "a virus found by clamd: reject (554 5.7.1 naming it), quarantine, or tag (X-Virus-Status field)"),
+	K_TIME(scan_timeout, "30s", 100, 600 * SEC, MOAT_CK_ALL,
+	    "how long connecting to a scanner, handing it a piece of the message, or waiting for its answer may take"),
+	K_ENUM(scan_failure, "tempfail", "tempfail|accept", MOAT_CK_ALL,
+	    "a scanner down, too slow or answering nonsense: tempfail (451 4.3.0) or accept unscanned (logged); applies to each scanner"),
+	K_BOOL(scan_outbound, "no", MOAT_CK_ALL,
+	    "scan outbound mail (internal networks, submission listeners, authenticated senders) too"),
+
 	K_STR(milter_socket, "inet:8894@127.0.0.1", moat_conf_check_milter_socket, MOAT_CK_MILTER,
 	    "libmilter socket: inet:PORT@HOST, inet6:PORT@HOST or unix:PATH"),
 	K_STR(milter_pid_file, "", NULL, MOAT_CK_MILTER, "pid file (empty: none)"),

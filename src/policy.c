@@ -26,6 +26,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "scan.h"
 #include "session_int.h"
 #include "sesscount.h"
 #include "trust.h"
@@ -39,16 +40,20 @@ moat_policy_new(struct moat_conf *conf, unsigned flags, char *err, size_t errlen
 	struct moat_policy *pol = calloc(1, sizeof(*pol));
 
 	if (pol == NULL || (pol->sessions = moat_sesscount_new()) == NULL ||
-	    (pol->metrics = moat_metrics_new()) == NULL) {
+	    (pol->metrics = moat_metrics_new()) == NULL ||
+	    (pol->scan_health = moat_scan_health_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		if (pol != NULL)
+		if (pol != NULL) {
 			moat_sesscount_free(pol->sessions);
+			moat_metrics_free(pol->metrics);
+		}
 		free(pol);
 		return NULL;
 	}
 	if ((pol->rl = moat_ratelimit_new(conf, err, errlen)) == NULL) {
 		moat_sesscount_free(pol->sessions);
 		moat_metrics_free(pol->metrics);
+		moat_scan_health_free(pol->scan_health);
 		free(pol);
 		return NULL;
 	}
@@ -69,6 +74,7 @@ moat_policy_free(struct moat_policy *pol)
 	moat_sesscount_free(pol->sessions);
 	moat_auth_engine_free(pol->auth);
 	moat_metrics_free(pol->metrics);
+	moat_scan_health_free(pol->scan_health);
 	pthread_mutex_destroy(&pol->lock);
 	free(pol);
 }
@@ -177,7 +183,11 @@ session_reset_txn(struct moat_session *s)
 	free(s->mail_from);
 	s->mail_from = NULL;
 	s->in_txn = false;
+	for (size_t i = 0; i < s->nrcpt && i < s->rcpts_cap; i++)
+		free(s->rcpts[i]);
 	s->nrcpt = 0;
+	free(s->rcpt_path);
+	s->rcpt_path = NULL;
 	s->rl_msg_counted = false;
 	s->size = 0;
 	s->header_bytes = 0;
@@ -190,6 +200,8 @@ session_reset_txn(struct moat_session *s)
 	moat_arc_msg_free(s->arc);
 	s->arc = NULL;
 	s->arc_result = NULL;
+	moat_scan_free(s->scan);
+	s->scan = NULL;
 	s->auth_failed = false;
 	s->msg_started = 0;
 }
@@ -236,6 +248,7 @@ moat_session_free(struct moat_session *s)
 	free(s->listener);
 	free(s->helo);
 	free(s->login);
+	free(s->rcpts);
 	moat_conf_unref(s->conf);
 	moat_metrics_session(s->pol->metrics, -1);
 	free(s);
@@ -324,6 +337,27 @@ session_count_refusal(const struct moat_session *s, const struct moat_verdict *v
 		moat_metrics_refusal(s->pol->metrics, v->reason);
 }
 
+/* session_keep_rcpt - an accepted recipient: counted, and its path kept for the scanners (out of
+ * memory: counted all the same, only rspamd is not told). */
+static void
+session_keep_rcpt(struct moat_session *s)
+{
+	if (s->nrcpt == s->rcpts_cap) {
+		size_t cap = s->rcpts_cap ? 2 * s->rcpts_cap : 8;
+		char **grown = realloc(s->rcpts, cap * sizeof(*grown));
+
+		if (grown != NULL) {
+			s->rcpts = grown;
+			s->rcpts_cap = cap;
+		}
+	}
+	if (s->nrcpt < s->rcpts_cap) {
+		s->rcpts[s->nrcpt] = s->rcpt_path;
+		s->rcpt_path = NULL;
+	}
+	s->nrcpt++;
+}
+
 /* eom_end - no row refused at end of data: the rows' end hooks, their verdicts combined. */
 static void
 eom_end(struct moat_session *s, struct moat_verdict *v)
@@ -368,7 +402,9 @@ stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 		break;
 	case STAGE_RCPT:
 		if (v->action == MOAT_CONTINUE)
-			s->nrcpt++;
+			session_keep_rcpt(s);
+		free(s->rcpt_path);
+		s->rcpt_path = NULL;
 		break;
 	case STAGE_EOM:
 		if (v->action == MOAT_CONTINUE)
@@ -482,8 +518,9 @@ enum moat_event_rc
 moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
     struct moat_verdict *v)
 {
-	(void)path;
 	moat_verdict_continue(v);
+	free(s->rcpt_path);
+	s->rcpt_path = strdup(path);
 	return stage_run(s, STAGE_RCPT, 0, params, v);
 }
 
@@ -580,6 +617,8 @@ moat_session_eom_blocks(const struct moat_session *s)
 bool
 moat_session_edits_need_body(const struct moat_session *s)
 {
+	if (moat_scan_wanted(s->conf, s->direction == MOAT_OUTBOUND))
+		return true;
 	if (s->direction == MOAT_OUTBOUND)
 		return s->conf->signer != NULL;
 	return s->conf->auth_inbound;

@@ -30,7 +30,7 @@
  *   mail       limit_messages_per_session, SIZE against limit_message_size
  *   rcpt       limit_recipients; rate limits: with the first recipient the message buckets and the
  *              recipient buckets in one charge (per address, sender, user), then recipients
- *   header..eom   header limits, DKIM signing, SPF/DKIM/DMARC
+ *   header..eom   header limits, DKIM signing, content scanning (clamd, rspamd), SPF/DKIM/DMARC
  *
  * The core knows no sockets, no libuv and no libmilter. It is reentrant: a session is used by one
  * thread at a time (any thread), and everything shared between sessions (struct moat_policy) is
@@ -252,11 +252,13 @@ bool moat_session_eom_blocks(const struct moat_session *s);
 const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);
 
 /*
- * moat_session_edits_need_body - will the end-of-message edits of this transaction depend on the
- * whole body? True when the core writes Authentication-Results (auth_inbound, inbound) or
- * DKIM-Signature (a signing table, outbound). A front-end that cannot add header fields after the
- * message has passed (mxmoat-proxy) must then hold the message until end of message. Valid from
- * the MAIL event on (the direction is decided there).
+ * moat_session_edits_need_body - will the end-of-message edits or verdict of this transaction
+ * depend on the whole body? True when the core writes Authentication-Results (auth_inbound,
+ * inbound) or DKIM-Signature (a signing table, outbound), and when a content scanner looks at the
+ * message (scan_clamd, scan_rspamd; outbound only with scan_outbound). A front-end that cannot add
+ * header fields after the message has passed (mxmoat-proxy) must then hold the message until end
+ * of message, and call the message events off its event loop: the scanners are handed the message
+ * from them. Valid from the MAIL event on (the direction is decided there).
  */
 bool moat_session_edits_need_body(const struct moat_session *s);
 

@@ -38,6 +38,7 @@ struct moat_policy {
 	struct moat_metrics *metrics; /* the counters of both daemons (metrics.h) */
 	struct moat_auth_engine *auth; /* resolver + DKIM verifier, made at the first inbound
 	                                      message (auth_inbound); guarded by lock */
+	struct moat_scan_health *scan_health; /* the scanners' back-off (scan.c) */
 };
 
 struct moat_session {
@@ -73,6 +74,9 @@ struct moat_session {
 	bool in_txn;
 	char *mail_from;
 	unsigned nrcpt;
+	char *rcpt_path; /* the RCPT being decided; kept in rcpts once it is accepted */
+	char **rcpts; /* accepted recipients, for the scanners (rspamd's Rcpt) */
+	size_t rcpts_cap;
 	bool rl_msg_counted; /* the message rate-limit buckets are charged */
 	uint64_t size; /* header + body bytes seen */
 	uint64_t header_bytes;
@@ -86,6 +90,7 @@ struct moat_session {
 	struct moat_arc_msg *arc; /* the ARC chain of an inbound message, or NULL */
 	const struct moat_arc_result *arc_result; /* in arc, after the arc row's end */
 	struct moat_auth_msg *auth; /* SPF/DKIM/DMARC of an inbound message, or NULL */
+	struct moat_scan *scan; /* clamd and rspamd on this message, or NULL */
 	unsigned msg_started; /* rows of the check table started for this message */
 	bool auth_failed; /* auth_inbound on, but the engine could not start */
 };

@@ -18,9 +18,9 @@
 #   milter_pf_prepare LOCK [CLIENT]  skip the test unless run as root with postfix, CLIENT (the
 #                                    SMTP client it drives; swaks by default) and a built
 #                                    mxmoat-milter; hold the lock LOCK (port_lock); make
-#                                    MILTER_DIR; on EXIT stop the milter, Postfix, nsd and the
-#                                    proxy (those of dns.sh and proxy.sh, when sourced) and
-#                                    remove MILTER_DIR
+#                                    MILTER_DIR; on EXIT stop the milter, Postfix, nsd, the
+#                                    proxy, clamd and rspamd (those of dns.sh, proxy.sh,
+#                                    clamd.sh and rspamd.sh, when sourced) and remove MILTER_DIR
 #   milter_pf_snippet PORT           the settings of contrib/postfix/main.cf.milter, one a line,
 #                                    the milter's socket changed to inet:127.0.0.1:PORT
 #   milter_pf_start SMTPD SINK MAIN_CF_LINE...
@@ -133,6 +133,8 @@ milter__pf_cleanup() {
 	pf_stop
 	if declare -F px_cleanup >/dev/null; then px_cleanup; fi
 	if declare -F dns_stop >/dev/null; then dns_stop; fi
+	if declare -F clamd_stop >/dev/null; then clamd_stop; fi
+	if declare -F rspamd_stop >/dev/null; then rspamd_stop; fi
 	rm -rf "$MILTER_DIR"
 }
 
