@@ -24,22 +24,15 @@
 #include <strings.h>
 
 #include "arc_verify.h"
-#include "dkim_verify_int.h"
+#include "arc_int.h"
 #include "text.h"
 
-enum arc_kind {
-	ARC_AAR,
-	ARC_AMS,
-	ARC_AS,
-	ARC_KINDS
-};
-
-static const char *const arc_names[ARC_KINDS] = { "ARC-Authentication-Results",
+const char *const moat__arc_names[MOAT__ARC_KINDS] = { "ARC-Authentication-Results",
 	"ARC-Message-Signature", "ARC-Seal" };
 
 /* One ARC field of the header. */
 struct arc_field {
-	enum arc_kind kind;
+	enum moat__arc_kind kind;
 	unsigned instance;
 	unsigned field; /* index in the header copy */
 	struct moat__vsig *sig; /* AMS and AS; NULL for the AAR */
@@ -50,7 +43,7 @@ struct moat_arc_msg {
 	unsigned cap;
 	bool eoh_done, eom_done;
 	struct moat__hdrs h;
-	struct arc_field f[ARC_KINDS * MOAT_ARC_INSTANCES_MAX];
+	struct arc_field f[MOAT__ARC_KINDS * MOAT_ARC_INSTANCES_MAX];
 	size_t nf;
 	char bad[96]; /* a structural failure seen while reading, or "" */
 	struct moat__dkim_body *body[2]; /* shared by the AMSs without l=: [brelaxed] */
@@ -86,9 +79,9 @@ moat_arc_msg_free(struct moat_arc_msg *m)
 static int
 arc_kind_of(const char *field, size_t len, size_t *voff)
 {
-	for (int k = 0; k < ARC_KINDS; k++) {
-		size_t n = strlen(arc_names[k]), i = n;
-		if (len <= n || strncasecmp(field, arc_names[k], n) != 0)
+	for (int k = 0; k < MOAT__ARC_KINDS; k++) {
+		size_t n = strlen(moat__arc_names[k]), i = n;
+		if (len <= n || strncasecmp(field, moat__arc_names[k], n) != 0)
 			continue;
 		while (i < len && (field[i] == ' ' || field[i] == '\t'))
 			i++;
@@ -130,6 +123,26 @@ aar_instance(const char *v, size_t len)
 	return d > 0 && i < len && v[i] == ';' ? n : 0;
 }
 
+int
+moat__arc_field(const char *field, size_t len, size_t *voff, unsigned *instance)
+{
+	int k = arc_kind_of(field, len, voff);
+	const char *v;
+	size_t vl, i;
+
+	*instance = 0;
+	if (k == MOAT__ARC_AAR) {
+		*instance = aar_instance(field + *voff, len - *voff);
+	} else if (k > 0 && moat__dkim_tag(field + *voff, len - *voff, "i", &v, &vl) && vl > 0 &&
+	    vl <= 3) {
+		for (i = 0; i < vl && isdigit((unsigned char)v[i]); i++)
+			*instance = *instance * 10 + (unsigned)(v[i] - '0');
+		if (i < vl)
+			*instance = 0;
+	}
+	return k;
+}
+
 /* arc_bad - note the first structural failure (printf-style). */
 static void arc_bad(struct moat_arc_msg *m, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -152,48 +165,50 @@ moat_arc_header(struct moat_arc_msg *m, const char *field, size_t len)
 	struct moat_dkim_sig tags;
 	struct arc_field *f;
 	size_t voff;
+	unsigned instance;
 	int k;
 
 	if (m->eoh_done)
 		return;
 	if (!moat__hdrs_keep(&m->h, field, len))
 		m->h.overflow = true;
-	if ((k = arc_kind_of(field, len, &voff)) < 0 || m->bad[0] != '\0')
+	if ((k = moat__arc_field(field, len, &voff, &instance)) < 0 || m->bad[0] != '\0')
 		return;
 	if (m->nf == sizeof(m->f) / sizeof(m->f[0])) {
 		arc_bad(m, "more ARC fields than %u sets hold", MOAT_ARC_INSTANCES_MAX);
 		return;
 	}
 	if (len > MOAT_DKIM_SIG_FIELD_MAX) {
-		arc_bad(m, "%s field too large", arc_names[k]);
+		arc_bad(m, "%s field too large", moat__arc_names[k]);
 		return;
 	}
 	f = &m->f[m->nf];
-	f->kind = (enum arc_kind)k;
+	f->kind = (enum moat__arc_kind)k;
 	f->field = m->h.n - 1;
+	f->instance = instance;
 	f->sig = NULL;
-	if (k == ARC_AAR) {
-		f->instance = aar_instance(field + voff, len - voff);
+	if (k == MOAT__ARC_AAR) {
+		/* its instance is all that is read before the chain is decided */
 	} else if (moat_dkim_sig_tags(field + voff, len - voff, &tags) < 0) {
-		arc_bad(m, "malformed %s tag list", arc_names[k]);
+		arc_bad(m, "malformed %s tag list", moat__arc_names[k]);
 		return;
 	} else {
-		f->sig = moat__vsig_new(k == ARC_AMS ? MOAT__SIG_AMS : MOAT__SIG_AS, &tags,
+		f->sig = moat__vsig_new(k == MOAT__ARC_AMS ? MOAT__SIG_AMS : MOAT__SIG_AS, &tags,
 		    field + voff, len - voff);
 		if (f->sig == NULL) {
 			arc_bad(m, "out of memory");
 			return;
 		}
-		f->instance = f->sig->instance;
 	}
 	m->nf++;
 	if (f->instance == 0)
-		arc_bad(m, "%s without a valid instance", arc_names[k]);
+		arc_bad(m, "%s without a valid instance", moat__arc_names[k]);
 	else if (f->instance > MOAT_ARC_INSTANCES_MAX) /* RFC 8617 4.2.1 */
-		arc_bad(m, "%s instance %u is above %u", arc_names[k], f->instance,
+		arc_bad(m, "%s instance %u is above %u", moat__arc_names[k], f->instance,
 		    MOAT_ARC_INSTANCES_MAX);
 	else if (f->instance > m->cap)
-		arc_bad(m, "%s instance %u is above arc_max_instances", arc_names[k], f->instance);
+		arc_bad(m, "%s instance %u is above arc_max_instances", moat__arc_names[k],
+		    f->instance);
 }
 
 void
@@ -267,43 +282,54 @@ ams_verify(struct moat_arc_msg *m, struct arc_field *ams, const unsigned char bh
 	return s->rep.result == MOAT_DKIM_PASS;
 }
 
-/*
- * seal_verify - decide the ARC-Seal of instance I (RFC 8617 5.1.1): it signs, in instance order,
- * the AAR, AMS and AS of every set below I, then the AAR and AMS of I, then itself. The header
- * hash picks names bottom-up, so the fields are laid out newest first and the list is oldest
- * first.
- */
-static bool
-seal_verify(struct moat_arc_msg *m, struct arc_field *(*set)[ARC_KINDS], unsigned i)
+int
+moat__arc_seal_input(const struct moat__arc_text (*set)[MOAT__ARC_KINDS], unsigned i,
+    struct moat__hdrs *out, char *hlist, size_t hlistlen)
 {
-	struct moat__hdrs h = { .buf = m->h.buf };
-	size_t off[ARC_KINDS * MOAT_ARC_INSTANCES_MAX], len[ARC_KINDS * MOAT_ARC_INSTANCES_MAX];
-	char hlist[ARC_KINDS * MOAT_ARC_INSTANCES_MAX * 28];
-	size_t o = 0, slen;
-	const char *stext;
+	size_t o = 0;
 
 	for (unsigned j = i; j >= 1; j--)
-		for (int k = ARC_KINDS - 1; k >= 0; k--) {
-			if (j == i && k == ARC_AS)
-				continue;
-			off[h.n] = m->h.off[set[j - 1][k]->field];
-			len[h.n++] = m->h.len[set[j - 1][k]->field];
-		}
+		for (int k = MOAT__ARC_KINDS - 1; k >= 0; k--)
+			if (!(j == i && k == MOAT__ARC_AS) &&
+			    !moat__hdrs_keep(out, set[j - 1][k].p, set[j - 1][k].len))
+				return -1;
+	hlist[0] = '\0';
 	for (unsigned j = 1; j <= i; j++)
-		for (int k = 0; k < ARC_KINDS && !(j == i && k == ARC_AS); k++)
-			o += (size_t)snprintf(hlist + o, sizeof(hlist) - o, "%s%s", o ? ":" : "",
-			    arc_names[k]);
-	h.off = off;
-	h.len = len;
-	stext = arc_field_text(m, set[i - 1][ARC_AS], &slen);
-	moat__vsig_finish(m->v, set[i - 1][ARC_AS]->sig, &h, hlist, stext, slen, NULL);
-	return set[i - 1][ARC_AS]->sig->rep.result == MOAT_DKIM_PASS;
+		for (int k = 0; k < MOAT__ARC_KINDS && !(j == i && k == MOAT__ARC_AS); k++)
+			o += (size_t)snprintf(hlist + o, o < hlistlen ? hlistlen - o : 0, "%s%s",
+			    o ? ":" : "", moat__arc_names[k]);
+	return o < hlistlen ? 0 : -1;
+}
+
+/* seal_verify - decide the ARC-Seal of instance I over what it signs (moat__arc_seal_input). */
+static bool
+seal_verify(struct moat_arc_msg *m, struct arc_field *(*set)[MOAT__ARC_KINDS], unsigned i)
+{
+	struct moat__arc_text text[MOAT_ARC_INSTANCES_MAX][MOAT__ARC_KINDS];
+	struct moat__hdrs h = { 0 };
+	char hlist[MOAT__ARC_HLIST_MAX];
+	struct moat__vsig *as = set[i - 1][MOAT__ARC_AS]->sig;
+	size_t seal_len;
+	const char *seal = arc_field_text(m, set[i - 1][MOAT__ARC_AS], &seal_len);
+
+	for (unsigned j = 1; j <= i; j++)
+		for (int k = 0; k < MOAT__ARC_KINDS; k++)
+			text[j - 1][k].p = arc_field_text(m, set[j - 1][k], &text[j - 1][k].len);
+	if (moat__arc_seal_input(text, i, &h, hlist, sizeof(hlist)) < 0) {
+		moat__hdrs_free(&h);
+		as->rep.result = MOAT_DKIM_TEMPERROR;
+		snprintf(as->rep.reason, sizeof(as->rep.reason), "out of memory");
+		return false;
+	}
+	moat__vsig_finish(m->v, as, &h, hlist, seal, seal_len, NULL);
+	moat__hdrs_free(&h);
+	return as->rep.result == MOAT_DKIM_PASS;
 }
 
 const struct moat_arc_result *
 moat_arc_eom(struct moat_arc_msg *m)
 {
-	struct arc_field *set[MOAT_ARC_INSTANCES_MAX][ARC_KINDS];
+	struct arc_field *set[MOAT_ARC_INSTANCES_MAX][MOAT__ARC_KINDS];
 	unsigned char bh[2][32];
 	bool have_bh[2] = { false, false };
 	unsigned n = 0, i;
@@ -325,7 +351,7 @@ moat_arc_eom(struct moat_arc_msg *m)
 	for (k = 0; k < m->nf; k++) {
 		struct arc_field *f = &m->f[k];
 		if (set[f->instance - 1][f->kind] != NULL)
-			return arc_fail(m, "duplicate %s for instance %u", arc_names[f->kind],
+			return arc_fail(m, "duplicate %s for instance %u", moat__arc_names[f->kind],
 			    f->instance);
 		set[f->instance - 1][f->kind] = f;
 		if (f->instance > n)
@@ -334,30 +360,30 @@ moat_arc_eom(struct moat_arc_msg *m)
 	assert(n >= 1); /* nf > 0, and an instance below 1 is a structural failure (m->bad) */
 	m->r.instances = n;
 	for (i = 1; i <= n; i++)
-		for (k = 0; k < ARC_KINDS; k++)
+		for (k = 0; k < MOAT__ARC_KINDS; k++)
 			if (set[i - 1][k] == NULL)
-				return arc_fail(m, "no %s for instance %u", arc_names[k], i);
-	if (strcmp(set[n - 1][ARC_AS]->sig->cv, "fail") == 0)
+				return arc_fail(m, "no %s for instance %u", moat__arc_names[k], i);
+	if (strcmp(set[n - 1][MOAT__ARC_AS]->sig->cv, "fail") == 0)
 		return arc_fail(m, "ARC-Seal %u says cv=fail", n);
 	for (int b = 0; b < 2; b++)
 		if (m->body[b] != NULL && moat__dkim_body_end(m->body[b], bh[b]) == 0)
 			have_bh[b] = true;
 	/* step 3: the newest AMS */
-	if (!ams_verify(m, set[n - 1][ARC_AMS], bh, have_bh))
+	if (!ams_verify(m, set[n - 1][MOAT__ARC_AMS], bh, have_bh))
 		return arc_fail(m, "ARC-Message-Signature %u: %s", n,
-		    set[n - 1][ARC_AMS]->sig->rep.reason);
+		    set[n - 1][MOAT__ARC_AMS]->sig->rep.reason);
 	/* step 6: every seal, newest first, with the cv= its place requires */
 	for (i = n; i >= 1; i--) {
-		const char *cv = set[i - 1][ARC_AS]->sig->cv;
+		const char *cv = set[i - 1][MOAT__ARC_AS]->sig->cv;
 		if (strcmp(cv, i == 1 ? "none" : "pass") != 0)
 			return arc_fail(m, "ARC-Seal %u says cv=%s", i, cv);
 		if (!seal_verify(m, set, i))
 			return arc_fail(m, "ARC-Seal %u: %s", i,
-			    set[i - 1][ARC_AS]->sig->rep.reason);
+			    set[i - 1][MOAT__ARC_AS]->sig->rep.reason);
 	}
 	/* step 5: oldest-pass, the oldest AMS from which every newer one validates */
 	for (i = n - 1; i >= 1; i--)
-		if (!ams_verify(m, set[i - 1][ARC_AMS], bh, have_bh)) {
+		if (!ams_verify(m, set[i - 1][MOAT__ARC_AMS], bh, have_bh)) {
 			m->r.oldest_pass = i + 1;
 			break;
 		}
@@ -365,9 +391,9 @@ moat_arc_eom(struct moat_arc_msg *m)
 	for (i = 1; i <= n; i++) {
 		struct moat_arc_hop *hop = &m->r.hop[i - 1];
 		size_t voff, len;
-		const char *aar = arc_field_text(m, set[i - 1][ARC_AAR], &len);
+		const char *aar = arc_field_text(m, set[i - 1][MOAT__ARC_AAR], &len);
 		snprintf(hop->sealer, sizeof(hop->sealer), "%s",
-		    set[i - 1][ARC_AS]->sig->rep.domain);
+		    set[i - 1][MOAT__ARC_AS]->sig->rep.domain);
 		(void)arc_kind_of(aar, len, &voff);
 		hop->aar = aar + voff;
 		hop->aar_len = len - voff;

@@ -162,6 +162,52 @@ session_sign_start(struct moat_session *s)
 		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
 }
 
+/*
+ * session_seal_end - arc_seal: our ARC set as INSERT_TOP edits above the DKIM signatures, AAR
+ * first so the seal ends on top. A set that cannot be made is logged; the message goes on
+ * unsealed (it is still signed).
+ */
+static void
+session_seal_end(struct moat_session *s)
+{
+	static const char *const names[3] = { "ARC-Authentication-Results", "ARC-Message-Signature",
+		"ARC-Seal" };
+	char *values[3] = { NULL, NULL, NULL }, why[320] = "no header seen or out of memory";
+	int rc = s->sign != NULL ? moat_sign_arc(s->sign, values, why, sizeof(why)) : -1;
+	size_t first = s->nedits;
+
+	if (rc > 0 && s->nedits + 3 > HDR_EDITS_MAX) {
+		rc = -1;
+		snprintf(why, sizeof(why), "no room for the header edits");
+	}
+	for (int i = 0; i < 3 && rc > 0; i++) {
+		struct moat_hdr_edit *e = &s->edits[s->nedits];
+		if ((e->name = strdup(names[i])) == NULL) {
+			rc = -1;
+			snprintf(why, sizeof(why), "out of memory");
+			break;
+		}
+		e->op = MOAT_HDR_INSERT_TOP;
+		e->index = 0;
+		e->value = values[i];
+		values[i] = NULL;
+		s->nedits++;
+	}
+	while (rc < 0 && s->nedits > first) { /* a set is whole or absent */
+		s->nedits--;
+		free(s->edits[s->nedits].name);
+		free(s->edits[s->nedits].value);
+	}
+	for (int i = 0; i < 3; i++)
+		free(values[i]);
+	if (s->conf->arc_seal)
+		moat_log(rc < 0 ? LOG_WARNING : LOG_INFO, s->id, "arc-seal", "result=%s why=\"%s\"",
+		    rc > 0        ? "sealed"
+			: rc == 0 ? "skipped"
+				  : "failed",
+		    why);
+}
+
 /* session_sign_end - the signatures as INSERT_TOP edits; dkim_sign_failure on failure. */
 static void
 session_sign_end(struct moat_session *s, struct moat_verdict *v)
@@ -189,6 +235,7 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 			snprintf(why, sizeof(why), "no room for the header edit");
 		}
 	}
+	session_seal_end(s);
 	tempfail = st == MOAT_SIGN_FAILED && s->conf->dkim_sign_failure == MOAT_DKIM_FAIL_TEMPFAIL;
 	moat_log(st == MOAT_SIGN_FAILED ? LOG_WARNING : LOG_INFO, s->id, "dkim-sign",
 	    "result=%s dir_why=\"%s\" %s%s%s", moat_sign_status_name(st),

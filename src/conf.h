@@ -263,6 +263,8 @@ struct moat_conf {
 	bool arc_verify; /* validate ARC chains on inbound mail (with auth_inbound) */
 	unsigned arc_max_instances; /* 1 to 50 */
 	char *arc_trusted_sealers; /* sealer domains, comma/space separated */
+	bool arc_seal; /* seal outbound mail (arc_seal.c through dkim_sign.c) */
+	char *arc_seal_domain; /* signing table row that seals; "": the From domain's */
 	/* DMARC reports (dmarc_report.c records, mxmoat-report writes) */
 	int dmarc_report_store; /* enum moat_dmarc_report_store */
 	char *dmarc_report_db; /* the SQLite file */

@@ -255,6 +255,10 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "ARC sets a chain may have; a longer chain is arc=fail (RFC 8617 allows 50)"),
 	K_STR(arc_trusted_sealers, "", NULL, MOAT_CK_ALL,
 	    "sealer domains (comma-separated, subdomains included) whose ARC-Authentication-Results may override a DMARC fail"),
+	K_BOOL(arc_seal, "no", MOAT_CK_ALL,
+	    "add our ARC set to outbound mail that carries an ARC chain or our Authentication-Results, with a signing table key"),
+	K_STR(arc_seal_domain, "", NULL, MOAT_CK_ALL,
+	    "the domain whose signing table row seals (its first key); empty: the From domain's row"),
 
 	/* DMARC reports (dmarc_report.c, tools/mxmoat-report.c) */
 	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0,

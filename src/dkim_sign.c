@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 
+#include "arc_seal.h"
 #include "dkim_signature.h"
 #include "dkim_sign.h"
 #include "keyfile.h"
@@ -32,6 +33,9 @@ struct moat_signer {
 	const char *signhdrs[MOAT_DKIM_HEADER_LIST_MAX + 2];
 	const char *oversign[MOAT_DKIM_HEADER_LIST_MAX + 1];
 	uint64_t ttl; /* x= lifetime in seconds; 0: none */
+	bool arc_seal; /* add our ARC set (arc_seal.c) */
+	char *arc_seal_domain; /* the signing table row that seals; "": the From domain's */
+	char *authserv_id; /* whose Authentication-Results the ARC set copies */
 	size_t header_max; /* bytes of header kept for one message */
 	unsigned header_count_max;
 };
@@ -61,6 +65,9 @@ struct moat_sign {
 	struct moat__dkim_sig *sig[MOAT_SIGN_KEYS_MAX];
 	const struct moat_sign_key *keys[MOAT_SIGN_KEYS_MAX];
 	size_t nkeys;
+
+	struct moat_arc_seal *seal; /* arc_seal: our ARC set being made, or NULL (seal_why) */
+	char seal_why[256];
 };
 
 /* ---- header lists ---- */
@@ -125,6 +132,8 @@ moat_signer_free(struct moat_signer *signer)
 	moat_signtable_free(signer->table);
 	free(signer->signhdrs_buf);
 	free(signer->oversign_buf);
+	free(signer->arc_seal_domain);
+	free(signer->authserv_id);
 	free(signer);
 }
 
@@ -191,6 +200,14 @@ moat_signer_load(const struct moat_conf *conf, struct moat_signer **out, char *e
 		goto fail;
 	}
 	sg->ttl = conf->dkim_sign_expire / 1000;
+	sg->arc_seal = conf->arc_seal;
+	if ((sg->arc_seal_domain = strdup(conf->arc_seal_domain ? conf->arc_seal_domain : "")) ==
+		NULL ||
+	    (sg->authserv_id = strdup(conf->authserv_id ? conf->authserv_id : "localhost")) ==
+		NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	*out = sg;
 	return 0;
 fail:
@@ -310,6 +327,7 @@ moat_sign_free(struct moat_sign *s)
 	for (size_t i = 0; i < s->nkeys; i++)
 		moat__dkim_sig_free(s->sig[i]);
 	moat__dkim_body_free(s->body);
+	moat_arc_seal_free(s->seal);
 	free(s->hbuf);
 	free(s->hoff);
 	free(s->hlen);
@@ -397,6 +415,47 @@ moat_sign_header(struct moat_sign *s, const char *field, size_t len)
 	}
 }
 
+/* sign_params - what one signature with KEY needs from the signer. */
+static struct moat__dkim_sig_params
+sign_params(const struct moat_signer *sg, const struct moat_sign_key *key)
+{
+	struct moat__dkim_sig_params p = {
+		.alg = key->key.alg,
+		.evp = key->key.evp,
+		.md = sg->sha256,
+		.domain = key->domain,
+		.selector = key->selector,
+		.hrelaxed = sg->hrelaxed,
+		.brelaxed = sg->brelaxed,
+		.signhdrs = sg->signhdrs,
+		.oversign = sg->oversign,
+		.now = (uint64_t)time(NULL),
+		.ttl = sg->ttl,
+	};
+	return p;
+}
+
+/* sign_seal_start - arc_seal: the first key of the sealing row starts our ARC set. */
+static void
+sign_seal_start(struct moat_sign *s)
+{
+	const struct moat_signer *sg = s->signer;
+	const char *domain = sg->arc_seal_domain[0] ? sg->arc_seal_domain
+	    : s->nfrom == 1 && !s->from_bad         ? s->from_domain
+						    : "";
+	const struct moat_sign_key *key;
+	struct moat__dkim_sig_params p;
+
+	if (domain[0] == '\0' || moat_signtable_lookup(sg->table, domain, &key, 1) == 0) {
+		snprintf(s->seal_why, sizeof(s->seal_why), "no signing table row for %.200s",
+		    domain[0] ? domain : "(no From domain)");
+		return;
+	}
+	p = sign_params(sg, key);
+	s->seal = moat_arc_seal_begin(&p, sg->authserv_id, s->hbuf, s->hoff, s->hlen, s->nhdr,
+	    s->seal_why, sizeof(s->seal_why));
+}
+
 void
 moat_sign_eoh(struct moat_sign *s)
 {
@@ -404,6 +463,8 @@ moat_sign_eoh(struct moat_sign *s)
 
 	if (s->state != SIGN_COLLECT)
 		return;
+	if (sg->arc_seal)
+		sign_seal_start(s);
 	if (s->nfrom != 1 || s->from_bad) {
 		sign_fail(s, MOAT_SIGN_NO_FROM, "%s",
 		    s->nfrom == 0      ? "no From field"
@@ -422,19 +483,7 @@ moat_sign_eoh(struct moat_sign *s)
 	}
 	for (size_t k = 0; k < s->nkeys; k++) {
 		const struct moat_sign_key *key = s->keys[k];
-		struct moat__dkim_sig_params p = {
-			.alg = key->key.alg,
-			.evp = key->key.evp,
-			.md = sg->sha256,
-			.domain = key->domain,
-			.selector = key->selector,
-			.hrelaxed = sg->hrelaxed,
-			.brelaxed = sg->brelaxed,
-			.signhdrs = sg->signhdrs,
-			.oversign = sg->oversign,
-			.now = (uint64_t)time(NULL),
-			.ttl = sg->ttl,
-		};
+		struct moat__dkim_sig_params p = sign_params(sg, key);
 		if ((s->sig[k] = moat__dkim_sig_begin(&p)) == NULL ||
 		    moat__dkim_sig_header(s->sig[k], s->hbuf, s->hoff, s->hlen, s->nhdr) < 0) {
 			sign_fail(s, MOAT_SIGN_FAILED, "%s signature cannot start (s=%s d=%s)",
@@ -453,6 +502,8 @@ moat_sign_body(struct moat_sign *s, const char *chunk, size_t len)
 {
 	if (s->state == SIGN_STREAM && len > 0)
 		moat__dkim_body_feed(s->body, chunk, len);
+	if (s->seal != NULL && len > 0)
+		moat_arc_seal_body(s->seal, chunk, len);
 }
 
 enum moat_sign_status
@@ -497,6 +548,26 @@ moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n, char *w
 			break;
 	}
 	return MOAT_SIGN_OK;
+}
+
+int
+moat_sign_arc(struct moat_sign *s, char *out[3], char *why, size_t whylen)
+{
+	int rc;
+
+	out[0] = out[1] = out[2] = NULL;
+	if (!s->signer->arc_seal)
+		return 0;
+	if (s->state == SIGN_COLLECT)
+		moat_sign_eoh(s);
+	if (s->seal == NULL) {
+		snprintf(why, whylen, "%s", s->seal_why[0] ? s->seal_why : s->why);
+		return 0;
+	}
+	rc = moat_arc_seal_end(s->seal, out, why, whylen);
+	moat_arc_seal_free(s->seal);
+	s->seal = NULL;
+	return rc < 0 ? -1 : 1;
 }
 
 const char *

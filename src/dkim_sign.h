@@ -62,6 +62,14 @@ void moat_sign_body(struct moat_sign *s, const char *chunk, size_t len);
 enum moat_sign_status moat_sign_end(struct moat_sign *s, char **values, size_t max, size_t *n,
     char *why, size_t whylen);
 
+/*
+ * moat_sign_arc - with arc_seal, after moat_sign_end: our ARC set (arc_seal.h), out[0] the
+ * ARC-Authentication-Results, out[1] the ARC-Message-Signature, out[2] the ARC-Seal value
+ * (malloc'ed, the caller frees). 1: sealed; 0: not sealed (arc_seal off, or why says why);
+ * -1: it should have been and could not (why).
+ */
+int moat_sign_arc(struct moat_sign *s, char *out[3], char *why, size_t whylen);
+
 void moat_sign_free(struct moat_sign *s); /* NULL is a no-op */
 
 /* moat_sign_status_name - "signed", "no_key", "no_from", "failed". */

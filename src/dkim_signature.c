@@ -424,6 +424,15 @@ sig_hlist_add(struct moat__dkim_sig *s, const char *name, size_t n)
 }
 
 int
+moat__dkim_sig_fields(struct moat__dkim_sig *s, const char *hlist, const char *buf,
+    const size_t *off, const size_t *len, unsigned n)
+{
+	if (s->failed || moat__dkim_hash_headers(s->hmd, hlist, true, buf, off, len, n) < 0)
+		s->failed = true;
+	return s->failed ? -1 : 0;
+}
+
+int
 moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *off,
     const size_t *len, unsigned n)
 {
@@ -525,7 +534,19 @@ sv_tag(struct sig_value *v, const char *text, bool space_before)
 	v->col += n;
 }
 
-/* sig_value_tags - every tag but the b= value: v a c d s t x bh h b= (RFC 6376 3.5). */
+/* sig_field_name - the field the signature is written into. */
+static const char *
+sig_field_name(const struct moat__dkim_sig *s)
+{
+	return s->p.instance == 0 ? "DKIM-Signature"
+	    : s->p.cv == NULL     ? "ARC-Message-Signature"
+				  : "ARC-Seal";
+}
+
+/*
+ * sig_value_tags - every tag but the b= value: v a c d s t x bh h b= (RFC 6376 3.5); for an
+ * ARC-Message-Signature i a c d s t bh h b=, for an ARC-Seal i a cv d s t b= (RFC 8617 4.1).
+ */
 static void
 sig_value_tags(const struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_BH_LEN],
     struct sig_value *v)
@@ -534,25 +555,39 @@ sig_value_tags(const struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_
 	const char *h = s->hlist;
 	bool first = true;
 
-	EVP_EncodeBlock((unsigned char *)bh64, bh, MOAT_DKIM_BH_LEN);
-	v->col = strlen("DKIM-Signature: ");
-	sv_tag(v, "v=1;", false);
+	v->col = strlen(sig_field_name(s)) + 2;
+	if (s->p.instance == 0) {
+		sv_tag(v, "v=1;", false);
+	} else {
+		snprintf(tag, sizeof(tag), "i=%u;", s->p.instance);
+		sv_tag(v, tag, false);
+	}
 	snprintf(tag, sizeof(tag), "a=%s;", moat_key_alg_name(s->p.alg));
 	sv_tag(v, tag, true);
-	snprintf(tag, sizeof(tag), "c=%s/%s;", s->p.hrelaxed ? "relaxed" : "simple",
-	    s->p.brelaxed ? "relaxed" : "simple");
-	sv_tag(v, tag, true);
+	if (s->p.cv != NULL) {
+		snprintf(tag, sizeof(tag), "cv=%s;", s->p.cv);
+		sv_tag(v, tag, true);
+	} else {
+		snprintf(tag, sizeof(tag), "c=%s/%s;", s->p.hrelaxed ? "relaxed" : "simple",
+		    s->p.brelaxed ? "relaxed" : "simple");
+		sv_tag(v, tag, true);
+	}
 	snprintf(tag, sizeof(tag), "d=%s;", s->p.domain);
 	sv_tag(v, tag, true);
 	snprintf(tag, sizeof(tag), "s=%s;", s->p.selector);
 	sv_tag(v, tag, true);
 	snprintf(tag, sizeof(tag), "t=%llu;", (unsigned long long)s->p.now);
 	sv_tag(v, tag, true);
-	if (s->p.ttl > 0) {
+	if (s->p.cv != NULL) {
+		sv_tag(v, "b=", true);
+		return;
+	}
+	if (s->p.ttl > 0 && s->p.instance == 0) {
 		snprintf(tag, sizeof(tag), "x=%llu;",
 		    (unsigned long long)s->p.now + (unsigned long long)s->p.ttl);
 		sv_tag(v, tag, true);
 	}
+	EVP_EncodeBlock((unsigned char *)bh64, bh, MOAT_DKIM_BH_LEN);
 	snprintf(tag, sizeof(tag), "bh=%s;", bh64);
 	sv_tag(v, tag, true);
 	/* h= folded at colons */
@@ -613,10 +648,10 @@ moat__dkim_sig_end(struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_BH
 	v->overflow = false;
 	sig_value_tags(s, bh, v);
 	/* RFC 6376 3.7: the header hash ends with this field, b= empty, no final CRLF. */
-	flen = strlen("DKIM-Signature: ") + v->o;
+	flen = strlen(sig_field_name(s)) + 2 + v->o;
 	if (v->overflow || (field = malloc(flen + 1)) == NULL)
 		goto out;
-	snprintf(field, flen + 1, "DKIM-Signature: %s", v->buf);
+	snprintf(field, flen + 1, "%s: %s", sig_field_name(s), v->buf);
 	if ((canon = malloc(flen + 3)) != NULL) {
 		cl = moat__dkim_canon_header(field, flen, s->p.hrelaxed, false, canon);
 		EVP_DigestUpdate(s->hmd, canon, cl);

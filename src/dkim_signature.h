@@ -37,6 +37,11 @@ struct moat__dkim_sig_params {
 	const char *const *signhdrs; /* NULL-terminated; "Name-*" matches a prefix */
 	const char *const *oversign; /* NULL-terminated */
 	uint64_t now, ttl; /* t=, and x= = now + ttl when ttl > 0 */
+	/* ARC (RFC 8617 4.1): instance > 0 makes an ARC-Message-Signature (i= instead of v=, no
+	 * x=), and with cv also set an ARC-Seal (i, a, cv, d, s, t, b; the caller hashes the
+	 * fields with moat__dkim_sig_fields, relaxed). */
+	unsigned instance;
+	const char *cv;
 };
 
 /* moat__dkim_body_new - a body hash (MD: SHA-256, borrowed). NULL when out of memory. */
@@ -66,8 +71,14 @@ struct moat__dkim_sig *moat__dkim_sig_begin(const struct moat__dkim_sig_params *
 /* The whole header at once: field i is buf[off[i] .. off[i] + len[i]), no final CRLF. */
 int moat__dkim_sig_header(struct moat__dkim_sig *s, const char *buf, const size_t *off,
     const size_t *len, unsigned n);
-/* moat__dkim_sig_end - the DKIM-Signature value for body hash BH (malloc'ed, folded with
- * CRLF + tab), or NULL. */
+/*
+ * moat__dkim_sig_fields - an ARC-Seal's header hash: the fields HLIST (names separated by ':')
+ * picks bottom-up from the given fields, as moat__dkim_hash_headers does. 0 or -1.
+ */
+int moat__dkim_sig_fields(struct moat__dkim_sig *s, const char *hlist, const char *buf,
+    const size_t *off, const size_t *len, unsigned n);
+/* moat__dkim_sig_end - the field value for body hash BH (NULL for an ARC-Seal), malloc'ed,
+ * folded with CRLF + tab, or NULL. */
 char *moat__dkim_sig_end(struct moat__dkim_sig *s, const unsigned char bh[MOAT_DKIM_BH_LEN]);
 void moat__dkim_sig_free(struct moat__dkim_sig *s); /* NULL is a no-op */
 

@@ -314,6 +314,18 @@ tags_unique(const char *value, size_t len)
 	return unique;
 }
 
+bool
+moat__dkim_tag(const char *value, size_t len, const char *name, const char **v, size_t *vlen)
+{
+	const char *p = value, *end = value + len, *ns;
+	size_t nl, n = strlen(name);
+
+	while (tag_next(&p, end, &ns, &nl, v, vlen) == 1)
+		if (nl == n && memcmp(ns, name, n) == 0)
+			return true;
+	return false;
+}
+
 /* copy_value - tag value without folding whitespace, into out; false if it does not fit. */
 static bool
 copy_value(const char *s, const char *e, char *out, size_t outlen, bool truncate)
@@ -566,9 +578,7 @@ sig_parse(struct moat__vsig *s, const char *value, size_t len)
 				strcmp(s->cv, "fail") != 0))
 				decide(s, MOAT_DKIM_PERMERROR, "unknown cv= value");
 		} else if (nl == 1 && *ns == 'i' && arc) {
-			/* RFC 8617 4.2.1: the instance, 1 to 50; 0 here: not a number we take */
-			long long i = vl <= 3 ? num_tag(vs, vl) : -1;
-			s->instance = i > 0 ? (unsigned)i : 0;
+			/* the instance: the chain reads it (moat__arc_field) */
 		} else if (nl == 1 && *ns == 'i') {
 			const char *why;
 			if (moat_dkim_identity(vs, vl, s->rep.identity, &why) < 0)

@@ -54,7 +54,6 @@ struct moat__vsig {
 	bool hrelaxed, brelaxed;
 	char *h; /* h= names, ':' separated, no blanks */
 	char cv[8]; /* ARC-Seal cv=: "none", "pass", "fail" */
-	unsigned instance; /* ARC i=, 0 if absent or not a number of at most 3 digits */
 	unsigned char bh[EVP_MAX_MD_SIZE];
 	size_t bhlen;
 	unsigned char b[MOAT__SIG_B_MAX];
@@ -83,6 +82,12 @@ void moat__vsig_finish(struct moat_dkim_verifier *v, struct moat__vsig *s,
     const struct moat__hdrs *h, const char *hlist, const char *sig, size_t siglen,
     const unsigned char *bh);
 void moat__vsig_free(struct moat__vsig *s); /* NULL is a no-op */
+
+/*
+ * moat__dkim_tag - the value of tag NAME in the tag list VALUE (RFC 6376 3.2), without the FWS
+ * around it, in *v and *vlen. false when it is absent or the list is malformed before it.
+ */
+bool moat__dkim_tag(const char *value, size_t len, const char *name, const char **v, size_t *vlen);
 
 /* moat__dkim_verifier_md - the verifier's SHA-256 (EVP_MD *), for body hashes it shares. */
 const void *moat__dkim_verifier_md(const struct moat_dkim_verifier *v);

@@ -9,6 +9,8 @@
 # rejected, unless the list's seal is trusted and its AAR shows the author's aligned DKIM pass;
 # an untrusted sealer, an AAR naming an unaligned domain, or a failed chain change nothing.
 # Keys are made at test time (dknewkey) and served by nsd on 127.0.0.1:15410 (tests/lib/dns.sh).
+top_srcdir=$(cd "$top_srcdir" && pwd)
+top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
 . "$top_srcdir/tests/lib/lock.sh"
@@ -22,7 +24,11 @@ data=$top_srcdir/tests/e2e/data
 work=$(mktemp -d)
 trap 'dns_stop; rm -rf "$work"' EXIT
 
-(cd "$work" && dknewkey rsa >/dev/null 2>&1) || tap_bail "cannot make keys"
+(cd "$work" && dknewkey rsa >/dev/null 2>&1 &&
+	"$top_builddir/tools/mxmoat-keygen" -o seal.key seal relay.arc.test >seal.out &&
+	"$top_builddir/tools/mxmoat-keygen" -a ed25519 -o ed.key ed fwd.arc.test >ed.out) ||
+	tap_bail "cannot make keys"
+[ "$(id -u)" = 0 ] && chown nobody "$work/seal.key" "$work/ed.key" # the signer's key checks
 txt() { dns_txt "$@"; }
 # zone ORIGIN RECORDS... - a zone file for ORIGIN on stdout
 zone() {
@@ -42,6 +48,7 @@ zone() {
 		printf '%s\tIN A 192.0.2.20\n' $s
 		txt rsa._domainkey.$s "$(cat "$work/rsa.dns")"
 	done
+	grep -h '_domainkey' "$work/seal.out" "$work/ed.out"
 } >"$work/arc.test.zone"
 dns_wait_free $PORT
 dns_start $PORT .="$data/root.zone" author.test="$work/author.test.zone" \
@@ -123,4 +130,52 @@ sed 's/\[list\] Hello Bob/[list] Hello Rob/' "$work/list_footer.eml" >"$work/lis
 check "$work/list_broken.eml" -o arc_trusted_sealers=lists.arc.test
 tap_has "trusted sealer, chain broken after it: arc=fail" "$AR" 'arc=fail reason="ARC-Message-Signature 1: body hash did not verify"'
 tap_is "trusted sealer, chain broken after it: rejected" "$RC" 1
+
+# ---- arc_seal: our ARC set on mail we pass on, checked by dkimpy and by ourselves ----
+{ tail -n 1 "$work/seal.out"; tail -n 1 "$work/ed.out"; } >"$work/table"
+printf 'dkim_signing_table = %s/table\nauthserv_id = mx.test\narc_seal = yes\n' "$work" >"$work/seal.conf"
+pyarc() {
+	/usr/bin/python3 "$top_srcdir/tests/helpers/dkim-verify.py" --arc --dns 127.0.0.1@$PORT <"$1"
+}
+# seal IN OUT SEALER - our A-R of IN (as the inbound daemon adds it), then sign_message seals
+seal() {
+	check "$1"
+	{ printf '%s\n' "$AR"; cat "$1"; } >"$2.in"
+	"$top_builddir/tests/helpers/sign_message" -c "$work/seal.conf" -o "arc_seal_domain=$3" \
+		<"$2.in" >"$2" 2>"$2.err"
+}
+seal "$work/hop2.eml" "$work/sealed3.eml" relay.arc.test
+tap_has "hop 3 sealed by us (rsa-sha256)" "$(cat "$work/sealed3.eml.err")" \
+	"arc-seal: sealed: i=3 cv=pass d=relay.arc.test s=seal a=rsa-sha256"
+tap_is "our ARC set is on top: seal, signature, results" \
+	"$(grep -o '^ARC-[A-Za-z-]*: i=[0-9]*' "$work/sealed3.eml" | head -3 | tr '\n' ' ')" \
+	"ARC-Seal: i=3 ARC-Message-Signature: i=3 ARC-Authentication-Results: i=3 "
+tap_has "the AAR copies our Authentication-Results" "$(grep '^ARC-Authentication-Results: i=3' "$work/sealed3.eml")" \
+	"ARC-Authentication-Results: i=3; mx.test; spf=none"
+tap_is "dkimpy verifies the chain we sealed" "$(pyarc "$work/sealed3.eml")" pass
+check "$work/sealed3.eml"
+tap_has "so do we" "$AR" "arc=pass header.oldest-pass=0"
+seal "$work/sealed3.eml" "$work/sealed4.eml" fwd.arc.test
+tap_has "hop 4 sealed by us (ed25519-sha256)" "$(cat "$work/sealed4.eml.err")" \
+	"arc-seal: sealed: i=4 cv=pass d=fwd.arc.test s=ed a=ed25519-sha256"
+check "$work/sealed4.eml"
+tap_has "we verify our ed25519 seal" "$AR" "arc=pass header.oldest-pass=0"
+tap_is "dkimpy does not verify ARC with ed25519 (rsa-sha256 only)" "$(pyarc "$work/sealed4.eml")" fail
+seal "$work/plain.eml" "$work/sealed1.eml" relay.arc.test
+tap_has "a message with our A-R and no chain: instance 1, cv=none" "$(cat "$work/sealed1.eml.err")" \
+	"arc-seal: sealed: i=1 cv=none d=relay.arc.test"
+tap_is "dkimpy verifies our first set" "$(pyarc "$work/sealed1.eml")" pass
+seal "$work/body_after_hop2.eml" "$work/sealed_broken.eml" relay.arc.test
+tap_has "a chain that failed here is sealed with cv=fail" "$(cat "$work/sealed_broken.eml.err")" \
+	"arc-seal: sealed: i=3 cv=fail"
+tap_is "dkimpy: fail" "$(pyarc "$work/sealed_broken.eml")" fail
+check "$work/sealed_broken.eml"
+tap_has "we: fail" "$AR" 'arc=fail reason="ARC-Seal 3 says cv=fail"'
+"$top_builddir/tests/helpers/sign_message" -c "$work/seal.conf" -o arc_seal_domain=relay.arc.test \
+	<"$work/plain.eml" >/dev/null 2>"$work/skip.err"
+tap_has "no chain and no A-R of ours: not sealed" "$(cat "$work/skip.err")" \
+	"arc-seal: skipped: nothing to attest: no ARC chain and no Authentication-Results of ours"
+seal "$work/fifty.eml" "$work/sealed51.eml" relay.arc.test
+tap_has "a chain of 50 sets is not sealed again" "$(cat "$work/sealed51.eml.err")" \
+	"arc-seal: skipped: the chain has 50 sets already (RFC 8617 4.2.1)"
 tap_done

@@ -3,7 +3,9 @@
 # implementation independent of libopendkim, taking public keys from a zone-style file instead of
 # DNS when --keys is given. Prints one line per signature: "s=SEL a=ALG pass|fail".
 # Exit 0 when every signature verifies and there is at least one, else 1.
-#   dkim-verify.py [--keys FILE | --dns ADDR@PORT] < message
+#   dkim-verify.py [--arc] [--keys FILE | --dns ADDR@PORT] < message
+# With --arc it judges the ARC chain instead (dkimpy's arc_verify) and prints pass, fail or none
+# (a seal with cv=fail, which dkimpy reports as a chain that ended, is fail); exit 0 on pass.
 # FILE lines: "SEL._domainkey.DOMAIN TXT-CONTENT" (the strings concatenated). --dns asks that
 # server (the nsd fixture) for the key records, with dnspython.
 import re
@@ -13,6 +15,8 @@ import dkim
 
 keys = {}
 args = sys.argv[1:]
+arc = "--arc" in args
+args = [a for a in args if a != "--arc"]
 if len(args) == 2 and args[0] == "--keys":
     with open(args[1], "rb") as f:
         for line in f:
@@ -42,6 +46,11 @@ def dnsfunc(name, timeout=5):
     return keys.get(n, b"")
 
 msg = sys.stdin.buffer.read()
+if arc:
+    cv, _, _ = dkim.arc_verify(msg, dnsfunc=dnsfunc)
+    verdict = {dkim.CV_Pass: "pass", dkim.CV_None: "none"}.get(cv, "fail")
+    print(verdict)
+    sys.exit(0 if verdict == "pass" else 1)
 d = dkim.DKIM(msg)
 nsig = 0
 ok = True
