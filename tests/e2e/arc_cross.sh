@@ -14,51 +14,17 @@ top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/dns.sh"
 . "$top_srcdir/tests/lib/lock.sh"
+. "$top_srcdir/tests/lib/arc.sh"
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
 [ -x /usr/sbin/nsd ] || tap_skip_all "nsd not installed"
 /usr/bin/python3 -c 'import dkim, authres' 2>/dev/null || tap_skip_all "python3-dkim or python3-authres not installed"
 port_lock arc-cross || tap_skip_all "another run of this test held its ports for 600 s"
 PORT=15410
 CHECK=$top_builddir/tools/mxmoat-check
-data=$top_srcdir/tests/e2e/data
 work=$(mktemp -d)
 trap 'dns_stop; rm -rf "$work"' EXIT
 
-(cd "$work" && dknewkey rsa >/dev/null 2>&1 &&
-	"$top_builddir/tools/mxmoat-keygen" -o seal.key seal relay.arc.test >seal.out &&
-	"$top_builddir/tools/mxmoat-keygen" -a ed25519 -o ed.key ed fwd.arc.test >ed.out) ||
-	tap_bail "cannot make keys"
-[ "$(id -u)" = 0 ] && chown nobody "$work/seal.key" "$work/ed.key" # the signer's key checks
-txt() { dns_txt "$@"; }
-# zone ORIGIN RECORDS... - a zone file for ORIGIN on stdout
-zone() {
-	printf '$ORIGIN %s.\n$TTL 300\n' "$1"
-	printf '@\tIN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 300\n' "$1" "$1"
-	printf '@\tIN NS ns\nns\tIN A 127.0.0.1\n@\tIN A 192.0.2.10\n'
-}
-{
-	zone author.test
-	txt @ "v=spf1 ip4:192.0.2.0/24 -all"
-	txt _dmarc "v=DMARC1; p=reject"
-	txt rsa._domainkey "$(cat "$work/rsa.dns")"
-} >"$work/author.test.zone"
-{
-	zone arc.test
-	for s in lists fwd relay; do
-		printf '%s\tIN A 192.0.2.20\n' $s
-		txt rsa._domainkey.$s "$(cat "$work/rsa.dns")"
-	done
-	grep -h '_domainkey' "$work/seal.out" "$work/ed.out"
-} >"$work/arc.test.zone"
-dns_wait_free $PORT
-dns_start $PORT .="$data/root.zone" author.test="$work/author.test.zone" \
-	arc.test="$work/arc.test.zone" || tap_bail "nsd did not start"
-served=$("$top_builddir/tests/helpers/dns_query" 127.0.0.1@$PORT "" rsa._domainkey.lists.arc.test TXT | sed -n 2p)
-[ "$served" = "$(cat "$work/rsa.dns")" ] ||
-	tap_bail "127.0.0.1:$PORT does not serve this run's keys (another server on the port?)"
-
-/usr/bin/python3 "$data/arc_chains.py" "$work" >"$work/dkimpy" 2>"$work/err" ||
-	tap_bail "arc_chains.py failed: $(tail -3 "$work/err")"
+arc_fixture "$work" $PORT
 
 # check FILE ARGS... - mxmoat-check from the list's address (outside author.test's SPF record):
 # sets OUT, RC, AR.
