@@ -4,8 +4,10 @@
 # mxmoat-milter behind a real Postfix and mxmoat-proxy in front of smtp-sink from 127.0.0.1,
 # outside the author's SPF record. With lists.arc.test trusted it is delivered with arc=pass and
 # "override trusted_forwarder" in our Authentication-Results; the same list's seal over an AAR
-# that names only its own domain is refused 550 5.7.1 in both. Ports: 15640 (smtpd), 15641
-# (sink), 15642 (milter), 15643 (nsd), 15645 (proxy), 15646 (sink).
+# that names only its own domain is refused 550 5.7.1 in both. Then arc_seal on the way out
+# (127.0.0.1 an internal network): a forwarded 2-hop chain leaves both daemons with our third
+# set, which dkimpy verifies. Ports: 15640 (smtpd), 15641 (sink), 15642 (milter), 15643 (nsd),
+# 15645 (proxy), 15646 (sink).
 top_srcdir=$(cd "${top_srcdir:-.}" && pwd)
 top_builddir=$(cd "${top_builddir:-.}" && pwd)
 . "$top_srcdir/tests/lib/tap.sh"
@@ -24,6 +26,24 @@ chmod 644 "$MILTER_DIR"/*.eml
 conf=(-o auth_inbound=yes -o dns_resolver=127.0.0.1@15643 -o authserv_id=mx.mxmoat.test
 	-o arc_trusted_sealers=lists.arc.test)
 override='policy.dmarc=reject (override trusted_forwarder: arc sealed by lists.arc.test)'
+# outbound: our A-R of hop2.eml (as we wrote it on the way in), then the message; sealed with
+# relay.arc.test's key
+tail -n 1 "$MILTER_DIR/seal.out" >"$MILTER_DIR/table"
+chmod 644 "$MILTER_DIR/table"
+{
+	"$top_builddir/tools/mxmoat-check" --resolver 127.0.0.1@15643 -o authserv_id=mx.mxmoat.test \
+		--client-ip 198.51.100.7 --helo lists.arc.test --mail-from bounce@lists.arc.test \
+		"$MILTER_DIR/hop2.eml" | grep '^Authentication-Results: '
+	cat "$MILTER_DIR/hop2.eml"
+} >"$MILTER_DIR/forward.eml"
+chmod 644 "$MILTER_DIR/forward.eml"
+out_conf=(-o internal_networks=127.0.0.0/8 -o "dkim_signing_table=$MILTER_DIR/table"
+	-o arc_seal=yes -o arc_seal_domain=relay.arc.test)
+# pyarc - dkimpy's verdict on the ARC chain of the captured message on stdin (CRLF restored)
+pyarc() {
+	sed 's/\r*$/\r/' |
+		/usr/bin/python3 "$top_srcdir/tests/helpers/dkim-verify.py" --arc --dns 127.0.0.1@15643
+}
 
 # ours FILE - our Authentication-Results of a captured message, unfolded
 ours() {
@@ -51,6 +71,16 @@ tap_like "milter: the sealer's AAR shows no aligned pass: 550 5.7.1" "$out" "<\*
 milter_stop
 tap_is "milter: SIGTERM, exit 0" "$MILTER_RC" 0
 tap_ok "milter: no sanitizer report" milter_sanitizer_clean
+tap_ok "milter starts (sealing outbound mail)" milter_start inet:15642@127.0.0.1 "${conf[@]}" "${out_conf[@]}"
+out=$(send 15640 "$MILTER_DIR/forward.eml")
+tap_like "milter: the forwarded message is accepted" "$out" "<-  250 2\.0\.0 Ok: queued as"
+tap_ok "milter: delivered" pf_wait_delivered 2 20
+tap_is "milter: our set is instance 3" \
+	"$(pf_headers "$(pf_delivered_last)" | grep -o '^ARC-[A-Za-z-]*: i=3' | sort | tr '\n' ' ')" \
+	"ARC-Authentication-Results: i=3 ARC-Message-Signature: i=3 ARC-Seal: i=3 "
+tap_is "milter: dkimpy verifies the chain we sealed" "$(pf__message "$(pf_delivered_last)" | pyarc)" pass
+milter_stop
+tap_ok "milter (sealing): no sanitizer report" milter_sanitizer_clean
 
 px_init || tap_bail "no temp dir"
 mkdir -p "$PX_DIR/spool" && chown nobody "$PX_DIR/spool"
@@ -67,6 +97,17 @@ tap_has "proxy: dmarc=fail overridden by the trusted sealer" "$ar" "$override"
 out=$(send 15645 "$MILTER_DIR/list_unaligned.eml")
 tap_like "proxy: the sealer's AAR shows no aligned pass: 550 5.7.1" "$out" "<\*\* 550 5\.7\.1 Message rejected: DMARC policy of author\.test"
 tap_is "proxy: only the overridden message was relayed" "$(px_dumps)" 1
+px_stop
+tap_ok "proxy starts (sealing outbound mail)" px_start 15645 127.0.0.1:15646 "${conf[@]}" \
+	"${out_conf[@]}" -o "proxy_spool_dir=$PX_DIR/spool"
+out=$(send 15645 "$MILTER_DIR/forward.eml")
+tap_like "proxy: the forwarded message is relayed" "$out" "<-  250 2\.0\.0 Ok"
+for i in $(seq 1 50); do [ "$(px_dumps)" -ge 2 ] && break; sleep 0.1; done
+dump=$(grep -l '^ARC-Seal: i=3' "$PX_DIR"/dump/* 2>/dev/null | head -1)
+tap_is "proxy: our set is instance 3" \
+	"$([ -n "$dump" ] && pf_headers "$dump" | grep -o '^ARC-[A-Za-z-]*: i=3' | sort | tr '\n' ' ')" \
+	"ARC-Authentication-Results: i=3 ARC-Message-Signature: i=3 ARC-Seal: i=3 "
+tap_is "proxy: dkimpy verifies the chain we sealed" "$([ -n "$dump" ] && pf__message "$dump" | pyarc)" pass
 px_stop
 tap_is "proxy: no sanitizer report" \
 	"$(grep -cE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$PX_DIR/proxy.log")" 0
