@@ -84,7 +84,6 @@ px__auth_send(struct px_session *s)
 static void
 auth_succeeded(struct px_session *s)
 {
-	s->authenticated = true;
 	moat_session_auth(s->ms, px_auth_login(s->auth));
 	/* the login name is not logged (AUTH data never is, STYLE.md 5) */
 	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s",
@@ -99,10 +98,10 @@ px__auth_backend_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code == 334) {
 		px__say(s, r->buf, r->len); /* the challenge, verbatim; the client answers */
-		s->state = S_AUTH;
+		px__session_state(s, S_AUTH);
 		return;
 	}
-	s->state = S_CMD;
+	px__session_state(s, S_CMD);
 	if (r->code != 235) {
 		px__say(s, r->buf, r->len); /* 535, 501, 454...: the backend's word */
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth",
@@ -129,11 +128,11 @@ px__check_auth(struct px_session *s, const char *arg)
 		SAY(s, reply_unknown); /* not advertised: not a command here */
 		return -1;
 	}
-	if (!s->tls_active) {
+	if (!px__tls(s)->active) {
 		SAY(s, reply_tls_required); /* RFC 4954 4: credentials only inside TLS */
 		return -1;
 	}
-	if (s->authenticated) {
+	if (moat_session_authenticated(s->ms)) {
 		SAY(s, reply_auth_twice);
 		return -1;
 	}
@@ -164,7 +163,7 @@ px__auth_client_line(struct px_session *s, char *line, size_t len)
 	OPENSSL_cleanse(line, len);
 	if (rc != PX_AUTH_SEND) {
 		/* too long: cancel at the backend, whose 501 ends the exchange there */
-		s->state = S_CMD;
+		px__session_state(s, S_CMD);
 		px__auth_end(s);
 		SAY(s, reply_auth_long);
 		px__backend_abort(s);

@@ -239,7 +239,7 @@ backend_xclient(struct px_session *s)
 		return;
 	}
 	n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
-	    s->client_name[0] ? s->client_name : NULL, s->helo, s->esmtp);
+	    s->client_name[0] ? s->client_name : NULL, px__helo(s), moat_session_esmtp(s->ms));
 	if (n == 0) {
 		SETUP_FAIL(s, "xclient-format", reply_backend_down);
 		return;
@@ -336,8 +336,9 @@ backend_setup(struct px_session *s)
 		if (r->code != 220)
 			goto refused;
 		s->b.state = B_EHLO2;
-		n = snprintf(buf, sizeof(buf), "%s %s\r\n", s->esmtp ? "EHLO" : "HELO",
-		    s->helo[0] ? s->helo : s->conf->authserv_id);
+		n = snprintf(buf, sizeof(buf), "%s %s\r\n",
+		    moat_session_esmtp(s->ms) ? "EHLO" : "HELO",
+		    px__helo(s)[0] ? px__helo(s) : s->conf->authserv_id);
 		if (n > 0 && (size_t)n < sizeof(buf))
 			px__backend_send(s, buf, (size_t)n);
 		break;
@@ -507,7 +508,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 		px__txn_reset(s);
 	px__data_free(s); /* a held message that was going out */
 	if (op == OP_AUTH || s->state == S_AUTH) {
-		s->state = S_CMD;
+		px__session_state(s, S_CMD);
 		px__auth_end(s);
 	}
 	if (op == OP_RSET)

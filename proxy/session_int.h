@@ -110,22 +110,17 @@ struct px_session {
 	enum px_skip skip; /* discarding a bad command line up to its LF */
 	bool gone; /* client gone: answer nothing, finish quietly */
 	bool tls_offer; /* STARTTLS may be offered */
-	bool tls_active; /* the client leg is TLS */
-	struct moat_tls_info tls; /* the client leg's facts (active false: none) */
 	bool quit;
 	enum px_rlnext rl_next; /* what waits for the core's pending event */
 	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
 	bool greet_now; /* greet once the connection limits allow it */
-	/* AUTH (smtp_auth.c): submission listener, exchange under way, backend offers AUTH */
-	bool submission, authenticated;
+	/* AUTH (smtp_auth.c): submission listener, exchange under way */
+	bool submission;
 	struct px_auth *auth;
 
-	char helo[HELO_MAX + 1];
-	bool helo_seen, esmtp;
 	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool in_txn; /* MAIL accepted by us and by the backend */
 	unsigned nrcpt; /* RCPTs the backend accepted */
-	unsigned messages;
 
 	char *line; /* copy of the command being run (NUL-terminated) */
 	size_t line_cap;
@@ -171,6 +166,7 @@ static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r
 static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
 
 /* smtp_session.c */
+void px__session_state(struct px_session *s, enum px_state to);
 void px__say(struct px_session *s, const char *p, size_t n);
 void px__say_verdict(struct px_session *s, const struct moat_verdict *v);
 void px__session_close(struct px_session *s);
@@ -219,6 +215,22 @@ void px__auth_backend_reply(struct px_session *s, const struct px_reply *r);
 int px__check_auth(struct px_session *s, const char *arg);
 void px__proceed_auth(struct px_session *s, const char *arg);
 void px__auth_client_line(struct px_session *s, char *line, size_t len);
+
+/* px__helo - the client's HELO/EHLO name as the core has it ("" before one). */
+static inline const char *
+px__helo(const struct px_session *s)
+{
+	const char *helo = moat_session_helo_name(s->ms);
+
+	return helo != NULL ? helo : "";
+}
+
+/* px__tls - the client leg's TLS facts as the core has them (active false: none). */
+static inline const struct moat_tls_info *
+px__tls(const struct px_session *s)
+{
+	return moat_session_tls_info(s->ms);
+}
 
 /* SAY - queue a constant reply for the client */
 #define SAY(s, r) px__say((s), (r), sizeof(r) - 1)

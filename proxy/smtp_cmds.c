@@ -89,19 +89,21 @@ px__ehlo_reply(struct px_session *s)
 	char buf[512];
 	int n;
 
-	s->utf8_offered =
-	    s->esmtp && s->b.utf8 && (s->b.state == B_READY || s->b.state == B_PARKED);
-	if (!s->esmtp)
+	s->utf8_offered = moat_session_esmtp(s->ms) && s->b.utf8 &&
+	    (s->b.state == B_READY || s->b.state == B_PARKED);
+	if (!moat_session_esmtp(s->ms))
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
 		n = snprintf(buf, sizeof(buf),
 		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s"
 		    "250 ENHANCEDSTATUSCODES\r\n",
 		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
-		    s->tls_offer && !s->tls_active ? "250-STARTTLS\r\n" : "",
+		    s->tls_offer && !px__tls(s)->active ? "250-STARTTLS\r\n" : "",
 		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "",
 		    /* RFC 4954 4: AUTH only inside TLS, and not again once authenticated */
-		    s->submission && s->tls_active && !s->authenticated ? PX_AUTH_EHLO : "");
+		    s->submission && px__tls(s)->active && !moat_session_authenticated(s->ms)
+			? PX_AUTH_EHLO
+			: "");
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__say(s, buf, (size_t)n);
 }
@@ -109,6 +111,8 @@ px__ehlo_reply(struct px_session *s)
 static void
 helo_common(struct px_session *s, const char *arg, bool esmtp)
 {
+	const char *old = moat_session_helo_name(s->ms);
+	bool renamed = old == NULL || strcmp(old, arg) != 0 || moat_session_esmtp(s->ms) != esmtp;
 	struct moat_verdict v;
 
 	if (s->in_txn || s->op != OP_NONE) {
@@ -126,12 +130,8 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	 * A new name on a leg that already passed the old one by XCLIENT: park it, so the next
 	 * MAIL sends XCLIENT (and EHLO) again and the backend records the name the client gave now.
 	 */
-	if (s->b.state == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT &&
-	    (strcmp(s->helo, arg) != 0 || s->esmtp != esmtp))
+	if (s->b.state == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT && renamed)
 		s->b.state = B_PARKED;
-	snprintf(s->helo, sizeof(s->helo), "%s", arg);
-	s->helo_seen = true;
-	s->esmtp = esmtp;
 	if (esmtp && s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT) {
 		/* the extensions we offer depend on the backend's: wait for its EHLO reply */
 		if (s->b.state == B_NONE)
@@ -218,7 +218,7 @@ check_mail(struct px_session *s, const char *arg)
 		SAY(s, reply_nested_mail);
 		return -1;
 	}
-	if (s->submission && !s->authenticated) {
+	if (s->submission && !moat_session_authenticated(s->ms)) {
 		SAY(s, reply_auth_required); /* RFC 4954 6 */
 		return -1;
 	}
@@ -446,7 +446,7 @@ check_starttls(struct px_session *s, const char *arg)
 		SAY(s, reply_unknown); /* not advertised: not a command here */
 		return -1;
 	}
-	if (s->tls_active) {
+	if (px__tls(s)->active) {
 		SAY(s, reply_tls_active); /* RFC 3207 4.2: no STARTTLS inside TLS */
 		return -1;
 	}
@@ -494,10 +494,8 @@ px__starttls_begin(struct px_session *s)
 	SAY(s, reply_starttls);
 	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is required */
 	px__txn_reset(s);
-	s->helo_seen = false;
-	s->esmtp = false;
+	moat_session_helo_reset(s->ms);
 	s->utf8_offered = false;
-	s->helo[0] = '\0';
 	if (s->ops->client_starttls(s->io) < 0)
 		px__session_close(s);
 }
@@ -548,12 +546,12 @@ px__session_command(struct px_session *s, const char *line, size_t len)
 	}
 	if ((c->flags & CF_JUNK) && px__count_junk(s))
 		return;
-	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !s->tls_active) {
+	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !px__tls(s)->active) {
 		SAY(s, reply_tls_required);
 		px__count_error(s, false);
 		return;
 	}
-	if ((c->flags & CF_NEED_HELO) && !s->helo_seen) {
+	if ((c->flags & CF_NEED_HELO) && moat_session_helo_name(s->ms) == NULL) {
 		SAY(s, reply_need_helo);
 		px__count_error(s, false);
 		return;

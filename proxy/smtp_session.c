@@ -59,6 +59,25 @@ px__say(struct px_session *s, const char *p, size_t n)
 
 #define SAY(s, r) px__say((s), (r), sizeof(r) - 1)
 
+/* px__session_state - the one place the client leg's state changes; a change is logged at debug
+ * level (log_verbose). */
+void
+px__session_state(struct px_session *s, enum px_state to)
+{
+	static const char *const names[] = {
+		[S_GREET] = "greet",
+		[S_CMD] = "command",
+		[S_AUTH] = "auth",
+		[S_DATA] = "data",
+		[S_CLOSED] = "closed",
+	};
+
+	if (s->state != to)
+		moat_log(LOG_DEBUG, moat_session_id(s->ms), "state", "from=%s to=%s",
+		    names[s->state], names[to]);
+	s->state = to;
+}
+
 /* px__say_verdict - a policy verdict as a reply line. */
 void
 px__say_verdict(struct px_session *s, const struct moat_verdict *v)
@@ -87,7 +106,7 @@ px__session_close(struct px_session *s)
 		s->b.state = B_NONE;
 		px_backend_forget(&s->b);
 	}
-	s->state = S_CLOSED;
+	px__session_state(s, S_CLOSED);
 	if (!s->gone)
 		s->ops->client_close(s->io);
 }
@@ -350,8 +369,6 @@ px_session_tls_offer(struct px_session *s, bool offer)
 void
 px_session_tls_started(struct px_session *s, const struct moat_tls_info *info)
 {
-	s->tls_active = true;
-	s->tls = *info;
 	moat_session_tls(s->ms, info);
 	moat_log(LOG_INFO, moat_session_id(s->ms), "tls",
 	    "protocol=%s cipher=%s bits=%u sni=%s%s%s", info->protocol, info->cipher, info->bits,
@@ -419,7 +436,7 @@ px_session_start(struct px_session *s, bool greet)
 	struct moat_verdict v;
 	enum moat_event_rc rc;
 
-	s->state = S_GREET;
+	px__session_state(s, S_GREET);
 	s->greet_now = greet;
 	rc = moat_session_connect(s->ms, &v);
 	px__core_event(s, rc, &v, RL_GREET);
@@ -441,7 +458,7 @@ px_session_greet(struct px_session *s)
 		px__session_pump(s);
 		return;
 	}
-	s->state = S_CMD;
+	px__session_state(s, S_CMD);
 	n = snprintf(buf, sizeof(buf), "220 %s ESMTP mxmoat\r\n", s->conf->authserv_id);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__say(s, buf, (size_t)n);

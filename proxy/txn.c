@@ -258,13 +258,13 @@ px__data_received(struct px_session *s)
 {
 	char buf[PX_RECEIVED_MAX];
 	struct px_received r = {
-		.helo = s->helo,
+		.helo = px__helo(s),
 		.name = s->client_name,
 		.addr = s->client_addr,
 		.by = s->conf->authserv_id,
 		.id = moat_session_id(s->ms),
-		.esmtp = s->esmtp,
-		.tls = &s->tls,
+		.esmtp = moat_session_esmtp(s->ms),
+		.tls = px__tls(s),
 		.client_cert_requested = s->conf->tls_request_client_cert,
 		.when = time(NULL),
 	};
@@ -338,7 +338,7 @@ px__data_open(struct px_session *s)
 		return false;
 	}
 	SAY(s, reply_354);
-	s->state = S_DATA;
+	px__session_state(s, S_DATA);
 	return true;
 }
 
@@ -359,7 +359,7 @@ px__data_reply(struct px_session *s, const struct px_reply *r)
 void
 px__data_end(struct px_session *s)
 {
-	s->state = S_CMD;
+	px__session_state(s, S_CMD);
 	s->work = WK_EOM;
 	s->wait = W_WORK;
 	s->ops->work(s->io);
@@ -412,10 +412,9 @@ dot_reply(struct px_session *s, const struct px_reply *r)
 	moat_log(LOG_INFO, moat_session_id(s->ms),
 	    r->code / 100 == 2 ? "relayed" : "backend-refused",
 	    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
-	    s->tls.active ? s->tls.protocol : "-", s->b.tls ? "yes" : "no");
+	    px__tls(s)->active ? px__tls(s)->protocol : "-", s->b.tls ? "yes" : "no");
 	s->in_txn = false;
 	s->nrcpt = 0;
-	s->messages++;
 }
 
 /* hdata_reply - the backend's answer to DATA for the held message: at 354 the edited message goes

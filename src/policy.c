@@ -272,6 +272,30 @@ moat_session_id(const struct moat_session *s)
 	return s->id;
 }
 
+const char *
+moat_session_helo_name(const struct moat_session *s)
+{
+	return s->helo;
+}
+
+bool
+moat_session_esmtp(const struct moat_session *s)
+{
+	return s->esmtp;
+}
+
+bool
+moat_session_authenticated(const struct moat_session *s)
+{
+	return s->authenticated;
+}
+
+const struct moat_tls_info *
+moat_session_tls_info(const struct moat_session *s)
+{
+	return &s->tls;
+}
+
 void
 moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v)
 {
@@ -289,6 +313,14 @@ moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct m
 	free(s->helo);
 	s->helo = copy;
 	s->esmtp = esmtp;
+}
+
+void
+moat_session_helo_reset(struct moat_session *s)
+{
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = false;
 }
 
 void

@@ -215,6 +215,16 @@ void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
     struct moat_verdict *v);
 void moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls);
 void moat_session_auth(struct moat_session *s, const char *login); /* login: not logged */
+/* moat_session_helo_reset - STARTTLS succeeded (RFC 3207 4.2): the HELO/EHLO name is forgotten,
+ * and a new EHLO is required. */
+void moat_session_helo_reset(struct moat_session *s);
+/* What the session knows, for a front-end that must not keep copies: the HELO/EHLO name (NULL
+ * before one, and after moat_session_helo_reset; valid until the next HELO or the free), whether
+ * it was EHLO, whether a login succeeded, the client leg's TLS facts (active false: none). */
+const char *moat_session_helo_name(const struct moat_session *s);
+bool moat_session_esmtp(const struct moat_session *s);
+bool moat_session_authenticated(const struct moat_session *s);
+const struct moat_tls_info *moat_session_tls_info(const struct moat_session *s);
 
 /* MAIL FROM: path without angle brackets ("" for the null sender); params as sent, or NULL. */
 enum moat_event_rc moat_session_mail(struct moat_session *s, const char *path, const char *params,

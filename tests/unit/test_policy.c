@@ -656,3 +656,34 @@ Test(policy, may_block_front_end_never_pends)
 	moat_session_free(s);
 	moat_policy_free(pol);
 }
+
+/* A front-end reads HELO, EHLO, login and TLS from the core; STARTTLS forgets the name. */
+Test(policy, session_facts_and_helo_reset)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+	struct moat_tls_info tls = { .active = true };
+
+	cr_assert_null(moat_session_helo_name(s));
+	cr_assert_not(moat_session_esmtp(s));
+	cr_assert_not(moat_session_authenticated(s));
+	cr_assert_not(moat_session_tls_info(s)->active);
+	moat_session_helo(s, "client.example", true, &v);
+	cr_assert_str_eq(moat_session_helo_name(s), "client.example");
+	cr_assert(moat_session_esmtp(s));
+	snprintf(tls.protocol, sizeof(tls.protocol), "TLSv1.3");
+	moat_session_tls(s, &tls);
+	cr_assert(moat_session_tls_info(s)->active);
+	cr_assert_str_eq(moat_session_tls_info(s)->protocol, "TLSv1.3");
+	moat_session_helo_reset(s);
+	cr_assert_null(moat_session_helo_name(s));
+	cr_assert_not(moat_session_esmtp(s));
+	cr_assert(moat_session_tls_info(s)->active, "TLS stays after the reset");
+	moat_session_auth(s, "alice");
+	cr_assert(moat_session_authenticated(s));
+	moat_session_auth(s, "");
+	cr_assert_not(moat_session_authenticated(s));
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
