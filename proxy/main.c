@@ -38,8 +38,29 @@ struct proxy_main {
 	bool draining;
 	uint64_t drain_start;
 	unsigned drain_timeout;
-	struct moat_tls_ctx *tls; /* certificates in use */
 };
+
+/* The proxy's part of a generation: its TLS contexts, built by each reload from the new snapshot
+ * (the running ones donate their session-ticket keys) and swapped with it by moat_policy_reload. */
+static void *
+tls_build(void *old, const struct moat_conf *conf, char *err, size_t errlen)
+{
+	return moat_tls_ctx_reload(old, conf, err, errlen);
+}
+
+static void *
+tls_ref(void *ctx)
+{
+	return moat_tls_ctx_ref(ctx);
+}
+
+static void
+tls_unref(void *ctx)
+{
+	moat_tls_ctx_unref(ctx);
+}
+
+static const struct moat_frontend_ops tls_frontend = { tls_build, tls_ref, tls_unref };
 
 /* split_list - the comma-separated listen list into up to max trimmed entries. */
 static size_t
@@ -82,28 +103,22 @@ on_sighup(uv_signal_t *h, int sig)
 		return;
 	/*
 	 * One generation: the certificates, the rate-limit rules and the snapshot are built from the
-	 * new file and installed together, or the running ones are all kept.
+	 * new file and installed together by moat_policy_reload, or the running ones are all kept.
 	 */
-	char terr[MOAT_TLS_ERR_MAX];
-	struct moat_tls_ctx *tls = moat_tls_ctx_reload(m->tls, conf, terr, sizeof(terr));
-
-	if (tls == NULL) {
+	switch (moat_policy_reload(m->pol, conf, err, sizeof(err))) {
+	case 0:
+		break;
+	case -2:
 		moat_log(LOG_ERR, NULL, "reload",
-		    "tls=kept error=%s; keeping the running configuration", terr);
+		    "tls=kept error=%s; keeping the running configuration", err);
 		moat_conf_unref(conf);
 		return;
-	}
-	if (moat_policy_reload(m->pol, conf, err, sizeof(err)) < 0) {
+	default:
 		moat_log(LOG_ERR, NULL, "reload", "refused: %s; keeping the running configuration",
 		    err);
-		moat_tls_ctx_unref(tls);
 		moat_conf_unref(conf);
 		return;
 	}
-	for (unsigned i = 0; i < m->nworkers; i++)
-		px_worker_set_tls(m->workers[i], tls);
-	moat_tls_ctx_unref(m->tls);
-	m->tls = tls;
 	check_spool(conf, "reload");
 	moat_conf_unref(conf);
 	moat_log(LOG_INFO, NULL, "reload", "status=ok note=listeners-unchanged");
@@ -147,6 +162,7 @@ main(int argc, char **argv)
 {
 	static struct proxy_main m;
 	struct moat_conf *conf;
+	struct moat_tls_ctx *tls; /* the first generation's certificates, held by the policy */
 	char err[512], buf[32], *addrs[PX_LISTEN_MAX], list[MOAT_CONF_LINE_MAX + 1],
 	    slist[MOAT_CONF_LINE_MAX + 1];
 	int rc, fds[PX_LISTEN_MAX], metrics_fd;
@@ -185,19 +201,20 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* certificates are read now, before privileges drop */
-	if ((m.tls = moat_tls_ctx_new(conf, err, sizeof(err))) == NULL) {
+	if ((tls = moat_tls_ctx_new(conf, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "mxmoat-proxy: %s\n", err);
 		return 1;
 	}
+	moat_policy_set_frontend(m.pol, &tls_frontend, tls);
 	if ((conf->proxy_listen_tls[0] != '\0' || conf->proxy_require_tls) &&
-	    !moat_tls_ctx_server_ready(m.tls)) {
+	    !moat_tls_ctx_server_ready(tls)) {
 		fprintf(stderr,
 		    "mxmoat-proxy: proxy_listen_tls and proxy_require_tls need tls_cert_file\n");
 		return 1;
 	}
 	/* AUTH is offered only inside TLS: without a certificate a submission listener could never
 	 * authenticate anyone, and must not run as an unauthenticated one. */
-	if (conf->proxy_submission_listen[0] != '\0' && !moat_tls_ctx_server_ready(m.tls)) {
+	if (conf->proxy_submission_listen[0] != '\0' && !moat_tls_ctx_server_ready(tls)) {
 		fprintf(stderr,
 		    "mxmoat-proxy: proxy_submission_listen needs tls_cert_file (AUTH is only "
 		    "offered inside TLS; an unauthenticated submission listener is refused)\n");
@@ -234,7 +251,6 @@ main(int argc, char **argv)
 				fprintf(stderr, "mxmoat-proxy: %s\n", err);
 				return 1;
 			}
-			px_worker_set_tls(m.workers[i], m.tls);
 		}
 	}
 	if ((metrics_fd = metrics_http_bind(conf, err, sizeof(err))) == -1) {
@@ -273,7 +289,7 @@ main(int argc, char **argv)
 	    "listen=%s listen_tls=%s submission=%s tls=%s backend=%s workers=%u metrics=%s",
 	    conf->proxy_listen, conf->proxy_listen_tls[0] != '\0' ? conf->proxy_listen_tls : "-",
 	    conf->proxy_submission_listen[0] != '\0' ? conf->proxy_submission_listen : "-",
-	    moat_tls_ctx_server_ready(m.tls) ? "yes" : "no", conf->proxy_backend, m.nworkers,
+	    moat_tls_ctx_server_ready(tls) ? "yes" : "no", conf->proxy_backend, m.nworkers,
 	    metrics_fd >= 0 ? conf->metrics_listen : "-");
 	uv_run(&m.loop, UV_RUN_DEFAULT);
 	moat_policy_flush(m.pol); /* the DMARC evaluations still queued */

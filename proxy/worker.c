@@ -42,10 +42,7 @@ struct px_worker {
 	uv_thread_t thread;
 	atomic_int done;
 	atomic_uint sessions;
-	/* TLS */
 	bool listen_tls[PX_LISTEN_MAX]; /* implicit TLS (proxy_listen_tls) */
-	pthread_mutex_t tls_lock; /* guards tls: main swaps it on SIGHUP */
-	struct moat_tls_ctx *tls; /* NULL: no certificate, no TLS */
 	/* rate limits */
 	struct moat_ratelimit *rl; /* the policy's (borrowed) */
 	struct px_rlredis *rlr; /* this loop's Redis store; NULL: the embedded one */
@@ -428,17 +425,11 @@ op_backend_write(void *io, const char *p, size_t n)
 		backend_error(b, "write");
 }
 
-/* tls_ctx_current - a reference to the worker's TLS context (NULL: none). */
+/* tls_ctx_current - a reference to the current generation's TLS contexts (NULL: none). */
 static struct moat_tls_ctx *
 tls_ctx_current(struct px_worker *w)
 {
-	struct moat_tls_ctx *ctx = NULL;
-
-	pthread_mutex_lock(&w->tls_lock);
-	if (w->tls != NULL)
-		ctx = moat_tls_ctx_ref(w->tls);
-	pthread_mutex_unlock(&w->tls_lock);
-	return ctx;
+	return moat_policy_frontend(w->pol);
 }
 
 /* op_backend_starttls - a verifying client session on the backend leg, ClientHello out. */
@@ -872,9 +863,10 @@ conn_begin(struct conn *c, const char *paddr, unsigned pport, const char *listen
 			c->nearly = nearly;
 		}
 	} else {
-		pthread_mutex_lock(&w->tls_lock);
-		px_session_tls_offer(c->s, moat_tls_ctx_server_ready(w->tls));
-		pthread_mutex_unlock(&w->tls_lock);
+		struct moat_tls_ctx *ctx = tls_ctx_current(w);
+
+		px_session_tls_offer(c->s, ctx != NULL && moat_tls_ctx_server_ready(ctx));
+		moat_tls_ctx_unref(ctx);
 		px_session_start(c->s, px_session_conf(c->s)->proxy_greet_pause == 0);
 		if (nearly > 0 && !c->closing)
 			/* sent before our greeting: with a greet pause this is an early talker */
@@ -1112,7 +1104,6 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 	}
 	w->pol = pol;
 	w->rl = moat_policy_ratelimit(pol);
-	pthread_mutex_init(&w->tls_lock, NULL);
 	if (uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "uv_loop_init failed");
 		free(w);
@@ -1203,18 +1194,4 @@ px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err
 		w->nlisteners++;
 	}
 	return 0;
-}
-
-void
-px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx)
-{
-	struct moat_tls_ctx *old;
-
-	if (ctx != NULL)
-		moat_tls_ctx_ref(ctx);
-	pthread_mutex_lock(&w->tls_lock);
-	old = w->tls;
-	w->tls = ctx;
-	pthread_mutex_unlock(&w->tls_lock);
-	moat_tls_ctx_unref(old); /* sessions keep the context they started with */
 }

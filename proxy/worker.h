@@ -41,12 +41,8 @@ unsigned px_worker_sessions(struct px_worker *w);
 int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err,
     size_t errlen);
 
-/* TLS */
-struct moat_tls_ctx;
 /* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */
 int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err,
     size_t errlen);
-/* px_worker_set_tls - thread-safe: new sessions use CTX (a reference is taken; NULL: no TLS). */
-void px_worker_set_tls(struct px_worker *w, struct moat_tls_ctx *ctx);
 
 #endif /* PX_WORKER_H */

@@ -75,26 +75,65 @@ moat_policy_free(struct moat_policy *pol)
 	moat_auth_engine_free(pol->auth);
 	moat_metrics_free(pol->metrics);
 	moat_scan_health_free(pol->scan_health);
+	if (pol->fe_ops != NULL)
+		pol->fe_ops->unref(pol->fe);
 	pthread_mutex_destroy(&pol->lock);
 	free(pol);
+}
+
+void
+moat_policy_set_frontend(struct moat_policy *pol, const struct moat_frontend_ops *ops, void *fe)
+{
+	pol->fe_ops = ops;
+	pol->fe = fe;
+}
+
+void *
+moat_policy_frontend(struct moat_policy *pol)
+{
+	void *fe = NULL;
+
+	if (pol->fe_ops == NULL)
+		return NULL;
+	pthread_mutex_lock(&pol->lock);
+	if (pol->fe != NULL)
+		fe = pol->fe_ops->ref(pol->fe);
+	pthread_mutex_unlock(&pol->lock);
+	return fe;
 }
 
 int
 moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *err, size_t errlen)
 {
 	struct moat_conf *old;
+	void *fe = NULL, *old_fe = NULL;
 
+	/* the front-end's part is built outside the lock (it reads files: certificates) from the
+	 * running one, which only reloads replace, and reloads come from one thread */
+	if (pol->fe_ops != NULL) {
+		old_fe = moat_policy_frontend(pol);
+		fe = pol->fe_ops->build(old_fe, conf, err, errlen);
+		pol->fe_ops->unref(old_fe);
+		if (fe == NULL)
+			return -2;
+	}
 	pthread_mutex_lock(&pol->lock);
-	/* the rules first: they are the part that can still fail, and then nothing has changed */
+	/* the rules next: they are the part that can still fail, and then nothing has changed */
 	if (moat_ratelimit_reload(pol->rl, conf, err, errlen) < 0) {
 		pthread_mutex_unlock(&pol->lock);
+		if (fe != NULL)
+			pol->fe_ops->unref(fe);
 		return -1;
 	}
 	old = pol->conf;
 	pol->conf = moat_conf_ref(conf);
 	moat_metrics_generation_next(pol->metrics);
+	old_fe = pol->fe;
+	pol->fe = fe;
 	pthread_mutex_unlock(&pol->lock);
 	moat_conf_unref(old);
+	if (pol->fe_ops != NULL)
+		pol->fe_ops->unref(old_fe);
 	return 0;
 }
 

@@ -130,9 +130,29 @@ struct moat_policy *moat_policy_new(struct moat_conf *conf, unsigned flags, char
 void moat_policy_free(struct moat_policy *pol);
 
 /*
- * moat_policy_reload - install a new generation: the snapshot and the rate-limit rules taken from
- * it, both or neither (buckets and store stay). 0, or -1 with err and the old generation kept.
- * Sessions in flight keep their snapshot. Thread-safe.
+ * The front-end's part of a generation, opaque to the core (mxmoat-proxy's TLS contexts). build
+ * makes it from a new snapshot; OLD is the running part, which it may draw on (borrowed); NULL with
+ * err set refuses the reload. ref and unref count references (unref(NULL) is a no-op).
+ */
+struct moat_frontend_ops {
+	void *(*build)(void *old, const struct moat_conf *conf, char *err, size_t errlen);
+	void *(*ref)(void *fe);
+	void (*unref)(void *fe);
+};
+
+/* moat_policy_set_frontend - at start, before any session and reload: OPS (kept) and the first
+ * generation's part FE (taken over). */
+void moat_policy_set_frontend(struct moat_policy *pol, const struct moat_frontend_ops *ops,
+    void *fe);
+/* moat_policy_frontend - a reference to the current generation's part (NULL: none); release it
+ * with ops->unref. Thread-safe. */
+void *moat_policy_frontend(struct moat_policy *pol);
+
+/*
+ * moat_policy_reload - install a new generation: the snapshot, the rate-limit rules and the
+ * front-end's part built from it, all or none (buckets and store stay). 0; -1 with err when the
+ * core refused it, -2 when the front-end's build did; the old generation is kept then. Sessions in
+ * flight keep their snapshot. Thread-safe.
  */
 int moat_policy_reload(struct moat_policy *pol, struct moat_conf *conf, char *err, size_t errlen);
 

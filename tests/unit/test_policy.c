@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy.h"
@@ -686,4 +688,99 @@ Test(policy, session_facts_and_helo_reset)
 	cr_assert_not(moat_session_authenticated(s));
 	moat_session_free(s);
 	moat_policy_free(pol);
+}
+
+/* A front-end's part of a generation: a counted object named after the snapshot it was built from. */
+struct fake_fe {
+	int refs;
+	unsigned limit; /* limit_recipients of its snapshot */
+};
+static int fake_fe_freed;
+
+static void *
+fake_fe_build(void *old, const struct moat_conf *conf, char *err, size_t errlen)
+{
+	struct fake_fe *fe;
+
+	cr_assert_not_null(old, "the running part is offered to the build");
+	if (conf->limit_recipients == 7) {
+		snprintf(err, errlen, "the front-end refuses 7");
+		return NULL;
+	}
+	fe = calloc(1, sizeof(*fe));
+	cr_assert_not_null(fe);
+	fe->refs = 1;
+	fe->limit = conf->limit_recipients;
+	return fe;
+}
+
+static void *
+fake_fe_ref(void *p)
+{
+	((struct fake_fe *)p)->refs++;
+	return p;
+}
+
+static void
+fake_fe_unref(void *p)
+{
+	struct fake_fe *fe = p;
+
+	if (fe != NULL && --fe->refs == 0) {
+		fake_fe_freed++;
+		free(fe);
+	}
+}
+
+static const struct moat_frontend_ops fake_fe_ops = { fake_fe_build, fake_fe_ref, fake_fe_unref };
+
+static void
+reload_limit(struct moat_policy *pol, const char *limit, int want, const char *what)
+{
+	struct moat_conf_override ov[] = { { "limit_recipients", limit } };
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *next = moat_conf_load(NULL, ov, 1, err, sizeof(err));
+
+	cr_assert_not_null(next, "%s", err);
+	cr_assert_eq(moat_policy_reload(pol, next, err, sizeof(err)), want, "%s: %s", what, err);
+	if (want == -2)
+		cr_assert_str_eq(err, "the front-end refuses 7", "%s", what);
+	moat_conf_unref(next);
+}
+
+Test(policy, reload_swaps_the_front_end_part_with_the_snapshot)
+{
+	struct moat_policy *pol = make_policy(NULL, 0);
+	struct fake_fe *first = calloc(1, sizeof(*first)), *held, *cur;
+	struct moat_conf *conf;
+
+	cr_assert_not_null(first);
+	first->refs = 1;
+	first->limit = 100;
+	fake_fe_freed = 0;
+	moat_policy_set_frontend(pol, &fake_fe_ops, first);
+	held = moat_policy_frontend(pol); /* a session's reference across the reloads */
+	cr_assert_eq(held, first);
+
+	reload_limit(pol, "7", -2, "refused by the front-end");
+	conf = moat_policy_conf(pol);
+	cr_assert_eq(conf->limit_recipients, 100, "the snapshot is kept with the old part");
+	moat_conf_unref(conf);
+	cur = moat_policy_frontend(pol);
+	cr_assert_eq(cur, first, "the old part is kept");
+	fake_fe_unref(cur);
+	cr_assert_eq(fake_fe_freed, 0);
+
+	reload_limit(pol, "5", 0, "taken");
+	conf = moat_policy_conf(pol);
+	cur = moat_policy_frontend(pol);
+	cr_assert_eq(conf->limit_recipients, 5);
+	cr_assert_eq(cur->limit, 5, "the part built from the new snapshot is installed with it");
+	moat_conf_unref(conf);
+	fake_fe_unref(cur);
+	cr_assert_eq(fake_fe_freed, 0, "the old part lives while a session holds it");
+	fake_fe_unref(held);
+	cr_assert_eq(fake_fe_freed, 1);
+	moat_policy_free(pol);
+	cr_assert_eq(fake_fe_freed, 2, "the policy releases its part");
 }
