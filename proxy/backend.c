@@ -486,13 +486,13 @@ px_session_backend_error(struct px_session *s, const char *why)
 	px__backend_abort(s);
 	if (s->state == S_DATA) {
 		/* mid-DATA: read on to the end of data, then 451 (never 250) */
-		if (s->dv.action == MOAT_CONTINUE)
-			moat_verdict_set(&s->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
+		if (s->txn.dv.action == MOAT_CONTINUE)
+			moat_verdict_set(&s->txn.dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
 			    "backend_lost", "Backend connection lost, try again later");
-		s->data_abort = true;
+		s->txn.data_abort = true;
 		return;
 	}
-	if (s->in_txn || op != OP_NONE)
+	if (s->txn.open || op != OP_NONE)
 		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
 		    (int)op);
 	/*

@@ -91,46 +91,16 @@ enum px_skip {
 	SK_NUL
 };
 
-struct px_session {
-	const struct px_ops *ops;
-	void *io;
-	struct moat_session *ms;
-	const struct moat_conf *conf; /* borrowed from ms */
-	char client_addr[64];
-	unsigned client_port;
-	char client_name[256];
-	char local_addr[64];
-	unsigned local_port;
-
-	enum px_state state;
-	enum px_wait wait;
-	enum px_op op; /* what the session waits for from the backend */
-	struct px_backend b; /* the backend leg */
-	enum px_work work;
-	enum px_skip skip; /* discarding a bad command line up to its LF */
-	bool gone; /* client gone: answer nothing, finish quietly */
-	bool tls_offer; /* STARTTLS may be offered */
-	bool quit;
-	enum px_rlnext rl_next; /* what waits for the core's pending event */
-	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
-	bool greet_now; /* greet once the connection limits allow it */
-	/* AUTH (smtp_auth.c): submission listener, exchange under way */
-	bool submission;
-	struct px_auth *auth;
-
-	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
-	bool in_txn; /* MAIL accepted by us and by the backend */
+/*
+ * The transaction, from the backend's 2xx to MAIL to the end of its message (or RSET, a new EHLO,
+ * a lost leg): what the backend accepted, and the message's DATA state. Its buffers exist only
+ * while a message is read, held or sent (px__data_begin to px__data_free: an idle session holds
+ * none); a work item on the pool may use them until it is done, so they go with the message, not
+ * with a reset.
+ */
+struct px_txn {
+	bool open; /* MAIL accepted by us and by the backend */
 	unsigned nrcpt; /* RCPTs the backend accepted */
-
-	char *line; /* copy of the command being run (NUL-terminated) */
-	size_t line_cap;
-	char path[PX_PATH_MAX + 1];
-	const char *params; /* into line */
-
-	char *in; /* input buffer */
-	size_t in_cap, in_len, in_pos;
-
-	struct moat_verdict v; /* result of the last policy event */
 
 	/* DATA */
 	struct px_data *data;
@@ -153,6 +123,47 @@ struct px_session {
 	char *sbuf; /* edited, stuffed bytes of one piece: one backend write */
 	size_t slen, scap;
 	bool sfull; /* sbuf was too small (a bug): the message is not sent */
+};
+
+struct px_session {
+	const struct px_ops *ops;
+	void *io;
+	struct moat_session *ms;
+	const struct moat_conf *conf; /* borrowed from ms */
+	char client_addr[64];
+	unsigned client_port;
+	char client_name[256];
+	char local_addr[64];
+	unsigned local_port;
+
+	enum px_state state;
+	enum px_wait wait;
+	enum px_op op; /* what the session waits for from the backend */
+	struct px_backend b; /* the backend leg */
+	enum px_work work;
+	enum px_skip skip; /* discarding a bad command line up to its LF */
+	bool gone; /* client gone: answer nothing, finish quietly */
+	bool tls_offer; /* STARTTLS may be offered */
+	enum px_rlnext rl_next; /* what waits for the core's pending event */
+	enum moat_event_rc core_rc; /* a core event's, from its work item to the item's end */
+	bool greet_now; /* greet once the connection limits allow it */
+	/* AUTH (smtp_auth.c): submission listener, exchange under way */
+	bool submission;
+	struct px_auth *auth;
+
+	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
+
+	char *line; /* copy of the command being run (NUL-terminated) */
+	size_t line_cap;
+	char path[PX_PATH_MAX + 1];
+	const char *params; /* into line */
+
+	char *in; /* input buffer */
+	size_t in_cap, in_len, in_pos;
+
+	struct moat_verdict v; /* result of the last policy event */
+
+	struct px_txn txn; /* the transaction in progress (txn.c) */
 };
 
 /* replies more than one part of the session gives */

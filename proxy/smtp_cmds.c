@@ -115,7 +115,7 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	bool renamed = old == NULL || strcmp(old, arg) != 0 || moat_session_esmtp(s->ms) != esmtp;
 	struct moat_verdict v;
 
-	if (s->in_txn || s->op != OP_NONE) {
+	if (s->txn.open || s->op != OP_NONE) {
 		px__backend_abort(s); /* RFC 5321 4.1.4: EHLO resets the transaction */
 		px__txn_reset(s);
 	}
@@ -214,7 +214,7 @@ check_mail(struct px_session *s, const char *arg)
 	unsigned np;
 	int rc;
 
-	if (s->in_txn) {
+	if (s->txn.open) {
 		SAY(s, reply_nested_mail);
 		return -1;
 	}
@@ -249,7 +249,7 @@ px__mail_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
 	if (r->code / 100 == 2)
-		s->in_txn = true;
+		s->txn.open = true;
 	else
 		moat_session_abort(s->ms);
 }
@@ -273,7 +273,7 @@ check_rcpt(struct px_session *s, const char *arg)
 {
 	unsigned np;
 
-	if (!s->in_txn) {
+	if (!s->txn.open) {
 		SAY(s, reply_need_mail);
 		return -1;
 	}
@@ -308,7 +308,7 @@ rcpt_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
 	if (r->code / 100 == 2)
-		s->nrcpt++;
+		s->txn.nrcpt++;
 }
 
 /* px__rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
@@ -330,11 +330,11 @@ check_data(struct px_session *s, const char *arg)
 		SAY(s, reply_syntax);
 		return -1;
 	}
-	if (!s->in_txn) {
+	if (!s->txn.open) {
 		SAY(s, reply_need_mail);
 		return -1;
 	}
-	if (s->nrcpt == 0) {
+	if (s->txn.nrcpt == 0) {
 		SAY(s, reply_no_rcpt);
 		return -1;
 	}
@@ -362,13 +362,13 @@ proceed_data(struct px_session *s, const char *arg)
 		return;
 	}
 	/* holding mode: the backend hears DATA only after the verdict, with the edited message */
-	s->holding = moat_session_edits_need_body(s->ms);
+	s->txn.holding = moat_session_edits_need_body(s->ms);
 	if (px__data_begin(s) < 0) {
 		SAY(s, reply_oom);
 		px__session_close(s);
 		return;
 	}
-	if (s->holding)
+	if (s->txn.holding)
 		px__data_open(s);
 	else
 		px__backend_command(s, OP_DATA, px__data_reply, "DATA", NULL, NULL);
@@ -396,7 +396,7 @@ static void
 proceed_rset(struct px_session *s, const char *arg)
 {
 	(void)arg;
-	if (s->in_txn && s->b.state == B_READY) {
+	if (s->txn.open && s->b.state == B_READY) {
 		px__txn_reset(s);
 		px__backend_command(s, OP_RSET, rset_reply, "RSET", NULL, NULL);
 		return;
@@ -431,7 +431,7 @@ proceed_quit(struct px_session *s, const char *arg)
 {
 	(void)arg;
 	SAY(s, reply_bye);
-	if (s->in_txn) {
+	if (s->txn.open) {
 		px__backend_abort(s);
 		px__txn_reset(s);
 	}
@@ -454,7 +454,7 @@ check_starttls(struct px_session *s, const char *arg)
 		SAY(s, reply_syntax);
 		return -1;
 	}
-	if (s->in_txn || s->op != OP_NONE) {
+	if (s->txn.open || s->op != OP_NONE) {
 		SAY(s, reply_tls_in_txn);
 		return -1;
 	}

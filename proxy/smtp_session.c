@@ -97,7 +97,7 @@ px__session_close(struct px_session *s)
 	if (s->state == S_CLOSED)
 		return;
 	if (s->b.state != B_NONE) {
-		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && !s->in_txn &&
+		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && !s->txn.open &&
 		    s->state != S_DATA;
 
 		if (idle)
@@ -116,10 +116,10 @@ void
 px__txn_reset(struct px_session *s)
 {
 	/* while a work item runs, the core session belongs to the pool thread */
-	if ((s->in_txn || s->nrcpt > 0) && s->wait != W_WORK)
+	if ((s->txn.open || s->txn.nrcpt > 0) && s->wait != W_WORK)
 		moat_session_abort(s->ms);
-	s->in_txn = false;
-	s->nrcpt = 0;
+	s->txn.open = false;
+	s->txn.nrcpt = 0;
 }
 
 /* verdict_close - px__say a limit's verdict; true when it closed the session. */
@@ -175,13 +175,13 @@ px__session_pump(struct px_session *s)
 		if (s->state == S_DATA) {
 			bool done;
 
-			assert(s->data !=
+			assert(s->txn.data !=
 			    NULL); /* S_DATA only between px__data_begin and px__data_end */
-			s->in_pos += px_data_feed(s->data, p, px__data_feed_max(s, n), &done);
+			s->in_pos += px_data_feed(s->txn.data, p, px__data_feed_max(s, n), &done);
 			px__data_settle(s);
 			if (done) {
 				px__data_end(s);
-			} else if (s->holding && s->chunk_len >= CHUNK_HIGH) {
+			} else if (s->txn.holding && s->txn.chunk_len >= CHUNK_HIGH) {
 				s->work =
 				    WK_CHUNK; /* events and spool writes, in order, on the pool */
 				s->wait = W_WORK;
@@ -204,7 +204,7 @@ px__session_pump(struct px_session *s)
 				SAY(s, reply_nul_cmd);
 			else {
 				SAY(s, reply_bare_cmd);
-				if (s->in_txn) {
+				if (s->txn.open) {
 					px__backend_abort(s);
 					px__txn_reset(s);
 				}
@@ -496,7 +496,7 @@ px_session_client_gone(struct px_session *s)
 	if (s->gone)
 		return;
 	s->gone = true;
-	if (s->in_txn || s->op != OP_NONE || s->state == S_DATA)
+	if (s->txn.open || s->op != OP_NONE || s->state == S_DATA)
 		px__backend_abort(s); /* no final dot ever went out: nothing is delivered */
 	px__txn_reset(s);
 	px__session_close(s);
@@ -511,7 +511,7 @@ px_session_timeout(struct px_session *s, const char *which)
 	moat_log(LOG_NOTICE, moat_session_id(s->ms), "timeout", "which=%s", which);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__say(s, buf, (size_t)n);
-	if (s->in_txn || s->state == S_DATA)
+	if (s->txn.open || s->state == S_DATA)
 		px__backend_abort(s);
 	px__txn_reset(s);
 	px__session_close(s);
@@ -531,7 +531,7 @@ px_session_work_blocks(const struct px_session *s)
 	case WK_MAIL:
 		return false;
 	case WK_EOM:
-		return s->holding || moat_session_eom_blocks(s->ms);
+		return s->txn.holding || moat_session_eom_blocks(s->ms);
 	case WK_CHUNK:
 	case WK_READ:
 	case WK_CORE:
@@ -556,7 +556,8 @@ px_session_work_run(struct px_session *s)
 		px__chunk_run(s);
 		break;
 	case WK_READ:
-		s->read_len = px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH);
+		s->txn.read_len =
+		    px_hold_read(s->txn.hold, s->txn.send_off, s->txn.chunk, CHUNK_HIGH);
 		break;
 	case WK_CORE:
 		moat_session_work(s->ms);
@@ -595,7 +596,7 @@ px_session_work_done(struct px_session *s)
 			px__send_fail(s, "backend-lost");
 			break;
 		}
-		px__send_piece(s, s->read_len);
+		px__send_piece(s, s->txn.read_len);
 		px__send_next(s);
 		break;
 	case WK_NONE:

@@ -40,8 +40,8 @@ static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining aft
 static void
 data_fail(struct px_session *s, const struct moat_verdict *v)
 {
-	if (s->dv.action == MOAT_CONTINUE)
-		s->dv = *v;
+	if (s->txn.dv.action == MOAT_CONTINUE)
+		s->txn.dv = *v;
 }
 
 /* px__data_settle - on the loop, after content was read or a chunk ran: a message that failed stops
@@ -51,26 +51,27 @@ px__data_settle(struct px_session *s)
 {
 	struct moat_verdict v;
 
-	if (s->hold_err != 0) {
+	if (s->txn.hold_err != 0) {
 		moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=\"%s\" spool_dir=%s",
-		    strerror(-s->hold_err), s->conf->proxy_spool_dir);
-		if (s->hold_err == -EFBIG)
+		    strerror(-s->txn.hold_err), s->conf->proxy_spool_dir);
+		if (s->txn.hold_err == -EFBIG)
 			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
 			    "Message size exceeds fixed maximum message size");
 		else
 			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_failed",
 			    "Local error in processing, try again later");
 		data_fail(s, &v);
-		s->hold_err = 0;
+		s->txn.hold_err = 0;
 	}
-	if (s->holding && s->b.state != B_READY && s->dv.action == MOAT_CONTINUE) {
+	if (s->txn.holding && s->b.state != B_READY && s->txn.dv.action == MOAT_CONTINUE) {
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
 		    "Backend connection lost, try again later");
 		data_fail(s, &v);
 	}
-	if ((s->dv.action != MOAT_CONTINUE || s->data->err != PX_DATA_OK) && !s->data_abort) {
-		s->data_abort = true;
-		if (!s->holding)
+	if ((s->txn.dv.action != MOAT_CONTINUE || s->txn.data->err != PX_DATA_OK) &&
+	    !s->txn.data_abort) {
+		s->txn.data_abort = true;
+		if (!s->txn.holding)
 			px__backend_abort(s);
 	}
 }
@@ -81,7 +82,7 @@ data_wire(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->holding && !s->data_abort && s->b.state == B_READY)
+	if (!s->txn.holding && !s->txn.data_abort && s->b.state == B_READY)
 		px__backend_send(s, p, n);
 }
 
@@ -90,10 +91,10 @@ body_flush(struct px_session *s)
 {
 	struct moat_verdict v;
 
-	if (s->body_len == 0)
+	if (s->txn.body_len == 0)
 		return;
-	moat_session_body(s->ms, s->body, s->body_len, &v);
-	s->body_len = 0;
+	moat_session_body(s->ms, s->txn.body, s->txn.body_len, &v);
+	s->txn.body_len = 0;
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
 		data_fail(s, &v);
 }
@@ -102,13 +103,13 @@ static void
 body_add(struct px_session *s, const char *p, size_t n)
 {
 	while (n > 0) {
-		size_t k = BODY_STAGE - s->body_len < n ? BODY_STAGE - s->body_len : n;
+		size_t k = BODY_STAGE - s->txn.body_len < n ? BODY_STAGE - s->txn.body_len : n;
 
-		memcpy(s->body + s->body_len, p, k);
-		s->body_len += k;
+		memcpy(s->txn.body + s->txn.body_len, p, k);
+		s->txn.body_len += k;
 		p += k;
 		n -= k;
-		if (s->body_len == BODY_STAGE)
+		if (s->txn.body_len == BODY_STAGE)
 			body_flush(s);
 	}
 }
@@ -129,7 +130,7 @@ headers_end(struct px_session *s)
 {
 	struct moat_verdict v;
 
-	s->in_headers = false;
+	s->txn.in_headers = false;
 	moat_session_eoh(s->ms, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
 		data_fail(s, &v);
@@ -163,15 +164,15 @@ header_event(struct px_session *s, const struct moat_hdr_event *ev)
 static void
 content_events(struct px_session *s, const char *p, size_t n)
 {
-	while (s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE) {
+	while (s->txn.in_headers && n > 0 && s->txn.dv.action == MOAT_CONTINUE) {
 		struct moat_hdr_event ev;
-		size_t used = moat_hdr_feed(s->hr, p, n, &ev);
+		size_t used = moat_hdr_feed(s->txn.hr, p, n, &ev);
 
 		p += used;
 		n -= used;
 		header_event(s, &ev);
 	}
-	if (!s->in_headers && n > 0 && s->dv.action == MOAT_CONTINUE)
+	if (!s->txn.in_headers && n > 0 && s->txn.dv.action == MOAT_CONTINUE)
 		body_add(s, p, n);
 }
 
@@ -179,13 +180,13 @@ content_events(struct px_session *s, const char *p, size_t n)
 static void
 content_end(struct px_session *s)
 {
-	while (s->in_headers && s->dv.action == MOAT_CONTINUE) {
+	while (s->txn.in_headers && s->txn.dv.action == MOAT_CONTINUE) {
 		struct moat_hdr_event ev;
 
-		moat_hdr_finish(s->hr, &ev);
+		moat_hdr_finish(s->txn.hr, &ev);
 		header_event(s, &ev);
 	}
-	if (s->dv.action == MOAT_CONTINUE)
+	if (s->txn.dv.action == MOAT_CONTINUE)
 		body_flush(s);
 }
 
@@ -195,11 +196,12 @@ data_content(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->holding) {
+	if (!s->txn.holding) {
 		content_events(s, p, n);
 		return;
 	}
-	if (n > CHUNK_CAP - s->chunk_len) { /* cannot happen: px__session_pump feeds what fits */
+	if (n >
+	    CHUNK_CAP - s->txn.chunk_len) { /* cannot happen: px__session_pump feeds what fits */
 		struct moat_verdict v;
 
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk",
@@ -207,33 +209,33 @@ data_content(void *arg, const char *p, size_t n)
 		data_fail(s, &v);
 		return;
 	}
-	memcpy(s->chunk + s->chunk_len, p, n);
-	s->chunk_len += n;
+	memcpy(s->txn.chunk + s->txn.chunk_len, p, n);
+	s->txn.chunk_len += n;
 }
 
 /* px__chunk_run - on the pool: the events over the staged content, then keep it (holding mode). */
 void
 px__chunk_run(struct px_session *s)
 {
-	content_events(s, s->chunk, s->chunk_len);
-	if (s->dv.action == MOAT_CONTINUE && s->data->err == PX_DATA_OK) {
-		uint64_t before = px_hold_size(s->hold);
+	content_events(s, s->txn.chunk, s->txn.chunk_len);
+	if (s->txn.dv.action == MOAT_CONTINUE && s->txn.data->err == PX_DATA_OK) {
+		uint64_t before = px_hold_size(s->txn.hold);
 
-		s->hold_err = px_hold_append(s->hold, s->chunk, s->chunk_len);
+		s->txn.hold_err = px_hold_append(s->txn.hold, s->txn.chunk, s->txn.chunk_len);
 		moat_metrics_hold(moat_session_metrics(s->ms),
-		    (int64_t)(px_hold_size(s->hold) - before));
+		    (int64_t)(px_hold_size(s->txn.hold) - before));
 	}
-	s->chunk_len = 0;
+	s->txn.chunk_len = 0;
 }
 
 /* hold_drop - free the held message; its bytes leave mxmoat_hold_bytes. */
 static void
 hold_drop(struct px_session *s)
 {
-	if (s->hold != NULL)
-		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(s->hold));
-	px_hold_free(s->hold);
-	s->hold = NULL;
+	if (s->txn.hold != NULL)
+		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(s->txn.hold));
+	px_hold_free(s->txn.hold);
+	s->txn.hold = NULL;
 }
 
 /* px__data_feed_max - how much client input may go to the DATA reader now. */
@@ -242,9 +244,9 @@ px__data_feed_max(const struct px_session *s, size_t n)
 {
 	size_t room;
 
-	if (!s->holding)
+	if (!s->txn.holding)
 		return n;
-	room = (CHUNK_CAP - s->chunk_len - 16) / 2;
+	room = (CHUNK_CAP - s->txn.chunk_len - 16) / 2;
 	return n < room ? n : room;
 }
 
@@ -278,30 +280,30 @@ px__data_received(struct px_session *s)
 int
 px__data_begin(struct px_session *s)
 {
-	if (s->data == NULL && (s->data = malloc(sizeof(*s->data))) == NULL)
+	if (s->txn.data == NULL && (s->txn.data = malloc(sizeof(*s->txn.data))) == NULL)
 		return -1;
-	if (s->hr == NULL && (s->hr = malloc(sizeof(*s->hr))) == NULL)
+	if (s->txn.hr == NULL && (s->txn.hr = malloc(sizeof(*s->txn.hr))) == NULL)
 		return -1;
-	if (s->body == NULL && (s->body = malloc(BODY_STAGE)) == NULL)
+	if (s->txn.body == NULL && (s->txn.body = malloc(BODY_STAGE)) == NULL)
 		return -1;
-	if (s->holding) {
-		if (s->chunk == NULL && (s->chunk = malloc(CHUNK_CAP)) == NULL)
+	if (s->txn.holding) {
+		if (s->txn.chunk == NULL && (s->txn.chunk = malloc(CHUNK_CAP)) == NULL)
 			return -1;
 		hold_drop(s);
-		s->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
+		s->txn.hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
 		    s->conf->proxy_spool_dir);
-		if (s->hold == NULL)
+		if (s->txn.hold == NULL)
 			return -1;
 	}
-	px_data_init(s->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
+	px_data_init(s->txn.data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
 	    data_wire, s);
-	moat_verdict_continue(&s->dv);
-	s->data_abort = false;
-	s->in_headers = true;
-	moat_hdr_init(s->hr);
-	s->body_len = 0;
-	s->chunk_len = 0;
-	s->hold_err = 0;
+	moat_verdict_continue(&s->txn.dv);
+	s->txn.data_abort = false;
+	s->txn.in_headers = true;
+	moat_hdr_init(s->txn.hr);
+	s->txn.body_len = 0;
+	s->txn.chunk_len = 0;
+	s->txn.hold_err = 0;
 	return 0;
 }
 
@@ -310,18 +312,18 @@ px__data_begin(struct px_session *s)
 void
 px__data_free(struct px_session *s)
 {
-	free(s->data);
-	free(s->hr);
-	free(s->body);
-	free(s->chunk);
-	free(s->edit);
-	free(s->sbuf);
+	free(s->txn.data);
+	free(s->txn.hr);
+	free(s->txn.body);
+	free(s->txn.chunk);
+	free(s->txn.edit);
+	free(s->txn.sbuf);
 	hold_drop(s);
-	s->data = NULL;
-	s->hr = NULL;
-	s->body = s->chunk = s->sbuf = NULL;
-	s->edit = NULL;
-	s->slen = s->scap = 0;
+	s->txn.data = NULL;
+	s->txn.hr = NULL;
+	s->txn.body = s->txn.chunk = s->txn.sbuf = NULL;
+	s->txn.edit = NULL;
+	s->txn.slen = s->txn.scap = 0;
 }
 
 /* px__data_open - 354 for the client; RFC 2920 3.1: DATA ends a group, so bytes already here were
@@ -369,11 +371,11 @@ px__data_end(struct px_session *s)
 void
 px__eom_run(struct px_session *s)
 {
-	if (s->holding)
+	if (s->txn.holding)
 		px__chunk_run(s);
 	content_end(s);
 	s->core_rc = MOAT_EVENT_DONE;
-	if (s->data->err == PX_DATA_OK && s->dv.action == MOAT_CONTINUE)
+	if (s->txn.data->err == PX_DATA_OK && s->txn.dv.action == MOAT_CONTINUE)
 		s->core_rc = moat_session_eom(s->ms, &s->v);
 }
 
@@ -390,7 +392,7 @@ rset_quiet_reply(struct px_session *s, const struct px_reply *r)
 void
 px__msg_drop(struct px_session *s)
 {
-	bool rset = s->holding && s->b.state == B_READY;
+	bool rset = s->txn.holding && s->b.state == B_READY;
 
 	px__data_free(s);
 	px__txn_reset(s);
@@ -413,8 +415,8 @@ dot_reply(struct px_session *s, const struct px_reply *r)
 	    r->code / 100 == 2 ? "relayed" : "backend-refused",
 	    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
 	    px__tls(s)->active ? px__tls(s)->protocol : "-", s->b.tls ? "yes" : "no");
-	s->in_txn = false;
-	s->nrcpt = 0;
+	s->txn.open = false;
+	s->txn.nrcpt = 0;
 }
 
 /* hdata_reply - the backend's answer to DATA for the held message: at 354 the edited message goes
@@ -424,7 +426,7 @@ hdata_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code != 354) {
 		px__say(s, r->buf, r->len);
-		s->holding = false;
+		s->txn.holding = false;
 		px__msg_drop(s);
 		return;
 	}
@@ -438,12 +440,12 @@ send_emit(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (n > s->scap - s->slen) {
-		s->sfull = true; /* cannot happen: sbuf holds the largest piece */
+	if (n > s->txn.scap - s->txn.slen) {
+		s->txn.sfull = true; /* cannot happen: sbuf holds the largest piece */
 		return;
 	}
-	memcpy(s->sbuf + s->slen, p, n);
-	s->slen += n;
+	memcpy(s->txn.sbuf + s->txn.slen, p, n);
+	s->txn.slen += n;
 }
 
 /* px__send_fail - the held message cannot go out: 451 and the backend leg dropped without a dot. */
@@ -467,15 +469,15 @@ px__send_piece(struct px_session *s, ssize_t n)
 		px__send_fail(s, n == 0 ? "hold-short" : "hold-read");
 		return;
 	}
-	px_edit_feed(s->edit, s->chunk, (size_t)n);
-	s->send_off += (uint64_t)n;
-	if (s->sfull) {
+	px_edit_feed(s->txn.edit, s->txn.chunk, (size_t)n);
+	s->txn.send_off += (uint64_t)n;
+	if (s->txn.sfull) {
 		px__send_fail(s, "send-buffer");
 		return;
 	}
-	px__backend_send(s, s->sbuf,
-	    s->slen); /* a write error ends the leg: op is no longer OP_SEND */
-	s->slen = 0;
+	px__backend_send(s, s->txn.sbuf,
+	    s->txn.slen); /* a write error ends the leg: op is no longer OP_SEND */
+	s->txn.slen = 0;
 }
 
 /* px__send_next - the next piece of the held message, or the final dot when all is out. */
@@ -483,14 +485,14 @@ void
 px__send_next(struct px_session *s)
 {
 	while (s->op == OP_SEND) {
-		if (s->send_off == px_hold_size(s->hold)) {
-			if (px_edit_end(s->edit) < 0 || s->sfull) {
+		if (s->txn.send_off == px_hold_size(s->txn.hold)) {
+			if (px_edit_end(s->txn.edit) < 0 || s->txn.sfull) {
 				px__send_fail(s, "edit-end");
 				return;
 			}
-			if (s->slen > 0)
-				px__backend_send(s, s->sbuf,
-				    s->slen); /* the inserted fields of an empty message */
+			if (s->txn.slen > 0)
+				px__backend_send(s, s->txn.sbuf,
+				    s->txn.slen); /* the inserted fields of an empty message */
 			if (s->op != OP_SEND)
 				return;
 			px__data_free(s);
@@ -501,13 +503,14 @@ px__send_next(struct px_session *s)
 			s->wait = W_DRAIN; /* px_session_backend_drained resumes */
 			return;
 		}
-		if (px_hold_spooled(s->hold)) {
+		if (px_hold_spooled(s->txn.hold)) {
 			s->work = WK_READ; /* the file is read on the pool */
 			s->wait = W_WORK;
 			s->ops->work(s->io);
 			return;
 		}
-		px__send_piece(s, px_hold_read(s->hold, s->send_off, s->chunk, CHUNK_HIGH));
+		px__send_piece(s,
+		    px_hold_read(s->txn.hold, s->txn.send_off, s->txn.chunk, CHUNK_HIGH));
 	}
 }
 
@@ -526,20 +529,22 @@ px__send_begin(struct px_session *s)
 	 * reader kept from earlier pieces; the inserted fields come first */
 	s->op = OP_SEND;
 	s->wait = W_DRAIN;
-	s->send_off = 0;
-	s->slen = 0;
-	s->sfull = false;
-	s->scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
-	if ((s->edit = malloc(sizeof(*s->edit))) == NULL || (s->sbuf = malloc(s->scap)) == NULL) {
+	s->txn.send_off = 0;
+	s->txn.slen = 0;
+	s->txn.sfull = false;
+	s->txn.scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
+	if ((s->txn.edit = malloc(sizeof(*s->txn.edit))) == NULL ||
+	    (s->txn.sbuf = malloc(s->txn.scap)) == NULL) {
 		px__send_fail(s, "out-of-memory");
 		return;
 	}
-	if (px_edit_begin(s->edit, edits, nedits, send_emit, s) < 0) {
+	if (px_edit_begin(s->txn.edit, edits, nedits, send_emit, s) < 0) {
 		px__send_fail(s, "edits");
 		return;
 	}
 	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
-	    (unsigned long long)px_hold_size(s->hold), px_hold_spooled(s->hold) ? "yes" : "no");
+	    (unsigned long long)px_hold_size(s->txn.hold),
+	    px_hold_spooled(s->txn.hold) ? "yes" : "no");
 	px__data_received(s);
 	px__send_next(s);
 }
@@ -563,22 +568,22 @@ px__eom_done(struct px_session *s)
 	size_t nedits;
 
 	px__data_settle(s);
-	if (s->data->err != PX_DATA_OK) {
+	if (s->txn.data->err != PX_DATA_OK) {
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
-		    s->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
-		if (s->data->err == PX_DATA_NUL)
+		    s->txn.data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
+		if (s->txn.data->err == PX_DATA_NUL)
 			SAY(s, reply_nul_data);
 		else
 			SAY(s, reply_bare_data);
 		px__msg_drop(s);
 		return;
 	}
-	if (s->dv.action != MOAT_CONTINUE) {
+	if (s->txn.dv.action != MOAT_CONTINUE) {
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
-		    s->dv.reason ? s->dv.reason : "-", s->dv.code);
-		px__say_verdict(s, &s->dv);
+		    s->txn.dv.reason ? s->txn.dv.reason : "-", s->txn.dv.code);
+		px__say_verdict(s, &s->txn.dv);
 		px__msg_drop(s);
-		if (s->dv.close)
+		if (s->txn.dv.close)
 			px__session_close(s);
 		return;
 	}
@@ -592,7 +597,7 @@ px__eom_done(struct px_session *s)
 			px__txn_reset(s);
 			return;
 		}
-		if (s->holding) {
+		if (s->txn.holding) {
 			px__backend_command(s, OP_HDATA, hdata_reply, "DATA", NULL, NULL);
 			return;
 		}
