@@ -24,6 +24,7 @@
 #include "cidr.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "text.h"
 
 #define METRICS_HTTP_CONNS 8 /* concurrent scrapes */
 #define METRICS_HTTP_MEMORY 16384 /* bytes per connection: request line and header fields */
@@ -38,42 +39,20 @@ struct metrics_http {
 	struct moat_cidr_set *allow;
 };
 
-/* split_hostport - "addr:port" or "[v6]:port" into host and port; 0 or -1. */
-static int
-split_hostport(const char *value, char *host, size_t hostlen, const char **port)
-{
-	const char *colon = strrchr(value, ':');
-	const char *h = value;
-	size_t n;
-
-	if (colon == NULL)
-		return -1;
-	n = (size_t)(colon - value);
-	if (n >= 2 && value[0] == '[' && value[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	if (n == 0 || n >= hostlen)
-		return -1;
-	memcpy(host, h, n);
-	host[n] = '\0';
-	*port = colon + 1;
-	return 0;
-}
-
 int
 metrics_http_bind(const struct moat_conf *conf, char *err, size_t errlen)
 {
 	const struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
 		.ai_socktype = SOCK_STREAM };
-	const char *spec = conf->metrics_listen, *port;
+	const char *spec = conf->metrics_listen;
 	struct addrinfo *ai = NULL;
-	char host[64];
-	int fd, one = 1;
+	char host[64], port[8];
+	int fd, one = 1, p;
 
 	if (spec[0] == '\0')
 		return -2;
-	if (split_hostport(spec, host, sizeof(host), &port) < 0 ||
+	if (moat_hostport_split(spec, host, sizeof(host), &p) < 0 ||
+	    snprintf(port, sizeof(port), "%d", p) < 0 ||
 	    getaddrinfo(host, port, &hints, &ai) != 0) {
 		snprintf(err, errlen, "metrics_listen %s: not a numeric address:port", spec);
 		return -1;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "text.h"
 #include "dkim_sign.h"
 
 #define CONF_BUILTIN "(built-in defaults)"
@@ -827,30 +828,16 @@ moat_conf_check_hostport(const char *value, char *err, size_t errlen)
 int
 moat_conf_check_listen_addr(const char *value, char *err, size_t errlen)
 {
-	const char *colon = strrchr(value, ':'), *h = value;
 	struct moat_addr addr;
 	char host[64];
-	size_t n;
+	int port;
 
 	if (value[0] == '\0')
 		return 0;
-	if (colon == NULL)
-		goto bad;
-	n = (size_t)(colon - value);
-	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof(host))
-		goto bad;
-	memcpy(host, h, n);
-	host[n] = '\0';
 	/* an IPv6 address only in brackets, an IPv4 address only without */
-	if (moat_addr_parse(host, &addr) < 0 || addr.v4 != (h == value) ||
-	    conf_check_port(colon + 1, strlen(colon + 1)) < 0)
-		goto bad;
-	return 0;
-bad:
+	if (moat_hostport_split(value, host, sizeof(host), &port) == 0 &&
+	    moat_addr_parse(host, &addr) == 0 && addr.v4 == (value[0] != '['))
+		return 0;
 	snprintf(err, errlen, "'%s' is not address:port ([address]:port for IPv6, numeric)", value);
 	return -1;
 }
