@@ -4,7 +4,8 @@
  * and must load again from that dump with the same dump: what --dump-config prints is a valid
  * configuration that means the same.
  *
- * Input: the file's bytes, written to a temporary directory made at the first input (an "include"
+ * Input: the file's bytes, written to a temporary directory made at the first input and removed at
+ * exit (an "include"
  * line can only name what is there, or elsewhere on the machine: nothing is written but the
  * dump). The first line, when it has '=', is also tried as a -o override.
  */
@@ -20,6 +21,15 @@
 #include "log.h"
 
 static char dir[64], file[96], redump[96];
+
+/* cleanup - at exit: the temporary directory and what is in it. */
+static void
+cleanup(void)
+{
+	unlink(file);
+	unlink(redump);
+	rmdir(dir);
+}
 
 /* write_file - p[0..n) as PATH; abort on failure (the fuzzer's own I/O). */
 static void
@@ -82,6 +92,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		snprintf(file, sizeof(file), "%s/mxmoat.conf", dir);
 		snprintf(redump, sizeof(redump), "%s/dump.conf", dir);
+		atexit(cleanup);
 		moat_log_open("fuzz", MOAT_LOG_STDERR, false);
 	}
 	override(data, size);

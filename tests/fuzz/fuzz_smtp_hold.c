@@ -9,7 +9,8 @@
  *
  * Input: byte 0 picks options (bit 0: proxy_bare_newline=normalize, bit 1: spool past 4 KB instead
  * of holding up to 64 KB in memory, bits 2-7: read chunk size - 1); the rest is what the client
- * sends. The key and the table live in a temporary directory made at the first input.
+ * sends. The key and the table live in a temporary directory made at the first input, removed at
+ * exit.
  */
 #include "config.h"
 
@@ -31,6 +32,19 @@
 static struct moat_policy *pols[4];
 static char dir[64];
 
+/* hold_cleanup - at exit: the key, the table and the directory (spooled messages are unlinked). */
+static void
+hold_cleanup(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/key", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/table", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* hold_files - an ed25519 key (mode 600, ours) and a table that signs every From domain. */
 static void
 hold_files(void)
@@ -43,6 +57,7 @@ hold_files(void)
 	snprintf(dir, sizeof(dir), "/tmp/mxmoat-fuzz-hold.XXXXXX");
 	if (mkdtemp(dir) == NULL || (pkey = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519")) == NULL)
 		abort();
+	atexit(hold_cleanup);
 	snprintf(path, sizeof(path), "%s/key", dir);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 ||
 	    (f = fdopen(fd, "w")) == NULL ||
