@@ -372,6 +372,7 @@ rlr_connect(struct px_rlredis *r)
 		redisAsyncFree(ac);
 		return -1;
 	}
+	moat__rlredis_reader_bound(ac->c.reader);
 	ac->data = r;
 	redisAsyncSetConnectCallback(ac, rlr_on_connect);
 	redisAsyncSetDisconnectCallback(ac, rlr_on_disconnect);

@@ -190,6 +190,39 @@ moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan,
 	return 0;
 }
 
+static redisReplyObjectFunctions rlredis_fn; /* hiredis's own, but createArray */
+static void *(*rlredis_create_array)(const redisReadTask *, int);
+static pthread_once_t rlredis_fn_once = PTHREAD_ONCE_INIT;
+static const redisReplyObjectFunctions *rlredis_fn_default;
+
+/* rlredis_array - hiredis's array, or NULL (the reader's "out of memory" error: the connection
+ * goes) for a count no reply of ours has. */
+static void *
+rlredis_array(const redisReadTask *task, int elements)
+{
+	if (elements > MOAT_RL_PLAN_MAX)
+		return NULL;
+	return rlredis_create_array(task, elements);
+}
+
+static void
+rlredis_fn_init(void)
+{
+	rlredis_fn = *rlredis_fn_default;
+	rlredis_create_array = rlredis_fn.createArray;
+	rlredis_fn.createArray = rlredis_array;
+}
+
+void
+moat__rlredis_reader_bound(redisReader *reader)
+{
+	if (reader == NULL || reader->fn == NULL)
+		return;
+	rlredis_fn_default = reader->fn;
+	pthread_once(&rlredis_fn_once, rlredis_fn_init);
+	reader->fn = &rlredis_fn;
+}
+
 bool
 moat__rlredis_noscript(const redisReply *reply)
 {
@@ -279,8 +312,10 @@ rlredis_get(struct moat_rlredis *r, bool *reused, bool *backing_off)
 	if (c != NULL)
 		return c;
 	c = redisConnectWithTimeout(r->host, r->port, r->timeout);
-	if (c != NULL && c->err == 0 && redisSetTimeout(c, r->timeout) == REDIS_OK)
+	if (c != NULL && c->err == 0 && redisSetTimeout(c, r->timeout) == REDIS_OK) {
+		moat__rlredis_reader_bound(c->reader);
 		return c;
+	}
 	if (c != NULL)
 		redisFree(c);
 	pthread_mutex_lock(&r->lock);

@@ -47,5 +47,11 @@ bool moat__rlredis_noscript(const redisReply *reply);
 /* moat__rlredis_backoff - the next back-off after PREV_MS (0: the first): 100 ms doubling to 5 s. */
 unsigned moat__rlredis_backoff(unsigned prev_ms);
 
+/*
+ * moat__rlredis_reader_bound - make READER refuse an array longer than any reply to our script
+ * (MOAT_RL_PLAN_MAX elements) as a protocol error. hiredis 0.14 allocates whatever count the
+ * server announces ("*444444443" is 3.5 GB) before a single element has arrived.
+ */
+void moat__rlredis_reader_bound(redisReader *reader);
 
 #endif /* MOAT_RATELIMIT_REDIS_H */

@@ -80,6 +80,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	moat_ratelimit_plan(rl, (enum moat_rl_event)data[0], &subj, &plan);
 	if ((rd = redisReaderCreate()) == NULL)
 		abort();
+	moat__rlredis_reader_bound(rd); /* as both stores do */
 	if (redisReaderFeed(rd, (const char *)data + 1, size - 1) == REDIS_OK) {
 		while (redisReaderGetReply(rd, &reply) == REDIS_OK && reply != NULL) {
 			memset(res, 0xa5,
