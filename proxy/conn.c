@@ -710,6 +710,12 @@ conn_update(struct conn *c)
 		t = handshake_left(conf, now, c->client.tls_start);
 	else if (c->rl_pending || px_session_backend_waiting(c->s))
 		t = left; /* the backend timer, or the Redis store's own timeout, bounds it */
+	else if (ph == PX_PHASE_GREET && c->work_pending)
+		/* the connect checks' work item (DNS lists) bounds itself; the pause, once over,
+		 * only marks the greeting due (a 0 timer re-armed here would spin the loop) */
+		t = now - c->start >= conf->proxy_greet_pause
+		    ? left
+		    : conf->proxy_greet_pause - (now - c->start);
 	else if (ph == PX_PHASE_GREET)
 		t = conf->proxy_greet_pause;
 	else

@@ -15,6 +15,8 @@
 #include "arc_verify.h"
 #include "auth.h"
 #include "dkim_sign.h"
+#include "dns.h"
+#include "dnsbl.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -151,6 +153,90 @@ check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
 	return MOAT_EVENT_DONE;
 }
 
+/* session_auth_engine - the daemon's engine, made at its first use (an inbound message, a DNS
+ * list lookup); NULL + err. */
+static struct moat_auth_engine *
+session_auth_engine(struct moat_session *s, char *err, size_t errlen)
+{
+	struct moat_auth_engine *e;
+
+	pthread_mutex_lock(&s->pol->lock);
+	if (s->pol->auth == NULL &&
+	    (s->pol->auth = moat_auth_engine_new(s->conf, err, errlen)) != NULL)
+		moat_dns_set_metrics(moat_auth_engine_dns(s->pol->auth), s->pol->metrics);
+	e = s->pol->auth;
+	pthread_mutex_unlock(&s->pol->lock);
+	return e;
+}
+
+/* ---- DNS block and allow lists (dnsbl.c): the client's score at connect ---- */
+
+/* check_dnsbl - ask the lists (a work item: the queries block), unless none is set or the client
+ * is internal or has no known address. */
+static enum moat_event_rc
+check_dnsbl(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
+{
+	(void)st;
+	(void)params;
+	(void)v;
+	if (s->conf->dnsbl == NULL || !s->addr_known ||
+	    moat_cidr_set_match(s->conf->internal_set, &s->addr))
+		return MOAT_EVENT_DONE;
+	s->pending_wait = MOAT_WAIT_WORK;
+	return MOAT_EVENT_PENDING;
+}
+
+/* dnsbl_work - every list at once, within dnsbl_timeout, through the engine's resolver. */
+static void
+dnsbl_work(struct moat_session *s, enum check_stage st)
+{
+	struct moat_auth_engine *e;
+	char err[256] = "";
+
+	(void)st;
+	if ((e = session_auth_engine(s, err, sizeof(err))) == NULL) {
+		moat_log(LOG_ERR, s->id, "dnsbl", "result=failed why=\"%s\"",
+		    err[0] ? err : "out of memory");
+		memset(&s->dnsbl, 0, sizeof(s->dnsbl));
+		s->dnsbl.nfailed = (unsigned)moat_dnsbl_count(s->conf->dnsbl);
+		return;
+	}
+	moat_dnsbl_score(s->conf->dnsbl, moat_auth_engine_dns(e), &s->addr, s->conf->dnsbl_timeout,
+	    &s->dnsbl);
+}
+
+/* dnsbl_answer - the score against dnsbl_threshold: dnsbl_action, and one log line. */
+static void
+dnsbl_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	bool listed = s->dnsbl.score >= s->conf->dnsbl_threshold;
+	enum moat_dnsbl_action act = (enum moat_dnsbl_action)s->conf->dnsbl_action;
+	char zone[MOAT_DNS_NAME_MAX + 1];
+
+	(void)st;
+	(void)answer;
+	moat_log(listed ? LOG_NOTICE : LOG_INFO, s->id, "dnsbl",
+	    "client=%s score=%d hits=%s failed=%u action=%s", s->client_addr, s->dnsbl.score,
+	    s->dnsbl.hits[0] ? s->dnsbl.hits : "-", s->dnsbl.nfailed,
+	    !listed                          ? "pass"
+		: act == MOAT_DNSBL_REJECT   ? "reject"
+		: act == MOAT_DNSBL_TEMPFAIL ? "tempfail"
+					     : "log");
+	if (!listed || act == MOAT_DNSBL_LOG)
+		return;
+	/* postscreen's reply names the first list that hit */
+	snprintf(zone, sizeof(zone), "%.*s", (int)strcspn(s->dnsbl.hits, ","), s->dnsbl.hits);
+	if (act == MOAT_DNSBL_REJECT)
+		moat_verdict_set(v, MOAT_REJECT, 554, "5.7.1", "dnsbl",
+		    "Service unavailable; client [%s] blocked using %s", s->client_addr,
+		    zone[0] ? zone : "DNS lists");
+	else
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.1", "dnsbl",
+		    "Service unavailable; client [%s] listed by %s, try again later",
+		    s->client_addr, zone[0] ? zone : "DNS lists");
+}
+
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
 
 /* session_sign_start - start signing an outbound message, when a signing table is loaded. */
@@ -252,21 +338,6 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 }
 
 /* ---- authentication (auth.c): SPF, DKIM, DMARC on inbound messages, when auth_inbound ---- */
-
-/* session_auth_engine - the daemon's engine, made at the first inbound message; NULL + err. */
-static struct moat_auth_engine *
-session_auth_engine(struct moat_session *s, char *err, size_t errlen)
-{
-	struct moat_auth_engine *e;
-
-	pthread_mutex_lock(&s->pol->lock);
-	if (s->pol->auth == NULL &&
-	    (s->pol->auth = moat_auth_engine_new(s->conf, err, errlen)) != NULL)
-		moat_dns_set_metrics(moat_auth_engine_dns(s->pol->auth), s->pol->metrics);
-	e = s->pol->auth;
-	pthread_mutex_unlock(&s->pol->lock);
-	return e;
-}
 
 /* session_auth_unavailable - the engine could not start: log it; the message gets 451. */
 static void
@@ -637,6 +708,11 @@ const struct moat__check moat__checks[] = {
 	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
 	    .run = check_ratelimit,
 	    .answer = check_ratelimit_answer },
+	{ .name = "dnsbl",
+	    .stages = STAGE_BIT(STAGE_CONNECT),
+	    .run = check_dnsbl,
+	    .answer = dnsbl_answer,
+	    .work = dnsbl_work },
 	{ .name = "dkim_sign",
 	    .start = session_sign_start,
 	    .header = sign_header,

@@ -21,6 +21,7 @@
 #include "conf.h"
 #include "text.h"
 #include "dkim_sign.h"
+#include "dnsbl.h"
 
 #define CONF_BUILTIN "(built-in defaults)"
 #define CONF_CMDLINE "command line"
@@ -339,6 +340,25 @@ conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *va
 		}
 		*(int *)field = idx;
 		return 0;
+	case MOAT_CT_INT: {
+		const char *end;
+		bool neg = value[0] == '-';
+		int64_t iv;
+
+		if (conf_parse_uint64(value + neg, &end, &v) < 0 || *end != '\0' ||
+		    v > (uint64_t)INT32_MAX) {
+			snprintf(err, errlen, "'%s': expected a whole number", value);
+			return -1;
+		}
+		iv = neg ? -(int64_t)v : (int64_t)v;
+		if (iv < (int64_t)key->min || iv > (int64_t)key->max) {
+			snprintf(err, errlen, "'%s' is out of range (%lld to %lld)", value,
+			    (long long)(int64_t)key->min, (long long)(int64_t)key->max);
+			return -1;
+		}
+		*(int *)field = (int)iv;
+		return 0;
+	}
 	case MOAT_CT_UINT:
 	case MOAT_CT_SIZE:
 	case MOAT_CT_TIME:
@@ -553,6 +573,11 @@ conf_finish(struct moat_conf *conf, char *err, size_t errlen)
 	 * leaves the running snapshot in place on reload (dkim_sign.c). */
 	if (moat_signer_load(conf, &conf->signer, err, errlen) < 0)
 		return -1;
+	conf->dnsbl = moat_dnsbl_parse(conf->dnsbl_sites, msg, sizeof(msg));
+	if (conf->dnsbl == NULL && msg[0] != '\0') {
+		snprintf(err, errlen, "%s: dnsbl_sites: %s", conf->source, msg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -566,6 +591,7 @@ conf_free(struct moat_conf *conf)
 	moat_cidr_set_free(conf->internal_set);
 	moat_cidr_set_free(conf->proxy_inbound_set);
 	moat_signer_free(conf->signer);
+	moat_dnsbl_free(conf->dnsbl);
 	free(conf->source);
 	free(conf);
 }
@@ -703,6 +729,9 @@ conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, c
 	case MOAT_CT_UINT:
 	case MOAT_CT_TIME:
 		conf_format_number(key->type, *(const unsigned *)field, buf, len);
+		return buf;
+	case MOAT_CT_INT:
+		snprintf(buf, len, "%d", *(const int *)field);
 		return buf;
 	}
 	return "";

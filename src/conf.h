@@ -19,6 +19,7 @@
 #include "cidr.h"
 
 struct moat_signer;
+struct moat_dnsbl;
 
 #define MOAT_CONF_ERR_MAX 512 /* room for one "file:line: key: what is wrong" message */
 #define MOAT_CONF_LINE_MAX 4096 /* longest line accepted in a config file */
@@ -31,6 +32,7 @@ enum moat_conf_type {
 	MOAT_CT_TIME, /* unsigned: milliseconds, written with ms/s/m/h/d suffix (bare = seconds) */
 	MOAT_CT_BOOL, /* bool: yes/no, true/false, on/off, 1/0 */
 	MOAT_CT_ENUM, /* int: index into the '|'-separated allowed values */
+	MOAT_CT_INT, /* int: decimal with an optional '-'; min and max are int64_t values */
 };
 
 /* Which programs read a key; used by --dump-config and the man page. */
@@ -142,6 +144,13 @@ enum moat_backend_client {
 	MOAT_PASS_PROXY_V1,
 	MOAT_PASS_PROXY_V2
 };
+/* dnsbl_action: what a client whose score reaches dnsbl_threshold gets */
+enum moat_dnsbl_action {
+	MOAT_DNSBL_REJECT = 0, /* 554 5.7.1 naming the zone, closed */
+	MOAT_DNSBL_TEMPFAIL, /* 421 4.7.1, closed */
+	MOAT_DNSBL_LOG, /* the log line only */
+};
+
 /* proxy_backend_connect: at the first MAIL, or at accept */
 enum moat_backend_connect {
 	MOAT_BCONN_MAIL = 0,
@@ -249,6 +258,12 @@ struct moat_conf {
 	unsigned ratelimit_max_entries;
 	unsigned ratelimit_log_interval; /* ms */
 
+	/* DNS block and allow lists (dnsbl.c; the check in checks.c) */
+	char *dnsbl_sites; /* postscreen's syntax; "" = off */
+	int dnsbl_threshold;
+	int dnsbl_action; /* enum moat_dnsbl_action */
+	unsigned dnsbl_timeout; /* ms */
+
 	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
 	bool auth_inbound; /* run the engine on inbound mail */
 	unsigned dkim_max_signatures;
@@ -299,6 +314,7 @@ struct moat_conf {
 	struct moat_cidr_set *internal_set;
 	struct moat_cidr_set *proxy_inbound_set; /* proxy_inbound_proxy_networks */
 	struct moat_signer *signer; /* dkim_signing_table loaded, keys and all; NULL: no signing */
+	struct moat_dnsbl *dnsbl; /* dnsbl_sites parsed; NULL: no list */
 };
 
 /* The key table and its length (conf_table.c). */

@@ -13,6 +13,7 @@
 #include "ratelimit.h"
 #include "dkim_sign.h"
 #include "dmarc_report.h"
+#include "dnsbl.h"
 
 #define OFF(field) offsetof(struct moat_conf, field)
 
@@ -35,6 +36,11 @@
 #define K_BOOL(name, def, scope, doc) \
 	{ \
 #name, MOAT_CT_BOOL, OFF(name), def, 0, 1, NULL, NULL, scope, doc \
+	}
+#define K_INT(name, def, min, max, scope, doc) \
+	{ \
+#name, MOAT_CT_INT, OFF(name), def, (uint64_t)(int64_t)(min), \
+		    (uint64_t)(int64_t)(max), NULL, NULL, scope, doc \
 	}
 #define K_ENUM(name, def, allowed, scope, doc) \
 	{ \
@@ -227,6 +233,16 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "buckets the embedded store keeps; past it the least recently used is forgotten"),
 	K_TIME(ratelimit_log_interval, "60s", 1 * SEC, 3600 * SEC, MOAT_CK_ALL,
 	    "a refused key, or an unreachable Redis, is logged at most once per this interval"),
+
+	/* DNS block and allow lists */
+	K_STR(dnsbl_sites, "", moat_dnsbl_check, MOAT_CK_ALL,
+	    "DNS block and allow lists asked at connect, zone[=FILTER][*WEIGHT] as postscreen_dnsbl_sites; empty: none"),
+	K_INT(dnsbl_threshold, "1", -100000, 100000, MOAT_CK_ALL,
+	    "a client whose summed weights reach this score gets dnsbl_action"),
+	K_ENUM(dnsbl_action, "reject", "reject|tempfail|log", MOAT_CK_ALL,
+	    "at dnsbl_threshold: reject (554 5.7.1 naming the zone), tempfail (421 4.7.1), both closing, or log only"),
+	K_TIME(dnsbl_timeout, "5s", 100, 60 * SEC, MOAT_CK_ALL,
+	    "how long all DNS list queries of one client may take; a list that has not answered by then counts nothing"),
 
 	/* DKIM verification and DMARC */
 	K_BOOL(auth_inbound, "yes", MOAT_CK_ALL,

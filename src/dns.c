@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <pthread.h>
@@ -58,10 +59,12 @@ struct moat_dns {
 	struct moat_metrics *metrics; /* query times; NULL: not counted */
 };
 
-/* One query in flight; lives on its caller's stack. */
+/* One query in flight; lives in its caller's frame. */
 struct pending {
 	struct moat_dns *dns;
+	bool sent; /* handed to libunbound under id */
 	bool done;
+	int id;
 	int err;
 	struct ub_result *result;
 };
@@ -466,6 +469,16 @@ ub_done(void *arg, int err, struct ub_result *result)
 	pthread_mutex_unlock(&p->dns->lock);
 }
 
+/* ub_all_done - has every query of P[0..n) that was sent its answer? Under dns->lock. */
+static bool
+ub_all_done(const struct pending *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].sent && !p[i].done)
+			return false;
+	return true;
+}
+
 /* now_ms - a monotonic clock in milliseconds. */
 static long long
 now_ms(void)
@@ -586,44 +599,31 @@ present_name(const char *name, char *out, size_t outlen)
 }
 
 /*
- * ub_query - resolve with a deadline (see the file comment for the locking) and remember the
- * answer for its TTL under LNAME (NAME lower-cased, no trailing dot).
+ * dns_wait - wait for the answers of the queries sent in P[0..n) until DEADLINE, then cancel those
+ * still out (see the file comment for the locking).
  */
-static enum moat_dns_status
-ub_query(struct moat_dns *dns, const char *name, const char *lname, enum moat_dns_type type,
-    struct moat_dns_answer *a)
+static void
+dns_wait(struct moat_dns *dns, struct pending *p, size_t n, long long deadline)
 {
-	struct pending p = { .dns = dns };
-	long long deadline = now_ms() + dns->timeout_ms;
-	enum moat_dns_status st;
-	char pres[MOAT_DNS_NAME_MAX * 4 + 2];
-	int id = 0, rc;
-	bool done;
-
-	present_name(name, pres, sizeof(pres));
-	rc = ub_resolve_async(dns->ub, pres, (int)type, 1, &p, ub_done, &id);
-	if (rc != 0)
-		return answer_fail(a, MOAT_DNS_TEMPFAIL);
 	for (;;) {
 		long long left;
+		bool done;
 
 		pthread_mutex_lock(&dns->lock);
-		done = p.done;
+		done = ub_all_done(p, n);
 		pthread_mutex_unlock(&dns->lock);
 		if (done)
-			break;
+			return;
 		left = deadline - now_ms();
 		if (left <= 0) {
 			pthread_mutex_lock(&dns->proc_lock);
 			pthread_mutex_lock(&dns->lock);
-			done = p.done;
+			for (size_t i = 0; i < n; i++)
+				if (p[i].sent && !p[i].done)
+					ub_cancel(dns->ub, p[i].id);
 			pthread_mutex_unlock(&dns->lock);
-			if (!done)
-				ub_cancel(dns->ub, id);
 			pthread_mutex_unlock(&dns->proc_lock);
-			if (done)
-				break;
-			return answer_fail(a, MOAT_DNS_TEMPFAIL);
+			return;
 		}
 		if (left > 50)
 			left = 50;
@@ -642,46 +642,130 @@ ub_query(struct moat_dns *dns, const char *name, const char *lname, enum moat_dn
 			ts.tv_sec += ts.tv_nsec / 1000000000L;
 			ts.tv_nsec %= 1000000000L;
 			pthread_mutex_lock(&dns->lock);
-			if (!p.done)
+			if (!ub_all_done(p, n))
 				pthread_cond_timedwait(&dns->cond, &dns->lock, &ts);
 			pthread_mutex_unlock(&dns->lock);
 		}
 	}
-	if (p.err != 0 || p.result == NULL) {
-		ub_resolve_free(p.result);
+}
+
+/* ub_finish - the answer of a query that dns_wait gave up on or got, remembered for its TTL
+ * under LNAME (the name lower-cased, no trailing dot). */
+static enum moat_dns_status
+ub_finish(struct moat_dns *dns, struct pending *p, const char *lname, enum moat_dns_type type,
+    struct moat_dns_answer *a)
+{
+	enum moat_dns_status st;
+
+	if (!p->done || p->err != 0 || p->result == NULL) {
+		ub_resolve_free(p->result);
 		return answer_fail(a, MOAT_DNS_TEMPFAIL);
 	}
-	st = convert_result(p.result, type, a);
+	st = convert_result(p->result, type, a);
 	/* libunbound's ttl: the answer's, or for NXDOMAIN/NODATA the SOA's negative TTL (0 if
 	 * there was no SOA: not cached). A bogus result's ttl is untrusted; it is TEMPFAIL here. */
-	if (p.result->ttl > 0)
-		moat__dns_cache_put(dns->cache, lname, type, a, (unsigned)p.result->ttl, now_ms());
-	ub_resolve_free(p.result);
+	if (p->result->ttl > 0)
+		moat__dns_cache_put(dns->cache, lname, type, a, (unsigned)p->result->ttl, now_ms());
+	ub_resolve_free(p->result);
 	return st;
+}
+
+/* dns_deadline - TIMEOUT_MS from now; no deadline for 0 (a fixture without delay). */
+static long long
+dns_deadline(unsigned timeout_ms)
+{
+	return timeout_ms > 0 ? now_ms() + timeout_ms : LLONG_MAX;
+}
+
+/* dns_lname - one question's cache key, in the batch's array of keys. */
+typedef char dns_lname[MOAT_DNS_NAME_MAX + 2];
+
+/*
+ * dns_ask - the questions Q[0..n) until DEADLINE: invalid names fail at once, the fixture answers
+ * in turn, the cache answers what it holds, and libunbound gets the rest all at once. P and LNAME
+ * have room for n entries.
+ */
+static void
+dns_ask(struct moat_dns *dns, struct moat_dns_q *q, size_t n, long long deadline, struct pending *p,
+    dns_lname *lname)
+{
+	char pres[MOAT_DNS_NAME_MAX * 4 + 2];
+	uint64_t t0 = moat_metrics_now_ns();
+	bool asked =
+	    false; /* timed: only what leaves the process (or stands for it, in a fixture) */
+
+	for (size_t i = 0; i < n; i++) {
+		struct moat_dns_answer *a = &q[i].answer;
+
+		memset(a, 0, sizeof(*a));
+		p[i] = (struct pending){ .dns = dns };
+		if (!moat_dns_name_valid(q[i].name)) {
+			answer_fail(a, MOAT_DNS_PERMFAIL);
+		} else if (dns->fixture) {
+			asked = true;
+			if (now_ms() < deadline)
+				fixture_query(dns, q[i].name, q[i].type, a);
+			else
+				answer_fail(a, MOAT_DNS_TEMPFAIL);
+		} else {
+			lower_name(q[i].name, lname[i], sizeof(lname[i]));
+			if (moat__dns_cache_get(dns->cache, lname[i], q[i].type, now_ms(), a))
+				continue;
+			present_name(q[i].name, pres, sizeof(pres));
+			if (ub_resolve_async(dns->ub, pres, (int)q[i].type, 1, &p[i], ub_done,
+				&p[i].id) == 0)
+				asked = p[i].sent = true;
+			else
+				answer_fail(a, MOAT_DNS_TEMPFAIL);
+		}
+	}
+	if (!dns->fixture) {
+		dns_wait(dns, p, n, deadline);
+		for (size_t i = 0; i < n; i++)
+			if (p[i].sent)
+				ub_finish(dns, &p[i], lname[i], q[i].type, &q[i].answer);
+	}
+	if (asked) /* a batch counts once, for its wall time */
+		moat_metrics_observe(dns->metrics, MOAT_METRICS_DNS, moat_metrics_now_ns() - t0);
 }
 
 enum moat_dns_status
 moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer)
 {
-	char lname[MOAT_DNS_NAME_MAX + 2];
-	enum moat_dns_status st;
-	uint64_t t0;
+	struct moat_dns_q q = { .name = name, .type = type };
+	struct pending p;
+	dns_lname lname;
 
-	memset(answer, 0, sizeof(*answer));
-	if (dns == NULL)
+	if (dns == NULL) {
+		memset(answer, 0, sizeof(*answer));
 		return answer_fail(answer, MOAT_DNS_TEMPFAIL);
-	if (!moat_dns_name_valid(name))
-		return answer_fail(answer, MOAT_DNS_PERMFAIL);
-	lower_name(name, lname, sizeof(lname));
-	if (!dns->fixture && moat__dns_cache_get(dns->cache, lname, type, now_ms(), answer))
-		return answer->status;
-	/* timed: the queries that leave the process (or stand for one, in a fixture) */
-	t0 = moat_metrics_now_ns();
-	st = dns->fixture ? fixture_query(dns, name, type, answer)
-			  : ub_query(dns, name, lname, type, answer);
-	moat_metrics_observe(dns->metrics, MOAT_METRICS_DNS, moat_metrics_now_ns() - t0);
-	return st;
+	}
+	dns_ask(dns, &q, 1, dns_deadline(dns->timeout_ms), &p, &lname);
+	*answer = q.answer;
+	return answer->status;
+}
+
+void
+moat_dns_query_batch(struct moat_dns *dns, struct moat_dns_q *q, size_t n, unsigned timeout_ms)
+{
+	struct pending *p;
+	dns_lname *lname;
+
+	if (dns != NULL && timeout_ms == 0)
+		timeout_ms = dns->timeout_ms;
+	p = calloc(n > 0 ? n : 1, sizeof(*p));
+	lname = calloc(n > 0 ? n : 1, sizeof(*lname));
+	if (dns == NULL || p == NULL || lname == NULL) {
+		for (size_t i = 0; i < n; i++) {
+			memset(&q[i].answer, 0, sizeof(q[i].answer));
+			answer_fail(&q[i].answer, MOAT_DNS_TEMPFAIL);
+		}
+	} else {
+		dns_ask(dns, q, n, dns_deadline(timeout_ms), p, lname);
+	}
+	free(p);
+	free(lname);
 }
 
 void

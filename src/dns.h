@@ -113,6 +113,21 @@ struct moat_metrics;
  * the first query. */
 void moat_dns_set_metrics(struct moat_dns *dns, struct moat_metrics *m);
 
+/* One question of a batch (moat_dns_query_batch): name and type in, answer out. */
+struct moat_dns_q {
+	const char *name; /* borrowed for the call */
+	enum moat_dns_type type;
+	struct moat_dns_answer answer; /* the caller releases it with moat_dns_answer_clear() */
+};
+
+/*
+ * moat_dns_query_batch - ask N questions at once and wait for their answers, all within
+ * TIMEOUT_MS (0: the resolver's per-query timeout); a question unanswered by then is
+ * MOAT_DNS_TEMPFAIL. Answers come from and go to the answer cache like moat_dns_query's.
+ */
+void moat_dns_query_batch(struct moat_dns *dns, struct moat_dns_q *q, size_t n,
+    unsigned timeout_ms);
+
 struct moat_dns_cache_stats;
 
 /*

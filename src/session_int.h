@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cidr.h"
+#include "dnsbl.h"
 #include "policy.h"
 #include "ratelimit.h"
 
@@ -65,6 +66,8 @@ struct moat_session {
 	unsigned errors;
 	unsigned junk;
 	unsigned messages;
+
+	struct moat_dnsbl_score dnsbl; /* the DNS lists' answer about the client (connect) */
 
 	/* a stage waiting on the front-end (moat_session_pending, moat_session_resume) */
 	bool pending;

@@ -784,3 +784,62 @@ Test(policy, reload_swaps_the_front_end_part_with_the_snapshot)
 	moat_policy_free(pol);
 	cr_assert_eq(fake_fe_freed, 2, "the policy releases its part");
 }
+
+/* dnsbl_policy - DNS lists asked through a resolver where nothing answers, within 200 ms. */
+static struct moat_policy *
+dnsbl_policy(unsigned flags)
+{
+	struct moat_conf_override ov[] = { { "dnsbl_sites", "bl.example.org" },
+		{ "dns_resolver", "127.0.0.1@9" }, { "dnsbl_timeout", "200ms" },
+		{ "internal_networks", "198.51.100.0/24" } };
+	char err[MOAT_CONF_ERR_MAX];
+	struct moat_conf *conf = moat_conf_load(NULL, ov, 4, err, sizeof(err));
+	struct moat_policy *pol;
+
+	cr_assert_not_null(conf, "%s", err);
+	pol = moat_policy_new(conf, flags, err, sizeof(err));
+	cr_assert_not_null(pol, "%s", err);
+	moat_conf_unref(conf);
+	return pol;
+}
+
+Test(policy, dnsbl_waits_on_a_work_item_then_resumes)
+{
+	struct moat_policy *pol = dnsbl_policy(0);
+	struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+	struct moat_session *s = moat_session_new(pol, &c);
+	struct moat_verdict v;
+
+	cr_assert_eq(moat_session_pending(s), MOAT_WAIT_NONE, "nothing pending yet");
+	cr_assert_eq(moat_session_connect(s, &v), MOAT_EVENT_PENDING);
+	cr_assert_eq(moat_session_pending(s), MOAT_WAIT_WORK);
+	cr_assert_null(moat_session_pending_plan(s), "no rate-limit plan with a work item");
+	moat_session_work(s);
+	cr_assert_eq(moat_session_resume(s, NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "no list answered: nothing counts");
+	cr_assert_eq(moat_session_pending(s), MOAT_WAIT_NONE, "nothing pending after the resume");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, dnsbl_not_asked_for_internal_clients)
+{
+	struct moat_policy *pol = dnsbl_policy(0);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "198.51.100.7", &v);
+
+	expect(&v, MOAT_CONTINUE, 0, "", false, "internal: no work item");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, dnsbl_work_runs_inline_when_the_front_end_may_block)
+{
+	struct moat_policy *pol = dnsbl_policy(MOAT_POLICY_MAY_BLOCK);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	expect(&v, MOAT_CONTINUE, 0, "", false, "answered at once");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
