@@ -261,7 +261,8 @@ px__data_received(struct px_session *s)
 	char buf[PX_RECEIVED_MAX];
 	struct px_received r = {
 		.helo = px__helo(s),
-		.name = s->client_name,
+		.name = moat_session_iprev_name(s->ms) ? moat_session_iprev_name(s->ms)
+						       : s->client_name,
 		.addr = s->client_addr,
 		.by = s->conf->authserv_id,
 		.id = moat_session_id(s->ms),

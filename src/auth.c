@@ -50,6 +50,8 @@ struct moat_auth_msg {
 	struct moat_auth_engine *e;
 	const struct moat_conf *conf;
 	char *client_addr, *helo, *mail_from;
+	const char *iprev; /* static, or NULL */
+	const char *iprev_name; /* borrowed from the session, or NULL */
 	struct moat_dkim_msg *dkim;
 	struct name_count ar_names[NAME_VARIANTS]; /* A-R field names seen, with counts */
 	bool eom_done;
@@ -166,6 +168,8 @@ moat_auth_msg_new(struct moat_auth_engine *e, const struct moat_conf *conf,
 	m->e = e;
 	m->conf = conf;
 	m->client_addr = env->client_addr ? strdup(env->client_addr) : NULL;
+	m->iprev = env->iprev;
+	m->iprev_name = env->iprev_name;
 	m->helo = dup_or_empty(env->helo);
 	m->mail_from = dup_or_empty(env->mail_from);
 	m->dkim = moat_dkim_msg_new(e->dkim);
@@ -387,6 +391,13 @@ build_authres(struct moat_auth_msg *m)
 		snprintf(c, sizeof(c), "override trusted_forwarder: arc sealed by %s",
 		    r->arc->hop[r->arc_override - 1].sealer);
 		moat_authres_comment(&ar, c);
+	}
+	/* RFC 8601 2.7.3: the address whose reverse name was checked, and the name it confirmed */
+	if (m->iprev != NULL && m->client_addr != NULL) {
+		moat_authres_method(&ar, "iprev", m->iprev, NULL);
+		moat_authres_prop(&ar, "policy", "iprev", m->client_addr);
+		if (m->iprev_name != NULL)
+			moat_authres_comment(&ar, m->iprev_name);
 	}
 	if (moat_authres_finish(&ar) < 0) {
 		/* cannot happen with MOAT_DKIM_SIGS_MAX signatures of bounded fields; be safe */

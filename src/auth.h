@@ -38,6 +38,9 @@ struct moat_auth_env {
 	const char *client_addr; /* numeric; NULL: SPF is none */
 	const char *helo; /* NULL or "" if not given */
 	const char *mail_from; /* without angle brackets; "" null sender */
+	const char *iprev; /* the client's iprev result (RFC 8601 2.7.3), a static name; NULL: not
+	                      looked up */
+	const char *iprev_name; /* the name it confirmed, or NULL (borrowed for the message) */
 };
 
 struct moat_auth_forged {

@@ -17,6 +17,7 @@
 #include "dkim_sign.h"
 #include "dns.h"
 #include "dnsbl.h"
+#include "iprev.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -186,22 +187,28 @@ check_dnsbl(struct moat_session *s, enum check_stage st, const char *params, str
 	return MOAT_EVENT_PENDING;
 }
 
+/* session_dns - the engine's resolver for a work item; NULL, logged under WHAT, when the engine
+ * cannot start (the DNS layer then fails every query of the item temporarily). */
+static struct moat_dns *
+session_dns(struct moat_session *s, const char *what)
+{
+	char err[256] = "";
+	struct moat_auth_engine *e = session_auth_engine(s, err, sizeof(err));
+
+	if (e == NULL) {
+		moat_log(LOG_ERR, s->id, what, "result=failed why=\"%s\"",
+		    err[0] ? err : "out of memory");
+		return NULL;
+	}
+	return moat_auth_engine_dns(e);
+}
+
 /* dnsbl_work - every list at once, within dnsbl_timeout, through the engine's resolver. */
 static void
 dnsbl_work(struct moat_session *s, enum check_stage st)
 {
-	struct moat_auth_engine *e;
-	char err[256] = "";
-
 	(void)st;
-	if ((e = session_auth_engine(s, err, sizeof(err))) == NULL) {
-		moat_log(LOG_ERR, s->id, "dnsbl", "result=failed why=\"%s\"",
-		    err[0] ? err : "out of memory");
-		memset(&s->dnsbl, 0, sizeof(s->dnsbl));
-		s->dnsbl.nfailed = (unsigned)moat_dnsbl_count(s->conf->dnsbl);
-		return;
-	}
-	moat_dnsbl_score(s->conf->dnsbl, moat_auth_engine_dns(e), &s->addr, s->conf->dnsbl_timeout,
+	moat_dnsbl_score(s->conf->dnsbl, session_dns(s, "dnsbl"), &s->addr, s->conf->dnsbl_timeout,
 	    &s->dnsbl);
 }
 
@@ -235,6 +242,72 @@ dnsbl_answer(struct moat_session *s, enum check_stage st, const struct moat_verd
 		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.1", "dnsbl",
 		    "Service unavailable; client [%s] listed by %s, try again later",
 		    s->client_addr, zone[0] ? zone : "DNS lists");
+}
+
+/* ---- iprev (iprev.c): the client's forward-confirmed reverse DNS, at the first inbound MAIL ---- */
+
+/* iprev_loopback - a loopback client has no reverse name worth a lookup (localhost). */
+static bool
+iprev_loopback(const struct moat_addr *a)
+{
+	static const uint8_t v6_loopback[16] = { [15] = 1 };
+
+	return a->v4 ? a->bytes[12] == 127 : memcmp(a->bytes, v6_loopback, 16) == 0;
+}
+
+/* iprev_verdict - with iprev_action = reject, a client without a confirmed name is refused
+ * (RFC 7372: 5.7.25 reverse DNS validation failed; 4.7.25 while DNS fails). */
+static void
+iprev_verdict(struct moat_session *s, struct moat_verdict *v)
+{
+	if (s->conf->iprev_action != MOAT_IPREV_ACT_REJECT || s->iprev.result == MOAT_IPREV_PASS)
+		return;
+	if (s->iprev.result == MOAT_IPREV_TEMPERROR)
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.25", "iprev",
+		    "Reverse DNS of [%s] cannot be checked now, try again later", s->client_addr);
+	else
+		moat_verdict_set(v, MOAT_REJECT, 550, "5.7.25", "iprev",
+		    "Reverse DNS validation failed for [%s]", s->client_addr);
+}
+
+/* check_iprev - look the client up once a session, for inbound mail when the result is used: in
+ * our Authentication-Results (auth_inbound) or required (iprev_action = reject). */
+static enum moat_event_rc
+check_iprev(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
+{
+	enum moat_iprev_action act = (enum moat_iprev_action)s->conf->iprev_action;
+
+	(void)st;
+	(void)params;
+	if (act == MOAT_IPREV_ACT_NONE || s->direction != MOAT_INBOUND || !s->addr_known ||
+	    iprev_loopback(&s->addr) || (act == MOAT_IPREV_ACT_TAG && !s->conf->auth_inbound))
+		return MOAT_EVENT_DONE;
+	if (s->iprev.result == MOAT_IPREV_NONE) {
+		s->pending_wait = MOAT_WAIT_WORK;
+		return MOAT_EVENT_PENDING;
+	}
+	iprev_verdict(s, v);
+	return MOAT_EVENT_DONE;
+}
+
+/* iprev_work - the PTR lookup and the forward lookups of its names. */
+static void
+iprev_work(struct moat_session *s, enum check_stage st)
+{
+	(void)st;
+	moat_iprev_check(session_dns(s, "iprev"), &s->addr, &s->iprev);
+}
+
+/* iprev_answer - one log line, then iprev_action. */
+static void
+iprev_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	(void)st;
+	(void)answer;
+	moat_log(LOG_INFO, s->id, "iprev", "client=%s result=%s name=%s", s->client_addr,
+	    moat_iprev_result_name(s->iprev.result), s->iprev.name[0] ? s->iprev.name : "-");
+	iprev_verdict(s, v);
 }
 
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
@@ -413,7 +486,10 @@ session_auth_start(struct moat_session *s)
 {
 	if (s->direction == MOAT_INBOUND && s->conf->auth_inbound) {
 		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
-			s->mail_from ? s->mail_from : "" };
+			s->mail_from ? s->mail_from : "",
+			s->iprev.result != MOAT_IPREV_NONE ? moat_iprev_result_name(s->iprev.result)
+							   : NULL,
+			moat_session_iprev_name(s) };
 		char err[256] = "";
 		struct moat_auth_engine *e = session_auth_engine(s, err, sizeof(err));
 		if (e == NULL || (s->auth = moat_auth_msg_new(e, s->conf, &env)) == NULL)
@@ -713,6 +789,11 @@ const struct moat__check moat__checks[] = {
 	    .run = check_dnsbl,
 	    .answer = dnsbl_answer,
 	    .work = dnsbl_work },
+	{ .name = "iprev",
+	    .stages = STAGE_BIT(STAGE_MAIL),
+	    .run = check_iprev,
+	    .answer = iprev_answer,
+	    .work = iprev_work },
 	{ .name = "dkim_sign",
 	    .start = session_sign_start,
 	    .header = sign_header,

@@ -151,6 +151,14 @@ enum moat_dnsbl_action {
 	MOAT_DNSBL_LOG, /* the log line only */
 };
 
+/* iprev_action: the client's forward-confirmed reverse DNS, unused, in our Authentication-Results
+ * (and the proxy's Received field), or also required */
+enum moat_iprev_action {
+	MOAT_IPREV_ACT_NONE = 0,
+	MOAT_IPREV_ACT_TAG,
+	MOAT_IPREV_ACT_REJECT,
+};
+
 /* proxy_backend_connect: at the first MAIL, or at accept */
 enum moat_backend_connect {
 	MOAT_BCONN_MAIL = 0,
@@ -263,6 +271,7 @@ struct moat_conf {
 	int dnsbl_threshold;
 	int dnsbl_action; /* enum moat_dnsbl_action */
 	unsigned dnsbl_timeout; /* ms */
+	int iprev_action; /* enum moat_iprev_action */
 
 	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
 	bool auth_inbound; /* run the engine on inbound mail */

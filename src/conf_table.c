@@ -243,6 +243,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "at dnsbl_threshold: reject (554 5.7.1 naming the zone), tempfail (421 4.7.1), both closing, or log only"),
 	K_TIME(dnsbl_timeout, "5s", 100, 60 * SEC, MOAT_CK_ALL,
 	    "how long all DNS list queries of one client may take; a list that has not answered by then counts nothing"),
+	K_ENUM(iprev_action, "tag", "none|tag|reject", MOAT_CK_ALL,
+	    "the client's forward-confirmed reverse DNS (iprev): not looked up, in our Authentication-Results, or also required (550 5.7.25 at MAIL)"),
 
 	/* DKIM verification and DMARC */
 	K_BOOL(auth_inbound, "yes", MOAT_CK_ALL,

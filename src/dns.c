@@ -729,6 +729,31 @@ dns_ask(struct moat_dns *dns, struct moat_dns_q *q, size_t n, long long deadline
 		moat_metrics_observe(dns->metrics, MOAT_METRICS_DNS, moat_metrics_now_ns() - t0);
 }
 
+int
+moat_dns_reverse_name(const struct moat_addr *addr, const char *suffix, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	int n;
+
+	if (addr->v4) {
+		const uint8_t *b = addr->bytes + 12;
+
+		n = snprintf(out, len, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], suffix);
+		return n < 0 || (size_t)n >= len ? -1 : 0;
+	}
+	if (len < 64 + strlen(suffix) + 1)
+		return -1;
+	for (int k = 15; k >= 0; k--) {
+		out[o++] = hex[addr->bytes[k] & 15];
+		out[o++] = '.';
+		out[o++] = hex[addr->bytes[k] >> 4];
+		out[o++] = '.';
+	}
+	memcpy(out + o, suffix, strlen(suffix) + 1);
+	return 0;
+}
+
 enum moat_dns_status
 moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer)

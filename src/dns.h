@@ -145,6 +145,14 @@ void moat_dns_free(struct moat_dns *dns);
 /* moat_dns_status_name - "ok", "nxdomain", "nodata", "tempfail", "permfail". */
 const char *moat_dns_status_name(enum moat_dns_status status);
 
+struct moat_addr;
+/*
+ * moat_dns_reverse_name - ADDR's octets (IPv4) or nibbles (IPv6, RFC 3596 2.5) reversed, then
+ * ".SUFFIX": "10.2.0.192.in-addr.arpa", or a DNS list's zone (RFC 5782 2.1, 2.4). 0, or -1
+ * when it does not fit LEN.
+ */
+int moat_dns_reverse_name(const struct moat_addr *addr, const char *suffix, char *out, size_t len);
+
 /* moat_dns_name_valid - does NAME pass the query-name check moat_dns_query applies? */
 bool moat_dns_name_valid(const char *name);
 

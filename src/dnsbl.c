@@ -203,29 +203,7 @@ int
 moat_dnsbl_query_name(const struct moat_dnsbl *bl, size_t i, const struct moat_addr *addr,
     char *out, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	char rev[80];
-	size_t o = 0;
-	int n;
-
-	if (addr->v4) {
-		const uint8_t *b = addr->bytes + 12;
-
-		n = snprintf(rev, sizeof(rev), "%u.%u.%u.%u", b[3], b[2], b[1], b[0]);
-		if (n < 0 || (size_t)n >= sizeof(rev))
-			return -1;
-	} else {
-		/* RFC 5782 2.4: the address's 32 nibbles, least significant first */
-		for (int k = 15; k >= 0; k--) {
-			rev[o++] = hex[addr->bytes[k] & 15];
-			rev[o++] = '.';
-			rev[o++] = hex[addr->bytes[k] >> 4];
-			rev[o++] = '.';
-		}
-		rev[o - 1] = '\0';
-	}
-	n = snprintf(out, len, "%s.%s", rev, bl->site[i].zone);
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+	return moat_dns_reverse_name(addr, bl->site[i].zone, out, len);
 }
 
 bool

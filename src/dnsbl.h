@@ -57,7 +57,7 @@ struct moat_dnsbl_score {
 
 /*
  * moat_dnsbl_score - ask every site about ADDR through DNS, all queries at once, within
- * TIMEOUT_MS in all, and sum the weights of the hits into *out.
+ * TIMEOUT_MS in all, and sum the weights of the hits into *out. DNS NULL: every list failed.
  */
 void moat_dnsbl_score(const struct moat_dnsbl *bl, struct moat_dns *dns,
     const struct moat_addr *addr, unsigned timeout_ms, struct moat_dnsbl_score *out);

@@ -335,6 +335,12 @@ moat_session_tls_info(const struct moat_session *s)
 	return &s->tls;
 }
 
+const char *
+moat_session_iprev_name(const struct moat_session *s)
+{
+	return s->iprev.result == MOAT_IPREV_PASS ? s->iprev.name : NULL;
+}
+
 void
 moat_session_helo(struct moat_session *s, const char *helo, bool esmtp, struct moat_verdict *v)
 {

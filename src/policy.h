@@ -230,6 +230,9 @@ void moat_session_free(struct moat_session *s);
 const struct moat_conf *moat_session_conf(const struct moat_session *s); /* borrowed */
 struct moat_metrics *moat_session_metrics(const struct moat_session *s); /* borrowed */
 const char *moat_session_id(const struct moat_session *s); /* valid until free */
+/* moat_session_iprev_name - the client's forward-confirmed reverse name (iprev=pass), once the
+ * first inbound MAIL has looked it up; NULL otherwise (borrowed, valid until free). */
+const char *moat_session_iprev_name(const struct moat_session *s);
 
 void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
     struct moat_verdict *v);

@@ -13,6 +13,7 @@
 
 #include "cidr.h"
 #include "dnsbl.h"
+#include "iprev.h"
 #include "policy.h"
 #include "ratelimit.h"
 
@@ -68,6 +69,7 @@ struct moat_session {
 	unsigned messages;
 
 	struct moat_dnsbl_score dnsbl; /* the DNS lists' answer about the client (connect) */
+	struct moat_iprev iprev; /* the client's reverse DNS, looked up at the first inbound MAIL */
 
 	/* a stage waiting on the front-end (moat_session_pending, moat_session_resume) */
 	bool pending;

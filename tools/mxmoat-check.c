@@ -273,7 +273,7 @@ check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *cl
     const char *helo, const char *mail_from, const struct moat_spf_result *mf,
     const struct moat_spf_result *he, const char *msg, size_t len, bool explain)
 {
-	struct moat_auth_env env = { client, helo, mail_from };
+	struct moat_auth_env env = { .client_addr = client, .helo = helo, .mail_from = mail_from };
 	struct moat_auth_engine *e = moat_auth_engine_new_dns(dns, conf, 0);
 	struct moat_auth_msg *am = NULL;
 	struct moat_arc_msg *arc = NULL;

@@ -88,7 +88,7 @@ main(int argc, char **argv)
 	};
 	struct moat_conf_override ov[OVERRIDES_MAX];
 	size_t nov = 0, len = 0, cap = 1 << 16;
-	struct moat_auth_env env = { "192.0.2.1", "", "" };
+	struct moat_auth_env env = { .client_addr = "192.0.2.1", .helo = "", .mail_from = "" };
 	char err[MOAT_CONF_ERR_MAX], *msg;
 	struct moat_conf *conf;
 	struct moat_auth_engine *e;

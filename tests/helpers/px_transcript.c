@@ -497,7 +497,8 @@ still_clock(void *arg)
 	return (uint64_t)1000000 * 1000000;
 }
 
-/* dns_line - "NAME A ADDR" or "NAME TXT text...": a record of the fixture; -1 if malformed. */
+/* dns_line - "NAME A ADDR", "NAME TXT text..." or "NAME PTR target": a record of the fixture;
+ * -1 if malformed. */
 static int
 dns_line(char *arg)
 {
@@ -512,6 +513,8 @@ dns_line(char *arg)
 		    : -1;
 	if (strcmp(type, "TXT") == 0)
 		return moat_dns_fixture_add(rig_dns, name, MOAT_DNS_TXT, 0, val, strlen(val));
+	if (strcmp(type, "PTR") == 0)
+		return moat_dns_fixture_add(rig_dns, name, MOAT_DNS_PTR, 0, val, strlen(val));
 	return -1;
 }
 

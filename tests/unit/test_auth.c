@@ -126,7 +126,7 @@ static void
 run_msg(struct run *run, struct moat_dns *dns, struct moat_conf *conf, const char *client,
     const char *helo, const char *mail_from, const char *msg)
 {
-	struct moat_auth_env env = { client, helo, mail_from };
+	struct moat_auth_env env = { .client_addr = client, .helo = helo, .mail_from = mail_from };
 	const char *p = msg, *body;
 
 	memset(run, 0, sizeof(*run));

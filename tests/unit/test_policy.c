@@ -546,9 +546,10 @@ Test(policy, ratelimit_connect_refusals_close)
 
 Test(policy, ratelimit_message_is_charged_with_the_first_recipient)
 {
+	/* iprev off: the rate limits are the subject, and no DNS is behind these clients */
 	struct moat_conf_override ov[] = { { "ratelimit_msg_per_ip", "1/1h" },
-		{ "ratelimit_rcpt_per_ip", "3/1h" } };
-	struct moat_policy *pol = make_policy(ov, 2);
+		{ "ratelimit_rcpt_per_ip", "3/1h" }, { "iprev_action", "none" } };
+	struct moat_policy *pol = make_policy(ov, 3);
 	struct moat_verdict v;
 	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
 
@@ -579,11 +580,12 @@ Test(policy, ratelimit_message_is_charged_with_the_first_recipient)
 static struct moat_policy *
 pending_policy(void)
 {
+	/* iprev off: the rate limits are the subject, and no DNS is behind these clients */
 	struct moat_conf_override ov[] = { { "ratelimit_store", "redis" },
 		{ "ratelimit_redis", "127.0.0.1:1" }, { "ratelimit_rcpt_per_ip", "10/1h" },
-		{ "ratelimit_conn_per_ip", "10/1h" } };
+		{ "ratelimit_conn_per_ip", "10/1h" }, { "iprev_action", "none" } };
 
-	return make_policy(ov, 4);
+	return make_policy(ov, 5);
 }
 
 Test(policy, pending_connect_resumes_with_the_store_verdict)
@@ -840,6 +842,46 @@ Test(policy, dnsbl_work_runs_inline_when_the_front_end_may_block)
 	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
 
 	expect(&v, MOAT_CONTINUE, 0, "", false, "answered at once");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, iprev_waits_at_mail_and_refuses_while_dns_fails)
+{
+	struct moat_conf_override ov[] = { { "iprev_action", "reject" },
+		{ "dns_resolver", "127.0.0.1@9" }, { "dns_timeout", "200ms" },
+		{ "auth_inbound", "no" } };
+	struct moat_policy *pol = make_policy(ov, 4);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_PENDING);
+	cr_assert_eq(moat_session_pending(s), MOAT_WAIT_WORK);
+	moat_session_work(s);
+	cr_assert_eq(moat_session_resume(s, NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.25", false, "no DNS: temperror, tempfail");
+	cr_assert_null(moat_session_iprev_name(s));
+	/* looked up once a session: the next MAIL has the answer at once */
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.25", false, "second MAIL, same answer");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, iprev_not_asked_for_loopback_or_outbound)
+{
+	struct moat_conf_override ov[] = { { "iprev_action", "reject" },
+		{ "dns_resolver", "127.0.0.1@9" }, { "internal_networks", "198.51.100.0/24" } };
+	struct moat_policy *pol = make_policy(ov, 3);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "127.0.0.1", &v);
+
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE, "loopback");
+	expect(&v, MOAT_CONTINUE, 0, "", false, "loopback");
+	moat_session_free(s);
+	s = connect_from(pol, "198.51.100.7", &v);
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE, "outbound");
+	expect(&v, MOAT_CONTINUE, 0, "", false, "outbound");
 	moat_session_free(s);
 	moat_policy_free(pol);
 }
