@@ -35,7 +35,6 @@ static const char reply_no_rcpt[] = "554 5.5.1 No valid recipients\r\n";
 static const char reply_path_syntax[] = "501 5.1.3 Bad address syntax\r\n";
 static const char reply_path_long[] = "501 5.5.4 Path too long\r\n";
 static const char reply_param[] = "555 5.5.4 Unsupported or malformed parameter\r\n";
-static const char reply_too_big[] = "552 5.3.4 Message size exceeds fixed limit\r\n";
 static const char reply_vrfy[] = "252 2.1.5 Cannot VRFY user, but will accept message\r\n";
 static const char reply_help[] = "214 2.0.0 See RFC 5321\r\n";
 static const char reply_bye[] = "221 2.0.0 Bye\r\n";
@@ -157,7 +156,10 @@ proceed_helo(struct px_session *s, const char *arg)
 	helo_common(s, arg, false);
 }
 
-/* mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8 (RFC 1870, 6152, 6531). */
+/*
+ * mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8 (RFC 1870, 6152,
+ * 6531). Syntax only: whether SIZE= is over limit_message_size is the core's mail check.
+ */
 static int
 mail_params(struct px_session *s, const char *params)
 {
@@ -172,8 +174,6 @@ mail_params(struct px_session *s, const char *params)
 
 			if (moat_size_value(p + 5, tl - 5, &v) < 0)
 				return -1;
-			if (v > s->conf->limit_message_size)
-				return -2;
 		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
 			if (!s->utf8_offered)
 				return -1; /* RFC 6531 3.4: only when advertised; relayed as given */
@@ -212,7 +212,6 @@ static int
 check_mail(struct px_session *s, const char *arg)
 {
 	unsigned np;
-	int rc;
 
 	if (s->txn.open) {
 		SAY(s, reply_nested_mail);
@@ -224,10 +223,7 @@ check_mail(struct px_session *s, const char *arg)
 	}
 	if (parse_path(s, arg, "FROM:", true, &np) < 0)
 		return -1;
-	if ((rc = mail_params(s, s->params)) == -2) {
-		SAY(s, reply_too_big);
-		return -1;
-	} else if (rc < 0) {
+	if (mail_params(s, s->params) < 0) {
 		SAY(s, reply_param);
 		return -1;
 	}
