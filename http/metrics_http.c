@@ -148,7 +148,9 @@ http_request(void *cls, struct MHD_Connection *c, const char *url, const char *m
 	return rc;
 }
 
-/* http_log - libmicrohttpd's error messages, as one log line each. */
+/* http_log - libmicrohttpd's error messages (FMT is its printf format), as one log line each. */
+static void http_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void
 http_log(void *cls, const char *fmt, va_list ap)
 {

@@ -172,8 +172,8 @@ px_proxy_format(char *out, size_t len, int version, const char *src, unsigned sp
 
 	if (len < PX_PP2_HDR_LEN + plen)
 		return 0;
-	memcpy(o, PX_PP2_SIG,
-	    PX_PP2_SIG_LEN); /* NOLINT(bugprone-not-null-terminated-result): binary signature */
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): a binary signature, not a string */
+	memcpy(o, PX_PP2_SIG, PX_PP2_SIG_LEN);
 	o[12] = PX_PP2_VERSION | PX_PP2_CMD_PROXY;
 	o[13] = v6 ? PX_PP2_TCP6 : PX_PP2_TCP4;
 	o[14] = (unsigned char)(plen >> 8);
