@@ -41,7 +41,18 @@ fault_verify redis
 fault_counted "Redis killed and restarted"
 tap_is "fail-open: every message got 250 while Redis was away" "$O_ok" "$V_tried"
 tap_is "the outage is logged once" "$(grep -c 'ratelimit store=redis status=down' "$PX_DIR/proxy.log")" 1
-tap_ok "and the return" px_wait_log 'store=redis status=up'
+# The first check after the back-off (5 s at most) reconnects. On a fast machine the load can end
+# while Redis is still away, so sessions go on (each one charges its connection) until it is back.
+redis_return_logged() {
+	local until=$((SECONDS + 60))
+	while [ $SECONDS -lt $until ]; do
+		grep -q 'store=redis status=up' "$PX_DIR/proxy.log" && return 0
+		px_chat "$FAULT_PORT" R "S:EHLO check.example\r\n" R "S:QUIT\r\n" A >/dev/null
+		sleep 0.2
+	done
+	return 1
+}
+tap_ok "and the return" redis_return_logged
 fault_serving "with Redis back"
 tap_like "Redis is charged again (fresh buckets after the restart: $(keys))" "$(keys)" \
 	'cip:127\.0\.0\.1 .*mip:127\.0\.0\.1 '
