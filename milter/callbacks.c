@@ -440,8 +440,7 @@ xxfi_header(SMFICTX *ctx, char *name, char *value)
 	if (c == NULL || c->s == NULL)
 		return SMFIS_TEMPFAIL;
 	if ((field = conn_field(c, name ? name : "", value ? value : "", &len)) == NULL) {
-		moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
-		    "Message header section too large");
+		moat_session_too_large(c->s, MOAT_TOO_LARGE_HEADER, &v);
 		return milter_answer(ctx, c, &v, "header");
 	}
 	moat_session_header(c->s, field, len, &v);

@@ -308,7 +308,7 @@ px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict 
     enum px_rlnext next)
 {
 	while (rc == MOAT_EVENT_PENDING) {
-		struct moat_verdict answer;
+		struct moat_verdict answer, *store = &answer;
 
 		moat_verdict_continue(&answer);
 		if (moat_session_pending(s->ms) == MOAT_WAIT_WORK) {
@@ -319,17 +319,15 @@ px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict 
 			return;
 		}
 		if (s->ops->ratelimit == NULL) {
-			/* the core pends only for a shared store, which a driver without one cannot
-			 * reach: refuse for now rather than pass unlimited */
-			moat_verdict_set(&answer, MOAT_TEMPFAIL, 451, "4.3.0",
-			    "ratelimit_store_down", "Local error, try again later");
+			store =
+			    NULL; /* a driver without a store: the core decides as for one down */
 		} else if (s->ops->ratelimit(s->io, moat_session_pending_plan(s->ms),
 			       moat_session_id(s->ms), &answer) > 0) {
 			s->rl_next = next;
 			s->wait = W_RATELIMIT;
 			return;
 		}
-		rc = moat_session_resume(s->ms, &answer, v);
+		rc = moat_session_resume(s->ms, store, v);
 	}
 	event_then(s, next, v);
 }

@@ -54,9 +54,8 @@ px__data_settle(struct px_session *s)
 	if (s->txn.hold_err != 0) {
 		moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=\"%s\" spool_dir=%s",
 		    strerror(-s->txn.hold_err), s->conf->proxy_spool_dir);
-		if (s->txn.hold_err == -EFBIG)
-			moat_verdict_set(&v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-			    "Message size exceeds fixed maximum message size");
+		if (s->txn.hold_err == -EFBIG) /* the hold is capped at limit_message_size */
+			moat_session_too_large(s->ms, MOAT_TOO_LARGE_MESSAGE, &v);
 		else
 			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_failed",
 			    "Local error in processing, try again later");

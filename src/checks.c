@@ -45,6 +45,22 @@ session_size_param(const char *params, uint64_t *size)
 	return true;
 }
 
+/* limits_message_size - the refusal of a message past limit_message_size (declared or sent). */
+static void
+limits_message_size(struct moat_verdict *v)
+{
+	moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
+	    "Message size exceeds fixed maximum message size");
+}
+
+/* limits_header_size - the refusal of a header section past limit_header_size. */
+static void
+limits_header_size(struct moat_verdict *v)
+{
+	moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
+	    "Message header section too large");
+}
+
 /* ---- the envelope stages ---- */
 
 /* check_limits - the session's own limits: concurrent sessions, messages, SIZE, recipients. */
@@ -78,9 +94,7 @@ check_limits(struct moat_session *s, enum check_stage st, const char *params,
 			moat_verdict_set(v, MOAT_REJECT, 501, "5.5.4", "bad_size_param",
 			    "Bad SIZE parameter");
 		} else if (declared > s->conf->limit_message_size) {
-			/* RFC 1870 6.1 */
-			moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-			    "Message size exceeds fixed maximum message size");
+			limits_message_size(v); /* RFC 1870 6.1 */
 		}
 		break;
 	case STAGE_RCPT:
@@ -124,6 +138,17 @@ static void
 check_ratelimit_answer(struct moat_session *s, enum check_stage st,
     const struct moat_verdict *answer, struct moat_verdict *v)
 {
+	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
+	struct moat_verdict down;
+
+	if (answer == NULL) {
+		/* the front-end has no store to charge the plan in: as for a store that is down,
+		 * ratelimit_redis_failure decides */
+		moat_ratelimit_fallback(s->pol->rl, &s->pending_plan, res);
+		moat_ratelimit_decide(s->pol->rl, &s->pending_plan, res, MOAT_RL_STORE_DOWN, s->id,
+		    &down);
+		answer = &down;
+	}
 	if (st == STAGE_RCPT && !s->rl_msg_counted)
 		s->rl_msg_counted = moat_ratelimit_message_counted(answer);
 	if (answer->action != MOAT_CONTINUE)
@@ -669,10 +694,19 @@ session_count_bytes(struct moat_session *s, uint64_t n, struct moat_verdict *v)
 {
 	s->size += n;
 	if (s->size > s->conf->limit_message_size && s->sticky.action == MOAT_CONTINUE) {
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_message_size",
-		    "Message size exceeds fixed maximum message size");
+		limits_message_size(v);
 		session_stick(s, v);
 	}
+}
+
+void
+moat_session_too_large(struct moat_session *s, enum moat_too_large what, struct moat_verdict *v)
+{
+	if (what == MOAT_TOO_LARGE_MESSAGE)
+		limits_message_size(v);
+	else
+		limits_header_size(v);
+	session_stick(s, v);
 }
 
 /* ---- the message stages' hooks of each check ---- */
@@ -691,8 +725,7 @@ limits_header(struct moat_session *s, const char *field, size_t len, struct moat
 		return;
 	}
 	if (s->header_bytes > s->conf->limit_header_size) {
-		moat_verdict_set(v, MOAT_REJECT, 552, "5.3.4", "limit_header_size",
-		    "Message header section too large");
+		limits_header_size(v);
 		session_stick(s, v);
 		return;
 	}

@@ -217,7 +217,9 @@ void moat_session_work(struct moat_session *s);
 
 /*
  * moat_session_resume - finish the pending event into v: after MOAT_WAIT_RATELIMIT with the
- * store's verdict (moat_ratelimit_decide's, with the fallback applied) as answer, after
+ * store's verdict (moat_ratelimit_decide's, with the fallback applied) as answer, or NULL when
+ * the front-end has no store to charge it in (the core then decides as for a store that is down,
+ * by ratelimit_redis_failure), after
  * MOAT_WAIT_WORK (and moat_session_work) with answer NULL, in the thread that ran the work. It
  * may leave the event pending again (MOAT_EVENT_PENDING) when a later check waits too.
  */
@@ -280,6 +282,21 @@ enum moat_event_rc moat_session_eom(struct moat_session *s, struct moat_verdict 
  * when it only returns the limits' verdict. Valid after the header events.
  */
 bool moat_session_eom_blocks(const struct moat_session *s);
+
+/* What a front-end could not keep within a limit of the configuration (moat_session_too_large). */
+enum moat_too_large {
+	MOAT_TOO_LARGE_MESSAGE, /* the message, counted in the front-end's store (limit_message_size) */
+	MOAT_TOO_LARGE_HEADER, /* a header field, assembled by the front-end (limit_header_size) */
+};
+
+/*
+ * moat_session_too_large - the front-end reports that what the client sent outgrew a limit before
+ * it could hand it to the core (a held message's store, a header field the MTA passed in pieces).
+ * v is the limit's refusal, sticky like one the core reached itself: the first refusal of the
+ * message wins and is returned again at end of message.
+ */
+void moat_session_too_large(struct moat_session *s, enum moat_too_large what,
+    struct moat_verdict *v);
 
 /* moat_session_edits - edits to apply for the message just ended; valid until the next event. */
 const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);

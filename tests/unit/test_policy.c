@@ -198,6 +198,40 @@ Test(policy, header_count_and_size_limits)
 	moat_policy_free(pol);
 }
 
+/* A front-end that could not keep a message or a field within a limit reports it; the core
+ * answers with the limit's refusal, sticky like its own. */
+Test(policy, too_large_in_the_front_end_is_the_limits_refusal)
+{
+	static const struct {
+		const char *label;
+		enum moat_too_large what;
+		const char *reason, *text;
+	} cases[] = {
+		{ "held message", MOAT_TOO_LARGE_MESSAGE, "limit_message_size",
+		    "Message size exceeds fixed maximum message size" },
+		{ "assembled field", MOAT_TOO_LARGE_HEADER, "limit_header_size",
+		    "Message header section too large" },
+	};
+	struct moat_policy *pol = make_policy(NULL, 0);
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct moat_session *s = start_txn(pol, 1);
+		struct moat_verdict v;
+
+		moat_session_too_large(s, cases[i].what, &v);
+		expect(&v, MOAT_REJECT, 552, "5.3.4", false, cases[i].label);
+		cr_assert_str_eq(v.reason, cases[i].reason, "%s", cases[i].label);
+		cr_assert_str_eq(v.text, cases[i].text, "%s", cases[i].label);
+		moat_session_body(s, "a", 1, &v);
+		cr_assert_str_eq(v.reason, cases[i].reason, "%s: sticky", cases[i].label);
+		moat_session_eom(s, &v);
+		expect(&v, MOAT_REJECT, 552, "5.3.4", false, cases[i].label);
+		cr_assert_str_eq(v.reason, cases[i].reason, "%s: at eom", cases[i].label);
+		moat_session_free(s);
+	}
+	moat_policy_free(pol);
+}
+
 Test(policy, messages_per_session_limit_closes)
 {
 	struct moat_conf_override ov[] = { { "limit_messages_per_session", "2" } };
@@ -634,6 +668,45 @@ Test(policy, pending_rcpt_counts_the_recipient_only_when_accepted)
 	expect(&v, MOAT_CONTINUE, 0, "", false, "DATA with one recipient");
 	moat_session_free(s);
 	moat_policy_free(pol);
+}
+
+/* A front-end with no store to charge a pending plan in: the core decides as for a store that
+ * is down, by ratelimit_redis_failure. */
+Test(policy, pending_without_a_store_is_a_store_down)
+{
+	static const struct {
+		const char *label, *failure;
+		unsigned code;
+		const char *status;
+	} cases[] = {
+		{ "closed", "closed", 451, "4.3.0" },
+		{ "open: charged in memory", "open", 0, "" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct moat_conf_override ov[] = { { "ratelimit_store", "redis" },
+			{ "ratelimit_redis", "127.0.0.1:1" }, { "ratelimit_rcpt_per_ip", "10/1h" },
+			{ "iprev_action", "none" },
+			{ "ratelimit_redis_failure", cases[i].failure } };
+		struct moat_policy *pol = make_policy(ov, 5);
+		struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+		struct moat_session *s = moat_session_new(pol, &c);
+		struct moat_verdict v, allowed;
+
+		moat_verdict_continue(&allowed);
+		if (moat_session_connect(s, &v) == MOAT_EVENT_PENDING) /* the default per address */
+			cr_assert_eq(moat_session_resume(s, &allowed, &v), MOAT_EVENT_DONE);
+		expect(&v, MOAT_CONTINUE, 0, "", false, cases[i].label);
+		cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+		cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_PENDING);
+		cr_assert_eq(moat_session_resume(s, NULL, &v), MOAT_EVENT_DONE);
+		expect(&v, cases[i].code ? MOAT_TEMPFAIL : MOAT_CONTINUE, cases[i].code,
+		    cases[i].status, false, cases[i].label);
+		if (cases[i].code != 0)
+			cr_assert_str_eq(v.reason, "ratelimit_store_down", "%s", cases[i].label);
+		moat_session_free(s);
+		moat_policy_free(pol);
+	}
 }
 
 Test(policy, may_block_front_end_never_pends)
