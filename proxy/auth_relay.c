@@ -36,6 +36,8 @@ static const char reply_auth_long[] = "500 5.5.6 Authentication exchange line is
 static const char reply_auth_unavailable[] = "454 4.7.0 Temporary authentication failure\r\n";
 static const char reply_auth_ok[] = "235 2.7.0 Authentication successful\r\n";
 
+static void auth_backend_reply(struct px_session *s, const struct px_reply *r);
+
 /* px__auth_end - the exchange is over (either way): wipe what it held. */
 void
 px__auth_end(struct px_session *s)
@@ -67,7 +69,7 @@ px__auth_send(struct px_session *s)
 		return;
 	}
 	px_reply_init(s->b.reply);
-	if (px_backend_push(&s->b, px__auth_backend_reply) < 0) {
+	if (px_backend_push(&s->b, auth_backend_reply) < 0) {
 		px__auth_end(s);
 		SAY(s, reply_local); /* cannot happen: one command at a time */
 		return;
@@ -92,9 +94,9 @@ auth_succeeded(struct px_session *s)
 	SAY(s, reply_auth_ok);
 }
 
-/* px__auth_backend_reply - the backend's answer to a line of the exchange. */
-void
-px__auth_backend_reply(struct px_session *s, const struct px_reply *r)
+/* auth_backend_reply - the backend's answer to a line of the exchange. */
+static void
+auth_backend_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code == 334) {
 		px__say(s, r->buf, r->len); /* the challenge, verbatim; the client answers */

@@ -375,6 +375,20 @@ px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *in
 	px_reply_init(s->b.reply);
 }
 
+/* backend_pop - the function for the reply that came in (NULL: nothing was asked). */
+static px_backend_reply_fn
+backend_pop(struct px_backend *b)
+{
+	px_backend_reply_fn done;
+
+	if (b->n == 0)
+		return NULL;
+	done = b->inflight[b->head];
+	b->head = (b->head + 1) % PX_BACKEND_INFLIGHT;
+	b->n--;
+	return done;
+}
+
 /* backend_reply - a complete reply: to the setup, or to the command it answers. */
 static void
 backend_reply(struct px_session *s)
@@ -385,7 +399,7 @@ backend_reply(struct px_session *s)
 		backend_setup(s);
 		return;
 	}
-	done = px_backend_pop(&s->b);
+	done = backend_pop(&s->b);
 	if (done == NULL) {
 		if (s->op == OP_SEND) {
 			/* a reply before the dot (e.g. 421): the backend gave up on the message */
@@ -557,17 +571,4 @@ px_backend_push(struct px_backend *b, px_backend_reply_fn done)
 	b->inflight[(b->head + b->n) % PX_BACKEND_INFLIGHT] = done;
 	b->n++;
 	return 0;
-}
-
-px_backend_reply_fn
-px_backend_pop(struct px_backend *b)
-{
-	px_backend_reply_fn done;
-
-	if (b->n == 0)
-		return NULL;
-	done = b->inflight[b->head];
-	b->head = (b->head + 1) % PX_BACKEND_INFLIGHT;
-	b->n--;
-	return done;
 }

@@ -52,7 +52,5 @@ struct px_backend {
 void px_backend_forget(struct px_backend *b);
 /* px_backend_push - a command went out; its reply goes to DONE. 0, or -1 when the queue is full. */
 int px_backend_push(struct px_backend *b, px_backend_reply_fn done);
-/* px_backend_pop - the function for the reply that came in (NULL: nothing was asked). */
-px_backend_reply_fn px_backend_pop(struct px_backend *b);
 
 #endif /* PX_BACKEND_H */

@@ -200,17 +200,14 @@ void px__data_reply(struct px_session *s, const struct px_reply *r);
 void px__data_settle(struct px_session *s);
 void px__chunk_run(struct px_session *s);
 size_t px__data_feed_max(const struct px_session *s, size_t n);
-void px__data_received(struct px_session *s);
 int px__data_begin(struct px_session *s);
 void px__data_free(struct px_session *s);
 bool px__data_open(struct px_session *s);
 void px__data_end(struct px_session *s);
 void px__eom_run(struct px_session *s);
-void px__msg_drop(struct px_session *s);
 void px__send_fail(struct px_session *s, const char *why);
 void px__send_piece(struct px_session *s, ssize_t n);
 void px__send_next(struct px_session *s);
-void px__send_begin(struct px_session *s);
 void px__eom_done(struct px_session *s);
 /* smtp_cmds.c */
 void px__mail_reply(struct px_session *s, const struct px_reply *r);
@@ -222,7 +219,6 @@ void px__session_command(struct px_session *s, const char *line, size_t len);
 /* auth_relay.c */
 void px__auth_end(struct px_session *s);
 void px__auth_send(struct px_session *s);
-void px__auth_backend_reply(struct px_session *s, const struct px_reply *r);
 int px__check_auth(struct px_session *s, const char *arg);
 void px__proceed_auth(struct px_session *s, const char *arg);
 void px__auth_client_line(struct px_session *s, char *line, size_t len);

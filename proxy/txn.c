@@ -36,6 +36,8 @@ static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dro
 static const char reply_354[] = "354 3.0.0 End data with <CR><LF>.<CR><LF>\r\n";
 static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining after DATA\r\n";
 
+static void send_begin(struct px_session *s);
+
 /* data_fail - remember the first verdict that stops the message (also on the pool). */
 static void
 data_fail(struct px_session *s, const struct moat_verdict *v)
@@ -250,12 +252,12 @@ px__data_feed_max(const struct px_session *s, size_t n)
 }
 
 /*
- * px__data_received - our Received field, first in the data stream to the backend, above anything the
+ * data_received - our Received field, first in the data stream to the backend, above anything the
  * core inserts (TLS facts of the client leg). It depends on the session only: streaming
- * mode sends it at the backend's 354, holding mode before the held message (px__send_begin).
+ * mode sends it at the backend's 354, holding mode before the held message (send_begin).
  */
-void
-px__data_received(struct px_session *s)
+static void
+data_received(struct px_session *s)
 {
 	char buf[PX_RECEIVED_MAX];
 	struct px_received r = {
@@ -354,7 +356,7 @@ px__data_reply(struct px_session *s, const struct px_reply *r)
 		return;
 	}
 	if (px__data_open(s))
-		px__data_received(s);
+		data_received(s);
 }
 
 /* px__data_end - the client's end of data: the last events and the verdict run on the pool. */
@@ -387,10 +389,10 @@ rset_quiet_reply(struct px_session *s, const struct px_reply *r)
 		px__backend_abort(s);
 }
 
-/* px__msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
+/* msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
  * Holding: the backend never saw DATA; RSET ends its transaction and the leg stays. */
-void
-px__msg_drop(struct px_session *s)
+static void
+msg_drop(struct px_session *s)
 {
 	bool rset = s->txn.holding && s->b.state == B_READY;
 
@@ -427,14 +429,14 @@ hdata_reply(struct px_session *s, const struct px_reply *r)
 	if (r->code != 354) {
 		px__say(s, r->buf, r->len);
 		s->txn.holding = false;
-		px__msg_drop(s);
+		msg_drop(s);
 		return;
 	}
 	px_reply_init(s->b.reply);
-	px__send_begin(s);
+	send_begin(s);
 }
 
-/* send_emit - edited, stuffed bytes collect in sbuf (sized for one piece, see px__send_begin). */
+/* send_emit - edited, stuffed bytes collect in sbuf (sized for one piece, see send_begin). */
 static void
 send_emit(void *arg, const char *p, size_t n)
 {
@@ -514,9 +516,9 @@ px__send_next(struct px_session *s)
 	}
 }
 
-/* px__send_begin - the backend said 354 to DATA for the held message: the edits, then the pieces. */
-void
-px__send_begin(struct px_session *s)
+/* send_begin - the backend said 354 to DATA for the held message: the edits, then the pieces. */
+static void
+send_begin(struct px_session *s)
 {
 	size_t nedits, ins = 0;
 	const struct moat_hdr_edit *edits = moat_session_edits(s->ms, &nedits);
@@ -545,7 +547,7 @@ px__send_begin(struct px_session *s)
 	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
 	    (unsigned long long)px_hold_size(s->txn.hold),
 	    px_hold_spooled(s->txn.hold) ? "yes" : "no");
-	px__data_received(s);
+	data_received(s);
 	px__send_next(s);
 }
 
@@ -575,14 +577,14 @@ px__eom_done(struct px_session *s)
 			SAY(s, reply_nul_data);
 		else
 			SAY(s, reply_bare_data);
-		px__msg_drop(s);
+		msg_drop(s);
 		return;
 	}
 	if (s->txn.dv.action != MOAT_CONTINUE) {
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
 		    s->txn.dv.reason ? s->txn.dv.reason : "-", s->txn.dv.code);
 		px__say_verdict(s, &s->txn.dv);
-		px__msg_drop(s);
+		msg_drop(s);
 		if (s->txn.dv.close)
 			px__session_close(s);
 		return;
@@ -618,7 +620,7 @@ px__eom_done(struct px_session *s)
 	}
 	moat_log(LOG_NOTICE, moat_session_id(s->ms), moat_action_name(v->action), "reason=%s",
 	    v->reason ? v->reason : "-");
-	px__msg_drop(s);
+	msg_drop(s);
 	if (v->close)
 		px__session_close(s);
 }
