@@ -20,7 +20,10 @@
 struct px_worker {
 	uv_loop_t loop;
 	uv_async_t stop;
-	uv_tcp_t listeners[PX_LISTEN_MAX];
+	/* the listening sockets, polled and accepted by accept.c rather than uv_listen: past the
+	 * descriptor limit libuv would accept and close a connection without a word */
+	uv_poll_t listeners[PX_LISTEN_MAX];
+	int listen_fd[PX_LISTEN_MAX];
 	size_t nlisteners;
 	struct moat_policy *pol;
 	uv_thread_t thread;
@@ -34,6 +37,12 @@ struct px_worker {
 	/* work items that cannot block, run by the idle handle in order (op_work) */
 	uv_idle_t inline_idle;
 	struct conn *inline_head, *inline_tail;
+	/* the descriptor limit (accept.c): a descriptor held in reserve, given up to accept a
+	 * connection past the limit and answer it 421; accepting pauses meanwhile */
+	int reserve_fd;
+	uv_timer_t accept_pause;
+	uint64_t fdlimit_logged; /* uv_now of the last descriptor-limit line; 0: none yet */
+	unsigned fdlimit_refused, fdlimit_unanswered; /* since that line */
 };
 
 /* The backend leg: allocated per connection, freed when its stream has closed. */
@@ -84,7 +93,10 @@ void px__conn_begin(struct conn *c, const char *paddr, unsigned pport, const cha
 void px__conn_close(struct conn *c);
 void px__conn_on_timer(uv_timer_t *t);
 void px__conn_client_closed(void *arg);
-/* accept.c: the listening sockets' callback */
-void px__conn_accept(uv_stream_t *server, int status);
+/* accept.c: the listening sockets' poll callback, and the end of a pause at the descriptor limit */
+void px__conn_accept(uv_poll_t *h, int status, int events);
+void px__conn_accept_resume(uv_timer_t *t);
+/* px__conn_reserve - a descriptor to hold in reserve (px_worker.reserve_fd); -1 if none */
+int px__conn_reserve(void);
 
 #endif /* PX_CONN_H */

@@ -244,8 +244,8 @@ main(int argc, char **argv)
 					 sizeof(err))) < 0)
 					trc = -1;
 			if (trc == 0)
-				trc =
-				    px_worker_listen_tls(m.workers[i], tfds, nt, err, sizeof(err));
+				trc = px_worker_listen(m.workers[i], tfds, nt, true, err,
+				    sizeof(err));
 			free(tlist);
 			if (trc < 0) {
 				fprintf(stderr, "mxmoat-proxy: %s\n", err);

@@ -93,8 +93,15 @@ on_stop(uv_async_t *a)
 	struct px_worker *w = a->data;
 
 	for (size_t i = 0; i < w->nlisteners; i++)
-		if (!uv_is_closing((uv_handle_t *)&w->listeners[i]))
+		if (!uv_is_closing((uv_handle_t *)&w->listeners[i])) {
+			/* a poll handle does not own its socket; closed, it no longer watches it */
 			uv_close((uv_handle_t *)&w->listeners[i], NULL);
+			close(w->listen_fd[i]);
+		}
+	uv_close((uv_handle_t *)&w->accept_pause, NULL);
+	if (w->reserve_fd >= 0)
+		close(w->reserve_fd);
+	w->reserve_fd = -1;
 	uv_close((uv_handle_t *)&w->stop, NULL);
 	/* Redis (and the inline queue) stay for the sessions draining; without any, they go now */
 	w->stopping = true;
@@ -123,16 +130,11 @@ px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err, s
 	w->stop.data = w;
 	uv_idle_init(&w->loop, &w->inline_idle);
 	w->inline_idle.data = w;
-	for (size_t i = 0; i < nfds; i++) {
-		uv_tcp_init(&w->loop, &w->listeners[i]);
-		w->listeners[i].data = w;
-		if (uv_tcp_open(&w->listeners[i], fds[i]) != 0 ||
-		    uv_listen((uv_stream_t *)&w->listeners[i], 511, px__conn_accept) != 0) {
-			snprintf(err, errlen, "cannot listen on fd %d", fds[i]);
-			return NULL;
-		}
-		w->nlisteners++;
-	}
+	uv_timer_init(&w->loop, &w->accept_pause);
+	w->accept_pause.data = w;
+	w->reserve_fd = px__conn_reserve();
+	if (px_worker_listen(w, fds, nfds, false, err, errlen) != 0)
+		return NULL;
 	return w;
 }
 
@@ -182,9 +184,9 @@ px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err
 	return 0;
 }
 
-/* TLS */
 int
-px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err, size_t errlen)
+px_worker_listen(struct px_worker *w, const int *fds, size_t nfds, bool tls, char *err,
+    size_t errlen)
 {
 	for (size_t i = 0; i < nfds; i++) {
 		size_t k = w->nlisteners;
@@ -193,15 +195,18 @@ px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err
 			snprintf(err, errlen, "too many listeners (at most %d)", PX_LISTEN_MAX);
 			return -1;
 		}
-		uv_tcp_init(&w->loop, &w->listeners[k]);
-		w->listeners[k].data = w;
-		if (uv_tcp_open(&w->listeners[k], fds[i]) != 0 ||
-		    uv_listen((uv_stream_t *)&w->listeners[k], 511, px__conn_accept) != 0) {
+		if (uv_poll_init_socket(&w->loop, &w->listeners[k], fds[i]) != 0) {
 			snprintf(err, errlen, "cannot listen on fd %d", fds[i]);
 			return -1;
 		}
-		w->listen_tls[k] = true;
+		w->listeners[k].data = w;
+		w->listen_fd[k] = fds[i];
+		w->listen_tls[k] = tls;
 		w->nlisteners++;
+		if (uv_poll_start(&w->listeners[k], UV_READABLE, px__conn_accept) != 0) {
+			snprintf(err, errlen, "cannot listen on fd %d", fds[i]);
+			return -1;
+		}
 	}
 	return 0;
 }

@@ -25,7 +25,7 @@ struct px_worker;
  */
 int px_listen_bind(const char *hostport, bool first, char *err, size_t errlen);
 
-/* px_worker_new - a worker serving fds (taken over); pol borrowed. */
+/* px_worker_new - a worker serving fds (taken over, plaintext); pol borrowed. */
 struct px_worker *px_worker_new(struct moat_policy *pol, const int *fds, size_t nfds, char *err,
     size_t errlen);
 int px_worker_start(struct px_worker *w);
@@ -41,8 +41,9 @@ unsigned px_worker_sessions(struct px_worker *w);
 int px_worker_set_redis(struct px_worker *w, const struct moat_conf *conf, char *err,
     size_t errlen);
 
-/* px_worker_listen_tls - more listening fds (taken over), for implicit TLS; before px_worker_start. */
-int px_worker_listen_tls(struct px_worker *w, const int *fds, size_t nfds, char *err,
+/* px_worker_listen - more listening fds (taken over; implicit TLS when tls); before
+ * px_worker_start. 0 or -1 (err set). */
+int px_worker_listen(struct px_worker *w, const int *fds, size_t nfds, bool tls, char *err,
     size_t errlen);
 
 #endif /* PX_WORKER_H */

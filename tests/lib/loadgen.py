@@ -7,7 +7,8 @@ usage:
   loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
   loadgen.py dnsdelay --port P --upstream P [--delay-ms MS] [--seed N]
   loadgen.py replay --port P --corpus DIR [--corpus DIR ...] [--skip N] [--sessions N] [--seconds S]
-  loadgen.py idle --port P --sessions N [--slowloris N] [--spread] --ready FILE --until FILE
+  loadgen.py idle --port P --sessions N [--slowloris N] [--spread] [--replies FILE] --ready FILE
+                  --until FILE
 
 send: N sessions at once (default 20), until M messages were tried (default 500) or S seconds
   passed (default 120). Each session connects, reads the greeting, EHLO, then sends up to K
@@ -37,7 +38,9 @@ verify: reads the ledgers and every file under DIR (smtp-sink -d dumps or any fi
 idle: N sessions that connect, read the greeting (220) and say nothing, and M slowloris sessions that
   send a command one byte every 2 s; writes FILE --ready once all are connected, then holds them
   until the file --until exists (bounded: 300 s). --spread: from 127.0.1.1, 127.0.2.1 ... (200
-  sessions an address) instead of 127.0.0.1. Prints "idle=N slowloris=N open_at_end=N".
+  sessions an address) instead of 127.0.0.1. --replies: what the sessions that got no 220 got
+  instead, "COUNT<TAB>LINE" (LINE: the first line, "closed", or an exception's name such as
+  TimeoutError), before FILE --ready is written. Prints "idle=N slowloris=N open_at_end=N".
 
 replay: every file under the --corpus folders (fuzz corpora: byte 0 of a session target's input
   picks options, --skip 1 drops it) sent as a client's bytes over its own connection, --sessions at
@@ -287,6 +290,10 @@ def verify(a):
         print("%s=%d" % (k, out[k]))
 
 
+class Refused(Exception):
+    """a session that got no 220: the line it got instead, or "closed" """
+
+
 async def idle(a):
     conns, stop = [], time.monotonic() + 300
 
@@ -295,15 +302,21 @@ async def idle(a):
         src = "127.0.%d.%d" % (1 + k // 40000, 1 + (k // 200) % 200) if a.spread else "127.0.0.1"
         r, w = await asyncio.wait_for(
             asyncio.open_connection("127.0.0.1", a.port, local_addr=(src, 0)), 60)
-        if not (await asyncio.wait_for(r.readline(), 60)).startswith(b"220"):
+        line = await asyncio.wait_for(r.readline(), 60)
+        if not line.startswith(b"220"):
             w.close()
-            raise ConnectionError("no greeting")
+            raise Refused(line.decode("latin-1").rstrip("\r\n") if line else "closed")
         return r, w
 
     for i in range(0, a.sessions + a.slowloris, 200):  # in batches: the listen backlog is finite
         n = min(200, a.sessions + a.slowloris - i)
         conns += await asyncio.gather(*(open_one(i + k) for k in range(n)), return_exceptions=True)
     live = [c for c in conns if not isinstance(c, BaseException)]
+    if a.replies:
+        why = collections.Counter(str(c) if isinstance(c, Refused) else type(c).__name__
+                                  for c in conns if isinstance(c, BaseException))
+        with open(a.replies, "w") as f:
+            f.writelines("%d\t%s\n" % (n, line) for line, n in sorted(why.items()))
     open(a.ready, "w").write("%d\n" % len(live))
     slow = live[a.sessions:]
     cmd = b"NOOP\r\n"
@@ -499,6 +512,8 @@ def main():
     i.add_argument("--ready", required=True)
     i.add_argument("--until", required=True)
     i.add_argument("--spread", action="store_true")
+    i.add_argument("--replies", help="the sessions that got no 220: COUNT<TAB>the line they got instead (or "
+                   "\"closed\", or the exception's name when none)")
     rp = sub.add_parser("replay")
     rp.add_argument("--port", type=int, required=True)
     rp.add_argument("--corpus", action="append", required=True)
