@@ -139,6 +139,14 @@ moat_auth_engine_dns(struct moat_auth_engine *e)
 	return e->dns;
 }
 
+void
+moat_auth_engine_set_metrics(struct moat_auth_engine *e, struct moat_metrics *m)
+{
+	moat_dns_set_metrics(e->dns, m);
+	if (e->report != NULL)
+		moat_dmarc_report_set_metrics(e->report, m);
+}
+
 struct moat_dkim_verifier *
 moat_auth_engine_dkim(struct moat_auth_engine *e)
 {

@@ -32,6 +32,7 @@
 
 struct moat_auth_engine;
 struct moat_auth_msg;
+struct moat_metrics;
 
 /* The envelope, as the session knows it; strings are copied. */
 struct moat_auth_env {
@@ -79,8 +80,10 @@ void moat_auth_engine_free(struct moat_auth_engine *e);
 /* moat_auth_engine_flush - write the DMARC evaluations recorded so far (a daemon about to exit
  * without freeing the engine). NULL, or no recorder: no-op. */
 void moat_auth_engine_flush(struct moat_auth_engine *e);
-/* moat_auth_engine_dns - the resolver (borrowed): the policy sets its query-time counters. */
+/* moat_auth_engine_dns - the resolver (borrowed). */
 struct moat_dns *moat_auth_engine_dns(struct moat_auth_engine *e);
+/* moat_auth_engine_set_metrics - count DNS query times and DMARC records into M (borrowed). */
+void moat_auth_engine_set_metrics(struct moat_auth_engine *e, struct moat_metrics *m);
 /* moat_auth_engine_dkim - the DKIM verifier (key cache), which ARC verification shares. */
 struct moat_dkim_verifier *moat_auth_engine_dkim(struct moat_auth_engine *e); /* borrowed */
 

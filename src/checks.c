@@ -189,7 +189,7 @@ session_auth_engine(struct moat_session *s, char *err, size_t errlen)
 	pthread_mutex_lock(&s->pol->lock);
 	if (s->pol->auth == NULL &&
 	    (s->pol->auth = moat_auth_engine_new(s->conf, err, errlen)) != NULL)
-		moat_dns_set_metrics(moat_auth_engine_dns(s->pol->auth), s->pol->metrics);
+		moat_auth_engine_set_metrics(s->pol->auth, s->pol->metrics);
 	e = s->pol->auth;
 	pthread_mutex_unlock(&s->pol->lock);
 	return e;

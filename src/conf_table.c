@@ -279,11 +279,12 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "the domain whose signing table row seals (its first key); empty: the From domain's row"),
 
 	/* DMARC reports (dmarc_report.c, tools/mxmoat-report.c) */
-	{ "dmarc_report_store", MOAT_CT_ENUM, OFF(dmarc_report_store), "none", 0, 0,
-	    "none|sqlite|redis", moat_conf_check_report_store, MOAT_CK_ALL,
-	    "where every DMARC evaluation is recorded for aggregate reports: none, or sqlite (dmarc_report_db); redis is not implemented yet" },
+	K_ENUM(dmarc_report_store, "none", "none|sqlite|redis", MOAT_CK_ALL,
+	    "where every DMARC evaluation is recorded for aggregate reports: none, sqlite (dmarc_report_db, one gateway) or redis (the ratelimit_redis server, shared by every gateway recording there)"),
 	K_STR(dmarc_report_db, "/var/lib/mxmoat/dmarc-report.db", NULL, MOAT_CK_ALL,
 	    "the SQLite file of dmarc_report_store = sqlite (WAL journal beside it); its directory must be writable by daemon_user"),
+	K_STR(dmarc_report_redis_prefix, "mxmoat:dmarc:", NULL, MOAT_CK_ALL,
+	    "prefix of the Redis keys of dmarc_report_store = redis (the server and timeout are ratelimit_redis and ratelimit_redis_timeout)"),
 	K_STR(report_org_name, "", NULL, MOAT_CK_ALL,
 	    "org_name written in aggregate reports (empty: authserv_id)"),
 	K_STR(report_from, "", NULL, MOAT_CK_ALL,

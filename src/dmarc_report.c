@@ -19,36 +19,9 @@
 
 #include "auth.h"
 #include "dmarc_report.h"
+#include "dmarc_report_int.h"
 #include "log.h"
-
-/* The text columns of a record, in the store's column order (after id and t). */
-enum rec_field {
-	F_SOURCE_IP,
-	F_HEADER_FROM,
-	F_ENVELOPE_FROM,
-	F_POLICY_DOMAIN,
-	F_DMARC,
-	F_DKIM_ALIGNED,
-	F_SPF_ALIGNED,
-	F_DISPOSITION,
-	F_OVERRIDE,
-	F_OVERRIDE_COMMENT,
-	F_SPF_DOMAIN,
-	F_SPF_SCOPE,
-	F_SPF_RESULT,
-	F_DKIM,
-	F_P,
-	F_SP,
-	F_NP,
-	F_ADKIM,
-	F_ASPF,
-	F_TESTING,
-	F_PSD,
-	F_RUA,
-	F_RUF,
-	F_FO,
-	F_COUNT
-};
+#include "metrics.h"
 
 static const char *const rec_columns[F_COUNT] = {
 	"source_ip",
@@ -77,14 +50,6 @@ static const char *const rec_columns[F_COUNT] = {
 	"fo",
 };
 
-/* One queued record: the time, then F_COUNT NUL-terminated strings packed in buf. */
-struct rec {
-	struct rec *next;
-	int64_t time;
-	uint32_t off[F_COUNT];
-	char buf[];
-};
-
 struct moat_dmarc_report {
 	pthread_mutex_t lock;
 	pthread_cond_t wake; /* the writer: records queued, or stop */
@@ -96,13 +61,24 @@ struct moat_dmarc_report {
 	uint64_t taken, done; /* records taken by the writer / finished (written or lost) */
 	struct moat_dmarc_report_stats st;
 	uint64_t log_interval_ns;
-	uint64_t drop_logged_at, err_logged_at; /* monotonic ns; 0: never */
-	uint64_t dropped_unlogged, errors_unlogged;
+	uint64_t drop_logged_at; /* monotonic ns; 0: never */
+	uint64_t dropped_unlogged;
+	uint64_t outage_lost; /* records lost since the store failed; logged when it is back */
+	bool failing; /* the last batch failed: the outage has been logged once */
+	struct moat_metrics *metrics; /* NULL: not counted */
 	pthread_t thread;
+	enum moat_dmarc_report_store store;
 	char *path;
-	sqlite3 *db; /* the writer's */
+	sqlite3 *db; /* the writer's (sqlite) */
 	sqlite3_stmt *ins;
+	struct moat__drep_redis *redis; /* the writer's (redis) */
 };
+
+static const char *
+store_name(enum moat_dmarc_report_store s)
+{
+	return s == MOAT_DREP_REDIS ? "redis" : "sqlite";
+}
 
 static uint64_t
 now_ns(void)
@@ -118,17 +94,6 @@ static bool
 due(const struct moat_dmarc_report *r, uint64_t last, uint64_t now)
 {
 	return last == 0 || now - last >= r->log_interval_ns;
-}
-
-int
-moat_conf_check_report_store(const char *value, char *err, size_t errlen)
-{
-	if (strcmp(value, "redis") == 0) {
-		snprintf(err, errlen,
-		    "redis is not implemented yet: use sqlite (one gateway) or none");
-		return -1;
-	}
-	return 0;
 }
 
 /* ---- the store ---- */
@@ -169,18 +134,12 @@ moat_dmarc_report_db_open(const char *path, bool readonly, char *err, size_t err
 	return db;
 }
 
-/* store_open - the writer's connection and insert statement; -1 with err. */
-static int
-store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
+int
+moat__drep_insert_prepare(sqlite3 *db, sqlite3_stmt **st)
 {
 	char sql[1024];
 	size_t o, i;
 
-	if (r->ins != NULL)
-		return 0;
-	if (r->db == NULL &&
-	    (r->db = moat_dmarc_report_db_open(r->path, false, err, errlen)) == NULL)
-		return -1;
 	o = (size_t)snprintf(sql, sizeof(sql), "INSERT INTO records (t");
 	for (i = 0; i < F_COUNT; i++)
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ",%s", rec_columns[i]);
@@ -188,7 +147,39 @@ store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
 	for (i = 0; i < F_COUNT; i++)
 		o += (size_t)snprintf(sql + o, sizeof(sql) - o, ",?");
 	snprintf(sql + o, sizeof(sql) - o, ")");
-	if (sqlite3_prepare_v2(r->db, sql, -1, &r->ins, NULL) != SQLITE_OK) {
+	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int
+moat__drep_insert(sqlite3_stmt *ins, int64_t t, const char *const f[F_COUNT])
+{
+	int rc;
+
+	sqlite3_reset(ins);
+	sqlite3_bind_int64(ins, 1, t);
+	for (int i = 0; i < F_COUNT; i++)
+		sqlite3_bind_text(ins, i + 2, f[i], -1, SQLITE_STATIC);
+	rc = sqlite3_step(ins);
+	sqlite3_reset(ins);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+size_t
+moat__drep_rec_len(const struct rec *r)
+{
+	return r->off[F_COUNT - 1] + strlen(r->buf + r->off[F_COUNT - 1]) + 1;
+}
+
+/* store_open - the writer's connection and insert statement; -1 with err. */
+static int
+store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
+{
+	if (r->ins != NULL)
+		return 0;
+	if (r->db == NULL &&
+	    (r->db = moat_dmarc_report_db_open(r->path, false, err, errlen)) == NULL)
+		return -1;
+	if (moat__drep_insert_prepare(r->db, &r->ins) < 0) {
 		snprintf(err, errlen, "%s: %s", r->path, sqlite3_errmsg(r->db));
 		sqlite3_close(r->db);
 		r->db = NULL;
@@ -218,19 +209,16 @@ store_batch(struct moat_dmarc_report *r, const struct rec *list, char *err, size
 	if (sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	for (q = list; q != NULL; q = q->next) {
-		sqlite3_reset(r->ins);
-		sqlite3_bind_int64(r->ins, 1, q->time);
+		const char *f[F_COUNT];
 		for (int i = 0; i < F_COUNT; i++)
-			sqlite3_bind_text(r->ins, i + 2, q->buf + q->off[i], -1, SQLITE_STATIC);
-		if (sqlite3_step(r->ins) != SQLITE_DONE)
+			f[i] = q->buf + q->off[i];
+		if (moat__drep_insert(r->ins, q->time, f) < 0)
 			goto rollback;
 	}
-	sqlite3_reset(r->ins);
 	if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
 		return 0;
 rollback:
 	snprintf(err, errlen, "%s: %s", r->path, sqlite3_errmsg(r->db));
-	sqlite3_reset(r->ins);
 	sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 	store_close(r);
 	return -1;
@@ -273,6 +261,30 @@ batch_wait(struct moat_dmarc_report *r)
 			break;
 }
 
+/*
+ * outage_note - after a batch (with the lock held): a store error is logged once when the store
+ * fails, not per batch (a Redis restart would otherwise log every 200 ms), and the records lost
+ * are logged when it works again.
+ */
+static void
+outage_note(struct moat_dmarc_report *r, bool ok, unsigned n, const char *err)
+{
+	if (!ok) {
+		if (!r->failing)
+			moat_log(LOG_ERR, NULL, "dmarc-report",
+			    "store=%s status=error why=\"%s\" (records are lost until it works again)",
+			    store_name(r->store), err);
+		r->failing = true;
+		r->outage_lost += n;
+	} else if (r->failing) {
+		moat_log(LOG_NOTICE, NULL, "dmarc-report",
+		    "store=%s status=recovered lost=%" PRIu64, store_name(r->store),
+		    r->outage_lost);
+		r->failing = false;
+		r->outage_lost = 0;
+	}
+}
+
 /* writer - take the whole queue, write it in one transaction, until stopped and drained. */
 static void *
 writer(void *arg)
@@ -299,29 +311,26 @@ writer(void *arg)
 		r->taken += n;
 		pthread_mutex_unlock(&r->lock);
 
-		rc = store_batch(r, list, err, sizeof(err));
+		rc = r->store == MOAT_DREP_REDIS
+		    ? moat__drep_redis_append(r->redis, list, err, sizeof(err))
+		    : store_batch(r, list, err, sizeof(err));
 		rec_list_free(list);
 
 		pthread_mutex_lock(&r->lock);
 		r->done += n;
-		if (rc == 0) {
+		if (rc == 0)
 			r->st.written += n;
-		} else {
-			uint64_t now = now_ns();
+		else
 			r->st.store_errors += n;
-			r->errors_unlogged += n;
-			if (due(r, r->err_logged_at, now)) {
-				moat_log(LOG_ERR, NULL, "dmarc-report",
-				    "store=sqlite status=error lost=%" PRIu64 " why=\"%s\"",
-				    r->errors_unlogged, err);
-				r->err_logged_at = now;
-				r->errors_unlogged = 0;
-			}
-		}
+		moat_metrics_dmarc_report(r->metrics,
+		    rc == 0 ? MOAT_METRICS_DREP_WRITTEN : MOAT_METRICS_DREP_LOST, n);
+		outage_note(r, rc == 0, n, err);
 		pthread_cond_broadcast(&r->idle);
 	}
 	pthread_mutex_unlock(&r->lock);
 	store_close(r);
+	moat__drep_redis_free(r->redis);
+	r->redis = NULL;
 	return NULL;
 }
 
@@ -331,9 +340,19 @@ moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size
 	struct moat_dmarc_report *r = calloc(1, sizeof(*r));
 
 	err[0] = '\0';
-	if (r == NULL || (r->path = strdup(opts->db)) == NULL) {
+	if (r == NULL || (r->path = strdup(opts->db ? opts->db : "")) == NULL) {
 		free(r);
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	r->store = opts->store == MOAT_DREP_REDIS ? MOAT_DREP_REDIS : MOAT_DREP_SQLITE;
+	if (r->store == MOAT_DREP_REDIS &&
+	    (r->redis = moat__drep_redis_new(opts->redis, opts->redis_prefix,
+		 opts->redis_timeout_ms)) == NULL) {
+		snprintf(err, errlen, "dmarc_report_store = redis: bad address %s or prefix",
+		    opts->redis ? opts->redis : "(none)");
+		free(r->path);
+		free(r);
 		return NULL;
 	}
 	r->max = opts->queue_max ? opts->queue_max : MOAT_DREP_QUEUE_MAX;
@@ -349,6 +368,7 @@ moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size
 		pthread_cond_destroy(&r->idle);
 		pthread_cond_destroy(&r->wake);
 		pthread_mutex_destroy(&r->lock);
+		moat__drep_redis_free(r->redis);
 		free(r->path);
 		free(r);
 		return NULL;
@@ -359,10 +379,16 @@ moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size
 struct moat_dmarc_report *
 moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err, size_t errlen)
 {
-	struct moat_dmarc_report_opts o = { conf->dmarc_report_db, 0, 0 };
+	struct moat_dmarc_report_opts o = {
+		.store = (enum moat_dmarc_report_store)conf->dmarc_report_store,
+		.db = conf->dmarc_report_db,
+		.redis = conf->ratelimit_redis,
+		.redis_prefix = conf->dmarc_report_redis_prefix,
+		.redis_timeout_ms = conf->ratelimit_redis_timeout,
+	};
 
 	err[0] = '\0';
-	if (conf->dmarc_report_store != MOAT_DREP_SQLITE)
+	if (conf->dmarc_report_store == MOAT_DREP_NONE)
 		return NULL;
 	return moat_dmarc_report_new(&o, err, errlen);
 }
@@ -378,8 +404,8 @@ moat_dmarc_report_free(struct moat_dmarc_report *r)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	moat_log(LOG_INFO, NULL, "dmarc-report",
-	    "store=sqlite written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64, r->st.written,
-	    r->st.dropped, r->st.store_errors);
+	    "store=%s written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64, store_name(r->store),
+	    r->st.written, r->st.dropped, r->st.store_errors);
 	pthread_cond_destroy(&r->idle);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
@@ -399,6 +425,14 @@ moat_dmarc_report_flush(struct moat_dmarc_report *r)
 	while (r->done < target)
 		pthread_cond_wait(&r->idle, &r->lock);
 	r->flushers--;
+	pthread_mutex_unlock(&r->lock);
+}
+
+void
+moat_dmarc_report_set_metrics(struct moat_dmarc_report *r, struct moat_metrics *m)
+{
+	pthread_mutex_lock(&r->lock);
+	r->metrics = m;
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -504,6 +538,7 @@ moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_repor
 	}
 	r->st.dropped++;
 	r->dropped_unlogged++;
+	moat_metrics_dmarc_report(r->metrics, MOAT_METRICS_DREP_DROPPED, 1);
 	now = now_ns();
 	if (due(r, r->drop_logged_at, now)) {
 		dropped = r->dropped_unlogged;

@@ -2,11 +2,13 @@
  * dmarc_report.h - recording DMARC evaluations for RFC 9990 aggregate reports.
  *
  * struct moat_dmarc_report is one recorder per daemon (owned by the authentication engine): a
- * bounded in-memory queue and one writer thread that appends the queued records to the store
- * (dmarc_report_store = sqlite: one SQLite file in WAL mode, dmarc_report_db) in batches, one
- * transaction per batch. Recording never waits on the store and never fails a message: when the
- * queue is full a record is dropped and counted, a store error is counted, and both are logged at
- * most once per log interval.
+ * bounded in-memory queue and one writer thread that appends the queued records to the store in
+ * batches: dmarc_report_store = sqlite, one SQLite file in WAL mode (dmarc_report_db), one
+ * transaction per batch; redis, the day lists of the Redis server of the rate limits, shared by
+ * every gateway that records there (dmarc_report_redis.c), one pipeline per batch. Recording
+ * never waits on the store and never fails a message: when the queue is full a record is dropped,
+ * counted and logged at most once per log interval; a store error loses the batch, is counted and
+ * is logged once per outage (and the loss when the store works again).
  *
  * The same file also opens the store for mxmoat-report (moat_dmarc_report_db_open), so the schema
  * is written in one place. Records carry what RFC 9990's <record> and <policy_published> need:
@@ -26,6 +28,7 @@
 
 struct sqlite3;
 struct moat_auth_results;
+struct moat_metrics;
 
 /* dmarc_report_store */
 enum moat_dmarc_report_store {
@@ -39,6 +42,7 @@ enum moat_dmarc_report_store {
 #define MOAT_DREP_BATCH_WAIT_MS 200 /* ... or this long, then writes them in one transaction */
 #define MOAT_DREP_LOG_INTERVAL_MS 60000 /* drops and store errors: one log line per interval */
 #define MOAT_DREP_DKIM_MAX 16 /* DKIM results kept per message */
+#define MOAT_DREP_REDIS_KEEP_DAYS 32 /* a day's records stay in Redis this long after its last */
 
 /* One DKIM result of a message. */
 struct moat_dmarc_report_dkim {
@@ -78,7 +82,11 @@ struct moat_dmarc_report_entry {
 };
 
 struct moat_dmarc_report_opts {
+	enum moat_dmarc_report_store store; /* MOAT_DREP_SQLITE or MOAT_DREP_REDIS */
 	const char *db; /* the SQLite file */
+	const char *redis; /* host:port of the Redis store */
+	const char *redis_prefix; /* of its keys */
+	unsigned redis_timeout_ms; /* connect and each call; 0: 200 */
 	unsigned queue_max; /* 0: MOAT_DREP_QUEUE_MAX */
 	unsigned log_interval_ms; /* 0: MOAT_DREP_LOG_INTERVAL_MS */
 };
@@ -94,15 +102,16 @@ struct moat_dmarc_report_stats {
 struct moat_dmarc_report;
 
 /*
- * moat_dmarc_report_new - a recorder writing to OPTS->db, its writer thread started. The store is
- * opened by the writer (a store that cannot be opened is an error per batch, logged and counted,
- * and tried again with the next batch). NULL with a message in err when out of memory or the
+ * moat_dmarc_report_new - a recorder writing to OPTS' store, its writer thread started. The store
+ * is opened by the writer (a store that cannot be opened or reached is an error per batch,
+ * counted, and tried again with the next batch). NULL with a message in err when out of memory or the
  * thread cannot start.
  */
 struct moat_dmarc_report *moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts,
     char *err, size_t errlen);
-/* moat_dmarc_report_new_conf - from dmarc_report_store and dmarc_report_db; NULL and err[0] == '\0'
- * when the store is none. */
+/* moat_dmarc_report_new_conf - from dmarc_report_store, dmarc_report_db (sqlite), or
+ * ratelimit_redis, ratelimit_redis_timeout and dmarc_report_redis_prefix (redis); NULL and
+ * err[0] == '\0' when the store is none. */
 struct moat_dmarc_report *moat_dmarc_report_new_conf(const struct moat_conf *conf, char *err,
     size_t errlen);
 
@@ -127,6 +136,9 @@ void moat_dmarc_report_flush(struct moat_dmarc_report *r);
 
 void moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_report_stats *out);
 
+/* moat_dmarc_report_set_metrics - count records written, dropped and lost into M (borrowed). */
+void moat_dmarc_report_set_metrics(struct moat_dmarc_report *r, struct moat_metrics *m);
+
 /*
  * moat_dmarc_report_db_open - open (creating if needed) the store at PATH: WAL journal, the
  * schema, a busy timeout. NULL with a message in err.
@@ -134,7 +146,27 @@ void moat_dmarc_report_stats(struct moat_dmarc_report *r, struct moat_dmarc_repo
 struct sqlite3 *moat_dmarc_report_db_open(const char *path, bool readonly, char *err,
     size_t errlen);
 
-/* The config validator of dmarc_report_store: refuses redis, which is not implemented yet. */
-int moat_conf_check_report_store(const char *value, char *err, size_t errlen);
+/*
+ * The Redis store as mxmoat-report reads it. Keys under PREFIX: "r:DAY" (DAY: days since the
+ * epoch, UTC) a list of records, each "TIME\0" then the record's fields NUL-terminated in the
+ * store's column order; "days" the set of days that have records; "sent:DAY" a hash of the
+ * periods emitted, field "KIND DOMAIN", value the report id. Every key expires
+ * MOAT_DREP_REDIS_KEEP_DAYS days after its last write.
+ */
+struct redisContext;
+/* moat_dmarc_report_redis_connect - a connection to HOSTPORT; NULL with err. */
+struct redisContext *moat_dmarc_report_redis_connect(const char *hostport, unsigned timeout_ms,
+    char *err, size_t errlen);
+/*
+ * moat_dmarc_report_redis_import - copy every record kept in Redis, and the periods marked
+ * emitted, into DB (a store from moat_dmarc_report_db_open, ":memory:" will do), in list order.
+ * The number of records, or -1 with err.
+ */
+long moat_dmarc_report_redis_import(struct redisContext *c, const char *prefix, struct sqlite3 *db,
+    char *err, size_t errlen);
+/* moat_dmarc_report_redis_mark - record in Redis that DOMAIN's period from BEGIN was emitted as
+ * KIND with REPORT_ID; -1 with err. */
+int moat_dmarc_report_redis_mark(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *kind, const char *report_id, char *err, size_t errlen);
 
 #endif /* MOAT_DMARC_REPORT_H */

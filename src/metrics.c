@@ -41,6 +41,10 @@ static const char *const backend_names[] = { "2xx", "3xx", "4xx", "5xx", "other"
 static const char *const tls_names[] = { "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "other" };
 #define TLS_VERSIONS (sizeof(tls_names) / sizeof(tls_names[0]))
 
+/* indexed by enum moat_metrics_drep */
+static const char *const drep_names[] = { "written", "dropped", "lost" };
+#define DREP_STATUSES (sizeof(drep_names) / sizeof(drep_names[0]))
+
 /* Upper bounds of the histogram buckets, in seconds and in nanoseconds (+Inf is the count). */
 static const char *const hist_le[] = { "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025",
 	"0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10" };
@@ -65,7 +69,8 @@ enum {
 	C_AUTH = C_MSG + MESSAGE_KINDS,
 	C_BACKEND = C_AUTH + AUTH_METHODS * AUTH_RESULTS,
 	C_TLS = C_BACKEND + BACKEND_CLASSES,
-	C_HIST = C_TLS + TLS_VERSIONS,
+	C_DREP = C_TLS + TLS_VERSIONS,
+	C_HIST = C_DREP + DREP_STATUSES,
 	C_REASON_OTHER = C_HIST + HISTS * HIST_SLOTS,
 	C_N
 };
@@ -297,6 +302,13 @@ moat_metrics_redis_error(struct moat_metrics *m)
 }
 
 void
+moat_metrics_dmarc_report(struct moat_metrics *m, enum moat_metrics_drep status, uint64_t n)
+{
+	if ((size_t)status < DREP_STATUSES)
+		count(m, C_DREP + (size_t)status, n);
+}
+
+void
 moat_metrics_hold(struct moat_metrics *m, int64_t delta)
 {
 	if (delta >= 0)
@@ -516,6 +528,10 @@ moat_metrics_render(struct moat_metrics *m, size_t *len)
 	out_head(&o, "mxmoat_redis_errors_total", "counter",
 	    "Rate-limit calls Redis did not answer (down, timeout, bad reply): the fallback decided.");
 	out_printf(&o, "mxmoat_redis_errors_total %llu\n", (unsigned long long)t->c[C_REDIS_ERR]);
+
+	render_labelled(&o, t, "mxmoat_dmarc_report_records_total", "status",
+	    "DMARC evaluations recorded for aggregate reports: written to the store, dropped (queue full), lost (store error).",
+	    drep_names, DREP_STATUSES, C_DREP);
 
 	out_head(&o, "mxmoat_hold_bytes", "gauge",
 	    "Bytes of messages held until end of data (mxmoat-proxy holding mode).");

@@ -39,6 +39,13 @@ enum moat_metrics_hist {
 	MOAT_METRICS_REDIS,
 };
 
+/* The outcomes of mxmoat_dmarc_report_records_total{status}. */
+enum moat_metrics_drep {
+	MOAT_METRICS_DREP_WRITTEN,
+	MOAT_METRICS_DREP_DROPPED,
+	MOAT_METRICS_DREP_LOST,
+};
+
 /* moat_metrics_new - an empty registry, config generation 1; NULL when out of memory. */
 struct moat_metrics *moat_metrics_new(void);
 /* moat_metrics_free - NULL is a no-op. No thread may count on it any more. */
@@ -66,6 +73,8 @@ void moat_metrics_tls(struct moat_metrics *m, const char *protocol);
 void moat_metrics_observe(struct moat_metrics *m, enum moat_metrics_hist h, uint64_t ns);
 /* moat_metrics_redis_error - a rate-limit call to Redis got no usable answer. */
 void moat_metrics_redis_error(struct moat_metrics *m);
+/* moat_metrics_dmarc_report - N DMARC evaluations written to the report store, dropped or lost. */
+void moat_metrics_dmarc_report(struct moat_metrics *m, enum moat_metrics_drep status, uint64_t n);
 /* moat_metrics_hold - bytes held by the proxy's holding mode grew (+) or were released (-). */
 void moat_metrics_hold(struct moat_metrics *m, int64_t delta);
 /* moat_metrics_generation_next - a reload installed a new configuration generation. */

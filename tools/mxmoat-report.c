@@ -1,6 +1,7 @@
 /*
  * mxmoat-report.c - DMARC aggregate reports (RFC 9990) from the evaluations the daemons recorded
- * (dmarc_report_store = sqlite), and a page for the postmaster.
+ * (dmarc_report_store = sqlite, or redis: copied into a SQLite store in memory first, and each
+ * period emitted marked in Redis too), and a page for the postmaster.
  *
  *   --write DIR   one gzip-compressed XML report per policy domain and complete UTC day, named
  *                 receiver!policy-domain!begin!end!id.xml.gz; each is marked in the store and
@@ -13,6 +14,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,8 +35,59 @@ static const char usage_text[] =
     "                     [--write DIR] [--json [--all]] [--html FILE [--days N]]\n"
     "Writes DMARC aggregate reports (RFC 9990) of the complete UTC days recorded in the store.\n";
 
-struct write_ctx {
+/* The store read: a SQLite file, or a copy in memory of the Redis store (redis set). */
+struct store {
 	sqlite3 *db;
+	redisContext *redis;
+	const char *prefix; /* of the Redis keys */
+};
+
+/* store_mark - REP was emitted as KIND: marked in the store (and in Redis); -1 with err. */
+static int
+store_mark(const struct store *st, const struct report *rep, const char *kind, int64_t now,
+    char *err, size_t errlen)
+{
+	if (report_mark(st->db, rep, kind, now, err, errlen) < 0)
+		return -1;
+	return st->redis == NULL ? 0
+				 : moat_dmarc_report_redis_mark(st->redis, st->prefix, rep->domain,
+				       rep->begin, kind, rep->report_id, err, errlen);
+}
+
+/* store_open - the SQLite file, or (dmarc_report_store = redis, no --db) Redis copied into
+ * memory; -1 with err. */
+static int
+store_open(struct store *st, const struct moat_conf *conf, const char *db_path, bool readonly,
+    char *err, size_t errlen)
+{
+	long n;
+
+	if (db_path != NULL || conf->dmarc_report_store != MOAT_DREP_REDIS) {
+		st->db = moat_dmarc_report_db_open(db_path ? db_path : conf->dmarc_report_db,
+		    readonly, err, errlen);
+		return st->db == NULL ? -1 : 0;
+	}
+	st->prefix = conf->dmarc_report_redis_prefix;
+	if ((st->redis = moat_dmarc_report_redis_connect(conf->ratelimit_redis,
+		 conf->ratelimit_redis_timeout < 2000 ? 2000 : conf->ratelimit_redis_timeout, err,
+		 errlen)) == NULL ||
+	    (st->db = moat_dmarc_report_db_open(":memory:", false, err, errlen)) == NULL ||
+	    (n = moat_dmarc_report_redis_import(st->redis, st->prefix, st->db, err, errlen)) < 0)
+		return -1;
+	fprintf(stderr, "mxmoat-report: %ld record%s read from redis %s\n", n, n == 1 ? "" : "s",
+	    conf->ratelimit_redis);
+	return 0;
+}
+
+static void
+store_close(struct store *st)
+{
+	sqlite3_close(st->db);
+	redisFree(st->redis);
+}
+
+struct write_ctx {
+	const struct store *st;
 	const char *dir;
 	const struct report_meta *meta;
 	int64_t now;
@@ -56,7 +109,7 @@ write_one(struct report *rep, void *arg)
 		return -1;
 	}
 	if (report_xml_write(rep, w->meta, path, w->err, sizeof(w->err)) < 0 ||
-	    report_mark(w->db, rep, "write", w->now, w->err, sizeof(w->err)) < 0)
+	    store_mark(w->st, rep, "write", w->now, w->err, sizeof(w->err)) < 0)
 		return -1;
 	printf("%s\n", path);
 	return 0;
@@ -95,6 +148,7 @@ main(int argc, char **argv)
 	const char *receiver;
 	struct report_meta meta;
 	struct moat_conf *conf;
+	struct store st = { 0 };
 	sqlite3 *db;
 	int c, status = 0;
 
@@ -171,13 +225,13 @@ main(int argc, char **argv)
 		snprintf(email, sizeof(email), "postmaster@%s", conf->authserv_id);
 	receiver = strrchr(email, '@') ? strrchr(email, '@') + 1 : email;
 	meta = (struct report_meta){ org, email, receiver };
-	db = moat_dmarc_report_db_open(db_path ? db_path : conf->dmarc_report_db, dir == NULL, err,
-	    sizeof(err));
-	if (db == NULL) {
+	if (store_open(&st, conf, db_path, dir == NULL, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-report: %s\n", err);
+		store_close(&st);
 		moat_conf_unref(conf);
 		return EXIT_ERROR;
 	}
+	db = st.db;
 	if (json) {
 		struct report_json *j = report_json_begin();
 		void *arg[2] = { j, &meta };
@@ -191,7 +245,7 @@ main(int argc, char **argv)
 			status = EXIT_ERROR;
 	}
 	if (dir != NULL && status == 0) {
-		struct write_ctx w = { db, dir, &meta, now, "" };
+		struct write_ctx w = { &st, dir, &meta, now, "" };
 		long n;
 		sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 		n = report_walk(db, now, "write", &meta, write_one, &w, err, sizeof(err));
@@ -213,7 +267,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "mxmoat-report: %s\n", err);
 		status = EXIT_ERROR;
 	}
-	sqlite3_close(db);
+	store_close(&st);
 	moat_conf_unref(conf);
 	return status;
 }

@@ -10,6 +10,7 @@
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/dns.sh"
 . "${top_srcdir:-.}/tests/lib/proxy.sh"
+. "${top_srcdir:-.}/tests/lib/report.sh"
 top_builddir=${top_builddir:-.}
 
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
@@ -20,18 +21,7 @@ port_lock report-daemon || tap_skip_all "another run of this test held its ports
 trap 'px_cleanup; dns_stop' EXIT
 px_init || tap_bail "no temp dir"
 
-cat >"$PX_DIR/rep.test.zone" <<'EOF'
-$ORIGIN rep.test.
-$TTL 300
-@	IN SOA ns.rep.test. hostmaster.rep.test. 1 3600 600 86400 300
-@	IN NS ns
-ns	IN A 127.0.0.1
-pass	IN TXT "v=spf1 ip4:127.0.0.1 -all"
-_dmarc.pass	IN TXT "v=DMARC1; p=reject; rua=mailto:agg@pass.rep.test"
-q	IN TXT "v=spf1 -all"
-_dmarc.q	IN TXT "v=DMARC1; p=quarantine; sp=none; adkim=s; rua=mailto:agg@q.rep.test; ruf=mailto:f@q.rep.test; fo=1"
-EOF
-dns_start 15590 .="$top_srcdir/tests/e2e/data/root.zone" rep.test="$PX_DIR/rep.test.zone" ||
+dns_start 15590 .="$top_srcdir/tests/e2e/data/root.zone" rep.test="$top_srcdir/tests/e2e/data/rep.test.zone" ||
 	tap_bail "nsd did not start"
 
 mkdir -p "$PX_DIR/spool" "$PX_DIR/db" && chown nobody "$PX_DIR/spool" "$PX_DIR/db"   # daemon_user
@@ -88,15 +78,9 @@ mkdir "$PX_DIR/out"
 "$top_builddir/tools/mxmoat-report" -o authserv_id=mx.rep.test --db "$db" --now $(( $(date +%s) + 86400 )) \
 	--write "$PX_DIR/out" >/dev/null 2>&1
 tap_is "mxmoat-report writes one report per policy domain" \
-	"$(ls "$PX_DIR/out" | sed 's/![0-9!]*![0-9a-f]*\.xml\.gz$//' | sort | tr '\n' ' ')" \
+	"$(report_names "$PX_DIR/out")" \
 	"mx.rep.test!pass.rep.test mx.rep.test!q.rep.test "
-valid=0
-for f in "$PX_DIR"/out/*; do
-	gzip -dc "$f" > "$PX_DIR/r.xml" &&
-		xmllint --noout --schema "$top_srcdir/doc/dmarc-aggregate-report.xsd" "$PX_DIR/r.xml" 2>/dev/null &&
-		valid=$((valid + 1))
-done
-tap_is "both validate against the schema" "$valid" "2"
+tap_is "both validate against the schema" "$(report_valid "$PX_DIR/out")" 2
 tap_is "q.rep.test's report: two rows, quarantine and none, both from 127.0.0.1" \
 	"$(gzip -dc "$PX_DIR"/out/*q.rep.test* | grep -oE '<(source_ip|disposition|header_from)>[^<]*' | tr '\n' ' ')" \
 	"<source_ip>127.0.0.1 <disposition>none <header_from>sub.q.rep.test <source_ip>127.0.0.1 <disposition>quarantine <header_from>q.rep.test "

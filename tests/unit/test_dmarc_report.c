@@ -40,7 +40,7 @@ teardown(void)
 static struct moat_dmarc_report *
 open_recorder(const char *path, unsigned queue_max)
 {
-	struct moat_dmarc_report_opts o = { path, queue_max, 0 };
+	struct moat_dmarc_report_opts o = { .db = path, .queue_max = queue_max };
 	char err[256];
 	struct moat_dmarc_report *r = moat_dmarc_report_new(&o, err, sizeof(err));
 
@@ -225,15 +225,13 @@ Test(dmarc_report, a_full_queue_drops_and_counts_without_waiting)
 	moat_dmarc_report_free(r);
 }
 
-Test(dmarc_report, a_store_that_cannot_open_loses_and_counts)
+/* lose_ten - ten records added to R never fail, and all ten are counted lost; R freed. */
+static void
+lose_ten(struct moat_dmarc_report *r)
 {
-	char path[160];
-	struct moat_dmarc_report *r;
 	struct moat_dmarc_report_entry e = sample();
 	struct moat_dmarc_report_stats st;
 
-	snprintf(path, sizeof(path), "%s/no/such/dir/store.db", dir);
-	r = open_recorder(path, 0);
 	for (int i = 0; i < 10; i++)
 		cr_assert_eq(moat_dmarc_report_add(r, &e), 0,
 		    "adding never fails on a store error");
@@ -245,18 +243,52 @@ Test(dmarc_report, a_store_that_cannot_open_loses_and_counts)
 	moat_dmarc_report_free(r);
 }
 
-Test(dmarc_report, redis_is_refused_sqlite_taken)
+Test(dmarc_report, a_store_that_cannot_open_loses_and_counts)
 {
-	struct moat_conf_override ov[] = { { "dmarc_report_store", "redis" } };
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/no/such/dir/store.db", dir);
+	lose_ten(open_recorder(path, 0));
+}
+
+Test(dmarc_report, a_redis_store_that_refuses_loses_and_counts)
+{
+	/* port 1 on loopback: refused at once */
+	struct moat_dmarc_report_opts o = { .store = MOAT_DREP_REDIS,
+		.redis = "127.0.0.1:1",
+		.redis_prefix = "t:",
+		.redis_timeout_ms = 1000 };
+	char err[256];
+	struct moat_dmarc_report *r = moat_dmarc_report_new(&o, err, sizeof(err));
+
+	cr_assert_not_null(r, "%s", err);
+	lose_ten(r);
+	o.redis = "no port";
+	cr_assert_null(moat_dmarc_report_new(&o, err, sizeof(err)));
+	cr_assert_str_eq(err, "dmarc_report_store = redis: bad address no port or prefix");
+}
+
+Test(dmarc_report, redis_and_sqlite_taken)
+{
+	struct moat_conf_override ov[] = { { "dmarc_report_store", "redis" },
+		{ "ratelimit_redis", "127.0.0.1:1" } };
 	struct moat_conf_override ok[] = { { "dmarc_report_store", "sqlite" },
 		{ "dmarc_report_db", db } };
 	char err[MOAT_CONF_ERR_MAX];
-	struct moat_conf *conf = moat_conf_load(NULL, ov, 1, err, sizeof(err));
+	struct moat_conf *conf = moat_conf_load(NULL, ov, 2, err, sizeof(err));
 	struct moat_dmarc_report *r;
+	struct moat_dmarc_report_stats st;
 
-	cr_assert_null(conf);
-	cr_assert_str_eq(err,
-	    "command line: -o dmarc_report_store: redis is not implemented yet: use sqlite (one gateway) or none");
+	/* redis: the recorder starts without the server; the writer connects per batch */
+	cr_assert_not_null(conf, "%s", err);
+	cr_assert_eq(conf->dmarc_report_store, MOAT_DREP_REDIS);
+	cr_assert_str_eq(conf->dmarc_report_redis_prefix, "mxmoat:dmarc:");
+	r = moat_dmarc_report_new_conf(conf, err, sizeof(err));
+	cr_assert_not_null(r, "%s", err);
+	moat_dmarc_report_stats(r, &st);
+	cr_assert_eq(st.store_errors, 0);
+	moat_dmarc_report_free(r);
+	moat_conf_unref(conf);
 	conf = moat_conf_load(NULL, ok, 2, err, sizeof(err));
 	cr_assert_not_null(conf, "%s", err);
 	cr_assert_eq(conf->dmarc_report_store, MOAT_DREP_SQLITE);
