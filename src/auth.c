@@ -312,28 +312,80 @@ domain_listed(const char *list, const char *domain)
 	return false;
 }
 
-/* run_spf - MAIL FROM and HELO identities, unless the caller gave results. */
+/* spf_identities - the MAIL FROM and HELO identities of the client (RFC 7208 2.3, 2.4). */
 static void
-run_spf(struct moat_auth_msg *m)
+spf_identities(struct moat_dns *dns, const struct moat_conf *conf, const char *client_addr,
+    const char *helo, const char *mail_from, struct moat_spf_result *mf, struct moat_spf_result *he,
+    bool *helo_checked)
 {
 	struct moat_spf_opts o = { 0 };
 	struct moat_addr addr;
 
+	*helo_checked = false;
+	if (client_addr == NULL || moat_addr_parse(client_addr, &addr) != 0) {
+		mf->result = MOAT_SPF_NONE;
+		snprintf(mf->reason, sizeof(mf->reason), "client address unknown");
+		return;
+	}
+	o.receiver = conf->authserv_id;
+	moat_spf_check_mailfrom(dns, &addr, helo, mail_from, &o, mf);
+	if (helo[0] != '\0') {
+		moat_spf_check_helo(dns, &addr, helo, &o, he);
+		*helo_checked = true;
+	}
+}
+
+/* run_spf - MAIL FROM and HELO identities, unless the caller gave results. */
+static void
+run_spf(struct moat_auth_msg *m)
+{
 	if (m->r.spf_done)
 		return;
 	m->r.spf_done = true;
-	if (m->client_addr == NULL || moat_addr_parse(m->client_addr, &addr) != 0) {
-		m->r.spf_mailfrom.result = MOAT_SPF_NONE;
-		snprintf(m->r.spf_mailfrom.reason, sizeof(m->r.spf_mailfrom.reason),
-		    "client address unknown");
+	spf_identities(m->e->dns, m->conf, m->client_addr, m->helo, m->mail_from,
+	    &m->r.spf_mailfrom, &m->r.spf_helo, &m->r.helo_checked);
+}
+
+struct moat_auth_spf *
+moat_auth_spf_new(struct moat_auth_engine *e, const struct moat_conf *conf,
+    const struct moat_auth_env *env)
+{
+	struct moat_auth_spf *spf = calloc(1, sizeof(*spf));
+
+	if (spf != NULL)
+		spf_identities(e->dns, conf, env->client_addr, env->helo != NULL ? env->helo : "",
+		    env->mail_from != NULL ? env->mail_from : "", &spf->mailfrom, &spf->helo,
+		    &spf->helo_checked);
+	return spf;
+}
+
+void
+moat_auth_spf_free(struct moat_auth_spf *spf)
+{
+	if (spf == NULL)
 		return;
+	moat_spf_result_clear(&spf->mailfrom);
+	moat_spf_result_clear(&spf->helo);
+	free(spf);
+}
+
+const char *
+moat_auth_spf_verdict(const struct moat_conf *conf, const struct moat_spf_result *mailfrom,
+    struct moat_verdict *v)
+{
+	/* SPF alone: tag only unless configured (RFC 7208 8.4 allows rejecting a fail). */
+	if (mailfrom->result == MOAT_SPF_FAIL && conf->spf_fail_action == MOAT_SPF_ACT_ENFORCE) {
+		moat_verdict_set(v, MOAT_REJECT, 550, "5.7.23", "spf_fail", "%s",
+		    mailfrom->explanation[0] ? mailfrom->explanation : "SPF validation failed");
+		return "spf=fail for MAIL FROM and spf_fail_action=reject -> reject";
 	}
-	o.receiver = m->conf->authserv_id;
-	moat_spf_check_mailfrom(m->e->dns, &addr, m->helo, m->mail_from, &o, &m->r.spf_mailfrom);
-	if (m->helo[0] != '\0') {
-		moat_spf_check_helo(m->e->dns, &addr, m->helo, &o, &m->r.spf_helo);
-		m->r.helo_checked = true;
+	if (mailfrom->result == MOAT_SPF_TEMPERROR &&
+	    conf->spf_temperror_action == MOAT_SPF_ACT_ENFORCE) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.7.24", "spf_temperror",
+		    "SPF temporary error, try again later");
+		return "spf=temperror for MAIL FROM and spf_temperror_action=tempfail -> tempfail";
 	}
+	return NULL;
 }
 
 /* build_authres - the one Authentication-Results value (RFC 8601). */
@@ -520,6 +572,7 @@ decide(struct moat_auth_msg *m)
 	const struct moat_dmarc_eval *d = &r->dmarc;
 	struct moat_verdict v;
 	char text[MOAT_REPLY_TEXT_MAX + 300], buf[MOAT_AUTH_WHY_MAX];
+	const char *spf_why;
 
 	moat_verdict_continue(&r->verdict);
 	if (r->forged_overflow) {
@@ -597,19 +650,8 @@ decide(struct moat_auth_msg *m)
 		    d->reason);
 		why_add(r, buf);
 	}
-	/* SPF alone: tag only unless configured (RFC 7208 8.4 allows rejecting a fail). */
-	if (r->spf_mailfrom.result == MOAT_SPF_FAIL && c->spf_fail_action == MOAT_SPF_ACT_ENFORCE) {
-		why_add(r, "spf=fail for MAIL FROM and spf_fail_action=reject -> reject");
-		moat_verdict_set(&v, MOAT_REJECT, 550, "5.7.23", "spf_fail", "%s",
-		    r->spf_mailfrom.explanation[0] ? r->spf_mailfrom.explanation
-						   : "SPF validation failed");
-		moat_verdict_combine(&r->verdict, &v);
-	} else if (r->spf_mailfrom.result == MOAT_SPF_TEMPERROR &&
-	    c->spf_temperror_action == MOAT_SPF_ACT_ENFORCE) {
-		why_add(r,
-		    "spf=temperror for MAIL FROM and spf_temperror_action=tempfail -> tempfail");
-		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.7.24", "spf_temperror",
-		    "SPF temporary error, try again later");
+	if ((spf_why = moat_auth_spf_verdict(c, &r->spf_mailfrom, &v)) != NULL) {
+		why_add(r, spf_why);
 		moat_verdict_combine(&r->verdict, &v);
 	}
 }

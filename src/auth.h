@@ -92,6 +92,30 @@ struct moat_auth_msg *moat_auth_msg_new(struct moat_auth_engine *e, const struct
     const struct moat_auth_env *env);
 void moat_auth_msg_free(struct moat_auth_msg *m);
 
+/* The SPF results of one envelope, checked before its message (moat_auth_spf_new). */
+struct moat_auth_spf {
+	struct moat_spf_result mailfrom, helo;
+	bool helo_checked; /* a HELO name was given, and checked */
+};
+
+/*
+ * moat_auth_spf_new - SPF of the MAIL FROM and HELO identities of ENV now, through E's resolver
+ * (blocks on DNS): for a verdict at MAIL or RCPT, before any message byte (RFC 7208 2.4).
+ * moat_auth_set_spf hands the results to the message, so DMARC uses them at eom. NULL when out
+ * of memory; free with moat_auth_spf_free.
+ */
+struct moat_auth_spf *moat_auth_spf_new(struct moat_auth_engine *e, const struct moat_conf *conf,
+    const struct moat_auth_env *env);
+void moat_auth_spf_free(struct moat_auth_spf *spf);
+
+/*
+ * moat_auth_spf_verdict - what spf_fail_action and spf_temperror_action make of a MAIL FROM
+ * result: v gets 550 5.7.23 or 451 4.7.24 and the decision's text is returned, or v is left
+ * alone and NULL returned (tag only).
+ */
+const char *moat_auth_spf_verdict(const struct moat_conf *conf,
+    const struct moat_spf_result *mailfrom, struct moat_verdict *v);
+
 /* moat_auth_set_spf - results computed by the caller (copied, trace not kept). */
 void moat_auth_set_spf(struct moat_auth_msg *m, const struct moat_spf_result *mailfrom,
     const struct moat_spf_result *helo);

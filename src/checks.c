@@ -195,6 +195,18 @@ session_auth_engine(struct moat_session *s, char *err, size_t errlen)
 	return e;
 }
 
+/* session_auth_env - the envelope as the authentication engine takes it (borrowed strings). */
+static void
+session_auth_env(const struct moat_session *s, struct moat_auth_env *env)
+{
+	env->client_addr = s->addr_known ? s->client_addr : NULL;
+	env->helo = s->helo;
+	env->mail_from = s->mail_from ? s->mail_from : "";
+	env->iprev =
+	    s->iprev.result != MOAT_IPREV_NONE ? moat_iprev_result_name(s->iprev.result) : NULL;
+	env->iprev_name = moat_session_iprev_name(s);
+}
+
 /* ---- DNS block and allow lists (dnsbl.c): the client's score at connect ---- */
 
 /* check_dnsbl - ask the lists (a work item: the queries block), unless none is set or the client
@@ -333,6 +345,76 @@ iprev_answer(struct moat_session *s, enum check_stage st, const struct moat_verd
 	moat_log(LOG_INFO, s->id, "iprev", "client=%s result=%s name=%s", s->client_addr,
 	    moat_iprev_result_name(s->iprev.result), s->iprev.name[0] ? s->iprev.name : "-");
 	iprev_verdict(s, v);
+}
+
+/* ---- SPF before the message: when its result may refuse the transaction ---- */
+
+/*
+ * spf_early - SPF decides at stage ST: inbound mail checked by the engine, an SPF action that
+ * refuses (spf_fail_action = reject, spf_temperror_action = tempfail), and ST is MAIL, or RCPT
+ * with spf_delay_reject. Refusing before DATA means no message byte is received or spooled.
+ */
+static bool
+spf_early(const struct moat_session *s, enum check_stage st)
+{
+	const struct moat_conf *c = s->conf;
+
+	return s->direction == MOAT_INBOUND && c->auth_inbound &&
+	    (c->spf_fail_action == MOAT_SPF_ACT_ENFORCE ||
+		c->spf_temperror_action == MOAT_SPF_ACT_ENFORCE) &&
+	    st == (c->spf_delay_reject ? STAGE_RCPT : STAGE_MAIL);
+}
+
+/* check_spf - check SPF once a transaction (a work item: DNS), then refuse every command of the
+ * stage as the SPF actions say. */
+static enum moat_event_rc
+check_spf(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
+{
+	(void)params;
+	if (!spf_early(s, st))
+		return MOAT_EVENT_DONE;
+	if (s->spf == NULL) {
+		s->pending_wait = MOAT_WAIT_WORK;
+		return MOAT_EVENT_PENDING;
+	}
+	moat_auth_spf_verdict(s->conf, &s->spf->mailfrom, v);
+	return MOAT_EVENT_DONE;
+}
+
+/* spf_work - the MAIL FROM and HELO identities; an engine that cannot start leaves s->spf NULL
+ * (logged; the end of data answers 451 as for any message). */
+static void
+spf_work(struct moat_session *s, enum check_stage st)
+{
+	char err[256] = "";
+	struct moat_auth_engine *e = session_auth_engine(s, err, sizeof(err));
+	struct moat_auth_env env;
+
+	(void)st;
+	session_auth_env(s, &env);
+	if (e == NULL || (s->spf = moat_auth_spf_new(e, s->conf, &env)) == NULL)
+		moat_log(LOG_ERR, s->id, "spf", "result=failed why=\"%s\"",
+		    err[0] ? err : "out of memory");
+}
+
+/* spf_answer - one log line, the SPF actions; a refused transaction counts its SPF result here,
+ * since it never reaches the end of data. */
+static void
+spf_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	const char *why;
+
+	(void)answer;
+	if (s->spf == NULL)
+		return;
+	why = moat_auth_spf_verdict(s->conf, &s->spf->mailfrom, v);
+	moat_log(LOG_INFO, s->id, "spf", "stage=%s result=%s action=%s",
+	    st == STAGE_RCPT ? "rcpt" : "mail", moat_spf_result_name(s->spf->mailfrom.result),
+	    why == NULL ? "continue" : moat_action_name(v->action));
+	if (why != NULL)
+		moat_metrics_auth(s->pol->metrics, MOAT_METRICS_SPF,
+		    moat_spf_result_name(s->spf->mailfrom.result));
 }
 
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
@@ -505,20 +587,22 @@ arc_blocks(const struct moat_session *s)
 	return s->arc != NULL;
 }
 
-/* session_auth_start - start the engine for an inbound message, when auth_inbound. */
+/* session_auth_start - start the engine for an inbound message, when auth_inbound; SPF checked
+ * before the message (the spf row) is its SPF. */
 static void
 session_auth_start(struct moat_session *s)
 {
 	if (s->direction == MOAT_INBOUND && s->conf->auth_inbound) {
-		struct moat_auth_env env = { s->addr_known ? s->client_addr : NULL, s->helo,
-			s->mail_from ? s->mail_from : "",
-			s->iprev.result != MOAT_IPREV_NONE ? moat_iprev_result_name(s->iprev.result)
-							   : NULL,
-			moat_session_iprev_name(s) };
+		struct moat_auth_env env;
 		char err[256] = "";
 		struct moat_auth_engine *e = session_auth_engine(s, err, sizeof(err));
+
+		session_auth_env(s, &env);
 		if (e == NULL || (s->auth = moat_auth_msg_new(e, s->conf, &env)) == NULL)
 			session_auth_unavailable(s, err);
+		else if (s->spf != NULL)
+			moat_auth_set_spf(s->auth, &s->spf->mailfrom,
+			    s->spf->helo_checked ? &s->spf->helo : NULL);
 	}
 }
 
@@ -813,6 +897,11 @@ const struct moat__check moat__checks[] = {
 	    .header = limits_header,
 	    .eoh = limits_eoh,
 	    .body = limits_body },
+	{ .name = "spf",
+	    .stages = STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	    .run = check_spf,
+	    .answer = spf_answer,
+	    .work = spf_work },
 	{ .name = "ratelimit",
 	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
 	    .run = check_ratelimit,

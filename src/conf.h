@@ -176,6 +176,7 @@ struct moat_conf {
 	char *dns_dnssec_trust_anchor; /* file; empty: no DNSSEC validation */
 	int spf_fail_action; /* enum moat_spf_action */
 	int spf_temperror_action; /* enum moat_spf_action */
+	bool spf_delay_reject; /* an SPF refusal at each RCPT, not at MAIL */
 	char *daemon_user;
 	char *daemon_group;
 	int log_target; /* enum moat_log_target */

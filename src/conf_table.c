@@ -66,6 +66,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "an SPF fail for MAIL FROM: tag (Authentication-Results only) or reject (550 5.7.23)"),
 	K_ENUM(spf_temperror_action, "tag", "tag|tempfail", MOAT_CK_ALL,
 	    "an SPF temperror for MAIL FROM: tag (Authentication-Results only) or tempfail (451 4.7.24)"),
+	K_BOOL(spf_delay_reject, "no", MOAT_CK_ALL,
+	    "with spf_fail_action = reject or spf_temperror_action = tempfail, refuse at each RCPT instead of at MAIL (Postfix's smtpd_delay_reject)"),
 	K_STR(daemon_user, "nobody", NULL, MOAT_CK_ALL,
 	    "user to run as after binding sockets; a daemon started as root refuses to stay root"),
 	K_STR(daemon_group, "", NULL, MOAT_CK_ALL,

@@ -236,6 +236,8 @@ session_reset_txn(struct moat_session *s)
 	s->sign = NULL;
 	moat_auth_msg_free(s->auth);
 	s->auth = NULL;
+	moat_auth_spf_free(s->spf);
+	s->spf = NULL;
 	moat_arc_msg_free(s->arc);
 	s->arc = NULL;
 	s->arc_result = NULL;

@@ -97,6 +97,7 @@ struct moat_session {
 	struct moat_sign *sign; /* DKIM signing of an outbound message, or NULL */
 	struct moat_arc_msg *arc; /* the ARC chain of an inbound message, or NULL */
 	const struct moat_arc_result *arc_result; /* in arc, after the arc row's end */
+	struct moat_auth_spf *spf; /* SPF checked before the message (the spf row), or NULL */
 	struct moat_auth_msg *auth; /* SPF/DKIM/DMARC of an inbound message, or NULL */
 	struct moat_scan *scan; /* clamd and rspamd on this message, or NULL */
 	unsigned msg_started; /* rows of the check table started for this message */

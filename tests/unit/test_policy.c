@@ -958,3 +958,86 @@ Test(policy, iprev_not_asked_for_loopback_or_outbound)
 	moat_session_free(s);
 	moat_policy_free(pol);
 }
+
+/* spf_policy - SPF refusing at MAIL (or at RCPT with spf_delay_reject), with a resolver that
+ * never answers: every SPF check is a temperror. */
+static struct moat_policy *
+spf_policy(const char *delay, const char *temperror_action)
+{
+	struct moat_conf_override ov[] = { { "auth_inbound", "yes" },
+		{ "spf_fail_action", "reject" }, { "spf_temperror_action", temperror_action },
+		{ "spf_delay_reject", delay }, { "iprev_action", "none" },
+		{ "dns_resolver", "127.0.0.1@9" }, { "dns_timeout", "200ms" } };
+
+	return make_policy(ov, sizeof(ov) / sizeof(ov[0]));
+}
+
+/* spf_wait - the event (RC) waits for the SPF work item, which runs; V gets the verdict. */
+static void
+spf_wait(struct moat_session *s, enum moat_event_rc rc, struct moat_verdict *v, const char *what)
+{
+	cr_assert_eq(rc, MOAT_EVENT_PENDING, "%s waits for SPF", what);
+	cr_assert_eq(moat_session_pending(s), MOAT_WAIT_WORK, "%s", what);
+	moat_session_work(s);
+	cr_assert_eq(moat_session_resume(s, NULL, v), MOAT_EVENT_DONE, "%s", what);
+}
+
+Test(policy, spf_decides_at_mail_before_any_message_byte)
+{
+	struct moat_policy *pol = spf_policy("no", "tempfail");
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_helo(s, "client.example", true, &v);
+	spf_wait(s, moat_session_mail(s, "a@example.org", NULL, &v), &v, "MAIL");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.24", false, "temperror refused at MAIL");
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "the transaction was undone");
+	/* a new transaction checks again: its sender may differ */
+	spf_wait(s, moat_session_mail(s, "c@example.org", NULL, &v), &v, "second MAIL");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.24", false, "second MAIL");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, spf_delay_reject_refuses_each_rcpt_after_one_check)
+{
+	struct moat_policy *pol = spf_policy("yes", "tempfail");
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	moat_session_helo(s, "client.example", true, &v);
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "MAIL accepted: the refusal is delayed");
+	spf_wait(s, moat_session_rcpt(s, "b@example.net", NULL, &v), &v, "first RCPT");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.24", false, "first RCPT");
+	cr_assert_eq(moat_session_rcpt(s, "c@example.net", NULL, &v), MOAT_EVENT_DONE,
+	    "checked once a transaction");
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.24", false, "second RCPT");
+	moat_session_data(s, &v);
+	expect(&v, MOAT_REJECT, 503, "5.5.1", false, "no recipient: DATA refused");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, spf_waits_at_mail_only_when_its_result_may_refuse)
+{
+	struct moat_policy *pol = spf_policy("no", "tag");
+	struct moat_conf_override off[] = { { "auth_inbound", "no" },
+		{ "spf_fail_action", "reject" }, { "iprev_action", "none" } };
+	struct moat_policy *pol_off = make_policy(off, 3);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+
+	/* fail refuses, so SPF is checked; a temperror only tags and the MAIL goes on */
+	spf_wait(s, moat_session_mail(s, "a@example.org", NULL, &v), &v, "MAIL");
+	expect(&v, MOAT_CONTINUE, 0, "", false, "temperror with spf_temperror_action=tag");
+	moat_session_free(s);
+	s = connect_from(pol_off, "192.0.2.1", &v);
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE,
+	    "auth_inbound=no: no SPF");
+	expect(&v, MOAT_CONTINUE, 0, "", false, "auth_inbound=no");
+	moat_session_free(s);
+	moat_policy_free(pol_off);
+	moat_policy_free(pol);
+}
