@@ -99,7 +99,7 @@ enum px_skip {
  * transaction (work_txn) until it is done: a transaction that ends meanwhile is freed then.
  */
 struct px_txn {
-	unsigned nrcpt; /* RCPTs the backend accepted */
+	unsigned backend_rcpts; /* RCPTs the backend accepted (the core counts those it passed) */
 
 	/* DATA */
 	struct px_data *data;

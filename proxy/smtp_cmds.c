@@ -304,7 +304,7 @@ rcpt_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
 	if (r->code / 100 == 2 && s->txn != NULL)
-		s->txn->nrcpt++;
+		s->txn->backend_rcpts++;
 }
 
 /* px__rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
@@ -330,7 +330,7 @@ check_data(struct px_session *s, const char *arg)
 		SAY(s, reply_need_mail);
 		return -1;
 	}
-	if (s->txn->nrcpt == 0) {
+	if (s->txn->backend_rcpts == 0) {
 		SAY(s, reply_no_rcpt);
 		return -1;
 	}
