@@ -1,7 +1,9 @@
 /*
  * auth_relay.c - AUTH on submission listeners (RFC 4954), relayed to the backend: the exchange is
  * parsed by smtp_auth.c, each line goes to the backend, its 334 challenges and its final word come
- * back verbatim; credentials are wiped once relayed and never logged.
+ * back verbatim; credentials are wiped once relayed and never logged. The core decides before an
+ * exchange and on its outcome whether the failed-AUTH limits let it through
+ * (moat_session_auth_begin, moat_session_auth_result).
  */
 #include "config.h"
 
@@ -44,6 +46,9 @@ px__auth_end(struct px_session *s)
 {
 	px_auth_free(s->auth);
 	s->auth = NULL;
+	free(s->auth_refusal);
+	s->auth_refusal = NULL;
+	s->auth_refusal_len = 0;
 }
 
 /* px__auth_send - the pending line of the exchange to the backend, then wipe our copy. */
@@ -81,38 +86,77 @@ px__auth_send(struct px_session *s)
 	px_auth_sent(s->auth);
 }
 
-/* auth_succeeded - the backend said 235: trusted from now, the login counted by the per-user
- * rate limits and known to the trust rules. */
-static void
-auth_succeeded(struct px_session *s)
-{
-	moat_session_auth(s->ms, px_auth_login(s->auth));
-	/* the login name is not logged (AUTH data never is, STYLE.md 5) */
-	moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s",
-	    px_auth_mech(s->auth));
-	px__auth_end(s);
-	SAY(s, reply_auth_ok);
-}
-
-/* auth_backend_reply - the backend's answer to a line of the exchange. */
+/* auth_backend_reply - the backend's answer to a line of the exchange: a challenge goes back
+ * verbatim; a success (235) and a refusal of the credentials (535) go to the core first. */
 static void
 auth_backend_reply(struct px_session *s, const struct px_reply *r)
 {
+	struct moat_verdict v;
+	enum moat_event_rc rc;
+
 	if (r->code == 334) {
 		px__say(s, r->buf, r->len); /* the challenge, verbatim; the client answers */
 		px__session_state(s, S_AUTH);
 		return;
 	}
 	px__session_state(s, S_CMD);
-	if (r->code != 235) {
-		px__say(s, r->buf, r->len); /* 535, 501, 454...: the backend's word */
+	if (r->code != 235 && r->code != 535) {
+		px__say(s, r->buf, r->len); /* 501, 454...: the backend's word, nothing learned */
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth",
 		    "result=fail mech=%s backend_code=%u", px_auth_mech(s->auth), r->code);
 		px__auth_end(s);
 		px__count_error(s, false);
 		return;
 	}
-	auth_succeeded(s);
+	if (r->code == 535) {
+		/* kept for the client until the core has charged the failure (the store may pend) */
+		if ((s->auth_refusal = malloc(r->len)) == NULL) {
+			px__auth_end(s);
+			SAY(s, reply_oom);
+			px__session_close(s);
+			return;
+		}
+		memcpy(s->auth_refusal, r->buf, r->len);
+		s->auth_refusal_len = r->len;
+	}
+	rc = moat_session_auth_result(s->ms, px_auth_login(s->auth), r->code == 235, &v);
+	px__core_event(s, rc, &v, RL_AUTH_RESULT);
+}
+
+/*
+ * px__auth_decided - the core's word before the exchange (RL_AUTH: relay it) or on its outcome
+ * (RL_AUTH_RESULT: 235, or the backend's 535); a failed-AUTH limit used up is a 421 and a close.
+ * Neither the login nor anything else of the exchange is logged (STYLE.md 5).
+ */
+void
+px__auth_decided(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v)
+{
+	const char *mech = s->auth != NULL ? px_auth_mech(s->auth) : "-";
+
+	if (v->action != MOAT_CONTINUE) {
+		moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth",
+		    "result=refused mech=%s reason=%s", mech, v->reason ? v->reason : "-");
+		px__auth_end(s);
+		px__say_verdict(s, v);
+		if (v->close)
+			px__session_close(s);
+		return;
+	}
+	if (next == RL_AUTH) {
+		px__backend_request(s, OP_AUTH);
+		return;
+	}
+	if (moat_session_authenticated(s->ms)) {
+		moat_log(LOG_INFO, moat_session_id(s->ms), "auth", "result=ok mech=%s", mech);
+		px__auth_end(s);
+		SAY(s, reply_auth_ok);
+		return;
+	}
+	px__say(s, s->auth_refusal, s->auth_refusal_len); /* the backend's word */
+	moat_log(LOG_NOTICE, moat_session_id(s->ms), "auth", "result=fail mech=%s backend_code=535",
+	    mech);
+	px__auth_end(s);
+	px__count_error(s, false);
 }
 
 int
@@ -138,7 +182,7 @@ px__check_auth(struct px_session *s, const char *arg)
 		SAY(s, reply_auth_twice);
 		return -1;
 	}
-	if (s->txn != NULL || s->op != OP_NONE) {
+	if (s->txn.open || s->op != OP_NONE) {
 		SAY(s, reply_tls_in_txn);
 		return -1;
 	}
@@ -149,11 +193,15 @@ px__check_auth(struct px_session *s, const char *arg)
 	return 0;
 }
 
+/* px__proceed_auth - ask the core whether the failed-AUTH limits let an exchange start. */
 void
 px__proceed_auth(struct px_session *s, const char *arg)
 {
+	struct moat_verdict v;
+	enum moat_event_rc rc = moat_session_auth_begin(s->ms, &v);
+
 	(void)arg;
-	px__backend_request(s, OP_AUTH);
+	px__core_event(s, rc, &v, RL_AUTH);
 }
 
 /* px__auth_client_line - the client's answer to a 334 (credentials: wiped once relayed). */

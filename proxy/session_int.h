@@ -57,7 +57,9 @@ enum px_rlnext {
 	RL_STARTTLS,
 	RL_MAIL,
 	RL_RCPT,
-	RL_EOM
+	RL_EOM,
+	RL_AUTH, /* an AUTH exchange may start (moat_session_auth_begin) */
+	RL_AUTH_RESULT /* the backend's answer to it is decided (moat_session_auth_result) */
 };
 /* OP_HDATA: DATA for a held message; OP_SEND: the held message is going out (no reply due);
  * OP_RSET_QUIET: RSET after a held message was refused (the client already has its reply);
@@ -92,14 +94,15 @@ enum px_skip {
 };
 
 /*
- * The transaction, made at the backend's 2xx to MAIL (px__txn_begin) and freed at the end of its
- * message, RSET, QUIT, a new EHLO, or the loss of either leg (px__txn_end): what the backend
- * accepted, and the message's DATA state. Its buffers exist only while a message is read, held or
- * sent (px__data_begin to px__data_free). A work item on the pool that uses them holds the
- * transaction (work_txn) until it is done: a transaction that ends meanwhile is freed then.
+ * The transaction, from the backend's 2xx to MAIL to the end of its message (or RSET, a new EHLO,
+ * a lost leg): what the backend accepted, and the message's DATA state. Its buffers exist only
+ * while a message is read, held or sent (px__data_begin to px__data_free: an idle session holds
+ * none); a work item on the pool may use them until it is done, so they go with the message, not
+ * with a reset.
  */
 struct px_txn {
-	unsigned backend_rcpts; /* RCPTs the backend accepted (the core counts those it passed) */
+	bool open; /* MAIL accepted by us and by the backend */
+	unsigned nrcpt; /* RCPTs the backend accepted */
 
 	/* DATA */
 	struct px_data *data;
@@ -149,6 +152,8 @@ struct px_session {
 	/* AUTH (smtp_auth.c): submission listener, exchange under way */
 	bool submission;
 	struct px_auth *auth;
+	char *auth_refusal; /* the backend's 535, relayed once the core has charged it */
+	size_t auth_refusal_len;
 
 	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 
@@ -162,8 +167,7 @@ struct px_session {
 
 	struct moat_verdict v; /* result of the last policy event */
 
-	struct px_txn *txn; /* the transaction in progress (txn.c); NULL outside one */
-	struct px_txn *work_txn; /* the transaction the running work item uses (pool), or NULL */
+	struct px_txn txn; /* the transaction in progress (txn.c) */
 };
 
 /* replies more than one part of the session gives */
@@ -181,7 +185,7 @@ void px__session_state(struct px_session *s, enum px_state to);
 void px__say(struct px_session *s, const char *p, size_t n);
 void px__say_verdict(struct px_session *s, const struct moat_verdict *v);
 void px__session_close(struct px_session *s);
-void px__work(struct px_session *s, enum px_work w);
+void px__txn_reset(struct px_session *s);
 bool px__count_error(struct px_session *s, bool junk);
 bool px__count_junk(struct px_session *s);
 void px__session_pump(struct px_session *s);
@@ -202,10 +206,6 @@ void px__chunk_run(struct px_session *s);
 size_t px__data_feed_max(const struct px_session *s, size_t n);
 int px__data_begin(struct px_session *s);
 void px__data_free(struct px_session *s);
-int px__txn_begin(struct px_session *s);
-void px__txn_end(struct px_session *s);
-/* px__txn_free - T's buffers, held message and itself; NULL is a no-op. */
-void px__txn_free(struct px_session *s, struct px_txn *t);
 bool px__data_open(struct px_session *s);
 void px__data_end(struct px_session *s);
 void px__eom_run(struct px_session *s);
@@ -226,6 +226,7 @@ void px__auth_send(struct px_session *s);
 int px__check_auth(struct px_session *s, const char *arg);
 void px__proceed_auth(struct px_session *s, const char *arg);
 void px__auth_client_line(struct px_session *s, char *line, size_t len);
+void px__auth_decided(struct px_session *s, enum px_rlnext next, const struct moat_verdict *v);
 
 /* px__helo - the client's HELO/EHLO name as the core has it ("" before one). */
 static inline const char *

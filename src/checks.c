@@ -110,6 +110,8 @@ check_limits(struct moat_session *s, enum check_stage st, const char *params,
 		break;
 	case STAGE_TLS_START:
 	case STAGE_EOM:
+	case STAGE_AUTH:
+	case STAGE_AUTH_FAIL:
 		break;
 	}
 	return MOAT_EVENT_DONE;
@@ -124,6 +126,10 @@ ratelimit_event(const struct moat_session *s, enum check_stage st)
 		return MOAT_RL_EV_CONNECT;
 	case STAGE_TLS_START:
 		return MOAT_RL_EV_TLS;
+	case STAGE_AUTH:
+		return MOAT_RL_EV_AUTH;
+	case STAGE_AUTH_FAIL:
+		return MOAT_RL_EV_AUTH_FAIL;
 	case STAGE_MAIL:
 	case STAGE_RCPT:
 	case STAGE_EOM:
@@ -160,9 +166,10 @@ static enum moat_event_rc
 check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
     struct moat_verdict *v)
 {
+	bool auth = st == STAGE_AUTH || st == STAGE_AUTH_FAIL;
 	struct moat_rl_subject subj = { .addr = s->addr_known ? &s->addr : NULL,
-		.sender = s->mail_from,
-		.user = s->login,
+		.sender = auth ? NULL : s->mail_from,
+		.user = auth ? s->auth_try : s->login,
 		.sid = s->id };
 	struct moat_verdict answer;
 
@@ -903,7 +910,8 @@ const struct moat__check moat__checks[] = {
 	    .answer = spf_answer,
 	    .work = spf_work },
 	{ .name = "ratelimit",
-	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT),
+	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) |
+		STAGE_BIT(STAGE_RCPT) | STAGE_BIT(STAGE_AUTH) | STAGE_BIT(STAGE_AUTH_FAIL),
 	    .run = check_ratelimit,
 	    .answer = check_ratelimit_answer },
 	{ .name = "dnsbl",

@@ -260,6 +260,8 @@ struct moat_conf {
 	char *ratelimit_msg_per_user;
 	char *ratelimit_rcpt_per_user;
 	char *ratelimit_tls_per_ip;
+	char *ratelimit_auth_fail_per_ip;
+	char *ratelimit_auth_fail_per_user;
 	unsigned ratelimit_net_prefix_v4;
 	unsigned ratelimit_net_prefix_v6;
 	char *ratelimit_allow; /* CIDR list: no limit applies */

@@ -289,6 +289,7 @@ moat_session_free(struct moat_session *s)
 	free(s->listener);
 	free(s->helo);
 	free(s->login);
+	free(s->auth_try);
 	free(s->rcpts);
 	moat_conf_unref(s->conf);
 	moat_metrics_session(s->pol->metrics, -1);
@@ -475,6 +476,15 @@ stage_done(struct moat_session *s, enum check_stage st, struct moat_verdict *v)
 		if (v->action != MOAT_CONTINUE)
 			v->close = true;
 		break;
+	case STAGE_AUTH:
+	case STAGE_AUTH_FAIL:
+		if (v->action != MOAT_CONTINUE)
+			v->close = true;
+		else if (st == STAGE_AUTH && s->auth_try != NULL)
+			moat_session_auth(s, s->auth_try); /* a success, with budget left */
+		free(s->auth_try);
+		s->auth_try = NULL;
+		break;
 	case STAGE_MAIL:
 		if (v->action != MOAT_CONTINUE)
 			session_reset_txn(s);
@@ -601,6 +611,29 @@ moat_session_rcpt(struct moat_session *s, const char *path, const char *params,
 	free(s->rcpt_path);
 	s->rcpt_path = strdup(path);
 	return stage_run(s, STAGE_RCPT, 0, params, v);
+}
+
+enum moat_event_rc
+moat_session_auth_begin(struct moat_session *s, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	free(s->auth_try);
+	s->auth_try = NULL;
+	return stage_run(s, STAGE_AUTH, 0, NULL, v);
+}
+
+enum moat_event_rc
+moat_session_auth_result(struct moat_session *s, const char *login, bool ok, struct moat_verdict *v)
+{
+	moat_verdict_continue(v);
+	free(s->auth_try);
+	if ((s->auth_try = strdup(login != NULL ? login : "")) == NULL) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.3.0", "out_of_memory",
+		    "Service temporarily unavailable");
+		v->close = true;
+		return MOAT_EVENT_DONE;
+	}
+	return stage_run(s, ok ? STAGE_AUTH : STAGE_AUTH_FAIL, 0, NULL, v);
 }
 
 void

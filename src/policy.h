@@ -240,6 +240,19 @@ void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
     struct moat_verdict *v);
 void moat_session_tls(struct moat_session *s, const struct moat_tls_info *tls);
 void moat_session_auth(struct moat_session *s, const char *login); /* login: not logged */
+/*
+ * Failed AUTH across sessions, for a front-end that runs the exchange itself (mxmoat-proxy relays
+ * it to its backend). moat_session_auth_begin - before the exchange: 421 4.7.0 with v->close when
+ * the client's address has no failed-AUTH token left (ratelimit_auth_fail_per_ip).
+ * moat_session_auth_result - the backend's answer for LOGIN (copied, never logged): OK
+ * authenticates the session (moat_session_auth) unless the address or the login has no token
+ * left; not OK (credentials refused) charges both, and finding one used up gives the 421. So a
+ * used-up login gets the same 421 whether its password was right or wrong. Both may pend on the
+ * rate-limit store.
+ */
+enum moat_event_rc moat_session_auth_begin(struct moat_session *s, struct moat_verdict *v);
+enum moat_event_rc moat_session_auth_result(struct moat_session *s, const char *login, bool ok,
+    struct moat_verdict *v);
 /* moat_session_helo_reset - STARTTLS succeeded (RFC 3207 4.2): the HELO/EHLO name is forgotten,
  * and a new EHLO is required. */
 void moat_session_helo_reset(struct moat_session *s);

@@ -50,6 +50,10 @@ static const struct rl_kind_info {
 	    "Too many recipients from this account" },
 	[MOAT_RL_TLS_IP] = { "ratelimit_tls_per_ip", "tip",
 	    "Too many TLS handshakes from your address" },
+	[MOAT_RL_AUTH_FAIL_IP] = { "ratelimit_auth_fail_per_ip", "afip",
+	    "Too many failed authentications from your address" },
+	[MOAT_RL_AUTH_FAIL_USER] = { "ratelimit_auth_fail_per_user", "afusr",
+	    "Too many failed authentications for this account" },
 };
 
 /* The reason of a refusal because the shared store failed (fail-closed). */
@@ -191,6 +195,8 @@ rl_rules_new(const struct moat_conf *conf, char *err, size_t errlen)
 		conf->ratelimit_msg_per_user,
 		conf->ratelimit_rcpt_per_user,
 		conf->ratelimit_tls_per_ip,
+		conf->ratelimit_auth_fail_per_ip,
+		conf->ratelimit_auth_fail_per_user,
 	};
 	struct rl_rules *r = calloc(1, sizeof(*r));
 	char msg[MOAT_CONF_ERR_MAX];
@@ -423,6 +429,19 @@ rl_net_text(const struct rl_rules *r, const struct moat_addr *addr, char *out, s
 	snprintf(out, len, "%s/%u", text, addr->v4 ? r->prefix4 : r->prefix6);
 }
 
+/*
+ * rl_peek - turn the plan's charges into looks: cost 0 against a limit one interval short is
+ * allowed exactly when one token is left, and moves no bucket (the same sums in the Redis script).
+ */
+static void
+rl_peek(struct moat_rl_plan *plan)
+{
+	for (size_t i = 0; i < plan->n; i++) {
+		plan->req[i].cost = 0;
+		plan->req[i].limit_us -= plan->req[i].interval_us;
+	}
+}
+
 void
 moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
     const struct moat_rl_subject *subj, struct moat_rl_plan *plan)
@@ -469,6 +488,15 @@ moat_ratelimit_plan(struct moat_ratelimit *rl, enum moat_rl_event ev,
 	case MOAT_RL_EV_RCPT:
 		rl_add_subject(plan, r, subj, ip, MOAT_RL_RCPT_IP, MOAT_RL_RCPT_SENDER,
 		    MOAT_RL_RCPT_USER);
+		break;
+	case MOAT_RL_EV_AUTH:
+	case MOAT_RL_EV_AUTH_FAIL:
+		if (subj->addr != NULL)
+			rl_add(plan, r, MOAT_RL_AUTH_FAIL_IP, ip, false, false);
+		if (subj->user != NULL && subj->user[0] != '\0')
+			rl_add(plan, r, MOAT_RL_AUTH_FAIL_USER, subj->user, false, true);
+		if (ev == MOAT_RL_EV_AUTH)
+			rl_peek(plan);
 		break;
 	}
 }
@@ -524,12 +552,13 @@ rl_log_due(struct moat_ratelimit *rl, const struct rl_rules *r, const char *key,
 	    rl->clock(rl->clock_arg), &retry);
 }
 
-/* rl_refuse - the reply for a refusal at EV: 421 and close at connect/TLS, else 451. */
+/* rl_refuse - the reply for a refusal at EV: 421 and close at connect, TLS and AUTH, else 451. */
 static void
 rl_refuse(struct moat_verdict *v, enum moat_rl_event ev, const char *reason, const char *what,
     const char *mail_status)
 {
-	if (ev == MOAT_RL_EV_CONNECT || ev == MOAT_RL_EV_TLS) {
+	if (ev == MOAT_RL_EV_CONNECT || ev == MOAT_RL_EV_TLS || ev == MOAT_RL_EV_AUTH ||
+	    ev == MOAT_RL_EV_AUTH_FAIL) {
 		/* RFC 5321 3.8: 421 and close when the server cannot serve the client now. */
 		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.0", reason, "%s, try again later",
 		    what);

@@ -48,6 +48,8 @@ enum moat_rl_kind {
 	MOAT_RL_MSG_USER, /* ratelimit_msg_per_user */
 	MOAT_RL_RCPT_USER, /* ratelimit_rcpt_per_user */
 	MOAT_RL_TLS_IP, /* ratelimit_tls_per_ip */
+	MOAT_RL_AUTH_FAIL_IP, /* ratelimit_auth_fail_per_ip */
+	MOAT_RL_AUTH_FAIL_USER, /* ratelimit_auth_fail_per_user */
 	MOAT_RL_NKINDS
 };
 
@@ -63,6 +65,14 @@ enum moat_rl_event {
 	 * does (moat_ratelimit_message_counted tells the front-end which event comes next).
 	 */
 	MOAT_RL_EV_FIRST_RCPT,
+	/*
+	 * AUTH: whether the failed-AUTH buckets (auth_fail_per_ip, and auth_fail_per_user when the
+	 * login is known) have a token left, charging nothing: before an exchange is relayed, and
+	 * before its success is accepted, so a used-up login gets the same 421 whether the password
+	 * was right or wrong.
+	 */
+	MOAT_RL_EV_AUTH,
+	MOAT_RL_EV_AUTH_FAIL, /* the backend refused the credentials: charge both */
 };
 
 /* ratelimit_store / ratelimit_redis_failure / per-limit action */
@@ -102,7 +112,7 @@ struct moat_rl_req {
 	size_t keylen;
 	uint64_t interval_us; /* PERIOD / COUNT: time one token takes to come back */
 	uint64_t limit_us; /* interval_us * COUNT: how far ahead the bucket may run */
-	unsigned cost;
+	unsigned cost; /* 0 with limit_us one interval short: a look without a charge */
 };
 
 enum moat_rl_pre {

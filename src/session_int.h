@@ -28,6 +28,8 @@ enum check_stage {
 	STAGE_MAIL,
 	STAGE_RCPT,
 	STAGE_EOM,
+	STAGE_AUTH, /* an AUTH exchange starts, or its success is to be accepted */
+	STAGE_AUTH_FAIL, /* the backend refused an exchange's credentials */
 };
 #define STAGE_BIT(st) (1u << (st))
 
@@ -63,6 +65,7 @@ struct moat_session {
 	bool esmtp;
 	bool authenticated;
 	char *login; /* for per-user rate limits; never logged */
+	char *auth_try; /* the login of the exchange being decided (STAGE_AUTH*); never logged */
 	struct moat_tls_info tls;
 	unsigned errors;
 	unsigned junk;

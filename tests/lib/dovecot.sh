@@ -7,6 +7,10 @@
 #                                       and DOVECOT_PF (the main.cf lines for pf_init, an array).
 #                                       1 (dovecot.out printed as TAP comments) if it did not start.
 #   dovecot_stop                        stop it (idempotent; call it from the EXIT trap)
+#   DOVECOT_CONF_EXTRA                  lines appended to dovecot.conf, e.g.
+#                                       "$DOVECOT_NO_PENALTY": Dovecot's own failure delay (2 s)
+#                                       and per-address penalty (up to 15 s a lookup, past which
+#                                       Postfix gives up with 454) off, for a test of our limits
 #
 # For a test of the proxy's submission listener in front of Postfix (tap.sh and postfix.sh
 # sourced):
@@ -23,6 +27,7 @@
 
 DOVECOT_PID=
 DOVECOT_PF=()
+DOVECOT_NO_PENALTY=$'auth_failure_delay = 0\nservice anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}'
 
 dovecot_start() {
 	local dir=$1 i
@@ -49,6 +54,7 @@ service auth {
     mode = 0666
   }
 }
+${DOVECOT_CONF_EXTRA:-}
 EOC
 	: >"$dir/users"
 	for i in "$@"; do printf '%s:{PLAIN}%s\n' "${i%%:*}" "${i#*:}" >>"$dir/users"; done

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "ratelimit.h"
 #include "sesscount.h"
 #include "trust.h"
 
@@ -1039,5 +1040,73 @@ Test(policy, spf_waits_at_mail_only_when_its_result_may_refuse)
 	expect(&v, MOAT_CONTINUE, 0, "", false, "auth_inbound=no");
 	moat_session_free(s);
 	moat_policy_free(pol_off);
+	moat_policy_free(pol);
+}
+
+/* Failed AUTH across sessions: a 535 charges the address and the login, a 235 authenticates only
+ * while both have a token left, and the next exchange from a used-up address is refused before
+ * it starts; every refusal is 421 4.7.0 with a close. */
+Test(policy, auth_failures_across_sessions)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_auth_fail_per_ip", "2/1h" },
+		{ "ratelimit_auth_fail_per_user", "3/1h" }, { "ratelimit_allow", "" } };
+	struct moat_policy *pol = make_policy(ov, 3);
+	struct moat_verdict v;
+	struct moat_session *s;
+
+	for (int i = 0; i < 2; i++) {
+		s = connect_from(pol, "192.0.2.1", &v);
+		cr_assert_eq(moat_session_auth_begin(s, &v), MOAT_EVENT_DONE);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "exchange may start");
+		cr_assert_eq(moat_session_auth_result(s, "alice", false, &v), MOAT_EVENT_DONE);
+		expect(&v, MOAT_CONTINUE, 0, "", false, "a failure within the budget");
+		cr_assert_not(moat_session_authenticated(s));
+		moat_session_free(s);
+	}
+	s = connect_from(pol, "192.0.2.1", &v);
+	moat_session_auth_begin(s, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "the address used up");
+	cr_assert_str_eq(v.reason, "ratelimit_auth_fail_per_ip");
+	moat_session_free(s);
+
+	/* alice's third failure from elsewhere uses her login up: her right password is refused */
+	s = connect_from(pol, "192.0.2.2", &v);
+	moat_session_auth_result(s, "alice", false, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "third failure for the login");
+	moat_session_free(s);
+	s = connect_from(pol, "192.0.2.3", &v);
+	moat_session_auth_begin(s, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "a fresh address may start");
+	moat_session_auth_result(s, "alice", true, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "the login used up, right password");
+	cr_assert_str_eq(v.reason, "ratelimit_auth_fail_per_user");
+	cr_assert_not(moat_session_authenticated(s), "a refused success authenticates nothing");
+	moat_session_free(s);
+	s = connect_from(pol, "192.0.2.3", &v);
+	moat_session_auth_result(s, "bob", true, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "bob");
+	cr_assert(moat_session_authenticated(s));
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
+
+Test(policy, auth_result_pends_on_a_shared_store)
+{
+	struct moat_policy *pol = pending_policy();
+	struct moat_client c = { .addr = "192.0.2.1", .port = 1 };
+	struct moat_session *s = moat_session_new(pol, &c);
+	struct moat_verdict v, answer;
+	const struct moat_rl_plan *plan;
+
+	cr_assert_eq(moat_session_auth_result(s, "alice", true, &v), MOAT_EVENT_PENDING);
+	cr_assert_not_null(plan = moat_session_pending_plan(s));
+	cr_assert_eq(plan->n, 2, "the address and the login: %zu", plan->n);
+	cr_assert_eq(plan->req[0].cost, 0, "a look charges nothing");
+	cr_assert_not(moat_session_authenticated(s), "not before the store answered");
+	moat_verdict_continue(&answer);
+	cr_assert_eq(moat_session_resume(s, &answer, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "the store has tokens");
+	cr_assert(moat_session_authenticated(s));
+	moat_session_free(s);
 	moat_policy_free(pol);
 }

@@ -734,3 +734,79 @@ Test(ratelimit, redis_call_longest_fits)
 	longer[sizeof(longer) - 1] = '\0';
 	cr_assert_eq(moat__rlredis_call(&call, longer, NULL, &plan), -1);
 }
+
+/*
+ * Failed AUTH: EV_AUTH only looks (however often: nothing is charged), EV_AUTH_FAIL charges the
+ * address and the login; once either is used up both refuse with 421 and close. The login is
+ * hashed into its key.
+ */
+Test(ratelimit, auth_fail_per_ip_and_user)
+{
+	struct moat_conf_override ov[] = { { "ratelimit_auth_fail_per_ip", "3/1h" },
+		{ "ratelimit_auth_fail_per_user", "5/1h" }, { "ratelimit_allow", "" } };
+	struct fake_clock clk;
+	struct moat_ratelimit *rl = make_rl(ov, 3, &clk);
+	struct moat_addr addr;
+	struct moat_rl_subject subj = { .addr = &addr, .user = "alice@example.org" };
+	struct moat_rl_plan plan;
+	struct moat_verdict v;
+
+	cr_assert_eq(moat_addr_parse("192.0.2.1", &addr), 0);
+	moat_ratelimit_plan(rl, MOAT_RL_EV_AUTH_FAIL, &subj, &plan);
+	cr_assert_eq(plan.n, 2, "buckets: %zu", plan.n);
+	cr_assert_eq(plan.req[0].kind, MOAT_RL_AUTH_FAIL_IP);
+	cr_assert_str_eq(plan.req[0].key, "afip:192.0.2.1");
+	cr_assert_eq(plan.req[1].kind, MOAT_RL_AUTH_FAIL_USER);
+	cr_assert_null(strstr(plan.req[1].key, "alice"), "login in clear: %s", plan.req[1].key);
+	cr_assert_eq(strncmp(plan.req[1].key, "afusr:#", 7), 0, "%s", plan.req[1].key);
+
+	for (int i = 0; i < 10; i++) {
+		check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.1", NULL, NULL, &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "a look charges nothing");
+	}
+	for (int i = 0; i < 3; i++) {
+		check_from(rl, MOAT_RL_EV_AUTH_FAIL, "192.0.2.1", NULL, "alice@example.org", &v);
+		expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "failures 1-3");
+	}
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.1", NULL, NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_auth_fail_per_ip",
+	    "address used up");
+	cr_assert_str_eq(v.text,
+	    "Too many failed authentications from your address, try again later");
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.2", NULL, "bob", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "another address, another login");
+
+	/* the login from elsewhere: two more failures, then even a success is refused */
+	check_from(rl, MOAT_RL_EV_AUTH_FAIL, "192.0.2.3", NULL, "alice@example.org", &v);
+	check_from(rl, MOAT_RL_EV_AUTH_FAIL, "192.0.2.4", NULL, "alice@example.org", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "login failures 4-5");
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.5", NULL, "alice@example.org", &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_auth_fail_per_user",
+	    "the login used up, right password or not");
+	check_from(rl, MOAT_RL_EV_AUTH_FAIL, "192.0.2.5", NULL, "alice@example.org", &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_auth_fail_per_user",
+	    "the login used up, a failure");
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.5", NULL, "Alice@example.org", &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "logins are not case-folded");
+
+	/* a token comes back every 20 minutes for the address */
+	clk.now += 20 * 60 * SEC;
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.1", NULL, NULL, &v);
+	expect(&v, MOAT_CONTINUE, 0, "", false, NULL, "20 minutes later");
+	check_from(rl, MOAT_RL_EV_AUTH_FAIL, "192.0.2.1", NULL, "carol", &v);
+	check_from(rl, MOAT_RL_EV_AUTH, "192.0.2.1", NULL, NULL, &v);
+	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_auth_fail_per_ip",
+	    "used up again");
+	moat_ratelimit_free(rl);
+}
+
+Test(ratelimit, auth_fail_defaults)
+{
+	char err[MOAT_CONF_ERR_MAX] = "";
+	struct moat_conf *conf = moat_conf_load(NULL, NULL, 0, err, sizeof(err));
+
+	cr_assert_not_null(conf, "%s", err);
+	cr_assert_str_eq(conf->ratelimit_auth_fail_per_ip, "10/1h");
+	cr_assert_str_eq(conf->ratelimit_auth_fail_per_user, "30/1h");
+	moat_conf_unref(conf);
+}
