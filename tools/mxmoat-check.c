@@ -5,7 +5,7 @@
  * SPF for the MAIL FROM and HELO identities, then the message (bounded by limit_message_size;
  * bare LF line ends are taken as CRLF) through the authentication engine exactly as the daemons
  * run it: DKIM (every signature), the RFC5322.From, DMARC, the one Authentication-Results field
- * and the verdict. The header section is read by the proxy's reader (hdr_reader.h): what it
+ * and the verdict. The header section is read by the proxy's reader (msg_feed.h): what it
  * refuses is refused here too, with no Authentication-Results. An empty message (e.g. /dev/null)
  * checks the envelope only (SPF); the daemons would refuse it, as it has no From field. Exit
  * status: 0 accept (or quarantine), 1 reject, 2 tempfail, 3 usage or configuration error.
@@ -22,7 +22,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "dns.h"
-#include "hdr_reader.h"
+#include "msg_feed.h"
 #include "spf.h"
 
 #define EXIT_ACCEPT 0
@@ -94,54 +94,6 @@ fail:
 		fclose(f);
 	free(msg);
 	return -1;
-}
-
-/*
- * feed_message - the message through the core's header reader (hdr_reader.h), as the proxy reads
- * it: header fields, end of header, body, to the engine and to the ARC verifier (NULL: none), as
- * the daemons' check table feeds them. 0, or -1 with *v the refusal when the reader refuses
- * the header section (nothing is then checked: the daemons refuse such a message).
- */
-static int
-feed_message(const struct moat_conf *conf, struct moat_auth_msg *am, struct moat_arc_msg *arc,
-    const char *msg, size_t len, struct moat_verdict *v)
-{
-	struct moat_hdr_reader *r = malloc(sizeof(*r));
-	struct moat_hdr_event ev = { .kind = MOAT_HDR_MORE };
-
-	if (r == NULL) {
-		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory", "Local error");
-		return -1;
-	}
-	moat_hdr_init(r);
-	while (ev.kind != MOAT_HDR_END && ev.kind != MOAT_HDR_ERROR) {
-		if (len > 0) {
-			size_t used = moat_hdr_feed(r, msg, len, &ev);
-
-			msg += used;
-			len -= used;
-		} else {
-			moat_hdr_finish(r, &ev);
-		}
-		if (ev.kind == MOAT_HDR_FIELD && arc != NULL)
-			moat_arc_header(arc, ev.field, ev.len);
-		if (ev.kind == MOAT_HDR_FIELD)
-			moat_auth_header(am, ev.field, ev.len);
-	}
-	free(r);
-	if (ev.kind == MOAT_HDR_ERROR) {
-		moat_hdr_verdict(conf, ev.status, v);
-		return -1;
-	}
-	moat_auth_eoh(am);
-	if (arc != NULL)
-		moat_arc_eoh(arc);
-	if (len > 0) {
-		moat_auth_body(am, msg, len);
-		if (arc != NULL)
-			moat_arc_body(arc, msg, len);
-	}
-	return 0;
 }
 
 /* print_safe - text from DNS or the client with bytes other than printable ASCII as '?'. */
@@ -291,7 +243,7 @@ check_message(const struct moat_conf *conf, struct moat_dns *dns, const char *cl
 		return EXIT_USAGE;
 	}
 	moat_auth_set_spf(am, mf, helo[0] != '\0' ? he : NULL);
-	if (feed_message(conf, am, arc, msg, len, &v) < 0) {
+	if (moat_msg_feed(conf, am, arc, msg, len, &v) < 0) {
 		/* refused before any check, as the proxy refuses it: no Authentication-Results */
 		if (explain)
 			printf("header: refused: %s\n", v.text);

@@ -2,7 +2,7 @@
  * fuzz_hdr_reader.c - libFuzzer target, differential: the same header section through the two
  * front ends that read one, mxmoat-proxy's session (proxy/smtp_session.c, driven by
  * tests/helpers/sim_session.c with a simulated backend) and mxmoat-check's message feeder
- * (tools/mxmoat-check.c, compiled in with its main renamed). Both must hand the core the same
+ * (moat_msg_feed, src/msg_feed.c, which tools/mxmoat-check.c runs). Both must hand the core the same
  * fields, byte for byte, and agree on the verdict: where mxmoat-check refuses the header section
  * the proxy's client gets exactly that reply after the dot; where it does not, the proxy does not
  * refuse the header either.
@@ -24,13 +24,10 @@
 
 #include "conf.h"
 #include "log.h"
+#include "msg_feed.h"
 #include "policy.h"
 #include "sim_session.h"
 
-int mxmoat_check_main(int argc, char **argv);
-#define main mxmoat_check_main
-#include "../../tools/mxmoat-check.c"
-#undef main
 
 #define MSG_MAX 8192
 #define FIELDS_MAX 4200 /* "a:" lines of a message of 2 * MSG_MAX bytes */
@@ -220,7 +217,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&cf, 0, sizeof(cf));
 	recording = &cf;
 	conf = moat_policy_conf(proxy_policy(holding));
-	refused = feed_message(conf, NULL, NULL, msg, mlen, &v);
+	refused = moat_msg_feed(conf, NULL, NULL, msg, mlen, &v);
 	moat_conf_unref(conf);
 
 	/* the proxy's path: one message, each DATA line sent as the client would */
