@@ -182,7 +182,7 @@ px__check_auth(struct px_session *s, const char *arg)
 		SAY(s, reply_auth_twice);
 		return -1;
 	}
-	if (s->txn.open || s->op != OP_NONE) {
+	if (s->txn != NULL || s->op != OP_NONE) {
 		SAY(s, reply_tls_in_txn);
 		return -1;
 	}

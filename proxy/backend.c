@@ -136,7 +136,7 @@ px__backend_start(struct px_session *s, enum px_op op)
 		s->wait = W_NONE;
 		if (op == OP_NONE)
 			return;
-		px__txn_reset(s);
+		px__txn_end(s);
 		px__auth_end(s);
 		SAY(s, reply_backend_down);
 	}
@@ -188,7 +188,7 @@ backend_setup_failed(struct px_session *s, const char *why, const char *reply, s
 		px__ehlo_reply(s);
 	if (op == OP_NONE || op == OP_EHLO)
 		return;
-	px__txn_reset(s);
+	px__txn_end(s);
 	px__auth_end(s);
 	px__say(s, reply, len);
 }
@@ -406,7 +406,7 @@ backend_reply(struct px_session *s)
 			s->op = OP_NONE;
 			s->wait = W_NONE;
 			px__backend_abort(s);
-			px__txn_reset(s);
+			px__txn_end(s);
 			px__data_free(s);
 			SAY(s, reply_backend_lost);
 			return;
@@ -500,13 +500,13 @@ px_session_backend_error(struct px_session *s, const char *why)
 	px__backend_abort(s);
 	if (s->state == S_DATA) {
 		/* mid-DATA: read on to the end of data, then 451 (never 250) */
-		if (s->txn.dv.action == MOAT_CONTINUE)
-			moat_verdict_set(&s->txn.dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
+		if (s->txn->dv.action == MOAT_CONTINUE)
+			moat_verdict_set(&s->txn->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
 			    "backend_lost", "Backend connection lost, try again later");
-		s->txn.data_abort = true;
+		s->txn->data_abort = true;
 		return;
 	}
-	if (s->txn.open || op != OP_NONE)
+	if (s->txn != NULL || op != OP_NONE)
 		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
 		    (int)op);
 	/*
@@ -519,7 +519,7 @@ px_session_backend_error(struct px_session *s, const char *why)
 	s->op = OP_NONE;
 	s->wait = W_NONE;
 	if (op != OP_RCPT)
-		px__txn_reset(s);
+		px__txn_end(s);
 	px__data_free(s); /* a held message that was going out */
 	if (op == OP_AUTH || s->state == S_AUTH) {
 		px__session_state(s, S_CMD);

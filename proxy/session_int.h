@@ -94,15 +94,14 @@ enum px_skip {
 };
 
 /*
- * The transaction, from the backend's 2xx to MAIL to the end of its message (or RSET, a new EHLO,
- * a lost leg): what the backend accepted, and the message's DATA state. Its buffers exist only
- * while a message is read, held or sent (px__data_begin to px__data_free: an idle session holds
- * none); a work item on the pool may use them until it is done, so they go with the message, not
- * with a reset.
+ * The transaction, made at the backend's 2xx to MAIL (px__txn_begin) and freed at the end of its
+ * message, RSET, QUIT, a new EHLO, or the loss of either leg (px__txn_end): what the backend
+ * accepted, and the message's DATA state. Its buffers exist only while a message is read, held or
+ * sent (px__data_begin to px__data_free). A work item on the pool that uses them holds the
+ * transaction (work_txn) until it is done: a transaction that ends meanwhile is freed then.
  */
 struct px_txn {
-	bool open; /* MAIL accepted by us and by the backend */
-	unsigned nrcpt; /* RCPTs the backend accepted */
+	unsigned backend_rcpts; /* RCPTs the backend accepted (the core counts those it passed) */
 
 	/* DATA */
 	struct px_data *data;
@@ -167,7 +166,8 @@ struct px_session {
 
 	struct moat_verdict v; /* result of the last policy event */
 
-	struct px_txn txn; /* the transaction in progress (txn.c) */
+	struct px_txn *txn; /* the transaction in progress (txn.c); NULL outside one */
+	struct px_txn *work_txn; /* the transaction the running work item uses (pool), or NULL */
 };
 
 /* replies more than one part of the session gives */
@@ -185,7 +185,7 @@ void px__session_state(struct px_session *s, enum px_state to);
 void px__say(struct px_session *s, const char *p, size_t n);
 void px__say_verdict(struct px_session *s, const struct moat_verdict *v);
 void px__session_close(struct px_session *s);
-void px__txn_reset(struct px_session *s);
+void px__work(struct px_session *s, enum px_work w);
 bool px__count_error(struct px_session *s, bool junk);
 bool px__count_junk(struct px_session *s);
 void px__session_pump(struct px_session *s);
@@ -206,6 +206,10 @@ void px__chunk_run(struct px_session *s);
 size_t px__data_feed_max(const struct px_session *s, size_t n);
 int px__data_begin(struct px_session *s);
 void px__data_free(struct px_session *s);
+int px__txn_begin(struct px_session *s);
+void px__txn_end(struct px_session *s);
+/* px__txn_free - T's buffers, held message and itself; NULL is a no-op. */
+void px__txn_free(struct px_session *s, struct px_txn *t);
 bool px__data_open(struct px_session *s);
 void px__data_end(struct px_session *s);
 void px__eom_run(struct px_session *s);

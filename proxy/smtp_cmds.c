@@ -114,9 +114,9 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	bool renamed = old == NULL || strcmp(old, arg) != 0 || moat_session_esmtp(s->ms) != esmtp;
 	struct moat_verdict v;
 
-	if (s->txn.open || s->op != OP_NONE) {
+	if (s->txn != NULL || s->op != OP_NONE) {
 		px__backend_abort(s); /* RFC 5321 4.1.4: EHLO resets the transaction */
-		px__txn_reset(s);
+		px__txn_end(s);
 	}
 	moat_session_helo(s->ms, arg, esmtp, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
@@ -213,7 +213,7 @@ check_mail(struct px_session *s, const char *arg)
 {
 	unsigned np;
 
-	if (s->txn.open) {
+	if (s->txn != NULL) {
 		SAY(s, reply_nested_mail);
 		return -1;
 	}
@@ -234,9 +234,7 @@ static void
 proceed_mail(struct px_session *s, const char *arg)
 {
 	(void)arg;
-	s->work = WK_MAIL;
-	s->wait = W_WORK;
-	s->ops->work(s->io);
+	px__work(s, WK_MAIL);
 }
 
 /* px__mail_reply - the backend's verdict on MAIL, verbatim; only its 2xx opens our transaction. */
@@ -244,10 +242,12 @@ void
 px__mail_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
-	if (r->code / 100 == 2)
-		s->txn.open = true;
-	else
+	if (r->code / 100 != 2)
 		moat_session_abort(s->ms);
+	else if (px__txn_begin(s) < 0) {
+		SAY(s, reply_oom);
+		px__session_close(s);
+	}
 }
 
 /* px__mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
@@ -269,7 +269,7 @@ check_rcpt(struct px_session *s, const char *arg)
 {
 	unsigned np;
 
-	if (!s->txn.open) {
+	if (s->txn == NULL) {
 		SAY(s, reply_need_mail);
 		return -1;
 	}
@@ -303,8 +303,8 @@ static void
 rcpt_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
-	if (r->code / 100 == 2)
-		s->txn.nrcpt++;
+	if (r->code / 100 == 2 && s->txn != NULL)
+		s->txn->backend_rcpts++;
 }
 
 /* px__rcpt_send - RCPT passed every check: to the backend. Without it the transaction stays (see
@@ -326,11 +326,11 @@ check_data(struct px_session *s, const char *arg)
 		SAY(s, reply_syntax);
 		return -1;
 	}
-	if (!s->txn.open) {
+	if (s->txn == NULL) {
 		SAY(s, reply_need_mail);
 		return -1;
 	}
-	if (s->txn.nrcpt == 0) {
+	if (s->txn->backend_rcpts == 0) {
 		SAY(s, reply_no_rcpt);
 		return -1;
 	}
@@ -347,24 +347,24 @@ proceed_data(struct px_session *s, const char *arg)
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
 		px__say_verdict(s, &v);
 		px__backend_abort(s);
-		px__txn_reset(s);
+		px__txn_end(s);
 		if (v.close)
 			px__session_close(s);
 		return;
 	}
 	if (s->b.state != B_READY) {
-		px__txn_reset(s);
+		px__txn_end(s);
 		SAY(s, reply_backend_lost);
 		return;
 	}
 	/* holding mode: the backend hears DATA only after the verdict, with the edited message */
-	s->txn.holding = moat_session_edits_need_body(s->ms);
+	s->txn->holding = moat_session_edits_need_body(s->ms);
 	if (px__data_begin(s) < 0) {
 		SAY(s, reply_oom);
 		px__session_close(s);
 		return;
 	}
-	if (s->txn.holding)
+	if (s->txn->holding)
 		px__data_open(s);
 	else
 		px__backend_command(s, OP_DATA, px__data_reply, "DATA", NULL, NULL);
@@ -392,12 +392,12 @@ static void
 proceed_rset(struct px_session *s, const char *arg)
 {
 	(void)arg;
-	if (s->txn.open && s->b.state == B_READY) {
-		px__txn_reset(s);
+	if (s->txn != NULL && s->b.state == B_READY) {
+		px__txn_end(s);
 		px__backend_command(s, OP_RSET, rset_reply, "RSET", NULL, NULL);
 		return;
 	}
-	px__txn_reset(s);
+	px__txn_end(s);
 	SAY(s, reply_ok);
 }
 
@@ -427,9 +427,9 @@ proceed_quit(struct px_session *s, const char *arg)
 {
 	(void)arg;
 	SAY(s, reply_bye);
-	if (s->txn.open) {
+	if (s->txn != NULL) {
 		px__backend_abort(s);
-		px__txn_reset(s);
+		px__txn_end(s);
 	}
 	px__session_close(s);
 }
@@ -450,7 +450,7 @@ check_starttls(struct px_session *s, const char *arg)
 		SAY(s, reply_syntax);
 		return -1;
 	}
-	if (s->txn.open || s->op != OP_NONE) {
+	if (s->txn != NULL || s->op != OP_NONE) {
 		SAY(s, reply_tls_in_txn);
 		return -1;
 	}
@@ -489,7 +489,7 @@ px__starttls_begin(struct px_session *s)
 {
 	SAY(s, reply_starttls);
 	/* RFC 3207 4.2: forget everything learnt before TLS; a new EHLO is required */
-	px__txn_reset(s);
+	px__txn_end(s);
 	moat_session_helo_reset(s->ms);
 	s->utf8_offered = false;
 	if (s->ops->client_starttls(s->io) < 0)

@@ -97,7 +97,7 @@ px__session_close(struct px_session *s)
 	if (s->state == S_CLOSED)
 		return;
 	if (s->b.state != B_NONE) {
-		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && !s->txn.open &&
+		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && s->txn == NULL &&
 		    s->state != S_DATA;
 
 		if (idle)
@@ -109,17 +109,6 @@ px__session_close(struct px_session *s)
 	px__session_state(s, S_CLOSED);
 	if (!s->gone)
 		s->ops->client_close(s->io);
-}
-
-/* px__txn_reset - forget the transaction on our side and in the core. */
-void
-px__txn_reset(struct px_session *s)
-{
-	/* while a work item runs, the core session belongs to the pool thread */
-	if ((s->txn.open || s->txn.nrcpt > 0) && s->wait != W_WORK)
-		moat_session_abort(s->ms);
-	s->txn.open = false;
-	s->txn.nrcpt = 0;
 }
 
 /* verdict_close - px__say a limit's verdict; true when it closed the session. */
@@ -157,6 +146,17 @@ px__count_junk(struct px_session *s)
 	return verdict_close(s, &v);
 }
 
+/* px__work - run work item W off the loop's stack (ops->work); the items of a message hold its
+ * transaction until px_session_work_done. */
+void
+px__work(struct px_session *s, enum px_work w)
+{
+	s->work = w;
+	s->wait = W_WORK;
+	s->work_txn = w == WK_CHUNK || w == WK_EOM || w == WK_READ ? s->txn : NULL;
+	s->ops->work(s->io);
+}
+
 /* px__session_pump - run what the input buffer holds, until it is empty or we must wait. */
 void
 px__session_pump(struct px_session *s)
@@ -175,17 +175,14 @@ px__session_pump(struct px_session *s)
 		if (s->state == S_DATA) {
 			bool done;
 
-			assert(s->txn.data !=
+			assert(s->txn->data !=
 			    NULL); /* S_DATA only between px__data_begin and px__data_end */
-			s->in_pos += px_data_feed(s->txn.data, p, px__data_feed_max(s, n), &done);
+			s->in_pos += px_data_feed(s->txn->data, p, px__data_feed_max(s, n), &done);
 			px__data_settle(s);
 			if (done) {
 				px__data_end(s);
-			} else if (s->txn.holding && s->txn.chunk_len >= CHUNK_HIGH) {
-				s->work =
-				    WK_CHUNK; /* events and spool writes, in order, on the pool */
-				s->wait = W_WORK;
-				s->ops->work(s->io);
+			} else if (s->txn->holding && s->txn->chunk_len >= CHUNK_HIGH) {
+				px__work(s, WK_CHUNK); /* events and spool writes, in order */
 			}
 			continue;
 		}
@@ -204,9 +201,9 @@ px__session_pump(struct px_session *s)
 				SAY(s, reply_nul_cmd);
 			else {
 				SAY(s, reply_bare_cmd);
-				if (s->txn.open) {
+				if (s->txn != NULL) {
 					px__backend_abort(s);
-					px__txn_reset(s);
+					px__txn_end(s);
 				}
 			}
 			s->skip = SK_NONE;
@@ -319,9 +316,7 @@ px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict 
 		moat_verdict_continue(&answer);
 		if (moat_session_pending(s->ms) == MOAT_WAIT_WORK) {
 			s->rl_next = next;
-			s->work = WK_CORE;
-			s->wait = W_WORK;
-			s->ops->work(s->io);
+			px__work(s, WK_CORE);
 			return;
 		}
 		if (s->ops->ratelimit == NULL) {
@@ -414,7 +409,10 @@ px_session_free(struct px_session *s)
 	if (s == NULL)
 		return;
 	px__auth_end(s);
-	px__data_free(s); /* before the core session: a held message's bytes are counted there */
+	/* before the core session: a held message's bytes are counted there */
+	if (s->work_txn != s->txn)
+		px__txn_free(s, s->work_txn);
+	px__txn_free(s, s->txn);
 	moat_session_free(s->ms);
 	free(s->b.reply);
 	free(s->line);
@@ -500,9 +498,9 @@ px_session_client_gone(struct px_session *s)
 	if (s->gone)
 		return;
 	s->gone = true;
-	if (s->txn.open || s->op != OP_NONE || s->state == S_DATA)
+	if (s->txn != NULL || s->op != OP_NONE || s->state == S_DATA)
 		px__backend_abort(s); /* no final dot ever went out: nothing is delivered */
-	px__txn_reset(s);
+	px__txn_end(s);
 	px__session_close(s);
 }
 
@@ -515,9 +513,9 @@ px_session_timeout(struct px_session *s, const char *which)
 	moat_log(LOG_NOTICE, moat_session_id(s->ms), "timeout", "which=%s", which);
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__say(s, buf, (size_t)n);
-	if (s->txn.open || s->state == S_DATA)
+	if (s->txn != NULL || s->state == S_DATA)
 		px__backend_abort(s);
-	px__txn_reset(s);
+	px__txn_end(s);
 	px__session_close(s);
 }
 
@@ -535,7 +533,7 @@ px_session_work_blocks(const struct px_session *s)
 	case WK_MAIL:
 		return false;
 	case WK_EOM:
-		return s->txn.holding || moat_session_eom_blocks(s->ms);
+		return s->work_txn->holding || moat_session_eom_blocks(s->ms);
 	case WK_CHUNK:
 	case WK_READ:
 	case WK_CORE:
@@ -560,8 +558,8 @@ px_session_work_run(struct px_session *s)
 		px__chunk_run(s);
 		break;
 	case WK_READ:
-		s->txn.read_len =
-		    px_hold_read(s->txn.hold, s->txn.send_off, s->txn.chunk, CHUNK_HIGH);
+		s->work_txn->read_len = px_hold_read(s->work_txn->hold, s->work_txn->send_off,
+		    s->work_txn->chunk, CHUNK_HIGH);
 		break;
 	case WK_CORE:
 		moat_session_work(s->ms);
@@ -577,6 +575,9 @@ px_session_work_done(struct px_session *s)
 {
 	enum px_work w = s->work;
 
+	if (s->work_txn != s->txn) /* the transaction ended while the item ran */
+		px__txn_free(s, s->work_txn);
+	s->work_txn = NULL;
 	s->work = WK_NONE;
 	s->wait = W_NONE;
 	if (s->state == S_CLOSED || s->gone)
@@ -600,7 +601,7 @@ px_session_work_done(struct px_session *s)
 			px__send_fail(s, "backend-lost");
 			break;
 		}
-		px__send_piece(s, s->txn.read_len);
+		px__send_piece(s, s->txn->read_len);
 		px__send_next(s);
 		break;
 	case WK_NONE:

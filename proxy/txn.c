@@ -40,10 +40,10 @@ static void send_begin(struct px_session *s);
 
 /* data_fail - remember the first verdict that stops the message (also on the pool). */
 static void
-data_fail(struct px_session *s, const struct moat_verdict *v)
+data_fail(struct px_txn *t, const struct moat_verdict *v)
 {
-	if (s->txn.dv.action == MOAT_CONTINUE)
-		s->txn.dv = *v;
+	if (t->dv.action == MOAT_CONTINUE)
+		t->dv = *v;
 }
 
 /* px__data_settle - on the loop, after content was read or a chunk ran: a message that failed stops
@@ -51,28 +51,29 @@ data_fail(struct px_session *s, const struct moat_verdict *v)
 void
 px__data_settle(struct px_session *s)
 {
+	struct px_txn *t = s->txn;
 	struct moat_verdict v;
 
-	if (s->txn.hold_err != 0) {
+	if (s->txn->hold_err != 0) {
 		moat_log(LOG_ERR, moat_session_id(s->ms), "hold", "error=\"%s\" spool_dir=%s",
-		    strerror(-s->txn.hold_err), s->conf->proxy_spool_dir);
-		if (s->txn.hold_err == -EFBIG) /* the hold is capped at limit_message_size */
+		    strerror(-s->txn->hold_err), s->conf->proxy_spool_dir);
+		if (s->txn->hold_err == -EFBIG) /* the hold is capped at limit_message_size */
 			moat_session_too_large(s->ms, MOAT_TOO_LARGE_MESSAGE, &v);
 		else
 			moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_failed",
 			    "Local error in processing, try again later");
-		data_fail(s, &v);
-		s->txn.hold_err = 0;
+		data_fail(t, &v);
+		s->txn->hold_err = 0;
 	}
-	if (s->txn.holding && s->b.state != B_READY && s->txn.dv.action == MOAT_CONTINUE) {
+	if (s->txn->holding && s->b.state != B_READY && s->txn->dv.action == MOAT_CONTINUE) {
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
 		    "Backend connection lost, try again later");
-		data_fail(s, &v);
+		data_fail(t, &v);
 	}
-	if ((s->txn.dv.action != MOAT_CONTINUE || s->txn.data->err != PX_DATA_OK) &&
-	    !s->txn.data_abort) {
-		s->txn.data_abort = true;
-		if (!s->txn.holding)
+	if ((s->txn->dv.action != MOAT_CONTINUE || s->txn->data->err != PX_DATA_OK) &&
+	    !s->txn->data_abort) {
+		s->txn->data_abort = true;
+		if (!s->txn->holding)
 			px__backend_abort(s);
 	}
 }
@@ -83,77 +84,77 @@ data_wire(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->txn.holding && !s->txn.data_abort && s->b.state == B_READY)
+	if (!s->txn->holding && !s->txn->data_abort && s->b.state == B_READY)
 		px__backend_send(s, p, n);
 }
 
 static void
-body_flush(struct px_session *s)
+body_flush(struct px_session *s, struct px_txn *t)
 {
 	struct moat_verdict v;
 
-	if (s->txn.body_len == 0)
+	if (t->body_len == 0)
 		return;
-	moat_session_body(s->ms, s->txn.body, s->txn.body_len, &v);
-	s->txn.body_len = 0;
+	moat_session_body(s->ms, t->body, t->body_len, &v);
+	t->body_len = 0;
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
-		data_fail(s, &v);
+		data_fail(t, &v);
 }
 
 static void
-body_add(struct px_session *s, const char *p, size_t n)
+body_add(struct px_session *s, struct px_txn *t, const char *p, size_t n)
 {
 	while (n > 0) {
-		size_t k = BODY_STAGE - s->txn.body_len < n ? BODY_STAGE - s->txn.body_len : n;
+		size_t k = BODY_STAGE - t->body_len < n ? BODY_STAGE - t->body_len : n;
 
-		memcpy(s->txn.body + s->txn.body_len, p, k);
-		s->txn.body_len += k;
+		memcpy(t->body + t->body_len, p, k);
+		t->body_len += k;
 		p += k;
 		n -= k;
-		if (s->txn.body_len == BODY_STAGE)
-			body_flush(s);
+		if (t->body_len == BODY_STAGE)
+			body_flush(s, t);
 	}
 }
 
 /* field_flush - hand a header field to the core. */
 static void
-field_flush(struct px_session *s, const char *field, size_t len)
+field_flush(struct px_session *s, struct px_txn *t, const char *field, size_t len)
 {
 	struct moat_verdict v;
 
 	moat_session_header(s->ms, field, len, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
-		data_fail(s, &v);
+		data_fail(t, &v);
 }
 
 static void
-headers_end(struct px_session *s)
+headers_end(struct px_session *s, struct px_txn *t)
 {
 	struct moat_verdict v;
 
-	s->txn.in_headers = false;
+	t->in_headers = false;
 	moat_session_eoh(s->ms, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT)
-		data_fail(s, &v);
+		data_fail(t, &v);
 }
 
 /* header_event - what the header reader found: a field, the end of the section, or a section it
  * refuses (the message is then refused, never relayed unchecked). */
 static void
-header_event(struct px_session *s, const struct moat_hdr_event *ev)
+header_event(struct px_session *s, struct px_txn *t, const struct moat_hdr_event *ev)
 {
 	struct moat_verdict v;
 
 	switch (ev->kind) {
 	case MOAT_HDR_FIELD:
-		field_flush(s, ev->field, ev->len);
+		field_flush(s, t, ev->field, ev->len);
 		break;
 	case MOAT_HDR_END:
-		headers_end(s);
+		headers_end(s, t);
 		break;
 	case MOAT_HDR_ERROR:
 		moat_hdr_verdict(moat_session_conf(s->ms), ev->status, &v);
-		data_fail(s, &v);
+		data_fail(t, &v);
 		break;
 	default:
 		break;
@@ -163,32 +164,32 @@ header_event(struct px_session *s, const struct moat_hdr_event *ev)
 /* content_events - unstuffed message bytes as header, end-of-header and body events. On the loop
  * in streaming mode (the events only count), on the pool in holding mode (DKIM hashes them). */
 static void
-content_events(struct px_session *s, const char *p, size_t n)
+content_events(struct px_session *s, struct px_txn *t, const char *p, size_t n)
 {
-	while (s->txn.in_headers && n > 0 && s->txn.dv.action == MOAT_CONTINUE) {
+	while (t->in_headers && n > 0 && t->dv.action == MOAT_CONTINUE) {
 		struct moat_hdr_event ev;
-		size_t used = moat_hdr_feed(s->txn.hr, p, n, &ev);
+		size_t used = moat_hdr_feed(t->hr, p, n, &ev);
 
 		p += used;
 		n -= used;
-		header_event(s, &ev);
+		header_event(s, t, &ev);
 	}
-	if (!s->txn.in_headers && n > 0 && s->txn.dv.action == MOAT_CONTINUE)
-		body_add(s, p, n);
+	if (!t->in_headers && n > 0 && t->dv.action == MOAT_CONTINUE)
+		body_add(s, t, p, n);
 }
 
 /* content_end - the end of data for the events: the last field, end of header, the last body. */
 static void
-content_end(struct px_session *s)
+content_end(struct px_session *s, struct px_txn *t)
 {
-	while (s->txn.in_headers && s->txn.dv.action == MOAT_CONTINUE) {
+	while (t->in_headers && t->dv.action == MOAT_CONTINUE) {
 		struct moat_hdr_event ev;
 
-		moat_hdr_finish(s->txn.hr, &ev);
-		header_event(s, &ev);
+		moat_hdr_finish(t->hr, &ev);
+		header_event(s, t, &ev);
 	}
-	if (s->txn.dv.action == MOAT_CONTINUE)
-		body_flush(s);
+	if (t->dv.action == MOAT_CONTINUE)
+		body_flush(s, t);
 }
 
 /* data_content - unstuffed message bytes from the reader: events now, or staged for the pool. */
@@ -196,47 +197,55 @@ static void
 data_content(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
+	struct px_txn *t = s->txn;
 
-	if (!s->txn.holding) {
-		content_events(s, p, n);
+	if (!t->holding) {
+		content_events(s, t, p, n);
 		return;
 	}
 	if (n >
-	    CHUNK_CAP - s->txn.chunk_len) { /* cannot happen: px__session_pump feeds what fits */
+	    CHUNK_CAP - s->txn->chunk_len) { /* cannot happen: px__session_pump feeds what fits */
 		struct moat_verdict v;
 
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.3.0", "hold_chunk",
 		    "Local error in processing");
-		data_fail(s, &v);
+		data_fail(t, &v);
 		return;
 	}
-	memcpy(s->txn.chunk + s->txn.chunk_len, p, n);
-	s->txn.chunk_len += n;
+	memcpy(s->txn->chunk + s->txn->chunk_len, p, n);
+	s->txn->chunk_len += n;
 }
 
-/* px__chunk_run - on the pool: the events over the staged content, then keep it (holding mode). */
+/* chunk_run - on the pool: the events over the staged content, then keep it (holding mode). */
+static void
+chunk_run(struct px_session *s, struct px_txn *t)
+{
+	content_events(s, t, t->chunk, t->chunk_len);
+	if (t->dv.action == MOAT_CONTINUE && t->data->err == PX_DATA_OK) {
+		uint64_t before = px_hold_size(t->hold);
+
+		t->hold_err = px_hold_append(t->hold, t->chunk, t->chunk_len);
+		moat_metrics_hold(moat_session_metrics(s->ms),
+		    (int64_t)(px_hold_size(t->hold) - before));
+	}
+	t->chunk_len = 0;
+}
+
+/* px__chunk_run - the work item of a staged chunk: on the transaction the item holds. */
 void
 px__chunk_run(struct px_session *s)
 {
-	content_events(s, s->txn.chunk, s->txn.chunk_len);
-	if (s->txn.dv.action == MOAT_CONTINUE && s->txn.data->err == PX_DATA_OK) {
-		uint64_t before = px_hold_size(s->txn.hold);
-
-		s->txn.hold_err = px_hold_append(s->txn.hold, s->txn.chunk, s->txn.chunk_len);
-		moat_metrics_hold(moat_session_metrics(s->ms),
-		    (int64_t)(px_hold_size(s->txn.hold) - before));
-	}
-	s->txn.chunk_len = 0;
+	chunk_run(s, s->work_txn);
 }
 
 /* hold_drop - free the held message; its bytes leave mxmoat_hold_bytes. */
 static void
-hold_drop(struct px_session *s)
+hold_drop(struct px_session *s, struct px_txn *t)
 {
-	if (s->txn.hold != NULL)
-		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(s->txn.hold));
-	px_hold_free(s->txn.hold);
-	s->txn.hold = NULL;
+	if (t->hold != NULL)
+		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(t->hold));
+	px_hold_free(t->hold);
+	t->hold = NULL;
 }
 
 /* px__data_feed_max - how much client input may go to the DATA reader now. */
@@ -245,9 +254,9 @@ px__data_feed_max(const struct px_session *s, size_t n)
 {
 	size_t room;
 
-	if (!s->txn.holding)
+	if (!s->txn->holding)
 		return n;
-	room = (CHUNK_CAP - s->txn.chunk_len - 16) / 2;
+	room = (CHUNK_CAP - s->txn->chunk_len - 16) / 2;
 	return n < room ? n : room;
 }
 
@@ -282,50 +291,98 @@ data_received(struct px_session *s)
 int
 px__data_begin(struct px_session *s)
 {
-	if (s->txn.data == NULL && (s->txn.data = malloc(sizeof(*s->txn.data))) == NULL)
+	if (s->txn->data == NULL && (s->txn->data = malloc(sizeof(*s->txn->data))) == NULL)
 		return -1;
-	if (s->txn.hr == NULL && (s->txn.hr = malloc(sizeof(*s->txn.hr))) == NULL)
+	if (s->txn->hr == NULL && (s->txn->hr = malloc(sizeof(*s->txn->hr))) == NULL)
 		return -1;
-	if (s->txn.body == NULL && (s->txn.body = malloc(BODY_STAGE)) == NULL)
+	if (s->txn->body == NULL && (s->txn->body = malloc(BODY_STAGE)) == NULL)
 		return -1;
-	if (s->txn.holding) {
-		if (s->txn.chunk == NULL && (s->txn.chunk = malloc(CHUNK_CAP)) == NULL)
+	if (s->txn->holding) {
+		if (s->txn->chunk == NULL && (s->txn->chunk = malloc(CHUNK_CAP)) == NULL)
 			return -1;
-		hold_drop(s);
-		s->txn.hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
+		hold_drop(s, s->txn);
+		s->txn->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
 		    s->conf->proxy_spool_dir);
-		if (s->txn.hold == NULL)
+		if (s->txn->hold == NULL)
 			return -1;
 	}
-	px_data_init(s->txn.data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
+	px_data_init(s->txn->data, s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, data_content,
 	    data_wire, s);
-	moat_verdict_continue(&s->txn.dv);
-	s->txn.data_abort = false;
-	s->txn.in_headers = true;
-	moat_hdr_init(s->txn.hr);
-	s->txn.body_len = 0;
-	s->txn.chunk_len = 0;
-	s->txn.hold_err = 0;
+	moat_verdict_continue(&s->txn->dv);
+	s->txn->data_abort = false;
+	s->txn->in_headers = true;
+	moat_hdr_init(s->txn->hr);
+	s->txn->body_len = 0;
+	s->txn->chunk_len = 0;
+	s->txn->hold_err = 0;
 	return 0;
 }
 
-/* px__data_free - DATA buffers (and a held message) exist only for one message: an idle session
- * stays small. */
+/* data_buffers_free - DATA buffers (and a held message) exist only for one message: an idle
+ * session stays small. */
+static void
+data_buffers_free(struct px_session *s, struct px_txn *t)
+{
+	free(t->data);
+	free(t->hr);
+	free(t->body);
+	free(t->chunk);
+	free(t->edit);
+	free(t->sbuf);
+	hold_drop(s, t);
+	t->data = NULL;
+	t->hr = NULL;
+	t->body = t->chunk = t->sbuf = NULL;
+	t->edit = NULL;
+	t->slen = t->scap = 0;
+}
+
+/* px__data_free - the message's buffers go, the transaction stays (its dot is yet to be answered). */
 void
 px__data_free(struct px_session *s)
 {
-	free(s->txn.data);
-	free(s->txn.hr);
-	free(s->txn.body);
-	free(s->txn.chunk);
-	free(s->txn.edit);
-	free(s->txn.sbuf);
-	hold_drop(s);
-	s->txn.data = NULL;
-	s->txn.hr = NULL;
-	s->txn.body = s->txn.chunk = s->txn.sbuf = NULL;
-	s->txn.edit = NULL;
-	s->txn.slen = s->txn.scap = 0;
+	if (s->txn != NULL)
+		data_buffers_free(s, s->txn);
+}
+
+/* px__txn_begin - the backend said 2xx to MAIL: the transaction starts. 0, or -1: out of memory. */
+int
+px__txn_begin(struct px_session *s)
+{
+	if (s->txn == NULL && (s->txn = calloc(1, sizeof(*s->txn))) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+px__txn_free(struct px_session *s, struct px_txn *t)
+{
+	if (t == NULL)
+		return;
+	data_buffers_free(s, t);
+	free(t);
+}
+
+/* txn_release - the session is done with the transaction; a work item on the pool may still use
+ * its buffers, and then px__work_done frees it. */
+static void
+txn_release(struct px_session *s)
+{
+	struct px_txn *t = s->txn;
+
+	s->txn = NULL;
+	if (t != s->work_txn)
+		px__txn_free(s, t);
+}
+
+/* px__txn_end - forget the transaction on our side and in the core. */
+void
+px__txn_end(struct px_session *s)
+{
+	/* while a work item runs, the core session belongs to the pool thread */
+	if (s->txn != NULL && s->wait != W_WORK)
+		moat_session_abort(s->ms);
+	txn_release(s);
 }
 
 /* px__data_open - 354 for the client; RFC 2920 3.1: DATA ends a group, so bytes already here were
@@ -336,7 +393,7 @@ px__data_open(struct px_session *s)
 	if (s->in_pos < s->in_len) {
 		SAY(s, reply_pipe_data);
 		px__backend_abort(s);
-		px__txn_reset(s);
+		px__txn_end(s);
 		px__data_free(s);
 		px__session_close(s);
 		return false;
@@ -364,20 +421,20 @@ void
 px__data_end(struct px_session *s)
 {
 	px__session_state(s, S_CMD);
-	s->work = WK_EOM;
-	s->wait = W_WORK;
-	s->ops->work(s->io);
+	px__work(s, WK_EOM);
 }
 
 /* px__eom_run - on the pool: what is left of the content, then the end-of-message verdict. */
 void
 px__eom_run(struct px_session *s)
 {
-	if (s->txn.holding)
-		px__chunk_run(s);
-	content_end(s);
+	struct px_txn *t = s->work_txn;
+
+	if (t->holding)
+		chunk_run(s, t);
+	content_end(s, t);
 	s->core_rc = MOAT_EVENT_DONE;
-	if (s->txn.data->err == PX_DATA_OK && s->txn.dv.action == MOAT_CONTINUE)
+	if (t->data->err == PX_DATA_OK && t->dv.action == MOAT_CONTINUE)
 		s->core_rc = moat_session_eom(s->ms, &s->v);
 }
 
@@ -394,10 +451,10 @@ rset_quiet_reply(struct px_session *s, const struct px_reply *r)
 static void
 msg_drop(struct px_session *s)
 {
-	bool rset = s->txn.holding && s->b.state == B_READY;
+	bool rset = s->txn->holding && s->b.state == B_READY;
 
 	px__data_free(s);
-	px__txn_reset(s);
+	px__txn_end(s);
 	if (rset)
 		px__backend_command(s, OP_RSET_QUIET, rset_quiet_reply, "RSET", NULL, NULL);
 	else
@@ -417,8 +474,7 @@ dot_reply(struct px_session *s, const struct px_reply *r)
 	    r->code / 100 == 2 ? "relayed" : "backend-refused",
 	    "%s backend_code=%u tls=%s backend_tls=%s", sum, r->code,
 	    px__tls(s)->active ? px__tls(s)->protocol : "-", s->b.tls ? "yes" : "no");
-	s->txn.open = false;
-	s->txn.nrcpt = 0;
+	txn_release(s);
 }
 
 /* hdata_reply - the backend's answer to DATA for the held message: at 354 the edited message goes
@@ -428,7 +484,7 @@ hdata_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code != 354) {
 		px__say(s, r->buf, r->len);
-		s->txn.holding = false;
+		s->txn->holding = false;
 		msg_drop(s);
 		return;
 	}
@@ -442,12 +498,12 @@ send_emit(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (n > s->txn.scap - s->txn.slen) {
-		s->txn.sfull = true; /* cannot happen: sbuf holds the largest piece */
+	if (n > s->txn->scap - s->txn->slen) {
+		s->txn->sfull = true; /* cannot happen: sbuf holds the largest piece */
 		return;
 	}
-	memcpy(s->txn.sbuf + s->txn.slen, p, n);
-	s->txn.slen += n;
+	memcpy(s->txn->sbuf + s->txn->slen, p, n);
+	s->txn->slen += n;
 }
 
 /* px__send_fail - the held message cannot go out: 451 and the backend leg dropped without a dot. */
@@ -459,7 +515,7 @@ px__send_fail(struct px_session *s, const char *why)
 	s->op = OP_NONE;
 	s->wait = W_NONE;
 	px__backend_abort(s);
-	px__txn_reset(s);
+	px__txn_end(s);
 	px__data_free(s);
 }
 
@@ -471,30 +527,30 @@ px__send_piece(struct px_session *s, ssize_t n)
 		px__send_fail(s, n == 0 ? "hold-short" : "hold-read");
 		return;
 	}
-	px_edit_feed(s->txn.edit, s->txn.chunk, (size_t)n);
-	s->txn.send_off += (uint64_t)n;
-	if (s->txn.sfull) {
+	px_edit_feed(s->txn->edit, s->txn->chunk, (size_t)n);
+	s->txn->send_off += (uint64_t)n;
+	if (s->txn->sfull) {
 		px__send_fail(s, "send-buffer");
 		return;
 	}
-	px__backend_send(s, s->txn.sbuf,
-	    s->txn.slen); /* a write error ends the leg: op is no longer OP_SEND */
-	s->txn.slen = 0;
+	px__backend_send(s, s->txn->sbuf,
+	    s->txn->slen); /* a write error ends the leg: op is no longer OP_SEND */
+	s->txn->slen = 0;
 }
 
 /* px__send_next - the next piece of the held message, or the final dot when all is out. */
 void
 px__send_next(struct px_session *s)
 {
-	while (s->op == OP_SEND) {
-		if (s->txn.send_off == px_hold_size(s->txn.hold)) {
-			if (px_edit_end(s->txn.edit) < 0 || s->txn.sfull) {
+	while (s->op == OP_SEND && s->txn != NULL) { /* a failed piece ends the transaction */
+		if (s->txn->send_off == px_hold_size(s->txn->hold)) {
+			if (px_edit_end(s->txn->edit) < 0 || s->txn->sfull) {
 				px__send_fail(s, "edit-end");
 				return;
 			}
-			if (s->txn.slen > 0)
-				px__backend_send(s, s->txn.sbuf,
-				    s->txn.slen); /* the inserted fields of an empty message */
+			if (s->txn->slen > 0)
+				px__backend_send(s, s->txn->sbuf,
+				    s->txn->slen); /* the inserted fields of an empty message */
 			if (s->op != OP_SEND)
 				return;
 			px__data_free(s);
@@ -505,14 +561,12 @@ px__send_next(struct px_session *s)
 			s->wait = W_DRAIN; /* px_session_backend_drained resumes */
 			return;
 		}
-		if (px_hold_spooled(s->txn.hold)) {
-			s->work = WK_READ; /* the file is read on the pool */
-			s->wait = W_WORK;
-			s->ops->work(s->io);
+		if (px_hold_spooled(s->txn->hold)) {
+			px__work(s, WK_READ); /* the file is read on the pool */
 			return;
 		}
 		px__send_piece(s,
-		    px_hold_read(s->txn.hold, s->txn.send_off, s->txn.chunk, CHUNK_HIGH));
+		    px_hold_read(s->txn->hold, s->txn->send_off, s->txn->chunk, CHUNK_HIGH));
 	}
 }
 
@@ -531,22 +585,22 @@ send_begin(struct px_session *s)
 	 * reader kept from earlier pieces; the inserted fields come first */
 	s->op = OP_SEND;
 	s->wait = W_DRAIN;
-	s->txn.send_off = 0;
-	s->txn.slen = 0;
-	s->txn.sfull = false;
-	s->txn.scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
-	if ((s->txn.edit = malloc(sizeof(*s->txn.edit))) == NULL ||
-	    (s->txn.sbuf = malloc(s->txn.scap)) == NULL) {
+	s->txn->send_off = 0;
+	s->txn->slen = 0;
+	s->txn->sfull = false;
+	s->txn->scap = 2 * CHUNK_HIGH + MOAT_HDR_FIELD_MAX + 4 + 2 * ins;
+	if ((s->txn->edit = malloc(sizeof(*s->txn->edit))) == NULL ||
+	    (s->txn->sbuf = malloc(s->txn->scap)) == NULL) {
 		px__send_fail(s, "out-of-memory");
 		return;
 	}
-	if (px_edit_begin(s->txn.edit, edits, nedits, send_emit, s) < 0) {
+	if (px_edit_begin(s->txn->edit, edits, nedits, send_emit, s) < 0) {
 		px__send_fail(s, "edits");
 		return;
 	}
 	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
-	    (unsigned long long)px_hold_size(s->txn.hold),
-	    px_hold_spooled(s->txn.hold) ? "yes" : "no");
+	    (unsigned long long)px_hold_size(s->txn->hold),
+	    px_hold_spooled(s->txn->hold) ? "yes" : "no");
 	data_received(s);
 	px__send_next(s);
 }
@@ -570,22 +624,24 @@ px__eom_done(struct px_session *s)
 	size_t nedits;
 
 	px__data_settle(s);
-	if (s->txn.data->err != PX_DATA_OK) {
+	if (s->txn->data->err != PX_DATA_OK) {
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
-		    s->txn.data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
-		if (s->txn.data->err == PX_DATA_NUL)
+		    s->txn->data->err == PX_DATA_NUL ? "nul_in_data" : "bare_newline_in_data");
+		if (s->txn->data->err == PX_DATA_NUL)
 			SAY(s, reply_nul_data);
 		else
 			SAY(s, reply_bare_data);
 		msg_drop(s);
 		return;
 	}
-	if (s->txn.dv.action != MOAT_CONTINUE) {
+	if (s->txn->dv.action != MOAT_CONTINUE) {
+		bool close = s->txn->dv.close;
+
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s code=%u",
-		    s->txn.dv.reason ? s->txn.dv.reason : "-", s->txn.dv.code);
-		px__say_verdict(s, &s->txn.dv);
-		msg_drop(s);
-		if (s->txn.dv.close)
+		    s->txn->dv.reason ? s->txn->dv.reason : "-", s->txn->dv.code);
+		px__say_verdict(s, &s->txn->dv);
+		msg_drop(s); /* the transaction ends */
+		if (close)
 			px__session_close(s);
 		return;
 	}
@@ -596,10 +652,10 @@ px__eom_done(struct px_session *s)
 		if (s->b.state != B_READY) {
 			SAY(s, reply_backend_lost);
 			px__data_free(s);
-			px__txn_reset(s);
+			px__txn_end(s);
 			return;
 		}
-		if (s->txn.holding) {
+		if (s->txn->holding) {
 			px__backend_command(s, OP_HDATA, hdata_reply, "DATA", NULL, NULL);
 			return;
 		}
