@@ -296,6 +296,7 @@ struct moat_conf {
 	int dmarc_report_store; /* enum moat_dmarc_report_store */
 	char *dmarc_report_db; /* the SQLite file */
 	char *dmarc_report_redis_prefix;
+	char *report_smtp; /* host:port or unix:/path; "": proxy_backend */
 	char *report_org_name; /* RFC 9990 org_name; "": authserv_id */
 	char *report_from; /* RFC 9990 email; "": postmaster@authserv_id */
 	/* DKIM signing (dkim_sign.c, signtable.c) */

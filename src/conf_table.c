@@ -291,6 +291,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "the SQLite file of dmarc_report_store = sqlite (WAL journal beside it); its directory must be writable by daemon_user"),
 	K_STR(dmarc_report_redis_prefix, "mxmoat:dmarc:", NULL, MOAT_CK_ALL,
 	    "prefix of the Redis keys of dmarc_report_store = redis (the server and timeout are ratelimit_redis and ratelimit_redis_timeout)"),
+	K_STR(report_smtp, "", moat_conf_check_scanner, MOAT_CK_ALL,
+	    "where mxmoat-report --send submits reports: host:port or unix:/path of an MTA; empty: proxy_backend"),
 	K_STR(report_org_name, "", NULL, MOAT_CK_ALL,
 	    "org_name written in aggregate reports (empty: authserv_id)"),
 	K_STR(report_from, "", NULL, MOAT_CK_ALL,

@@ -7,12 +7,16 @@
  *                 receiver!policy-domain!begin!end!id.xml.gz; each is marked in the store and
  *                 never written again
  *   --json        the reports --write would write (or every one with --all), as JSON on stdout
+ *   --send        each report not sent before mailed to the policy's rua= addresses (those
+ *                 outside the policy domain only when they authorize it) through report_smtp;
+ *                 each destination served and each period finished is marked in the store
  *   --html FILE   one self-contained HTML page of the last --days days
  * Exit status: 0 done, 1 an error (nothing marked that was not written), 2 usage or configuration.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <curl/curl.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -21,8 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf.h"
+#include "dns.h"
 #include "dmarc_report.h"
 #include "report.h"
 
@@ -32,7 +38,7 @@
 
 static const char usage_text[] =
     "usage: mxmoat-report [-c FILE] [-o KEY=VALUE]... [--db FILE] [--now SECONDS]\n"
-    "                     [--write DIR] [--json [--all]] [--html FILE [--days N]]\n"
+    "                     [--write DIR] [--send] [--json [--all]] [--html FILE [--days N]]\n"
     "Writes DMARC aggregate reports (RFC 9990) of the complete UTC days recorded in the store.\n";
 
 /* The store read: a SQLite file, or a copy in memory of the Redis store (redis set). */
@@ -115,6 +121,156 @@ write_one(struct report *rep, void *arg)
 	return 0;
 }
 
+/* The state of --send. */
+struct send_ctx {
+	const struct store *st;
+	const struct report_meta *meta;
+	struct report_sender sender;
+	struct moat_dns *dns;
+	char dir[64]; /* where each report is written before it is read back to be sent */
+	int64_t now;
+	const struct report *rep; /* the report being sent, its file and name */
+	unsigned char *gz;
+	size_t gzlen;
+	char name[1024];
+	unsigned sent, later; /* messages sent; destinations to try again next run */
+	char err[512];
+};
+
+/* send_dest - REP to one rua= destination, unless sent there before, not authorized or too big. */
+static int
+send_dest(const char *addr, uint64_t limit, void *arg)
+{
+	struct send_ctx *s = arg;
+	char kind[400], err[512];
+	int rc;
+
+	snprintf(kind, sizeof(kind), "send:%s", addr);
+	if ((rc = report_marked(s->st->db, s->rep, kind)) != 0) {
+		if (rc < 0)
+			snprintf(s->err, sizeof(s->err), "reading the store: %s",
+			    sqlite3_errmsg(s->st->db));
+		return rc < 0 ? -1 : 0; /* sent by an earlier run */
+	}
+	if ((rc = report_rua_authorized(s->dns, s->rep->domain, addr)) <= 0) {
+		if (rc < 0)
+			s->later++;
+		fprintf(stderr, "mxmoat-report: %s: not sent to %s: %s\n", s->name, addr,
+		    rc < 0
+			? "DNS failed checking that it takes our reports (next run)"
+			: "an external destination that does not authorize the reports (RFC 9990 3)");
+		return 0;
+	}
+	if (limit != 0 && s->gzlen > limit) {
+		fprintf(stderr,
+		    "mxmoat-report: %s: not sent to %s: %zu bytes, over its limit %" PRIu64 "\n",
+		    s->name, addr, s->gzlen, limit);
+		return 0;
+	}
+	rc = report_send_one(&s->sender, s->rep, addr, s->gz, s->gzlen, s->name, err, sizeof(err));
+	if (rc != 0) {
+		if (rc < 0)
+			s->later++;
+		fprintf(stderr, "mxmoat-report: %s: not sent to %s: %s%s\n", s->name, addr, err,
+		    rc < 0 ? " (next run)" : "");
+		return 0;
+	}
+	if (store_mark(s->st, s->rep, kind, s->now, s->err, sizeof(s->err)) < 0)
+		return -1;
+	s->sent++;
+	printf("%s sent to %s\n", s->name, addr);
+	return 0;
+}
+
+/* read_file - PATH's bytes into *out (malloc'd); -1 on error. */
+static int
+read_file(const char *path, unsigned char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	long n;
+
+	*out = NULL;
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (*out = malloc((size_t)n + 1)) == NULL ||
+	    fread(*out, 1, (size_t)n, f) != (size_t)n) {
+		if (f != NULL)
+			fclose(f);
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return 0;
+}
+
+/* send_one - REP to each destination; the period is marked sent when none is left for later. */
+static int
+send_one(struct report *rep, void *arg)
+{
+	struct send_ctx *s = arg;
+	char path[1200];
+	unsigned later = s->later;
+	int rc;
+
+	s->rep = rep;
+	if (report_filename(rep, s->meta, s->name, sizeof(s->name)) < 0) {
+		snprintf(s->err, sizeof(s->err), "file name too long for %s", rep->domain);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s", s->dir, s->name);
+	if (report_xml_write(rep, s->meta, path, s->err, sizeof(s->err)) < 0)
+		return -1;
+	rc = read_file(path, &s->gz, &s->gzlen);
+	unlink(path);
+	if (rc < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot read back the report of %s", rep->domain);
+		return -1;
+	}
+	rc = report_rua_each(rep->pol.f[POL_RUA], send_dest, s);
+	free(s->gz);
+	s->gz = NULL;
+	if (rc != 0)
+		return -1;
+	return s->later == later ? store_mark(s->st, rep, "send", s->now, s->err, sizeof(s->err))
+				 : 0;
+}
+
+/* send_all - --send; 0, or -1 with a message printed (what was sent stays marked). */
+static int
+send_all(const struct store *st, const struct moat_conf *conf, const struct report_meta *meta,
+    int64_t now)
+{
+	struct send_ctx s = { .st = st, .meta = meta, .now = now };
+	const char *tmp = getenv("TMPDIR");
+	char err[512];
+	long n;
+
+	s.sender.smtp = conf->report_smtp[0] ? conf->report_smtp : conf->proxy_backend;
+	s.sender.meta = meta;
+	snprintf(s.dir, sizeof(s.dir), "%s/mxmoat-report.XXXXXX",
+	    tmp != NULL && tmp[0] == '/' && strlen(tmp) < 40 ? tmp : "/tmp");
+	if ((s.dns = moat_dns_new(conf->dns_resolver, conf->dns_timeout,
+		 conf->dns_dnssec_trust_anchor, err, sizeof(err))) == NULL ||
+	    mkdtemp(s.dir) == NULL) {
+		fprintf(stderr, "mxmoat-report: %s\n",
+		    s.dns ? "cannot make a temporary directory" : err);
+		moat_dns_free(s.dns);
+		return -1;
+	}
+	n = report_walk(st->db, now, "send", meta, send_one, &s, err, sizeof(err));
+	rmdir(s.dir);
+	moat_dns_free(s.dns);
+	if (n < 0) {
+		fprintf(stderr, "mxmoat-report: %s\n", s.err[0] ? s.err : err);
+		return -1;
+	}
+	fprintf(stderr,
+	    "mxmoat-report: %u message%s sent through %s; %u destination%s left for the next run\n",
+	    s.sent, s.sent == 1 ? "" : "s", s.sender.smtp, s.later, s.later == 1 ? "" : "s");
+	return s.later ? -1 : 0;
+}
+
 static int
 json_one(struct report *rep, void *arg)
 {
@@ -141,7 +297,7 @@ main(int argc, char **argv)
 	struct moat_conf_override ov[OVERRIDES_MAX];
 	size_t nov = 0;
 	const char *conf_file = NULL, *db_path = NULL, *dir = NULL, *html = NULL;
-	bool json = false, all = false;
+	bool json = false, all = false, send = false;
 	unsigned days = 30;
 	int64_t now = (int64_t)time(NULL);
 	char err[MOAT_CONF_ERR_MAX], org[256], email[320];
@@ -198,9 +354,8 @@ main(int argc, char **argv)
 			}
 			break;
 		case 's':
-			fprintf(stderr,
-			    "mxmoat-report: --send is not implemented yet: use --write and mail the files\n");
-			return EXIT_USAGE;
+			send = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -209,7 +364,7 @@ main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc || (dir == NULL && !json && html == NULL)) {
+	if (optind != argc || (dir == NULL && !send && !json && html == NULL)) {
 		fputs(usage_text, stderr);
 		return EXIT_USAGE;
 	}
@@ -225,7 +380,7 @@ main(int argc, char **argv)
 		snprintf(email, sizeof(email), "postmaster@%s", conf->authserv_id);
 	receiver = strrchr(email, '@') ? strrchr(email, '@') + 1 : email;
 	meta = (struct report_meta){ org, email, receiver };
-	if (store_open(&st, conf, db_path, dir == NULL, err, sizeof(err)) < 0) {
+	if (store_open(&st, conf, db_path, dir == NULL && !send, err, sizeof(err)) < 0) {
 		fprintf(stderr, "mxmoat-report: %s\n", err);
 		store_close(&st);
 		moat_conf_unref(conf);
@@ -261,6 +416,12 @@ main(int argc, char **argv)
 			fprintf(stderr, "mxmoat-report: %ld report%s written to %s\n", n,
 			    n == 1 ? "" : "s", dir);
 		}
+	}
+	if (send && status == 0) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		if (send_all(&st, conf, &meta, now) < 0)
+			status = EXIT_ERROR;
+		curl_global_cleanup();
 	}
 	if (html != NULL && status == 0 &&
 	    report_html_write(db, now, days, &meta, html, err, sizeof(err)) < 0) {

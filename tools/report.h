@@ -89,6 +89,9 @@ typedef int (*report_fn)(struct report *rep, void *arg);
 long report_walk(struct sqlite3 *db, int64_t now, const char *kind, const struct report_meta *meta,
     report_fn fn, void *arg, char *err, size_t errlen);
 
+/* report_marked - 1 when REP was emitted as KIND, 0 when not, -1 on a store error. */
+int report_marked(struct sqlite3 *db, const struct report *rep, const char *kind);
+
 /* report_mark - record that REP was emitted as KIND; -1 with err. */
 int report_mark(struct sqlite3 *db, const struct report *rep, const char *kind, int64_t now,
     char *err, size_t errlen);
@@ -117,5 +120,32 @@ int report_json_end(struct report_json *j, FILE *out);
 /* report_html_write - the page of the DAYS days up to NOW into PATH; -1 with err. */
 int report_html_write(struct sqlite3 *db, int64_t now, unsigned days,
     const struct report_meta *meta, const char *path, char *err, size_t errlen);
+
+/* Mailing reports (report_send.c). */
+struct moat_dns;
+
+/* report_rua_fn - one destination: its address and size limit in bytes (0: none); non-zero
+ * stops the walk and is returned. */
+typedef int (*report_rua_fn)(const char *addr, uint64_t limit, void *arg);
+/* report_rua_each - FN for each mailto: URI of RUA that holds one address; others are skipped. */
+int report_rua_each(const char *rua, report_rua_fn fn, void *arg);
+/*
+ * report_rua_authorized - may POLICY_DOMAIN's reports go to ADDR (RFC 9990 3)? 1 when ADDR's
+ * domain is the policy domain, a subdomain or a parent of it, or publishes
+ * "<policy-domain>._report._dmarc.<domain>" TXT "v=DMARC1"; 0 when not; -1 when DNS failed
+ * temporarily.
+ */
+int report_rua_authorized(struct moat_dns *dns, const char *policy_domain, const char *addr);
+
+struct report_sender {
+	const char *smtp; /* host:port or unix:/path */
+	const struct report_meta *meta; /* the envelope sender and From is meta->email */
+};
+/*
+ * report_send_one - mail REP's report file GZ (GZLEN bytes, attached as NAME) to TO through
+ * S->smtp. 0 sent; 1 refused for good (a 5xx reply); -1 may work later; err says why.
+ */
+int report_send_one(const struct report_sender *s, const struct report *rep, const char *to,
+    const unsigned char *gz, size_t gzlen, const char *name, char *err, size_t errlen);
 
 #endif /* MOAT_REPORT_H */

@@ -426,6 +426,24 @@ report_mark(sqlite3 *db, const struct report *rep, const char *kind, int64_t now
 }
 
 int
+report_marked(sqlite3 *db, const struct report *rep, const char *kind)
+{
+	static const char sql[] =
+	    "SELECT 1 FROM emitted WHERE policy_domain = ? AND begin = ? AND kind = ?";
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	sqlite3_bind_text(st, 1, rep->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, rep->begin);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
 report_filename(const struct report *rep, const struct report_meta *meta, char *out, size_t outlen)
 {
 	int n = snprintf(out, outlen, "%s!%s!%" PRId64 "!%" PRId64 "!%s.xml.gz", meta->receiver,
