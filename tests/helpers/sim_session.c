@@ -25,6 +25,16 @@ op_client_write(void *io, const char *p, size_t n)
 	struct sim_session *sm = io;
 
 	sim_append(sm->client, sizeof(sm->client), &sm->clen, p, n);
+	if (sm->leg != NULL)
+		sm->leg->write(sm->leg_arg, p, n);
+}
+
+static int
+op_client_starttls(void *io)
+{
+	struct sim_session *sm = io;
+
+	return sm->leg != NULL ? sm->leg->starttls(sm->leg_arg) : -1;
 }
 
 static void
@@ -132,11 +142,12 @@ op_work(void *io)
 	((struct sim_session *)io)->work_pending = true;
 }
 
-/* No client_starttls or backend_starttls: the session never offers STARTTLS and its backend never
- * is TLS (fuzz_tls_server covers TLS); no ratelimit: the core charges the embedded store itself
- * and never leaves an event pending without Redis. */
+/* client_starttls only with a client leg (only then is STARTTLS offered); no backend_starttls:
+ * the backend never is TLS; no ratelimit: the core charges the embedded store itself and never
+ * leaves an event pending without Redis. */
 static const struct px_ops sim_ops = {
 	.client_write = op_client_write,
+	.client_starttls = op_client_starttls,
 	.client_close = op_client_close,
 	.backend_open = op_backend_open,
 	.backend_write = op_backend_write,
@@ -208,17 +219,31 @@ sim_session_policy(const struct moat_conf_override *ov, size_t n)
 }
 
 int
-sim_session_start(struct sim_session *sm, struct moat_policy *pol)
+sim_session_start_leg(struct sim_session *sm, struct moat_policy *pol, const struct sim_leg *leg,
+    void *arg, bool implicit)
 {
 	struct moat_client mc = { "192.0.2.1", 4321, NULL, "127.0.0.1:25", "FUZZ" };
 
 	memset(sm, 0, sizeof(*sm));
+	sm->leg = leg;
+	sm->leg_arg = arg;
 	sm->s = px_session_new(pol, &mc, "127.0.0.1", 25, &sim_ops, sm);
 	if (sm->s == NULL)
 		return -1;
-	px_session_start(sm->s, true);
+	if (leg != NULL && implicit) {
+		px_session_tls_implicit(sm->s);
+	} else {
+		px_session_tls_offer(sm->s, leg != NULL);
+		px_session_start(sm->s, true);
+	}
 	sim_session_settle(sm); /* proxy_backend_connect=accept: the backend's greeting and EHLO */
 	return 0;
+}
+
+int
+sim_session_start(struct sim_session *sm, struct moat_policy *pol)
+{
+	return sim_session_start_leg(sm, pol, NULL, NULL, false);
 }
 
 size_t

@@ -19,8 +19,17 @@
 #include "sim_mta.h"
 #include "smtp_session.h"
 
+/* A client leg of the driver's own (fuzz_tls_session.c: a TLS stream): what the session says is
+ * written there too, STARTTLS is offered, and starting TLS is the leg's. */
+struct sim_leg {
+	void (*write)(void *arg, const char *p, size_t n);
+	int (*starttls)(void *arg); /* 0 or -1, as px_ops.client_starttls */
+};
+
 struct sim_session {
 	struct px_session *s;
+	const struct sim_leg *leg; /* NULL: the client is the buffer below alone, without TLS */
+	void *leg_arg;
 	bool closed, bopen, bconnect_pending, work_pending;
 	bool drop; /* the hostile backend fails the leg next */
 	struct sim_mta mta;
@@ -47,6 +56,14 @@ struct moat_policy *sim_session_policy(const struct moat_conf_override *ov, size
  * its backend events settled. -1 when px_session_new fails.
  */
 int sim_session_start(struct sim_session *sm, struct moat_policy *pol);
+
+/*
+ * sim_session_start_leg - the same with a client leg (borrowed; arg its argument): STARTTLS
+ * offered, or with implicit the session waits for TLS (px_session_tls_implicit); the driver then
+ * calls px_session_tls_started and, for implicit TLS, px_session_start.
+ */
+int sim_session_start_leg(struct sim_session *sm, struct moat_policy *pol,
+    const struct sim_leg *leg, void *arg, bool implicit);
 
 /*
  * sim_session_hostile - from now on the backend is the script p[0..n) (borrowed: it must outlive
