@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 
 #include "callbacks.h"
 #include "edits.h"
+#include "hold.h"
 #include "log.h"
 #include "macros.h"
 
@@ -41,6 +43,8 @@ struct milter_conn {
 	bool auth_seen;
 	char *field; /* scratch for "Name: value", grown up to HDR_FIELD_MAX */
 	size_t field_cap;
+	struct moat_hold *copy; /* the message for rspamd (moat_session_rereads_message), or NULL */
+	bool copy_failed; /* this message's copy could not be kept: rspamd counts it a failure */
 };
 
 
@@ -55,6 +59,44 @@ static const char *
 conn_log_id(const struct milter_conn *c)
 {
 	return c != NULL && c->s != NULL ? moat_session_id(c->s) : NULL;
+}
+
+/* conn_copy_drop - the message's copy is done with (end of message, abort, a new MAIL). */
+static void
+conn_copy_drop(struct milter_conn *c)
+{
+	moat_hold_free(c->copy);
+	c->copy = NULL;
+	c->copy_failed = false;
+}
+
+/*
+ * conn_copy - keep N message bytes for rspamd, which the core asks at end of message with the
+ * message read back from here. The copy is made with the first bytes of a message that needs it;
+ * one that cannot be kept is dropped and logged (past limit_message_size the core refuses the
+ * message itself), and rspamd then counts as failed for the message.
+ */
+static void
+conn_copy(struct milter_conn *c, const char *p, size_t n)
+{
+	const struct moat_conf *conf = moat_session_conf(c->s);
+	int rc;
+
+	if (c->copy_failed || !moat_session_rereads_message(c->s))
+		return;
+	if (c->copy == NULL &&
+	    (c->copy = moat_hold_new((size_t)conf->milter_hold_memory, conf->limit_message_size,
+		 conf->milter_spool_dir)) == NULL)
+		rc = -ENOMEM;
+	else
+		rc = moat_hold_append(c->copy, p, n);
+	if (rc < 0) {
+		if (rc != -EFBIG)
+			moat_log(LOG_ERR, moat_session_id(c->s), "hold",
+			    "error=\"%s\" spool_dir=%s", strerror(-rc), conf->milter_spool_dir);
+		conn_copy_drop(c);
+		c->copy_failed = true;
+	}
 }
 
 /*
@@ -349,6 +391,7 @@ xxfi_envfrom(SMFICTX *ctx, char **argv)
 		    "Sender address too long");
 		return milter_answer(ctx, c, &v, "mail");
 	}
+	conn_copy_drop(c);
 	(void)moat_session_mail(c->s, path, envelope_params(argv, params, sizeof(params)), &v);
 	return milter_answer(ctx, c, &v, "mail");
 }
@@ -444,6 +487,8 @@ xxfi_header(SMFICTX *ctx, char *name, char *value)
 		return milter_answer(ctx, c, &v, "header");
 	}
 	moat_session_header(c->s, field, len, &v);
+	conn_copy(c, field, len);
+	conn_copy(c, "\r\n", 2);
 	return stream_answer(c, SMFIP_NR_HDR);
 }
 
@@ -456,6 +501,7 @@ xxfi_eoh(SMFICTX *ctx)
 	if (c == NULL || c->s == NULL)
 		return SMFIS_TEMPFAIL;
 	moat_session_eoh(c->s, &v);
+	conn_copy(c, "\r\n", 2);
 	return stream_answer(c, SMFIP_NR_EOH);
 }
 
@@ -468,6 +514,7 @@ xxfi_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	if (c == NULL || c->s == NULL)
 		return SMFIS_TEMPFAIL;
 	moat_session_body(c->s, (const char *)chunk, len, &v);
+	conn_copy(c, (const char *)chunk, len);
 	return stream_answer(c, SMFIP_NR_BODY);
 }
 
@@ -530,7 +577,10 @@ xxfi_eom(SMFICTX *ctx)
 
 	if (c == NULL || c->s == NULL)
 		return SMFIS_TEMPFAIL;
+	if (c->copy != NULL)
+		moat_session_set_reader(c->s, moat_hold_reader, c->copy);
 	(void)moat_session_eom(c->s, &v); /* MOAT_POLICY_MAY_BLOCK: never pending */
+	conn_copy_drop(c);
 	qid = milter_macro_get(ctx, MILTER_M_QUEUE_ID);
 	if (v.action == MOAT_CONTINUE || v.action == MOAT_ACCEPT || v.action == MOAT_QUARANTINE) {
 		if (apply_edits(ctx, c) < 0) {
@@ -578,6 +628,8 @@ xxfi_abort(SMFICTX *ctx)
 
 	if (c != NULL && c->s != NULL)
 		moat_session_abort(c->s);
+	if (c != NULL)
+		conn_copy_drop(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -592,6 +644,7 @@ xxfi_close(SMFICTX *ctx)
 	if (c->s != NULL)
 		moat_log(LOG_DEBUG, moat_session_id(c->s), "close", "%s", "");
 	moat_session_free(c->s);
+	moat_hold_free(c->copy);
 	free(c->field);
 	free(c);
 	return SMFIS_CONTINUE;

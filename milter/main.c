@@ -30,6 +30,7 @@
 #include "cmdline.h"
 #include "conf.h"
 #include "daemon.h"
+#include "hold.h"
 #include "interpose.h"
 #include "log.h"
 #include "metrics_http.h"
@@ -52,6 +53,22 @@ struct reload_ctx {
 	const struct moat_cmdline *cl;
 	struct moat_policy *pol;
 };
+
+/*
+ * check_spool - with rspamd on, can the milter's copies for rspamd spool to milter_spool_dir? Not
+ * fatal: copies under milter_hold_memory are kept in memory, bigger ones fail rspamd for their
+ * message (scan_failure); this line says why at start and at each reload.
+ */
+static void
+check_spool(const struct moat_conf *conf, const char *phase)
+{
+	char err[512];
+
+	if (conf->scan_rspamd[0] != '\0' &&
+	    moat_hold_check_dir("milter_spool_dir", conf->milter_spool_dir, err, sizeof(err)) < 0)
+		moat_log(LOG_ERR, NULL, phase,
+		    "error=\"%s\" note=\"copies for rspamd past milter_hold_memory fail\"", err);
+}
 
 /* reload_thread - wait for SIGHUP; load the configuration again and install it. */
 static void *
@@ -78,8 +95,10 @@ reload_thread(void *arg)
 				    "refused: %s; keeping the running "
 				    "configuration",
 				    err);
-			else
+			else {
 				milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
+				check_spool(conf, "reload");
+			}
 			moat_conf_unref(conf);
 		}
 	}
@@ -293,6 +312,7 @@ main(int argc, char **argv)
 		moat_conf_unref(conf);
 		return 1;
 	}
+	check_spool(conf, "start"); /* as the user we now run as */
 
 	/* Blocked in every thread from here (threads inherit the mask): SIGHUP is taken by the reload
 	 * thread alone, SIGTERM and SIGINT by libmilter's signal thread. Left unblocked here, the

@@ -114,11 +114,11 @@ struct px_txn {
 
 	/* holding mode */
 	bool holding; /* this message is held until the verdict */
-	struct px_hold *hold;
-	int hold_err; /* px_hold_append's error (pool), logged on the loop */
+	struct moat_hold *hold;
+	int hold_err; /* moat_hold_append's error (pool), logged on the loop */
 	char *chunk; /* content for the pool; then a piece being sent */
 	size_t chunk_len;
-	ssize_t read_len; /* px_hold_read's answer (pool) */
+	ssize_t read_len; /* moat_hold_read's answer (pool) */
 	uint64_t send_off; /* bytes of the held message sent */
 	struct px_edit *edit;
 	char *sbuf; /* edited, stuffed bytes of one piece: one backend write */

@@ -558,7 +558,7 @@ px_session_work_run(struct px_session *s)
 		px__chunk_run(s);
 		break;
 	case WK_READ:
-		s->work_txn->read_len = px_hold_read(s->work_txn->hold, s->work_txn->send_off,
+		s->work_txn->read_len = moat_hold_read(s->work_txn->hold, s->work_txn->send_off,
 		    s->work_txn->chunk, CHUNK_HIGH);
 		break;
 	case WK_CORE:

@@ -222,11 +222,11 @@ chunk_run(struct px_session *s, struct px_txn *t)
 {
 	content_events(s, t, t->chunk, t->chunk_len);
 	if (t->dv.action == MOAT_CONTINUE && t->data->err == PX_DATA_OK) {
-		uint64_t before = px_hold_size(t->hold);
+		uint64_t before = moat_hold_size(t->hold);
 
-		t->hold_err = px_hold_append(t->hold, t->chunk, t->chunk_len);
+		t->hold_err = moat_hold_append(t->hold, t->chunk, t->chunk_len);
 		moat_metrics_hold(moat_session_metrics(s->ms),
-		    (int64_t)(px_hold_size(t->hold) - before));
+		    (int64_t)(moat_hold_size(t->hold) - before));
 	}
 	t->chunk_len = 0;
 }
@@ -243,8 +243,8 @@ static void
 hold_drop(struct px_session *s, struct px_txn *t)
 {
 	if (t->hold != NULL)
-		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)px_hold_size(t->hold));
-	px_hold_free(t->hold);
+		moat_metrics_hold(moat_session_metrics(s->ms), -(int64_t)moat_hold_size(t->hold));
+	moat_hold_free(t->hold);
 	t->hold = NULL;
 }
 
@@ -301,8 +301,8 @@ px__data_begin(struct px_session *s)
 		if (s->txn->chunk == NULL && (s->txn->chunk = malloc(CHUNK_CAP)) == NULL)
 			return -1;
 		hold_drop(s, s->txn);
-		s->txn->hold = px_hold_new(s->conf->proxy_hold_memory, s->conf->limit_message_size,
-		    s->conf->proxy_spool_dir);
+		s->txn->hold = moat_hold_new(s->conf->proxy_hold_memory,
+		    s->conf->limit_message_size, s->conf->proxy_spool_dir);
 		if (s->txn->hold == NULL)
 			return -1;
 	}
@@ -434,8 +434,11 @@ px__eom_run(struct px_session *s)
 		chunk_run(s, t);
 	content_end(s, t);
 	s->core_rc = MOAT_EVENT_DONE;
-	if (t->data->err == PX_DATA_OK && t->dv.action == MOAT_CONTINUE)
+	if (t->data->err == PX_DATA_OK && t->dv.action == MOAT_CONTINUE) {
+		if (t->holding) /* rspamd reads the held message (moat_session_rereads_message) */
+			moat_session_set_reader(s->ms, moat_hold_reader, t->hold);
 		s->core_rc = moat_session_eom(s->ms, &s->v);
+	}
 }
 
 /* rset_quiet_reply - RSET after a held message was refused: the leg stays only if it agreed. */
@@ -543,7 +546,7 @@ void
 px__send_next(struct px_session *s)
 {
 	while (s->op == OP_SEND && s->txn != NULL) { /* a failed piece ends the transaction */
-		if (s->txn->send_off == px_hold_size(s->txn->hold)) {
+		if (s->txn->send_off == moat_hold_size(s->txn->hold)) {
 			if (px_edit_end(s->txn->edit) < 0 || s->txn->sfull) {
 				px__send_fail(s, "edit-end");
 				return;
@@ -561,12 +564,12 @@ px__send_next(struct px_session *s)
 			s->wait = W_DRAIN; /* px_session_backend_drained resumes */
 			return;
 		}
-		if (px_hold_spooled(s->txn->hold)) {
+		if (moat_hold_spooled(s->txn->hold)) {
 			px__work(s, WK_READ); /* the file is read on the pool */
 			return;
 		}
 		px__send_piece(s,
-		    px_hold_read(s->txn->hold, s->txn->send_off, s->txn->chunk, CHUNK_HIGH));
+		    moat_hold_read(s->txn->hold, s->txn->send_off, s->txn->chunk, CHUNK_HIGH));
 	}
 }
 
@@ -599,8 +602,8 @@ send_begin(struct px_session *s)
 		return;
 	}
 	moat_log(LOG_INFO, moat_session_id(s->ms), "hold", "size=%llu spooled=%s edits=applied",
-	    (unsigned long long)px_hold_size(s->txn->hold),
-	    px_hold_spooled(s->txn->hold) ? "yes" : "no");
+	    (unsigned long long)moat_hold_size(s->txn->hold),
+	    moat_hold_spooled(s->txn->hold) ? "yes" : "no");
 	data_received(s);
 	px__send_next(s);
 }

@@ -678,23 +678,12 @@ session_auth_end(struct moat_session *s, struct moat_verdict *v)
 
 /* ---- content scanning (scan.c): clamd and rspamd, when configured ---- */
 
-/* session_scan_start - open the scanners for this message, unless scan_outbound exempts it. */
+/* session_scan_start - open clamd for this message, unless scan_outbound exempts it. */
 static void
 session_scan_start(struct moat_session *s)
 {
-	struct moat_rspamd_env env = {
-		.ip = s->addr_known ? s->client_addr : NULL,
-		.helo = s->helo,
-		.hostname = strcmp(s->client_name, "unknown") != 0 ? s->client_name : NULL,
-		.from = s->mail_from,
-		.rcpt = (const char *const *)s->rcpts,
-		.nrcpt = s->nrcpt < s->rcpts_cap ? s->nrcpt : s->rcpts_cap,
-		.user = s->login,
-		.queue_id = s->id,
-	};
-
 	if (moat_scan_wanted(s->conf, s->direction == MOAT_OUTBOUND) &&
-	    (s->scan = moat_scan_begin(s->pol->scan_health, s->conf, &env, s->id)) == NULL)
+	    (s->scan = moat_scan_begin(s->pol->scan_health, s->conf, s->id)) == NULL)
 		moat_log(LOG_ERR, s->id, "scan", "result=failed why=\"out of memory\"");
 }
 
@@ -722,8 +711,8 @@ scan_body(struct moat_session *s, const char *chunk, size_t len, struct moat_ver
 		moat_scan_body(s->scan, chunk, len);
 }
 
-/* scan_end_data - the scanners get the end of the message and work while the rows after this
- * one (ARC, SPF/DKIM/DMARC) wait on DNS; scan_verdict collects their answers. */
+/* scan_end_data - clamd gets the end of the message and scans while the rows after this one
+ * (ARC, SPF/DKIM/DMARC) wait on DNS; scan_verdict asks rspamd and collects both answers. */
 static void
 scan_end_data(struct moat_session *s, struct moat_verdict *v)
 {
@@ -732,11 +721,23 @@ scan_end_data(struct moat_session *s, struct moat_verdict *v)
 		moat_scan_end_data(s->scan);
 }
 
-/* scan_verdict - both scanners' verdict and header edits (out of memory: 451, as for a scanner
- * that failed under scan_failure = tempfail). */
+/* scan_verdict - after the auth row: rspamd is asked with our Authentication-Results, so it need
+ * not repeat SPF, DKIM and DMARC; then both scanners' verdict and header edits (out of memory:
+ * 451, as for a scanner that failed under scan_failure = tempfail). */
 static void
 scan_verdict(struct moat_session *s, struct moat_verdict *v)
 {
+	struct moat_rspamd_env env = {
+		.ip = s->addr_known ? s->client_addr : NULL,
+		.helo = s->helo,
+		.hostname = strcmp(s->client_name, "unknown") != 0 ? s->client_name : NULL,
+		.from = s->mail_from,
+		.rcpt = (const char *const *)s->rcpts,
+		.nrcpt = s->nrcpt < s->rcpts_cap ? s->nrcpt : s->rcpts_cap,
+		.user = s->login,
+		.queue_id = s->id,
+		.authres = s->auth != NULL ? moat_auth_results(s->auth)->authres : NULL,
+	};
 	struct moat_hdr_edit edits[MOAT_SCAN_EDITS_MAX];
 	struct moat_verdict sv;
 	size_t n, i;
@@ -749,7 +750,7 @@ scan_verdict(struct moat_session *s, struct moat_verdict *v)
 		}
 		return;
 	}
-	moat_scan_finish(s->scan, &sv, edits, &n);
+	moat_scan_finish(s->scan, &env, s->msg_read, s->msg_read_arg, &sv, edits, &n);
 	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++)
 		s->edits[s->nedits++] = edits[i];
 	if (i < n) {

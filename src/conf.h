@@ -221,7 +221,7 @@ struct moat_conf {
 	unsigned proxy_inbound_proxy_timeout; /* ms */
 	unsigned proxy_min_data_rate; /* bytes/s in DATA; 0: none */
 	unsigned proxy_min_data_rate_window; /* ms */
-	/* holding mode (proxy/hold.c): when the core writes a header that depends on the body */
+	/* holding mode (src/hold.c): when the core writes a header that depends on the body */
 	uint64_t proxy_hold_memory; /* held in memory up to this, then in a spool file */
 	char *proxy_spool_dir;
 
@@ -323,6 +323,9 @@ struct moat_conf {
 	unsigned milter_timeout; /* ms; libmilter's read/write timeout towards the MTA */
 	unsigned milter_backlog; /* listen(2) backlog */
 	bool milter_tcp_tuning; /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
+	/* the milter's copy of a message for rspamd (src/hold.c), read back at end of message */
+	uint64_t milter_hold_memory; /* in memory up to this, then in a spool file */
+	char *milter_spool_dir;
 
 	/* derived from the keys above by conf_finish() (conf.c); not keys themselves */
 	struct moat_cidr_set *internal_set;

@@ -243,6 +243,8 @@ session_reset_txn(struct moat_session *s)
 	s->arc_result = NULL;
 	moat_scan_free(s->scan);
 	s->scan = NULL;
+	s->msg_read = NULL;
+	s->msg_read_arg = NULL;
 	s->auth_failed = false;
 	s->msg_started = 0;
 }
@@ -454,6 +456,8 @@ eom_close(struct moat_session *s, const struct moat_verdict *v)
 {
 	s->messages++;
 	s->in_txn = false;
+	s->msg_read = NULL; /* the front-end's copy goes with the transaction */
+	s->msg_read_arg = NULL;
 	moat_metrics_message(s->pol->metrics, v->action);
 	session_count_refusal(s, v);
 }
@@ -724,6 +728,20 @@ moat_session_eom_blocks(const struct moat_session *s)
 		if (moat__checks[i].blocks != NULL && moat__checks[i].blocks(s))
 			return true;
 	return false;
+}
+
+bool
+moat_session_rereads_message(const struct moat_session *s)
+{
+	return s->in_txn && s->conf->scan_rspamd[0] != '\0' &&
+	    moat_scan_wanted(s->conf, s->direction == MOAT_OUTBOUND);
+}
+
+void
+moat_session_set_reader(struct moat_session *s, moat_msg_read_fn read, void *arg)
+{
+	s->msg_read = read;
+	s->msg_read_arg = arg;
 }
 
 bool

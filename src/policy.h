@@ -46,6 +46,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "cidr.h"
 #include "conf.h"
@@ -310,6 +311,28 @@ enum moat_too_large {
  */
 void moat_session_too_large(struct moat_session *s, enum moat_too_large what,
     struct moat_verdict *v);
+
+/*
+ * moat_msg_read_fn - read back up to LEN bytes of the message from offset OFF into OUT, exactly as
+ * the header, eoh and body events gave it (each header field with its CRLF, the empty line, the
+ * body): the bytes copied, 0 at its end, or a negative errno. May block (a spool file).
+ */
+typedef ssize_t (*moat_msg_read_fn)(void *arg, uint64_t off, char *out, size_t len);
+
+/*
+ * moat_session_rereads_message - will end of message read the message back? True when rspamd
+ * checks it (scan_rspamd; outbound only with scan_outbound): rspamd is asked once our
+ * Authentication-Results are known, at the end, so it is handed the message from the
+ * front-end's copy (the proxy's held message, the milter's own copy). Valid from the MAIL event on.
+ */
+bool moat_session_rereads_message(const struct moat_session *s);
+
+/*
+ * moat_session_set_reader - how end of message reads this message back (READ with ARG, borrowed;
+ * both must stay valid until moat_session_eom is done). Forgotten when the transaction ends.
+ * Without one a message that needs it (moat_session_rereads_message) counts as a scanner failure.
+ */
+void moat_session_set_reader(struct moat_session *s, moat_msg_read_fn read, void *arg);
 
 /* moat_session_edits - edits to apply for the message just ended; valid until the next event. */
 const struct moat_hdr_edit *moat_session_edits(const struct moat_session *s, size_t *n);

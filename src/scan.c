@@ -178,8 +178,7 @@ scan_fail(struct moat_scan *sc, enum scanner i, const char *why, bool asked)
 }
 
 struct moat_scan *
-moat_scan_begin(struct moat_scan_health *h, const struct moat_conf *conf,
-    const struct moat_rspamd_env *env, const char *sid)
+moat_scan_begin(struct moat_scan_health *h, const struct moat_conf *conf, const char *sid)
 {
 	struct moat_scan *sc = malloc(sizeof(*sc));
 	char err[200] = "";
@@ -192,21 +191,17 @@ moat_scan_begin(struct moat_scan_health *h, const struct moat_conf *conf,
 	snprintf(sc->sid, sizeof(sc->sid), "%s", sid);
 	sc->on[SC_CLAMD] = conf->scan_clamd[0] != '\0';
 	sc->on[SC_RSPAMD] = conf->scan_rspamd[0] != '\0';
-	for (int i = 0; i < SC_N; i++)
-		if (sc->on[i] && health_backing_off(h, (enum scanner)i))
-			scan_fail(sc, (enum scanner)i, "down (backing off)", false);
-	if (sc->on[SC_CLAMD] && !sc->failed[SC_CLAMD] &&
-	    (sc->clamd = moat_clamd_open(conf->scan_clamd, conf->scan_timeout, err, sizeof(err))) ==
-		NULL)
+	if (!sc->on[SC_CLAMD])
+		return sc;
+	if (health_backing_off(h, SC_CLAMD))
+		scan_fail(sc, SC_CLAMD, "down (backing off)", false);
+	else if ((sc->clamd = moat_clamd_open(conf->scan_clamd, conf->scan_timeout, err,
+		      sizeof(err))) == NULL)
 		scan_fail(sc, SC_CLAMD, err, true);
-	if (sc->on[SC_RSPAMD] && !sc->failed[SC_RSPAMD] &&
-	    (sc->rspamd = moat_rspamd_open(conf->scan_rspamd, conf->scan_timeout, env, err,
-		 sizeof(err))) == NULL)
-		scan_fail(sc, SC_RSPAMD, err, true);
 	return sc;
 }
 
-/* scan_flush - hand the buffered bytes to every scanner still in. */
+/* scan_flush - hand the buffered bytes to clamd. */
 static void
 scan_flush(struct moat_scan *sc)
 {
@@ -217,17 +212,14 @@ scan_flush(struct moat_scan *sc)
 	if (sc->clamd != NULL &&
 	    moat_clamd_send(sc->clamd, sc->buf, sc->blen, err, sizeof(err)) < 0)
 		scan_fail(sc, SC_CLAMD, err, true);
-	if (sc->rspamd != NULL &&
-	    moat_rspamd_send(sc->rspamd, sc->buf, sc->blen, err, sizeof(err)) < 0)
-		scan_fail(sc, SC_RSPAMD, err, true);
 	sc->blen = 0;
 }
 
-/* scan_add - message bytes into the buffer, flushed whenever it is full. */
+/* scan_add - message bytes into the buffer, flushed to clamd whenever it is full. */
 static void
 scan_add(struct moat_scan *sc, const char *p, size_t n)
 {
-	while (n > 0 && (sc->clamd != NULL || sc->rspamd != NULL)) {
+	while (n > 0 && sc->clamd != NULL) {
 		size_t k = SCAN_BUF - sc->blen < n ? SCAN_BUF - sc->blen : n;
 
 		memcpy(sc->buf + sc->blen, p, k);
@@ -277,8 +269,46 @@ moat_scan_end_data(struct moat_scan *sc)
 	scan_flush(sc);
 	if (sc->clamd != NULL && moat_clamd_send(sc->clamd, "", 0, err, sizeof(err)) < 0)
 		scan_fail(sc, SC_CLAMD, err, true);
-	if (sc->rspamd != NULL && moat_rspamd_send(sc->rspamd, "", 0, err, sizeof(err)) < 0)
+}
+
+/* scan_rspamd_ask - rspamd's request: ENV as its headers, the message read back through READ
+ * (ARG) as its body, in SCAN_BUF pieces; rspamd works on it while clamd may still scan. */
+static void
+scan_rspamd_ask(struct moat_scan *sc, const struct moat_rspamd_env *env, moat_msg_read_fn read,
+    void *arg)
+{
+	char err[200] = "";
+	uint64_t off = 0;
+	ssize_t got;
+
+	if (!sc->on[SC_RSPAMD])
+		return;
+	if (read == NULL) {
+		scan_fail(sc, SC_RSPAMD, "no copy of the message to send", false);
+		return;
+	}
+	if (health_backing_off(sc->health, SC_RSPAMD)) {
+		scan_fail(sc, SC_RSPAMD, "down (backing off)", false);
+		return;
+	}
+	if ((sc->rspamd = moat_rspamd_open(sc->conf->scan_rspamd, sc->conf->scan_timeout, env, err,
+		 sizeof(err))) == NULL) {
 		scan_fail(sc, SC_RSPAMD, err, true);
+		return;
+	}
+	while ((got = read(arg, off, sc->buf, SCAN_BUF)) > 0) {
+		if (moat_rspamd_send(sc->rspamd, sc->buf, (size_t)got, err, sizeof(err)) < 0) {
+			scan_fail(sc, SC_RSPAMD, err, true);
+			return;
+		}
+		off += (uint64_t)got;
+	}
+	if (got < 0) {
+		snprintf(err, sizeof(err), "reading the message back: %s", strerror((int)-got));
+		scan_fail(sc, SC_RSPAMD, err, false);
+	} else if (moat_rspamd_send(sc->rspamd, "", 0, err, sizeof(err)) < 0) {
+		scan_fail(sc, SC_RSPAMD, err, true);
+	}
 }
 
 /* scan_clamd_step - read what clamd sent; true once its answer is in (or it failed). */
@@ -465,8 +495,8 @@ scan_log(const struct moat_scan *sc, const struct moat_verdict *v)
 }
 
 void
-moat_scan_finish(struct moat_scan *sc, struct moat_verdict *v, struct moat_hdr_edit *edits,
-    size_t *n)
+moat_scan_finish(struct moat_scan *sc, const struct moat_rspamd_env *env, moat_msg_read_fn read,
+    void *arg, struct moat_verdict *v, struct moat_hdr_edit *edits, size_t *n)
 {
 	struct moat_verdict part;
 	bool room = true;
@@ -474,6 +504,7 @@ moat_scan_finish(struct moat_scan *sc, struct moat_verdict *v, struct moat_hdr_e
 	*n = 0;
 	moat_verdict_continue(v);
 	moat_scan_end_data(sc);
+	scan_rspamd_ask(sc, env, read, arg);
 	scan_wait(sc);
 	for (int i = 0; i < SC_N; i++) {
 		if (sc->on[i] && !sc->failed[i])

@@ -2,14 +2,17 @@
  * scan.h - content scanning of one message by clamd (scan_clamd.c) and rspamd (scan_rspamd.c),
  * for the check table's "scan" rows (checks.c).
  *
- * The message goes to both scanners while it arrives (header fields, end of header, body), in
- * pieces of at most 64 KB: it is never held a second time here. At end of message both are told
- * the end and work at the same time; moat_scan_finish waits for both answers (each bounded by
- * scan_timeout), maps them to one verdict (the more severe wins) and header edits, and logs one
- * line with the virus name, rspamd's action, score and symbols. A scanner that fails (cannot be
- * reached, too slow, answers nonsense) counts per scan_failure; after a failure it is not asked
- * again for a back-off period (1 s doubling to 60 s, shared by every session of the daemon) and
- * the reason is logged at most once per minute.
+ * clamd gets the message while it arrives (header fields, end of header, body), in pieces of at
+ * most 64 KB: it is never held a second time here. At end of data clamd is told the end and
+ * scans while the rows after the scan row (ARC, SPF/DKIM/DMARC) wait on DNS. rspamd is asked
+ * after them, with our Authentication-Results among the envelope facts of its request, so it need
+ * not repeat SPF, DKIM and DMARC: moat_scan_finish reads the message back from the front-end's
+ * copy into rspamd's request, then waits for both answers (each bounded by scan_timeout), maps
+ * them to one verdict (the more severe wins) and header edits, and logs one line with the virus
+ * name, rspamd's action, score and symbols. A scanner that fails (cannot be reached, too slow,
+ * answers nonsense) counts per scan_failure; after a failure it is not asked again for a back-off
+ * period (1 s doubling to 60 s, shared by every session of the daemon) and the reason is logged
+ * at most once per minute.
  *
  * Every call may block up to scan_timeout: a caller on an event loop runs them elsewhere (the
  * proxy holds a message while a scanner is on, so its message events run on the threadpool).
@@ -40,12 +43,12 @@ bool moat_scan_wanted(const struct moat_conf *conf, bool outbound);
 struct moat_scan;
 
 /*
- * moat_scan_begin - open the scanners CONF names for one message (a scanner that cannot be
- * reached or is backing off is marked failed, not retried). ENV is copied into rspamd's request;
- * SID names the session in the log. NULL only when out of memory.
+ * moat_scan_begin - open clamd for one message when CONF names it (one that cannot be reached or
+ * is backing off is marked failed, not retried); rspamd waits for moat_scan_finish. SID names
+ * the session in the log. NULL only when out of memory.
  */
 struct moat_scan *moat_scan_begin(struct moat_scan_health *h, const struct moat_conf *conf,
-    const struct moat_rspamd_env *env, const char *sid);
+    const char *sid);
 
 /* The message as it arrives: one header field (without its CRLF), the end of the header
  * section, body bytes (CRLF line ends, unstuffed). */
@@ -53,15 +56,18 @@ void moat_scan_header(struct moat_scan *sc, const char *field, size_t len);
 void moat_scan_eoh(struct moat_scan *sc);
 void moat_scan_body(struct moat_scan *sc, const char *p, size_t len);
 
-/* moat_scan_end_data - the message is complete: the scanners are told and start working. */
+/* moat_scan_end_data - the message is complete: clamd is told and starts scanning. */
 void moat_scan_end_data(struct moat_scan *sc);
 
 /*
- * moat_scan_finish - wait for both answers; V gets the verdict (MOAT_CONTINUE when nothing
- * objects) and EDITS up to MOAT_SCAN_EDITS_MAX header edits (strings owned by the caller after
- * the call); *n their number.
+ * moat_scan_finish - ask rspamd (when CONF names it): ENV (with our Authentication-Results) as
+ * its request's headers, the message read back through READ with ARG (NULL: no copy, a failure)
+ * as its body. Then wait for both answers; V gets the verdict (MOAT_CONTINUE when nothing objects)
+ * and EDITS up to MOAT_SCAN_EDITS_MAX header edits (strings owned by the caller after the call);
+ * *n their number.
  */
-void moat_scan_finish(struct moat_scan *sc, struct moat_verdict *v, struct moat_hdr_edit *edits,
+void moat_scan_finish(struct moat_scan *sc, const struct moat_rspamd_env *env,
+    moat_msg_read_fn read, void *arg, struct moat_verdict *v, struct moat_hdr_edit *edits,
     size_t *n);
 
 void moat_scan_free(struct moat_scan *sc); /* NULL is a no-op */

@@ -94,19 +94,23 @@ rspamd_write(char *p, size_t size, size_t nmemb, void *arg)
 static int
 rspamd_header(struct moat_rspamd *r, const char *name, const char *value)
 {
-	char line[1100];
 	struct curl_slist *l;
+	size_t len;
+	char *line;
 
 	if (value == NULL)
 		return 0;
 	for (const char *q = value; *q; q++)
 		if ((unsigned char)*q < 0x20 || *q == 0x7f)
 			return 0;
+	len = strlen(name) + strlen(value) + 3;
+	if ((line = malloc(len)) == NULL)
+		return -1;
 	/* "Name:" alone removes a header libcurl would add */
-	if ((size_t)snprintf(line, sizeof(line), value[0] ? "%s: %s" : "%s:", name, value) >=
-	    sizeof(line))
-		return 0;
-	if ((l = curl_slist_append(r->headers, line)) == NULL)
+	snprintf(line, len, value[0] ? "%s: %s" : "%s:", name, value);
+	l = curl_slist_append(r->headers, line); /* copies it */
+	free(line);
+	if (l == NULL)
 		return -1;
 	r->headers = l;
 	return 0;
@@ -162,6 +166,9 @@ moat_rspamd_open(const char *hostport, unsigned timeout_ms, const struct moat_rs
 		bad |= rspamd_header(r, "Rcpt", env->rcpt[i]);
 	bad |= rspamd_header(r, "User", env->user);
 	bad |= rspamd_header(r, "Queue-Id", env->queue_id);
+	/* not one of rspamd's own request headers: its rules read it (task:get_request_header) */
+	bad |= rspamd_header(r, "Authentication-Results",
+	    env->authres != NULL && env->authres[0] != '\0' ? env->authres : NULL);
 	if (bad)
 		goto oom;
 	curl_easy_setopt(r->easy, CURLOPT_URL, url);

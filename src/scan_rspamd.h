@@ -1,7 +1,8 @@
 /*
  * scan_rspamd.h - a client of rspamd's normal worker for one message: HTTP POST /checkv2 with the
- * envelope and connection facts as request headers and the message as a chunked body sent while
- * it arrives (libcurl's multi interface), then rspamd's JSON answer (json-c), bounded in size.
+ * envelope and connection facts and our Authentication-Results as request headers and the message
+ * as a chunked body handed over in pieces (libcurl's multi interface), then rspamd's JSON answer
+ * (json-c), bounded in size.
  *
  * Every call that waits is bounded by the timeout given to moat_rspamd_open.
  */
@@ -35,6 +36,7 @@ struct moat_rspamd_env {
 	size_t nrcpt;
 	const char *user; /* SMTP AUTH login */
 	const char *queue_id;
+	const char *authres; /* our Authentication-Results value (one line), when auth_inbound */
 };
 
 struct moat_rspamd_result {

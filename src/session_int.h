@@ -103,6 +103,8 @@ struct moat_session {
 	struct moat_auth_spf *spf; /* SPF checked before the message (the spf row), or NULL */
 	struct moat_auth_msg *auth; /* SPF/DKIM/DMARC of an inbound message, or NULL */
 	struct moat_scan *scan; /* clamd and rspamd on this message, or NULL */
+	moat_msg_read_fn msg_read; /* the front-end's copy of the message (rspamd), or NULL */
+	void *msg_read_arg;
 	unsigned msg_started; /* rows of the check table started for this message */
 	bool auth_failed; /* auth_inbound on, but the engine could not start */
 };

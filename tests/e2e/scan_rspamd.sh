@@ -6,15 +6,19 @@
 # add header X-Spam-Status/X-Spam-Score (the sender's own removed), rewrite subject, no action
 # passes unchanged; score and symbols are in the log line. With clamd beside it (both at once),
 # a virus that rspamd also rejects gets clamd's 554, the first of two equally severe verdicts.
+# With auth_inbound, rspamd is asked after SPF/DKIM/DMARC and gets our Authentication-Results
+# as a request header (its test rule MXMOAT_AR echoes it into rspamd's log), in both daemons; the
+# milter's copy of the message for it spools past milter_hold_memory.
 # rspamd killed: 451 4.3.0, or 250 under scan_failure = accept.
 # Ports: 18770 (smtpd), 18771 (sink), 18772 (milter), 18773 (proxy), 18774 (proxy's sink),
-# 18775 (rspamd).
+# 18775 (rspamd), 18776 (nsd).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
 . "${top_srcdir:-.}/tests/lib/milter.sh"
 . "${top_srcdir:-.}/tests/lib/proxy.sh"
 . "${top_srcdir:-.}/tests/lib/clamd.sh"
 . "${top_srcdir:-.}/tests/lib/rspamd.sh"
+. "${top_srcdir:-.}/tests/lib/dns.sh"
 top_builddir=${top_builddir:-.}
 
 [ "${MXMOAT_QUICK:-}" = 1 ] && tap_skip_all "MXMOAT_QUICK=1"
@@ -23,6 +27,7 @@ command -v rspamd >/dev/null || tap_skip_all "rspamd not installed"
 milter_pf_prepare scan-rspamd
 rspamd_start 18775 || tap_bail "rspamd did not start"
 clamd_start || tap_bail "clamd did not start"
+dns_start 18776 .="$top_srcdir/tests/e2e/data/root.zone" || tap_bail "nsd did not start"
 
 # send PORT SUBJECT BODY [SWAKS-ARGS...] - one message, swaks' transcript on stdout
 send() {
@@ -75,6 +80,25 @@ actions() {
 		' scan clamd=off rspamd=no_action score=0\.00 required=15\.00 symbols="[^"]*" verdict=continue reason=-'
 }
 
+# authres NAME PORT LOG - a message through a daemon with auth_inbound: rspamd got our A-R, the
+# value the daemon logged, as its request header (rspamd's log has it as MXMOAT_AR's option)
+authres() {
+	local name=$1 port=$2 log=$3 out ar
+
+	out=$(send "$port" "authres" "nothing special")
+	tap_like "$name, auth_inbound: 250" "$out" "<-  250 2\.0\.0 Ok"
+	# the log line escapes the value's quotes as \x22; rspamd's log has them as they are
+	ar=$(grep -o ' auth verdict=[a-z]* reason=[^ ]* ar="[^"]*"' "$log" | tail -n 1 | sed 's/.* ar="//; s/"$//')
+	ar=$(printf '%b' "$ar")
+	tap_like "$name: our A-R was made" "$ar" \
+		'^mx\.mxmoat\.test; spf=none reason="[^"]*" smtp\.mailfrom=alice@example\.org; .*dmarc=none'
+	tap_ok "$name: rspamd got it as a request header" \
+		grep -qF "MXMOAT_AR(0.00){$ar;}" "$RSPAMD_DIR/run/rspamd.log"
+	tap_like "$name: its symbol is in our scan line" "$(grep ' scan clamd=' "$log" | tail -n 1)" \
+		'rspamd=no_action score=0\.00 required=15\.00 symbols="[^"]*MXMOAT_AR[^"]*"'
+}
+AUTH_OPTS=(-o auth_inbound=yes -o authserv_id=mx.mxmoat.test -o dns_resolver=127.0.0.1@18776)
+
 # ---- mxmoat-milter behind Postfix ----
 milter_restart() {
 	milter_stop
@@ -96,6 +120,26 @@ actions milter 18770 "$MILTER_LOG" pf_delivered_count pf_delivered_last
 tap_like "milter: rspamd was told the envelope" \
 	"$(grep -h 'rcpts:' "$RSPAMD_DIR/run/rspamd.log" | tail -n 1)" 'ip: 127\.0\.0\.1, from: <alice@example\.org>, .* rcpts: <bob@example\.net,carol@example\.net>'
 
+milter_restart "${AUTH_OPTS[@]}"
+authres milter 18770 "$MILTER_LOG"
+
+# the milter's copy for rspamd past milter_hold_memory: spooled, read back whole (the pattern is
+# in its last line); a spool directory that does not exist fails rspamd for the message
+seq 1 20000 | sed 's/^/filler line /' >"$MILTER_DIR/big.txt"
+echo "MXMOAT-RSPAMD-REJECT" >>"$MILTER_DIR/big.txt"
+mkdir -p "$MILTER_DIR/spool" && chmod 777 "$MILTER_DIR/spool"
+milter_restart -o milter_hold_memory=4k -o "milter_spool_dir=$MILTER_DIR/spool"
+out=$(send 18770 "large" "$MILTER_DIR/big.txt")
+tap_like "milter, copy spooled (300 KB, milter_hold_memory=4k): rspamd read all of it: 550 5.7.1" \
+	"$out" "<\*\* 550 5\.7\.1 Message rejected as spam"
+milter_restart -o milter_hold_memory=4k -o milter_spool_dir=/nonexistent/mxmoat-spool
+tap_ok "milter, milter_spool_dir missing: logged at start" milter_log_grep ' start error="[^"]*/nonexistent/mxmoat-spool'
+out=$(send 18770 "large" "$MILTER_DIR/big.txt")
+tap_like "milter, copy cannot be spooled: rspamd failed, 451 4.3.0" "$out" \
+	"<\*\* 451 4\.3\.0 Content scanner unavailable"
+tap_ok "milter, copy cannot be spooled: the reason is logged" milter_log_grep \
+	' scan clamd=off rspamd=failed rspamd_why="no copy of the message to send" verdict=tempfail'
+
 milter_restart -o "scan_clamd=unix:$CLAMD_SOCK"
 out=$(send 18770 both "MXMOAT-VIRUS-TEST-PATTERN MXMOAT-RSPAMD-REJECT")
 tap_like "milter, virus and spam: clamd's 554 (both ran)" "$out" "<\*\* 554 5\.7\.1 Virus found: "
@@ -115,6 +159,8 @@ px_last() { ls -1tr "$PX_DIR"/dump/* | tail -n 1; }
 px_restart
 relayed() { :; } # the sink's 250 came through the proxy: the dump is there
 actions proxy 18773 "$PX_DIR/proxy.log" px_dumps px_last
+px_restart "${AUTH_OPTS[@]}"
+authres proxy 18773 "$PX_DIR/proxy.log"
 
 # ---- rspamd down ----
 rspamd_kill

@@ -7,7 +7,9 @@
 #       minute to compile on a loaded machine), none of Debian's rules, and one Lua prefilter:
 #       a message containing MXMOAT-RSPAMD-REJECT, -SOFT-REJECT, -GREYLIST, -ADD-HEADER or
 #       -REWRITE-SUBJECT gets that action, with the symbol MXMOAT_TEST_PATTERN (score 2.5);
-#       anything else gets "no action". Subjects are rewritten as "***SPAM*** %s". Waits (at most
+#       anything else gets "no action". A request with an Authentication-Results header (mxmoat's
+#       own, with auth_inbound) gets the symbol MXMOAT_AR (score 0) with the header's value as its
+#       option, so rspamd's log shows what arrived. Subjects are rewritten as "***SPAM*** %s". Waits (at most
 #       120 s) until /ping answers. Sets RSPAMD_PID and RSPAMD_PORT; non-zero with its log on
 #       stderr on failure.
 #   rspamd_kill
@@ -56,6 +58,17 @@ rspamd_config:register_symbol({
         task:set_pre_result(f[2], 'mxmoat test pattern')
         return
       end
+    end
+  end,
+})
+rspamd_config:register_symbol({
+  name = 'MXMOAT_AR',
+  score = 0.0,
+  group = 'mxmoat',
+  callback = function(task)
+    local ar = task:get_request_header('Authentication-Results')
+    if ar then
+      task:insert_result('MXMOAT_AR', 1.0, tostring(ar))
     end
   end,
 })

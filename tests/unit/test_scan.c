@@ -89,7 +89,8 @@ fake_clamd_read(struct fake *f, int fd)
 	}
 }
 
-/* fake_http_read - the request up to the end of its chunked body. */
+/* fake_http_read - the request up to the end of its chunked body: the envelope, our
+ * Authentication-Results and the message read back (one chunk) in it. */
 static bool
 fake_http_read(int fd)
 {
@@ -105,7 +106,11 @@ fake_http_read(int fd)
 		if (strstr(buf, "\r\n0\r\n\r\n") != NULL)
 			return strstr(buf, "POST /checkv2 ") == buf &&
 			    strstr(buf, "\r\nIP: 192.0.2.1\r\n") != NULL &&
-			    strstr(buf, "\r\nRcpt: b@example.net\r\n") != NULL;
+			    strstr(buf, "\r\nRcpt: b@example.net\r\n") != NULL &&
+			    strstr(buf,
+				"\r\nAuthentication-Results: mx.test; spf=pass "
+				"smtp.mailfrom=x\r\n") != NULL &&
+			    strstr(buf, "\r\n" MSG_WANT "\r\n0\r\n\r\n") != NULL;
 		if (len == sizeof(buf) - 1)
 			return false;
 	}
@@ -179,6 +184,21 @@ fake_stop(struct fake *f)
 
 /* ---- one message through the scanners ---- */
 
+/* msg_read - the front-end's copy of the message: MSG_WANT (a moat_msg_read_fn). */
+static ssize_t
+msg_read(void *arg, uint64_t off, char *out, size_t len)
+{
+	size_t total = strlen(MSG_WANT);
+
+	(void)arg;
+	if (off >= total)
+		return 0;
+	if (len > total - off)
+		len = total - (size_t)off;
+	memcpy(out, MSG_WANT + off, len);
+	return (ssize_t)len;
+}
+
 struct result {
 	struct moat_verdict v;
 	struct moat_hdr_edit edits[MOAT_SCAN_EDITS_MAX];
@@ -198,7 +218,8 @@ scan_message(struct moat_scan_health *h, const char *const *ov_text, size_t nov,
 		.from = "a@x",
 		.rcpt = rcpt,
 		.nrcpt = 1,
-		.queue_id = "TEST" };
+		.queue_id = "TEST",
+		.authres = "mx.test; spf=pass smtp.mailfrom=x" };
 	struct moat_scan *sc;
 	struct timespec t0, t1;
 
@@ -209,14 +230,14 @@ scan_message(struct moat_scan_health *h, const char *const *ov_text, size_t nov,
 	conf = moat_conf_load(NULL, ov, nov, err, sizeof(err));
 	cr_assert_not_null(conf, "%s", err);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	sc = moat_scan_begin(h, conf, &env, "TEST");
+	sc = moat_scan_begin(h, conf, "TEST");
 	cr_assert_not_null(sc);
 	moat_scan_header(sc, "Subject: hi", 11);
 	moat_scan_header(sc, "X-Virus-Status: Clean", 21);
 	moat_scan_eoh(sc);
 	moat_scan_body(sc, "body line\r\n", 11);
 	moat_scan_end_data(sc);
-	moat_scan_finish(sc, &r->v, r->edits, &r->n);
+	moat_scan_finish(sc, &env, msg_read, NULL, &r->v, r->edits, &r->n);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	r->ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
 	moat_scan_free(sc);
@@ -475,6 +496,36 @@ Test(scan, a_failed_scanner_is_not_asked_during_its_back_off)
 	result_free(&r);
 	fake_stop(&f);
 	cr_assert_eq(f.accepted, 1, "the second message did not connect");
+	moat_scan_health_free(h);
+}
+
+Test(scan, rspamd_without_a_copy_of_the_message_is_a_failure)
+{
+	struct fake f = { .http = true, .reply = "{\"action\":\"no action\",\"score\":0}" };
+	struct moat_scan_health *h = moat_scan_health_new();
+	struct moat_rspamd_env env = { .ip = "192.0.2.1" };
+	struct moat_conf_override ov[2];
+	char o1[160], o2[] = "scan_failure=tempfail", err[256];
+	struct moat_conf *conf;
+	struct moat_scan *sc;
+	struct result r;
+
+	fake_start(&f);
+	snprintf(o1, sizeof(o1), "scan_rspamd=127.0.0.1:%d", f.port);
+	cr_assert(moat_conf_parse_override(o1, &ov[0]) == 0);
+	cr_assert(moat_conf_parse_override(o2, &ov[1]) == 0);
+	cr_assert_not_null(conf = moat_conf_load(NULL, ov, 2, err, sizeof(err)), "%s", err);
+	cr_assert_not_null(sc = moat_scan_begin(h, conf, "TEST"));
+	moat_scan_eoh(sc);
+	moat_scan_finish(sc, &env, NULL, NULL, &r.v, r.edits, &r.n);
+	cr_assert_eq(r.v.action, MOAT_TEMPFAIL);
+	cr_assert_eq(r.v.code, 451);
+	cr_assert_str_eq(r.v.status, "4.3.0");
+	cr_assert_eq(r.n, 0);
+	moat_scan_free(sc);
+	moat_conf_unref(conf);
+	fake_stop(&f);
+	cr_assert_eq(f.accepted, 0, "rspamd was not asked");
 	moat_scan_health_free(h);
 }
 

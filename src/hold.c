@@ -1,7 +1,7 @@
 /*
  * hold.c - the held message of holding mode (see hold.h): a memory buffer that grows by doubling
  * up to the threshold, then an unlinked file in the spool directory. Owns both; hands out copies
- * of the content through px_hold_read.
+ * of the content through moat_hold_read.
  */
 #include "config.h"
 
@@ -17,7 +17,7 @@
 
 #define HOLD_MEM_FIRST ((size_t)16 * 1024) /* first allocation: most messages fit */
 
-struct px_hold {
+struct moat_hold {
 	char *mem;
 	size_t mem_len, mem_cap, mem_max;
 	uint64_t size, max;
@@ -26,11 +26,11 @@ struct px_hold {
 	char dir[];
 };
 
-struct px_hold *
-px_hold_new(size_t mem_max, uint64_t max, const char *spool_dir)
+struct moat_hold *
+moat_hold_new(size_t mem_max, uint64_t max, const char *spool_dir)
 {
 	size_t dl = strlen(spool_dir);
-	struct px_hold *h = calloc(1, sizeof(*h) + dl + 1);
+	struct moat_hold *h = calloc(1, sizeof(*h) + dl + 1);
 
 	if (h == NULL)
 		return NULL;
@@ -42,7 +42,7 @@ px_hold_new(size_t mem_max, uint64_t max, const char *spool_dir)
 }
 
 void
-px_hold_free(struct px_hold *h)
+moat_hold_free(struct moat_hold *h)
 {
 	if (h == NULL)
 		return;
@@ -97,7 +97,7 @@ hold_write(int fd, const char *p, size_t n)
 
 /* hold_spill - move the memory content into a new spool file. */
 static int
-hold_spill(struct px_hold *h)
+hold_spill(struct moat_hold *h)
 {
 	int fd = hold_open(h->dir), rc;
 
@@ -115,7 +115,7 @@ hold_spill(struct px_hold *h)
 }
 
 int
-px_hold_append(struct px_hold *h, const char *p, size_t n)
+moat_hold_append(struct moat_hold *h, const char *p, size_t n)
 {
 	int rc;
 
@@ -153,7 +153,7 @@ px_hold_append(struct px_hold *h, const char *p, size_t n)
 }
 
 ssize_t
-px_hold_read(struct px_hold *h, uint64_t off, char *out, size_t len)
+moat_hold_read(struct moat_hold *h, uint64_t off, char *out, size_t len)
 {
 	ssize_t r;
 
@@ -175,37 +175,43 @@ px_hold_read(struct px_hold *h, uint64_t off, char *out, size_t len)
 	return r;
 }
 
+ssize_t
+moat_hold_reader(void *arg, uint64_t off, char *out, size_t len)
+{
+	return moat_hold_read(arg, off, out, len);
+}
+
 uint64_t
-px_hold_size(const struct px_hold *h)
+moat_hold_size(const struct moat_hold *h)
 {
 	return h->size;
 }
 
 bool
-px_hold_spooled(const struct px_hold *h)
+moat_hold_spooled(const struct moat_hold *h)
 {
 	return h->fd >= 0;
 }
 
 int
-px_hold_check_dir(const char *dir, char *err, size_t errlen)
+moat_hold_check_dir(const char *key, const char *dir, char *err, size_t errlen)
 {
 	struct stat st;
 
 	if (dir[0] != '/') {
-		snprintf(err, errlen, "proxy_spool_dir %s: not an absolute path", dir);
+		snprintf(err, errlen, "%s %s: not an absolute path", key, dir);
 		return -1;
 	}
 	if (stat(dir, &st) < 0) {
-		snprintf(err, errlen, "proxy_spool_dir %s: %s", dir, strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", key, dir, strerror(errno));
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "proxy_spool_dir %s: not a directory", dir);
+		snprintf(err, errlen, "%s %s: not a directory", key, dir);
 		return -1;
 	}
 	if (access(dir, W_OK | X_OK) < 0) {
-		snprintf(err, errlen, "proxy_spool_dir %s: %s", dir, strerror(errno));
+		snprintf(err, errlen, "%s %s: %s", key, dir, strerror(errno));
 		return -1;
 	}
 	return 0;
