@@ -7,6 +7,8 @@
 # X-Virus-Status and without the one the sender wrote; quarantine holds it (Postfix's hold queue;
 # the proxy relays and logs it); a stalled clamd (SIGSTOP) costs scan_timeout and gives 451 4.3.0;
 # a killed clamd gives 451 4.3.0, or 250 under scan_failure = accept; the failure is logged once.
+# The EICAR test file as an attachment gets 554 5.7.1 naming Eicar-Test-Signature: Debian's clamd
+# has no built-in EICAR rule, so that is the hash signature the fixture writes (tests/lib/clamd.sh).
 # Ports: 18760 (smtpd), 18761 (sink), 18762 (milter), 18763 (proxy), 18764 (proxy's sink).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
@@ -22,6 +24,9 @@ clamd_start || tap_bail "clamd did not start"
 
 PATTERN=MXMOAT-VIRUS-TEST-PATTERN
 virus_re='Virus found: Mxmoat\.Test\.Pattern\.UNOFFICIAL'
+eicar_re='Virus found: Eicar-Test-Signature\.UNOFFICIAL'
+EICAR=$MILTER_DIR/eicar.com
+clamd_eicar "$EICAR"
 
 # send PORT SUBJECT BODY [SWAKS-ARGS...] - one message, swaks' transcript on stdout
 send() {
@@ -52,6 +57,8 @@ out=$(send 18760 infected "hello $PATTERN bye")
 tap_like "milter, infected: 554 5.7.1 naming the signature at end of data" "$out" "<\*\* 554 5\.7\.1 $virus_re"
 tap_ok "milter, infected: logged with the signature" \
 	milter_log_grep ' scan clamd=infected virus="Mxmoat\.Test\.Pattern\.UNOFFICIAL" rspamd=off verdict=reject reason=virus'
+out=$(send 18760 eicar "see the attachment" --attach "$EICAR")
+tap_like "milter, EICAR attached: 554 5.7.1 naming the signature" "$out" "<\*\* 554 5\.7\.1 $eicar_re"
 
 milter_restart -o scan_virus_action=tag
 out=$(send 18760 tagged "hello $PATTERN" --add-header "X-Virus-Status: Clean")
@@ -122,6 +129,9 @@ tap_like "proxy, clean: logged clamd=clean" "$(cat "$PX_DIR/proxy.log")" ' scan 
 out=$(send 18763 infected "hello $PATTERN bye")
 tap_like "proxy, infected: 554 5.7.1 naming the signature at end of data" "$out" "<\*\* 554 5\.7\.1 $virus_re"
 tap_is "proxy, infected: not relayed" "$(px_dumps)" 1
+out=$(send 18763 eicar "see the attachment" --attach "$EICAR")
+tap_like "proxy, EICAR attached: 554 5.7.1 naming the signature" "$out" "<\*\* 554 5\.7\.1 $eicar_re"
+tap_is "proxy, EICAR attached: not relayed" "$(px_dumps)" 1
 
 px_restart -o scan_virus_action=tag
 out=$(send 18763 tagged "hello $PATTERN" --add-header "X-Virus-Status: Clean")

@@ -4,9 +4,16 @@
 #       Start clamd in the foreground in a private temporary directory (CLAMD_DIR, kept across
 #       restarts) on the unix socket $CLAMD_DIR/clamd.sock (mode 666: the daemons run as nobody),
 #       with a signature database written here, no download: one body signature, so a message
-#       containing MXMOAT-VIRUS-TEST-PATTERN is "Mxmoat.Test.Pattern.UNOFFICIAL FOUND".
+#       containing MXMOAT-VIRUS-TEST-PATTERN is "Mxmoat.Test.Pattern.UNOFFICIAL FOUND"; and one
+#       hash signature, the MD5 of the 68-byte EICAR test file, so an EICAR attachment (clamd
+#       decodes the MIME part) is "Eicar-Test-Signature.UNOFFICIAL FOUND". Debian's clamd has no
+#       built-in EICAR rule: with only this database (no main.cvd or daily.cvd) the plain file
+#       scans "OK" (checked with clamscan 1.4.6), so the test brings its own signature.
 #       StreamMaxLength 100M, so a 40 MB message is scanned. Waits (at most 60 s) until it
 #       answers PING. Sets CLAMD_SOCK and CLAMD_PID; non-zero with its log on stderr on failure.
+#   clamd_eicar FILE
+#       Write the EICAR test file (68 bytes) to FILE. It is built from two halves so that this
+#       source file itself is not the test file to a scanner on a developer's machine.
 #   clamd_stall / clamd_resume
 #       SIGSTOP / SIGCONT: connections are still accepted by the kernel, nothing is read or
 #       answered (a clamd that hangs).
@@ -21,6 +28,11 @@ CLAMD_DIR=
 CLAMD_PID=
 CLAMD_SOCK=
 CLAMD_VIRUS=Mxmoat.Test.Pattern.UNOFFICIAL
+CLAMD_EICAR=Eicar-Test-Signature.UNOFFICIAL
+
+clamd_eicar() {
+	printf '%s%s' 'X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD' '-ANTIVIRUS-TEST-FILE!$H+H*' >"$1"
+}
 
 # clamd__ping - PING on the socket answers PONG
 clamd__ping() {
@@ -43,6 +55,8 @@ clamd_start() {
 		mkdir -p "$CLAMD_DIR/db" "$CLAMD_DIR/tmp"
 		hex=$(printf 'MXMOAT-VIRUS-TEST-PATTERN' | od -An -tx1 | tr -d ' \n')
 		printf 'Mxmoat.Test.Pattern:0:*:%s\n' "$hex" >"$CLAMD_DIR/db/mxmoat.ndb"
+		# MD5:size:name of the EICAR test file (hash signature, .hdb)
+		echo '44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature' >"$CLAMD_DIR/db/eicar.hdb"
 		cat >"$CLAMD_DIR/clamd.conf" <<CONF
 Foreground yes
 LocalSocket $CLAMD_DIR/clamd.sock
