@@ -246,6 +246,13 @@ px__session_pump(struct px_session *s)
 		free(s->in);
 		free(s->line);
 		s->in = s->line = NULL;
+		if (s->state == S_CMD && s->txn == NULL && moat_session_spent(s->ms)) {
+			/* the last message's reply is out and nothing waits: a client that would reuse
+			 * the connection reconnects now instead of deferring on 421 at its next MAIL */
+			moat_log(LOG_INFO, moat_session_id(s->ms), "disconnect",
+			    "reason=limit_messages_per_session");
+			px__session_close(s);
+		}
 	}
 }
 

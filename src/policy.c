@@ -323,6 +323,12 @@ moat_session_helo_name(const struct moat_session *s)
 }
 
 bool
+moat_session_spent(const struct moat_session *s)
+{
+	return !s->in_txn && s->messages >= s->conf->limit_messages_per_session;
+}
+
+bool
 moat_session_esmtp(const struct moat_session *s)
 {
 	return s->esmtp;

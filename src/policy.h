@@ -236,6 +236,13 @@ const char *moat_session_id(const struct moat_session *s); /* valid until free *
 /* moat_session_iprev_name - the client's forward-confirmed reverse name (iprev=pass), once the
  * first inbound MAIL has looked it up; NULL otherwise (borrowed, valid until free). */
 const char *moat_session_iprev_name(const struct moat_session *s);
+/*
+ * moat_session_spent - the session has carried limit_messages_per_session messages: its next MAIL
+ * would get 421. A front-end that owns the client's connection ends the session once the last
+ * message's final reply is out and nothing more was sent, so an MTA that caches connections
+ * (Postfix, Exim) opens a new one at once instead of deferring its next message on the 421.
+ */
+bool moat_session_spent(const struct moat_session *s);
 
 void moat_session_helo(struct moat_session *s, const char *helo, bool esmtp,
     struct moat_verdict *v);

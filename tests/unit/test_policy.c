@@ -240,11 +240,15 @@ Test(policy, messages_per_session_limit_closes)
 	struct moat_session *s = start_txn(pol, 1);
 	struct moat_verdict v;
 
+	cr_assert_not(moat_session_spent(s), "in the 1st transaction");
 	moat_session_eom(s, &v);
+	cr_assert_not(moat_session_spent(s), "one message of two");
 	moat_session_mail(s, "a@example.org", NULL, &v);
 	moat_session_rcpt(s, "b@example.net", NULL, &v);
+	cr_assert_not(moat_session_spent(s), "in the 2nd transaction");
 	moat_session_eom(s, &v);
 	expect(&v, MOAT_CONTINUE, 0, "", false, "2nd message");
+	cr_assert(moat_session_spent(s), "two of two: the front-end may end the session");
 	moat_session_mail(s, "a@example.org", NULL, &v);
 	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "3rd MAIL");
 	moat_session_free(s);
