@@ -599,6 +599,10 @@ xxfi_eom(SMFICTX *ctx)
 	moat_log(LOG_INFO, moat_session_id(c->s), "message", "queue_id=%s mta_size=%lld %s",
 	    qid ? qid : "-", milter_macro_uint(ctx, MILTER_M_MSG_SIZE, UINT64_MAX / 2), summary);
 	rc = milter_answer(ctx, c, &v, "eom");
+	/* Verdict, edits and summary are used: the message's state goes now, not at the next MAIL,
+	 * so a connection the MTA keeps open between messages holds none of it (Postfix sends no
+	 * abort after a message it accepted). */
+	moat_session_abort(c->s);
 	return rc == SMFIS_ACCEPT ? SMFIS_CONTINUE : rc;
 }
 

@@ -362,7 +362,9 @@ bool moat_session_edits_need_body(const struct moat_session *s);
  */
 int moat_size_value(const char *p, size_t n, uint64_t *v);
 
-/* moat_session_abort - RSET, or the transaction ended without end of message. */
+/* moat_session_abort - RSET, the transaction ended without end of message, or the front-end is
+ * done with an ended one (its verdict, edits and summary used): the transaction's state is freed
+ * now rather than at the next MAIL, RSET or HELO. */
 void moat_session_abort(struct moat_session *s);
 
 /*
