@@ -1,6 +1,6 @@
 /*
  * checks.c - the rows of the policy core's check table (session_int.h): the session's own limits,
- * the rate limits, DKIM signing, content scanning (clamd, rspamd) and SPF/DKIM/DMARC, each with
+ * the rate limits, DNS lists, iprev, greylisting, DKIM signing, content scanning (clamd, rspamd) and SPF/DKIM/DMARC, each with
  * the hooks of the stages it takes part in. policy.c runs them; adding a check is a row here and
  * its functions, never front-end code.
  */
@@ -17,6 +17,7 @@
 #include "dkim_sign.h"
 #include "dns.h"
 #include "dnsbl.h"
+#include "greylist.h"
 #include "iprev.h"
 #include "log.h"
 #include "metrics.h"
@@ -206,12 +207,15 @@ session_auth_engine(struct moat_session *s, char *err, size_t errlen)
 static void
 session_auth_env(const struct moat_session *s, struct moat_auth_env *env)
 {
+	/* iprev_action = none: a lookup made for selective greylisting is not reported */
+	bool iprev =
+	    s->iprev.result != MOAT_IPREV_NONE && s->conf->iprev_action != MOAT_IPREV_ACT_NONE;
+
 	env->client_addr = s->addr_known ? s->client_addr : NULL;
 	env->helo = s->helo;
 	env->mail_from = s->mail_from ? s->mail_from : "";
-	env->iprev =
-	    s->iprev.result != MOAT_IPREV_NONE ? moat_iprev_result_name(s->iprev.result) : NULL;
-	env->iprev_name = moat_session_iprev_name(s);
+	env->iprev = iprev ? moat_iprev_result_name(s->iprev.result) : NULL;
+	env->iprev_name = iprev ? moat_session_iprev_name(s) : NULL;
 }
 
 /* ---- DNS block and allow lists (dnsbl.c): the client's score at connect ---- */
@@ -315,16 +319,19 @@ iprev_verdict(struct moat_session *s, struct moat_verdict *v)
 }
 
 /* check_iprev - look the client up once a session, for inbound mail when the result is used: in
- * our Authentication-Results (auth_inbound) or required (iprev_action = reject). */
+ * our Authentication-Results (auth_inbound), required (iprev_action = reject), or by selective
+ * greylisting. */
 static enum moat_event_rc
 check_iprev(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
 {
 	enum moat_iprev_action act = (enum moat_iprev_action)s->conf->iprev_action;
+	bool used = act == MOAT_IPREV_ACT_REJECT ||
+	    (act == MOAT_IPREV_ACT_TAG && s->conf->auth_inbound) ||
+	    s->conf->greylist == MOAT_GREYLIST_SELECTIVE;
 
 	(void)st;
 	(void)params;
-	if (act == MOAT_IPREV_ACT_NONE || s->direction != MOAT_INBOUND || !s->addr_known ||
-	    iprev_loopback(&s->addr) || (act == MOAT_IPREV_ACT_TAG && !s->conf->auth_inbound))
+	if (!used || s->direction != MOAT_INBOUND || !s->addr_known || iprev_loopback(&s->addr))
 		return MOAT_EVENT_DONE;
 	if (s->iprev.result == MOAT_IPREV_NONE) {
 		s->pending_wait = MOAT_WAIT_WORK;
@@ -422,6 +429,82 @@ spf_answer(struct moat_session *s, enum check_stage st, const struct moat_verdic
 	if (why != NULL)
 		moat_metrics_auth(s->pol->metrics, MOAT_METRICS_SPF,
 		    moat_spf_result_name(s->spf->mailfrom.result));
+}
+
+/* ---- greylisting (greylist.c): new triplets of inbound clients, at RCPT ---- */
+
+/*
+ * greylist_wanted - greylist this recipient: inbound mail from a known address, neither in
+ * internal_networks nor authenticated, whose DNS list score is not at or below a negative
+ * dnsbl_allowlist_threshold; with greylist = selective only a client with a score above 0 or
+ * without forward-confirmed reverse DNS.
+ */
+static bool
+greylist_wanted(const struct moat_session *s)
+{
+	const struct moat_conf *c = s->conf;
+
+	if (c->greylist == MOAT_GREYLIST_NO || s->direction != MOAT_INBOUND || !s->addr_known ||
+	    s->authenticated || moat_cidr_set_match(c->internal_set, &s->addr))
+		return false;
+	if (c->dnsbl != NULL && c->dnsbl_allowlist_threshold < 0 &&
+	    s->dnsbl.score <= c->dnsbl_allowlist_threshold)
+		return false;
+	return c->greylist == MOAT_GREYLIST_ALL || s->dnsbl.score > 0 ||
+	    s->iprev.result != MOAT_IPREV_PASS;
+}
+
+/* greylist_work - the store's answer about this RCPT's triplet (blocks on Redis). */
+static void
+greylist_work(struct moat_session *s, enum check_stage st)
+{
+	const struct moat_conf *c = s->conf;
+	const struct moat_gl_times t = { c->greylist_delay, c->greylist_retry_window,
+		c->greylist_pass_ttl };
+	struct moat_gl_keys k;
+
+	(void)st;
+	if (moat_greylist_keys(&s->addr, c->greylist_net_prefix_v4, c->greylist_net_prefix_v6,
+		s->mail_from ? s->mail_from : "", s->rcpt_path ? s->rcpt_path : "", &k) < 0) {
+		/* only out of memory in the hash: refused for now, as a store that is down */
+		memset(&s->greylist, 0, sizeof(s->greylist));
+		s->greylist.result = MOAT_GL_STORE_DOWN;
+		return;
+	}
+	moat_greylist_check(s->pol->rl, &k, &t, s->id, &s->greylist);
+}
+
+/* greylist_answer - one log line (a passed network's only with log_verbose), then the verdict. */
+static void
+greylist_answer(struct moat_session *s, enum check_stage st, const struct moat_verdict *answer,
+    struct moat_verdict *v)
+{
+	(void)st;
+	(void)answer;
+	moat_log(s->greylist.result == MOAT_GL_NET_PASSED ? LOG_DEBUG : LOG_INFO, s->id, "greylist",
+	    "client=%s result=%s wait=%llums%s", s->client_addr,
+	    moat_greylist_result_name(s->greylist.result), (unsigned long long)s->greylist.wait_ms,
+	    s->greylist.fallback ? " store=memory" : "");
+	moat_greylist_verdict(&s->greylist, v);
+}
+
+/* check_greylist - ask the store now (the embedded one, or Redis where the caller may block), or
+ * leave it to a work item. */
+static enum moat_event_rc
+check_greylist(struct moat_session *s, enum check_stage st, const char *params,
+    struct moat_verdict *v)
+{
+	(void)params;
+	if (!greylist_wanted(s))
+		return MOAT_EVENT_DONE;
+	if (moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
+	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK)) {
+		s->pending_wait = MOAT_WAIT_WORK;
+		return MOAT_EVENT_PENDING;
+	}
+	greylist_work(s, st);
+	greylist_answer(s, st, NULL, v);
+	return MOAT_EVENT_DONE;
 }
 
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
@@ -925,6 +1008,11 @@ const struct moat__check moat__checks[] = {
 	    .run = check_iprev,
 	    .answer = iprev_answer,
 	    .work = iprev_work },
+	{ .name = "greylist",
+	    .stages = STAGE_BIT(STAGE_RCPT),
+	    .run = check_greylist,
+	    .answer = greylist_answer,
+	    .work = greylist_work },
 	{ .name = "dkim_sign",
 	    .start = session_sign_start,
 	    .header = sign_header,

@@ -227,7 +227,9 @@ conf_format_number(enum moat_conf_type type, uint64_t v, char *buf, size_t len)
 		else
 			snprintf(buf, len, "%llu", (unsigned long long)v);
 	} else if (type == MOAT_CT_TIME) {
-		if (v != 0 && v % 3600000 == 0)
+		if (v != 0 && v % 86400000 == 0)
+			snprintf(buf, len, "%llud", (unsigned long long)(v / 86400000));
+		else if (v != 0 && v % 3600000 == 0)
 			snprintf(buf, len, "%lluh", (unsigned long long)(v / 3600000));
 		else if (v != 0 && v % 60000 == 0)
 			snprintf(buf, len, "%llum", (unsigned long long)(v / 60000));

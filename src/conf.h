@@ -159,6 +159,13 @@ enum moat_iprev_action {
 	MOAT_IPREV_ACT_REJECT,
 };
 
+/* greylist: which inbound clients are greylisted at RCPT */
+enum moat_greylist_mode {
+	MOAT_GREYLIST_NO = 0,
+	MOAT_GREYLIST_ALL,
+	MOAT_GREYLIST_SELECTIVE, /* a DNS list score above 0, or no iprev=pass */
+};
+
 /* proxy_backend_connect: at the first MAIL, or at accept */
 enum moat_backend_connect {
 	MOAT_BCONN_MAIL = 0,
@@ -275,6 +282,15 @@ struct moat_conf {
 	int dnsbl_action; /* enum moat_dnsbl_action */
 	unsigned dnsbl_timeout; /* ms */
 	int iprev_action; /* enum moat_iprev_action */
+
+	/* greylisting (greylist.c; the check in checks.c) */
+	int greylist; /* enum moat_greylist_mode */
+	unsigned greylist_delay; /* ms */
+	unsigned greylist_retry_window; /* ms */
+	unsigned greylist_pass_ttl; /* ms */
+	unsigned greylist_net_prefix_v4;
+	unsigned greylist_net_prefix_v6;
+	int dnsbl_allowlist_threshold; /* <= this (negative) score: no greylisting; 0: off */
 
 	/* DKIM verification and DMARC (auth.c, dkim_verify.c, dmarc.c) */
 	bool auth_inbound; /* run the engine on inbound mail */

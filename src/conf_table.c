@@ -252,6 +252,22 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(iprev_action, "tag", "none|tag|reject", MOAT_CK_ALL,
 	    "the client's forward-confirmed reverse DNS (iprev): not looked up, in our Authentication-Results, or also required (550 5.7.25 at MAIL)"),
 
+	/* greylisting (greylist.c), in the rate limiter's store */
+	K_ENUM(greylist, "no", "no|all|selective", MOAT_CK_ALL,
+	    "greylisting at RCPT of inbound mail (451 4.7.1): no, all clients, or selective (a DNS list score above 0 or no forward-confirmed reverse DNS)"),
+	K_TIME(greylist_delay, "5m", 1 * SEC, SEC * 86400, MOAT_CK_ALL,
+	    "how long a new (network, sender, recipient) triplet is refused before a retry passes"),
+	K_TIME(greylist_retry_window, "4h", 1 * SEC, 7 * SEC * 86400, MOAT_CK_ALL,
+	    "how long after greylist_delay a retry still passes; later, the triplet starts over"),
+	K_TIME(greylist_pass_ttl, "35d", 1 * SEC, 49 * SEC * 86400, MOAT_CK_ALL,
+	    "a triplet that passed lets its client network through for this long after its latest message"),
+	K_UINT(greylist_net_prefix_v4, "24", 8, 32, MOAT_CK_ALL,
+	    "IPv4 prefix length of the client network in a greylisting triplet"),
+	K_UINT(greylist_net_prefix_v6, "64", 16, 128, MOAT_CK_ALL,
+	    "IPv6 prefix length of the client network in a greylisting triplet"),
+	K_INT(dnsbl_allowlist_threshold, "0", -100000, 0, MOAT_CK_ALL,
+	    "a client whose DNS list score is at or below this negative value skips greylisting; 0: off"),
+
 	/* DKIM verification and DMARC */
 	K_BOOL(auth_inbound, "yes", MOAT_CK_ALL,
 	    "on inbound mail, run SPF, DKIM verification and DMARC, replace our Authentication-Results and apply the dmarc_/spf_ actions"),
@@ -311,7 +327,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_STR(dkim_oversign_headers, MOAT_DKIM_OVERSIGN_HEADERS_DEFAULT,
 	    moat_conf_check_header_list, MOAT_CK_ALL,
 	    "header fields listed in h= once more than present, so none can be added after signing"),
-	K_TIME(dkim_sign_expire, "0s", 0, 30ULL * 24 * 3600 * SEC, MOAT_CK_ALL,
+	K_TIME(dkim_sign_expire, "0s", 0, 30ULL * SEC * 86400, MOAT_CK_ALL,
 	    "signature lifetime written as x= (RFC 6376 3.5); 0: no x="),
 	K_ENUM(dkim_sign_failure, "tempfail", "tempfail|unsigned", MOAT_CK_ALL,
 	    "a message that should be signed but cannot be: tempfail (451 4.7.0) or pass it on unsigned"),

@@ -30,6 +30,7 @@
  *   mail       limit_messages_per_session, SIZE against limit_message_size
  *   rcpt       limit_recipients; rate limits: with the first recipient the message buckets and the
  *              recipient buckets in one charge (per address, sender, user), then recipients
+ *              greylisting of inbound mail (greylist.c; a work item with Redis)
  *   header..eom   header limits, DKIM signing, content scanning (clamd, rspamd), SPF/DKIM/DMARC
  *
  * The core knows no sockets, no libuv and no libmilter. It is reentrant: a session is used by one

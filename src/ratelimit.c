@@ -348,6 +348,24 @@ moat__ratelimit_redis(struct moat_ratelimit *rl)
 	return rl->redis;
 }
 
+struct moat_rlmem *
+moat__ratelimit_mem(struct moat_ratelimit *rl)
+{
+	return rl->mem;
+}
+
+uint64_t
+moat__ratelimit_now_us(struct moat_ratelimit *rl)
+{
+	return rl->clock(rl->clock_arg);
+}
+
+bool
+moat__ratelimit_fails_closed(const struct moat_ratelimit *rl)
+{
+	return rl->failure == MOAT_RL_FAIL_CLOSED;
+}
+
 /* ---- planning ---- */
 
 /* rl_fnv64 - an unkeyed hash, the same in every instance (long senders in shared keys). */
@@ -550,6 +568,12 @@ rl_log_due(struct moat_ratelimit *rl, const struct rl_rules *r, const char *key,
 
 	return moat_rlmem_take(rl->logged, key, keylen, r->log_interval_us, r->log_interval_us, 1,
 	    rl->clock(rl->clock_arg), &retry);
+}
+
+bool
+moat__ratelimit_log_due(struct moat_ratelimit *rl, const char *key, size_t keylen)
+{
+	return rl_log_due(rl, atomic_load_explicit(&rl->rules, memory_order_acquire), key, keylen);
 }
 
 /* rl_refuse - the reply for a refusal at EV: 421 and close at connect, TLS and AUTH, else 451. */

@@ -243,6 +243,12 @@ void moat_rlmem_free(struct moat_rlmem *m); /* NULL is a no-op */
 bool moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t interval_us,
     uint64_t limit_us, unsigned cost, uint64_t now_us, uint64_t *retry_us);
 
+/* moat_rlmem_get - the number stored under KEY by moat_rlmem_put: true with *value, false when
+ * the key is absent (or was forgotten). */
+bool moat_rlmem_get(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t *value);
+/* moat_rlmem_put - store VALUE under KEY (not stored when out of memory). */
+void moat_rlmem_put(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t value);
+
 size_t moat_rlmem_count(struct moat_rlmem *m); /* keys held (tests) */
 
 /* ---- the Redis store, synchronous (ratelimit_redis.c) ---- */
@@ -268,7 +274,27 @@ int moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
 /* The Lua script both Redis stores run (KEYS: buckets; ARGV: interval, limit, cost per key). */
 extern const char moat_rl_redis_script[];
 
-/* moat__ratelimit_redis - the limiter's synchronous Redis store, or NULL (ratelimit.c). */
+struct moat_gl_keys;
+struct moat_gl_times;
+struct moat_gl_answer;
+/*
+ * moat_rlredis_greylist - greylist.h's rule for K in one atomic script call, with the server's
+ * clock. 0 with a->result and a->wait_ms, or -1 as moat_rlredis_take (a untouched).
+ */
+int moat_rlredis_greylist(struct moat_rlredis *r, const struct moat_gl_keys *k,
+    const struct moat_gl_times *t, struct moat_gl_answer *a);
+
+/* The greylisting script (KEYS: the network's and the triplet's; ARGV: delay, window, pass ttl
+ * in milliseconds). */
+extern const char moat_gl_redis_script[];
+
+/* What greylist.c shares of the limiter (ratelimit.c): the Redis store (NULL: none), the
+ * embedded store, its clock, ratelimit_redis_failure, and the log throttle (true at most once per
+ * ratelimit_log_interval for KEY). */
 struct moat_rlredis *moat__ratelimit_redis(struct moat_ratelimit *rl);
+struct moat_rlmem *moat__ratelimit_mem(struct moat_ratelimit *rl);
+uint64_t moat__ratelimit_now_us(struct moat_ratelimit *rl);
+bool moat__ratelimit_fails_closed(const struct moat_ratelimit *rl);
+bool moat__ratelimit_log_due(struct moat_ratelimit *rl, const char *key, size_t keylen);
 
 #endif /* MOAT_RATELIMIT_H */

@@ -10,7 +10,8 @@
  * A bucket is one number, its "theoretical arrival time" (GCRA, as in ATM traffic shaping):
  * taking COST tokens moves it COST * interval ahead, and a take is allowed while it stays within
  * limit = COUNT * interval of now. That is a token bucket of COUNT tokens refilled at one per
- * interval, with exact integer arithmetic; the Redis script does the same sums.
+ * interval, with exact integer arithmetic; the Redis script does the same sums. Greylisting
+ * (greylist.c) keeps plain numbers under its own keys here (moat_rlmem_get, moat_rlmem_put).
  */
 #include "config.h"
 
@@ -153,30 +154,27 @@ rlmem_evict_oldest(struct rlmem_shard *sh)
 	free(old);
 }
 
-bool
-moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t interval_us,
-    uint64_t limit_us, unsigned cost, uint64_t now_us, uint64_t *retry_us)
+/*
+ * rlmem_lookup - KEY's entry (hash H) in SH, whose lock the caller holds, made the most recently
+ * used; a new one starting at NOW_US when absent and CREATE (the shard's oldest is forgotten when
+ * it is full). NULL when absent and not CREATE, or out of memory.
+ */
+static struct rlmem_entry *
+rlmem_lookup(struct rlmem_shard *sh, uint64_t h, const char *key, size_t keylen, uint64_t now_us,
+    bool create)
 {
-	uint64_t h = rlmem_hash(m, key, keylen), now, tat, step, next;
-	struct rlmem_shard *sh = &m->shards[h & (RLMEM_SHARDS - 1)];
 	struct rlmem_entry *e;
-	bool allowed;
 
-	*retry_us = 0;
-	/* Overflow-proof step: a cost past the limit can never be allowed anyway. */
-	step = (cost != 0 && interval_us > limit_us / cost) ? limit_us + 1 : interval_us * cost;
-
-	pthread_mutex_lock(&sh->lock);
 	for (e = sh->buckets[(h >> 6) & sh->mask]; e != NULL; e = e->hnext)
 		if (e->hash == h && e->keylen == keylen && memcmp(e->key, key, keylen) == 0)
 			break;
 	if (e == NULL) {
+		if (!create)
+			return NULL;
 		if (sh->n >= sh->max)
 			rlmem_evict_oldest(sh);
-		if ((e = malloc(sizeof(*e) + keylen)) == NULL) {
-			pthread_mutex_unlock(&sh->lock);
-			return true; /* out of memory: an unlimited event beats a refused one */
-		}
+		if ((e = malloc(sizeof(*e) + keylen)) == NULL)
+			return NULL;
 		e->hash = h;
 		e->keylen = keylen;
 		memcpy(e->key, key, keylen);
@@ -189,6 +187,34 @@ moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t i
 		rlmem_lru_unlink(e);
 	}
 	rlmem_lru_front(sh, e);
+	return e;
+}
+
+/* rlmem_shard_of - the shard of a key with hash H. */
+static struct rlmem_shard *
+rlmem_shard_of(struct moat_rlmem *m, uint64_t h)
+{
+	return &m->shards[h & (RLMEM_SHARDS - 1)];
+}
+
+bool
+moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t interval_us,
+    uint64_t limit_us, unsigned cost, uint64_t now_us, uint64_t *retry_us)
+{
+	uint64_t h = rlmem_hash(m, key, keylen), now, tat, step, next;
+	struct rlmem_shard *sh = rlmem_shard_of(m, h);
+	struct rlmem_entry *e;
+	bool allowed;
+
+	*retry_us = 0;
+	/* Overflow-proof step: a cost past the limit can never be allowed anyway. */
+	step = (cost != 0 && interval_us > limit_us / cost) ? limit_us + 1 : interval_us * cost;
+
+	pthread_mutex_lock(&sh->lock);
+	if ((e = rlmem_lookup(sh, h, key, keylen, now_us, true)) == NULL) {
+		pthread_mutex_unlock(&sh->lock);
+		return true; /* out of memory: an unlimited event beats a refused one */
+	}
 
 	/* A clock that went back stands still for this key until it catches up. */
 	now = now_us > e->seen ? now_us : e->seen;
@@ -202,6 +228,33 @@ moat_rlmem_take(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t i
 		*retry_us = next - now - limit_us;
 	pthread_mutex_unlock(&sh->lock);
 	return allowed;
+}
+
+bool
+moat_rlmem_get(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t *value)
+{
+	uint64_t h = rlmem_hash(m, key, keylen);
+	struct rlmem_shard *sh = rlmem_shard_of(m, h);
+	struct rlmem_entry *e;
+
+	pthread_mutex_lock(&sh->lock);
+	if ((e = rlmem_lookup(sh, h, key, keylen, 0, false)) != NULL)
+		*value = e->tat;
+	pthread_mutex_unlock(&sh->lock);
+	return e != NULL;
+}
+
+void
+moat_rlmem_put(struct moat_rlmem *m, const char *key, size_t keylen, uint64_t value)
+{
+	uint64_t h = rlmem_hash(m, key, keylen);
+	struct rlmem_shard *sh = rlmem_shard_of(m, h);
+	struct rlmem_entry *e;
+
+	pthread_mutex_lock(&sh->lock);
+	if ((e = rlmem_lookup(sh, h, key, keylen, value, true)) != NULL)
+		e->tat = value;
+	pthread_mutex_unlock(&sh->lock);
 }
 
 size_t

@@ -23,6 +23,7 @@
 
 #include <openssl/evp.h>
 
+#include "greylist.h"
 #include "ratelimit_redis.h"
 #include "text.h"
 
@@ -55,6 +56,29 @@ const char moat_rl_redis_script[] =
     "end\n"
     "return out\n";
 
+/*
+ * greylist.c's rule (moat_greylist_step) with the server's clock, in milliseconds: a network that
+ * passed ("gn:" key, present for its pass ttl, renewed by each message) passes; else the triplet
+ * ("gt:" key, its first attempt, kept for delay + window) is new, early, or passes and lets its
+ * network through. Returns {result, milliseconds left of the delay}, results as enum
+ * moat_gl_result.
+ */
+const char moat_gl_redis_script[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "if redis.call('PEXPIRE', KEYS[1], ARGV[3]) == 1 then return {0, 0} end\n"
+    "local delay = tonumber(ARGV[1])\n"
+    "local span = delay + tonumber(ARGV[2])\n"
+    "local first = tonumber(redis.call('GET', KEYS[2]))\n"
+    "if first == nil or now < first or now - first >= span then\n"
+    "  redis.call('SET', KEYS[2], string.format('%.0f', now), 'PX', string.format('%.0f', span))\n"
+    "  return {2, delay}\n"
+    "end\n"
+    "if now - first < delay then return {3, delay - (now - first)} end\n"
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[3])\n"
+    "redis.call('DEL', KEYS[2])\n"
+    "return {1, 0}\n";
+
 struct moat_rlredis {
 	pthread_mutex_t lock; /* guards everything below */
 	redisContext *idle[RLREDIS_POOL_MAX];
@@ -66,28 +90,34 @@ struct moat_rlredis {
 	int port;
 	char prefix[MOAT_RL_REDIS_PREFIX_MAX];
 	char sha[41];
+	char gl_sha[41]; /* moat_gl_redis_script's */
 	struct timeval timeout;
 };
 
 /* ---- shared with proxy/ratelimit_uv.c ---- */
 
-void
-moat__rlredis_sha1(char out[41])
+/* rlredis_sha1_of - SCRIPT's SHA-1 in hex into OUT ("" on failure: EVAL is used then). */
+static void
+rlredis_sha1_of(const char *script, char out[41])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
 	static const char hex[] = "0123456789abcdef";
 
 	out[0] = '\0';
-	if (EVP_Digest(moat_rl_redis_script, strlen(moat_rl_redis_script), md, &len, EVP_sha1(),
-		NULL) != 1 ||
-	    len != 20)
+	if (EVP_Digest(script, strlen(script), md, &len, EVP_sha1(), NULL) != 1 || len != 20)
 		return;
 	for (size_t i = 0; i < 20; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[40] = '\0';
+}
+
+void
+moat__rlredis_sha1(char out[41])
+{
+	rlredis_sha1_of(moat_rl_redis_script, out);
 }
 
 /* rlredis_put_u64 - V in decimal at P; returns the end. */
@@ -134,8 +164,32 @@ static int
 rlredis_num(struct moat_rl_redis_call *call, uint64_t v)
 {
 	char digits[20];
+	size_t n = (size_t)(rlredis_put_u64(digits, v) - digits);
 
-	return rlredis_arg(call, digits, (size_t)(rlredis_put_u64(digits, v) - digits), "", 0);
+	return rlredis_arg(call, digits, n, "", 0);
+}
+
+/* rlredis_head - start CALL with NARGS arguments in all: EVALSHA SHA, or EVAL with SCRIPT's text
+ * when sha is NULL, then the key count NKEYS. 0, or -1 when full. */
+static int
+rlredis_head(struct moat_rl_redis_call *call, size_t nargs, const char *sha, const char *script,
+    size_t nkeys)
+{
+	char *p = call->buf;
+	int rc;
+
+	*p++ = '*';
+	p = rlredis_put_u64(p, nargs);
+	*p++ = '\r';
+	*p++ = '\n';
+	call->len = (size_t)(p - call->buf);
+	if (sha != NULL)
+		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) |
+		    rlredis_arg(call, sha, strlen(sha), "", 0);
+	else
+		rc = rlredis_arg(call, "EVAL", 4, "", 0) |
+		    rlredis_arg(call, script, strlen(script), "", 0);
+	return rc | rlredis_num(call, nkeys);
 }
 
 int
@@ -143,26 +197,12 @@ moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, const ch
     const struct moat_rl_plan *plan)
 {
 	size_t plen = strlen(prefix), n = plan->n;
-	char head[24], *p = head;
 	int rc;
 
 	if (plen >= MOAT_RL_REDIS_PREFIX_MAX || n > MOAT_RL_PLAN_MAX)
 		return -1;
 	/* command, script, key count, the keys, two numbers a key */
-	*p++ = '*';
-	p = rlredis_put_u64(p, 3 + 3 * n);
-	*p++ = '\r';
-	*p++ = '\n';
-	call->len = (size_t)(p - head);
-	memcpy(call->buf, head, call->len);
-	if (sha != NULL)
-		rc = rlredis_arg(call, "EVALSHA", 7, "", 0) |
-		    rlredis_arg(call, sha, strlen(sha), "", 0);
-	else
-		rc = rlredis_arg(call, "EVAL", 4, "", 0) |
-		    rlredis_arg(call, moat_rl_redis_script, sizeof(moat_rl_redis_script) - 1, "",
-			0);
-	rc |= rlredis_num(call, n);
+	rc = rlredis_head(call, 3 + 3 * n, sha, moat_rl_redis_script, n);
 	for (size_t i = 0; i < n; i++)
 		rc |= rlredis_arg(call, prefix, plen, plan->req[i].key, plan->req[i].keylen);
 	for (size_t i = 0; i < n; i++) {
@@ -265,6 +305,7 @@ moat_rlredis_new(const char *hostport, const char *prefix, unsigned timeout_ms)
 	}
 	snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
 	moat__rlredis_sha1(r->sha);
+	rlredis_sha1_of(moat_gl_redis_script, r->gl_sha);
 	if (timeout_ms == 0)
 		timeout_ms = 200;
 	r->timeout.tv_sec = timeout_ms / 1000;
@@ -373,47 +414,53 @@ rlredis_command(redisContext *c, const struct moat_rl_redis_call *call)
 	return reply;
 }
 
-/* rlredis_run - the script call on C: 0 with res, -1 on any failure (C is then unusable). */
+/* One script call: how to write it (sha NULL: EVAL with the text) and how to read its reply. */
+struct rlredis_op {
+	int (*build)(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+	    const void *in);
+	int (*parse)(const redisReply *reply, const void *in, void *out);
+	const char *sha;
+	const void *in;
+	void *out;
+};
+
+/* rlredis_run - OP on C: 0 with its output, -1 on any failure (C is then unusable). */
 static int
-rlredis_run(struct moat_rlredis *r, redisContext *c, const struct moat_rl_plan *plan,
-    struct moat_rl_result *res)
+rlredis_run(struct moat_rlredis *r, redisContext *c, const struct rlredis_op *op)
 {
 	struct moat_rl_redis_call call;
 	redisReply *reply;
 	int rc;
 
-	if (moat__rlredis_call(&call, r->prefix, r->sha[0] != '\0' ? r->sha : NULL, plan) < 0)
+	if (op->build(&call, r->prefix, op->sha[0] != '\0' ? op->sha : NULL, op->in) < 0)
 		return -1;
 	reply = rlredis_command(c, &call);
 	if (moat__rlredis_noscript(reply)) {
 		/* First use on this server (or after a restart or SCRIPT FLUSH): EVAL caches it. */
 		freeReplyObject(reply);
-		reply = moat__rlredis_call(&call, r->prefix, NULL, plan) == 0
-		    ? rlredis_command(c, &call)
-		    : NULL;
+		reply = op->build(&call, r->prefix, NULL, op->in) == 0 ? rlredis_command(c, &call)
+								       : NULL;
 	}
-	rc = moat__rlredis_reply(reply, plan, res);
+	rc = reply != NULL ? op->parse(reply, op->in, op->out) : -1;
 	if (reply != NULL)
 		freeReplyObject(reply);
 	return rc;
 }
 
-int
-moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
-    struct moat_rl_result *res)
+/* rlredis_exec - OP on a pooled connection, with one fresh try; -1 when Redis is down. */
+static int
+rlredis_exec(struct moat_rlredis *r, const struct rlredis_op *op)
 {
 	redisContext *c;
 	bool reused, backing_off;
 
-	if (plan->n == 0)
-		return 0;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if ((c = rlredis_get(r, &reused, &backing_off)) == NULL) {
 			if (backing_off)
 				return -1; /* known down: fail fast, the back-off stays as it is */
 			break;
 		}
-		if (rlredis_run(r, c, plan, res) == 0) {
+		if (rlredis_run(r, c, op) == 0) {
 			rlredis_put(r, c);
 			return 0;
 		}
@@ -424,4 +471,98 @@ moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
 	}
 	rlredis_down(r);
 	return -1;
+}
+
+static int
+rlredis_take_build(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+    const void *in)
+{
+	return moat__rlredis_call(call, prefix, sha, in);
+}
+
+static int
+rlredis_take_parse(const redisReply *reply, const void *in, void *out)
+{
+	return moat__rlredis_reply(reply, in, out);
+}
+
+int
+moat_rlredis_take(struct moat_rlredis *r, const struct moat_rl_plan *plan,
+    struct moat_rl_result *res)
+{
+	struct rlredis_op op = { rlredis_take_build, rlredis_take_parse, r->sha, plan, res };
+
+	if (plan->n == 0)
+		return 0;
+	return rlredis_exec(r, &op);
+}
+
+/* ---- greylisting (greylist.h) ---- */
+
+struct rlredis_gl_in {
+	const struct moat_gl_keys *k;
+	const struct moat_gl_times *t;
+};
+
+int
+moat__rlredis_gl_call(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+    const struct moat_gl_keys *k, const struct moat_gl_times *t)
+{
+	size_t plen = strlen(prefix);
+
+	if (plen >= MOAT_RL_REDIS_PREFIX_MAX)
+		return -1;
+	return rlredis_head(call, 8, sha, moat_gl_redis_script, 2) |
+	    rlredis_arg(call, prefix, plen, k->net, k->netlen) |
+	    rlredis_arg(call, prefix, plen, k->triplet, k->tripletlen) |
+	    rlredis_num(call, t->delay_ms) | rlredis_num(call, t->window_ms) |
+	    rlredis_num(call, t->pass_ttl_ms);
+}
+
+int
+moat__rlredis_gl_reply(const redisReply *reply, struct moat_gl_answer *a)
+{
+	const redisReply *res, *wait;
+
+	if (reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return -1;
+	res = reply->element[0];
+	wait = reply->element[1];
+	if (res->type != REDIS_REPLY_INTEGER || wait->type != REDIS_REPLY_INTEGER ||
+	    res->integer < MOAT_GL_NET_PASSED || res->integer > MOAT_GL_EARLY || wait->integer < 0)
+		return -1;
+	a->result = (enum moat_gl_result)res->integer;
+	a->wait_ms = (uint64_t)wait->integer;
+	return 0;
+}
+
+static int
+rlredis_gl_build(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+    const void *in)
+{
+	const struct rlredis_gl_in *gl = in;
+
+	return moat__rlredis_gl_call(call, prefix, sha, gl->k, gl->t);
+}
+
+static int
+rlredis_gl_parse(const redisReply *reply, const void *in, void *out)
+{
+	(void)in;
+	return moat__rlredis_gl_reply(reply, out);
+}
+
+int
+moat_rlredis_greylist(struct moat_rlredis *r, const struct moat_gl_keys *k,
+    const struct moat_gl_times *t, struct moat_gl_answer *a)
+{
+	struct rlredis_gl_in in = { k, t };
+	struct moat_gl_answer got;
+	struct rlredis_op op = { rlredis_gl_build, rlredis_gl_parse, r->gl_sha, &in, &got };
+
+	if (rlredis_exec(r, &op) < 0)
+		return -1;
+	a->result = got.result;
+	a->wait_ms = got.wait_ms;
+	return 0;
 }

@@ -1,6 +1,7 @@
 /*
  * ratelimit_redis.h - what the synchronous (src/ratelimit_redis.c) and the libuv
- * (proxy/ratelimit_uv.c) Redis stores share: the script call for a plan and its reply.
+ * (proxy/ratelimit_uv.c) Redis stores share: the script call for a plan and its reply; and the
+ * greylisting script's call and reply (the unit tests').
  */
 #ifndef MOAT_RATELIMIT_REDIS_H
 #define MOAT_RATELIMIT_REDIS_H
@@ -40,6 +41,15 @@ int moat__rlredis_call(struct moat_rl_redis_call *call, const char *prefix, cons
 /* moat__rlredis_reply - 0 with res filled from a well-formed reply to PLAN's call, else -1. */
 int moat__rlredis_reply(const redisReply *reply, const struct moat_rl_plan *plan,
     struct moat_rl_result *res);
+
+struct moat_gl_keys;
+struct moat_gl_times;
+struct moat_gl_answer;
+/* moat__rlredis_gl_call - fill CALL for greylisting K with times T, as moat__rlredis_call. */
+int moat__rlredis_gl_call(struct moat_rl_redis_call *call, const char *prefix, const char *sha,
+    const struct moat_gl_keys *k, const struct moat_gl_times *t);
+/* moat__rlredis_gl_reply - 0 with a->result and a->wait_ms from a well-formed reply, else -1. */
+int moat__rlredis_gl_reply(const redisReply *reply, struct moat_gl_answer *a);
 
 /* moat__rlredis_noscript - the reply says the server does not have the script (EVAL next). */
 bool moat__rlredis_noscript(const redisReply *reply);

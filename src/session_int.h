@@ -13,6 +13,7 @@
 
 #include "cidr.h"
 #include "dnsbl.h"
+#include "greylist.h"
 #include "iprev.h"
 #include "policy.h"
 #include "ratelimit.h"
@@ -73,6 +74,7 @@ struct moat_session {
 
 	struct moat_dnsbl_score dnsbl; /* the DNS lists' answer about the client (connect) */
 	struct moat_iprev iprev; /* the client's reverse DNS, looked up at the first inbound MAIL */
+	struct moat_gl_answer greylist; /* the store's answer about the RCPT being decided */
 
 	/* a stage waiting on the front-end (moat_session_pending, moat_session_resume) */
 	bool pending;
