@@ -15,6 +15,7 @@
 #include "greylist.h"
 #include "ratelimit.h"
 #include "ratelimit_redis.h"
+#include "rl_fixture.h"
 
 #define MS 1000ULL /* the limiter's clock counts microseconds */
 
@@ -140,32 +141,6 @@ Test(greylist, keys_refuse_a_prefix_out_of_range)
 
 /* ---- the embedded store ---- */
 
-struct fake_clock {
-	uint64_t now;
-};
-
-static uint64_t
-fake_now(void *arg)
-{
-	return ((struct fake_clock *)arg)->now;
-}
-
-static struct moat_ratelimit *
-make_rl(const struct moat_conf_override *ov, size_t nov, struct fake_clock *clk)
-{
-	char err[MOAT_CONF_ERR_MAX];
-	struct moat_conf *conf = moat_conf_load(NULL, ov, nov, err, sizeof(err));
-	struct moat_ratelimit *rl;
-
-	cr_assert_not_null(conf, "%s", err);
-	rl = moat_ratelimit_new(conf, err, sizeof(err));
-	cr_assert_not_null(rl, "%s", err);
-	moat_conf_unref(conf);
-	clk->now = 1000 * 1000 * MS;
-	moat_ratelimit_set_clock(rl, fake_now, clk);
-	return rl;
-}
-
 /* ask - the store's answer for the triplet at time CLK, checked against WANT and WAIT_MS. */
 static void
 ask(struct moat_ratelimit *rl, const char *ip, const char *sender, const char *rcpt,
@@ -182,8 +157,8 @@ ask(struct moat_ratelimit *rl, const char *ip, const char *sender, const char *r
 
 Test(greylist, embedded_store_delay_pass_and_network)
 {
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(NULL, 0, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(NULL, 0, &clk);
 
 	ask(rl, "192.0.2.10", "a@example.org", "b@example.net", MOAT_GL_NEW, 300000, "first");
 	clk.now += 100 * 1000 * MS;
@@ -212,8 +187,8 @@ Test(greylist, embedded_store_delay_pass_and_network)
 
 Test(greylist, embedded_store_window_runs_out)
 {
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(NULL, 0, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(NULL, 0, &clk);
 
 	ask(rl, "2001:db8::1", "a@example.org", "b@example.net", MOAT_GL_NEW, 300000, "first");
 	clk.now += (300 + 4 * 3600) * 1000 * MS;
@@ -350,8 +325,8 @@ Test(greylist, redis_down_open_and_closed)
 		{ "ratelimit_redis", "127.0.0.1:16399" },
 		{ "ratelimit_redis_failure", "closed" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(open_ov, 2, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(open_ov, 2, &clk);
 	struct moat_gl_keys k;
 	struct moat_gl_answer a;
 
@@ -365,7 +340,7 @@ Test(greylist, redis_down_open_and_closed)
 	cr_assert_eq(a.result, MOAT_GL_PASSED, "%s", moat_greylist_result_name(a.result));
 	moat_ratelimit_free(rl);
 
-	rl = make_rl(closed_ov, 3, &clk);
+	rl = moattest_rl_new(closed_ov, 3, &clk);
 	moat_greylist_check(rl, &k, &times, "TEST", &a);
 	cr_assert_eq(a.result, MOAT_GL_STORE_DOWN);
 	cr_assert_not(a.fallback);

@@ -12,6 +12,7 @@
 
 #include "ratelimit.h"
 #include "ratelimit_redis.h"
+#include "rl_fixture.h"
 
 #define SEC 1000000ULL
 
@@ -238,32 +239,6 @@ Test(ratelimit, shards_under_threads)
 
 /* ---- the limiter: plans and verdicts ---- */
 
-struct fake_clock {
-	uint64_t now;
-};
-
-static uint64_t
-fake_now(void *arg)
-{
-	return ((struct fake_clock *)arg)->now;
-}
-
-static struct moat_ratelimit *
-make_rl(const struct moat_conf_override *ov, size_t nov, struct fake_clock *clk)
-{
-	char err[MOAT_CONF_ERR_MAX];
-	struct moat_conf *conf = moat_conf_load(NULL, ov, nov, err, sizeof(err));
-	struct moat_ratelimit *rl;
-
-	cr_assert_not_null(conf, "%s", err);
-	rl = moat_ratelimit_new(conf, err, sizeof(err));
-	cr_assert_not_null(rl, "%s", err);
-	moat_conf_unref(conf);
-	clk->now = 1000 * SEC;
-	moat_ratelimit_set_clock(rl, fake_now, clk);
-	return rl;
-}
-
 static void
 expect(const struct moat_verdict *v, enum moat_action action, unsigned code, const char *status,
     bool close, const char *reason, const char *what)
@@ -294,8 +269,8 @@ Test(ratelimit, connect_flood_one_address)
 		{ "ratelimit_conn_per_net", "" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 3, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 3, &clk);
 	struct moat_verdict v;
 	unsigned served = 0, refused = 0;
 
@@ -334,8 +309,8 @@ Test(ratelimit, network_prefix_v4_v6)
 		{ "ratelimit_conn_per_net", "3/60s" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 3, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 3, &clk);
 	struct moat_verdict v;
 	struct moat_rl_plan plan;
 	struct moat_addr a;
@@ -379,8 +354,8 @@ Test(ratelimit, mail_and_rcpt_limits)
 		{ "ratelimit_msg_per_user", "1/60s" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 4, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 4, &clk);
 	struct moat_verdict v;
 
 	check_from(rl, MOAT_RL_EV_MAIL, "192.0.2.1", "a@example.org", NULL, &v);
@@ -425,8 +400,8 @@ Test(ratelimit, first_rcpt_charges_message_and_recipient)
 		{ "ratelimit_rcpt_per_user", "5/60s" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 5, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 5, &clk);
 	struct moat_addr addr;
 	struct moat_rl_subject subj = { .addr = &addr, .sender = "s@example.org", .user = "alice" };
 	struct moat_rl_plan plan;
@@ -486,8 +461,8 @@ Test(ratelimit, tls_per_ip)
 {
 	struct moat_conf_override ov[] = { { "ratelimit_tls_per_ip", "2/10s" },
 		{ "ratelimit_allow", "" } };
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 2, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 2, &clk);
 	struct moat_verdict v;
 
 	check_from(rl, MOAT_RL_EV_TLS, "192.0.2.1", NULL, NULL, &v);
@@ -505,8 +480,8 @@ Test(ratelimit, allow_and_deny_lists)
 		{ "ratelimit_allow", "10.0.0.0/8, 2001:db8::/32" },
 		{ "ratelimit_deny", "203.0.113.0/24" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 3, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 3, &clk);
 	struct moat_verdict v;
 
 	for (int i = 0; i < 50; i++) {
@@ -527,8 +502,8 @@ Test(ratelimit, allow_and_deny_lists)
 Test(ratelimit, default_allows_loopback)
 {
 	struct moat_conf_override ov[] = { { "ratelimit_conn_per_ip", "1/60s" } };
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 1, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 1, &clk);
 	struct moat_verdict v;
 
 	for (int i = 0; i < 5; i++) {
@@ -548,8 +523,8 @@ Test(ratelimit, log_only_never_refuses)
 		{ "ratelimit_action", "log" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 4, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 4, &clk);
 	struct moat_verdict v;
 
 	for (int i = 0; i < 10; i++) {
@@ -567,8 +542,8 @@ Test(ratelimit, reload_keeps_buckets_takes_new_limits)
 		{ "ratelimit_allow", "" } };
 	struct moat_conf_override ov2[] = { { "ratelimit_conn_per_ip", "4/120s" },
 		{ "ratelimit_allow", "" } };
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 2, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 2, &clk);
 	struct moat_verdict v;
 	char err[MOAT_CONF_ERR_MAX];
 	struct moat_conf *conf2 = moat_conf_load(NULL, ov2, 2, err, sizeof(err));
@@ -592,8 +567,8 @@ Test(ratelimit, reload_keeps_buckets_takes_new_limits)
 Test(ratelimit, long_sender_hashed_stable)
 {
 	struct moat_conf_override ov[] = { { "ratelimit_msg_per_sender", "1/60s" } };
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 1, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 1, &clk);
 	struct moat_rl_plan p1, p2;
 	char longs[600], longs_upper[600];
 	struct moat_rl_subject subj = { .sender = longs };
@@ -629,8 +604,8 @@ Test(ratelimit, redis_down_fallbacks)
 		{ "ratelimit_redis_failure", "closed" },
 		{ "ratelimit_allow", "" },
 	};
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(open_ov, 4, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(open_ov, 4, &clk);
 	struct moat_verdict v;
 
 	/* Fail-open: the embedded store enforces the same limit. */
@@ -643,7 +618,7 @@ Test(ratelimit, redis_down_fallbacks)
 	    "open 3: memory limit");
 	moat_ratelimit_free(rl);
 
-	rl = make_rl(closed_ov, 6, &clk);
+	rl = moattest_rl_new(closed_ov, 6, &clk);
 	check_from(rl, MOAT_RL_EV_CONNECT, "192.0.2.1", NULL, NULL, &v);
 	expect(&v, MOAT_TEMPFAIL, 421, "4.7.0", true, "ratelimit_store_down", "closed at connect");
 	check_from(rl, MOAT_RL_EV_MAIL, "192.0.2.1", "a@b.example", NULL, &v);
@@ -744,8 +719,8 @@ Test(ratelimit, auth_fail_per_ip_and_user)
 {
 	struct moat_conf_override ov[] = { { "ratelimit_auth_fail_per_ip", "3/1h" },
 		{ "ratelimit_auth_fail_per_user", "5/1h" }, { "ratelimit_allow", "" } };
-	struct fake_clock clk;
-	struct moat_ratelimit *rl = make_rl(ov, 3, &clk);
+	struct moattest_clock clk;
+	struct moat_ratelimit *rl = moattest_rl_new(ov, 3, &clk);
 	struct moat_addr addr;
 	struct moat_rl_subject subj = { .addr = &addr, .user = "alice@example.org" };
 	struct moat_rl_plan plan;
