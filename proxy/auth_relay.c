@@ -216,7 +216,7 @@ px__auth_client_line(struct px_session *s, char *line, size_t len)
 		px__session_state(s, S_CMD);
 		px__auth_end(s);
 		SAY(s, reply_auth_long);
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 		return;
 	}
 	px__auth_send(s);

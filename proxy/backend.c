@@ -40,15 +40,41 @@ static const char reply_backend_tls_missing[] =
 static const char reply_backend_tls_failed[] =
     "451 4.7.5 TLS to the backend failed, try again later\r\n";
 
-/* px__backend_abort - drop the backend leg now; a message without its final dot is not delivered. */
 void
-px__backend_abort(struct px_session *s)
+px_backend_bind(struct px_backend *b, const struct px_ops *ops, void *io, struct moat_session *ms,
+    const struct px_backend_peer *peer, px_backend_event_fn event, struct px_session *owner)
 {
-	if (s->b.state != B_NONE) {
-		s->ops->backend_close(s->io, false);
-		s->b.state = B_NONE;
-		px_backend_forget(&s->b);
+	b->ops = ops;
+	b->io = io;
+	b->ms = ms;
+	b->conf = moat_session_conf(ms);
+	b->peer = *peer;
+	b->event = event;
+	b->owner = owner;
+}
+
+void
+px_backend_abort(struct px_backend *b)
+{
+	if (b->state != B_NONE) {
+		b->ops->backend_close(b->io, false);
+		b->state = B_NONE;
+		px_backend_forget(b);
 	}
+}
+
+/* backend_send - bytes for the leg. */
+static void
+backend_send(struct px_backend *b, const char *p, size_t n)
+{
+	b->ops->backend_write(b->io, p, n);
+}
+
+/* backend_helo - the client's HELO/EHLO name as the core has it ("" before one). */
+static const char *
+backend_helo(const struct px_backend *b)
+{
+	return px_helo_name(b->ms);
 }
 
 void
@@ -106,14 +132,59 @@ send_mail(struct px_session *s)
 	px__backend_command(s, OP_MAIL, px__mail_reply, "MAIL FROM:", s->path, s->params);
 }
 
-/* backend_ready - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
+/* send_waiting - the leg is set up: send what waited for it (MAIL, or a line of AUTH). */
 static void
-backend_ready(struct px_session *s)
+send_waiting(struct px_session *s)
 {
 	if (s->op == OP_AUTH)
 		px__auth_send(s);
 	else
 		send_mail(s);
+}
+
+/*
+ * backend_event - the leg's setup ended. READY: what waited goes out. PARKED: a client EHLO that
+ * waited for the backend's extensions is answered. FAILED: the pending MAIL or AUTH gets REPLY; a
+ * waiting EHLO is answered without the backend's extensions; with nobody waiting, MAIL will try
+ * again.
+ */
+static void
+backend_event(struct px_session *s, enum px_bevent ev, const char *reply, size_t len)
+{
+	enum px_op op = s->op;
+
+	switch (ev) {
+	case PX_BEV_READY:
+		send_waiting(s);
+		return;
+	case PX_BEV_PARKED:
+		if (op != OP_EHLO)
+			return;
+		break;
+	case PX_BEV_FAILED:
+		break;
+	}
+	s->op = OP_NONE;
+	s->wait = W_NONE;
+	if (op == OP_EHLO)
+		px__ehlo_reply(s);
+	if (ev == PX_BEV_PARKED || op == OP_NONE || op == OP_EHLO)
+		return;
+	px__txn_end(s);
+	px__auth_end(s);
+	px__say(s, reply, len);
+}
+
+void
+px__backend_bind(struct px_session *s)
+{
+	struct px_backend_peer peer = { .addr = s->client_addr,
+		.name = s->client_name,
+		.local_addr = s->local_addr,
+		.port = s->client_port,
+		.local_port = s->local_port };
+
+	px_backend_bind(&s->b, s->ops, s->io, s->ms, &peer, backend_event, s);
 }
 
 /*
@@ -128,6 +199,7 @@ px__backend_start(struct px_session *s, enum px_op op)
 	px_backend_forget(&s->b);
 	s->b.state = B_CONNECTING;
 	s->b.utf8 = false;
+	s->b.waited = op == OP_MAIL || op == OP_AUTH;
 	s->op = op;
 	s->wait = op == OP_NONE ? W_NONE : W_BACKEND;
 	if (s->ops->backend_open(s->io) < 0) {
@@ -155,56 +227,53 @@ px_session_backend_connected(struct px_session *s)
 	char buf[128];
 	size_t n;
 
-	if (s->b.state != B_CONNECTING)
+	struct px_backend *b = &s->b;
+
+	if (b->state != B_CONNECTING)
 		return;
-	if (s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
-	    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
+	if (b->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ||
+	    b->conf->proxy_backend_pass == MOAT_PASS_PROXY_V2) {
 		n = px_proxy_format(buf, sizeof(buf),
-		    s->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2, s->client_addr,
-		    s->client_port, s->local_addr, s->local_port);
+		    b->conf->proxy_backend_pass == MOAT_PASS_PROXY_V1 ? 1 : 2, b->peer.addr,
+		    b->peer.port, b->peer.local_addr, b->peer.local_port);
 		if (n == 0) {
 			px_session_backend_error(s, "proxy header");
 			return;
 		}
-		px__backend_send(s, buf, n);
+		backend_send(b, buf, n);
 	}
-	s->b.state = B_GREET;
+	b->state = B_GREET;
 }
 
-/*
- * backend_setup_failed - the backend could not be made ready: the pending MAIL gets 451; a waiting
- * EHLO is answered without the backend's extensions; with nobody waiting, MAIL will try again.
- */
+/* backend_setup_failed - the leg could not be set up: dropped, and the session told (FAILED). */
 static void
-backend_setup_failed(struct px_session *s, const char *why, const char *reply, size_t len)
+backend_setup_failed(struct px_backend *b, const char *why, const char *reply, size_t len)
 {
-	enum px_op op = s->op;
-
-	moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "state=setup error=%s", why);
-	px__backend_abort(s);
-	s->op = OP_NONE;
-	s->wait = W_NONE;
-	if (op == OP_EHLO)
-		px__ehlo_reply(s);
-	if (op == OP_NONE || op == OP_EHLO)
-		return;
-	px__txn_end(s);
-	px__auth_end(s);
-	px__say(s, reply, len);
+	moat_log(LOG_WARNING, moat_session_id(b->ms), "backend", "state=setup error=%s", why);
+	px_backend_abort(b);
+	b->event(b->owner, PX_BEV_FAILED, reply, len);
 }
 
-#define SETUP_FAIL(s, why, reply) backend_setup_failed((s), (why), (reply), sizeof(reply) - 1)
+#define SETUP_FAIL(b, why, reply) backend_setup_failed((b), (why), (reply), sizeof(reply) - 1)
 
 /* backend_ehlo - (again) introduce ourselves to the backend. */
 static void
-backend_ehlo(struct px_session *s, enum px_bstate next)
+backend_ehlo(struct px_backend *b, enum px_bstate next)
 {
 	char buf[320];
-	int n = snprintf(buf, sizeof(buf), "EHLO %s\r\n", s->conf->authserv_id);
+	int n = snprintf(buf, sizeof(buf), "EHLO %s\r\n", b->conf->authserv_id);
 
-	s->b.state = next;
+	b->state = next;
 	if (n > 0 && (size_t)n < sizeof(buf))
-		px__backend_send(s, buf, (size_t)n);
+		backend_send(b, buf, (size_t)n);
+}
+
+/* backend_ready - the leg is set up; what waited for it goes out. */
+static void
+backend_ready(struct px_backend *b)
+{
+	b->state = B_READY;
+	b->event(b->owner, PX_BEV_READY, NULL, 0);
 }
 
 /*
@@ -212,40 +281,35 @@ backend_ehlo(struct px_session *s, enum px_bstate next)
  * MAIL waiting: keep it for the first MAIL, and answer a client EHLO that waited for its extensions.
  */
 static void
-backend_parked(struct px_session *s)
+backend_parked(struct px_backend *b)
 {
-	s->b.state = s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
-	if (s->op == OP_EHLO) {
-		s->op = OP_NONE;
-		s->wait = W_NONE;
-		px__ehlo_reply(s);
-	}
+	b->state = b->conf->proxy_backend_pass == MOAT_PASS_XCLIENT ? B_PARKED : B_READY;
+	b->event(b->owner, PX_BEV_PARKED, NULL, 0);
 }
 
 /* backend_xclient - pass the real client on (Postfix XCLIENT_README), or the leg is ready. */
 static void
-backend_xclient(struct px_session *s)
+backend_xclient(struct px_backend *b)
 {
 	char buf[2048];
 	size_t n;
 
-	if (s->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
-		s->b.state = B_READY;
-		backend_ready(s);
+	if (b->conf->proxy_backend_pass != MOAT_PASS_XCLIENT) {
+		backend_ready(b);
 		return;
 	}
-	if (!s->b.xclient) {
-		SETUP_FAIL(s, "no-xclient", reply_backend_down);
+	if (!b->xclient) {
+		SETUP_FAIL(b, "no-xclient", reply_backend_down);
 		return;
 	}
-	n = px_xclient_format(buf, sizeof(buf), s->client_addr, s->client_port,
-	    s->client_name[0] ? s->client_name : NULL, px__helo(s), moat_session_esmtp(s->ms));
+	n = px_xclient_format(buf, sizeof(buf), b->peer.addr, b->peer.port,
+	    b->peer.name[0] ? b->peer.name : NULL, backend_helo(b), moat_session_esmtp(b->ms));
 	if (n == 0) {
-		SETUP_FAIL(s, "xclient-format", reply_backend_down);
+		SETUP_FAIL(b, "xclient-format", reply_backend_down);
 		return;
 	}
-	s->b.state = B_XCLIENT;
-	px__backend_send(s, buf, n);
+	b->state = B_XCLIENT;
+	backend_send(b, buf, n);
 }
 
 /*
@@ -253,13 +317,13 @@ backend_xclient(struct px_session *s)
  * (proxy_backend_connect = accept) until the first MAIL, XCLIENT still to be sent then.
  */
 static void
-backend_proceed(struct px_session *s)
+backend_proceed(struct px_backend *b)
 {
-	if (s->op == OP_MAIL || s->op == OP_AUTH)
-		backend_xclient(s);
+	if (b->waited)
+		backend_xclient(b);
 	else
 		backend_parked(
-		    s); /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
+		    b); /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
 }
 
 /*
@@ -268,111 +332,112 @@ backend_proceed(struct px_session *s)
  * backend; Postfix 3.7 accepts XCLIENT after STARTTLS and keeps the TLS session across it.
  */
 static void
-backend_after_ehlo(struct px_session *s)
+backend_after_ehlo(struct px_backend *b)
 {
-	s->b.xclient = px_reply_has_ext(s->b.reply, "XCLIENT");
-	s->b.utf8 = px_reply_has_ext(s->b.reply, "SMTPUTF8");
-	s->b.auth = px_reply_has_ext(s->b.reply, "AUTH");
-	if (s->b.state == B_EHLO && s->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
-		if (px_reply_has_ext(s->b.reply, "STARTTLS")) {
-			s->b.state = B_STARTTLS;
-			px__backend_send(s, "STARTTLS\r\n", 10);
+	b->xclient = px_reply_has_ext(b->reply, "XCLIENT");
+	b->utf8 = px_reply_has_ext(b->reply, "SMTPUTF8");
+	b->auth = px_reply_has_ext(b->reply, "AUTH");
+	if (b->state == B_EHLO && b->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
+		if (px_reply_has_ext(b->reply, "STARTTLS")) {
+			b->state = B_STARTTLS;
+			backend_send(b, "STARTTLS\r\n", 10);
 			return;
 		}
-		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
-			SETUP_FAIL(s, "tls-not-offered", reply_backend_tls_missing);
+		if (b->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(b, "tls-not-offered", reply_backend_tls_missing);
 			return;
 		}
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
+		moat_log(LOG_NOTICE, moat_session_id(b->ms), "backend",
 		    "tls=none reason=not-offered");
 	}
-	backend_proceed(s);
+	backend_proceed(b);
 }
 
 /* backend_starttls_reply - the backend answered STARTTLS. */
 static void
-backend_starttls_reply(struct px_session *s)
+backend_starttls_reply(struct px_backend *b)
 {
-	if (s->b.reply->code != 220) {
+	if (b->reply->code != 220) {
 		/* refused (e.g. 454): only tls_backend = starttls goes on in plaintext, and says so */
-		if (s->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
-			SETUP_FAIL(s, "tls-refused", reply_backend_tls_missing);
+		if (b->conf->tls_backend == MOAT_TLS_BACKEND_REQUIRED) {
+			SETUP_FAIL(b, "tls-refused", reply_backend_tls_missing);
 			return;
 		}
-		moat_log(LOG_NOTICE, moat_session_id(s->ms), "backend",
-		    "tls=none reason=refused code=%u", s->b.reply->code);
-		backend_proceed(s);
+		moat_log(LOG_NOTICE, moat_session_id(b->ms), "backend",
+		    "tls=none reason=refused code=%u", b->reply->code);
+		backend_proceed(b);
 		return;
 	}
-	s->b.state = B_HANDSHAKE;
-	if (s->ops->backend_starttls == NULL || s->ops->backend_starttls(s->io) < 0)
-		SETUP_FAIL(s, "tls-start", reply_backend_tls_failed);
+	b->state = B_HANDSHAKE;
+	if (b->ops->backend_starttls == NULL || b->ops->backend_starttls(b->io) < 0)
+		SETUP_FAIL(b, "tls-start", reply_backend_tls_failed);
 }
 
 /* backend_setup - advance the backend's setup on each reply (see enum px_bstate). */
 static void
-backend_setup(struct px_session *s)
+backend_setup(struct px_backend *b)
 {
-	const struct px_reply *r = s->b.reply;
+	const struct px_reply *r = b->reply;
 	char buf[320];
 	int n;
 
-	switch (s->b.state) {
+	switch (b->state) {
 	case B_GREET:
 		if (r->code != 220)
 			goto refused;
-		backend_ehlo(s, B_EHLO);
+		backend_ehlo(b, B_EHLO);
 		break;
 	case B_EHLO:
 	case B_EHLO_TLS:
 		if (r->code != 250)
 			goto refused;
-		backend_after_ehlo(s);
+		backend_after_ehlo(b);
 		break;
 	case B_STARTTLS:
-		backend_starttls_reply(s);
+		backend_starttls_reply(b);
 		break;
 	case B_XCLIENT:
 		if (r->code != 220)
 			goto refused;
-		s->b.state = B_EHLO2;
+		b->state = B_EHLO2;
 		n = snprintf(buf, sizeof(buf), "%s %s\r\n",
-		    moat_session_esmtp(s->ms) ? "EHLO" : "HELO",
-		    px__helo(s)[0] ? px__helo(s) : s->conf->authserv_id);
+		    moat_session_esmtp(b->ms) ? "EHLO" : "HELO",
+		    backend_helo(b)[0] ? backend_helo(b) : b->conf->authserv_id);
 		if (n > 0 && (size_t)n < sizeof(buf))
-			px__backend_send(s, buf, (size_t)n);
+			backend_send(b, buf, (size_t)n);
 		break;
 	case B_EHLO2:
 		if (r->code != 250)
 			goto refused;
-		s->b.utf8 = px_reply_has_ext(r, "SMTPUTF8");
-		s->b.auth = px_reply_has_ext(r, "AUTH");
-		s->b.state = B_READY;
-		backend_ready(s);
+		b->utf8 = px_reply_has_ext(r, "SMTPUTF8");
+		b->auth = px_reply_has_ext(r, "AUTH");
+		backend_ready(b);
 		break;
 	default:
 		/* B_HANDSHAKE: the driver feeds nothing to the session until the handshake is done */
 		break;
 	}
-	if (s->b.state != B_NONE)
-		px_reply_init(s->b.reply);
+	if (b->state != B_NONE)
+		px_reply_init(b->reply);
 	return;
 refused:
-	SETUP_FAIL(s, "refused", reply_backend_down);
+	SETUP_FAIL(b, "refused", reply_backend_down);
 }
 
 /* TLS */
 void
 px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *info)
 {
-	if (s->b.state != B_HANDSHAKE)
+	struct px_backend *b = &s->b;
+
+	if (b->state != B_HANDSHAKE)
 		return;
-	s->b.tls = true;
-	moat_log(LOG_INFO, moat_session_id(s->ms), "backend", "tls=%s cipher=%s bits=%u",
+	b->tls = true;
+	moat_log(LOG_INFO, moat_session_id(b->ms), "backend", "tls=%s cipher=%s bits=%u",
 	    info->protocol, info->cipher, info->bits);
 	/* RFC 3207 4.2: everything learnt before TLS is forgotten; ask again */
-	backend_ehlo(s, B_EHLO_TLS);
-	px_reply_init(s->b.reply);
+	backend_ehlo(b, B_EHLO_TLS);
+	px_reply_init(b->reply);
 }
 
 /* backend_pop - the function for the reply that came in (NULL: nothing was asked). */
@@ -396,7 +461,7 @@ backend_reply(struct px_session *s)
 	px_backend_reply_fn done;
 
 	if (s->b.state != B_READY) {
-		backend_setup(s);
+		backend_setup(&s->b);
 		return;
 	}
 	done = backend_pop(&s->b);
@@ -405,7 +470,7 @@ backend_reply(struct px_session *s)
 			/* a reply before the dot (e.g. 421): the backend gave up on the message */
 			s->op = OP_NONE;
 			s->wait = W_NONE;
-			px__backend_abort(s);
+			px_backend_abort(&s->b);
 			px__txn_end(s);
 			px__data_free(s);
 			SAY(s, reply_backend_lost);
@@ -414,7 +479,7 @@ backend_reply(struct px_session *s)
 		/* an unsolicited reply (e.g. 421 before closing): the leg is no longer usable */
 		s->op = OP_NONE;
 		s->wait = W_NONE;
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 		return;
 	}
 	s->op = OP_NONE;
@@ -432,7 +497,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		enum px_reply_status st;
 
 		if (s->b.reply == NULL) {
-			px__backend_abort(s); /* nothing was asked: unsolicited bytes */
+			px_backend_abort(&s->b); /* nothing was asked: unsolicited bytes */
 			break;
 		}
 		st = px_reply_feed(s->b.reply, p, n, &used);
@@ -441,7 +506,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
 			    "error=malformed-reply");
 			if (s->b.state != B_READY) {
-				SETUP_FAIL(s, "malformed", reply_backend_bad);
+				SETUP_FAIL(&s->b, "malformed", reply_backend_bad);
 			} else {
 				px_session_backend_error(s, "malformed");
 			}
@@ -450,7 +515,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 		if (st == PX_REPLY_NEED)
 			break;
 		if (s->op == OP_NONE && s->b.state == B_READY) {
-			px__backend_abort(s); /* unsolicited */
+			px_backend_abort(&s->b); /* unsolicited */
 			break;
 		}
 		if (s->b.state == B_STARTTLS && s->b.reply->code == 220 && used < n) {
@@ -458,7 +523,7 @@ px_session_backend_input(struct px_session *s, const char *p, size_t n)
 			 * (the "NO STARTTLS" response injection, RFC 3207 4.2): the leg is refused */
 			moat_log(LOG_WARNING, moat_session_id(s->ms), "backend",
 			    "error=starttls-injection bytes=%zu", n - used);
-			SETUP_FAIL(s, "starttls-injection", reply_backend_tls_failed);
+			SETUP_FAIL(&s->b, "starttls-injection", reply_backend_tls_failed);
 			break;
 		}
 		moat_metrics_backend_reply(moat_session_metrics(s->ms), s->b.reply->code);
@@ -484,20 +549,20 @@ px_session_backend_error(struct px_session *s, const char *why)
 	if (s->b.state == B_NONE)
 		return;
 	if (s->wait == W_WORK) {
-		px__backend_abort(s); /* work_done finds the leg gone and answers 451 */
+		px_backend_abort(&s->b); /* work_done finds the leg gone and answers 451 */
 		return;
 	}
 	if (s->b.state == B_HANDSHAKE) {
-		SETUP_FAIL(s, why, reply_backend_tls_failed); /* never a plaintext retry */
+		SETUP_FAIL(&s->b, why, reply_backend_tls_failed); /* never a plaintext retry */
 		px__session_pump(s);
 		return;
 	}
 	if (s->b.state != B_READY) {
-		SETUP_FAIL(s, why, reply_backend_down);
+		SETUP_FAIL(&s->b, why, reply_backend_down);
 		px__session_pump(s);
 		return;
 	}
-	px__backend_abort(s);
+	px_backend_abort(&s->b);
 	if (s->state == S_DATA) {
 		/* mid-DATA: read on to the end of data, then 451 (never 250) */
 		if (s->txn->dv.action == MOAT_CONTINUE)
@@ -542,16 +607,18 @@ px__backend_request(struct px_session *s, enum px_op op)
 {
 	if (s->b.state == B_READY) {
 		s->op = op;
-		backend_ready(s);
+		send_waiting(s);
 	} else if (s->b.state == B_PARKED) {
 		if (reply_alloc(s) < 0)
 			return;
 		s->op = op;
 		s->wait = W_BACKEND;
-		backend_xclient(s);
+		s->b.waited = op == OP_MAIL || op == OP_AUTH;
+		backend_xclient(&s->b);
 	} else if (px__backend_in_setup(s)) {
 		s->op = op; /* the early connection's setup sends it once ready */
 		s->wait = W_BACKEND;
+		s->b.waited = op == OP_MAIL || op == OP_AUTH;
 	} else {
 		px__backend_start(s, op);
 	}

@@ -10,10 +10,14 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy.h"
 #include "upstream.h"
 
 #define PX_BACKEND_INFLIGHT 16 /* commands sent and not yet answered */
 
+struct moat_conf;
+struct moat_session;
+struct px_ops;
 struct px_session;
 
 /* Backend setup: greeting, EHLO, [STARTTLS, handshake, EHLO again], [XCLIENT, EHLO again], ready.
@@ -39,6 +43,21 @@ enum px_bstate {
 /* px_backend_reply_fn - the reply to a queued command (borrowed for the call). */
 typedef void (*px_backend_reply_fn)(struct px_session *s, const struct px_reply *r);
 
+/* What the leg tells its session when its setup ends (px_backend_event_fn). */
+enum px_bevent {
+	PX_BEV_READY, /* set up, a command waits (MAIL, a line of AUTH): send it */
+	PX_BEV_PARKED, /* set up, nothing waits (proxy_backend_connect = accept) */
+	PX_BEV_FAILED /* not set up: reply is the 4xx line a waiting command gets */
+};
+typedef void (
+    *px_backend_event_fn)(struct px_session *s, enum px_bevent ev, const char *reply, size_t len);
+
+/* The client as the backend hears of it (XCLIENT, a PROXY header); borrowed from the session. */
+struct px_backend_peer {
+	const char *addr, *name, *local_addr; /* name: "" when unknown */
+	unsigned port, local_port;
+};
+
 struct px_backend {
 	enum px_bstate state;
 	struct px_reply *reply; /* the reply being read; allocated while one is due */
@@ -46,7 +65,33 @@ struct px_backend {
 	bool xclient, utf8, auth; /* its last EHLO reply offered XCLIENT, SMTPUTF8, AUTH */
 	px_backend_reply_fn inflight[PX_BACKEND_INFLIGHT]; /* a ring: the oldest answers first */
 	unsigned head, n;
+	bool waited; /* a command waits for the setup: XCLIENT, then READY; else PARKED */
+
+	/* bound once to the session (px_backend_bind), all borrowed */
+	const struct px_ops *ops; /* the driver's: the leg's bytes, close, TLS */
+	void *io;
+	const struct moat_conf *conf;
+	struct moat_session *ms; /* the id for the log, HELO and ESMTP for XCLIENT */
+	struct px_backend_peer peer;
+	px_backend_event_fn event; /* to OWNER, when the setup ends */
+	struct px_session *owner;
 };
+
+/* px_helo_name - the client's HELO/EHLO name as the core session MS has it ("" before one). */
+static inline const char *
+px_helo_name(const struct moat_session *ms)
+{
+	const char *helo = moat_session_helo_name(ms);
+
+	return helo != NULL ? helo : "";
+}
+
+/* px_backend_bind - the leg's driver, configuration, core session, peer and session callback. */
+void px_backend_bind(struct px_backend *b, const struct px_ops *ops, void *io,
+    struct moat_session *ms, const struct px_backend_peer *peer, px_backend_event_fn event,
+    struct px_session *owner);
+/* px_backend_abort - drop the leg now; a message without its final dot is not delivered. */
+void px_backend_abort(struct px_backend *b);
 
 /* px_backend_forget - nothing is in flight any more (the leg closed, or a new one opens). */
 void px_backend_forget(struct px_backend *b);

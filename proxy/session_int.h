@@ -192,7 +192,7 @@ void px__session_pump(struct px_session *s);
 void px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v,
     enum px_rlnext next);
 /* backend.c */
-void px__backend_abort(struct px_session *s);
+void px__backend_bind(struct px_session *s);
 void px__backend_send(struct px_session *s, const char *p, size_t n);
 void px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done,
     const char *verb, const char *path, const char *params);
@@ -236,9 +236,7 @@ void px__auth_decided(struct px_session *s, enum px_rlnext next, const struct mo
 static inline const char *
 px__helo(const struct px_session *s)
 {
-	const char *helo = moat_session_helo_name(s->ms);
-
-	return helo != NULL ? helo : "";
+	return px_helo_name(s->ms);
 }
 
 /* px__tls - the client leg's TLS facts as the core has them (active false: none). */

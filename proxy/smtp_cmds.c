@@ -115,7 +115,7 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	struct moat_verdict v;
 
 	if (s->txn != NULL || s->op != OP_NONE) {
-		px__backend_abort(s); /* RFC 5321 4.1.4: EHLO resets the transaction */
+		px_backend_abort(&s->b); /* RFC 5321 4.1.4: EHLO resets the transaction */
 		px__txn_end(s);
 	}
 	moat_session_helo(s->ms, arg, esmtp, &v);
@@ -346,7 +346,7 @@ proceed_data(struct px_session *s, const char *arg)
 	moat_session_data(s->ms, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
 		px__say_verdict(s, &v);
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 		px__txn_end(s);
 		if (v.close)
 			px__session_close(s);
@@ -428,7 +428,7 @@ proceed_quit(struct px_session *s, const char *arg)
 	(void)arg;
 	SAY(s, reply_bye);
 	if (s->txn != NULL) {
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 		px__txn_end(s);
 	}
 	px__session_close(s);

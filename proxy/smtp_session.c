@@ -202,7 +202,7 @@ px__session_pump(struct px_session *s)
 			else {
 				SAY(s, reply_bare_cmd);
 				if (s->txn != NULL) {
-					px__backend_abort(s);
+					px_backend_abort(&s->b);
 					px__txn_end(s);
 				}
 			}
@@ -407,6 +407,7 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 	    moat_trust_list_has(s->conf->proxy_submission_listen, client->listener);
 	s->line_cap = s->conf->limit_line_length + 1;
 	s->in_cap = s->conf->limit_line_length + INBUF_WINDOW;
+	px__backend_bind(s);
 	return s;
 }
 
@@ -506,7 +507,7 @@ px_session_client_gone(struct px_session *s)
 		return;
 	s->gone = true;
 	if (s->txn != NULL || s->op != OP_NONE || s->state == S_DATA)
-		px__backend_abort(s); /* no final dot ever went out: nothing is delivered */
+		px_backend_abort(&s->b); /* no final dot ever went out: nothing is delivered */
 	px__txn_end(s);
 	px__session_close(s);
 }
@@ -521,7 +522,7 @@ px_session_timeout(struct px_session *s, const char *which)
 	if (n > 0 && (size_t)n < sizeof(buf))
 		px__say(s, buf, (size_t)n);
 	if (s->txn != NULL || s->state == S_DATA)
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 	px__txn_end(s);
 	px__session_close(s);
 }

@@ -74,7 +74,7 @@ px__data_settle(struct px_session *s)
 	    !s->txn->data_abort) {
 		s->txn->data_abort = true;
 		if (!s->txn->holding)
-			px__backend_abort(s);
+			px_backend_abort(&s->b);
 	}
 }
 
@@ -392,7 +392,7 @@ px__data_open(struct px_session *s)
 {
 	if (s->in_pos < s->in_len) {
 		SAY(s, reply_pipe_data);
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 		px__txn_end(s);
 		px__data_free(s);
 		px__session_close(s);
@@ -446,7 +446,7 @@ static void
 rset_quiet_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code != 250)
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 }
 
 /* msg_drop - the message goes nowhere. Streaming: the backend leg is closed without the dot.
@@ -461,7 +461,7 @@ msg_drop(struct px_session *s)
 	if (rset)
 		px__backend_command(s, OP_RSET_QUIET, rset_quiet_reply, "RSET", NULL, NULL);
 	else
-		px__backend_abort(s);
+		px_backend_abort(&s->b);
 }
 
 /* dot_reply - the backend's word on the message, queue id and all: only now may the client hear
@@ -517,7 +517,7 @@ px__send_fail(struct px_session *s, const char *why)
 	SAY(s, reply_local);
 	s->op = OP_NONE;
 	s->wait = W_NONE;
-	px__backend_abort(s);
+	px_backend_abort(&s->b);
 	px__txn_end(s);
 	px__data_free(s);
 }
