@@ -33,6 +33,8 @@
 
 static const char reply_backend_down[] = "451 4.4.1 Backend not available, try again later\r\n";
 static const char reply_backend_bad[] = "451 4.4.0 Malformed reply from backend\r\n";
+static const char reply_backend_ext_gone[] =
+    "451 4.3.0 Backend no longer offers SMTPUTF8 or DSN, try again later\r\n";
 /* tls_backend = required and the backend does not offer or refuses STARTTLS (RFC 3463 X.7.4) */
 static const char reply_backend_tls_missing[] =
     "451 4.7.4 TLS to the backend not available, try again later\r\n";
@@ -125,10 +127,38 @@ px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn don
 	px__backend_send(s, buf, (size_t)n);
 }
 
+/*
+ * px__backend_lacks - the parameters of the command (MAIL, or RCPT: rcpt) use SMTPUTF8 or DSN,
+ * which our EHLO offered from what an earlier leg said, and this leg's EHLO reply does not have
+ * (the backend changed): the command gets 451 here and is never sent. True when it did.
+ */
+bool
+px__backend_lacks(struct px_session *s, bool rcpt)
+{
+	const char *v;
+	size_t vl;
+	bool dsn = rcpt ? s->params[0] != '\0' /* RCPT takes DSN's parameters alone */
+			: px_param_find(s->params, "RET", &v, &vl) ||
+		px_param_find(s->params, "ENVID", &v, &vl);
+
+	if (!(dsn && !s->b.dsn) &&
+	    !(!rcpt && !s->b.utf8 && px_param_find(s->params, "SMTPUTF8", &v, &vl)))
+		return false;
+	moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=extension_gone");
+	SAY(s, reply_backend_ext_gone);
+	return true;
+}
+
 /* send_mail - MAIL FROM to a ready backend. */
 static void
 send_mail(struct px_session *s)
 {
+	if (px__backend_lacks(s, false)) {
+		moat_session_abort(s->ms);
+		s->op = OP_NONE;
+		s->wait = W_NONE;
+		return;
+	}
 	px__backend_command(s, OP_MAIL, px__mail_reply, "MAIL FROM:", s->path, s->params);
 }
 
@@ -199,6 +229,7 @@ px__backend_start(struct px_session *s, enum px_op op)
 	px_backend_forget(&s->b);
 	s->b.state = B_CONNECTING;
 	s->b.utf8 = false;
+	s->b.dsn = false;
 	s->b.waited = op == OP_MAIL || op == OP_AUTH;
 	s->op = op;
 	s->wait = op == OP_NONE ? W_NONE : W_BACKEND;
@@ -326,6 +357,18 @@ backend_proceed(struct px_backend *b)
 		    b); /* a backend without XCLIENT is refused at MAIL, by backend_xclient */
 }
 
+/* backend_learn - the extensions of the leg's EHLO reply R, remembered by the driver for the
+ * EHLO replies of later sessions, which may then offer them before their leg is open. */
+static void
+backend_learn(struct px_backend *b, const struct px_reply *r)
+{
+	b->utf8 = px_reply_has_ext(r, "SMTPUTF8");
+	b->dsn = px_reply_has_ext(r, "DSN");
+	if (b->ops->backend_learned != NULL)
+		b->ops->backend_learned(b->io, b->conf,
+		    (b->utf8 ? PX_EXT_SMTPUTF8 : 0) | (b->dsn ? PX_EXT_DSN : 0));
+}
+
 /*
  * backend_after_ehlo - the backend's EHLO reply (250) is in. STARTTLS comes first,
  * so XCLIENT (the client's address and HELO) crosses only inside TLS and only to a verified
@@ -335,7 +378,7 @@ static void
 backend_after_ehlo(struct px_backend *b)
 {
 	b->xclient = px_reply_has_ext(b->reply, "XCLIENT");
-	b->utf8 = px_reply_has_ext(b->reply, "SMTPUTF8");
+	backend_learn(b, b->reply);
 	b->auth = px_reply_has_ext(b->reply, "AUTH");
 	if (b->state == B_EHLO && b->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
 		if (px_reply_has_ext(b->reply, "STARTTLS")) {
@@ -409,7 +452,7 @@ backend_setup(struct px_backend *b)
 	case B_EHLO2:
 		if (r->code != 250)
 			goto refused;
-		b->utf8 = px_reply_has_ext(r, "SMTPUTF8");
+		backend_learn(b, r);
 		b->auth = px_reply_has_ext(r, "AUTH");
 		backend_ready(b);
 		break;

@@ -62,7 +62,8 @@ struct px_backend {
 	enum px_bstate state;
 	struct px_reply *reply; /* the reply being read; allocated while one is due */
 	bool tls; /* the leg is TLS */
-	bool xclient, utf8, auth; /* its last EHLO reply offered XCLIENT, SMTPUTF8, AUTH */
+	/* its last EHLO reply offered XCLIENT, SMTPUTF8, DSN, AUTH */
+	bool xclient, utf8, dsn, auth;
 	px_backend_reply_fn inflight[PX_BACKEND_INFLIGHT]; /* a ring: the oldest answers first */
 	unsigned head, n;
 	bool waited; /* a command waits for the setup: XCLIENT, then READY; else PARKED */

@@ -504,6 +504,32 @@ op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct 
 	return rc;
 }
 
+/* op_backend_learned - the backend's extensions, for the worker's later sessions, under the
+ * configuration current now; a leg of a session older than the last reload teaches nothing. */
+static void
+op_backend_learned(void *io, const struct moat_conf *conf, unsigned exts)
+{
+	struct conn *c = io;
+	struct px_worker *w = c->w;
+	struct moat_conf *cur = moat_policy_conf(w->pol);
+
+	if (cur != conf) {
+		moat_conf_unref(cur);
+		return;
+	}
+	moat_conf_unref(w->bexts_conf);
+	w->bexts_conf = cur;
+	w->bexts = exts;
+}
+
+static int
+op_backend_exts(void *io, const struct moat_conf *conf)
+{
+	struct conn *c = io;
+
+	return c->w->bexts_conf != NULL && c->w->bexts_conf == conf ? (int)c->w->bexts : -1;
+}
+
 /* op_client_starttls - the 220 goes out in clear, then the leg is TLS, on the worker's current
  * context. */
 static int
@@ -544,6 +570,8 @@ static const struct px_ops conn_ops = {
 	op_backend_queued,
 	op_ratelimit,
 	op_backend_starttls,
+	op_backend_learned,
+	op_backend_exts,
 };
 
 /* ---- client leg ---- */

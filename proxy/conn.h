@@ -43,6 +43,10 @@ struct px_worker {
 	uv_timer_t accept_pause;
 	uint64_t fdlimit_logged; /* uv_now of the last descriptor-limit line; 0: none yet */
 	unsigned fdlimit_refused, fdlimit_unanswered; /* since that line */
+	/* the backend's extensions (PX_EXT_*) as its last leg's EHLO reply gave them, under bexts_conf
+	 * (a reference, so no other configuration can take its address; NULL: none learned) */
+	struct moat_conf *bexts_conf;
+	unsigned bexts;
 };
 
 /* The backend leg: allocated per connection, freed when its stream has closed. */

@@ -155,6 +155,7 @@ struct px_session {
 	size_t auth_refusal_len;
 
 	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
+	bool dsn_offered; /* ... and DSN (RFC 3461) */
 
 	char *line; /* copy of the command being run (NUL-terminated) */
 	size_t line_cap;
@@ -198,6 +199,7 @@ void px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_f
     const char *verb, const char *path, const char *params);
 void px__backend_start(struct px_session *s, enum px_op op);
 bool px__backend_in_setup(const struct px_session *s);
+bool px__backend_lacks(struct px_session *s, bool rcpt);
 void px__backend_request(struct px_session *s, enum px_op op);
 /* txn.c */
 void px__data_reply(struct px_session *s, const struct px_reply *r);

@@ -81,24 +81,40 @@ check_helo(struct px_session *s, const char *arg)
 	return 0;
 }
 
-/* px__ehlo_reply - the reply to EHLO/HELO; SMTPUTF8 only if the backend now connected offers it. */
+/* backend_exts - the backend's extensions (PX_EXT_*): its leg's when one is up, else what the
+ * driver remembers of the last leg's under this configuration; none when nothing is known. */
+static unsigned
+backend_exts(const struct px_session *s)
+{
+	int known;
+
+	if (s->b.state == B_READY || s->b.state == B_PARKED)
+		return (s->b.utf8 ? PX_EXT_SMTPUTF8 : 0) | (s->b.dsn ? PX_EXT_DSN : 0);
+	known = s->ops->backend_exts != NULL ? s->ops->backend_exts(s->io, s->conf) : -1;
+	return known < 0 ? 0 : (unsigned)known;
+}
+
+/* px__ehlo_reply - the reply to EHLO/HELO; SMTPUTF8 and DSN only if the backend offers them (we
+ * relay their parameters, we do not implement them): the leg now connected, or else the last
+ * leg's EHLO reply under this configuration, which the driver remembers. */
 void
 px__ehlo_reply(struct px_session *s)
 {
 	char buf[512];
 	int n;
+	unsigned exts = moat_session_esmtp(s->ms) ? backend_exts(s) : 0;
 
-	s->utf8_offered = moat_session_esmtp(s->ms) && s->b.utf8 &&
-	    (s->b.state == B_READY || s->b.state == B_PARKED);
+	s->utf8_offered = (exts & PX_EXT_SMTPUTF8) != 0;
+	s->dsn_offered = (exts & PX_EXT_DSN) != 0;
 	if (!moat_session_esmtp(s->ms))
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
 		n = snprintf(buf, sizeof(buf),
-		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s"
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s%s"
 		    "250 ENHANCEDSTATUSCODES\r\n",
 		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
 		    s->tls_offer && !px__tls(s)->active ? "250-STARTTLS\r\n" : "",
-		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "",
+		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "", s->dsn_offered ? "250-DSN\r\n" : "",
 		    /* RFC 4954 4: AUTH only inside TLS, and not again once authenticated */
 		    s->submission && px__tls(s)->active && !moat_session_authenticated(s->ms)
 			? PX_AUTH_EHLO
@@ -157,30 +173,55 @@ proceed_helo(struct px_session *s, const char *arg)
 }
 
 /*
- * mail_params - only what we advertise: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8 (RFC 1870, 6152,
- * 6531). Syntax only: whether SIZE= is over limit_message_size is the core's mail check.
+ * dsn_param - a DSN parameter (RFC 3461 4: RET, ENVID on MAIL; NOTIFY, ORCPT on RCPT) is taken
+ * once a command, only when we offered DSN; relayed as given. Returns 1 when TOK is one and well
+ * formed (its bit added to *seen), 0 when it is no DSN parameter, -1 when refused (555).
  */
 static int
-mail_params(struct px_session *s, const char *params)
+dsn_param(const struct px_session *s, const char *tok, size_t len, bool rcpt, unsigned *seen)
+{
+	int bit = px_dsn_param(tok, len, rcpt);
+
+	if (bit == 0)
+		return 0;
+	if (bit < 0 || !s->dsn_offered || (*seen & (unsigned)bit))
+		return -1;
+	*seen |= (unsigned)bit;
+	return 1;
+}
+
+/* mail_param - one MAIL parameter other than DSN's: SIZE=n, BODY=7BIT|8BITMIME, SMTPUTF8. */
+static bool
+mail_param(const struct px_session *s, const char *p, size_t tl)
+{
+	uint64_t v;
+
+	if (tl > 5 && strncasecmp(p, "SIZE=", 5) == 0)
+		return moat_size_value(p + 5, tl - 5, &v) == 0;
+	if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0)
+		return s->utf8_offered; /* RFC 6531 3.4: only when advertised; relayed as given */
+	return (tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) ||
+	    (tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0);
+}
+
+/*
+ * cmd_params - the parameters of MAIL (rcpt false) or RCPT: only what we advertise (RFC 1870,
+ * 6152, 6531, 3461; RCPT takes DSN's alone). Syntax only: whether SIZE= is over
+ * limit_message_size is the core's mail check.
+ */
+static int
+cmd_params(const struct px_session *s, const char *params, bool rcpt)
 {
 	const char *p = params;
+	unsigned seen = 0;
 
 	while (*p != '\0') {
 		const char *end = strchr(p, ' ');
 		size_t tl = end ? (size_t)(end - p) : strlen(p);
+		int dsn = dsn_param(s, p, tl, rcpt, &seen);
 
-		if (tl > 5 && strncasecmp(p, "SIZE=", 5) == 0) {
-			uint64_t v;
-
-			if (moat_size_value(p + 5, tl - 5, &v) < 0)
-				return -1;
-		} else if (tl == 8 && strncasecmp(p, "SMTPUTF8", 8) == 0) {
-			if (!s->utf8_offered)
-				return -1; /* RFC 6531 3.4: only when advertised; relayed as given */
-		} else if (!(tl == 9 && strncasecmp(p, "BODY=7BIT", 9) == 0) &&
-		    !(tl == 13 && strncasecmp(p, "BODY=8BITMIME", 13) == 0)) {
+		if (dsn < 0 || (dsn == 0 && (rcpt || !mail_param(s, p, tl))))
 			return -1;
-		}
 		if (end == NULL)
 			break;
 		p = end + 1;
@@ -223,7 +264,7 @@ check_mail(struct px_session *s, const char *arg)
 	}
 	if (parse_path(s, arg, "FROM:", true, &np) < 0)
 		return -1;
-	if (mail_params(s, s->params) < 0) {
+	if (cmd_params(s, s->params, false) < 0) {
 		SAY(s, reply_param);
 		return -1;
 	}
@@ -275,7 +316,7 @@ check_rcpt(struct px_session *s, const char *arg)
 	}
 	if (parse_path(s, arg, "TO:", false, &np) < 0)
 		return -1;
-	if (np > 0) { /* DSN is not advertised: no RCPT parameters */
+	if (cmd_params(s, s->params, true) < 0) {
 		SAY(s, reply_param);
 		return -1;
 	}
@@ -316,7 +357,9 @@ px__rcpt_send(struct px_session *s)
 		SAY(s, reply_backend_lost);
 		return;
 	}
-	px__backend_command(s, OP_RCPT, rcpt_reply, "RCPT TO:", s->path, NULL);
+	if (px__backend_lacks(s, true))
+		return;
+	px__backend_command(s, OP_RCPT, rcpt_reply, "RCPT TO:", s->path, s->params);
 }
 
 static int

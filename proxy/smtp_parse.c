@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -191,6 +192,94 @@ px_param_find(const char *params, const char *name, const char **value, size_t *
 		p = end + 1;
 	}
 	return false;
+}
+
+/* xtext_valid - RFC 3461 4: xchar (33..126 but "+" and "=") or "+" and two upper-case hex digits. */
+static bool
+xtext_valid(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '+') {
+			if (i + 2 >= n)
+				return false;
+			for (size_t k = 1; k <= 2; k++)
+				if (!isdigit((unsigned char)p[i + k]) &&
+				    !(p[i + k] >= 'A' && p[i + k] <= 'F'))
+					return false;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return false;
+		}
+	}
+	return n > 0;
+}
+
+/* notify_valid - NEVER, or SUCCESS, FAILURE and DELAY in any order, each once (RFC 3461 4.1). */
+static bool
+notify_valid(const char *p, size_t n)
+{
+	static const char *const words[] = { "SUCCESS", "FAILURE", "DELAY" };
+	unsigned seen = 0;
+
+	if (n == 5 && strncasecmp(p, "NEVER", 5) == 0)
+		return true;
+	while (n > 0) {
+		size_t wl = 0, w;
+
+		while (wl < n && p[wl] != ',')
+			wl++;
+		for (w = 0; w < 3; w++)
+			if (wl == strlen(words[w]) && strncasecmp(p, words[w], wl) == 0)
+				break;
+		if (w == 3 || (seen & (1u << w)))
+			return false;
+		seen |= 1u << w;
+		if (wl == n)
+			return true;
+		p += wl + 1; /* a trailing comma leaves an empty word: refused above */
+		n -= wl + 1;
+		if (n == 0)
+			return false;
+	}
+	return false;
+}
+
+/* orcpt_valid - addr-type ";" xtext (RFC 3461 4.2); addr-type an atom, e.g. rfc822 or utf-8. */
+static bool
+orcpt_valid(const char *p, size_t n)
+{
+	size_t t = 0;
+
+	while (t < n && (isalnum((unsigned char)p[t]) || p[t] == '-'))
+		t++;
+	return t > 0 && t < n && p[t] == ';' && xtext_valid(p + t + 1, n - t - 1);
+}
+
+int
+px_dsn_param(const char *tok, size_t len, bool rcpt)
+{
+	const char *eq = memchr(tok, '=', len);
+	size_t nl = eq != NULL ? (size_t)(eq - tok) : len;
+	const char *v = eq != NULL ? eq + 1 : tok + len;
+	size_t vl = eq != NULL ? len - nl - 1 : 0;
+
+#define DSN_IS(name) (nl == sizeof(name) - 1 && strncasecmp(tok, name, nl) == 0)
+	if (!rcpt && DSN_IS("RET"))
+		return eq != NULL &&
+			((vl == 4 && strncasecmp(v, "FULL", 4) == 0) ||
+			    (vl == 4 && strncasecmp(v, "HDRS", 4) == 0))
+		    ? PX_DSN_RET
+		    : -1;
+	if (!rcpt && DSN_IS("ENVID"))
+		return eq != NULL && vl <= 100 && xtext_valid(v, vl) ? PX_DSN_ENVID : -1;
+	if (rcpt && DSN_IS("NOTIFY"))
+		return eq != NULL && notify_valid(v, vl) ? PX_DSN_NOTIFY : -1;
+	if (rcpt && DSN_IS("ORCPT"))
+		return eq != NULL && vl <= 500 && orcpt_valid(v, vl) ? PX_DSN_ORCPT : -1;
+#undef DSN_IS
+	return 0;
 }
 
 /* px_verb - split a command line into its verb and argument. */

@@ -57,6 +57,24 @@ enum px_path_err px_parse_path(const char *arg, const char *keyword, bool null_o
  */
 bool px_param_find(const char *params, const char *name, const char **value, size_t *vlen);
 
+/* The DSN parameters (RFC 3461 4), one bit each for the duplicate check. */
+enum px_dsn_param {
+	PX_DSN_RET = 1u << 0, /* MAIL */
+	PX_DSN_ENVID = 1u << 1, /* MAIL */
+	PX_DSN_NOTIFY = 1u << 2, /* RCPT */
+	PX_DSN_ORCPT = 1u << 3, /* RCPT */
+};
+
+/*
+ * px_dsn_param - one ESMTP parameter token (name=value, len octets) of MAIL (rcpt false: RET,
+ * ENVID) or RCPT (rcpt true: NOTIFY, ORCPT), checked strictly against RFC 3461 4.1-4.4: RET=FULL
+ * or HDRS; ENVID= xtext of at most 100 octets; NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY
+ * without repeats; ORCPT= addr-type ";" xtext, at most 500 octets. Returns the parameter's bit
+ * when well formed, -1 when it is one of them but malformed, 0 when it is not a DSN parameter of
+ * that command.
+ */
+int px_dsn_param(const char *tok, size_t len, bool rcpt);
+
 /* px_verb - the verb of a command line upper-cased into out (<= 8 chars + NUL: STARTTLS); *arg: the rest. */
 bool px_verb(const char *line, size_t len, char out[9], const char **arg);
 

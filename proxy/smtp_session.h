@@ -48,7 +48,18 @@ struct px_ops {
 	 * leg: 0, then px_session_backend_tls_done or px_session_backend_error later; -1 now. NULL: the
 	 * driver has no TLS (tls_backend = required then tempfails every transaction). */
 	int (*backend_starttls)(void *io);
+	/* what the driver remembers of its backend's extensions between sessions (PX_EXT_*), learned
+	 * from the last leg's EHLO reply under configuration CONF (borrowed, compared only):
+	 * backend_learned records it; backend_exts gives it back, or -1 when nothing was learned
+	 * under CONF (none yet, or a reload since). NULL: nothing is remembered. */
+	void (*backend_learned)(void *io, const struct moat_conf *conf, unsigned exts);
+	int (*backend_exts)(void *io, const struct moat_conf *conf);
 };
+
+/* The backend extensions our EHLO offers only when the backend has them (we relay, we do not
+ * implement them). */
+#define PX_EXT_SMTPUTF8 1u /* RFC 6531 */
+#define PX_EXT_DSN 2u /* RFC 3461 */
 
 /* Where the client leg is, for the driver's timers (RFC 5321 4.5.3.2). */
 enum px_phase {

@@ -33,6 +33,8 @@ px__worker_drained(struct px_worker *w)
 {
 	px_rlredis_close(w->rlr);
 	w->rlr = NULL;
+	moat_conf_unref(w->bexts_conf);
+	w->bexts_conf = NULL;
 	uv_close((uv_handle_t *)&w->inline_idle, NULL);
 }
 

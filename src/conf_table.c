@@ -123,7 +123,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_ENUM(proxy_backend_pass, "none", "none|xclient|proxy_v1|proxy_v2", MOAT_CK_PROXY,
 	    "how the real client is passed to the backend: none, XCLIENT or PROXY protocol v1/v2"),
 	K_ENUM(proxy_backend_connect, "mail", "mail|accept", MOAT_CK_PROXY,
-	    "when the backend is connected: at the first MAIL, or as soon as a client is accepted (needed to offer SMTPUTF8 when the backend does)"),
+	    "when the backend is connected: at the first MAIL, or as soon as a client is accepted"),
 	K_STR(proxy_pid_file, "", NULL, MOAT_CK_PROXY, "pid file (empty: none)"),
 	K_UINT(proxy_workers, "0", 0, 256, MOAT_CK_PROXY,
 	    "event-loop threads accepting connections (0: one per core)"),

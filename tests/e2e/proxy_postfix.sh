@@ -23,6 +23,10 @@ pf_init "smtpd_authorized_xclient_hosts = 127.0.0.1" \
 pf_start || tap_bail "postfix did not start"
 px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient || tap_bail "proxy did not start"
 
+# a fresh worker has learned nothing of its backend: EHLO offers neither SMTPUTF8 nor DSN
+out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:QUIT\r\n" A)
+tap_like "fresh proxy: EHLO offers no SMTPUTF8 and no DSN" "$out" $'<- 250-8BITMIME\n<- 250 ENHANCEDSTATUSCODES'
+
 out=$(swaks --server 127.0.0.1:$P --local-interface 127.0.0.2 --helo client.example \
 	--from a@example.org --to b@example.net --body "via xclient" 2>&1)
 tap_like "delivery through Postfix: its queue id reaches the client verbatim" "$out" $'<-  250 2\\.0\\.0 Ok: queued as [0-9A-Za-z]+'
@@ -33,13 +37,26 @@ tap_like "XCLIENT: Postfix saw the real client address and HELO" \
 	"$(pf_headers "$(pf_delivered_last)")" $'from client\\.example \\(unknown \\[127\\.0\\.0\\.2\\]\\)\n\tby [^ ]+ \\(Postfix\\)'
 tap_ok "XCLIENT: Postfix logged client=unknown[127.0.0.2]" pf_maillog_grep 'client=unknown\[127\.0\.0\.2\]'
 
+# SMTPUTF8 and DSN by default (proxy_backend_connect = mail): the worker remembers what Postfix's
+# EHLO offered, so the next session's EHLO offers both without a backend connection at accept;
+# a UTF-8 sender with SMTPUTF8, RET and ENVID, and NOTIFY and ORCPT reach Postfix as given
+out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:MAIL FROM:<j\xc3\xb6rg@example.org> SMTPUTF8 RET=HDRS ENVID=QQ314159\r\n" R \
+	"S:RCPT TO:<utf8@example.net> NOTIFY=FAILURE ORCPT=rfc822;utf8@example.net\r\n" R "S:DATA\r\n" R \
+	"S:Subject: utf8\r\n\r\nutf8 body\r\n.\r\n" R "S:QUIT\r\n" A)
+tap_like "remembered: EHLO offers SMTPUTF8 and DSN" "$out" $'<- 250-SMTPUTF8\n<- 250-DSN\n'
+tap_like "SMTPUTF8 and DSN parameters: Postfix queued the message" "$out" $'<- 250 2\.0\.0 Ok: queued as'
+pf_wait_delivered 2 20
+utf8=$(grep -l '^Subject: utf8' $(pf_delivered_files) | head -1)
+tap_like "Postfix delivered it with the UTF-8 sender" "$(pf_headers "$utf8")" $'Return-Path: <j\xc3\xb6rg@example\.org>'
+tap_like "Postfix took MAIL and RCPT with their DSN parameters" "$out" $'<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok'
+
 # a second EHLO with another name after a message: the next message carries the new name
 out=$(px_chat $P R "S:EHLO first.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R \
 	"S:DATA\r\n" R "S:Subject: one\r\n\r\none\r\n.\r\n" R "S:EHLO second.example\r\n" R \
 	"S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R "S:DATA\r\n" R \
 	"S:Subject: two\r\n\r\ntwo\r\n.\r\n" R "S:QUIT\r\n" A)
 tap_is "two messages, one session, two EHLO names: both queued" "$(grep -c '^<- 250 2\.0\.0 Ok: queued as' <<< "$out")" 2
-pf_wait_delivered 3 20
+pf_wait_delivered 4 20
 two=$(grep -l '^Subject: two' $(pf_delivered_files) | head -1)
 tap_like "XCLIENT after the second EHLO: Postfix saw the new name" \
 	"$(pf_headers "$two")" $'from second\\.example \\(unknown \\[127\\.0\\.0\\.1\\]\\)\n\tby [^ ]+ \\(Postfix\\)'

@@ -54,6 +54,8 @@ struct rig {
 	struct text pend;
 	/* the scenario's switches */
 	bool tls, implicit, manual_work, manual_connect, ratelimit_pending, backend_refuse, mta;
+	bool remember; /* "remember backend": the driver keeps the backend's extensions */
+	int exts; /* ... what it has learned (PX_EXT_*), -1: nothing */
 	/* driver state */
 	bool closed, bopen, connect_due, work_due, rl_due, started;
 	struct moat_verdict rl_v;
@@ -333,6 +335,27 @@ op_ratelimit(void *io, const struct moat_rl_plan *plan, const char *sid, struct 
 	return 1;
 }
 
+/* op_backend_learned - "remember backend": a leg's EHLO reply taught the driver its extensions. */
+static void
+op_backend_learned(void *io, const struct moat_conf *conf, unsigned exts)
+{
+	struct rig *r = io;
+
+	(void)conf; /* one configuration a scenario */
+	r->exts = (int)exts;
+	event(r, "backend extensions remembered:%s%s%s", exts & PX_EXT_SMTPUTF8 ? " SMTPUTF8" : "",
+	    exts & PX_EXT_DSN ? " DSN" : "", exts == 0 ? " none" : "");
+}
+
+static int
+op_backend_exts(void *io, const struct moat_conf *conf)
+{
+	struct rig *r = io;
+
+	(void)conf;
+	return r->exts;
+}
+
 /* No backend_queued: nothing is ever queued, so a held message goes out in one event. The TLS
  * operations are set only with "tls". */
 static const struct px_ops ops_plain = {
@@ -550,6 +573,10 @@ session_begin(struct rig *r, struct scenario *sc, struct moat_policy **polp, cha
 		r->ops.client_starttls = op_client_starttls;
 		r->ops.backend_starttls = op_backend_starttls;
 	}
+	if (r->remember) {
+		r->ops.backend_learned = op_backend_learned;
+		r->ops.backend_exts = op_backend_exts;
+	}
 	r->s = px_session_new(*polp, &mc, "127.0.0.1", 25, &r->ops, r);
 	if (r->s == NULL) {
 		snprintf(err, errlen, "px_session_new failed");
@@ -612,6 +639,23 @@ header_line(struct rig *r, struct scenario *sc, char *l, char *err, size_t errle
 		r->ratelimit_pending = true;
 	} else if (strcmp(l, "backend refuses") == 0) {
 		r->backend_refuse = true;
+	} else if (strncmp(l, "remember backend", 16) == 0 && (l[16] == '\0' || l[16] == ' ')) {
+		char *tok, *save;
+
+		r->remember = true;
+		r->exts = -1;
+		for (tok = strtok_r(l + 16, " ", &save); tok != NULL;
+		     tok = strtok_r(NULL, " ", &save)) {
+			unsigned bit = strcmp(tok, "SMTPUTF8") == 0 ? PX_EXT_SMTPUTF8
+			    : strcmp(tok, "DSN") == 0               ? PX_EXT_DSN
+								    : 0;
+
+			if (bit == 0) {
+				snprintf(err, errlen, "unknown extension in: %s", l);
+				return -1;
+			}
+			r->exts = (r->exts < 0 ? 0 : r->exts) | (int)bit;
+		}
 	} else {
 		snprintf(err, errlen, "unknown line before connect: %s", l);
 		return -1;

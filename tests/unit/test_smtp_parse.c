@@ -174,6 +174,73 @@ Test(smtp_parse, verb_and_params)
 	cr_assert_not(px_param_find("SIZEX=1", "SIZE", &v, &vl));
 }
 
+struct dsn_case {
+	const char *label;
+	const char *tok;
+	bool rcpt;
+	int want; /* the parameter's bit, -1 malformed, 0 not a DSN parameter of the command */
+};
+
+static const struct dsn_case dsn_cases[] = {
+	{ "RET=FULL", "RET=FULL", false, PX_DSN_RET },
+	{ "RET=hdrs, any case", "ret=hdrs", false, PX_DSN_RET },
+	{ "RET=other", "RET=BODY", false, -1 },
+	{ "RET without value", "RET", false, -1 },
+	{ "RET empty", "RET=", false, -1 },
+	{ "RET on RCPT is no DSN parameter", "RET=FULL", true, 0 },
+	{ "ENVID xtext", "ENVID=QQ314159+2BX", false, PX_DSN_ENVID },
+	{ "ENVID empty", "ENVID=", false, -1 },
+	{ "ENVID lower-case hex", "ENVID=a+2bx", false, -1 },
+	{ "ENVID truncated hex", "ENVID=ab+2", false, -1 },
+	{ "ENVID '+' at the end", "ENVID=ab+", false, -1 },
+	{ "ENVID '='", "ENVID=a=b", false, -1 },
+	{ "ENVID 8-bit", "ENVID=a\xc3\xa9", false, -1 },
+	{ "ENVID 100 octets",
+	    "ENVID=0123456789012345678901234567890123456789012345678901234567890123456789"
+	    "012345678901234567890123456789",
+	    false, PX_DSN_ENVID },
+	{ "ENVID 101 octets",
+	    "ENVID=0123456789012345678901234567890123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890",
+	    false, -1 },
+	{ "NOTIFY=NEVER", "NOTIFY=NEVER", true, PX_DSN_NOTIFY },
+	{ "NOTIFY list", "NOTIFY=SUCCESS,FAILURE,DELAY", true, PX_DSN_NOTIFY },
+	{ "NOTIFY one", "notify=delay", true, PX_DSN_NOTIFY },
+	{ "NOTIFY repeated", "NOTIFY=SUCCESS,SUCCESS", true, -1 },
+	{ "NOTIFY NEVER in a list", "NOTIFY=NEVER,FAILURE", true, -1 },
+	{ "NOTIFY trailing comma", "NOTIFY=FAILURE,", true, -1 },
+	{ "NOTIFY leading comma", "NOTIFY=,FAILURE", true, -1 },
+	{ "NOTIFY unknown word", "NOTIFY=ALWAYS", true, -1 },
+	{ "NOTIFY empty", "NOTIFY=", true, -1 },
+	{ "NOTIFY on MAIL is no DSN parameter", "NOTIFY=NEVER", false, 0 },
+	{ "ORCPT rfc822", "ORCPT=rfc822;bob@example.net", true, PX_DSN_ORCPT },
+	{ "ORCPT xtext", "ORCPT=rfc822;b+2Bob@example.net", true, PX_DSN_ORCPT },
+	{ "ORCPT utf-8 type (RFC 6533)", "ORCPT=utf-8;b\\x{E9}@example.net", true, PX_DSN_ORCPT },
+	{ "ORCPT without type", "ORCPT=bob@example.net", true, -1 },
+	{ "ORCPT empty type", "ORCPT=;bob@example.net", true, -1 },
+	{ "ORCPT empty address", "ORCPT=rfc822;", true, -1 },
+	{ "ORCPT bad xtext", "ORCPT=rfc822;a+zz@example.net", true, -1 },
+	{ "SIZE is no DSN parameter", "SIZE=100", false, 0 },
+	{ "RETX is no DSN parameter", "RETX=FULL", false, 0 },
+};
+
+Test(smtp_parse, dsn_params)
+{
+	char orcpt[600];
+
+	for (size_t i = 0; i < sizeof(dsn_cases) / sizeof(dsn_cases[0]); i++) {
+		const struct dsn_case *c = &dsn_cases[i];
+
+		cr_assert_eq(px_dsn_param(c->tok, strlen(c->tok), c->rcpt), c->want, "%s",
+		    c->label);
+	}
+	/* ORCPT: 500 octets of value at most (RFC 3461 4.2) */
+	memset(orcpt, 'a', sizeof(orcpt));
+	memcpy(orcpt, "ORCPT=rfc822;", 13);
+	cr_assert_eq(px_dsn_param(orcpt, 6 + 500, true), PX_DSN_ORCPT, "500 octets");
+	cr_assert_eq(px_dsn_param(orcpt, 6 + 501, true), -1, "501 octets");
+}
+
 struct reply_case {
 	const char *label;
 	const char *in;
