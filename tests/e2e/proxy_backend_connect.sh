@@ -37,7 +37,8 @@ for i in $(seq 1 20); do n=$(ehlos); sleep 0.3; [ "$(ehlos)" = "$n" ] && break; 
 px_chat $P R P:0.5 "S:QUIT\r\n" A >/dev/null
 tap_is "accept: the backend was connected and EHLOed before the client said anything" "$(( $(ehlos) - n ))" 1
 out=$(px_chat $P R "S:EHLO client.example\r\n" R "S:MAIL FROM:<a@example.org> SMTPUTF8\r\n" R "S:QUIT\r\n" A)
-tap_like "accept, backend without SMTPUTF8: not offered" "$out" $'<- 250-8BITMIME\n<- 250 ENHANCEDSTATUSCODES'
+tap_like "accept, backend without SMTPUTF8 (smtp-sink, which offers DSN): SMTPUTF8 not offered, DSN offered" \
+	"$out" $'<- 250-8BITMIME\n<- 250-DSN\n<- 250 ENHANCEDSTATUSCODES'
 tap_like "... and MAIL with SMTPUTF8 gets 555 5.5.4" "$out" $'<- 555 5\\.5\\.4'
 tap_is "... which the backend never saw" "$(grep -c 'SMTPUTF8' "$PX_DIR/sink.log")" 0
 before=$(px_dumps)
