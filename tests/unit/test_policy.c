@@ -1114,3 +1114,29 @@ Test(policy, auth_result_pends_on_a_shared_store)
 	moat_session_free(s);
 	moat_policy_free(pol);
 }
+
+Test(policy, greylist_spares_authenticated_sessions)
+{
+	/* trust_authenticated = no: the authenticated session's mail stays inbound, and is still
+	 * never greylisted */
+	struct moat_conf_override ov[] = { { "greylist", "all" }, { "iprev_action", "none" },
+		{ "trust_authenticated", "no" } };
+	struct moat_policy *pol = make_policy(ov, 3);
+	struct moat_verdict v;
+	struct moat_session *s = connect_from(pol, "192.0.2.1", &v);
+	const char *why;
+
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_TEMPFAIL, 451, "4.7.1", false, "not authenticated: greylisted");
+	cr_assert_str_eq(v.reason, "greylist");
+	moat_session_free(s);
+	s = connect_from(pol, "192.0.2.1", &v);
+	moat_session_auth(s, "alice");
+	cr_assert_eq(moat_session_mail(s, "a@example.org", NULL, &v), MOAT_EVENT_DONE);
+	cr_assert_eq(moat_session_direction(s, &why), MOAT_INBOUND, "%s", why);
+	cr_assert_eq(moat_session_rcpt(s, "b@example.net", NULL, &v), MOAT_EVENT_DONE);
+	expect(&v, MOAT_CONTINUE, 0, "", false, "authenticated: never greylisted");
+	moat_session_free(s);
+	moat_policy_free(pol);
+}
