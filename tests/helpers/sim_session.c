@@ -204,11 +204,24 @@ sim_session_policy(const struct moat_conf_override *ov, size_t n)
 	 * ratelimit_conn_per_ip refuses every session after the 60th, and each run would depend on
 	 * the ones before it.
 	 */
-	if (n >= sizeof(all) / sizeof(all[0]))
+	/*
+	 * Nothing leaves the machine: a check that looks something up (SPF, DKIM, iprev, DNSBL)
+	 * asks a loopback port where no server listens, not the resolvers of /etc/resolv.conf, so
+	 * a run is the same with or without a network. The caller's overrides come after and win.
+	 */
+	static const struct moat_conf_override first[] = {
+		{ "dns_resolver", "127.0.0.1@9" },
+		{ "dns_timeout", "100ms" },
+	};
+	size_t nall = sizeof(first) / sizeof(first[0]);
+
+	if (n > sizeof(all) / sizeof(all[0]) - nall - 1)
 		abort();
-	memcpy(all, ov, n * sizeof(*ov));
-	all[n++] = (struct moat_conf_override){ "ratelimit_allow", "0.0.0.0/0, ::/0" };
-	if ((conf = moat_conf_load(NULL, all, n, err, sizeof(err))) == NULL)
+	memcpy(all, first, sizeof(first));
+	memcpy(all + nall, ov, n * sizeof(*ov));
+	nall += n;
+	all[nall++] = (struct moat_conf_override){ "ratelimit_allow", "0.0.0.0/0, ::/0" };
+	if ((conf = moat_conf_load(NULL, all, nall, err, sizeof(err))) == NULL)
 		abort();
 	moat_log_open("fuzz", MOAT_LOG_STDERR, false);
 	pol = moat_policy_new(conf, 0, err, sizeof(err));
