@@ -128,7 +128,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_UINT(proxy_workers, "0", 0, 256, MOAT_CK_PROXY,
 	    "event-loop threads accepting connections (0: one per core)"),
 	K_UINT(proxy_threadpool_size, "4", 1, 128, MOAT_CK_PROXY,
-	    "threads that run blocking policy checks (DNS, big-body crypto) for all loops"),
+	    "threads that run blocking policy checks (DNS, big-body crypto, a message's wait for its scanners) for all loops: with a scanner on, at most this many messages are scanned at once"),
 	K_TIME(proxy_timeout_command, "5m", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
 	    "client idle time allowed between commands (RFC 5321 4.5.3.2.7: 5 minutes)"),
 	K_TIME(proxy_timeout_data, "3m", 1 * SEC, 3600 * SEC, MOAT_CK_PROXY,
