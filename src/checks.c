@@ -23,6 +23,8 @@
 #include "metrics.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "rfc5322_from.h"
+#include "sender_login.h"
 #include "scan.h"
 #include "session_int.h"
 #include "sesscount.h"
@@ -884,6 +886,84 @@ moat_session_too_large(struct moat_session *s, enum moat_too_large what, struct 
 	session_stick(s, v);
 }
 
+/* ---- sender_login_map (sender_login.c): an authenticated login's own senders only ---- */
+
+/* sender_login_bound - is the map in force for this session (set, and a login authenticated)? */
+static bool
+sender_login_bound(const struct moat_session *s)
+{
+	return s->conf->sender_logins != NULL && s->authenticated;
+}
+
+/* sender_login_refuse - 553 5.7.1 (RFC 5321 4.2.3: mailbox name not allowed; RFC 3463 5.7.1:
+ * delivery not authorized). WHAT names the field, never the login. */
+static void
+sender_login_refuse(struct moat_verdict *v, const char *what)
+{
+	moat_verdict_set(v, MOAT_REJECT, 553, "5.7.1", "sender_login_mismatch",
+	    "%s not owned by the authenticated user", what);
+}
+
+/* check_sender_login - MAIL FROM must be one of the login's addresses or domains; the null
+ * sender passes (a bounce names no sender), its header From is still checked. */
+static enum moat_event_rc
+check_sender_login(struct moat_session *s, enum check_stage st, const char *params,
+    struct moat_verdict *v)
+{
+	const char *at;
+	char local[MOAT_FROM_LOCAL_MAX + 1];
+
+	(void)st;
+	(void)params;
+	if (!sender_login_bound(s) || s->mail_from[0] == '\0')
+		return MOAT_EVENT_DONE;
+	at = strrchr(s->mail_from, '@');
+	if (at == NULL || (size_t)(at - s->mail_from) >= sizeof(local)) {
+		sender_login_refuse(v, "Sender address");
+		return MOAT_EVENT_DONE;
+	}
+	snprintf(local, sizeof(local), "%.*s", (int)(at - s->mail_from), s->mail_from);
+	if (!moat_sender_login_map_allows(s->conf->sender_logins, s->login, local, at + 1))
+		sender_login_refuse(v, "Sender address");
+	return MOAT_EVENT_DONE;
+}
+
+/* sender_login_start - read the header From of an authenticated session's message. */
+static void
+sender_login_start(struct moat_session *s)
+{
+	if (sender_login_bound(s) && (s->sl_from = malloc(sizeof(*s->sl_from))) != NULL)
+		moat_from_init(s->sl_from);
+}
+
+static void
+sender_login_header(struct moat_session *s, const char *field, size_t len, struct moat_verdict *v)
+{
+	(void)v;
+	if (s->sl_from != NULL)
+		moat_from_field(s->sl_from, field, len);
+}
+
+/* sender_login_eoh - exactly one From mailbox, one of the login's: else 553 5.7.1, sticky, so no
+ * row after this one (the signer) sees the rest of the message. */
+static void
+sender_login_eoh(struct moat_session *s, struct moat_verdict *v)
+{
+	if (!sender_login_bound(s))
+		return;
+	if (s->sl_from == NULL) {
+		moat_verdict_set(v, MOAT_TEMPFAIL, 451, "4.3.0", "out_of_memory",
+		    "Local error, try again later");
+	} else if (moat_from_finish(s->sl_from) != MOAT_FROM_OK ||
+	    !moat_sender_login_map_allows(s->conf->sender_logins, s->login, s->sl_from->local,
+		s->sl_from->domain)) {
+		sender_login_refuse(v, "From header address");
+	} else {
+		return;
+	}
+	session_stick(s, v);
+}
+
 /* ---- the message stages' hooks of each check ---- */
 
 /* limits_header - header field count and size, and the message size; sticky once reached. */
@@ -1013,6 +1093,12 @@ const struct moat__check moat__checks[] = {
 	    .run = check_greylist,
 	    .answer = greylist_answer,
 	    .work = greylist_work },
+	{ .name = "sender_login",
+	    .stages = STAGE_BIT(STAGE_MAIL),
+	    .run = check_sender_login,
+	    .start = sender_login_start,
+	    .header = sender_login_header,
+	    .eoh = sender_login_eoh },
 	{ .name = "dkim_sign",
 	    .start = session_sign_start,
 	    .header = sign_header,

@@ -22,6 +22,7 @@
 #include "text.h"
 #include "dkim_sign.h"
 #include "dnsbl.h"
+#include "sender_login.h"
 
 #define CONF_BUILTIN "(built-in defaults)"
 #define CONF_CMDLINE "command line"
@@ -580,6 +581,13 @@ conf_finish(struct moat_conf *conf, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: dnsbl_sites: %s", conf->source, msg);
 		return -1;
 	}
+	/* with the snapshot too: a SIGHUP reloads it, and a bad line keeps the running one */
+	if (conf->sender_login_map[0] != '\0' &&
+	    (conf->sender_logins =
+		    moat_sender_login_map_load(conf->sender_login_map, msg, sizeof(msg))) == NULL) {
+		snprintf(err, errlen, "sender_login_map: %s", msg);
+		return -1;
+	}
 	return 0;
 }
 
@@ -594,6 +602,7 @@ conf_free(struct moat_conf *conf)
 	moat_cidr_set_free(conf->proxy_inbound_set);
 	moat_signer_free(conf->signer);
 	moat_dnsbl_free(conf->dnsbl);
+	moat_sender_login_map_free(conf->sender_logins);
 	free(conf->source);
 	free(conf);
 }

@@ -19,6 +19,7 @@
 #include "cidr.h"
 
 struct moat_signer;
+struct moat_sender_login_map;
 struct moat_dnsbl;
 
 #define MOAT_CONF_ERR_MAX 512 /* room for one "file:line: key: what is wrong" message */
@@ -316,6 +317,7 @@ struct moat_conf {
 	char *report_org_name; /* RFC 9990 org_name; "": authserv_id */
 	char *report_from; /* RFC 9990 email; "": postmaster@authserv_id */
 	/* DKIM signing (dkim_sign.c, signtable.c) */
+	char *sender_login_map; /* file; empty: no binding of logins to senders */
 	char *dkim_signing_table; /* file; empty: no signing */
 	int dkim_sign_canonicalization; /* enum moat_dkim_canon */
 	char *dkim_sign_headers; /* comma list; "List-*" style wildcards */
@@ -347,6 +349,7 @@ struct moat_conf {
 	struct moat_cidr_set *internal_set;
 	struct moat_cidr_set *proxy_inbound_set; /* proxy_inbound_proxy_networks */
 	struct moat_signer *signer; /* dkim_signing_table loaded, keys and all; NULL: no signing */
+	struct moat_sender_login_map *sender_logins; /* sender_login_map loaded; NULL: none */
 	struct moat_dnsbl *dnsbl; /* dnsbl_sites parsed; NULL: no list */
 };
 

@@ -316,6 +316,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 
 	/* milter */
 	/* DKIM signing (dkim_sign.c, signtable.c) */
+	K_STR(sender_login_map, "", NULL, MOAT_CK_ALL | MOAT_CK_FILE_RELATIVE,
+	    "file of 'login domain|address ...' lines: an authenticated session may use only its login's domains and addresses in MAIL FROM and the header From (else 553 5.7.1), relative to the configuration file that sets it; empty: any"),
 	K_STR(dkim_signing_table, "", NULL, MOAT_CK_ALL | MOAT_CK_FILE_RELATIVE,
 	    "file mapping From domains to selector, algorithm and key file (see SIGNING TABLE), relative to the configuration file that sets it; empty: no signing"),
 	K_ENUM(dkim_sign_canonicalization, "relaxed/relaxed",

@@ -245,6 +245,8 @@ session_reset_txn(struct moat_session *s)
 	s->scan = NULL;
 	s->msg_read = NULL;
 	s->msg_read_arg = NULL;
+	free(s->sl_from);
+	s->sl_from = NULL;
 	s->auth_failed = false;
 	s->msg_started = 0;
 }

@@ -107,6 +107,7 @@ struct moat_session {
 	struct moat_scan *scan; /* clamd and rspamd on this message, or NULL */
 	moat_msg_read_fn msg_read; /* the front-end's copy of the message (rspamd), or NULL */
 	void *msg_read_arg;
+	struct moat_from *sl_from; /* the header From, for sender_login_map; or NULL */
 	unsigned msg_started; /* rows of the check table started for this message */
 	bool auth_failed; /* auth_inbound on, but the engine could not start */
 };
