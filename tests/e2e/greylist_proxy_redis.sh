@@ -20,30 +20,19 @@ command -v swaks >/dev/null || tap_skip_all "swaks not installed"
 
 R=16420 S=16421 P1=16422 P2=16423 P3=16424
 PREFIX="mxmoat-gltest-$$:"
-declare -A PID
-cleanup() {
-	local n
-	for n in "${!PID[@]}"; do kill -KILL "${PID[$n]}" 2>/dev/null; wait "${PID[$n]}" 2>/dev/null; done
-	redis_stop
-	px_cleanup
-}
 port_lock greylist-proxy-redis || tap_skip_all "another run of this test held its ports for 600 s"
-trap cleanup EXIT
+trap redis_proxy_cleanup EXIT
 px_init || tap_bail "no temp dir"
 redis_start $R || tap_bail "redis-server did not start"
 px_sink_start $S || tap_bail "smtp-sink did not start"
 
-# start NAME PORT [-o ...] - one proxy instance, its log in $PX_DIR/NAME.log.
+# start NAME PORT [-o ...] - one proxy in front of the shared Redis (tests/lib/redis.sh)
 start() {
 	local name=$1 port=$2
 	shift 2
-	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" -o "proxy_backend=127.0.0.1:$S" \
-		-o proxy_workers=1 -o auth_inbound=no -o ratelimit_store=redis -o "ratelimit_redis=127.0.0.1:$R" \
-		-o "ratelimit_redis_prefix=$PREFIX" -o ratelimit_redis_timeout=5s -o ratelimit_allow= \
+	redis_proxy_start "$name" "$port" \
 		-o ratelimit_conn_per_ip= -o ratelimit_conn_per_net= -o greylist=all -o greylist_delay=2s -o greylist_net_prefix_v4=32 \
-		-o internal_networks=127.0.0.6/32 "$@" >>"$PX_DIR/$name.log" 2>&1 &
-	PID[$name]=$!
-	px__wait_port "$port"
+		-o internal_networks=127.0.0.6/32 "$@"
 }
 start p1 $P1 || tap_bail "proxy 1 did not start"
 start p2 $P2 || tap_bail "proxy 2 did not start"
@@ -83,9 +72,9 @@ tap_like "Redis down, fail-open proxy 1: greylisted in its memory" \
 tap_ok "proxy 1 logged the fallback" grep -qE 'greylist client=127\.0\.0\.7 result=new wait=2000ms store=memory' \
 	"$PX_DIR/p1.log"
 for n in p1 p2 p3; do
-	kill -TERM "${PID[$n]}"; wait "${PID[$n]}"; rc=$?
+	kill -TERM "${PX_PIDS[$n]}"; wait "${PX_PIDS[$n]}"; rc=$?
 	tap_is "$n exits with status 0" "$rc" 0
-	unset "PID[$n]"
+	unset "PX_PIDS[$n]"
 done
 tap_is "no sanitizer report" "$(grep -lE 'AddressSanitizer|LeakSanitizer|runtime error' "$PX_DIR"/p*.log)" ""
 [ "$TAP_FAILED" = 0 ] || tail -n 20 "$PX_DIR"/p*.log | sed 's/^/# /'

@@ -19,30 +19,19 @@ R=16410 S=16411 P1=16412 P2=16413 P3=16414
 # loaded machine runs the cases, a refused connection is the budget's, never the clock's. Redis
 # gets 5 s to answer: "down" is Redis stopped (refused at once), never a slow sanitized proxy.
 PREFIX="mxmoat-pxtest-$$:"
-declare -A PID
-cleanup() {
-	local n
-	for n in "${!PID[@]}"; do kill -KILL "${PID[$n]}" 2>/dev/null; wait "${PID[$n]}" 2>/dev/null; done
-	redis_stop
-	px_cleanup
-}
 port_lock ratelimit-proxy-redis || tap_skip_all "another run of this test held its ports for 600 s"
-trap cleanup EXIT
+trap redis_proxy_cleanup EXIT
 px_init || tap_bail "no temp dir"
 redis_start $R || tap_bail "redis-server did not start"
 px_sink_start $S || tap_bail "smtp-sink did not start"
 
-# start NAME PORT [-o ...] - one proxy instance, its log in $PX_DIR/NAME.log.
+# start NAME PORT [-o ...] - one proxy in front of the shared Redis (tests/lib/redis.sh)
 start() {
 	local name=$1 port=$2
 	shift 2
-	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" -o "proxy_backend=127.0.0.1:$S" \
-		-o proxy_workers=1 -o auth_inbound=no -o ratelimit_store=redis -o "ratelimit_redis=127.0.0.1:$R" \
-		-o "ratelimit_redis_prefix=$PREFIX" -o ratelimit_redis_timeout=5s -o ratelimit_allow= \
+	redis_proxy_start "$name" "$port" \
 		-o ratelimit_conn_per_net= -o ratelimit_conn_per_ip=3/1h -o ratelimit_msg_per_ip=2/1h \
-		"$@" >>"$PX_DIR/$name.log" 2>&1 &
-	PID[$name]=$!
-	px__wait_port "$port"
+		"$@"
 }
 start p1 $P1 || tap_bail "proxy 1 did not start"
 start p2 $P2 || tap_bail "proxy 2 did not start"
@@ -85,7 +74,7 @@ tap_like "Redis down: proxy 3 (fail-closed) refuses with 421 4.7.0" "$(greet 127
 	'^<- 421 4\.7\.0 Rate-limit service unavailable, try again later'
 tap_like "Redis down: a message through proxy 1 still passes" "$(send 127.0.0.6 $P1)" $'<-  250 2\\.0\\.0 Ok'
 alive=0
-for n in p1 p2 p3; do kill -0 "${PID[$n]}" 2>/dev/null && alive=$((alive + 1)); done
+for n in p1 p2 p3; do kill -0 "${PX_PIDS[$n]}" 2>/dev/null && alive=$((alive + 1)); done
 tap_is "all three proxies still run" "$alive" 3
 tap_is "proxy 1 logs the outage once" "$(grep -c 'ratelimit store=redis status=down' "$PX_DIR/p1.log")" 1
 tap_like "proxy 1 logs the fallback" "$(cat "$PX_DIR/p1.log")" "status=unreachable fallback=memory"

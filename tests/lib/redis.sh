@@ -56,3 +56,27 @@ redis_stop() {
 	[ -n "$REDIS_DIR" ] && rm -rf "$REDIS_DIR"
 	REDIS_DIR=
 }
+
+# Proxies sharing the Redis on $R, for tests that start several (tests/lib/proxy.sh first).
+# redis_proxy_start NAME PORT [-o ...] - one mxmoat-proxy on PORT relaying to the sink on $S, its
+# rate limits in that Redis under $PREFIX (5 s to answer: "down" is Redis stopped, never a slow
+# sanitized proxy), its log in $PX_DIR/NAME.log, its pid in PX_PIDS[NAME].
+declare -A PX_PIDS
+redis_proxy_start() {
+	local name=$1 port=$2
+	shift 2
+	"$top_builddir/proxy/mxmoat-proxy" -f -o "proxy_listen=127.0.0.1:$port" -o "proxy_backend=127.0.0.1:$S" \
+		-o proxy_workers=1 -o auth_inbound=no -o ratelimit_store=redis -o "ratelimit_redis=127.0.0.1:$R" \
+		-o "ratelimit_redis_prefix=$PREFIX" -o ratelimit_redis_timeout=5s -o ratelimit_allow= \
+		"$@" >>"$PX_DIR/$name.log" 2>&1 &
+	PX_PIDS[$name]=$!
+	px__wait_port "$port"
+}
+
+# redis_proxy_cleanup - kill the proxies redis_proxy_start started, stop Redis and the sink.
+redis_proxy_cleanup() {
+	local n
+	for n in "${!PX_PIDS[@]}"; do kill -KILL "${PX_PIDS[$n]}" 2>/dev/null; wait "${PX_PIDS[$n]}" 2>/dev/null; done
+	redis_stop
+	px_cleanup
+}
