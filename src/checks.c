@@ -808,7 +808,8 @@ scan_end_data(struct moat_session *s, struct moat_verdict *v)
 
 /* scan_verdict - after the auth row: rspamd is asked with our Authentication-Results, so it need
  * not repeat SPF, DKIM and DMARC; then both scanners' verdict and header edits (out of memory:
- * 451, as for a scanner that failed under scan_failure = tempfail). */
+ * 451, as for a scanner that failed under scan_failure = tempfail). A message the rows before
+ * already rejected is not sent to rspamd: the most severe verdict wins, and none outranks that. */
 static void
 scan_verdict(struct moat_session *s, struct moat_verdict *v)
 {
@@ -833,6 +834,10 @@ scan_verdict(struct moat_session *s, struct moat_verdict *v)
 			    "Local error, try again later");
 			moat_verdict_combine(v, &sv);
 		}
+		return;
+	}
+	if (v->action == MOAT_REJECT) {
+		moat_scan_skip(s->scan, v);
 		return;
 	}
 	moat_scan_finish(s->scan, &env, s->msg_read, s->msg_read_arg, &sv, edits, &n);

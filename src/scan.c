@@ -66,6 +66,7 @@ struct moat_scan {
 	struct moat_clamd_result cres;
 	struct moat_rspamd_result rres;
 	bool ended;
+	bool skipped; /* the verdict was final before the scanners were needed */
 	unsigned forged[F_N];
 	size_t blen;
 	char buf[SCAN_BUF];
@@ -469,6 +470,12 @@ scan_log(const struct moat_scan *sc, const struct moat_verdict *v)
 {
 	char c[400], r[1200], why[sizeof(sc->why[0]) * 2], syms[MOAT_RSPAMD_SYMBOLS_MAX * 2];
 
+	if (sc->skipped) {
+		moat_log(LOG_INFO, sc->sid, "scan", "clamd=%s rspamd=%s verdict=%s reason=%s",
+		    sc->on[SC_CLAMD] ? "skipped" : "off", sc->on[SC_RSPAMD] ? "skipped" : "off",
+		    moat_action_name(v->action), v->reason && v->reason[0] ? v->reason : "-");
+		return;
+	}
 	if (!sc->on[SC_CLAMD])
 		snprintf(c, sizeof(c), "off");
 	else if (sc->failed[SC_CLAMD])
@@ -536,6 +543,15 @@ moat_scan_finish(struct moat_scan *sc, const struct moat_rspamd_env *env, moat_m
 		    "Local error, try again later");
 		moat_verdict_combine(v, &part);
 	}
+	scan_log(sc, v);
+}
+
+void
+moat_scan_skip(struct moat_scan *sc, const struct moat_verdict *v)
+{
+	sc->skipped = true;
+	moat_clamd_free(sc->clamd);
+	sc->clamd = NULL;
 	scan_log(sc, v);
 }
 

@@ -70,6 +70,13 @@ void moat_scan_finish(struct moat_scan *sc, const struct moat_rspamd_env *env,
     moat_msg_read_fn read, void *arg, struct moat_verdict *v, struct moat_hdr_edit *edits,
     size_t *n);
 
+/*
+ * moat_scan_skip - the message's verdict V is already final (a reject, which no scanner's answer
+ * can outrank): rspamd is not asked, clamd's answer is not waited for (its connection is closed)
+ * and the scan line says so. Neither counts for or against a scanner's health.
+ */
+void moat_scan_skip(struct moat_scan *sc, const struct moat_verdict *v);
+
 void moat_scan_free(struct moat_scan *sc); /* NULL is a no-op */
 
 /* moat__scan_now_ms - CLOCK_MONOTONIC in milliseconds: the scanners' deadlines. */

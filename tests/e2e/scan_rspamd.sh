@@ -8,7 +8,8 @@
 # a virus that rspamd also rejects gets clamd's 554, the first of two equally severe verdicts.
 # With auth_inbound, rspamd is asked after SPF/DKIM/DMARC and gets our Authentication-Results
 # as a request header (its test rule MXMOAT_AR echoes it into rspamd's log), in both daemons; the
-# milter's copy of the message for it spools past milter_hold_memory.
+# milter's copy of the message for it spools past milter_hold_memory. A message the auth row has
+# already rejected is not sent to rspamd (its log has no request for it), in both daemons.
 # rspamd killed: 451 4.3.0, or 250 under scan_failure = accept.
 # Ports: 18770 (smtpd), 18771 (sink), 18772 (milter), 18773 (proxy), 18774 (proxy's sink),
 # 18775 (rspamd), 18776 (nsd).
@@ -97,6 +98,33 @@ authres() {
 	tap_like "$name: its symbol is in our scan line" "$(grep ' scan clamd=' "$log" | tail -n 1)" \
 		'rspamd=no_action score=0\.00 required=15\.00 symbols="[^"]*MXMOAT_AR[^"]*"'
 }
+# rspamd_logged TEXT - rspamd's log has TEXT (it may write a task's line after its answer)
+rspamd_logged() {
+	for i in $(seq 1 100); do
+		grep -qF "$1" "$RSPAMD_DIR/run/rspamd.log" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# final NAME PORT LOG - with dmarc_force_reject=example.com, a message From example.com is
+# rejected by the auth row (550 5.7.1) and never reaches rspamd: a message sent after it (From
+# example.org, passed) is in rspamd's log, the rejected one's Message-Id is not
+final() {
+	local name=$1 port=$2 log=$3 out id="final-$1-$$"
+
+	out=$(swaks --server "127.0.0.1:$port" --from mallory@example.com --to bob@example.net \
+		--header "Message-Id: <$id-rejected@example.com>" --body "MXMOAT-RSPAMD-ADD-HEADER" 2>&1)
+	tap_like "$name, auth row rejects: 550 5.7.1 from DMARC" "$out" \
+		"<\*\* 550 5\.7\.1 Message rejected: unauthenticated mail from example\.com"
+	out=$(send "$port" "after" "nothing special" --header "Message-Id: <$id-passed@example.org>")
+	tap_like "$name, the next message: 250" "$out" "<-  250 2\.0\.0 Ok"
+	tap_ok "$name: rspamd was asked about the next message" rspamd_logged "id: <$id-passed@example.org>"
+	tap_is "$name: rspamd was not asked about the rejected one" \
+		"$(grep -cF "$id-rejected@" "$RSPAMD_DIR/run/rspamd.log")" 0
+	tap_like "$name: the scan line says the scanners were skipped" "$(cat "$log")" \
+		' scan clamd=off rspamd=skipped verdict=reject reason=dmarc_force_reject'
+}
 AUTH_OPTS=(-o auth_inbound=yes -o authserv_id=mx.mxmoat.test -o dns_resolver=127.0.0.1@18776)
 
 # ---- mxmoat-milter behind Postfix ----
@@ -122,6 +150,8 @@ tap_like "milter: rspamd was told the envelope" \
 
 milter_restart "${AUTH_OPTS[@]}"
 authres milter 18770 "$MILTER_LOG"
+milter_restart "${AUTH_OPTS[@]}" -o dmarc_force_reject=example.com
+final milter 18770 "$MILTER_LOG"
 
 # the milter's copy for rspamd past milter_hold_memory: spooled, read back whole (the pattern is
 # in its last line); a spool directory that does not exist fails rspamd for the message
@@ -161,6 +191,8 @@ relayed() { :; } # the sink's 250 came through the proxy: the dump is there
 actions proxy 18773 "$PX_DIR/proxy.log" px_dumps px_last
 px_restart "${AUTH_OPTS[@]}"
 authres proxy 18773 "$PX_DIR/proxy.log"
+px_restart "${AUTH_OPTS[@]}" -o dmarc_force_reject=example.com
+final proxy 18773 "$PX_DIR/proxy.log"
 
 # ---- rspamd down ----
 rspamd_kill
