@@ -67,22 +67,11 @@ px__auth_send(struct px_session *s)
 		SAY(s, reply_auth_unavailable);
 		return;
 	}
-	if (s->b.reply == NULL && (s->b.reply = malloc(sizeof(*s->b.reply))) == NULL) {
-		px__auth_end(s);
-		SAY(s, reply_oom);
-		px__session_close(s);
-		return;
-	}
-	px_reply_init(s->b.reply);
-	if (px_backend_push(&s->b, auth_backend_reply) < 0) {
-		px__auth_end(s);
-		SAY(s, reply_local); /* cannot happen: one command at a time */
-		return;
-	}
 	l = px_auth_line(s->auth, &n);
-	s->op = OP_AUTH;
-	s->wait = W_BACKEND;
-	px__backend_send(s, l, n);
+	if (px__backend_queue(s, OP_AUTH, l, n, auth_backend_reply) < 0) {
+		px__auth_end(s);
+		return;
+	}
 	px_auth_sent(s->auth);
 }
 

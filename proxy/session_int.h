@@ -1,6 +1,6 @@
 /*
  * session_int.h - what the parts of the proxy's client-side session share (proxy/smtp_session.c:
- * the core and its driver entry points; backend.c: the backend leg; txn.c: DATA and the held
+ * the core and its driver entry points; session_backend.c: what it asks of its backend leg; txn.c: DATA and the held
  * message; smtp_cmds.c: the command table and its checks; auth_relay.c: AUTH relayed to the
  * backend). Nothing outside those files includes it: the driver sees smtp_session.h only.
  */
@@ -192,13 +192,13 @@ bool px__count_junk(struct px_session *s);
 void px__session_pump(struct px_session *s);
 void px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_verdict *v,
     enum px_rlnext next);
-/* backend.c */
+/* session_backend.c */
 void px__backend_bind(struct px_session *s);
-void px__backend_send(struct px_session *s, const char *p, size_t n);
+int px__backend_queue(struct px_session *s, enum px_op op, const char *line, size_t len,
+    px_backend_reply_fn done);
 void px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done,
     const char *verb, const char *path, const char *params);
 void px__backend_start(struct px_session *s, enum px_op op);
-bool px__backend_in_setup(const struct px_session *s);
 bool px__backend_lacks(struct px_session *s, bool rcpt);
 void px__backend_request(struct px_session *s, enum px_op op);
 /* txn.c */

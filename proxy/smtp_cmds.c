@@ -88,7 +88,7 @@ backend_exts(const struct px_session *s)
 {
 	int known;
 
-	if (s->b.state == B_READY || s->b.state == B_PARKED)
+	if (px_backend_up(&s->b))
 		return (s->b.utf8 ? PX_EXT_SMTPUTF8 : 0) | (s->b.dsn ? PX_EXT_DSN : 0);
 	known = s->ops->backend_exts != NULL ? s->ops->backend_exts(s->io, s->conf) : -1;
 	return known < 0 ? 0 : (unsigned)known;
@@ -145,13 +145,13 @@ helo_common(struct px_session *s, const char *arg, bool esmtp)
 	 * A new name on a leg that already passed the old one by XCLIENT: park it, so the next
 	 * MAIL sends XCLIENT (and EHLO) again and the backend records the name the client gave now.
 	 */
-	if (s->b.state == B_READY && s->conf->proxy_backend_pass == MOAT_PASS_XCLIENT && renamed)
-		s->b.state = B_PARKED;
+	if (renamed)
+		px_backend_repark(&s->b);
 	if (esmtp && s->conf->proxy_backend_connect == MOAT_BCONN_ACCEPT) {
 		/* the extensions we offer depend on the backend's: wait for its EHLO reply */
 		if (s->b.state == B_NONE)
 			px__backend_start(s, OP_NONE);
-		if (px__backend_in_setup(s)) {
+		if (px_backend_in_setup(&s->b)) {
 			s->op = OP_EHLO;
 			s->wait = W_BACKEND;
 			return;
@@ -330,7 +330,7 @@ proceed_rcpt(struct px_session *s, const char *arg)
 	enum moat_event_rc rc;
 
 	(void)arg;
-	if (s->b.state != B_READY) {
+	if (!px_backend_ready(&s->b)) {
 		SAY(s,
 		    reply_backend_lost); /* the leg is gone: nothing to check, nothing to charge */
 		return;
@@ -353,7 +353,7 @@ rcpt_reply(struct px_session *s, const struct px_reply *r)
 void
 px__rcpt_send(struct px_session *s)
 {
-	if (s->b.state != B_READY) {
+	if (!px_backend_ready(&s->b)) {
 		SAY(s, reply_backend_lost);
 		return;
 	}
@@ -395,7 +395,7 @@ proceed_data(struct px_session *s, const char *arg)
 			px__session_close(s);
 		return;
 	}
-	if (s->b.state != B_READY) {
+	if (!px_backend_ready(&s->b)) {
 		px__txn_end(s);
 		SAY(s, reply_backend_lost);
 		return;
@@ -435,7 +435,7 @@ static void
 proceed_rset(struct px_session *s, const char *arg)
 {
 	(void)arg;
-	if (s->txn != NULL && s->b.state == B_READY) {
+	if (s->txn != NULL && px_backend_ready(&s->b)) {
 		px__txn_end(s);
 		px__backend_command(s, OP_RSET, rset_reply, "RSET", NULL, NULL);
 		return;

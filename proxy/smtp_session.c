@@ -3,8 +3,8 @@
  * and their verdicts, work items, the entry points of the driver. The relay of MAIL, RCPT and
  * DATA to the backend passes its replies on verbatim, and the nothing-lost rule holds: the client
  * gets 250 for a message only after the backend said 250 for that message. The backend leg is in
- * backend.c, DATA and holding mode in txn.c, the command table in smtp_cmds.c, AUTH in
- * auth_relay.c (session_int.h).
+ * backend.c and what the session asks of it in session_backend.c, DATA and holding mode in txn.c,
+ * the command table in smtp_cmds.c, AUTH in auth_relay.c (session_int.h).
  *
  * Owns the input buffer, the DATA reader and the backend leg (backend.h) of one session, and the
  * struct moat_session it drives. Each command to the backend is queued with the function its reply
@@ -96,16 +96,7 @@ px__session_close(struct px_session *s)
 {
 	if (s->state == S_CLOSED)
 		return;
-	if (s->b.state != B_NONE) {
-		bool idle = (s->b.state == B_READY || s->b.state == B_PARKED) && s->txn == NULL &&
-		    s->state != S_DATA;
-
-		if (idle)
-			s->ops->backend_write(s->io, "QUIT\r\n", 6);
-		s->ops->backend_close(s->io, idle);
-		s->b.state = B_NONE;
-		px_backend_forget(&s->b);
-	}
+	px_backend_close(&s->b, s->txn == NULL && s->state != S_DATA);
 	px__session_state(s, S_CLOSED);
 	if (!s->gone)
 		s->ops->client_close(s->io);
@@ -422,7 +413,7 @@ px_session_free(struct px_session *s)
 		px__txn_free(s, s->work_txn);
 	px__txn_free(s, s->txn);
 	moat_session_free(s->ms);
-	free(s->b.reply);
+	px_backend_free(&s->b);
 	free(s->line);
 	free(s->in);
 	free(s);
@@ -605,7 +596,7 @@ px_session_work_done(struct px_session *s)
 		break;
 	case WK_READ:
 		s->wait = W_DRAIN;
-		if (s->b.state != B_READY) { /* the leg went while the file was read */
+		if (!px_backend_ready(&s->b)) { /* the leg went while the file was read */
 			px__send_fail(s, "backend-lost");
 			break;
 		}

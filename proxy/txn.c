@@ -65,7 +65,7 @@ px__data_settle(struct px_session *s)
 		data_fail(t, &v);
 		s->txn->hold_err = 0;
 	}
-	if (s->txn->holding && s->b.state != B_READY && s->txn->dv.action == MOAT_CONTINUE) {
+	if (s->txn->holding && !px_backend_ready(&s->b) && s->txn->dv.action == MOAT_CONTINUE) {
 		moat_verdict_set(&v, MOAT_TEMPFAIL, 451, "4.4.2", "backend_lost",
 		    "Backend connection lost, try again later");
 		data_fail(t, &v);
@@ -84,8 +84,8 @@ data_wire(void *arg, const char *p, size_t n)
 {
 	struct px_session *s = arg;
 
-	if (!s->txn->holding && !s->txn->data_abort && s->b.state == B_READY)
-		px__backend_send(s, p, n);
+	if (!s->txn->holding && !s->txn->data_abort && px_backend_ready(&s->b))
+		px_backend_send(&s->b, p, n);
 }
 
 static void
@@ -284,7 +284,7 @@ data_received(struct px_session *s)
 	size_t n = px_received_format(buf, sizeof(buf), &r);
 
 	if (n > 0)
-		px__backend_send(s, buf, n);
+		px_backend_send(&s->b, buf, n);
 }
 
 /* px__data_begin - the DATA command is accepted: set up the reader (and the hold). */
@@ -454,7 +454,7 @@ rset_quiet_reply(struct px_session *s, const struct px_reply *r)
 static void
 msg_drop(struct px_session *s)
 {
-	bool rset = s->txn->holding && s->b.state == B_READY;
+	bool rset = s->txn->holding && px_backend_ready(&s->b);
 
 	px__data_free(s);
 	px__txn_end(s);
@@ -491,7 +491,6 @@ hdata_reply(struct px_session *s, const struct px_reply *r)
 		msg_drop(s);
 		return;
 	}
-	px_reply_init(s->b.reply);
 	send_begin(s);
 }
 
@@ -536,7 +535,7 @@ px__send_piece(struct px_session *s, ssize_t n)
 		px__send_fail(s, "send-buffer");
 		return;
 	}
-	px__backend_send(s, s->txn->sbuf,
+	px_backend_send(&s->b, s->txn->sbuf,
 	    s->txn->slen); /* a write error ends the leg: op is no longer OP_SEND */
 	s->txn->slen = 0;
 }
@@ -552,7 +551,7 @@ px__send_next(struct px_session *s)
 				return;
 			}
 			if (s->txn->slen > 0)
-				px__backend_send(s, s->txn->sbuf,
+				px_backend_send(&s->b, s->txn->sbuf,
 				    s->txn->slen); /* the inserted fields of an empty message */
 			if (s->op != OP_SEND)
 				return;
@@ -588,6 +587,7 @@ send_begin(struct px_session *s)
 	 * reader kept from earlier pieces; the inserted fields come first */
 	s->op = OP_SEND;
 	s->wait = W_DRAIN;
+	px_backend_expect(&s->b); /* no reply is due until the dot; one that comes ends it */
 	s->txn->send_off = 0;
 	s->txn->slen = 0;
 	s->txn->sfull = false;
@@ -652,7 +652,7 @@ px__eom_done(struct px_session *s)
 	case MOAT_CONTINUE:
 	case MOAT_ACCEPT:
 	case MOAT_QUARANTINE:
-		if (s->b.state != B_READY) {
+		if (!px_backend_ready(&s->b)) {
 			SAY(s, reply_backend_lost);
 			px__data_free(s);
 			px__txn_end(s);
