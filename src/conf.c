@@ -1,14 +1,14 @@
 /*
- * conf.c - load, validate and dump configuration snapshots.
+ * conf.c - load and dump configuration snapshots.
  *
  * The file format is "key = value" lines, '#' or ';' comments, and "include = FILE" (relative to
- * the including file), read with libinih. Every key is typed by the table in conf_table.c. Errors
- * name file:line, the key and what was expected; the first error ends the load and nothing of the
+ * the including file), read with libinih. Every key is typed by the table in conf_table.c; its
+ * value is parsed by conf_value.c and checked by conf_check.c's validators. Errors name
+ * file:line, the key and what was expected; the first error ends the load and nothing of the
  * half-read configuration is kept. Owns struct moat_conf; hands out references.
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "text.h"
+#include "conf_int.h"
 #include "dkim_sign.h"
 #include "dnsbl.h"
 #include "sender_login.h"
@@ -134,256 +134,6 @@ moat_conf_find_key(const char *name)
 	return NULL;
 }
 
-/* conf_parse_uint64 - unsigned decimal with no sign or blanks; -1 on junk or overflow. */
-static int
-conf_parse_uint64(const char *s, const char **end, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	for (; isdigit((unsigned char)*s); s++) {
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-	}
-	*end = s;
-	*out = v;
-	return 0;
-}
-
-/* conf_scale - multiply with overflow check. */
-static int
-conf_scale(uint64_t *v, uint64_t factor)
-{
-	if (factor != 0 && *v > UINT64_MAX / factor)
-		return -1;
-	*v *= factor;
-	return 0;
-}
-
-/* conf_parse_number - a value of a numeric key type, in its stored unit; the message on error. */
-static const char *
-conf_parse_number(enum moat_conf_type type, const char *s, uint64_t *out)
-{
-	const char *end;
-	uint64_t factor = 1;
-
-	if (conf_parse_uint64(s, &end, out) < 0)
-		return type == MOAT_CT_UINT ? "expected a whole number"
-		    : type == MOAT_CT_SIZE  ? "expected a size such as 512k, 50m or 1g"
-					    : "expected a time such as 500ms, 30s, 5m or 1h";
-	if (type == MOAT_CT_UINT)
-		return *end == '\0' ? NULL : "expected a whole number";
-	if (type == MOAT_CT_SIZE) {
-		if (*end != '\0' && end[1] != '\0')
-			return "expected a size such as 512k, 50m or 1g";
-		switch (tolower((unsigned char)*end)) {
-		case '\0':
-			factor = 1;
-			break;
-		case 'k':
-			factor = 1024;
-			break;
-		case 'm':
-			factor = 1024ULL * 1024;
-			break;
-		case 'g':
-			factor = 1024ULL * 1024 * 1024;
-			break;
-		default:
-			return "expected a size such as 512k, 50m or 1g";
-		}
-	} else {
-		if (strcmp(end, "ms") == 0)
-			factor = 1;
-		else if (*end == '\0' || strcmp(end, "s") == 0)
-			factor = 1000;
-		else if (strcmp(end, "m") == 0)
-			factor = 60ULL * 1000;
-		else if (strcmp(end, "h") == 0)
-			factor = 3600ULL * 1000;
-		else if (strcmp(end, "d") == 0)
-			factor = 86400 * 1000ULL;
-		else
-			return "expected a time such as 500ms, 30s, 5m or 1h";
-	}
-	if (conf_scale(out, factor) < 0)
-		return "number too large";
-	return NULL;
-}
-
-/* conf_format_number - write a stored number back in the file's notation. */
-static void
-conf_format_number(enum moat_conf_type type, uint64_t v, char *buf, size_t len)
-{
-	if (type == MOAT_CT_SIZE) {
-		if (v != 0 && v % (1024ULL * 1024 * 1024) == 0)
-			snprintf(buf, len, "%llug", (unsigned long long)(v >> 30));
-		else if (v != 0 && v % (1024ULL * 1024) == 0)
-			snprintf(buf, len, "%llum", (unsigned long long)(v >> 20));
-		else if (v != 0 && v % 1024 == 0)
-			snprintf(buf, len, "%lluk", (unsigned long long)(v >> 10));
-		else
-			snprintf(buf, len, "%llu", (unsigned long long)v);
-	} else if (type == MOAT_CT_TIME) {
-		if (v != 0 && v % 86400000 == 0)
-			snprintf(buf, len, "%llud", (unsigned long long)(v / 86400000));
-		else if (v != 0 && v % 3600000 == 0)
-			snprintf(buf, len, "%lluh", (unsigned long long)(v / 3600000));
-		else if (v != 0 && v % 60000 == 0)
-			snprintf(buf, len, "%llum", (unsigned long long)(v / 60000));
-		else if (v % 1000 == 0)
-			snprintf(buf, len, "%llus", (unsigned long long)(v / 1000));
-		else
-			snprintf(buf, len, "%llums", (unsigned long long)v);
-	} else {
-		snprintf(buf, len, "%llu", (unsigned long long)v);
-	}
-}
-
-/* conf_enum_index - position of VALUE in "a|b|c", or -1. */
-static int
-conf_enum_index(const char *allowed, const char *value)
-{
-	size_t vlen = strlen(value);
-	int i = 0;
-
-	for (const char *p = allowed; *p != '\0'; i++) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		if (len == vlen && strncmp(p, value, len) == 0)
-			return i;
-		if (bar == NULL)
-			break;
-		p = bar + 1;
-	}
-	return -1;
-}
-
-/* conf_enum_name - the allowed value an MOAT_CT_ENUM index stands for. */
-static const char *
-conf_enum_name(const struct moat_conf_key *key, int index, char *buf, size_t len)
-{
-	const char *p = key->allowed;
-
-	for (int i = 0; i < index && p != NULL; i++) {
-		p = strchr(p, '|');
-		if (p != NULL)
-			p++;
-	}
-	if (p == NULL) {
-		snprintf(buf, len, "?");
-		return buf;
-	}
-	snprintf(buf, len, "%.*s", (int)strcspn(p, "|"), p);
-	return buf;
-}
-
-/* conf_parse_bool - the spellings a postmaster would try. */
-static int
-conf_parse_bool(const char *s, bool *out)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = true;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = false;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/*
- * conf_set - parse VALUE for KEY into CONF. Returns 0, or -1 with the reason (no file or key
- * prefix) in err.
- */
-static int
-conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *value, char *err,
-    size_t errlen)
-{
-	char *field = (char *)conf + key->offset;
-	char lo[32], hi[32];
-	const char *msg;
-	uint64_t v;
-	int idx;
-
-	switch (key->type) {
-	case MOAT_CT_STRING: {
-		char *copy;
-		if (key->check != NULL && key->check(value, err, errlen) < 0)
-			return -1;
-		if ((copy = strdup(value)) == NULL) {
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		free(*(char **)field);
-		*(char **)field = copy;
-		return 0;
-	}
-	case MOAT_CT_BOOL:
-		if (conf_parse_bool(value, (bool *)field) < 0) {
-			snprintf(err, errlen, "'%s' is not yes or no", value);
-			return -1;
-		}
-		return 0;
-	case MOAT_CT_ENUM:
-		if (key->check != NULL && key->check(value, err, errlen) < 0)
-			return -1;
-		if ((idx = conf_enum_index(key->allowed, value)) < 0) {
-			snprintf(err, errlen, "'%s' is not one of %s", value, key->allowed);
-			return -1;
-		}
-		*(int *)field = idx;
-		return 0;
-	case MOAT_CT_INT: {
-		const char *end;
-		bool neg = value[0] == '-';
-		int64_t iv;
-
-		if (conf_parse_uint64(value + neg, &end, &v) < 0 || *end != '\0' ||
-		    v > (uint64_t)INT32_MAX) {
-			snprintf(err, errlen, "'%s': expected a whole number", value);
-			return -1;
-		}
-		iv = neg ? -(int64_t)v : (int64_t)v;
-		if (iv < (int64_t)key->min || iv > (int64_t)key->max) {
-			snprintf(err, errlen, "'%s' is out of range (%lld to %lld)", value,
-			    (long long)(int64_t)key->min, (long long)(int64_t)key->max);
-			return -1;
-		}
-		*(int *)field = (int)iv;
-		return 0;
-	}
-	case MOAT_CT_UINT:
-	case MOAT_CT_SIZE:
-	case MOAT_CT_TIME:
-		if ((msg = conf_parse_number(key->type, value, &v)) != NULL) {
-			snprintf(err, errlen, "'%s': %s", value, msg);
-			return -1;
-		}
-		if (v < key->min || v > key->max) {
-			conf_format_number(key->type, key->min, lo, sizeof(lo));
-			conf_format_number(key->type, key->max, hi, sizeof(hi));
-			snprintf(err, errlen, "'%s' is out of range (%s to %s)", value, lo, hi);
-			return -1;
-		}
-		if (key->type == MOAT_CT_SIZE)
-			*(uint64_t *)field = v;
-		else
-			*(unsigned *)field = (unsigned)v;
-		return 0;
-	}
-	snprintf(err, errlen, "internal error: bad key type");
-	return -1;
-}
 
 static int conf_parse_file(struct conf_parse *p, const char *file);
 
@@ -467,11 +217,11 @@ conf_handler(void *user, const char *section, const char *name, const char *valu
 			conf_fail(p, name, "path too long");
 			return 0;
 		}
-		if (conf_set(p->conf, key, path, err, sizeof(err)) < 0) {
+		if (moat__conf_set(p->conf, key, path, err, sizeof(err)) < 0) {
 			conf_fail(p, name, "%s", err);
 			return 0;
 		}
-	} else if (conf_set(p->conf, key, value, err, sizeof(err)) < 0) {
+	} else if (moat__conf_set(p->conf, key, value, err, sizeof(err)) < 0) {
 		conf_fail(p, name, "%s", err);
 		return 0;
 	}
@@ -546,7 +296,7 @@ conf_defaults(struct moat_conf *conf, char *err, size_t errlen)
 			host[sizeof(host) - 1] = '\0';
 			def = host;
 		}
-		if (conf_set(conf, key, def, msg, sizeof(msg)) < 0) {
+		if (moat__conf_set(conf, key, def, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s: %s: bad default: %s", CONF_BUILTIN, key->name,
 			    msg);
 			return -1;
@@ -671,7 +421,7 @@ moat_conf_load(const char *file, const struct moat_conf_override *ov, size_t nov
 			    hint ? "?)" : "");
 			goto fail;
 		}
-		if (conf_set(conf, key, ov[i].value, msg, sizeof(msg)) < 0) {
+		if (moat__conf_set(conf, key, ov[i].value, msg, sizeof(msg)) < 0) {
 			snprintf(err, errlen, "%s: -o %s: %s", CONF_CMDLINE, ov[i].key, msg);
 			goto fail;
 		}
@@ -720,33 +470,6 @@ moat_conf_unref(struct moat_conf *conf)
 		conf_free(conf);
 }
 
-/* conf_value_text - a key's current value in the file's notation. */
-static const char *
-conf_value_text(const struct moat_conf *conf, const struct moat_conf_key *key, char *buf,
-    size_t len)
-{
-	const char *field = (const char *)conf + key->offset;
-
-	switch (key->type) {
-	case MOAT_CT_STRING:
-		return *(char *const *)field;
-	case MOAT_CT_BOOL:
-		return *(const bool *)field ? "yes" : "no";
-	case MOAT_CT_ENUM:
-		return conf_enum_name(key, *(const int *)field, buf, len);
-	case MOAT_CT_SIZE:
-		conf_format_number(key->type, *(const uint64_t *)field, buf, len);
-		return buf;
-	case MOAT_CT_UINT:
-	case MOAT_CT_TIME:
-		conf_format_number(key->type, *(const unsigned *)field, buf, len);
-		return buf;
-	case MOAT_CT_INT:
-		snprintf(buf, len, "%d", *(const int *)field);
-		return buf;
-	}
-	return "";
-}
 
 void
 moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, FILE *out)
@@ -762,253 +485,11 @@ moat_conf_dump(const struct moat_conf *conf, unsigned scope, bool only_changed, 
 
 		if ((key->scope & scope) == 0)
 			continue;
-		value = conf_value_text(conf, key, a, sizeof(a));
+		value = moat__conf_value_text(conf, key, a, sizeof(a));
 		if (defaults != NULL &&
-		    strcmp(value, conf_value_text(defaults, key, b, sizeof(b))) == 0)
+		    strcmp(value, moat__conf_value_text(defaults, key, b, sizeof(b))) == 0)
 			continue;
 		fprintf(out, "%s = %s\n", key->name, value);
 	}
 	moat_conf_unref(defaults);
-}
-
-/* ---- validators ---- */
-
-/* conf_check_port - decimal 1..65535. */
-static int
-conf_check_port(const char *s, size_t len)
-{
-	unsigned long v = 0;
-
-	if (len == 0 || len > 5)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		v = v * 10 + (unsigned long)(s[i] - '0');
-	}
-	return v >= 1 && v <= 65535 ? 0 : -1;
-}
-
-/* conf_check_hostname - LDH labels separated by dots, at most 253 bytes. */
-static int
-conf_check_hostname(const char *s, size_t len)
-{
-	size_t label = 0;
-
-	if (len == 0 || len > 253)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '.') {
-			if (label == 0)
-				return -1;
-			label = 0;
-		} else if (isalnum(c) || c == '-' || c == '_') {
-			if (++label > 63)
-				return -1;
-		} else {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* conf_check_host - an IP literal ([v6] allowed) or a host name. */
-static int
-conf_check_host(const char *s, size_t len)
-{
-	char buf[256];
-	struct moat_addr addr;
-
-	if (len >= 2 && s[0] == '[' && s[len - 1] == ']') {
-		s++;
-		len -= 2;
-		if (len >= sizeof(buf))
-			return -1;
-		memcpy(buf, s, len);
-		buf[len] = '\0';
-		return moat_addr_parse(buf, &addr) == 0 && !addr.v4 ? 0 : -1;
-	}
-	if (len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	if (moat_addr_parse(buf, &addr) == 0)
-		return addr.v4 ? 0
-			       : -1; /* bare IPv6 needs brackets: host:port would be ambiguous */
-	return conf_check_hostname(s, len);
-}
-
-/* conf_check_hostport_n - "host:port" over LEN bytes. */
-static int
-conf_check_hostport_n(const char *s, size_t len)
-{
-	const char *colon = NULL;
-
-	for (size_t i = 0; i < len; i++)
-		if (s[i] == ':')
-			colon = s + i;
-	if (colon == NULL)
-		return -1;
-	if (conf_check_host(s, (size_t)(colon - s)) < 0)
-		return -1;
-	return conf_check_port(colon + 1, len - (size_t)(colon + 1 - s));
-}
-
-int
-moat_conf_check_hostport(const char *value, char *err, size_t errlen)
-{
-	if (conf_check_hostport_n(value, strlen(value)) < 0) {
-		snprintf(err, errlen, "'%s' is not host:port ([addr]:port for IPv6)", value);
-		return -1;
-	}
-	return 0;
-}
-
-int
-moat_conf_check_listen_addr(const char *value, char *err, size_t errlen)
-{
-	struct moat_addr addr;
-	char host[64];
-	int port;
-
-	if (value[0] == '\0')
-		return 0;
-	/* an IPv6 address only in brackets, an IPv4 address only without */
-	if (moat_hostport_split(value, host, sizeof(host), &port) == 0 &&
-	    moat_addr_parse(host, &addr) == 0 && addr.v4 == (value[0] != '['))
-		return 0;
-	snprintf(err, errlen, "'%s' is not address:port ([address]:port for IPv6, numeric)", value);
-	return -1;
-}
-
-int
-moat_conf_check_listen_list(const char *value, char *err, size_t errlen)
-{
-	const char *p = value;
-	size_t n = 0;
-
-	while (*p != '\0') {
-		size_t len;
-		while (*p == ',' || isspace((unsigned char)*p))
-			p++;
-		if (*p == '\0')
-			break;
-		len = strcspn(p, ", \t");
-		if (conf_check_hostport_n(p, len) < 0) {
-			snprintf(err, errlen, "'%.*s' is not host:port ([addr]:port for IPv6)",
-			    (int)len, p);
-			return -1;
-		}
-		n++;
-		p += len;
-	}
-	return 0;
-}
-
-int
-moat_conf_check_backend(const char *value, char *err, size_t errlen)
-{
-	if (strncmp(value, "unix:", 5) == 0) {
-		if (value[5] != '/' || strlen(value + 5) >= 108) {
-			snprintf(err, errlen,
-			    "'%s': expected unix:/absolute/path (at most 107 bytes)", value);
-			return -1;
-		}
-		return 0;
-	}
-	return moat_conf_check_hostport(value, err, errlen);
-}
-
-int
-moat_conf_check_scanner(const char *value, char *err, size_t errlen)
-{
-	return value[0] == '\0' ? 0 : moat_conf_check_backend(value, err, errlen);
-}
-
-int
-moat_conf_check_hostport_or_empty(const char *value, char *err, size_t errlen)
-{
-	return value[0] == '\0' ? 0 : moat_conf_check_hostport(value, err, errlen);
-}
-
-int
-moat_conf_check_resolver(const char *value, char *err, size_t errlen)
-{
-	const char *at = strchr(value, '@');
-	char buf[64];
-	struct moat_addr addr;
-	size_t alen;
-
-	if (value[0] == '\0')
-		return 0;
-	alen = at ? (size_t)(at - value) : strlen(value);
-	if (alen >= sizeof(buf))
-		goto bad;
-	memcpy(buf, value, alen);
-	buf[alen] = '\0';
-	if (moat_addr_parse(buf, &addr) < 0)
-		goto bad;
-	if (at != NULL && conf_check_port(at + 1, strlen(at + 1)) < 0)
-		goto bad;
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s' is not address[@port] (an IP address, not a name)", value);
-	return -1;
-}
-
-int
-moat_conf_check_milter_socket(const char *value, char *err, size_t errlen)
-{
-	const char *at;
-
-	if (strncmp(value, "unix:", 5) == 0 || strncmp(value, "local:", 6) == 0) {
-		const char *path = strchr(value, ':') + 1;
-		if (path[0] == '/' && strlen(path) < 108)
-			return 0;
-	} else if (strncmp(value, "inet:", 5) == 0 || strncmp(value, "inet6:", 6) == 0) {
-		const char *spec = strchr(value, ':') + 1;
-		at = strchr(spec, '@');
-		if (conf_check_port(spec, at ? (size_t)(at - spec) : strlen(spec)) == 0 &&
-		    (at == NULL || conf_check_host(at + 1, strlen(at + 1)) == 0 ||
-			moat_addr_parse(at + 1, &(struct moat_addr){ 0 }) == 0))
-			return 0;
-	}
-	snprintf(err, errlen, "'%s': expected inet:PORT@HOST, inet6:PORT@HOST or unix:/path",
-	    value);
-	return -1;
-}
-
-int
-moat_conf_check_cidr_list(const char *value, char *err, size_t errlen)
-{
-	struct moat_cidr_set *set = moat_cidr_set_parse(value, err, errlen);
-
-	if (set == NULL)
-		return -1;
-	moat_cidr_set_free(set);
-	return 0;
-}
-
-/* moat_conf_check_file_mode - an octal permission mode, "0660" or "660", at most 0777. */
-int
-moat_conf_check_file_mode(const char *value, char *err, size_t errlen)
-{
-	size_t n = strlen(value);
-
-	if (n >= 1 && n <= 4 && strspn(value, "01234567") == n && strtoul(value, NULL, 8) <= 0777)
-		return 0;
-	snprintf(err, errlen, "'%s': expected an octal mode such as 0660", value);
-	return -1;
-}
-
-/* RFC 8601 2.5: authserv-id is a value (token or quoted-string); we accept a domain-like token. */
-int
-moat_conf_check_authserv_id(const char *value, char *err, size_t errlen)
-{
-	if (conf_check_hostname(value, strlen(value)) < 0) {
-		snprintf(err, errlen, "'%s' is not a host name (letters, digits, '-', '.')", value);
-		return -1;
-	}
-	return 0;
 }
