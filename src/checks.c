@@ -1065,74 +1065,100 @@ auth_blocks(const struct moat_session *s)
 	return s->auth != NULL;
 }
 
+/* The rows, each with the hooks of the stages it takes part in. */
+static const struct moat__check moat__check_limits = { .name = "limits",
+	.stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	.run = check_limits,
+	.header = limits_header,
+	.eoh = limits_eoh,
+	.body = limits_body };
+
+static const struct moat__check moat__check_spf = { .name = "spf",
+	.stages = STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
+	.run = check_spf,
+	.answer = spf_answer,
+	.work = spf_work };
+
+static const struct moat__check moat__check_ratelimit = { .name = "ratelimit",
+	.stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT) |
+	    STAGE_BIT(STAGE_AUTH) | STAGE_BIT(STAGE_AUTH_FAIL),
+	.run = check_ratelimit,
+	.answer = check_ratelimit_answer };
+
+static const struct moat__check moat__check_dnsbl = { .name = "dnsbl",
+	.stages = STAGE_BIT(STAGE_CONNECT),
+	.run = check_dnsbl,
+	.answer = dnsbl_answer,
+	.work = dnsbl_work };
+
+static const struct moat__check moat__check_iprev = { .name = "iprev",
+	.stages = STAGE_BIT(STAGE_MAIL),
+	.run = check_iprev,
+	.answer = iprev_answer,
+	.work = iprev_work };
+
+static const struct moat__check moat__check_greylist = { .name = "greylist",
+	.stages = STAGE_BIT(STAGE_RCPT),
+	.run = check_greylist,
+	.answer = greylist_answer,
+	.work = greylist_work };
+
+static const struct moat__check moat__check_sender_login = { .name = "sender_login",
+	.stages = STAGE_BIT(STAGE_MAIL),
+	.run = check_sender_login,
+	.start = sender_login_start,
+	.header = sender_login_header,
+	.eoh = sender_login_eoh };
+
+static const struct moat__check moat__check_dkim_sign = { .name = "dkim_sign",
+	.start = session_sign_start,
+	.header = sign_header,
+	.eoh = sign_eoh,
+	.body = sign_body,
+	.end = session_sign_end,
+	.blocks = sign_blocks };
+
+static const struct moat__check moat__check_scan = { .name = "scan",
+	.start = session_scan_start,
+	.header = scan_header,
+	.eoh = scan_eoh,
+	.body = scan_body,
+	.end = scan_end_data,
+	.blocks = scan_blocks };
+
+static const struct moat__check moat__check_arc = { .name = "arc",
+	.start = session_arc_start,
+	.header = arc_header,
+	.eoh = arc_eoh,
+	.body = arc_body,
+	.end = session_arc_end,
+	.blocks = arc_blocks };
+
+static const struct moat__check moat__check_auth = { .name = "auth",
+	.start = session_auth_start,
+	.header = auth_header,
+	.eoh = auth_eoh,
+	.body = auth_body,
+	.end = session_auth_end,
+	.blocks = auth_blocks };
+
+static const struct moat__check moat__check_scan_verdict = { .name = "scan_verdict",
+	.end = scan_verdict };
+
 /* The table, in the order the checks run (session_int.h says how it is used). */
-const struct moat__check moat__checks[] = {
-	{ .name = "limits",
-	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
-	    .run = check_limits,
-	    .header = limits_header,
-	    .eoh = limits_eoh,
-	    .body = limits_body },
-	{ .name = "spf",
-	    .stages = STAGE_BIT(STAGE_MAIL) | STAGE_BIT(STAGE_RCPT),
-	    .run = check_spf,
-	    .answer = spf_answer,
-	    .work = spf_work },
-	{ .name = "ratelimit",
-	    .stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) |
-		STAGE_BIT(STAGE_RCPT) | STAGE_BIT(STAGE_AUTH) | STAGE_BIT(STAGE_AUTH_FAIL),
-	    .run = check_ratelimit,
-	    .answer = check_ratelimit_answer },
-	{ .name = "dnsbl",
-	    .stages = STAGE_BIT(STAGE_CONNECT),
-	    .run = check_dnsbl,
-	    .answer = dnsbl_answer,
-	    .work = dnsbl_work },
-	{ .name = "iprev",
-	    .stages = STAGE_BIT(STAGE_MAIL),
-	    .run = check_iprev,
-	    .answer = iprev_answer,
-	    .work = iprev_work },
-	{ .name = "greylist",
-	    .stages = STAGE_BIT(STAGE_RCPT),
-	    .run = check_greylist,
-	    .answer = greylist_answer,
-	    .work = greylist_work },
-	{ .name = "sender_login",
-	    .stages = STAGE_BIT(STAGE_MAIL),
-	    .run = check_sender_login,
-	    .start = sender_login_start,
-	    .header = sender_login_header,
-	    .eoh = sender_login_eoh },
-	{ .name = "dkim_sign",
-	    .start = session_sign_start,
-	    .header = sign_header,
-	    .eoh = sign_eoh,
-	    .body = sign_body,
-	    .end = session_sign_end,
-	    .blocks = sign_blocks },
-	{ .name = "scan",
-	    .start = session_scan_start,
-	    .header = scan_header,
-	    .eoh = scan_eoh,
-	    .body = scan_body,
-	    .end = scan_end_data,
-	    .blocks = scan_blocks },
-	{ .name = "arc",
-	    .start = session_arc_start,
-	    .header = arc_header,
-	    .eoh = arc_eoh,
-	    .body = arc_body,
-	    .end = session_arc_end,
-	    .blocks = arc_blocks },
-	{ .name = "auth",
-	    .start = session_auth_start,
-	    .header = auth_header,
-	    .eoh = auth_eoh,
-	    .body = auth_body,
-	    .end = session_auth_end,
-	    .blocks = auth_blocks },
-	{ .name = "scan_verdict", .end = scan_verdict },
+const struct moat__check *const moat__checks[] = {
+	&moat__check_limits,
+	&moat__check_spf,
+	&moat__check_ratelimit,
+	&moat__check_dnsbl,
+	&moat__check_iprev,
+	&moat__check_greylist,
+	&moat__check_sender_login,
+	&moat__check_dkim_sign,
+	&moat__check_scan,
+	&moat__check_arc,
+	&moat__check_auth,
+	&moat__check_scan_verdict,
 };
 const size_t moat__nchecks = sizeof(moat__checks) / sizeof(moat__checks[0]);
 

@@ -453,8 +453,8 @@ static void
 eom_end(struct moat_session *s, struct moat_verdict *v)
 {
 	for (size_t i = 0; i < moat__nchecks; i++)
-		if (moat__checks[i].end != NULL)
-			moat__checks[i].end(s, v);
+		if (moat__checks[i]->end != NULL)
+			moat__checks[i]->end(s, v);
 }
 
 /* eom_close - the transaction is over, with verdict V (counted); its envelope stays readable for
@@ -525,7 +525,7 @@ stage_run(struct moat_session *s, enum check_stage st, size_t from, const char *
     struct moat_verdict *v)
 {
 	for (size_t i = from; i < moat__nchecks; i++) {
-		const struct moat__check *c = &moat__checks[i];
+		const struct moat__check *c = moat__checks[i];
 
 		if (!(c->stages & STAGE_BIT(st)))
 			continue;
@@ -578,7 +578,7 @@ void
 moat_session_work(struct moat_session *s)
 {
 	if (s->pending && s->pending_wait == MOAT_WAIT_WORK)
-		moat__checks[s->pending_row].work(s, s->pending_stage);
+		moat__checks[s->pending_row]->work(s, s->pending_stage);
 }
 
 enum moat_event_rc
@@ -591,7 +591,7 @@ moat_session_resume(struct moat_session *s, const struct moat_verdict *answer,
 	moat_verdict_continue(v);
 	if (!s->pending)
 		return MOAT_EVENT_DONE;
-	moat__checks[row].answer(s, st, s->pending_wait == MOAT_WAIT_WORK ? NULL : answer, v);
+	moat__checks[row]->answer(s, st, s->pending_wait == MOAT_WAIT_WORK ? NULL : answer, v);
 	if (v->action != MOAT_CONTINUE)
 		return stage_done(s, st, v);
 	return stage_run(s, st, row + 1, NULL, v);
@@ -661,9 +661,9 @@ moat_session_data(struct moat_session *s, struct moat_verdict *v)
 static void
 msg_start(struct moat_session *s, size_t i)
 {
-	if (moat__checks[i].start != NULL && !(s->msg_started & (1u << i))) {
+	if (moat__checks[i]->start != NULL && !(s->msg_started & (1u << i))) {
 		s->msg_started |= 1u << i;
-		moat__checks[i].start(s);
+		moat__checks[i]->start(s);
 	}
 }
 
@@ -677,8 +677,8 @@ moat_session_header(struct moat_session *s, const char *field, size_t len, struc
 	}
 	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++) {
 		msg_start(s, i);
-		if (moat__checks[i].header != NULL)
-			moat__checks[i].header(s, field, len, v);
+		if (moat__checks[i]->header != NULL)
+			moat__checks[i]->header(s, field, len, v);
 	}
 }
 
@@ -692,8 +692,8 @@ moat_session_eoh(struct moat_session *s, struct moat_verdict *v)
 	}
 	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++) {
 		msg_start(s, i);
-		if (moat__checks[i].eoh != NULL)
-			moat__checks[i].eoh(s, v);
+		if (moat__checks[i]->eoh != NULL)
+			moat__checks[i]->eoh(s, v);
 	}
 }
 
@@ -706,8 +706,8 @@ moat_session_body(struct moat_session *s, const char *chunk, size_t len, struct 
 		return;
 	}
 	for (size_t i = 0; i < moat__nchecks && v->action == MOAT_CONTINUE; i++)
-		if (moat__checks[i].body != NULL)
-			moat__checks[i].body(s, chunk, len, v);
+		if (moat__checks[i]->body != NULL)
+			moat__checks[i]->body(s, chunk, len, v);
 }
 
 enum moat_event_rc
@@ -733,7 +733,7 @@ bool
 moat_session_eom_blocks(const struct moat_session *s)
 {
 	for (size_t i = 0; i < moat__nchecks; i++)
-		if (moat__checks[i].blocks != NULL && moat__checks[i].blocks(s))
+		if (moat__checks[i]->blocks != NULL && moat__checks[i]->blocks(s))
 			return true;
 	return false;
 }

@@ -148,7 +148,7 @@ struct moat__check {
 	bool (*blocks)(const struct moat_session *s);
 };
 
-extern const struct moat__check moat__checks[];
+extern const struct moat__check *const moat__checks[];
 extern const size_t moat__nchecks;
 
 /* moat__session_clear_edits - forget the header edits of the last message (policy.c). */
