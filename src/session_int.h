@@ -127,9 +127,9 @@ struct moat_session {
  * Message stages: start at the first header field (or at the end of a header section without
  * any, so a message without header fields is checked like any other: no From field fails the
  * From rule of DMARC, and what is passed on carries our Authentication-Results); header, eoh and
- * body take the message as it streams, and a refusal there is sticky (session_stick) and stops
- * the rows after it; end gives each row's verdict and header edits at end of message, combined
- * (the more severe wins); blocks says whether end waits on DNS or signs.
+ * body take the message as it streams, and a refusal there is sticky (moat__session_stick) and
+ * stops the rows after it; end gives each row's verdict and header edits at end of message,
+ * combined (the more severe wins); blocks says whether end waits on DNS or signs.
  */
 struct moat__check {
 	const char *name;
