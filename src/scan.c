@@ -202,16 +202,16 @@ moat_scan_begin(struct moat_scan_health *h, const struct moat_conf *conf, const 
 	return sc;
 }
 
-/* scan_flush - hand the buffered bytes to clamd. */
+/* scan_flush - hand the buffered bytes to clamd; LAST: they end the message. */
 static void
-scan_flush(struct moat_scan *sc)
+scan_flush(struct moat_scan *sc, bool last)
 {
 	char err[200];
 
-	if (sc->blen == 0)
+	if (sc->blen == 0 && !last)
 		return;
 	if (sc->clamd != NULL &&
-	    moat_clamd_send(sc->clamd, sc->buf, sc->blen, err, sizeof(err)) < 0)
+	    moat_clamd_send(sc->clamd, sc->buf, sc->blen, last, err, sizeof(err)) < 0)
 		scan_fail(sc, SC_CLAMD, err, true);
 	sc->blen = 0;
 }
@@ -228,7 +228,7 @@ scan_add(struct moat_scan *sc, const char *p, size_t n)
 		p += k;
 		n -= k;
 		if (sc->blen == SCAN_BUF)
-			scan_flush(sc);
+			scan_flush(sc, false);
 	}
 }
 
@@ -262,14 +262,10 @@ moat_scan_body(struct moat_scan *sc, const char *p, size_t len)
 void
 moat_scan_end_data(struct moat_scan *sc)
 {
-	char err[200];
-
 	if (sc->ended)
 		return;
 	sc->ended = true;
-	scan_flush(sc);
-	if (sc->clamd != NULL && moat_clamd_send(sc->clamd, "", 0, err, sizeof(err)) < 0)
-		scan_fail(sc, SC_CLAMD, err, true);
+	scan_flush(sc, true);
 }
 
 /* scan_rspamd_ask - rspamd's request: ENV as its headers, the message read back through READ

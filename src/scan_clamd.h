@@ -23,14 +23,17 @@ struct moat_clamd_result {
 };
 
 /*
- * moat_clamd_open - connect to ADDR (unix:/path or host:port) and send zINSTREAM, each within
- * TIMEOUT_MS. NULL with err set when clamd cannot be reached.
+ * moat_clamd_open - connect to ADDR (unix:/path or host:port) within TIMEOUT_MS. NULL with err
+ * set when clamd cannot be reached. zINSTREAM goes with the first moat_clamd_send.
  */
 struct moat_clamd *moat_clamd_open(const char *addr, unsigned timeout_ms, char *err, size_t errlen);
 
-/* moat_clamd_send - N message bytes as INSTREAM chunks; N == 0 ends the stream (clamd scans).
- * 0, or -1 with err (clamd closed, refused more, or took longer than the timeout). */
-int moat_clamd_send(struct moat_clamd *c, const char *p, size_t n, char *err, size_t errlen);
+/* moat_clamd_send - N message bytes as INSTREAM chunks (the command first, the first time);
+ * LAST ends the stream after them (clamd scans). As few writes as the socket takes: a message
+ * that fits one chunk is one. 0, or -1 with err (clamd closed, refused more, or took longer than
+ * the timeout). */
+int moat_clamd_send(struct moat_clamd *c, const char *p, size_t n, bool last, char *err,
+    size_t errlen);
 
 /* moat_clamd_fd - the socket to poll for the reply (POLLIN). */
 int moat_clamd_fd(const struct moat_clamd *c);
