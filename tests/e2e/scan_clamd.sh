@@ -7,6 +7,8 @@
 # X-Virus-Status and without the one the sender wrote; quarantine holds it (Postfix's hold queue;
 # the proxy relays and logs it); a stalled clamd (SIGSTOP) costs scan_timeout and gives 451 4.3.0;
 # a killed clamd gives 451 4.3.0, or 250 under scan_failure = accept; the failure is logged once.
+# A message longer than clamd's StreamMaxLength (1M here, 2 MB sent) is a failure, 451 4.3.0: it
+# does not pass unscanned.
 # The EICAR test file as an attachment gets 554 5.7.1 naming Eicar-Test-Signature: Debian's clamd
 # has no built-in EICAR rule, so that is the hash signature the fixture writes (tests/lib/clamd.sh).
 # Ports: 18760 (smtpd), 18761 (sink), 18762 (milter), 18763 (proxy), 18764 (proxy's sink).
@@ -27,6 +29,24 @@ virus_re='Virus found: Mxmoat\.Test\.Pattern\.UNOFFICIAL'
 eicar_re='Virus found: Eicar-Test-Signature\.UNOFFICIAL'
 EICAR=$MILTER_DIR/eicar.com
 clamd_eicar "$EICAR"
+
+seq 1 120000 | sed 's/^/filler line /' >"$MILTER_DIR/big.txt"   # 2.3 MB
+
+# past_stream_max NAME PORT LOG - clamd restarted with StreamMaxLength 1M: the 2 MB message is a
+# clamd failure (clamd's ERROR, or the connection it closed), 451 4.3.0; then clamd as before
+past_stream_max() {
+	local out
+	clamd_kill
+	clamd_set StreamMaxLength 1M
+	clamd_start || tap_bail "clamd did not start with StreamMaxLength 1M"
+	out=$(send "$2" big "$MILTER_DIR/big.txt")
+	tap_like "$1, past clamd's StreamMaxLength: 451 4.3.0" "$out" "<\*\* 451 4\.3\.0 Content scanner unavailable"
+	tap_like "$1, past clamd's StreamMaxLength: logged clamd=failed" "$(cat "$3")" \
+		' scan clamd=failed clamd_why="[^"]+" rspamd=off verdict=tempfail reason=scan_failed'
+	clamd_kill
+	clamd_set StreamMaxLength 100M
+	clamd_start || tap_bail "clamd did not start again"
+}
 
 # send PORT SUBJECT BODY [SWAKS-ARGS...] - one message, swaks' transcript on stdout
 send() {
@@ -59,6 +79,7 @@ tap_ok "milter, infected: logged with the signature" \
 	milter_log_grep ' scan clamd=infected virus="Mxmoat\.Test\.Pattern\.UNOFFICIAL" rspamd=off verdict=reject reason=virus'
 out=$(send 18760 eicar "see the attachment" --attach "$EICAR")
 tap_like "milter, EICAR attached: 554 5.7.1 naming the signature" "$out" "<\*\* 554 5\.7\.1 $eicar_re"
+past_stream_max milter 18760 "$MILTER_LOG"
 
 milter_restart -o scan_virus_action=tag
 out=$(send 18760 tagged "hello $PATTERN" --add-header "X-Virus-Status: Clean")
@@ -96,7 +117,9 @@ out=$(send 18760 killed "hello")
 tap_like "milter, clamd killed: 451 4.3.0" "$out" "<\*\* 451 4\.3\.0 Content scanner unavailable"
 out=$(send 18760 killed2 "hello")
 tap_like "milter, clamd still down: 451 4.3.0" "$out" "<\*\* 451 4\.3\.0 Content scanner unavailable"
-tap_is "milter: clamd down is logged once (scan-down)" "$(grep -c ' scan-down scanner=clamd ' "$MILTER_LOG")" 1
+# in this milter's run (the log has earlier runs' lines: past_stream_max's failure logged one)
+tap_is "milter: clamd down is logged once (scan-down)" \
+	"$(awk '/ start listening on /{ n = 0 } / scan-down scanner=clamd /{ n++ } END { print n + 0 }' "$MILTER_LOG")" 1
 milter_restart -o scan_failure=accept
 n=$(pf_delivered_count)
 out=$(send 18760 accepted "hello")
@@ -132,6 +155,8 @@ tap_is "proxy, infected: not relayed" "$(px_dumps)" 1
 out=$(send 18763 eicar "see the attachment" --attach "$EICAR")
 tap_like "proxy, EICAR attached: 554 5.7.1 naming the signature" "$out" "<\*\* 554 5\.7\.1 $eicar_re"
 tap_is "proxy, EICAR attached: not relayed" "$(px_dumps)" 1
+past_stream_max proxy 18763 "$PX_DIR/proxy.log"
+tap_is "proxy, past clamd's StreamMaxLength: not relayed" "$(px_dumps)" 1
 
 px_restart -o scan_virus_action=tag
 out=$(send 18763 tagged "hello $PATTERN" --add-header "X-Virus-Status: Clean")

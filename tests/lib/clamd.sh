@@ -14,6 +14,9 @@
 #   clamd_eicar FILE
 #       Write the EICAR test file (68 bytes) to FILE. It is built from two halves so that this
 #       source file itself is not the test file to a scanner on a developer's machine.
+#   clamd_set KEY VALUE
+#       Set one clamd.conf line (after clamd_start made CLAMD_DIR): it counts from the next
+#       clamd_start, e.g. clamd_kill; clamd_set StreamMaxLength 1M; clamd_start.
 #   clamd_stall / clamd_resume
 #       SIGSTOP / SIGCONT: connections are still accepted by the kernel, nothing is read or
 #       answered (a clamd that hangs).
@@ -91,6 +94,10 @@ CONF
 	cat "$CLAMD_DIR/clamd.out" "$CLAMD_DIR/clamd.log" >&2 2>/dev/null
 	clamd_kill
 	return 1
+}
+
+clamd_set() {
+	sed -i "/^$1 /d" "$CLAMD_DIR/clamd.conf" && echo "$1 $2" >>"$CLAMD_DIR/clamd.conf"
 }
 
 clamd_stall() { kill -STOP "$CLAMD_PID"; }
