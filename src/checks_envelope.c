@@ -23,21 +23,6 @@
 
 /* ---- DNS block and allow lists (dnsbl.c): the client's score at connect ---- */
 
-/* check_dnsbl - ask the lists (a work item: the queries block), unless none is set or the client
- * is internal or has no known address. */
-static enum moat_event_rc
-check_dnsbl(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
-{
-	(void)st;
-	(void)params;
-	(void)v;
-	if (s->conf->dnsbl == NULL || !s->addr_known ||
-	    moat_cidr_set_match(s->conf->internal_set, &s->addr))
-		return MOAT_EVENT_DONE;
-	s->pending_wait = MOAT_WAIT_WORK;
-	return MOAT_EVENT_PENDING;
-}
-
 /* session_dns - the engine's resolver for a work item; NULL, logged under WHAT, when the engine
  * cannot start (the DNS layer then fails every query of the item temporarily). */
 static struct moat_dns *
@@ -93,6 +78,37 @@ dnsbl_answer(struct moat_session *s, enum check_stage st, const struct moat_verd
 		moat_verdict_set(v, MOAT_TEMPFAIL, 421, "4.7.1", "dnsbl",
 		    "Service unavailable; client [%s] listed by %s, try again later",
 		    s->client_addr, zone[0] ? zone : "DNS lists");
+}
+
+/* session_dns_made - the engine's resolver when the engine is already made, else NULL: a peek
+ * that never starts one, as the event loop must not wait on a start. */
+static struct moat_dns *
+session_dns_made(struct moat_session *s)
+{
+	struct moat_auth_engine *e;
+
+	pthread_mutex_lock(&s->pol->lock);
+	e = s->pol->auth;
+	pthread_mutex_unlock(&s->pol->lock);
+	return e != NULL ? moat_auth_engine_dns(e) : NULL;
+}
+
+/* check_dnsbl - the lists' answers about the client, unless none is set or the client is internal
+ * or has no known address: at once when every answer is in the DNS cache (a regular sender
+ * reconnecting), else in a work item (the queries block). */
+static enum moat_event_rc
+check_dnsbl(struct moat_session *s, enum check_stage st, const char *params, struct moat_verdict *v)
+{
+	(void)params;
+	if (s->conf->dnsbl == NULL || !s->addr_known ||
+	    moat_cidr_set_match(s->conf->internal_set, &s->addr))
+		return MOAT_EVENT_DONE;
+	if (moat_dnsbl_score_cached(s->conf->dnsbl, session_dns_made(s), &s->addr, &s->dnsbl)) {
+		dnsbl_answer(s, st, NULL, v);
+		return MOAT_EVENT_DONE;
+	}
+	s->pending_wait = MOAT_WAIT_WORK;
+	return MOAT_EVENT_PENDING;
 }
 
 /* ---- iprev (iprev.c): the client's forward-confirmed reverse DNS, at the first inbound MAIL ---- */
@@ -197,8 +213,9 @@ greylist_work(struct moat_session *s, enum check_stage st)
 	struct moat_gl_keys k;
 
 	(void)st;
-	if (moat_greylist_keys(&s->addr, c->greylist_net_prefix_v4, c->greylist_net_prefix_v6,
-		s->mail_from ? s->mail_from : "", s->rcpt_path ? s->rcpt_path : "", &k) < 0) {
+	if (moat_greylist_keys(s->pol->sha256, &s->addr, c->greylist_net_prefix_v4,
+		c->greylist_net_prefix_v6, s->mail_from ? s->mail_from : "",
+		s->rcpt_path ? s->rcpt_path : "", &k) < 0) {
 		/* only out of memory in the hash: refused for now, as a store that is down */
 		memset(&s->greylist, 0, sizeof(s->greylist));
 		s->greylist.result = MOAT_GL_STORE_DOWN;

@@ -793,6 +793,29 @@ moat_dns_query_batch(struct moat_dns *dns, struct moat_dns_q *q, size_t n, unsig
 	free(lname);
 }
 
+bool
+moat_dns_query_cached(struct moat_dns *dns, struct moat_dns_q *q, size_t n)
+{
+	dns_lname lname;
+	size_t i;
+
+	if (dns == NULL || dns->fixture)
+		return false;
+	for (i = 0; i < n; i++) {
+		memset(&q[i].answer, 0, sizeof(q[i].answer));
+		if (!moat_dns_name_valid(q[i].name))
+			break;
+		lower_name(q[i].name, lname, sizeof(lname));
+		if (!moat__dns_cache_get(dns->cache, lname, q[i].type, now_ms(), &q[i].answer))
+			break;
+	}
+	if (i == n)
+		return true;
+	while (i-- > 0)
+		moat_dns_answer_clear(&q[i].answer);
+	return false;
+}
+
 void
 moat_dns_set_metrics(struct moat_dns *dns, struct moat_metrics *m)
 {

@@ -128,6 +128,14 @@ struct moat_dns_q {
 void moat_dns_query_batch(struct moat_dns *dns, struct moat_dns_q *q, size_t n,
     unsigned timeout_ms);
 
+/*
+ * moat_dns_query_cached - the N questions answered from the answer cache alone, never waiting:
+ * true when every one was there (the answers are the caller's, as with moat_dns_query_batch);
+ * false, with no answer to release, when one was not (or DNS is NULL or a fixture). Lets a
+ * caller that must not block skip a trip through a thread for answers it already has.
+ */
+bool moat_dns_query_cached(struct moat_dns *dns, struct moat_dns_q *q, size_t n);
+
 struct moat_dns_cache_stats;
 
 /*

@@ -242,23 +242,31 @@ dnsbl_note(struct moat_dnsbl_score *out, const char *zone)
 		out->hits[used] = '\0';
 }
 
-void
-moat_dnsbl_score(const struct moat_dnsbl *bl, struct moat_dns *dns, const struct moat_addr *addr,
-    unsigned timeout_ms, struct moat_dnsbl_score *out)
-{
+/* One client's questions to every site: the names asked and their answers. */
+struct dnsbl_ask {
 	char names[MOAT_DNSBL_SITES_MAX][MOAT_DNS_NAME_MAX + 2];
 	struct moat_dns_q q[MOAT_DNSBL_SITES_MAX];
-	size_t n = moat_dnsbl_count(bl);
+};
 
-	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < n; i++) {
-		q[i] = (struct moat_dns_q){ .name = names[i], .type = MOAT_DNS_A };
-		if (moat_dnsbl_query_name(bl, i, addr, names[i], sizeof(names[i])) < 0)
-			names[i][0] = '\0'; /* no valid name: a permanent failure, never a hit */
+/* dnsbl_questions - the question to every site about ADDR into ASK. */
+static void
+dnsbl_questions(const struct moat_dnsbl *bl, const struct moat_addr *addr, struct dnsbl_ask *ask)
+{
+	for (size_t i = 0; i < moat_dnsbl_count(bl); i++) {
+		ask->q[i] = (struct moat_dns_q){ .name = ask->names[i], .type = MOAT_DNS_A };
+		if (moat_dnsbl_query_name(bl, i, addr, ask->names[i], sizeof(ask->names[i])) < 0)
+			ask->names[i][0] =
+			    '\0'; /* no valid name: a permanent failure, never a hit */
 	}
-	moat_dns_query_batch(dns, q, n, timeout_ms);
-	for (size_t i = 0; i < n; i++) {
-		struct moat_dns_answer *a = &q[i].answer;
+}
+
+/* dnsbl_tally - the answers in ASK summed into *out, and released. */
+static void
+dnsbl_tally(const struct moat_dnsbl *bl, struct dnsbl_ask *ask, struct moat_dnsbl_score *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < moat_dnsbl_count(bl); i++) {
+		struct moat_dns_answer *a = &ask->q[i].answer;
 		bool hit = false;
 
 		if (a->status == MOAT_DNS_TEMPFAIL || a->status == MOAT_DNS_PERMFAIL)
@@ -273,4 +281,28 @@ moat_dnsbl_score(const struct moat_dnsbl *bl, struct moat_dns *dns, const struct
 		}
 		moat_dns_answer_clear(a);
 	}
+}
+
+void
+moat_dnsbl_score(const struct moat_dnsbl *bl, struct moat_dns *dns, const struct moat_addr *addr,
+    unsigned timeout_ms, struct moat_dnsbl_score *out)
+{
+	struct dnsbl_ask ask;
+
+	dnsbl_questions(bl, addr, &ask);
+	moat_dns_query_batch(dns, ask.q, moat_dnsbl_count(bl), timeout_ms);
+	dnsbl_tally(bl, &ask, out);
+}
+
+bool
+moat_dnsbl_score_cached(const struct moat_dnsbl *bl, struct moat_dns *dns,
+    const struct moat_addr *addr, struct moat_dnsbl_score *out)
+{
+	struct dnsbl_ask ask;
+
+	dnsbl_questions(bl, addr, &ask);
+	if (!moat_dns_query_cached(dns, ask.q, moat_dnsbl_count(bl)))
+		return false;
+	dnsbl_tally(bl, &ask, out);
+	return true;
 }

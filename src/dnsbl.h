@@ -62,4 +62,11 @@ struct moat_dnsbl_score {
 void moat_dnsbl_score(const struct moat_dnsbl *bl, struct moat_dns *dns,
     const struct moat_addr *addr, unsigned timeout_ms, struct moat_dnsbl_score *out);
 
+/*
+ * moat_dnsbl_score_cached - moat_dnsbl_score from the DNS layer's answer cache alone, never
+ * waiting: true with *out when every site's answer was cached, false (nothing in *out) otherwise.
+ */
+bool moat_dnsbl_score_cached(const struct moat_dnsbl *bl, struct moat_dns *dns,
+    const struct moat_addr *addr, struct moat_dnsbl_score *out);
+
 #endif /* MOAT_DNSBL_H */

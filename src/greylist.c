@@ -41,15 +41,16 @@ gl_update_folded(EVP_MD_CTX *ctx, const char *s)
 /* gl_key - TAG + the hex of the first GL_HASH_BYTES of SHA-256(NET, then SENDER and RCPT when
  * not NULL) into OUT; its length, or 0 on failure. */
 static size_t
-gl_key(const char *tag, const unsigned char *net, size_t netlen, const char *sender,
-    const char *rcpt, char *out)
+gl_key(const EVP_MD *sha256, const char *tag, const unsigned char *net, size_t netlen,
+    const char *sender, const char *rcpt, char *out)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	size_t taglen = strlen(tag);
-	int ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	int ok = ctx != NULL &&
+	    EVP_DigestInit_ex(ctx, sha256 != NULL ? sha256 : EVP_sha256(), NULL) == 1 &&
 	    EVP_DigestUpdate(ctx, net, netlen) == 1;
 
 	if (ok && sender != NULL)
@@ -68,8 +69,8 @@ gl_key(const char *tag, const unsigned char *net, size_t netlen, const char *sen
 }
 
 int
-moat_greylist_keys(const struct moat_addr *addr, unsigned prefix4, unsigned prefix6,
-    const char *sender, const char *rcpt, struct moat_gl_keys *k)
+moat_greylist_keys(const EVP_MD *sha256, const struct moat_addr *addr, unsigned prefix4,
+    unsigned prefix6, const char *sender, const char *rcpt, struct moat_gl_keys *k)
 {
 	unsigned char net[18];
 	unsigned prefix = addr->v4 ? 96 + prefix4 : prefix6;
@@ -82,8 +83,8 @@ moat_greylist_keys(const struct moat_addr *addr, unsigned prefix4, unsigned pref
 		net[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
 	net[16] = addr->v4 ? 4 : 6;
 	net[17] = (unsigned char)(addr->v4 ? prefix4 : prefix6);
-	k->netlen = gl_key("gn:", net, sizeof(net), NULL, NULL, k->net);
-	k->tripletlen = gl_key("gt:", net, sizeof(net), sender, rcpt, k->triplet);
+	k->netlen = gl_key(sha256, "gn:", net, sizeof(net), NULL, NULL, k->net);
+	k->tripletlen = gl_key(sha256, "gt:", net, sizeof(net), sender, rcpt, k->triplet);
 	return k->netlen == 0 || k->tripletlen == 0 ? -1 : 0;
 }
 

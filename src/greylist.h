@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "cidr.h"
 #include "policy.h"
 
@@ -59,11 +61,12 @@ struct moat_gl_answer {
 
 /*
  * moat_greylist_keys - the keys for a client ADDR cut to PREFIX4 (IPv4) or PREFIX6 (IPv6) bits,
- * SENDER ("" for the null sender) and RCPT, both compared without case. 0, or -1 when a prefix
- * is out of range.
+ * SENDER ("" for the null sender) and RCPT, both compared without case, hashed with SHA256 (a
+ * method fetched once by the caller and borrowed, as an implicit fetch per hash costs more than
+ * the hash; NULL: fetched on each call). 0, or -1 when a prefix is out of range.
  */
-int moat_greylist_keys(const struct moat_addr *addr, unsigned prefix4, unsigned prefix6,
-    const char *sender, const char *rcpt, struct moat_gl_keys *k);
+int moat_greylist_keys(const EVP_MD *sha256, const struct moat_addr *addr, unsigned prefix4,
+    unsigned prefix6, const char *sender, const char *rcpt, struct moat_gl_keys *k);
 
 /*
  * moat_greylist_step - the triplet's rule at NOW_MS: SEEN with *first_ms the time of its first

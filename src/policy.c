@@ -20,6 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "auth.h"
 #include "dkim_sign.h"
 #include "log.h"
@@ -58,6 +60,7 @@ moat_policy_new(struct moat_conf *conf, unsigned flags, char *err, size_t errlen
 		return NULL;
 	}
 	moat_ratelimit_set_metrics(pol->rl, pol->metrics);
+	pol->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	pthread_mutex_init(&pol->lock, NULL);
 	pol->conf = moat_conf_ref(conf);
 	pol->flags = flags;
@@ -75,6 +78,7 @@ moat_policy_free(struct moat_policy *pol)
 	moat_auth_engine_free(pol->auth);
 	moat_metrics_free(pol->metrics);
 	moat_scan_health_free(pol->scan_health);
+	EVP_MD_free(pol->sha256);
 	if (pol->fe_ops != NULL)
 		pol->fe_ops->unref(pol->fe);
 	pthread_mutex_destroy(&pol->lock);

@@ -44,6 +44,7 @@ struct moat_policy {
 	struct moat_auth_engine *auth; /* resolver + DKIM verifier, made at the first inbound
 	                                      message (auth_inbound); guarded by lock */
 	struct moat_scan_health *scan_health; /* the scanners' back-off (scan.c) */
+	EVP_MD *sha256; /* fetched once: greylisting's keys (NULL: fetched per use) */
 	/* the front-end's part of the generation (the proxy's TLS contexts), swapped with conf */
 	const struct moat_frontend_ops *fe_ops;
 	void *fe;

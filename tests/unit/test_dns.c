@@ -424,6 +424,33 @@ Test(dns_nsd_cache, repeat_is_a_cache_hit)
 	moat_dns_free(dns);
 }
 
+/* moat_dns_query_cached answers only from the cache, all of a batch or none of it. */
+Test(dns_nsd_cache, cached_only)
+{
+	char err[256];
+	struct moat_dns *dns =
+	    moat_dns_new("127.0.0.1@" NSD_CACHE_PORT, 3000, NULL, err, sizeof(err));
+	struct moat_dns_q q[2] = { { .name = "Long.spf.test.", .type = MOAT_DNS_TXT },
+		{ .name = "nope.spf.test", .type = MOAT_DNS_TXT } };
+	struct moat_dns_answer a;
+
+	cr_assert_not_null(dns, "%s", err);
+	cr_expect_not(moat_dns_query_cached(dns, q, 2), "nothing asked yet");
+	cr_expect_eq(moat_dns_query(dns, "long.spf.test", MOAT_DNS_TXT, &a), MOAT_DNS_OK);
+	moat_dns_answer_clear(&a);
+	cr_expect_not(moat_dns_query_cached(dns, q, 2), "one of the two cached: none answered");
+	cr_expect_eq(moat_dns_query(dns, "nope.spf.test", MOAT_DNS_TXT, &a), MOAT_DNS_NXDOMAIN);
+	moat_dns_answer_clear(&a);
+	cr_assert(moat_dns_query_cached(dns, q, 2), "both cached");
+	cr_expect(q[0].answer.status == MOAT_DNS_OK && q[0].answer.n == 1 &&
+	    strcmp(q[0].answer.rr[0].data, "v=spf1 ip4:203.0.113.0/24 -all") == 0);
+	cr_expect_eq(q[1].answer.status, MOAT_DNS_NXDOMAIN);
+	moat_dns_answer_clear(&q[0].answer);
+	moat_dns_answer_clear(&q[1].answer);
+	cr_expect_not(moat_dns_query_cached(NULL, q, 2), "no resolver");
+	moat_dns_free(dns);
+}
+
 /* Several threads share one resolver (the proxy's threadpool does): every answer is right. */
 struct worker {
 	struct moat_dns *dns;

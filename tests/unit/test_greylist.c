@@ -67,7 +67,7 @@ keys(const char *ip, unsigned p4, unsigned p6, const char *sender, const char *r
 	struct moat_addr a;
 
 	cr_assert_eq(moat_addr_parse(ip, &a), 0, "%s", ip);
-	cr_assert_eq(moat_greylist_keys(&a, p4, p6, sender, rcpt, k), 0, "%s", ip);
+	cr_assert_eq(moat_greylist_keys(NULL, &a, p4, p6, sender, rcpt, k), 0, "%s", ip);
 }
 
 /* hex_key - TAG followed by 32 lower-case hex digits, nothing else. */
@@ -135,8 +135,8 @@ Test(greylist, keys_refuse_a_prefix_out_of_range)
 	struct moat_gl_keys k;
 
 	cr_assert_eq(moat_addr_parse("192.0.2.10", &a), 0);
-	cr_assert_eq(moat_greylist_keys(&a, 33, 64, "a", "b", &k), -1);
-	cr_assert_eq(moat_greylist_keys(&a, 24, 129, "a", "b", &k), -1);
+	cr_assert_eq(moat_greylist_keys(NULL, &a, 33, 64, "a", "b", &k), -1);
+	cr_assert_eq(moat_greylist_keys(NULL, &a, 24, 129, "a", "b", &k), -1);
 }
 
 /* ---- the embedded store ---- */
