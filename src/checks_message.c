@@ -30,6 +30,17 @@ sender_login_bound(const struct moat_session *s)
 	return s->conf->sender_logins != NULL && s->authenticated;
 }
 
+/* sender_login_signs - may this session's message be signed with d=DOMAIN: any when the map is not
+ * in force (no login), else only a domain of the login (moat_sign_restrict; ARG the session). */
+static bool
+sender_login_signs(void *arg, const char *domain)
+{
+	const struct moat_session *s = arg;
+
+	return !sender_login_bound(s) ||
+	    moat_sender_login_map_allows(s->conf->sender_logins, s->login, NULL, domain);
+}
+
 /* sender_login_refuse - 553 5.7.1 (RFC 5321 4.2.3: mailbox name not allowed; RFC 3463 5.7.1:
  * delivery not authorized). WHAT names the field, never the login. */
 static void
@@ -101,13 +112,17 @@ sender_login_eoh(struct moat_session *s, struct moat_verdict *v)
 
 /* ---- DKIM signing (dkim_sign.c): outbound messages, when a signing table is loaded ---- */
 
-/* session_sign_start - start signing an outbound message, when a signing table is loaded. */
+/* session_sign_start - start signing an outbound message, when a signing table is loaded; with
+ * sender_login_map, only with the d= of the login's domains. */
 static void
 session_sign_start(struct moat_session *s)
 {
-	if (s->direction == MOAT_OUTBOUND && s->conf->signer != NULL &&
-	    (s->sign = moat_sign_begin(s->conf->signer)) == NULL)
+	if (s->direction != MOAT_OUTBOUND || s->conf->signer == NULL)
+		return;
+	if ((s->sign = moat_sign_begin(s->conf->signer)) == NULL)
 		moat_log(LOG_ERR, s->id, "dkim-sign", "result=failed why=\"out of memory\"");
+	else if (s->conf->sender_logins != NULL)
+		moat_sign_restrict(s->sign, sender_login_signs, s);
 }
 
 /*

@@ -66,6 +66,9 @@ struct moat_sign {
 	const struct moat_sign_key *keys[MOAT_SIGN_KEYS_MAX];
 	size_t nkeys;
 
+	moat_sign_domain_fn allowed; /* the d= it may use (moat_sign_restrict), or NULL: any */
+	void *allowed_arg;
+
 	struct moat_arc_seal *seal; /* arc_seal: our ARC set being made, or NULL (seal_why) */
 	char seal_why[256];
 };
@@ -320,6 +323,25 @@ moat_sign_begin(const struct moat_signer *signer)
 }
 
 void
+moat_sign_restrict(struct moat_sign *s, moat_sign_domain_fn fn, void *arg)
+{
+	s->allowed = fn;
+	s->allowed_arg = arg;
+}
+
+/* sign_allowed - the rows among KEYS[0..n) whose d= the message may use, kept in order; how many. */
+static size_t
+sign_allowed(const struct moat_sign *s, const struct moat_sign_key **keys, size_t n)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (s->allowed == NULL || s->allowed(s->allowed_arg, keys[i]->domain))
+			keys[kept++] = keys[i];
+	return kept;
+}
+
+void
 moat_sign_free(struct moat_sign *s)
 {
 	if (s == NULL)
@@ -451,6 +473,12 @@ sign_seal_start(struct moat_sign *s)
 		    domain[0] ? domain : "(no From domain)");
 		return;
 	}
+	if (!sg->arc_seal_domain[0] && sign_allowed(s, &key, 1) == 0) {
+		snprintf(s->seal_why, sizeof(s->seal_why),
+		    "the row for %.100s signs d=%.100s, not a domain of the login", domain,
+		    key->domain);
+		return;
+	}
 	p = sign_params(sg, key);
 	s->seal = moat_arc_seal_begin(&p, sg->authserv_id, s->hbuf, s->hoff, s->hlen, s->nhdr,
 	    s->seal_why, sizeof(s->seal_why));
@@ -475,6 +503,12 @@ moat_sign_eoh(struct moat_sign *s)
 	s->nkeys = moat_signtable_lookup(sg->table, s->from_domain, s->keys, MOAT_SIGN_KEYS_MAX);
 	if (s->nkeys == 0) {
 		sign_fail(s, MOAT_SIGN_NO_KEY, "no signing table row for %.200s", s->from_domain);
+		return;
+	}
+	if ((s->nkeys = sign_allowed(s, s->keys, s->nkeys)) == 0) {
+		sign_fail(s, MOAT_SIGN_NO_KEY,
+		    "no signing table row for %.200s with a d= of the login's domains",
+		    s->from_domain);
 		return;
 	}
 	if ((s->body = moat__dkim_body_new(sg->brelaxed, sg->sha256)) == NULL) {

@@ -12,6 +12,7 @@
 #ifndef MOAT_DKIM_SIGN_H
 #define MOAT_DKIM_SIGN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "conf.h"
@@ -46,6 +47,17 @@ const struct moat_signtable *moat_signer_table(const struct moat_signer *signer)
 
 /* moat_sign_begin - a message to sign with SIGNER (borrowed: it must outlive the message). */
 struct moat_sign *moat_sign_begin(const struct moat_signer *signer);
+
+/* moat_sign_domain_fn - may the message be signed with d=DOMAIN? (ARG borrowed) */
+typedef bool (*moat_sign_domain_fn)(void *arg, const char *domain);
+
+/*
+ * moat_sign_restrict - before the end of the header: sign only with the signing table rows whose
+ * d= FN allows (an authenticated login's own domains, sender_login_map), and seal only with such
+ * a row when arc_seal_domain does not name the sealer. With no row left the message is not signed
+ * (no_key). ARG is borrowed: it must outlive the message.
+ */
+void moat_sign_restrict(struct moat_sign *s, moat_sign_domain_fn fn, void *arg);
 
 /* One raw header field, "Name: value" with any folding CRLFs, without the final CRLF. */
 void moat_sign_header(struct moat_sign *s, const char *field, size_t len);

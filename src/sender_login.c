@@ -253,7 +253,7 @@ moat_sender_login_map_allows(const struct moat_sender_login_map *m, const char *
     const char *local, const char *domain)
 {
 	const struct sl_login *lg;
-	size_t ll = strlen(local);
+	size_t ll = local != NULL ? strlen(local) : 0;
 
 	if (m == NULL || login == NULL || (lg = sl_find(m, login)) == NULL)
 		return false;
@@ -261,7 +261,8 @@ moat_sender_login_map_allows(const struct moat_sender_login_map *m, const char *
 		const char *s = m->text + m->sender[lg->first + i], *at = strchr(s, '@');
 
 		if (at == NULL ? strcasecmp(s, domain) == 0
-			       : (size_t)(at - s) == ll && strncasecmp(s, local, ll) == 0 &&
+			       : (local == NULL ||
+				     ((size_t)(at - s) == ll && strncasecmp(s, local, ll) == 0)) &&
 			    strcasecmp(at + 1, domain) == 0)
 			return true;
 	}

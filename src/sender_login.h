@@ -36,7 +36,9 @@ size_t moat_sender_login_map_count(const struct moat_sender_login_map *m);
 
 /*
  * moat_sender_login_map_allows - may LOGIN use the address LOCAL@DOMAIN? True when the login's line
- * names DOMAIN or the whole address; false for a login that is not in the map.
+ * names DOMAIN or the whole address; false for a login that is not in the map. LOCAL NULL: is
+ * DOMAIN one of the login's at all (named, or the domain of one of its addresses)? That is the
+ * question for a signature's d= (the signer signs only for the login's domains).
  */
 bool moat_sender_login_map_allows(const struct moat_sender_login_map *m, const char *login,
     const char *local, const char *domain);

@@ -4,7 +4,8 @@
 # (bound to a.test) sending as alice@a.test is relayed with a DKIM-Signature of d=a.test; as
 # bob@b.test she gets 553 5.7.1 at MAIL and nothing is relayed or signed; with MAIL FROM
 # alice@a.test but a header From bob@b.test she gets 553 5.7.1 at the end of DATA, nothing
-# relayed or signed; bob sending as bob@b.test is signed d=b.test. First mxmoat-proxy on a
+# relayed or signed; bob sending as bob@b.test is signed d=b.test; alice sending as alice@c.test
+# (her domain too, but its signing table row signs with d=b.test, bob's) is relayed unsigned. First mxmoat-proxy on a
 # submission listener (AUTH relayed to Postfix), then mxmoat-milter behind the same Postfix (the
 # login from {auth_authen}). A bad map line stops start-up with "file:line".
 # Ports: 19500 (Postfix), 19501 (sink), 19502 (plain listener), 19503 (submission), 19504 (milter).
@@ -36,7 +37,8 @@ pw_a='al1ce-Pw+7' pw_b='b0b-Pw+9'
 keygen=$top_builddir/tools/mxmoat-keygen
 (cd "$PX_DIR" && "$keygen" -o a.key sa a.test >a.out && "$keygen" -o b.key sb b.test >b.out &&
 	chown nobody a.key b.key && { tail -n 1 a.out; tail -n 1 b.out; } >signing.table &&
-	printf '# who may send as whom\nalice a.test\nbob  bob@b.test\n' >logins.map) ||
+	echo 'c.test sb rsa-sha256 b.key d=b.test' >>signing.table &&
+	printf '# who may send as whom\nalice a.test c.test\nbob  bob@b.test\n' >logins.map) ||
 	tap_bail "mxmoat-keygen failed"
 chmod 644 "$PX_DIR/signing.table" "$PX_DIR/logins.map"
 conf=$PX_DIR/mxmoat.conf
@@ -83,6 +85,12 @@ scenario() {	# scenario VIA MARK: the five cases; MARK is the reply prefix of a 
 	tap_is "$via: only the three allowed messages were relayed" "$(pf_delivered_count)" $((n0 + 3))
 	tap_is "$via: and no message from bob@b.test by alice was signed (none relayed)" \
 		"$(for f in $(pf_delivered_files); do pf_headers "$f"; done | grep -c '^Subject: as bob@b.test')" 1
+	# the signer signs only with a d= of the login's domains: c.test's row signs d=b.test
+	out=$(send "$via" alice "$pw_a" alice@c.test alice@c.test)
+	tap_like "$via: alice as alice@c.test (her domain, row d=b.test): queued" "$out" '250 2\.0\.0 Ok: queued as'
+	tap_ok "$via: ... relayed" pf_wait_delivered $((n0 + 4)) 20
+	tap_like "$via: ... as alice@c.test" "$(pf_headers "$(pf_delivered_last)")" 'Subject: as alice@c\.test'
+	tap_is "$via: ... and not signed (d=b.test is not hers)" "$(signed_by)" ""
 }
 
 # ---- mxmoat-proxy: submission listener, AUTH relayed to Postfix ----
@@ -95,6 +103,8 @@ px_start $PLAIN 127.0.0.1:$PF_PORT -c "$conf" -o "tls_cert_file=$PX_DIR/rsa.pem"
 	{ cat "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 px__wait_port $SUB || tap_diag "submission listener not up"
 scenario proxy
+tap_ok "proxy: the unsigned message's log line says why" grep -q \
+	"dkim-sign result=no_key .*why=\"no signing table row for c\\.test with a d= of the login's domains\"" "$PX_DIR/proxy.log"
 tap_ok "proxy: the refused MAIL is logged with its reason" \
 	grep -qE 'reject reason=sender_login_mismatch code=553$' "$PX_DIR/proxy.log"
 tap_is "proxy: no login in the log (only addresses)" "$(grep -ciE 'alice[^@]|bob[^@]' "$PX_DIR/proxy.log")" 0
@@ -107,6 +117,8 @@ mapfile -t snippet < <(milter_pf_snippet 19504)
 pf_init "${DOVECOT_PF[@]}" "${snippet[@]}" || tap_bail "pf_init failed"
 pf_sink_start && pf_start || { pf_diag; tap_bail "postfix did not start"; }
 scenario milter
+tap_ok "milter: the unsigned message's log line says why" milter_log_grep \
+	"dkim-sign result=no_key .*why=\"no signing table row for c\\.test with a d= of the login's domains\""
 milter_stop
 tap_ok "milter: no sanitizer report" milter_sanitizer_clean
 tap_is "proxy: no sanitizer report" \

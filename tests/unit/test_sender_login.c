@@ -90,6 +90,13 @@ static const struct allow_case allow_cases[] = {
 	{ "bob, his domain", "bob", "bob", "b.test", true },
 	{ "a login not in the map", "mallory", "alice", "a.test", false },
 	{ "no login", NULL, "alice", "a.test", false },
+	/* no local part: is the domain one of the login's (a signature's d=)? */
+	{ "d=, alice's domain", "alice", NULL, "a.test", true },
+	{ "d=, the domain of alice's one address", "alice", NULL, "Shared.Test", true },
+	{ "d=, a subdomain of hers", "alice", NULL, "sub.a.test", false },
+	{ "d=, bob's domain for alice", "alice", NULL, "b.test", false },
+	{ "d=, bob's domain", "bob", NULL, "b.test", true },
+	{ "d=, a login not in the map", "mallory", NULL, "a.test", false },
 };
 
 Test(sender_login, allows_table)

@@ -535,3 +535,55 @@ Test(sign, header_overflow_fails, .init = setup, .fini = teardown)
 	moat_sign_free(s);
 	moat_conf_unref(conf);
 }
+
+/* only_domain - a moat_sign_restrict predicate allowing the one domain ARG. */
+static bool
+only_domain(void *arg, const char *domain)
+{
+	return strcmp(domain, arg) == 0;
+}
+
+/* restricted - sign one message with the table's two sign.test rows, d= restricted to ALLOWED;
+ * the status, with the number of signatures in *n. */
+static enum moat_sign_status
+restricted(const char *allowed, size_t *n)
+{
+	char err[MOAT_CONF_ERR_MAX], table[600], *vals[MOAT_SIGN_KEYS_MAX], why[256];
+	struct moat_conf_override ov[2];
+	struct moat_conf *conf;
+	struct moat_sign *s;
+	enum moat_sign_status st;
+
+	snprintf(table, sizeof(table), "%s/table", dir);
+	ov[0] = (struct moat_conf_override){ "dkim_signing_table", table };
+	ov[1] = (struct moat_conf_override){ "daemon_user", "root" };
+	conf = moat_conf_load(NULL, ov, 2, err, sizeof(err));
+	cr_assert_not_null(conf, "%s", err);
+	s = moat_sign_begin(conf->signer);
+	cr_assert_not_null(s);
+	moat_sign_restrict(s, only_domain, (void *)allowed);
+	for (size_t i = 0; i < sizeof(message_headers) / sizeof(message_headers[0]); i++)
+		moat_sign_header(s, message_headers[i], strlen(message_headers[i]));
+	moat_sign_eoh(s);
+	moat_sign_body(s, message_body, strlen(message_body));
+	st = moat_sign_end(s, vals, MOAT_SIGN_KEYS_MAX, n, why, sizeof(why));
+	if (st == MOAT_SIGN_NO_KEY)
+		cr_expect_str_eq(why,
+		    "no signing table row for sign.test with a d= of the login's domains");
+	for (size_t i = 0; i < *n; i++)
+		free(vals[i]);
+	moat_sign_free(s);
+	moat_conf_unref(conf);
+	return st;
+}
+
+/* sender_login_map: a row whose d= is not the login's signs nothing */
+Test(sign, restricted_domains, .init = setup, .fini = teardown)
+{
+	size_t n = 9;
+
+	cr_expect_eq(restricted("sign.test", &n), MOAT_SIGN_OK);
+	cr_expect_eq(n, 2, "both rows sign for an allowed d=");
+	cr_expect_eq(restricted("other.test", &n), MOAT_SIGN_NO_KEY);
+	cr_expect_eq(n, 0, "none for a d= not allowed");
+}
