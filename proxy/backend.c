@@ -49,6 +49,10 @@ backend_forget(struct px_backend *b)
 {
 	b->head = b->n = 0;
 	b->expect = false;
+	free(b->wbuf);
+	b->wbuf = NULL;
+	b->wlen = 0;
+	b->wcmds = 0;
 }
 
 void
@@ -79,13 +83,67 @@ px_backend_free(struct px_backend *b)
 {
 	free(b->reply);
 	b->reply = NULL;
+	free(b->wbuf);
+	b->wbuf = NULL;
 }
 
-/* backend_send - bytes for the leg. */
+/* backend_flush - the commands held by a cork, in one write. */
+static void
+backend_flush(struct px_backend *b)
+{
+	char *p = b->wbuf;
+	size_t n = b->wlen;
+	unsigned cmds = b->wcmds;
+
+	if (p == NULL)
+		return;
+	b->wbuf = NULL;
+	b->wlen = 0;
+	b->wcmds = 0;
+	if (n > 0 && b->state != B_NONE) {
+		if (cmds > 1) /* log_verbose: where RFC 2920 groups went out */
+			moat_log(LOG_DEBUG, moat_session_id(b->ms), "backend",
+			    "pipelined=%u bytes=%zu", cmds, n);
+		b->ops->backend_write(b->io, p, n);
+	}
+	free(p);
+}
+
+/* backend_send - bytes for the leg, after the commands held before them. */
 static void
 backend_send(struct px_backend *b, const char *p, size_t n)
 {
+	backend_flush(b);
 	b->ops->backend_write(b->io, p, n);
+}
+
+/* backend_hold - a command's bytes wait for the uncork; false when they cannot (not corked, or
+ * no memory): then they go now, after what is held. */
+static bool
+backend_hold(struct px_backend *b, const char *p, size_t n)
+{
+	char *w;
+
+	if (b->cork == 0 || (w = realloc(b->wbuf, b->wlen + n)) == NULL)
+		return false;
+	memcpy(w + b->wlen, p, n);
+	b->wbuf = w;
+	b->wlen += n;
+	b->wcmds++;
+	return true;
+}
+
+void
+px_backend_cork(struct px_backend *b)
+{
+	b->cork++;
+}
+
+void
+px_backend_uncork(struct px_backend *b)
+{
+	if (b->cork > 0 && --b->cork == 0)
+		backend_flush(b);
 }
 
 void
@@ -113,25 +171,40 @@ reply_alloc(struct px_backend *b)
 
 /* backend_push - a command goes out; its reply goes to DONE. 0, or -1 when the queue is full. */
 static int
-backend_push(struct px_backend *b, px_backend_reply_fn done)
+backend_push(struct px_backend *b, px_backend_reply_fn done, unsigned tag)
 {
+	struct px_backend_cmd *c;
+
 	if (b->n == PX_BACKEND_INFLIGHT)
 		return -1;
-	b->inflight[(b->head + b->n) % PX_BACKEND_INFLIGHT] = done;
+	c = &b->inflight[(b->head + b->n) % PX_BACKEND_INFLIGHT];
+	c->done = done;
+	c->tag = tag;
 	b->n++;
 	b->expect = false;
 	return 0;
 }
 
 int
-px_backend_command(struct px_backend *b, const char *line, size_t len, px_backend_reply_fn done)
+px_backend_command(struct px_backend *b, const char *line, size_t len, px_backend_reply_fn done,
+    unsigned tag)
 {
-	if (reply_alloc(b) < 0)
+	/* a reply of an earlier command may be half read: its buffer is not reset */
+	if (b->reply == NULL && reply_alloc(b) < 0)
 		return -ENOMEM;
-	if (backend_push(b, done) < 0)
+	if (backend_push(b, done, tag) < 0)
 		return -ENOBUFS;
-	backend_send(b, line, len);
+	if (!backend_hold(b, line, len))
+		backend_send(b, line, len);
 	return 0;
+}
+
+unsigned
+px_backend_tags(const struct px_backend *b, unsigned *tags)
+{
+	for (unsigned i = 0; i < b->n; i++)
+		tags[i] = b->inflight[(b->head + i) % PX_BACKEND_INFLIGHT].tag;
+	return b->n;
 }
 
 void
@@ -308,6 +381,7 @@ backend_after_ehlo(struct px_backend *b)
 	b->xclient = px_reply_has_ext(b->reply, "XCLIENT");
 	backend_learn(b, b->reply);
 	b->auth = px_reply_has_ext(b->reply, "AUTH");
+	b->pipelining = px_reply_has_ext(b->reply, "PIPELINING");
 	if (b->state == B_EHLO && b->conf->tls_backend != MOAT_TLS_BACKEND_NONE) {
 		if (px_reply_has_ext(b->reply, "STARTTLS")) {
 			b->state = B_STARTTLS;
@@ -382,6 +456,7 @@ backend_setup(struct px_backend *b)
 			goto refused;
 		backend_learn(b, r);
 		b->auth = px_reply_has_ext(r, "AUTH");
+		b->pipelining = px_reply_has_ext(r, "PIPELINING");
 		backend_ready(b);
 		break;
 	default:
@@ -417,7 +492,7 @@ backend_pop(struct px_backend *b)
 
 	if (b->n == 0)
 		return NULL;
-	done = b->inflight[b->head];
+	done = b->inflight[b->head].done;
 	b->head = (b->head + 1) % PX_BACKEND_INFLIGHT;
 	b->n--;
 	return done;

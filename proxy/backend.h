@@ -76,10 +76,20 @@ struct px_backend {
 	enum px_bstate state;
 	struct px_reply *reply; /* the reply being read; allocated while one is due */
 	bool tls; /* the leg is TLS */
-	/* its last EHLO reply offered XCLIENT, SMTPUTF8, DSN, AUTH */
-	bool xclient, utf8, dsn, auth;
-	px_backend_reply_fn inflight[PX_BACKEND_INFLIGHT]; /* a ring: the oldest answers first */
+	/* its last EHLO reply offered XCLIENT, SMTPUTF8, DSN, AUTH, PIPELINING (RFC 2920) */
+	bool xclient, utf8, dsn, auth, pipelining;
+	/* a ring of the commands in flight, the oldest answers first; tag: the session's name for
+	 * the command (what it says when the leg is lost before the reply) */
+	struct px_backend_cmd {
+		px_backend_reply_fn done;
+		unsigned tag;
+	} inflight[PX_BACKEND_INFLIGHT];
 	unsigned head, n;
+	/* commands queued while corked (px_backend_cork), written as one at px_backend_uncork */
+	unsigned cork;
+	char *wbuf;
+	size_t wlen;
+	unsigned wcmds;
 	bool expect; /* px_backend_expect: a reply may come with nothing queued */
 	bool waited; /* a command waits for the setup: XCLIENT, then READY; else PARKED */
 
@@ -127,10 +137,18 @@ void px_backend_close(struct px_backend *b, bool idle);
  * and the session told (PX_BEV_FAILED) with the 4xx a waiting command gets. */
 void px_backend_fail(struct px_backend *b, const char *why);
 
-/* px_backend_command - queue the command LINE (LEN bytes with its CRLF) and write it; its reply
- * goes to DONE. 0, -ENOMEM, or -ENOBUFS when PX_BACKEND_INFLIGHT commands are in flight. */
-int px_backend_command(struct px_backend *b, const char *line, size_t len,
-    px_backend_reply_fn done);
+/* px_backend_command - queue the command LINE (LEN bytes with its CRLF) and write it (corked:
+ * with the others of its group at px_backend_uncork); its reply goes to DONE, and TAG names it
+ * for px_backend_tags. 0, -ENOMEM, or -ENOBUFS when PX_BACKEND_INFLIGHT commands are in flight. */
+int px_backend_command(struct px_backend *b, const char *line, size_t len, px_backend_reply_fn done,
+    unsigned tag);
+/* px_backend_tags - the tags of the commands in flight, oldest first, into TAGS (room for
+ * PX_BACKEND_INFLIGHT); how many. */
+unsigned px_backend_tags(const struct px_backend *b, unsigned *tags);
+/* px_backend_cork, px_backend_uncork - commands queued in between leave in one write (RFC 2920:
+ * a group towards the backend); they nest. A message's bytes and the setup are never held. */
+void px_backend_cork(struct px_backend *b);
+void px_backend_uncork(struct px_backend *b);
 /* px_backend_send - bytes of a message (after DATA's 354): no reply is due for them. */
 void px_backend_send(struct px_backend *b, const char *p, size_t n);
 /* px_backend_expect - until the next command, a reply may come with nothing queued (a 421 while

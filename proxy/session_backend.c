@@ -3,11 +3,19 @@
  * the leg, the commands it queues (formatted here, each with the function its reply goes to), and
  * what the client hears when the leg cannot be set up or is lost, according to what was pending.
  * The leg itself (setup, queue, reply parsing) is backend.c.
+ *
+ * Pipelining (RFC 2920) towards a backend that offers it: while replies are due, the session goes
+ * on with the client's next command if it is already read and may share a group (MAIL, RCPT,
+ * RSET, NOOP, DATA in streaming mode; px__backend_ahead). Each still passes the core before the
+ * backend hears it; one the core refuses is answered here and never sent, its reply kept until the
+ * replies before it are relayed. The commands of a group leave in one write (the cork), the
+ * replies are relayed in order, verbatim, and a lost leg answers each command still due.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -29,11 +37,14 @@ px__backend_queue(struct px_session *s, enum px_op op, const char *line, size_t 
 	enum px_wait wait = s->wait;
 	int rc;
 
-	s->op = op;
+	if (s->b.n == 0) /* s->op: the oldest command still due */
+		s->op = op;
 	s->wait = W_BACKEND;
-	rc = px_backend_command(&s->b, line, len, done);
-	if (rc == 0)
+	rc = px_backend_command(&s->b, line, len, done, op);
+	if (rc == 0) {
+		s->bseq++;
 		return 0;
+	}
 	s->op = was;
 	s->wait = wait;
 	if (rc == -ENOMEM) {
@@ -46,8 +57,8 @@ px__backend_queue(struct px_session *s, enum px_op op, const char *line, size_t 
 }
 
 /* px__backend_command - send "verb<path> params\r\n" (path NULL: the verb alone); the session
- * waits for OP, and the reply goes to DONE. */
-void
+ * waits for OP, and the reply goes to DONE. 0, or -1 when it was answered here instead. */
+int
 px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done, const char *verb,
     const char *path, const char *params)
 {
@@ -61,9 +72,9 @@ px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn don
 		    params && *params ? " " : "", params ? params : "");
 	if (n < 0 || (size_t)n >= sizeof(buf)) {
 		SAY(s, reply_syntax);
-		return;
+		return -1;
 	}
-	(void)px__backend_queue(s, op, buf, (size_t)n, done);
+	return px__backend_queue(s, op, buf, (size_t)n, done);
 }
 
 /*
@@ -88,7 +99,8 @@ px__backend_lacks(struct px_session *s, bool rcpt)
 	return true;
 }
 
-/* send_mail - MAIL FROM to a ready backend. */
+/* send_mail - MAIL FROM to a ready backend; the transaction starts with it, so RCPTs pipelined
+ * after it find one (its refusal ends it, px__mail_reply). */
 static void
 send_mail(struct px_session *s)
 {
@@ -96,6 +108,11 @@ send_mail(struct px_session *s)
 		moat_session_abort(s->ms);
 		s->op = OP_NONE;
 		s->wait = W_NONE;
+		return;
+	}
+	if (px__txn_begin(s) < 0) {
+		SAY(s, reply_oom);
+		px__session_close(s);
 		return;
 	}
 	px__backend_command(s, OP_MAIL, px__mail_reply, "MAIL FROM:", s->path, s->params);
@@ -167,13 +184,70 @@ backend_event(struct px_session *s, enum px_bevent ev, const char *reply, size_t
 	px__say(s, reply, len);
 }
 
-/* backend_dispatch - a reply to a queued command: the session waits no more, DONE has it. */
+/* backend_answered - the oldest command due has its reply (or its loss): what the session waits
+ * for now. */
+static void
+backend_answered(struct px_session *s)
+{
+	unsigned tags[PX_BACKEND_INFLIGHT];
+
+	s->bans++;
+	s->op = px_backend_tags(&s->b, tags) > 0 ? (enum px_op)tags[0] : OP_NONE;
+	if (s->wait == W_BACKEND && s->op == OP_NONE)
+		s->wait = W_NONE;
+}
+
+/* backend_dispatch - a reply to a queued command: relayed by DONE, then the replies the session
+ * gave to the commands after it, up to the next one still due. */
 static void
 backend_dispatch(struct px_session *s, px_backend_reply_fn done, const struct px_reply *r)
 {
-	s->op = OP_NONE;
-	s->wait = W_NONE;
+	backend_answered(s);
+	s->in_reply++;
 	done(s, r);
+	s->in_reply--;
+	px__later_flush(s);
+}
+
+/* group_verb - LINE starts with VERB (4 letters) as a whole word. */
+static bool
+group_verb(const char *line, size_t len, const char *verb)
+{
+	return len >= 4 && strncasecmp(line, verb, 4) == 0 && (len == 4 || line[4] == ' ');
+}
+
+/*
+ * px__backend_ahead - with replies due, may the session run the command at P (N bytes read)
+ * now? Only a whole line, to a backend that offers PIPELINING, while the queue and the replies
+ * kept have room and no DATA is due (RFC 2920 3.1: DATA ends a group): RSET, NOOP, RCPT, DATA in
+ * streaming mode (holding says 354 itself, which needs the RCPT replies first), and MAIL when
+ * only RSETs are due (a reply of the last transaction must not meet the next one).
+ */
+bool
+px__backend_ahead(struct px_session *s, const char *p, size_t n)
+{
+	unsigned tags[PX_BACKEND_INFLIGHT];
+	unsigned nt = px_backend_tags(&s->b, tags);
+	size_t ll, used;
+	bool only_rset = true;
+
+	if ((s->wait != W_NONE && s->wait != W_BACKEND) || !px_backend_ready(&s->b) ||
+	    !s->b.pipelining || s->state != S_CMD || s->skip != SK_NONE ||
+	    nt + 1 >= PX_BACKEND_INFLIGHT || s->later_len > PX_REPLY_MAX)
+		return false;
+	for (unsigned i = 0; i < nt; i++) {
+		if (tags[i] != OP_MAIL && tags[i] != OP_RCPT && tags[i] != OP_RSET)
+			return false;
+		only_rset = only_rset && tags[i] == OP_RSET;
+	}
+	if (px_parse_line(p, n, s->conf->limit_line_length,
+		s->conf->proxy_bare_newline == MOAT_BARE_NORMALIZE, &ll, &used) != PX_LINE_OK)
+		return false;
+	if (group_verb(p, ll, "RSET") || group_verb(p, ll, "NOOP") || group_verb(p, ll, "RCPT"))
+		return true;
+	if (group_verb(p, ll, "DATA"))
+		return !moat_session_edits_need_body(s->ms);
+	return group_verb(p, ll, "MAIL") && only_rset;
 }
 
 void
@@ -257,56 +331,74 @@ px_session_backend_tls_done(struct px_session *s, const struct moat_tls_info *in
 	px_backend_tls_done(&s->b, info);
 }
 
-void
-px_session_backend_input(struct px_session *s, const char *p, size_t n)
+/* core_busy - the core session is on the pool or waits for a rate-limit store: a reply now
+ * (which may end the transaction in the core) waits until it is done (px__backend_catch_up). */
+static bool
+core_busy(const struct px_session *s)
+{
+	return s->b.n > 0 && (s->wait == W_WORK || s->wait == W_RATELIMIT);
+}
+
+/* backend_bytes - replies from the leg; between commands it holds no reply buffer (4 KB). */
+static void
+backend_bytes(struct px_session *s, const char *p, size_t n)
 {
 	px_backend_input(&s->b, p, n);
-	/* between commands the leg holds no reply buffer (4 KB) */
 	if (s->op == OP_NONE)
 		px_backend_idle(&s->b);
-	px__session_pump(s);
+}
+
+/* px__backend_catch_up - the core is free again: the replies and the loss that came meanwhile. */
+void
+px__backend_catch_up(struct px_session *s)
+{
+	char *p = s->bstash;
+	char why[sizeof(s->blost)];
+
+	if (s->wait == W_WORK || s->wait == W_RATELIMIT)
+		return;
+	s->bstash = NULL;
+	if (p != NULL)
+		backend_bytes(s, p, s->bstash_len);
+	free(p);
+	s->bstash_len = 0;
+	if (s->blost[0] != '\0') {
+		memcpy(why, s->blost, sizeof(why));
+		s->blost[0] = '\0';
+		px_session_backend_error(s, why);
+	}
 }
 
 void
-px_session_backend_error(struct px_session *s, const char *why)
+px_session_backend_input(struct px_session *s, const char *p, size_t n)
 {
-	enum px_op op = s->op;
-	bool bad = strcmp(why, "malformed") == 0;
+	if (core_busy(s)) {
+		/* at most every reply due: more is a backend that talks out of turn */
+		if (s->bstash_len + n > (size_t)PX_BACKEND_INFLIGHT * PX_REPLY_MAX ||
+		    !px__buf_add(&s->bstash, &s->bstash_len, p, n))
+			px_session_backend_error(s, "malformed");
+		return;
+	}
+	px__session_cork(s);
+	backend_bytes(s, p, n);
+	px__session_pump(s);
+	px__session_uncork(s);
+}
 
-	if (s->b.state == B_NONE)
-		return;
-	if (s->wait == W_WORK) {
-		px_backend_abort(&s->b); /* work_done finds the leg gone and answers 451 */
-		return;
-	}
-	if (!px_backend_ready(&s->b)) {
-		px_backend_fail(&s->b, why);
-		px__session_pump(s);
-		return;
-	}
-	px_backend_abort(&s->b);
-	if (s->state == S_DATA) {
-		/* mid-DATA: read on to the end of data, then 451 (never 250) */
-		if (s->txn->dv.action == MOAT_CONTINUE)
-			moat_verdict_set(&s->txn->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
-			    "backend_lost", "Backend connection lost, try again later");
-		s->txn->data_abort = true;
-		return;
-	}
-	if (s->txn != NULL || op != OP_NONE)
-		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
-		    (int)op);
+/* lost_reply - what the client hears for command OP, due when the leg was lost (BAD: it sent a
+ * malformed reply). */
+static void
+lost_reply(struct px_session *s, enum px_op op, bool bad)
+{
 	/*
 	 * Lost between commands of a transaction, or at a RCPT: the client still has its MAIL
 	 * (RFC 5321 4.1.4), so its next RCPTs and DATA hear 451 4.4.2 (px__rcpt_send, proceed_data) until
 	 * it ends the transaction, never a 503 that would turn the loss into a bounce.
 	 */
-	if (op == OP_NONE)
-		return;
-	s->op = OP_NONE;
-	s->wait = W_NONE;
 	if (op != OP_RCPT)
 		px__txn_end(s);
+	else if (s->txn != NULL && s->txn->rcpts_out > 0)
+		s->txn->rcpts_out--;
 	px__data_free(s); /* a held message that was going out */
 	if (op == OP_AUTH || s->state == S_AUTH) {
 		px__session_state(s, S_CMD);
@@ -320,5 +412,59 @@ px_session_backend_error(struct px_session *s, const char *why)
 		SAY(s, px_reply_backend_bad);
 	else
 		SAY(s, reply_backend_lost);
+}
+
+void
+px_session_backend_error(struct px_session *s, const char *why)
+{
+	enum px_op op = s->op;
+	bool bad = strcmp(why, "malformed") == 0;
+	unsigned tags[PX_BACKEND_INFLIGHT];
+	unsigned nt;
+
+	if (s->b.state == B_NONE)
+		return;
+	if (core_busy(s)) {
+		snprintf(s->blost, sizeof(s->blost), "%s", why); /* px__backend_catch_up */
+		return;
+	}
+	if (s->wait == W_WORK) {
+		px_backend_abort(&s->b); /* work_done finds the leg gone and answers 451 */
+		return;
+	}
+	if (!px_backend_ready(&s->b)) {
+		px_backend_fail(&s->b, why);
+		px__session_pump(s);
+		return;
+	}
+	nt = px_backend_tags(&s->b, tags);
+	px_backend_abort(&s->b);
+	if (s->state == S_DATA) {
+		/* mid-DATA: read on to the end of data, then 451 (never 250) */
+		if (s->txn->dv.action == MOAT_CONTINUE)
+			moat_verdict_set(&s->txn->dv, MOAT_TEMPFAIL, 451, bad ? "4.4.0" : "4.4.2",
+			    "backend_lost", "Backend connection lost, try again later");
+		s->txn->data_abort = true;
+		return;
+	}
+	if (s->txn != NULL || op != OP_NONE)
+		moat_log(LOG_WARNING, moat_session_id(s->ms), "backend", "error=%s op=%d", why,
+		    (int)op);
+	if (op == OP_NONE)
+		return;
+	s->op = OP_NONE;
+	if (s->wait == W_BACKEND || s->wait == W_DRAIN)
+		s->wait = W_NONE;
+	s->in_reply++;
+	if (nt == 0)
+		lost_reply(s, op, bad); /* a held message going out, with no reply due yet */
+	for (unsigned i = 0; i < nt; i++) {
+		lost_reply(s, (enum px_op)tags[i], bad);
+		s->bans++;
+		px__later_flush(s);
+	}
+	s->in_reply--;
+	s->bans = s->bseq;
+	px__later_flush(s);
 	px__session_pump(s);
 }

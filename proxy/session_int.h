@@ -94,7 +94,8 @@ enum px_skip {
 };
 
 /*
- * The transaction, made at the backend's 2xx to MAIL (px__txn_begin) and freed at the end of its
+ * The transaction, made when MAIL goes to the backend (px__txn_begin), ended by a refusal of that
+ * MAIL, and freed at the end of its
  * message, RSET, QUIT, a new EHLO, or the loss of either leg (px__txn_end): what the backend
  * accepted, and the message's DATA state. Its buffers exist only while a message is read, held or
  * sent (px__data_begin to px__data_free). A work item on the pool that uses them holds the
@@ -102,6 +103,7 @@ enum px_skip {
  */
 struct px_txn {
 	unsigned backend_rcpts; /* RCPTs the backend accepted (the core counts those it passed) */
+	unsigned rcpts_out; /* RCPTs sent whose reply is still due (pipelining) */
 
 	/* DATA */
 	struct px_data *data;
@@ -167,6 +169,19 @@ struct px_session {
 
 	struct moat_verdict v; /* result of the last policy event */
 
+	/*
+	 * Pipelining towards the backend (RFC 2920, session_backend.c): commands queued (bseq) and
+	 * answered (bans) so far; the command being run was read when seq_cmd were queued, so what
+	 * the session says for it waits in later until those replies are relayed. in_reply: a reply
+	 * of the backend (or its loss) is being relayed. cout: replies held for one client write
+	 * while cork is up. bstash, blost: the backend's bytes or loss while the core is busy on the
+	 * pool or with a rate-limit store, taken up when it is done.
+	 */
+	unsigned bseq, bans, seq_cmd, in_reply, cork;
+	char *later, *cout, *bstash;
+	size_t later_len, cout_len, bstash_len;
+	char blost[32];
+
 	struct px_txn *txn; /* the transaction in progress (txn.c); NULL outside one */
 	struct px_txn *work_txn; /* the transaction the running work item uses (pool), or NULL */
 };
@@ -186,6 +201,11 @@ void px__session_state(struct px_session *s, enum px_state to);
 void px__say(struct px_session *s, const char *p, size_t n);
 void px__say_verdict(struct px_session *s, const struct moat_verdict *v);
 void px__session_close(struct px_session *s);
+void px__session_cork(struct px_session *s);
+void px__session_flush(struct px_session *s);
+bool px__buf_add(char **buf, size_t *len, const void *p, size_t n);
+void px__session_uncork(struct px_session *s);
+void px__later_flush(struct px_session *s);
 void px__work(struct px_session *s, enum px_work w);
 bool px__count_error(struct px_session *s, bool junk);
 bool px__count_junk(struct px_session *s);
@@ -196,11 +216,13 @@ void px__core_event(struct px_session *s, enum moat_event_rc rc, struct moat_ver
 void px__backend_bind(struct px_session *s);
 int px__backend_queue(struct px_session *s, enum px_op op, const char *line, size_t len,
     px_backend_reply_fn done);
-void px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done,
+int px__backend_command(struct px_session *s, enum px_op op, px_backend_reply_fn done,
     const char *verb, const char *path, const char *params);
 void px__backend_start(struct px_session *s, enum px_op op);
 bool px__backend_lacks(struct px_session *s, bool rcpt);
 void px__backend_request(struct px_session *s, enum px_op op);
+bool px__backend_ahead(struct px_session *s, const char *p, size_t n);
+void px__backend_catch_up(struct px_session *s);
 /* txn.c */
 void px__data_reply(struct px_session *s, const struct px_reply *r);
 void px__data_settle(struct px_session *s);
@@ -210,6 +232,7 @@ int px__data_begin(struct px_session *s);
 void px__data_free(struct px_session *s);
 int px__txn_begin(struct px_session *s);
 void px__txn_end(struct px_session *s);
+void px__backend_rset_quiet(struct px_session *s);
 /* px__txn_free - T's buffers, held message and itself; NULL is a no-op. */
 void px__txn_free(struct px_session *s, struct px_txn *t);
 bool px__data_open(struct px_session *s);

@@ -278,17 +278,18 @@ proceed_mail(struct px_session *s, const char *arg)
 	px__work(s, WK_MAIL);
 }
 
-/* px__mail_reply - the backend's verdict on MAIL, verbatim; only its 2xx opens our transaction. */
+/* px__mail_reply - the backend's verdict on MAIL, verbatim; anything but its 2xx ends the
+ * transaction that began with it (RCPTs pipelined after it hear the backend's 503). */
 void
 px__mail_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
-	if (r->code / 100 != 2)
-		moat_session_abort(s->ms);
-	else if (px__txn_begin(s) < 0) {
-		SAY(s, reply_oom);
-		px__session_close(s);
-	}
+	if (r->code / 100 == 2)
+		return;
+	if (s->txn != NULL)
+		px__txn_end(s);
+	else
+		moat_session_abort(s->ms); /* an RSET of its group ended it already */
 }
 
 /* px__mail_done - the core's MAIL verdict is in: relay to the backend or refuse. */
@@ -344,7 +345,11 @@ static void
 rcpt_reply(struct px_session *s, const struct px_reply *r)
 {
 	px__say(s, r->buf, r->len);
-	if (r->code / 100 == 2 && s->txn != NULL)
+	if (s->txn == NULL)
+		return;
+	if (s->txn->rcpts_out > 0)
+		s->txn->rcpts_out--;
+	if (r->code / 100 == 2)
 		s->txn->backend_rcpts++;
 }
 
@@ -359,7 +364,8 @@ px__rcpt_send(struct px_session *s)
 	}
 	if (px__backend_lacks(s, true))
 		return;
-	px__backend_command(s, OP_RCPT, rcpt_reply, "RCPT TO:", s->path, s->params);
+	if (px__backend_command(s, OP_RCPT, rcpt_reply, "RCPT TO:", s->path, s->params) == 0)
+		s->txn->rcpts_out++;
 }
 
 static int
@@ -373,11 +379,26 @@ check_data(struct px_session *s, const char *arg)
 		SAY(s, reply_need_mail);
 		return -1;
 	}
-	if (s->txn->backend_rcpts == 0) {
+	if (s->txn->backend_rcpts == 0 && s->txn->rcpts_out == 0) {
 		SAY(s, reply_no_rcpt);
 		return -1;
 	}
 	return 0;
+}
+
+/* data_reply - the backend's answer to DATA. Pipelined, DATA left before the RCPT replies were
+ * in: a 354 with none of them accepted (a backend that disagrees with its own replies) opens no
+ * message; its leg, now in DATA, is dropped. */
+static void
+data_reply(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code == 354 && (s->txn == NULL || s->txn->backend_rcpts == 0)) {
+		px_backend_abort(&s->b);
+		px__txn_end(s);
+		SAY(s, reply_no_rcpt);
+		return;
+	}
+	px__data_reply(s, r);
 }
 
 static void
@@ -389,8 +410,12 @@ proceed_data(struct px_session *s, const char *arg)
 	moat_session_data(s->ms, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
 		px__say_verdict(s, &v);
-		px_backend_abort(&s->b);
 		px__txn_end(s);
+		/* pipelined, the replies to its MAIL and RCPTs are still due: the leg stays for them */
+		if (s->b.n > 0)
+			px__backend_rset_quiet(s);
+		else
+			px_backend_abort(&s->b);
 		if (v.close)
 			px__session_close(s);
 		return;
@@ -410,7 +435,7 @@ proceed_data(struct px_session *s, const char *arg)
 	if (s->txn->holding)
 		px__data_open(s);
 	else
-		px__backend_command(s, OP_DATA, px__data_reply, "DATA", NULL, NULL);
+		px__backend_command(s, OP_DATA, data_reply, "DATA", NULL, NULL);
 }
 
 static int
@@ -535,6 +560,7 @@ px__starttls_begin(struct px_session *s)
 	px__txn_end(s);
 	moat_session_helo_reset(s->ms);
 	s->utf8_offered = false;
+	px__session_flush(s); /* the 220 leaves in plaintext, before the handshake */
 	if (s->ops->client_starttls(s->io) < 0)
 		px__session_close(s);
 }

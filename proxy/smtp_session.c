@@ -8,7 +8,8 @@
  *
  * Owns the input buffer, the DATA reader and the backend leg (backend.h) of one session, and the
  * struct moat_session it drives. Each command to the backend is queued with the function its reply
- * goes to; the session sends one at a time (no pipelining towards the backend yet).
+ * goes to; a group the client pipelines goes to a backend that offers PIPELINING in one write
+ * (session_backend.c), and the replies come back to the client in the order of its commands.
  *
  * Two DATA modes (doc/architecture.md): streaming, where the message goes to the backend as it
  * arrives and only the final dot waits for the verdict; and holding, chosen when the core's edits
@@ -49,12 +50,115 @@ static const char reply_nul_cmd[] = "500 5.5.2 NUL byte in command\r\n";
 static const char reply_early[] = "554 5.5.1 Protocol error: talking before the greeting\r\n";
 static const char reply_timeout_fmt[] = "421 4.4.2 %s Error: timeout exceeded\r\n";
 
-/* px__say - queue a reply for the client (nothing once it is gone). */
+/* later_hdr - a reply in s->later: its bytes follow; it goes out once bans reaches key. */
+struct later_hdr {
+	unsigned key;
+	size_t len;
+};
+
+/* px__buf_add - append to a heap buffer; false when out of memory. */
+bool
+px__buf_add(char **buf, size_t *len, const void *p, size_t n)
+{
+	char *b = realloc(*buf, *len + n);
+
+	if (b == NULL)
+		return false;
+	memcpy(b + *len, p, n);
+	*buf = b;
+	*len += n;
+	return true;
+}
+
+/* client_out - bytes for the client: held for one write while corked. */
+static void
+client_out(struct px_session *s, const char *p, size_t n)
+{
+	if (s->cork == 0 || !px__buf_add(&s->cout, &s->cout_len, p, n)) {
+		px__session_flush(s);
+		s->ops->client_write(s->io, p, n);
+	}
+}
+
+/* px__session_flush - the client replies held by the cork, in one write. */
+void
+px__session_flush(struct px_session *s)
+{
+	char *p = s->cout;
+	size_t n = s->cout_len;
+
+	s->cout = NULL;
+	s->cout_len = 0;
+	if (n > 0 && !s->gone)
+		s->ops->client_write(s->io, p, n);
+	free(p);
+}
+
+void
+px__session_cork(struct px_session *s)
+{
+	s->cork++;
+	px_backend_cork(&s->b);
+}
+
+void
+px__session_uncork(struct px_session *s)
+{
+	px_backend_uncork(&s->b);
+	if (s->cork > 0 && --s->cork == 0)
+		px__session_flush(s);
+}
+
+/* later_take - the first reply in s->later, if all FORCE or its backend replies are out. */
+static bool
+later_take(struct px_session *s, bool force)
+{
+	struct later_hdr h;
+
+	if (s->later_len < sizeof(h))
+		return false;
+	memcpy(&h, s->later, sizeof(h));
+	if (!force && h.key > s->bans)
+		return false;
+	client_out(s, s->later + sizeof(h), h.len);
+	s->later_len -= sizeof(h) + h.len;
+	memmove(s->later, s->later + sizeof(h) + h.len, s->later_len);
+	if (s->later_len == 0) {
+		free(s->later);
+		s->later = NULL;
+	}
+	return true;
+}
+
+/* px__later_flush - the replies whose backend replies before them are out. */
+void
+px__later_flush(struct px_session *s)
+{
+	while (later_take(s, false))
+		;
+}
+
+/*
+ * px__say - queue a reply for the client (nothing once it is gone). RFC 2920 3.1: replies go in
+ * the order of the commands, so a reply to a command read while earlier ones were still at the
+ * backend waits for theirs (s->later); without memory for that it goes now.
+ */
 void
 px__say(struct px_session *s, const char *p, size_t n)
 {
-	if (!s->gone && s->state != S_CLOSED)
-		s->ops->client_write(s->io, p, n);
+	struct later_hdr h = { .key = s->seq_cmd, .len = n };
+
+	if (s->gone || s->state == S_CLOSED)
+		return;
+	if (s->in_reply == 0 && s->bans < s->seq_cmd) {
+		size_t was = s->later_len;
+
+		if (px__buf_add(&s->later, &s->later_len, &h, sizeof(h)) &&
+		    px__buf_add(&s->later, &s->later_len, p, n))
+			return;
+		s->later_len = was;
+	}
+	client_out(s, p, n);
 }
 
 #define SAY(s, r) px__say((s), (r), sizeof(r) - 1)
@@ -97,6 +201,9 @@ px__session_close(struct px_session *s)
 	if (s->state == S_CLOSED)
 		return;
 	px_backend_close(&s->b, s->txn == NULL && s->state != S_DATA);
+	while (later_take(s, true)) /* the leg is gone: no reply will come before them */
+		;
+	px__session_flush(s);
 	px__session_state(s, S_CLOSED);
 	if (!s->gone)
 		s->ops->client_close(s->io);
@@ -152,9 +259,13 @@ px__work(struct px_session *s, enum px_work w)
 void
 px__session_pump(struct px_session *s)
 {
-	while (s->state != S_CLOSED && s->wait == W_NONE && s->in_pos < s->in_len) {
+	while (s->state != S_CLOSED && s->in_pos < s->in_len) {
 		const char *p = s->in + s->in_pos;
 		size_t n = s->in_len - s->in_pos;
+
+		if (s->b.n == 0 ? s->wait != W_NONE : !px__backend_ahead(s, p, n))
+			break;
+		s->seq_cmd = s->bseq;
 
 		if (s->state == S_GREET) {
 			SAY(s, reply_early);
@@ -233,7 +344,8 @@ px__session_pump(struct px_session *s)
 		s->in_pos = 0;
 	}
 	/* idle between commands: give the buffers back */
-	if (s->in_len == 0 && s->wait == W_NONE && s->state != S_DATA && s->skip == SK_NONE) {
+	if (s->in_len == 0 && s->wait == W_NONE && s->b.n == 0 && s->state != S_DATA &&
+	    s->skip == SK_NONE) {
 		free(s->in);
 		free(s->line);
 		s->in = s->line = NULL;
@@ -281,6 +393,7 @@ event_then(struct px_session *s, enum px_rlnext next, const struct moat_verdict 
 			px_session_greet(s);
 		break;
 	case RL_TLS_IMPLICIT:
+		px__session_flush(s);
 		if (s->ops->client_starttls(s->io) < 0)
 			px__session_close(s);
 		break;
@@ -342,9 +455,12 @@ px_session_ratelimit_done(struct px_session *s, const struct moat_verdict *answe
 	s->wait = W_NONE;
 	if (s->state == S_CLOSED || s->gone)
 		return;
+	px__session_cork(s);
 	rc = moat_session_resume(s->ms, answer, &v);
 	px__core_event(s, rc, &v, s->rl_next);
+	px__backend_catch_up(s);
 	px__session_pump(s);
+	px__session_uncork(s);
 }
 
 void
@@ -414,6 +530,9 @@ px_session_free(struct px_session *s)
 	px__txn_free(s, s->txn);
 	moat_session_free(s->ms);
 	px_backend_free(&s->b);
+	free(s->later);
+	free(s->cout);
+	free(s->bstash);
 	free(s->line);
 	free(s->in);
 	free(s);
@@ -488,7 +607,9 @@ px_session_rdone(struct px_session *s, size_t n)
 	if (n > s->in_cap - s->in_len)
 		n = s->in_cap - s->in_len;
 	s->in_len += n;
+	px__session_cork(s);
 	px__session_pump(s);
+	px__session_uncork(s);
 }
 
 void
@@ -581,6 +702,7 @@ px_session_work_done(struct px_session *s)
 	s->wait = W_NONE;
 	if (s->state == S_CLOSED || s->gone)
 		return;
+	px__session_cork(s);
 	switch (w) {
 	case WK_MAIL:
 		px__core_event(s, s->core_rc, &s->v, RL_MAIL);
@@ -606,7 +728,9 @@ px_session_work_done(struct px_session *s)
 	case WK_NONE:
 		break;
 	}
+	px__backend_catch_up(s);
 	px__session_pump(s);
+	px__session_uncork(s);
 }
 
 enum px_phase
@@ -627,5 +751,5 @@ px_session_phase(const struct px_session *s)
 bool
 px_session_backend_waiting(const struct px_session *s)
 {
-	return s->wait == W_BACKEND || s->wait == W_DRAIN;
+	return s->wait == W_BACKEND || s->wait == W_DRAIN || s->b.n > 0;
 }

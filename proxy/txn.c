@@ -345,7 +345,7 @@ px__data_free(struct px_session *s)
 		data_buffers_free(s, s->txn);
 }
 
-/* px__txn_begin - the backend said 2xx to MAIL: the transaction starts. 0, or -1: out of memory. */
+/* px__txn_begin - MAIL goes to the backend: the transaction starts. 0, or -1: out of memory. */
 int
 px__txn_begin(struct px_session *s)
 {
@@ -459,9 +459,16 @@ msg_drop(struct px_session *s)
 	px__data_free(s);
 	px__txn_end(s);
 	if (rset)
-		px__backend_command(s, OP_RSET_QUIET, rset_quiet_reply, "RSET", NULL, NULL);
+		px__backend_rset_quiet(s);
 	else
 		px_backend_abort(&s->b);
+}
+
+/* px__backend_rset_quiet - end the backend's transaction with RSET; the client has its reply. */
+void
+px__backend_rset_quiet(struct px_session *s)
+{
+	px__backend_command(s, OP_RSET_QUIET, rset_quiet_reply, "RSET", NULL, NULL);
 }
 
 /* dot_reply - the backend's word on the message, queue id and all: only now may the client hear

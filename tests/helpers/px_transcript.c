@@ -55,6 +55,7 @@ struct rig {
 	/* the scenario's switches */
 	bool tls, implicit, manual_work, manual_connect, ratelimit_pending, backend_refuse, mta;
 	bool remember; /* "remember backend": the driver keeps the backend's extensions */
+	bool show_writes; /* "show writes": where each write of the session ends */
 	int exts; /* ... what it has learned (PX_EXT_*), -1: nothing */
 	/* driver state */
 	bool closed, bopen, connect_due, work_due, rl_due, started;
@@ -199,10 +200,12 @@ written(struct rig *r, char dir, const char *p, size_t n)
 {
 	if (r->quiet)
 		return;
-	if (r->pdir != dir)
+	if (r->pdir != dir || r->show_writes)
 		flush(r);
 	r->pdir = dir;
 	text_add(&r->pend, p, n);
+	if (r->show_writes)
+		event(r, "one write to the %s", dir == 'c' ? "client" : "backend");
 }
 
 /* mta_input - "mta": the simulated backend (sim_mta.c) reads what the session wrote. */
@@ -629,6 +632,8 @@ header_line(struct rig *r, struct scenario *sc, char *l, char *err, size_t errle
 		r->tls = true;
 	} else if (strcmp(l, "implicit tls") == 0) {
 		r->tls = r->implicit = true;
+	} else if (strcmp(l, "show writes") == 0) {
+		r->show_writes = true;
 	} else if (strcmp(l, "mta") == 0) {
 		r->mta = true;
 	} else if (strcmp(l, "manual work") == 0) {
