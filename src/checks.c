@@ -2,7 +2,7 @@
  * checks.c - the policy core's check table (session_int.h) in the order its rows run, and the
  * rows of the session's own limits and of the rate limits. The other rows live with their group:
  * checks_envelope.c (DNS lists, iprev, greylisting), checks_auth.c (SPF, ARC, DKIM/DMARC) and
- * checks_message.c (sender_login_map, DKIM signing, content scanning). policy.c runs them; adding
+ * checks_message.c (sender_login_map, DKIM signing, content scanning). session_events.c runs them; adding
  * a check is a row in its group's file and a pointer here, never front-end code.
  */
 #include "config.h"

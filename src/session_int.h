@@ -1,7 +1,8 @@
 /*
- * session_int.h - the policy core's internals shared by policy.c (sessions and events) and
- * checks.c (the check table): struct moat_policy, struct moat_session, and the table's row type.
- * Not for front-ends.
+ * session_int.h - the policy core's internals shared by policy.c, session.c and
+ * session_events.c (the policy object, sessions and their events) and the check table
+ * (checks*.c): struct moat_policy, struct moat_session, and the table's row type. Not for
+ * front-ends.
  */
 #ifndef MOAT_SESSION_INT_H
 #define MOAT_SESSION_INT_H
@@ -152,7 +153,13 @@ struct moat__check {
 extern const struct moat__check *const moat__checks[];
 extern const size_t moat__nchecks;
 
-/* moat__session_clear_edits - forget the header edits of the last message (policy.c). */
+/* moat__session_clear_edits - forget the header edits of the last message (session.c). */
 void moat__session_clear_edits(struct moat_session *s);
+/* moat__session_reset_txn - back to "no transaction": RSET, end of message, a new MAIL
+ * (session.c). */
+void moat__session_reset_txn(struct moat_session *s);
+/* moat__session_count_refusal - a verdict the session hands out refuses: count it by its reason
+ * (session.c). */
+void moat__session_count_refusal(const struct moat_session *s, const struct moat_verdict *v);
 
 #endif /* MOAT_SESSION_INT_H */
