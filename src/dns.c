@@ -8,7 +8,8 @@
  * ub_process(), which runs under `proc_lock`; a thread that times out takes that lock before it
  * cancels, so no callback can touch a query after its owner has given up on it. Answers are
  * remembered for their TTL in dns_cache.c, so a repeated question never reaches libunbound's
- * thread (the fixture is not cached: its tests count queries).
+ * thread (the fixture is not cached: its tests count queries). The fixture is dns_fixture.c;
+ * answers and names are built in dns_answer.c.
  */
 #include "config.h"
 
@@ -27,37 +28,9 @@
 
 #include "cidr.h"
 #include "dns.h"
+#include "dns_int.h"
 #include "metrics.h"
 #include "dns_cache.h"
-
-struct fixture_rec {
-	char *name; /* lower case, no trailing dot */
-	enum moat_dns_type type; /* 0: any type (with fail) */
-	enum moat_dns_status fail; /* MOAT_DNS_OK: a record; else the status to answer */
-	uint16_t pref;
-	size_t len;
-	char *data;
-};
-
-struct moat_dns {
-	/* unbound */
-	struct ub_ctx *ub;
-	struct moat__dns_cache *cache; /* answers without the trip through unbound's thread */
-	unsigned timeout_ms;
-	bool validate;
-	pthread_mutex_t proc_lock; /* held while calling ub_process / ub_cancel */
-	pthread_mutex_t lock; /* protects the `done` flags of queries in flight */
-	pthread_cond_t cond; /* broadcast after each ub_process */
-
-	/* fixture */
-	bool fixture;
-	struct fixture_rec *recs;
-	size_t nrecs, caprecs;
-	atomic_ulong nqueries;
-	unsigned delay_ms;
-
-	struct moat_metrics *metrics; /* query times; NULL: not counted */
-};
 
 /* One query in flight; lives in its caller's frame. */
 struct pending {
@@ -68,261 +41,6 @@ struct pending {
 	int err;
 	struct ub_result *result;
 };
-
-const char *
-moat_dns_status_name(enum moat_dns_status status)
-{
-	switch (status) {
-	case MOAT_DNS_OK:
-		return "ok";
-	case MOAT_DNS_NXDOMAIN:
-		return "nxdomain";
-	case MOAT_DNS_NODATA:
-		return "nodata";
-	case MOAT_DNS_TEMPFAIL:
-		return "tempfail";
-	case MOAT_DNS_PERMFAIL:
-		return "permfail";
-	}
-	return "?";
-}
-
-/*
- * moat_dns_name_valid - RFC 1035 2.3.4 lengths; printable ASCII only (SPF macros can put spaces
- * and '%' into a name: RFC 7208 7.3). Control and 8-bit bytes are refused.
- */
-bool
-moat_dns_name_valid(const char *name)
-{
-	size_t len, label = 0, i;
-
-	if (name == NULL)
-		return false;
-	len = strlen(name);
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len > MOAT_DNS_NAME_MAX)
-		return false;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-			continue;
-		}
-		if (c < 0x20 || c >= 0x7f)
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return label > 0;
-}
-
-void
-moat_dns_answer_clear(struct moat_dns_answer *answer)
-{
-	size_t i;
-
-	if (answer == NULL)
-		return;
-	for (i = 0; i < answer->n; i++)
-		free(answer->rr[i].data);
-	free(answer->rr);
-	answer->rr = NULL;
-	answer->n = 0;
-	answer->secure = false;
-	answer->status = MOAT_DNS_TEMPFAIL;
-}
-
-/* answer_add - append a record (data copied, NUL added); -1 past MOAT_DNS_MAX_RR or on ENOMEM. */
-static int
-answer_add(struct moat_dns_answer *a, uint16_t pref, const void *data, size_t len)
-{
-	struct moat_dns_rr *rr;
-	char *copy;
-
-	if (a->n >= MOAT_DNS_MAX_RR)
-		return -1;
-	copy = malloc(len + 1);
-	if (copy == NULL)
-		return -1;
-	if (len > 0)
-		memcpy(copy, data, len);
-	copy[len] = '\0';
-	rr = realloc(a->rr, (a->n + 1) * sizeof(*rr));
-	if (rr == NULL) {
-		free(copy);
-		return -1;
-	}
-	a->rr = rr;
-	a->rr[a->n].pref = pref;
-	a->rr[a->n].len = len;
-	a->rr[a->n].data = copy;
-	a->n++;
-	return 0;
-}
-
-/* answer_fail - drop any records and set a failure status; returns it. */
-static enum moat_dns_status
-answer_fail(struct moat_dns_answer *a, enum moat_dns_status st)
-{
-	moat_dns_answer_clear(a);
-	a->status = st;
-	return st;
-}
-
-/* lower_name - NAME lower-cased without its trailing dot, into out (MOAT_DNS_NAME_MAX + 2). */
-static void
-lower_name(const char *name, char *out, size_t outlen)
-{
-	size_t i, n = strlen(name);
-
-	if (n > 0 && name[n - 1] == '.')
-		n--;
-	if (n >= outlen)
-		n = outlen - 1;
-	for (i = 0; i < n; i++) {
-		char c = name[i];
-		out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-	}
-	out[n] = '\0';
-}
-
-/* --- fixture backend --- */
-
-struct moat_dns *
-moat_dns_new_fixture(void)
-{
-	struct moat_dns *dns = calloc(1, sizeof(*dns));
-
-	if (dns == NULL)
-		return NULL;
-	dns->fixture = true;
-	atomic_init(&dns->nqueries, 0);
-	return dns;
-}
-
-/* fixture_push - append one entry to the table. */
-static int
-fixture_push(struct moat_dns *dns, const char *name, enum moat_dns_type type,
-    enum moat_dns_status fail, uint16_t pref, const void *data, size_t len)
-{
-	char lname[MOAT_DNS_NAME_MAX + 2];
-	struct fixture_rec *r;
-
-	if (dns == NULL || !dns->fixture || name == NULL || strlen(name) > MOAT_DNS_NAME_MAX + 1)
-		return -1;
-	if (dns->nrecs == dns->caprecs) {
-		size_t cap = dns->caprecs ? dns->caprecs * 2 : 16;
-		r = realloc(dns->recs, cap * sizeof(*r));
-		if (r == NULL)
-			return -1;
-		dns->recs = r;
-		dns->caprecs = cap;
-	}
-	lower_name(name, lname, sizeof(lname));
-	r = &dns->recs[dns->nrecs];
-	memset(r, 0, sizeof(*r));
-	r->name = strdup(lname);
-	r->data = malloc(len + 1);
-	if (r->name == NULL || r->data == NULL) {
-		free(r->name);
-		free(r->data);
-		return -1;
-	}
-	if (len > 0)
-		memcpy(r->data, data, len);
-	r->data[len] = '\0';
-	r->len = len;
-	r->type = type;
-	r->fail = fail;
-	r->pref = pref;
-	dns->nrecs++;
-	return 0;
-}
-
-int
-moat_dns_fixture_add(struct moat_dns *dns, const char *name, enum moat_dns_type type, uint16_t pref,
-    const void *data, size_t len)
-{
-	return fixture_push(dns, name, type, MOAT_DNS_OK, pref, data, len);
-}
-
-int
-moat_dns_fixture_fail(struct moat_dns *dns, const char *name, enum moat_dns_type type,
-    enum moat_dns_status status)
-{
-	return fixture_push(dns, name, type, status, 0, "", 0);
-}
-
-void
-moat_dns_fixture_delay(struct moat_dns *dns, unsigned ms)
-{
-	if (dns != NULL && dns->fixture)
-		dns->delay_ms = ms;
-}
-
-unsigned long
-moat_dns_fixture_queries(const struct moat_dns *dns)
-{
-	return dns ? atomic_load(&((struct moat_dns *)dns)->nqueries) : 0;
-}
-
-/* fixture_query - answer from the table, following CNAMEs up to MOAT_DNS_MAX_CNAME. */
-static enum moat_dns_status
-fixture_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
-    struct moat_dns_answer *a)
-{
-	char cur[MOAT_DNS_NAME_MAX + 2];
-	size_t i, hops;
-
-	atomic_fetch_add(&dns->nqueries, 1);
-	if (dns->delay_ms > 0) {
-		struct timespec ts = { .tv_sec = dns->delay_ms / 1000,
-			.tv_nsec = (long)(dns->delay_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
-	}
-	lower_name(name, cur, sizeof(cur));
-	for (hops = 0; hops <= MOAT_DNS_MAX_CNAME; hops++) {
-		bool exists = false;
-		const struct fixture_rec *cname = NULL;
-
-		for (i = 0; i < dns->nrecs; i++) {
-			const struct fixture_rec *r = &dns->recs[i];
-			if (strcmp(r->name, cur) != 0)
-				continue;
-			exists = true;
-			if (r->fail != MOAT_DNS_OK && (r->type == 0 || r->type == type))
-				return answer_fail(a, r->fail);
-			if (r->fail != MOAT_DNS_OK)
-				continue;
-			if (r->type == MOAT_DNS_CNAME && type != MOAT_DNS_CNAME)
-				cname = r;
-		}
-		if (!exists)
-			return answer_fail(a, MOAT_DNS_NXDOMAIN);
-		if (cname != NULL) {
-			if (!moat_dns_name_valid(cname->data))
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
-			lower_name(cname->data, cur, sizeof(cur));
-			continue;
-		}
-		for (i = 0; i < dns->nrecs; i++) {
-			const struct fixture_rec *r = &dns->recs[i];
-			if (r->fail != MOAT_DNS_OK || r->type != type || strcmp(r->name, cur) != 0)
-				continue;
-			if (type == MOAT_DNS_TXT && r->len > MOAT_DNS_MAX_TXT)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
-			if (answer_add(a, r->pref, r->data, r->len) < 0)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
-		}
-		a->status = a->n > 0 ? MOAT_DNS_OK : MOAT_DNS_NODATA;
-		return a->status;
-	}
-	/* A CNAME chain too long or a loop (RFC 1034 3.6.2): a server would SERVFAIL. */
-	return answer_fail(a, MOAT_DNS_TEMPFAIL);
-}
 
 /* --- unbound backend --- */
 
@@ -526,13 +244,13 @@ convert_result(const struct ub_result *r, enum moat_dns_type type, struct moat_d
 	int i;
 
 	if (r->bogus)
-		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+		return moat__dns_answer_fail(a, MOAT_DNS_TEMPFAIL);
 	if (r->rcode == 3 || r->nxdomain)
-		return answer_fail(a, MOAT_DNS_NXDOMAIN);
+		return moat__dns_answer_fail(a, MOAT_DNS_NXDOMAIN);
 	if (r->rcode != 0)
-		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+		return moat__dns_answer_fail(a, MOAT_DNS_TEMPFAIL);
 	if (!r->havedata || r->data == NULL)
-		return answer_fail(a, MOAT_DNS_NODATA);
+		return moat__dns_answer_fail(a, MOAT_DNS_NODATA);
 	for (i = 0; r->data[i] != NULL; i++) {
 		const unsigned char *d = (const unsigned char *)r->data[i];
 		size_t len = (size_t)r->len[i], off = 0, n = 0;
@@ -541,36 +259,37 @@ convert_result(const struct ub_result *r, enum moat_dns_type type, struct moat_d
 		case MOAT_DNS_A:
 		case MOAT_DNS_AAAA:
 			if (len != (type == MOAT_DNS_A ? 4u : 16u))
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
-			if (answer_add(a, 0, d, len) < 0)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
+			if (moat__dns_answer_add(a, 0, d, len) < 0)
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 			break;
 		case MOAT_DNS_TXT:
 			/* RFC 7208 3.3: the character-strings are concatenated without spaces. */
 			while (off < len) {
 				size_t l = d[off++];
 				if (off + l > len || n + l > MOAT_DNS_MAX_TXT)
-					return answer_fail(a, MOAT_DNS_PERMFAIL);
+					return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 				memcpy(txt + n, d + off, l);
 				n += l;
 				off += l;
 			}
-			if (answer_add(a, 0, txt, n) < 0)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			if (moat__dns_answer_add(a, 0, txt, n) < 0)
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 			break;
 		case MOAT_DNS_MX:
 			if (len < 3)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 			/* A target that is no usable host name is dropped, not trusted. */
 			if (wire_name(d, len, 2, name, sizeof(name)) == 0 &&
-			    answer_add(a, (uint16_t)(d[0] << 8 | d[1]), name, strlen(name)) < 0)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			    moat__dns_answer_add(a, (uint16_t)(d[0] << 8 | d[1]), name,
+				strlen(name)) < 0)
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 			break;
 		case MOAT_DNS_PTR:
 		case MOAT_DNS_CNAME:
 			if (wire_name(d, len, 0, name, sizeof(name)) == 0 &&
-			    answer_add(a, 0, name, strlen(name)) < 0)
-				return answer_fail(a, MOAT_DNS_PERMFAIL);
+			    moat__dns_answer_add(a, 0, name, strlen(name)) < 0)
+				return moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 			break;
 		}
 	}
@@ -659,7 +378,7 @@ ub_finish(struct moat_dns *dns, struct pending *p, const char *lname, enum moat_
 
 	if (!p->done || p->err != 0 || p->result == NULL) {
 		ub_resolve_free(p->result);
-		return answer_fail(a, MOAT_DNS_TEMPFAIL);
+		return moat__dns_answer_fail(a, MOAT_DNS_TEMPFAIL);
 	}
 	st = convert_result(p->result, type, a);
 	/* libunbound's ttl: the answer's, or for NXDOMAIN/NODATA the SOA's negative TTL (0 if
@@ -700,15 +419,15 @@ dns_ask(struct moat_dns *dns, struct moat_dns_q *q, size_t n, long long deadline
 		memset(a, 0, sizeof(*a));
 		p[i] = (struct pending){ .dns = dns };
 		if (!moat_dns_name_valid(q[i].name)) {
-			answer_fail(a, MOAT_DNS_PERMFAIL);
+			moat__dns_answer_fail(a, MOAT_DNS_PERMFAIL);
 		} else if (dns->fixture) {
 			asked = true;
 			if (now_ms() < deadline)
-				fixture_query(dns, q[i].name, q[i].type, a);
+				moat__dns_fixture_query(dns, q[i].name, q[i].type, a);
 			else
-				answer_fail(a, MOAT_DNS_TEMPFAIL);
+				moat__dns_answer_fail(a, MOAT_DNS_TEMPFAIL);
 		} else {
-			lower_name(q[i].name, lname[i], sizeof(lname[i]));
+			moat__dns_lower_name(q[i].name, lname[i], sizeof(lname[i]));
 			if (moat__dns_cache_get(dns->cache, lname[i], q[i].type, now_ms(), a))
 				continue;
 			present_name(q[i].name, pres, sizeof(pres));
@@ -716,7 +435,7 @@ dns_ask(struct moat_dns *dns, struct moat_dns_q *q, size_t n, long long deadline
 				&p[i].id) == 0)
 				asked = p[i].sent = true;
 			else
-				answer_fail(a, MOAT_DNS_TEMPFAIL);
+				moat__dns_answer_fail(a, MOAT_DNS_TEMPFAIL);
 		}
 	}
 	if (!dns->fixture) {
@@ -729,31 +448,6 @@ dns_ask(struct moat_dns *dns, struct moat_dns_q *q, size_t n, long long deadline
 		moat_metrics_observe(dns->metrics, MOAT_METRICS_DNS, moat_metrics_now_ns() - t0);
 }
 
-int
-moat_dns_reverse_name(const struct moat_addr *addr, const char *suffix, char *out, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	int n;
-
-	if (addr->v4) {
-		const uint8_t *b = addr->bytes + 12;
-
-		n = snprintf(out, len, "%u.%u.%u.%u.%s", b[3], b[2], b[1], b[0], suffix);
-		return n < 0 || (size_t)n >= len ? -1 : 0;
-	}
-	if (len < 64 + strlen(suffix) + 1)
-		return -1;
-	for (int k = 15; k >= 0; k--) {
-		out[o++] = hex[addr->bytes[k] & 15];
-		out[o++] = '.';
-		out[o++] = hex[addr->bytes[k] >> 4];
-		out[o++] = '.';
-	}
-	memcpy(out + o, suffix, strlen(suffix) + 1);
-	return 0;
-}
-
 enum moat_dns_status
 moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
     struct moat_dns_answer *answer)
@@ -764,7 +458,7 @@ moat_dns_query(struct moat_dns *dns, const char *name, enum moat_dns_type type,
 
 	if (dns == NULL) {
 		memset(answer, 0, sizeof(*answer));
-		return answer_fail(answer, MOAT_DNS_TEMPFAIL);
+		return moat__dns_answer_fail(answer, MOAT_DNS_TEMPFAIL);
 	}
 	dns_ask(dns, &q, 1, dns_deadline(dns->timeout_ms), &p, &lname);
 	*answer = q.answer;
@@ -784,7 +478,7 @@ moat_dns_query_batch(struct moat_dns *dns, struct moat_dns_q *q, size_t n, unsig
 	if (dns == NULL || p == NULL || lname == NULL) {
 		for (size_t i = 0; i < n; i++) {
 			memset(&q[i].answer, 0, sizeof(q[i].answer));
-			answer_fail(&q[i].answer, MOAT_DNS_TEMPFAIL);
+			moat__dns_answer_fail(&q[i].answer, MOAT_DNS_TEMPFAIL);
 		}
 	} else {
 		dns_ask(dns, q, n, dns_deadline(timeout_ms), p, lname);
@@ -805,7 +499,7 @@ moat_dns_query_cached(struct moat_dns *dns, struct moat_dns_q *q, size_t n)
 		memset(&q[i].answer, 0, sizeof(q[i].answer));
 		if (!moat_dns_name_valid(q[i].name))
 			break;
-		lower_name(q[i].name, lname, sizeof(lname));
+		moat__dns_lower_name(q[i].name, lname, sizeof(lname));
 		if (!moat__dns_cache_get(dns->cache, lname, q[i].type, now_ms(), &q[i].answer))
 			break;
 	}
