@@ -71,7 +71,7 @@ milter_verdict() {
 		got_milter="milter did not start"
 		return
 	fi
-	out=$(MILTER_SOCK=$MILTER_SOCK SC_CLIENT=$client SC_HELO=$helo SC_MAIL=$mail SC_RCPTS=$rcpts \
+	out=$(MILTER_SOCK=$MILTER_SOCK SC_LOGIN=$milter_login SC_CLIENT=$client SC_HELO=$helo SC_MAIL=$mail SC_RCPTS=$rcpts \
 		SC_TIMES=$times SC_MESSAGE="$data/$message" \
 		timeout 60 miltertest -s "$top_srcdir/tests/e2e/miltertest/scenario.lua" 2>&1)
 	kill -TERM "$MILTER_PID" 2>/dev/null
@@ -97,11 +97,19 @@ milter_verdict() {
 
 # proxy_in - the row as a transcript scenario for the rig, with the simulated MTA.
 proxy_in() {
-	local kv r i l first
+	local kv r i l first a
 	local -; set -f
 	printf 'mta\nclient %s\n%s\n' "$client" "$fixture"
 	for kv in $conf; do printf 'set %s\n' "$kv"; done
-	printf 'connect\nC: EHLO %s\n' "$helo"
+	if [ -n "$logins" ]; then	# AUTH: a submission listener with implicit TLS
+		printf 'implicit tls\nset proxy_submission_listen=127.0.0.1:465\nlistener 127.0.0.1:465\n'
+		printf 'connect\nclient tls done\nC: EHLO %s\n' "$helo"
+		for a in $logins; do
+			printf 'C: AUTH PLAIN %s\n' "$(printf '\0%s\0%s' "${a%%:*}" "${a#*:}" | base64 -w0)"
+		done
+	else
+		printf 'connect\nC: EHLO %s\n' "$helo"
+	fi
 	for ((i = 1; i <= times; i++)); do
 		printf 'C: MAIL FROM:%s\n' "$mail"
 		for r in $rcpts; do printf 'C: RCPT TO:%s\n' "$r"; done
@@ -122,24 +130,29 @@ proxy_verdict() {
 	"$rig" -p "$TOP_DIR/row.in" 2>/dev/null | awk '
 		$0 == "connect" { stage = "connect" }
 		/^C: EHLO / { stage = "helo" }
+		/^C: AUTH / { stage = "auth" }
 		/^C: MAIL / { t++; n = 0; stage = "mail" }
 		/^C: RCPT / { stage = "rcpt" ++n }
 		/^C: DATA$/ { stage = "data"; indata = 1; next }
 		/^C[:+] \.$/ && indata { stage = "eom"; indata = 0 }
 		/^C: QUIT$/ { stage = "quit" }
-		/^c< [45][0-9][0-9][ -]/ && res == "" { res = (t + 0) ":" stage " " substr($2, 1, 3) " " $3 }
+		/^c< [45][0-9][0-9][ -]/ && res == "" && !(stage == "auth" && /^c< 535 /) { res = (t + 0) ":" stage " " substr($2, 1, 3) " " $3 }
 		/^c< 250[ -]/ && stage == "eom" { last = t ":eom accepted" }
 		END { print (res != "" ? res : (last != "" ? last : "no verdict")) }'
 }
 
+data_abs=$(cd "$data" && pwd)	# for "@DATA@" in conf (a daemon may change directory)
 row=0
-while IFS='|' read -r name conf client helo mail rcpts message times expect proxy; do
+while IFS='|' read -r name conf client helo mail rcpts message times expect proxy logins; do
 	name=$(trim "$name")
 	case $name in ''|'#'*) continue ;; esac
 	row=$((row + 1))
 	conf=$(trim "$conf"); [ "$conf" = - ] && conf=
 	client=$(trim "$client"); helo=$(trim "$helo"); mail=$(trim "$mail"); rcpts=$(trim "$rcpts")
 	message=$(trim "$message"); times=$(trim "$times"); expect=$(trim "$expect"); proxy=$(trim "$proxy")
+	conf=${conf//@DATA@/$data_abs}; logins=$(trim "$logins")
+	milter_login=${logins##* }	# the last attempt: {auth_authen} if it succeeded
+	case $milter_login in ''|*:wrong) milter_login= ;; *) milter_login=${milter_login%%:*} ;; esac
 	if [ "$quick" = 1 ] && [[ " $conf " == *" auth_inbound=yes "* || " $conf " == *" dnsbl_sites="* ||
 		" $conf " == *" iprev_action=reject "* || " $conf " == *" greylist=selective "* ]]; then
 		tap_skip "$name: $conf" "MXMOAT_QUICK=1: no nsd"

@@ -2,6 +2,8 @@
  * sim_mta.h - a simulated backend MTA for the programs that drive the proxy's session without
  * sockets (tests/fuzz/fuzz_smtp_session.c, tests/helpers/px_transcript.c): the reply a Postfix
  * smtpd would give to each complete line it receives. It keeps only whether it is inside DATA.
+ * Every login succeeds except "AUTH PLAIN" with an initial response whose password is "wrong"
+ * (535 5.7.8), so a scenario can fail AUTH.
  */
 #ifndef SIM_MTA_H
 #define SIM_MTA_H

@@ -1,7 +1,8 @@
 -- scenario.lua - one row of tests/e2e/data/daemons.table through the milter, for
 -- daemons_table.sh: connect from SC_CLIENT, HELO SC_HELO, then SC_TIMES transactions of MAIL
 -- SC_MAIL (path and parameters), RCPT for each of SC_RCPTS, DATA, and the message in the file
--- SC_MESSAGE (header fields, end of header, body, end of message). Prints
+-- SC_MESSAGE (header fields, end of header, body, end of message); SC_LOGIN, when set, is
+-- {auth_authen} at each MAIL (a login Postfix accepted). Prints
 -- "result T:STAGE REPLY" for the first reply that is not "continue" (T: the transaction, 0 before
 -- the first MAIL; STAGE as the SMTP client sees it: header, body and end of message are all
 -- answered after the final dot, "eom"), or "result T:eom continue" when every step went through.
@@ -50,6 +51,9 @@ local function run()
 	if not step(0, "helo", mt.helo(conn, os.getenv("SC_HELO"))) then return end
 	local times = tonumber(os.getenv("SC_TIMES")) or 1
 	for t = 1, times do
+		-- a login that succeeded (Postfix): {auth_authen} with MAIL
+		local login = os.getenv("SC_LOGIN")
+		if login ~= nil and login ~= "" then mt.macro(conn, SMFIC_MAIL, "{auth_authen}", login) end
 		if not step(t, "mail", mt.mailfrom(conn, (table.unpack or unpack)(words(os.getenv("SC_MAIL"))))) then return end
 		for i, r in ipairs(words(os.getenv("SC_RCPTS"))) do
 			if not step(t, "rcpt" .. i, mt.rcptto(conn, r)) then return end
