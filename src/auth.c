@@ -25,11 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth.h"
 #include "authres.h"
 #include "authres_parse.h"
 #include "cidr.h"
+#include "dmarc_failure.h"
 #include "dmarc_report.h"
 
 #define NAME_VARIANTS 8
@@ -55,6 +57,9 @@ struct moat_auth_msg {
 	struct moat_dkim_msg *dkim;
 	struct name_count ar_names[NAME_VARIANTS]; /* A-R field names seen, with counts */
 	bool eom_done;
+	char *hdrs; /* the header fields, for a failure report (dmarc_failure_reports), or NULL */
+	size_t hdrs_len, hdrs_cap;
+	bool hdrs_over; /* past MOAT_DFR_HEADERS_MAX: no failure report */
 	struct moat_auth_results r; /* last: only its head is zeroed (msg_new) */
 };
 
@@ -202,6 +207,7 @@ moat_auth_msg_free(struct moat_auth_msg *m)
 	free(m->client_addr);
 	free(m->helo);
 	free(m->mail_from);
+	free(m->hdrs);
 	free(m);
 }
 
@@ -270,9 +276,41 @@ moat_auth_set_arc(struct moat_auth_msg *m, const struct moat_arc_result *arc)
 	m->r.arc = arc;
 }
 
+/* keep_header - FIELD and a CRLF onto the copy a failure report would include; a header past
+ * MOAT_DFR_HEADERS_MAX (or out of memory) gives up the report, never a truncated one. */
+static void
+keep_header(struct moat_auth_msg *m, const char *field, size_t len)
+{
+	size_t need = m->hdrs_len + len + 2;
+
+	if (m->hdrs_over)
+		return;
+	if (need > MOAT_DFR_HEADERS_MAX) {
+		m->hdrs_over = true;
+		return;
+	}
+	if (need > m->hdrs_cap) {
+		size_t cap = m->hdrs_cap ? m->hdrs_cap : 4096;
+		char *p;
+		while (cap < need)
+			cap *= 2;
+		if ((p = realloc(m->hdrs, cap)) == NULL) {
+			m->hdrs_over = true;
+			return;
+		}
+		m->hdrs = p;
+		m->hdrs_cap = cap;
+	}
+	memcpy(m->hdrs + m->hdrs_len, field, len);
+	memcpy(m->hdrs + m->hdrs_len + len, "\r\n", 2);
+	m->hdrs_len = need;
+}
+
 void
 moat_auth_header(struct moat_auth_msg *m, const char *field, size_t len)
 {
+	if (m->conf->dmarc_failure_reports && m->e->report != NULL)
+		keep_header(m, field, len);
 	moat_from_field(&m->r.from, field, len);
 	note_authres(m, field, len);
 	moat_dkim_header(m->dkim, field, len);
@@ -692,6 +730,16 @@ moat_auth_eom(struct moat_auth_msg *m, struct moat_verdict *v)
 	build_authres(m);
 	decide(m);
 	moat_dmarc_report_note(m->e->report, m->client_addr, m->mail_from, r);
+	if (m->hdrs != NULL && !m->hdrs_over && moat_dfr_due(r)) {
+		struct moat_dfr_input in = { .res = r,
+			.client_addr = m->client_addr,
+			.mail_from = m->mail_from,
+			.headers = m->hdrs,
+			.headers_len = m->hdrs_len,
+			.time = (int64_t)time(NULL),
+			.user_agent = PACKAGE_NAME "/" PACKAGE_VERSION };
+		moat_dmarc_report_failure(m->e->report, m->conf, &in);
+	}
 	*v = r->verdict;
 }
 

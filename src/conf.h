@@ -313,6 +313,9 @@ struct moat_conf {
 	int dmarc_report_store; /* enum moat_dmarc_report_store */
 	char *dmarc_report_db; /* the SQLite file */
 	char *dmarc_report_redis_prefix;
+	bool dmarc_failure_reports; /* RFC 9991 failure reports to ruf= */
+	unsigned dmarc_failure_report_domain_limit; /* per policy domain and hour */
+	unsigned dmarc_failure_report_dest_limit; /* per destination address and hour */
 	char *report_smtp; /* host:port or unix:/path; "": proxy_backend */
 	char *report_org_name; /* RFC 9990 org_name; "": authserv_id */
 	char *report_from; /* RFC 9990 email; "": postmaster@authserv_id */

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "dmarc_failure.h"
 #include "dmarc_report.h"
 #include "dmarc_report_int.h"
 #include "log.h"
@@ -70,8 +71,10 @@ struct moat_dmarc_report {
 	enum moat_dmarc_report_store store;
 	char *path;
 	sqlite3 *db; /* the writer's (sqlite) */
-	sqlite3_stmt *ins;
+	sqlite3_stmt *ins, *ins_fail;
 	struct moat__drep_redis *redis; /* the writer's (redis) */
+	struct moat_dfr_limit *limits; /* failure reports per policy domain and destination */
+	uint64_t failures; /* failure reports queued */
 };
 
 static const char *
@@ -114,7 +117,10 @@ moat_dmarc_report_db_open(const char *path, bool readonly, char *err, size_t err
 	    /* a period written or sent (kind) is never emitted again */
 	    "CREATE TABLE IF NOT EXISTS emitted (policy_domain TEXT NOT NULL, begin INTEGER NOT NULL,"
 	    " kind TEXT NOT NULL, at INTEGER NOT NULL, report_id TEXT NOT NULL,"
-	    " PRIMARY KEY (policy_domain, begin, kind));";
+	    " PRIMARY KEY (policy_domain, begin, kind));"
+	    /* failure reports waiting for mxmoat-report --send, deleted once sent */
+	    "CREATE TABLE IF NOT EXISTS failures (id INTEGER PRIMARY KEY, t INTEGER NOT NULL,"
+	    " policy_domain TEXT NOT NULL, ruf TEXT NOT NULL, report TEXT NOT NULL);";
 	sqlite3 *db = NULL;
 	char *msg = NULL;
 	int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
@@ -151,23 +157,32 @@ moat__drep_insert_prepare(sqlite3 *db, sqlite3_stmt **st)
 }
 
 int
-moat__drep_insert(sqlite3_stmt *ins, int64_t t, const char *const f[F_COUNT])
+moat__drep_insert(sqlite3_stmt *ins, int64_t t, const char *const f[], unsigned nf)
 {
 	int rc;
 
 	sqlite3_reset(ins);
 	sqlite3_bind_int64(ins, 1, t);
-	for (int i = 0; i < F_COUNT; i++)
-		sqlite3_bind_text(ins, i + 2, f[i], -1, SQLITE_STATIC);
+	for (unsigned i = 0; i < nf; i++)
+		sqlite3_bind_text(ins, (int)i + 2, f[i], -1, SQLITE_STATIC);
 	rc = sqlite3_step(ins);
 	sqlite3_reset(ins);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int
+moat__drep_failure_prepare(sqlite3 *db, sqlite3_stmt **st)
+{
+	static const char sql[] =
+	    "INSERT INTO failures (t, policy_domain, ruf, report) VALUES (?, ?, ?, ?)";
+
+	return sqlite3_prepare_v2(db, sql, -1, st, NULL) == SQLITE_OK ? 0 : -1;
+}
+
 size_t
 moat__drep_rec_len(const struct rec *r)
 {
-	return r->off[F_COUNT - 1] + strlen(r->buf + r->off[F_COUNT - 1]) + 1;
+	return r->off[r->nf - 1] + strlen(r->buf + r->off[r->nf - 1]) + 1;
 }
 
 /* store_open - the writer's connection and insert statement; -1 with err. */
@@ -179,7 +194,10 @@ store_open(struct moat_dmarc_report *r, char *err, size_t errlen)
 	if (r->db == NULL &&
 	    (r->db = moat_dmarc_report_db_open(r->path, false, err, errlen)) == NULL)
 		return -1;
-	if (moat__drep_insert_prepare(r->db, &r->ins) < 0) {
+	if (moat__drep_insert_prepare(r->db, &r->ins) < 0 ||
+	    moat__drep_failure_prepare(r->db, &r->ins_fail) < 0) {
+		sqlite3_finalize(r->ins);
+		r->ins = NULL;
 		snprintf(err, errlen, "%s: %s", r->path, sqlite3_errmsg(r->db));
 		sqlite3_close(r->db);
 		r->db = NULL;
@@ -193,7 +211,8 @@ static void
 store_close(struct moat_dmarc_report *r)
 {
 	sqlite3_finalize(r->ins);
-	r->ins = NULL;
+	sqlite3_finalize(r->ins_fail);
+	r->ins = r->ins_fail = NULL;
 	sqlite3_close(r->db);
 	r->db = NULL;
 }
@@ -209,10 +228,10 @@ store_batch(struct moat_dmarc_report *r, const struct rec *list, char *err, size
 	if (sqlite3_exec(r->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
 		goto fail;
 	for (q = list; q != NULL; q = q->next) {
-		const char *f[F_COUNT];
-		for (int i = 0; i < F_COUNT; i++)
+		const char *f[F_COUNT] = { NULL };
+		for (unsigned i = 0; i < q->nf; i++)
 			f[i] = q->buf + q->off[i];
-		if (moat__drep_insert(r->ins, q->time, f) < 0)
+		if (moat__drep_insert(q->failure ? r->ins_fail : r->ins, q->time, f, q->nf) < 0)
 			goto rollback;
 	}
 	if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
@@ -355,6 +374,13 @@ moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size
 		free(r);
 		return NULL;
 	}
+	if ((r->limits = moat_dfr_limit_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		moat__drep_redis_free(r->redis);
+		free(r->path);
+		free(r);
+		return NULL;
+	}
 	r->max = opts->queue_max ? opts->queue_max : MOAT_DREP_QUEUE_MAX;
 	r->log_interval_ns =
 	    (uint64_t)(opts->log_interval_ms ? opts->log_interval_ms : MOAT_DREP_LOG_INTERVAL_MS) *
@@ -369,6 +395,7 @@ moat_dmarc_report_new(const struct moat_dmarc_report_opts *opts, char *err, size
 		pthread_cond_destroy(&r->wake);
 		pthread_mutex_destroy(&r->lock);
 		moat__drep_redis_free(r->redis);
+		moat_dfr_limit_free(r->limits);
 		free(r->path);
 		free(r);
 		return NULL;
@@ -404,8 +431,10 @@ moat_dmarc_report_free(struct moat_dmarc_report *r)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	moat_log(LOG_INFO, NULL, "dmarc-report",
-	    "store=%s written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64, store_name(r->store),
-	    r->st.written, r->st.dropped, r->st.store_errors);
+	    "store=%s written=%" PRIu64 " dropped=%" PRIu64 " lost=%" PRIu64
+	    " failure_reports=%" PRIu64,
+	    store_name(r->store), r->st.written, r->st.dropped, r->st.store_errors, r->failures);
+	moat_dfr_limit_free(r->limits);
 	pthread_cond_destroy(&r->idle);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
@@ -466,6 +495,68 @@ dkim_text(const struct moat_dmarc_report_entry *e, char *out, size_t outlen)
 	}
 }
 
+/* strings_pack - one allocation holding the NF strings F (NULL as ""); NULL when out of memory. */
+static struct rec *
+strings_pack(int64_t time, bool failure, const char *const f[], unsigned nf)
+{
+	size_t len[F_COUNT], total = 0, i;
+	struct rec *q;
+
+	for (i = 0; i < nf; i++) {
+		len[i] = f[i] ? strlen(f[i]) : 0;
+		total += len[i] + 1;
+	}
+	if ((q = malloc(sizeof(*q) + total)) == NULL)
+		return NULL;
+	q->next = NULL;
+	q->time = time;
+	q->failure = failure;
+	q->nf = nf;
+	total = 0;
+	for (i = 0; i < nf; i++) {
+		q->off[i] = (uint32_t)total;
+		if (len[i])
+			memcpy(q->buf + total, f[i], len[i]);
+		q->buf[total + len[i]] = '\0';
+		total += len[i] + 1;
+	}
+	return q;
+}
+
+/* rec_queue - Q (owned; NULL: out of memory) onto the queue, or dropped and counted: -1. */
+static int
+rec_queue(struct moat_dmarc_report *r, struct rec *q)
+{
+	uint64_t now, dropped = 0;
+
+	pthread_mutex_lock(&r->lock);
+	if (q != NULL && r->n < r->max) {
+		*r->tail = q;
+		r->tail = &q->next;
+		if (++r->n == 1 || r->n == MOAT_DREP_BATCH)
+			pthread_cond_signal(&r->wake);
+		r->st.queued++;
+		r->failures += q->failure;
+		pthread_mutex_unlock(&r->lock);
+		return 0;
+	}
+	r->st.dropped++;
+	r->dropped_unlogged++;
+	moat_metrics_dmarc_report(r->metrics, MOAT_METRICS_DREP_DROPPED, 1);
+	now = now_ns();
+	if (due(r, r->drop_logged_at, now)) {
+		dropped = r->dropped_unlogged;
+		r->drop_logged_at = now;
+		r->dropped_unlogged = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	free(q);
+	if (dropped)
+		moat_log(LOG_WARNING, NULL, "dmarc-report",
+		    "status=queue_full dropped=%" PRIu64 " queue_max=%u", dropped, r->max);
+	return -1;
+}
+
 /* rec_pack - one allocation holding every field of E; NULL when out of memory. */
 static struct rec *
 rec_pack(const struct moat_dmarc_report_entry *e)
@@ -497,60 +588,15 @@ rec_pack(const struct moat_dmarc_report_entry *e)
 		[F_RUF] = e->ruf,
 		[F_FO] = e->fo,
 	};
-	size_t len[F_COUNT], total = 0, i;
-	struct rec *q;
 
 	dkim_text(e, dkim, sizeof(dkim));
-	for (i = 0; i < F_COUNT; i++) {
-		len[i] = f[i] ? strlen(f[i]) : 0;
-		total += len[i] + 1;
-	}
-	if ((q = malloc(sizeof(*q) + total)) == NULL)
-		return NULL;
-	q->next = NULL;
-	q->time = e->time;
-	total = 0;
-	for (i = 0; i < F_COUNT; i++) {
-		q->off[i] = (uint32_t)total;
-		if (len[i])
-			memcpy(q->buf + total, f[i], len[i]);
-		q->buf[total + len[i]] = '\0';
-		total += len[i] + 1;
-	}
-	return q;
+	return strings_pack(e->time, false, f, F_COUNT);
 }
 
 int
 moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_report_entry *e)
 {
-	struct rec *q = rec_pack(e);
-	uint64_t now, dropped = 0;
-
-	pthread_mutex_lock(&r->lock);
-	if (q != NULL && r->n < r->max) {
-		*r->tail = q;
-		r->tail = &q->next;
-		if (++r->n == 1 || r->n == MOAT_DREP_BATCH)
-			pthread_cond_signal(&r->wake);
-		r->st.queued++;
-		pthread_mutex_unlock(&r->lock);
-		return 0;
-	}
-	r->st.dropped++;
-	r->dropped_unlogged++;
-	moat_metrics_dmarc_report(r->metrics, MOAT_METRICS_DREP_DROPPED, 1);
-	now = now_ns();
-	if (due(r, r->drop_logged_at, now)) {
-		dropped = r->dropped_unlogged;
-		r->drop_logged_at = now;
-		r->dropped_unlogged = 0;
-	}
-	pthread_mutex_unlock(&r->lock);
-	free(q);
-	if (dropped)
-		moat_log(LOG_WARNING, NULL, "dmarc-report",
-		    "status=queue_full dropped=%" PRIu64 " queue_max=%u", dropped, r->max);
-	return -1;
+	return rec_queue(r, rec_pack(e));
 }
 
 /* disposition_name - what was applied to the message, from the engine's verdict. */
@@ -652,4 +698,56 @@ moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr, con
 		e.ndkim++;
 	}
 	(void)moat_dmarc_report_add(r, &e);
+}
+
+/* Choosing the destinations of one failure report under the per-destination limit. */
+struct fail_dests {
+	struct moat_dmarc_report *r;
+	unsigned max;
+	int64_t now;
+	char list[MOAT_DMARC_RUA_MAX + 16]; /* the destinations kept, as a ruf= list */
+	size_t len;
+};
+
+/* fail_dest - keep ADDR when it has reports left this hour and fits the list. */
+static int
+fail_dest(const char *addr, uint64_t limit, void *arg)
+{
+	struct fail_dests *d = arg;
+	char uri[MOAT_DFR_ADDR_MAX + 40];
+	int n = limit
+	    ? snprintf(uri, sizeof(uri), "%smailto:%s!%" PRIu64, d->len ? "," : "", addr, limit)
+	    : snprintf(uri, sizeof(uri), "%smailto:%s", d->len ? "," : "", addr);
+
+	if (n < 0 || (size_t)n >= sizeof(d->list) - d->len ||
+	    !moat_dfr_limit_take(d->r->limits, "to", addr, d->max, d->now))
+		return 0;
+	memcpy(d->list + d->len, uri, (size_t)n + 1);
+	d->len += (size_t)n;
+	return 0;
+}
+
+void
+moat_dmarc_report_failure(struct moat_dmarc_report *r, const struct moat_conf *conf,
+    const struct moat_dfr_input *in)
+{
+	const struct moat_dmarc_eval *d = &in->res->dmarc;
+	struct fail_dests dests = { .r = r,
+		.max = conf->dmarc_failure_report_dest_limit,
+		.now = in->time };
+	const char *f[FF_COUNT];
+	char *report;
+
+	if (r == NULL ||
+	    !moat_dfr_limit_take(r->limits, "domain", d->policy_domain,
+		conf->dmarc_failure_report_domain_limit, in->time))
+		return;
+	moat_dmarc_uri_each(d->rec.ruf, fail_dest, &dests);
+	if (dests.len == 0 || (report = moat_dfr_build(in)) == NULL)
+		return;
+	f[FF_POLICY_DOMAIN] = d->policy_domain;
+	f[FF_RUF] = dests.list;
+	f[FF_REPORT] = report;
+	(void)rec_queue(r, strings_pack(in->time, true, f, FF_COUNT));
+	free(report);
 }

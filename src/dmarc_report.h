@@ -131,6 +131,17 @@ int moat_dmarc_report_add(struct moat_dmarc_report *r, const struct moat_dmarc_r
 void moat_dmarc_report_note(struct moat_dmarc_report *r, const char *client_addr,
     const char *mail_from, const struct moat_auth_results *res);
 
+/*
+ * moat_dmarc_report_failure - a failure report (RFC 9991) for IN, whose results moat_dfr_due
+ * found due: unless the policy domain has had dmarc_failure_report_domain_limit reports this
+ * hour, built and queued to the destinations of its ruf= that have had fewer than
+ * dmarc_failure_report_dest_limit; the writer stores it for mxmoat-report --send. Never blocks on
+ * the store or the network. R NULL: no-op.
+ */
+struct moat_dfr_input;
+void moat_dmarc_report_failure(struct moat_dmarc_report *r, const struct moat_conf *conf,
+    const struct moat_dfr_input *in);
+
 /* moat_dmarc_report_flush - wait until everything queued so far has been written or counted lost. */
 void moat_dmarc_report_flush(struct moat_dmarc_report *r);
 
@@ -168,5 +179,18 @@ long moat_dmarc_report_redis_import(struct redisContext *c, const char *prefix, 
  * KIND with REPORT_ID; -1 with err. */
 int moat_dmarc_report_redis_mark(struct redisContext *c, const char *prefix, const char *domain,
     int64_t begin, const char *kind, const char *report_id, char *err, size_t errlen);
+
+/*
+ * moat_dmarc_report_redis_failures_take - move every failure report waiting in Redis (the list
+ * "f") into DB's failures table; each is taken by one caller only (LPOP). The number taken, or
+ * -1 with err (those taken so far are in DB).
+ */
+long moat_dmarc_report_redis_failures_take(struct redisContext *c, const char *prefix,
+    struct sqlite3 *db, char *err, size_t errlen);
+/* moat_dmarc_report_redis_failures_return - put the failure reports still in DB back onto the
+ * Redis list, for the next run; -1 with err. */
+int moat_dmarc_report_redis_failures_return(struct redisContext *c, const char *prefix,
+    struct sqlite3 *db, char *err, size_t errlen);
+
 
 #endif /* MOAT_DMARC_REPORT_H */

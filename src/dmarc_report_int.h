@@ -5,6 +5,7 @@
 #ifndef MOAT_DMARC_REPORT_INT_H
 #define MOAT_DMARC_REPORT_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,10 +41,21 @@ enum rec_field {
 	F_COUNT
 };
 
-/* One queued record: the time, then F_COUNT NUL-terminated strings packed in buf. */
+/* The columns of a queued failure report (dmarc_failure.h), in the store's order. */
+enum fail_field {
+	FF_POLICY_DOMAIN,
+	FF_RUF,
+	FF_REPORT,
+	FF_COUNT
+};
+
+/* One queued record: the time, then NF NUL-terminated strings packed in buf: an evaluation
+ * (F_COUNT strings, enum rec_field) or a failure report (FF_COUNT, enum fail_field). */
 struct rec {
 	struct rec *next;
 	int64_t time;
+	bool failure;
+	unsigned nf;
 	uint32_t off[F_COUNT];
 	char buf[];
 };
@@ -55,8 +67,15 @@ size_t moat__drep_rec_len(const struct rec *r);
 /* moat__drep_insert_prepare - the insert of one record into DB's records table; -1 on error. */
 int moat__drep_insert_prepare(struct sqlite3 *db, struct sqlite3_stmt **st);
 
-/* moat__drep_insert - one record (time T, F_COUNT strings, borrowed) through INS; -1 on error. */
-int moat__drep_insert(struct sqlite3_stmt *ins, int64_t t, const char *const f[F_COUNT]);
+/* moat__drep_insert - one row (time T, then NF strings, borrowed) through INS, an insert of
+ * moat__drep_insert_prepare (F_COUNT strings) or moat__drep_failure_prepare (FF_COUNT); -1 on
+ * error. */
+int moat__drep_insert(struct sqlite3_stmt *ins, int64_t t, const char *const f[], unsigned nf);
+
+/* moat__drep_failure_prepare - the insert of one failure report into DB; -1 on error. */
+int moat__drep_failure_prepare(struct sqlite3 *db, struct sqlite3_stmt **st);
+/* moat__drep_failure_insert - one failure report (FF_COUNT strings) through INS; -1 on error. */
+int moat__drep_failure_insert(struct sqlite3_stmt *ins, int64_t t, const char *const f[FF_COUNT]);
 
 /* The Redis store (dmarc_report_redis.c), used by the writer thread only. */
 struct moat__drep_redis;

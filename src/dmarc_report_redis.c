@@ -95,6 +95,26 @@ drep_append_day(struct moat__drep_redis *r, int64_t day, unsigned *pending)
 	*pending += 3;
 }
 
+/* drep_append_failure - a failure report onto the "f" list, which expires with its last write. */
+static int
+drep_append_failure(struct moat__drep_redis *r, const struct rec *q, unsigned *pending)
+{
+	size_t len = moat__drep_rec_len(q);
+	char key[DREP_KEY_MAX], *elem = malloc(24 + len);
+	int tl;
+
+	if (elem == NULL)
+		return -1;
+	tl = snprintf(elem, 24, "%" PRId64, q->time) + 1;
+	memcpy(elem + tl, q->buf, len);
+	snprintf(key, sizeof(key), "%sf", r->prefix);
+	redisAppendCommand(r->c, "RPUSH %s %b", key, elem, (size_t)tl + len);
+	redisAppendCommand(r->c, "EXPIRE %s %lld", key, DREP_KEEP_S);
+	free(elem);
+	*pending += 2;
+	return 0;
+}
+
 int
 moat__drep_redis_append(struct moat__drep_redis *r, const struct rec *list, char *err,
     size_t errlen)
@@ -113,6 +133,14 @@ moat__drep_redis_append(struct moat__drep_redis *r, const struct rec *list, char
 		size_t len = moat__drep_rec_len(q);
 		int tl;
 
+		if (q->failure) {
+			if (drep_append_failure(r, q, &pending) < 0) {
+				snprintf(err, errlen, "out of memory");
+				failed = true;
+				break;
+			}
+			continue;
+		}
 		if (q->time / DREP_DAY != day) {
 			if (day >= 0)
 				drep_append_day(r, day, &pending);
@@ -180,32 +208,42 @@ reply_check(redisContext *c, redisReply *rep, int type, char *err, size_t errlen
 	return -1;
 }
 
+/* elem_split - a list element "TIME\0" then NF NUL-terminated strings into *T and F (pointing
+ * into S); -1 when it is not one. */
+static int
+elem_split(const char *s, size_t len, int64_t *t, const char *f[], unsigned nf)
+{
+	const char *end = s + len, *p;
+	char *tend;
+
+	p = memchr(s, '\0', len);
+	if (p == NULL || p == s)
+		return -1;
+	errno = 0;
+	*t = strtoll(s, &tend, 10);
+	if (errno != 0 || tend != p || *t < 0)
+		return -1;
+	for (unsigned i = 0; i < nf; i++) {
+		const char *nul;
+		p++;
+		if (p >= end || (nul = memchr(p, '\0', (size_t)(end - p))) == NULL)
+			return -1;
+		f[i] = p;
+		p = nul;
+	}
+	return p + 1 == end ? 0 : -1;
+}
+
 /* import_one - one list element into INS; 0, or 1 when it is not a record (skipped). */
 static int
 import_one(sqlite3_stmt *ins, const char *s, size_t len, long *n)
 {
-	const char *f[F_COUNT], *end = s + len, *p;
-	char *tend;
+	const char *f[F_COUNT];
 	int64_t t;
 
-	p = memchr(s, '\0', len);
-	if (p == NULL || p == s)
+	if (elem_split(s, len, &t, f, F_COUNT) < 0)
 		return 1;
-	errno = 0;
-	t = strtoll(s, &tend, 10);
-	if (errno != 0 || tend != p || t < 0)
-		return 1;
-	for (int i = 0; i < F_COUNT; i++) {
-		const char *nul;
-		p++;
-		if (p >= end || (nul = memchr(p, '\0', (size_t)(end - p))) == NULL)
-			return 1;
-		f[i] = p;
-		p = nul;
-	}
-	if (p + 1 != end)
-		return 1;
-	if (moat__drep_insert(ins, t, f) < 0)
+	if (moat__drep_insert(ins, t, f, F_COUNT) < 0)
 		return -1;
 	(*n)++;
 	return 0;
@@ -343,4 +381,95 @@ moat_dmarc_report_redis_mark(struct redisContext *c, const char *prefix, const c
 		freeReplyObject(rep);
 	}
 	return 0;
+}
+
+long
+moat_dmarc_report_redis_failures_take(struct redisContext *c, const char *prefix, sqlite3 *db,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt *ins = NULL;
+	long n = 0;
+
+	if (moat__drep_failure_prepare(db, &ins) < 0) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	/* LPOP hands each element to one caller only: two runs never take the same report */
+	for (;;) {
+		redisReply *rep = redisCommand(c, "LPOP %sf", prefix);
+		const char *f[FF_COUNT];
+		int64_t t;
+
+		if (rep != NULL && rep->type == REDIS_REPLY_NIL) {
+			freeReplyObject(rep);
+			break;
+		}
+		if (reply_check(c, rep, REDIS_REPLY_STRING, err, errlen) < 0) {
+			n = -1;
+			break;
+		}
+		if (elem_split(rep->str, rep->len, &t, f, FF_COUNT) == 0) {
+			if (moat__drep_insert(ins, t, f, FF_COUNT) < 0) {
+				/* it is in our hands only: give it back before failing */
+				redisReply *back =
+				    redisCommand(c, "LPUSH %sf %b", prefix, rep->str, rep->len);
+				freeReplyObject(back);
+				snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+				freeReplyObject(rep);
+				n = -1;
+				break;
+			}
+			n++;
+		}
+		freeReplyObject(rep);
+	}
+	sqlite3_finalize(ins);
+	return n;
+}
+
+int
+moat_dmarc_report_redis_failures_return(struct redisContext *c, const char *prefix, sqlite3 *db,
+    char *err, size_t errlen)
+{
+	static const char sql[] = "SELECT t, policy_domain, ruf, report FROM failures ORDER BY id";
+	sqlite3_stmt *st = NULL;
+	int rc = 0, step;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+		return -1;
+	}
+	while (rc == 0 && (step = sqlite3_step(st)) != SQLITE_DONE) {
+		char *elem;
+		size_t len = 24, o;
+		redisReply *rep;
+
+		if (step != SQLITE_ROW) {
+			snprintf(err, errlen, "%s", sqlite3_errmsg(db));
+			rc = -1;
+			break;
+		}
+		for (int i = 1; i <= FF_COUNT; i++)
+			len += (size_t)sqlite3_column_bytes(st, i) + 1;
+		if ((elem = malloc(len)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+			break;
+		}
+		o = (size_t)snprintf(elem, 24, "%lld", (long long)sqlite3_column_int64(st, 0)) + 1;
+		for (int i = 1; i <= FF_COUNT; i++) {
+			size_t l = (size_t)sqlite3_column_bytes(st, i);
+			memcpy(elem + o, sqlite3_column_text(st, i), l);
+			elem[o + l] = '\0';
+			o += l + 1;
+		}
+		rep = redisCommand(c, "RPUSH %sf %b", prefix, elem, o);
+		free(elem);
+		if (reply_check(c, rep, REDIS_REPLY_INTEGER, err, errlen) < 0)
+			rc = -1;
+		else
+			freeReplyObject(rep);
+	}
+	sqlite3_finalize(st);
+	return rc;
 }

@@ -10,6 +10,8 @@
  *   --send        each report not sent before mailed to the policy's rua= addresses (those
  *                 outside the policy domain only when they authorize it) through report_smtp;
  *                 each destination served and each period finished is marked in the store
+ *                 then the failure reports the daemons stored (RFC 9991), to their ruf=
+ *                 addresses under the same check, each deleted once no address is left
  *   --html FILE   one self-contained HTML page of the last --days days
  * Exit status: 0 done, 1 an error (nothing marked that was not written), 2 usage or configuration.
  */
@@ -29,6 +31,8 @@
 
 #include "conf.h"
 #include "dns.h"
+#include "dmarc.h"
+#include "dmarc_failure.h"
 #include "dmarc_report.h"
 #include "report.h"
 
@@ -227,13 +231,142 @@ send_one(struct report *rep, void *arg)
 		snprintf(s->err, sizeof(s->err), "cannot read back the report of %s", rep->domain);
 		return -1;
 	}
-	rc = report_rua_each(rep->pol.f[POL_RUA], send_dest, s);
+	rc = moat_dmarc_uri_each(rep->pol.f[POL_RUA], send_dest, s);
 	free(s->gz);
 	s->gz = NULL;
 	if (rc != 0)
 		return -1;
 	return s->later == later ? store_mark(s->st, rep, "send", s->now, s->err, sizeof(s->err))
 				 : 0;
+}
+
+/* One failure report being sent, and the destinations it keeps for the next run. */
+struct fail_ctx {
+	struct send_ctx *s;
+	long long id;
+	const char *domain, *report;
+	size_t size;
+	char left[MOAT_DMARC_RUA_MAX + 64];
+	size_t leftlen;
+};
+
+/* fail_keep - ADDR stays in the report's list for the next run. */
+static void
+fail_keep(struct fail_ctx *f, const char *addr)
+{
+	int n = snprintf(f->left + f->leftlen, sizeof(f->left) - f->leftlen, "%smailto:%s",
+	    f->leftlen ? "," : "", addr);
+
+	if (n > 0 && (size_t)n < sizeof(f->left) - f->leftlen)
+		f->leftlen += (size_t)n;
+	f->s->later++;
+}
+
+/* fail_dest - one failure report to one ruf= destination, when it authorizes it (RFC 9991
+ * uses RFC 9990 3's check) and it fits its size limit. */
+static int
+fail_dest(const char *addr, uint64_t limit, void *arg)
+{
+	struct fail_ctx *f = arg;
+	char err[512];
+	int rc;
+
+	if ((rc = report_rua_authorized(f->s->dns, f->domain, addr)) <= 0) {
+		fprintf(stderr, "mxmoat-report: failure report %lld of %s: not sent to %s: %s\n",
+		    f->id, f->domain, addr,
+		    rc < 0
+			? "DNS failed checking that it takes our reports (next run)"
+			: "an external destination that does not authorize the reports (RFC 9990 3)");
+		if (rc < 0)
+			fail_keep(f, addr);
+		return 0;
+	}
+	if (limit != 0 && f->size > limit) {
+		fprintf(stderr,
+		    "mxmoat-report: failure report %lld of %s: not sent to %s: %zu bytes, over its limit %" PRIu64
+		    "\n",
+		    f->id, f->domain, addr, f->size, limit);
+		return 0;
+	}
+	rc =
+	    report_send_failure(&f->s->sender, f->domain, f->id, addr, f->report, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "mxmoat-report: failure report %lld of %s: not sent to %s: %s%s\n",
+		    f->id, f->domain, addr, err, rc < 0 ? " (next run)" : "");
+		if (rc < 0)
+			fail_keep(f, addr);
+		return 0;
+	}
+	f->s->sent++;
+	printf("failure report %lld of %s sent to %s\n", f->id, f->domain, addr);
+	return 0;
+}
+
+/* send_failures - every stored failure report to its destinations; a report is deleted when
+ * none is left for the next run, else it keeps those. -1 with s->err. */
+static int
+send_failures(struct send_ctx *s)
+{
+	sqlite3 *db = s->st->db;
+	sqlite3_stmt *sel = NULL, *del = NULL, *upd = NULL;
+	int rc = 0, step;
+
+	if (sqlite3_prepare_v2(db,
+		"SELECT id, policy_domain, ruf, report FROM failures ORDER BY id", -1, &sel,
+		NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "DELETE FROM failures WHERE id = ?", -1, &del, NULL) !=
+		SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE failures SET ruf = ? WHERE id = ?", -1, &upd, NULL) !=
+		SQLITE_OK) {
+		rc = -1;
+		goto out;
+	}
+	while ((step = sqlite3_step(sel)) != SQLITE_DONE) {
+		struct fail_ctx f = { .s = s, .id = sqlite3_column_int64(sel, 0) };
+		sqlite3_stmt *done;
+		char *domain, *ruf, *report;
+
+		if (step != SQLITE_ROW) {
+			rc = -1;
+			break;
+		}
+		/* copies: the statements below may move the row's memory */
+		domain = strdup((const char *)sqlite3_column_text(sel, 1));
+		ruf = strdup((const char *)sqlite3_column_text(sel, 2));
+		report = strdup((const char *)sqlite3_column_text(sel, 3));
+		if (domain == NULL || ruf == NULL || report == NULL) {
+			free(domain);
+			free(ruf);
+			free(report);
+			rc = -1;
+			break;
+		}
+		f.domain = domain;
+		f.report = report;
+		f.size = strlen(report);
+		moat_dmarc_uri_each(ruf, fail_dest, &f);
+		done = f.leftlen ? upd : del;
+		sqlite3_reset(done);
+		if (f.leftlen)
+			sqlite3_bind_text(done, 1, f.left, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(done, f.leftlen ? 2 : 1, f.id);
+		step = sqlite3_step(done);
+		sqlite3_reset(done);
+		free(domain);
+		free(ruf);
+		free(report);
+		if (step != SQLITE_DONE) {
+			rc = -1;
+			break;
+		}
+	}
+out:
+	if (rc < 0)
+		snprintf(s->err, sizeof(s->err), "failure reports: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	sqlite3_finalize(upd);
+	return rc;
 }
 
 /* send_all - --send; 0, or -1 with a message printed (what was sent stays marked). */
@@ -260,6 +393,19 @@ send_all(const struct store *st, const struct moat_conf *conf, const struct repo
 	}
 	n = report_walk(st->db, now, "send", meta, send_one, &s, err, sizeof(err));
 	rmdir(s.dir);
+	if (n >= 0 && st->redis != NULL &&
+	    moat_dmarc_report_redis_failures_take(st->redis, st->prefix, st->db, s.err,
+		sizeof(s.err)) < 0)
+		n = -1;
+	if (n >= 0 && send_failures(&s) < 0)
+		n = -1;
+	/* with Redis, what is left goes back for the next run, even after an error */
+	if (st->redis != NULL &&
+	    moat_dmarc_report_redis_failures_return(st->redis, st->prefix, st->db, err,
+		sizeof(err)) < 0) {
+		snprintf(s.err, sizeof(s.err), "%s", err);
+		n = -1;
+	}
 	moat_dns_free(s.dns);
 	if (n < 0) {
 		fprintf(stderr, "mxmoat-report: %s\n", s.err[0] ? s.err : err);

@@ -124,11 +124,6 @@ int report_html_write(struct sqlite3 *db, int64_t now, unsigned days,
 /* Mailing reports (report_send.c). */
 struct moat_dns;
 
-/* report_rua_fn - one destination: its address and size limit in bytes (0: none); non-zero
- * stops the walk and is returned. */
-typedef int (*report_rua_fn)(const char *addr, uint64_t limit, void *arg);
-/* report_rua_each - FN for each mailto: URI of RUA that holds one address; others are skipped. */
-int report_rua_each(const char *rua, report_rua_fn fn, void *arg);
 /*
  * report_rua_authorized - may POLICY_DOMAIN's reports go to ADDR (RFC 9990 3)? 1 when ADDR's
  * domain is the policy domain, a subdomain or a parent of it, or publishes
@@ -147,5 +142,12 @@ struct report_sender {
  */
 int report_send_one(const struct report_sender *s, const struct report *rep, const char *to,
     const unsigned char *gz, size_t gzlen, const char *name, char *err, size_t errlen);
+
+/*
+ * report_send_failure - mail the failure report REPORT (the multipart/report entity the daemon
+ * stored, with its Content-Type) of POLICY_DOMAIN, stored as ID, to TO. As report_send_one.
+ */
+int report_send_failure(const struct report_sender *s, const char *policy_domain, long long id,
+    const char *to, const char *report, char *err, size_t errlen);
 
 #endif /* MOAT_REPORT_H */

@@ -11,7 +11,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,102 +21,13 @@
 
 #include <openssl/evp.h>
 
+#include "dmarc_failure.h"
 #include "dns.h"
 #include "report.h"
 
-#define RUA_ADDR_MAX 320
+#define RUA_ADDR_MAX MOAT_DFR_ADDR_MAX
 #define SEND_TIMEOUT_S 120L
 #define B64_LINE_IN 57 /* bytes per base64 line of 76 characters */
-
-/* rua_size_limit - "!10m" and the like (RFC 9990 3: k, m, g, t units); 0 when absent or bad. */
-static uint64_t
-rua_size_limit(const char *s, size_t n)
-{
-	uint64_t v = 0;
-	size_t i = 0;
-
-	while (i < n && isdigit((unsigned char)s[i]) && v < UINT64_MAX / 10)
-		v = v * 10 + (uint64_t)(s[i++] - '0');
-	if (i == 0)
-		return 0;
-	if (i < n) {
-		const char *units = "kmgt", *u = strchr(units, tolower((unsigned char)s[i]));
-		if (u == NULL || *u == '\0' || i + 1 != n)
-			return 0;
-		for (const char *p = units; p <= u; p++)
-			v = v > UINT64_MAX / 1024 ? UINT64_MAX : v * 1024;
-	}
-	return v;
-}
-
-/* hexval - one hex digit, or -1. */
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* rua_addr - the address of one mailto: URI of N bytes, percent-decoded, into OUT; -1 when it
- * is not one address we can send to (no '@', a byte outside printable ASCII, <, >, a space). */
-static int
-rua_addr(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t o = 0;
-	const char *at;
-
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
-			i += 2;
-		}
-		if (c <= ' ' || c >= 127 || c == '<' || c == '>' || c == ',' || c == '?' ||
-		    o + 1 >= outlen)
-			return -1;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	at = strchr(out, '@');
-	return at == NULL || at == out || at[1] == '\0' || strchr(at + 1, '@') != NULL ? -1 : 0;
-}
-
-int
-report_rua_each(const char *rua, report_rua_fn fn, void *arg)
-{
-	const char *p = rua;
-
-	while (*p != '\0') {
-		const char *end = strchr(p, ','), *bang;
-		size_t n;
-		char addr[RUA_ADDR_MAX];
-		uint64_t limit = 0;
-		int rc;
-
-		if (end == NULL)
-			end = p + strlen(p);
-		while (p < end && (*p == ' ' || *p == '\t'))
-			p++;
-		n = (size_t)(end - p);
-		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-			n--;
-		if (n > 7 && strncasecmp(p, "mailto:", 7) == 0) {
-			p += 7;
-			n -= 7;
-			if ((bang = memchr(p, '!', n)) != NULL) {
-				limit = rua_size_limit(bang + 1, (size_t)(p + n - bang - 1));
-				n = (size_t)(bang - p);
-			}
-			if (rua_addr(p, n, addr, sizeof(addr)) == 0 &&
-			    (rc = fn(addr, limit, arg)) != 0)
-				return rc;
-		}
-		p = *end == ',' ? end + 1 : end;
-	}
-	return 0;
-}
 
 /* same_or_sub - A is B or a subdomain of it (case-insensitive). */
 static bool
@@ -233,11 +143,11 @@ msg_build(struct msg *m, const struct report_sender *s, const struct report *rep
 	return fclose(f) == 0 ? 0 : -1;
 }
 
-int
-report_send_one(const struct report_sender *s, const struct report *rep, const char *to,
-    const unsigned char *gz, size_t gzlen, const char *name, char *err, size_t errlen)
+/* smtp_send - the message M to TO through S->smtp: 0 sent; 1 refused for good (a 5xx reply);
+ * -1 may work later; err says why. */
+static int
+smtp_send(const struct report_sender *s, const char *to, struct msg *m, char *err, size_t errlen)
 {
-	struct msg m = { 0 };
 	struct curl_slist *rcpt = NULL;
 	char url[512], from[RUA_ADDR_MAX + 2], rcpt_s[RUA_ADDR_MAX + 2], cerr[CURL_ERROR_SIZE] = "";
 	bool unix_path = strncmp(s->smtp, "unix:", 5) == 0;
@@ -250,8 +160,7 @@ report_send_one(const struct report_sender *s, const struct report *rep, const c
 	    s->meta->receiver);
 	snprintf(from, sizeof(from), "<%s>", s->meta->email);
 	snprintf(rcpt_s, sizeof(rcpt_s), "<%s>", to);
-	if (msg_build(&m, s, rep, to, gz, gzlen, name) < 0 || (c = curl_easy_init()) == NULL ||
-	    (rcpt = curl_slist_append(NULL, rcpt_s)) == NULL) {
+	if ((c = curl_easy_init()) == NULL || (rcpt = curl_slist_append(NULL, rcpt_s)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
@@ -261,7 +170,7 @@ report_send_one(const struct report_sender *s, const struct report *rep, const c
 	curl_easy_setopt(c, CURLOPT_MAIL_FROM, from);
 	curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, msg_read);
-	curl_easy_setopt(c, CURLOPT_READDATA, &m);
+	curl_easy_setopt(c, CURLOPT_READDATA, m);
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, SEND_TIMEOUT_S);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
@@ -279,6 +188,61 @@ report_send_one(const struct report_sender *s, const struct report *rep, const c
 out:
 	curl_slist_free_all(rcpt);
 	curl_easy_cleanup(c);
-	free(m.p);
 	return status;
+}
+
+/* send_msg - M, built when BUILT is 0 (else out of memory), to TO as smtp_send; frees M. */
+static int
+send_msg(const struct report_sender *s, const char *to, struct msg *m, int built, char *err,
+    size_t errlen)
+{
+	int status = -1;
+
+	if (built < 0)
+		snprintf(err, errlen, "out of memory");
+	else
+		status = smtp_send(s, to, m, err, errlen);
+	free(m->p);
+	return status;
+}
+
+int
+report_send_one(const struct report_sender *s, const struct report *rep, const char *to,
+    const unsigned char *gz, size_t gzlen, const char *name, char *err, size_t errlen)
+{
+	struct msg m = { 0 };
+
+	return send_msg(s, to, &m, msg_build(&m, s, rep, to, gz, gzlen, name), err, errlen);
+}
+
+/* failure_build - the failure report REPORT to TO under its own header; -1 when out of memory. */
+static int
+failure_build(struct msg *m, const struct report_sender *s, const char *policy_domain, long long id,
+    const char *to, const char *report)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	FILE *f = open_memstream(&m->p, &m->len);
+
+	if (f == NULL)
+		return -1;
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
+	/* RFC 6591 3.1: the report's own header, then the multipart/report stored by the daemon */
+	fprintf(f,
+	    "From: <%s>\r\nTo: <%s>\r\nDate: %s\r\n"
+	    "Subject: DMARC failure report for %s\r\n"
+	    "Message-ID: <fr.%lld.%lld@%s>\r\nMIME-Version: 1.0\r\n%s",
+	    s->meta->email, to, date, policy_domain, id, (long long)now, s->meta->receiver, report);
+	return fclose(f) == 0 ? 0 : -1;
+}
+
+int
+report_send_failure(const struct report_sender *s, const char *policy_domain, long long id,
+    const char *to, const char *report, char *err, size_t errlen)
+{
+	struct msg m = { 0 };
+
+	return send_msg(s, to, &m, failure_build(&m, s, policy_domain, id, to, report), err,
+	    errlen);
 }

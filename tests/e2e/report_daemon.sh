@@ -3,8 +3,9 @@
 # sqlite and the resolver at nsd (tests/lib/dns.sh) relays three messages to smtp-sink (an aligned
 # SPF pass, a p=quarantine failure, a failure under sp=none) and records each evaluation: client
 # address, From and envelope domains, policy domain, DMARC result, disposition, SPF result and
-# the published policy with rua, ruf and fo. The last one is still in the writer's batch window
-# when SIGTERM comes, and is written before the proxy exits. mxmoat-report then turns the day into
+# the published policy with rua, ruf and fo; no failure report (dmarc_failure_reports is off).
+# The last one is still in the writer's batch window when SIGTERM comes, and is written before
+# the proxy exits. mxmoat-report then turns the day into
 # two aggregate reports (one per policy domain) that validate against the schema.
 # Ports: 15590 (nsd), 15591 (proxy), 15592 (sink).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
@@ -63,6 +64,8 @@ tap_is "two evaluations recorded while the proxy runs" "$(rows | wc -l)" "2"
 tap_like "a p=none subdomain (sp=none) failure: relayed" "$(send sub.q.rep.test sub)" "<-  250 2\.0\.0 Ok"
 px_stop
 tap_is "stopped at once: the third evaluation is written before the proxy exits" "$(rows | wc -l)" "3"
+tap_is "dmarc_failure_reports is off by default: no failure report for q.rep.test's ruf= and fo=1" \
+	"$(/usr/bin/python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM failures").fetchone()[0])' "$db")" 0
 tap_is "the pass: 127.0.0.1, aligned SPF, disposition none, p=reject, its rua" "$(rows | sed -n 1p)" \
 	"127.0.0.1|pass.rep.test|pass.rep.test|pass.rep.test|pass|fail|pass|none||pass|reject||r|mailto:agg@pass.rep.test||"
 tap_is "the quarantine: dmarc fail, SPF fail, quarantined, and the record's rua, ruf and fo" "$(rows | sed -n 2p)" \
