@@ -192,5 +192,19 @@ long moat_dmarc_report_redis_failures_take(struct redisContext *c, const char *p
 int moat_dmarc_report_redis_failures_return(struct redisContext *c, const char *prefix,
     struct sqlite3 *db, char *err, size_t errlen);
 
+/*
+ * moat_dmarc_report_redis_claim - claim DOMAIN's period from BEGIN for sending, atomically across
+ * every mxmoat-report run on every host: SET "claim:DAY:DOMAIN" TOKEN NX with an expiry of TTL_S
+ * (so a run that dies does not hold it for ever). 1 claimed, 0 held by another run, -1 with err.
+ */
+int moat_dmarc_report_redis_claim(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *token, unsigned ttl_s, char *err, size_t errlen);
+/* moat_dmarc_report_redis_release - give the claim back if it is still TOKEN's; -1 with err. */
+int moat_dmarc_report_redis_release(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *token, char *err, size_t errlen);
+/* moat_dmarc_report_redis_marked - 1 when Redis has DOMAIN's period from BEGIN marked as KIND,
+ * 0 when not, -1 with err: read after a claim, since the copy in memory may be older. */
+int moat_dmarc_report_redis_marked(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *kind, char *err, size_t errlen);
 
 #endif /* MOAT_DMARC_REPORT_H */

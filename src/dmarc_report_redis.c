@@ -473,3 +473,68 @@ moat_dmarc_report_redis_failures_return(struct redisContext *c, const char *pref
 	sqlite3_finalize(st);
 	return rc;
 }
+
+/* claim_key - the key of DOMAIN's period from BEGIN being sent. */
+static void
+claim_key(char *key, size_t len, const char *prefix, const char *domain, int64_t begin)
+{
+	snprintf(key, len, "%sclaim:%lld:%s", prefix, (long long)(begin / DREP_DAY), domain);
+}
+
+int
+moat_dmarc_report_redis_claim(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *token, unsigned ttl_s, char *err, size_t errlen)
+{
+	char key[DREP_KEY_MAX + 256];
+	redisReply *rep;
+	int rc;
+
+	claim_key(key, sizeof(key), prefix, domain, begin);
+	rep = redisCommand(c, "SET %s %s NX EX %u", key, token, ttl_s);
+	if (rep != NULL && rep->type == REDIS_REPLY_NIL) {
+		freeReplyObject(rep);
+		return 0; /* another run holds it */
+	}
+	if (reply_check(c, rep, REDIS_REPLY_STATUS, err, errlen) < 0)
+		return -1;
+	rc = strcmp(rep->str, "OK") == 0 ? 1 : 0;
+	freeReplyObject(rep);
+	return rc;
+}
+
+int
+moat_dmarc_report_redis_release(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *token, char *err, size_t errlen)
+{
+	/* only our own claim: one that expired and was taken by another run stays */
+	static const char script[] =
+	    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+	    "return 0";
+	char key[DREP_KEY_MAX + 256];
+	redisReply *rep;
+
+	claim_key(key, sizeof(key), prefix, domain, begin);
+	rep = redisCommand(c, "EVAL %s 1 %s %s", script, key, token);
+	if (reply_check(c, rep, REDIS_REPLY_INTEGER, err, errlen) < 0)
+		return -1;
+	freeReplyObject(rep);
+	return 0;
+}
+
+int
+moat_dmarc_report_redis_marked(struct redisContext *c, const char *prefix, const char *domain,
+    int64_t begin, const char *kind, char *err, size_t errlen)
+{
+	char field[512];
+	redisReply *rep;
+	int rc;
+
+	snprintf(field, sizeof(field), "%s %s", kind, domain);
+	rep =
+	    redisCommand(c, "HEXISTS %ssent:%lld %s", prefix, (long long)(begin / DREP_DAY), field);
+	if (reply_check(c, rep, REDIS_REPLY_INTEGER, err, errlen) < 0)
+		return -1;
+	rc = rep->integer != 0;
+	freeReplyObject(rep);
+	return rc;
+}

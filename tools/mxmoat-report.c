@@ -10,8 +10,10 @@
  *   --send        each report not sent before mailed to the policy's rua= addresses (those
  *                 outside the policy domain only when they authorize it) through report_smtp;
  *                 each destination served and each period finished is marked in the store
- *                 then the failure reports the daemons stored (RFC 9991), to their ruf=
- *                 addresses under the same check, each deleted once no address is left
+ *                 (with Redis: each period claimed there first, so that runs on several
+ *                 hosts never send it twice); then the failure reports the daemons stored
+ *                 (RFC 9991), to their ruf= addresses under the same check, each deleted once
+ *                 no address is left
  *   --html FILE   one self-contained HTML page of the last --days days
  * Exit status: 0 done, 1 an error (nothing marked that was not written), 2 usage or configuration.
  */
@@ -50,7 +52,10 @@ struct store {
 	sqlite3 *db;
 	redisContext *redis;
 	const char *prefix; /* of the Redis keys */
+	char token[128]; /* this run's claims on periods being sent (Redis) */
 };
+
+#define CLAIM_TTL_S 3600 /* a claim outlives any send of one period (timeouts of 120 s each) */
 
 /* store_mark - REP was emitted as KIND: marked in the store (and in Redis); -1 with err. */
 static int
@@ -62,6 +67,16 @@ store_mark(const struct store *st, const struct report *rep, const char *kind, i
 	return st->redis == NULL ? 0
 				 : moat_dmarc_report_redis_mark(st->redis, st->prefix, rep->domain,
 				       rep->begin, kind, rep->report_id, err, errlen);
+}
+
+/* token_make - this run's name for its claims: host, process and start time. */
+static void
+token_make(char *out, size_t len)
+{
+	char host[64] = "";
+
+	gethostname(host, sizeof(host) - 1);
+	snprintf(out, len, "%s:%ld:%lld", host, (long)getpid(), (long long)time(NULL));
 }
 
 /* store_open - the SQLite file, or (dmarc_report_store = redis, no --db) Redis copied into
@@ -78,6 +93,7 @@ store_open(struct store *st, const struct moat_conf *conf, const char *db_path, 
 		return st->db == NULL ? -1 : 0;
 	}
 	st->prefix = conf->dmarc_report_redis_prefix;
+	token_make(st->token, sizeof(st->token));
 	if ((st->redis = moat_dmarc_report_redis_connect(conf->ratelimit_redis,
 		 conf->ratelimit_redis_timeout < 2000 ? 2000 : conf->ratelimit_redis_timeout, err,
 		 errlen)) == NULL ||
@@ -150,8 +166,11 @@ send_dest(const char *addr, uint64_t limit, void *arg)
 	int rc;
 
 	snprintf(kind, sizeof(kind), "send:%s", addr);
-	if ((rc = report_marked(s->st->db, s->rep, kind)) != 0) {
-		if (rc < 0)
+	if ((rc = report_marked(s->st->db, s->rep, kind)) == 0 && s->st->redis != NULL)
+		rc = moat_dmarc_report_redis_marked(s->st->redis, s->st->prefix, s->rep->domain,
+		    s->rep->begin, kind, s->err, sizeof(s->err));
+	if (rc != 0) {
+		if (rc < 0 && s->err[0] == '\0')
 			snprintf(s->err, sizeof(s->err), "reading the store: %s",
 			    sqlite3_errmsg(s->st->db));
 		return rc < 0 ? -1 : 0; /* sent by an earlier run */
@@ -208,9 +227,9 @@ read_file(const char *path, unsigned char **out, size_t *len)
 	return 0;
 }
 
-/* send_one - REP to each destination; the period is marked sent when none is left for later. */
+/* send_period - REP to each destination; the period is marked sent when none is left for later. */
 static int
-send_one(struct report *rep, void *arg)
+send_period(struct report *rep, void *arg)
 {
 	struct send_ctx *s = arg;
 	char path[1200];
@@ -238,6 +257,47 @@ send_one(struct report *rep, void *arg)
 		return -1;
 	return s->later == later ? store_mark(s->st, rep, "send", s->now, s->err, sizeof(s->err))
 				 : 0;
+}
+
+/*
+ * send_one - with a Redis store, two runs on two hosts could read the same unsent period: the
+ * period is claimed in Redis first (SET NX with an expiry), its marks read again from Redis,
+ * sent, marked, and the claim given back (after the mark, so a run that claims it next sees the
+ * mark). A period another run holds is left to it.
+ */
+static int
+send_one(struct report *rep, void *arg)
+{
+	struct send_ctx *s = arg;
+	const struct store *st = s->st;
+	char err[512];
+	int rc;
+
+	if (st->redis == NULL)
+		return send_period(rep, arg);
+	rc = moat_dmarc_report_redis_claim(st->redis, st->prefix, rep->domain, rep->begin,
+	    st->token, CLAIM_TTL_S, s->err, sizeof(s->err));
+	if (rc <= 0) {
+		if (rc == 0)
+			fprintf(stderr,
+			    "mxmoat-report: %s of %" PRId64
+			    ": being sent by another run (claimed in Redis)\n",
+			    rep->domain, rep->begin);
+		return rc;
+	}
+	rc = moat_dmarc_report_redis_marked(st->redis, st->prefix, rep->domain, rep->begin, "send",
+	    s->err, sizeof(s->err));
+	if (rc == 0)
+		rc = send_period(rep, arg);
+	else if (rc > 0)
+		rc = 0; /* another run sent it after we read Redis */
+	if (moat_dmarc_report_redis_release(st->redis, st->prefix, rep->domain, rep->begin,
+		st->token, err, sizeof(err)) < 0 &&
+	    rc == 0) {
+		snprintf(s->err, sizeof(s->err), "%s", err);
+		rc = -1;
+	}
+	return rc;
 }
 
 /* One failure report being sent, and the destinations it keeps for the next run. */
