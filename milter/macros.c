@@ -2,8 +2,9 @@
  * macros.c - MTA macro names for Postfix and Sendmail, and reading them (see macros.h).
  *
  * Postfix sends the macros named in its milter_*_macros parameters plus those a milter asks for
- * with smfi_setsymlist (milter protocol 6); Sendmail sends its Milter.macros.* lists. Single-letter
- * macros are tried with and without braces: both spellings occur.
+ * in the option negotiation (SMFIF_SETSYMLIST, milter protocol 6; conn.c has the lists); Sendmail
+ * sends its Milter.macros.* lists. Single-letter macros are tried with and without braces: both
+ * spellings occur.
  */
 #include "config.h"
 
@@ -27,25 +28,13 @@ static const char *const macro_names[MILTER_M_COUNT][3] = {
 	[MILTER_M_MSG_SIZE] = { "{msg_size}", NULL },
 };
 
-/* Per stage, the macros we read there (smfi_setsymlist takes a space-separated list). */
-static const struct {
-	int stage;
-	const char *list;
-} macro_stages[] = {
-	{ SMFIM_CONNECT,
-	    "j {daemon_name} {daemon_addr} {client_addr} {client_port} {client_name}" },
-	{ SMFIM_HELO, "{tls_version} {cipher} {cipher_bits}" },
-	{ SMFIM_ENVFROM, "i {auth_authen} {tls_version} {cipher} {cipher_bits}" },
-	{ SMFIM_EOM, "i {msg_size}" },
-};
-
 const char *
-milter_macro_get(SMFICTX *ctx, enum milter_macro m)
+milter_macro_get(milter_symval_fn get, void *io, enum milter_macro m)
 {
-	if (ctx == NULL || (unsigned)m >= MILTER_M_COUNT)
+	if ((unsigned)m >= MILTER_M_COUNT)
 		return NULL;
 	for (size_t i = 0; i < 3 && macro_names[m][i] != NULL; i++) {
-		const char *v = smfi_getsymval(ctx, (char *)macro_names[m][i]);
+		const char *v = get(io, macro_names[m][i]);
 		if (v != NULL && v[0] != '\0')
 			return v;
 	}
@@ -53,9 +42,9 @@ milter_macro_get(SMFICTX *ctx, enum milter_macro m)
 }
 
 long long
-milter_macro_uint(SMFICTX *ctx, enum milter_macro m, unsigned long long max)
+milter_macro_uint(milter_symval_fn get, void *io, enum milter_macro m, unsigned long long max)
 {
-	const char *v = milter_macro_get(ctx, m);
+	const char *v = milter_macro_get(get, io, m);
 	unsigned long long n = 0;
 
 	if (v == NULL || v[0] == '\0' || strlen(v) > 20)
@@ -69,11 +58,4 @@ milter_macro_uint(SMFICTX *ctx, enum milter_macro m, unsigned long long max)
 		n = n * 10 + d;
 	}
 	return (long long)n;
-}
-
-void
-milter_macros_request(SMFICTX *ctx)
-{
-	for (size_t i = 0; i < sizeof(macro_stages) / sizeof(macro_stages[0]); i++)
-		(void)smfi_setsymlist(ctx, macro_stages[i].stage, (char *)macro_stages[i].list);
 }

@@ -3,12 +3,11 @@
  *
  * Each fact the core needs (client port and name, listener, AUTH login, TLS, queue id, host name,
  * message size) has a list of macro names to try in order; the first one the MTA sent wins.
- * milter_macros_stage_list gives, per protocol stage, the list asked for with smfi_setsymlist.
+ * The engine looks a name up (libmilter's smfi_getsymval, or the native engine's own table).
  */
 #ifndef MOAT_MILTER_MACROS_H
 #define MOAT_MILTER_MACROS_H
 
-#include <libmilter/mfapi.h>
 
 enum milter_macro {
 	MILTER_M_CLIENT_ADDR, /* {client_addr} */
@@ -26,13 +25,14 @@ enum milter_macro {
 	MILTER_M_COUNT
 };
 
-/* milter_macro_get - the value of one macro, or NULL; valid until the callback returns. */
-const char *milter_macro_get(SMFICTX *ctx, enum milter_macro m);
+/* milter_symval_fn - the engine's value of the macro NAME for IO, or NULL. */
+typedef const char *(*milter_symval_fn)(void *io, const char *name);
+
+/* milter_macro_get - the value of one macro, or NULL; valid until the step returns. */
+const char *milter_macro_get(milter_symval_fn get, void *io, enum milter_macro m);
 
 /* milter_macro_uint - a decimal macro value in 0..max, or -1 when absent or malformed. */
-long long milter_macro_uint(SMFICTX *ctx, enum milter_macro m, unsigned long long max);
-
-/* milter_macros_request - ask the MTA (smfi_setsymlist) for the macros each stage needs. */
-void milter_macros_request(SMFICTX *ctx);
+long long milter_macro_uint(milter_symval_fn get, void *io, enum milter_macro m,
+    unsigned long long max);
 
 #endif /* MOAT_MILTER_MACROS_H */

@@ -1,11 +1,13 @@
 /*
- * main.c - mxmoat-milter: command line, configuration, the libmilter socket, daemon start-up,
+ * main.c - mxmoat-milter: command line, configuration, the milter socket, daemon start-up,
  * SIGHUP reload and SIGTERM shutdown.
  *
- * Owns the policy object (shared by every connection) and the reload thread. libmilter owns the
- * listening socket and one thread per MTA connection (callbacks.c). SIGTERM and SIGINT stop
- * libmilter (its own signal thread); SIGHUP is ours (see interpose.c): the configuration is read
- * again and installed with moat_policy_reload, connections in flight keep their snapshot.
+ * Owns the policy object (shared by every connection) and the reload thread. With milter_engine =
+ * libmilter, libmilter owns the listening socket and one thread per MTA connection
+ * (callbacks.c); SIGTERM and SIGINT stop libmilter (its own signal thread). With native, the
+ * socket is bound here and served by native.c's loops; a thread of ours waits for SIGTERM and
+ * SIGINT and stops them. SIGHUP is ours (see interpose.c): the configuration is read again and
+ * installed with moat_policy_reload, connections in flight keep their snapshot.
  */
 #include "config.h"
 
@@ -34,6 +36,7 @@
 #include "interpose.h"
 #include "log.h"
 #include "metrics_http.h"
+#include "native.h"
 #include "policy.h"
 
 /*
@@ -218,16 +221,34 @@ socket_set_owner(const char *path, const char *spec, char *err, size_t errlen)
 	return 0;
 }
 
+/* socket_access - a unix socket's mode and owner from the configuration. 0 or -1 with err. */
+static int
+socket_access(const struct moat_conf *conf, char *err, size_t errlen)
+{
+	const char *path = socket_unix_path(conf->milter_socket);
+	mode_t mode = (mode_t)strtoul(conf->milter_socket_mode, NULL, 8);
+
+	if (path == NULL)
+		return 0;
+	if (chmod(path, mode) < 0) {
+		snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (conf->milter_socket_owner[0] != '\0' &&
+	    socket_set_owner(path, conf->milter_socket_owner, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
+static const char socket_in_use[] = ": already in use: another mxmoat-milter (reload a running "
+				    "one with SIGHUP) or another server listens there";
+
 /* milter_open - register with libmilter and bind the socket (still root). 0 or -1. */
 static int
 milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, size_t errlen)
 {
 	static struct smfiDesc desc;
-	static const char in_use[] =
-	    ": already in use: another mxmoat-milter (reload a running one "
-	    "with SIGHUP) or another server listens there";
 	const char *path = socket_unix_path(conf->milter_socket);
-	mode_t mode = (mode_t)strtoul(conf->milter_socket_mode, NULL, 8);
 	mode_t old_umask;
 	int rc;
 
@@ -244,7 +265,7 @@ milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, si
 		return -1;
 	}
 	if (path != NULL && socket_unix_in_use(path)) {
-		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket, in_use);
+		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket, socket_in_use);
 		return -1;
 	}
 	/* The socket is created with no access for others; the mode is set right after. */
@@ -254,19 +275,72 @@ milter_open(const struct moat_conf *conf, struct moat_policy *pol, char *err, si
 	umask(old_umask);
 	if (rc != MI_SUCCESS) {
 		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket,
-		    errno == EADDRINUSE ? in_use : "");
+		    errno == EADDRINUSE ? socket_in_use : "");
 		return -1;
 	}
-	if (path != NULL) {
-		if (chmod(path, mode) < 0) {
-			snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
-			return -1;
-		}
-		if (conf->milter_socket_owner[0] != '\0' &&
-		    socket_set_owner(path, conf->milter_socket_owner, err, errlen) < 0)
-			return -1;
+	return socket_access(conf, err, errlen);
+}
+
+/* native_open - bind the native engine's socket (still root): its fd, or -1 with err. */
+static int
+native_open(const struct moat_conf *conf, char *err, size_t errlen)
+{
+	const char *path = socket_unix_path(conf->milter_socket);
+	mode_t old_umask;
+	int fd;
+
+	if (path != NULL && socket_unix_in_use(path)) {
+		snprintf(err, errlen, "cannot listen on %s%s", conf->milter_socket, socket_in_use);
+		return -1;
 	}
-	return 0;
+	old_umask = umask(0177);
+	fd = milter_native_listen(conf->milter_socket, (int)conf->milter_backlog, err, errlen);
+	umask(old_umask);
+	if (fd >= 0 && socket_access(conf, err, errlen) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* stop_thread - the native engine's SIGTERM and SIGINT: stop the loops. */
+static void *
+stop_thread(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	(void)sigwait(&set, &sig);
+	milter_native_stop();
+	return NULL;
+}
+
+/* native_serve - run the native engine until SIGTERM or SIGINT: 0, or 1 when it could not start */
+static int
+native_serve(int fd, struct moat_policy *pol)
+{
+	pthread_t stopper;
+	char err[256] = "";
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int rc;
+
+	if (pthread_create(&stopper, NULL, stop_thread, NULL) != 0) {
+		moat_log(LOG_ERR, NULL, "start", "cannot start the signal thread");
+		close(fd);
+		return 1;
+	}
+	rc = milter_native_run(fd, pol, cores > 0 ? (unsigned)cores : 1, log_tcp_tuning, err,
+	    sizeof(err));
+	if (rc < 0) {
+		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
+		pthread_cancel(stopper); /* sigwait is a cancellation point */
+	}
+	pthread_join(stopper, NULL);
+	return rc < 0 ? 1 : 0;
 }
 
 int
@@ -280,7 +354,8 @@ main(int argc, char **argv)
 	pthread_t reloader;
 	sigset_t set;
 	char err[MOAT_CONF_ERR_MAX];
-	int rc, metrics_fd;
+	int rc, metrics_fd, native_fd = -1;
+	bool native;
 
 	if ((rc = moat_cmdline_parse(&cl, "mxmoat-milter", MOAT_CK_MILTER, argc, argv)) >= 0)
 		return rc;
@@ -291,18 +366,25 @@ main(int argc, char **argv)
 		return rc;
 	}
 	moat_cmdline_log_open(&cl, conf);
-	milter_interpose_tcp_tuning(conf->milter_tcp_tuning);
+	native = conf->milter_engine == MOAT_MILTER_NATIVE;
+	milter_interpose_tcp_tuning(conf->milter_tcp_tuning && !native);
 	milter_interpose_on_first_tuned(log_tcp_tuning);
+	/* the native engine's threadpool runs the steps that wait on DNS, Redis or signing; sized
+	 * once, before its first use (an environment that sets it wins) */
+	setenv("UV_THREADPOOL_SIZE", "16", 0);
 
-	/* libmilter's worker threads: the core may wait on Redis in them */
-	if ((pol = moat_policy_new(conf, MOAT_POLICY_MAY_BLOCK, err, sizeof(err))) == NULL) {
+	/* libmilter's worker threads: the core may wait on Redis in them; the native engine's loops
+	 * never wait: a step that would pends, and runs on the threadpool */
+	if ((pol = moat_policy_new(conf, native ? 0 : MOAT_POLICY_MAY_BLOCK, err, sizeof(err))) ==
+	    NULL) {
 		fprintf(stderr, "mxmoat-milter: %s\n", err);
 		moat_conf_unref(conf);
 		return 1;
 	}
 	thread_stack_default();
 	malloc_arenas_per_core();
-	if (milter_open(conf, pol, err, sizeof(err)) < 0 ||
+	if ((native ? (native_fd = native_open(conf, err, sizeof(err)))
+		    : milter_open(conf, pol, err, sizeof(err))) < 0 ||
 	    (metrics_fd = metrics_http_bind(conf, err, sizeof(err))) == -1 ||
 	    moat_daemon_start(cl.foreground, conf->milter_pid_file, conf->daemon_user,
 		conf->daemon_group, err, sizeof(err)) < 0) {
@@ -337,12 +419,16 @@ main(int argc, char **argv)
 		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
 		return 1;
 	}
-	moat_log(LOG_INFO, NULL, "start", "listening on %s config=%s metrics=%s",
-	    conf->milter_socket, conf->source, metrics != NULL ? conf->metrics_listen : "-");
+	moat_log(LOG_INFO, NULL, "start", "listening on %s config=%s metrics=%s engine=%s",
+	    conf->milter_socket, conf->source, metrics != NULL ? conf->metrics_listen : "-",
+	    native ? "native" : "libmilter");
 
-	rc = smfi_main() == MI_SUCCESS ? 0 : 1;
+	if (native)
+		rc = native_serve(native_fd, pol);
+	else
+		rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 
-	moat_log(LOG_INFO, NULL, "stop", "%s", rc == 0 ? "clean" : "libmilter error");
+	moat_log(LOG_INFO, NULL, "stop", "%s", rc == 0 ? "clean" : "engine error");
 	atomic_store(&reload_stop, true);
 	pthread_kill(reloader, SIGHUP);
 	pthread_join(reloader, NULL);

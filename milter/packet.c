@@ -259,7 +259,6 @@ milter_put_replycode(char *out, size_t *len, size_t cap, unsigned code, const ch
 {
 	char line[512];
 	size_t n;
-	const char *const strs[] = { line };
 
 	if (code < 400 || code > 599 || (text != NULL && strpbrk(text, "\r\n") != NULL))
 		return -1;
@@ -270,6 +269,14 @@ milter_put_replycode(char *out, size_t *len, size_t cap, unsigned code, const ch
 		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", text);
 	if (n >= sizeof(line))
 		return -1;
+	return milter_put_replyline(out, len, cap, line);
+}
+
+int
+milter_put_replyline(char *out, size_t *len, size_t cap, const char *line)
+{
+	const char *const strs[] = { line };
+
 	return put_strs(out, len, cap, MILTER_R_REPLYCODE, NULL, strs, 1);
 }
 

@@ -163,6 +163,9 @@ int milter_put_simple(char *out, size_t *len, size_t cap, char code);
  * with CR or LF. */
 int milter_put_replycode(char *out, size_t *len, size_t cap, unsigned code, const char *status,
     const char *text);
+/* milter_put_replyline - "code status text" as made by milter_put_replycode's rules, sent as
+ * SMFIR_REPLYCODE (a line the caller built from checked parts). */
+int milter_put_replyline(char *out, size_t *len, size_t cap, const char *line);
 /* milter_put_header - add (h: no index), insert (i) or change (m; value "" deletes the index-th
  * occurrence) a header field. */
 int milter_put_header(char *out, size_t *len, size_t cap, char op, uint32_t index, const char *name,

@@ -74,6 +74,11 @@ enum moat_spf_action {
 	MOAT_SPF_ACT_TAG = 0,
 	MOAT_SPF_ACT_ENFORCE = 1
 };
+/* milter_engine: which milter protocol server mxmoat-milter runs */
+enum moat_milter_engine {
+	MOAT_MILTER_LIBMILTER = 0,
+	MOAT_MILTER_NATIVE = 1
+};
 /* dmarc_reject_action, dmarc_bad_from_action */
 enum moat_dmarc_action {
 	MOAT_DMARC_ACT_REJECT = 0,
@@ -344,6 +349,7 @@ struct moat_conf {
 	unsigned milter_timeout; /* ms; libmilter's read/write timeout towards the MTA */
 	unsigned milter_backlog; /* listen(2) backlog */
 	bool milter_tcp_tuning; /* TCP_NODELAY, TCP_QUICKACK on accepted inet sockets */
+	int milter_engine; /* enum moat_milter_engine; at start-up only */
 	/* the milter's copy of a message for rspamd (src/hold.c), read back at end of message */
 	uint64_t milter_hold_memory; /* in memory up to this, then in a spool file */
 	char *milter_spool_dir;

@@ -367,6 +367,8 @@ const struct moat_conf_key moat_conf_keys[] = {
 	    "listen queue length of the milter socket"),
 	K_BOOL(milter_tcp_tuning, "yes", MOAT_CK_MILTER,
 	    "set TCP_NODELAY and TCP_QUICKACK on inet milter connections (no 40 ms stall per round)"),
+	K_ENUM(milter_engine, "libmilter", "libmilter|native", MOAT_CK_MILTER,
+	    "the milter protocol server: libmilter's, or mxmoat's own on libuv loops (no thread hand-off per reply, one write per reply); read at start-up only"),
 	K_SIZE(milter_hold_memory, "256k", 4 * KB, 64 * MB, MOAT_CK_MILTER,
 	    "with scan_rspamd: the milter's copy of a message for rspamd (asked at end of message) is kept in memory up to this size, past it in milter_spool_dir"),
 	K_STR(milter_spool_dir, "/var/spool/mxmoat", NULL, MOAT_CK_MILTER,

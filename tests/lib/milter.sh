@@ -8,6 +8,8 @@
 #                                    fixture must not ask resolv.conf's servers. Tests of the
 #                                    authentication engine pass -o auth_inbound=yes together
 #                                    with -o dns_resolver=127.0.0.1@PORT of their nsd (dns.sh).
+#                                    MXMOAT_MILTER_ENGINE=native (or libmilter) runs every test
+#                                    with that milter_engine.
 #   milter_stop                      SIGTERM, wait (bounded); sets MILTER_RC to its exit status
 #   milter_log_grep REGEX            0 if a line of the milter's log matches
 #   milter_sanitizer_clean           0 if ASan/LSan/UBSan reported nothing in the log
@@ -61,7 +63,8 @@ milter_start() {
 	started=$(grep -cE "$ready" "$MILTER_LOG" 2>/dev/null)
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
 	"${MILTER_BIN:-$top_builddir/milter/mxmoat-milter}" -f -o "milter_socket=$sock" -o log_target=stderr \
-		-o log_verbose=yes -o auth_inbound=no "$@" >> "$MILTER_LOG" 2>&1 &
+		-o log_verbose=yes -o auth_inbound=no \
+		${MXMOAT_MILTER_ENGINE:+-o "milter_engine=$MXMOAT_MILTER_ENGINE"} "$@" >> "$MILTER_LOG" 2>&1 &
 	MILTER_PID=$!
 	local i
 	for i in $(seq 1 600); do

@@ -334,6 +334,9 @@ Test(milter_packet, replycode)
 	cr_assert_eq(milter_put_replycode(out, &n, sizeof(out), 421, "4.7.0", NULL), 0);
 	expect_bytes(out, n, "\0\0\0\x0by" S("421 4.7.0"));
 	n = 0;
+	cr_assert_eq(milter_put_replyline(out, &n, sizeof(out), "554 5.7.1 100%% sure"), 0);
+	expect_bytes(out, n, "\0\0\0\x16y" S("554 5.7.1 100%% sure"));
+	n = 0;
 	cr_expect_eq(milter_put_replycode(out, &n, sizeof(out), 250, NULL, "ok"), -1);
 	cr_expect_eq(milter_put_replycode(out, &n, sizeof(out), 600, NULL, "ok"), -1);
 	cr_expect_eq(milter_put_replycode(out, &n, sizeof(out), 550, NULL, "a\r\nb"), -1);
