@@ -280,7 +280,11 @@ milter_conn_connect(struct milter_conn *c, const char *hostname, const char *add
 	client.port = port;
 	client.name = name;
 	client.listener = conn_macro(c, MILTER_M_DAEMON_NAME);
-	moat_session_free(c->s); /* a second connect on one connection: a new session */
+	/* a connect after QUIT_NC on the same connection: a new SMTP session, nothing kept */
+	moat_session_free(c->s);
+	conn_copy_drop(c);
+	moat_verdict_continue(&c->refused);
+	c->tls_seen = c->auth_seen = false;
 	c->s = moat_session_new(c->pol, &client);
 	if (c->s == NULL)
 		return conn_oom(c, "connect");

@@ -438,6 +438,11 @@ flush(struct nat_conn *c)
 	n = uv_try_write(&c->h.stream, &b, 1);
 	if (n == (int)c->out_len) {
 		c->out_len = 0;
+		if (c->out_cap > 4096) { /* end of message's edits: not kept for the next one */
+			free(c->out);
+			c->out = NULL;
+			c->out_cap = 0;
+		}
 		return;
 	}
 	if (n < 0 && n != UV_EAGAIN) {
@@ -569,11 +574,17 @@ conn_process(struct nat_conn *c)
 			return;
 		}
 	}
-	/* what is left moves to the front (no pointer into it outlives the loop above) */
+	/* what is left moves to the front (no pointer into it outlives the loop above); an empty
+	 * buffer is freed, so a connection waiting for the MTA holds none (as readahead.c's) */
 	if (c->in_off > 0) {
 		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
 		c->in_len -= c->in_off;
 		c->in_off = 0;
+	}
+	if (c->in_len == 0 && !c->busy) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
 	}
 	flush(c);
 	if (c->closing)
