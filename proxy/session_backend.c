@@ -253,10 +253,11 @@ px__backend_ahead(struct px_session *s, const char *p, size_t n)
 void
 px__backend_bind(struct px_session *s)
 {
-	struct px_backend_peer peer = { .addr = s->client_addr,
-		.name = s->client_name,
+	const char *name = moat_session_client_name(s->ms);
+	struct px_backend_peer peer = { .addr = moat_session_client_addr(s->ms),
+		.name = name != NULL ? name : "",
 		.local_addr = s->local_addr,
-		.port = s->client_port,
+		.port = moat_session_client_port(s->ms),
 		.local_port = s->local_port };
 
 	px_backend_bind(&s->b, s->ops, s->io, s->ms, &peer, backend_event, backend_dispatch, s);

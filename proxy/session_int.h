@@ -133,9 +133,6 @@ struct px_session {
 	void *io;
 	struct moat_session *ms;
 	const struct moat_conf *conf; /* borrowed from ms */
-	char client_addr[64];
-	unsigned client_port;
-	char client_name[256];
 	char local_addr[64];
 	unsigned local_port;
 

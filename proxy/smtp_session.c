@@ -505,9 +505,6 @@ px_session_new(struct moat_policy *pol, const struct moat_client *client, const 
 		return NULL;
 	}
 	s->conf = moat_session_conf(s->ms);
-	snprintf(s->client_addr, sizeof(s->client_addr), "%s", client->addr);
-	s->client_port = client->port;
-	snprintf(s->client_name, sizeof(s->client_name), "%s", client->name ? client->name : "");
 	snprintf(s->local_addr, sizeof(s->local_addr), "%s", local_addr);
 	s->local_port = local_port;
 	s->submission = client->listener != NULL &&

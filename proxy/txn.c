@@ -272,8 +272,8 @@ data_received(struct px_session *s)
 	struct px_received r = {
 		.helo = px__helo(s),
 		.name = moat_session_iprev_name(s->ms) ? moat_session_iprev_name(s->ms)
-						       : s->client_name,
-		.addr = s->client_addr,
+						       : moat_session_client_name(s->ms),
+		.addr = moat_session_client_addr(s->ms),
 		.by = s->conf->authserv_id,
 		.id = moat_session_id(s->ms),
 		.esmtp = moat_session_esmtp(s->ms),

@@ -299,7 +299,7 @@ scan_verdict(struct moat_session *s, struct moat_verdict *v)
 	struct moat_rspamd_env env = {
 		.ip = s->addr_known ? s->client_addr : NULL,
 		.helo = s->helo,
-		.hostname = strcmp(s->client_name, "unknown") != 0 ? s->client_name : NULL,
+		.hostname = moat_session_client_name(s),
 		.from = s->mail_from,
 		.rcpt = (const char *const *)s->rcpts,
 		.nrcpt = s->nrcpt < s->rcpts_cap ? s->nrcpt : s->rcpts_cap,

@@ -272,6 +272,12 @@ const char *moat_session_helo_name(const struct moat_session *s);
 bool moat_session_esmtp(const struct moat_session *s);
 bool moat_session_authenticated(const struct moat_session *s);
 const struct moat_tls_info *moat_session_tls_info(const struct moat_session *s);
+/* The client as the front-end reported it at connect (struct moat_client), valid until the free:
+ * its numeric address ("unknown" when none was given), its port, and its verified name (NULL when
+ * none was given or it is "unknown", Postfix's word for none). */
+const char *moat_session_client_addr(const struct moat_session *s);
+unsigned moat_session_client_port(const struct moat_session *s);
+const char *moat_session_client_name(const struct moat_session *s);
 
 /* MAIL FROM: path without angle brackets ("" for the null sender); params as sent, or NULL. */
 enum moat_event_rc moat_session_mail(struct moat_session *s, const char *path, const char *params,

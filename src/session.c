@@ -192,6 +192,24 @@ moat_session_authenticated(const struct moat_session *s)
 	return s->authenticated;
 }
 
+const char *
+moat_session_client_addr(const struct moat_session *s)
+{
+	return s->client_addr;
+}
+
+unsigned
+moat_session_client_port(const struct moat_session *s)
+{
+	return s->client_port;
+}
+
+const char *
+moat_session_client_name(const struct moat_session *s)
+{
+	return strcmp(s->client_name, "unknown") != 0 ? s->client_name : NULL;
+}
+
 const struct moat_tls_info *
 moat_session_tls_info(const struct moat_session *s)
 {
