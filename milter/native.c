@@ -65,6 +65,7 @@ struct nat_conn {
 	size_t mac_len[MILTER_STAGE_COUNT];
 	char reply[MOAT_REPLY_TEXT_MAX + 32]; /* "code status text" of this step, or "" */
 	bool busy, writing, closing, quit, reading;
+	bool quickack; /* a tuned TCP connection: re-arm TCP_QUICKACK after each read */
 };
 
 struct nat_worker {
@@ -522,6 +523,13 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)n;
+	if (c->quickack && n > 0) {
+		uv_os_fd_t fd;
+		int one = 1;
+
+		if (uv_fileno(&c->h.handle, &fd) == 0)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	}
 	uv_timer_again(&c->timer);
 	conn_process(c);
 }
@@ -607,9 +615,11 @@ conn_process(struct nat_conn *c)
 /* ---- accepting ---- */
 
 /*
- * conn_tune - TCP_NODELAY, so a reply is never held for an ACK, and TCP_QUICKACK for the first
- * packets (the MTA's own delayed ACK is then not waited for while the connection starts);
- * the first tuned connection is reported once.
+ * conn_tune - TCP_NODELAY, so a reply is never held for an ACK, and TCP_QUICKACK, re-armed by
+ * on_read after every read because the kernel leaves quickack mode on its own (tcp(7)): the MTA
+ * writes a macro packet and a command packet back to back, and Nagle holds its second write until
+ * the first is ACKed, so a delayed ACK here would stall every protocol round by up to 40 ms. The
+ * first tuned connection is reported once.
  */
 static void
 conn_tune(struct nat_conn *c)
@@ -620,6 +630,7 @@ conn_tune(struct nat_conn *c)
 	if (uv_tcp_nodelay(&c->h.tcp, 1) != 0 || uv_fileno(&c->h.handle, &fd) != 0 ||
 	    setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one)) != 0)
 		return;
+	c->quickack = true;
 	if (!atomic_exchange(&tuned_once, true) && first_tuned != NULL)
 		first_tuned();
 }
