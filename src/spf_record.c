@@ -286,16 +286,9 @@ moat__spf_parse_term(struct eval *ev, const char *s, size_t n, struct term *t)
 		break;
 	case T_A:
 	case T_MX:
-		if (!split_cidr(s, &rest, true, true, t))
+	case T_PTR: /* an optional domain-spec; a and mx may end with a dual CIDR length */
+		if (t->kind != T_PTR && !split_cidr(s, &rest, true, true, t))
 			goto bad;
-		if (rest > 0) {
-			if (s[0] != ':' || !domain_spec_ok(s + 1, rest - 1))
-				goto bad;
-			t->spec = s + 1;
-			t->speclen = rest - 1;
-		}
-		break;
-	case T_PTR:
 		if (rest > 0) {
 			if (s[0] != ':' || !domain_spec_ok(s + 1, rest - 1))
 				goto bad;
