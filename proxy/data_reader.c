@@ -12,9 +12,13 @@
  * Only NUL, a bare CR or LF and a dot at the start of a line change anything: the lines between
  * them (CRLFs included) are found a word at a time and copied to both buffers as one run. Octet
  * by octet through the states, this was 89% of the proxy's instructions per message.
+ *
+ * BDAT chunks (px_data_chunk) are not stuffed on the wire: they are stuffed here as a DATA client
+ * would, then read by the same state machine, so both commands meet one set of rules.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -46,6 +50,8 @@ px_data_init(struct px_data *d, bool normalize, px_data_content_fn content, px_d
 	d->wire = wire;
 	d->arg = arg;
 	d->clen = d->wlen = 0;
+	d->chunk_bol = true;
+	d->chunk_cr = false;
 }
 
 /* data_flush - hand staged content and wire bytes to the callbacks. */
@@ -288,4 +294,55 @@ end:
 	data_flush(d);
 	*done = true;
 	return i + 1;
+}
+
+/* chunk_feed - octets for px_data_feed that cannot hold the end of data (stuffed, or no line). */
+static void
+chunk_feed(struct px_data *d, const char *p, size_t n)
+{
+	bool done;
+	size_t used = px_data_feed(d, p, n, &done);
+
+	assert(used == n && !done);
+	(void)used;
+}
+
+void
+px_data_chunk(struct px_data *d, const char *p, size_t n)
+{
+	while (n > 0) {
+		size_t k = 0;
+
+		if (d->chunk_bol && p[0] == '.')
+			chunk_feed(d, ".",
+			    1); /* the stuffing a DATA client adds (RFC 5321 4.5.2) */
+		/* up to the next CRLF that a dot follows (or to the end), in one feed */
+		for (;;) {
+			const char *lf = memchr(p + k, '\n', n - k);
+
+			if (lf == NULL) {
+				k = n;
+				break;
+			}
+			k = (size_t)(lf - p) + 1;
+			if (k < n && p[k] == '.' && (k >= 2 ? p[k - 2] == '\r' : d->chunk_cr))
+				break;
+		}
+		chunk_feed(d, p, k);
+		d->chunk_bol = p[k - 1] == '\n' && (k >= 2 ? p[k - 2] == '\r' : d->chunk_cr);
+		d->chunk_cr = p[k - 1] == '\r';
+		p += k;
+		n -= k;
+	}
+}
+
+void
+px_data_chunk_end(struct px_data *d)
+{
+	bool done;
+
+	if (!d->chunk_bol)
+		chunk_feed(d, "\r\n", 2);
+	(void)px_data_feed(d, ".\r\n", 3, &done);
+	assert(done);
 }

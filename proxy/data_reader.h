@@ -32,6 +32,8 @@ struct px_data {
 	px_data_wire_fn wire;
 	void *arg;
 	size_t clen, wlen; /* staged bytes in cbuf / wbuf */
+	bool chunk_bol; /* BDAT: the next octet starts a line (after a CRLF, or the first) */
+	bool chunk_cr; /* BDAT: the last octet was a CR */
 	char cbuf[4096];
 	char wbuf[4096 + 8];
 };
@@ -45,5 +47,19 @@ void px_data_init(struct px_data *d, bool normalize, px_data_content_fn content,
  * stream is still read up to the real end of data, so the client and the proxy stay in step.
  */
 size_t px_data_feed(struct px_data *d, const char *buf, size_t len, bool *done);
+
+/*
+ * px_data_chunk - the octets of a BDAT chunk (RFC 3030 2: counted, never dot-stuffed): stuffed
+ * here as a DATA client would stuff them and read by px_data_feed, so they meet the same checks
+ * and give the same content and wire bytes as the same message sent with DATA. A "." line in a
+ * chunk is content, and reaches the backend as "..". Never the end of data.
+ */
+void px_data_chunk(struct px_data *d, const char *p, size_t n);
+
+/*
+ * px_data_chunk_end - after the LAST chunk: the end of data, with a CRLF first when the message
+ * did not end in one (a bare CR before it stays a bare CR, refused in reject mode).
+ */
+void px_data_chunk_end(struct px_data *d);
 
 #endif /* PX_DATA_READER_H */

@@ -74,7 +74,7 @@ split_list(char *list, char **out, size_t max)
 }
 
 /*
- * check_spool - can holding mode (auth_inbound, a signing table, a scanner) spool to
+ * check_spool - can holding mode (auth_inbound, a signing table, a scanner, BDAT) spool to
  * proxy_spool_dir? Not fatal: messages under proxy_hold_memory still pass, bigger ones get 451
  * 4.3.0 (nothing lost), and this line says why at start and at each reload.
  */
@@ -84,7 +84,7 @@ check_spool(const struct moat_conf *conf, const char *phase)
 	char err[512];
 
 	if ((conf->auth_inbound || conf->signer != NULL || conf->scan_clamd[0] != '\0' ||
-		conf->scan_rspamd[0] != '\0') &&
+		conf->scan_rspamd[0] != '\0' || conf->proxy_chunking) &&
 	    moat_hold_check_dir("proxy_spool_dir", conf->proxy_spool_dir, err, sizeof(err)) < 0)
 		moat_log(LOG_ERR, NULL, phase,
 		    "error=\"%s\" note=\"held messages past proxy_hold_memory "

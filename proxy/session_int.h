@@ -1,7 +1,7 @@
 /*
  * session_int.h - what the parts of the proxy's client-side session share (proxy/smtp_session.c:
  * the core and its driver entry points; session_backend.c: what it asks of its backend leg; txn.c: DATA and the held
- * message; smtp_cmds.c: the command table and its checks; auth_relay.c: AUTH relayed to the
+ * message; bdat.c: BDAT chunks; smtp_cmds.c: the command table and its checks; auth_relay.c: AUTH relayed to the
  * backend). Nothing outside those files includes it: the driver sees smtp_session.h only.
  */
 #ifndef PX_SESSION_INT_H
@@ -39,6 +39,7 @@ enum px_state {
 	S_CMD,
 	S_AUTH,
 	S_DATA,
+	S_BDAT, /* reading the octets of a BDAT chunk (bdat.c) */
 	S_CLOSED
 };
 /* W_DRAIN: a held message waits for the backend's write queue to drain */
@@ -116,6 +117,8 @@ struct px_txn {
 
 	/* holding mode */
 	bool holding; /* this message is held until the verdict */
+	bool bdat; /* the message comes in BDAT chunks (always held) */
+	uint64_t bdat_size; /* octets of the chunks taken so far */
 	struct moat_hold *hold;
 	int hold_err; /* moat_hold_append's error (pool), logged on the loop */
 	char *chunk; /* content for the pool; then a piece being sent */
@@ -156,6 +159,12 @@ struct px_session {
 	bool utf8_offered; /* our last EHLO reply offered SMTPUTF8 (RFC 6531) */
 	bool dsn_offered; /* ... and DSN (RFC 3461) */
 
+	/* BDAT (bdat.c): the chunk being read, its size and octets still due; keep: they go to the
+	 * message (else the command was refused and they are read and dropped); ack: its reply waits
+	 * for the work item that checks its content */
+	uint64_t chunk_size, chunk_left;
+	bool chunk_last, chunk_keep, chunk_ack;
+
 	char *line; /* copy of the command being run (NUL-terminated) */
 	size_t line_cap;
 	char path[PX_PATH_MAX + 1];
@@ -189,6 +198,8 @@ static const char reply_syntax[] = "501 5.5.4 Syntax error in parameters or argu
 static const char reply_ok[] = "250 2.0.0 Ok\r\n";
 static const char reply_backend_lost[] = "451 4.4.2 Backend connection lost, try again later\r\n";
 static const char reply_local[] = "451 4.3.0 Local error in processing, try again later\r\n";
+static const char reply_need_mail[] = "503 5.5.1 Need MAIL command\r\n";
+static const char reply_no_rcpt[] = "554 5.5.1 No valid recipients\r\n";
 static const char reply_oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
 static const char reply_tls_in_txn[] = "503 5.5.1 MAIL transaction in progress\r\n";
 static const char reply_tls_required[] = "530 5.7.0 Must issue a STARTTLS command first\r\n";
@@ -234,6 +245,7 @@ void px__backend_rset_quiet(struct px_session *s);
 void px__txn_free(struct px_session *s, struct px_txn *t);
 bool px__data_open(struct px_session *s);
 void px__data_end(struct px_session *s);
+bool px__data_refused(struct px_session *s);
 void px__eom_run(struct px_session *s);
 void px__send_fail(struct px_session *s, const char *why);
 void px__send_piece(struct px_session *s, ssize_t n);
@@ -244,8 +256,16 @@ void px__mail_reply(struct px_session *s, const struct px_reply *r);
 void px__ehlo_reply(struct px_session *s);
 void px__mail_done(struct px_session *s);
 void px__rcpt_send(struct px_session *s);
+bool px__data_event(struct px_session *s, bool hold);
 void px__starttls_begin(struct px_session *s);
 void px__session_command(struct px_session *s, const char *line, size_t len);
+/* bdat.c */
+int px__bdat_size(struct px_session *s, const char *arg);
+int px__check_bdat(struct px_session *s, const char *arg);
+void px__proceed_bdat(struct px_session *s, const char *arg);
+void px__bdat_read(struct px_session *s);
+void px__bdat_pump(struct px_session *s, const char *p, size_t n);
+void px__bdat_ack(struct px_session *s);
 /* auth_relay.c */
 void px__auth_end(struct px_session *s);
 void px__auth_send(struct px_session *s);

@@ -30,8 +30,7 @@
 
 static const char reply_need_helo[] = "503 5.5.1 Send EHLO or HELO first\r\n";
 static const char reply_nested_mail[] = "503 5.5.1 Nested MAIL command\r\n";
-static const char reply_need_mail[] = "503 5.5.1 Need MAIL command\r\n";
-static const char reply_no_rcpt[] = "554 5.5.1 No valid recipients\r\n";
+static const char reply_data_after_bdat[] = "503 5.5.1 DATA after BDAT\r\n";
 static const char reply_path_syntax[] = "501 5.1.3 Bad address syntax\r\n";
 static const char reply_path_long[] = "501 5.5.4 Path too long\r\n";
 static const char reply_param[] = "555 5.5.4 Unsupported or malformed parameter\r\n";
@@ -55,6 +54,9 @@ struct px_cmd {
 #define CF_NEED_HELO 0x1 /* only after EHLO/HELO */
 #define CF_NEED_TLS 0x2 /* 530 5.7.0 before STARTTLS when proxy_require_tls */
 #define CF_JUNK 0x4 /* moves no mail: counts towards limit_junk_commands */
+/* a chunk of octets follows (BDAT, only with proxy_chunking): its size is read before any check,
+ * so the octets of a refused command are dropped, never taken for commands */
+#define CF_CHUNK 0x8
 
 static int
 check_none(struct px_session *s, const char *arg)
@@ -110,9 +112,10 @@ px__ehlo_reply(struct px_session *s)
 		n = snprintf(buf, sizeof(buf), "250 %s\r\n", s->conf->authserv_id);
 	else
 		n = snprintf(buf, sizeof(buf),
-		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s%s"
+		    "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-8BITMIME\r\n%s%s%s%s%s"
 		    "250 ENHANCEDSTATUSCODES\r\n",
 		    s->conf->authserv_id, (unsigned long long)s->conf->limit_message_size,
+		    s->conf->proxy_chunking ? "250-CHUNKING\r\n" : "",
 		    s->tls_offer && !px__tls(s)->active ? "250-STARTTLS\r\n" : "",
 		    s->utf8_offered ? "250-SMTPUTF8\r\n" : "", s->dsn_offered ? "250-DSN\r\n" : "",
 		    /* RFC 4954 4: AUTH only inside TLS, and not again once authenticated */
@@ -379,6 +382,10 @@ check_data(struct px_session *s, const char *arg)
 		SAY(s, reply_need_mail);
 		return -1;
 	}
+	if (s->txn->bdat) { /* RFC 3030 2: one message, one way */
+		SAY(s, reply_data_after_bdat);
+		return -1;
+	}
 	if (s->txn->backend_rcpts == 0 && s->txn->rcpts_out == 0) {
 		SAY(s, reply_no_rcpt);
 		return -1;
@@ -401,12 +408,16 @@ data_reply(struct px_session *s, const struct px_reply *r)
 	px__data_reply(s, r);
 }
 
-static void
-proceed_data(struct px_session *s, const char *arg)
+/*
+ * px__data_event - DATA, or a transaction's first BDAT: the core's DATA event, then the message's
+ * reader, held when HOLD or when the core's edits depend on the body. False when refused here
+ * (answered, the transaction ended).
+ */
+bool
+px__data_event(struct px_session *s, bool hold)
 {
 	struct moat_verdict v;
 
-	(void)arg;
 	moat_session_data(s->ms, &v);
 	if (v.action != MOAT_CONTINUE && v.action != MOAT_ACCEPT) {
 		px__say_verdict(s, &v);
@@ -418,20 +429,29 @@ proceed_data(struct px_session *s, const char *arg)
 			px_backend_abort(&s->b);
 		if (v.close)
 			px__session_close(s);
-		return;
+		return false;
 	}
 	if (!px_backend_ready(&s->b)) {
 		px__txn_end(s);
 		SAY(s, reply_backend_lost);
-		return;
+		return false;
 	}
 	/* holding mode: the backend hears DATA only after the verdict, with the edited message */
-	s->txn->holding = moat_session_edits_need_body(s->ms);
+	s->txn->holding = hold || moat_session_edits_need_body(s->ms);
 	if (px__data_begin(s) < 0) {
 		SAY(s, reply_oom);
 		px__session_close(s);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void
+proceed_data(struct px_session *s, const char *arg)
+{
+	(void)arg;
+	if (!px__data_event(s, false))
+		return;
 	if (s->txn->holding)
 		px__data_open(s);
 	else
@@ -573,12 +593,36 @@ static const struct px_cmd cmd_table[] = {
 	{ "MAIL", CF_NEED_HELO | CF_NEED_TLS, check_mail, proceed_mail },
 	{ "RCPT", CF_NEED_HELO | CF_NEED_TLS, check_rcpt, proceed_rcpt },
 	{ "DATA", CF_NEED_HELO | CF_NEED_TLS, check_data, proceed_data },
+	{ "BDAT", CF_NEED_HELO | CF_NEED_TLS | CF_CHUNK, px__check_bdat, px__proceed_bdat },
 	{ "RSET", CF_JUNK, check_noarg, proceed_rset },
 	{ "NOOP", CF_JUNK, check_none, proceed_noop },
 	{ "QUIT", 0, check_none, proceed_quit },
 	{ "VRFY", CF_JUNK, check_none, proceed_vrfy },
 	{ "HELP", CF_JUNK, check_none, proceed_help },
 };
+
+/* command_run - the checks of command C, then its proceed. */
+static void
+command_run(struct px_session *s, const struct px_cmd *c, const char *arg)
+{
+	if ((c->flags & CF_JUNK) && px__count_junk(s))
+		return;
+	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !px__tls(s)->active) {
+		SAY(s, reply_tls_required);
+		px__count_error(s, false);
+		return;
+	}
+	if ((c->flags & CF_NEED_HELO) && moat_session_helo_name(s->ms) == NULL) {
+		SAY(s, reply_need_helo);
+		px__count_error(s, false);
+		return;
+	}
+	if (c->check(s, arg) < 0) {
+		px__count_error(s, false);
+		return;
+	}
+	c->proceed(s, arg);
+}
 
 /* px__session_command - one complete command line (without CRLF). */
 void
@@ -604,26 +648,19 @@ px__session_command(struct px_session *s, const char *line, size_t len)
 				break;
 			}
 	}
+	if (c != NULL && (c->flags & CF_CHUNK) && !s->conf->proxy_chunking)
+		c = NULL; /* not offered: not a command here */
 	if (c == NULL) {
 		SAY(s, reply_unknown);
 		px__count_error(s, true);
 		return;
 	}
-	if ((c->flags & CF_JUNK) && px__count_junk(s))
-		return;
-	if ((c->flags & CF_NEED_TLS) && s->conf->proxy_require_tls && !px__tls(s)->active) {
-		SAY(s, reply_tls_required);
-		px__count_error(s, false);
+	if (!(c->flags & CF_CHUNK)) {
+		command_run(s, c, arg);
 		return;
 	}
-	if ((c->flags & CF_NEED_HELO) && moat_session_helo_name(s->ms) == NULL) {
-		SAY(s, reply_need_helo);
-		px__count_error(s, false);
+	if (px__bdat_size(s, arg) < 0)
 		return;
-	}
-	if (c->check(s, arg) < 0) {
-		px__count_error(s, false);
-		return;
-	}
-	c->proceed(s, arg);
+	command_run(s, c, arg);
+	px__bdat_read(s);
 }

@@ -173,6 +173,7 @@ px__session_state(struct px_session *s, enum px_state to)
 		[S_CMD] = "command",
 		[S_AUTH] = "auth",
 		[S_DATA] = "data",
+		[S_BDAT] = "bdat",
 		[S_CLOSED] = "closed",
 	};
 
@@ -288,6 +289,10 @@ px__session_pump(struct px_session *s)
 			}
 			continue;
 		}
+		if (s->state == S_BDAT) {
+			px__bdat_pump(s, p, n);
+			continue;
+		}
 		if (s->skip != SK_NONE) {
 			bool found;
 			size_t used = px_parse_skip(p, n, &found);
@@ -345,7 +350,7 @@ px__session_pump(struct px_session *s)
 	}
 	/* idle between commands: give the buffers back */
 	if (s->in_len == 0 && s->wait == W_NONE && s->b.n == 0 && s->state != S_DATA &&
-	    s->skip == SK_NONE) {
+	    s->state != S_BDAT && s->skip == SK_NONE) {
 		free(s->in);
 		free(s->line);
 		s->in = s->line = NULL;
@@ -712,6 +717,8 @@ px_session_work_done(struct px_session *s)
 		break;
 	case WK_CHUNK:
 		px__data_settle(s);
+		if (s->chunk_ack && s->txn != NULL)
+			px__bdat_ack(s);
 		break;
 	case WK_READ:
 		s->wait = W_DRAIN;
@@ -737,6 +744,7 @@ px_session_phase(const struct px_session *s)
 	case S_GREET:
 		return PX_PHASE_GREET;
 	case S_DATA:
+	case S_BDAT:
 		return PX_PHASE_DATA;
 	case S_CLOSED:
 		return PX_PHASE_CLOSED;

@@ -626,13 +626,13 @@ px_session_backend_drained(struct px_session *s)
 	px__session_pump(s);
 }
 
-/* px__eom_done - the end-of-message verdict is in. */
-void
-px__eom_done(struct px_session *s)
+/*
+ * px__data_refused - the message read so far (to its end, or to the end of a BDAT chunk) broke the
+ * reader's rules or met a refusal in its events: answered, dropped, true. False: it goes on.
+ */
+bool
+px__data_refused(struct px_session *s)
 {
-	const struct moat_verdict *v = &s->v;
-	size_t nedits;
-
 	px__data_settle(s);
 	if (s->txn->data->err != PX_DATA_OK) {
 		moat_log(LOG_NOTICE, moat_session_id(s->ms), "reject", "reason=%s",
@@ -642,7 +642,7 @@ px__eom_done(struct px_session *s)
 		else
 			SAY(s, reply_bare_data);
 		msg_drop(s);
-		return;
+		return true;
 	}
 	if (s->txn->dv.action != MOAT_CONTINUE) {
 		bool close = s->txn->dv.close;
@@ -653,8 +653,20 @@ px__eom_done(struct px_session *s)
 		msg_drop(s); /* the transaction ends */
 		if (close)
 			px__session_close(s);
-		return;
+		return true;
 	}
+	return false;
+}
+
+/* px__eom_done - the end-of-message verdict is in. */
+void
+px__eom_done(struct px_session *s)
+{
+	const struct moat_verdict *v = &s->v;
+	size_t nedits;
+
+	if (px__data_refused(s))
+		return;
 	switch (v->action) {
 	case MOAT_CONTINUE:
 	case MOAT_ACCEPT:

@@ -237,6 +237,7 @@ struct moat_conf {
 	/* holding mode (src/hold.c): when the core writes a header that depends on the body */
 	uint64_t proxy_hold_memory; /* held in memory up to this, then in a spool file */
 	char *proxy_spool_dir;
+	bool proxy_chunking; /* offer CHUNKING: BDAT (proxy/bdat.c) */
 
 	/* TLS (proxy/tls*.c; the proxy enforces the listener and timeout keys) */
 	char *proxy_listen_tls; /* implicit-TLS listeners (RFC 8314) */

@@ -154,6 +154,9 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_STR(proxy_spool_dir, "/var/spool/mxmoat", NULL, MOAT_CK_PROXY,
 	    "holding mode: directory of the unlinked temporary files of messages past proxy_hold_memory"),
 
+	K_BOOL(proxy_chunking, "no", MOAT_CK_PROXY,
+	    "offer CHUNKING (RFC 3030): BDAT messages are always held until the verdict, then go to the backend with DATA"),
+
 	/* TLS (proxy) */
 	K_STR(proxy_listen_tls, "", moat_conf_check_listen_list, MOAT_CK_PROXY,
 	    "implicit-TLS listeners (RFC 8314, port 465 style), comma-separated host:port; needs tls_cert_file"),
