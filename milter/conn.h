@@ -1,7 +1,7 @@
 /*
  * conn.h - one MTA connection of mxmoat-milter: milter steps in, core events out, core verdicts
  * back as milter answers. Shared by both engines (milter_engine): libmilter's callbacks
- * (callbacks.c) and the native protocol server (native.c) drive the same calls; an engine only
+ * (callbacks.c) and the native protocol server (native_conn.c) drive the same calls; an engine only
  * reads packets, hands each step here and puts the answer on the wire through struct milter_io.
  *
  * With a policy made without MOAT_POLICY_MAY_BLOCK (the native engine's event loops) a step may

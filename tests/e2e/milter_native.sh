@@ -1,5 +1,5 @@
 #!/bin/bash
-# milter_native.sh - the milter's e2e tests again with milter_engine = native (milter/native.c),
+# milter_native.sh - the milter's e2e tests again with milter_engine = native (milter/native*.c),
 # unchanged: each runs with MXMOAT_MILTER_ENGINE=native (tests/lib/milter.sh passes it to every
 # mxmoat-milter it starts), and each of its cases is a case here, named "SCRIPT: case". A script
 # skipped for what the machine lacks is skipped here; one that bails out or exits non-zero with
