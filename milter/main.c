@@ -6,7 +6,7 @@
  * libmilter, libmilter owns the listening socket and one thread per MTA connection
  * (callbacks.c); SIGTERM and SIGINT stop libmilter (its own signal thread). With native, the
  * socket is bound here and served by native.c's loops; a thread of ours waits for SIGTERM and
- * SIGINT and stops them. SIGHUP is ours (see interpose.c): the configuration is read again and
+ * SIGINT and drains them (messages in progress finish, for up to drain_timeout). SIGHUP is ours (see interpose.c): the configuration is read again and
  * installed with moat_policy_reload, connections in flight keep their snapshot.
  */
 #include "config.h"
@@ -303,32 +303,34 @@ native_open(const struct moat_conf *conf, char *err, size_t errlen)
 	return fd;
 }
 
-/* stop_thread - the native engine's SIGTERM and SIGINT: stop the loops. */
+/* stop_thread - the native engine's SIGTERM and SIGINT: drain and stop the loops. */
 static void *
 stop_thread(void *arg)
 {
+	const unsigned *drain_ms = arg;
 	sigset_t set;
 	int sig;
 
-	(void)arg;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	(void)sigwait(&set, &sig);
+	if (sigwait(&set, &sig) != 0)
+		return NULL;
+	moat_log(LOG_INFO, NULL, "drain", "signal=%d timeout_ms=%u", sig, *drain_ms);
 	milter_native_stop();
 	return NULL;
 }
 
 /* native_serve - run the native engine until SIGTERM or SIGINT: 0, or 1 when it could not start */
 static int
-native_serve(int fd, struct moat_policy *pol)
+native_serve(int fd, struct moat_policy *pol, unsigned drain_ms)
 {
 	pthread_t stopper;
 	char err[256] = "";
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	int rc;
 
-	if (pthread_create(&stopper, NULL, stop_thread, NULL) != 0) {
+	if (pthread_create(&stopper, NULL, stop_thread, &drain_ms) != 0) {
 		moat_log(LOG_ERR, NULL, "start", "cannot start the signal thread");
 		close(fd);
 		return 1;
@@ -424,7 +426,7 @@ main(int argc, char **argv)
 	    native ? "native" : "libmilter");
 
 	if (native)
-		rc = native_serve(native_fd, pol);
+		rc = native_serve(native_fd, pol, conf->drain_timeout);
 	else
 		rc = smfi_main() == MI_SUCCESS ? 0 : 1;
 

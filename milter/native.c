@@ -17,9 +17,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "log.h"
 #include "native.h"
 #include "native_int.h"
 
@@ -71,15 +73,54 @@ on_connection(uv_stream_t *lis, int status)
 	nat__conn_start(c);
 }
 
+void
+nat__worker_drained(struct nat_worker *w)
+{
+	if (w->drained)
+		return;
+	w->drained = true;
+	uv_close((uv_handle_t *)&w->drain, NULL);
+	uv_close((uv_handle_t *)&w->stop, NULL);
+}
+
+/* on_drain_timeout - drain_timeout has passed: the connections left are cut */
+static void
+on_drain_timeout(uv_timer_t *t)
+{
+	struct nat_worker *w = t->data;
+	unsigned cut = 0;
+
+	for (struct nat_conn *c = w->conns; c != NULL; c = c->next, cut++)
+		nat__conn_close(c);
+	moat_log(LOG_WARNING, NULL, "drain", "timeout connections_cut=%u", cut);
+}
+
+/*
+ * on_stop - SIGTERM: no more accepting; a connection with a message in progress finishes it (for
+ * up to drain_timeout), the others close now; the loop ends with the last one. The MTA applies
+ * its milter_default_action to later messages of those sessions.
+ */
 static void
 on_stop(uv_async_t *a)
 {
 	struct nat_worker *w = a->data;
+	struct nat_conn *c, *next;
 
+	if (w->draining)
+		return;
+	w->draining = true;
 	uv_close(&w->lis.handle, NULL);
-	uv_close((uv_handle_t *)&w->stop, NULL);
-	for (struct nat_conn *c = w->conns; c != NULL; c = c->next)
-		nat__conn_close(c);
+	for (c = w->conns; c != NULL; c = next) {
+		next = c->next;
+		if (w->drain_ms == 0)
+			nat__conn_close(c);
+		else
+			nat__conn_drain(c);
+	}
+	if (w->conns == NULL)
+		nat__worker_drained(w);
+	else
+		uv_timer_start(&w->drain, on_drain_timeout, w->drain_ms, 0);
 }
 
 static void *
@@ -103,6 +144,7 @@ worker_init(struct nat_worker *w, int fd, bool tcp, struct moat_policy *pol, cha
 	w->tcp = tcp;
 	w->timeout_ms = conf->milter_timeout;
 	w->nodelay = conf->milter_tcp_tuning;
+	w->drain_ms = conf->drain_timeout;
 	moat_conf_unref(conf);
 	if (dfd < 0 || uv_loop_init(&w->loop) != 0) {
 		snprintf(err, errlen, "cannot start a loop: %s", strerror(errno));
@@ -112,6 +154,8 @@ worker_init(struct nat_worker *w, int fd, bool tcp, struct moat_policy *pol, cha
 	}
 	uv_async_init(&w->loop, &w->stop, on_stop);
 	w->stop.data = w;
+	uv_timer_init(&w->loop, &w->drain);
+	w->drain.data = w;
 	rc = tcp ? uv_tcp_init(&w->loop, &w->lis.tcp) : uv_pipe_init(&w->loop, &w->lis.pipe, 0);
 	if (rc == 0)
 		rc = tcp ? uv_tcp_open(&w->lis.tcp, dfd) : uv_pipe_open(&w->lis.pipe, dfd);

@@ -152,12 +152,14 @@ static void conn_process(struct nat_conn *c);
 static void
 conn_unref(struct nat_conn *c)
 {
+	struct nat_worker *w = c->w;
+
 	if (--c->refs > 0)
 		return;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
-		c->w->conns = c->next;
+		w->conns = c->next;
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	milter_conn_free(c->mc);
@@ -166,6 +168,8 @@ conn_unref(struct nat_conn *c)
 	free(c->in);
 	free(c->out);
 	free(c);
+	if (w->draining && w->conns == NULL)
+		nat__worker_drained(w);
 }
 
 static void
@@ -308,6 +312,7 @@ dispatch(struct nat_conn *c, const struct milter_cmd *m, enum milter_step *st)
 		return 0;
 	case MILTER_C_MAIL:
 		macros_forget(c, MILTER_STAGE_MAIL);
+		c->in_msg = true;
 		*st = milter_conn_mail(c->mc, m->u.env.argv);
 		return 0;
 	case MILTER_C_RCPT:
@@ -329,9 +334,11 @@ dispatch(struct nat_conn *c, const struct milter_cmd *m, enum milter_step *st)
 		/* a last chunk sent with end of message is body (libmilter's st_bodyend) */
 		if (m->u.body.len > 0)
 			(void)milter_conn_body(c->mc, m->u.body.p, m->u.body.len);
+		c->in_msg = false; /* once answered (conn_ending waits for the answer) */
 		*st = milter_conn_eom(c->mc);
 		return 0;
 	case MILTER_C_ABORT:
+		c->in_msg = false;
 		milter_conn_abort(c->mc);
 		macros_forget(c, MILTER_STAGE_HELO);
 		return 0;
@@ -340,6 +347,7 @@ dispatch(struct nat_conn *c, const struct milter_cmd *m, enum milter_step *st)
 		return 0;
 	case MILTER_C_QUIT_NC:
 		/* a new SMTP session follows on this connection: the next connect starts it */
+		c->in_msg = false;
 		milter_conn_abort(c->mc);
 		macros_forget(c, -1);
 		return 0;
@@ -478,10 +486,18 @@ on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
  * conn_process - frame, decode and answer the buffered packets until one pends, the output is
  * being written, or none is complete; then write the answers and read on (or not).
  */
+/* conn_ending - nothing more is read: the MTA quit, or the worker drains and no message is in
+ * progress; the connection closes once its answers are written */
+static bool
+conn_ending(const struct nat_conn *c)
+{
+	return c->quit || (c->w->draining && !c->in_msg);
+}
+
 static void
 conn_process(struct nat_conn *c)
 {
-	while (!c->busy && !c->writing && !c->closing && !c->quit) {
+	while (!c->busy && !c->writing && !c->closing && !conn_ending(c)) {
 		struct milter_cmd m;
 		enum milter_step st;
 		const char *data;
@@ -537,11 +553,11 @@ conn_process(struct nat_conn *c)
 	flush(c);
 	if (c->closing)
 		return;
-	if (c->quit && !c->writing) {
+	if (conn_ending(c) && !c->writing && !c->busy) {
 		nat__conn_close(c);
 		return;
 	}
-	if (c->busy || c->writing || c->quit) {
+	if (c->busy || c->writing || conn_ending(c)) {
 		if (c->reading)
 			uv_read_stop(&c->h.stream);
 		c->reading = false;
@@ -588,4 +604,11 @@ nat__conn_start(struct nat_conn *c)
 	}
 	uv_timer_start(&c->timer, on_timeout, c->w->timeout_ms, c->w->timeout_ms);
 	conn_process(c);
+}
+
+void
+nat__conn_drain(struct nat_conn *c)
+{
+	if (!c->closing && !c->busy && !c->writing)
+		conn_process(c);
 }

@@ -42,6 +42,7 @@ struct nat_conn {
 	char reply[MOAT_REPLY_TEXT_MAX + 32]; /* "code status text" of this step, or "" */
 	bool busy, writing, closing, quit, reading;
 	bool quickack; /* a tuned TCP connection: re-arm TCP_QUICKACK after each read */
+	bool in_msg; /* from MAIL to the end of that message: a draining worker lets it finish */
 };
 
 /* One worker thread: its loop, its listener (a dup of the milter socket), its connections. */
@@ -60,6 +61,9 @@ struct nat_worker {
 	bool nodelay;
 	struct nat_conn *conns;
 	pthread_t thread;
+	uv_timer_t drain; /* drain_timeout: what is left then is cut */
+	uint64_t drain_ms;
+	bool draining, drained;
 };
 
 /* nat__conn_new - a connection on w's loop, its stream handle initialised (a TCP handle when w
@@ -71,5 +75,10 @@ struct nat_conn *nat__conn_new(struct nat_worker *w);
 void nat__conn_start(struct nat_conn *c);
 /* nat__conn_close - close c's handles; it is freed with the last reference. Idempotent. */
 void nat__conn_close(struct nat_conn *c);
+/* nat__conn_drain - c's worker drains (w->draining): c is closed now when it has no message in
+ * progress, else once that message is answered. */
+void nat__conn_drain(struct nat_conn *c);
+/* nat__worker_drained - the last connection of a draining worker is gone: its loop may end. */
+void nat__worker_drained(struct nat_worker *w);
 
 #endif /* MOAT_MILTER_NATIVE_INT_H */

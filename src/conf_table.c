@@ -82,7 +82,7 @@ const struct moat_conf_key moat_conf_keys[] = {
 	K_STR(metrics_allow, "127.0.0.0/8, ::1", moat_conf_check_cidr_list, MOAT_CK_ALL,
 	    "clients that may scrape metrics_listen (CIDR list); others are closed at accept"),
 	K_TIME(drain_timeout, "30s", 0, 3600 * SEC, MOAT_CK_ALL,
-	    "on SIGTERM, how long sessions in flight may take to finish before they are cut"),
+	    "on SIGTERM, how long sessions in flight (the native milter engine: messages in progress) may take to finish before they are cut"),
 
 	/* trust rules */
 	K_STR(internal_networks, "", moat_conf_check_cidr_list, MOAT_CK_ALL,
