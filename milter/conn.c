@@ -312,14 +312,25 @@ helo_answer(struct milter_conn *c, const struct moat_verdict *v)
 	return MILTER_STEP_NOREPLY;
 }
 
+/*
+ * no_session - a step without a session (out of memory at connect, or an MTA that skipped
+ * connect): tempfail, or no reply at all where SMFIP_NR_* was negotiated for it (a reply there
+ * would desynchronise the MTA).
+ */
+static enum milter_step
+no_session(const struct milter_conn *c, unsigned long nr_flag)
+{
+	return (c->nr & nr_flag) ? MILTER_STEP_NOREPLY : MILTER_STEP_TEMPFAIL;
+}
+
 enum milter_step
 milter_conn_helo(struct milter_conn *c, const char *helo)
 {
 	struct moat_verdict v;
 	const char *ver;
 
-	if (c->s == NULL) /* out of memory at connect */
-		return (c->nr & MILTER_P_NR_HELO) ? MILTER_STEP_NOREPLY : MILTER_STEP_TEMPFAIL;
+	if (c->s == NULL)
+		return no_session(c, MILTER_P_NR_HELO);
 	if (c->refused.action != MOAT_CONTINUE)
 		return helo_answer(c, &c->refused);
 	/* Postfix sends the TLS macros with HELO (milter_helo_macros); a new HELO after STARTTLS
@@ -488,7 +499,7 @@ milter_conn_header(struct milter_conn *c, const char *name, const char *value)
 	size_t len;
 
 	if (c->s == NULL)
-		return MILTER_STEP_TEMPFAIL;
+		return no_session(c, MILTER_P_NR_HDR);
 	if ((field = conn_field(c, name ? name : "", value ? value : "", &len)) == NULL) {
 		moat_session_too_large(c->s, MOAT_TOO_LARGE_HEADER, &v);
 		return conn_answer(c, &v, "header");
@@ -505,7 +516,7 @@ milter_conn_eoh(struct milter_conn *c)
 	struct moat_verdict v;
 
 	if (c->s == NULL)
-		return MILTER_STEP_TEMPFAIL;
+		return no_session(c, MILTER_P_NR_EOH);
 	moat_session_eoh(c->s, &v);
 	conn_copy(c, "\r\n", 2);
 	return stream_answer(c, MILTER_P_NR_EOH);
@@ -517,7 +528,7 @@ milter_conn_body(struct milter_conn *c, const char *chunk, size_t len)
 	struct moat_verdict v;
 
 	if (c->s == NULL)
-		return MILTER_STEP_TEMPFAIL;
+		return no_session(c, MILTER_P_NR_BODY);
 	moat_session_body(c->s, chunk, len, &v);
 	conn_copy(c, chunk, len);
 	return stream_answer(c, MILTER_P_NR_BODY);
