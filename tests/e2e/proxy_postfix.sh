@@ -69,14 +69,27 @@ out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R 
 tap_like "Postfix's 5xx on RCPT reaches the client verbatim" "$out" $'<- 554 5\\.7\\.1 <bad@example\\.net>: Recipient address rejected: no such user'
 tap_like "Postfix's 4xx on RCPT reaches the client verbatim" "$out" $'<- 450 4\\.7\\.1 <tmp@example\\.net>: Recipient address rejected: try later'
 
-# smuggling against the real MTA
+# smuggling against the real MTA, each variant one command at a time, then pipelined to Postfix
+# (which offers PIPELINING): MAIL, RCPT and DATA as one RFC 2920 group and the message with the
+# smuggled transaction and QUIT in one write (the same replies), and all of it in one write as an
+# attacker sends it (the message bytes before our 354: 554 5.5.0 and close, none relayed)
 before=$(pf_delivered_count)
-SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
-for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
-	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
-	out=$(px_chat $P R "S:EHLO c.example\r\n" R "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R \
-		"S:DATA\r\n" R "S:Subject: smuggle\r\n\r\nbody$v$SMUGGLE\r\n.\r\n" R "S:QUIT\r\n" A)
+HELLO=(R "S:EHLO c.example\r\n" R)
+n=0
+for v in "${PX_SMUGGLE_VECTORS[@]}"; do
+	n=$((n + 1))
+	msg=$(px_smuggle_message "smuggle $n" "$v")
+	out=$(px_chat $P "${HELLO[@]}" "S:MAIL FROM:<a@example.org>\r\n" R "S:RCPT TO:<b@example.net>\r\n" R \
+		"S:DATA\r\n" R "S:$msg" R "S:QUIT\r\n" A)
 	tap_like "Postfix behind the proxy, $v: refused with 550" "$out" $'<- 550 5\\.(5\\.2|6\\.0)'
+	case $v in *x00*) refusal='550 5\.6\.0 NUL' ;; *) refusal='550 5\.5\.2 Bare' ;; esac
+	tap_like "Postfix behind the proxy, $v: 250, 250, 354, the refusal, 221" "$out" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 354 [^\n]*\n<- '"$refusal"$'[^\n]*\n<- 221 [^\n]*\nEOF$'
+	pout=$(px_chat $P "${HELLO[@]}" "S:$PX_GROUP" R R R "S:${msg}QUIT\r\n" R A)
+	tap_is "Postfix behind the proxy, $v, pipelined group: the same replies" "$pout" "$out"
+	pout=$(px_chat $P "${HELLO[@]}" "S:$PX_GROUP${msg}QUIT\r\n" A)
+	tap_like "Postfix behind the proxy, $v, all in one write: 554 5.5.0 and close" "$pout" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 554 5\\.5\\.0 Improper command pipelining after DATA\nEOF$'
 done
 sleep 1
 tap_is "smuggling: Postfix delivered nothing" "$(( $(pf_delivered_count) - before ))" 0

@@ -1,7 +1,7 @@
 #!/bin/bash
 # proxy_sink.sh - mxmoat-proxy in front of Postfix's smtp-sink (a byte-capturing backend):
 # delivery, pipelining, dot-stuffing, every published end-of-data smuggling variant followed by a
-# smuggled transaction, limits, backend down / slow / 4xx / 5xx / dropping mid-DATA, client
+# smuggled transaction (one command at a time and pipelined), limits, backend down / slow / 4xx / 5xx / dropping mid-DATA, client
 # disconnect at every state, early talker, SIGKILL mid-DATA. Ports 12500-12519.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/proxy.sh"
@@ -45,39 +45,57 @@ wait_dumps $((before + 1))
 last=$(ls -t "$PX_DIR"/dump/* | head -1)
 tap_is "dot-stuffing preserved end to end" "$(grep -a -E '^\.+(one|two)' "$last" | tr -d '\r' | tr '\n' ' ')" ".one ..two "
 
-# --- SMTP smuggling: every published end-of-data variant, then a smuggled transaction ---
-SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
+# --- SMTP smuggling: every published end-of-data variant, then a smuggled transaction; each sent
+# one command at a time, and pipelined to a backend (the sink) that offers PIPELINING: MAIL, RCPT
+# and DATA as one RFC 2920 group, then the message with the smuggled transaction and QUIT in one
+# write (the same replies as one at a time); and all of it in one write, as an attacker sends it
+# (the message bytes before our 354: 554 5.5.0 and close, none relayed) ---
 n=0
-for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
-	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
+for v in "${PX_SMUGGLE_VECTORS[@]}"; do
 	n=$((n + 1))
 	before=$(px_dumps)
-	out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:Subject: smuggle $n\r\n\r\nbody$v$SMUGGLE\r\n.\r\n" R "S:QUIT\r\n" A)
+	msg=$(px_smuggle_message "smuggle $n" "$v")
+	out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "S:$msg" R "S:QUIT\r\n" A)
 	sleep 0.1
 	tap_like "smuggling $v: the message is refused (550 5.5.2 / 5.6.0)" "$out" $'<- 550 5\\.(5\\.2|6\\.0)'
 	tap_is "smuggling $v: the backend got no transaction" "$(( $(px_dumps) - before ))" 0
 	tap_is "smuggling $v: the backend never saw the smuggled MAIL" "$(grep -c 'smuggled@evil' "$PX_DIR/sink.log")" 0
+	case $v in *x00*) refusal='550 5\.6\.0 NUL' ;; *) refusal='550 5\.5\.2 Bare' ;; esac
+	tap_like "smuggling $v: 250, 250, 354, the refusal, 221" "$out" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 354 [^\n]*\n<- '"$refusal"$'[^\n]*\n<- 221 [^\n]*\nEOF$'
+	pout=$(px_chat $P "${HELLO[@]}" "S:$PX_GROUP" R R R "S:${msg}QUIT\r\n" R A)
+	tap_is "smuggling $v, pipelined group: the same replies as one command at a time" "$pout" "$out"
+	pout=$(px_chat $P "${HELLO[@]}" "S:$PX_GROUP${msg}QUIT\r\n" A)
+	tap_like "smuggling $v, all in one write: 250, 250, 554 5.5.0 and close" "$pout" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 554 5\\.5\\.0 Improper command pipelining after DATA\nEOF$'
+	sleep 0.1
+	tap_is "smuggling $v, pipelined: the backend got no transaction" "$(( $(px_dumps) - before ))" 0
+	tap_is "smuggling $v, pipelined: the backend never saw the smuggled MAIL" "$(grep -c 'smuggled@evil' "$PX_DIR/sink.log")" 0
 done
 
-# --- the same in proxy_bare_newline = normalize mode, whole and with the smuggled part in later
-# TCP segments (cut after the fake end, and inside it): only a received CRLF.CRLF ends the data,
+# --- the same in proxy_bare_newline = normalize mode, whole, with the smuggled part in later
+# TCP segments (cut after the fake end, and inside it), and pipelined (MAIL, RCPT, DATA in one
+# write, then the message and QUIT in one): only a received CRLF.CRLF ends the data,
 # so the backend gets one message with the smuggled commands as body lines; the NUL variants
 # stay refused ---
 NORM=12503 main_pid=$PX_PID
 px_start $NORM 127.0.0.1:$S -o proxy_bare_newline=normalize || tap_bail "normalize proxy did not start"
 n=0
-for v in '\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n' \
-	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r'; do
+for v in "${PX_SMUGGLE_VECTORS[@]}"; do
 	n=$((n + 1))
 	first=${v:0:2}
-	for cut in whole after inside; do
+	for cut in whole after inside pipelined; do
 		case $cut in
-		whole) parts=("S:Subject: normalize $n\r\n\r\nbody$v$SMUGGLE\r\n.\r\n") ;;
-		after) parts=("S:Subject: normalize $n\r\n\r\nbody$v" P:0.1 "S:$SMUGGLE\r\n.\r\n") ;;
-		inside) parts=("S:Subject: normalize $n\r\n\r\nbody$first" P:0.1 "S:${v:${#first}}$SMUGGLE\r\n.\r\n") ;;
+		whole) parts=("S:$(px_smuggle_message "normalize $n" "$v")") ;;
+		after) parts=("S:Subject: normalize $n\r\n\r\nbody$v" P:0.1 "S:$PX_SMUGGLE\r\n.\r\n") ;;
+		inside) parts=("S:Subject: normalize $n\r\n\r\nbody$first" P:0.1 "S:${v:${#first}}$PX_SMUGGLE\r\n.\r\n") ;;
 		esac
 		before=$(px_dumps)
-		out=$(px_chat $NORM "${HELLO[@]}" "${TXN[@]}" "${parts[@]}" R "S:QUIT\r\n" A)
+		if [ $cut = pipelined ]; then	# the group, then the message and QUIT in one write
+			out=$(px_chat $NORM "${HELLO[@]}" "S:$PX_GROUP" R R R "S:$(px_smuggle_message "normalize $n" "$v")QUIT\r\n" R A)
+		else
+			out=$(px_chat $NORM "${HELLO[@]}" "${TXN[@]}" "${parts[@]}" R "S:QUIT\r\n" A)
+		fi
 		case $v in
 		*x00*)
 			tap_like "normalize $v ($cut): NUL refused, 550 5.6.0" "$out" $'<- 550 5\\.6\\.0'

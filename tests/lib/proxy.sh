@@ -20,14 +20,28 @@
 #   px_tls_key                   copy the test certificate and key (tests/data/tls/rsa.*) into
 #                                PX_DIR, the key mode 600 and owned by nobody (the proxy's
 #                                daemon_user)
+#   PX_SMUGGLE_VECTORS           the published end-of-data ambiguities (doc/threats.md), as
+#                                smtp_chat.py escapes; PX_SMUGGLE the transaction a client
+#                                smuggles after one (MAIL, RCPT, DATA, a body line); PX_GROUP
+#                                MAIL, RCPT and DATA as one RFC 2920 group
+#   px_smuggle_message SUBJECT V a message whose body hides PX_SMUGGLE behind vector V, with
+#                                its real end of data (escapes, for an S: step)
 
 . "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 PX_DIR=
 PX_PID=
+
 PX_SINK_PID=
 PX_PY=${PX_PY:-python3}
+
+# every test that sends the smuggling variants takes them from here, one command at a time or
+# pipelined: one list
+PX_SMUGGLE_VECTORS=('\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' \
+	'\r\r\n.\r\r\n' '\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r')
+PX_SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
+PX_GROUP='MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\nDATA\r\n'
 
 px_init() {
 	PX_DIR=$(mktemp -d /tmp/mxmoat-px.XXXXXX) || return 1
@@ -107,6 +121,10 @@ px_cleanup() {
 	px_stop KILL
 	px_sink_stop
 	[ -n "$PX_DIR" ] && [ -z "$PX_KEEP" ] && rm -rf "$PX_DIR"
+}
+
+px_smuggle_message() {
+	printf '%s' "Subject: $1\\r\\n\\r\\nbody$2$PX_SMUGGLE\\r\\n.\\r\\n"
 }
 
 px_tls_key() {
