@@ -27,6 +27,9 @@ static const char reply_backend_tls_missing[] =
 static const char reply_backend_tls_failed[] =
     "451 4.7.5 TLS to the backend failed, try again later\r\n";
 
+/* Message bytes a cork may hold: what one read of the client makes (its input buffer, stuffed),
+ * not a held message's pieces (CHUNK_HIGH), which go as they come. */
+#define HOLD_MAX ((size_t)16 * 1024)
 
 void
 px_backend_bind(struct px_backend *b, const struct px_ops *ops, void *io, struct moat_session *ms,
@@ -53,6 +56,7 @@ backend_forget(struct px_backend *b)
 	b->wbuf = NULL;
 	b->wlen = 0;
 	b->wcmds = 0;
+	b->linger = false;
 }
 
 void
@@ -87,7 +91,7 @@ px_backend_free(struct px_backend *b)
 	b->wbuf = NULL;
 }
 
-/* backend_flush - the commands held by a cork, in one write. */
+/* backend_flush - what a cork held (or lingered after it), in one write. */
 static void
 backend_flush(struct px_backend *b)
 {
@@ -95,6 +99,7 @@ backend_flush(struct px_backend *b)
 	size_t n = b->wlen;
 	unsigned cmds = b->wcmds;
 
+	b->linger = false;
 	if (p == NULL)
 		return;
 	b->wbuf = NULL;
@@ -109,28 +114,30 @@ backend_flush(struct px_backend *b)
 	free(p);
 }
 
-/* backend_send - bytes for the leg, after the commands held before them. */
+/* backend_hold - bytes wait for the uncork (a command's when CMD, else a message's, held only up
+ * to HOLD_MAX: a held message's pieces go as they are); false when they cannot (not corked, too
+ * many, or no memory): then they go now, after what is held. */
+static bool
+backend_hold(struct px_backend *b, const char *p, size_t n, bool cmd)
+{
+	char *w;
+
+	if (b->cork == 0 || (!cmd && b->wlen + n > HOLD_MAX) ||
+	    (w = realloc(b->wbuf, b->wlen + n)) == NULL)
+		return false;
+	memcpy(w + b->wlen, p, n);
+	b->wbuf = w;
+	b->wlen += n;
+	b->wcmds += cmd;
+	return true;
+}
+
+/* backend_send - bytes for the leg now, after what is held. */
 static void
 backend_send(struct px_backend *b, const char *p, size_t n)
 {
 	backend_flush(b);
 	b->ops->backend_write(b->io, p, n);
-}
-
-/* backend_hold - a command's bytes wait for the uncork; false when they cannot (not corked, or
- * no memory): then they go now, after what is held. */
-static bool
-backend_hold(struct px_backend *b, const char *p, size_t n)
-{
-	char *w;
-
-	if (b->cork == 0 || (w = realloc(b->wbuf, b->wlen + n)) == NULL)
-		return false;
-	memcpy(w + b->wlen, p, n);
-	b->wbuf = w;
-	b->wlen += n;
-	b->wcmds++;
-	return true;
 }
 
 void
@@ -142,14 +149,26 @@ px_backend_cork(struct px_backend *b)
 void
 px_backend_uncork(struct px_backend *b)
 {
-	if (b->cork > 0 && --b->cork == 0)
-		backend_flush(b);
+	if (b->cork == 0 || --b->cork > 0)
+		return;
+	if (b->linger && b->wcmds == 0) {
+		b->linger = false; /* the message's bytes wait for the next write */
+		return;
+	}
+	backend_flush(b);
+}
+
+void
+px_backend_linger(struct px_backend *b)
+{
+	b->linger = true;
 }
 
 void
 px_backend_send(struct px_backend *b, const char *p, size_t n)
 {
-	backend_send(b, p, n);
+	if (!backend_hold(b, p, n, false))
+		backend_send(b, p, n);
 }
 
 /* backend_helo - the client's HELO/EHLO name as the core has it ("" before one). */
@@ -194,7 +213,7 @@ px_backend_command(struct px_backend *b, const char *line, size_t len, px_backen
 		return -ENOMEM;
 	if (backend_push(b, done, tag) < 0)
 		return -ENOBUFS;
-	if (!backend_hold(b, line, len))
+	if (!backend_hold(b, line, len, true))
 		backend_send(b, line, len);
 	return 0;
 }

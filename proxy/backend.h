@@ -85,11 +85,13 @@ struct px_backend {
 		unsigned tag;
 	} inflight[PX_BACKEND_INFLIGHT];
 	unsigned head, n;
-	/* commands queued while corked (px_backend_cork), written as one at px_backend_uncork */
+	/* commands and message bytes queued while corked (px_backend_cork), written as one at
+	 * px_backend_uncork; linger: message bytes alone stay for the next write */
 	unsigned cork;
 	char *wbuf;
 	size_t wlen;
 	unsigned wcmds;
+	bool linger;
 	bool expect; /* px_backend_expect: a reply may come with nothing queued */
 	bool waited; /* a command waits for the setup: XCLIENT, then READY; else PARKED */
 
@@ -145,10 +147,15 @@ int px_backend_command(struct px_backend *b, const char *line, size_t len, px_ba
 /* px_backend_tags - the tags of the commands in flight, oldest first, into TAGS (room for
  * PX_BACKEND_INFLIGHT); how many. */
 unsigned px_backend_tags(const struct px_backend *b, unsigned *tags);
-/* px_backend_cork, px_backend_uncork - commands queued in between leave in one write (RFC 2920:
- * a group towards the backend); they nest. A message's bytes and the setup are never held. */
+/* px_backend_cork, px_backend_uncork - commands and message bytes (up to 16 KB) queued in between
+ * leave in one write (RFC 2920: a group towards the backend); they nest. The setup is never held. */
 void px_backend_cork(struct px_backend *b);
 void px_backend_uncork(struct px_backend *b);
+/* px_backend_linger - at the next uncork, message bytes held without a command stay held until
+ * the next write (more of the message, or its final dot): our Received field waits for the
+ * message's first bytes, and the last ones for the dot, one write each instead of two. They go
+ * no later than the message goes on; an abort drops them with the leg. */
+void px_backend_linger(struct px_backend *b);
 /* px_backend_send - bytes of a message (after DATA's 354): no reply is due for them. */
 void px_backend_send(struct px_backend *b, const char *p, size_t n);
 /* px_backend_expect - until the next command, a reply may come with nothing queued (a 421 while

@@ -198,14 +198,19 @@ backend_answered(struct px_session *s)
 }
 
 /* backend_dispatch - a reply to a queued command: relayed by DONE, then the replies the session
- * gave to the commands after it, up to the next one still due. */
+ * gave to the commands after it, up to the next one still due. A 354 that opened the message
+ * lets what DONE sent wait for the message's bytes (one write, px_backend_linger). */
 static void
 backend_dispatch(struct px_session *s, px_backend_reply_fn done, const struct px_reply *r)
 {
+	enum px_op op = s->op;
+
 	backend_answered(s);
 	s->in_reply++;
 	done(s, r);
 	s->in_reply--;
+	if (op == OP_DATA && s->state == S_DATA)
+		px_backend_linger(&s->b); /* our Received field goes with the first bytes read */
 	px__later_flush(s);
 }
 

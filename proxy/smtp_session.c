@@ -283,6 +283,7 @@ px__session_pump(struct px_session *s)
 			s->in_pos += px_data_feed(s->txn->data, p, px__data_feed_max(s, n), &done);
 			px__data_settle(s);
 			if (done) {
+				px_backend_linger(&s->b); /* the last bytes go with the dot */
 				px__data_end(s);
 			} else if (s->txn->holding && s->txn->chunk_len >= CHUNK_HIGH) {
 				px__work(s, WK_CHUNK); /* events and spool writes, in order */
