@@ -436,10 +436,13 @@ milter_conn_rcpt(struct milter_conn *c, const char *const *argv)
 static const char *
 conn_field(struct milter_conn *c, const char *name, const char *value, size_t *len)
 {
-	size_t nl = strlen(name), vl = strlen(value);
-	size_t need = nl + 2 + vl + 1;
+	size_t nl = strlen(name), vl = strlen(value), need;
 	const char *p = value, *end = value + vl, *lf;
 
+	/* name, ':', ' ', the value, a CR before each of its LFs at most, the NUL */
+	need = nl + 2 + vl + 1;
+	for (lf = value; (lf = memchr(lf, '\n', (size_t)(end - lf))) != NULL; lf++)
+		need++;
 	if (need > HDR_FIELD_MAX)
 		return NULL;
 	if (need > c->field_cap) {
@@ -462,9 +465,6 @@ conn_field(struct milter_conn *c, const char *name, const char *value, size_t *l
 	while ((lf = memchr(p, '\n', (size_t)(end - p))) != NULL) {
 		size_t n = (size_t)(lf - p);
 		bool bare = lf == value || lf[-1] != '\r';
-		/* this line, a CR if bare, the rest from the LF on and the NUL */
-		if (*len + n + (bare ? 1 : 0) + (size_t)(end - lf) + 1 > c->field_cap)
-			return NULL; /* growth by folding beyond the estimate: refuse, never cut */
 		memcpy(c->field + *len, p, n);
 		*len += n;
 		if (bare)
@@ -501,8 +501,9 @@ milter_conn_header(struct milter_conn *c, const char *name, const char *value)
 	if (c->s == NULL)
 		return no_session(c, MILTER_P_NR_HDR);
 	if ((field = conn_field(c, name ? name : "", value ? value : "", &len)) == NULL) {
+		/* sticky: given at end of message, as every refusal while the message streams */
 		moat_session_too_large(c->s, MOAT_TOO_LARGE_HEADER, &v);
-		return conn_answer(c, &v, "header");
+		return stream_answer(c, MILTER_P_NR_HDR);
 	}
 	moat_session_header(c->s, field, len, &v);
 	conn_copy(c, field, len);
