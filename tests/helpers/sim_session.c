@@ -5,7 +5,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "conf.h"
 #include "log.h"
 #include "sim_session.h"
 
@@ -288,14 +290,15 @@ sim_session_end(struct sim_session *sm)
 	px_session_free(sm->s);
 }
 
-/* real_ends - how many <CR><LF>.<CR><LF> p[0..n) holds, overlapping ones too. */
+/* occurrences - how many times p[0..n) holds WORD (LEN octets; in any case when NOCASE),
+ * overlapping ones too. */
 static size_t
-real_ends(const char *p, size_t n)
+occurrences(const char *p, size_t n, const char *word, size_t len, bool nocase)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i + 5 <= n; i++)
-		if (memcmp(p + i, "\r\n.\r\n", 5) == 0)
+	for (size_t i = 0; i + len <= n; i++)
+		if (nocase ? strncasecmp(p + i, word, len) == 0 : memcmp(p + i, word, len) == 0)
 			k++;
 	return k;
 }
@@ -304,11 +307,15 @@ void
 sim_session_client_run(struct moat_policy *pol, const char *p, size_t n, size_t chunk)
 {
 	static struct sim_session sm;
+	size_t ends;
 
 	if (sim_session_start(&sm, pol) < 0)
 		return;
+	/* real ends of data; with chunking, also the "LAST" a BDAT message needs */
+	ends = occurrences(p, n, "\r\n.\r\n", 5, false) +
+	    (px_session_conf(sm.s)->proxy_chunking ? occurrences(p, n, "LAST", 4, true) : 0);
 	sim_session_client(&sm, p, n, chunk);
 	sim_session_end(&sm);
-	if (sm.messages > real_ends(p, n))
+	if (sm.messages > ends)
 		abort(); /* a message made of a fake end of data: smuggling */
 }

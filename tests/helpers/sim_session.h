@@ -74,8 +74,8 @@ void sim_session_hostile(struct sim_session *sm, const char *p, size_t n);
 /*
  * sim_session_client_run - a whole session on pol for the client bytes p[0..n), sent in reads of
  * at most chunk bytes; abort() when the backend received more messages than those bytes hold
- * real ends of data (<CR><LF>.<CR><LF>, overlapping ones counted): a message made of a fake end
- * of data is smuggling. Nothing when px_session_new fails.
+ * real ends of data (<CR><LF>.<CR><LF>, overlapping ones counted; with proxy_chunking, plus the
+ * "LAST" words a BDAT message needs): a message made of a fake end of data is smuggling. Nothing when px_session_new fails.
  */
 void sim_session_client_run(struct moat_policy *pol, const char *p, size_t n, size_t chunk);
 

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "bdat_oracle.h"
 #include "data_reader.h"
 #include "smtp_parse.h"
 #include "upstream.h"
@@ -660,28 +661,6 @@ Test(data_reader, stop_octet_at_every_word_position)
 	}
 }
 
-/* stuff_as_data - RAW as a DATA client sends it (RFC 5321 4.5.2): a dot starting a line doubled,
- * a CRLF added when it does not end in one, the end of data. The oracle of the BDAT tests. */
-static size_t
-stuff_as_data(const char *raw, size_t n, char *out)
-{
-	size_t o = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		bool bol = i == 0 || (i >= 2 && raw[i - 2] == '\r' && raw[i - 1] == '\n');
-
-		if (raw[i] == '.' && bol)
-			out[o++] = '.';
-		out[o++] = raw[i];
-	}
-	if (n > 0 && !(n >= 2 && raw[n - 2] == '\r' && raw[n - 1] == '\n')) {
-		memcpy(out + o, "\r\n", 2);
-		o += 2;
-	}
-	memcpy(out + o, ".\r\n", 3);
-	return o + 3;
-}
-
 /*
  * BDAT octets cut into chunks anywhere give the reader's DATA result for the same message sent
  * with DATA: the same content, wire bytes and error, in both modes; the wire never holds an end
@@ -693,31 +672,23 @@ Test(data_reader, bdat_chunks_read_as_data)
 	unsigned seed = 777;
 
 	for (int round = 0; round < 20000; round++) {
-		char raw[24], stuffed[2 * sizeof(raw) + 8];
+		char raw[24], stuffed[2 * sizeof(raw) + 5];
 		struct px_data dd, dc;
 		struct sink kd = { .clen = 0 }, kc = { .clen = 0 };
-		size_t n = (size_t)round % (sizeof(raw) + 1), sn, used, at = 0;
+		size_t n = (size_t)round % (sizeof(raw) + 1), sn, used;
 		bool normalize = (round & 1) != 0, done;
 
 		for (size_t i = 0; i < n; i++) {
 			seed = seed * 1103515245 + 12345;
 			raw[i] = alphabet[(seed >> 16) % sizeof(alphabet)];
 		}
-		sn = stuff_as_data(raw, n, stuffed);
+		sn = bdat_oracle_stuff(raw, n, stuffed);
 		px_data_init(&dd, normalize, sink_content, sink_wire, &kd);
 		used = px_data_feed(&dd, stuffed, sn, &done);
 		cr_assert(done && used == sn, "round %d: the oracle's end of data", round);
 
 		px_data_init(&dc, normalize, sink_content, sink_wire, &kc);
-		while (at < n) {
-			size_t k;
-
-			seed = seed * 1103515245 + 12345;
-			k = 1 + (seed >> 16) % (n - at);
-			px_data_chunk(&dc, raw + at, k);
-			at += k;
-		}
-		px_data_chunk_end(&dc);
+		bdat_oracle_chunks(&dc, raw, n, &seed);
 		cr_assert_eq(dc.err, dd.err, "round %d: err", round);
 		if (dd.err != PX_DATA_OK)
 			continue;
