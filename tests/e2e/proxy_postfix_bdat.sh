@@ -5,7 +5,7 @@
 # CRLFs and before dots. Each arrives byte-identical apart from the fields added on top, its "."
 # lines, lines starting with "." and a "CRLF . CRLF" inside a chunk included (the proxy relays with
 # DATA and stuffs afresh); a message past proxy_hold_memory is spooled and arrives the same. Every
-# end-of-data smuggling variant proxy_postfix.sh sends with DATA is sent in BDAT chunks: refused
+# end-of-data smuggling variant (tests/lib/proxy.sh) is sent in BDAT chunks: refused
 # with 550 in reject mode, one message with the smuggled commands as body lines in normalize mode,
 # and Postfix never sees the smuggled MAIL. Ports 12900-12901.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -115,12 +115,9 @@ tap_is "the CRLF . CRLF inside a chunk: Postfix never saw the MAIL after it" "$r
 
 # smuggling through BDAT, reject mode: every variant, in one chunk and cut inside the variant
 before=$(pf_delivered_count)
-SMUGGLE='MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<b@example.net>\r\nDATA\r\nsmuggled body\r\n'
-VARIANTS=('\n.\n' '\n.\r\n' '\r.\n' '\r.\r\n' '\r\n.\n' '\r\n.\r' '\r\n.\r\r\n' '\r\r\n.\r\r\n'
-	'\r\n\x00.\r\n' '\r\n.\x00\r\n' '\n.\r' '\r.\r')
-for v in "${VARIANTS[@]}"; do
+for v in "${PX_SMUGGLE_VECTORS[@]}"; do
 	for cut in 0 25; do  # 25: inside the variant
-		mapfile -t steps < <(bdat_steps text "Subject: smuggle\r\n\r\nbody$v$SMUGGLE" 0 $cut)
+		mapfile -t steps < <(bdat_steps text "Subject: smuggle\r\n\r\nbody$v$PX_SMUGGLE" 0 $cut)
 		out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "${steps[@]}" "S:QUIT\r\n" A)
 		# refused at the end of the chunk that shows it; a LAST chunk pipelined after it: 503
 		tap_like "BDAT smuggling $v (cut $cut): refused with 550" "$out" \
@@ -137,11 +134,11 @@ px_stop
 px_start $P 127.0.0.1:$PF_PORT -o proxy_backend_pass=xclient -o proxy_chunking=yes \
 	-o proxy_bare_newline=normalize || tap_bail "normalize proxy did not start"
 n=0 nul=0
-for v in "${VARIANTS[@]}"; do
+for v in "${PX_SMUGGLE_VECTORS[@]}"; do
 	n=$((n + 1))
 	head="Subject: normalize $n\r\n\r\nbody"
 	# cut after the variant's first octet (the four escapes in head are one octet each)
-	mapfile -t steps < <(bdat_steps text "$head$v$SMUGGLE" 0 $((${#head} - 4 + 1)))
+	mapfile -t steps < <(bdat_steps text "$head$v$PX_SMUGGLE" 0 $((${#head} - 4 + 1)))
 	out=$(px_chat $P "${HELLO[@]}" "${TXN[@]}" "${steps[@]}" "S:QUIT\r\n" A)
 	case $v in
 	*x00*)
