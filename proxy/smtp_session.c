@@ -101,11 +101,31 @@ px__session_cork(struct px_session *s)
 	px_backend_cork(&s->b);
 }
 
+/*
+ * replies_due - replies to commands the client has sent will come without more input from it: a
+ * work item or a rate-limit store is running, or the backend owes replies to them. RFC 2920 3.1
+ * lets a server hold its replies while it has commands of the group to answer, and requires the
+ * flush before it waits for the client: then a group's replies leave in one write (the 250 for a
+ * message with those of the MAIL, RCPT and DATA pipelined behind its dot). What is held stays
+ * under PX_REPLY_MAX.
+ */
+static bool
+replies_due(const struct px_session *s)
+{
+	unsigned tags[PX_BACKEND_INFLIGHT];
+	unsigned nt = px_backend_tags(&s->b, tags);
+	bool due = s->wait == W_WORK || s->wait == W_RATELIMIT;
+
+	for (unsigned i = 0; i < nt && !due; i++)
+		due = tags[i] != OP_RSET_QUIET; /* the client has its reply to that one */
+	return due && s->cout_len <= PX_REPLY_MAX;
+}
+
 void
 px__session_uncork(struct px_session *s)
 {
 	px_backend_uncork(&s->b);
-	if (s->cork > 0 && --s->cork == 0)
+	if (s->cork > 0 && --s->cork == 0 && !replies_due(s))
 		px__session_flush(s);
 }
 
