@@ -298,7 +298,6 @@ Test(milter_native, every_postfix_command)
 	pkt(in, &n, 'R', D(S("<b1@example.net>")));
 	pkt(in, &n, 'R', D(S("<b2@example.net>")));
 	pkt(in, &n, 'R', D(S("<b3@example.net>")));
-	wn = 0;
 	memcpy(want, "\0\0\0\1c\0\0\0\1c\0\0\0\1c", 15);
 	wn = 15;
 	pkt(want, &wn, 'y', D(S("452 4.5.3 Too many recipients")));
@@ -355,10 +354,10 @@ Test(milter_native, negotiation_variants)
 	rig_close();
 }
 
-Test(milter_native, out_of_order_tempfails)
+Test(milter_native, out_of_order_steps)
 {
-	char in[256];
-	size_t n = 0;
+	char in[256], want[128];
+	size_t n = 0, wn;
 
 	rig_open(ov_plain, sizeof(ov_plain) / sizeof(ov_plain[0]));
 	negotiate();
@@ -368,6 +367,17 @@ Test(milter_native, out_of_order_tempfails)
 	pkt(in, &n, 'N', "", 0);
 	pkt(in, &n, 'E', "", 0);
 	expect(in, n, D("\0\0\0\1t\0\0\0\1t\0\0\0\1t"), "mail, rcpt, eoh, eom before connect");
+	/* with a session: RCPT and end of message without MAIL */
+	n = 0;
+	pkt(in, &n, 'C', D(connect_data));
+	pkt(in, &n, 'R', D(S("<b@example.net>")));
+	pkt(in, &n, 'E', "", 0);
+	memcpy(want, cont, 5);
+	wn = 5;
+	pkt(want, &wn, 'y', D(S("503 5.5.1 Error: need MAIL command")));
+	memcpy(want + wn, cont, 5);
+	wn += 5;
+	expect(in, n, want, wn, "connect, rcpt without mail (503), eom without mail");
 	rig_close();
 }
 
@@ -457,6 +467,39 @@ Test(milter_native, folded_header_fields)
 	wn = 5;
 	pkt(want, &wn, 'y', D(S("552 5.3.4 Message header section too large")));
 	expect(in, n, want, wn, "a field past 1 MiB");
+	rig_close();
+}
+
+static const struct moat_conf_override ov_small[] = {
+	{ "authserv_id", "mx.test" },
+	{ "auth_inbound", "no" },
+	{ "limit_message_size", "1k" },
+};
+
+Test(milter_native, last_body_chunk_with_end_of_message)
+{
+	static char body[700];
+	char in[4096], want[128];
+	size_t n = 0, wn = 0;
+
+	memset(body, 'x', sizeof(body));
+	rig_open(ov_small, sizeof(ov_small) / sizeof(ov_small[0]));
+	negotiate();
+	session();
+	/* 700 bytes as body, 700 more with end of message (Sendmail's SMFIC_BODYEOB): both count
+	 * towards limit_message_size */
+	pkt(in, &n, 'N', "", 0);
+	pkt(in, &n, 'B', body, sizeof(body));
+	pkt(in, &n, 'E', body, sizeof(body));
+	pkt(want, &wn, 'y', D(S("552 5.3.4 Message size exceeds fixed maximum message size")));
+	expect(in, n, want, wn, "a last chunk with end of message");
+	/* the same without the last chunk fits */
+	n = 0;
+	pkt(in, &n, 'M', D(S("<a@example.org>")));
+	pkt(in, &n, 'N', "", 0);
+	pkt(in, &n, 'B', body, sizeof(body));
+	pkt(in, &n, 'E', "", 0);
+	expect(in, n, D("\0\0\0\1c\0\0\0\1c"), "mail, 700 bytes of body");
 	rig_close();
 }
 
