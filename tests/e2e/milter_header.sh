@@ -79,6 +79,15 @@ reply=$(send "${HC_MSG[$i]}")
 tap_is "a first line starting with a space: the From rule refuses it" "$reply" \
 	"550 5.7.1 Message must have exactly one From address (no From field)"
 tap_ok "the milter logged it" milter_log_grep " stage=eom code=550 .* reason=dmarc_bad_from"
+
+# A field of 1 KB in 251 lines: Postfix passes it with bare LFs, the milter rebuilds it with CRLF
+# (a CR more per line) and must not take it for one past the header limits.
+refs=$(printf '\\r\\n\\tyy%.0s' $(seq 1 250))
+reply=$(send "From: a@example.net\\r\\nSubject: folded\\r\\nReferences: x$refs\\r\\n\\r\\nbody")
+tap_like "a field in 251 lines: 250" "$reply" '^250 2\.0\.0 Ok'
+relayed=$((relayed + 1))
+tap_ok "a field in 251 lines: relayed" pf_wait_delivered $relayed 20
+tap_is "a field in 251 lines: relayed whole" "$(pf_headers "$(pf_delivered_last)" | grep -c $'^\tyy$')" 250
 tap_is "nothing relayed unchecked" "$(pf_delivered_count)" "$relayed"
 milter_stop
 tap_is "SIGTERM: exit 0" "$MILTER_RC" 0
