@@ -35,6 +35,8 @@ static const char reply_bare_data[] = "550 5.5.2 Bare <CR> or <LF> in message; m
 static const char reply_nul_data[] = "550 5.6.0 NUL byte in message; message dropped\r\n";
 static const char reply_354[] = "354 3.0.0 End data with <CR><LF>.<CR><LF>\r\n";
 static const char reply_pipe_data[] = "554 5.5.0 Improper command pipelining after DATA\r\n";
+static const char reply_data_odd[] =
+    "451 4.3.0 Backend answered DATA out of protocol, try again later\r\n";
 
 static void send_begin(struct px_session *s);
 
@@ -403,13 +405,35 @@ px__data_open(struct px_session *s)
 	return true;
 }
 
+/*
+ * data_refusal - the backend answered DATA with something other than 354. A 4xx or 5xx reaches
+ * the client as it is. Anything else (a 2xx or another 3xx, which RFC 5321 does not allow there)
+ * must not: in holding mode the client has sent its message and reads this reply as the verdict on
+ * it, so a backend's 250 to DATA would be a 250 for a message it never received. That is 451, and
+ * false: the leg's state is unknown and the caller drops it.
+ */
+static bool
+data_refusal(struct px_session *s, const struct px_reply *r)
+{
+	if (r->code >= 400) {
+		px__say(s, r->buf, r->len);
+		return true;
+	}
+	moat_log(LOG_ERR, moat_session_id(s->ms), "backend", "error=data-reply code=%u", r->code);
+	SAY(s, reply_data_odd);
+	return false;
+}
+
 /* px__data_reply - the backend's answer to DATA (streaming mode): at 354 the client hears ours,
  * and our Received field opens the message. */
 void
 px__data_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code != 354) {
-		px__say(s, r->buf, r->len);
+		if (!data_refusal(s, r)) {
+			px_backend_abort(&s->b);
+			px__txn_end(s);
+		}
 		return;
 	}
 	if (px__data_open(s))
@@ -493,7 +517,7 @@ static void
 hdata_reply(struct px_session *s, const struct px_reply *r)
 {
 	if (r->code != 354) {
-		px__say(s, r->buf, r->len);
+		(void)data_refusal(s, r); /* the leg is dropped either way */
 		s->txn->holding = false;
 		msg_drop(s);
 		return;
