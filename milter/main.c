@@ -6,7 +6,8 @@
  * libmilter, libmilter owns the listening socket and one thread per MTA connection
  * (callbacks.c); SIGTERM and SIGINT stop libmilter (its own signal thread). With native, the
  * socket is bound here and served by native.c's loops; a thread of ours waits for SIGTERM and
- * SIGINT and drains them (messages in progress finish, for up to drain_timeout). SIGHUP is ours (see interpose.c): the configuration is read again and
+ * SIGINT and drains them (messages in progress finish, for up to drain_timeout; a second signal
+ * cuts them). SIGHUP is ours (see interpose.c): the configuration is read again and
  * installed with moat_policy_reload, connections in flight keep their snapshot.
  */
 #include "config.h"
@@ -51,6 +52,7 @@
 #define MILTER_THREAD_STACK ((size_t)1024 * 1024)
 
 static atomic_bool reload_stop;
+static atomic_bool serve_done; /* the native engine's loops have ended: the stop thread goes */
 
 struct reload_ctx {
 	const struct moat_cmdline *cl;
@@ -303,20 +305,36 @@ native_open(const struct moat_conf *conf, char *err, size_t errlen)
 	return fd;
 }
 
-/* stop_thread - the native engine's SIGTERM and SIGINT: drain and stop the loops. */
-static void *
-stop_thread(void *arg)
+/* stop_signal - wait for SIGTERM or SIGINT: 0, or -1 when native_serve is done (it wakes the
+ * thread with a SIGINT of its own) */
+static int
+stop_signal(int *sig)
 {
-	const unsigned *drain_ms = arg;
 	sigset_t set;
-	int sig;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	if (sigwait(&set, &sig) != 0)
+	if (sigwait(&set, sig) != 0 || atomic_load(&serve_done))
+		return -1;
+	return 0;
+}
+
+/* stop_thread - the native engine's SIGTERM and SIGINT: drain and stop the loops; a second
+ * signal cuts what is left. */
+static void *
+stop_thread(void *arg)
+{
+	const unsigned *drain_ms = arg;
+	int sig;
+
+	if (stop_signal(&sig) < 0)
 		return NULL;
 	moat_log(LOG_INFO, NULL, "drain", "signal=%d timeout_ms=%u", sig, *drain_ms);
+	milter_native_stop();
+	if (stop_signal(&sig) < 0)
+		return NULL;
+	moat_log(LOG_INFO, NULL, "drain", "signal=%d note=\"second signal: cut\"", sig);
 	milter_native_stop();
 	return NULL;
 }
@@ -337,10 +355,12 @@ native_serve(int fd, struct moat_policy *pol, unsigned drain_ms)
 	}
 	rc = milter_native_run(fd, pol, cores > 0 ? (unsigned)cores : 1, log_tcp_tuning, err,
 	    sizeof(err));
-	if (rc < 0) {
+	if (rc < 0)
 		moat_log(LOG_ERR, NULL, "start", "error=\"%s\"", err);
-		pthread_cancel(stopper); /* sigwait is a cancellation point */
-	}
+	/* the stop thread may still wait for a (second) signal: woken, it sees serve_done (not a
+	 * cancellation, which the sanitizers' thread teardown does not survive) */
+	atomic_store(&serve_done, true);
+	pthread_kill(stopper, SIGINT);
 	pthread_join(stopper, NULL);
 	return rc < 0 ? 1 : 0;
 }

@@ -29,7 +29,10 @@
 
 static struct nat_worker *workers;
 static unsigned nworkers_running;
-static atomic_bool stopping;
+static atomic_uint stops; /* milter_native_stop calls: the first drains, the second cuts */
+/* held by milter_native_stop while it wakes the loops; loops_closed once they may not be woken */
+static pthread_mutex_t stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool loops_closed;
 static void (*first_tuned)(void); /* set before the loops start */
 static atomic_bool tuned_once;
 
@@ -62,7 +65,7 @@ on_connection(uv_stream_t *lis, int status)
 	struct nat_worker *w = lis->data;
 	struct nat_conn *c;
 
-	if (status < 0 || atomic_load(&stopping) || (c = nat__conn_new(w)) == NULL)
+	if (status < 0 || atomic_load(&stops) > 0 || (c = nat__conn_new(w)) == NULL)
 		return;
 	if (uv_accept(lis, &c->h.stream) != 0) {
 		nat__conn_close(c);
@@ -83,22 +86,27 @@ nat__worker_drained(struct nat_worker *w)
 	uv_close((uv_handle_t *)&w->stop, NULL);
 }
 
-/* on_drain_timeout - drain_timeout has passed: the connections left are cut */
+/* drain_cut - the connections left are closed: drain_timeout has passed, or a second signal */
 static void
-on_drain_timeout(uv_timer_t *t)
+drain_cut(struct nat_worker *w, const char *why)
 {
-	struct nat_worker *w = t->data;
 	unsigned cut = 0;
 
 	for (struct nat_conn *c = w->conns; c != NULL; c = c->next, cut++)
 		nat__conn_close(c);
-	moat_log(LOG_WARNING, NULL, "drain", "timeout connections_cut=%u", cut);
+	moat_log(LOG_WARNING, NULL, "drain", "%s connections_cut=%u", why, cut);
+}
+
+static void
+on_drain_timeout(uv_timer_t *t)
+{
+	drain_cut(t->data, "timeout");
 }
 
 /*
  * on_stop - SIGTERM: no more accepting; a connection with a message in progress finishes it (for
  * up to drain_timeout), the others close now; the loop ends with the last one. The MTA applies
- * its milter_default_action to later messages of those sessions.
+ * its milter_default_action to later messages of those sessions. A second signal cuts them.
  */
 static void
 on_stop(uv_async_t *a)
@@ -106,21 +114,25 @@ on_stop(uv_async_t *a)
 	struct nat_worker *w = a->data;
 	struct nat_conn *c, *next;
 
-	if (w->draining)
-		return;
-	w->draining = true;
-	uv_close(&w->lis.handle, NULL);
-	for (c = w->conns; c != NULL; c = next) {
-		next = c->next;
-		if (w->drain_ms == 0)
-			nat__conn_close(c);
-		else
-			nat__conn_drain(c);
-	}
-	if (w->conns == NULL)
-		nat__worker_drained(w);
-	else
+	if (!w->draining) {
+		w->draining = true;
+		uv_close(&w->lis.handle, NULL);
+		for (c = w->conns; c != NULL; c = next) {
+			next = c->next;
+			if (w->drain_ms == 0)
+				nat__conn_close(c);
+			else
+				nat__conn_drain(c);
+		}
+		if (w->conns == NULL) {
+			nat__worker_drained(w);
+			return;
+		}
 		uv_timer_start(&w->drain, on_drain_timeout, w->drain_ms, 0);
+	}
+	/* a second signal (its wake-up may have merged with the first's) */
+	if (atomic_load(&stops) > 1)
+		drain_cut(w, "signal");
 }
 
 static void *
@@ -169,6 +181,15 @@ worker_init(struct nat_worker *w, int fd, bool tcp, struct moat_policy *pol, cha
 	return 0;
 }
 
+/* loops_close - the loops have ended: milter_native_stop wakes them no more */
+static void
+loops_close(void)
+{
+	pthread_mutex_lock(&stop_lock);
+	loops_closed = true;
+	pthread_mutex_unlock(&stop_lock);
+}
+
 int
 milter_native_run(int fd, struct moat_policy *pol, unsigned nworkers, void (*on_first_tuned)(void),
     char *err, size_t errlen)
@@ -204,15 +225,17 @@ milter_native_run(int fd, struct moat_policy *pol, unsigned nworkers, void (*on_
 		milter_native_stop();
 		for (unsigned i = 0; i < nworkers_running; i++)
 			pthread_join(workers[i].thread, NULL);
+		loops_close();
 		free(workers);
 		if (err[0] == '\0')
 			snprintf(err, errlen, "cannot start the worker threads");
 		return -1;
 	}
-	for (unsigned i = 0; i < nworkers; i++) {
+	for (unsigned i = 0; i < nworkers; i++)
 		pthread_join(workers[i].thread, NULL);
+	loops_close();
+	for (unsigned i = 0; i < nworkers; i++)
 		(void)uv_loop_close(&workers[i].loop);
-	}
 	free(workers);
 	workers = NULL;
 	return 0;
@@ -221,9 +244,13 @@ milter_native_run(int fd, struct moat_policy *pol, unsigned nworkers, void (*on_
 void
 milter_native_stop(void)
 {
-	atomic_store(&stopping, true);
-	for (unsigned i = 0; i < nworkers_running; i++)
+	pthread_mutex_lock(&stop_lock);
+	atomic_fetch_add(&stops, 1);
+	/* a loop that has ended closed its async handle, which libuv lets us still send to until
+	 * the loop itself is closed */
+	for (unsigned i = 0; !loops_closed && i < nworkers_running; i++)
 		uv_async_send(&workers[i].stop);
+	pthread_mutex_unlock(&stop_lock);
 }
 
 /* listen_unix - a unix socket at path, its stale file replaced */

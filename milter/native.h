@@ -27,10 +27,10 @@ int milter_native_listen(const char *spec, int backlog, char *err, size_t errlen
 int milter_native_run(int fd, struct moat_policy *pol, unsigned nworkers,
     void (*on_first_tuned)(void), char *err, size_t errlen);
 
-/* milter_native_stop - from another thread, once: close the listeners and drain. A connection
- * with a message in progress (MAIL to end of message or abort) finishes it, for up to the
- * configuration's drain_timeout (0: none), then every connection is closed; the loops end and
- * milter_native_run returns. */
+/* milter_native_stop - from another thread (a signal's): close the listeners and drain. A
+ * connection with a message in progress (MAIL to end of message or abort) finishes it, for up to
+ * the configuration's drain_timeout (0: none), then every connection is closed; the loops end and
+ * milter_native_run returns. A second call closes the connections left at once. */
 void milter_native_stop(void);
 
 #endif /* MOAT_MILTER_NATIVE_H */

@@ -4,7 +4,8 @@
 # answered and gets 250 at Postfix, and is relayed; an SMTP session with no message in progress
 # loses its milter connection at once, so Postfix applies milter_default_action (tempfail: 451
 # 4.7.1) to its next MAIL; the milter exits 0 once the message is answered. A message still in
-# progress after drain_timeout is cut: the milter exits and Postfix tempfails it.
+# progress after drain_timeout, or at a second SIGTERM, is cut: the milter exits and Postfix
+# tempfails it.
 # Ports: 13640 (smtpd), 13641 (sink), 13642 (milter inet).
 . "${top_srcdir:-.}/tests/lib/tap.sh"
 . "${top_srcdir:-.}/tests/lib/postfix.sh"
@@ -19,6 +20,14 @@ wait_for() {
 	for _ in $(seq 1 400); do grep -Eq "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
 	return 1
 }
+# drains_logged N - 0 once the milter's log (appended to by every start) has N drain lines
+drains_logged() {
+	for _ in $(seq 1 400); do
+		[ "$(grep -c ' drain signal=15 timeout_ms=30000$' "$MILTER_LOG")" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
 # refused - 0 once nothing accepts on the milter's port any more (bounded)
 refused() {
 	for _ in $(seq 1 200); do
@@ -27,9 +36,10 @@ refused() {
 	done
 	return 1
 }
-# gone - 0 once the milter process has exited (bounded: 30 s); its exit status in MILTER_RC
+# gone [SECONDS] - 0 once the milter process has exited (bounded: 30 s); its exit status in
+# MILTER_RC
 gone() {
-	for _ in $(seq 1 600); do
+	for _ in $(seq 1 $((${1:-30} * 20))); do
 		if ! kill -0 "$MILTER_PID" 2>/dev/null; then
 			wait "$MILTER_PID" 2>/dev/null
 			MILTER_RC=$?
@@ -60,7 +70,7 @@ idle=$!
 tap_ok "the message is in DATA" wait_for "$MILTER_DIR/inflight.out" '^<- 354'
 tap_ok "the idle session is past EHLO" wait_for "$MILTER_DIR/idle.out" '^<- 250 '
 kill -TERM "$MILTER_PID"
-tap_ok "SIGTERM: drain logged with drain_timeout" wait_for "$MILTER_LOG" ' drain signal=15 timeout_ms=30000$'
+tap_ok "SIGTERM: drain logged with drain_timeout" drains_logged 1
 tap_ok "while draining, new connections are refused" refused
 touch "$MILTER_DIR/go-idle"
 wait $idle
@@ -92,5 +102,22 @@ touch "$MILTER_DIR/go2"
 wait $inflight
 tap_like "Postfix tempfails the cut message (milter_default_action)" "$(cat "$MILTER_DIR/cut.out")" \
 	$'<- 451 4\\.7\\.1 '
+
+# 3. a second SIGTERM cuts the message still in progress at once
+tap_ok "milter starts" milter_start inet:13642@127.0.0.1
+message "$MILTER_DIR/go3" "$MILTER_DIR/second.out" &
+inflight=$!
+tap_ok "the message is in DATA" wait_for "$MILTER_DIR/second.out" '^<- 354'
+kill -TERM "$MILTER_PID"
+tap_ok "first SIGTERM: draining" drains_logged 2
+if kill -0 "$MILTER_PID" 2>/dev/null; then running=yes; else running=no; fi
+tap_is "the milter still runs while the message is in progress" "$running" yes
+kill -TERM "$MILTER_PID"
+tap_ok "second SIGTERM: the milter exits within 10 s (drain_timeout is 30 s)" gone 10
+tap_is "exit status 0" "$MILTER_RC" 0
+tap_ok "the cut is logged" milter_log_grep " drain signal connections_cut=1$"
+touch "$MILTER_DIR/go3"
+wait $inflight
+tap_like "Postfix tempfails the cut message" "$(cat "$MILTER_DIR/second.out")" $'<- 451 4\\.7\\.1 '
 tap_ok "no sanitizer report" milter_sanitizer_clean
 tap_done
