@@ -36,7 +36,6 @@ struct nat_conn {
 	size_t in_len, in_off, in_cap, in_need;
 	char *out;
 	size_t out_len, out_cap;
-	bool out_bad; /* an edit or reply did not fit: end of message tempfails */
 	char *mac[MILTER_STAGE_COUNT];
 	size_t mac_len[MILTER_STAGE_COUNT];
 	char reply[MOAT_REPLY_TEXT_MAX + 32]; /* "code status text" of this step, or "" */
