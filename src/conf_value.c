@@ -182,6 +182,24 @@ conf_parse_bool(const char *s, bool *out)
 	return -1;
 }
 
+/*
+ * conf_comment_inside - would VALUE read differently in a file? libinih ends a value at a ';'
+ * that follows a blank, so "k =;x" is ";x" but "k = ;x" (as -d prints it) is empty, and -o k="a ;b"
+ * could not be written in a file at all. Such values are refused, wherever they come from.
+ */
+static bool
+conf_comment_inside(const char *value)
+{
+	const char *p;
+
+	if (value[0] == ';')
+		return true;
+	for (p = strchr(value, ';'); p != NULL; p = strchr(p + 1, ';'))
+		if (p > value && (p[-1] == ' ' || p[-1] == '\t'))
+			return true;
+	return false;
+}
+
 /* moat__conf_set - parse VALUE for KEY into CONF (conf_int.h). */
 int
 moat__conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const char *value,
@@ -196,6 +214,12 @@ moat__conf_set(struct moat_conf *conf, const struct moat_conf_key *key, const ch
 	switch (key->type) {
 	case MOAT_CT_STRING: {
 		char *copy;
+		if (conf_comment_inside(value)) {
+			snprintf(err, errlen,
+			    "';' at the start of a value or after a blank: a "
+			    "configuration file reads it as the start of a comment");
+			return -1;
+		}
 		if (key->check != NULL && key->check(value, err, errlen) < 0)
 			return -1;
 		if ((copy = strdup(value)) == NULL) {

@@ -41,6 +41,9 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	{ "a value starting with ';' (\"k = ;x\" would read as empty)", "report_from =;\n",
+	    "1: report_from: ';' at the start of a value or after a blank: a configuration file reads "
+	    "it as the start of a comment" },
 	{ "typo gets a hint", "limit_recipents = 5\n",
 	    "1: limit_recipents: unknown key (did you mean limit_recipients?)" },
 	{ "unknown key, no near miss", "\n# comment\nfrobnicate_everything = 1\n",
@@ -218,6 +221,7 @@ Test(conf, bad_overrides)
 	char err[MOAT_CONF_ERR_MAX];
 	struct moat_conf_override typo[] = { { "proxy_lisen", "127.0.0.1:25" } };
 	struct moat_conf_override range[] = { { "limit_recipients", "0" } };
+	struct moat_conf_override comment[] = { { "report_org_name", "Example ;Org" } };
 
 	cr_assert_null(moat_conf_load(NULL, typo, 1, err, sizeof(err)));
 	cr_assert_str_eq(err,
@@ -225,6 +229,11 @@ Test(conf, bad_overrides)
 	cr_assert_null(moat_conf_load(NULL, range, 1, err, sizeof(err)));
 	cr_assert_str_eq(err,
 	    "command line: -o limit_recipients: '0' is out of range (1 to 100000)");
+	/* a file could not carry it: "report_org_name = Example ;Org" reads as "Example" */
+	cr_assert_null(moat_conf_load(NULL, comment, 1, err, sizeof(err)));
+	cr_assert_str_eq(err,
+	    "command line: -o report_org_name: ';' at the start of a value or after a blank: a "
+	    "configuration file reads it as the start of a comment");
 }
 
 Test(conf, parse_override_splits_at_first_equals)
@@ -244,8 +253,8 @@ Test(conf, dump_round_trip)
 	char err[MOAT_CONF_ERR_MAX], *dir = make_dir(), *path, *first, *second;
 	struct moat_conf_override ov[] = { { "limit_message_size", "1536k" },
 		{ "dns_timeout", "250ms" }, { "internal_networks", "192.0.2.0/24" },
-		{ "proxy_backend_pass", "xclient" } };
-	struct moat_conf *a = moat_conf_load(NULL, ov, 4, err, sizeof(err)), *b;
+		{ "proxy_backend_pass", "xclient" }, { "report_org_name", "Example;Org" } };
+	struct moat_conf *a = moat_conf_load(NULL, ov, 5, err, sizeof(err)), *b;
 	size_t len1, len2;
 	FILE *fp;
 
@@ -263,6 +272,8 @@ Test(conf, dump_round_trip)
 	cr_assert(strstr(first, "limit_message_size = 1536k\n") != NULL);
 	cr_assert(strstr(first, "dns_timeout = 250ms\n") != NULL);
 	cr_assert(strstr(first, "proxy_backend_pass = xclient\n") != NULL);
+	cr_assert(
+	    strstr(first, "report_org_name = Example;Org\n") != NULL); /* no blank before ';' */
 	moat_conf_unref(a);
 	moat_conf_unref(b);
 	free(first);
