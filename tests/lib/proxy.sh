@@ -26,6 +26,12 @@
 #                                MAIL, RCPT and DATA as one RFC 2920 group
 #   px_smuggle_message SUBJECT V a message whose body hides PX_SMUGGLE behind vector V, with
 #                                its real end of data (escapes, for an S: step)
+#   px_smuggle_replies NAME PORT V MSG OUT
+#                                three TAP cases for vector V's message MSG: OUT (the replies
+#                                when sent a command at a time) is 250, 250, 354, the refusal,
+#                                221; behind a pipelined group the replies are the same; all in
+#                                one write it is 250, 250, 554 5.5.0 and close. Uses the
+#                                caller's HELLO steps.
 
 . "$(dirname "${BASH_SOURCE[0]}")/lock.sh"
 . "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
@@ -125,6 +131,18 @@ px_cleanup() {
 
 px_smuggle_message() {
 	printf '%s' "Subject: $1\\r\\n\\r\\nbody$2$PX_SMUGGLE\\r\\n.\\r\\n"
+}
+
+px_smuggle_replies() {
+	local name=$1 port=$2 v=$3 msg=$4 out=$5 refusal pout
+	case $v in *x00*) refusal='550 5\.6\.0 NUL' ;; *) refusal='550 5\.5\.2 Bare' ;; esac
+	tap_like "$name: 250, 250, 354, the refusal, 221" "$out" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 354 [^\n]*\n<- '"$refusal"$'[^\n]*\n<- 221 [^\n]*\nEOF$'
+	pout=$(px_chat "$port" "${HELLO[@]}" "S:$PX_GROUP" R R R "S:${msg}QUIT\r\n" R A)
+	tap_is "$name, pipelined group: the same replies as one command at a time" "$pout" "$out"
+	pout=$(px_chat "$port" "${HELLO[@]}" "S:$PX_GROUP${msg}QUIT\r\n" A)
+	tap_like "$name, all in one write: 250, 250, 554 5.5.0 and close" "$pout" \
+		$'\n<- 250 2\\.1\\.0 Ok\n<- 250 2\\.1\\.5 Ok\n<- 554 5\\.5\\.0 Improper command pipelining after DATA\nEOF$'
 }
 
 px_tls_key() {
