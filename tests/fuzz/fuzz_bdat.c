@@ -39,15 +39,22 @@ struct out {
 static struct moat_policy *pols[4];
 static char dir[64];
 
+/* out_append - N bytes at P onto BUF (CAP bytes, LEN used); more than fits is a bug here. */
+static void
+out_append(char *buf, size_t cap, size_t *len, const char *p, size_t n)
+{
+	if (n > cap - *len)
+		abort();
+	memcpy(buf + *len, p, n);
+	*len += n;
+}
+
 static void
 out_content(void *arg, const char *p, size_t n)
 {
 	struct out *o = arg;
 
-	if (n > sizeof(o->content) - o->clen)
-		abort();
-	memcpy(o->content + o->clen, p, n);
-	o->clen += n;
+	out_append(o->content, sizeof(o->content), &o->clen, p, n);
 }
 
 static void
@@ -55,10 +62,7 @@ out_wire(void *arg, const char *p, size_t n)
 {
 	struct out *o = arg;
 
-	if (n > sizeof(o->wire) - o->wlen)
-		abort();
-	memcpy(o->wire + o->wlen, p, n);
-	o->wlen += n;
+	out_append(o->wire, sizeof(o->wire), &o->wlen, p, n);
 }
 
 /* reader_check - RAW[0..n) as chunks cut by SEED against the oracle's DATA. */
