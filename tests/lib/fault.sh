@@ -27,7 +27,7 @@
 #                           or was refused (a non-250 reply to the dot), no stranger
 #   fault_serving LABEL     TAP case: a fresh session delivers one message (250, at the sink)
 #   fault_fds_settle N      wait (bounded, 30 s) until the proxy holds at most N descriptors;
-#                           prints the count it ended at
+#                           prints the count it ended at, and lists them on stderr if above N
 #   fault_stop_clean LABEL  TAP case: SIGTERM, the proxy exits 0 in time and its log has no
 #                           sanitizer report (LeakSanitizer runs at exit: nothing leaked)
 
@@ -65,9 +65,13 @@ fault_init() {
 }
 
 fault_proxy() {
-	local port=$1 backend=$2
+	local port=$1 backend=$2 started
 	shift 2
-	px_start "$port" "$backend" -c "$FAULT_CONF" "$@" ||
+	started=$(grep -c ' start listen=' "$PX_DIR/proxy.log" 2>/dev/null)
+	# the port accepts as soon as the worker listens; the main loop's descriptors (signals,
+	# timers) come after it, before the start line: counting them needs the line
+	px_start "$port" "$backend" -c "$FAULT_CONF" "$@" &&
+		px_wait_log ' start listen=' $((started + 1)) ||
 		{ sed 's/^/# /' "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 }
 
@@ -159,7 +163,14 @@ fault_fds_settle() {
 		[ "$n" -le "$1" ] && break
 		sleep 0.1
 	done
+	[ "$n" -le "$1" ] || fault__fds_describe >&2
 	echo "$n"
+}
+
+# what the proxy still holds, as TAP comments: which descriptor, and for sockets their peer
+fault__fds_describe() {
+	ls -l "/proc/$PX_PID/fd" 2>/dev/null | sed 's/^/# fd: /'
+	ss -tuanpe 2>/dev/null | grep "pid=$PX_PID," | sed 's/^/# sock: /'
 }
 
 fault_stop_clean() {
