@@ -136,20 +136,19 @@ ratelimit_event(const struct moat_session *s, enum check_stage st)
 	return s->rl_msg_counted ? MOAT_RL_EV_RCPT : MOAT_RL_EV_FIRST_RCPT;
 }
 
-/* check_ratelimit_answer - the limiter's verdict for the plan charged at stage ST. */
+/* check_ratelimit_answer - the limiter's verdict for PLAN, charged at stage ST. */
 static void
-check_ratelimit_answer(struct moat_session *s, enum check_stage st,
+check_ratelimit_answer(struct moat_session *s, enum check_stage st, const struct moat_rl_plan *plan,
     const struct moat_verdict *answer, struct moat_verdict *v)
 {
 	struct moat_rl_result res[MOAT_RL_PLAN_MAX];
 	struct moat_verdict down;
 
 	if (answer == NULL) {
-		/* the front-end has no store to charge the plan in: as for a store that is down,
-		 * ratelimit_redis_failure decides */
-		moat_ratelimit_fallback(s->pol->rl, &s->pending_plan, res);
-		moat_ratelimit_decide(s->pol->rl, &s->pending_plan, res, MOAT_RL_STORE_DOWN, s->id,
-		    &down);
+		/* the front-end has no store to charge the plan in (or no memory to hand it over):
+		 * as for a store that is down, ratelimit_redis_failure decides */
+		moat_ratelimit_fallback(s->pol->rl, plan, res);
+		moat_ratelimit_decide(s->pol->rl, plan, res, MOAT_RL_STORE_DOWN, s->id, &down);
 		answer = &down;
 	}
 	if (st == STAGE_RCPT && !s->rl_msg_counted)
@@ -169,18 +168,33 @@ check_ratelimit(struct moat_session *s, enum check_stage st, const char *params,
 		.user = auth ? s->auth_try : s->login,
 		.sid = s->id };
 	struct moat_verdict answer;
+	struct moat_rl_plan plan; /* on the stack: only a plan that waits is kept in the session */
 
 	(void)params;
-	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &s->pending_plan);
+	moat_ratelimit_plan(s->pol->rl, ratelimit_event(s, st), &subj, &plan);
 	/* Redis waits: a front-end on an event loop charges the plan in its own store. */
-	if (s->pending_plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
+	if (plan.n > 0 && moat_ratelimit_store(s->pol->rl) == MOAT_RL_STORE_REDIS &&
 	    !(s->pol->flags & MOAT_POLICY_MAY_BLOCK)) {
+		if (s->pending_plan == NULL &&
+		    (s->pending_plan = malloc(sizeof(*s->pending_plan))) == NULL) {
+			check_ratelimit_answer(s, st, &plan, NULL, v);
+			return MOAT_EVENT_DONE;
+		}
+		*s->pending_plan = plan;
 		s->pending_wait = MOAT_WAIT_RATELIMIT;
 		return MOAT_EVENT_PENDING;
 	}
-	moat_ratelimit_charge(s->pol->rl, &s->pending_plan, s->id, &answer);
-	check_ratelimit_answer(s, st, &answer, v);
+	moat_ratelimit_charge(s->pol->rl, &plan, s->id, &answer);
+	check_ratelimit_answer(s, st, &plan, &answer, v);
 	return MOAT_EVENT_DONE;
+}
+
+/* check_ratelimit_resume - the front-end's store answered the plan the session kept. */
+static void
+check_ratelimit_resume(struct moat_session *s, enum check_stage st,
+    const struct moat_verdict *answer, struct moat_verdict *v)
+{
+	check_ratelimit_answer(s, st, s->pending_plan, answer, v);
 }
 
 
@@ -264,7 +278,7 @@ static const struct moat__check moat__check_ratelimit = { .name = "ratelimit",
 	.stages = STAGE_BIT(STAGE_CONNECT) | STAGE_BIT(STAGE_TLS_START) | STAGE_BIT(STAGE_RCPT) |
 	    STAGE_BIT(STAGE_AUTH) | STAGE_BIT(STAGE_AUTH_FAIL),
 	.run = check_ratelimit,
-	.answer = check_ratelimit_answer };
+	.answer = check_ratelimit_resume };
 
 /* The table, in the order the checks run (session_int.h says how it is used). */
 const struct moat__check *const moat__checks[] = {

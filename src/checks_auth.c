@@ -249,7 +249,7 @@ session_auth_end(struct moat_session *s, struct moat_verdict *v)
 	moat_auth_eom(s->auth, &av);
 	session_auth_count(s, moat_auth_results(s->auth));
 	n = moat_auth_edits(s->auth, edits, MOAT_AUTH_FORGED_MAX + 1);
-	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++) {
+	for (i = 0; i < n && moat__session_edit_room(s) > 0; i++) {
 		struct moat_hdr_edit *e = &s->edits[s->nedits];
 		e->op = edits[i].op;
 		e->index = edits[i].index;

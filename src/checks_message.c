@@ -139,9 +139,9 @@ session_seal_end(struct moat_session *s)
 	int rc = s->sign != NULL ? moat_sign_arc(s->sign, values, why, sizeof(why)) : -1;
 	size_t first = s->nedits;
 
-	if (rc > 0 && s->nedits + 3 > HDR_EDITS_MAX) {
+	if (rc > 0 && moat__session_edit_room(s) < 3) {
 		rc = -1;
-		snprintf(why, sizeof(why), "no room for the header edits");
+		snprintf(why, sizeof(why), "no room for the header edits, or out of memory");
 	}
 	for (int i = 0; i < 3 && rc > 0; i++) {
 		struct moat_hdr_edit *e = &s->edits[s->nedits];
@@ -188,14 +188,14 @@ session_sign_end(struct moat_session *s, struct moat_verdict *v)
 	if (s->sign == NULL)
 		snprintf(why, sizeof(why), "no header seen or out of memory");
 	for (size_t i = 0; i < n; i++) {
-		if (s->nedits < HDR_EDITS_MAX &&
+		if (moat__session_edit_room(s) > 0 &&
 		    (s->edits[s->nedits].name = strdup("DKIM-Signature"))) {
 			s->edits[s->nedits].op = MOAT_HDR_INSERT_TOP;
 			s->edits[s->nedits++].value = values[i];
 		} else {
 			free(values[i]);
 			st = MOAT_SIGN_FAILED;
-			snprintf(why, sizeof(why), "no room for the header edit");
+			snprintf(why, sizeof(why), "no room for the header edit, or out of memory");
 		}
 	}
 	session_seal_end(s);
@@ -324,7 +324,7 @@ scan_verdict(struct moat_session *s, struct moat_verdict *v)
 		return;
 	}
 	moat_scan_finish(s->scan, &env, s->msg_read, s->msg_read_arg, &sv, edits, &n);
-	for (i = 0; i < n && s->nedits < HDR_EDITS_MAX; i++)
+	for (i = 0; i < n && moat__session_edit_room(s) > 0; i++)
 		s->edits[s->nedits++] = edits[i];
 	if (i < n) {
 		for (; i < n; i++) {

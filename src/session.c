@@ -65,6 +65,14 @@ moat__session_clear_edits(struct moat_session *s)
 	s->nedits = 0;
 }
 
+size_t
+moat__session_edit_room(struct moat_session *s)
+{
+	if (s->edits == NULL && (s->edits = calloc(HDR_EDITS_MAX, sizeof(*s->edits))) == NULL)
+		return 0;
+	return HDR_EDITS_MAX - s->nedits;
+}
+
 /* moat__session_reset_txn - back to "no transaction": RSET, end of message, a new MAIL. */
 void
 moat__session_reset_txn(struct moat_session *s)
@@ -138,6 +146,8 @@ moat_session_free(struct moat_session *s)
 		moat_sesscount_release(s->pol->sessions, &s->addr);
 	moat__session_reset_txn(s);
 	moat__session_clear_edits(s);
+	free(s->edits);
+	free(s->pending_plan);
 	free(s->client_addr);
 	free(s->client_name);
 	free(s->listener);

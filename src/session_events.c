@@ -166,7 +166,7 @@ moat_session_pending(const struct moat_session *s)
 const struct moat_rl_plan *
 moat_session_pending_plan(const struct moat_session *s)
 {
-	return s->pending && s->pending_wait == MOAT_WAIT_RATELIMIT ? &s->pending_plan : NULL;
+	return s->pending && s->pending_wait == MOAT_WAIT_RATELIMIT ? s->pending_plan : NULL;
 }
 
 void

@@ -83,7 +83,7 @@ struct moat_session {
 	enum moat_wait pending_wait; /* set by the row's run before it returns MOAT_EVENT_PENDING */
 	enum check_stage pending_stage;
 	size_t pending_row;
-	struct moat_rl_plan pending_plan;
+	struct moat_rl_plan *pending_plan; /* a plan left to the front-end's store (Redis) */
 
 	/* transaction */
 	bool in_txn;
@@ -99,7 +99,7 @@ struct moat_session {
 	struct moat_verdict sticky; /* a verdict reached while the message streamed */
 	enum moat_direction direction;
 	const char *direction_why;
-	struct moat_hdr_edit edits[HDR_EDITS_MAX];
+	struct moat_hdr_edit *edits; /* HDR_EDITS_MAX of them once a message needs one */
 	size_t nedits;
 	struct moat_sign *sign; /* DKIM signing of an outbound message, or NULL */
 	struct moat_arc_msg *arc; /* the ARC chain of an inbound message, or NULL */
@@ -155,6 +155,10 @@ extern const size_t moat__nchecks;
 
 /* moat__session_clear_edits - forget the header edits of the last message (session.c). */
 void moat__session_clear_edits(struct moat_session *s);
+/* moat__session_edit_room - how many more header edits this message may have: the array is
+ * allocated by the first message that needs it, so an idle session does not carry it (0 when
+ * it is full or cannot be allocated) (session.c). */
+size_t moat__session_edit_room(struct moat_session *s);
 /* moat__session_reset_txn - back to "no transaction": RSET, end of message, a new MAIL
  * (session.c). */
 void moat__session_reset_txn(struct moat_session *s);
