@@ -13,10 +13,7 @@
 [ "$(id -u)" = 0 ] || tap_skip_all "postfix -c needs root"
 
 SEND=12890 RECV=12891 P=12892 N=4
-# Two instances of the fixture: its variables are swapped with pf_use (the fixture keeps one).
-PF_VARS="PF_DIR PF_CONF PF_QUEUE PF_DATA PF_LOG PF_MAILDIR PF_SINKDIR PF_STARTED PF_SINK_PID PF_PORT PF_SINK_PORT"
-pf_save() { local v; for v in $PF_VARS; do eval "${1}_$v=\${$v:-}"; done; }
-pf_use() { local v; for v in $PF_VARS; do eval "$v=\${${1}_$v:-}"; done; }
+# Two instances of the fixture, swapped with pf_save and pf_use.
 # group_files - the delivered copies of the test's messages (not the bounce, which quotes one)
 group_files() {
 	local f

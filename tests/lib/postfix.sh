@@ -34,6 +34,10 @@
 #   pf_envelope FILE                   smtp-sink's X-Mail-Args:/X-Rcpt-Args: records (sink mode)
 #   pf_queue_empty_wait [SECONDS]      wait until the queue has no messages
 #   pf_diag                            print the maillog tail as TAP comments (after a failure)
+#   pf_save NAME / pf_use NAME         two instances side by side: the fixture keeps one instance's
+#                                      variables; pf_save copies them to NAME_PF_DIR etc., pf_use
+#                                      makes NAME's the current ones again (before pf_init of the
+#                                      second one: PF_DIR= PF_STARTED= PF_SINK_PID=)
 # A test takes its port lock first (port_lock, tests/lib/lock.sh, sourced here).
 #
 # Example:
@@ -164,6 +168,10 @@ EOF
 }
 
 pf_postconf() { postconf -c "$PF_CONF" "$@"; }
+
+PF_VARS="PF_DIR PF_CONF PF_QUEUE PF_DATA PF_LOG PF_MAILDIR PF_SINKDIR PF_STARTED PF_SINK_PID PF_PORT PF_SINK_PORT"
+pf_save() { local v; for v in $PF_VARS; do eval "${1}_$v=\${$v:-}"; done; }
+pf_use() { local v; for v in $PF_VARS; do eval "$v=\${${1}_$v:-}"; done; }
 
 # pf__port_open - 0 when something accepts on 127.0.0.1:$1
 pf__port_open() {
