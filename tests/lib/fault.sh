@@ -65,13 +65,9 @@ fault_init() {
 }
 
 fault_proxy() {
-	local port=$1 backend=$2 started
+	local port=$1 backend=$2
 	shift 2
-	started=$(grep -c ' start listen=' "$PX_DIR/proxy.log" 2>/dev/null)
-	# the port accepts as soon as the worker listens; the main loop's descriptors (signals,
-	# timers) come after it, before the start line: counting them needs the line
-	px_start "$port" "$backend" -c "$FAULT_CONF" "$@" &&
-		px_wait_log ' start listen=' $((started + 1)) ||
+	px_start "$port" "$backend" -c "$FAULT_CONF" "$@" ||
 		{ sed 's/^/# /' "$PX_DIR/proxy.log"; tap_bail "proxy did not start"; }
 }
 

@@ -9,8 +9,9 @@
 #   px_start LISTEN_PORT BACKEND [-o key=value ...]   mxmoat-proxy -f in the background (with
 #       -o auth_inbound=no before the caller's options, so tests without a DNS fixture never ask
 #       resolv.conf's servers; authentication tests pass auth_inbound=yes and dns_resolver); waits
-#                                (bounded) until it accepts; log in $PX_DIR/proxy.log; PX_BIN
-#                                names another binary than the build tree's (the installed one)
+#                                (bounded) until it accepts and has logged its start line; log
+#                                in $PX_DIR/proxy.log; PX_BIN names another binary than the
+#                                build tree's (the installed one)
 #   px_stop [SIGNAL]             stop the proxy (TERM by default) and wait for it (bounded)
 #   px_chat PORT STEP...         tests/lib/smtp_chat.py against 127.0.0.1:PORT
 #   px_dumps                     number of messages the sink captured
@@ -86,17 +87,24 @@ px_sink_idle_wait() {
 	return 1
 }
 
+# the proxy's start line, in log_format text and json
+PX_START_LINE=' start listen=|"event":"start","listen":'
+
 px_start() {
-	local port=$1 backend=$2; shift 2
+	local port=$1 backend=$2 started; shift 2
 	# SO_REUSEPORT would let a second proxy share the port silently: refuse to start next to one
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "# px_start: 127.0.0.1:$port is already in use" >&2
 		return 1
 	fi
+	started=$(grep -cE "$PX_START_LINE" "$PX_DIR/proxy.log" 2>/dev/null)
 	"${PX_BIN:-$top_builddir/proxy/mxmoat-proxy}" -f -o "proxy_listen=127.0.0.1:$port" \
 		-o "proxy_backend=$backend" -o proxy_workers=1 -o auth_inbound=no "$@" >>"$PX_DIR/proxy.log" 2>&1 &
 	PX_PID=$!
-	px__wait_port "$port"
+	# The port accepts as soon as a worker listens; privileges drop and the main loop's
+	# descriptors (signals, timers) come after that, before the start line: a test that looks
+	# at the process (its user, its descriptors, its memory) needs the line.
+	px__wait_port "$port" && px_wait_log "$PX_START_LINE" $((started + 1))
 }
 
 px_stop() {
