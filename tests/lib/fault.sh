@@ -26,7 +26,7 @@
 #                           duplicate; nothing at the backend the client never finished (conn)
 #                           or was refused (a non-250 reply to the dot), no stranger
 #   fault_serving LABEL     TAP case: a fresh session delivers one message (250, at the sink)
-#   fault_fds_settle N      wait (bounded, 30 s) until the proxy holds at most N descriptors;
+#   fault_fds_settle N [S]  wait (bounded, S seconds, default 30) until the proxy holds at most N descriptors;
 #                           prints the count it ended at, and lists them on stderr if above N
 #   fault_stop_clean LABEL  TAP case: SIGTERM, the proxy exits 0 in time and its log has no
 #                           sanitizer report (LeakSanitizer runs at exit: nothing leaked)
@@ -154,7 +154,7 @@ fault_fds() { ls "/proc/$PX_PID/fd" 2>/dev/null | wc -l; }
 
 fault_fds_settle() {
 	local i n
-	for i in $(seq 1 300); do
+	for i in $(seq 1 $((${2:-30} * 10))); do
 		n=$(fault_fds)
 		[ "$n" -le "$1" ] && break
 		sleep 0.1

@@ -7,6 +7,8 @@ usage:
   loadgen.py verify --ledger FILE --dumps DIR [--ledger FILE ...]
   loadgen.py dnsdelay --port P --upstream P [--delay-ms MS] [--seed N]
   loadgen.py replay --port P --corpus DIR [--corpus DIR ...] [--skip N] [--sessions N] [--seconds S]
+  loadgen.py records --corpus KIND=DIR [--corpus KIND=DIR ...] (--zone FILE |
+                  --port P --run ID --ledger FILE [--sessions N] [--seconds S])
   loadgen.py idle --port P --sessions N [--slowloris N] [--spread] [--replies FILE] --ready FILE
                   --until FILE
 
@@ -46,6 +48,27 @@ replay: every file under the --corpus folders (fuzz corpora: byte 0 of a session
   picks options, --skip 1 drops it) sent as a client's bytes over its own connection, --sessions at
   once, round after round until --seconds passed (at least one round); the replies are read and
   thrown away (bounded: 2 s of silence ends a connection). Prints "replayed=N rounds=N errors=N".
+
+records: the corpora of the parsers below the session, fed to them the way a sender would: as DNS
+  records and message fields. Each input gets a domain of its own under "test." (KIND letter and
+  number, e.g. s12.test) and becomes, by KIND (the fuzz target whose corpus DIR is):
+    spf     the SPF record of the domain ("v=spf1 " prepended unless the input starts with '!',
+            as fuzz_spf_record does), which is the MAIL FROM domain
+    macro   an SPF macro-string (fuzz_spf_macro: byte 0 bit 0 the explanation mode, then the local
+            part up to a NUL): "v=spf1 exists:MACRO -all", or "v=spf1 -all exp=x.DOMAIN" with the
+            macro-string as the explanation's record; the local part is MAIL FROM's when it is a
+            dot-atom
+    dmarc   the DMARC record at _dmarc.DOMAIN, the From domain (SPF neutral, no signature)
+    dkim    fuzz_dkim_verify's and fuzz_arc's input: the first line the key at
+    arc     sel._domainkey.DOMAIN, the rest the message, "example.com" in it replaced by DOMAIN
+    from    fuzz_from's: up to three From fields (NUL-separated) in a message
+    sig     fuzz_dkim_sig_tags': the value of a DKIM-Signature field in a message
+  Records longer than the resolver takes (8,192 bytes) are left out. --zone FILE writes the zone
+  "test." (TTL 0: every message asks again) with the names fuzz_spf_record's fixture has; then,
+  with the server running, the same command with --port sends one message per input (an X-Load-Id
+  field first), --sessions at once over kept-open sessions, round after round until --seconds
+  passed (at least one round), with a ledger line per message as for send. Prints
+  "inputs=N rounds=N sent=N ok=N reply=N nodot=N conn=N refused=N".
 
 dnsdelay: a UDP forwarder on 127.0.0.1:--port to the DNS server on 127.0.0.1:--upstream that holds
   each query for a random 0 to --delay-ms (seeded) before passing it on: a slow resolver path.
@@ -377,6 +400,159 @@ async def replay(a):
     print("replayed=%d rounds=%d errors=%d" % (done[0], rounds, errors[0]))
 
 
+DNS_MAX_TXT = 8192  # src/dns.h MOAT_DNS_MAX_TXT: longer records are refused before any parser
+DOT_ATOM = re.compile(rb"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
+# fuzz_spf_record's fixture names, so that a record of its corpus reaches what it reached there
+RECORD_FIXTURE = [("fuzz", "TXT", b"v=spf1 ?all"), ("fuzz", "A", "192.0.2.1"), ("fuzz", "AAAA", "2001:db8::1"),
+                  ("fuzz", "MX", "10 mx.fuzz.test."), ("mx.fuzz", "A", "192.0.2.1"),
+                  ("inc", "TXT", b"v=spf1 include:fuzz.test ?all"), ("exp", "TXT", b"%{i} %{c} %{r} %{t} %{p}")]
+
+
+def record_message(fields, body=b"body\r\n"):
+    """a message of these header fields (bytes, LF or CRLF lines) and a body"""
+    return b"\r\n".join(fields) + b"\r\n\r\n" + body
+
+
+def record_inputs(corpora):
+    """[(kind, number, domain, [(owner, type, rdata)], mail_from, message)] for every input"""
+    out = []
+    for spec in corpora:
+        kind, d = spec.split("=", 1)
+        for n, name in enumerate(sorted(os.listdir(d))):
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            dom = "%s%d" % (kind[0], n)
+            rrs, local, msg = [], b"a", None
+            if kind == "spf":
+                rrs.append((dom, "TXT", data[1:] if data[:1] == b"!" else b"v=spf1 " + data))
+            elif kind == "macro":
+                if not data:
+                    continue
+                head, _, macro = data[1:].partition(b"\0")
+                if DOT_ATOM.match(head) and len(head) <= 64:
+                    local = head
+                if data[0] & 1:
+                    rrs += [(dom, "TXT", b"v=spf1 -all exp=x.%s.test" % dom.encode()), ("x." + dom, "TXT", macro)]
+                else:
+                    rrs.append((dom, "TXT", b"v=spf1 exists:" + macro + b" -all"))
+            elif kind == "dmarc":
+                rrs += [(dom, "TXT", b"v=spf1 ?all"), ("_dmarc." + dom, "TXT", data)]
+            elif kind in ("dkim", "arc"):
+                key, _, rest = data.partition(b"\n")
+                rrs += [(dom, "TXT", b"v=spf1 ?all"), ("_dmarc." + dom, "TXT", b"v=DMARC1; p=quarantine"),
+                        ("sel._domainkey." + dom, "TXT", key.rstrip(b"\r"))]
+                msg = rest.replace(b"example.com", dom.encode() + b".test")
+            elif kind == "from":
+                msg = record_message(data.split(b"\0", 2))
+            elif kind == "sig":
+                msg = record_message([b"DKIM-Signature: " + data, b"From: <a@%s.test>" % dom.encode()])
+            else:
+                raise SystemExit("records: unknown kind %s" % kind)
+            if any(t == "TXT" and len(r) > DNS_MAX_TXT for _, t, r in rrs):
+                continue
+            if msg is None:
+                msg = record_message([b"From: <%s@%s.test>" % (local, dom.encode()), b"Subject: " + kind.encode()])
+            out.append((kind, n, dom, rrs, b"%s@%s.test" % (local, dom.encode()), msg))
+    return out
+
+
+def zone_txt(rdata):
+    """TXT rdata in zone-file syntax: 255-byte character-strings, anything unusual as \\DDD"""
+    parts = [rdata[i:i + 255] for i in range(0, len(rdata), 255)] or [b""]
+    return " ".join('"%s"' % "".join(chr(b) if 0x20 <= b < 0x7f and b not in b'"\\' else "\\%03d" % b
+                                       for b in part) for part in parts)
+
+
+def records_zone(a, inputs):
+    with open(a.zone, "w") as z:
+        z.write("$ORIGIN test.\n$TTL 0\n@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 0\n@ IN NS ns\n"
+                "ns IN A 127.0.0.1\n")
+        for owner, t, r in RECORD_FIXTURE + [rr for i in inputs for rr in i[3]]:
+            z.write("%s IN %s %s\n" % (owner, t, zone_txt(r) if t == "TXT" else r))
+
+
+def data_content(msg):
+    """message bytes (LF or CRLF lines) as DATA content: CRLF lines, dot-stuffed, the final dot"""
+    lines = msg.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines) + b".\r\n"
+
+
+async def records_send(a, inputs):
+    ledger = Ledger(a.ledger)
+    stop = time.monotonic() + a.seconds
+    rounds = 0
+
+    async def session(queue):
+        c = None
+        try:
+            while queue:
+                rnd, (kind, n, _, _, mail_from, msg) = queue.pop()
+                mid = "%s-%d-%s-%d" % (a.run, rnd, kind, n)
+                stage = "connect"
+                try:
+                    if c is None:
+                        r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", a.port), a.timeout)
+                        c = Conn(r, w, a.timeout)
+                        stage = "greeting"
+                        if (await c.reply())[0] != 220:
+                            raise ConnectionError("no 220")
+                        await c.send(b"EHLO records.example\r\n")
+                        await c.reply()
+                    stage = "MAIL"
+                    code = 0
+                    for stage, cmd in (("MAIL", b"MAIL FROM:<%s>\r\n" % mail_from),
+                                       ("RCPT", b"RCPT TO:<rcpt@example.net>\r\n"), ("DATA", b"DATA\r\n")):
+                        await c.send(cmd)
+                        code = (await c.reply())[0]
+                        if code >= 400:
+                            break
+                    if code == 354:
+                        stage = "dot"
+                        await c.send(data_content(b"X-Load-Id: " + mid.encode() + b"\r\n" + msg))
+                        code = (await c.reply())[0]
+                    ledger.note(mid, "250" if code == 250 and stage == "dot" else "reply",
+                                "" if code == 250 and stage == "dot" else "%s-%d" % (stage, code))
+                    if code == 421:
+                        raise ConnectionError("421")
+                    if stage != "dot":
+                        await c.send(b"RSET\r\n")
+                        await c.reply()
+                except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+                    if stage in ("connect", "greeting"):
+                        ledger.note(mid, "refused", "%s-%s" % (stage, type(e).__name__))
+                    elif not (isinstance(e, ConnectionError) and str(e) == "421"):
+                        ledger.note(mid, "nodot" if stage == "dot" else "conn", "%s-%s" % (stage, type(e).__name__))
+                    if c is not None:
+                        c.w.close()
+                    c = None
+        finally:
+            if c is not None:
+                try:
+                    await c.send(b"QUIT\r\n")
+                    await c.reply()
+                except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError):
+                    pass
+                c.w.close()
+
+    while rounds == 0 or time.monotonic() < stop:
+        queue = [(rounds, i) for i in reversed(inputs)]
+        await asyncio.gather(*(session(queue) for _ in range(a.sessions)))
+        rounds += 1
+    k = ledger.counts
+    print("inputs=%d rounds=%d sent=%d ok=%d reply=%d nodot=%d conn=%d refused=%d" %
+          (len(inputs), rounds, k["sent"], k["ok"], k["reply"], k["nodot"], k["conn"], k["refused"]))
+
+
+def records(a):
+    inputs = record_inputs(a.corpus)
+    if a.zone:
+        records_zone(a, inputs)
+    else:
+        asyncio.run(records_send(a, inputs))
+
+
 async def dnsdelay(a):
     import random
     rnd = random.Random(a.seed)
@@ -520,6 +696,15 @@ def main():
     rp.add_argument("--skip", type=int, default=0)
     rp.add_argument("--sessions", type=int, default=20)
     rp.add_argument("--seconds", type=float, default=60)
+    rc = sub.add_parser("records")
+    rc.add_argument("--corpus", action="append", required=True, help="KIND=DIR")
+    rc.add_argument("--zone")
+    rc.add_argument("--port", type=int)
+    rc.add_argument("--run", default="rec")
+    rc.add_argument("--ledger")
+    rc.add_argument("--sessions", type=int, default=20)
+    rc.add_argument("--seconds", type=float, default=30)
+    rc.add_argument("--timeout", type=float, default=30)
     dd = sub.add_parser("dnsdelay")
     dd.add_argument("--port", type=int, required=True)
     dd.add_argument("--upstream", type=int, required=True)
@@ -541,6 +726,8 @@ def main():
         asyncio.run(backend(a))
     elif a.cmd == "replay":
         asyncio.run(replay(a))
+    elif a.cmd == "records":
+        records(a)
     elif a.cmd == "dnsdelay":
         asyncio.run(dnsdelay(a))
     else:
