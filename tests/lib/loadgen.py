@@ -500,8 +500,6 @@ async def records_send(a, inputs):
                             raise ConnectionError("no 220")
                         await c.send(b"EHLO records.example\r\n")
                         await c.reply()
-                    stage = "MAIL"
-                    code = 0
                     for stage, cmd in (("MAIL", b"MAIL FROM:<%s>\r\n" % mail_from),
                                        ("RCPT", b"RCPT TO:<rcpt@example.net>\r\n"), ("DATA", b"DATA\r\n")):
                         await c.send(cmd)
@@ -512,17 +510,18 @@ async def records_send(a, inputs):
                         stage = "dot"
                         await c.send(data_content(b"X-Load-Id: " + mid.encode() + b"\r\n" + msg))
                         code = (await c.reply())[0]
-                    ledger.note(mid, "250" if code == 250 and stage == "dot" else "reply",
-                                "" if code == 250 and stage == "dot" else "%s-%d" % (stage, code))
-                    if code == 421:
-                        raise ConnectionError("421")
-                    if stage != "dot":
+                    delivered = code == 250 and stage == "dot"
+                    ledger.note(mid, "250" if delivered else "reply", "" if delivered else "%s-%d" % (stage, code))
+                    if code == 421:  # the proxy closes after it: the next input opens a new session
+                        c.w.close()
+                        c = None
+                    elif stage != "dot":
                         await c.send(b"RSET\r\n")
                         await c.reply()
                 except (OSError, ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
                     if stage in ("connect", "greeting"):
                         ledger.note(mid, "refused", "%s-%s" % (stage, type(e).__name__))
-                    elif not (isinstance(e, ConnectionError) and str(e) == "421"):
+                    else:
                         ledger.note(mid, "nodot" if stage == "dot" else "conn", "%s-%s" % (stage, type(e).__name__))
                     if c is not None:
                         c.w.close()
